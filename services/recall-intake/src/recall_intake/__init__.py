@@ -1,0 +1,1 @@
+"""recall-intake: sellers and operators post, version and publish recalls (port 8001)."""

@@ -1,0 +1,3 @@
+from recall_intake.cli import main
+
+raise SystemExit(main())

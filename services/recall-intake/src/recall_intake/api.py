@@ -1,0 +1,399 @@
+"""recall-intake REST API: /v1/recalls and the operator's sellers and keys."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recall_intake.auth import OperatorDep, Principal, PrincipalDep, issue_key
+from recall_intake.domain import IllegalTransition, fingerprint, transition
+from recall_intake.models import ApiKey, Listing, Recall, RecallVersion, Seller
+from recall_shared import events as ev
+from recall_shared.http import RuntimeDep, SessionDep
+
+router = APIRouter(prefix="/v1")
+
+
+# ------------------------------------------------------------------ schemas
+
+
+class ScopeRuleIn(ev.ScopeRule):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _has_identifier(self) -> ScopeRuleIn:
+        if not (self.product_ids or self.gtins or self.model_numbers):
+            raise ValueError("a rule needs at least one identifier: product_ids, gtins or model_numbers")
+        return self
+
+
+class RecallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: ev.RecallContent
+    rules: list[ScopeRuleIn] = Field(min_length=1)
+
+
+class AmendmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: ev.RecallContent | None = Field(default=None, description="New content; omitted keeps the current")
+    rules: list[ScopeRuleIn] = Field(min_length=1, description="The full scope of the new version")
+
+
+class VersionOut(BaseModel):
+    version: int
+    event_type: str
+    recall: ev.RecallSnapshot
+    created_at: datetime
+
+
+class RecallOut(BaseModel):
+    recall_id: str
+    status: Literal["draft", "published", "closed"]
+    version: int
+    seller_id: str | None
+    content: ev.RecallContent
+    rules: list[ev.ScopeRule]
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    closed_at: datetime | None
+    versions: list[VersionOut] | None = None
+
+
+class RecallPage(BaseModel):
+    items: list[RecallOut]
+    next_cursor: str | None
+
+
+class SellerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seller_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=300)
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["seller", "operator"]
+    seller_id: str | None = None
+    label: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _seller_matches_role(self) -> ApiKeyIn:
+        if self.role == "seller" and not self.seller_id:
+            raise ValueError("seller_id is required for a seller key")
+        if self.role == "operator" and self.seller_id:
+            raise ValueError("an operator key has no seller_id")
+        return self
+
+
+class ApiKeyIssued(BaseModel):
+    key_id: str
+    api_key: str = Field(description="Shown once; only its hash is stored.")
+    display_prefix: str
+    role: str
+    seller_id: str | None
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallOut:
+    return RecallOut(
+        recall_id=recall.recall_id,
+        status=recall.status,  # type: ignore[arg-type]
+        version=recall.version,
+        seller_id=recall.seller_id,
+        content=ev.RecallContent.model_validate(recall.content),
+        rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
+        created_at=recall.created_at,
+        updated_at=recall.updated_at,
+        published_at=recall.published_at,
+        closed_at=recall.closed_at,
+        versions=None
+        if versions is None
+        else [
+            VersionOut(
+                version=v.version,
+                event_type=v.event_type,
+                recall=ev.RecallSnapshot.model_validate(v.snapshot),
+                created_at=v.created_at,
+            )
+            for v in versions
+        ],
+    )
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail="recall not found")
+
+
+async def _load_owned(session: AsyncSession, principal: Principal, recall_id: str, *, lock: bool = False) -> Recall:
+    stmt = select(Recall).where(Recall.recall_id == recall_id)
+    if not principal.is_operator:
+        stmt = stmt.where(Recall.seller_id == principal.seller_id)  # another seller's recall is "not found"
+    if lock:
+        stmt = stmt.with_for_update()
+    recall = (await session.execute(stmt)).scalar_one_or_none()
+    if recall is None:
+        raise _not_found()
+    return recall
+
+
+async def _check_ownership(session: AsyncSession, principal: Principal, rules: list[ScopeRuleIn]) -> None:
+    """A seller may recall only products it sells (catalog.listings.v1); operators may recall any."""
+    if principal.is_operator:
+        return
+    problems = []
+    for i, rule in enumerate(rules):
+        for j, pid in enumerate(rule.product_ids):
+            listing = await session.get(Listing, pid)
+            if listing is None or principal.seller_id not in listing.seller_ids:
+                problems.append(f"rules[{i}].product_ids[{j}]: product {pid!r} is not sold by seller {principal.seller_id!r}")
+        for j, gtin in enumerate(rule.gtins):
+            owned = await session.scalar(
+                select(func.count()).select_from(Listing).where(
+                    Listing.gtins.any(gtin), Listing.seller_ids.any(principal.seller_id)
+                )
+            )
+            if not owned:
+                problems.append(f"rules[{i}].gtins[{j}]: no product with GTIN {gtin} is sold by seller {principal.seller_id!r}")
+    if problems:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail={"error": "not_your_product", "message": "; ".join(problems)},
+        )
+
+
+def _snapshot(recall: Recall) -> ev.RecallSnapshot:
+    return ev.RecallSnapshot(
+        recall_id=recall.recall_id,
+        version=recall.version,
+        seller_id=recall.seller_id,
+        content=ev.RecallContent.model_validate(recall.content),
+        rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
+        published_at=recall.published_at or datetime.now(UTC),
+    )
+
+
+def _encode_cursor(recall: Recall) -> str:
+    return base64.urlsafe_b64encode(f"{recall.created_at.isoformat()}|{recall.recall_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        ts, rid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(ts), rid
+    except Exception:  # noqa: BLE001 - any garbage is the client's
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="cursor: not a cursor this API returned") from None
+
+
+def _conflict(exc: IllegalTransition) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, detail={"error": "illegal_transition", "message": str(exc)})
+
+
+# ------------------------------------------------------------------ recalls
+
+
+@router.post("/recalls", status_code=201, response_model=RecallOut, tags=["recalls"], summary="Create a draft recall")
+async def create_recall(
+    body: RecallIn,
+    principal: PrincipalDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RecallOut:
+    payload = body.model_dump(mode="json")
+    fp = fingerprint(payload)
+    if idempotency_key:
+        prior = (
+            await session.execute(
+                select(Recall).where(Recall.owner_key == principal.owner_key, Recall.idempotency_key == idempotency_key)
+            )
+        ).scalar_one_or_none()
+        if prior is not None:
+            return _replay(prior, fp, response)
+    await _check_ownership(session, principal, body.rules)
+    now = datetime.now(UTC)
+    recall = Recall(
+        recall_id=str(uuid.uuid4()),
+        seller_id=principal.seller_id if principal.role == "seller" else None,
+        status="draft",
+        version=1,
+        content=payload["content"],
+        rules=payload["rules"],
+        owner_key=principal.owner_key,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fp,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(recall)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won the race: answer as it did.
+        await session.rollback()
+        prior = (
+            await session.execute(
+                select(Recall).where(Recall.owner_key == principal.owner_key, Recall.idempotency_key == idempotency_key)
+            )
+        ).scalar_one()
+        return _replay(prior, fp, response)
+    return _out(recall)
+
+
+def _replay(prior: Recall, fp: str, response: Response) -> RecallOut:
+    if prior.request_fingerprint != fp:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail={"error": "idempotency_key_reused", "message": "Idempotency-Key was used with a different body"},
+        )
+    response.headers["Idempotent-Replayed"] = "true"
+    return _out(prior)
+
+
+@router.get("/recalls", response_model=RecallPage, tags=["recalls"], summary="List my recalls")
+async def list_recalls(
+    principal: PrincipalDep,
+    session: SessionDep,
+    status_: Annotated[Literal["draft", "published", "closed"] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> RecallPage:
+    stmt = select(Recall).order_by(Recall.created_at.desc(), Recall.recall_id.desc()).limit(limit + 1)
+    if not principal.is_operator:
+        stmt = stmt.where(Recall.seller_id == principal.seller_id)
+    if status_:
+        stmt = stmt.where(Recall.status == status_)
+    if cursor:
+        ts, rid = _decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Recall.created_at, Recall.recall_id) < tuple_(ts, rid))
+    rows = list((await session.execute(stmt)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return RecallPage(items=[_out(r) for r in rows], next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+
+
+@router.get("/recalls/{recall_id}", response_model=RecallOut, tags=["recalls"], summary="A recall with all its versions")
+async def get_recall(recall_id: str, principal: PrincipalDep, session: SessionDep) -> RecallOut:
+    recall = await _load_owned(session, principal, recall_id)
+    versions = list(
+        (
+            await session.execute(
+                select(RecallVersion).where(RecallVersion.recall_id == recall_id).order_by(RecallVersion.version)
+            )
+        ).scalars()
+    )
+    return _out(recall, versions)
+
+
+async def _record_version(session: AsyncSession, runtime: RuntimeDep, recall: Recall, event: ev.Event) -> None:
+    snapshot = event.recall  # type: ignore[attr-defined]
+    session.add(
+        RecallVersion(
+            recall_id=recall.recall_id,
+            version=recall.version,
+            event_type=event.event_type,
+            snapshot=snapshot.model_dump(mode="json"),
+        )
+    )
+    await runtime.outbox.add(session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}")
+
+
+@router.post("/recalls/{recall_id}/publish", response_model=RecallOut, tags=["recalls"], summary="Publish a draft")
+async def publish_recall(recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep) -> RecallOut:
+    recall = await _load_owned(session, principal, recall_id, lock=True)
+    try:
+        recall.status = transition(recall.status, "publish")
+    except IllegalTransition as exc:
+        raise _conflict(exc) from None
+    now = datetime.now(UTC)
+    recall.published_at = now
+    recall.updated_at = now
+    await _record_version(session, runtime, recall, ev.RecallPublished(recall=_snapshot(recall)))
+    await session.commit()
+    return _out(recall)
+
+
+@router.post(
+    "/recalls/{recall_id}/amendments", response_model=RecallOut, tags=["recalls"],
+    summary="Amend a published recall: a new version with its full scope",
+)
+async def amend_recall(
+    recall_id: str, body: AmendmentIn, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> RecallOut:
+    recall = await _load_owned(session, principal, recall_id, lock=True)
+    try:
+        recall.status = transition(recall.status, "amend")
+    except IllegalTransition as exc:
+        raise _conflict(exc) from None
+    await _check_ownership(session, principal, body.rules)
+    payload = body.model_dump(mode="json")
+    if payload["content"] is not None:
+        recall.content = payload["content"]
+    recall.rules = payload["rules"]
+    recall.version += 1
+    recall.updated_at = datetime.now(UTC)
+    await _record_version(session, runtime, recall, ev.RecallAmended(recall=_snapshot(recall)))
+    await session.commit()
+    return _out(recall)
+
+
+@router.post("/recalls/{recall_id}/close", response_model=RecallOut, tags=["recalls"], summary="Close a recall")
+async def close_recall(recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep) -> RecallOut:
+    recall = await _load_owned(session, principal, recall_id, lock=True)
+    try:
+        recall.status = transition(recall.status, "close")
+    except IllegalTransition as exc:
+        raise _conflict(exc) from None
+    now = datetime.now(UTC)
+    recall.closed_at = now
+    recall.updated_at = now
+    event = ev.RecallClosed(recall=_snapshot(recall), closed_at=now)
+    await runtime.outbox.add(session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}")
+    await session.commit()
+    return _out(recall)
+
+
+# ------------------------------------------------------------------ operator: sellers and keys
+
+
+@router.post("/operator/sellers", status_code=201, tags=["operator"], summary="Register a seller")
+async def create_seller(body: SellerIn, _: OperatorDep, session: SessionDep) -> dict[str, str]:
+    if await session.get(Seller, body.seller_id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"seller {body.seller_id!r} exists")
+    session.add(Seller(seller_id=body.seller_id, name=body.name))
+    await session.commit()
+    return {"seller_id": body.seller_id, "name": body.name}
+
+
+@router.post("/operator/api-keys", status_code=201, response_model=ApiKeyIssued, tags=["operator"], summary="Issue an API key")
+async def create_api_key(body: ApiKeyIn, _: OperatorDep, session: SessionDep, runtime: RuntimeDep) -> ApiKeyIssued:
+    if body.seller_id and await session.get(Seller, body.seller_id) is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"seller_id: unknown seller {body.seller_id!r}")
+    plaintext, row = await issue_key(
+        session, role=body.role, seller_id=body.seller_id, label=body.label, pepper=runtime.settings.api_key_pepper
+    )
+    await session.commit()
+    return ApiKeyIssued(key_id=row.key_id, api_key=plaintext, display_prefix=row.display_prefix, role=row.role, seller_id=row.seller_id)
+
+
+@router.delete("/operator/api-keys/{key_id}", status_code=204, tags=["operator"], summary="Revoke an API key")
+async def revoke_api_key(key_id: str, _: OperatorDep, session: SessionDep) -> Response:
+    row = await session.get(ApiKey, key_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="api key not found")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        await session.commit()
+    return Response(status_code=204)
+
+

@@ -1,0 +1,27 @@
+"""recall-intake's composition root."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from recall_intake.api import router
+from recall_intake.handlers import HANDLERS
+from recall_intake.settings import Settings
+from recall_shared.http import install_common
+from recall_shared.service import ServiceRuntime
+from recall_shared.topics import CATALOG_LISTINGS
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings)
+    runtime.add_consumer([CATALOG_LISTINGS], HANDLERS)
+    app = FastAPI(
+        title="Recall Alerts: recall intake",
+        version="1.0.0",
+        description="Sellers and operators create, publish, amend and close structured, versioned recalls.",
+        lifespan=runtime.lifespan,
+    )
+    install_common(app, runtime)
+    app.include_router(router)
+    return app

@@ -1,0 +1,30 @@
+"""recall-intake's consumers: the product-ownership read model from catalog.listings.v1."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recall_intake.models import Listing
+from recall_shared import events as ev
+from recall_shared.envelope import Envelope
+
+
+async def on_listing_updated(session: AsyncSession, event: ev.ListingUpdated, env: Envelope) -> None:
+    values = {
+        "product_id": event.product_id,
+        "title": event.title,
+        "seller_ids": list(event.seller_ids),
+        "gtins": [g for g in event.gtins if len(g) == 14 and g.isdigit()],
+        "updated_at": env.time,
+    }
+    stmt = insert(Listing).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Listing.product_id],
+        set_={k: stmt.excluded[k] for k in ("title", "seller_ids", "gtins", "updated_at")},
+        where=Listing.updated_at <= stmt.excluded.updated_at,  # a compacted topic may replay older states
+    )
+    await session.execute(stmt)
+
+
+HANDLERS = {ev.ListingUpdated: on_listing_updated}

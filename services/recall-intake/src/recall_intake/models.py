@@ -1,0 +1,87 @@
+"""recall-intake's tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from recall_shared.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class Seller(Base):
+    __tablename__ = "sellers"
+    seller_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    display_prefix: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(20))  # seller | operator
+    seller_id: Mapped[str | None] = mapped_column(ForeignKey("sellers.seller_id"), nullable=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Recall(Base):
+    __tablename__ = "recalls"
+    recall_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(20))  # draft | published | closed
+    version: Mapped[int] = mapped_column(Integer)  # the draft's or latest published version
+    content: Mapped[dict] = mapped_column(JSONB)
+    rules: Mapped[list] = mapped_column(JSONB)
+    owner_key: Mapped[str] = mapped_column(String(120))  # seller id, or "operator"
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(
+            "uq_recalls_owner_idempotency_key",
+            "owner_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_recalls_created", "created_at", "recall_id"),
+    )
+
+
+class RecallVersion(Base):
+    """Every published version, with its full scope, kept for good."""
+
+    __tablename__ = "recall_versions"
+    recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(60))
+    snapshot: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Listing(Base):
+    """Read model of catalog.listings.v1: which sellers offer which product (ownership checks)."""
+
+    __tablename__ = "listings"
+    product_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    seller_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+    gtins: Mapped[list[str]] = mapped_column(ARRAY(String(14)), default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+metadata = Base.metadata

@@ -1,0 +1,84 @@
+"""Credentials: seller/operator API keys and customer bearer JWTs.
+
+API keys are 32 random bytes, shown once and stored only as an HMAC-SHA256 under a server-side pepper
+(a fast hash is right here: the keys carry full entropy, unlike passwords). Customer tokens come from
+the platform's identity provider and are verified with a configured HS256 secret or RS256 public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+API_KEY_PREFIX = "rak_"
+
+
+def generate_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str, pepper: str) -> str:
+    return hmac.new(pepper.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def key_display_prefix(key: str) -> str:
+    """The first characters, safe to show in listings so a holder can tell keys apart."""
+    return key[: len(API_KEY_PREFIX) + 6]
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CustomerTokenVerifier:
+    """Verifies customer JWTs: HS256 with ``secret``, or RS256 with ``public_key`` (PEM)."""
+
+    secret: str | None = None
+    public_key: str | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    leeway_s: int = 30
+
+    def customer_id(self, token: str) -> str:
+        if self.public_key:
+            key, algorithms = self.public_key, ["RS256"]
+        elif self.secret:
+            key, algorithms = self.secret, ["HS256"]
+        else:
+            raise InvalidToken("no token verification key configured")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["sub", "exp"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"invalid token: {exc}") from exc
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidToken("token has no subject")
+        return sub
+
+
+def issue_customer_token(
+    customer_id: str, secret: str, *, ttl: timedelta = timedelta(hours=12), now: datetime | None = None,
+    audience: str | None = None,
+) -> str:
+    """An HS256 token as the identity provider would issue it (development, demo and tests)."""
+    now = now or datetime.now(UTC)
+    claims: dict[str, object] = {"sub": customer_id, "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")

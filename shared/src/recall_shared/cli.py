@@ -1,0 +1,96 @@
+"""The command line every service shares: serve, migrate, create-topics, redrive-dead-letters.
+
+Services add their own commands (``recall-intake issue-api-key`` ...) with :meth:`ServiceCli.command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from recall_shared.consumer import redrive_dead_letters
+from recall_shared.kafka import create_topics
+from recall_shared.logging import configure_logging
+from recall_shared.migrations import make_revision, upgrade
+from recall_shared.settings import ServiceSettings
+
+
+class ServiceCli:
+    def __init__(
+        self,
+        *,
+        settings_factory: Callable[[], ServiceSettings],
+        create_app: Callable[[ServiceSettings], FastAPI],
+        migrations_dir: Path,
+    ) -> None:
+        self.settings_factory = settings_factory
+        self.create_app = create_app
+        self.migrations_dir = migrations_dir
+        self.parser = argparse.ArgumentParser()
+        self.sub = self.parser.add_subparsers(dest="command", required=True)
+        self.handlers: dict[str, Callable[[ServiceSettings, argparse.Namespace], Any]] = {}
+
+        serve = self.command("serve", "Run the HTTP API, consumers and outbox relay")(self._serve)
+        serve.add_argument("--migrate", action="store_true", help="Apply migrations before serving")
+        self.command("migrate", "Apply database migrations")(
+            lambda s, a: upgrade(self.migrations_dir, s.database_url)
+        )
+        revision = self.command("make-migration", "Autogenerate a migration from the models (developers)")(
+            lambda s, a: make_revision(self.migrations_dir, s.database_url, a.message)
+        )
+        revision.add_argument("-m", "--message", required=True)
+        self.command("create-topics", "Create every catalog topic that is missing")(self._create_topics)
+        redrive = self.command("redrive-dead-letters", "Put this service's dead letters back through its handlers")(
+            self._redrive
+        )
+        redrive.add_argument("--limit", type=int, default=None)
+
+    def command(self, name: str, help: str) -> Callable[[Callable[..., Any]], argparse.ArgumentParser]:
+        parser = self.sub.add_parser(name, help=help)
+
+        def register(fn: Callable[..., Any]) -> argparse.ArgumentParser:
+            self.handlers[name] = fn
+            return parser
+
+        return register
+
+    def run(self, argv: list[str] | None = None) -> int:
+        args = self.parser.parse_args(argv)
+        settings = self.settings_factory()
+        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        result = self.handlers[args.command](settings, args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+
+    def _serve(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+        import uvicorn
+
+        if args.migrate:
+            upgrade(self.migrations_dir, settings.database_url)
+        app = self.create_app(settings)
+        uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+
+    async def _create_topics(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+        created = await create_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else " (all present)"))
+
+    async def _redrive(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+        app = self.create_app(settings)
+        runtime = app.state.runtime
+        runtime.run_relay = True
+        await runtime.start()
+        try:
+            totals: dict[str, int] = {}
+            for runner in list(runtime.consumers):
+                runner.stop()
+                for k, v in (await redrive_dead_letters(runner, limit=args.limit)).items():
+                    totals[k] = totals.get(k, 0) + v
+            print("redriven: " + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing"))
+        finally:
+            await runtime.stop()

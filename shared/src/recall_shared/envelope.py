@@ -1,0 +1,146 @@
+"""CloudEvents 1.0 in Kafka binary mode.
+
+Attributes travel as ``ce_*`` headers, the body is the event's JSON. The correlation id travels as the
+``ce_correlationid`` extension and the id of the event that caused this one as ``ce_causationid``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+
+from recall_shared.events import EVENTS_BY_TYPE, Event
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class EnvelopeError(ValueError):
+    """The message is not a CloudEvent we can read (missing or malformed attributes, body not JSON)."""
+
+
+class UnknownEventType(LookupError):
+    """A well-formed event of a type this build does not know (for example a newer major version)."""
+
+
+class InvalidEvent(ValueError):
+    """The body does not satisfy the event type's schema."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    type: str
+    source: str
+    time: datetime
+    subject: str | None
+    data: bytes
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    specversion: str = SPECVERSION
+    extra_headers: dict[str, bytes] = field(default_factory=dict)
+
+    def headers(self) -> Headers:
+        hs: Headers = [
+            ("ce_specversion", self.specversion.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.subject is not None:
+            hs.append(("ce_subject", self.subject.encode()))
+        if self.correlation_id is not None:
+            hs.append(("ce_correlationid", self.correlation_id.encode()))
+        if self.causation_id is not None:
+            hs.append(("ce_causationid", self.causation_id.encode()))
+        return hs
+
+
+def serialize(event: Event) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def wrap(
+    event: Event,
+    *,
+    source: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> Envelope:
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type=event.event_type,
+        source=source,
+        time=time or datetime.now(UTC),
+        subject=event.subject(),
+        data=serialize(event),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
+
+
+def read_headers(headers: Headers | tuple | None, value: bytes | None) -> Envelope:
+    """Read the envelope of a Kafka record; raise EnvelopeError when it is not a readable CloudEvent."""
+    hs: dict[str, bytes] = {}
+    for k, v in headers or ():
+        hs[k] = v if v is not None else b""
+    try:
+        attrs = {k: v.decode() for k, v in hs.items() if k.startswith("ce_")}
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(f"ce_* header is not UTF-8: {exc}") from exc
+    missing = [a for a in ("ce_id", "ce_type", "ce_source", "ce_specversion") if not attrs.get(a)]
+    if missing:
+        raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")
+    if attrs["ce_specversion"] != SPECVERSION:
+        raise EnvelopeError(f"unsupported ce_specversion {attrs['ce_specversion']!r}")
+    if value is None:
+        raise EnvelopeError("message has no body")
+    try:
+        time = datetime.fromisoformat(attrs["ce_time"]) if attrs.get("ce_time") else datetime.now(UTC)
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_time is not an ISO-8601 timestamp: {attrs['ce_time']!r}") from exc
+    return Envelope(
+        id=attrs["ce_id"],
+        type=attrs["ce_type"],
+        source=attrs["ce_source"],
+        time=time,
+        subject=attrs.get("ce_subject"),
+        data=value,
+        correlation_id=attrs.get("ce_correlationid"),
+        causation_id=attrs.get("ce_causationid"),
+        specversion=attrs["ce_specversion"],
+        extra_headers={k: v for k, v in hs.items() if not k.startswith("ce_")},
+    )
+
+
+def parse(envelope: Envelope, known: dict[str, type[Event]] = EVENTS_BY_TYPE) -> Event:
+    cls = known.get(envelope.type)
+    if cls is None:
+        raise UnknownEventType(envelope.type)
+    try:
+        payload = orjson.loads(envelope.data)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"body is not JSON: {exc}") from exc
+    try:
+        return cls.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidEvent(f"{envelope.type}: {_short_errors(exc)}") from exc
+
+
+def _short_errors(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(body)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

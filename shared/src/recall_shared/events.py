@@ -1,0 +1,476 @@
+"""Event contracts: one pydantic model per event type and major version.
+
+The type string carries the major version (``recall.published.v1``). A compatible change (a new optional
+field) keeps the version; a breaking one adds a new model ``...v2`` beside the old. Consumers ignore
+unknown fields (``extra="ignore"``), so producers may add optional fields without coordination.
+The committed JSON Schemas in ``schemas/`` are generated from these models (``make schemas``) and a test
+fails when the two disagree or a change would break an existing consumer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NonEmptyStr = Annotated[str, Field(min_length=1, max_length=500)]
+Text = Annotated[str, Field(max_length=20_000)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+RecallKind = Literal["recall", "safety_alert"]
+Severity = Literal["critical", "high", "medium", "low"]
+RemedyType = Literal["refund_with_return", "refund_on_destruction", "replacement", "repair"]
+AlertTier = Literal["confirmed", "possibly_affected"]
+NoticeKind = Literal["initial", "update", "withdrawal", "reminder"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Event(Model):
+    """Base of every event. Subclasses name their type, topic and partition key."""
+
+    event_type: ClassVar[str]
+    topic: ClassVar[str]
+
+    def partition_key(self) -> str:
+        raise NotImplementedError
+
+    def subject(self) -> str:
+        return self.partition_key()
+
+
+# --------------------------------------------------------------------------- recalls.v1
+
+
+class Remedy(Model):
+    type: RemedyType
+    instructions: Text = ""
+
+
+class ScopeRule(Model):
+    """One affected-product rule. Identifiers within a rule are alternatives; constraints combine with AND;
+    the rules of a recall combine with OR. Later versions of the contract add lot, serial and date
+    constraints as optional fields."""
+
+    product_ids: list[NonEmptyStr] = []
+    gtins: list[Annotated[str, Field(pattern=r"^\d{14}$")]] = []
+    model_numbers: list[NonEmptyStr] = []
+    seller_ids: list[NonEmptyStr] = Field(
+        default=[], description="Only units sold by these sellers are affected; empty means any seller."
+    )
+
+
+class RecallContent(Model):
+    """What a customer is told: the parts of a recall that travel with every alert."""
+
+    kind: RecallKind = "recall"
+    title: NonEmptyStr
+    product_description: Text = ""
+    hazard: Text
+    severity: Severity
+    stop_using: Text = Field(description="The 'stop using' instruction, shown first.")
+    remedies: list[Remedy]
+    images: list[Annotated[str, Field(max_length=2000)]] = []
+    consumer_contact: Text = ""
+
+
+class RecallSnapshot(Model):
+    """A recall at one version, with its full scope."""
+
+    recall_id: str
+    version: int = Field(ge=1)
+    seller_id: str | None = Field(description="The recalling seller; null for operator/regulator recalls.")
+    content: RecallContent
+    rules: list[ScopeRule] = Field(min_length=1)
+    published_at: datetime
+
+
+class RecallPublished(Event):
+    event_type: ClassVar[str] = "recall.published.v1"
+    topic: ClassVar[str] = "recalls.v1"
+    recall: RecallSnapshot
+
+    def partition_key(self) -> str:
+        return self.recall.recall_id
+
+
+class RecallAmended(Event):
+    event_type: ClassVar[str] = "recall.amended.v1"
+    topic: ClassVar[str] = "recalls.v1"
+    recall: RecallSnapshot
+
+    def partition_key(self) -> str:
+        return self.recall.recall_id
+
+
+class RecallClosed(Event):
+    event_type: ClassVar[str] = "recall.closed.v1"
+    topic: ClassVar[str] = "recalls.v1"
+    recall: RecallSnapshot
+    closed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.recall.recall_id
+
+
+# --------------------------------------------------------------------------- orders.v1 (upstream)
+
+
+class OrderLine(Model):
+    line_id: NonEmptyStr
+    product_id: NonEmptyStr
+    title: str = ""
+    gtin: str | None = None
+    model_number: str | None = None
+    seller_id: NonEmptyStr
+    quantity: int = Field(ge=1)
+    unit_price: Money
+    currency: CurrencyCode
+    lot: str | None = None
+    serial: str | None = None
+
+
+class OrderPlaced(Event):
+    event_type: ClassVar[str] = "order.placed.v1"
+    topic: ClassVar[str] = "orders.v1"
+    order_id: NonEmptyStr
+    customer_id: NonEmptyStr
+    placed_at: datetime
+    lines: list[OrderLine] = Field(min_length=1)
+    is_gift: bool = False
+    business_account_admin_id: str | None = Field(
+        default=None, description="For business accounts: the admin customer to notify beside the purchaser."
+    )
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+class OrderLineShipped(Event):
+    event_type: ClassVar[str] = "order.line_shipped.v1"
+    topic: ClassVar[str] = "orders.v1"
+    order_id: NonEmptyStr
+    customer_id: NonEmptyStr
+    line_id: NonEmptyStr
+    shipped_at: datetime
+    lot: str | None = None
+    serial: str | None = None
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+class OrderCancelled(Event):
+    event_type: ClassVar[str] = "order.cancelled.v1"
+    topic: ClassVar[str] = "orders.v1"
+    order_id: NonEmptyStr
+    customer_id: NonEmptyStr
+    line_ids: list[str] | None = Field(default=None, description="Cancelled lines; null cancels the whole order.")
+    cancelled_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+class OrderLineReturned(Event):
+    event_type: ClassVar[str] = "order.line_returned.v1"
+    topic: ClassVar[str] = "orders.v1"
+    order_id: NonEmptyStr
+    customer_id: NonEmptyStr
+    line_id: NonEmptyStr
+    quantity: int = Field(ge=1)
+    returned_at: datetime
+    refunded_amount: Money | None = None
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+# --------------------------------------------------------------------------- catalog.listings.v1 (upstream)
+
+
+class ListingUpdated(Event):
+    event_type: ClassVar[str] = "catalog.listing_updated.v1"
+    topic: ClassVar[str] = "catalog.listings.v1"
+    product_id: NonEmptyStr
+    title: str
+    brand: str = ""
+    gtins: list[str] = []
+    model_numbers: list[str] = []
+    parent_product_id: str | None = None
+    image_url: str | None = None
+    seller_ids: list[str] = []
+
+    def partition_key(self) -> str:
+        return self.product_id
+
+
+# --------------------------------------------------------------------------- customers.v1 (upstream)
+
+
+class CustomerUpdated(Event):
+    event_type: ClassVar[str] = "customer.updated.v1"
+    topic: ClassVar[str] = "customers.v1"
+    customer_id: NonEmptyStr
+    name: str = ""
+    email: str | None = None
+    safety_email: str | None = Field(default=None, description="Safety-only contact; takes precedence.")
+    locale: str = "en"
+    marketing_opt_in: bool = Field(default=False, description="Ignored for safety notices, on purpose.")
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+# --------------------------------------------------------------------------- alerts.v1
+
+
+class AffectedLine(Model):
+    order_id: str
+    line_id: str
+    product_id: str
+    title: str = ""
+    gtin: str | None = None
+    model_number: str | None = None
+    seller_id: str
+    purchased_at: datetime
+    units: int = Field(ge=1, description="Affected units: ordered minus cancelled and returned.")
+    unit_price: Money
+    currency: CurrencyCode
+    lot: str | None = None
+    serial: str | None = None
+
+
+class AlertState(Model):
+    """An alert's full state; every alert event but withdrawal carries it."""
+
+    alert_id: str
+    alert_version: int = Field(ge=1, description="Increments whenever lines, units or tier change.")
+    customer_id: str
+    recall_id: str
+    recall_version: int
+    seller_id: str | None
+    tier: AlertTier
+    lines: list[AffectedLine] = Field(min_length=1)
+    recall: RecallContent
+    business_account_admin_id: str | None = None
+
+
+class AlertRaised(Event):
+    event_type: ClassVar[str] = "alert.raised.v1"
+    topic: ClassVar[str] = "alerts.v1"
+    alert: AlertState
+
+    def partition_key(self) -> str:
+        return self.alert.customer_id
+
+    def subject(self) -> str:
+        return self.alert.alert_id
+
+
+class AlertUpdated(Event):
+    event_type: ClassVar[str] = "alert.updated.v1"
+    topic: ClassVar[str] = "alerts.v1"
+    alert: AlertState
+
+    def partition_key(self) -> str:
+        return self.alert.customer_id
+
+    def subject(self) -> str:
+        return self.alert.alert_id
+
+
+class AlertWithdrawn(Event):
+    event_type: ClassVar[str] = "alert.withdrawn.v1"
+    topic: ClassVar[str] = "alerts.v1"
+    alert_id: str
+    alert_version: int
+    customer_id: str
+    recall_id: str
+    recall_version: int
+    reason: str
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class AlertClosed(Event):
+    event_type: ClassVar[str] = "alert.closed.v1"
+    topic: ClassVar[str] = "alerts.v1"
+    alert_id: str
+    customer_id: str
+    recall_id: str
+    closed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class SaleAfterRecallDetected(Event):
+    """Selling a recalled item is an incident: an order line in scope placed after publication."""
+
+    event_type: ClassVar[str] = "alert.sale_after_recall_detected.v1"
+    topic: ClassVar[str] = "alerts.v1"
+    recall_id: str
+    recall_version: int
+    customer_id: str
+    order_id: str
+    line_id: str
+    product_id: str
+    seller_id: str
+    placed_at: datetime
+    recall_published_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+# --------------------------------------------------------------------------- notifications.v1
+
+
+class NoticeSent(Event):
+    event_type: ClassVar[str] = "notification.sent.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: str
+    alert_id: str
+    customer_id: str
+    recall_id: str
+    kind: NoticeKind
+    alert_version: int
+    channel: Literal["email"] = "email"
+    recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    sent_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeFailed(Event):
+    event_type: ClassVar[str] = "notification.failed.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: str
+    alert_id: str
+    customer_id: str
+    recall_id: str
+    kind: NoticeKind
+    alert_version: int
+    channel: Literal["email"] = "email"
+    reason: str
+    permanent: bool
+    failed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+# --------------------------------------------------------------------------- remedies.v1
+
+
+class RemedyRequested(Event):
+    """A customer's choice of remedy, from customer-api; refund-logistics runs the case."""
+
+    event_type: ClassVar[str] = "remedy.requested.v1"
+    topic: ClassVar[str] = "remedies.v1"
+    request_id: str
+    alert_id: str
+    customer_id: str
+    recall_id: str
+    remedy: RemedyType
+    requested_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NotAffectedDeclared(Event):
+    event_type: ClassVar[str] = "remedy.not_affected_declared.v1"
+    topic: ClassVar[str] = "remedies.v1"
+    alert_id: str
+    customer_id: str
+    recall_id: str
+    declared_at: datetime
+    reason: str = ""
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+CaseState = Literal[
+    "requested", "label_issued", "item_received", "refunded", "replacement_shipped", "repaired", "closed", "rejected"
+]
+
+
+class RemedyCaseTransitioned(Event):
+    """Every transition of a remedy case, with the case's full state after it."""
+
+    event_type: ClassVar[str] = "remedy.case_transitioned.v1"
+    topic: ClassVar[str] = "remedies.v1"
+    case_id: str
+    request_id: str
+    alert_id: str
+    customer_id: str
+    recall_id: str
+    seller_id: str | None
+    remedy: RemedyType
+    transition: str = Field(description="Named transition, e.g. 'open', 'issue_refund'.")
+    from_state: CaseState | None
+    state: CaseState
+    refunded_amount: Money = Decimal("0")
+    currency: CurrencyCode | None = None
+    reason: str | None = None
+    occurred_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.case_id
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    RecallPublished,
+    RecallAmended,
+    RecallClosed,
+    OrderPlaced,
+    OrderLineShipped,
+    OrderCancelled,
+    OrderLineReturned,
+    ListingUpdated,
+    CustomerUpdated,
+    AlertRaised,
+    AlertUpdated,
+    AlertWithdrawn,
+    AlertClosed,
+    SaleAfterRecallDetected,
+    NoticeSent,
+    NoticeFailed,
+    RemedyRequested,
+    NotAffectedDeclared,
+    RemedyCaseTransitioned,
+)
+
+EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type: cls for cls in ALL_EVENTS}
+

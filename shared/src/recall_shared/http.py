@@ -1,0 +1,80 @@
+"""HTTP pieces every service shares: health, readiness, metrics, correlation ids, error shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recall_shared.logging import correlation_id_var, new_correlation_id
+from recall_shared.service import ServiceRuntime
+
+CORRELATION_HEADER = "X-Correlation-Id"
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with runtime_of(request).session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:10]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Health, readiness, metrics, correlation-id middleware and a uniform 422."""
+    app.state.runtime = runtime
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next):  # type: ignore[no-untyped-def]
+        cid = request.headers.get(CORRELATION_HEADER) or new_correlation_id()
+        token = correlation_id_var.set(cid[:128])
+        try:
+            response = await call_next(request)
+        finally:
+            correlation_id_var.reset(token)
+        response.headers[CORRELATION_HEADER] = cid[:128]
+        route = request.scope.get("route")
+        runtime.metrics.http_requests.labels(
+            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+        ).inc()
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"error": "validation_failed", "message": validation_message(exc), "detail": jsonable_encoder(exc.errors())},
+        )
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.settings.service_name}
+
+    @app.get("/readyz", tags=["operations"], summary="Database and Kafka are reachable")
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

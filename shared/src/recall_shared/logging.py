@@ -1,0 +1,84 @@
+"""JSON logs carrying the event id and the correlation id of the work in hand.
+
+The ids live in context variables, set by the consumer runner for each message and by the HTTP
+middleware for each request, so every log line inside that work carries them without passing them
+around.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import orjson
+
+correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+event_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_correlation_id() -> str:
+    """The correlation id of the work in hand, or a fresh one when none started it."""
+    return correlation_id_var.get() or new_correlation_id()
+
+
+@contextmanager
+def log_context(*, correlation_id: str | None = None, event_id: str | None = None) -> Iterator[None]:
+    tokens = []
+    if correlation_id is not None:
+        tokens.append((correlation_id_var, correlation_id_var.set(correlation_id)))
+    if event_id is not None:
+        tokens.append((event_id_var, event_id_var.set(event_id)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if (cid := correlation_id_var.get()) is not None:
+            entry["correlation_id"] = cid
+        if (eid := event_id_var.get()) is not None:
+            entry["event_id"] = eid
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiokafka is chatty at INFO about every rebalance step; warnings still show.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,201 @@
+"""Transactional outbox and its relay.
+
+A service writes its events as rows in the same transaction as the change they describe, and sends a
+``NOTIFY`` that PostgreSQL delivers only when that transaction commits. The relay wakes on it (with a slow
+poll as a safety net), publishes pending rows in id order with the idempotent producer, waits for every
+acknowledgement, then deletes them. A crash before the delete republishes those rows with the same
+``ce_id``, which the consumers' inbox discards: delivery is at least once, effects exactly once.
+
+Only one relay per service publishes at a time (a PostgreSQL advisory lock), so per-key order holds even
+with several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recall_shared.db import asyncpg_dsn
+from recall_shared.envelope import wrap
+from recall_shared.events import Event
+from recall_shared.logging import current_correlation_id
+from recall_shared.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_INSERT = text(
+    "INSERT INTO outbox (event_id, topic, key, event_type, headers, payload) "
+    "VALUES (:event_id, :topic, :key, :event_type, CAST(:headers AS jsonb), :payload) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def notify_channel(service: str) -> str:
+    return "outbox_" + service.replace("-", "_")
+
+
+class Outbox:
+    """Writes events into the caller's transaction."""
+
+    def __init__(self, *, source: str, service: str, topic_prefix: str = "") -> None:
+        self.source = source
+        self.topic_prefix = topic_prefix
+        self.channel = notify_channel(service)
+
+    async def add(
+        self,
+        session: AsyncSession,
+        event: Event,
+        *,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        """Add one event; returns its id. A deterministic ``event_id`` makes re-emission a no-op."""
+        (eid,) = await self.add_many(
+            session, [(event, event_id)], correlation_id=correlation_id, causation_id=causation_id, time=time
+        )
+        return eid
+
+    async def add_many(
+        self,
+        session: AsyncSession,
+        events: Iterable[tuple[Event, str | None]],
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> list[str]:
+        cid = correlation_id or current_correlation_id()
+        rows = []
+        for event, event_id in events:
+            env = wrap(event, source=self.source, correlation_id=cid, causation_id=causation_id, event_id=event_id, time=time)
+            rows.append(
+                {
+                    "event_id": env.id,
+                    "topic": self.topic_prefix + event.topic,
+                    "key": event.partition_key(),
+                    "event_type": env.type,
+                    "headers": orjson.dumps([[k, v.decode()] for k, v in env.headers()]).decode(),
+                    "payload": env.data,
+                }
+            )
+        if rows:
+            await session.execute(_INSERT, rows)
+            await session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": self.channel})
+        return [r["event_id"] for r in rows]
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in order. Run one per service process; only one publishes at a time."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        producer: AIOKafkaProducer,
+        service: str,
+        metrics: Metrics | None = None,
+        batch_size: int = 500,
+        fallback_poll_s: float = 2.0,
+    ) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.producer = producer
+        self.service = service
+        self.channel = notify_channel(service)
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.fallback_poll_s = fallback_poll_s
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._lock_key = int.from_bytes(hashlib.sha256(self.channel.encode()).digest()[:8], "big", signed=True)
+        self.published_total = 0
+        self._backlog_counted_at = 0.0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped; reconnects after database or Kafka failures with backoff."""
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._run_connected()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying", extra={"retry_in_s": backoff})
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _run_connected(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        try:
+            # Wait for leadership: only the holder of the advisory lock publishes.
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                if await self._sleep(self.fallback_poll_s):
+                    return
+            await conn.add_listener(self.channel, self._on_notify)
+            self._wake.set()  # rows may have been written while nobody listened
+            while not self._stopping.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.fallback_poll_s)
+                self._wake.clear()
+                if self._stopping.is_set():
+                    break
+                while await self.publish_batch(conn) == self.batch_size:
+                    pass  # a full batch: there may be more
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped; True when stopping."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        return self._stopping.is_set()
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, headers, payload FROM outbox ORDER BY id LIMIT $1", self.batch_size
+        )
+        if not rows:
+            if self.metrics:
+                self.metrics.outbox_backlog.set(0)
+            return 0
+        futures = []
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
+            fut = await self.producer.send(
+                row["topic"], value=bytes(row["payload"]), key=row["key"].encode(), headers=headers
+            )
+            futures.append(fut)
+        await asyncio.gather(*futures)  # every row acknowledged by the broker (acks=all) before delete
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self.published_total += len(rows)
+        if self.metrics:
+            for row in rows:
+                self.metrics.events_produced.labels(row["topic"]).inc()
+            now = asyncio.get_running_loop().time()
+            if len(rows) < self.batch_size:
+                self.metrics.outbox_backlog.set(0)
+            elif now - self._backlog_counted_at > 5:  # counting is O(backlog): at most every 5 s
+                self._backlog_counted_at = now
+                self.metrics.outbox_backlog.set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        return len(rows)

@@ -1,0 +1,147 @@
+"""A service's runtime: the database engine, Kafka producer, outbox relay and consumers it owns.
+
+Built by each service's composition root (``create_app(settings)``), started and stopped by the app's
+lifespan. Nothing here is a module-level global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from recall_shared.consumer import ConsumerRunner, Handler
+from recall_shared.db import create_engine, create_session_factory, ping
+from recall_shared.events import Event
+from recall_shared.kafka import create_producer
+from recall_shared.metrics import Metrics
+from recall_shared.outbox import Outbox, OutboxRelay
+from recall_shared.settings import ServiceSettings
+from recall_shared.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass
+class ConsumerSpec:
+    topics: Sequence[TopicSpec]
+    handlers: Mapping[type[Event], Handler]
+    group_suffix: str = ""
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, *, run_relay: bool = True) -> None:
+        self.settings = settings
+        self.metrics = Metrics(settings.service_name)
+        self.outbox = Outbox(
+            source=f"/recall-alerts/{settings.service_name}",
+            service=settings.service_name,
+            topic_prefix=settings.topic_prefix,
+        )
+        self.engine: AsyncEngine = create_engine(settings)
+        self.session_factory: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
+        self.run_relay = run_relay
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: list[ConsumerRunner] = []
+        self._consumer_specs: list[ConsumerSpec] = []
+        self._background: list[tuple[str, BackgroundTask]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stoppers: list[Callable[[], None]] = []
+
+    def add_consumer(
+        self, topics: Sequence[TopicSpec], handlers: Mapping[type[Event], Handler], group_suffix: str = ""
+    ) -> None:
+        self._consumer_specs.append(ConsumerSpec(topics, handlers, group_suffix))
+
+    def add_background(self, name: str, task: BackgroundTask, stop: Callable[[], None] | None = None) -> None:
+        """A long-running task of the service (a sender loop, a scheduler); cancelled at shutdown."""
+        self._background.append((name, task))
+        if stop is not None:
+            self._stoppers.append(stop)
+
+    async def start(self) -> None:
+        self.producer = create_producer(self.settings)
+        await self.producer.start()
+        if self.run_relay:
+            self.relay = OutboxRelay(
+                database_url=self.settings.database_url,
+                producer=self.producer,
+                service=self.settings.service_name,
+                metrics=self.metrics,
+                batch_size=self.settings.outbox_batch_size,
+                fallback_poll_s=self.settings.outbox_fallback_poll_s,
+            )
+            self._tasks["outbox-relay"] = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        for i, spec in enumerate(self._consumer_specs):
+            runner = ConsumerRunner(
+                settings=self.settings,
+                topics=spec.topics,
+                handlers=spec.handlers,
+                session_factory=self.session_factory,
+                producer=self.producer,
+                metrics=self.metrics,
+                group_suffix=spec.group_suffix,
+            )
+            self.consumers.append(runner)
+            self._tasks[f"consumer-{i}"] = asyncio.create_task(runner.run(), name=f"consumer-{i}")
+        for name, task in self._background:
+            self._tasks[name] = asyncio.create_task(task(self), name=name)
+        log.info("service started", extra={"tasks": sorted(self._tasks)})
+
+    async def stop(self) -> None:
+        for runner in self.consumers:
+            runner.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        for stop in self._stoppers:
+            stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks.values(), timeout=10)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()
+        self.consumers.clear()
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+        await self.engine.dispose()
+        log.info("service stopped")
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def readiness(self) -> dict[str, str]:
+        """What /readyz reports: each dependency 'ok' or why not."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(self.engine), timeout=2)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        try:
+            if self.producer is None:
+                raise RuntimeError("producer not started")
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=2)
+            checks["kafka"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["kafka"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        dead = [name for name, t in self._tasks.items() if t.done()]
+        checks["background_tasks"] = "ok" if not dead else f"stopped: {', '.join(dead)}"
+        return checks

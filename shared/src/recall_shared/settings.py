@@ -1,0 +1,84 @@
+"""Settings shared by every service (pydantic-settings).
+
+Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NOTIFIER_`` ...). A few
+infrastructure addresses are the same for the whole system and may be given once, unprefixed:
+``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``. A prefixed variable
+wins over the unprefixed one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Fields that fall back to one system-wide, unprefixed variable.
+_SYSTEM_WIDE = {
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "topic_prefix": "RECALL_ALERTS_TOPIC_PREFIX",
+    "environment": "RECALL_ALERTS_ENV",
+    "jwt_secret": "RECALL_ALERTS_JWT_SECRET",
+}
+
+INSECURE_DEFAULT = "insecure-development-secret-change-me"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str
+    environment: Environment = "development"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    database_url: str
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to every topic name; isolates test runs or tenants on a shared cluster.",
+    )
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Secrets. Defaults exist only so development works out of the box; refused elsewhere.
+    jwt_secret: str = INSECURE_DEFAULT
+    api_key_pepper: str = INSECURE_DEFAULT
+    # Consumer behaviour.
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
+    consumer_backoff_max_s: float = Field(default=5.0, gt=0)
+    consumer_max_poll_records: int = Field(default=500, ge=1)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_fallback_poll_s: float = Field(
+        default=2.0, gt=0, description="The relay wakes on NOTIFY; this poll only covers missed wake-ups."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _system_wide_fallbacks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for field, var in _SYSTEM_WIDE.items():
+                if field in cls.model_fields and field not in data and var in os.environ:
+                    data[field] = os.environ[var]
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.environment == "production":
+            weak = [
+                name
+                for name in ("jwt_secret", "api_key_pepper")
+                if getattr(self, name) == INSECURE_DEFAULT or len(getattr(self, name)) < 32
+            ]
+            if weak:
+                raise ValueError(
+                    f"{', '.join(weak)} must be set to a secret of at least 32 characters "
+                    f"outside development (environment={self.environment})"
+                )
+        return self
+
+    @property
+    def consumer_group_prefix(self) -> str:
+        return f"{self.topic_prefix}{self.service_name}"

@@ -1,0 +1,98 @@
+"""Helpers for the project's tests: throwaway databases, topic prefixes, reading topics, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from recall_shared.envelope import Envelope, read_headers
+
+T = TypeVar("T")
+
+ADMIN_DSN_ENV = "RECALL_ALERTS_PG_ADMIN_DSN"
+DEFAULT_ADMIN_DSN = "postgresql://recall_alerts:recall_alerts@127.0.0.1:5432/postgres"
+
+
+def admin_dsn() -> str:
+    return os.environ.get(ADMIN_DSN_ENV, DEFAULT_ADMIN_DSN)
+
+
+def kafka_bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def create_database(name: str) -> str:
+    """Create an empty database; returns its SQLAlchemy asyncpg URL."""
+    conn = await asyncpg.connect(admin_dsn())
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = admin_dsn().rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.2) -> T:
+    """Poll ``check`` until it returns a truthy value; fail with its last result or error."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+            last = result
+        except AssertionError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+async def read_topic(
+    topic: str, *, count: int, timeout: float = 30.0, bootstrap: str | None = None
+) -> list[tuple[bytes | None, Envelope | None, object]]:
+    """Read ``count`` records from the start of a topic: (key, envelope or None if unreadable, raw record)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap or kafka_bootstrap(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, Envelope | None, object]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for rec in records:
+                    try:
+                        env: Envelope | None = read_headers(rec.headers, rec.value)
+                    except ValueError:
+                        env = None
+                    out.append((rec.key, env, rec))
+    finally:
+        await consumer.stop()
+    return out

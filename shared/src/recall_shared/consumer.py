@@ -243,8 +243,12 @@ async def redrive_dead_letters(runner: ConsumerRunner, *, idle_timeout_s: float 
     consumer = create_consumer(runner.settings, runner.group + ".redrive", [runner.dead_letter_topic])
     await consumer.start()
     seen = 0
+    # A letter that fails again is dead-lettered anew onto this same topic: stop at letters written after
+    # the redrive began (left uncommitted for the next redrive), or a poison message would loop forever.
+    started_ms = int(time.time() * 1000)
+    drained = False
     try:
-        while limit is None or seen < limit:
+        while not drained and (limit is None or seen < limit):
             batches = await consumer.getmany(timeout_ms=int(idle_timeout_s * 1000), max_records=100)
             if not batches:
                 break
@@ -252,6 +256,9 @@ async def redrive_dead_letters(runner: ConsumerRunner, *, idle_timeout_s: float 
                 last = None
                 for rec in records:
                     if limit is not None and seen >= limit:
+                        break
+                    if rec.timestamp >= started_ms:
+                        drained = True
                         break
                     hs = dict(rec.headers or ())
                     original = Record(

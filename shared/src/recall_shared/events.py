@@ -88,6 +88,9 @@ class RecallSnapshot(Model):
     content: RecallContent
     rules: list[ScopeRule] = Field(min_length=1)
     published_at: datetime
+    logistics_enrolled: bool = Field(
+        default=False, description="The seller opted in: the marketplace runs refunds and returns for this recall."
+    )
 
 
 class RecallPublished(Event):
@@ -419,7 +422,15 @@ class NotAffectedDeclared(Event):
 
 
 CaseState = Literal[
-    "requested", "label_issued", "item_received", "refunded", "replacement_shipped", "repaired", "closed", "rejected"
+    "requested",
+    "referred_to_seller",
+    "label_issued",
+    "item_received",
+    "refunded",
+    "replacement_shipped",
+    "repaired",
+    "closed",
+    "rejected",
 ]
 
 

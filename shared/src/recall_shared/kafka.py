@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from recall_shared.settings import ServiceSettings
 from recall_shared.topics import TopicSpec, all_topics
@@ -77,10 +77,18 @@ async def create_topics(
             for s in wanted
         ]
         try:
-            await admin.create_topics(new)
+            response = await admin.create_topics(new)
         except TopicAlreadyExistsError:
-            pass  # another bootstrap won the race; the topics are there either way
-        created = [t.name for t in new]
+            return []  # another bootstrap won the race; the topics are there either way
+        # The admin client does not raise on per-topic errors: they come back in the response.
+        created, failed = [], []
+        for topic, code, *message in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code != TopicAlreadyExistsError.errno:  # lost a race: the topic is there either way
+                failed.append(f"{topic}: {for_code(code).__name__} {message[0] if message else ''}".strip())
+        if failed:
+            raise RuntimeError(f"could not create topics: {'; '.join(failed)}")
         log.info("created topics", extra={"topics": created})
         return created
     finally:

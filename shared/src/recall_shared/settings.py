@@ -2,7 +2,8 @@
 
 Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NOTIFIER_`` ...). A few
 infrastructure addresses are the same for the whole system and may be given once, unprefixed:
-``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``. A prefixed variable
+``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``,
+``RECALL_ALERTS_JWT_SECRET``, ``SMTP_HOST``, ``SMTP_PORT``. A prefixed variable
 wins over the unprefixed one.
 """
 
@@ -22,6 +23,8 @@ _SYSTEM_WIDE = {
     "topic_prefix": "RECALL_ALERTS_TOPIC_PREFIX",
     "environment": "RECALL_ALERTS_ENV",
     "jwt_secret": "RECALL_ALERTS_JWT_SECRET",
+    "smtp_host": "SMTP_HOST",
+    "smtp_port": "SMTP_PORT",
 }
 
 INSECURE_DEFAULT = "insecure-development-secret-change-me"

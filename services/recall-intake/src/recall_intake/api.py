@@ -39,6 +39,9 @@ class RecallIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     content: ev.RecallContent
     rules: list[ScopeRuleIn] = Field(min_length=1)
+    logistics_enrolled: bool = Field(
+        default=False, description="Let the marketplace run refunds and returns for this recall (RLS)"
+    )
 
 
 class AmendmentIn(BaseModel):
@@ -61,6 +64,7 @@ class RecallOut(BaseModel):
     seller_id: str | None
     content: ev.RecallContent
     rules: list[ev.ScopeRule]
+    logistics_enrolled: bool
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
@@ -113,6 +117,7 @@ def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallO
         seller_id=recall.seller_id,
         content=ev.RecallContent.model_validate(recall.content),
         rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
+        logistics_enrolled=recall.logistics_enrolled,
         created_at=recall.created_at,
         updated_at=recall.updated_at,
         published_at=recall.published_at,
@@ -180,6 +185,7 @@ def _snapshot(recall: Recall) -> ev.RecallSnapshot:
         content=ev.RecallContent.model_validate(recall.content),
         rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
         published_at=recall.published_at or datetime.now(UTC),
+        logistics_enrolled=recall.logistics_enrolled,
     )
 
 
@@ -229,6 +235,7 @@ async def create_recall(
         version=1,
         content=payload["content"],
         rules=payload["rules"],
+        logistics_enrolled=body.logistics_enrolled,
         owner_key=principal.owner_key,
         idempotency_key=idempotency_key,
         request_fingerprint=fp,

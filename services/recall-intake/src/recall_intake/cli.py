@@ -24,6 +24,7 @@ async def _issue_key(settings: Settings, args: argparse.Namespace) -> None:
             if args.seller_id:
                 if await session.scalar(select(Seller).where(Seller.seller_id == args.seller_id)) is None:
                     session.add(Seller(seller_id=args.seller_id, name=args.seller_name or args.seller_id))
+                    await session.flush()  # the key's foreign key needs the seller row first
             plaintext, row = await issue_key(
                 session,
                 role="seller" if args.seller_id else "operator",

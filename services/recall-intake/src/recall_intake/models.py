@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +42,7 @@ class Recall(Base):
     version: Mapped[int] = mapped_column(Integer)  # the draft's or latest published version
     content: Mapped[dict] = mapped_column(JSONB)
     rules: Mapped[list] = mapped_column(JSONB)
+    logistics_enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_key: Mapped[str] = mapped_column(String(120))  # seller id, or "operator"
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)

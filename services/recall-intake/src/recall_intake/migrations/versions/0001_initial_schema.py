@@ -50,6 +50,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('content', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('rules', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('logistics_enrolled', sa.Boolean(), nullable=False),
     sa.Column('owner_key', sa.String(length=120), nullable=False),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
     sa.Column('request_fingerprint', sa.String(length=64), nullable=True),

@@ -1,0 +1,1 @@
+"""customer-api: the customer's alerts, banner and remedy choices (port 8005)."""

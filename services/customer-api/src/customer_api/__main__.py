@@ -1,0 +1,3 @@
+from customer_api.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""customer-api's composition root."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from customer_api.api import router
+from customer_api.handlers import HANDLERS
+from customer_api.settings import Settings
+from recall_shared.auth import CustomerTokenVerifier
+from recall_shared.http import install_common
+from recall_shared.service import ServiceRuntime
+from recall_shared.topics import ALERTS, NOTIFICATIONS, REMEDIES
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings)
+    runtime.add_consumer([ALERTS, REMEDIES, NOTIFICATIONS], HANDLERS)
+    app = FastAPI(
+        title="Recall Alerts: customer alerts API",
+        version="1.0.0",
+        description="The signed-in customer's recalls and product safety alerts, the orders-page banner, "
+        "and remedy choices. Every route is scoped to the customer in the bearer JWT.",
+        lifespan=runtime.lifespan,
+    )
+    app.state.token_verifier = CustomerTokenVerifier(
+        secret=None if settings.jwt_public_key else settings.jwt_secret,
+        public_key=settings.jwt_public_key,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+    install_common(app, runtime)
+    app.include_router(router)
+    return app

@@ -1,0 +1,4 @@
+from customer_api.models import metadata
+from recall_shared.migrations import run_env
+
+run_env(metadata)

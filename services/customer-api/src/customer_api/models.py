@@ -1,0 +1,65 @@
+"""customer-api's read model: each customer's alerts, their notices and remedy requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from recall_shared.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class CustomerAlert(Base):
+    __tablename__ = "alerts"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    recall_id: Mapped[str] = mapped_column(String(64))
+    alert_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
+    resolution: Mapped[str | None] = mapped_column(String(30), nullable=True)  # not_affected | remedied
+    severity_rank: Mapped[int] = mapped_column(Integer)  # 0 critical .. 3 low, for "most severe first"
+    state: Mapped[dict] = mapped_column(JSONB)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    not_affected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_alerts_customer_status", "customer_id", "status", "severity_rank", "created_at"),)
+
+
+class RemedyRequest(Base):
+    __tablename__ = "remedy_requests"
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36), unique=True)  # one remedy per alert
+    customer_id: Mapped[str] = mapped_column(String(100))
+    remedy: Mapped[str] = mapped_column(String(40))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_state: Mapped[str] = mapped_column(String(30), default="requested")
+    refunded_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("customer_id", "idempotency_key"),)
+
+
+class SentNotice(Base):
+    __tablename__ = "notices"
+    notice_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36), index=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10))  # sent | failed
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+metadata = Base.metadata

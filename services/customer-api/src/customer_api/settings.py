@@ -1,0 +1,15 @@
+from pydantic_settings import SettingsConfigDict
+
+from recall_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CUSTOMER_API_", extra="ignore", frozen=True)
+
+    service_name: str = "customer-api"
+    http_port: int = 8005
+    database_url: str = "postgresql+asyncpg://customer_api:customer_api@127.0.0.1:5432/customer_api"
+    jwt_public_key: str | None = None  # RS256 PEM; when set, HS256 with jwt_secret is not accepted
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    banner_max_age_s: int = 15

@@ -1,0 +1,4 @@
+from notifier.models import metadata
+from recall_shared.migrations import run_env
+
+run_env(metadata)

@@ -1,0 +1,3 @@
+from purchase_matcher.cli import main
+
+raise SystemExit(main())

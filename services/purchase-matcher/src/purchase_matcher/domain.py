@@ -1,0 +1,175 @@
+"""Matching, free of I/O: which order lines a recall's rules reach, grouped into one alert per customer,
+and what changed since the last announcement."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+import orjson
+
+from recall_shared import events as ev
+
+ALERT_NAMESPACE = uuid.UUID("6f0c1c9e-4c1b-4d55-9a1e-2b7f6c1d2a10")
+_MODEL_NOISE = re.compile(r"[\s\-_./]+")
+
+
+def model_key(model_number: str | None) -> str | None:
+    """Model numbers compared without case, spaces, hyphens, dots or slashes: 'AB-12 c' == 'ab12C'."""
+    if not model_number:
+        return None
+    key = _MODEL_NOISE.sub("", model_number).upper()
+    return key or None
+
+
+def alert_id_for(recall_id: str, customer_id: str) -> str:
+    """Deterministic: the same (recall, customer) always gets the same alert id, on any replica or replay."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{recall_id}\x1f{customer_id}"))
+
+
+@dataclass(frozen=True)
+class Line:
+    line_id: str
+    order_id: str
+    customer_id: str
+    product_id: str
+    title: str
+    gtin: str | None
+    model_number: str | None
+    seller_id: str
+    quantity: int
+    returned_quantity: int
+    cancelled: bool
+    unit_price: Decimal
+    currency: str
+    lot: str | None
+    serial: str | None
+    placed_at: datetime
+    business_account_admin_id: str | None = None
+
+    @property
+    def units(self) -> int:
+        """Units still with the customer: none when cancelled, fewer after (partial) returns."""
+        return 0 if self.cancelled else max(self.quantity - self.returned_quantity, 0)
+
+
+def rule_tier(rule: ev.ScopeRule, line: Line) -> ev.AlertTier | None:
+    """How a rule reaches a line: confirmed, possibly affected (a needed attribute unknown), or not at all."""
+    identified = (
+        line.product_id in rule.product_ids
+        or (line.gtin is not None and line.gtin in rule.gtins)
+        or (model_key(line.model_number) is not None and model_key(line.model_number) in {model_key(m) for m in rule.model_numbers})
+    )
+    if not identified:
+        return None
+    if rule.seller_ids and line.seller_id not in rule.seller_ids:
+        return None
+    return "confirmed"
+
+
+def line_tier(rules: Iterable[ev.ScopeRule], line: Line) -> ev.AlertTier | None:
+    """Rules combine with OR; the strongest tier wins."""
+    best: ev.AlertTier | None = None
+    for rule in rules:
+        tier = rule_tier(rule, line)
+        if tier == "confirmed":
+            return tier
+        best = best or tier
+    return best
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """What the recall means for one customer now."""
+
+    state: ev.AlertState
+    fingerprint: str
+
+
+def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line], alert_version: int = 1) -> AlertDraft | None:
+    """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected."""
+    affected: list[tuple[Line, ev.AlertTier]] = []
+    for line in lines:
+        if line.units <= 0:
+            continue
+        tier = line_tier(recall.rules, line)
+        if tier is not None:
+            affected.append((line, tier))
+    if not affected:
+        return None
+    affected.sort(key=lambda lt: (lt[0].placed_at, lt[0].line_id))
+    tier: ev.AlertTier = "confirmed" if any(t == "confirmed" for _, t in affected) else "possibly_affected"
+    admin = next((line.business_account_admin_id for line, _ in affected if line.business_account_admin_id), None)
+    state = ev.AlertState(
+        alert_id=alert_id_for(recall.recall_id, customer_id),
+        alert_version=alert_version,
+        customer_id=customer_id,
+        recall_id=recall.recall_id,
+        recall_version=recall.version,
+        seller_id=recall.seller_id,
+        tier=tier,
+        lines=[
+            ev.AffectedLine(
+                order_id=line.order_id,
+                line_id=line.line_id,
+                product_id=line.product_id,
+                title=line.title,
+                gtin=line.gtin,
+                model_number=line.model_number,
+                seller_id=line.seller_id,
+                purchased_at=line.placed_at,
+                units=line.units,
+                unit_price=line.unit_price,
+                currency=line.currency,
+                lot=line.lot,
+                serial=line.serial,
+            )
+            for line, _ in affected
+        ],
+        recall=recall.content,
+        business_account_admin_id=admin,
+    )
+    return AlertDraft(state=state, fingerprint=scope_fingerprint(state))
+
+
+def scope_fingerprint(state: ev.AlertState) -> str:
+    """What makes an alert 'changed' for the customer: its tier and affected lines and units."""
+    basis = [state.tier, [(l.line_id, l.units, l.lot, l.serial) for l in state.lines]]
+    return hashlib.sha256(orjson.dumps(basis)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Previous:
+    alert_version: int
+    status: str
+    fingerprint: str
+    recall_version: int
+
+
+Change = Literal["raise", "update", "withdraw", "none"]
+
+
+def decide(previous: Previous | None, draft: AlertDraft | None, recall_version: int) -> Change:
+    """The difference between what was announced and what is true now."""
+    if draft is None:
+        return "withdraw" if previous is not None and previous.status == "open" else "none"
+    if previous is None or previous.status != "open":
+        return "raise"
+    if previous.fingerprint != draft.fingerprint or previous.recall_version != recall_version:
+        return "update"
+    return "none"
+
+
+def next_version(previous: Previous | None, draft: AlertDraft) -> int:
+    """The alert version moves when the customer's scope changes (a new notice is due), not for wording."""
+    if previous is None:
+        return 1
+    if previous.status != "open" or previous.fingerprint != draft.fingerprint:
+        return previous.alert_version + 1
+    return previous.alert_version

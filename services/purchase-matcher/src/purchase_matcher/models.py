@@ -1,0 +1,80 @@
+"""purchase-matcher's tables: the purchase index, active recall scopes, and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from recall_shared.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class PurchaseLine(Base):
+    """One order line as the matcher needs it; units = quantity - returned, none when cancelled."""
+
+    __tablename__ = "purchase_lines"
+    line_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(100))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    product_id: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text, default="")
+    gtin: Mapped[str | None] = mapped_column(String(14), nullable=True)
+    model_number: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # normalised model number
+    seller_id: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[int] = mapped_column(Integer)
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    lot: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    serial: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    business_account_admin_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+    __table_args__ = (
+        Index("ix_purchase_lines_product", "product_id"),
+        Index("ix_purchase_lines_gtin", "gtin"),
+        Index("ix_purchase_lines_model_key", "model_key"),
+        Index("ix_purchase_lines_customer", "customer_id"),
+    )
+
+
+class ActiveRecall(Base):
+    """The latest version of every recall seen, with its full scope."""
+
+    __tablename__ = "recalls"
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # active | closed
+    snapshot: Mapped[dict] = mapped_column(JSONB)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Alert(Base):
+    """One alert per (customer, recall), with what was last announced about it."""
+
+    __tablename__ = "alerts"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    recall_id: Mapped[str] = mapped_column(String(64), index=True)
+    recall_version: Mapped[int] = mapped_column(Integer)
+    alert_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
+    tier: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("customer_id", "recall_id"),)
+
+
+metadata = Base.metadata

@@ -1,0 +1,3 @@
+from refund_logistics.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+
+from recall_shared.logging import (
+    JsonFormatter,
+    correlation_id_var,
+    current_correlation_id,
+    event_id_var,
+    log_context,
+)
+from recall_shared.metrics import Metrics
+
+
+def _record(msg: str = "hello %s", args: tuple = ("world",), **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("recall.test", logging.WARNING, __file__, 10, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_log_carries_correlation_and_event_ids() -> None:
+    formatter = JsonFormatter("svc-a")
+    with log_context(correlation_id="corr-1", event_id="evt-1"):
+        entry = orjson.loads(formatter.format(_record(partition=3)))
+    assert entry["correlation_id"] == "corr-1"
+    assert entry["event_id"] == "evt-1"
+    assert entry["msg"] == "hello world"
+    assert entry["level"] == "warning" and entry["service"] == "svc-a" and entry["logger"] == "recall.test"
+    assert entry["partition"] == 3  # extra= fields travel
+    assert entry["ts"].endswith("Z")
+    assert "args" not in entry and "levelno" not in entry  # LogRecord internals do not
+
+
+def test_log_context_is_restored_and_nests() -> None:
+    formatter = JsonFormatter("svc")
+    with log_context(correlation_id="outer"):
+        with log_context(event_id="e-2"):
+            inner = orjson.loads(formatter.format(_record()))
+        after_inner = orjson.loads(formatter.format(_record()))
+    outside = orjson.loads(formatter.format(_record()))
+    assert inner["correlation_id"] == "outer" and inner["event_id"] == "e-2"
+    assert after_inner["correlation_id"] == "outer" and "event_id" not in after_inner
+    assert "correlation_id" not in outside and "event_id" not in outside
+    assert correlation_id_var.get() is None and event_id_var.get() is None
+
+
+def test_current_correlation_id_uses_the_context_or_a_fresh_one() -> None:
+    with log_context(correlation_id="abc"):
+        assert current_correlation_id() == "abc"
+    assert current_correlation_id() != current_correlation_id()
+
+
+def test_exceptions_are_formatted() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    entry = orjson.loads(JsonFormatter("svc").format(record))
+    assert "RuntimeError: boom" in entry["exc"]
+
+
+def test_metrics_registry_is_per_instance() -> None:
+    a, b = Metrics("a"), Metrics("b")
+    a.events_consumed.labels("t", "x.v1").inc(3)
+    text_a, text_b = a.render().decode(), b.render().decode()
+    assert 'events_consumed_total{event_type="x.v1",topic="t"} 3.0' in text_a
+    assert 'event_type="x.v1"' not in text_b
+    for name in ("events_duplicate_total", "events_dead_lettered_total", "outbox_backlog", "consumer_lag"):
+        assert f"# TYPE {name.removesuffix('_total')}" in text_b

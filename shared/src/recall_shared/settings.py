@@ -69,6 +69,7 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
+        # Development and test run with the well-known defaults; production must bring its own secrets.
         if self.environment == "production":
             weak = [
                 name
@@ -78,7 +79,7 @@ class ServiceSettings(BaseSettings):
             if weak:
                 raise ValueError(
                     f"{', '.join(weak)} must be set to a secret of at least 32 characters "
-                    f"outside development (environment={self.environment})"
+                    f"in production (environment={self.environment})"
                 )
         return self
 

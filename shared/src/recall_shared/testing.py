@@ -6,13 +6,19 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 
 from recall_shared.envelope import Envelope, read_headers
+from recall_shared.kafka import create_topics
+from recall_shared.migrations import upgrade
 
 T = TypeVar("T")
 
@@ -96,3 +102,34 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
+
+
+@asynccontextmanager
+async def migrated_database(migrations_dir: Path, prefix: str = "t") -> AsyncIterator[str]:
+    """A fresh database migrated to head with a service's migrations; dropped afterwards. Yields its URL."""
+    name = unique_name(prefix)
+    url = await create_database(name)
+    try:
+        await asyncio.to_thread(upgrade, migrations_dir, url)
+        yield url
+    finally:
+        await drop_database(name)
+
+
+def unique_topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@asynccontextmanager
+async def running_app(app: FastAPI, *, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    """Start the app's runtime (producer, relay, consumers) and give an HTTP client bound to the app in-process.
+
+    The topics of the app's prefix are created first, from the catalog."""
+    runtime = app.state.runtime
+    await create_topics(runtime.settings.kafka_bootstrap_servers, runtime.settings.topic_prefix)
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+            yield client
+    finally:
+        await runtime.stop()

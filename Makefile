@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: help install infra-up infra-down infra-status run test test-unit test-integration test-e2e schemas check-schemas bench clean
+.PHONY: docs help install infra-up infra-down infra-status run test test-unit test-integration test-e2e schemas check-schemas bench clean
 
 help:
 	@echo "make run          infrastructure + migrations + topics + five services + demo data (Ctrl-C stops)"
@@ -11,7 +11,8 @@ help:
 	@echo "make infra-up     Kafka, PostgreSQL and the SMTP sink, started locally"
 	@echo "make infra-down   stop them"
 	@echo "make test-unit | test-integration | test-e2e    one layer of the suite"
-	@echo "make schemas      regenerate the committed JSON Schemas of the events"
+	@echo "make schemas      regenerate the committed JSON Schemas of the events and docs/asyncapi.json"
+	@echo "make docs         schemas + the OpenAPI documents in docs/openapi/"
 
 # uv builds the workspace from uv.lock; installed with pip when missing.
 install: .venv/.installed
@@ -46,6 +47,9 @@ test-e2e: infra-up
 
 schemas: install
 	$(PY) -m recall_shared.schemas write
+
+docs: schemas
+	$(PY) docs/openapi/export.py
 
 bench: infra-up
 	$(PY) bench/run_all.py

@@ -1,0 +1,268 @@
+"""Fixtures for customer-api's tests.
+
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
+Kafka topic prefix. The read model is fed the way production feeds it: by publishing CloudEvents on
+``alerts.v1``, ``remedies.v1`` and ``notifications.v1``; what the service emits is read back from Kafka.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+import customer_api
+from customer_api.app import create_app
+from customer_api.settings import Settings
+from recall_shared import envelope
+from recall_shared import events as ev
+from recall_shared.auth import issue_customer_token
+from recall_shared.envelope import Envelope, read_headers
+from recall_shared.kafka import create_producer
+from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.topics import TopicSpec
+
+MIGRATIONS = Path(customer_api.__file__).parent / "migrations"
+JWT_SECRET = "customer-api-tests-" + "k" * 40
+OTHER_SECRET = "someone-elses-secret-" + "z" * 40
+
+
+# --------------------------------------------------------------------------- event builders
+
+
+def new_customer() -> str:
+    return f"cust-{uuid.uuid4().hex[:12]}"
+
+
+def make_alert(
+    customer_id: str,
+    *,
+    alert_id: str | None = None,
+    alert_version: int = 1,
+    recall_id: str | None = None,
+    severity: ev.Severity = "high",
+    title: str = "Acme kettle KX-1",
+    remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "replacement"),
+    units: int = 2,
+    unit_price: str = "19.99",
+    tier: ev.AlertTier = "confirmed",
+    kind: ev.RecallKind = "recall",
+) -> ev.AlertState:
+    return ev.AlertState(
+        alert_id=alert_id or str(uuid.uuid4()),
+        alert_version=alert_version,
+        customer_id=customer_id,
+        recall_id=recall_id or f"rc-{uuid.uuid4().hex[:10]}",
+        recall_version=1,
+        seller_id="seller-1",
+        tier=tier,
+        lines=[
+            ev.AffectedLine(
+                order_id="ord-1", line_id=f"line-{uuid.uuid4().hex[:8]}", product_id="prod-kettle", title=title,
+                gtin="00012345678905", seller_id="seller-1", purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
+                units=units, unit_price=Decimal(unit_price), currency="EUR",
+            )
+        ],
+        recall=ev.RecallContent(
+            kind=kind, title=title, hazard="The base can overheat and cause burns.", severity=severity,
+            stop_using="Unplug the kettle and stop using it.",
+            remedies=[ev.Remedy(type=r) for r in remedies], consumer_contact="recalls@acme.example",
+        ),
+    )
+
+
+def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
+    return ev.AlertWithdrawn(
+        alert_id=alert.alert_id, alert_version=version or alert.alert_version + 1, customer_id=alert.customer_id,
+        recall_id=alert.recall_id, recall_version=alert.recall_version + 1, reason="scope corrected",
+    )
+
+
+def case_transitioned(
+    request_id: str, alert: ev.AlertState, *, state: ev.CaseState, transition: str, from_state: ev.CaseState | None,
+    refunded: str = "0", currency: str | None = None, remedy: ev.RemedyType = "refund_on_destruction",
+) -> ev.RemedyCaseTransitioned:
+    return ev.RemedyCaseTransitioned(
+        case_id=f"case-{request_id[:8]}", request_id=request_id, alert_id=alert.alert_id,
+        customer_id=alert.customer_id, recall_id=alert.recall_id, seller_id="seller-1", remedy=remedy,
+        transition=transition, from_state=from_state, state=state, refunded_amount=Decimal(refunded),
+        currency=currency, occurred_at=datetime.now(UTC),
+    )
+
+
+# --------------------------------------------------------------------------- Kafka helpers
+
+
+async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope]]:
+    """Every record currently on ``topic`` (up to its end offsets), as (key, envelope)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, Envelope]] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(await consumer.position(tp) >= ends[tp] for tp in tps):
+                break
+            batches = await consumer.getmany(timeout_ms=300)
+            for records in batches.values():
+                for rec in records:
+                    out.append((rec.key, read_headers(rec.headers, rec.value)))
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+# --------------------------------------------------------------------------- the running service
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    settings: Settings
+    producer: AIOKafkaProducer
+    sent_ids: list[str] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.topic_prefix
+
+    def topic(self, spec: TopicSpec) -> str:
+        return spec.physical(self.prefix)
+
+    async def publish(self, event: ev.Event, *, event_id: str | None = None) -> str:
+        """Publish as the owning service would: CloudEvents headers, key = partition key."""
+        env = envelope.wrap(event, source="/tests/customer-api", event_id=event_id)
+        topic = f"{self.prefix}{event.topic}"
+        await self.producer.send_and_wait(
+            topic, value=env.data, key=event.partition_key().encode(), headers=env.headers()
+        )
+        self.sent_ids.append(env.id)
+        return env.id
+
+    def token(self, customer_id: str, *, ttl: timedelta = timedelta(hours=1), secret: str = JWT_SECRET) -> str:
+        return issue_customer_token(customer_id, secret, ttl=ttl)
+
+    def auth(self, customer_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(customer_id)}"}
+
+    async def get_alert(self, customer_id: str, alert_id: str) -> httpx.Response:
+        return await self.client.get(f"/v1/me/alerts/{alert_id}", headers=self.auth(customer_id))
+
+    async def wait_for_alert(self, customer_id: str, alert_id: str, timeout: float = 15.0, **expect: object) -> dict:
+        """Wait until the customer sees the alert (and, optionally, fields with the expected values)."""
+        async def check() -> dict | None:
+            r = await self.get_alert(customer_id, alert_id)
+            if r.status_code != 200:
+                return None
+            body = r.json()
+            for k, v in expect.items():
+                assert body.get(k) == v, f"{k}={body.get(k)!r}, want {v!r}"
+            return body
+
+        return await eventually(check, timeout=timeout, interval=0.1)
+
+    async def raise_alert(self, alert: ev.AlertState) -> dict:
+        await self.publish(ev.AlertRaised(alert=alert))
+        return await self.wait_for_alert(alert.customer_id, alert.alert_id)
+
+
+def make_settings(url: str, prefix: str) -> Settings:
+    return Settings(
+        database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
+        jwt_secret=JWT_SECRET, consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2,
+        outbox_fallback_poll_s=0.5,
+    )
+
+
+@contextlib.asynccontextmanager
+async def started_api() -> AsyncIterator[Api]:
+    prefix = unique_topic_prefix()
+    async with migrated_database(MIGRATIONS, prefix="custapi") as url:
+        settings = make_settings(url, prefix)
+        app = create_app(settings)
+        producer = create_producer(settings)
+        try:
+            async with running_app(app) as client:
+                await producer.start()
+                try:
+                    yield Api(client=client, settings=settings, producer=producer)
+                finally:
+                    await producer.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await delete_topics(prefix)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    async with started_api() as a:
+        yield a
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_api() -> AsyncIterator[Api]:
+    """One running service shared by a module's tests (which must use distinct customers)."""
+    async with started_api() as a:
+        yield a
+
+
+@pytest.fixture
+def alert_factory() -> Callable[..., ev.AlertState]:
+    return make_alert
+
+
+@pytest.fixture
+def customer_id() -> str:
+    return new_customer()
+
+
+@pytest.fixture(scope="session")
+def events() -> object:
+    """The event builders, for test modules (which may not import each other or this conftest)."""
+
+    class _Builders:
+        alert = staticmethod(make_alert)
+        raised = staticmethod(lambda a: ev.AlertRaised(alert=a))
+        updated = staticmethod(lambda a: ev.AlertUpdated(alert=a))
+        withdrawn = staticmethod(withdrawn)
+        case_transitioned = staticmethod(case_transitioned)
+        new_customer = staticmethod(new_customer)
+        read_all = staticmethod(read_all)
+        other_secret = OTHER_SECRET
+
+    return _Builders()

@@ -52,7 +52,7 @@ docs: schemas
 	$(PY) docs/openapi/export.py
 
 bench: infra-up
-	$(PY) bench/run_all.py
+	$(PY) bench/outbox_relay.py
 
 clean:
 	rm -rf .venv .pytest_cache test-artifacts

@@ -125,7 +125,8 @@ async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | N
         ends = await consumer.end_offsets(tps)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(await consumer.position(tp) >= ends[tp] for tp in tps):
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps)):
                 break
             batches = await consumer.getmany(timeout_ms=300)
             for records in batches.values():
@@ -228,15 +229,11 @@ async def started_api() -> AsyncIterator[Api]:
                 await delete_topics(prefix)
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with started_api() as a:
-        yield a
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def module_api() -> AsyncIterator[Api]:
-    """One running service shared by a module's tests (which must use distinct customers)."""
+async def api() -> AsyncIterator[Api]:
+    """One running service shared by a module's tests; every test uses its own customers, and every
+    query of this API is scoped to one customer, so the tests cannot see each other's data.
+    Modules using it run on the module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
     async with started_api() as a:
         yield a
 

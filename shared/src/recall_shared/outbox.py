@@ -121,7 +121,6 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._lock_key = int.from_bytes(hashlib.sha256(self.channel.encode()).digest()[:8], "big", signed=True)
         self.published_total = 0
-        self._backlog_counted_at = 0.0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -156,8 +155,7 @@ class OutboxRelay:
                 self._wake.clear()
                 if self._stopping.is_set():
                     break
-                while await self.publish_batch(conn) == self.batch_size:
-                    pass  # a full batch: there may be more
+                await self.publish_pending(conn)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
@@ -171,31 +169,47 @@ class OutboxRelay:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         return self._stopping.is_set()
 
-    async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, headers, payload FROM outbox ORDER BY id LIMIT $1", self.batch_size
-        )
-        if not rows:
-            if self.metrics:
-                self.metrics.outbox_backlog.set(0)
-            return 0
-        futures = []
-        for row in rows:
-            headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
-            fut = await self.producer.send(
-                row["topic"], value=bytes(row["payload"]), key=row["key"].encode(), headers=headers
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        """Publish every pending row in id order; returns how many.
+
+        Pipelined: while the broker acknowledges one batch, the next is read and sent, so the database
+        and Kafka round trips overlap. A batch is deleted only after all its acknowledgements.
+        """
+        published = 0
+        last_id = 0
+        inflight: tuple[list[int], list[asyncio.Future], list[str]] | None = None
+        while True:
+            rows = await conn.fetch(
+                "SELECT id, topic, key, headers, payload FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                last_id,
+                self.batch_size,
             )
-            futures.append(fut)
-        await asyncio.gather(*futures)  # every row acknowledged by the broker (acks=all) before delete
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        self.published_total += len(rows)
+            sent: tuple[list[int], list[asyncio.Future], list[str]] | None = None
+            if rows:
+                futures = []
+                for row in rows:
+                    headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
+                    futures.append(
+                        await self.producer.send(
+                            row["topic"], value=bytes(row["payload"]), key=row["key"].encode(), headers=headers
+                        )
+                    )
+                last_id = rows[-1]["id"]
+                sent = ([r["id"] for r in rows], futures, [r["topic"] for r in rows])
+            if inflight is not None:
+                published += await self._confirm(conn, *inflight)
+            inflight = sent
+            if sent is None:
+                break
         if self.metrics:
-            for row in rows:
-                self.metrics.events_produced.labels(row["topic"]).inc()
-            now = asyncio.get_running_loop().time()
-            if len(rows) < self.batch_size:
-                self.metrics.outbox_backlog.set(0)
-            elif now - self._backlog_counted_at > 5:  # counting is O(backlog): at most every 5 s
-                self._backlog_counted_at = now
-                self.metrics.outbox_backlog.set(await conn.fetchval("SELECT count(*) FROM outbox"))
-        return len(rows)
+            self.metrics.outbox_backlog.set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        return published
+
+    async def _confirm(self, conn: asyncpg.Connection, ids: list[int], futures: list[asyncio.Future], topics: list[str]) -> int:
+        await asyncio.gather(*futures)  # every row acknowledged by the broker (acks=all) before delete
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        self.published_total += len(ids)
+        if self.metrics:
+            for topic in topics:
+                self.metrics.events_produced.labels(topic).inc()
+        return len(ids)

@@ -53,7 +53,7 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=5.0, gt=0)
     consumer_max_poll_records: int = Field(default=500, ge=1)
-    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_fallback_poll_s: float = Field(
         default=2.0, gt=0, description="The relay wakes on NOTIFY; this poll only covers missed wake-ups."
     )

@@ -147,8 +147,8 @@ class _CrashOnDelete:
 
 
 class CrashingRelay(OutboxRelay):
-    async def publish_batch(self, conn) -> int:  # type: ignore[no-untyped-def]
-        return await super().publish_batch(_CrashOnDelete(conn))
+    async def publish_pending(self, conn) -> int:  # type: ignore[no-untyped-def]
+        return await super().publish_pending(_CrashOnDelete(conn))
 
 
 async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_dedupes(

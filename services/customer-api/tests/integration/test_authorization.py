@@ -57,8 +57,7 @@ class World:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(module_api, events) -> World:
-    api = module_api
+async def world(api, events) -> World:
     owner, other = events.new_customer(), events.new_customer()
     alerts = {}
     for route in ROUTES:

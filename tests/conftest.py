@@ -33,6 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "RECALL_ALERTS_ENV": "test",
         "RECALL_ALERTS_TOPIC_PREFIX": f"e2e-{run_id}.",
         "RECALL_ALERTS_JWT_SECRET": JWT_SECRET,
+        "RECALL_ALERTS_API_KEY_PEPPER": "e2e-pepper-" + "p" * 32,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
         "NOTIFIER_CUSTOMER_PORTAL_URL": f"http://127.0.0.1:{E2E_PORT_BASE + 5}",
         "NOTIFIER_SENDER_POLL_S": "0.5",

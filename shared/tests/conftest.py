@@ -42,6 +42,8 @@ class SharedTestSettings(ServiceSettings):
 def make_settings(**overrides: object) -> SharedTestSettings:
     values: dict[str, object] = {
         "environment": "test",
+        "jwt_secret": "test-jwt-secret-" + "j" * 32,
+        "api_key_pepper": "test-api-key-pepper-" + "p" * 32,
         "database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
         "kafka_bootstrap_servers": kafka_bootstrap(),
         "topic_prefix": "",

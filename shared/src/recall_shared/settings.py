@@ -3,7 +3,7 @@
 Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NOTIFIER_`` ...). A few
 infrastructure addresses are the same for the whole system and may be given once, unprefixed:
 ``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``,
-``RECALL_ALERTS_JWT_SECRET``, ``SMTP_HOST``, ``SMTP_PORT``. A prefixed variable
+``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``. A prefixed variable
 wins over the unprefixed one.
 """
 
@@ -23,6 +23,7 @@ _SYSTEM_WIDE = {
     "topic_prefix": "RECALL_ALERTS_TOPIC_PREFIX",
     "environment": "RECALL_ALERTS_ENV",
     "jwt_secret": "RECALL_ALERTS_JWT_SECRET",
+    "api_key_pepper": "RECALL_ALERTS_API_KEY_PEPPER",
     "smtp_host": "SMTP_HOST",
     "smtp_port": "SMTP_PORT",
 }
@@ -69,8 +70,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
-        # Development and test run with the well-known defaults; production must bring its own secrets.
-        if self.environment == "production":
+        # Only development runs on the well-known defaults; tests and production bring their own secrets.
+        if self.environment != "development":
             weak = [
                 name
                 for name in ("jwt_secret", "api_key_pepper")
@@ -79,7 +80,7 @@ class ServiceSettings(BaseSettings):
             if weak:
                 raise ValueError(
                     f"{', '.join(weak)} must be set to a secret of at least 32 characters "
-                    f"in production (environment={self.environment})"
+                    f"outside development (environment={self.environment})"
                 )
         return self
 

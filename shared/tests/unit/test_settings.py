@@ -19,7 +19,7 @@ class PrefixedSettings(ServiceSettings):
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in (
-        "KAFKA_BOOTSTRAP_SERVERS", "RECALL_ALERTS_TOPIC_PREFIX", "RECALL_ALERTS_ENV", "RECALL_ALERTS_JWT_SECRET",
+        "KAFKA_BOOTSTRAP_SERVERS", "RECALL_ALERTS_TOPIC_PREFIX", "RECALL_ALERTS_ENV", "RECALL_ALERTS_JWT_SECRET", "RECALL_ALERTS_API_KEY_PEPPER",
         "UNITSVC_KAFKA_BOOTSTRAP_SERVERS", "UNITSVC_TOPIC_PREFIX", "UNITSVC_ENVIRONMENT", "UNITSVC_JWT_SECRET",
         "UNITSVC_API_KEY_PEPPER",
     ):
@@ -85,3 +85,8 @@ def test_settings_are_frozen_and_validated() -> None:
         PrefixedSettings(consumer_max_attempts=0)
     with pytest.raises(ValidationError):
         PrefixedSettings(environment="staging")
+
+
+def test_test_environment_refuses_default_secrets_too() -> None:
+    with pytest.raises(ValidationError, match="outside development"):
+        PrefixedSettings(environment="test")

@@ -9,11 +9,13 @@ fails when the two disagree or a change would break an existing consumer.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recall_shared.scope import Collation, collation_key, in_range, normalise_code
 
 NonEmptyStr = Annotated[str, Field(min_length=1, max_length=500)]
 Text = Annotated[str, Field(max_length=20_000)]
@@ -52,17 +54,97 @@ class Remedy(Model):
     instructions: Text = ""
 
 
+class CodeRange(Model):
+    first: NonEmptyStr
+    last: NonEmptyStr
+
+
+class CodeRule(Model):
+    """Which lot or serial codes are affected: explicit codes, inclusive ranges and prefixes (any matches)."""
+
+    values: list[NonEmptyStr] = []
+    ranges: list[CodeRange] = []
+    prefixes: list[NonEmptyStr] = Field(default=[], description='e.g. serials "beginning with 12J, 12K"')
+    collation: Collation = Field(
+        default="natural",
+        description="How ranges compare: numeric (zero-padded numbers), natural (letter runs as text, digit "
+        "runs as numbers, for codes of uneven width) or exact (as written, without case, spaces, hyphens)",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> CodeRule:
+        if not (self.values or self.ranges or self.prefixes):
+            raise ValueError("give at least one of values, ranges or prefixes")
+        for i, r in enumerate(self.ranges):
+            lo, hi = collation_key(r.first, self.collation), collation_key(r.last, self.collation)
+            if lo is None or hi is None:
+                bad = r.first if lo is None else r.last
+                raise ValueError(f"ranges[{i}]: {bad!r} cannot be read with collation {self.collation!r}")
+            try:
+                inverted = lo > hi  # type: ignore[operator]
+            except TypeError:
+                raise ValueError(f"ranges[{i}]: {r.first!r} and {r.last!r} have different shapes for collation "
+                                 f"{self.collation!r}") from None
+            if inverted:
+                raise ValueError(f"ranges[{i}]: first {r.first!r} comes after last {r.last!r}")
+        return self
+
+    def matches(self, code: str) -> bool:
+        norm = normalise_code(code)
+        if any(norm == normalise_code(v) for v in self.values):
+            return True
+        if any(norm.startswith(normalise_code(p)) for p in self.prefixes):
+            return True
+        return any(in_range(code, r.first, r.last, self.collation) for r in self.ranges)
+
+
+class DateWindow(Model):
+    """An inclusive window of dates; an open end is unbounded."""
+
+    start: date | None = None
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> DateWindow:
+        if self.start is None and self.end is None:
+            raise ValueError("give start, end or both")
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+    def contains(self, day: date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+
 class ScopeRule(Model):
-    """One affected-product rule. Identifiers within a rule are alternatives; constraints combine with AND;
-    the rules of a recall combine with OR. Later versions of the contract add lot, serial and date
-    constraints as optional fields."""
+    """One affected-product rule. The identifiers within a rule are alternatives (any one identifies the
+    product); every other constraint present must hold too (AND); the rules of a recall combine with OR.
+    A constraint on an attribute the order line does not know (its lot, say) makes the line "possibly
+    affected"; known and outside the constraint means not affected."""
 
     product_ids: list[NonEmptyStr] = []
-    gtins: list[Annotated[str, Field(pattern=r"^\d{14}$")]] = []
+    parent_product_ids: list[NonEmptyStr] = Field(
+        default=[], description="All variants of these products; recall-intake expands them into product_ids"
+    )
+    gtins: list[Annotated[str, Field(pattern=r"^\d{14}$")]] = Field(default=[], description="GTIN-14")
     model_numbers: list[NonEmptyStr] = []
     seller_ids: list[NonEmptyStr] = Field(
         default=[], description="Only units sold by these sellers are affected; empty means any seller."
     )
+    lots: CodeRule | None = None
+    serials: CodeRule | None = None
+    manufactured: DateWindow | None = None
+    purchased: DateWindow | None = Field(default=None, description="Sold or purchased in this window")
+    best_before: DateWindow | None = None
+    expiry: DateWindow | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> ScopeRule:
+        if not (self.product_ids or self.parent_product_ids or self.gtins or self.model_numbers):
+            raise ValueError(
+                "a rule needs at least one identifier: product_ids, parent_product_ids, gtins or model_numbers"
+            )
+        return self
 
 
 class RecallContent(Model):
@@ -136,6 +218,9 @@ class OrderLine(Model):
     currency: CurrencyCode
     lot: str | None = None
     serial: str | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
 
 
 class OrderPlaced(Event):
@@ -163,6 +248,9 @@ class OrderLineShipped(Event):
     shipped_at: datetime
     lot: str | None = None
     serial: str | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -247,6 +335,11 @@ class AffectedLine(Model):
     currency: CurrencyCode
     lot: str | None = None
     serial: str | None = None
+    tier: AlertTier = "confirmed"
+    unknown_attributes: list[str] = Field(
+        default=[], description="What the scope needs but we do not know for this line (lot, serial, ...): "
+        "the customer is asked to check the label"
+    )
 
 
 class AlertState(Model):

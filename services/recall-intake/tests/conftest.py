@@ -32,6 +32,8 @@ from recall_shared import events as ev
 from recall_shared.kafka import create_producer
 from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 
+TEST_SECRET = "tests-jwt-secret-" + "j" * 40  # the test environment refuses the development defaults
+TEST_PEPPER = "tests-api-key-pepper-" + "p" * 40
 MIGRATIONS = Path(recall_intake.__file__).parent / "migrations"
 
 
@@ -169,6 +171,7 @@ async def intake() -> AsyncIterator[Intake]:
     async with migrated_database(MIGRATIONS, "intake_test") as url:
         settings = Settings(
             database_url=url, topic_prefix=prefix, environment="test", log_json=False,
+            jwt_secret=TEST_SECRET, api_key_pepper=TEST_PEPPER,
             consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, consumer_max_attempts=3,
             outbox_fallback_poll_s=0.5,
         )

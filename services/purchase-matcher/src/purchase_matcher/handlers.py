@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -9,11 +10,23 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from purchase_matcher.domain import Line, Previous, build_alert, decide, line_tier, model_key, next_version
+from purchase_matcher.domain import ALERT_NAMESPACE, Line, Previous, build_alert, decide, line_tier, model_key, next_version
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.identifiers import normalise_gtin
 from recall_shared.outbox import Outbox
+
+
+def sale_event_id(recall_id: str, line_id: str) -> str:
+    """Deterministic, and short enough for the outbox's 64-character event id whatever the upstream ids."""
+    return "sale:" + str(uuid.uuid5(ALERT_NAMESPACE, f"{recall_id}\x1f{line_id}"))
+
+
+def gtin14(raw: str | None) -> str | None:
+    """Order history spells GTINs every way ("0-11110-91128-5", UPC-12, EAN-13); recalls carry GTIN-14.
+    An unreadable GTIN is dropped (it could match no rule, and must not stop the order from being indexed)."""
+    return normalise_gtin(raw).gtin14 if raw else None
 
 
 def to_line(row: PurchaseLine) -> Line:
@@ -171,7 +184,7 @@ class Matcher:
         rows = [
             {
                 "line_id": l.line_id, "order_id": event.order_id, "customer_id": event.customer_id,
-                "product_id": l.product_id, "title": l.title, "gtin": l.gtin, "model_number": l.model_number,
+                "product_id": l.product_id, "title": l.title, "gtin": gtin14(l.gtin), "model_number": l.model_number,
                 "model_key": model_key(l.model_number), "seller_id": l.seller_id, "quantity": l.quantity,
                 "returned_quantity": 0, "cancelled": False, "unit_price": l.unit_price, "currency": l.currency,
                 "lot": l.lot, "serial": l.serial, "placed_at": event.placed_at,
@@ -192,7 +205,7 @@ class Matcher:
                         seller_id=line.seller_id, placed_at=event.placed_at, recall_published_at=recall.published_at,
                     )
                     await self.outbox.add(
-                        session, incident, causation_id=env.id, event_id=f"sale:{recall.recall_id}:{line.line_id}"
+                        session, incident, causation_id=env.id, event_id=sale_event_id(recall.recall_id, line.line_id)
                     )
 
     async def _changed(self, session: AsyncSession, customer_id: str, line_ids: list[str], env: Envelope) -> None:

@@ -7,6 +7,8 @@ import asyncio
 
 import pytest
 
+from recall_shared import events as ev
+
 from recall_shared.envelope import parse
 from recall_shared.events import RecallAmended, RecallClosed, RecallPublished
 from recall_shared.testing import read_topic
@@ -125,7 +127,7 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(intake, 
     got = (await intake.client.get(f"/v1/recalls/{rid}", headers=headers)).json()
     assert got["status"] == "closed" and got["version"] == 2
     assert [(v["version"], v["event_type"]) for v in got["versions"]] == [(1, "recall.published.v1"), (2, "recall.amended.v1")]
-    assert got["versions"][0]["recall"]["rules"] == [{"product_ids": [product], "gtins": [], "model_numbers": [], "seller_ids": []}]
+    assert [ev.ScopeRule.model_validate(r) for r in got["versions"][0]["recall"]["rules"]] == [ev.ScopeRule(product_ids=[product])]
     assert got["versions"][1]["recall"]["rules"][0]["product_ids"] == [product, second]
     assert got["versions"][0]["recall"]["content"]["severity"] == "high"
 
@@ -152,14 +154,15 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(intake, 
 
 
 async def test_amendment_without_content_keeps_the_current_content(intake, make_recall_body, unique) -> None:
-    _, headers, product = await _seller(intake, unique)
+    seller_id, headers, product = await _seller(intake, unique)
     rid = (await intake.client.post("/v1/recalls", json=make_recall_body(product, title="Original"), headers=headers)).json()["recall_id"]
     await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
-    amended = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{"model_numbers": ["KX-1"]}]}, headers=headers)
+    narrowed = {"rules": [{"product_ids": [product], "seller_ids": [seller_id]}]}
+    amended = await intake.client.post(f"/v1/recalls/{rid}/amendments", json=narrowed, headers=headers)
     assert amended.status_code == 200
-    assert amended.json()["content"]["title"] == "Original" and amended.json()["rules"][0]["model_numbers"] == ["KX-1"]
-    amended3 = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{"model_numbers": ["KX-2"]}]}, headers=headers)
-    assert amended3.json()["version"] == 3
+    assert amended.json()["content"]["title"] == "Original" and amended.json()["rules"][0]["seller_ids"] == [seller_id]
+    amended3 = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{"product_ids": [product]}]}, headers=headers)
+    assert amended3.json()["version"] == 3 and amended3.json()["content"]["title"] == "Original"
     versions = (await intake.client.get(f"/v1/recalls/{rid}", headers=headers)).json()["versions"]
     assert [v["version"] for v in versions] == [1, 2, 3]
 

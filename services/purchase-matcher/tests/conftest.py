@@ -1,0 +1,268 @@
+"""Fixtures for purchase-matcher's tests.
+
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
+Kafka topic prefix. Orders and recalls arrive the production way, as CloudEvents on orders.v1 and
+recalls.v1; alerts are read back from alerts.v1. "Settled" means the matcher's consumer group has
+committed every input record and its outbox is empty, so everything it will emit is on the topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
+from sqlalchemy import text
+
+import purchase_matcher
+from purchase_matcher.app import create_app
+from purchase_matcher.settings import Settings
+from recall_shared import envelope
+from recall_shared import events as ev
+from recall_shared.envelope import parse, read_headers
+from recall_shared.kafka import create_producer
+from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.topics import ALERTS, ORDERS, RECALLS, dead_letter_topic
+
+TEST_SECRET = "tests-jwt-secret-" + "j" * 40  # the test environment refuses the development defaults
+TEST_PEPPER = "tests-api-key-pepper-" + "p" * 40
+MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
+SOURCE = "/tests/upstream"
+
+
+# --------------------------------------------------------------------------- event builders
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def recall_snapshot(
+    recall_id: str,
+    *rules: ev.ScopeRule,
+    version: int = 1,
+    published_at: datetime | None = None,
+    title: str = "Acme kettle KX-1 recall",
+) -> ev.RecallSnapshot:
+    return ev.RecallSnapshot(
+        recall_id=recall_id, version=version, seller_id="seller-1",
+        content=ev.RecallContent(
+            title=title, hazard="The base can overheat and cause burns.", severity="high",
+            stop_using="Unplug the kettle and stop using it.", remedies=[ev.Remedy(type="refund_on_destruction")],
+        ),
+        rules=list(rules), published_at=published_at or datetime.now(UTC),
+    )
+
+
+def order_placed(
+    customer_id: str,
+    *products: str,
+    order_id: str | None = None,
+    placed_at: datetime | None = None,
+    quantity: int = 1,
+    seller_id: str = "seller-1",
+    business_account_admin_id: str | None = None,
+) -> ev.OrderPlaced:
+    order_id = order_id or new_id("ord")
+    return ev.OrderPlaced(
+        order_id=order_id, customer_id=customer_id,
+        placed_at=placed_at or datetime.now(UTC) - timedelta(days=30),
+        lines=[
+            ev.OrderLine(
+                line_id=f"{order_id}-{i}", product_id=p, title=f"Product {p}", seller_id=seller_id,
+                quantity=quantity, unit_price=Decimal("19.99"), currency="EUR",
+            )
+            for i, p in enumerate(products)
+        ],
+        business_account_admin_id=business_account_admin_id,
+    )
+
+
+@dataclass(frozen=True)
+class Builders:
+    new_id: Callable[[str], str] = new_id
+    snapshot: Callable[..., ev.RecallSnapshot] = recall_snapshot
+    order: Callable[..., ev.OrderPlaced] = order_placed
+
+
+@pytest.fixture
+def build() -> Builders:
+    return Builders()
+
+
+# --------------------------------------------------------------------------- the running service
+
+
+@dataclass
+class AlertRecord:
+    key: str
+    type: str
+    ce_id: str
+    event: Any
+
+
+@dataclass
+class MatcherService:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    producer: AIOKafkaProducer
+
+    @property
+    def group(self) -> str:
+        return self.settings.consumer_group_prefix
+
+    def topic(self, spec: Any) -> str:
+        return spec.physical(self.settings.topic_prefix)
+
+    async def send(self, event: ev.Event, *, event_id: str | None = None) -> str:
+        """Publish one upstream event with CloudEvents headers, keyed as its topic says; returns the ce_id."""
+        env = envelope.wrap(event, source=SOURCE, event_id=event_id)
+        await self.producer.send_and_wait(
+            self.settings.topic_prefix + event.topic, value=env.data, key=event.partition_key().encode(),
+            headers=env.headers(),
+        )
+        return env.id
+
+    async def send_and_settle(self, *events: ev.Event) -> list[str]:
+        ids = [await self.send(e) for e in events]
+        await self.settled()
+        return ids
+
+    async def scalar(self, sql: str, **params: object) -> Any:
+        async with self.app.state.runtime.session_factory() as session:
+            return (await session.execute(text(sql), params)).scalar()
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Every record on orders.v1 and recalls.v1 is consumed and committed, and the outbox is published."""
+
+        async def check() -> bool:
+            ends = await end_offsets([self.topic(ORDERS), self.topic(RECALLS)])
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+            await admin.start()
+            try:
+                committed = {
+                    (tp.topic, tp.partition): meta.offset
+                    for tp, meta in (await admin.list_consumer_group_offsets(self.group)).items()
+                }
+            finally:
+                await admin.close()
+            lagging = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
+            assert not lagging, f"not yet consumed: {lagging}"
+            return await self.scalar("SELECT count(*) FROM outbox") == 0
+
+        await eventually(check, timeout=timeout, interval=0.1)
+
+    async def alerts(self) -> list[AlertRecord]:
+        """Everything on alerts.v1, parsed."""
+        out = []
+        for key, rec in await read_all(self.topic(ALERTS)):
+            env = read_headers(rec.headers, rec.value)
+            out.append(AlertRecord(key=key.decode() if key else "", type=env.type, ce_id=env.id, event=parse(env)))
+        return out
+
+    async def alerts_after(self, before: list[AlertRecord]) -> list[AlertRecord]:
+        """What appeared on alerts.v1 since ``before`` was read (records of different partitions interleave,
+        so this goes by event id, not by position)."""
+        seen = {r.ce_id for r in before}
+        return [r for r in await self.alerts() if r.ce_id not in seen]
+
+    async def dead_letters(self) -> list[Any]:
+        return [rec for _, rec in await read_all(self.topic(dead_letter_topic("purchase-matcher")))]
+
+
+async def end_offsets(topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        offsets = await consumer.end_offsets(tps) if tps else {}
+        return {(tp.topic, tp.partition): off for tp, off in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_all(topic: str) -> list[tuple[bytes | None, Any]]:
+    """Every record on ``topic`` up to its current end offsets, partition by partition, in offset order."""
+    ends = await end_offsets([topic])
+    wanted = {TopicPartition(t, p): end for (t, p), end in ends.items() if end > 0}
+    if not wanted:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, Any]] = []
+    try:
+        consumer.assign(list(wanted))
+        await consumer.seek_to_beginning(*wanted)
+        remaining = dict(wanted)
+        for _ in range(100):
+            if not remaining:
+                break
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, records in batches.items():
+                for rec in records:
+                    if tp in remaining and rec.offset < remaining[tp]:
+                        out.append((rec.key, rec))
+                        if rec.offset + 1 >= remaining[tp]:
+                            del remaining[tp]
+        assert not remaining, f"could not read {topic} to its end: {remaining}"
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def matcher() -> AsyncIterator[MatcherService]:
+    prefix = unique_topic_prefix()
+    async with migrated_database(MIGRATIONS, "matcher_test") as url:
+        settings = Settings(
+            database_url=url, topic_prefix=prefix, environment="test", log_json=False,
+            jwt_secret=TEST_SECRET, api_key_pepper=TEST_PEPPER,
+            consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, consumer_max_attempts=3,
+            outbox_fallback_poll_s=0.5,
+        )
+        app = create_app(settings)
+        try:
+            async with running_app(app) as client:
+                producer = create_producer(settings)
+                await producer.start()
+                service = MatcherService(app=app, client=client, settings=settings, producer=producer)
+                try:
+                    yield service
+                    # whatever a test did, nothing may have been dead-lettered
+                    assert await service.dead_letters() == [], "purchase-matcher dead-lettered a message"
+                finally:
+                    await producer.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await _delete_topics(prefix)

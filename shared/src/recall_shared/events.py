@@ -147,6 +147,25 @@ class ScopeRule(Model):
         return self
 
 
+class RegulatorReference(Model):
+    agency: Annotated[str, Field(min_length=2, max_length=40, description="CPSC, FDA, EU_SAFETY_GATE, ...")]
+    number: NonEmptyStr
+    url: Annotated[str, Field(max_length=2000)] = ""
+    published_on: date | None = None
+    classification: str = Field(default="", max_length=100, description='As the regulator states it, e.g. "Class I"')
+
+
+class LocalizedText(Model):
+    """The customer-facing texts in one more language; a missing field falls back to the main text."""
+
+    title: str = Field(default="", max_length=500)
+    product_description: Text = ""
+    hazard: Text = ""
+    stop_using: Text = ""
+    remedy_instructions: dict[RemedyType, Text] = {}
+    consumer_contact: Text = ""
+
+
 class RecallContent(Model):
     """What a customer is told: the parts of a recall that travel with every alert."""
 
@@ -154,11 +173,18 @@ class RecallContent(Model):
     title: NonEmptyStr
     product_description: Text = ""
     hazard: Text
+    hazard_type: str = Field(default="", max_length=100, description="fire, burn, choking, chemical, ...")
     severity: Severity
     stop_using: Text = Field(description="The 'stop using' instruction, shown first.")
     remedies: list[Remedy]
     images: list[Annotated[str, Field(max_length=2000)]] = []
     consumer_contact: Text = ""
+    units_affected: int | None = Field(default=None, ge=0)
+    regulator_references: list[RegulatorReference] = []
+    locale: str = Field(default="en", max_length=10, description="The language of the main texts")
+    texts: dict[Annotated[str, Field(max_length=10)], LocalizedText] = Field(
+        default={}, description='Translations by locale, e.g. {"de": {...}}'
+    )
 
 
 class RecallSnapshot(Model):

@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared.logging import correlation_id_var, new_correlation_id
@@ -29,6 +30,12 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]
+
+
+_ERROR_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 422: "validation_failed", 429: "too_many_requests",
+}
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -64,6 +71,18 @@ def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
             status_code=422,
             content={"error": "validation_failed", "message": validation_message(exc), "detail": jsonable_encoder(exc.errors())},
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # One error shape everywhere: {"error": code, "message": text}; "detail" kept as FastAPI clients expect.
+        if exc.status_code == 304:
+            return Response(status_code=304, headers=exc.headers)
+        if isinstance(exc.detail, dict):
+            body = {"error": exc.detail.get("error", _ERROR_CODES.get(exc.status_code, "error")),
+                    "message": str(exc.detail.get("message", "")), "detail": exc.detail}
+        else:
+            body = {"error": _ERROR_CODES.get(exc.status_code, "error"), "message": str(exc.detail), "detail": exc.detail}
+        return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(body), headers=exc.headers)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -289,18 +289,23 @@ async def choose_remedy(
         idempotency_key=idempotency_key, case_state="requested", refunded_amount=Decimal("0"),
         requested_at=now, updated_at=now,
     )
-    session.add(req)
-    await runtime.outbox.add(
-        session,
-        ev.RemedyRequested(request_id=req.request_id, alert_id=alert_id, customer_id=customer_id,
-                           recall_id=a.recall_id, remedy=body.remedy, requested_at=now),
-        event_id=f"remedy-request:{req.request_id}",
-    )
     try:
+        # The outbox insert autoflushes the request row, so a unique violation can surface there too.
+        session.add(req)
+        await runtime.outbox.add(
+            session,
+            ev.RemedyRequested(request_id=req.request_id, alert_id=alert_id, customer_id=customer_id,
+                               recall_id=a.recall_id, remedy=body.remedy, requested_at=now),
+            event_id=f"remedy-request:{req.request_id}",
+        )
         await session.commit()
     except IntegrityError:
         await session.rollback()  # a concurrent identical request won; answer with it
-        existing = (await session.execute(select(RemedyRequest).where(RemedyRequest.alert_id == alert_id))).scalar_one()
+        existing = (await session.execute(select(RemedyRequest).where(RemedyRequest.alert_id == alert_id))).scalar_one_or_none()
+        if existing is None:  # not this alert's row: the customer's Idempotency-Key belongs to another request
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, "Idempotency-Key: already used for a different request"
+            ) from None
         if existing.remedy != body.remedy:
             raise HTTPException(status.HTTP_409_CONFLICT, f"a remedy was already chosen: {existing.remedy}") from None
         response.status_code = 200

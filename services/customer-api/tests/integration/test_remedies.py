@@ -186,3 +186,42 @@ async def test_not_affected_rejects_unknown_fields(api, events, customer_id) -> 
                               headers=api.auth(customer_id))
     assert r.status_code == 422
     assert (await api.get_alert(customer_id, alert.alert_id)).json()["resolution"] is None
+
+
+async def test_reusing_an_idempotency_key_on_another_alert_is_a_client_error(api, events, customer_id) -> None:
+    first, second = events.alert(customer_id), events.alert(customer_id)
+    await api.raise_alert(first)
+    await api.raise_alert(second)
+    h = {**api.auth(customer_id), "Idempotency-Key": "key-1"}
+    r1 = await api.client.post(f"/v1/me/alerts/{first.alert_id}/remedy", json={"remedy": "replacement"}, headers=h)
+    assert r1.status_code == 202
+    r2 = await api.client.post(f"/v1/me/alerts/{second.alert_id}/remedy", json={"remedy": "replacement"}, headers=h)
+    assert r2.status_code == 422, f"{r2.status_code} {r2.text}"
+    assert "Idempotency-Key" in r2.text
+    assert (await api.client.get(f"/v1/me/alerts/{second.alert_id}/remedy", headers=api.auth(customer_id))).status_code == 404
+    # The same key on the same alert is a replay.
+    again = await api.client.post(f"/v1/me/alerts/{first.alert_id}/remedy", json={"remedy": "replacement"}, headers=h)
+    assert again.status_code == 200 and again.json()["request_id"] == r1.json()["request_id"]
+    # Without the reused key the second alert's remedy can still be chosen.
+    r3 = await api.client.post(f"/v1/me/alerts/{second.alert_id}/remedy", json={"remedy": "replacement"},
+                               headers=api.auth(customer_id))
+    assert r3.status_code == 202
+
+
+async def test_concurrent_identical_choices_make_one_request(api, events, customer_id) -> None:
+    alert = events.alert(customer_id)
+    await api.raise_alert(alert)
+    url = f"/v1/me/alerts/{alert.alert_id}/remedy"
+    responses = await asyncio.gather(
+        *(api.client.post(url, json={"remedy": "replacement"}, headers=api.auth(customer_id)) for _ in range(5))
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200, 200, 200, 200, 202], [r.text for r in responses]
+    assert len({r.json()["request_id"] for r in responses}) == 1
+
+    async def published() -> list:
+        return await _remedy_events(api, events, customer_id, "remedy.requested.v1")
+
+    await eventually(published, timeout=15)
+    await asyncio.sleep(0.5)
+    assert len(await published()) == 1

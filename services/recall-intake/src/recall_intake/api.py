@@ -9,13 +9,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_intake.auth import OperatorDep, Principal, PrincipalDep, issue_key
 from recall_intake.domain import IllegalTransition, fingerprint, transition
-from recall_intake.models import ApiKey, Listing, Recall, RecallVersion, Seller
+from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
+from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
 from recall_shared import events as ev
 from recall_shared.http import RuntimeDep, SessionDep
 
@@ -26,13 +27,12 @@ router = APIRouter(prefix="/v1")
 
 
 class ScopeRuleIn(ev.ScopeRule):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A rule as written: GTINs in any common spelling (normalised to GTIN-14 on the way in)."""
 
-    @model_validator(mode="after")
-    def _has_identifier(self) -> ScopeRuleIn:
-        if not (self.product_ids or self.gtins or self.model_numbers):
-            raise ValueError("a rule needs at least one identifier: product_ids, gtins or model_numbers")
-        return self
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(  # type: ignore[assignment]
+        default=[], description='UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens ("0-11110-91128-5")'
+    )
 
 
 class RecallIn(BaseModel):
@@ -70,6 +70,9 @@ class RecallOut(BaseModel):
     published_at: datetime | None
     closed_at: datetime | None
     versions: list[VersionOut] | None = None
+    source: str = "api"
+    provenance: dict | None = Field(default=None, description="For imported recalls: where each extracted value came from")
+    warnings: list[str] = Field(default=[], description="Repairs made to the input, e.g. a GTIN check digit added")
 
 
 class RecallPage(BaseModel):
@@ -118,6 +121,8 @@ def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallO
         content=ev.RecallContent.model_validate(recall.content),
         rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
         logistics_enrolled=recall.logistics_enrolled,
+        source=recall.source or "api",
+        provenance=recall.provenance,
         created_at=recall.created_at,
         updated_at=recall.updated_at,
         published_at=recall.published_at,
@@ -152,29 +157,13 @@ async def _load_owned(session: AsyncSession, principal: Principal, recall_id: st
     return recall
 
 
-async def _check_ownership(session: AsyncSession, principal: Principal, rules: list[ScopeRuleIn]) -> None:
-    """A seller may recall only products it sells (catalog.listings.v1); operators may recall any."""
-    if principal.is_operator:
-        return
-    problems = []
-    for i, rule in enumerate(rules):
-        for j, pid in enumerate(rule.product_ids):
-            listing = await session.get(Listing, pid)
-            if listing is None or principal.seller_id not in listing.seller_ids:
-                problems.append(f"rules[{i}].product_ids[{j}]: product {pid!r} is not sold by seller {principal.seller_id!r}")
-        for j, gtin in enumerate(rule.gtins):
-            owned = await session.scalar(
-                select(func.count()).select_from(Listing).where(
-                    Listing.gtins.any(gtin), Listing.seller_ids.any(principal.seller_id)
-                )
-            )
-            if not owned:
-                problems.append(f"rules[{i}].gtins[{j}]: no product with GTIN {gtin} is sold by seller {principal.seller_id!r}")
-    if problems:
+async def _prepare(session: AsyncSession, principal: Principal, rules: list[ScopeRuleIn]) -> PreparedScope:
+    try:
+        return await prepare_rules(session, principal, [r.model_dump(mode="json") for r in rules])
+    except ScopeProblems as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={"error": "not_your_product", "message": "; ".join(problems)},
-        )
+            status.HTTP_422_UNPROCESSABLE_ENTITY, detail={"error": exc.error, "message": str(exc)}
+        ) from None
 
 
 def _snapshot(recall: Recall) -> ev.RecallSnapshot:
@@ -226,7 +215,7 @@ async def create_recall(
         ).scalar_one_or_none()
         if prior is not None:
             return _replay(prior, fp, response)
-    await _check_ownership(session, principal, body.rules)
+    scope = await _prepare(session, principal, body.rules)
     now = datetime.now(UTC)
     recall = Recall(
         recall_id=str(uuid.uuid4()),
@@ -234,7 +223,7 @@ async def create_recall(
         status="draft",
         version=1,
         content=payload["content"],
-        rules=payload["rules"],
+        rules=[r.model_dump(mode="json") for r in scope.rules],
         logistics_enrolled=body.logistics_enrolled,
         owner_key=principal.owner_key,
         idempotency_key=idempotency_key,
@@ -254,7 +243,9 @@ async def create_recall(
             )
         ).scalar_one()
         return _replay(prior, fp, response)
-    return _out(recall)
+    out = _out(recall)
+    out.warnings = scope.warnings
+    return out
 
 
 def _replay(prior: Recall, fp: str, response: Response) -> RecallOut:
@@ -342,16 +333,18 @@ async def amend_recall(
         recall.status = transition(recall.status, "amend")
     except IllegalTransition as exc:
         raise _conflict(exc) from None
-    await _check_ownership(session, principal, body.rules)
+    scope = await _prepare(session, principal, body.rules)
     payload = body.model_dump(mode="json")
     if payload["content"] is not None:
         recall.content = payload["content"]
-    recall.rules = payload["rules"]
+    recall.rules = [r.model_dump(mode="json") for r in scope.rules]
     recall.version += 1
     recall.updated_at = datetime.now(UTC)
     await _record_version(session, runtime, recall, ev.RecallAmended(recall=_snapshot(recall)))
     await session.commit()
-    return _out(recall)
+    out = _out(recall)
+    out.warnings = scope.warnings
+    return out
 
 
 @router.post("/recalls/{recall_id}/close", response_model=RecallOut, tags=["recalls"], summary="Close a recall")

@@ -8,20 +8,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recall_intake.models import Listing
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.identifiers import model_key, normalise_gtin
 
 
 async def on_listing_updated(session: AsyncSession, event: ev.ListingUpdated, env: Envelope) -> None:
+    gtins = sorted({r.gtin14 for g in event.gtins if (r := normalise_gtin(g)).gtin14})
     values = {
         "product_id": event.product_id,
         "title": event.title,
         "seller_ids": list(event.seller_ids),
-        "gtins": [g for g in event.gtins if len(g) == 14 and g.isdigit()],
+        "gtins": gtins,
+        "model_keys": sorted({k for m in event.model_numbers if (k := model_key(m))}),
+        "parent_product_id": event.parent_product_id,
         "updated_at": env.time,
     }
     stmt = insert(Listing).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Listing.product_id],
-        set_={k: stmt.excluded[k] for k in ("title", "seller_ids", "gtins", "updated_at")},
+        set_={k: stmt.excluded[k] for k in ("title", "seller_ids", "gtins", "model_keys", "parent_product_id", "updated_at")},
         where=Listing.updated_at <= stmt.excluded.updated_at,  # a compacted topic may replay older states
     )
     await session.execute(stmt)

@@ -43,6 +43,8 @@ class Recall(Base):
     content: Mapped[dict] = mapped_column(JSONB)
     rules: Mapped[list] = mapped_column(JSONB)
     logistics_enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(20), default="api")  # api | import
+    provenance: Mapped[dict | None] = mapped_column(JSONB, nullable=True)  # where imported values came from
     owner_key: Mapped[str] = mapped_column(String(120))  # seller id, or "operator"
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -82,7 +84,22 @@ class Listing(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     seller_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
     gtins: Mapped[list[str]] = mapped_column(ARRAY(String(14)), default=list)
+    model_keys: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
+    parent_product_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RegulatorRecord(Base):
+    """Every regulator record imported, so a re-published or re-imported record never makes a second recall."""
+
+    __tablename__ = "regulator_records"
+    agency: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 metadata = Base.metadata

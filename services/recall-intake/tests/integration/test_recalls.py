@@ -127,7 +127,7 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(intake, 
     got = (await intake.client.get(f"/v1/recalls/{rid}", headers=headers)).json()
     assert got["status"] == "closed" and got["version"] == 2
     assert [(v["version"], v["event_type"]) for v in got["versions"]] == [(1, "recall.published.v1"), (2, "recall.amended.v1")]
-    assert [ev.ScopeRule.model_validate(r) for r in got["versions"][0]["recall"]["rules"]] == [ev.ScopeRule(product_ids=[product])]
+    assert [ev.ScopeRule.model_validate(r) for r in got["versions"][0]["recall"]["rules"]] == [ev.ScopeRule(product_ids=[product], seller_ids=[seller_id])]  # a seller recalls its own units
     assert got["versions"][1]["recall"]["rules"][0]["product_ids"] == [product, second]
     assert got["versions"][0]["recall"]["content"]["severity"] == "high"
 
@@ -233,7 +233,7 @@ async def test_invalid_bodies_answer_422_naming_the_field(intake, make_recall_bo
 
     bad_gtin = make_recall_body(product, gtins=("123",))
     resp = await intake.client.post("/v1/recalls", json=bad_gtin, headers=headers)
-    assert resp.status_code == 422 and "rules.0.gtins.0" in resp.json()["message"]
+    assert resp.status_code == 422 and "rules[0].gtins[0]" in resp.json()["message"]
 
     extra_in_rule = make_recall_body(product)
     extra_in_rule["rules"][0]["lots"] = ["L1"]

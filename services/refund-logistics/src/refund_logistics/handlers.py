@@ -48,7 +48,9 @@ class Cases:
                 occurred_at=case.updated_at,
             ),
             causation_id=env.id,
-            event_id=f"case:{case.case_id}:{name}:{previous}",
+            # Deterministic, and short enough for the 64-character outbox/inbox event ids: the readable
+            # "case:{case_id}:{transition}:{from}" is up to 68 characters (e.g. refer_to_seller).
+            event_id=f"case:{uuid.uuid5(CASE_NAMESPACE, f'{case.case_id}:{name}:{previous}')}",
         )
 
     # ------------------------------------------------------------------ read models

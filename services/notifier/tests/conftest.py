@@ -1,0 +1,297 @@
+"""Fixtures for the notifier's tests.
+
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
+Kafka topic prefix, fed by CloudEvents on ``customers.v1`` and ``alerts.v1``; mail goes to the real local
+SMTP sink and is read back through its HTTP viewer. Every test uses its own customers and uuid email
+addresses, so tests sharing a running service (and the sink) never see each other's mail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+import notifier
+from notifier.app import create_app
+from notifier.sender import MailTransport
+from notifier.settings import Settings
+from recall_shared import envelope
+from recall_shared import events as ev
+from recall_shared.envelope import Envelope, read_headers
+from recall_shared.kafka import create_producer
+from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.topics import TopicSpec
+
+MIGRATIONS = Path(notifier.__file__).parent / "migrations"
+SINK_VIEWER = os.environ.get("SMTP_SINK_VIEWER", "http://127.0.0.1:8025")
+PORTAL = "https://shop.example/account"
+
+
+# --------------------------------------------------------------------------- event builders
+
+
+def new_customer() -> str:
+    return f"cust-{uuid.uuid4().hex[:12]}"
+
+
+def new_email(tag: str = "buyer") -> str:
+    return f"{tag}-{uuid.uuid4().hex}@notifier-tests.example"
+
+
+def make_alert(
+    customer_id: str,
+    *,
+    alert_id: str | None = None,
+    alert_version: int = 1,
+    title: str = "Acme kettle KX-1",
+    kind: ev.RecallKind = "recall",
+    tier: ev.AlertTier = "confirmed",
+    admin_id: str | None = None,
+    units: int = 2,
+    remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "replacement"),
+) -> ev.AlertState:
+    return ev.AlertState(
+        alert_id=alert_id or str(uuid.uuid4()),
+        alert_version=alert_version,
+        customer_id=customer_id,
+        recall_id=f"rc-{uuid.uuid4().hex[:10]}",
+        recall_version=1,
+        seller_id="seller-1",
+        tier=tier,
+        lines=[
+            ev.AffectedLine(
+                order_id="ord-20250314-1", line_id="line-1", product_id="prod-kettle", title=title,
+                gtin="00012345678905", model_number="KX-1", seller_id="seller-1",
+                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC), units=units, unit_price=Decimal("19.99"),
+                currency="EUR",
+            )
+        ],
+        recall=ev.RecallContent(
+            kind=kind, title=title, product_description="A 1.7 l electric kettle, white.",
+            hazard="The base can overheat and cause burns.", severity="high",
+            stop_using="Unplug the kettle and do not use it again.",
+            remedies=[ev.Remedy(type=r) for r in remedies], consumer_contact="recalls@acme.example",
+        ),
+        business_account_admin_id=admin_id,
+    )
+
+
+def customer(customer_id: str, *, email_: str | None = None, safety_email: str | None = None, name: str = "Alex Doe",
+             locale: str = "en") -> ev.CustomerUpdated:
+    return ev.CustomerUpdated(customer_id=customer_id, name=name, email=email_, safety_email=safety_email, locale=locale)
+
+
+def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
+    return ev.AlertWithdrawn(
+        alert_id=alert.alert_id, alert_version=version or alert.alert_version + 1, customer_id=alert.customer_id,
+        recall_id=alert.recall_id, recall_version=alert.recall_version + 1, reason="scope corrected",
+    )
+
+
+# --------------------------------------------------------------------------- the SMTP sink
+
+
+@dataclass
+class Mail:
+    id: str
+    subject: str
+    rcpt_to: list[str]
+    received_at: float
+    message: EmailMessage
+
+    @property
+    def text(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(preferencelist=("html",))
+        return part.get_content() if part is not None else ""
+
+
+async def mails_to(address: str) -> list[Mail]:
+    """Every message the sink received for ``address`` (envelope recipient), oldest first."""
+    async with httpx.AsyncClient(base_url=SINK_VIEWER, timeout=10) as client:
+        r = await client.get("/messages", params={"rcpt": address})
+        r.raise_for_status()
+        out = []
+        for m in r.json():
+            if address.lower() not in [x.lower() for x in m["rcpt_to"]]:
+                continue  # a substring match on another address
+            raw = await client.get(f"/messages/{m['id']}")
+            raw.raise_for_status()
+            msg = email.message_from_bytes(raw.content, policy=email.policy.default)
+            # Python's email generator folds a long Subject right after "Subject:", so the unfolded value
+            # starts with a space (MUAs strip it); compare the stripped, unfolded value.
+            out.append(Mail(id=m["id"], subject=str(msg["Subject"]).strip(), rcpt_to=m["rcpt_to"], received_at=m["received_at"],
+                            message=msg))  # type: ignore[arg-type]
+    out.sort(key=lambda m: (m.received_at, m.id))
+    return out
+
+
+async def wait_for_mails(address: str, count: int, timeout: float = 15.0) -> list[Mail]:
+    async def check() -> list[Mail] | None:
+        found = await mails_to(address)
+        assert len(found) <= count, f"{len(found)} mails to {address}, expected {count}: {[m.subject for m in found]}"
+        return found if len(found) == count else None
+
+    return await eventually(check, timeout=timeout, interval=0.2)
+
+
+# --------------------------------------------------------------------------- Kafka helpers
+
+
+async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope, dict]]:
+    """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, Envelope, dict]] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps)):
+                break
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for rec in records:
+                    env = read_headers(rec.headers, rec.value)
+                    out.append((rec.key, env, orjson.loads(env.data)))
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+# --------------------------------------------------------------------------- the running service
+
+
+@dataclass
+class Notifier:
+    client: httpx.AsyncClient
+    settings: Settings
+    producer: AIOKafkaProducer
+
+    def topic(self, spec: TopicSpec) -> str:
+        return spec.physical(self.settings.topic_prefix)
+
+    async def publish(self, event: ev.Event, *, event_id: str | None = None) -> str:
+        env = envelope.wrap(event, source="/tests/notifier", event_id=event_id)
+        await self.producer.send_and_wait(
+            f"{self.settings.topic_prefix}{event.topic}", value=env.data, key=event.partition_key().encode(),
+            headers=env.headers(),
+        )
+        return env.id
+
+    async def notices(self, alert_id: str) -> list[dict]:
+        r = await self.client.get(f"/v1/alerts/{alert_id}/notices")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def wait_for_notices(self, alert_id: str, predicate: Callable[[list[dict]], bool], timeout: float = 15.0) -> list[dict]:
+        async def check() -> list[dict] | None:
+            ns = await self.notices(alert_id)
+            return ns if predicate(ns) else None
+
+        return await eventually(check, timeout=timeout, interval=0.1)
+
+
+def make_settings(url: str, prefix: str) -> Settings:
+    return Settings(
+        database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
+        sender_poll_s=0.2, send_backoff_initial_s=0.2, send_max_attempts=3, customer_portal_url=PORTAL,
+        consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, outbox_fallback_poll_s=0.5,
+    )
+
+
+@contextlib.asynccontextmanager
+async def started_notifier(transport: MailTransport | None = None) -> AsyncIterator[Notifier]:
+    prefix = unique_topic_prefix()
+    async with migrated_database(MIGRATIONS, prefix="notifier") as url:
+        settings = make_settings(url, prefix)
+        app = create_app(settings, transport=transport)
+        producer = create_producer(settings)
+        try:
+            async with running_app(app) as client:
+                await producer.start()
+                try:
+                    yield Notifier(client=client, settings=settings, producer=producer)
+                finally:
+                    await producer.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await delete_topics(prefix)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def svc() -> AsyncIterator[Notifier]:
+    """One running notifier per test module (mail to the real SMTP sink). Modules using it run on the
+    module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
+    async with started_notifier() as n:
+        yield n
+
+
+@pytest.fixture(scope="session")
+def start_notifier() -> Callable[..., contextlib.AbstractAsyncContextManager[Notifier]]:
+    """Start a notifier of one's own, e.g. with a different mail transport."""
+    return started_notifier
+
+
+@pytest.fixture(scope="session")
+def kit() -> object:
+    """Builders and helpers for the test modules (which may not import each other or this conftest)."""
+
+    class _Kit:
+        alert = staticmethod(make_alert)
+        raised = staticmethod(lambda a: ev.AlertRaised(alert=a))
+        updated = staticmethod(lambda a: ev.AlertUpdated(alert=a))
+        withdrawn = staticmethod(withdrawn)
+        customer = staticmethod(customer)
+        new_customer = staticmethod(new_customer)
+        new_email = staticmethod(new_email)
+        mails_to = staticmethod(mails_to)
+        wait_for_mails = staticmethod(wait_for_mails)
+        read_all = staticmethod(read_all)
+        portal = PORTAL
+
+    return _Kit()

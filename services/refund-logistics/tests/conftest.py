@@ -1,0 +1,245 @@
+"""Fixtures for refund-logistics' tests.
+
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
+Kafka topic prefix, fed by CloudEvents on ``recalls.v1``, ``alerts.v1`` and ``remedies.v1``; the case
+transitions it emits are read back from ``remedies.v1``. Payments go to the in-process
+:class:`SandboxPaymentProvider` (the service's own development/test provider), which the tests inspect.
+Every test uses its own recall, customers and request ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import refund_logistics
+from recall_shared import envelope
+from recall_shared import events as ev
+from recall_shared.envelope import Envelope, read_headers
+from recall_shared.kafka import create_producer
+from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.topics import REMEDIES
+from refund_logistics.app import create_app
+from refund_logistics.payments import RefundResult, SandboxPaymentProvider
+from refund_logistics.settings import Settings
+
+MIGRATIONS = Path(refund_logistics.__file__).parent / "migrations"
+
+
+class CountingSandbox(SandboxPaymentProvider):
+    """The sandbox provider, also recording every call (the sandbox alone would hide a repeated call
+    with the same idempotency key, which is fine for money but worth seeing in a test)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, Decimal, str, str]] = []
+
+    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> RefundResult:
+        self.calls.append((idempotency_key, amount, currency, reference))
+        return await super().refund(idempotency_key=idempotency_key, amount=amount, currency=currency, reference=reference)
+
+    def refunds_for(self, case_id: str) -> list[RefundResult]:
+        return [r for k, r in self.refunds.items() if k.startswith(f"refund:{case_id}:")]
+
+    def calls_for(self, case_id: str) -> list[tuple[str, Decimal, str, str]]:
+        return [c for c in self.calls if c[3] == case_id]
+
+
+# --------------------------------------------------------------------------- event builders
+
+
+def recall(*, enrolled: bool = True, contact: str = "Acme recalls, 0800 123 456, recalls@acme.example",
+           remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "refund_with_return")) -> ev.RecallSnapshot:
+    return ev.RecallSnapshot(
+        recall_id=f"rc-{uuid.uuid4().hex[:10]}", version=1, seller_id=f"seller-{uuid.uuid4().hex[:6]}",
+        content=ev.RecallContent(title="Acme kettle KX-1", hazard="Burns.", severity="high",
+                                 stop_using="Unplug it.", remedies=[ev.Remedy(type=r) for r in remedies],
+                                 consumer_contact=contact),
+        rules=[ev.ScopeRule(product_ids=["prod-kettle"])], published_at=datetime.now(UTC), logistics_enrolled=enrolled,
+    )
+
+
+def alert(rc: ev.RecallSnapshot, customer_id: str, *, lines: list[tuple[int, str]] = ((2, "19.99"),),
+          currency: str = "EUR") -> ev.AlertState:
+    """An alert for ``rc``; ``lines`` are (units, unit price)."""
+    return ev.AlertState(
+        alert_id=str(uuid.uuid4()), alert_version=1, customer_id=customer_id, recall_id=rc.recall_id,
+        recall_version=rc.version, seller_id=rc.seller_id, tier="confirmed",
+        lines=[
+            ev.AffectedLine(order_id=f"ord-{i}", line_id=f"line-{i}-{uuid.uuid4().hex[:6]}", product_id="prod-kettle",
+                            seller_id=rc.seller_id or "s", purchased_at=datetime(2025, 3, 14, tzinfo=UTC), units=units,
+                            unit_price=Decimal(price), currency=currency)
+            for i, (units, price) in enumerate(lines)
+        ],
+        recall=rc.content,
+    )
+
+
+def remedy_request(a: ev.AlertState, remedy: ev.RemedyType = "refund_on_destruction", *,
+                   customer_id: str | None = None) -> ev.RemedyRequested:
+    return ev.RemedyRequested(request_id=str(uuid.uuid4()), alert_id=a.alert_id, customer_id=customer_id or a.customer_id,
+                              recall_id=a.recall_id, remedy=remedy, requested_at=datetime.now(UTC))
+
+
+def new_customer() -> str:
+    return f"cust-{uuid.uuid4().hex[:12]}"
+
+
+# --------------------------------------------------------------------------- Kafka helpers
+
+
+async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope, dict]]:
+    """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, Envelope, dict]] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps)):
+                break
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for rec in records:
+                    env = read_headers(rec.headers, rec.value)
+                    out.append((rec.key, env, orjson.loads(env.data)))
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+# --------------------------------------------------------------------------- the running service
+
+
+@dataclass
+class Rls:
+    client: httpx.AsyncClient
+    settings: Settings
+    producer: AIOKafkaProducer
+    payments: CountingSandbox
+
+    async def publish(self, event: ev.Event, *, event_id: str | None = None) -> str:
+        env = envelope.wrap(event, source="/tests/refund-logistics", event_id=event_id)
+        await self.producer.send_and_wait(
+            f"{self.settings.topic_prefix}{event.topic}", value=env.data, key=event.partition_key().encode(),
+            headers=env.headers(),
+        )
+        return env.id
+
+    async def case(self, case_id: str) -> dict | None:
+        r = await self.client.get(f"/v1/cases/{case_id}")
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def wait_for_case(self, case_id: str, predicate: Callable[[dict], bool], timeout: float = 15.0) -> dict:
+        async def check() -> dict | None:
+            c = await self.case(case_id)
+            return c if c is not None and predicate(c) else None
+
+        return await eventually(check, timeout=timeout, interval=0.1)
+
+    async def transitions(self, case_id: str) -> list[tuple[bytes | None, Envelope, dict]]:
+        """The remedy.case_transitioned.v1 events of a case on remedies.v1, in order."""
+        return [(k, env, body) for k, env, body in await read_all(REMEDIES.physical(self.settings.topic_prefix))
+                if env.type == "remedy.case_transitioned.v1" and body["case_id"] == case_id]
+
+    async def wait_for_transitions(self, case_id: str, count: int, timeout: float = 15.0) -> list[tuple]:
+        async def check() -> list | None:
+            found = await self.transitions(case_id)
+            assert len(found) <= count, [b["transition"] for _, _, b in found]
+            return found if len(found) == count else None
+
+        return await eventually(check, timeout=timeout, interval=0.2)
+
+    async def sql(self, query: str, **params: object) -> list:
+        engine = create_async_engine(self.settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(text(query), params)).all())
+        finally:
+            await engine.dispose()
+
+
+def make_settings(url: str, prefix: str) -> Settings:
+    return Settings(
+        database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
+        consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, outbox_fallback_poll_s=0.5,
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def rls() -> AsyncIterator[Rls]:
+    """One running refund-logistics per test module. Modules using it run on the module's event loop:
+    ``pytest.mark.asyncio(loop_scope="module")``."""
+    prefix = unique_topic_prefix()
+    payments = CountingSandbox()
+    async with migrated_database(MIGRATIONS, prefix="rls") as url:
+        settings = make_settings(url, prefix)
+        app = create_app(settings, payments=payments)
+        producer = create_producer(settings)
+        try:
+            async with running_app(app) as client:
+                await producer.start()
+                try:
+                    yield Rls(client=client, settings=settings, producer=producer, payments=payments)
+                finally:
+                    await producer.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await delete_topics(prefix)
+
+
+@pytest.fixture(scope="session")
+def kit() -> object:
+    """Builders for the test modules (which may not import each other or this conftest)."""
+
+    class _Kit:
+        recall = staticmethod(recall)
+        alert = staticmethod(alert)
+        remedy_request = staticmethod(remedy_request)
+        new_customer = staticmethod(new_customer)
+        published = staticmethod(lambda rc: ev.RecallPublished(recall=rc))
+        raised = staticmethod(lambda a: ev.AlertRaised(alert=a))
+
+    return _Kit()

@@ -4,28 +4,21 @@ and what changed since the last announcement."""
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
 import orjson
 
 from recall_shared import events as ev
+from recall_shared.identifiers import model_key
+
+__all__ = ["model_key"]  # re-exported: the matcher's notion of a model number is the contract's
 
 ALERT_NAMESPACE = uuid.UUID("6f0c1c9e-4c1b-4d55-9a1e-2b7f6c1d2a10")
-_MODEL_NOISE = re.compile(r"[\s\-_./]+")
-
-
-def model_key(model_number: str | None) -> str | None:
-    """Model numbers compared without case, spaces, hyphens, dots or slashes: 'AB-12 c' == 'ab12C'."""
-    if not model_number:
-        return None
-    key = _MODEL_NOISE.sub("", model_number).upper()
-    return key or None
 
 
 def alert_id_for(recall_id: str, customer_id: str) -> str:
@@ -52,6 +45,9 @@ class Line:
     serial: str | None
     placed_at: datetime
     business_account_admin_id: str | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
 
     @property
     def units(self) -> int:
@@ -59,29 +55,75 @@ class Line:
         return 0 if self.cancelled else max(self.quantity - self.returned_quantity, 0)
 
 
-def rule_tier(rule: ev.ScopeRule, line: Line) -> ev.AlertTier | None:
-    """How a rule reaches a line: confirmed, possibly affected (a needed attribute unknown), or not at all."""
+@dataclass(frozen=True)
+class Reach:
+    """How a recall reaches one line: confirmed, or possibly affected because of what we do not know."""
+
+    tier: ev.AlertTier
+    unknown: tuple[str, ...] = ()
+
+
+def rule_reach(rule: ev.ScopeRule, line: Line) -> Reach | None:
+    """One rule against one line. Every constraint must hold (AND); a constraint on an attribute the line
+    does not know makes it possibly affected; known and outside the constraint means not affected."""
+    line_model = model_key(line.model_number)
     identified = (
         line.product_id in rule.product_ids
         or (line.gtin is not None and line.gtin in rule.gtins)
-        or (model_key(line.model_number) is not None and model_key(line.model_number) in {model_key(m) for m in rule.model_numbers})
+        or (line_model is not None and line_model in {model_key(m) for m in rule.model_numbers})
     )
     if not identified:
         return None
     if rule.seller_ids and line.seller_id not in rule.seller_ids:
         return None
-    return "confirmed"
+    if rule.purchased is not None and not rule.purchased.contains(line.placed_at.date()):
+        return None
+    unknown: list[str] = []
+    for name, codes, value in (("lot", rule.lots, line.lot), ("serial", rule.serials, line.serial)):
+        if codes is None:
+            continue
+        if value is None:
+            unknown.append(name)
+        elif not codes.matches(value):
+            return None
+    for name, window, day in (
+        ("manufacture date", rule.manufactured, line.manufactured_on),
+        ("best-before date", rule.best_before, line.best_before),
+        ("expiry date", rule.expiry, line.expires_on),
+    ):
+        if window is None:
+            continue
+        if day is None:
+            unknown.append(name)
+        elif not window.contains(day):
+            return None
+    return Reach("possibly_affected" if unknown else "confirmed", tuple(unknown))
+
+
+def line_reach(rules: Iterable[ev.ScopeRule], line: Line) -> Reach | None:
+    """Rules combine with OR: a confirming rule wins; otherwise what any rule could not check."""
+    possible: list[Reach] = []
+    for rule in rules:
+        reach = rule_reach(rule, line)
+        if reach is None:
+            continue
+        if reach.tier == "confirmed":
+            return reach
+        possible.append(reach)
+    if not possible:
+        return None
+    unknown = tuple(dict.fromkeys(u for r in possible for u in r.unknown))
+    return Reach("possibly_affected", unknown)
+
+
+def rule_tier(rule: ev.ScopeRule, line: Line) -> ev.AlertTier | None:
+    reach = rule_reach(rule, line)
+    return reach.tier if reach else None
 
 
 def line_tier(rules: Iterable[ev.ScopeRule], line: Line) -> ev.AlertTier | None:
-    """Rules combine with OR; the strongest tier wins."""
-    best: ev.AlertTier | None = None
-    for rule in rules:
-        tier = rule_tier(rule, line)
-        if tier == "confirmed":
-            return tier
-        best = best or tier
-    return best
+    reach = line_reach(rules, line)
+    return reach.tier if reach else None
 
 
 @dataclass(frozen=True)
@@ -94,17 +136,17 @@ class AlertDraft:
 
 def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line], alert_version: int = 1) -> AlertDraft | None:
     """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected."""
-    affected: list[tuple[Line, ev.AlertTier]] = []
+    affected: list[tuple[Line, Reach]] = []
     for line in lines:
         if line.units <= 0:
             continue
-        tier = line_tier(recall.rules, line)
-        if tier is not None:
-            affected.append((line, tier))
+        reach = line_reach(recall.rules, line)
+        if reach is not None:
+            affected.append((line, reach))
     if not affected:
         return None
     affected.sort(key=lambda lt: (lt[0].placed_at, lt[0].line_id))
-    tier: ev.AlertTier = "confirmed" if any(t == "confirmed" for _, t in affected) else "possibly_affected"
+    tier: ev.AlertTier = "confirmed" if any(r.tier == "confirmed" for _, r in affected) else "possibly_affected"
     admin = next((line.business_account_admin_id for line, _ in affected if line.business_account_admin_id), None)
     state = ev.AlertState(
         alert_id=alert_id_for(recall.recall_id, customer_id),
@@ -129,8 +171,10 @@ def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Lin
                 currency=line.currency,
                 lot=line.lot,
                 serial=line.serial,
+                tier=reach.tier,
+                unknown_attributes=list(reach.unknown),
             )
-            for line, _ in affected
+            for line, reach in affected
         ],
         recall=recall.content,
         business_account_admin_id=admin,
@@ -140,7 +184,7 @@ def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Lin
 
 def scope_fingerprint(state: ev.AlertState) -> str:
     """What makes an alert 'changed' for the customer: its tier and affected lines and units."""
-    basis = [state.tier, [(l.line_id, l.units, l.lot, l.serial) for l in state.lines]]
+    basis = [state.tier, [(l.line_id, l.units, l.lot, l.serial, l.tier) for l in state.lines]]
     return hashlib.sha256(orjson.dumps(basis)).hexdigest()
 
 

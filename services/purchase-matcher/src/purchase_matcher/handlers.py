@@ -36,6 +36,7 @@ def to_line(row: PurchaseLine) -> Line:
         quantity=row.quantity, returned_quantity=row.returned_quantity, cancelled=row.cancelled,
         unit_price=row.unit_price, currency=row.currency, lot=row.lot, serial=row.serial,
         placed_at=row.placed_at, business_account_admin_id=row.business_account_admin_id,
+        manufactured_on=row.manufactured_on, best_before=row.best_before, expires_on=row.expires_on,
     )
 
 
@@ -188,6 +189,7 @@ class Matcher:
                 "model_key": model_key(l.model_number), "seller_id": l.seller_id, "quantity": l.quantity,
                 "returned_quantity": 0, "cancelled": False, "unit_price": l.unit_price, "currency": l.currency,
                 "lot": l.lot, "serial": l.serial, "placed_at": event.placed_at,
+                "manufactured_on": l.manufactured_on, "best_before": l.best_before, "expires_on": l.expires_on,
                 "business_account_admin_id": event.business_account_admin_id,
             }
             for l in event.lines
@@ -213,7 +215,9 @@ class Matcher:
         await self._recheck_customer(session, customer_id, [to_line(r) for r in rows], env)
 
     async def on_line_shipped(self, session: AsyncSession, event: ev.OrderLineShipped, env: Envelope) -> None:
-        values = {k: v for k, v in (("lot", event.lot), ("serial", event.serial)) if v is not None}
+        learnt = (("lot", event.lot), ("serial", event.serial), ("manufactured_on", event.manufactured_on),
+                  ("best_before", event.best_before), ("expires_on", event.expires_on))
+        values = {k: v for k, v in learnt if v is not None}
         if values:
             await session.execute(update(PurchaseLine).where(PurchaseLine.line_id == event.line_id).values(**values))
         await self._changed(session, event.customer_id, [event.line_id], env)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -37,6 +37,9 @@ class PurchaseLine(Base):
     lot: Mapped[str | None] = mapped_column(String(200), nullable=True)
     serial: Mapped[str | None] = mapped_column(String(200), nullable=True)
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    manufactured_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    best_before: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     business_account_admin_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     __table_args__ = (

@@ -313,12 +313,49 @@ async def publish_recall(recall_id: str, principal: PrincipalDep, session: Sessi
         recall.status = transition(recall.status, "publish")
     except IllegalTransition as exc:
         raise _conflict(exc) from None
+    if not recall.rules:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail={"error": "scope_missing", "message": "rules: an imported draft needs at least one rule before "
+                    "it can be published; add it with PATCH /v1/recalls/{recall_id}"},
+        )
     now = datetime.now(UTC)
     recall.published_at = now
     recall.updated_at = now
     await _record_version(session, runtime, recall, ev.RecallPublished(recall=_snapshot(recall)))
     await session.commit()
     return _out(recall)
+
+
+class DraftEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: ev.RecallContent | None = None
+    rules: list[ScopeRuleIn] | None = Field(default=None, min_length=1)
+    logistics_enrolled: bool | None = None
+
+
+@router.patch("/recalls/{recall_id}", response_model=RecallOut, tags=["recalls"],
+              summary="Edit a draft (for example an imported one) before publishing")
+async def edit_draft(recall_id: str, body: DraftEdit, principal: PrincipalDep, session: SessionDep) -> RecallOut:
+    recall = await _load_owned(session, principal, recall_id, lock=True)
+    try:
+        transition(recall.status, "edit")
+    except IllegalTransition as exc:
+        raise _conflict(exc) from None
+    warnings: list[str] = []
+    if body.rules is not None:
+        scope = await _prepare(session, principal, body.rules)
+        recall.rules = [r.model_dump(mode="json") for r in scope.rules]
+        warnings = scope.warnings
+    if body.content is not None:
+        recall.content = body.content.model_dump(mode="json")
+    if body.logistics_enrolled is not None:
+        recall.logistics_enrolled = body.logistics_enrolled
+    recall.updated_at = datetime.now(UTC)
+    await session.commit()
+    out = _out(recall)
+    out.warnings = warnings
+    return out
 
 
 @router.post(

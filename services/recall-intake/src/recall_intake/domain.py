@@ -35,3 +35,27 @@ def transition(status: str, action: Action) -> Status:
 def fingerprint(payload: object) -> str:
     """A stable hash of a request body, to tell an idempotent retry from a different request."""
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# One severity scale for every regulator's classes. FDA Class I: reasonable probability of serious
+# harm or death; Class II: temporary or reversible harm; Class III: unlikely to cause harm. EU Safety Gate
+# risk levels map one to one. CPSC does not classify; its hazards with death or serious injury are high.
+_SEVERITY: dict[tuple[str, str], str] = {
+    ("FDA", "CLASS I"): "critical",
+    ("FDA", "CLASS II"): "medium",
+    ("FDA", "CLASS III"): "low",
+    ("EU_SAFETY_GATE", "SERIOUS"): "critical",
+    ("EU_SAFETY_GATE", "HIGH"): "high",
+    ("EU_SAFETY_GATE", "MEDIUM"): "medium",
+    ("EU_SAFETY_GATE", "LOW"): "low",
+}
+_SERIOUS_WORDS = ("death", "serious injur", "fatal", "fire", "burn", "electrocution", "suffocat", "chok", "strangulat")
+
+
+def severity_for(agency: str, classification: str = "", hazard: str = "") -> str:
+    """The project's severity for a regulator's classification, or from the hazard's words when none."""
+    mapped = _SEVERITY.get((agency.upper(), " ".join(classification.upper().split())))
+    if mapped:
+        return mapped
+    text = hazard.lower()
+    return "high" if any(w in text for w in _SERIOUS_WORDS) else "medium"

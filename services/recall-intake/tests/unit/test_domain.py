@@ -57,3 +57,21 @@ def test_fingerprint_tells_different_bodies_apart() -> None:
     # list order is meaningful (rules are positional), unlike key order
     assert fingerprint(base) != fingerprint({"content": {"title": "T"}, "rules": [{"product_ids": ["p2", "p1"]}]})
     assert fingerprint({"a": 1}) != fingerprint({"a": "1"})
+
+
+@pytest.mark.parametrize(
+    ("agency", "classification", "hazard", "severity"),
+    [
+        ("FDA", "Class I", "", "critical"),
+        ("FDA", "class  ii", "", "medium"),
+        ("FDA", "Class III", "", "low"),
+        ("EU_SAFETY_GATE", "Serious", "", "critical"),
+        ("CPSC", "", "posing tip-over and entrapment hazards that can result in death", "high"),
+        ("CPSC", "", "The fuel supply line can leak gas, posing a fire hazard.", "high"),
+        ("CPSC", "", "The paint contains a stain.", "medium"),
+    ],
+)
+def test_regulator_classes_map_to_one_severity_scale(agency: str, classification: str, hazard: str, severity: str) -> None:
+    from recall_intake.domain import severity_for
+
+    assert severity_for(agency, classification, hazard) == severity

@@ -107,7 +107,8 @@ class Intake:
                 session.add(Seller(seller_id=seller_id, name=f"Seller {seller_id}"))
                 await session.flush()
             plaintext, _ = await issue_key(
-                session, role="seller", seller_id=seller_id, label="test", pepper=self.settings.api_key_pepper
+                session, role="seller", seller_id=seller_id, label="test", pepper=self.settings.api_key_pepper,
+                outbox=self.app.state.runtime.outbox,
             )
             await session.commit()
         return seller_id, plaintext
@@ -115,7 +116,8 @@ class Intake:
     async def operator_key(self) -> str:
         async with self.session_factory() as session:
             plaintext, _ = await issue_key(
-                session, role="operator", seller_id=None, label="test", pepper=self.settings.api_key_pepper
+                session, role="operator", seller_id=None, label="test", pepper=self.settings.api_key_pepper,
+                outbox=self.app.state.runtime.outbox,
             )
             await session.commit()
         return plaintext

@@ -580,6 +580,35 @@ class RemedyCaseTransitioned(Event):
         return self.case_id
 
 
+# --------------------------------------------------------------------------- sellers.v1
+
+
+class ApiKeyIssued(Event):
+    """A seller or operator API key, as a hash: lets other services authenticate sellers from their own
+    read model. The plaintext key never leaves recall-intake."""
+
+    event_type: ClassVar[str] = "seller.api_key_issued.v1"
+    topic: ClassVar[str] = "sellers.v1"
+    key_id: str
+    key_hash: str = Field(description="HMAC-SHA256 of the key under the system's API key pepper")
+    role: Literal["seller", "operator"]
+    seller_id: str | None
+    issued_at: datetime
+
+    def partition_key(self) -> str:
+        return self.key_id
+
+
+class ApiKeyRevoked(Event):
+    event_type: ClassVar[str] = "seller.api_key_revoked.v1"
+    topic: ClassVar[str] = "sellers.v1"
+    key_id: str
+    revoked_at: datetime
+
+    def partition_key(self) -> str:
+        return self.key_id
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     RecallPublished,
     RecallAmended,
@@ -600,6 +629,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RemedyRequested,
     NotAffectedDeclared,
     RemedyCaseTransitioned,
+    ApiKeyIssued,
+    ApiKeyRevoked,
 )
 
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type: cls for cls in ALL_EVENTS}

@@ -73,7 +73,15 @@ REMEDIES = TopicSpec(
     (ev.RemedyRequested, ev.NotAffectedDeclared, ev.RemedyCaseTransitioned), retention_ms=-1,
 )
 
-CATALOG: tuple[TopicSpec, ...] = (RECALLS, ORDERS, CATALOG_LISTINGS, CUSTOMERS, ALERTS, NOTIFICATIONS, REMEDIES)
+SELLERS = TopicSpec(
+    "sellers.v1", "key id", 3, "recall-intake",
+    "Seller and operator API keys issued and revoked (HMAC hashes only), for services that authenticate sellers.",
+    (ev.ApiKeyIssued, ev.ApiKeyRevoked), compacted=True,
+)
+
+CATALOG: tuple[TopicSpec, ...] = (
+    RECALLS, ORDERS, CATALOG_LISTINGS, CUSTOMERS, ALERTS, NOTIFICATIONS, REMEDIES, SELLERS,
+)
 TOPICS_BY_NAME = {t.name: t for t in CATALOG}
 
 SERVICES = ("recall-intake", "purchase-matcher", "notifier", "refund-logistics", "customer-api")

@@ -13,7 +13,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recall_intake.auth import OperatorDep, Principal, PrincipalDep, issue_key
+from recall_intake.auth import OperatorDep, Principal, PrincipalDep, issue_key, revoke_key
 from recall_intake.domain import IllegalTransition, fingerprint, transition
 from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
 from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
@@ -417,19 +417,20 @@ async def create_api_key(body: ApiKeyIn, _: OperatorDep, session: SessionDep, ru
     if body.seller_id and await session.get(Seller, body.seller_id) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"seller_id: unknown seller {body.seller_id!r}")
     plaintext, row = await issue_key(
-        session, role=body.role, seller_id=body.seller_id, label=body.label, pepper=runtime.settings.api_key_pepper
+        session, role=body.role, seller_id=body.seller_id, label=body.label, pepper=runtime.settings.api_key_pepper,
+        outbox=runtime.outbox,
     )
     await session.commit()
     return ApiKeyIssued(key_id=row.key_id, api_key=plaintext, display_prefix=row.display_prefix, role=row.role, seller_id=row.seller_id)
 
 
 @router.delete("/operator/api-keys/{key_id}", status_code=204, tags=["operator"], summary="Revoke an API key")
-async def revoke_api_key(key_id: str, _: OperatorDep, session: SessionDep) -> Response:
-    row = await session.get(ApiKey, key_id)
+async def revoke_api_key(key_id: str, _: OperatorDep, session: SessionDep, runtime: RuntimeDep) -> Response:
+    row = await session.get(ApiKey, key_id, with_for_update=True)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="api key not found")
     if row.revoked_at is None:
-        row.revoked_at = datetime.now(UTC)
+        await revoke_key(session, row, runtime.outbox)
         await session.commit()
     return Response(status_code=204)
 

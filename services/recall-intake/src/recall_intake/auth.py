@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, HTTPException, status
@@ -11,8 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_intake.models import ApiKey
+from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key, key_display_prefix
 from recall_shared.http import RuntimeDep, SessionDep
+from recall_shared.outbox import Outbox
 
 Role = Literal["seller", "operator"]
 
@@ -63,9 +66,10 @@ OperatorDep = Annotated[Principal, Depends(require_operator)]
 
 
 async def issue_key(
-    session: AsyncSession, *, role: Role, seller_id: str | None, label: str, pepper: str
+    session: AsyncSession, *, role: Role, seller_id: str | None, label: str, pepper: str, outbox: Outbox
 ) -> tuple[str, ApiKey]:
-    """Create a key; returns the plaintext (shown once) and the stored row (hash only)."""
+    """Create a key; returns the plaintext (shown once) and the stored row (hash only). The hash goes out
+    on sellers.v1 so other services (refund-logistics) can authenticate the seller themselves."""
     plaintext = generate_api_key()
     row = ApiKey(
         key_id=str(uuid.uuid4()),
@@ -77,4 +81,18 @@ async def issue_key(
     )
     session.add(row)
     await session.flush()
+    await outbox.add(
+        session,
+        ev.ApiKeyIssued(key_id=row.key_id, key_hash=row.key_hash, role=role, seller_id=seller_id, issued_at=datetime.now(UTC)),
+        event_id=f"api-key:{row.key_id}:issued",
+    )
     return plaintext, row
+
+
+async def revoke_key(session: AsyncSession, row: ApiKey, outbox: Outbox) -> None:
+    if row.revoked_at is not None:
+        return
+    row.revoked_at = datetime.now(UTC)
+    await outbox.add(
+        session, ev.ApiKeyRevoked(key_id=row.key_id, revoked_at=row.revoked_at), event_id=f"api-key:{row.key_id}:revoked"
+    )

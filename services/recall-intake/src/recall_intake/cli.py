@@ -13,6 +13,7 @@ from recall_intake.models import Seller
 from recall_intake.settings import Settings
 from recall_shared.cli import ServiceCli
 from recall_shared.db import create_engine, create_session_factory
+from recall_shared.outbox import Outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,6 +32,8 @@ async def _issue_key(settings: Settings, args: argparse.Namespace) -> None:
                 seller_id=args.seller_id,
                 label=args.label,
                 pepper=settings.api_key_pepper,
+                outbox=Outbox(source=f"/recall-alerts/{settings.service_name}", service=settings.service_name,
+                              topic_prefix=settings.topic_prefix),
             )
             await session.commit()
     finally:

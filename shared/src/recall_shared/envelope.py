@@ -144,3 +144,35 @@ def _short_errors(exc: ValidationError, limit: int = 5) -> str:
         parts.append(f"{loc}: {err['msg']}")
     more = len(exc.errors()) - limit
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def to_structured(event: Event, *, source: str, event_id: str | None = None, time: datetime | None = None) -> dict:
+    """The event as a CloudEvents structured-mode JSON object (files, HTTP APIs): attributes and data together."""
+    return {
+        "specversion": SPECVERSION,
+        "id": event_id or str(uuid.uuid4()),
+        "type": event.event_type,
+        "source": source,
+        "time": (time or datetime.now(UTC)).isoformat(),
+        "subject": event.subject(),
+        "datacontenttype": CONTENT_TYPE,
+        "data": event.model_dump(mode="json"),
+    }
+
+
+def from_structured(obj: object, known: dict[str, type[Event]] = EVENTS_BY_TYPE) -> tuple[str, Event]:
+    """(event id, event) from a structured-mode CloudEvent; raises EnvelopeError, UnknownEventType or InvalidEvent."""
+    if not isinstance(obj, dict):
+        raise EnvelopeError("a structured CloudEvent must be a JSON object")
+    missing = [a for a in ("id", "type", "specversion", "data") if a not in obj]
+    if missing:
+        raise EnvelopeError(f"missing CloudEvents attributes: {', '.join(missing)}")
+    if obj["specversion"] != SPECVERSION:
+        raise EnvelopeError(f"unsupported specversion {obj['specversion']!r}")
+    cls = known.get(obj["type"])
+    if cls is None:
+        raise UnknownEventType(str(obj["type"]))
+    try:
+        return str(obj["id"]), cls.model_validate(obj["data"])
+    except ValidationError as exc:
+        raise InvalidEvent(f"{obj['type']}: {_short_errors(exc)}") from exc

@@ -54,6 +54,22 @@ def _identifier_filter(recall: ev.RecallSnapshot):  # type: ignore[no-untyped-de
     return or_(*clauses) if clauses else None
 
 
+def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
+    """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers keyed."""
+    return [
+        {
+            "line_id": l.line_id, "order_id": event.order_id, "customer_id": event.customer_id,
+            "product_id": l.product_id, "title": l.title, "gtin": gtin14(l.gtin), "model_number": l.model_number,
+            "model_key": model_key(l.model_number), "seller_id": l.seller_id, "quantity": l.quantity,
+            "returned_quantity": 0, "cancelled": False, "unit_price": l.unit_price, "currency": l.currency,
+            "lot": l.lot, "serial": l.serial, "placed_at": event.placed_at,
+            "manufactured_on": l.manufactured_on, "best_before": l.best_before, "expires_on": l.expires_on,
+            "business_account_admin_id": event.business_account_admin_id,
+        }
+        for l in event.lines
+    ]
+
+
 class Matcher:
     """Reconciles alerts with the purchase index and writes the difference to the outbox."""
 
@@ -182,18 +198,7 @@ class Matcher:
         return hit
 
     async def on_order_placed(self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope) -> None:
-        rows = [
-            {
-                "line_id": l.line_id, "order_id": event.order_id, "customer_id": event.customer_id,
-                "product_id": l.product_id, "title": l.title, "gtin": gtin14(l.gtin), "model_number": l.model_number,
-                "model_key": model_key(l.model_number), "seller_id": l.seller_id, "quantity": l.quantity,
-                "returned_quantity": 0, "cancelled": False, "unit_price": l.unit_price, "currency": l.currency,
-                "lot": l.lot, "serial": l.serial, "placed_at": event.placed_at,
-                "manufactured_on": l.manufactured_on, "best_before": l.best_before, "expires_on": l.expires_on,
-                "business_account_admin_id": event.business_account_admin_id,
-            }
-            for l in event.lines
-        ]
+        rows = order_line_rows(event)
         await session.execute(insert(PurchaseLine).values(rows).on_conflict_do_nothing(index_elements=["line_id"]))
         lines = [to_line(PurchaseLine(**r)) for r in rows]
         for recall in await self._recheck_customer(session, event.customer_id, lines, env):

@@ -80,4 +80,14 @@ class Alert(Base):
     __table_args__ = (UniqueConstraint("customer_id", "recall_id"),)
 
 
+class BackfillCursor(Base):
+    """Where an HTTP backfill stopped, saved with each page's effects so a restart resumes there."""
+
+    __tablename__ = "backfill_cursors"
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 metadata = Base.metadata

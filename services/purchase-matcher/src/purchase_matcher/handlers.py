@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable
 
 from sqlalchemy import or_, select, update
@@ -70,6 +69,10 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     ]
 
 
+RECONCILE_BATCH = 1000  # customers settled per round trip
+RECONCILE_STREAM_ROWS = 5000  # rows fetched per cursor step
+
+
 class Matcher:
     """Reconciles alerts with the purchase index and writes the difference to the outbox."""
 
@@ -79,66 +82,112 @@ class Matcher:
     async def reconcile(
         self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, customer_ids: Iterable[str] | None = None
     ) -> dict[str, int]:
-        """Bring the alerts of ``recall`` (for the given customers, or all) in line with the purchase index."""
-        only = set(customer_ids) if customer_ids is not None else None
-        lines_by_customer: dict[str, list[Line]] = defaultdict(list)
+        """Bring the alerts of ``recall`` (for the given customers, or all) in line with the purchase index.
+
+        Streams the matching lines in customer order through a server-side cursor and settles them
+        ``RECONCILE_BATCH`` customers at a time (bulk alert upsert, one outbox insert per batch), so memory
+        stays bounded however many customers a recall reaches. Every alert this pass confirms is stamped
+        with the pass id; open alerts left unstamped at the end are the ones to withdraw.
+        """
+        only = sorted(set(customer_ids)) if customer_ids is not None else None
+        counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
+        pass_id = str(uuid.uuid4())
         flt = _identifier_filter(recall)
         if flt is not None:
-            stmt = select(PurchaseLine).where(flt)
+            stmt = select(PurchaseLine).where(flt).order_by(PurchaseLine.customer_id, PurchaseLine.line_id)
             if only is not None:
                 stmt = stmt.where(PurchaseLine.customer_id.in_(only))
-            for row in (await session.execute(stmt)).scalars():
-                lines_by_customer[row.customer_id].append(to_line(row))
-        alert_stmt = select(Alert).where(Alert.recall_id == recall.recall_id).with_for_update()
+            batch: dict[str, list[Line]] = {}
+            rows = await session.stream_scalars(stmt.execution_options(yield_per=RECONCILE_STREAM_ROWS))
+            async for row in rows:
+                if row.customer_id not in batch and len(batch) >= RECONCILE_BATCH:
+                    await self._settle(session, recall, env, batch, pass_id, counts)
+                    batch = {}
+                batch.setdefault(row.customer_id, []).append(to_line(row))
+            if batch:
+                await self._settle(session, recall, env, batch, pass_id, counts)
+        stale = select(Alert).where(
+            Alert.recall_id == recall.recall_id, Alert.status == "open", Alert.reconcile_pass.is_distinct_from(pass_id)
+        )
         if only is not None:
-            alert_stmt = alert_stmt.where(Alert.customer_id.in_(only))
-        existing = {a.customer_id: a for a in (await session.execute(alert_stmt)).scalars()}
-        counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
-        for customer_id in sorted(set(lines_by_customer) | set(existing)):
-            row = existing.get(customer_id)
-            prev = (
-                Previous(row.alert_version, row.status, row.fingerprint, row.recall_version) if row is not None else None
-            )
-            draft = build_alert(recall, customer_id, lines_by_customer.get(customer_id, ()))
-            change = decide(prev, draft, recall.version)
-            counts[change] += 1
-            if change in ("raise", "update"):
-                assert draft is not None
-                version = next_version(prev, draft)
-                state = draft.state.model_copy(update={"alert_version": version})
-                await self._upsert(session, state, draft.fingerprint)
-                event: ev.Event = ev.AlertRaised(alert=state) if change == "raise" else ev.AlertUpdated(alert=state)
-                await self.outbox.add(
-                    session, event, causation_id=env.id,
-                    event_id=f"{state.alert_id}:{version}:{recall.version}:{event.event_type}",
-                )
-            elif change == "withdraw":
-                assert row is not None
-                row.status = "withdrawn"
-                row.alert_version += 1
-                row.recall_version = recall.version
-                withdrawn = ev.AlertWithdrawn(
-                    alert_id=row.alert_id, alert_version=row.alert_version, customer_id=customer_id,
-                    recall_id=recall.recall_id, recall_version=recall.version,
-                    reason="Your purchase is no longer within the scope of this recall.",
-                )
-                await self.outbox.add(
-                    session, withdrawn, causation_id=env.id,
-                    event_id=f"{row.alert_id}:{row.alert_version}:{withdrawn.event_type}",
-                )
+            stale = stale.where(Alert.customer_id.in_(only))
+        while True:  # withdraw in batches; each batch is stamped as it is withdrawn, so the loop ends
+            left = list((await session.execute(stale.limit(RECONCILE_BATCH).with_for_update())).scalars())
+            if not left:
+                break
+            await self._withdraw(session, recall, env, left, pass_id)
+            counts["withdraw"] += len(left)
         return counts
 
-    async def _upsert(self, session: AsyncSession, state: ev.AlertState, fingerprint: str) -> None:
-        values = {
-            "alert_id": state.alert_id, "customer_id": state.customer_id, "recall_id": state.recall_id,
-            "recall_version": state.recall_version, "alert_version": state.alert_version, "status": "open",
-            "tier": state.tier, "fingerprint": fingerprint, "state": state.model_dump(mode="json"),
+    async def _settle(
+        self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, batch: dict[str, list[Line]],
+        pass_id: str, counts: dict[str, int],
+    ) -> None:
+        existing = {
+            a.customer_id: a
+            for a in (
+                await session.execute(
+                    select(Alert)
+                    .where(Alert.recall_id == recall.recall_id, Alert.customer_id.in_(list(batch)))
+                    .with_for_update()
+                )
+            ).scalars()
         }
-        stmt = insert(Alert).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Alert.alert_id], set_={k: stmt.excluded[k] for k in values if k != "alert_id"}
-        )
-        await session.execute(stmt)
+        upserts: list[dict] = []
+        unchanged: list[str] = []
+        events: list[tuple[ev.Event, str | None]] = []
+        for customer_id, lines in batch.items():
+            row = existing.get(customer_id)
+            prev = Previous(row.alert_version, row.status, row.fingerprint, row.recall_version) if row is not None else None
+            draft = build_alert(recall, customer_id, lines)
+            change = decide(prev, draft, recall.version)
+            if change == "withdraw":
+                continue  # still open and unstamped: the withdrawal sweep takes it
+            counts[change] += 1
+            if change == "none":
+                if row is not None:
+                    unchanged.append(row.alert_id)
+                continue
+            assert draft is not None
+            version = next_version(prev, draft)
+            state = draft.state.model_copy(update={"alert_version": version})
+            upserts.append({
+                "alert_id": state.alert_id, "customer_id": customer_id, "recall_id": recall.recall_id,
+                "recall_version": recall.version, "alert_version": version, "status": "open", "tier": state.tier,
+                "fingerprint": draft.fingerprint, "state": state.model_dump(mode="json"), "reconcile_pass": pass_id,
+            })
+            event: ev.Event = ev.AlertRaised(alert=state) if change == "raise" else ev.AlertUpdated(alert=state)
+            events.append((event, f"{state.alert_id}:{version}:{recall.version}:{event.event_type}"))
+        if upserts:
+            stmt = insert(Alert)
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[Alert.alert_id], set_={k: stmt.excluded[k] for k in upserts[0] if k != "alert_id"}
+                ),
+                upserts,
+            )
+        if unchanged:
+            await session.execute(update(Alert).where(Alert.alert_id.in_(unchanged)).values(reconcile_pass=pass_id))
+        if events:
+            await self.outbox.add_many(session, events, causation_id=env.id)
+
+    async def _withdraw(
+        self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, rows: list[Alert], pass_id: str
+    ) -> None:
+        events: list[tuple[ev.Event, str | None]] = []
+        for row in rows:
+            row.status = "withdrawn"
+            row.alert_version += 1
+            row.recall_version = recall.version
+            row.reconcile_pass = pass_id
+            withdrawn = ev.AlertWithdrawn(
+                alert_id=row.alert_id, alert_version=row.alert_version, customer_id=row.customer_id,
+                recall_id=recall.recall_id, recall_version=recall.version,
+                reason="Your purchase is no longer within the scope of this recall.",
+            )
+            events.append((withdrawn, f"{row.alert_id}:{row.alert_version}:{withdrawn.event_type}"))
+        await session.flush()
+        await self.outbox.add_many(session, events, causation_id=env.id)
 
     # ------------------------------------------------------------------ recalls.v1
 

@@ -75,6 +75,7 @@ class Alert(Base):
     tier: Mapped[str] = mapped_column(String(20))
     fingerprint: Mapped[str] = mapped_column(String(64))
     state: Mapped[dict] = mapped_column(JSONB)
+    reconcile_pass: Mapped[str | None] = mapped_column(String(36), nullable=True)  # the last pass that confirmed it
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("customer_id", "recall_id"),)

@@ -1,0 +1,84 @@
+"""Reconcile streams matching lines through a server-side cursor and settles customers in small batches,
+writing between cursor fetches; this runs it with tiny batch sizes so many batches and fetches interleave."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+import purchase_matcher
+import purchase_matcher.handlers as handlers
+from purchase_matcher.handlers import Matcher
+from purchase_matcher.models import Alert, PurchaseLine
+from purchase_matcher.settings import Settings
+from recall_shared import events as ev
+from recall_shared.db import create_engine, create_session_factory
+from recall_shared.envelope import wrap
+from recall_shared.outbox import Outbox
+from recall_shared.testing import migrated_database
+
+pytestmark = pytest.mark.integration
+MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
+
+
+def _recall(version: int, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
+    return ev.RecallSnapshot(
+        recall_id="r-stream", version=version, seller_id=None, published_at=datetime(2025, 1, 1, tzinfo=UTC),
+        content=ev.RecallContent(title="Heater", hazard="Fire.", severity="high", stop_using="Stop.",
+                                 remedies=[ev.Remedy(type="refund_on_destruction")]),
+        rules=list(rules),
+    )
+
+
+async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers, "RECONCILE_BATCH", 7)
+    monkeypatch.setattr(handlers, "RECONCILE_STREAM_ROWS", 11)
+    async with migrated_database(MIGRATIONS, "stream") as url:
+        engine = create_engine(Settings(database_url=url))
+        sessions = create_session_factory(engine)
+        try:
+            async with sessions() as s, s.begin():
+                s.add_all([
+                    PurchaseLine(line_id=f"l{i}", order_id=f"o{i}", customer_id=f"c{i % 120:03d}", product_id="P",
+                                 seller_id="s1" if i % 3 else "s2", quantity=1, returned_quantity=0, cancelled=i % 17 == 0,
+                                 unit_price=Decimal("5"), currency="EUR", placed_at=datetime(2024, 5, 1, tzinfo=UTC))
+                    for i in range(600)
+                ])
+            matcher = Matcher(Outbox(source="/tests", service="purchase-matcher"))
+            first = _recall(1, ev.ScopeRule(product_ids=["P"]))
+            async with sessions() as s, s.begin():
+                counts = await matcher.reconcile(s, first, wrap(ev.RecallPublished(recall=first), source="/t"))
+            assert counts["raise"] == 120 and counts["withdraw"] == 0
+            async with sessions() as s:
+                assert await s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) == 120
+                assert await s.scalar(text("SELECT count(*) FROM outbox")) == 120
+                units = await s.scalar(text("SELECT sum(jsonb_array_length(state->'lines')) FROM alerts"))
+                assert units == 600 - len([i for i in range(600) if i % 17 == 0])
+
+            # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep batches.
+            narrowed = _recall(2, ev.ScopeRule(product_ids=["P"], seller_ids=["s2"]))
+            async with sessions() as s, s.begin():
+                counts = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
+            async with sessions() as s:
+                s2_customers = set((await s.execute(
+                    select(PurchaseLine.customer_id).where(PurchaseLine.seller_id == "s2", PurchaseLine.cancelled.is_(False))
+                )).scalars())
+                open_customers = set((await s.execute(select(Alert.customer_id).where(Alert.status == "open"))).scalars())
+            assert open_customers == s2_customers
+            assert counts["withdraw"] == 120 - len(s2_customers) > 0
+            assert counts["update"] == len(s2_customers)
+
+            # Reprocessing the same version changes nothing and emits nothing.
+            async with sessions() as s:
+                before = await s.scalar(text("SELECT count(*) FROM outbox"))
+            async with sessions() as s, s.begin():
+                again = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
+            async with sessions() as s:
+                assert await s.scalar(text("SELECT count(*) FROM outbox")) == before
+            assert (again["raise"], again["update"], again["withdraw"]) == (0, 0, 0)
+        finally:
+            await engine.dispose()

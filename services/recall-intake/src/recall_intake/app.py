@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from recall_intake.api import router
+from recall_intake.api_imports import router as imports_router
 from recall_intake.handlers import HANDLERS
 from recall_intake.settings import Settings
 from recall_shared.http import install_common
@@ -24,4 +25,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_common(app, runtime)
     app.include_router(router)
+    app.include_router(imports_router)
     return app

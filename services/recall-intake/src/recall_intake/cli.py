@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from recall_intake.app import create_app
 from recall_intake.auth import issue_key
+from recall_intake.importers.command import FORMATS, import_file
 from recall_intake.models import Seller
 from recall_intake.settings import Settings
 from recall_shared.cli import ServiceCli
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seller-id", default=None, help="Issue a seller key (the seller is created if new)")
     p.add_argument("--seller-name", default=None)
     p.add_argument("--label", default="")
+    imp = cli.command("import-recalls", "Import a regulator file (CPSC, openFDA, EU Safety Gate) as draft recalls")(
+        import_file
+    )
+    imp.add_argument("--format", choices=FORMATS, default="auto", help="The records' shape; auto detects each")
+    imp.add_argument("file", help="JSON array, {\"success\":{\"results\":[...]}}, {\"seeds\":[...]} or JSON lines")
     return cli.run(argv)
 
 

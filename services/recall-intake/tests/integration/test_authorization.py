@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROUTE_NAMES = (
-    "create", "list", "get", "publish", "amend", "close", "create_seller", "issue_key", "revoke_key",
+    "create", "list", "get", "edit", "publish", "amend", "close", "create_seller", "issue_key", "revoke_key",
 )
 
 
@@ -19,6 +19,7 @@ def routes(recall_id: str, key_id: str, product_id: str, body: Any, unique: Any)
         ("create", "POST", "/v1/recalls", body(product_id)),
         ("list", "GET", "/v1/recalls", None),
         ("get", "GET", f"/v1/recalls/{recall_id}", None),
+        ("edit", "PATCH", f"/v1/recalls/{recall_id}", {"logistics_enrolled": True}),
         ("publish", "POST", f"/v1/recalls/{recall_id}/publish", None),
         ("amend", "POST", f"/v1/recalls/{recall_id}/amendments", {"rules": [{"product_ids": [product_id]}]}),
         ("close", "POST", f"/v1/recalls/{recall_id}/close", None),
@@ -98,7 +99,7 @@ async def test_seller_a_runs_its_own_recall_but_not_operator_routes(intake, worl
         make_recall_body, unique,
     )
     assert statuses == {
-        "create": 201, "list": 200, "get": 200, "publish": 200, "amend": 200, "close": 200,
+        "create": 201, "list": 200, "get": 200, "edit": 200, "publish": 200, "amend": 200, "close": 200,
         "create_seller": 403, "issue_key": 403, "revoke_key": 403,
     }
     assert responses["create"].json()["seller_id"] == world["seller_a"]
@@ -117,7 +118,7 @@ async def test_seller_b_cannot_see_or_touch_seller_a_recall(intake, world, make_
         make_recall_body, unique,
     )
     assert statuses == {
-        "create": 201, "list": 200, "get": 404, "publish": 404, "amend": 404, "close": 404,
+        "create": 201, "list": 200, "get": 404, "edit": 404, "publish": 404, "amend": 404, "close": 404,
         "create_seller": 403, "issue_key": 403, "revoke_key": 403,
     }
     assert responses["create"].json()["seller_id"] == world["seller_b"]
@@ -137,7 +138,7 @@ async def test_operator_may_do_everything(intake, world, make_recall_body, uniqu
         make_recall_body, unique,
     )
     assert statuses == {
-        "create": 201, "list": 200, "get": 200, "publish": 200, "amend": 200, "close": 200,
+        "create": 201, "list": 200, "get": 200, "edit": 200, "publish": 200, "amend": 200, "close": 200,
         "create_seller": 201, "issue_key": 201, "revoke_key": 204,
     }
     assert responses["create"].json()["seller_id"] is None  # an operator recall belongs to no seller

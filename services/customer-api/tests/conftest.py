@@ -7,7 +7,9 @@ Kafka topic prefix. The read model is fed the way production feeds it: by publis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -157,6 +160,7 @@ class Api:
     settings: Settings
     producer: AIOKafkaProducer
     sent_ids: list[str] = field(default_factory=list)
+    base_url: str | None = None  # a real HTTP server's address, when started with serve_http=True
 
     @property
     def prefix(self) -> str:
@@ -180,6 +184,10 @@ class Api:
 
     def auth(self, customer_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(customer_id)}"}
+
+    def page_cookie(self, customer_id: str, **token_kw: object) -> dict[str, str]:
+        """Headers that carry the pages' session cookie (the same customer JWT)."""
+        return {"Cookie": f"recall_session={self.token(customer_id, **token_kw)}"}  # type: ignore[arg-type]
 
     async def get_alert(self, customer_id: str, alert_id: str) -> httpx.Response:
         return await self.client.get(f"/v1/me/alerts/{alert_id}", headers=self.auth(customer_id))
@@ -210,18 +218,52 @@ def make_settings(url: str, prefix: str) -> Settings:
     )
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn on the test's own event loop (the app's pools live there); signals stay pytest's."""
+
+    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+        return contextlib.nullcontext()
+
+
 @contextlib.asynccontextmanager
-async def started_api() -> AsyncIterator[Api]:
+async def http_server(app: object) -> AsyncIterator[str]:
+    """Serve ``app`` on a free 127.0.0.1 port (for a real browser); yields the base URL. The app's runtime
+    is started by the caller (``running_app``), so uvicorn's lifespan is off."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _QuietServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if task.done():
+                task.result()
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def started_api(*, serve_http: bool = False) -> AsyncIterator[Api]:
     prefix = unique_topic_prefix()
     async with migrated_database(MIGRATIONS, prefix="custapi") as url:
         settings = make_settings(url, prefix)
         app = create_app(settings)
         producer = create_producer(settings)
         try:
-            async with running_app(app) as client:
+            async with running_app(app) as client, contextlib.AsyncExitStack() as stack:
+                base_url = await stack.enter_async_context(http_server(app)) if serve_http else None
                 await producer.start()
                 try:
-                    yield Api(client=client, settings=settings, producer=producer)
+                    yield Api(client=client, settings=settings, producer=producer, base_url=base_url)
                 finally:
                     await producer.stop()
         finally:
@@ -235,6 +277,17 @@ async def api() -> AsyncIterator[Api]:
     query of this API is scoped to one customer, so the tests cannot see each other's data.
     Modules using it run on the module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
     async with started_api() as a:
+        yield a
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives Debian's headless Chromium with Playwright (tests/browser)")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def served_api() -> AsyncIterator[Api]:
+    """Like ``api``, and also served over real HTTP on a free 127.0.0.1 port (``base_url``), for a browser."""
+    async with started_api(serve_http=True) as a:
         yield a
 
 

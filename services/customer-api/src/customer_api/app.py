@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from customer_api.api import router
 from customer_api.handlers import HANDLERS
+from customer_api.pages import install_pages
 from customer_api.settings import Settings
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
@@ -32,4 +33,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_common(app, runtime)
     app.include_router(router)
+    install_pages(app)  # the customer's HTML pages: /orders, /recalls, /signin ...
     return app

@@ -1,0 +1,216 @@
+"""What the customer can see and do, free of HTTP: one implementation behind the JSON API and the pages.
+
+Every function takes the signed-in customer's id and scopes its queries to it; another customer's alert
+raises :class:`AlertNotFound`, exactly like a missing one. The callers map :class:`AlertError` to their
+own answer (a JSON error, an HTML page).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
+from recall_shared import events as ev
+from recall_shared.service import ServiceRuntime
+
+AlertFilter = Literal["open", "resolved", "all"]
+RemedyOutcome = Literal["created", "replayed", "concurrent"]
+
+
+class AlertError(Exception):
+    """A refusal the customer can be told about; ``status`` is the HTTP status both front ends use."""
+
+    status: int = 400
+
+
+class AlertNotFound(AlertError):
+    status = 404
+
+
+class BadCursor(AlertError):
+    status = 400
+
+
+class AlertConflict(AlertError):
+    status = 409
+
+
+class RemedyNotOffered(AlertError):
+    status = 422
+
+
+class IdempotencyKeyReused(AlertError):
+    status = 422
+
+
+def unresolved_open():  # type: ignore[no-untyped-def]
+    return and_(CustomerAlert.status == "open", CustomerAlert.resolution.is_(None))
+
+
+# ------------------------------------------------------------------ reading
+
+
+async def own_alert(session: AsyncSession, customer_id: str, alert_id: str, *, lock: bool = False) -> CustomerAlert:
+    stmt = select(CustomerAlert).where(CustomerAlert.alert_id == alert_id, CustomerAlert.customer_id == customer_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    alert = (await session.execute(stmt)).scalar_one_or_none()
+    if alert is None:
+        raise AlertNotFound("alert not found")
+    return alert
+
+
+async def list_alerts(
+    session: AsyncSession, customer_id: str, *, state: AlertFilter = "all", limit: int = 20, cursor: str | None = None
+) -> tuple[list[CustomerAlert], str | None]:
+    """The customer's alerts, newest first, and the cursor of the next page (None on the last)."""
+    stmt = (
+        select(CustomerAlert)
+        .where(CustomerAlert.customer_id == customer_id)
+        .order_by(CustomerAlert.created_at.desc(), CustomerAlert.alert_id.desc())
+        .limit(limit + 1)
+    )
+    if state == "open":
+        stmt = stmt.where(unresolved_open())
+    elif state == "resolved":
+        stmt = stmt.where(or_(CustomerAlert.status != "open", CustomerAlert.resolution.is_not(None)))
+    if cursor:
+        try:
+            ts, aid = cursor.split("_", 1)
+            after = (datetime.fromtimestamp(int(ts) / 1_000_000, UTC), aid)
+        except ValueError:
+            raise BadCursor("cursor: not a cursor this API returned") from None
+        stmt = stmt.where(tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*after))
+    rows = list((await session.execute(stmt)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = f"{int(last.created_at.timestamp() * 1_000_000)}_{last.alert_id}"
+    return rows, next_cursor
+
+
+async def banner(session: AsyncSession, customer_id: str) -> tuple[int, CustomerAlert | None]:
+    """What the orders page shows: the number of open, unresolved alerts and the most severe of them."""
+    count = await session.scalar(
+        select(func.count()).select_from(CustomerAlert).where(CustomerAlert.customer_id == customer_id, unresolved_open())
+    )
+    top = (
+        await session.execute(
+            select(CustomerAlert)
+            .where(CustomerAlert.customer_id == customer_id, unresolved_open())
+            .order_by(CustomerAlert.severity_rank, CustomerAlert.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return int(count or 0), top
+
+
+async def remedy_of(session: AsyncSession, alert_id: str) -> RemedyRequest | None:
+    """The remedy request of an alert the caller has already checked belongs to the customer."""
+    return (await session.execute(select(RemedyRequest).where(RemedyRequest.alert_id == alert_id))).scalar_one_or_none()
+
+
+async def remedies_of(session: AsyncSession, customer_id: str, alert_ids: Sequence[str]) -> dict[str, RemedyRequest]:
+    if not alert_ids:
+        return {}
+    rows = await session.execute(
+        select(RemedyRequest).where(RemedyRequest.customer_id == customer_id, RemedyRequest.alert_id.in_(alert_ids))
+    )
+    return {r.alert_id: r for r in rows.scalars()}
+
+
+async def notices_of(session: AsyncSession, alert_id: str) -> list[SentNotice]:
+    return list(
+        (await session.execute(select(SentNotice).where(SentNotice.alert_id == alert_id).order_by(SentNotice.at))).scalars()
+    )
+
+
+# ------------------------------------------------------------------ acting
+
+
+async def acknowledge(session: AsyncSession, customer_id: str, alert_id: str) -> CustomerAlert:
+    a = await own_alert(session, customer_id, alert_id, lock=True)
+    if a.acknowledged_at is None:
+        a.acknowledged_at = datetime.now(UTC)
+        await session.commit()
+    return a
+
+
+async def declare_not_affected(
+    session: AsyncSession, runtime: ServiceRuntime, customer_id: str, alert_id: str, reason: str = ""
+) -> CustomerAlert:
+    a = await own_alert(session, customer_id, alert_id, lock=True)
+    if a.status != "open":
+        raise AlertConflict(f"alert is {a.status}")
+    if a.not_affected_at is None:
+        now = datetime.now(UTC)
+        a.not_affected_at = now
+        a.resolution = a.resolution or "not_affected"
+        await runtime.outbox.add(
+            session,
+            ev.NotAffectedDeclared(alert_id=a.alert_id, customer_id=customer_id, recall_id=a.recall_id,
+                                   declared_at=now, reason=reason),
+            event_id=f"not-affected:{a.alert_id}",
+        )
+        await session.commit()
+    return a
+
+
+def offered_remedies(a: CustomerAlert) -> list[str]:
+    return [r["type"] for r in a.state["recall"]["remedies"]]
+
+
+async def choose_remedy(
+    session: AsyncSession, runtime: ServiceRuntime, customer_id: str, alert_id: str, remedy: ev.RemedyType,
+    idempotency_key: str | None = None,
+) -> tuple[RemedyRequest, RemedyOutcome]:
+    """Record the choice and queue a remedy request on remedies.v1 (outbox). The same choice again is
+    answered with the first request ("replayed"); a different one conflicts."""
+    a = await own_alert(session, customer_id, alert_id, lock=True)
+    existing = await remedy_of(session, alert_id)
+    if existing is not None:
+        if existing.remedy == remedy:
+            return existing, "replayed"
+        raise AlertConflict(f"a remedy was already chosen for this alert: {existing.remedy}")
+    if a.status != "open":
+        raise AlertConflict(f"alert is {a.status}; no remedy can be chosen")
+    offered = set(offered_remedies(a))
+    if remedy not in offered:
+        raise RemedyNotOffered(
+            f"remedy: {remedy!r} is not offered for this recall; offered: {', '.join(sorted(offered))}"
+        )
+    now = datetime.now(UTC)
+    req = RemedyRequest(
+        request_id=str(uuid.uuid4()), alert_id=alert_id, customer_id=customer_id, remedy=remedy,
+        idempotency_key=idempotency_key, case_state="requested", refunded_amount=Decimal("0"),
+        requested_at=now, updated_at=now,
+    )
+    try:
+        # The outbox insert autoflushes the request row, so a unique violation can surface there too.
+        session.add(req)
+        await runtime.outbox.add(
+            session,
+            ev.RemedyRequested(request_id=req.request_id, alert_id=alert_id, customer_id=customer_id,
+                               recall_id=a.recall_id, remedy=remedy, requested_at=now),
+            event_id=f"remedy-request:{req.request_id}",
+        )
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # a concurrent identical request won; answer with it
+        existing = await remedy_of(session, alert_id)
+        if existing is None:  # not this alert's row: the customer's Idempotency-Key belongs to another request
+            raise IdempotencyKeyReused("Idempotency-Key: already used for a different request") from None
+        if existing.remedy != remedy:
+            raise AlertConflict(f"a remedy was already chosen: {existing.remedy}") from None
+        return existing, "concurrent"
+    return req, "created"

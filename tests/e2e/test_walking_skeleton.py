@@ -24,6 +24,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 JWT_SECRET = "e2e-" + "s" * 40
 SMTP_VIEWER = "http://127.0.0.1:8025"
+# A 1x1 PNG: the customer's "photo" of the destroyed product.
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
+    "00015e2b8ed60000000049454e44ae426082"
+)
 
 
 class UpstreamSettings(ServiceSettings):
@@ -132,6 +137,20 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
                                 headers={**bearer(alice), "Idempotency-Key": f"remedy-{run}"})
         assert chosen.status_code == 202, chosen.text
 
+        async def case_opened() -> dict | None:
+            r = (await api.get(f"/v1/me/alerts/{alert_id}/remedy", headers=bearer(alice))).json()
+            return r if r["case_id"] else None
+
+        case_id = (await eventually(case_opened, timeout=30))["case_id"]
+
+        # Refund on proof of destruction: Alice uploads her photo of the destroyed kettle to RLS.
+        async with httpx.AsyncClient(base_url=stack.url("refund-logistics"), timeout=10) as rls:
+            proof = await rls.post(f"/v1/cases/{case_id}/proof", content=PNG_1X1,
+                                   headers={**bearer(alice), "Content-Type": "image/png"})
+            assert proof.status_code in (200, 202), proof.text
+            assert (await rls.post(f"/v1/cases/{case_id}/proof", content=PNG_1X1,
+                                   headers={**bearer(bob), "Content-Type": "image/png"})).status_code == 404
+
         async def refunded() -> dict | None:
             r = (await api.get(f"/v1/me/alerts/{alert_id}/remedy", headers=bearer(alice))).json()
             return r if r["state"] == "refunded" else None
@@ -141,7 +160,7 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
         banner = (await api.get("/v1/me/banner", headers=bearer(alice))).json()
         assert banner["open_alerts"] == 0
 
-    async with httpx.AsyncClient(base_url=stack.url("refund-logistics"), timeout=10) as rls:
+    async with httpx.AsyncClient(base_url=stack.url("refund-logistics"), headers={"X-Api-Key": seller_key}, timeout=10) as rls:
         case = (await rls.get(f"/v1/cases/{remedy['case_id']}")).json()
         assert case["state"] == "refunded"
         assert [t["transition"] for t in case["transitions"]] == ["open", "issue_refund"]

@@ -2,9 +2,11 @@
 
 Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
 Kafka topic prefix, fed by CloudEvents on ``recalls.v1``, ``alerts.v1`` and ``remedies.v1``; the case
-transitions it emits are read back from ``remedies.v1``. Payments go to the in-process
-:class:`SandboxPaymentProvider` (the service's own development/test provider), which the tests inspect.
-Every test uses its own recall, customers and request ids.
+transitions it emits are read back from ``remedies.v1``. Payments and labels go to the in-process
+sandboxes (:class:`SandboxPaymentProvider`, :class:`SandboxCarrier`, the service's own development/test
+parties), which the tests inspect. Sellers and operators authenticate with API keys issued on
+``sellers.v1`` (as recall-intake does); customers with HS256 JWTs. Every test uses its own recall,
+customers and request ids.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from recall_shared.envelope import Envelope, read_headers
 from recall_shared.kafka import create_producer
 from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 from recall_shared.topics import REMEDIES
+from recall_shared.auth import generate_api_key, hash_api_key, issue_customer_token
 from refund_logistics.app import create_app
+from refund_logistics.carrier import SandboxCarrier
 from refund_logistics.payments import RefundResult, SandboxPaymentProvider
 from refund_logistics.settings import Settings
 
@@ -49,9 +53,11 @@ class CountingSandbox(SandboxPaymentProvider):
         super().__init__()
         self.calls: list[tuple[str, Decimal, str, str]] = []
 
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> RefundResult:
+    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
+                     order_id: str | None = None, line_id: str | None = None) -> RefundResult:
         self.calls.append((idempotency_key, amount, currency, reference))
-        return await super().refund(idempotency_key=idempotency_key, amount=amount, currency=currency, reference=reference)
+        return await super().refund(idempotency_key=idempotency_key, amount=amount, currency=currency, reference=reference,
+                                    order_id=order_id, line_id=line_id)
 
     def refunds_for(self, case_id: str) -> list[RefundResult]:
         return [r for k, r in self.refunds.items() if k.startswith(f"refund:{case_id}:")]
@@ -98,6 +104,10 @@ def remedy_request(a: ev.AlertState, remedy: ev.RemedyType = "refund_on_destruct
 
 def new_customer() -> str:
     return f"cust-{uuid.uuid4().hex[:12]}"
+
+
+# The smallest valid JPEG header is enough for the service's image sniffing.
+PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"destroyed kettle, cord cut" * 40 + b"\xff\xd9"
 
 
 # --------------------------------------------------------------------------- Kafka helpers
@@ -156,6 +166,32 @@ class Rls:
     settings: Settings
     producer: AIOKafkaProducer
     payments: CountingSandbox
+    carrier: SandboxCarrier
+    operator_key: str = ""
+    app: object = None
+
+    @property
+    def op(self) -> dict[str, str]:
+        return {"X-Api-Key": self.operator_key}
+
+    async def issue_key(self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True) -> tuple[str, str]:
+        """A key as recall-intake issues it on sellers.v1: (plaintext, key_id); waits until it works."""
+        plaintext, key_id = generate_api_key(), str(uuid.uuid4())
+        await self.publish(ev.ApiKeyIssued(key_id=key_id, key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
+                                           role=role, seller_id=seller_id, issued_at=datetime.now(UTC)))  # type: ignore[arg-type]
+        if wait:
+            async def works() -> bool:
+                return (await self.client.get("/v1/cases?limit=1", headers={"X-Api-Key": plaintext})).status_code == 200
+
+            await eventually(works, timeout=15, interval=0.1)
+        return plaintext, key_id
+
+    def customer_token(self, customer_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_customer_token(customer_id, self.settings.jwt_secret)}"}
+
+    async def submit_proof(self, case_id: str, customer_id: str, photo: bytes = PHOTO) -> httpx.Response:
+        return await self.client.post(f"/v1/cases/{case_id}/proof", content=photo,
+                                      headers={**self.customer_token(customer_id), "Content-Type": "image/jpeg"})
 
     async def publish(self, event: ev.Event, *, event_id: str | None = None) -> str:
         env = envelope.wrap(event, source="/tests/refund-logistics", event_id=event_id)
@@ -166,7 +202,7 @@ class Rls:
         return env.id
 
     async def case(self, case_id: str) -> dict | None:
-        r = await self.client.get(f"/v1/cases/{case_id}")
+        r = await self.client.get(f"/v1/cases/{case_id}", headers=self.op)
         if r.status_code == 404:
             return None
         assert r.status_code == 200, r.text
@@ -205,6 +241,7 @@ def make_settings(url: str, prefix: str) -> Settings:
     return Settings(
         database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
         consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, outbox_fallback_poll_s=0.5,
+        refund_lease_s=5.0, refund_recovery_interval_s=0.2,
     )
 
 
@@ -214,15 +251,19 @@ async def rls() -> AsyncIterator[Rls]:
     ``pytest.mark.asyncio(loop_scope="module")``."""
     prefix = unique_topic_prefix()
     payments = CountingSandbox()
+    carrier = SandboxCarrier()
     async with migrated_database(MIGRATIONS, prefix="rls") as url:
         settings = make_settings(url, prefix)
-        app = create_app(settings, payments=payments)
+        app = create_app(settings, payments=payments, carrier=carrier)
         producer = create_producer(settings)
         try:
             async with running_app(app) as client:
                 await producer.start()
                 try:
-                    yield Rls(client=client, settings=settings, producer=producer, payments=payments)
+                    rls = Rls(client=client, settings=settings, producer=producer, payments=payments, carrier=carrier)
+                    rls.app = app
+                    rls.operator_key, _ = await rls.issue_key("operator")
+                    yield rls
                 finally:
                     await producer.stop()
         finally:
@@ -239,6 +280,7 @@ def kit() -> object:
         alert = staticmethod(alert)
         remedy_request = staticmethod(remedy_request)
         new_customer = staticmethod(new_customer)
+        photo = PHOTO
         published = staticmethod(lambda rc: ev.RecallPublished(recall=rc))
         raised = staticmethod(lambda a: ev.AlertRaised(alert=a))
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
+from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ALERTS, RECALLS, REMEDIES
-from refund_logistics.api import router
+from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLERS
+from refund_logistics.api import install_errors, router
+from refund_logistics.carrier import Carrier, HttpCarrier, SandboxCarrier
 from refund_logistics.handlers import Cases
 from refund_logistics.payments import HttpPaymentProvider, PaymentProvider, SandboxPaymentProvider
 from refund_logistics.settings import Settings
 
 
-def create_app(settings: Settings | None = None, payments: PaymentProvider | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, payments: PaymentProvider | None = None,
+               carrier: Carrier | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
     if payments is None:
@@ -22,14 +27,33 @@ def create_app(settings: Settings | None = None, payments: PaymentProvider | Non
             if settings.payment_provider == "http"
             else SandboxPaymentProvider()
         )
-    cases = Cases(runtime.outbox, payments, settings.case_fee)
-    runtime.add_consumer([RECALLS, ALERTS, REMEDIES], cases.handlers())
+    if carrier is None:
+        carrier = HttpCarrier(settings.carrier_base_url, settings.carrier_api_key) if settings.carrier == "http" else SandboxCarrier()
+    cases = Cases(runtime.outbox, payments, settings.case_fee, carrier=carrier, session_factory=runtime.session_factory,
+                  refund_lease_s=settings.refund_lease_s, return_warehouse=settings.return_warehouse)
+    runtime.add_consumer([RECALLS, ALERTS, REMEDIES, NOTIFICATIONS], cases.handlers())
+    # Keys on their own consumer group, so a new key works without waiting behind an alert backlog.
+    runtime.add_consumer([SELLERS], cases.seller_handlers(), group_suffix=".sellers")
+    stopping = asyncio.Event()
+
+    async def recovery(_: ServiceRuntime) -> None:
+        stopping.clear()
+        await cases.recovery_loop(settings.refund_recovery_interval_s, stopping)
+
+    runtime.add_background("refund-recovery", recovery, stop=stopping.set)
     app = FastAPI(
         title="Recall Alerts: refund and returns logistics",
         version="1.0.0",
-        description="Remedy cases run on the seller's behalf: refunds, return labels, replacements, repairs.",
+        description="Remedy cases run on the seller's behalf: refunds, return labels, replacements, repairs; "
+        "enrolment and effectiveness reports for sellers.",
         lifespan=runtime.lifespan,
     )
     install_common(app, runtime)
+    install_errors(app)
+    app.state.cases = cases
+    app.state.token_verifier = CustomerTokenVerifier(
+        secret=None if settings.jwt_public_key else settings.jwt_secret, public_key=settings.jwt_public_key,
+        audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+    )
     app.include_router(router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from recall_shared import events as ev
@@ -52,3 +53,51 @@ def refunds_due(lines: list[ev.AffectedLine], already_refunded: dict[str, Decima
         if remaining > 0:
             due.append(LineRefund(line.line_id, remaining, line.currency))
     return due
+
+
+# States in which the remedy was delivered (the unit is corrected); "closed" follows only from these.
+COMPLETED_STATES = frozenset({"refunded", "replacement_shipped", "repaired", "closed"})
+# The transitions that complete a remedy: their time is when the units count as corrected.
+COMPLETING_TRANSITIONS = frozenset({"issue_refund", "ship_replacement", "repair"})
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar month (UTC), as CPSC's monthly progress report counts."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        try:
+            year_s, month_s = text.split("-")
+            year, month = int(year_s), int(month_s)
+        except ValueError:
+            raise ValueError(f"period must be YYYY-MM, not {text!r}") from None
+        if len(year_s) != 4 or len(month_s) != 2 or not 1 <= month <= 12 or year < 2000:
+            raise ValueError(f"period must be YYYY-MM, not {text!r}")
+        return cls(year, month)
+
+    @classmethod
+    def containing(cls, moment: datetime) -> Period:
+        return cls(moment.year, moment.month)
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.year, self.month, 1, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """Exclusive."""
+        return datetime(self.year + (self.month == 12), self.month % 12 + 1, 1, tzinfo=UTC)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def correction_rate(corrected: int, affected: int) -> Decimal:
+    """Units corrected as a percentage of units affected, to one decimal; 0 when nothing is affected."""
+    if affected <= 0:
+        return Decimal("0.0")
+    return (Decimal(corrected) * 100 / Decimal(affected)).quantize(Decimal("0.1"))

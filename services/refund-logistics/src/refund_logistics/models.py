@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint, func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,8 +25,10 @@ class KnownRecall(Base):
     seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # active | closed
-    logistics_enrolled: Mapped[bool] = mapped_column(Boolean)
+    logistics_enrolled: Mapped[bool] = mapped_column(Boolean)  # as published; see Enrolment for the override
     consumer_contact: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(Text, default="", server_default="")
+    regulator_number: Mapped[str | None] = mapped_column(String(200), nullable=True)  # CPSC's, when given
 
 
 class KnownAlert(Base):
@@ -32,8 +37,9 @@ class KnownAlert(Base):
     customer_id: Mapped[str] = mapped_column(String(100))
     recall_id: Mapped[str] = mapped_column(String(64), index=True)
     alert_version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
     lines: Mapped[list] = mapped_column(JSONB)
+    units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # affected units of the lines
 
 
 class Case(Base):
@@ -46,12 +52,16 @@ class Case(Base):
     seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     remedy: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(30))
-    waiting_for: Mapped[str | None] = mapped_column(String(30), nullable=True)  # alert | recall, until known
+    # recall | alert (not known yet), proof, item, payment, seller: what the case waits for; null otherwise
+    waiting_for: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # affected units, once the alert is known
     refunded_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_cases_created_at_case_id", "created_at", "case_id"),)  # GET /v1/cases pages
 
 
 class CaseTransition(Base):
@@ -65,19 +75,32 @@ class CaseTransition(Base):
 
 
 class Refund(Base):
-    """One refund per (case, order line); the idempotency key makes the provider call safe to repeat."""
+    """One refund per (case, order line); the idempotency key makes the provider call safe to repeat.
+
+    Written as an intent (``pending``) before the provider is called, settled (``paid``) after: a crash in
+    between leaves a pending row that the recovery loop settles with the same key (see RLS.md)."""
 
     __tablename__ = "refunds"
     refund_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"))
-    line_id: Mapped[str] = mapped_column(String(100))
+    line_id: Mapped[str] = mapped_column(String(100), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3))
-    provider_ref: Mapped[str] = mapped_column(String(200))
+    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    order_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    method: Mapped[str] = mapped_column(String(40), default="original_payment_method", server_default="original_payment_method")
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | paid | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (UniqueConstraint("case_id", "line_id"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "line_id"),
+        Index("ix_refunds_pending", "claimed_until", postgresql_where=text("status = 'pending'")),  # the recovery loop
+    )
 
 
 class LedgerEntry(Base):
@@ -87,12 +110,103 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     seller_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"))
-    kind: Mapped[str] = mapped_column(String(20))  # refund_paid | fee
+    kind: Mapped[str] = mapped_column(String(20))  # refund_paid | fee | label
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("case_id", "kind"),)
+
+
+class SellerKey(Base):
+    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never plaintext."""
+
+    __tablename__ = "seller_keys"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # seller | operator
+    seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Enrolment(Base):
+    """A seller's (or operator's) explicit RLS enrolment of a recall; overrides the published flag."""
+
+    __tablename__ = "enrolments"
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enrolled: Mapped[bool] = mapped_column(Boolean)
+    changed_by_key_id: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NotAffected(Base):
+    """A customer's "my unit is not affected" answer, for the effectiveness report."""
+
+    __tablename__ = "not_affected"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(String(64), index=True)
+    declared_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class NoticeRecord(Base):
+    """Read model of notifications.v1: a notice sent or failed for good."""
+
+    __tablename__ = "notices"
+    notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    recall_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # sent | failed
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CaseProof(Base):
+    """The customer's proof of destruction: what was received (the bytes live in case_proof_images)."""
+
+    __tablename__ = "case_proofs"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CaseProofImage(Base):
+    __tablename__ = "case_proof_images"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), primary_key=True)
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReturnLabel(Base):
+    """A prepaid return label from the carrier, one per case."""
+
+    __tablename__ = "return_labels"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    carrier_ref: Mapped[str] = mapped_column(String(200))
+    tracking_number: Mapped[str] = mapped_column(String(100))
+    label_url: Mapped[str] = mapped_column(Text)
+    cost: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Fulfilment(Base):
+    """The seller's replacement shipment or repair for a case."""
+
+    __tablename__ = "fulfilments"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # replacement | repair
+    tracking_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    by_key_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 metadata = Base.metadata

@@ -1,18 +1,21 @@
 """The payment provider port, its HTTP adapter and a local sandbox.
 
 Every refund carries an idempotency key; the provider answers a repeated key with the original
-refund instead of paying again (Stripe-style), so our retries never pay twice.
+refund instead of paying again (Stripe-style), so our retries never pay twice. Every refund goes to
+the original payment method of the order (``method: original_payment_method``), never a gift card.
+The HTTP contract is in RLS.md.
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 import httpx
+
+from refund_logistics.http_retry import PartyError, post_idempotent
+from refund_logistics.sandbox import ORIGINAL_PAYMENT_METHOD, SandboxBehaviour, SandboxCore, SandboxRejected, SandboxTransientError
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class RefundResult:
     provider_ref: str
     amount: Decimal
     currency: str
+    method: str = ORIGINAL_PAYMENT_METHOD
 
 
 class PaymentError(Exception):
@@ -29,44 +33,67 @@ class PaymentError(Exception):
 
 
 class PaymentProvider(Protocol):
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> RefundResult: ...
+    async def refund(
+        self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
+        order_id: str | None = None, line_id: str | None = None,
+    ) -> RefundResult: ...
+
+
+def refund_body(amount: Decimal, currency: str, reference: str, order_id: str | None, line_id: str | None) -> dict:
+    return {"amount": str(amount), "currency": currency, "method": ORIGINAL_PAYMENT_METHOD,
+            "order_id": order_id, "order_line_id": line_id, "reference": reference}
 
 
 class HttpPaymentProvider:
-    """``POST {base}/v1/refunds`` with ``Idempotency-Key``; body {amount, currency, reference};
-    answer 200/201 {id, amount, currency}. 5xx and timeouts are transient; 4xx are not."""
+    """``POST {base}/v1/refunds`` with ``Idempotency-Key`` and ``Authorization: Bearer``; body
+    {amount, currency, method, order_id, order_line_id, reference}; answer 201 (200 on a replay)
+    {id, amount, currency, method, status}. Timeouts, 408/409/425/429 and 5xx are transient and retried
+    here with the same key; other 4xx are permanent."""
 
-    def __init__(self, base_url: str, api_key: str, client: httpx.AsyncClient | None = None) -> None:
-        self.client = client or httpx.AsyncClient(base_url=base_url, timeout=10.0, headers={"Authorization": f"Bearer {api_key}"})
+    def __init__(self, base_url: str, api_key: str, client: httpx.AsyncClient | None = None, *,
+                 max_attempts: int = 4, backoff_s: float = 0.05, timeout_s: float = 10.0) -> None:
+        self.client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout_s,
+                                                  headers={"Authorization": f"Bearer {api_key}"})
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
 
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> RefundResult:
+    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
+                     order_id: str | None = None, line_id: str | None = None) -> RefundResult:
         try:
-            r = await self.client.post(
-                "/v1/refunds",
-                json={"amount": str(amount), "currency": currency, "reference": reference},
-                headers={"Idempotency-Key": idempotency_key},
+            body = await post_idempotent(
+                self.client, "/v1/refunds", refund_body(amount, currency, reference, order_id, line_id),
+                idempotency_key=idempotency_key, party="payment provider",
+                max_attempts=self.max_attempts, backoff_s=self.backoff_s,
             )
-        except httpx.TransportError as exc:
-            raise PaymentError(f"payment provider unreachable: {exc}", transient=True) from exc
-        if r.status_code >= 500:
-            raise PaymentError(f"payment provider error {r.status_code}", transient=True)
-        if r.status_code >= 400:
-            raise PaymentError(f"payment refused {r.status_code}: {r.text[:500]}", transient=False)
-        body = r.json()
-        return RefundResult(provider_ref=str(body["id"]), amount=Decimal(str(body["amount"])), currency=body["currency"])
+        except PartyError as exc:
+            raise PaymentError(str(exc), transient=exc.transient) from exc
+        if body.get("method", ORIGINAL_PAYMENT_METHOD) != ORIGINAL_PAYMENT_METHOD:
+            raise PaymentError(f"provider refunded to {body.get('method')!r}, not the original method", transient=False)
+        return RefundResult(provider_ref=str(body["id"]), amount=Decimal(str(body["amount"])), currency=body["currency"],
+                            method=body.get("method", ORIGINAL_PAYMENT_METHOD))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 class SandboxPaymentProvider:
-    """A local stand-in for the payment provider in development and tests, honouring idempotency keys
-    (within the process). Clearly not a real payment: refs start with ``sandbox_re_``."""
+    """The sandbox payment provider in process (development default and tests): the same behaviour as
+    ``python -m refund_logistics.sandbox`` without a socket. Clearly not a real payment: refs start with
+    ``sandbox_re_``. A transient failure surfaces as ``PaymentError(transient=True)``, as from the adapter."""
 
-    def __init__(self, latency_s: float = 0.0) -> None:
-        self.latency_s = latency_s
-        self.refunds: dict[str, RefundResult] = {}
+    def __init__(self, latency_s: float = 0.0, behaviour: SandboxBehaviour | None = None) -> None:
+        self.core = SandboxCore(behaviour or SandboxBehaviour(latency_s=latency_s))
+        self.refunds: dict[str, RefundResult] = {}  # idempotency key -> the refund made (one per key)
 
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str) -> RefundResult:
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        if idempotency_key not in self.refunds:
-            self.refunds[idempotency_key] = RefundResult(f"sandbox_re_{uuid.uuid4().hex[:16]}", amount, currency)
-        return self.refunds[idempotency_key]
+    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
+                     order_id: str | None = None, line_id: str | None = None) -> RefundResult:
+        body = refund_body(amount, currency, reference, order_id, line_id)
+        try:
+            answer, _ = await self.core.execute("refund", idempotency_key, lambda: self.core.new_refund(body))
+        except SandboxTransientError as exc:
+            raise PaymentError(str(exc), transient=True) from exc
+        except SandboxRejected as exc:
+            raise PaymentError(str(exc), transient=False) from exc
+        result = RefundResult(answer["id"], Decimal(answer["amount"]), answer["currency"], answer["method"])
+        self.refunds.setdefault(idempotency_key, result)
+        return result

@@ -1,4 +1,6 @@
-"""Remedy cases end to end through Kafka and PostgreSQL: refunds, labels, referrals, redeliveries."""
+"""Remedy cases end to end through Kafka and PostgreSQL: refunds, labels, referrals, redeliveries.
+
+A refund on destruction waits for the customer's photo (POST /v1/cases/{id}/proof), then pays."""
 
 from __future__ import annotations
 
@@ -25,6 +27,15 @@ async def test_refund_on_destruction_pays_the_price_paid_once(rls, kit) -> None:
     req = kit.remedy_request(a, "refund_on_destruction")
     await rls.publish(req)
     case_id = case_id_for(req.request_id)
+
+    waiting = await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "proof")
+    assert waiting["state"] == "requested" and rls.payments.calls_for(case_id) == [], "no refund without the photo"
+    r = await rls.submit_proof(case_id, a.customer_id)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "refunded"
+    assert r.json()["proof"]["size"] == len(kit.photo) and r.json()["proof"]["content_type"] == "image/jpeg"
+    (stored,) = (await rls.sql("SELECT image FROM case_proof_images WHERE case_id = :c", c=case_id))[0]
+    assert bytes(stored) == kit.photo
 
     events = await rls.wait_for_transitions(case_id, 2)
     (k1, e1, opened), (k2, e2, refunded) = events
@@ -58,6 +69,8 @@ async def test_redelivered_remedy_request_never_refunds_twice(rls, kit) -> None:
     req = kit.remedy_request(a)
     ce_id = await rls.publish(req)
     case_id = case_id_for(req.request_id)
+    await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "proof")
+    assert (await rls.submit_proof(case_id, a.customer_id)).status_code == 200
     await rls.wait_for_case(case_id, lambda c: c["state"] == "refunded")
 
     await rls.publish(req, event_id=ce_id)  # Kafka redelivery: same ce_id
@@ -70,7 +83,8 @@ async def test_redelivered_remedy_request_never_refunds_twice(rls, kit) -> None:
     await rls.publish(kit.raised(marker_alert))
     marker = kit.remedy_request(marker_alert)
     await rls.publish(marker)
-    await rls.wait_for_case(case_id_for(marker.request_id), lambda c: c["state"] == "refunded")
+    await rls.wait_for_case(case_id_for(marker.request_id), lambda c: c["waiting_for"] == "proof")
+    assert (await rls.submit_proof(case_id, a.customer_id)).status_code == 200  # the customer's retry, too
 
     assert len(rls.payments.refunds_for(case_id)) == 1
     assert len(rls.payments.calls_for(case_id)) == 1
@@ -95,6 +109,8 @@ async def test_request_before_the_alert_waits_and_completes_when_the_alert_arriv
     assert rls.payments.calls_for(case_id) == []
 
     await rls.publish(kit.raised(a))
+    await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "proof")
+    assert (await rls.submit_proof(case_id, a.customer_id)).status_code == 200
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "refunded")
     assert case["waiting_for"] is None
     assert Decimal(str(case["refunded_amount"])) == Decimal("49.00")
@@ -112,6 +128,8 @@ async def test_request_before_the_recall_waits_for_the_recall(rls, kit) -> None:
     case_id = case_id_for(req.request_id)
     await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "recall")
     await rls.publish(kit.published(rc))
+    await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "proof")
+    assert (await rls.submit_proof(case_id, a.customer_id)).status_code == 200
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "refunded")
     assert Decimal(str(case["refunded_amount"])) == Decimal("39.98")
 
@@ -133,8 +151,8 @@ async def test_recall_not_enrolled_is_referred_to_the_seller_with_the_contact(rl
     assert rls.payments.calls_for(case_id) == []
 
 
-async def test_refund_with_return_issues_a_label_first(rls, kit) -> None:
-    _, a = await _setup(rls, kit)
+async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_back(rls, kit) -> None:
+    rc, a = await _setup(rls, kit)
     req = kit.remedy_request(a, "refund_with_return")
     await rls.publish(req)
     case_id = case_id_for(req.request_id)
@@ -142,7 +160,28 @@ async def test_refund_with_return_issues_a_label_first(rls, kit) -> None:
     assert [(b["transition"], b["state"]) for _, _, b in events] == [("open", "requested"), ("issue_label", "label_issued")]
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "label_issued")
     assert Decimal(str(case["refunded_amount"])) == 0
+    assert case["waiting_for"] == "item"
+    label = case["label"]
+    assert label["tracking_number"].startswith("SBX") and label["label_url"].startswith("https://")
+    assert rls.carrier.labels[f"label:{case_id}"].tracking_number == label["tracking_number"]
     assert rls.payments.calls_for(case_id) == [], "no refund before the item is back"
+    # The customer fetches the label with their own token; another customer cannot.
+    mine = await rls.client.get(f"/v1/cases/{case_id}/label", headers=rls.customer_token(a.customer_id))
+    assert mine.status_code == 200 and mine.json()["tracking_number"] == label["tracking_number"]
+    other = await rls.client.get(f"/v1/cases/{case_id}/label", headers=rls.customer_token(kit.new_customer()))
+    assert other.status_code == 404
+
+    # The warehouse's webhook: the item arrived -> receive_item -> issue_refund. A redelivered webhook is a no-op.
+    r = await rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "refunded" and Decimal(str(r.json()["refunded_amount"])) == Decimal("39.98")
+    again = await rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op)
+    assert again.status_code == 200 and again.json()["state"] == "refunded"
+    events = await rls.wait_for_transitions(case_id, 4)
+    assert [b["transition"] for _, _, b in events] == ["open", "issue_label", "receive_item", "issue_refund"]
+    assert len(rls.payments.calls_for(case_id)) == 1
+    ledger = await rls.sql("SELECT kind, amount FROM seller_ledger WHERE case_id = :c ORDER BY kind", c=case_id)
+    assert [(k, a) for k, a in ledger] == [("fee", Decimal("2.50")), ("label", Decimal("4.90")), ("refund_paid", Decimal("39.98"))]
 
 
 async def test_replacement_waits_for_the_seller(rls, kit) -> None:
@@ -153,7 +192,7 @@ async def test_replacement_waits_for_the_seller(rls, kit) -> None:
     (only,) = await rls.wait_for_transitions(case_id, 1)
     assert only[2]["transition"] == "open"
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "requested")
-    assert case["waiting_for"] is None
+    assert case["waiting_for"] == "seller"
     assert rls.payments.calls_for(case_id) == []
 
 
@@ -169,5 +208,5 @@ async def test_request_for_another_customers_alert_is_rejected_without_payment(r
 
 
 async def test_unknown_case_is_404(rls) -> None:
-    r = await rls.client.get(f"/v1/cases/{case_id_for('no-such-request')}")
+    r = await rls.client.get(f"/v1/cases/{case_id_for('no-such-request')}", headers=rls.op)
     assert r.status_code == 404

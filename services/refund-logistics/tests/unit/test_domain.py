@@ -89,3 +89,21 @@ def test_refund_amount_is_rounded_to_cents() -> None:
     (due,) = refunds_due([_line("a", 3, "0.33")], {})
     assert due.amount == Decimal("0.99")
     assert due.amount.as_tuple().exponent == -2
+
+
+def test_a_period_is_a_calendar_month_in_utc() -> None:
+    from refund_logistics.domain import Period
+
+    p = Period.parse("2026-12")
+    assert (p.start, p.end) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert str(p) == "2026-12" and Period.containing(datetime(2026, 11, 30, 23, 59, tzinfo=UTC)) == Period(2026, 11)
+    for bad in ("2026-13", "2026-1", "26-11", "2026/11", "", "2026-00"):
+        with pytest.raises(ValueError):
+            Period.parse(bad)
+
+
+def test_correction_rate_is_a_percentage_to_one_decimal() -> None:
+    from refund_logistics.domain import correction_rate
+
+    assert correction_rate(2, 3) == Decimal("66.7")
+    assert correction_rate(0, 0) == Decimal("0.0") and correction_rate(5, 5) == Decimal("100.0")

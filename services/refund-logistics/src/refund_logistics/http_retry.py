@@ -1,0 +1,44 @@
+"""One POST with an idempotency key, retried on transient failures with the SAME key (Stripe-style)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class PartyError(Exception):
+    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+async def post_idempotent(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], *, idempotency_key: str, party: str,
+    max_attempts: int = 4, backoff_s: float = 0.05,
+) -> dict[str, Any]:
+    """The answer of a 200/201; a transient failure (timeout, connection error, 408/409/425/429/5xx) is
+    retried with the same key up to ``max_attempts``, then raised as transient; other 4xx are permanent."""
+    delay = backoff_s
+    last: PartyError | None = None
+    for attempt in range(1, max_attempts + 1):
+        try:
+            r = await client.post(path, json=body, headers={"Idempotency-Key": idempotency_key})
+        except httpx.TransportError as exc:  # includes timeouts: the effect may or may not have happened
+            last = PartyError(f"{party} unreachable: {type(exc).__name__}: {exc}", transient=True)
+        else:
+            if r.status_code in (200, 201):
+                return r.json()
+            message = f"{party} answered {r.status_code}: {r.text[:500]}"
+            if r.status_code not in TRANSIENT_STATUS:
+                raise PartyError(message, transient=False, status=r.status_code)
+            last = PartyError(message, transient=True, status=r.status_code)
+        if attempt < max_attempts:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    assert last is not None
+    raise last

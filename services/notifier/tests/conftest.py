@@ -30,7 +30,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 import notifier
 from notifier.app import create_app
-from notifier.sender import MailTransport
+from notifier.clock import Clock
+from notifier.sender import FaultHook, MailTransport
 from notifier.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
@@ -139,12 +140,17 @@ async def mails_to(address: str) -> list[Mail]:
             raw = await client.get(f"/messages/{m['id']}")
             raw.raise_for_status()
             msg = email.message_from_bytes(raw.content, policy=email.policy.default)
-            # Python's email generator folds a long Subject right after "Subject:", so the unfolded value
-            # starts with a space (MUAs strip it); compare the stripped, unfolded value.
-            out.append(Mail(id=m["id"], subject=str(msg["Subject"]).strip(), rcpt_to=m["rcpt_to"], received_at=m["received_at"],
+            out.append(Mail(id=m["id"], subject=str(msg["Subject"]), rcpt_to=m["rcpt_to"], received_at=m["received_at"],
                             message=msg))  # type: ignore[arg-type]
     out.sort(key=lambda m: (m.received_at, m.id))
     return out
+
+
+async def raw_mail(mail_id: str) -> bytes:
+    async with httpx.AsyncClient(base_url=SINK_VIEWER, timeout=10) as client:
+        r = await client.get(f"/messages/{mail_id}")
+        r.raise_for_status()
+        return r.content
 
 
 async def wait_for_mails(address: str, count: int, timeout: float = 15.0) -> list[Mail]:
@@ -211,6 +217,7 @@ class Notifier:
     client: httpx.AsyncClient
     settings: Settings
     producer: AIOKafkaProducer
+    app: object = None
 
     def topic(self, spec: TopicSpec) -> str:
         return spec.physical(self.settings.topic_prefix)
@@ -236,28 +243,55 @@ class Notifier:
         return await eventually(check, timeout=timeout, interval=0.1)
 
 
-def make_settings(url: str, prefix: str) -> Settings:
-    return Settings(
+def make_settings(url: str, prefix: str, **overrides: object) -> Settings:
+    values: dict = dict(
         database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
         sender_poll_s=0.2, send_backoff_initial_s=0.2, send_max_attempts=3, customer_portal_url=PORTAL,
         consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, outbox_fallback_poll_s=0.5,
     )
+    values.update(overrides)
+    return Settings(**values)
 
 
 @contextlib.asynccontextmanager
-async def started_notifier(transport: MailTransport | None = None) -> AsyncIterator[Notifier]:
+async def _app_on(url: str, prefix: str, transport: MailTransport | None, clock: Clock | None,
+                  fault: FaultHook | None, overrides: dict) -> AsyncIterator[Notifier]:
+    settings = make_settings(url, prefix, **overrides)
+    app = create_app(settings, transport=transport, clock=clock, fault=fault)
+    producer = create_producer(settings)
+    async with running_app(app) as client:
+        await producer.start()
+        try:
+            yield Notifier(client=client, settings=settings, producer=producer, app=app)
+        finally:
+            await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def started_notifier(transport: MailTransport | None = None, *, clock: Clock | None = None,
+                           fault: FaultHook | None = None, **overrides: object) -> AsyncIterator[Notifier]:
     prefix = unique_topic_prefix()
     async with migrated_database(MIGRATIONS, prefix="notifier") as url:
-        settings = make_settings(url, prefix)
-        app = create_app(settings, transport=transport)
-        producer = create_producer(settings)
         try:
-            async with running_app(app) as client:
-                await producer.start()
-                try:
-                    yield Notifier(client=client, settings=settings, producer=producer)
-                finally:
-                    await producer.stop()
+            async with _app_on(url, prefix, transport, clock, fault, overrides) as n:
+                yield n
+        finally:
+            with contextlib.suppress(Exception):
+                await delete_topics(prefix)
+
+
+@contextlib.asynccontextmanager
+async def restartable_notifier(**overrides: object) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Notifier]]]:
+    """One database and topic prefix kept across several runs of the service: ``async with start() as n``
+    starts a fresh app (a restart) on the same state."""
+    prefix = unique_topic_prefix()
+    async with migrated_database(MIGRATIONS, prefix="notifier") as url:
+        def start(transport: MailTransport | None = None, *, clock: Clock | None = None, fault: FaultHook | None = None,
+                  **more: object) -> contextlib.AbstractAsyncContextManager[Notifier]:
+            return _app_on(url, prefix, transport, clock, fault, {**overrides, **more})
+
+        try:
+            yield start
         finally:
             with contextlib.suppress(Exception):
                 await delete_topics(prefix)
@@ -278,6 +312,12 @@ def start_notifier() -> Callable[..., contextlib.AbstractAsyncContextManager[Not
 
 
 @pytest.fixture(scope="session")
+def restart_notifier() -> Callable[..., contextlib.AbstractAsyncContextManager]:
+    """A database and topic prefix for several consecutive runs of the service (restarts)."""
+    return restartable_notifier
+
+
+@pytest.fixture(scope="session")
 def kit() -> object:
     """Builders and helpers for the test modules (which may not import each other or this conftest)."""
 
@@ -293,5 +333,7 @@ def kit() -> object:
         wait_for_mails = staticmethod(wait_for_mails)
         read_all = staticmethod(read_all)
         portal = PORTAL
+        migrations = MIGRATIONS
+        raw_mail = staticmethod(raw_mail)
 
     return _Kit()

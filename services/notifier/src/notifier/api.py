@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from notifier.models import Notice
+from notifier.models import Notice, Reminder
 from recall_shared.http import SessionDep
 
 router = APIRouter(prefix="/v1")
@@ -19,9 +19,12 @@ class NoticeOut(BaseModel):
     alert_id: str
     kind: str
     alert_version: int
+    reminder_no: int
     recipient_role: str
     status: str
     attempts: int
+    resent_in_doubt: int
+    message_id: str | None
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
@@ -29,5 +32,22 @@ class NoticeOut(BaseModel):
 
 @router.get("/alerts/{alert_id}/notices", response_model=list[NoticeOut], tags=["notices"], summary="Notices of an alert")
 async def notices_of_alert(alert_id: str, session: SessionDep) -> list[NoticeOut]:
-    rows = (await session.execute(select(Notice).where(Notice.alert_id == alert_id).order_by(Notice.created_at))).scalars()
+    rows = (await session.execute(select(Notice).where(Notice.alert_id == alert_id).order_by(Notice.created_at, Notice.kind, Notice.reminder_no))).scalars()
     return [NoticeOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+class ReminderOut(BaseModel):
+    alert_id: str
+    recipient_customer_id: str
+    recipient_role: str
+    base_at: datetime
+    next_no: int
+    next_due_at: datetime | None
+    stopped_reason: str | None
+
+
+@router.get("/alerts/{alert_id}/reminders", response_model=list[ReminderOut], tags=["notices"],
+            summary="Reminder schedule of an alert, per recipient")
+async def reminders_of_alert(alert_id: str, session: SessionDep) -> list[ReminderOut]:
+    rows = (await session.execute(select(Reminder).where(Reminder.alert_id == alert_id))).scalars()
+    return [ReminderOut.model_validate(r, from_attributes=True) for r in rows]

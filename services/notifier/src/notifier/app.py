@@ -5,30 +5,40 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from notifier.api import router
+from notifier.clock import Clock, SystemClock
 from notifier.handlers import HANDLERS
-from notifier.sender import MailTransport, NoticeSender, SmtpTransport
+from notifier.reminders import ReminderScheduler
+from notifier.sender import FaultHook, MailTransport, NoticeSender, SmtpTransport
 from notifier.settings import Settings
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ALERTS, CUSTOMERS
+from recall_shared.topics import ALERTS, CUSTOMERS, REMEDIES
 
 
-def create_app(settings: Settings | None = None, transport: MailTransport | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, transport: MailTransport | None = None, *, clock: Clock | None = None,
+    fault: FaultHook | None = None,
+) -> FastAPI:
     settings = settings or Settings()
+    clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
-    runtime.add_consumer([CUSTOMERS, ALERTS], HANDLERS)
+    runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES], HANDLERS)
     sender = NoticeSender(
         settings=settings, session_factory=runtime.session_factory, outbox=runtime.outbox, metrics=runtime.metrics,
-        transport=transport or SmtpTransport(settings),
+        transport=transport or SmtpTransport(settings), clock=clock, fault=fault,
     )
     runtime.add_background("notice-sender", sender.run, stop=sender.stop)
+    reminders = ReminderScheduler(settings=settings, session_factory=runtime.session_factory, clock=clock)
+    runtime.add_background("reminder-scheduler", reminders.run, stop=reminders.stop)
     app = FastAPI(
         title="Recall Alerts: notifier",
         version="1.0.0",
-        description="Sends one personal recall notice per affected customer, with updates and withdrawals.",
+        description="Sends one personal recall notice per affected customer, with updates, withdrawals and reminders.",
         lifespan=runtime.lifespan,
     )
     install_common(app, runtime)
     app.include_router(router)
     app.state.sender = sender
+    app.state.reminders = reminders
+    app.state.clock = clock
     return app

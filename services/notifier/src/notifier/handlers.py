@@ -1,4 +1,5 @@
-"""notifier's consumers: contacts from customers.v1; alerts from alerts.v1 become notices to send."""
+"""notifier's consumers: contacts from customers.v1; alerts from alerts.v1 become notices to send;
+remedies.v1 (a remedy chosen, 'not affected') stops the reminders."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifier.models import Contact, KnownAlert, Notice
+from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 
@@ -16,8 +17,16 @@ NOTICE_NAMESPACE = uuid.UUID("0b8f7d2e-9c4a-4f51-8e0e-5a3c1d9b7e21")
 SENDER_CHANNEL = "notices_notifier"
 
 
-def notice_id_for(alert_id: str, kind: str, alert_version: int, recipient_customer_id: str) -> str:
-    return str(uuid.uuid5(NOTICE_NAMESPACE, f"{alert_id}\x1f{kind}\x1f{alert_version}\x1f{recipient_customer_id}"))
+def notice_id_for(alert_id: str, kind: str, alert_version: int, recipient_customer_id: str, reminder_no: int = 0) -> str:
+    key = f"{alert_id}\x1f{kind}\x1f{alert_version}\x1f{recipient_customer_id}"
+    if reminder_no:
+        key += f"\x1f{reminder_no}"
+    return str(uuid.uuid5(NOTICE_NAMESPACE, key))
+
+
+def message_id_for(notice_id: str) -> str:
+    """The Message-ID of a notice: the same on every attempt, so a re-send after a crash is recognisable."""
+    return f"<{notice_id}@recall-alerts.notices>"
 
 
 async def wake_sender(session: AsyncSession) -> None:
@@ -31,19 +40,33 @@ async def _has_address(session: AsyncSession, customer_id: str) -> bool:
 
 async def queue_notice(
     session: AsyncSession, *, alert_id: str, customer_id: str, recipient_customer_id: str, role: str, kind: str,
-    alert_version: int,
-) -> None:
-    """One notice per (alert, kind, version, recipient): a redelivered alert queues nothing new.
-    Without a contact yet, the notice waits for it; it is never dropped."""
+    alert_version: int, reminder_no: int = 0,
+) -> bool:
+    """One notice per (alert, kind, version, recipient, reminder number): a redelivered alert queues nothing
+    new. Without a contact yet, the notice waits for it; it is never dropped. True when queued now."""
     status = "pending" if await _has_address(session, recipient_customer_id) else "waiting_contact"
     stmt = insert(Notice).values(
-        notice_id=notice_id_for(alert_id, kind, alert_version, recipient_customer_id), alert_id=alert_id,
+        notice_id=notice_id_for(alert_id, kind, alert_version, recipient_customer_id, reminder_no), alert_id=alert_id,
         customer_id=customer_id, recipient_customer_id=recipient_customer_id, recipient_role=role, kind=kind,
-        alert_version=alert_version, status=status, attempts=0,
-    ).on_conflict_do_nothing()
-    await session.execute(stmt)
-    if status == "pending":
+        alert_version=alert_version, reminder_no=reminder_no, status=status, attempts=0,
+    ).on_conflict_do_nothing().returning(Notice.notice_id)
+    queued = (await session.execute(stmt)).first() is not None
+    if queued and status == "pending":
         await wake_sender(session)
+    return queued
+
+
+async def stop_reminders(session: AsyncSession, alert_id: str, reason: str) -> None:
+    """No more reminders for this alert; a reminder queued but not yet sent is cancelled."""
+    await session.execute(
+        update(Reminder).where(Reminder.alert_id == alert_id, Reminder.next_due_at.is_not(None))
+        .values(next_due_at=None, stopped_reason=reason)
+    )
+    await session.execute(
+        update(Notice)
+        .where(Notice.alert_id == alert_id, Notice.kind == "reminder", Notice.status.in_(("pending", "waiting_contact")))
+        .values(status="cancelled", last_error=f"reminders stopped: {reason}")
+    )
 
 
 async def _store_alert(session: AsyncSession, state: ev.AlertState, status: str = "open") -> bool:
@@ -91,9 +114,15 @@ async def on_alert_withdrawn(session: AsyncSession, event: ev.AlertWithdrawn, en
         .where(Notice.alert_id == event.alert_id, Notice.status.in_(("pending", "waiting_contact")))
         .values(status="cancelled", last_error="alert withdrawn")
     )
+    # 'sending': the notice is in flight or its delivery is in doubt after a crash; either way the customer
+    # may have been told, so they are told of the withdrawal too (the sender does not re-send it: the alert
+    # is withdrawn by then).
     told = await session.scalar(
-        select(Notice.notice_id).where(Notice.alert_id == event.alert_id, Notice.status == "sent").limit(1)
+        select(Notice.notice_id)
+        .where(Notice.alert_id == event.alert_id, Notice.kind != "withdrawal", Notice.status.in_(("sent", "sending")))
+        .limit(1)
     )
+    await stop_reminders(session, event.alert_id, "withdrawn")
     current.status = "withdrawn"
     current.alert_version = event.alert_version
     if told:
@@ -107,6 +136,31 @@ async def on_alert_withdrawn(session: AsyncSession, event: ev.AlertWithdrawn, en
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
     await session.execute(update(KnownAlert).where(KnownAlert.alert_id == event.alert_id).values(status="closed"))
+    await stop_reminders(session, event.alert_id, "closed")
+
+
+async def _responded(session: AsyncSession, alert_id: str, customer_id: str, response: str, at: object) -> None:
+    """The customer acted on the alert: remembered even before the alert itself arrives (the topics are not
+    ordered with each other), and any reminder schedule stops."""
+    await session.execute(
+        insert(AlertResponse).values(alert_id=alert_id, customer_id=customer_id, response=response, responded_at=at)
+        .on_conflict_do_nothing()
+    )
+    await stop_reminders(session, alert_id, response)
+
+
+async def on_remedy_requested(session: AsyncSession, event: ev.RemedyRequested, env: Envelope) -> None:
+    await _responded(session, event.alert_id, event.customer_id, "remedy_requested", event.requested_at)
+
+
+async def on_not_affected(session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope) -> None:
+    await _responded(session, event.alert_id, event.customer_id, "not_affected", event.declared_at)
+
+
+async def on_remedy_case(session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope) -> None:
+    # A case exists only because the customer chose a remedy (the request may be on another partition's
+    # history or compacted away): that is a response.
+    await _responded(session, event.alert_id, event.customer_id, "remedy_case", event.occurred_at)
 
 
 async def on_customer_updated(session: AsyncSession, event: ev.CustomerUpdated, env: Envelope) -> None:
@@ -131,4 +185,7 @@ HANDLERS = {
     ev.AlertWithdrawn: on_alert_withdrawn,
     ev.AlertClosed: on_alert_closed,
     ev.CustomerUpdated: on_customer_updated,
+    ev.RemedyRequested: on_remedy_requested,
+    ev.NotAffectedDeclared: on_not_affected,
+    ev.RemedyCaseTransitioned: on_remedy_case,
 }

@@ -38,7 +38,12 @@ class KnownAlert(Base):
 
 
 class Notice(Base):
-    """One notice to one recipient; unique per (alert, kind, alert version, recipient)."""
+    """One notice to one recipient; unique per (alert, kind, alert version, recipient, reminder number).
+
+    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled. ``sending`` is
+    committed before the SMTP transaction begins, with the deterministic Message-ID: a 'sending' notice whose
+    lease expired belongs to a sender that died mid-send, and the mail may or may not have reached the relay
+    (see ``Settings.delivery_guarantee``)."""
 
     __tablename__ = "notices"
     notice_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -48,7 +53,8 @@ class Notice(Base):
     recipient_role: Mapped[str] = mapped_column(String(20))  # purchaser | account_admin
     kind: Mapped[str] = mapped_column(String(20))  # initial | update | withdrawal | reminder
     alert_version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))  # waiting_contact | pending | sent | failed
+    reminder_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 1, 2, ... for kind reminder
+    status: Mapped[str] = mapped_column(String(20))  # waiting_contact | pending | sending | sent | failed | in_doubt | cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -56,12 +62,44 @@ class Notice(Base):
     message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resent_in_doubt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
-        UniqueConstraint("alert_id", "kind", "alert_version", "recipient_customer_id"),
-        Index("ix_notices_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        UniqueConstraint("alert_id", "kind", "alert_version", "recipient_customer_id", "reminder_no",
+                         name="uq_notices_alert_kind_version_recipient_reminder"),
+        Index("ix_notices_due", "next_attempt_at", postgresql_where=text("status IN ('pending', 'sending')")),
         Index("ix_notices_waiting", "recipient_customer_id", postgresql_where=text("status = 'waiting_contact'")),
     )
+
+
+class Reminder(Base):
+    """The reminder schedule of one recipient of one alert, from the moment its initial notice was sent.
+
+    ``next_due_at`` is NULL once the last reminder is queued or reminders were stopped (``stopped_reason``)."""
+
+    __tablename__ = "reminders"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recipient_customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    recipient_role: Mapped[str] = mapped_column(String(20))
+    base_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_no: Mapped[int] = mapped_column(Integer, default=1)
+    next_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stopped_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+    __table_args__ = (Index("ix_reminders_due", "next_due_at", postgresql_where=text("next_due_at IS NOT NULL")),)
+
+
+class AlertResponse(Base):
+    """The customer acted on an alert (remedy requested, a remedy case, 'not affected'): no more reminders.
+    Kept apart from ``alerts`` because remedies.v1 and alerts.v1 are not ordered with each other."""
+
+    __tablename__ = "alert_responses"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    response: Mapped[str] = mapped_column(String(40))  # remedy_requested | remedy_case | not_affected
+    responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 metadata = Base.metadata

@@ -4,14 +4,22 @@ The wording follows what regulators ask of a recall notice: the word "recall" in
 product and the customer's own purchase, the hazard without softening, "stop using" first, the
 remedies, and a contact. Every seller-written value is escaped in HTML (autoescape) and stripped of
 line breaks in headers. No marketing, ever.
+
+Seller texts come in the recall's language, with translations in ``RecallContent.texts`` (by locale, e.g.
+"de" or "de-AT"): the customer's locale is used when the recall has it, field by field, else the main text.
 """
 
 from __future__ import annotations
 
+import binascii
+import email.policy
+import email.quoprimime
+import io
 import re
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import formataddr, formatdate, parseaddr
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -40,8 +48,18 @@ STRINGS: dict[str, dict[str, str]] = {
         "your_purchase": "Your purchase",
         "bought_on": "bought on {date}, {units} unit(s), order {order}",
         "identifiers": "Identifiers",
-        "possibly": "We do not know the lot or serial number of the unit we sent you. "
-        "Check the label on your product against the affected lots or serial numbers on your recalls page. "
+        "product_identifiers": "Product identifiers",
+        "model": "Model",
+        "image_alt": "Photo of the recalled product: {title}",
+        "photo": "Photo",
+        "check": "Check on the label: {what}",
+        "attr.lot": "the lot number",
+        "attr.serial": "the serial number",
+        "attr.manufacture date": "the manufacturing date",
+        "attr.best-before date": "the best-before date",
+        "attr.expiry date": "the expiry date",
+        "possibly": "We do not know every detail of the unit we sent you (see what to check above). "
+        "Check the label on your product against the affected lots, serial numbers or dates on your recalls page. "
         "If your unit is not affected, you can tell us there.",
         "remedies": "What you can choose",
         "remedy.refund_with_return": "A full refund of the price you paid, with a prepaid return label",
@@ -73,8 +91,19 @@ STRINGS: dict[str, dict[str, str]] = {
         "your_purchase": "Ihr Kauf",
         "bought_on": "gekauft am {date}, {units} Stück, Bestellung {order}",
         "identifiers": "Kennungen",
-        "possibly": "Wir wissen nicht, welche Charge oder Seriennummer Ihr Exemplar hat. Vergleichen Sie das "
-        "Etikett Ihres Produkts mit den betroffenen Chargen oder Seriennummern auf Ihrer Rückrufseite. "
+        "product_identifiers": "Produktkennungen",
+        "model": "Modell",
+        "image_alt": "Foto des zurückgerufenen Produkts: {title}",
+        "photo": "Foto",
+        "check": "Prüfen Sie auf dem Etikett: {what}",
+        "attr.lot": "die Chargennummer",
+        "attr.serial": "die Seriennummer",
+        "attr.manufacture date": "das Herstellungsdatum",
+        "attr.best-before date": "das Mindesthaltbarkeitsdatum",
+        "attr.expiry date": "das Verfallsdatum",
+        "possibly": "Wir kennen nicht alle Angaben zu dem Exemplar, das wir Ihnen geschickt haben (was zu prüfen ist, "
+        "steht oben). Vergleichen Sie das Etikett Ihres Produkts mit den betroffenen Chargen, Seriennummern oder "
+        "Daten auf Ihrer Rückrufseite. "
         "Ist Ihr Exemplar nicht betroffen, können Sie uns das dort mitteilen.",
         "remedies": "Ihre Wahl",
         "remedy.refund_with_return": "Volle Erstattung des gezahlten Preises, mit frankiertem Rücksendeetikett",
@@ -88,7 +117,13 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
-_HEADER_UNSAFE = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
+_HEADER_UNSAFE = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
+_SAFE_IMAGE_URL = re.compile(r"^https?://[^\s\"'<>]+$", re.IGNORECASE)
+
+# Headers of a notice are never folded (one-line Subject, whatever its length); the body parts are
+# encoded quoted-printable under the default policy, so their lines stay within SMTP's limits.
+NOTICE_POLICY = email.policy.default.clone(max_line_length=10_000)
+_WIRE_POLICY = NOTICE_POLICY.clone(linesep="\r\n")
 
 
 def header_safe(value: str, limit: int = 200) -> str:
@@ -99,6 +134,38 @@ def header_safe(value: str, limit: int = 200) -> str:
 def pick_locale(locale: str | None) -> str:
     lang = (locale or "en").split("-")[0].split("_")[0].lower()
     return lang if lang in SUPPORTED_LOCALES else "en"
+
+
+@dataclass(frozen=True)
+class LocalTexts:
+    """The seller-written texts of a recall in one locale (a missing translation falls back per field)."""
+
+    title: str
+    product_description: str
+    hazard: str
+    stop_using: str
+    consumer_contact: str
+    remedy_instructions: dict[str, str]
+
+
+def localized(recall: ev.RecallContent, locale: str | None) -> LocalTexts:
+    wanted = (locale or "").replace("_", "-").lower()
+    lang = wanted.split("-")[0]
+    by_key = {k.replace("_", "-").lower(): v for k, v in recall.texts.items()}
+    tr = (by_key.get(wanted) or by_key.get(lang)
+          or next((v for k, v in by_key.items() if k.split("-")[0] == lang), None) or ev.LocalizedText())
+    return LocalTexts(
+        title=tr.title or recall.title,
+        product_description=tr.product_description or recall.product_description,
+        hazard=tr.hazard or recall.hazard,
+        stop_using=tr.stop_using or recall.stop_using,
+        consumer_contact=tr.consumer_contact or recall.consumer_contact,
+        remedy_instructions={r.type: tr.remedy_instructions.get(r.type) or r.instructions for r in recall.remedies},
+    )
+
+
+def _attribute(s: dict[str, str], name: str) -> str:
+    return s.get(f"attr.{name.strip().lower()}", name)
 
 
 @dataclass(frozen=True)
@@ -126,11 +193,11 @@ class NoticeRenderer:
             lstrip_blocks=True,
         )
 
-    def subject(self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str) -> str:
+    def subject(self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str, title: str | None = None) -> str:
         s = STRINGS[locale]
         base = s["subject.safety_alert" if recall.kind == "safety_alert" else "subject.recall"]
         suffix = {"update": s["subject.update"], "withdrawal": s["subject.withdrawal"], "reminder": s["subject.reminder"]}.get(kind, "")
-        return header_safe(base.format(title=header_safe(recall.title, 150)) + suffix, 250)
+        return header_safe(base.format(title=header_safe(title or recall.title, 150)) + suffix, 250)
 
     def render(
         self, alert: ev.AlertState, *, kind: ev.NoticeKind, locale: str | None, recipient_name: str,
@@ -139,6 +206,7 @@ class NoticeRenderer:
         loc = pick_locale(locale)
         s = STRINGS[loc]
         recall = alert.recall
+        texts = localized(recall, locale or loc)
         if kind == "withdrawal":
             intro = ""
         elif kind == "update":
@@ -151,47 +219,146 @@ class NoticeRenderer:
             intro = s["intro.safety_alert" if recall.kind == "safety_alert" else "intro.recall"]
         lines = [
             {
-                "title": line.title or recall.title,
+                "title": line.title or texts.title,
+                "check": s["check"].format(what=", ".join(_attribute(s, a) for a in line.unknown_attributes))
+                if line.unknown_attributes else "",
                 "bought": s["bought_on"].format(
                     date=line.purchased_at.date().isoformat(), units=line.units, order=line.order_id
                 ),
                 "identifiers": ", ".join(
                     x for x in (line.product_id, f"GTIN {line.gtin}" if line.gtin else "",
-                                f"Model {line.model_number}" if line.model_number else "",
+                                f"{s['model']} {line.model_number}" if line.model_number else "",
                                 f"Lot {line.lot}" if line.lot else "", f"Serial {line.serial}" if line.serial else "") if x
                 ),
             }
             for line in alert.lines
         ]
+        gtins = list(dict.fromkeys(line.gtin for line in alert.lines if line.gtin))
+        models = list(dict.fromkeys(line.model_number for line in alert.lines if line.model_number))
+        product_ids = ", ".join([f"GTIN {g}" for g in gtins] + [f"{s['model']} {m}" for m in models])
         ctx = {
             "s": s,
             "kind": kind,
             "greeting": s["greeting"].format(name=recipient_name) if recipient_name else s["greeting.anonymous"],
             "intro": intro,
-            "withdrawal": s["withdrawal"].format(title=recall.title),
-            "recall": recall,
+            "withdrawal": s["withdrawal"].format(title=texts.title),
+            "recall": texts,
+            "images": [u for u in recall.images if _SAFE_IMAGE_URL.match(u)],
+            "image_alt": s["image_alt"].format(title=texts.title),
+            "product_ids": product_ids,
             "lines": lines,
-            "possibly": alert.tier == "possibly_affected",
-            "remedies": [{"label": s[f"remedy.{r.type}"], "instructions": r.instructions} for r in recall.remedies],
+            "possibly": alert.tier == "possibly_affected" or any(line.tier == "possibly_affected" for line in alert.lines),
+            "remedies": [{"label": s[f"remedy.{r.type}"], "instructions": texts.remedy_instructions.get(r.type, "")}
+                         for r in recall.remedies],
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
             "lang": loc,
         }
         return RenderedNotice(
-            subject=self.subject(recall, kind, loc),
+            subject=self.subject(recall, kind, loc, texts.title),
             text=self.text_env.get_template("notice.txt.j2").render(ctx),
             html=self.html_env.get_template("notice.html.j2").render(ctx),
         )
 
 
+def _encoded_words(value: str) -> str:
+    """An unstructured header value: ASCII as is; otherwise RFC 2047 encoded words of at most 75 characters,
+    on one line (decoders join adjacent encoded words), folded only if the line would break SMTP's limit."""
+    if value.isascii():
+        return value
+    words: list[str] = []
+    chunk = ""
+    for ch in value:
+        candidate = chunk + ch
+        if len(email.quoprimime.header_encode(candidate.encode(), "utf-8")) > 75:
+            words.append(email.quoprimime.header_encode(chunk.encode(), "utf-8"))
+            chunk = ch
+        else:
+            chunk = candidate
+    if chunk:
+        words.append(email.quoprimime.header_encode(chunk.encode(), "utf-8"))
+    line = " ".join(words)
+    return line if len(line) < 900 else "\r\n ".join(words)
+
+
+def _address(display: str, addr: str) -> str:
+    if _HEADER_UNSAFE.search(addr) or not addr or any(c in addr for c in ' <>,;"'):
+        raise ValueError(f"not a usable e-mail address: {addr!r}")
+    return formataddr((header_safe(display, 100), addr), charset="utf-8") if display else addr
+
+
+def _qp(body: str) -> bytes:
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+
+
+def wire_message(rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str,
+                 date: str | None = None) -> bytes:
+    """The notice as sent, written directly (the stdlib email package costs milliseconds per message): CRLF
+    line ends, one-line headers, a multipart/alternative of quoted-printable text and HTML. The boundary
+    starts with "=_", which quoted-printable content can never contain."""
+    from_name, from_addr = parseaddr(mail_from)
+    boundary = "=_recall_" + re.sub(r"[^0-9A-Za-z]", "", notice_id)[:60]
+    headers = [
+        ("From", _address(from_name, from_addr)),
+        ("To", _address(name, to)),
+        ("Subject", _encoded_words(header_safe(rendered.subject, 250))),
+        ("Date", date or formatdate(localtime=False)),
+        ("Message-ID", header_safe(message_id, 200)),
+        ("X-Recall-Notice-Id", header_safe(notice_id, 200)),
+        ("Auto-Submitted", "auto-generated"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    out = [f"{k}: {v}".encode() for k, v in headers]
+    out.append(b"")
+    for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
+        out.append(f"--{boundary}".encode())
+        out.append(f'Content-Type: text/{subtype}; charset="utf-8"'.encode())
+        out.append(b"Content-Transfer-Encoding: quoted-printable")
+        out.append(b"")
+        out.append(_qp(body))
+    out.append(f"--{boundary}--".encode())
+    out.append(b"")
+    return b"\r\n".join(out)
+
+
+class OutgoingMail:
+    """A notice ready for SMTP: envelope and bytes. Header lookups (``mail["Message-ID"]``) parse the bytes
+    on first use only, so the sending path never pays for the email package."""
+
+    __slots__ = ("sender", "recipients", "data", "_message")
+
+    def __init__(self, sender: str, recipients: list[str], data: bytes) -> None:
+        self.sender = sender
+        self.recipients = recipients
+        self.data = data
+        self._message: EmailMessage | None = None
+
+    @property
+    def message(self) -> EmailMessage:
+        if self._message is None:
+            self._message = email.message_from_bytes(self.data, policy=NOTICE_POLICY)  # type: ignore[assignment]
+        return self._message  # type: ignore[return-value]
+
+    def __getitem__(self, name: str) -> object:
+        return self.message[name]
+
+    def get(self, name: str, default: object = None) -> object:
+        return self.message.get(name, default)
+
+
+def outgoing(rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str) -> OutgoingMail:
+    data = wire_message(rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id)
+    return OutgoingMail(parseaddr(mail_from)[1], [to], data)
+
+
 def build_message(rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = mail_from
-    msg["To"] = formataddr((header_safe(name, 100), to)) if name else to
-    msg["Subject"] = rendered.subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = message_id
-    msg["X-Recall-Notice-Id"] = notice_id
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    return msg
+    """The notice as an EmailMessage (the same bytes as :func:`wire_message`, parsed back)."""
+    return outgoing(rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id).message
+
+
+def serialize_message(msg: EmailMessage) -> bytes:
+    """A message as sent: CRLF line ends, headers unfolded (aiosmtplib's own flattening would fold them)."""
+    buf = io.BytesIO()
+    BytesGenerator(buf, policy=_WIRE_POLICY).flatten(msg)
+    return buf.getvalue()

@@ -1,7 +1,11 @@
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from recall_shared.settings import ServiceSettings
+
+DeliveryGuarantee = Literal["at_least_once", "at_most_once"]
 
 
 class Settings(ServiceSettings):
@@ -16,10 +20,39 @@ class Settings(ServiceSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
-    smtp_concurrency: int = Field(default=4, ge=1, description="Messages in flight to the relay at once")
+    smtp_concurrency: int = Field(
+        default=4, ge=1, description="Open SMTP connections to the relay (the pool size) = messages in flight at once"
+    )
+    smtp_idle_check_s: float = Field(
+        default=30.0, ge=0, description="A pooled connection idle for longer is checked with NOOP before reuse"
+    )
+    smtp_max_messages_per_connection: int = Field(
+        default=1000, ge=0, description="Reconnect after this many messages on one connection (0: never)"
+    )
     mail_from: str = "Recall Alerts <recalls@recall-alerts.invalid>"
     customer_portal_url: str = "http://127.0.0.1:8005"
     send_max_attempts: int = Field(default=6, ge=1)
     send_backoff_initial_s: float = Field(default=5.0, gt=0)
+    send_backoff_max_s: float = Field(default=3600.0, gt=0)
     send_lease_s: float = Field(default=300.0, gt=0, description="A claimed notice not recorded by then is retried")
+    send_batch_size: int = Field(default=100, ge=1, description="Notices claimed per batch")
     sender_poll_s: float = Field(default=2.0, gt=0)
+    delivery_guarantee: DeliveryGuarantee = Field(
+        default="at_least_once",
+        description="What happens to a notice whose sender died while its SMTP transaction may have reached the "
+        "relay: at_least_once re-sends it with the same Message-ID (a duplicate is possible, a lost safety notice "
+        "is not); at_most_once records it as 'in_doubt' with a notification.failed.v1 and never re-sends it.",
+    )
+    reminder_schedule_days: tuple[float, ...] = Field(
+        default=(7.0, 30.0),
+        description="Reminders to customers who have neither chosen a remedy nor answered 'not affected', in days "
+        "after the initial notice was sent; empty disables reminders",
+    )
+    reminder_poll_s: float = Field(default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders")
+
+    @field_validator("reminder_schedule_days")
+    @classmethod
+    def _ascending(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(d <= 0 for d in v) or list(v) != sorted(set(v)):
+            raise ValueError("reminder_schedule_days must be positive and strictly ascending")
+        return v

@@ -209,3 +209,39 @@ async def test_hostile_title_reaches_the_mailbox_escaped_and_without_injected_he
     assert mail.message["Bcc"] is None
     assert "\n" not in mail.subject
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+
+
+async def test_delivered_notice_carries_the_full_content_in_the_customers_language(svc, kit) -> None:
+    from recall_shared import events as ev
+
+    cid, addr = kit.new_customer(), kit.new_email()
+    base = kit.alert(cid, title="Acme kettle KX-1 1.7 l stainless steel, white, with a long descriptive product name",
+                     tier="possibly_affected")
+    line = base.lines[0].model_copy(update={"tier": "possibly_affected", "unknown_attributes": ["lot", "expiry date"]})
+    recall = base.recall.model_copy(update={
+        "images": ["https://img.example/kx1.jpg"],
+        "texts": {"de": ev.LocalizedText(
+            title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen beschreibenden Produktnamen",
+            hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
+            stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht mehr.")},
+    })
+    alert = base.model_copy(update={"lines": [line], "recall": recall})
+    await svc.publish(kit.customer(cid, email_=addr, name="Jürgen", locale="de-DE"))
+    await svc.publish(kit.raised(alert))
+    (mail,) = await kit.wait_for_mails(addr, 1)
+    title = recall.texts["de"].title
+    assert mail.subject == f"Produktsicherheitsrückruf: {title}"
+    raw = await kit.raw_mail(mail.id)
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    (i,) = [n for n, h in enumerate(head) if h.startswith(b"Subject:")]
+    assert not head[i + 1][:1].isspace(), "one-line Subject on the wire"
+    text, html = mail.text, mail.html
+    for body in (text, html):
+        assert "Ziehen Sie den Stecker" in body and "Der Sockel kann überhitzen" in body
+        assert "Prüfen Sie auf dem Etikett: die Chargennummer, das Verfallsdatum" in body
+        assert "GTIN 00012345678905" in body and "Modell KX-1" in body
+        assert "gekauft am 2025-03-14, 2 Stück, Bestellung ord-20250314-1" in body
+        assert f"{kit.portal}/recalls/{alert.alert_id}" in body
+    assert text.index("Verwenden Sie dieses Produkt ab sofort nicht mehr.") < text.index("Der Sockel")
+    assert '<img src="https://img.example/kx1.jpg" alt="Foto des zurückgerufenen Produkts: ' in html
+    assert mail.message["Message-ID"] == f"<{(await svc.notices(alert.alert_id))[0]['notice_id']}@recall-alerts.notices>"

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from notifier.render import NoticeRenderer, build_message, header_safe, pick_locale
+from notifier.render import NoticeRenderer, build_message, header_safe, pick_locale, serialize_message
 from recall_shared import events as ev
 
 PORTAL = "https://shop.example/account/"
@@ -205,3 +205,108 @@ def test_build_message_has_both_parts_and_identifying_headers(renderer: NoticeRe
     assert "buyer@example.test" in msg["To"] and "Alex Doe" in msg["To"]
     assert msg.get_body(preferencelist=("plain",)) is not None
     assert msg.get_body(preferencelist=("html",)) is not None
+
+
+# --------------------------------------------------------------------------- content added for issue 5
+
+
+def possibly_line(unknown: list[str]) -> ev.AffectedLine:
+    return ev.AffectedLine(order_id="ord-9", line_id="l-9", product_id="prod-kettle", title="Kettle", seller_id="s",
+                           gtin="00012345678905", model_number="KX-1", purchased_at=datetime(2025, 5, 1, tzinfo=UTC),
+                           units=1, unit_price=Decimal("10"), currency="EUR", tier="possibly_affected",
+                           unknown_attributes=unknown)
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en", "Check on the label: the lot number, the expiry date"),
+     ("de", "Prüfen Sie auf dem Etikett: die Chargennummer, das Verfallsdatum")],
+)
+def test_possibly_affected_line_names_what_to_check(renderer: NoticeRenderer, locale: str, expected: str) -> None:
+    r = render(renderer, alert(tier="possibly_affected", lines=[possibly_line(["lot", "expiry date"])]), locale=locale)
+    assert expected in r.text and expected in r.html
+    confirmed = render(renderer, alert(), locale=locale)
+    assert expected.split(":")[0] not in confirmed.text
+
+
+def test_unknown_attribute_names_are_escaped_and_kept_when_not_known(renderer: NoticeRenderer) -> None:
+    r = render(renderer, alert(tier="possibly_affected", lines=[possibly_line(["serial", "<b>batch</b>"])]))
+    assert "Check on the label: the serial number, &lt;b&gt;batch&lt;/b&gt;" in r.html
+    assert "<b>batch" not in r.html
+
+
+def _translated(**tr: object) -> ev.AlertState:
+    base = alert(description="A 1.7 l electric kettle.")
+    recall = base.recall.model_copy(update={
+        "remedies": [ev.Remedy(type="replacement", instructions="Request a replacement online.")],
+        "texts": {"de": ev.LocalizedText(**tr)},
+    })
+    return base.model_copy(update={"recall": recall})
+
+
+def test_localized_recall_texts_are_used_for_the_customers_locale(renderer: NoticeRenderer) -> None:
+    a = _translated(title="Acme Wasserkocher KX-1", hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
+                    stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht mehr.",
+                    remedy_instructions={"replacement": "Fordern Sie online Ersatz an."})
+    de = render(renderer, a, locale="de-AT")
+    assert de.subject == "Produktsicherheitsrückruf: Acme Wasserkocher KX-1"
+    for body in (de.text, de.html):
+        assert "Der Sockel kann überhitzen" in body
+        assert "Ziehen Sie den Stecker" in body
+        assert "Fordern Sie online Ersatz an." in body
+        assert "A 1.7 l electric kettle." in body, "an untranslated field falls back to the main text"
+        assert "The base can overheat" not in body
+    en = render(renderer, a, locale="en")
+    assert en.subject == "Product safety recall: Acme kettle KX-1"
+    assert "The base can overheat" in en.text and "Request a replacement online." in en.text
+    assert "Der Sockel" not in en.text
+
+
+@pytest.mark.parametrize("hostile", ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"])
+def test_hostile_translations_are_escaped_and_cannot_inject_headers(renderer: NoticeRenderer, hostile: str) -> None:
+    a = _translated(title=f"Kocher {hostile}\r\nBcc: evil@x", hazard=f"Gefahr {hostile}", stop_using=f"Stopp {hostile}",
+                    remedy_instructions={"replacement": f"Ersatz {hostile}"}, consumer_contact=f"Tel {hostile}")
+    r = render(renderer, a, locale="de")
+    assert hostile not in r.html and "<script" not in r.html and "<img src=x" not in r.html
+    assert "\n" not in r.subject and "\r" not in r.subject
+    msg = build_message(r, to="k@example.test", name="K", mail_from="R <r@example.test>", message_id="<m@x>", notice_id="n")
+    parsed = email.message_from_bytes(serialize_message(msg), policy=email.policy.default)
+    assert parsed["Bcc"] is None
+
+
+def test_subject_is_one_line_however_long_and_body_lines_stay_short(renderer: NoticeRenderer) -> None:
+    title = "Acme Wasserkocher KX-1 mit außergewöhnlich langem Produktnamen " + "Edelstahl " * 8
+    r = render(renderer, alert(title=title, hazard="Überhitzung " * 200), locale="de")
+    msg = build_message(r, to="k@example.test", name="Jürgen Groß", mail_from="R <r@example.test>",
+                        message_id="<m@x>", notice_id="n")
+    raw = serialize_message(msg)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    (subject_line,) = [ln for ln in lines if ln.startswith(b"Subject:")]
+    following = lines[lines.index(subject_line) + 1]
+    assert not following[:1].isspace(), "the Subject header is not folded onto a continuation line"
+    assert max(len(ln) for ln in body.split(b"\r\n")) <= 78, "body lines within SMTP limits (quoted-printable)"
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(parsed["Subject"]) == r.subject
+    assert parsed.get_body(preferencelist=("plain",)).get_content().count("Überhitzung") == 200
+
+
+def test_images_have_alt_text_and_only_web_urls(renderer: NoticeRenderer) -> None:
+    a = alert()
+    recall = a.recall.model_copy(update={"images": [
+        "https://img.example/kettle.jpg", "javascript:alert(1)", 'https://img.example/x.jpg" onerror="alert(1)',
+    ]})
+    r = render(renderer, a.model_copy(update={"recall": recall}))
+    assert '<img src="https://img.example/kettle.jpg" alt="Photo of the recalled product: Acme kettle KX-1"' in r.html
+    assert "javascript:" not in r.html and "onerror" not in r.html
+    assert "Photo: https://img.example/kettle.jpg" in r.text
+    de = render(renderer, a.model_copy(update={"recall": recall}), locale="de")
+    assert 'alt="Foto des zurückgerufenen Produkts: Acme kettle KX-1"' in de.html
+
+
+def test_product_identifiers_are_shown_with_the_product(renderer: NoticeRenderer) -> None:
+    r = render(renderer, alert())
+    for body in (r.text, r.html):
+        assert "Product identifiers: GTIN 00012345678905, Model KX-1" in body
+        assert body.index("Product identifiers") < body.index("The hazard")
+    assert "Produktkennungen: GTIN 00012345678905, Modell KX-1" in render(renderer, alert(), locale="de").text

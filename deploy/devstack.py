@@ -154,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             f"  notifier          {stack.url('notifier')}/docs\n"
             f"  refund-logistics  {stack.url('refund-logistics')}/docs\n"
             f"  customer-api      {stack.url('customer-api')}/docs\n"
+            f"  customer pages    {stack.url('customer-api')}/dev/signin   (sign in as a demo customer: "
+            f"the orders banner and the recalls page)\n"
             f"  mail (SMTP sink)  http://127.0.0.1:8025\n"
             f"  metrics           {stack.url('notifier')}/metrics (each service has /metrics, /healthz, /readyz)\n"
         )

@@ -71,6 +71,7 @@ class MailStore:
         self._ensure_dirs()
         self._box = mailbox.Maildir(str(path), create=True)
         self._lock = threading.Lock()
+        self._summaries: dict[str, dict[str, Any]] = {}  # parsed once per message: listings stay cheap
 
     def _ensure_dirs(self) -> None:
         # Maildir(create=True) only creates tmp/new/cur when the top directory is missing; also
@@ -99,16 +100,21 @@ class MailStore:
                 return []
             items = []
             for key in keys:
-                try:
-                    with self._box.get_file(key) as fh:
-                        headers = _HEADER_PARSER.parse(fh, headersonly=True)
-                except (KeyError, FileNotFoundError):
-                    continue
-                try:
-                    received_at = float(str(headers.get("X-Sink-Received-At", "")) or key.split(".", 1)[0])
-                except ValueError:
-                    received_at = 0.0
-                items.append(_summary(key, headers, received_at))
+                cached = self._summaries.get(key)
+                if cached is None:
+                    try:
+                        with self._box.get_file(key) as fh:
+                            headers = _HEADER_PARSER.parse(fh, headersonly=True)
+                    except (KeyError, FileNotFoundError):
+                        continue
+                    try:
+                        received_at = float(str(headers.get("X-Sink-Received-At", "")) or key.split(".", 1)[0])
+                    except ValueError:
+                        received_at = 0.0
+                    cached = self._summaries[key] = _summary(key, headers, received_at)
+                items.append(cached)
+            for gone in self._summaries.keys() - set(keys):
+                del self._summaries[gone]
         items.sort(key=lambda m: (m["received_at"], m["id"]), reverse=True)
         return items
 

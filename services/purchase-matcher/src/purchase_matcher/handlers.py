@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, cast, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from purchase_matcher.domain import ALERT_NAMESPACE, Line, Previous, build_alert, decide, line_tier, model_key, next_version
@@ -123,12 +123,13 @@ class Matcher:
         self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, batch: dict[str, list[Line]],
         pass_id: str, counts: dict[str, int],
     ) -> None:
+        # One array parameter, not one bind per customer: the statement stays the same for every batch.
         existing = {
             a.customer_id: a
             for a in (
                 await session.execute(
                     select(Alert)
-                    .where(Alert.recall_id == recall.recall_id, Alert.customer_id.in_(list(batch)))
+                    .where(Alert.recall_id == recall.recall_id, Alert.customer_id == any_(cast(list(batch), ARRAY(String))))
                     .with_for_update()
                 )
             ).scalars()
@@ -167,7 +168,9 @@ class Matcher:
                 upserts,
             )
         if unchanged:
-            await session.execute(update(Alert).where(Alert.alert_id.in_(unchanged)).values(reconcile_pass=pass_id))
+            await session.execute(
+                update(Alert).where(Alert.alert_id == any_(cast(unchanged, ARRAY(String)))).values(reconcile_pass=pass_id)
+            )
         if events:
             await self.outbox.add_many(session, events, causation_id=env.id)
 

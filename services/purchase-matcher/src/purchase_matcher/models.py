@@ -68,7 +68,7 @@ class Alert(Base):
     __tablename__ = "alerts"
     alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(100))
-    recall_id: Mapped[str] = mapped_column(String(64), index=True)
+    recall_id: Mapped[str] = mapped_column(String(64))
     recall_version: Mapped[int] = mapped_column(Integer)
     alert_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
@@ -78,7 +78,12 @@ class Alert(Base):
     reconcile_pass: Mapped[str | None] = mapped_column(String(36), nullable=True)  # the last pass that confirmed it
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (UniqueConstraint("customer_id", "recall_id"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "recall_id"),
+        # Reconcile looks up a recall's alerts for a batch of customers: both columns in the index, recall
+        # first, or PostgreSQL walks every alert of the recall for each batch.
+        Index("ix_alerts_recall_customer", "recall_id", "customer_id"),
+    )
 
 
 class BackfillCursor(Base):

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared.logging import correlation_id_var, new_correlation_id
@@ -46,24 +47,43 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+class CorrelationMiddleware:
+    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it, and counts
+    the request. Plain ASGI: no per-request task or body streaming as BaseHTTPMiddleware would add."""
+
+    def __init__(self, app: ASGIApp, runtime: ServiceRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
+        cid = given.decode("latin-1")[:128] or new_correlation_id()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid.encode("latin-1"))]
+            await send(message)
+
+        token = correlation_id_var.set(cid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id_var.reset(token)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.runtime.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+
+
 def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Health, readiness, metrics, correlation-id middleware and a uniform 422."""
     app.state.runtime = runtime
 
-    @app.middleware("http")
-    async def correlation(request: Request, call_next):  # type: ignore[no-untyped-def]
-        cid = request.headers.get(CORRELATION_HEADER) or new_correlation_id()
-        token = correlation_id_var.set(cid[:128])
-        try:
-            response = await call_next(request)
-        finally:
-            correlation_id_var.reset(token)
-        response.headers[CORRELATION_HEADER] = cid[:128]
-        route = request.scope.get("route")
-        runtime.metrics.http_requests.labels(
-            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
-        return response
+    app.add_middleware(CorrelationMiddleware, runtime=runtime)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -100,19 +100,20 @@ async def list_alerts(
 
 
 async def banner(session: AsyncSession, customer_id: str) -> tuple[int, CustomerAlert | None]:
-    """What the orders page shows: the number of open, unresolved alerts and the most severe of them."""
-    count = await session.scalar(
-        select(func.count()).select_from(CustomerAlert).where(CustomerAlert.customer_id == customer_id, unresolved_open())
-    )
-    top = (
+    """What the orders page shows: the number of open, unresolved alerts and the most severe of them.
+
+    One round trip: the most severe row, with the count of all open ones as a window aggregate."""
+    row = (
         await session.execute(
-            select(CustomerAlert)
+            select(CustomerAlert, func.count().over().label("open_count"))
             .where(CustomerAlert.customer_id == customer_id, unresolved_open())
             .order_by(CustomerAlert.severity_rank, CustomerAlert.created_at.desc())
             .limit(1)
         )
-    ).scalar_one_or_none()
-    return int(count or 0), top
+    ).first()
+    if row is None:
+        return 0, None
+    return int(row.open_count), row[0]
 
 
 async def remedy_of(session: AsyncSession, alert_id: str) -> RemedyRequest | None:

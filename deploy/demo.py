@@ -8,6 +8,8 @@ Running it twice changes nothing: event ids and the recall's Idempotency-Key are
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -106,12 +108,14 @@ async def load_demo(stack: Stack) -> dict[str, Any]:
     seller_key = stack.run_cli(intake, "issue-api-key", "--seller-id", "acme-home", "--seller-name", "ACME Home",
                                "--label", "demo", capture=True).splitlines()[-1]
     await publish_upstream(stack.env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), stack.env.get("RECALL_ALERTS_TOPIC_PREFIX", ""))
-    headers = {"X-Api-Key": seller_key, "Idempotency-Key": "demo-kettle-recall"}
+    # The key follows the body, so a changed demo recall is a new recall rather than a refused retry.
+    body_key = hashlib.sha256(json.dumps(RECALL, sort_keys=True).encode()).hexdigest()[:16]
+    headers = {"X-Api-Key": seller_key, "Idempotency-Key": f"demo-kettle-recall-{body_key}"}
     async with httpx.AsyncClient(base_url=stack.url("recall-intake"), timeout=10) as client:
         # recall-intake learns who sells the kettle from catalog.listings.v1; wait for it.
         for _ in range(120):
             r = await client.post("/v1/recalls", json=RECALL, headers=headers)
-            if r.status_code != 422:
+            if r.status_code != 422 or r.json().get("error") != "not_your_product":
                 break
             await asyncio.sleep(0.5)
         r.raise_for_status()

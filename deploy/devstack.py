@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,12 @@ class Stack:
         self.run_cli(SERVICES[0], "create-topics")
 
     def start(self, timeout: float = 90.0) -> None:
+        busy = [f"{name} ({port})" for name, port in self.ports.items() if _port_in_use(port)]
+        if busy:
+            raise RuntimeError(
+                f"ports already in use: {', '.join(busy)}. Is another `make run` (or a service) still running? "
+                "Stop it first, or set <SERVICE>_HTTP_PORT."
+            )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for svc in SERVICES:
             log = open(self.log_dir / f"{svc.name}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -121,6 +128,11 @@ class Stack:
         self.processes.clear()
 
 
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def default_stack() -> Stack:
     env = dict(os.environ)
     env.setdefault("RECALL_ALERTS_ENV", "development")
@@ -136,16 +148,20 @@ def run(args: argparse.Namespace) -> int:
     print("==> starting the five services (logs in .data/logs/)")
     stack.start()
     stopping = False
+    loading = True
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        if loading:
+            raise KeyboardInterrupt  # abort the demo load; the finally block stops the services
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         print("==> loading demo data")
         info = asyncio.run(load_demo(stack))
+        loading = False
         print(
             "\nRecall Alerts is running.\n"
             f"  recall-intake     {stack.url('recall-intake')}/docs   (seller key: {info['seller_key']})\n"

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -152,25 +153,28 @@ async def list_alerts(
     return AlertPage(items=[_summary(a) for a in rows], next_cursor=next_cursor)
 
 
-def banner_etag(count: int, top: CustomerAlert | None) -> str:
-    tag_basis = f"{count}:{top.alert_id if top else ''}:{top.alert_version if top else ''}:{top.updated_at.isoformat() if top else ''}"
-    return '"' + hashlib.sha256(tag_basis.encode()).hexdigest()[:32] + '"'
-
-
 @router.get("/banner", response_model=Banner, summary="What the orders page shows above the orders")
 async def banner(
-    customer_id: CustomerDep, session: SessionDep, runtime: RuntimeDep, response: Response,
-    if_none_match: Annotated[str | None, Header()] = None,
-) -> Banner | Response:
-    count, top = await logic.banner(session, customer_id)
-    etag = banner_etag(count, top)
-    cache = f"private, max-age={runtime.settings.banner_max_age_s}"
+    customer_id: CustomerDep, runtime: RuntimeDep, if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    async with runtime.engine.connect() as conn:
+        top = await logic.banner_summary(conn, customer_id)
+    count = int(top.open_count) if top else 0
+    tag_basis = f"{count}:{top.alert_id}:{top.alert_version}:{top.updated_at.isoformat()}" if top else "0"
+    etag = '"' + hashlib.sha256(tag_basis.encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={runtime.settings.banner_max_age_s}", "Vary": "Authorization"}
     if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
-    response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = cache
-    response.headers["Vary"] = "Authorization"
-    return Banner(open_alerts=count, most_severe=_summary(top) if top else None)
+        return Response(status_code=304, headers=headers)
+    most_severe = None
+    if top is not None:
+        most_severe = AlertSummary.model_construct(
+            alert_id=top.alert_id, recall_id=top.recall_id, status=top.status, resolution=top.resolution, tier=top.tier,
+            kind=top.kind or "recall", title=top.title, severity=top.severity, hazard=top.hazard, stop_using=top.stop_using,
+            images=top.images if isinstance(top.images, list) else orjson.loads(top.images or "[]"), units=int(top.units),
+            acknowledged=top.acknowledged, created_at=top.created_at, updated_at=top.updated_at,
+        )
+    body = Banner.model_construct(open_alerts=count, most_severe=most_severe).model_dump_json()
+    return Response(content=body, media_type="application/json", headers=headers)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="One of my alerts, in full")

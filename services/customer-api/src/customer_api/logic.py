@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from recall_shared import events as ev
@@ -114,6 +115,29 @@ async def banner(session: AsyncSession, customer_id: str) -> tuple[int, Customer
     if row is None:
         return 0, None
     return int(row.open_count), row[0]
+
+
+_BANNER_SUMMARY = text(
+    """
+    SELECT alert_id, recall_id, status, resolution, alert_version, created_at, updated_at,
+           acknowledged_at IS NOT NULL AS acknowledged,
+           state->>'tier' AS tier, state->'recall'->>'kind' AS kind, state->'recall'->>'title' AS title,
+           state->'recall'->>'severity' AS severity, state->'recall'->>'hazard' AS hazard,
+           state->'recall'->>'stop_using' AS stop_using, state->'recall'->'images' AS images,
+           (SELECT coalesce(sum((l->>'units')::int), 0) FROM jsonb_array_elements(state->'lines') l) AS units,
+           count(*) OVER () AS open_count
+    FROM alerts
+    WHERE customer_id = :customer_id AND status = 'open' AND resolution IS NULL
+    ORDER BY severity_rank, created_at DESC
+    LIMIT 1
+    """
+)
+
+
+async def banner_summary(conn: AsyncConnection, customer_id: str) -> Row | None:
+    """The banner's data in one round trip, read straight from the row (no ORM entity, no validation of
+    the stored alert state): asked on every orders-page view, so it must be cheap."""
+    return (await conn.execute(_BANNER_SUMMARY, {"customer_id": customer_id})).first()
 
 
 async def remedy_of(session: AsyncSession, alert_id: str) -> RemedyRequest | None:

@@ -22,8 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 import customer_api
 from customer_api.app import create_app
@@ -33,7 +32,7 @@ from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import Envelope, read_headers
 from recall_shared.kafka import create_producer
-from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import delete_topics, read_to_end, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 from recall_shared.topics import TopicSpec
 
 MIGRATIONS = Path(customer_api.__file__).parent / "migrations"
@@ -109,46 +108,7 @@ def case_transitioned(
 
 async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope]]:
     """Every record currently on ``topic`` (up to its end offsets), as (key, envelope)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed",
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, Envelope]] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return out
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps)):
-                break
-            batches = await consumer.getmany(timeout_ms=300)
-            for records in batches.values():
-                for rec in records:
-                    out.append((rec.key, read_headers(rec.headers, rec.value)))
-    finally:
-        await consumer.stop()
-    return out
-
-
-async def delete_topics(prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    return [(r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)]
 
 
 # --------------------------------------------------------------------------- the running service

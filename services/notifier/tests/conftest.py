@@ -12,7 +12,6 @@ import contextlib
 import email
 import email.policy
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 import notifier
 from notifier.app import create_app
@@ -37,7 +35,7 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, read_headers
 from recall_shared.kafka import create_producer
-from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import delete_topics, read_to_end, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 from recall_shared.topics import TopicSpec
 
 MIGRATIONS = Path(notifier.__file__).parent / "migrations"
@@ -167,46 +165,9 @@ async def wait_for_mails(address: str, count: int, timeout: float = 15.0) -> lis
 
 async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope, dict]]:
     """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed",
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, Envelope, dict]] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return out
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps)):
-                break
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for rec in records:
-                    env = read_headers(rec.headers, rec.value)
-                    out.append((rec.key, env, orjson.loads(env.data)))
-    finally:
-        await consumer.stop()
-    return out
+    envs = [(r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)]
+    return [(key, env, orjson.loads(env.data)) for key, env in envs]
 
-
-async def delete_topics(prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 # --------------------------------------------------------------------------- the running service

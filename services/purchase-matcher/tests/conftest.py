@@ -31,7 +31,7 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import parse, read_headers
 from recall_shared.kafka import create_producer
-from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 from recall_shared.topics import ALERTS, ORDERS, RECALLS, dead_letter_topic
 
 TEST_SECRET = "tests-jwt-secret-" + "j" * 40  # the test environment refuses the development defaults
@@ -228,17 +228,6 @@ async def read_all(topic: str) -> list[tuple[bytes | None, Any]]:
     finally:
         await consumer.stop()
     return out
-
-
-async def _delete_topics(prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

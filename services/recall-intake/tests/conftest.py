@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -30,7 +29,7 @@ from recall_intake.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.kafka import create_producer
-from recall_shared.testing import eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 
 TEST_SECRET = "tests-jwt-secret-" + "j" * 40  # the test environment refuses the development defaults
 TEST_PEPPER = "tests-api-key-pepper-" + "p" * 40
@@ -154,17 +153,6 @@ class Intake:
             return await self.scalar("SELECT count(*) FROM outbox") == 0
 
         await eventually(empty, timeout=20)
-
-
-async def _delete_topics(prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from typing import TypeVar
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from recall_shared.envelope import Envelope, read_headers
@@ -133,3 +134,47 @@ async def running_app(app: FastAPI, *, base_url: str = "http://testserver") -> A
             yield client
     finally:
         await runtime.stop()
+
+
+async def read_to_end(topic: str, *, timeout: float = 10.0, bootstrap: str | None = None) -> list:
+    """Every record on ``topic`` up to its end offsets at the call, partition by partition in offset order
+    (raw aiokafka records). Unlike :func:`read_topic` it needs no expected count."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap or kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            for tp, records in (await consumer.getmany(timeout_ms=300)).items():
+                out.extend(r for r in records if r.offset < ends[tp])
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def delete_topics(prefix: str, bootstrap: str | None = None) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a test's own topics)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap or kafka_bootstrap())
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()

@@ -19,16 +19,11 @@ import httpx
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import wrap
-from recall_shared.kafka import create_producer
-from recall_shared.settings import ServiceSettings
+from recall_shared.kafka import create_client_producer
+from recall_shared.settings import INSECURE_DEFAULT
 
 if TYPE_CHECKING:
     from devstack import Stack
-
-
-class LoaderSettings(ServiceSettings):
-    service_name: str = "demo-loader"
-    database_url: str = "unused://"
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -89,8 +84,7 @@ RECALL = {
 
 
 async def publish_upstream(bootstrap: str, prefix: str) -> None:
-    settings = LoaderSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix)
-    producer = create_producer(settings)
+    producer = create_client_producer(bootstrap, "demo-loader")
     await producer.start()
     try:
         for i, event in enumerate([*LISTINGS, *CUSTOMERS, *ORDERS]):
@@ -122,6 +116,6 @@ async def load_demo(stack: Stack) -> dict[str, Any]:
         recall = r.json()
         if recall["status"] == "draft":
             (await client.post(f"/v1/recalls/{recall['recall_id']}/publish", headers={"X-Api-Key": seller_key})).raise_for_status()
-    secret = stack.env.get("RECALL_ALERTS_JWT_SECRET") or LoaderSettings().jwt_secret
+    secret = stack.env.get("RECALL_ALERTS_JWT_SECRET") or INSECURE_DEFAULT
     tokens = {c.customer_id: issue_customer_token(c.customer_id, secret) for c in CUSTOMERS}
     return {"operator_key": operator_key, "seller_key": seller_key, "recall_id": recall["recall_id"], "tokens": tokens}

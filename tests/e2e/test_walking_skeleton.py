@@ -14,8 +14,7 @@ import pytest
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import wrap
-from recall_shared.kafka import create_producer
-from recall_shared.settings import ServiceSettings
+from recall_shared.kafka import create_client_producer
 from recall_shared.testing import eventually, read_topic
 
 from devstack import SERVICES, Stack  # type: ignore[import-not-found]  # tests/conftest.py puts deploy/ on the path
@@ -31,14 +30,9 @@ PNG_1X1 = bytes.fromhex(
 )
 
 
-class UpstreamSettings(ServiceSettings):
-    service_name: str = "e2e-upstream"
-    database_url: str = "unused://"
-
-
 async def publish(stack: Stack, events: list[ev.Event]) -> None:
     prefix = stack.env["RECALL_ALERTS_TOPIC_PREFIX"]
-    producer = create_producer(UpstreamSettings(kafka_bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"]))
+    producer = create_client_producer(stack.env["KAFKA_BOOTSTRAP_SERVERS"], "e2e-upstream")
     await producer.start()
     try:
         for event in events:

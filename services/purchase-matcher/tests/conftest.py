@@ -31,11 +31,9 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import parse, read_headers
 from recall_shared.kafka import create_producer
-from recall_shared.testing import delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import fast_test_settings, delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
 from recall_shared.topics import ALERTS, ORDERS, RECALLS, dead_letter_topic
 
-TEST_SECRET = "tests-jwt-secret-" + "j" * 40  # the test environment refuses the development defaults
-TEST_PEPPER = "tests-api-key-pepper-" + "p" * 40
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
 SOURCE = "/tests/upstream"
 
@@ -234,12 +232,7 @@ async def read_all(topic: str) -> list[tuple[bytes | None, Any]]:
 async def matcher() -> AsyncIterator[MatcherService]:
     prefix = unique_topic_prefix()
     async with migrated_database(MIGRATIONS, "matcher_test") as url:
-        settings = Settings(
-            database_url=url, topic_prefix=prefix, environment="test", log_json=False,
-            jwt_secret=TEST_SECRET, api_key_pepper=TEST_PEPPER,
-            consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, consumer_max_attempts=3,
-            outbox_fallback_poll_s=0.5,
-        )
+        settings = Settings(**fast_test_settings(database_url=url, topic_prefix=prefix))
         app = create_app(settings)
         try:
             async with running_app(app) as client:

@@ -83,7 +83,6 @@ class ServiceCli:
     async def _redrive(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
         app = self.create_app(settings)
         runtime = app.state.runtime
-        runtime.run_relay = True
         await runtime.start()
         try:
             totals: dict[str, int] = {}

@@ -24,12 +24,17 @@ _UNSAFE_CONSUMER = {"enable_auto_commit"}
 
 def create_producer(settings: ServiceSettings, **overrides: object) -> AIOKafkaProducer:
     """An idempotent producer with acks=all: no loss, no duplicates from its own retries, order kept."""
+    return create_client_producer(settings.kafka_bootstrap_servers, f"{settings.service_name}-producer", **overrides)
+
+
+def create_client_producer(bootstrap_servers: str, client_id: str, **overrides: object) -> AIOKafkaProducer:
+    """The same safe producer for a client that is not a service (demo loader, upstream stand-ins, tools)."""
     bad = _UNSAFE_PRODUCER & overrides.keys()
     if bad:
         raise ValueError(f"refusing to override safe producer settings: {sorted(bad)}")
     options: dict[str, object] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "client_id": f"{settings.service_name}-producer",
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,

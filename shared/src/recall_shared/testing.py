@@ -178,3 +178,20 @@ async def delete_topics(prefix: str, bootstrap: str | None = None) -> None:
             await admin.delete_topics(mine)
     finally:
         await admin.close()
+
+
+def fast_test_settings(**overrides: object) -> dict[str, object]:
+    """Settings for a service under test: the test environment with its own secrets (it refuses the
+    development defaults), quick retries and a short outbox poll. Pass to the service's Settings(**...)."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "log_json": False,
+        "jwt_secret": "tests-jwt-secret-" + "j" * 40,
+        "api_key_pepper": "tests-api-key-pepper-" + "p" * 40,
+        "consumer_backoff_initial_s": 0.05,
+        "consumer_backoff_max_s": 0.2,
+        "consumer_max_attempts": 3,
+        "outbox_fallback_poll_s": 0.5,
+    }
+    values.update(overrides)
+    return values

@@ -232,9 +232,9 @@ class Matcher:
 
     # ------------------------------------------------------------------ orders.v1
 
-    async def _active_recalls(self, session: AsyncSession) -> list[tuple[ev.RecallSnapshot, bool]]:
+    async def _active_recalls(self, session: AsyncSession) -> list[ev.RecallSnapshot]:
         rows = (await session.execute(select(ActiveRecall).where(ActiveRecall.status == "active"))).scalars()
-        return [(ev.RecallSnapshot.model_validate(r.snapshot), True) for r in rows]
+        return [ev.RecallSnapshot.model_validate(r.snapshot) for r in rows]
 
     async def _recheck_customer(self, session: AsyncSession, customer_id: str, lines: list[Line], env: Envelope) -> list[ev.RecallSnapshot]:
         """Reconcile this customer's alert for every active recall that reaches one of the changed lines
@@ -243,7 +243,7 @@ class Matcher:
         with_alerts = set(
             (await session.execute(select(Alert.recall_id).where(Alert.customer_id == customer_id, Alert.status == "open"))).scalars()
         )
-        for recall, _ in await self._active_recalls(session):
+        for recall in await self._active_recalls(session):
             if recall.recall_id in with_alerts or any(line_tier(recall.rules, l) for l in lines):
                 await self.reconcile(session, recall, env, customer_ids=[customer_id])
                 hit.append(recall)

@@ -4,12 +4,15 @@
     .venv/bin/python bench/matcher_scale.py --index-lines 10000000 --matching-lines 1000000   # the issue's size
 
 The purchase index is bulk-loaded (COPY) into a fresh database; the matcher runs as its own process
-(``python -m purchase_matcher serve``) on a fresh topic prefix. Measured in the same run:
+(``python -m purchase_matcher serve``) on a fresh topic prefix, and the recall is published once its
+consumer has joined its group. Measured in the same run:
 - ``read``: a bare server-side cursor reading the matching rows in customer order (PostgreSQL's share);
-- ``bare``: cursor -> encode one alert-sized JSON per customer -> aiokafka batch produce (send_batch),
-  to the last acknowledgement: the limit a hand-written pipeline reaches;
-- ``system``: recall published -> last alert.raised.v1 on the topic, through the matcher's consumer,
-  reconcile, outbox and relay; and the matcher process's peak RSS (VmHWM).
+- ``bare``: cursor -> one alert.raised.v1 record per customer, the same bytes the matcher sends (JSON body,
+  CloudEvents headers, customer key on its murmur2 partition), encoded by hand with orjson -> aiokafka batch
+  produce (create_batch/send_batch), to the last acknowledgement: the limit a hand-written pipeline reaches;
+- ``system``: recall published -> the last alert on alerts.v1 (end offsets polled every 20 ms; the records
+  are then read back and checked: one alert.raised.v1 per affected customer), through the matcher's
+  consumer, reconcile and producer; and the matcher process's peak RSS (VmHWM).
 Prints one JSON line.
 """
 
@@ -29,17 +32,20 @@ from pathlib import Path
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 
 ROOT = Path(__file__).resolve().parents[1]
 
 from purchase_matcher.cli import MIGRATIONS  # noqa: E402
+from purchase_matcher.domain import ALERT_NAMESPACE as NAMESPACE  # noqa: E402
 from recall_shared import events as ev  # noqa: E402
 from recall_shared.envelope import wrap  # noqa: E402
 from recall_shared.kafka import create_producer, create_topics  # noqa: E402
 from recall_shared.migrations import upgrade  # noqa: E402
 from recall_shared.settings import ServiceSettings  # noqa: E402
-from recall_shared.testing import create_database, drop_database, kafka_bootstrap, unique_name  # noqa: E402
+from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, read_to_end, unique_name  # noqa: E402
 from recall_shared.topics import ALERTS, ORDERS, RECALLS, dead_letter_topic  # noqa: E402
 
 PRODUCT = "bench-kettle"
@@ -90,14 +96,17 @@ async def bare_read(dsn: str) -> tuple[float, int]:
         await conn.close()
 
 
-async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, payload: bytes) -> tuple[float, int]:
-    """Cursor -> one encoded alert per customer -> aiokafka batch produce, to the last acknowledgement."""
+async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot) -> tuple[float, int]:
+    """Cursor -> the same alert.raised.v1 records the matcher sends, encoded by hand -> aiokafka batch produce,
+    to the last acknowledgement. No matching, no state: what a hand-written pipeline costs."""
     conn = await asyncpg.connect(dsn)
     producer = create_producer(settings)
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))
+        content = orjson.Fragment(recall.content.model_dump_json())
         started = time.perf_counter()
+        now = datetime.now(UTC).isoformat().encode()
         batches: dict[int, object] = {}
         futures = []
         sent = 0
@@ -105,24 +114,38 @@ async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, payload: 
 
         async def emit(customer: str, customer_lines: list) -> None:
             nonlocal sent
-            value = payload + orjson.dumps({"customer_id": customer, "lines": customer_lines})
-            p = partitions[hash(customer) % len(partitions)]
+            alert_id = str(uuid.uuid5(NAMESPACE, f"{recall.recall_id}\x1f{customer}"))
+            body = orjson.dumps({"alert": {
+                "alert_id": alert_id, "alert_version": 1, "customer_id": customer, "recall_id": recall.recall_id,
+                "recall_version": recall.version, "seller_id": None, "tier": "confirmed", "lines": customer_lines,
+                "recall": content, "business_account_admin_id": None}}, option=orjson.OPT_UTC_Z)
+            key = customer.encode()
+            headers = [("ce_specversion", b"1.0"), ("ce_id", f"{alert_id}:1:1:alert.raised.v1".encode()),
+                       ("ce_type", b"alert.raised.v1"), ("ce_source", b"/bench"), ("ce_time", now),
+                       ("content-type", b"application/json"), ("ce_subject", alert_id.encode()),
+                       ("ce_correlationid", b"bench"), ("ce_causationid", b"bench")]
+            p = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
             batch = batches.get(p) or producer.create_batch()
-            if batch.append(key=customer.encode(), value=value, timestamp=None) is None:
+            if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=p))
                 batch = producer.create_batch()
-                batch.append(key=customer.encode(), value=value, timestamp=None)
+                batch.append(key=key, value=body, timestamp=None, headers=headers)
             batches[p] = batch
             sent += 1
 
         async with conn.transaction():
-            async for r in conn.cursor("SELECT customer_id, line_id, order_id, quantity, unit_price FROM purchase_lines "
-                                       "WHERE product_id = $1 ORDER BY customer_id, line_id", PRODUCT, prefetch=5000):
+            async for r in conn.cursor("SELECT * FROM purchase_lines WHERE product_id = $1 ORDER BY customer_id, line_id",
+                                       PRODUCT, prefetch=5000):
                 if r["customer_id"] != current and current is not None:
                     await emit(current, lines)
                     lines = []
                 current = r["customer_id"]
-                lines.append([r["line_id"], r["order_id"], r["quantity"], str(r["unit_price"])])
+                lines.append({
+                    "order_id": r["order_id"], "line_id": r["line_id"], "product_id": r["product_id"], "title": r["title"],
+                    "gtin": r["gtin"], "model_number": r["model_number"], "seller_id": r["seller_id"],
+                    "purchased_at": r["placed_at"], "units": r["quantity"] - r["returned_quantity"],
+                    "unit_price": str(r["unit_price"]), "currency": r["currency"], "lot": r["lot"], "serial": r["serial"],
+                    "tier": "confirmed", "unknown_attributes": []})
             if current is not None:
                 await emit(current, lines)
         for p, batch in batches.items():
@@ -135,21 +158,44 @@ async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, payload: 
         await conn.close()
 
 
-async def count_until(topic: str, expected: int, timeout: float) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level="read_committed")
+async def wait_until_on_topic(topic: str, expected: int, timeout: float) -> float:
+    """When the topic's end offsets first add up to ``expected`` records (polled every 20 ms)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False)
     await consumer.start()
-    seen = 0
-    deadline = time.monotonic() + timeout
     try:
-        while seen < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
-                seen += sum(1 for r in records if (dict(r.headers).get("ce_type") == b"alert.raised.v1"))
-        return time.perf_counter()
+        parts = [TopicPartition(topic, p) for p in range(ALERTS.partitions)]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum((await consumer.end_offsets(parts)).values()) >= expected:
+                return time.perf_counter()
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"fewer than {expected} records on {topic} within {timeout}s")
     finally:
         await consumer.stop()
-        if seen < expected:
-            raise RuntimeError(f"only {seen}/{expected} alerts within {timeout}s")
+
+
+async def wait_for_group(group: str, timeout: float) -> None:
+    """Until the matcher's consumer group is stable with a member: the recall is then read at once."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = await admin.describe_consumer_groups([group])
+            for response in described:
+                for g in response.groups:
+                    # (error_code, group_id, state, protocol_type, protocol, members, ...)
+                    if g[2] == "Stable" and g[5]:
+                        return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"consumer group {group} not stable within {timeout}s")
+    finally:
+        await admin.close()
+
+
+async def count_raised(topic: str) -> int:
+    """alert.raised.v1 records on the topic (read after the timing)."""
+    return sum(1 for r in await read_to_end(topic, timeout=60) if dict(r.headers).get("ce_type") == b"alert.raised.v1")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -181,8 +227,6 @@ async def main() -> None:
         await create_topics(settings.kafka_bootstrap_servers, prefix,
                             [RECALLS, ORDERS, ALERTS, dead_letter_topic("purchase-matcher")])
         bare_topic = f"{prefix}bare.alerts"
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         await admin.start()
         await admin.create_topics([NewTopic(bare_topic, ALERTS.partitions, 1)])
@@ -192,37 +236,40 @@ async def main() -> None:
         await conn.close()
 
         read_s, read_rows = await bare_read(dsn)
-        sample = ev.RecallContent(title="Bench kettle", hazard="Burns.", severity="high", stop_using="Stop.",
-                                  remedies=[ev.Remedy(type="refund_on_destruction")]).model_dump_json().encode()
-        bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, sample)
-
-        env = {**os.environ, "PURCHASE_MATCHER_DATABASE_URL": url, "RECALL_ALERTS_TOPIC_PREFIX": prefix,
-               "PURCHASE_MATCHER_HTTP_PORT": "18992", "PURCHASE_MATCHER_LOG_LEVEL": "WARNING"}
-        proc = subprocess.Popen([sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT)
-        await asyncio.sleep(4)  # consumer group join
         recall = ev.RecallSnapshot(
             recall_id=str(uuid.uuid4()), version=1, seller_id=None, published_at=datetime.now(UTC),
             content=ev.RecallContent(title="Bench kettle", hazard="Burns.", severity="high", stop_using="Stop.",
                                      remedies=[ev.Remedy(type="refund_on_destruction")]),
             rules=[ev.ScopeRule(product_ids=[PRODUCT])],
         )
+        bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, recall)
+
+        env = {**os.environ, "PURCHASE_MATCHER_DATABASE_URL": url, "RECALL_ALERTS_TOPIC_PREFIX": prefix,
+               "PURCHASE_MATCHER_HTTP_PORT": "18992", "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING")}
+        proc = subprocess.Popen([sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT)
+        await wait_for_group(prefix + "purchase-matcher", timeout=60)
         event = ev.RecallPublished(recall=recall)
         producer = create_producer(settings)
         await producer.start()
-        counting = asyncio.create_task(count_until(prefix + "alerts.v1", expected, args.timeout))
-        await asyncio.sleep(1)
+        alerts_topic = prefix + ALERTS.name
+        on_topic = asyncio.create_task(wait_until_on_topic(alerts_topic, expected, args.timeout))
+        await asyncio.sleep(0.5)
         started = time.perf_counter()
         e = wrap(event, source="/bench")
         await producer.send_and_wait(prefix + "recalls.v1", e.data, key=event.partition_key().encode(), headers=e.headers())
         await producer.stop()
-        finished = await counting
+        finished = await on_topic
         system_s = finished - started
+        raised = await count_raised(alerts_topic)
+        if raised != expected:
+            raise RuntimeError(f"{raised} alert.raised.v1 on the topic, expected {expected}")
         rss = peak_rss_mb(proc.pid)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(30)
         await drop_database(db)
+        await delete_topics(prefix)
     print(json.dumps({
         "index_lines": args.index_lines, "matching_lines": read_rows, "alerts": expected, "load_index_s": round(load_s, 1),
         "read_s": round(read_s, 2), "bare_pipeline_s": round(bare_s, 2), "bare_alerts": bare_sent,

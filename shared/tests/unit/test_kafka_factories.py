@@ -56,3 +56,23 @@ async def test_consumer_never_auto_commits(settings_factory: Callable) -> None:
         assert set(consumer._client._topics) == {"a", "b"}
     finally:
         await consumer.stop()
+
+
+# --------------------------------------------------------------------------- key hashing
+
+
+def test_murmur2_is_kafkas_key_hash() -> None:
+    import os
+    import random
+
+    from aiokafka.partitioner import murmur2 as reference
+
+    from recall_shared.kafka import murmur2
+
+    rnd = random.Random(7)
+    keys = [b"", b"a", b"ab", b"abc", b"abcd", "kund-ü".encode(), *(os.urandom(rnd.randrange(0, 80)) for _ in range(500))]
+    for key in keys:
+        assert murmur2(key) == reference(key), key
+    # the Java client's values for two known keys (Utils.murmur2, masked as the default partitioner does)
+    assert murmur2(b"21") & 0x7FFFFFFF == (-973932308) & 0x7FFFFFFF
+    assert murmur2(b"foobar") & 0x7FFFFFFF == (-790332482) & 0x7FFFFFFF

@@ -28,7 +28,7 @@ async def recall_matches(recall_id: str, session: SessionDep) -> RecallMatchSumm
         (await session.execute(select(Alert.status, func.count()).where(Alert.recall_id == recall_id).group_by(Alert.status))).all()
     )
     units = await session.scalar(
-        select(func.coalesce(func.sum(func.jsonb_array_length(Alert.state["lines"])), 0)).where(
+        select(func.coalesce(func.sum(Alert.line_count), 0)).where(
             Alert.recall_id == recall_id, Alert.status == "open"
         )
     )

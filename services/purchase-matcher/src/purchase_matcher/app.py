@@ -15,7 +15,7 @@ from recall_shared.topics import ORDERS, RECALLS
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
-    matcher = Matcher(runtime.outbox)
+    matcher = Matcher(runtime.outbox, lambda: runtime.producer)
     runtime.add_consumer([RECALLS, ORDERS], matcher.handlers())
     app = FastAPI(
         title="Recall Alerts: purchase matcher",

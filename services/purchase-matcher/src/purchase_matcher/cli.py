@@ -18,19 +18,23 @@ from recall_shared import events as ev
 from recall_shared.cli import ServiceCli
 from recall_shared.db import create_engine, create_session_factory
 from recall_shared.envelope import wrap
+from recall_shared.kafka import create_producer
 from recall_shared.outbox import Outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def reconcile_active(settings: Settings, recall_id: str | None = None) -> dict[str, int]:
-    """Bring the alerts of every active recall (or one) in line with the purchase index, via the outbox."""
+    """Bring the alerts of every active recall (or one) in line with the purchase index; new alerts go to
+    alerts.v1 directly, the rest through the outbox (the running service's relay publishes it)."""
     engine = create_engine(settings)
+    producer = create_producer(settings)
     totals: dict[str, int] = {}
+    await producer.start()
     try:
         sessions = create_session_factory(engine)
         matcher = Matcher(Outbox(source=f"/recall-alerts/{settings.service_name}", service=settings.service_name,
-                                 topic_prefix=settings.topic_prefix))
+                                 topic_prefix=settings.topic_prefix), lambda: producer)
         async with sessions() as session:
             stmt = select(ActiveRecall).where(ActiveRecall.status == "active")
             if recall_id:
@@ -42,6 +46,7 @@ async def reconcile_active(settings: Settings, recall_id: str | None = None) -> 
                 for k, v in (await matcher.reconcile(session, recall, env)).items():
                     totals[k] = totals.get(k, 0) + v
     finally:
+        await producer.stop()
         await engine.dispose()
     return totals
 

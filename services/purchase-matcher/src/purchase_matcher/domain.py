@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import orjson
 
@@ -21,13 +21,24 @@ __all__ = ["model_key"]  # re-exported: the matcher's notion of a model number i
 ALERT_NAMESPACE = uuid.UUID("6f0c1c9e-4c1b-4d55-9a1e-2b7f6c1d2a10")
 
 
+_NAMESPACE_BYTES = ALERT_NAMESPACE.bytes
+
+
 def alert_id_for(recall_id: str, customer_id: str) -> str:
-    """Deterministic: the same (recall, customer) always gets the same alert id, on any replica or replay."""
-    return str(uuid.uuid5(ALERT_NAMESPACE, f"{recall_id}\x1f{customer_id}"))
+    """Deterministic: the same (recall, customer) always gets the same alert id, on any replica or replay.
+
+    ``uuid.uuid5(ALERT_NAMESPACE, recall_id + "\\x1f" + customer_id)``, computed without the UUID object:
+    this runs once per affected customer."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{recall_id}\x1f{customer_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
+    """One order line as matching sees it. A tuple: a recall can stream a million of them through."""
+
     line_id: str
     order_id: str
     customer_id: str
@@ -128,10 +139,61 @@ def line_tier(rules: Iterable[ev.ScopeRule], line: Line) -> ev.AlertTier | None:
 
 @dataclass(frozen=True)
 class AlertDraft:
-    """What the recall means for one customer now."""
+    """What the recall means for one customer now: the affected lines and how each is reached.
 
-    state: ev.AlertState
+    ``document`` is the alert's state as the JSON the contract defines (``AlertState``), built directly
+    because a recall can reach a million customers; ``state`` is the same document as the validated model
+    (tests check that the two always agree, field by field).
+    """
+
+    alert_id: str
+    customer_id: str
+    recall: ev.RecallSnapshot
+    tier: ev.AlertTier
+    affected: tuple[tuple[Line, Reach], ...]
+    business_account_admin_id: str | None
     fingerprint: str
+    alert_version: int = 1
+
+    def document(self, alert_version: int | None = None, recall_content: object = None) -> dict:
+        """The ``AlertState`` JSON object. ``recall_content`` lets a caller pass the recall's content
+        serialised once for a whole pass (an ``orjson.Fragment``); by default the model is embedded."""
+        recall = self.recall
+        return {
+            "alert_id": self.alert_id,
+            "alert_version": self.alert_version if alert_version is None else alert_version,
+            "customer_id": self.customer_id,
+            "recall_id": recall.recall_id,
+            "recall_version": recall.version,
+            "seller_id": recall.seller_id,
+            "tier": self.tier,
+            "lines": [
+                {
+                    "order_id": line.order_id,
+                    "line_id": line.line_id,
+                    "product_id": line.product_id,
+                    "title": line.title,
+                    "gtin": line.gtin,
+                    "model_number": line.model_number,
+                    "seller_id": line.seller_id,
+                    "purchased_at": line.placed_at,
+                    "units": line.units,
+                    "unit_price": str(line.unit_price),
+                    "currency": line.currency,
+                    "lot": line.lot,
+                    "serial": line.serial,
+                    "tier": reach.tier,
+                    "unknown_attributes": list(reach.unknown),
+                }
+                for line, reach in self.affected
+            ],
+            "recall": recall.content if recall_content is None else recall_content,
+            "business_account_admin_id": self.business_account_admin_id,
+        }
+
+    @property
+    def state(self) -> ev.AlertState:
+        return ev.AlertState.model_validate(self.document())
 
 
 def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line], alert_version: int = 1) -> AlertDraft | None:
@@ -148,44 +210,31 @@ def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Lin
     affected.sort(key=lambda lt: (lt[0].placed_at, lt[0].line_id))
     tier: ev.AlertTier = "confirmed" if any(r.tier == "confirmed" for _, r in affected) else "possibly_affected"
     admin = next((line.business_account_admin_id for line, _ in affected if line.business_account_admin_id), None)
-    state = ev.AlertState(
+    return AlertDraft(
         alert_id=alert_id_for(recall.recall_id, customer_id),
-        alert_version=alert_version,
         customer_id=customer_id,
-        recall_id=recall.recall_id,
-        recall_version=recall.version,
-        seller_id=recall.seller_id,
+        recall=recall,
         tier=tier,
-        lines=[
-            ev.AffectedLine(
-                order_id=line.order_id,
-                line_id=line.line_id,
-                product_id=line.product_id,
-                title=line.title,
-                gtin=line.gtin,
-                model_number=line.model_number,
-                seller_id=line.seller_id,
-                purchased_at=line.placed_at,
-                units=line.units,
-                unit_price=line.unit_price,
-                currency=line.currency,
-                lot=line.lot,
-                serial=line.serial,
-                tier=reach.tier,
-                unknown_attributes=list(reach.unknown),
-            )
-            for line, reach in affected
-        ],
-        recall=recall.content,
+        affected=tuple(affected),
         business_account_admin_id=admin,
+        fingerprint=_fingerprint(tier, [(line.line_id, line.units, line.lot, line.serial, reach.tier) for line, reach in affected]),
+        alert_version=alert_version,
     )
-    return AlertDraft(state=state, fingerprint=scope_fingerprint(state))
+
+
+def alert_event_body(draft: AlertDraft, alert_version: int, recall_content: orjson.Fragment) -> bytes:
+    """The JSON body of ``alert.raised.v1`` / ``alert.updated.v1`` for a draft: ``{"alert": AlertState}``,
+    encoded without building the model (datetimes in UTC as pydantic writes them, money as strings)."""
+    return orjson.dumps({"alert": draft.document(alert_version, recall_content)}, option=orjson.OPT_UTC_Z)
+
+
+def _fingerprint(tier: str, lines: list[tuple]) -> str:
+    return hashlib.sha256(orjson.dumps([tier, lines])).hexdigest()
 
 
 def scope_fingerprint(state: ev.AlertState) -> str:
     """What makes an alert 'changed' for the customer: its tier and affected lines and units."""
-    basis = [state.tier, [(l.line_id, l.units, l.lot, l.serial, l.tier) for l in state.lines]]
-    return hashlib.sha256(orjson.dumps(basis)).hexdigest()
+    return _fingerprint(state.tier, [(l.line_id, l.units, l.lot, l.serial, l.tier) for l in state.lines])
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
 
-from sqlalchemy import String, any_, cast, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import exists, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from purchase_matcher.domain import ALERT_NAMESPACE, Line, Previous, build_alert, decide, line_tier, model_key, next_version
+from purchase_matcher.domain import (
+    ALERT_NAMESPACE,
+    AlertDraft,
+    Line,
+    Previous,
+    alert_event_body,
+    build_alert,
+    decide,
+    line_tier,
+    model_key,
+    next_version,
+)
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.kafka import KeyedBatchSender
+from recall_shared.logging import current_correlation_id
 from recall_shared.identifiers import normalise_gtin
 from recall_shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 
 def sale_event_id(recall_id: str, line_id: str) -> str:
@@ -39,20 +62,6 @@ def to_line(row: PurchaseLine) -> Line:
     )
 
 
-def _identifier_filter(recall: ev.RecallSnapshot):  # type: ignore[no-untyped-def]
-    pids = sorted({p for r in recall.rules for p in r.product_ids})
-    gtins = sorted({g for r in recall.rules for g in r.gtins})
-    models = sorted({k for r in recall.rules for m in r.model_numbers if (k := model_key(m))})
-    clauses = []
-    if pids:
-        clauses.append(PurchaseLine.product_id.in_(pids))
-    if gtins:
-        clauses.append(PurchaseLine.gtin.in_(gtins))
-    if models:
-        clauses.append(PurchaseLine.model_key.in_(models))
-    return or_(*clauses) if clauses else None
-
-
 def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers keyed."""
     return [
@@ -72,12 +81,159 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
 RECONCILE_BATCH = 1000  # customers settled per round trip
 RECONCILE_STREAM_ROWS = 5000  # rows fetched per cursor step
 
+_LINE_COLUMNS = (
+    "line_id, order_id, customer_id, product_id, title, gtin, model_number, seller_id, quantity, returned_quantity, "
+    "cancelled, unit_price, currency, lot, serial, placed_at, business_account_admin_id, manufactured_on, best_before, "
+    "expires_on"
+)  # Line's fields, in order
+_EXISTING = (
+    "SELECT customer_id, alert_id, alert_version, status, fingerprint, recall_version FROM alerts "
+    "WHERE recall_id = $1 AND customer_id = ANY($2::text[]) FOR UPDATE"
+)
+_NEW_ALERT_COLUMNS = ("alert_id", "customer_id", "recall_id", "recall_version", "alert_version", "status", "tier",
+                      "fingerprint", "line_count", "units", "reconcile_pass", "updated_at")
+_REOPEN_OR_UPDATE = (
+    "UPDATE alerts SET status = 'open', recall_version = $3, alert_version = $4, tier = $5, fingerprint = $6, "
+    "line_count = $7, units = $8, reconcile_pass = $9, updated_at = now() WHERE recall_id = $1 AND customer_id = $2"
+)
+
+
+def matching_lines_sql(recall: ev.RecallSnapshot, only_customers: bool) -> tuple[str, list] | None:
+    """The recall's candidate lines (by product id, GTIN or model number) in customer order, as one
+    statement with array parameters; None when the recall names no identifier at all."""
+    pids = sorted({p for r in recall.rules for p in r.product_ids})
+    gtins = sorted({g for r in recall.rules for g in r.gtins})
+    models = sorted({k for r in recall.rules for m in r.model_numbers if (k := model_key(m))})
+    clauses, params = [], []
+    for column, values in (("product_id", pids), ("gtin", gtins), ("model_key", models)):
+        if values:
+            params.append(values)
+            clauses.append(f"{column} = ANY(${len(params)}::text[])")
+    if not clauses:
+        return None
+    sql = f"SELECT {_LINE_COLUMNS} FROM purchase_lines WHERE ({' OR '.join(clauses)})"
+    if only_customers:
+        sql += f" AND customer_id = ANY(${len(params) + 1}::text[])"
+    return sql + " ORDER BY customer_id, line_id", params
+
+
+async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The session's own asyncpg connection, inside its transaction: the bulk path reads with a cursor and
+    writes with COPY, which the ORM does not offer."""
+    raw = await (await session.connection()).get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
+
+
+async def _fetch_chunks(conn: asyncpg.Connection, sql: str, params: list) -> AsyncIterator[list]:
+    cursor = await conn.cursor(sql, *params)
+    while rows := await cursor.fetch(RECONCILE_STREAM_ROWS):
+        yield rows
+
+
+async def _read_on_own_connection(session: AsyncSession, sql: str, params: list) -> AsyncIterator[list]:
+    engine = session.bind
+    async with engine.connect() as reader:  # type: ignore[union-attr]
+        await reader.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        raw = await reader.get_raw_connection()
+        async for rows in _fetch_chunks(raw.driver_connection, sql, params):  # type: ignore[arg-type]
+            yield rows
+
+
+@contextlib.asynccontextmanager
+async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[AsyncIterator[list]]:
+    """Read ``chunks`` in a task up to ``depth`` chunks ahead of the consumer (bounded memory)."""
+    queue: asyncio.Queue[list | None] = asyncio.Queue(maxsize=depth)
+
+    async def pump() -> None:
+        async for rows in chunks:
+            await queue.put(rows)
+        await queue.put(None)
+
+    task = asyncio.ensure_future(pump())
+
+    async def drain() -> AsyncIterator[list]:
+        while (rows := await queue.get()) is not None:
+            yield rows
+        await task  # surfaces a reader failure
+
+    try:
+        yield drain()
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class _Pass:
+    """One reconcile pass of one recall: shared encodings, counts, and the stream of new alerts."""
+
+    def __init__(self, matcher: Matcher, recall: ev.RecallSnapshot, env: Envelope) -> None:
+        self.recall = recall
+        self.id = str(uuid.uuid4())
+        self.started = time.perf_counter()
+        self.now = datetime.now(UTC)
+        self.causation_id = env.id
+        self.correlation_id = current_correlation_id()
+        self.recall_content = orjson.Fragment(recall.content.model_dump_json())  # serialised once per pass
+        self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
+        self.matcher = matcher
+        self.sender: KeyedBatchSender | None = None
+        self.writing: asyncio.Task | None = None  # the previous batch's COPY, running while the next is built
+
+    async def write_new(self, conn: asyncpg.Connection, rows: list[tuple], background: bool) -> None:
+        """COPY new alert rows; in the background when nothing else needs the connection meanwhile."""
+        await self.settle_writes()
+        copy = conn.copy_records_to_table("alerts", records=rows, columns=_NEW_ALERT_COLUMNS)
+        if background:
+            self.writing = asyncio.ensure_future(copy)
+        else:
+            await copy
+
+    async def settle_writes(self) -> None:
+        """Before anything else uses the transaction's connection: the pending COPY must be done."""
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            await writing
+
+    async def abandon(self) -> None:
+        if self.writing is not None:
+            self.writing.cancel()
+            with contextlib.suppress(BaseException):
+                await self.writing
+            self.writing = None
+
+    async def stream_raised(self, draft: AlertDraft) -> None:
+        """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is safe)."""
+        if self.sender is None:
+            self.sender = await KeyedBatchSender(self.matcher.producer(), self.matcher.alerts_topic).start()
+        event_id = f"{draft.alert_id}:1:{self.recall.version}:{ev.AlertRaised.event_type}"
+        body = alert_event_body(draft, 1, self.recall_content)
+        envelope = Envelope(
+            id=event_id, type=ev.AlertRaised.event_type, source=self.matcher.outbox.source, time=self.now,
+            subject=draft.alert_id, data=body, correlation_id=self.correlation_id, causation_id=self.causation_id,
+        )
+        await self.sender.add(draft.customer_id.encode(), body, envelope.headers())
+
+    async def flush(self) -> None:
+        await self.settle_writes()
+        if self.sender is not None:
+            await self.sender.flush()
+
 
 class Matcher:
-    """Reconciles alerts with the purchase index and writes the difference to the outbox."""
+    """Reconciles alerts with the purchase index and announces the difference on alerts.v1."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, producer: Callable[[], AIOKafkaProducer | None]) -> None:
         self.outbox = outbox
+        self._producer = producer
+        self.alerts_topic = outbox.topic_prefix + ev.AlertRaised.topic
+
+    def producer(self) -> AIOKafkaProducer:
+        producer = self._producer()
+        if producer is None:
+            raise RuntimeError("the Kafka producer is not started")
+        return producer
 
     async def reconcile(
         self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, customer_ids: Iterable[str] | None = None
@@ -85,29 +241,42 @@ class Matcher:
         """Bring the alerts of ``recall`` (for the given customers, or all) in line with the purchase index.
 
         Streams the matching lines in customer order through a server-side cursor and settles them
-        ``RECONCILE_BATCH`` customers at a time (bulk alert upsert, one outbox insert per batch), so memory
-        stays bounded however many customers a recall reaches. Every alert this pass confirms is stamped
-        with the pass id; open alerts left unstamped at the end are the ones to withdraw.
+        ``RECONCILE_BATCH`` customers at a time, so memory stays bounded however many customers a recall
+        reaches. Every alert this pass confirms is stamped with the pass id; open alerts left unstamped at
+        the end are the ones to withdraw.
+
+        New alerts (no row for this customer and recall yet) are the bulk of a publication, a million for a
+        big recall; they are produced straight to alerts.v1 with the batch API while the pass runs, and the
+        pass returns only after the broker acknowledged all of them, so the transaction (alert rows, inbox
+        claim) commits after the events exist. A failure before the commit re-runs the pass: the same
+        alerts are raised again with the same deterministic event ids, which every consumer's inbox drops.
+        No earlier event of a new alert can be waiting in the outbox, so per-alert order holds. Updates,
+        re-raises and withdrawals of existing alerts go through the outbox as every other event does.
         """
         only = sorted(set(customer_ids)) if customer_ids is not None else None
-        counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
-        pass_id = str(uuid.uuid4())
-        flt = _identifier_filter(recall)
-        if flt is not None:
-            stmt = select(PurchaseLine).where(flt).order_by(PurchaseLine.customer_id, PurchaseLine.line_id)
+        run = _Pass(self, recall, env)
+        query = matching_lines_sql(recall, only is not None)
+        if query is not None:
+            # Through the session first: that also opens its transaction on the driver connection.
+            fresh = not await session.scalar(select(exists().where(Alert.recall_id == recall.recall_id)))
+            conn = await _driver_connection(session)
+            sql, params = query
             if only is not None:
-                stmt = stmt.where(PurchaseLine.customer_id.in_(only))
-            batch: dict[str, list[Line]] = {}
-            rows = await session.stream_scalars(stmt.execution_options(yield_per=RECONCILE_STREAM_ROWS))
-            async for row in rows:
-                if row.customer_id not in batch and len(batch) >= RECONCILE_BATCH:
-                    await self._settle(session, recall, env, batch, pass_id, counts)
-                    batch = {}
-                batch.setdefault(row.customer_id, []).append(to_line(row))
-            if batch:
-                await self._settle(session, recall, env, batch, pass_id, counts)
+                params.append(only)
+            try:
+                if only is not None:  # one customer's re-check: a few rows, all on the transaction's connection
+                    await self._stream(session, conn, run, _fetch_chunks(conn, sql, params), fresh, background=False)
+                else:
+                    # A whole recall: lines are read on a second connection (its own read-only snapshot) ahead of
+                    # the writer, so PostgreSQL reads, PostgreSQL writes and this process's encoding overlap.
+                    async with _ahead(_read_on_own_connection(session, sql, params)) as chunks:
+                        await self._stream(session, conn, run, chunks, fresh, background=True)
+                await run.flush()
+            except BaseException:
+                await run.abandon()
+                raise
         stale = select(Alert).where(
-            Alert.recall_id == recall.recall_id, Alert.status == "open", Alert.reconcile_pass.is_distinct_from(pass_id)
+            Alert.recall_id == recall.recall_id, Alert.status == "open", Alert.reconcile_pass.is_distinct_from(run.id)
         )
         if only is not None:
             stale = stale.where(Alert.customer_id.in_(only))
@@ -115,64 +284,83 @@ class Matcher:
             left = list((await session.execute(stale.limit(RECONCILE_BATCH).with_for_update())).scalars())
             if not left:
                 break
-            await self._withdraw(session, recall, env, left, pass_id)
-            counts["withdraw"] += len(left)
-        return counts
+            await self._withdraw(session, recall, env, left, run.id)
+            run.counts["withdraw"] += len(left)
+        if only is None:  # a whole recall (not one customer's re-check): worth a line in the log
+            log.info("reconciled recall", extra={"recall_id": recall.recall_id, "recall_version": recall.version,
+                                                 **run.counts, "seconds": round(time.perf_counter() - run.started, 3)})
+        return run.counts
+
+    async def _stream(
+        self, session: AsyncSession, conn: asyncpg.Connection, run: _Pass, chunks: AsyncIterator[list],
+        fresh: bool, *, background: bool,
+    ) -> None:
+        """Group the lines (in customer order) into batches of ``RECONCILE_BATCH`` customers and settle each."""
+        batch: dict[str, list[Line]] = {}
+        async for rows in chunks:
+            for row in rows:
+                customer_id = row[2]
+                lines = batch.get(customer_id)
+                if lines is None:
+                    if len(batch) >= RECONCILE_BATCH:
+                        await self._settle(session, conn, run, batch, fresh, background)
+                        batch = {}
+                    batch[customer_id] = [Line(*row)]
+                else:
+                    lines.append(Line(*row))
+        if batch:
+            await self._settle(session, conn, run, batch, fresh, background)
 
     async def _settle(
-        self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, batch: dict[str, list[Line]],
-        pass_id: str, counts: dict[str, int],
+        self, session: AsyncSession, conn: asyncpg.Connection, run: _Pass, batch: dict[str, list[Line]], fresh: bool,
+        background: bool,
     ) -> None:
-        # One array parameter, not one bind per customer: the statement stays the same for every batch.
-        existing = {
-            a.customer_id: a
-            for a in (
-                await session.execute(
-                    select(Alert)
-                    .where(Alert.recall_id == recall.recall_id, Alert.customer_id == any_(cast(list(batch), ARRAY(String))))
-                    .with_for_update()
-                )
-            ).scalars()
-        }
-        upserts: list[dict] = []
+        recall = run.recall
+        existing = {}
+        if not fresh:
+            await run.settle_writes()
+            # One array parameter, not one bind per customer: the statement stays the same for every batch.
+            existing = {r["customer_id"]: r for r in await conn.fetch(_EXISTING, recall.recall_id, list(batch))}
+        new_rows: list[tuple] = []
+        changed_rows: list[tuple] = []
         unchanged: list[str] = []
         events: list[tuple[ev.Event, str | None]] = []
         for customer_id, lines in batch.items():
             row = existing.get(customer_id)
-            prev = Previous(row.alert_version, row.status, row.fingerprint, row.recall_version) if row is not None else None
+            prev = Previous(row["alert_version"], row["status"], row["fingerprint"], row["recall_version"]) if row else None
             draft = build_alert(recall, customer_id, lines)
             change = decide(prev, draft, recall.version)
             if change == "withdraw":
                 continue  # still open and unstamped: the withdrawal sweep takes it
-            counts[change] += 1
+            run.counts[change] += 1
             if change == "none":
                 if row is not None:
-                    unchanged.append(row.alert_id)
+                    unchanged.append(customer_id)
                 continue
             assert draft is not None
             version = next_version(prev, draft)
-            state = draft.state.model_copy(update={"alert_version": version})
-            upserts.append({
-                "alert_id": state.alert_id, "customer_id": customer_id, "recall_id": recall.recall_id,
-                "recall_version": recall.version, "alert_version": version, "status": "open", "tier": state.tier,
-                "fingerprint": draft.fingerprint, "state": state.model_dump(mode="json"), "reconcile_pass": pass_id,
-            })
+            units = sum(line.units for line, _ in draft.affected)
+            if prev is None:
+                await run.stream_raised(draft)
+                new_rows.append((draft.alert_id, customer_id, recall.recall_id, recall.version, version, "open", draft.tier,
+                                 draft.fingerprint, len(draft.affected), units, run.id, run.now))
+                continue
+            changed_rows.append((recall.recall_id, customer_id, recall.version, version, draft.tier, draft.fingerprint,
+                                 len(draft.affected), units, run.id))
+            state = ev.AlertState.model_validate(draft.document(version))
             event: ev.Event = ev.AlertRaised(alert=state) if change == "raise" else ev.AlertUpdated(alert=state)
             events.append((event, f"{state.alert_id}:{version}:{recall.version}:{event.event_type}"))
-        if upserts:
-            stmt = insert(Alert)
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[Alert.alert_id], set_={k: stmt.excluded[k] for k in upserts[0] if k != "alert_id"}
-                ),
-                upserts,
-            )
+        if changed_rows or unchanged or events:
+            await run.settle_writes()
+        if changed_rows:
+            await conn.executemany(_REOPEN_OR_UPDATE, changed_rows)
         if unchanged:
-            await session.execute(
-                update(Alert).where(Alert.alert_id == any_(cast(unchanged, ARRAY(String)))).values(reconcile_pass=pass_id)
-            )
+            await conn.execute("UPDATE alerts SET reconcile_pass = $1 WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
+                               run.id, recall.recall_id, unchanged)
         if events:
-            await self.outbox.add_many(session, events, causation_id=env.id)
+            await self.outbox.add_many(session, events, causation_id=run.causation_id)
+        if new_rows:
+            await run.write_new(conn, new_rows, background)
 
     async def _withdraw(
         self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, rows: list[Alert], pass_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -63,27 +63,26 @@ class ActiveRecall(Base):
 
 
 class Alert(Base):
-    """One alert per (customer, recall), with what was last announced about it."""
+    """One alert per (customer, recall): what was last announced about it, enough to tell a change.
+
+    The full state goes out on alerts.v1 and is not kept here (a recall can reach a million customers)."""
 
     __tablename__ = "alerts"
-    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(100))
-    recall_id: Mapped[str] = mapped_column(String(64))
+    # Keyed the way reconcile writes (a recall's customers in order); alert_id is derived from the pair.
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36))
     recall_version: Mapped[int] = mapped_column(Integer)
     alert_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
     tier: Mapped[str] = mapped_column(String(20))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    state: Mapped[dict] = mapped_column(JSONB)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of tier, lines and units: what a change means
+    line_count: Mapped[int] = mapped_column(Integer)  # affected order lines
+    units: Mapped[int] = mapped_column(Integer)  # affected units still with the customer
     reconcile_pass: Mapped[str | None] = mapped_column(String(36), nullable=True)  # the last pass that confirmed it
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (
-        UniqueConstraint("customer_id", "recall_id"),
-        # Reconcile looks up a recall's alerts for a batch of customers: both columns in the index, recall
-        # first, or PostgreSQL walks every alert of the recall for each batch.
-        Index("ix_alerts_recall_customer", "recall_id", "customer_id"),
-    )
+    __table_args__ = (Index("ix_alerts_customer_id", "customer_id"),)
 
 
 class BackfillCursor(Base):

@@ -1,5 +1,6 @@
 """Reconcile streams matching lines through a server-side cursor and settles customers in small batches,
-writing between cursor fetches; this runs it with tiny batch sizes so many batches and fetches interleave."""
+writing between cursor fetches; this runs it with tiny batch sizes so many batches and fetches interleave.
+New alerts go straight to alerts.v1 (batch API); the rest of the difference through the outbox."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from purchase_matcher.models import Alert, PurchaseLine
 from purchase_matcher.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import create_engine, create_session_factory
-from recall_shared.envelope import wrap
+from recall_shared.envelope import read_headers, wrap
+from recall_shared.kafka import create_client_producer, create_topics
 from recall_shared.outbox import Outbox
-from recall_shared.testing import migrated_database
+from recall_shared.testing import delete_topics, kafka_bootstrap, migrated_database, read_to_end, unique_topic_prefix
+from recall_shared.topics import ALERTS
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
@@ -37,6 +40,10 @@ def _recall(version: int, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
 async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 7)
     monkeypatch.setattr(handlers, "RECONCILE_STREAM_ROWS", 11)
+    prefix = unique_topic_prefix()
+    await create_topics(kafka_bootstrap(), prefix, [ALERTS])
+    producer = create_client_producer(kafka_bootstrap(), "test-reconcile")
+    await producer.start()
     async with migrated_database(MIGRATIONS, "stream") as url:
         engine = create_engine(Settings(database_url=url))
         sessions = create_session_factory(engine)
@@ -48,16 +55,23 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
                                  unit_price=Decimal("5"), currency="EUR", placed_at=datetime(2024, 5, 1, tzinfo=UTC))
                     for i in range(600)
                 ])
-            matcher = Matcher(Outbox(source="/tests", service="purchase-matcher"))
+            matcher = Matcher(Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix), lambda: producer)
             first = _recall(1, ev.ScopeRule(product_ids=["P"]))
             async with sessions() as s, s.begin():
                 counts = await matcher.reconcile(s, first, wrap(ev.RecallPublished(recall=first), source="/t"))
             assert counts["raise"] == 120 and counts["withdraw"] == 0
             async with sessions() as s:
                 assert await s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) == 120
-                assert await s.scalar(text("SELECT count(*) FROM outbox")) == 120
-                units = await s.scalar(text("SELECT sum(jsonb_array_length(state->'lines')) FROM alerts"))
-                assert units == 600 - len([i for i in range(600) if i % 17 == 0])
+                assert await s.scalar(text("SELECT count(*) FROM outbox")) == 0  # new alerts are not written twice
+                lines = await s.scalar(text("SELECT sum(line_count) FROM alerts"))
+                assert lines == 600 - len([i for i in range(600) if i % 17 == 0])
+            # every new alert is on the topic once, keyed by customer, with all of that customer's lines
+            records = await read_to_end(prefix + ALERTS.name)
+            raised = [ev.AlertRaised.model_validate_json(r.value) for r in records]
+            assert len(raised) == 120 and len({a.alert.alert_id for a in raised}) == 120
+            assert all(r.key.decode() == a.alert.customer_id for r, a in zip(records, raised))
+            assert {read_headers(r.headers, r.value).type for r in records} == {"alert.raised.v1"}
+            assert sum(len(a.alert.lines) for a in raised) == lines
 
             # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep batches.
             narrowed = _recall(2, ev.ScopeRule(product_ids=["P"], seller_ids=["s2"]))
@@ -80,5 +94,8 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
             async with sessions() as s:
                 assert await s.scalar(text("SELECT count(*) FROM outbox")) == before
             assert (again["raise"], again["update"], again["withdraw"]) == (0, 0, 0)
+            assert len(await read_to_end(prefix + ALERTS.name)) == 120  # and nothing more went straight to the topic
         finally:
             await engine.dispose()
+            await producer.stop()
+            await delete_topics(prefix)

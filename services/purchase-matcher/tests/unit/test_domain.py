@@ -4,16 +4,18 @@ difference between what was announced and what is true now."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from purchase_matcher.domain import (
+    ALERT_NAMESPACE,
     AlertDraft,
     Line,
     Previous,
+    alert_event_body,
     alert_id_for,
     build_alert,
     decide,
@@ -162,6 +164,9 @@ def test_alert_id_is_deterministic_per_recall_and_customer() -> None:
     assert len({a, alert_id_for("rc-1", "c-2"), alert_id_for("rc-2", "c-1")}) == 3
     # the separator keeps ("rc-1", "c-1x") and ("rc-1c", "-1x") style collisions apart
     assert alert_id_for("ab", "c") != alert_id_for("a", "bc")
+    # exactly uuid5 of the pair, as published before (ids must never change for existing alerts)
+    for rid, cid in (("rc-1", "c-1"), ("", ""), ("r" * 64, "ü-客户"), (str(uuid.uuid4()), str(uuid.uuid4()))):
+        assert alert_id_for(rid, cid) == str(uuid.uuid5(ALERT_NAMESPACE, f"{rid}\x1f{cid}"))
     draft = build_alert(snapshot(), "c-1", [line()])
     assert draft is not None and draft.state.alert_id == a
 
@@ -198,7 +203,7 @@ def test_changed_lines_update_with_a_new_alert_version() -> None:
     assert decide(prev, new, 2) == "update"
     assert next_version(prev, new) == 2
     # the same happens when only units change (a partial return), within the same recall version
-    returned = draft_for(replace(line(), quantity=3, returned_quantity=1))
+    returned = draft_for(line()._replace(quantity=3, returned_quantity=1))
     prev3 = Previous(alert_version=4, status="open", fingerprint=draft_for(line(quantity=3)).fingerprint, recall_version=1)
     assert decide(prev3, returned, 1) == "update" and next_version(prev3, returned) == 5
 
@@ -231,3 +236,28 @@ def test_a_withdrawn_alert_that_matches_again_is_raised_with_a_new_version() -> 
     prev = Previous(alert_version=2, status="withdrawn", fingerprint=d.fingerprint, recall_version=2)
     assert decide(prev, d, 3) == "raise"
     assert next_version(prev, d) == 3
+
+
+# --------------------------------------------------------------------------- the event body, built without the model
+
+
+@pytest.mark.parametrize("lines", [
+    [line()],
+    [line(lot="A1", serial="SN-9", unit_price=Decimal("30")), line("l-2", unit_price=Decimal("0.50"), quantity=3, returned_quantity=1)],
+    [line(placed_at=T0 + timedelta(microseconds=123456), gtin=None, model_number=None, title="", business_account_admin_id="adm")],
+    [line(placed_at=datetime(2024, 2, 29, 23, 59, 59, 1, tzinfo=UTC), unit_price=Decimal("1234567.89"), currency="USD")],
+])
+@pytest.mark.parametrize("rules", [
+    [ev.ScopeRule(product_ids=["p-kettle"])],
+    [ev.ScopeRule(product_ids=["p-kettle"], lots=ev.CodeRule(values=["A1"]), serials=ev.CodeRule(prefixes=["SN"]))],
+    [ev.ScopeRule(product_ids=["p-kettle"], manufactured=ev.DateWindow(start=T0.date()))],
+])
+def test_event_body_is_exactly_what_the_model_would_write(lines: list[Line], rules: list[ev.ScopeRule]) -> None:
+    recall = snapshot(*rules)
+    draft = build_alert(recall, "c-1", lines)
+    assert draft is not None
+    body = alert_event_body(draft, 3, orjson.Fragment(recall.content.model_dump_json()))
+    expected = ev.AlertRaised(alert=draft.state.model_copy(update={"alert_version": 3}))
+    # the same JSON, field for field, as pydantic writes it, and it reads back to the same event
+    assert orjson.loads(body) == orjson.loads(expected.model_dump_json())
+    assert ev.AlertRaised.model_validate_json(body) == expected

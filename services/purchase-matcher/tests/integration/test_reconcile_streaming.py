@@ -99,3 +99,64 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
             await engine.dispose()
             await producer.stop()
             await delete_topics(prefix)
+
+
+async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New alerts reach the topic before the transaction commits; when the pass fails after some of them
+    were sent, the rerun sends the same events with the same ids (consumers' inboxes drop the repeats) and
+    the table ends with exactly one row per customer."""
+    monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
+    prefix = unique_topic_prefix()
+    await create_topics(kafka_bootstrap(), prefix, [ALERTS])
+    # small batches, so some of the first attempt's alerts are on their way before it fails
+    producer = create_client_producer(kafka_bootstrap(), "test-reconcile", max_batch_size=2048)
+    await producer.start()
+    async with migrated_database(MIGRATIONS, "rerun") as url:
+        engine = create_engine(Settings(database_url=url))
+        sessions = create_session_factory(engine)
+        try:
+            async with sessions() as s, s.begin():
+                s.add_all([
+                    PurchaseLine(line_id=f"l{i}", order_id=f"o{i}", customer_id=f"c{i:03d}", product_id="P", seller_id="s1",
+                                 quantity=1, returned_quantity=0, cancelled=False, unit_price=Decimal("5"), currency="EUR",
+                                 placed_at=datetime(2024, 5, 1, tzinfo=UTC))
+                    for i in range(95)
+                ])
+            matcher = Matcher(Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix), lambda: producer)
+            recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
+            env = wrap(ev.RecallPublished(recall=recall), source="/t")
+
+            real_write = handlers._Pass.write_new
+            calls = 0
+
+            async def failing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
+                nonlocal calls
+                calls += 1
+                if calls == 5:
+                    raise ConnectionResetError("database went away")
+                await real_write(self, conn, rows, background)
+
+            monkeypatch.setattr(handlers._Pass, "write_new", failing_write)
+            with pytest.raises(ConnectionResetError):
+                async with sessions() as s, s.begin():
+                    await matcher.reconcile(s, recall, env)
+            async with sessions() as s:
+                assert await s.scalar(select(func.count()).select_from(Alert)) == 0  # rolled back
+            monkeypatch.setattr(handlers._Pass, "write_new", real_write)
+            async with sessions() as s, s.begin():
+                counts = await matcher.reconcile(s, recall, env)
+            assert counts["raise"] == 95
+            async with sessions() as s:
+                assert await s.scalar(select(func.count()).select_from(Alert)) == 95
+
+            records = await read_to_end(prefix + ALERTS.name)
+            by_id: dict[str, set[bytes]] = {}
+            for r in records:
+                by_id.setdefault(read_headers(r.headers, r.value).id, set()).add(r.value)
+            assert len(records) > 95  # the first attempt's sends are on the topic too
+            assert len(by_id) == 95  # ... under the same ids
+            assert all(len(bodies) == 1 for bodies in by_id.values())  # with the same content
+        finally:
+            await engine.dispose()
+            await producer.stop()
+            await delete_topics(prefix)

@@ -66,6 +66,28 @@ class Line(NamedTuple):
         return 0 if self.cancelled else max(self.quantity - self.returned_quantity, 0)
 
 
+IdentifierKind = Literal["product", "gtin", "model"]
+
+
+def recall_identifiers(recall: ev.RecallSnapshot) -> dict[IdentifierKind, list[str]]:
+    """Every identifier the recall's rules name, by kind (model numbers as keys): what finds candidate lines."""
+    return {
+        "product": sorted({p for r in recall.rules for p in r.product_ids}),
+        "gtin": sorted({g for r in recall.rules for g in r.gtins}),
+        "model": sorted({k for r in recall.rules for m in r.model_numbers if (k := model_key(m))}),
+    }
+
+
+def line_identifiers(lines: Iterable[Line]) -> dict[IdentifierKind, list[str]]:
+    """The same, for order lines: what finds the recalls that could reach them."""
+    lines = list(lines)
+    return {
+        "product": sorted({l.product_id for l in lines}),
+        "gtin": sorted({l.gtin for l in lines if l.gtin}),
+        "model": sorted({k for l in lines if (k := model_key(l.model_number))}),
+    }
+
+
 @dataclass(frozen=True)
 class Reach:
     """How a recall reaches one line: confirmed, or possibly affected because of what we do not know."""

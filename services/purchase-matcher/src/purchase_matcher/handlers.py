@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import and_, delete, exists, false, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,11 +25,13 @@ from purchase_matcher.domain import (
     alert_event_body,
     build_alert,
     decide,
-    line_tier,
+    line_identifiers,
     model_key,
+    line_tier,
     next_version,
+    recall_identifiers,
 )
-from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine
+from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.kafka import KeyedBatchSender
@@ -101,20 +103,20 @@ _REOPEN_OR_UPDATE = (
 def matching_lines_sql(recall: ev.RecallSnapshot, only_customers: bool) -> tuple[str, list] | None:
     """The recall's candidate lines (by product id, GTIN or model number) in customer order, as one
     statement with array parameters; None when the recall names no identifier at all."""
-    pids = sorted({p for r in recall.rules for p in r.product_ids})
-    gtins = sorted({g for r in recall.rules for g in r.gtins})
-    models = sorted({k for r in recall.rules for m in r.model_numbers if (k := model_key(m))})
     clauses, params = [], []
-    for column, values in (("product_id", pids), ("gtin", gtins), ("model_key", models)):
+    for kind, values in recall_identifiers(recall).items():
         if values:
             params.append(values)
-            clauses.append(f"{column} = ANY(${len(params)}::text[])")
+            clauses.append(f"{_LINE_COLUMN_OF[kind]} = ANY(${len(params)}::text[])")
     if not clauses:
         return None
     sql = f"SELECT {_LINE_COLUMNS} FROM purchase_lines WHERE ({' OR '.join(clauses)})"
     if only_customers:
         sql += f" AND customer_id = ANY(${len(params) + 1}::text[])"
     return sql + " ORDER BY customer_id, line_id", params
+
+
+_LINE_COLUMN_OF = {"product": "product_id", "gtin": "gtin", "model": "model_key"}
 
 
 async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -227,6 +229,7 @@ class Matcher:
     def __init__(self, outbox: Outbox, producer: Callable[[], AIOKafkaProducer | None]) -> None:
         self.outbox = outbox
         self._producer = producer
+        self._snapshots: dict[str, ev.RecallSnapshot] = {}
         self.alerts_topic = outbox.topic_prefix + ev.AlertRaised.topic
 
     def producer(self) -> AIOKafkaProducer:
@@ -382,19 +385,28 @@ class Matcher:
 
     # ------------------------------------------------------------------ recalls.v1
 
-    async def on_recall_changed(self, session: AsyncSession, event: ev.RecallPublished | ev.RecallAmended, env: Envelope) -> None:
-        snap = event.recall
-        current = await session.get(ActiveRecall, snap.recall_id, with_for_update=True)
-        if current is not None and (current.version > snap.version or current.status == "closed"):
-            return  # an older version, or a recall already closed: nothing to do
+    async def _store_recall(self, session: AsyncSession, snap: ev.RecallSnapshot, status: str) -> None:
         values = {
-            "recall_id": snap.recall_id, "version": snap.version, "status": "active",
+            "recall_id": snap.recall_id, "version": snap.version, "status": status,
             "snapshot": snap.model_dump(mode="json"), "published_at": snap.published_at,
         }
         stmt = insert(ActiveRecall).values(**values)
         await session.execute(
             stmt.on_conflict_do_update(index_elements=[ActiveRecall.recall_id], set_={k: stmt.excluded[k] for k in values})
         )
+        await session.execute(delete(RecallIdentifier).where(RecallIdentifier.recall_id == snap.recall_id))
+        if status == "active":
+            rows = [{"kind": kind, "value": v, "recall_id": snap.recall_id}
+                    for kind, values in recall_identifiers(snap).items() for v in values]
+            if rows:
+                await session.execute(insert(RecallIdentifier), rows)
+
+    async def on_recall_changed(self, session: AsyncSession, event: ev.RecallPublished | ev.RecallAmended, env: Envelope) -> None:
+        snap = event.recall
+        current = await session.get(ActiveRecall, snap.recall_id, with_for_update=True)
+        if current is not None and (current.version > snap.version or current.status == "closed"):
+            return  # an older version, or a recall already closed: nothing to do
+        await self._store_recall(session, snap, "active")
         await self.reconcile(session, snap, env)
 
     async def on_recall_closed(self, session: AsyncSession, event: ev.RecallClosed, env: Envelope) -> None:
@@ -402,40 +414,51 @@ class Matcher:
         current = await session.get(ActiveRecall, snap.recall_id, with_for_update=True)
         if current is not None and current.status == "closed":
             return
-        values = {
-            "recall_id": snap.recall_id, "version": snap.version, "status": "closed",
-            "snapshot": snap.model_dump(mode="json"), "published_at": snap.published_at,
-        }
-        stmt = insert(ActiveRecall).values(**values)
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=[ActiveRecall.recall_id], set_={k: stmt.excluded[k] for k in values})
+        await self._store_recall(session, snap, "closed")
+        # In batches, through the outbox (an earlier event of these alerts may still wait there).
+        close = text(
+            "UPDATE alerts SET status = 'closed', updated_at = now() WHERE recall_id = :rid AND customer_id IN "
+            "(SELECT customer_id FROM alerts WHERE recall_id = :rid AND status = 'open' ORDER BY customer_id LIMIT :n "
+            "FOR UPDATE) RETURNING alert_id, customer_id"
         )
-        rows = (
-            await session.execute(select(Alert).where(Alert.recall_id == snap.recall_id, Alert.status == "open"))
-        ).scalars()
-        for row in rows:
-            row.status = "closed"
-            closed = ev.AlertClosed(alert_id=row.alert_id, customer_id=row.customer_id, recall_id=snap.recall_id, closed_at=event.closed_at)
-            await self.outbox.add(session, closed, causation_id=env.id, event_id=f"{row.alert_id}:{closed.event_type}")
+        while rows := (await session.execute(close, {"rid": snap.recall_id, "n": RECONCILE_BATCH})).all():
+            events: list[tuple[ev.Event, str | None]] = []
+            for alert_id, customer_id in rows:
+                closed = ev.AlertClosed(alert_id=alert_id, customer_id=customer_id, recall_id=snap.recall_id,
+                                        closed_at=event.closed_at)
+                events.append((closed, f"{alert_id}:{closed.event_type}"))
+            await self.outbox.add_many(session, events, causation_id=env.id)
 
     # ------------------------------------------------------------------ orders.v1
 
-    async def _active_recalls(self, session: AsyncSession) -> list[ev.RecallSnapshot]:
-        rows = (await session.execute(select(ActiveRecall).where(ActiveRecall.status == "active"))).scalars()
-        return [ev.RecallSnapshot.model_validate(r.snapshot) for r in rows]
+    async def _recalls_reaching(self, session: AsyncSession, customer_id: str, lines: list[Line]) -> list[ev.RecallSnapshot]:
+        """Active recalls naming an identifier of these lines, or with an open alert for this customer."""
+        wanted = [(kind, values) for kind, values in line_identifiers(lines).items() if values]
+        by_identifier = select(RecallIdentifier.recall_id).where(
+            or_(false(), *(and_(RecallIdentifier.kind == kind, RecallIdentifier.value.in_(values)) for kind, values in wanted))
+        )
+        with_alerts = select(Alert.recall_id).where(Alert.customer_id == customer_id, Alert.status == "open")
+        rows = (await session.execute(
+            select(ActiveRecall.recall_id, ActiveRecall.version, ActiveRecall.snapshot)
+            .where(ActiveRecall.status == "active", ActiveRecall.recall_id.in_(by_identifier.union(with_alerts)))
+            .order_by(ActiveRecall.recall_id)
+        )).all()
+        return [self._snapshot(r.recall_id, r.version, r.snapshot) for r in rows]
+
+    def _snapshot(self, recall_id: str, version: int, stored: dict) -> ev.RecallSnapshot:
+        """Recall versions never change, so each is validated once per process."""
+        cached = self._snapshots.get(recall_id)
+        if cached is None or cached.version != version:
+            cached = self._snapshots[recall_id] = ev.RecallSnapshot.model_validate(stored)
+        return cached
 
     async def _recheck_customer(self, session: AsyncSession, customer_id: str, lines: list[Line], env: Envelope) -> list[ev.RecallSnapshot]:
-        """Reconcile this customer's alert for every active recall that reaches one of the changed lines
+        """Reconcile this customer's alert for every active recall that could reach one of the changed lines
         or already has an alert for them."""
-        hit: list[ev.RecallSnapshot] = []
-        with_alerts = set(
-            (await session.execute(select(Alert.recall_id).where(Alert.customer_id == customer_id, Alert.status == "open"))).scalars()
-        )
-        for recall in await self._active_recalls(session):
-            if recall.recall_id in with_alerts or any(line_tier(recall.rules, l) for l in lines):
-                await self.reconcile(session, recall, env, customer_ids=[customer_id])
-                hit.append(recall)
-        return hit
+        recalls = await self._recalls_reaching(session, customer_id, lines)
+        for recall in recalls:
+            await self.reconcile(session, recall, env, customer_ids=[customer_id])
+        return recalls
 
     async def on_order_placed(self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope) -> None:
         rows = order_line_rows(event)

@@ -62,6 +62,18 @@ class ActiveRecall(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class RecallIdentifier(Base):
+    """The identifiers each active recall names (product ids, GTIN-14s, model keys): an order event finds the
+    recalls that could reach its lines through this index instead of reading every active recall."""
+
+    __tablename__ = "recall_identifiers"
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # product | gtin | model
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_recall_identifiers_recall_id", "recall_id"),)
+
+
 class Alert(Base):
     """One alert per (customer, recall): what was last announced about it, enough to tell a change.
 

@@ -160,6 +160,37 @@ async def test_late_order_for_a_recalled_product_alerts_and_flags_the_sale(match
     assert incident.recall_published_at == published_at
 
 
+async def test_late_orders_find_their_recalls_by_gtin_and_model_number_not_by_scanning(matcher, build) -> None:
+    """An order event looks up the recalls naming its lines' identifiers (recall_identifiers); a recall
+    found by a GTIN in another spelling or a model number in another spelling alerts, a closed one not."""
+    by_gtin, by_model, closed_rid = build.new_id("rc-gtin"), build.new_id("rc-model"), build.new_id("rc-closed")
+    gtin_buyer, model_buyer, closed_buyer = (build.new_id(n) for n in ("gtin-buyer", "model-buyer", "closed-buyer"))
+    published_at = datetime.now(UTC) - timedelta(hours=1)
+    closed_product = build.new_id("closed-product")
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(by_gtin, ev.ScopeRule(gtins=["00011110911285"]), published_at=published_at)),
+        ev.RecallPublished(recall=build.snapshot(by_model, ev.ScopeRule(model_numbers=["HX-200/B"]), published_at=published_at)),
+        ev.RecallPublished(recall=build.snapshot(closed_rid, ev.ScopeRule(product_ids=[closed_product]), published_at=published_at)),
+    )
+    await matcher.send_and_settle(ev.RecallClosed(
+        recall=build.snapshot(closed_rid, ev.ScopeRule(product_ids=[closed_product]), published_at=published_at),
+        closed_at=datetime.now(UTC)))
+    assert await matcher.scalar(
+        f"SELECT count(*) FROM recall_identifiers WHERE recall_id IN ('{by_gtin}', '{by_model}', '{closed_rid}')") == 2
+
+    now = datetime.now(UTC)
+    gtin_order = build.order(gtin_buyer, build.new_id("p"), placed_at=now)
+    gtin_order = gtin_order.model_copy(update={"lines": [gtin_order.lines[0].model_copy(update={"gtin": "0-11110-91128-5"})]})
+    model_order = build.order(model_buyer, build.new_id("p"), placed_at=now)
+    model_order = model_order.model_copy(update={"lines": [model_order.lines[0].model_copy(update={"model_number": "hx 200 b"})]})
+    await matcher.send_and_settle(gtin_order, model_order, build.order(closed_buyer, closed_product, placed_at=now))
+
+    records = await matcher.alerts()
+    raised = {(r.key, r.event.alert.recall_id) for r in by_type(records, "alert.raised.v1")}
+    assert raised == {(gtin_buyer, by_gtin), (model_buyer, by_model)}
+    assert sorted(r.event.recall_id for r in by_type(records, "alert.sale_after_recall_detected.v1")) == sorted([by_gtin, by_model])
+
+
 async def test_late_sale_with_realistic_long_ids_is_flagged_not_dead_lettered(matcher, build) -> None:
     """Upstream ids are often UUIDs: the incident's event id must still fit the outbox."""
     rid, product, customer = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())

@@ -49,6 +49,9 @@ class ServiceCli:
             self._redrive
         )
         redrive.add_argument("--limit", type=int, default=None)
+        self.command("purge-inbox", "Forget applied event ids older than *_INBOX_RETENTION_DAYS (also runs hourly)")(
+            self._purge_inbox
+        )
 
     def command(self, name: str, help: str) -> Callable[[Callable[..., Any]], argparse.ArgumentParser]:
         parser = self.sub.add_parser(name, help=help)
@@ -79,6 +82,14 @@ class ServiceCli:
     async def _create_topics(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
         created = await create_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
         print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else " (all present)"))
+
+    async def _purge_inbox(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+        runtime = self.create_app(settings).state.runtime
+        try:
+            purged = await runtime.purge_inbox()
+        finally:
+            await runtime.engine.dispose()
+        print(f"purged {purged:,} inbox entries older than {settings.inbox_retention_days:g} days")
 
     async def _redrive(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
         app = self.create_app(settings)

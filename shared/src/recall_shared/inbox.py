@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 _CLAIM = text(
     "INSERT INTO inbox (consumer_group, event_id) VALUES (:group, :event_id) "
@@ -19,3 +21,23 @@ async def claim(session: AsyncSession, consumer_group: str, event_id: str) -> bo
     """
     result = await session.execute(_CLAIM, {"group": consumer_group, "event_id": event_id})
     return result.first() is not None
+
+
+_PURGE = text(
+    "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE processed_at < :before LIMIT :batch)"
+)
+
+
+async def purge(engine: AsyncEngine, before: datetime, batch: int = 10_000) -> int:
+    """Forget event ids applied before ``before``, in short transactions of ``batch`` rows; returns how many.
+
+    Redeliveries come within minutes (uncommitted offsets, relay retries, redrives of recent dead letters),
+    so a retention of weeks keeps every duplicate that can still arrive while the table stays small. An
+    event replayed after its id was forgotten is applied again: handlers are idempotent on natural keys."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            deleted = (await conn.execute(_PURGE, {"before": before, "batch": batch})).rowcount or 0
+        total += deleted
+        if deleted < batch:
+            return total

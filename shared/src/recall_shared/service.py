@@ -12,11 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from recall_shared import inbox
 from recall_shared.consumer import ConsumerRunner, Handler
 from recall_shared.db import create_engine, create_session_factory, ping
 from recall_shared.events import Event
@@ -57,6 +59,7 @@ class ServiceRuntime:
         self._background: list[tuple[str, BackgroundTask]] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stoppers: list[Callable[[], None]] = []
+        self._stopping = asyncio.Event()
 
     def add_consumer(
         self, topics: Sequence[TopicSpec], handlers: Mapping[type[Event], Handler], group_suffix: str = ""
@@ -70,6 +73,7 @@ class ServiceRuntime:
             self._stoppers.append(stop)
 
     async def start(self) -> None:
+        self._stopping.clear()
         self.producer = create_producer(self.settings)
         await self.producer.start()
         if self.run_relay:
@@ -94,11 +98,31 @@ class ServiceRuntime:
             )
             self.consumers.append(runner)
             self._tasks[f"consumer-{i}"] = asyncio.create_task(runner.run(), name=f"consumer-{i}")
+        if self._consumer_specs:
+            self._tasks["inbox-retention"] = asyncio.create_task(self._purge_inbox_periodically(), name="inbox-retention")
         for name, task in self._background:
             self._tasks[name] = asyncio.create_task(task(self), name=name)
         log.info("service started", extra={"tasks": sorted(self._tasks)})
 
+    async def purge_inbox(self) -> int:
+        """Forget applied event ids older than ``inbox_retention_days``; returns how many."""
+        before = datetime.now(UTC) - timedelta(days=self.settings.inbox_retention_days)
+        purged = await inbox.purge(self.engine, before)
+        if purged:
+            log.info("purged inbox", extra={"purged": purged, "before": before.isoformat()})
+        return purged
+
+    async def _purge_inbox_periodically(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.purge_inbox()
+            except Exception:  # noqa: BLE001 - retried next round; the inbox only grows meanwhile
+                log.exception("inbox purge failed; retrying next round")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.inbox_purge_interval_s)
+
     async def stop(self) -> None:
+        self._stopping.set()
         for runner in self.consumers:
             runner.stop()
         if self.relay is not None:

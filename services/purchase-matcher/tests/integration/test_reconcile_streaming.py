@@ -4,6 +4,8 @@ New alerts go straight to alerts.v1 (batch API); the rest of the difference thro
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -37,68 +39,79 @@ def _recall(version: int, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
     )
 
 
+def _line(i: int, customer_id: str, *, seller_id: str = "s1", cancelled: bool = False) -> PurchaseLine:
+    return PurchaseLine(line_id=f"l{i}", order_id=f"o{i}", customer_id=customer_id, product_id="P", seller_id=seller_id,
+                        quantity=1, returned_quantity=0, cancelled=cancelled, unit_price=Decimal("5"), currency="EUR",
+                        placed_at=datetime(2024, 5, 1, tzinfo=UTC))
+
+
+@asynccontextmanager
+async def _matcher_with(lines: list[PurchaseLine], **producer_options: object) -> AsyncIterator[tuple]:
+    """A migrated database holding ``lines``, an alerts topic of its own and a Matcher writing to both."""
+    prefix = unique_topic_prefix()
+    await create_topics(kafka_bootstrap(), prefix, [ALERTS])
+    producer = create_client_producer(kafka_bootstrap(), "test-reconcile", **producer_options)
+    await producer.start()
+    try:
+        async with migrated_database(MIGRATIONS, "stream") as url:
+            engine = create_engine(Settings(database_url=url))
+            sessions = create_session_factory(engine)
+            try:
+                async with sessions() as s, s.begin():
+                    s.add_all(lines)
+                matcher = Matcher(Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix), lambda: producer)
+                yield matcher, sessions, prefix + ALERTS.name
+            finally:
+                await engine.dispose()
+    finally:
+        await producer.stop()
+        await delete_topics(prefix)
+
+
 async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 7)
     monkeypatch.setattr(handlers, "RECONCILE_STREAM_ROWS", 11)
-    prefix = unique_topic_prefix()
-    await create_topics(kafka_bootstrap(), prefix, [ALERTS])
-    producer = create_client_producer(kafka_bootstrap(), "test-reconcile")
-    await producer.start()
-    async with migrated_database(MIGRATIONS, "stream") as url:
-        engine = create_engine(Settings(database_url=url))
-        sessions = create_session_factory(engine)
-        try:
-            async with sessions() as s, s.begin():
-                s.add_all([
-                    PurchaseLine(line_id=f"l{i}", order_id=f"o{i}", customer_id=f"c{i % 120:03d}", product_id="P",
-                                 seller_id="s1" if i % 3 else "s2", quantity=1, returned_quantity=0, cancelled=i % 17 == 0,
-                                 unit_price=Decimal("5"), currency="EUR", placed_at=datetime(2024, 5, 1, tzinfo=UTC))
-                    for i in range(600)
-                ])
-            matcher = Matcher(Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix), lambda: producer)
-            first = _recall(1, ev.ScopeRule(product_ids=["P"]))
-            async with sessions() as s, s.begin():
-                counts = await matcher.reconcile(s, first, wrap(ev.RecallPublished(recall=first), source="/t"))
-            assert counts["raise"] == 120 and counts["withdraw"] == 0
-            async with sessions() as s:
-                assert await s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) == 120
-                assert await s.scalar(text("SELECT count(*) FROM outbox")) == 0  # new alerts are not written twice
-                lines = await s.scalar(text("SELECT sum(line_count) FROM alerts"))
-                assert lines == 600 - len([i for i in range(600) if i % 17 == 0])
-            # every new alert is on the topic once, keyed by customer, with all of that customer's lines
-            records = await read_to_end(prefix + ALERTS.name)
-            raised = [ev.AlertRaised.model_validate_json(r.value) for r in records]
-            assert len(raised) == 120 and len({a.alert.alert_id for a in raised}) == 120
-            assert all(r.key.decode() == a.alert.customer_id for r, a in zip(records, raised))
-            assert {read_headers(r.headers, r.value).type for r in records} == {"alert.raised.v1"}
-            assert sum(len(a.alert.lines) for a in raised) == lines
+    lines = [_line(i, f"c{i % 120:03d}", seller_id="s1" if i % 3 else "s2", cancelled=i % 17 == 0) for i in range(600)]
+    async with _matcher_with(lines) as (matcher, sessions, topic):
+        first = _recall(1, ev.ScopeRule(product_ids=["P"]))
+        async with sessions() as s, s.begin():
+            counts = await matcher.reconcile(s, first, wrap(ev.RecallPublished(recall=first), source="/t"))
+        assert counts["raise"] == 120 and counts["withdraw"] == 0
+        async with sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) == 120
+            assert await s.scalar(text("SELECT count(*) FROM outbox")) == 0  # new alerts are not written twice
+            line_total = await s.scalar(text("SELECT sum(line_count) FROM alerts"))
+            assert line_total == 600 - len([i for i in range(600) if i % 17 == 0])
+        # every new alert is on the topic once, keyed by customer, with all of that customer's lines
+        records = await read_to_end(topic)
+        raised = [ev.AlertRaised.model_validate_json(r.value) for r in records]
+        assert len(raised) == 120 and len({a.alert.alert_id for a in raised}) == 120
+        assert all(r.key.decode() == a.alert.customer_id for r, a in zip(records, raised))
+        assert {read_headers(r.headers, r.value).type for r in records} == {"alert.raised.v1"}
+        assert sum(len(a.alert.lines) for a in raised) == line_total
 
-            # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep batches.
-            narrowed = _recall(2, ev.ScopeRule(product_ids=["P"], seller_ids=["s2"]))
-            async with sessions() as s, s.begin():
-                counts = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
-            async with sessions() as s:
-                s2_customers = set((await s.execute(
-                    select(PurchaseLine.customer_id).where(PurchaseLine.seller_id == "s2", PurchaseLine.cancelled.is_(False))
-                )).scalars())
-                open_customers = set((await s.execute(select(Alert.customer_id).where(Alert.status == "open"))).scalars())
-            assert open_customers == s2_customers
-            assert counts["withdraw"] == 120 - len(s2_customers) > 0
-            assert counts["update"] == len(s2_customers)
+        # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep batches.
+        narrowed = _recall(2, ev.ScopeRule(product_ids=["P"], seller_ids=["s2"]))
+        async with sessions() as s, s.begin():
+            counts = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
+        async with sessions() as s:
+            s2_customers = set((await s.execute(
+                select(PurchaseLine.customer_id).where(PurchaseLine.seller_id == "s2", PurchaseLine.cancelled.is_(False))
+            )).scalars())
+            open_customers = set((await s.execute(select(Alert.customer_id).where(Alert.status == "open"))).scalars())
+        assert open_customers == s2_customers
+        assert counts["withdraw"] == 120 - len(s2_customers) > 0
+        assert counts["update"] == len(s2_customers)
 
-            # Reprocessing the same version changes nothing and emits nothing.
-            async with sessions() as s:
-                before = await s.scalar(text("SELECT count(*) FROM outbox"))
-            async with sessions() as s, s.begin():
-                again = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
-            async with sessions() as s:
-                assert await s.scalar(text("SELECT count(*) FROM outbox")) == before
-            assert (again["raise"], again["update"], again["withdraw"]) == (0, 0, 0)
-            assert len(await read_to_end(prefix + ALERTS.name)) == 120  # and nothing more went straight to the topic
-        finally:
-            await engine.dispose()
-            await producer.stop()
-            await delete_topics(prefix)
+        # Reprocessing the same version changes nothing and emits nothing.
+        async with sessions() as s:
+            before = await s.scalar(text("SELECT count(*) FROM outbox"))
+        async with sessions() as s, s.begin():
+            again = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
+        async with sessions() as s:
+            assert await s.scalar(text("SELECT count(*) FROM outbox")) == before
+        assert (again["raise"], again["update"], again["withdraw"]) == (0, 0, 0)
+        assert len(await read_to_end(topic)) == 120  # and nothing more went straight to the topic
 
 
 async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,57 +119,38 @@ async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(monkey
     were sent, the rerun sends the same events with the same ids (consumers' inboxes drop the repeats) and
     the table ends with exactly one row per customer."""
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
-    prefix = unique_topic_prefix()
-    await create_topics(kafka_bootstrap(), prefix, [ALERTS])
     # small batches, so some of the first attempt's alerts are on their way before it fails
-    producer = create_client_producer(kafka_bootstrap(), "test-reconcile", max_batch_size=2048)
-    await producer.start()
-    async with migrated_database(MIGRATIONS, "rerun") as url:
-        engine = create_engine(Settings(database_url=url))
-        sessions = create_session_factory(engine)
-        try:
+    async with _matcher_with([_line(i, f"c{i:03d}") for i in range(95)], max_batch_size=2048) as (matcher, sessions, topic):
+        recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
+        env = wrap(ev.RecallPublished(recall=recall), source="/t")
+
+        real_write = handlers._Pass.write_new
+        calls = 0
+
+        async def failing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            if calls == 5:
+                raise ConnectionResetError("database went away")
+            await real_write(self, conn, rows, background)
+
+        monkeypatch.setattr(handlers._Pass, "write_new", failing_write)
+        with pytest.raises(ConnectionResetError):
             async with sessions() as s, s.begin():
-                s.add_all([
-                    PurchaseLine(line_id=f"l{i}", order_id=f"o{i}", customer_id=f"c{i:03d}", product_id="P", seller_id="s1",
-                                 quantity=1, returned_quantity=0, cancelled=False, unit_price=Decimal("5"), currency="EUR",
-                                 placed_at=datetime(2024, 5, 1, tzinfo=UTC))
-                    for i in range(95)
-                ])
-            matcher = Matcher(Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix), lambda: producer)
-            recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
-            env = wrap(ev.RecallPublished(recall=recall), source="/t")
+                await matcher.reconcile(s, recall, env)
+        async with sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Alert)) == 0  # rolled back
+        monkeypatch.setattr(handlers._Pass, "write_new", real_write)
+        async with sessions() as s, s.begin():
+            counts = await matcher.reconcile(s, recall, env)
+        assert counts["raise"] == 95
+        async with sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Alert)) == 95
 
-            real_write = handlers._Pass.write_new
-            calls = 0
-
-            async def failing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
-                nonlocal calls
-                calls += 1
-                if calls == 5:
-                    raise ConnectionResetError("database went away")
-                await real_write(self, conn, rows, background)
-
-            monkeypatch.setattr(handlers._Pass, "write_new", failing_write)
-            with pytest.raises(ConnectionResetError):
-                async with sessions() as s, s.begin():
-                    await matcher.reconcile(s, recall, env)
-            async with sessions() as s:
-                assert await s.scalar(select(func.count()).select_from(Alert)) == 0  # rolled back
-            monkeypatch.setattr(handlers._Pass, "write_new", real_write)
-            async with sessions() as s, s.begin():
-                counts = await matcher.reconcile(s, recall, env)
-            assert counts["raise"] == 95
-            async with sessions() as s:
-                assert await s.scalar(select(func.count()).select_from(Alert)) == 95
-
-            records = await read_to_end(prefix + ALERTS.name)
-            by_id: dict[str, set[bytes]] = {}
-            for r in records:
-                by_id.setdefault(read_headers(r.headers, r.value).id, set()).add(r.value)
-            assert len(records) > 95  # the first attempt's sends are on the topic too
-            assert len(by_id) == 95  # ... under the same ids
-            assert all(len(bodies) == 1 for bodies in by_id.values())  # with the same content
-        finally:
-            await engine.dispose()
-            await producer.stop()
-            await delete_topics(prefix)
+        records = await read_to_end(topic)
+        by_id: dict[str, set[bytes]] = {}
+        for r in records:
+            by_id.setdefault(read_headers(r.headers, r.value).id, set()).add(r.value)
+        assert len(records) > 95  # the first attempt's sends are on the topic too
+        assert len(by_id) == 95  # ... under the same ids
+        assert all(len(bodies) == 1 for bodies in by_id.values())  # with the same content

@@ -7,6 +7,7 @@ The purchase index is bulk-loaded (COPY) into a fresh database; the matcher runs
 (``python -m purchase_matcher serve``) on a fresh topic prefix, and the recall is published once its
 consumer has joined its group. Measured in the same run:
 - ``read``: a bare server-side cursor reading the matching rows in customer order (PostgreSQL's share);
+- ``produce``: the same records as below, encoded beforehand, produced with the batch API (Kafka's share);
 - ``bare``: cursor -> one alert.raised.v1 record per customer, the same bytes the matcher sends (JSON body,
   CloudEvents headers, customer key on its murmur2 partition), encoded by hand with orjson -> aiokafka batch
   produce (create_batch/send_batch), to the last acknowledgement: the limit a hand-written pipeline reaches;
@@ -46,7 +47,7 @@ from recall_shared.kafka import create_producer, create_topics  # noqa: E402
 from recall_shared.migrations import upgrade  # noqa: E402
 from recall_shared.settings import ServiceSettings  # noqa: E402
 from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, read_to_end, unique_name  # noqa: E402
-from recall_shared.topics import ALERTS, ORDERS, RECALLS, dead_letter_topic  # noqa: E402
+from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic  # noqa: E402
 
 PRODUCT = "bench-kettle"
 COLUMNS = ("line_id", "order_id", "customer_id", "product_id", "title", "gtin", "model_number", "model_key", "seller_id",
@@ -96,9 +97,12 @@ async def bare_read(dsn: str) -> tuple[float, int]:
         await conn.close()
 
 
-async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot) -> tuple[float, int]:
+async def bare_pipeline(
+    dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot, collect: list | None = None
+) -> tuple[float, int]:
     """Cursor -> the same alert.raised.v1 records the matcher sends, encoded by hand -> aiokafka batch produce,
-    to the last acknowledgement. No matching, no state: what a hand-written pipeline costs."""
+    to the last acknowledgement. No matching, no state: what a hand-written pipeline costs. With ``collect``
+    the records are only gathered there (for ``produce_only``), not sent."""
     conn = await asyncpg.connect(dsn)
     producer = create_producer(settings)
     await producer.start()
@@ -125,6 +129,10 @@ async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, recall: e
                        ("content-type", b"application/json"), ("ce_subject", alert_id.encode()),
                        ("ce_correlationid", b"bench"), ("ce_causationid", b"bench")]
             p = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+            if collect is not None:
+                collect.append((p, key, body, headers))
+                sent += 1
+                return
             batch = batches.get(p) or producer.create_batch()
             if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=p))
@@ -156,6 +164,30 @@ async def bare_pipeline(dsn: str, settings: BenchSettings, topic: str, recall: e
     finally:
         await producer.stop()
         await conn.close()
+
+
+async def produce_only(settings: BenchSettings, topic: str, records: list) -> float:
+    """The same records, already encoded, produced with the batch API to the last acknowledgement."""
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        batches: dict[int, object] = {}
+        futures = []
+        for p, key, body, headers in records:
+            batch = batches.get(p) or producer.create_batch()
+            if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=p))
+                batch = producer.create_batch()
+                batch.append(key=key, value=body, timestamp=None, headers=headers)
+            batches[p] = batch
+        for p, batch in batches.items():
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=p))
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
 
 
 async def wait_until_on_topic(topic: str, expected: int, timeout: float) -> float:
@@ -225,7 +257,7 @@ async def main() -> None:
         await load_index(dsn, args.index_lines, args.matching_lines, customers)
         load_s = time.perf_counter() - t
         await create_topics(settings.kafka_bootstrap_servers, prefix,
-                            [RECALLS, ORDERS, ALERTS, dead_letter_topic("purchase-matcher")])
+                            [RECALLS, ORDERS, ALERTS, SELLERS, dead_letter_topic("purchase-matcher")])
         bare_topic = f"{prefix}bare.alerts"
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         await admin.start()
@@ -243,6 +275,10 @@ async def main() -> None:
             rules=[ev.ScopeRule(product_ids=[PRODUCT])],
         )
         bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, recall)
+        records: list = []
+        await bare_pipeline(dsn, settings, bare_topic, recall, collect=records)
+        produce_s = await produce_only(settings, bare_topic, records)
+        del records
 
         env = {**os.environ, "PURCHASE_MATCHER_DATABASE_URL": url, "RECALL_ALERTS_TOPIC_PREFIX": prefix,
                "PURCHASE_MATCHER_HTTP_PORT": "18992", "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING")}
@@ -272,9 +308,11 @@ async def main() -> None:
         await delete_topics(prefix)
     print(json.dumps({
         "index_lines": args.index_lines, "matching_lines": read_rows, "alerts": expected, "load_index_s": round(load_s, 1),
-        "read_s": round(read_s, 2), "bare_pipeline_s": round(bare_s, 2), "bare_alerts": bare_sent,
+        "read_s": round(read_s, 2), "produce_s": round(produce_s, 2), "bare_pipeline_s": round(bare_s, 2),
+        "bare_alerts": bare_sent,
         "system_s": round(system_s, 2), "system_alerts_per_s": round(expected / system_s),
         "system_vs_bare": round(system_s / bare_s, 2), "system_vs_read": round(system_s / read_s, 2),
+        "system_vs_produce": round(system_s / produce_s, 2),
         "matcher_peak_rss_mb": round(rss, 1),
     }))
 

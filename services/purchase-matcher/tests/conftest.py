@@ -2,7 +2,8 @@
 
 Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
 Kafka topic prefix. Orders and recalls arrive the production way, as CloudEvents on orders.v1 and
-recalls.v1; alerts are read back from alerts.v1. "Settled" means the matcher's consumer group has
+recalls.v1; alerts are read back from alerts.v1. API keys for the read API arrive on sellers.v1 as
+recall-intake issues them (HMAC hashes; :meth:`MatcherService.issue_key`). "Settled" means the matcher's consumer group has
 committed every input record and its outbox is empty, so everything it will emit is on the topic.
 """
 
@@ -29,10 +30,11 @@ from purchase_matcher.app import create_app
 from purchase_matcher.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
+from recall_shared.auth import generate_api_key, hash_api_key
 from recall_shared.envelope import parse, read_headers
 from recall_shared.kafka import create_producer
 from recall_shared.testing import fast_test_settings, delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
-from recall_shared.topics import ALERTS, ORDERS, RECALLS, dead_letter_topic
+from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
 
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
 SOURCE = "/tests/upstream"
@@ -51,9 +53,10 @@ def recall_snapshot(
     version: int = 1,
     published_at: datetime | None = None,
     title: str = "Acme kettle KX-1 recall",
+    seller_id: str | None = "seller-1",
 ) -> ev.RecallSnapshot:
     return ev.RecallSnapshot(
-        recall_id=recall_id, version=version, seller_id="seller-1",
+        recall_id=recall_id, version=version, seller_id=seller_id,
         content=ev.RecallContent(
             title=title, hazard="The base can overheat and cause burns.", severity="high",
             stop_using="Unplug the kettle and stop using it.", remedies=[ev.Remedy(type="refund_on_destruction")],
@@ -115,6 +118,7 @@ class MatcherService:
     client: httpx.AsyncClient
     settings: Settings
     producer: AIOKafkaProducer
+    _operator_key: str | None = None
 
     @property
     def group(self) -> str:
@@ -137,6 +141,36 @@ class MatcherService:
         await self.settled()
         return ids
 
+    async def key_works(self, plaintext: str) -> bool:
+        """Whether the read API accepts the key (an unknown recall is then 404, not 401)."""
+        resp = await self.client.get(f"/v1/recalls/{new_id('no-such-rc')}/matches", headers={"X-Api-Key": plaintext})
+        assert resp.status_code in (401, 404), resp.text
+        return resp.status_code == 404
+
+    async def issue_key(self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True) -> tuple[str, str]:
+        """A key as recall-intake issues it on sellers.v1: (plaintext, key_id); waits until it works."""
+        plaintext, key_id = generate_api_key(), str(uuid.uuid4())
+        await self.send(ev.ApiKeyIssued(key_id=key_id, key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
+                                        role=role, seller_id=seller_id, issued_at=datetime.now(UTC)))  # type: ignore[arg-type]
+        if wait:
+            await eventually(lambda: self.key_works(plaintext), timeout=15, interval=0.1)
+        return plaintext, key_id
+
+    async def revoke_key(self, plaintext: str, key_id: str) -> None:
+        """Revoke on sellers.v1, as recall-intake does; waits until the key is refused."""
+        await self.send(ev.ApiKeyRevoked(key_id=key_id, revoked_at=datetime.now(UTC)))
+
+        async def refused() -> bool:
+            return not await self.key_works(plaintext)
+
+        await eventually(refused, timeout=15, interval=0.1)
+
+    async def operator(self) -> dict[str, str]:
+        """Headers with an operator key (issued on first use)."""
+        if self._operator_key is None:
+            self._operator_key, _ = await self.issue_key("operator")
+        return {"X-Api-Key": self._operator_key}
+
     async def scalar(self, sql: str, **params: object) -> Any:
         async with self.app.state.runtime.session_factory() as session:
             return (await session.execute(text(sql), params)).scalar()
@@ -158,6 +192,26 @@ class MatcherService:
             lagging = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
             assert not lagging, f"not yet consumed: {lagging}"
             return await self.scalar("SELECT count(*) FROM outbox") == 0
+
+        await eventually(check, timeout=timeout, interval=0.1)
+
+    async def keys_settled(self, timeout: float = 30.0) -> None:
+        """Every record on sellers.v1 is consumed and committed by the matcher's key consumer group."""
+
+        async def check() -> bool:
+            ends = await end_offsets([self.topic(SELLERS)])
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+            await admin.start()
+            try:
+                committed = {
+                    (tp.topic, tp.partition): meta.offset
+                    for tp, meta in (await admin.list_consumer_group_offsets(self.group + ".sellers")).items()
+                }
+            finally:
+                await admin.close()
+            lagging = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
+            assert not lagging, f"not yet consumed: {lagging}"
+            return True
 
         await eventually(check, timeout=timeout, interval=0.1)
 

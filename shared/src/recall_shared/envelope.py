@@ -64,6 +64,25 @@ class Envelope:
         return hs
 
 
+class FanOutHeaders:
+    """The headers of many events that differ only in id and subject (one fan-out), built once: a recall
+    raising a million alerts should not encode the same seven attributes a million times."""
+
+    def __init__(
+        self, *, type: str, source: str, time: datetime, correlation_id: str | None, causation_id: str | None
+    ) -> None:
+        self._base = Envelope(id="", type=type, source=source, time=time, subject="", data=b"",
+                              correlation_id=correlation_id, causation_id=causation_id).headers()
+        names = [name for name, _ in self._base]
+        self._id_at, self._subject_at = names.index("ce_id"), names.index("ce_subject")
+
+    def __call__(self, event_id: str, subject: str) -> Headers:
+        headers = self._base.copy()
+        headers[self._id_at] = ("ce_id", event_id.encode())
+        headers[self._subject_at] = ("ce_subject", subject.encode())
+        return headers
+
+
 def serialize(event: Event) -> bytes:
     return orjson.dumps(event.model_dump(mode="json"))
 

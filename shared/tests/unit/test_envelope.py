@@ -127,3 +127,18 @@ def test_unknown_extra_fields_are_ignored() -> None:
 def test_serialize_is_json_of_the_model() -> None:
     event = _order()
     assert orjson.loads(envelope.serialize(event))["lines"][0]["unit_price"] == "12.50"
+
+
+def test_fan_out_headers_equal_the_envelopes_own() -> None:
+    from datetime import UTC, datetime
+
+    from recall_shared.envelope import Envelope, FanOutHeaders
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    for correlation, causation in (("corr-1", "cause-1"), (None, None)):
+        make = FanOutHeaders(type="alert.raised.v1", source="/s", time=at, correlation_id=correlation, causation_id=causation)
+        for event_id, subject in (("a:1:1:alert.raised.v1", "a"), ("b", "ß-subject")):
+            expected = Envelope(id=event_id, type="alert.raised.v1", source="/s", time=at, subject=subject, data=b"{}",
+                                correlation_id=correlation, causation_id=causation).headers()
+            assert make(event_id, subject) == expected
+        assert make("x", "y") is not make("x", "y")  # a fresh list each time: the sender keeps it

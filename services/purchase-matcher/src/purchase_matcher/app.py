@@ -6,10 +6,12 @@ from fastapi import FastAPI
 
 from purchase_matcher.api import router
 from purchase_matcher.handlers import Matcher
+from purchase_matcher.models import SellerKey
 from purchase_matcher.settings import Settings
+from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ORDERS, RECALLS
+from recall_shared.topics import ORDERS, RECALLS, SELLERS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -17,10 +19,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings)
     matcher = Matcher(runtime.outbox, lambda: runtime.producer)
     runtime.add_consumer([RECALLS, ORDERS], matcher.handlers())
+    # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes effect
+    # without waiting behind an order or recall backlog.
+    runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
     app = FastAPI(
         title="Recall Alerts: purchase matcher",
         version="1.0.0",
-        description="Joins recalls with order history; one alert per affected customer and recall.",
+        description="Joins recalls with order history; one alert per affected customer and recall. "
+        "The read API takes an operator's or the recalling seller's API key (X-Api-Key).",
         lifespan=runtime.lifespan,
     )
     install_common(app, runtime)

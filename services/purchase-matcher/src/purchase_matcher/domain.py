@@ -88,22 +88,23 @@ def line_identifiers(lines: Iterable[Line]) -> dict[IdentifierKind, list[str]]:
     }
 
 
-@dataclass(frozen=True)
-class Reach:
+class Reach(NamedTuple):
     """How a recall reaches one line: confirmed, or possibly affected because of what we do not know."""
 
     tier: ev.AlertTier
     unknown: tuple[str, ...] = ()
 
 
+CONFIRMED = Reach("confirmed")
+
+
 def rule_reach(rule: ev.ScopeRule, line: Line) -> Reach | None:
     """One rule against one line. Every constraint must hold (AND); a constraint on an attribute the line
     does not know makes it possibly affected; known and outside the constraint means not affected."""
-    line_model = model_key(line.model_number)
     identified = (
         line.product_id in rule.product_ids
         or (line.gtin is not None and line.gtin in rule.gtins)
-        or (line_model is not None and line_model in {model_key(m) for m in rule.model_numbers})
+        or (bool(rule.model_numbers) and _model_in(line.model_number, rule.model_numbers))
     )
     if not identified:
         return None
@@ -130,7 +131,12 @@ def rule_reach(rule: ev.ScopeRule, line: Line) -> Reach | None:
             unknown.append(name)
         elif not window.contains(day):
             return None
-    return Reach("possibly_affected" if unknown else "confirmed", tuple(unknown))
+    return Reach("possibly_affected", tuple(unknown)) if unknown else CONFIRMED
+
+
+def _model_in(model_number: str | None, recalled: list[str]) -> bool:
+    key = model_key(model_number)
+    return key is not None and key in {model_key(m) for m in recalled}
 
 
 def line_reach(rules: Iterable[ev.ScopeRule], line: Line) -> Reach | None:
@@ -159,8 +165,7 @@ def line_tier(rules: Iterable[ev.ScopeRule], line: Line) -> ev.AlertTier | None:
     return reach.tier if reach else None
 
 
-@dataclass(frozen=True)
-class AlertDraft:
+class AlertDraft(NamedTuple):
     """What the recall means for one customer now: the affected lines and how each is reached.
 
     ``document`` is the alert's state as the JSON the contract defines (``AlertState``), built directly

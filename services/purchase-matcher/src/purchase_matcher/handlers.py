@@ -33,7 +33,7 @@ from purchase_matcher.domain import (
 )
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
-from recall_shared.envelope import Envelope
+from recall_shared.envelope import Envelope, FanOutHeaders
 from recall_shared.kafka import KeyedBatchSender
 from recall_shared.logging import current_correlation_id
 from recall_shared.identifiers import normalise_gtin
@@ -174,9 +174,11 @@ class _Pass:
         self.recall = recall
         self.id = str(uuid.uuid4())
         self.started = time.perf_counter()
+        self.started_cpu = time.process_time()
         self.now = datetime.now(UTC)
         self.causation_id = env.id
-        self.correlation_id = current_correlation_id()
+        self.raised_headers = FanOutHeaders(type=ev.AlertRaised.event_type, source=matcher.outbox.source, time=self.now,
+                                            correlation_id=current_correlation_id(), causation_id=env.id)
         self.recall_content = orjson.Fragment(recall.content.model_dump_json())  # serialised once per pass
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
         self.matcher = matcher
@@ -211,11 +213,7 @@ class _Pass:
             self.sender = await KeyedBatchSender(self.matcher.producer(), self.matcher.alerts_topic).start()
         event_id = f"{draft.alert_id}:1:{self.recall.version}:{ev.AlertRaised.event_type}"
         body = alert_event_body(draft, 1, self.recall_content)
-        envelope = Envelope(
-            id=event_id, type=ev.AlertRaised.event_type, source=self.matcher.outbox.source, time=self.now,
-            subject=draft.alert_id, data=body, correlation_id=self.correlation_id, causation_id=self.causation_id,
-        )
-        await self.sender.add(draft.customer_id.encode(), body, envelope.headers())
+        await self.sender.add(draft.customer_id.encode(), body, self.raised_headers(event_id, draft.alert_id))
 
     async def flush(self) -> None:
         await self.settle_writes()
@@ -291,7 +289,8 @@ class Matcher:
             run.counts["withdraw"] += len(left)
         if only is None:  # a whole recall (not one customer's re-check): worth a line in the log
             log.info("reconciled recall", extra={"recall_id": recall.recall_id, "recall_version": recall.version,
-                                                 **run.counts, "seconds": round(time.perf_counter() - run.started, 3)})
+                                                 **run.counts, "seconds": round(time.perf_counter() - run.started, 3),
+                                                 "cpu_seconds": round(time.process_time() - run.started_cpu, 3)})
         return run.counts
 
     async def _stream(

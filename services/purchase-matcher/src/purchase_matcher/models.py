@@ -1,4 +1,4 @@
-"""purchase-matcher's tables: the purchase index, active recall scopes, and alerts."""
+"""purchase-matcher's tables: the purchase index, active recall scopes, alerts, and seller API keys."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from recall_shared.api_keys import SellerKeyColumns
 from recall_shared.db import new_metadata
 
 
@@ -105,6 +106,11 @@ class BackfillCursor(Base):
     cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SellerKey(SellerKeyColumns, Base):
+    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never plaintext; they
+    authenticate the read API (recall_shared.api_keys)."""
 
 
 metadata = Base.metadata

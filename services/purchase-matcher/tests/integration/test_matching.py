@@ -287,8 +287,9 @@ async def test_matches_endpoint_reports_counts(matcher, build) -> None:
     await matcher.send_and_settle(build.order(a, p1), build.order(a, p1), build.order(b, p1, p2), build.order(c, p2))
     v1 = build.snapshot(rid, ev.ScopeRule(product_ids=[p1, p2]))
     await matcher.send_and_settle(ev.RecallPublished(recall=v1))
+    op = await matcher.operator()
 
-    resp = await matcher.client.get(f"/v1/recalls/{rid}/matches")
+    resp = await matcher.client.get(f"/v1/recalls/{rid}/matches", headers=op)
     assert resp.status_code == 200
     assert resp.json() == {
         "recall_id": rid, "alerts_open": 3, "alerts_withdrawn": 0, "alerts_closed": 0, "order_lines_affected": 5,
@@ -297,16 +298,16 @@ async def test_matches_endpoint_reports_counts(matcher, build) -> None:
     await matcher.send_and_settle(
         ev.RecallAmended(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[p1]), version=2, published_at=v1.published_at))
     )
-    resp = await matcher.client.get(f"/v1/recalls/{rid}/matches")
+    resp = await matcher.client.get(f"/v1/recalls/{rid}/matches", headers=op)
     assert resp.json() == {
         "recall_id": rid, "alerts_open": 2, "alerts_withdrawn": 1, "alerts_closed": 0, "order_lines_affected": 3,
     }
 
     await matcher.send_and_settle(ev.RecallClosed(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[p1]), version=2), closed_at=datetime.now(UTC)))
-    resp = await matcher.client.get(f"/v1/recalls/{rid}/matches")
+    resp = await matcher.client.get(f"/v1/recalls/{rid}/matches", headers=op)
     assert resp.json() == {
         "recall_id": rid, "alerts_open": 0, "alerts_withdrawn": 1, "alerts_closed": 2, "order_lines_affected": 0,
     }
 
-    unknown = await matcher.client.get("/v1/recalls/no-such-recall/matches")
-    assert unknown.status_code == 200 and unknown.json()["alerts_open"] == 0 and unknown.json()["order_lines_affected"] == 0
+    unknown = await matcher.client.get("/v1/recalls/no-such-recall/matches", headers=op)
+    assert unknown.status_code == 404 and unknown.json()["message"] == "recall not found"

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import FastAPI
 
+from recall_shared.api_keys import key_handlers
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
@@ -13,6 +14,7 @@ from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLE
 from refund_logistics.api import install_errors, router
 from refund_logistics.carrier import Carrier, HttpCarrier, SandboxCarrier
 from refund_logistics.handlers import Cases
+from refund_logistics.models import SellerKey
 from refund_logistics.payments import HttpPaymentProvider, PaymentProvider, SandboxPaymentProvider
 from refund_logistics.settings import Settings
 
@@ -33,7 +35,7 @@ def create_app(settings: Settings | None = None, payments: PaymentProvider | Non
                   refund_lease_s=settings.refund_lease_s, return_warehouse=settings.return_warehouse)
     runtime.add_consumer([RECALLS, ALERTS, REMEDIES, NOTIFICATIONS], cases.handlers())
     # Keys on their own consumer group, so a new key works without waiting behind an alert backlog.
-    runtime.add_consumer([SELLERS], cases.seller_handlers(), group_suffix=".sellers")
+    runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
     stopping = asyncio.Event()
 
     async def recovery(_: ServiceRuntime) -> None:

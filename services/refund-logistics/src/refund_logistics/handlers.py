@@ -1,8 +1,8 @@
 """refund-logistics' service layer: read models from Kafka, remedy cases and their side effects.
 
 Consumers: recalls, alerts (incl. withdrawals and closures), notices, remedy requests and "not affected"
-answers, and seller API keys. Commands from the API: proof of destruction, item received, fulfilment,
-reject, close, enrolment.
+answers (seller API keys: ``recall_shared.api_keys.key_handlers``, wired in app.py). Commands from the API:
+proof of destruction, item received, fulfilment, reject, close, enrolment.
 
 Refunds are paid exactly once, across retries, redeliveries, concurrent requests and crashes (RLS.md):
 1. *plan*: in the transaction that accepts the trigger (a proof, an item received), one refund intent per
@@ -38,7 +38,7 @@ from refund_logistics.carrier import Carrier, CarrierError
 from refund_logistics.domain import apply, refunds_due
 from refund_logistics.models import (
     Case, CaseProof, CaseProofImage, CaseTransition, Enrolment, Fulfilment, KnownAlert, KnownRecall, LedgerEntry,
-    NotAffected, NoticeRecord, Refund, ReturnLabel, SellerKey,
+    NotAffected, NoticeRecord, Refund, ReturnLabel,
 )
 from refund_logistics.payments import PaymentError, PaymentProvider
 
@@ -178,17 +178,6 @@ class Cases:
         await session.execute(stmt.on_conflict_do_update(
             index_elements=["alert_id", "customer_id"], set_={"declared_at": stmt.excluded.declared_at, "reason": stmt.excluded.reason},
         ))
-
-    async def on_key_issued(self, session: AsyncSession, event: ev.ApiKeyIssued, env: Envelope) -> None:
-        stmt = insert(SellerKey).values(key_id=event.key_id, key_hash=event.key_hash, role=event.role,
-                                        seller_id=event.seller_id, issued_at=event.issued_at)
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=["key_id"], set_={"key_hash": stmt.excluded.key_hash, "role": stmt.excluded.role,
-                                             "seller_id": stmt.excluded.seller_id},
-        ))
-
-    async def on_key_revoked(self, session: AsyncSession, event: ev.ApiKeyRevoked, env: Envelope) -> None:
-        await session.execute(update(SellerKey).where(SellerKey.key_id == event.key_id).values(revoked_at=event.revoked_at))
 
     # ------------------------------------------------------------------ cases from remedy requests
 
@@ -540,6 +529,3 @@ class Cases:
             ev.RemedyRequested: self.on_remedy_requested,
             ev.NotAffectedDeclared: self.on_not_affected,
         }
-
-    def seller_handlers(self) -> dict:
-        return {ev.ApiKeyIssued: self.on_key_issued, ev.ApiKeyRevoked: self.on_key_revoked}

@@ -12,6 +12,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from recall_shared.api_keys import SellerKeyColumns
 from recall_shared.db import new_metadata
 
 
@@ -118,16 +119,8 @@ class LedgerEntry(Base):
     __table_args__ = (UniqueConstraint("case_id", "kind"),)
 
 
-class SellerKey(Base):
+class SellerKey(SellerKeyColumns, Base):
     """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never plaintext."""
-
-    __tablename__ = "seller_keys"
-    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    role: Mapped[str] = mapped_column(String(20))  # seller | operator
-    seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Enrolment(Base):

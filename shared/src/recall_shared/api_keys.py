@@ -1,0 +1,157 @@
+"""Seller and operator API keys in a service other than recall-intake: the ``seller_keys`` read model of
+sellers.v1, its two handlers, and the FastAPI dependencies that authenticate ``X-Api-Key`` against it.
+
+recall-intake issues keys and publishes only their HMAC hashes (``ev.ApiKeyIssued`` / ``ev.ApiKeyRevoked``).
+A service that serves sellers or operators keeps its own copy of those hashes::
+
+    class SellerKey(SellerKeyColumns, Base):          # models.py: the seller_keys table
+        pass
+
+    runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")   # app.py
+
+    keys = ApiKeyAuth(SellerKey)                       # auth.py
+    PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
+    OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
+
+The seller comes from the key, never from the request. A seller sees only its own resources; anything else
+should be answered "not found" (404), so ids of other sellers' resources are not confirmed to exist.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the dependencies' annotations at runtime, and those
+# of the closures in ApiKeyAuth name a local function (a string annotation could not be resolved).
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal, Protocol
+
+from fastapi import Depends, Header, HTTPException, status
+from sqlalchemy import DateTime, String, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recall_shared import events as ev
+from recall_shared.auth import hash_api_key
+from recall_shared.envelope import Envelope
+from recall_shared.http import RuntimeDep, SessionDep
+
+Role = Literal["seller", "operator"]
+
+
+# --------------------------------------------------------------------------- the read model
+
+
+class SellerKeyColumns:
+    """Mixin for a service's declarative ``Base``: the ``seller_keys`` table, API key hashes (HMAC under the
+    system-wide pepper), never plaintext. With the shared naming convention: ``pk_seller_keys``,
+    ``uq_seller_keys_key_hash``."""
+
+    __tablename__ = "seller_keys"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # seller | operator
+    seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+KeyModel = type[SellerKeyColumns]
+
+
+async def record_key_issued(session: AsyncSession, model: KeyModel, event: ev.ApiKeyIssued) -> None:
+    """Upsert the key; a repeat leaves ``revoked_at`` alone (a revoked key stays revoked)."""
+    stmt = insert(model).values(key_id=event.key_id, key_hash=event.key_hash, role=event.role,
+                                seller_id=event.seller_id, issued_at=event.issued_at)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["key_id"], set_={"key_hash": stmt.excluded.key_hash, "role": stmt.excluded.role,
+                                         "seller_id": stmt.excluded.seller_id},
+    ))
+
+
+async def record_key_revoked(session: AsyncSession, model: KeyModel, event: ev.ApiKeyRevoked) -> None:
+    await session.execute(update(model).where(model.key_id == event.key_id).values(revoked_at=event.revoked_at))
+
+
+KeyHandler = Callable[[AsyncSession, ev.Event, Envelope], Awaitable[None]]
+
+
+def key_handlers(model: KeyModel) -> Mapping[type[ev.Event], KeyHandler]:
+    """The sellers.v1 handlers for ``runtime.add_consumer`` (one transaction each, like any handler)."""
+
+    async def on_key_issued(session: AsyncSession, event: ev.ApiKeyIssued, env: Envelope) -> None:
+        await record_key_issued(session, model, event)
+
+    async def on_key_revoked(session: AsyncSession, event: ev.ApiKeyRevoked, env: Envelope) -> None:
+        await record_key_revoked(session, model, event)
+
+    return {ev.ApiKeyIssued: on_key_issued, ev.ApiKeyRevoked: on_key_revoked}  # type: ignore[dict-item]
+
+
+# --------------------------------------------------------------------------- who is calling
+
+
+class Owned(Protocol):
+    """Anything that belongs to a seller (a recall, a case), or to none (``seller_id`` None)."""
+
+    @property
+    def seller_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    seller_id: str | None
+    key_id: str
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    def may_see(self, seller_id: str | None) -> bool:
+        """Operators see everything; a seller only what belongs to it (a resource's ``seller_id``)."""
+        return self.is_operator or (self.seller_id is not None and seller_id == self.seller_id)
+
+    def owns(self, resource: Owned | None) -> bool:
+        """``may_see`` for a resource that may not exist: nobody owns a missing one."""
+        return resource is not None and self.may_see(resource.seller_id)
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "ApiKey"})
+
+
+class ApiKeyAuth:
+    """The ``X-Api-Key`` dependencies of one service, over its ``seller_keys`` model:
+
+    - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a seller);
+    - ``require_operator``: that, and 403 for a seller key.
+    """
+
+    def __init__(self, model: KeyModel) -> None:
+        self.model = model
+
+        async def current_principal(
+            session: SessionDep, runtime: RuntimeDep,
+            x_api_key: Annotated[str | None, Header(description="Seller or operator API key")] = None,
+        ) -> Principal:
+            if not x_api_key:
+                raise _unauthorized("missing X-Api-Key header")
+            key_hash = hash_api_key(x_api_key, runtime.settings.api_key_pepper)
+            row = (await session.execute(
+                select(model.key_id, model.role, model.seller_id, model.revoked_at).where(model.key_hash == key_hash)
+            )).first()
+            # Give the connection back before the route runs: a command opens its own transaction, and holding
+            # two connections per request would let a burst of requests exhaust the pool.
+            await session.rollback()
+            if row is None or row.revoked_at is not None or (row.role == "seller" and not row.seller_id):
+                raise _unauthorized("invalid or revoked API key")
+            return Principal(role=row.role, seller_id=row.seller_id, key_id=row.key_id)
+
+        async def require_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+            if not principal.is_operator:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="operator key required")
+            return principal
+
+        self.current_principal = current_principal
+        self.require_operator = require_operator

@@ -83,8 +83,8 @@ async def load_index(dsn: str, total: int, matching: int, customers: int) -> Non
         await conn.close()
 
 
-async def bare_read(dsn: str) -> tuple[float, int]:
-    conn = await asyncpg.connect(dsn)
+async def bare_read(dsn: str, work_mem: str) -> tuple[float, int]:
+    conn = await asyncpg.connect(dsn, server_settings={"work_mem": work_mem})
     try:
         started = time.perf_counter()
         n = 0
@@ -98,12 +98,12 @@ async def bare_read(dsn: str) -> tuple[float, int]:
 
 
 async def bare_pipeline(
-    dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot, collect: list | None = None
+    dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot, work_mem: str, collect: list | None = None
 ) -> tuple[float, int]:
     """Cursor -> the same alert.raised.v1 records the matcher sends, encoded by hand -> aiokafka batch produce,
     to the last acknowledgement. No matching, no state: what a hand-written pipeline costs. With ``collect``
     the records are only gathered there (for ``produce_only``), not sent."""
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings={"work_mem": work_mem})
     producer = create_producer(settings)
     await producer.start()
     try:
@@ -243,6 +243,7 @@ async def main() -> None:
     ap.add_argument("--matching-lines", type=int, default=100_000)
     ap.add_argument("--customers", type=int, default=None, help="default: twice the matching lines (one line each)")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--work-mem", default="128MB", help="PostgreSQL work_mem for the reads, system and limits alike")
     args = ap.parse_args()
     customers = args.customers or args.matching_lines * 2
     prefix = f"bench{uuid.uuid4().hex[:8]}."
@@ -267,21 +268,21 @@ async def main() -> None:
         expected = await conn.fetchval("SELECT count(DISTINCT customer_id) FROM purchase_lines WHERE product_id = $1", PRODUCT)
         await conn.close()
 
-        read_s, read_rows = await bare_read(dsn)
+        read_s, read_rows = await bare_read(dsn, args.work_mem)
         recall = ev.RecallSnapshot(
             recall_id=str(uuid.uuid4()), version=1, seller_id=None, published_at=datetime.now(UTC),
             content=ev.RecallContent(title="Bench kettle", hazard="Burns.", severity="high", stop_using="Stop.",
                                      remedies=[ev.Remedy(type="refund_on_destruction")]),
             rules=[ev.ScopeRule(product_ids=[PRODUCT])],
         )
-        bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, recall)
+        bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, recall, args.work_mem)
         records: list = []
-        await bare_pipeline(dsn, settings, bare_topic, recall, collect=records)
+        await bare_pipeline(dsn, settings, bare_topic, recall, args.work_mem, collect=records)
         produce_s = await produce_only(settings, bare_topic, records)
         del records
 
         env = {**os.environ, "PURCHASE_MATCHER_DATABASE_URL": url, "RECALL_ALERTS_TOPIC_PREFIX": prefix,
-               "PURCHASE_MATCHER_HTTP_PORT": "18992", "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING")}
+               "PURCHASE_MATCHER_HTTP_PORT": "18992", "PURCHASE_MATCHER_RECONCILE_WORK_MEM": args.work_mem, "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING")}
         proc = subprocess.Popen([sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT)
         await wait_for_group(prefix + "purchase-matcher", timeout=60)
         event = ev.RecallPublished(recall=recall)
@@ -307,7 +308,7 @@ async def main() -> None:
         await drop_database(db)
         await delete_topics(prefix)
     print(json.dumps({
-        "index_lines": args.index_lines, "matching_lines": read_rows, "alerts": expected, "load_index_s": round(load_s, 1),
+        "index_lines": args.index_lines, "work_mem": args.work_mem, "matching_lines": read_rows, "alerts": expected, "load_index_s": round(load_s, 1),
         "read_s": round(read_s, 2), "produce_s": round(produce_s, 2), "bare_pipeline_s": round(bare_s, 2),
         "bare_alerts": bare_sent,
         "system_s": round(system_s, 2), "system_alerts_per_s": round(expected / system_s),

@@ -34,7 +34,8 @@ async def reconcile_active(settings: Settings, recall_id: str | None = None) -> 
     try:
         sessions = create_session_factory(engine)
         matcher = Matcher(Outbox(source=f"/recall-alerts/{settings.service_name}", service=settings.service_name,
-                                 topic_prefix=settings.topic_prefix), lambda: producer)
+                                 topic_prefix=settings.topic_prefix), lambda: producer,
+                          reader_work_mem=settings.reconcile_work_mem)
         async with sessions() as session:
             stmt = select(ActiveRecall).where(ActiveRecall.status == "active")
             if recall_id:

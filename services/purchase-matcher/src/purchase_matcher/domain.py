@@ -177,9 +177,10 @@ class AlertDraft(NamedTuple):
     customer_id: str
     recall: ev.RecallSnapshot
     tier: ev.AlertTier
-    affected: tuple[tuple[Line, Reach], ...]
+    affected: tuple[tuple[Line, Reach, int], ...]  # (line, how the recall reaches it, its units), oldest first
     business_account_admin_id: str | None
     fingerprint: str
+    units: int  # affected units in all
     alert_version: int = 1
 
     def document(self, alert_version: int | None = None, recall_content: object = None) -> dict:
@@ -204,7 +205,7 @@ class AlertDraft(NamedTuple):
                     "model_number": line.model_number,
                     "seller_id": line.seller_id,
                     "purchased_at": line.placed_at,
-                    "units": line.units,
+                    "units": units,
                     "unit_price": str(line.unit_price),
                     "currency": line.currency,
                     "lot": line.lot,
@@ -212,7 +213,7 @@ class AlertDraft(NamedTuple):
                     "tier": reach.tier,
                     "unknown_attributes": list(reach.unknown),
                 }
-                for line, reach in self.affected
+                for line, reach, units in self.affected
             ],
             "recall": recall.content if recall_content is None else recall_content,
             "business_account_admin_id": self.business_account_admin_id,
@@ -224,29 +225,35 @@ class AlertDraft(NamedTuple):
 
 
 def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line], alert_version: int = 1) -> AlertDraft | None:
-    """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected."""
-    affected: list[tuple[Line, Reach]] = []
+    """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected.
+
+    Runs once per affected customer of a recall (a million for a big one), hence the plain loops."""
+    rules = recall.rules
+    affected: list[tuple[Line, Reach, int]] = []
     for line in lines:
-        if line.units <= 0:
+        units = 0 if line.cancelled else line.quantity - line.returned_quantity
+        if units <= 0:
             continue
-        reach = line_reach(recall.rules, line)
+        reach = line_reach(rules, line)
         if reach is not None:
-            affected.append((line, reach))
+            affected.append((line, reach, units))
     if not affected:
         return None
-    affected.sort(key=lambda lt: (lt[0].placed_at, lt[0].line_id))
-    tier: ev.AlertTier = "confirmed" if any(r.tier == "confirmed" for _, r in affected) else "possibly_affected"
-    admin = next((line.business_account_admin_id for line, _ in affected if line.business_account_admin_id), None)
-    return AlertDraft(
-        alert_id=alert_id_for(recall.recall_id, customer_id),
-        customer_id=customer_id,
-        recall=recall,
-        tier=tier,
-        affected=tuple(affected),
-        business_account_admin_id=admin,
-        fingerprint=_fingerprint(tier, [(line.line_id, line.units, line.lot, line.serial, reach.tier) for line, reach in affected]),
-        alert_version=alert_version,
-    )
+    if len(affected) > 1:
+        affected.sort(key=_purchase_order)
+    confirmed, admin, total, basis = False, None, 0, []
+    for line, reach, units in affected:
+        confirmed = confirmed or reach.tier == "confirmed"
+        admin = admin or line.business_account_admin_id
+        total += units
+        basis.append((line.line_id, units, line.lot, line.serial, reach.tier))
+    tier: ev.AlertTier = "confirmed" if confirmed else "possibly_affected"
+    return AlertDraft(alert_id_for(recall.recall_id, customer_id), customer_id, recall, tier, tuple(affected), admin,
+                      _fingerprint(tier, basis), total, alert_version)
+
+
+def _purchase_order(affected: tuple[Line, Reach, int]) -> tuple[datetime, str]:
+    return affected[0].placed_at, affected[0].line_id
 
 
 def alert_event_body(draft: AlertDraft, alert_version: int, recall_content: orjson.Fragment) -> bytes:

@@ -132,10 +132,14 @@ async def _fetch_chunks(conn: asyncpg.Connection, sql: str, params: list) -> Asy
         yield rows
 
 
-async def _read_on_own_connection(session: AsyncSession, sql: str, params: list) -> AsyncIterator[list]:
+async def _read_on_own_connection(
+    session: AsyncSession, sql: str, params: list, work_mem: str | None
+) -> AsyncIterator[list]:
     engine = session.bind
     async with engine.connect() as reader:  # type: ignore[union-attr]
         await reader.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        if work_mem:
+            await reader.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
         raw = await reader.get_raw_connection()
         async for rows in _fetch_chunks(raw.driver_connection, sql, params):  # type: ignore[arg-type]
             yield rows
@@ -224,8 +228,11 @@ class _Pass:
 class Matcher:
     """Reconciles alerts with the purchase index and announces the difference on alerts.v1."""
 
-    def __init__(self, outbox: Outbox, producer: Callable[[], AIOKafkaProducer | None]) -> None:
+    def __init__(
+        self, outbox: Outbox, producer: Callable[[], AIOKafkaProducer | None], *, reader_work_mem: str | None = None
+    ) -> None:
         self.outbox = outbox
+        self.reader_work_mem = reader_work_mem  # PostgreSQL work_mem for a whole recall's read (its sort)
         self._producer = producer
         self._snapshots: dict[str, ev.RecallSnapshot] = {}
         self.alerts_topic = outbox.topic_prefix + ev.AlertRaised.topic
@@ -270,7 +277,7 @@ class Matcher:
                 else:
                     # A whole recall: lines are read on a second connection (its own read-only snapshot) ahead of
                     # the writer, so PostgreSQL reads, PostgreSQL writes and this process's encoding overlap.
-                    async with _ahead(_read_on_own_connection(session, sql, params)) as chunks:
+                    async with _ahead(_read_on_own_connection(session, sql, params, self.reader_work_mem)) as chunks:
                         await self._stream(session, conn, run, chunks, fresh, background=True)
                 await run.flush()
             except BaseException:
@@ -341,7 +348,7 @@ class Matcher:
                 continue
             assert draft is not None
             version = next_version(prev, draft)
-            units = sum(line.units for line, _ in draft.affected)
+            units = draft.units
             if prev is None:
                 await run.stream_raised(draft)
                 new_rows.append((draft.alert_id, customer_id, recall.recall_id, recall.version, version, "open", draft.tier,

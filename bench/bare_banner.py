@@ -1,5 +1,6 @@
 """The limit for bench/customer_api_load.py: the banner and alert-list queries on raw asyncpg, with the
 same JWT check, in the smallest ASGI app (plain Starlette, no ORM, no dependencies, no middleware).
+The SQL is customer-api's own (customer_api.queries), so both sides do the same database work.
 
     BARE_DSN=postgresql://... BARE_JWT_SECRET=... uvicorn bench.bare_banner:app --port 18906
 """
@@ -17,11 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-BANNER_COUNT = ("SELECT count(*) FROM alerts WHERE customer_id = $1 AND status = 'open' AND resolution IS NULL")
-BANNER_TOP = ("SELECT alert_id, alert_version, state FROM alerts WHERE customer_id = $1 AND status = 'open' "
-              "AND resolution IS NULL ORDER BY severity_rank, created_at DESC LIMIT 1")
-ALERTS = ("SELECT alert_id, status, state, created_at FROM alerts WHERE customer_id = $1 "
-          "ORDER BY created_at DESC, alert_id DESC LIMIT 21")
+from customer_api.queries import ALERTS as ALERT_PAGES
+from customer_api.queries import BANNER
+
+ALERTS = ALERT_PAGES["all", False]  # the first page, 20 alerts (+1 to know whether there is a next)
 
 
 def _customer(request: Request) -> str | None:
@@ -37,9 +37,8 @@ async def banner(request: Request) -> Response:
     if customer is None:
         return Response(status_code=401)
     async with request.app.state.pool.acquire() as conn:
-        count = await conn.fetchval(BANNER_COUNT, customer)
-        top = await conn.fetchrow(BANNER_TOP, customer)
-    body = {"open_alerts": count, "most_severe": None if top is None else {"alert_id": top["alert_id"], "state": top["state"]}}
+        top = await conn.fetchrow(BANNER, customer)
+    body = {"open_alerts": 0 if top is None else top["open_count"], "most_severe": None if top is None else dict(top)}
     return Response(orjson.dumps(body), media_type="application/json")
 
 
@@ -48,14 +47,19 @@ async def alerts(request: Request) -> Response:
     if customer is None:
         return Response(status_code=401)
     async with request.app.state.pool.acquire() as conn:
-        rows = await conn.fetch(ALERTS, customer)
-    body = {"items": [{"alert_id": r["alert_id"], "status": r["status"], "state": r["state"]} for r in rows[:20]]}
+        rows = await conn.fetch(ALERTS, customer, 21)
+    body = {"items": [dict(r) for r in rows[:20]]}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    pass
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-    app.state.pool = await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=5, max_size=10)
+    # As customer-api's read pool (customer_api.reads): no reset query on release (fixed read-only statements).
+    app.state.pool = await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=5, max_size=10, reset=_no_reset)
     yield
     await app.state.pool.close()
 

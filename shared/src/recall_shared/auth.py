@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -37,15 +38,37 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class CustomerTokenVerifier:
-    """Verifies customer JWTs: HS256 with ``secret``, or RS256 with ``public_key`` (PEM)."""
+    """Verifies customer JWTs: HS256 with ``secret``, or RS256 with ``public_key`` (PEM).
+
+    Tokens that verified are remembered, keyed by the exact token string, with their subject and expiry: a
+    page view's requests (and an RS256 signature check) then cost one dictionary lookup. A remembered token
+    is still refused once it expires (its ``exp`` is checked on every use, with the same leeway); only
+    successes are remembered, so a forged, malformed or expired token is verified, and refused, every time.
+    At most ``cache_size`` tokens are kept (the oldest are dropped first); 0 turns the cache off."""
 
     secret: str | None = None
     public_key: str | None = None
     audience: str | None = None
     issuer: str | None = None
     leeway_s: int = 30
+    cache_size: int = 10_000
+    _verified: dict[str, tuple[str, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def customer_id(self, token: str) -> str:
+        hit = self._verified.get(token)
+        if hit is not None:
+            sub, exp = hit
+            if exp > time.time() - self.leeway_s:  # PyJWT refuses exp <= now - leeway
+                return sub
+            self._verified.pop(token, None)  # expired: verify again, which refuses it with the usual error
+        sub, exp = self._verify(token)
+        if self.cache_size > 0:
+            if len(self._verified) >= self.cache_size:
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[token] = (sub, exp)
+        return sub
+
+    def _verify(self, token: str) -> tuple[str, int]:
         if self.public_key:
             key, algorithms = self.public_key, ["RS256"]
         elif self.secret:
@@ -69,7 +92,7 @@ class CustomerTokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise InvalidToken("token has no subject")
-        return sub
+        return sub, int(claims["exp"])
 
 
 def issue_customer_token(

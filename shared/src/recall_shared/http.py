@@ -29,8 +29,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _runtime(request: Request) -> ServiceRuntime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+    return request.app.state.runtime
+
+
 SessionDep = Annotated[AsyncSession, Depends(_session)]
-RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
 
 
 _ERROR_CODES = {

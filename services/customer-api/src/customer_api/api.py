@@ -5,39 +5,54 @@ Another customer's alert is answered exactly like a missing one (404), so ids re
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from customer_api import logic
+from starlette.datastructures import State
+
+from customer_api import logic, reads
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken
 from recall_shared.http import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1/me", tags=["my alerts"])
-_bearer = HTTPBearer(auto_error=False)
 
 
-async def current_customer(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+def authenticated_customer(request: Request) -> str:
+    """The customer id of the request's bearer JWT (the verifier remembers tokens it verified), or 401."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    token = token.strip()
+    if not token or scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     verifier: CustomerTokenVerifier = request.app.state.token_verifier
     try:
-        return verifier.customer_id(credentials.credentials)
+        return verifier.customer_id(token)
     except InvalidToken as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
 
 
+class BearerCustomer(HTTPBearer):
+    """:func:`authenticated_customer` as one dependency (rather than FastAPI's HTTPBearer plus a dependency
+    on it), documented in OpenAPI as the same ``HTTPBearer`` security scheme."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer")
+
+    async def __call__(self, request: Request) -> str:  # type: ignore[override]
+        return authenticated_customer(request)
+
+
+current_customer = BearerCustomer()
+# For a route that calls authenticated_customer itself, first thing (the banner: every dependency level costs
+# per request): documents the same security requirement as CustomerDep.
+BEARER_SECURITY = {"security": [{current_customer.scheme_name: []}]}
 CustomerDep = Annotated[str, Depends(current_customer)]
 
 
@@ -140,41 +155,36 @@ def _http_error(exc: logic.AlertError) -> HTTPException:
 
 @router.get("/alerts", response_model=AlertPage, summary="My recalls and product safety alerts")
 async def list_alerts(
+    request: Request,
     customer_id: CustomerDep,
-    session: SessionDep,
     state: Annotated[Literal["open", "resolved", "all"], Query(description="open: needs my attention")] = "all",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-) -> AlertPage:
+) -> Response:
     try:
-        rows, next_cursor = await logic.list_alerts(session, customer_id, state=state, limit=limit, cursor=cursor)
+        rows, next_cursor = await logic.list_alert_rows(
+            request.app.state.read_pool, customer_id, state=state, limit=limit, cursor=cursor
+        )
     except logic.AlertError as exc:
         raise _http_error(exc) from None
-    return AlertPage(items=[_summary(a) for a in rows], next_cursor=next_cursor)
+    return Response(content=reads.alert_page_json(rows, next_cursor), media_type="application/json")
 
 
-@router.get("/banner", response_model=Banner, summary="What the orders page shows above the orders")
-async def banner(
-    customer_id: CustomerDep, runtime: RuntimeDep, if_none_match: Annotated[str | None, Header()] = None,
-) -> Response:
-    async with runtime.engine.connect() as conn:
-        top = await logic.banner_summary(conn, customer_id)
-    count = int(top.open_count) if top else 0
-    tag_basis = f"{count}:{top.alert_id}:{top.alert_version}:{top.updated_at.isoformat()}" if top else "0"
-    etag = '"' + hashlib.sha256(tag_basis.encode()).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": f"private, max-age={runtime.settings.banner_max_age_s}", "Vary": "Authorization"}
+async def banner_response(app_state: State, customer_id: str, if_none_match: str | None) -> Response:
+    """The banner of an authenticated customer: 200 with the body, or 304 when ``If-None-Match`` names its tag.
+    Answered by the route below, and for a valid token by :class:`customer_api.hot_path.BannerHotPath`."""
+    body, etag = reads.banner_json(await logic.banner_row(app_state.read_pool, customer_id))
+    headers = {"ETag": etag, "Cache-Control": app_state.banner_cache_control, "Vary": "Authorization"}
     if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)
-    most_severe = None
-    if top is not None:
-        most_severe = AlertSummary.model_construct(
-            alert_id=top.alert_id, recall_id=top.recall_id, status=top.status, resolution=top.resolution, tier=top.tier,
-            kind=top.kind or "recall", title=top.title, severity=top.severity, hazard=top.hazard, stop_using=top.stop_using,
-            images=top.images if isinstance(top.images, list) else orjson.loads(top.images or "[]"), units=int(top.units),
-            acknowledged=top.acknowledged, created_at=top.created_at, updated_at=top.updated_at,
-        )
-    body = Banner.model_construct(open_alerts=count, most_severe=most_severe).model_dump_json()
     return Response(content=body, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/banner", response_model=Banner, summary="What the orders page shows above the orders", openapi_extra=BEARER_SECURITY
+)
+async def banner(request: Request, if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    return await banner_response(request.app.state, authenticated_customer(request), if_none_match)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="One of my alerts, in full")

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from customer_api.api import router
 from customer_api.handlers import HANDLERS
+from customer_api.hot_path import BannerHotPath
 from customer_api.pages import install_pages
+from customer_api.reads import ReadPool
 from customer_api.settings import Settings
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
@@ -30,7 +32,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        cache_size=settings.jwt_cache_size,
     )
+    # The hot read routes' own asyncpg pool (customer_api.reads), closed when the runtime stops.
+    read_pool = ReadPool(settings.database_url)
+    runtime.add_background("read-pool", read_pool.run, stop=read_pool.stop)
+    app.state.read_pool = read_pool
+    app.state.banner_cache_control = f"private, max-age={settings.banner_max_age_s}"
+    app.add_middleware(BannerHotPath)  # added before install_common's middleware, so it runs inside it
     install_common(app, runtime)
     app.include_router(router)
     install_pages(app)  # the customer's HTML pages: /orders, /recalls, /signin ...

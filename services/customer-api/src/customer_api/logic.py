@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import and_, func, or_, select, tuple_, text
+from asyncpg import Record
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from customer_api import queries
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
+from customer_api.reads import ReadPool
 from recall_shared import events as ev
 from recall_shared.service import ServiceRuntime
 
@@ -69,6 +71,19 @@ async def own_alert(session: AsyncSession, customer_id: str, alert_id: str, *, l
     return alert
 
 
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, alert_id) a ``next_cursor`` stands for."""
+    try:
+        ts, aid = cursor.split("_", 1)
+        return datetime.fromtimestamp(int(ts) / 1_000_000, UTC), aid
+    except (ValueError, OverflowError, OSError):  # OverflowError/OSError: a number, but no date
+        raise BadCursor("cursor: not a cursor this API returned") from None
+
+
+def next_cursor_of(created_at: datetime, alert_id: str) -> str:
+    return f"{int(created_at.timestamp() * 1_000_000)}_{alert_id}"
+
+
 async def list_alerts(
     session: AsyncSession, customer_id: str, *, state: AlertFilter = "all", limit: int = 20, cursor: str | None = None
 ) -> tuple[list[CustomerAlert], str | None]:
@@ -84,19 +99,30 @@ async def list_alerts(
     elif state == "resolved":
         stmt = stmt.where(or_(CustomerAlert.status != "open", CustomerAlert.resolution.is_not(None)))
     if cursor:
-        try:
-            ts, aid = cursor.split("_", 1)
-            after = (datetime.fromtimestamp(int(ts) / 1_000_000, UTC), aid)
-        except ValueError:
-            raise BadCursor("cursor: not a cursor this API returned") from None
-        stmt = stmt.where(tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*after))
+        stmt = stmt.where(tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*parse_cursor(cursor)))
     rows = list((await session.execute(stmt)).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
     if more and rows:
-        last = rows[-1]
-        next_cursor = f"{int(last.created_at.timestamp() * 1_000_000)}_{last.alert_id}"
+        next_cursor = next_cursor_of(rows[-1].created_at, rows[-1].alert_id)
+    return rows, next_cursor
+
+
+async def list_alert_rows(
+    pool: ReadPool, customer_id: str, *, state: AlertFilter = "all", limit: int = 20, cursor: str | None = None
+) -> tuple[list[Record], str | None]:
+    """:func:`list_alerts` as summary rows (queries.SUMMARY_COLUMNS) read with raw asyncpg: the same filters,
+    order, page and cursor, without loading ORM entities (GET /v1/me/alerts)."""
+    if cursor:
+        rows = await pool.fetch(queries.ALERTS[state, True], customer_id, limit + 1, *parse_cursor(cursor))
+    else:
+        rows = await pool.fetch(queries.ALERTS[state, False], customer_id, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        next_cursor = next_cursor_of(rows[-1]["created_at"], rows[-1]["alert_id"])
     return rows, next_cursor
 
 
@@ -117,27 +143,11 @@ async def banner(session: AsyncSession, customer_id: str) -> tuple[int, Customer
     return int(row.open_count), row[0]
 
 
-_BANNER_SUMMARY = text(
-    """
-    SELECT alert_id, recall_id, status, resolution, alert_version, created_at, updated_at,
-           acknowledged_at IS NOT NULL AS acknowledged,
-           state->>'tier' AS tier, state->'recall'->>'kind' AS kind, state->'recall'->>'title' AS title,
-           state->'recall'->>'severity' AS severity, state->'recall'->>'hazard' AS hazard,
-           state->'recall'->>'stop_using' AS stop_using, state->'recall'->'images' AS images,
-           (SELECT coalesce(sum((l->>'units')::int), 0) FROM jsonb_array_elements(state->'lines') l) AS units,
-           count(*) OVER () AS open_count
-    FROM alerts
-    WHERE customer_id = :customer_id AND status = 'open' AND resolution IS NULL
-    ORDER BY severity_rank, created_at DESC
-    LIMIT 1
-    """
-)
-
-
-async def banner_summary(conn: AsyncConnection, customer_id: str) -> Row | None:
-    """The banner's data in one round trip, read straight from the row (no ORM entity, no validation of
-    the stored alert state): asked on every orders-page view, so it must be cheap."""
-    return (await conn.execute(_BANNER_SUMMARY, {"customer_id": customer_id})).first()
+async def banner_row(pool: ReadPool, customer_id: str) -> Record | None:
+    """The banner's data in one round trip, read straight from the row (queries.BANNER: no ORM entity, no
+    validation of the stored alert state): asked on every orders-page view, so it must be cheap."""
+    rows = await pool.fetch(queries.BANNER, customer_id)
+    return rows[0] if rows else None
 
 
 async def remedy_of(session: AsyncSession, alert_id: str) -> RemedyRequest | None:

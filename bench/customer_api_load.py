@@ -35,7 +35,7 @@ from recall_shared import events as ev  # noqa: E402
 from recall_shared.auth import issue_customer_token  # noqa: E402
 from recall_shared.kafka import create_topics  # noqa: E402
 from recall_shared.migrations import upgrade  # noqa: E402
-from recall_shared.testing import create_database, drop_database, kafka_bootstrap, unique_name  # noqa: E402
+from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, unique_name  # noqa: E402
 from recall_shared.topics import ALERTS, NOTIFICATIONS, REMEDIES, dead_letter_topic  # noqa: E402
 
 SECRET = "bench-jwt-secret-" + "b" * 32
@@ -179,6 +179,7 @@ async def main() -> None:
             p.terminate()
             p.wait(30)
         await drop_database(db)
+        await delete_topics(prefix)
     out = {"rate": args.rate, "seconds": args.seconds, **results}
     for path in ("/v1/me/banner", "/v1/me/alerts"):
         api, bare = results[f"customer_api{path}"], results[f"bare{path}"]

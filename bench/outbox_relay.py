@@ -34,7 +34,7 @@ from recall_shared.envelope import wrap  # noqa: E402
 from recall_shared.kafka import create_producer, create_topics  # noqa: E402
 from recall_shared.outbox import Outbox, OutboxRelay  # noqa: E402
 from recall_shared.settings import ServiceSettings  # noqa: E402
-from recall_shared.testing import create_database, drop_database, kafka_bootstrap, unique_name  # noqa: E402
+from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, unique_name  # noqa: E402
 from recall_shared.topics import ALERTS  # noqa: E402
 
 class BenchSettings(ServiceSettings):
@@ -135,6 +135,7 @@ async def main() -> None:
             relays.append(r)
     finally:
         await drop_database(db)
+        await delete_topics(prefix)
     raw_s, write_s, relay_s = statistics.median(raws), statistics.median(writes), statistics.median(relays)
     n = args.events
     print(json.dumps({

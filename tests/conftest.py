@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recall_shared.testing import create_database, drop_database, kafka_bootstrap
+from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
@@ -50,3 +50,4 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.stop()
         for db in db_names.values():
             asyncio.run(drop_database(db))
+        asyncio.run(delete_topics(f"e2e-{run_id}."))  # or the local broker slows down run after run

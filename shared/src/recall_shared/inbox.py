@@ -24,7 +24,8 @@ async def claim(session: AsyncSession, consumer_group: str, event_id: str) -> bo
 
 
 _PURGE = text(
-    "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE processed_at < :before LIMIT :batch)"
+    # ctid = ANY(ARRAY(...)): a TID scan of just these rows (an IN subquery may plan as a join over the table)
+    "DELETE FROM inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM inbox WHERE processed_at < :before LIMIT :batch))"
 )
 
 

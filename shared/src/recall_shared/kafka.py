@@ -110,7 +110,8 @@ class KeyedBatchSender:
             await self._send(partition, batch)
             batch = self._batches[partition] = self.producer.create_batch()
             # An empty batch takes any record, even one over max_batch_size (the broker's limit still applies).
-            batch.append(key=key, value=value, timestamp=None, headers=headers)  # type: ignore[attr-defined]
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
+                raise ValueError(f"record for key {key!r} does not fit an empty batch")
         self.sent += 1
 
     async def _send(self, partition: int, batch: object) -> None:
@@ -119,14 +120,24 @@ class KeyedBatchSender:
             await self._inflight.popleft()
 
     async def flush(self) -> int:
-        """Send what is buffered and wait for every acknowledgement; returns how many records were sent."""
+        """Send what is buffered and wait for every acknowledgement; returns how many records were sent.
+        Raises the first failure, after every batch in flight has settled."""
         for partition, batch in list(self._batches.items()):
             if batch.record_count():  # type: ignore[attr-defined]
                 await self._send(partition, batch)
         self._batches.clear()
-        while self._inflight:
-            await self._inflight.popleft()
+        inflight, self._inflight = list(self._inflight), deque()
+        for outcome in await asyncio.gather(*inflight, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         return self.sent
+
+    async def abandon(self) -> None:
+        """Give up: drop what is not sent yet; batches already handed to the producer finish on their own
+        (their outcome is collected, not raised)."""
+        self._batches.clear()
+        inflight, self._inflight = list(self._inflight), deque()
+        await asyncio.gather(*inflight, return_exceptions=True)
 
 
 def create_consumer(

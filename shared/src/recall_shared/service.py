@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -103,9 +102,6 @@ class ServiceRuntime:
             self._tasks["inbox-retention"] = asyncio.create_task(self._purge_inbox_periodically(), name="inbox-retention")
         for name, task in self._background:
             self._tasks[name] = asyncio.create_task(task(self), name=name)
-        # Everything built so far (modules, models, schemas, clients) lives as long as the process: keep it out
-        # of the collector's scans, which otherwise walk it on every full collection of a busy handler.
-        gc.freeze()
         log.info("service started", extra={"tasks": sorted(self._tasks)})
 
     async def purge_inbox(self) -> int:

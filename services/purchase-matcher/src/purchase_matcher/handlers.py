@@ -100,6 +100,12 @@ _REOPEN_OR_UPDATE = (
 )
 
 
+_INSERT_NEW = (
+    f"INSERT INTO alerts ({', '.join(_NEW_ALERT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i + 1}' for i in range(len(_NEW_ALERT_COLUMNS)))})"
+)
+
+
 def matching_lines_sql(recall: ev.RecallSnapshot, only_customers: bool) -> tuple[str, list] | None:
     """The recall's candidate lines (by product id, GTIN or model number) in customer order, as one
     statement with array parameters; None when the recall names no identifier at all."""
@@ -141,26 +147,39 @@ async def _read_on_own_connection(
         if work_mem:
             await reader.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
         raw = await reader.get_raw_connection()
-        async for rows in _fetch_chunks(raw.driver_connection, sql, params):  # type: ignore[arg-type]
-            yield rows
+        async with contextlib.aclosing(_fetch_chunks(raw.driver_connection, sql, params)) as chunks:  # type: ignore[arg-type]
+            async for rows in chunks:
+                yield rows
+
+
+_END = object()
 
 
 @contextlib.asynccontextmanager
 async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[AsyncIterator[list]]:
-    """Read ``chunks`` in a task up to ``depth`` chunks ahead of the consumer (bounded memory)."""
-    queue: asyncio.Queue[list | None] = asyncio.Queue(maxsize=depth)
+    """Read ``chunks`` in a task up to ``depth`` chunks ahead of the consumer (bounded memory).
+
+    A reader failure reaches the consumer as that exception; leaving early closes the reader (and gives its
+    connection back) before returning."""
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
 
     async def pump() -> None:
-        async for rows in chunks:
-            await queue.put(rows)
-        await queue.put(None)
+        try:
+            async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+                async for rows in chunks:
+                    await queue.put(rows)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            await queue.put(exc)
+        else:
+            await queue.put(_END)
 
     task = asyncio.ensure_future(pump())
 
     async def drain() -> AsyncIterator[list]:
-        while (rows := await queue.get()) is not None:
-            yield rows
-        await task  # surfaces a reader failure
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item  # type: ignore[misc]
 
     try:
         yield drain()
@@ -181,22 +200,23 @@ class _Pass:
         self.started_cpu = time.process_time()
         self.now = datetime.now(UTC)
         self.causation_id = env.id
-        self.raised_headers = FanOutHeaders(type=ev.AlertRaised.event_type, source=matcher.outbox.source, time=self.now,
-                                            correlation_id=current_correlation_id(), causation_id=env.id)
-        self.recall_content = orjson.Fragment(recall.content.model_dump_json())  # serialised once per pass
+        self.raised_headers: FanOutHeaders | None = None  # built on the first new alert (most re-checks raise none)
+        self.recall_content: orjson.Fragment | None = None  # serialised once per pass, likewise
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
         self.matcher = matcher
         self.sender: KeyedBatchSender | None = None
         self.writing: asyncio.Task | None = None  # the previous batch's COPY, running while the next is built
 
     async def write_new(self, conn: asyncpg.Connection, rows: list[tuple], background: bool) -> None:
-        """COPY new alert rows; in the background when nothing else needs the connection meanwhile."""
+        """Insert new alert rows: in bulk with COPY, in the background while the next batch is built. No other
+        transaction inserts alerts of this recall meanwhile: reconcile holds the recall's row lock."""
         await self.settle_writes()
-        copy = conn.copy_records_to_table("alerts", records=rows, columns=_NEW_ALERT_COLUMNS)
         if background:
-            self.writing = asyncio.ensure_future(copy)
+            self.writing = asyncio.ensure_future(
+                conn.copy_records_to_table("alerts", records=rows, columns=_NEW_ALERT_COLUMNS)
+            )
         else:
-            await copy
+            await conn.executemany(_INSERT_NEW, rows)
 
     async def settle_writes(self) -> None:
         """Before anything else uses the transaction's connection: the pending COPY must be done."""
@@ -205,16 +225,24 @@ class _Pass:
             await writing
 
     async def abandon(self) -> None:
+        """The pass failed: stop the pending COPY (the transaction rolls back) and drop unsent batches."""
         if self.writing is not None:
-            self.writing.cancel()
-            with contextlib.suppress(BaseException):
-                await self.writing
-            self.writing = None
+            writing, self.writing = self.writing, None
+            writing.cancel()
+            await asyncio.wait([writing])  # without re-raising its error or cancellation: ours is in flight
+            if not writing.cancelled():
+                writing.exception()  # retrieved, so asyncio does not log it as lost
+        if self.sender is not None:
+            await self.sender.abandon()
 
     async def stream_raised(self, draft: AlertDraft) -> None:
         """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is safe)."""
-        if self.sender is None:
+        if self.sender is None or self.raised_headers is None or self.recall_content is None:
             self.sender = await KeyedBatchSender(self.matcher.producer(), self.matcher.alerts_topic).start()
+            self.raised_headers = FanOutHeaders(type=ev.AlertRaised.event_type, source=self.matcher.outbox.source,
+                                                time=self.now, correlation_id=current_correlation_id(),
+                                                causation_id=self.causation_id)
+            self.recall_content = orjson.Fragment(self.recall.content.model_dump_json())
         event_id = f"{draft.alert_id}:1:{self.recall.version}:{ev.AlertRaised.event_type}"
         body = alert_event_body(draft, 1, self.recall_content)
         await self.sender.add(draft.customer_id.encode(), body, self.raised_headers(event_id, draft.alert_id))
@@ -262,11 +290,16 @@ class Matcher:
         re-raises and withdrawals of existing alerts go through the outbox as every other event does.
         """
         only = sorted(set(customer_ids)) if customer_ids is not None else None
+        # A whole-recall pass holds the recall's row exclusively, a re-check of some customers shares it: a
+        # re-check waits for a running pass (and then sees its alerts), and two passes never interleave.
+        await session.execute(
+            select(ActiveRecall.recall_id).where(ActiveRecall.recall_id == recall.recall_id).with_for_update(read=only is not None)
+        )
         run = _Pass(self, recall, env)
         query = matching_lines_sql(recall, only is not None)
         if query is not None:
-            # Through the session first: that also opens its transaction on the driver connection.
-            fresh = not await session.scalar(select(exists().where(Alert.recall_id == recall.recall_id)))
+            # A recall without any alert yet (a publication) needs no per-batch lookup of existing ones.
+            fresh = only is None and not await session.scalar(select(exists().where(Alert.recall_id == recall.recall_id)))
             conn = await _driver_connection(session)
             sql, params = query
             if only is not None:

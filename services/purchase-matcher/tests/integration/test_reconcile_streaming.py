@@ -4,6 +4,7 @@ New alerts go straight to alerts.v1 (batch API); the rest of the difference thro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from sqlalchemy import func, select, text
 import purchase_matcher
 import purchase_matcher.handlers as handlers
 from purchase_matcher.handlers import Matcher
-from purchase_matcher.models import Alert, PurchaseLine
+from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine
 from purchase_matcher.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import create_engine, create_session_factory
@@ -154,3 +155,48 @@ async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(monkey
         assert len(records) > 95  # the first attempt's sends are on the topic too
         assert len(by_id) == 95  # ... under the same ids
         assert all(len(bodies) == 1 for bodies in by_id.values())  # with the same content
+
+
+async def test_a_re_check_of_a_customer_waits_for_a_running_pass_and_then_finds_its_alert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An order event re-checks its customer against the recall while a whole-recall pass is running: it
+    waits for the pass (the recall's row lock) instead of raising the same alert a second time."""
+    monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
+    lines = [_line(i, f"c{i:03d}") for i in range(30)]
+    async with _matcher_with(lines) as (matcher, sessions, topic):
+        recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
+        # the pass needs the recall's row, as on_recall_changed stores it
+        async with sessions() as s, s.begin():
+            s.add(ActiveRecall(recall_id=recall.recall_id, version=1, status="active",
+                               snapshot=recall.model_dump(mode="json"), published_at=recall.published_at))
+        paused, resume = asyncio.Event(), asyncio.Event()
+        real_write = handlers._Pass.write_new
+
+        async def pausing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
+            if not paused.is_set():
+                paused.set()
+                await resume.wait()
+            await real_write(self, conn, rows, background)
+
+        monkeypatch.setattr(handlers._Pass, "write_new", pausing_write)
+
+        async def whole_pass() -> dict[str, int]:
+            async with sessions() as s, s.begin():
+                return await matcher.reconcile(s, recall, wrap(ev.RecallPublished(recall=recall), source="/t"))
+
+        async def re_check() -> dict[str, int]:
+            async with sessions() as s, s.begin():
+                return await matcher.reconcile(s, recall, wrap(ev.RecallPublished(recall=recall), source="/t"),
+                                               customer_ids=["c005"])
+
+        passing = asyncio.create_task(whole_pass())
+        await asyncio.wait_for(paused.wait(), 10)
+        checking = asyncio.create_task(re_check())
+        await asyncio.sleep(0.5)
+        assert not checking.done()  # waiting for the pass
+        resume.set()
+        assert (await passing)["raise"] == 30
+        assert await checking == {"raise": 0, "update": 0, "withdraw": 0, "none": 1}
+        records = await read_to_end(topic)
+        assert len(records) == 30  # the re-check raised nothing a second time

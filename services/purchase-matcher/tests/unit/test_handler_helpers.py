@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from purchase_matcher.handlers import gtin14, sale_event_id
 
 
@@ -20,3 +22,51 @@ def test_order_gtins_are_stored_as_gtin14_and_unreadable_ones_dropped() -> None:
     assert gtin14(None) is None and gtin14("") is None
     assert gtin14("not a gtin") is None
     assert gtin14("011110911284") is None  # wrong check digit: refused, never guessed
+
+
+# --------------------------------------------------------------------------- reading ahead
+
+
+async def test_reading_ahead_hands_a_reader_failure_to_the_consumer_instead_of_hanging() -> None:
+    import asyncio
+
+    from purchase_matcher.handlers import _ahead
+
+    closed = []
+
+    async def failing():  # type: ignore[no-untyped-def]
+        try:
+            yield [1]
+            yield [2]
+            raise ConnectionResetError("reader lost its connection")
+        finally:
+            closed.append(True)
+
+    got = []
+    with pytest.raises(ConnectionResetError):
+        async with _ahead(failing(), depth=1) as chunks:
+            async with asyncio.timeout(5):  # a hang fails here, not in CI's timeout
+                async for rows in chunks:
+                    got.extend(rows)
+    assert got == [1, 2] and closed == [True]
+
+
+async def test_leaving_early_closes_the_reader() -> None:
+    from purchase_matcher.handlers import _ahead
+
+    closed = []
+
+    async def endless():  # type: ignore[no-untyped-def]
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield [n]
+        finally:
+            closed.append(True)
+
+    async with _ahead(endless(), depth=2) as chunks:
+        async for rows in chunks:
+            if rows == [3]:
+                break
+    assert closed == [True]

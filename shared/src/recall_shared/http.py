@@ -31,7 +31,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 async def _runtime(request: Request) -> ServiceRuntime:
     # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
-    return request.app.state.runtime
+    return runtime_of(request)
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]

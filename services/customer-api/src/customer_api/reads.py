@@ -57,6 +57,8 @@ class ReadPool:
 
     async def _create(self) -> asyncpg.Pool:
         async with self._lock:
+            if self._stopping.is_set():
+                raise RuntimeError("the read pool is stopped")  # a late request must not open a pool nobody closes
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     self.dsn, min_size=self.min_size, max_size=self.max_size, reset=_no_session_reset,

@@ -83,11 +83,8 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
 RECONCILE_BATCH = 1000  # customers settled per round trip
 RECONCILE_STREAM_ROWS = 5000  # rows fetched per cursor step
 
-_LINE_COLUMNS = (
-    "line_id, order_id, customer_id, product_id, title, gtin, model_number, seller_id, quantity, returned_quantity, "
-    "cancelled, unit_price, currency, lot, serial, placed_at, business_account_admin_id, manufactured_on, best_before, "
-    "expires_on"
-)  # Line's fields, in order
+_LINE_COLUMNS = ", ".join(Line._fields)  # purchase_lines has a column of each name
+_CUSTOMER = Line._fields.index("customer_id")
 _EXISTING = (
     "SELECT customer_id, alert_id, alert_version, status, fingerprint, recall_version FROM alerts "
     "WHERE recall_id = $1 AND customer_id = ANY($2::text[]) FOR UPDATE"
@@ -341,7 +338,7 @@ class Matcher:
         batch: dict[str, list[Line]] = {}
         async for rows in chunks:
             for row in rows:
-                customer_id = row[2]
+                customer_id = row[_CUSTOMER]
                 lines = batch.get(customer_id)
                 if lines is None:
                     if len(batch) >= RECONCILE_BATCH:
@@ -434,6 +431,8 @@ class Matcher:
             stmt.on_conflict_do_update(index_elements=[ActiveRecall.recall_id], set_={k: stmt.excluded[k] for k in values})
         )
         await session.execute(delete(RecallIdentifier).where(RecallIdentifier.recall_id == snap.recall_id))
+        if status != "active":
+            self._snapshots.pop(snap.recall_id, None)
         if status == "active":
             rows = [{"kind": kind, "value": v, "recall_id": snap.recall_id}
                     for kind, values in recall_identifiers(snap).items() for v in values]
@@ -502,7 +501,7 @@ class Matcher:
     async def on_order_placed(self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope) -> None:
         rows = order_line_rows(event)
         await session.execute(insert(PurchaseLine).values(rows).on_conflict_do_nothing(index_elements=["line_id"]))
-        lines = [to_line(PurchaseLine(**r)) for r in rows]
+        lines = [Line(**{f: r[f] for f in Line._fields}) for r in rows]
         for recall in await self._recheck_customer(session, event.customer_id, lines, env):
             if event.placed_at <= recall.published_at:
                 continue

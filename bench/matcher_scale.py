@@ -97,6 +97,17 @@ async def bare_read(dsn: str, work_mem: str) -> tuple[float, int]:
         await conn.close()
 
 
+async def append_or_send(producer, topic: str, batches: dict, futures: list, p: int, key: bytes, body: bytes,  # type: ignore[no-untyped-def]
+                         headers: list) -> None:
+    """The bare pipelines' batching, by hand: append to the partition's batch, send it when full."""
+    batch = batches.get(p) or producer.create_batch()
+    if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
+        futures.append(await producer.send_batch(batch, topic, partition=p))
+        batch = producer.create_batch()
+        batch.append(key=key, value=body, timestamp=None, headers=headers)
+    batches[p] = batch
+
+
 async def bare_pipeline(
     dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot, work_mem: str, collect: list | None = None
 ) -> tuple[float, int]:
@@ -133,12 +144,7 @@ async def bare_pipeline(
                 collect.append((p, key, body, headers))
                 sent += 1
                 return
-            batch = batches.get(p) or producer.create_batch()
-            if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=p))
-                batch = producer.create_batch()
-                batch.append(key=key, value=body, timestamp=None, headers=headers)
-            batches[p] = batch
+            await append_or_send(producer, topic, batches, futures, p, key, body, headers)
             sent += 1
 
         async with conn.transaction():
@@ -175,12 +181,7 @@ async def produce_only(settings: BenchSettings, topic: str, records: list) -> fl
         batches: dict[int, object] = {}
         futures = []
         for p, key, body, headers in records:
-            batch = batches.get(p) or producer.create_batch()
-            if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=p))
-                batch = producer.create_batch()
-                batch.append(key=key, value=body, timestamp=None, headers=headers)
-            batches[p] = batch
+            await append_or_send(producer, topic, batches, futures, p, key, body, headers)
         for p, batch in batches.items():
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, topic, partition=p))

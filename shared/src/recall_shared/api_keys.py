@@ -108,6 +108,11 @@ class Principal:
     def is_operator(self) -> bool:
         return self.role == "operator"
 
+    @property
+    def owner_key(self) -> str:
+        """Whose a resource it creates is: its seller's id, or "operator" (idempotency keys are scoped to it)."""
+        return self.seller_id if self.role == "seller" and self.seller_id else "operator"
+
     def may_see(self, seller_id: str | None) -> bool:
         """Operators see everything; a seller only what belongs to it (a resource's ``seller_id``)."""
         return self.is_operator or (self.seller_id is not None and seller_id == self.seller_id)

@@ -224,8 +224,11 @@ cmd_start() {
         write_config
         format_storage
         local heap="${KAFKA_HEAP_OPTS:--Xmx1g -Xms256m}"
-        local offset=0
-        [[ -f "$SERVER_LOG" ]] && offset="$(stat -c %s "$SERVER_LOG")"
+        # The broker's log lines carry local times like this one; a "started" line from before now is an old run's.
+        # (Not a byte offset into server.log: log4j rolls the file over, often at start-up, and a smaller new file
+        # would never reach the old offset.)
+        local since
+        since="$(date '+%Y-%m-%d %H:%M:%S')"
         echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) starting Kafka $KAFKA_VERSION ===" >>"$STDOUT_LOG"
         # shellcheck disable=SC2086  # heap flags are intentionally word-split
         nohup setsid java $heap -XX:+UseG1GC -Djava.awt.headless=true \
@@ -235,14 +238,19 @@ cmd_start() {
         pid=$!
         echo "$pid" >"$PID_FILE"
         log "starting Kafka $KAFKA_VERSION (pid $pid), waiting up to ${START_TIMEOUT}s ..."
-        wait_ready "$pid" "$offset"
+        wait_ready "$pid" "$since"
         return 0
     fi
-    wait_ready "$pid" 0
+    wait_ready "$pid" ""
 }
 
-wait_ready() { # pid server-log-byte-offset
-    local pid="$1" offset="$2" start=$SECONDS
+started_since() { # "YYYY-MM-DD HH:MM:SS" (or empty for any): has the broker logged its start since then?
+    cat "$LOG_DIR"/server.log* 2>/dev/null | grep 'Kafka Server started' \
+        | awk -v since="[$1" 'substr($0, 1, length(since)) >= since { found = 1 } END { exit !found }'
+}
+
+wait_ready() { # pid since
+    local pid="$1" since="$2" start=$SECONDS
     while (( SECONDS - start < START_TIMEOUT )); do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "kafka: ERROR: broker process $pid exited during startup. Last log lines:" >&2
@@ -250,8 +258,7 @@ wait_ready() { # pid server-log-byte-offset
             rm -f "$PID_FILE"
             exit 1
         fi
-        if port_open "$HOST" "$PORT" && [[ -f "$SERVER_LOG" ]] \
-            && tail -c "+$((offset + 1))" "$SERVER_LOG" | grep -q 'Kafka Server started'; then
+        if port_open "$HOST" "$PORT" && started_since "$since"; then
             log "ready at $HOST:$PORT after $((SECONDS - start))s (pid $pid, logs in ${LOG_DIR#"$REPO_ROOT"/})"
             return 0
         fi

@@ -73,9 +73,56 @@ class ServiceRuntime:
             self._stoppers.append(stop)
 
     async def start(self) -> None:
+        """Start the runtime. When Kafka cannot be reached, the service still starts (HTTP, and writes into
+        the outbox), reports ``kafka`` not ready, and connects in the background; the relay and the consumers
+        start once it is connected."""
         self._stopping.clear()
-        self.producer = create_producer(self.settings)
-        await self.producer.start()
+        try:
+            self.producer = await self._started_producer()
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the brokers: retried in the background
+            log.warning("Kafka unreachable at start; serving without it and retrying", extra={"error": repr(exc)})
+            self._tasks["kafka-connect"] = asyncio.create_task(self._connect_kafka_later(), name="kafka-connect")
+        else:
+            self._start_kafka_tasks()
+        if self._consumer_specs:
+            self._tasks["inbox-retention"] = asyncio.create_task(self._purge_inbox_periodically(), name="inbox-retention")
+        for name, task in self._background:
+            self._tasks[name] = asyncio.create_task(task(self), name=name)
+        log.info("service started", extra={"tasks": sorted(self._tasks)})
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        producer = create_producer(self.settings)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def _connect_kafka_later(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            if self._stopping.is_set():
+                return
+            try:
+                producer = await self._started_producer()
+            except Exception as exc:  # noqa: BLE001
+                delay = min(delay * 2, 10.0)
+                log.warning("Kafka still unreachable; retrying", extra={"retry_in_s": delay, "error": repr(exc)})
+                continue
+            if self._stopping.is_set():  # stopped while connecting: start nothing
+                await producer.stop()
+                return
+            self.producer = producer
+            self._start_kafka_tasks()
+            log.info("connected to Kafka; relay and consumers started")
+            return
+
+    def _start_kafka_tasks(self) -> None:
+        assert self.producer is not None
         if self.run_relay:
             self.relay = OutboxRelay(
                 database_url=self.settings.database_url,
@@ -98,11 +145,6 @@ class ServiceRuntime:
             )
             self.consumers.append(runner)
             self._tasks[f"consumer-{i}"] = asyncio.create_task(runner.run(), name=f"consumer-{i}")
-        if self._consumer_specs:
-            self._tasks["inbox-retention"] = asyncio.create_task(self._purge_inbox_periodically(), name="inbox-retention")
-        for name, task in self._background:
-            self._tasks[name] = asyncio.create_task(task(self), name=name)
-        log.info("service started", extra={"tasks": sorted(self._tasks)})
 
     async def purge_inbox(self) -> int:
         """Forget applied event ids older than ``inbox_retention_days``; returns how many."""
@@ -161,11 +203,11 @@ class ServiceRuntime:
             checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
         try:
             if self.producer is None:
-                raise RuntimeError("producer not started")
+                raise RuntimeError("not connected yet (retrying in the background)")
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=2)
             checks["kafka"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["kafka"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
-        dead = [name for name, t in self._tasks.items() if t.done()]
+        dead = [name for name, t in self._tasks.items() if t.done() and not (name == "kafka-connect" and self.producer)]
         checks["background_tasks"] = "ok" if not dead else f"stopped: {', '.join(dead)}"
         return checks

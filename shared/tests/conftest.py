@@ -27,7 +27,7 @@ from recall_shared.kafka import create_producer, create_topics
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import OutboxRelay
 from recall_shared.settings import ServiceSettings
-from recall_shared.testing import create_database, drop_database, kafka_bootstrap, unique_name
+from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, unique_name
 from recall_shared.topics import TopicSpec
 
 SERVICE = "recall-intake"  # its dead-letter topic (deadletter.recall-intake.v1) is in the catalog
@@ -175,17 +175,6 @@ class Infra:
         await session.execute(self.applied.insert().values(event_id=env.id, subject=env.subject or ""))
 
 
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def infra() -> AsyncIterator[Infra]:
     db_name = unique_name("shared_test")
@@ -211,7 +200,7 @@ async def infra() -> AsyncIterator[Infra]:
                 await cleanup()
         await engine.dispose()
         with contextlib.suppress(Exception):
-            await _delete_topics(env.bootstrap, prefix)
+            await delete_topics(prefix, env.bootstrap)
         await drop_database(db_name)
 
 

@@ -31,8 +31,7 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import Envelope, read_headers
-from recall_shared.kafka import create_producer
-from recall_shared.testing import delete_topics, read_to_end, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import read_to_end, eventually, migrated_database, running_app, own_topics, started_producer
 from recall_shared.topics import TopicSpec
 
 MIGRATIONS = Path(customer_api.__file__).parent / "migrations"
@@ -213,22 +212,13 @@ async def http_server(app: object) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def started_api(*, serve_http: bool = False) -> AsyncIterator[Api]:
-    prefix = unique_topic_prefix()
-    async with migrated_database(MIGRATIONS, prefix="custapi") as url:
+    async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="custapi") as url:
         settings = make_settings(url, prefix)
         app = create_app(settings)
-        producer = create_producer(settings)
-        try:
-            async with running_app(app) as client, contextlib.AsyncExitStack() as stack:
-                base_url = await stack.enter_async_context(http_server(app)) if serve_http else None
-                await producer.start()
-                try:
-                    yield Api(client=client, settings=settings, producer=producer, base_url=base_url)
-                finally:
-                    await producer.stop()
-        finally:
-            with contextlib.suppress(Exception):
-                await delete_topics(prefix)
+        async with running_app(app) as client, contextlib.AsyncExitStack() as stack:
+            base_url = await stack.enter_async_context(http_server(app)) if serve_http else None
+            producer = await stack.enter_async_context(started_producer(settings))
+            yield Api(client=client, settings=settings, producer=producer, base_url=base_url)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

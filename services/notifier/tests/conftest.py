@@ -34,8 +34,7 @@ from notifier.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, read_headers
-from recall_shared.kafka import create_producer
-from recall_shared.testing import delete_topics, read_to_end, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import read_to_end, eventually, migrated_database, running_app, own_topics, started_producer
 from recall_shared.topics import TopicSpec
 
 MIGRATIONS = Path(notifier.__file__).parent / "migrations"
@@ -219,43 +218,28 @@ async def _app_on(url: str, prefix: str, transport: MailTransport | None, clock:
                   fault: FaultHook | None, overrides: dict) -> AsyncIterator[Notifier]:
     settings = make_settings(url, prefix, **overrides)
     app = create_app(settings, transport=transport, clock=clock, fault=fault)
-    producer = create_producer(settings)
-    async with running_app(app) as client:
-        await producer.start()
-        try:
-            yield Notifier(client=client, settings=settings, producer=producer, app=app)
-        finally:
-            await producer.stop()
+    async with running_app(app) as client, started_producer(settings) as producer:
+        yield Notifier(client=client, settings=settings, producer=producer, app=app)
 
 
 @contextlib.asynccontextmanager
 async def started_notifier(transport: MailTransport | None = None, *, clock: Clock | None = None,
                            fault: FaultHook | None = None, **overrides: object) -> AsyncIterator[Notifier]:
-    prefix = unique_topic_prefix()
-    async with migrated_database(MIGRATIONS, prefix="notifier") as url:
-        try:
-            async with _app_on(url, prefix, transport, clock, fault, overrides) as n:
-                yield n
-        finally:
-            with contextlib.suppress(Exception):
-                await delete_topics(prefix)
+    async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="notifier") as url:
+        async with _app_on(url, prefix, transport, clock, fault, overrides) as n:
+            yield n
 
 
 @contextlib.asynccontextmanager
 async def restartable_notifier(**overrides: object) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Notifier]]]:
     """One database and topic prefix kept across several runs of the service: ``async with start() as n``
     starts a fresh app (a restart) on the same state."""
-    prefix = unique_topic_prefix()
-    async with migrated_database(MIGRATIONS, prefix="notifier") as url:
+    async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="notifier") as url:
         def start(transport: MailTransport | None = None, *, clock: Clock | None = None, fault: FaultHook | None = None,
                   **more: object) -> contextlib.AbstractAsyncContextManager[Notifier]:
             return _app_on(url, prefix, transport, clock, fault, {**overrides, **more})
 
-        try:
-            yield start
-        finally:
-            with contextlib.suppress(Exception):
-                await delete_topics(prefix)
+        yield start
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

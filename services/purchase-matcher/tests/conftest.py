@@ -9,7 +9,6 @@ committed every input record and its outbox is empty, so everything it will emit
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,8 +31,7 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key
 from recall_shared.envelope import parse, read_headers
-from recall_shared.kafka import create_producer
-from recall_shared.testing import fast_test_settings, delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import fast_test_settings, eventually, kafka_bootstrap, migrated_database, running_app, own_topics, started_producer
 from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
 
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
@@ -284,21 +282,11 @@ async def read_all(topic: str) -> list[tuple[bytes | None, Any]]:
 
 @pytest.fixture
 async def matcher() -> AsyncIterator[MatcherService]:
-    prefix = unique_topic_prefix()
-    async with migrated_database(MIGRATIONS, "matcher_test") as url:
+    async with own_topics() as prefix, migrated_database(MIGRATIONS, "matcher_test") as url:
         settings = Settings(**fast_test_settings(database_url=url, topic_prefix=prefix))
         app = create_app(settings)
-        try:
-            async with running_app(app) as client:
-                producer = create_producer(settings)
-                await producer.start()
-                service = MatcherService(app=app, client=client, settings=settings, producer=producer)
-                try:
-                    yield service
-                    # whatever a test did, nothing may have been dead-lettered
-                    assert await service.dead_letters() == [], "purchase-matcher dead-lettered a message"
-                finally:
-                    await producer.stop()
-        finally:
-            with contextlib.suppress(Exception):
-                await _delete_topics(prefix)
+        async with running_app(app) as client, started_producer(settings) as producer:
+            service = MatcherService(app=app, client=client, settings=settings, producer=producer)
+            yield service
+            # whatever a test did, nothing may have been dead-lettered
+            assert await service.dead_letters() == [], "purchase-matcher dead-lettered a message"

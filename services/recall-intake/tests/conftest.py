@@ -8,7 +8,6 @@ What the service emits is read back from Kafka.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -28,8 +27,7 @@ from recall_intake.models import Listing, Seller
 from recall_intake.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
-from recall_shared.kafka import create_producer
-from recall_shared.testing import fast_test_settings, delete_topics as _delete_topics, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import fast_test_settings, eventually, migrated_database, running_app, own_topics, started_producer
 
 MIGRATIONS = Path(recall_intake.__file__).parent / "migrations"
 
@@ -155,18 +153,8 @@ class Intake:
 
 @pytest.fixture
 async def intake() -> AsyncIterator[Intake]:
-    prefix = unique_topic_prefix()
-    async with migrated_database(MIGRATIONS, "intake_test") as url:
+    async with own_topics() as prefix, migrated_database(MIGRATIONS, "intake_test") as url:
         settings = Settings(**fast_test_settings(database_url=url, topic_prefix=prefix))
         app = create_app(settings)
-        try:
-            async with running_app(app) as client:
-                producer = create_producer(settings)
-                await producer.start()
-                try:
-                    yield Intake(app=app, client=client, settings=settings, producer=producer)
-                finally:
-                    await producer.stop()
-        finally:
-            with contextlib.suppress(Exception):
-                await _delete_topics(prefix)
+        async with running_app(app) as client, started_producer(settings) as producer:
+            yield Intake(app=app, client=client, settings=settings, producer=producer)

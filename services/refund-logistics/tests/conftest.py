@@ -11,7 +11,6 @@ customers and request ids.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -31,8 +30,7 @@ import refund_logistics
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, read_headers
-from recall_shared.kafka import create_producer
-from recall_shared.testing import delete_topics, read_to_end, eventually, kafka_bootstrap, migrated_database, running_app, unique_topic_prefix
+from recall_shared.testing import read_to_end, eventually, migrated_database, running_app, own_topics, started_producer
 from recall_shared.topics import REMEDIES
 from recall_shared.auth import generate_api_key, hash_api_key, issue_customer_token
 from refund_logistics.app import create_app
@@ -210,26 +208,16 @@ def make_settings(url: str, prefix: str) -> Settings:
 async def rls() -> AsyncIterator[Rls]:
     """One running refund-logistics per test module. Modules using it run on the module's event loop:
     ``pytest.mark.asyncio(loop_scope="module")``."""
-    prefix = unique_topic_prefix()
     payments = CountingSandbox()
     carrier = SandboxCarrier()
-    async with migrated_database(MIGRATIONS, prefix="rls") as url:
+    async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="rls") as url:
         settings = make_settings(url, prefix)
         app = create_app(settings, payments=payments, carrier=carrier)
-        producer = create_producer(settings)
-        try:
-            async with running_app(app) as client:
-                await producer.start()
-                try:
-                    rls = Rls(client=client, settings=settings, producer=producer, payments=payments, carrier=carrier)
-                    rls.app = app
-                    rls.operator_key, _ = await rls.issue_key("operator")
-                    yield rls
-                finally:
-                    await producer.stop()
-        finally:
-            with contextlib.suppress(Exception):
-                await delete_topics(prefix)
+        async with running_app(app) as client, started_producer(settings) as producer:
+            rls = Rls(client=client, settings=settings, producer=producer, payments=payments, carrier=carrier)
+            rls.app = app
+            rls.operator_key, _ = await rls.issue_key("operator")
+            yield rls
 
 
 @pytest.fixture(scope="session")

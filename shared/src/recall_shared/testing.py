@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -13,13 +14,14 @@ from typing import TypeVar
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from recall_shared.envelope import Envelope, read_headers
-from recall_shared.kafka import create_topics
+from recall_shared.kafka import create_producer, create_topics
 from recall_shared.migrations import upgrade
+from recall_shared.settings import ServiceSettings
 
 T = TypeVar("T")
 
@@ -178,6 +180,29 @@ async def delete_topics(prefix: str, bootstrap: str | None = None) -> None:
             await admin.delete_topics(mine)
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def own_topics() -> AsyncIterator[str]:
+    """A unique topic prefix for one test or module; its topics are deleted afterwards (or the local broker
+    slows down run after run)."""
+    prefix = unique_topic_prefix()
+    try:
+        yield prefix
+    finally:
+        with contextlib.suppress(Exception):
+            await delete_topics(prefix)
+
+
+@asynccontextmanager
+async def started_producer(settings: ServiceSettings) -> AsyncIterator[AIOKafkaProducer]:
+    """The service's own safe producer, for a test to feed it events."""
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
 
 
 def fast_test_settings(**overrides: object) -> dict[str, object]:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-import httpx
 
-from refund_logistics.http_retry import PartyError, post_idempotent
+from refund_logistics.http_retry import IdempotentHttpParty, PartyError
 from refund_logistics.sandbox import SandboxBehaviour, SandboxCore, SandboxRejected, SandboxTransientError
 
 
@@ -42,29 +41,20 @@ def _label(body: dict) -> Label:
                  cost=Decimal(str(body.get("cost", "0"))), currency=str(body.get("currency", "EUR")))
 
 
-class HttpCarrier:
+class HttpCarrier(IdempotentHttpParty):
     """``POST {base}/v1/labels`` with ``Idempotency-Key``; answer 201 (200 on a replay)
     {id, tracking_number, label_url, cost, currency}. Transient failures are retried with the same key."""
 
-    def __init__(self, base_url: str, api_key: str, client: httpx.AsyncClient | None = None, *,
-                 max_attempts: int = 4, backoff_s: float = 0.05, timeout_s: float = 10.0) -> None:
-        self.client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout_s,
-                                                  headers={"Authorization": f"Bearer {api_key}"})
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
+    party = "carrier"
 
     async def issue_label(self, *, idempotency_key: str, reference: str, customer_id: str, units: int,
                           return_to: str, currency: str) -> Label:
         try:
-            body = await post_idempotent(self.client, "/v1/labels", label_body(reference, customer_id, units, return_to, currency),
-                                         idempotency_key=idempotency_key, party="carrier",
-                                         max_attempts=self.max_attempts, backoff_s=self.backoff_s)
+            body = await self.post("/v1/labels", label_body(reference, customer_id, units, return_to, currency),
+                                   idempotency_key=idempotency_key)
         except PartyError as exc:
             raise CarrierError(str(exc), transient=exc.transient) from exc
         return _label(body)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
 
 class SandboxCarrier:

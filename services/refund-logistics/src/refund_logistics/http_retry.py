@@ -42,3 +42,23 @@ async def post_idempotent(
             delay = min(delay * 2, 2.0)
     assert last is not None
     raise last
+
+
+class IdempotentHttpParty:
+    """A third party's HTTP API reached with a bearer key and idempotent, retried POSTs (payments, carrier)."""
+
+    party = "third party"
+
+    def __init__(self, base_url: str, api_key: str, client: httpx.AsyncClient | None = None, *,
+                 max_attempts: int = 4, backoff_s: float = 0.05, timeout_s: float = 10.0) -> None:
+        self.client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout_s,
+                                                  headers={"Authorization": f"Bearer {api_key}"})
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+
+    async def post(self, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        return await post_idempotent(self.client, path, body, idempotency_key=idempotency_key, party=self.party,
+                                     max_attempts=self.max_attempts, backoff_s=self.backoff_s)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-import httpx
 
-from refund_logistics.http_retry import PartyError, post_idempotent
+from refund_logistics.http_retry import IdempotentHttpParty, PartyError
 from refund_logistics.sandbox import ORIGINAL_PAYMENT_METHOD, SandboxBehaviour, SandboxCore, SandboxRejected, SandboxTransientError
 
 
@@ -44,36 +43,25 @@ def refund_body(amount: Decimal, currency: str, reference: str, order_id: str | 
             "order_id": order_id, "order_line_id": line_id, "reference": reference}
 
 
-class HttpPaymentProvider:
+class HttpPaymentProvider(IdempotentHttpParty):
     """``POST {base}/v1/refunds`` with ``Idempotency-Key`` and ``Authorization: Bearer``; body
     {amount, currency, method, order_id, order_line_id, reference}; answer 201 (200 on a replay)
     {id, amount, currency, method, status}. Timeouts, 408/409/425/429 and 5xx are transient and retried
     here with the same key; other 4xx are permanent."""
 
-    def __init__(self, base_url: str, api_key: str, client: httpx.AsyncClient | None = None, *,
-                 max_attempts: int = 4, backoff_s: float = 0.05, timeout_s: float = 10.0) -> None:
-        self.client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout_s,
-                                                  headers={"Authorization": f"Bearer {api_key}"})
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
+    party = "payment provider"
 
     async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
                      order_id: str | None = None, line_id: str | None = None) -> RefundResult:
         try:
-            body = await post_idempotent(
-                self.client, "/v1/refunds", refund_body(amount, currency, reference, order_id, line_id),
-                idempotency_key=idempotency_key, party="payment provider",
-                max_attempts=self.max_attempts, backoff_s=self.backoff_s,
-            )
+            body = await self.post("/v1/refunds", refund_body(amount, currency, reference, order_id, line_id),
+                                   idempotency_key=idempotency_key)
         except PartyError as exc:
             raise PaymentError(str(exc), transient=exc.transient) from exc
         if body.get("method", ORIGINAL_PAYMENT_METHOD) != ORIGINAL_PAYMENT_METHOD:
             raise PaymentError(f"provider refunded to {body.get('method')!r}, not the original method", transient=False)
         return RefundResult(provider_ref=str(body["id"]), amount=Decimal(str(body["amount"])), currency=body["currency"],
                             method=body.get("method", ORIGINAL_PAYMENT_METHOD))
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
 
 class SandboxPaymentProvider:

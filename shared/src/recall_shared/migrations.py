@@ -86,3 +86,22 @@ def drop_messaging_tables() -> None:
     op.drop_index("ix_inbox_processed_at", table_name="inbox")
     op.drop_table("inbox")
     op.drop_table("outbox")
+
+
+def create_seller_keys_table() -> None:
+    """The ``seller_keys`` read model of sellers.v1 (recall_shared.api_keys.SellerKeyColumns), for the
+    migration of a service that authenticates sellers and operators."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "seller_keys",
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("key_hash", sa.String(length=128), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("seller_id", sa.String(length=100), nullable=True),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key_id", name=op.f("pk_seller_keys")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_seller_keys_key_hash")),
+    )

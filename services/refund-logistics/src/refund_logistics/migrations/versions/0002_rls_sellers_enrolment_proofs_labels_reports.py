@@ -6,6 +6,8 @@ Revises: 0001
 Create Date: 2026-11-26 09:00:00.000000
 """
 from alembic import op
+
+from recall_shared.migrations import create_seller_keys_table
 import sqlalchemy as sa
 
 revision = '0002'
@@ -15,16 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('seller_keys',
-    sa.Column('key_id', sa.String(length=64), nullable=False),
-    sa.Column('key_hash', sa.String(length=128), nullable=False),
-    sa.Column('role', sa.String(length=20), nullable=False),
-    sa.Column('seller_id', sa.String(length=100), nullable=True),
-    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('key_id', name=op.f('pk_seller_keys')),
-    sa.UniqueConstraint('key_hash', name=op.f('uq_seller_keys_key_hash'))
-    )
+    create_seller_keys_table()
     op.create_table('enrolments',
     sa.Column('recall_id', sa.String(length=64), nullable=False),
     sa.Column('enrolled', sa.Boolean(), nullable=False),

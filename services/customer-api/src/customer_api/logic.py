@@ -8,10 +8,10 @@ own answer (a JSON error, an HTML page).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from asyncpg import Record
 from sqlalchemy import and_, func, or_, select, tuple_
@@ -24,6 +24,7 @@ from customer_api.reads import ReadPool
 from recall_shared import events as ev
 from recall_shared.service import ServiceRuntime
 
+_Row = TypeVar("_Row")
 AlertFilter = Literal["open", "resolved", "all"]
 RemedyOutcome = Literal["created", "replayed", "concurrent"]
 
@@ -84,6 +85,14 @@ def next_cursor_of(created_at: datetime, alert_id: str) -> str:
     return f"{int(created_at.timestamp() * 1_000_000)}_{alert_id}"
 
 
+def _page(rows: list[_Row], limit: int, position: Callable[[_Row], tuple[datetime, str]]) -> tuple[list[_Row], str | None]:
+    """A page of ``limit`` from the ``limit + 1`` rows read, and the cursor of the next page (None on the last)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, next_cursor_of(*position(rows[-1]))
+
+
 async def list_alerts(
     session: AsyncSession, customer_id: str, *, state: AlertFilter = "all", limit: int = 20, cursor: str | None = None
 ) -> tuple[list[CustomerAlert], str | None]:
@@ -100,13 +109,7 @@ async def list_alerts(
         stmt = stmt.where(or_(CustomerAlert.status != "open", CustomerAlert.resolution.is_not(None)))
     if cursor:
         stmt = stmt.where(tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*parse_cursor(cursor)))
-    rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more and rows:
-        next_cursor = next_cursor_of(rows[-1].created_at, rows[-1].alert_id)
-    return rows, next_cursor
+    return _page(list((await session.execute(stmt)).scalars()), limit, lambda a: (a.created_at, a.alert_id))
 
 
 async def list_alert_rows(
@@ -118,12 +121,7 @@ async def list_alert_rows(
         rows = await pool.fetch(queries.ALERTS[state, True], customer_id, limit + 1, *parse_cursor(cursor))
     else:
         rows = await pool.fetch(queries.ALERTS[state, False], customer_id, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more and rows:
-        next_cursor = next_cursor_of(rows[-1]["created_at"], rows[-1]["alert_id"])
-    return rows, next_cursor
+    return _page(rows, limit, lambda r: (r["created_at"], r["alert_id"]))
 
 
 async def banner(session: AsyncSession, customer_id: str) -> tuple[int, CustomerAlert | None]:

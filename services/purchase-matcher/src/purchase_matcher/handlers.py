@@ -53,17 +53,6 @@ def gtin14(raw: str | None) -> str | None:
     return normalise_gtin(raw).gtin14 if raw else None
 
 
-def to_line(row: PurchaseLine) -> Line:
-    return Line(
-        line_id=row.line_id, order_id=row.order_id, customer_id=row.customer_id, product_id=row.product_id,
-        title=row.title, gtin=row.gtin, model_number=row.model_number, seller_id=row.seller_id,
-        quantity=row.quantity, returned_quantity=row.returned_quantity, cancelled=row.cancelled,
-        unit_price=row.unit_price, currency=row.currency, lot=row.lot, serial=row.serial,
-        placed_at=row.placed_at, business_account_admin_id=row.business_account_admin_id,
-        manufactured_on=row.manufactured_on, best_before=row.best_before, expires_on=row.expires_on,
-    )
-
-
 def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers keyed."""
     return [
@@ -517,8 +506,9 @@ class Matcher:
                     )
 
     async def _changed(self, session: AsyncSession, customer_id: str, line_ids: list[str], env: Envelope) -> None:
-        rows = (await session.execute(select(PurchaseLine).where(PurchaseLine.line_id.in_(line_ids)))).scalars()
-        await self._recheck_customer(session, customer_id, [to_line(r) for r in rows], env)
+        columns = [getattr(PurchaseLine, f) for f in Line._fields]
+        rows = (await session.execute(select(*columns).where(PurchaseLine.line_id.in_(line_ids)))).all()
+        await self._recheck_customer(session, customer_id, [Line(*r) for r in rows], env)
 
     async def on_line_shipped(self, session: AsyncSession, event: ev.OrderLineShipped, env: Envelope) -> None:
         learnt = (("lot", event.lot), ("serial", event.serial), ("manufactured_on", event.manufactured_on),

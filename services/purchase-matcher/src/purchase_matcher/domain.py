@@ -181,15 +181,14 @@ class AlertDraft(NamedTuple):
     business_account_admin_id: str | None
     fingerprint: str
     units: int  # affected units in all
-    alert_version: int = 1
 
-    def document(self, alert_version: int | None = None, recall_content: object = None) -> dict:
+    def document(self, alert_version: int = 1, recall_content: object = None) -> dict:
         """The ``AlertState`` JSON object. ``recall_content`` lets a caller pass the recall's content
         serialised once for a whole pass (an ``orjson.Fragment``); by default the model is embedded."""
         recall = self.recall
         return {
             "alert_id": self.alert_id,
-            "alert_version": self.alert_version if alert_version is None else alert_version,
+            "alert_version": alert_version,
             "customer_id": self.customer_id,
             "recall_id": recall.recall_id,
             "recall_version": recall.version,
@@ -224,7 +223,7 @@ class AlertDraft(NamedTuple):
         return ev.AlertState.model_validate(self.document())
 
 
-def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line], alert_version: int = 1) -> AlertDraft | None:
+def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line]) -> AlertDraft | None:
     """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected.
 
     Runs once per affected customer of a recall (a million for a big one), hence the plain loops."""
@@ -249,7 +248,7 @@ def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Lin
         basis.append((line.line_id, units, line.lot, line.serial, reach.tier))
     tier: ev.AlertTier = "confirmed" if confirmed else "possibly_affected"
     return AlertDraft(alert_id_for(recall.recall_id, customer_id), customer_id, recall, tier, tuple(affected), admin,
-                      _fingerprint(tier, basis), total, alert_version)
+                      _fingerprint(tier, basis), total)
 
 
 def _purchase_order(affected: tuple[Line, Reach, int]) -> tuple[datetime, str]:

@@ -28,7 +28,7 @@ def _customer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     try:
         return jwt.decode(auth[7:], os.environ["BARE_JWT_SECRET"], algorithms=["HS256"])["sub"]
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -38,7 +38,10 @@ async def banner(request: Request) -> Response:
         return Response(status_code=401)
     async with request.app.state.pool.acquire() as conn:
         top = await conn.fetchrow(BANNER, customer)
-    body = {"open_alerts": 0 if top is None else top["open_count"], "most_severe": None if top is None else dict(top)}
+    body = {
+        "open_alerts": 0 if top is None else top["open_count"],
+        "most_severe": None if top is None else dict(top),
+    }
     return Response(orjson.dumps(body), media_type="application/json")
 
 
@@ -59,9 +62,13 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 @asynccontextmanager
 async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
     # As customer-api's read pool (customer_api.reads): no reset query on release (fixed read-only statements).
-    app.state.pool = await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=5, max_size=10, reset=_no_reset)
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["BARE_DSN"], min_size=5, max_size=10, reset=_no_reset
+    )
     yield
     await app.state.pool.close()
 
 
-app = Starlette(routes=[Route("/v1/me/banner", banner), Route("/v1/me/alerts", alerts)], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/v1/me/banner", banner), Route("/v1/me/alerts", alerts)], lifespan=lifespan
+)

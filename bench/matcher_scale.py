@@ -46,13 +46,40 @@ from recall_shared.envelope import wrap  # noqa: E402
 from recall_shared.kafka import create_producer, create_topics  # noqa: E402
 from recall_shared.migrations import upgrade  # noqa: E402
 from recall_shared.settings import ServiceSettings  # noqa: E402
-from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, read_to_end, unique_name  # noqa: E402
+from recall_shared.testing import (
+    create_database,
+    delete_topics,
+    drop_database,
+    kafka_bootstrap,
+    read_to_end,
+    unique_name,
+)
 from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic  # noqa: E402
 
 PRODUCT = "bench-kettle"
-COLUMNS = ("line_id", "order_id", "customer_id", "product_id", "title", "gtin", "model_number", "model_key", "seller_id",
-           "quantity", "returned_quantity", "cancelled", "unit_price", "currency", "lot", "serial", "placed_at",
-           "manufactured_on", "best_before", "expires_on", "business_account_admin_id")
+COLUMNS = (
+    "line_id",
+    "order_id",
+    "customer_id",
+    "product_id",
+    "title",
+    "gtin",
+    "model_number",
+    "model_key",
+    "seller_id",
+    "quantity",
+    "returned_quantity",
+    "cancelled",
+    "unit_price",
+    "currency",
+    "lot",
+    "serial",
+    "placed_at",
+    "manufactured_on",
+    "best_before",
+    "expires_on",
+    "business_account_admin_id",
+)
 
 
 class BenchSettings(ServiceSettings):
@@ -71,12 +98,31 @@ async def load_index(dsn: str, total: int, matching: int, customers: int) -> Non
             for i in range(base, min(base + chunk, total)):
                 recalled = i % every == 0 and i // every < matching
                 customer = (i // every) * 2 % customers if recalled else (i * 7919) % customers
-                rows.append((
-                    f"l{i:09d}", f"o{i // 2:09d}", f"c{customer:08d}",
-                    PRODUCT if recalled else f"p{i % 5000:05d}", "Kettle", None, None, None, "s1",
-                    1, 0, False, Decimal("29.99"), "EUR", None, None, start + timedelta(minutes=i % 500_000),
-                    None, None, None, None,
-                ))
+                rows.append(
+                    (
+                        f"l{i:09d}",
+                        f"o{i // 2:09d}",
+                        f"c{customer:08d}",
+                        PRODUCT if recalled else f"p{i % 5000:05d}",
+                        "Kettle",
+                        None,
+                        None,
+                        None,
+                        "s1",
+                        1,
+                        0,
+                        False,
+                        Decimal("29.99"),
+                        "EUR",
+                        None,
+                        None,
+                        start + timedelta(minutes=i % 500_000),
+                        None,
+                        None,
+                        None,
+                        None,
+                    )
+                )
             await conn.copy_records_to_table("purchase_lines", records=rows, columns=COLUMNS)
         await conn.execute("ANALYZE purchase_lines")
     finally:
@@ -89,16 +135,27 @@ async def bare_read(dsn: str, work_mem: str) -> tuple[float, int]:
         started = time.perf_counter()
         n = 0
         async with conn.transaction():
-            async for _ in conn.cursor("SELECT * FROM purchase_lines WHERE product_id = $1 ORDER BY customer_id, line_id",
-                                       PRODUCT, prefetch=5000):
+            async for _ in conn.cursor(
+                "SELECT * FROM purchase_lines WHERE product_id = $1 ORDER BY customer_id, line_id",
+                PRODUCT,
+                prefetch=5000,
+            ):
                 n += 1
         return time.perf_counter() - started, n
     finally:
         await conn.close()
 
 
-async def append_or_send(producer, topic: str, batches: dict, futures: list, p: int, key: bytes, body: bytes,  # type: ignore[no-untyped-def]
-                         headers: list) -> None:
+async def append_or_send(
+    producer,
+    topic: str,
+    batches: dict,
+    futures: list,
+    p: int,
+    key: bytes,
+    body: bytes,  # type: ignore[no-untyped-def]
+    headers: list,
+) -> None:
     """The bare pipelines' batching, by hand: append to the partition's batch, send it when full."""
     batch = batches.get(p) or producer.create_batch()
     if batch.append(key=key, value=body, timestamp=None, headers=headers) is None:
@@ -109,7 +166,12 @@ async def append_or_send(producer, topic: str, batches: dict, futures: list, p: 
 
 
 async def bare_pipeline(
-    dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot, work_mem: str, collect: list | None = None
+    dsn: str,
+    settings: BenchSettings,
+    topic: str,
+    recall: ev.RecallSnapshot,
+    work_mem: str,
+    collect: list | None = None,
 ) -> tuple[float, int]:
     """Cursor -> the same alert.raised.v1 records the matcher sends, encoded by hand -> aiokafka batch produce,
     to the last acknowledgement. No matching, no state: what a hand-written pipeline costs. With ``collect``
@@ -130,15 +192,35 @@ async def bare_pipeline(
         async def emit(customer: str, customer_lines: list) -> None:
             nonlocal sent
             alert_id = str(uuid.uuid5(NAMESPACE, f"{recall.recall_id}\x1f{customer}"))
-            body = orjson.dumps({"alert": {
-                "alert_id": alert_id, "alert_version": 1, "customer_id": customer, "recall_id": recall.recall_id,
-                "recall_version": recall.version, "seller_id": None, "tier": "confirmed", "lines": customer_lines,
-                "recall": content, "business_account_admin_id": None}}, option=orjson.OPT_UTC_Z)
+            body = orjson.dumps(
+                {
+                    "alert": {
+                        "alert_id": alert_id,
+                        "alert_version": 1,
+                        "customer_id": customer,
+                        "recall_id": recall.recall_id,
+                        "recall_version": recall.version,
+                        "seller_id": None,
+                        "tier": "confirmed",
+                        "lines": customer_lines,
+                        "recall": content,
+                        "business_account_admin_id": None,
+                    }
+                },
+                option=orjson.OPT_UTC_Z,
+            )
             key = customer.encode()
-            headers = [("ce_specversion", b"1.0"), ("ce_id", f"{alert_id}:1:1:alert.raised.v1".encode()),
-                       ("ce_type", b"alert.raised.v1"), ("ce_source", b"/bench"), ("ce_time", now),
-                       ("content-type", b"application/json"), ("ce_subject", alert_id.encode()),
-                       ("ce_correlationid", b"bench"), ("ce_causationid", b"bench")]
+            headers = [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", f"{alert_id}:1:1:alert.raised.v1".encode()),
+                ("ce_type", b"alert.raised.v1"),
+                ("ce_source", b"/bench"),
+                ("ce_time", now),
+                ("content-type", b"application/json"),
+                ("ce_subject", alert_id.encode()),
+                ("ce_correlationid", b"bench"),
+                ("ce_causationid", b"bench"),
+            ]
             p = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
             if collect is not None:
                 collect.append((p, key, body, headers))
@@ -148,18 +230,34 @@ async def bare_pipeline(
             sent += 1
 
         async with conn.transaction():
-            async for r in conn.cursor("SELECT * FROM purchase_lines WHERE product_id = $1 ORDER BY customer_id, line_id",
-                                       PRODUCT, prefetch=5000):
+            async for r in conn.cursor(
+                "SELECT * FROM purchase_lines WHERE product_id = $1 ORDER BY customer_id, line_id",
+                PRODUCT,
+                prefetch=5000,
+            ):
                 if r["customer_id"] != current and current is not None:
                     await emit(current, lines)
                     lines = []
                 current = r["customer_id"]
-                lines.append({
-                    "order_id": r["order_id"], "line_id": r["line_id"], "product_id": r["product_id"], "title": r["title"],
-                    "gtin": r["gtin"], "model_number": r["model_number"], "seller_id": r["seller_id"],
-                    "purchased_at": r["placed_at"], "units": r["quantity"] - r["returned_quantity"],
-                    "unit_price": str(r["unit_price"]), "currency": r["currency"], "lot": r["lot"], "serial": r["serial"],
-                    "tier": "confirmed", "unknown_attributes": []})
+                lines.append(
+                    {
+                        "order_id": r["order_id"],
+                        "line_id": r["line_id"],
+                        "product_id": r["product_id"],
+                        "title": r["title"],
+                        "gtin": r["gtin"],
+                        "model_number": r["model_number"],
+                        "seller_id": r["seller_id"],
+                        "purchased_at": r["placed_at"],
+                        "units": r["quantity"] - r["returned_quantity"],
+                        "unit_price": str(r["unit_price"]),
+                        "currency": r["currency"],
+                        "lot": r["lot"],
+                        "serial": r["serial"],
+                        "tier": "confirmed",
+                        "unknown_attributes": [],
+                    }
+                )
             if current is not None:
                 await emit(current, lines)
         for p, batch in batches.items():
@@ -193,7 +291,9 @@ async def produce_only(settings: BenchSettings, topic: str, records: list) -> fl
 
 async def wait_until_on_topic(topic: str, expected: int, timeout: float) -> float:
     """When the topic's end offsets first add up to ``expected`` records (polled every 20 ms)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in range(ALERTS.partitions)]
@@ -228,7 +328,11 @@ async def wait_for_group(group: str, timeout: float) -> None:
 
 async def count_raised(topic: str) -> int:
     """alert.raised.v1 records on the topic (read after the timing)."""
-    return sum(1 for r in await read_to_end(topic, timeout=60) if dict(r.headers).get("ce_type") == b"alert.raised.v1")
+    return sum(
+        1
+        for r in await read_to_end(topic, timeout=60)
+        if dict(r.headers).get("ce_type") == b"alert.raised.v1"
+    )
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -242,38 +346,62 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-lines", type=int, default=1_000_000)
     ap.add_argument("--matching-lines", type=int, default=100_000)
-    ap.add_argument("--customers", type=int, default=None, help="default: twice the matching lines (one line each)")
+    ap.add_argument(
+        "--customers",
+        type=int,
+        default=None,
+        help="default: twice the matching lines (one line each)",
+    )
     ap.add_argument("--timeout", type=float, default=3600)
-    ap.add_argument("--work-mem", default="128MB", help="PostgreSQL work_mem for the reads, system and limits alike")
+    ap.add_argument(
+        "--work-mem",
+        default="128MB",
+        help="PostgreSQL work_mem for the reads, system and limits alike",
+    )
     args = ap.parse_args()
     customers = args.customers or args.matching_lines * 2
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     db = unique_name("bench_matcher")
     url = await create_database(db)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    settings = BenchSettings(database_url=url, kafka_bootstrap_servers=kafka_bootstrap(), topic_prefix=prefix)
+    settings = BenchSettings(
+        database_url=url, kafka_bootstrap_servers=kafka_bootstrap(), topic_prefix=prefix
+    )
     proc = None
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url)
         t = time.perf_counter()
         await load_index(dsn, args.index_lines, args.matching_lines, customers)
         load_s = time.perf_counter() - t
-        await create_topics(settings.kafka_bootstrap_servers, prefix,
-                            [RECALLS, ORDERS, ALERTS, SELLERS, dead_letter_topic("purchase-matcher")])
+        await create_topics(
+            settings.kafka_bootstrap_servers,
+            prefix,
+            [RECALLS, ORDERS, ALERTS, SELLERS, dead_letter_topic("purchase-matcher")],
+        )
         bare_topic = f"{prefix}bare.alerts"
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         await admin.start()
         await admin.create_topics([NewTopic(bare_topic, ALERTS.partitions, 1)])
         await admin.close()
         conn = await asyncpg.connect(dsn)
-        expected = await conn.fetchval("SELECT count(DISTINCT customer_id) FROM purchase_lines WHERE product_id = $1", PRODUCT)
+        expected = await conn.fetchval(
+            "SELECT count(DISTINCT customer_id) FROM purchase_lines WHERE product_id = $1", PRODUCT
+        )
         await conn.close()
 
         read_s, read_rows = await bare_read(dsn, args.work_mem)
         recall = ev.RecallSnapshot(
-            recall_id=str(uuid.uuid4()), version=1, seller_id=None, published_at=datetime.now(UTC),
-            content=ev.RecallContent(title="Bench kettle", hazard="Burns.", severity="high", stop_using="Stop.",
-                                     remedies=[ev.Remedy(type="refund_on_destruction")]),
+            recall_id=str(uuid.uuid4()),
+            version=1,
+            seller_id=None,
+            published_at=datetime.now(UTC),
+            content=ev.RecallContent(
+                title="Bench kettle",
+                hazard="Burns.",
+                severity="high",
+                stop_using="Stop.",
+                remedies=[ev.Remedy(type="refund_on_destruction")],
+            ),
             rules=[ev.ScopeRule(product_ids=[PRODUCT])],
         )
         bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, recall, args.work_mem)
@@ -282,9 +410,17 @@ async def main() -> None:
         produce_s = await produce_only(settings, bare_topic, records)
         del records
 
-        env = {**os.environ, "PURCHASE_MATCHER_DATABASE_URL": url, "RECALL_ALERTS_TOPIC_PREFIX": prefix,
-               "PURCHASE_MATCHER_HTTP_PORT": "18992", "PURCHASE_MATCHER_RECONCILE_WORK_MEM": args.work_mem, "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING")}
-        proc = subprocess.Popen([sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT)
+        env = {
+            **os.environ,
+            "PURCHASE_MATCHER_DATABASE_URL": url,
+            "RECALL_ALERTS_TOPIC_PREFIX": prefix,
+            "PURCHASE_MATCHER_HTTP_PORT": "18992",
+            "PURCHASE_MATCHER_RECONCILE_WORK_MEM": args.work_mem,
+            "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING"),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT
+        )
         await wait_for_group(prefix + "purchase-matcher", timeout=60)
         event = ev.RecallPublished(recall=recall)
         producer = create_producer(settings)
@@ -294,7 +430,9 @@ async def main() -> None:
         await asyncio.sleep(0.5)
         started = time.perf_counter()
         e = wrap(event, source="/bench")
-        await producer.send_and_wait(prefix + "recalls.v1", e.data, key=event.partition_key().encode(), headers=e.headers())
+        await producer.send_and_wait(
+            prefix + "recalls.v1", e.data, key=event.partition_key().encode(), headers=e.headers()
+        )
         await producer.stop()
         finished = await on_topic
         system_s = finished - started
@@ -308,15 +446,27 @@ async def main() -> None:
             proc.wait(30)
         await drop_database(db)
         await delete_topics(prefix)
-    print(json.dumps({
-        "index_lines": args.index_lines, "work_mem": args.work_mem, "matching_lines": read_rows, "alerts": expected, "load_index_s": round(load_s, 1),
-        "read_s": round(read_s, 2), "produce_s": round(produce_s, 2), "bare_pipeline_s": round(bare_s, 2),
-        "bare_alerts": bare_sent,
-        "system_s": round(system_s, 2), "system_alerts_per_s": round(expected / system_s),
-        "system_vs_bare": round(system_s / bare_s, 2), "system_vs_read": round(system_s / read_s, 2),
-        "system_vs_produce": round(system_s / produce_s, 2),
-        "matcher_peak_rss_mb": round(rss, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "index_lines": args.index_lines,
+                "work_mem": args.work_mem,
+                "matching_lines": read_rows,
+                "alerts": expected,
+                "load_index_s": round(load_s, 1),
+                "read_s": round(read_s, 2),
+                "produce_s": round(produce_s, 2),
+                "bare_pipeline_s": round(bare_s, 2),
+                "bare_alerts": bare_sent,
+                "system_s": round(system_s, 2),
+                "system_alerts_per_s": round(expected / system_s),
+                "system_vs_bare": round(system_s / bare_s, 2),
+                "system_vs_read": round(system_s / read_s, 2),
+                "system_vs_produce": round(system_s / produce_s, 2),
+                "matcher_peak_rss_mb": round(rss, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -65,11 +65,18 @@ class Stack:
 
     def run_cli(self, svc: ServiceDef, *args: str, capture: bool = False) -> str:
         result = subprocess.run(
-            [PYTHON, "-m", svc.package, *args], env=self.service_env(svc), cwd=ROOT, text=True,
-            stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE, check=False,
+            [PYTHON, "-m", svc.package, *args],
+            env=self.service_env(svc),
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE,
+            check=False,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"{svc.name} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{svc.name} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+            )
         return result.stdout.strip() if capture else ""
 
     def prepare(self) -> None:
@@ -89,8 +96,12 @@ class Stack:
         for svc in SERVICES:
             log = open(self.log_dir / f"{svc.name}.log", "ab")  # noqa: SIM115 - owned by the child
             self.processes[svc.name] = subprocess.Popen(
-                [PYTHON, "-m", svc.package, "serve"], env=self.service_env(svc), cwd=ROOT, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [PYTHON, "-m", svc.package, "serve"],
+                env=self.service_env(svc),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         pending = {svc.name for svc in SERVICES}
@@ -99,7 +110,9 @@ class Stack:
             for name in sorted(pending):
                 proc = self.processes[name]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                    )
                 try:
                     r = httpx.get(self.url(name) + "/readyz", timeout=2)
                     if r.status_code == 200:
@@ -111,7 +124,9 @@ class Stack:
             time.sleep(0.3)
         if pending:
             self.stop()
-            raise RuntimeError(f"not ready within {timeout}s: {', '.join(sorted(pending))}; last: {last}")
+            raise RuntimeError(
+                f"not ready within {timeout}s: {', '.join(sorted(pending))}; last: {last}"
+            )
 
     def stop(self, timeout: float = 20.0) -> None:
         for proc in self.processes.values():
@@ -178,12 +193,17 @@ def run(args: argparse.Namespace) -> int:
         print("Demo customers (bearer tokens for customer-api, valid 12 h):")
         for customer, token in info["tokens"].items():
             print(f"  {customer}: {token}")
-        print(f"\nTry: curl -H 'Authorization: Bearer {info['tokens']['alice']}' {stack.url('customer-api')}/v1/me/banner")
+        print(
+            f"\nTry: curl -H 'Authorization: Bearer {info['tokens']['alice']}' {stack.url('customer-api')}/v1/me/banner"
+        )
         print("\nPress Ctrl-C to stop.")
         while not stopping:
             for name, proc in stack.processes.items():
                 if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; see .data/logs/{name}.log", file=sys.stderr)
+                    print(
+                        f"{name} exited with {proc.returncode}; see .data/logs/{name}.log",
+                        file=sys.stderr,
+                    )
                     stopping = True
             time.sleep(0.5)
     finally:
@@ -193,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="Run the whole system with demo data until Ctrl-C")
     args = parser.parse_args()

@@ -41,7 +41,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for svc in SERVICES:
         env[f"{svc.env_prefix}DATABASE_URL"] = urls[svc.name]
     log_dir = ROOT / "test-artifacts" / f"e2e-{run_id}"
-    s = Stack(env=env, ports={svc.name: E2E_PORT_BASE + i + 1 for i, svc in enumerate(SERVICES)}, log_dir=log_dir)
+    s = Stack(
+        env=env,
+        ports={svc.name: E2E_PORT_BASE + i + 1 for i, svc in enumerate(SERVICES)},
+        log_dir=log_dir,
+    )
     s.prepare()
     s.start()
     try:

@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,7 +46,9 @@ except ImportError:  # pragma: no cover - depends on the environment
     )
 
 # aiosmtpd itself sets the deprecated Session.login_data during AUTH and logs a warning each time.
-logging.getLogger("mail.log").addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage()
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAILDIR = REPO_ROOT / ".data" / "mail"
@@ -55,7 +57,7 @@ _HEADER_PARSER = email.parser.BytesParser(policy=email.policy.default)
 
 
 def _log(text: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     print(f"{stamp} {text}", flush=True)
 
 
@@ -71,7 +73,9 @@ class MailStore:
         self._ensure_dirs()
         self._box = mailbox.Maildir(str(path), create=True)
         self._lock = threading.Lock()
-        self._summaries: dict[str, dict[str, Any]] = {}  # parsed once per message: listings stay cheap
+        self._summaries: dict[
+            str, dict[str, Any]
+        ] = {}  # parsed once per message: listings stay cheap
 
     def _ensure_dirs(self) -> None:
         # Maildir(create=True) only creates tmp/new/cur when the top directory is missing; also
@@ -95,7 +99,9 @@ class MailStore:
     def summaries(self) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                keys = list(self._box.keys())  # re-reads the directory: sees files added/removed by others
+                keys = list(
+                    self._box.keys()
+                )  # re-reads the directory: sees files added/removed by others
             except FileNotFoundError:
                 return []
             items = []
@@ -108,7 +114,9 @@ class MailStore:
                     except (KeyError, FileNotFoundError):
                         continue
                     try:
-                        received_at = float(str(headers.get("X-Sink-Received-At", "")) or key.split(".", 1)[0])
+                        received_at = float(
+                            str(headers.get("X-Sink-Received-At", "")) or key.split(".", 1)[0]
+                        )
                     except ValueError:
                         received_at = 0.0
                     cached = self._summaries[key] = _summary(key, headers, received_at)
@@ -157,8 +165,10 @@ class SinkHandler:
             f"X-Sink-Rcpt-To: {rcpt_to}\r\n"
             f"X-Sink-Peer: {_clean(str(session.peer))}\r\n"
             f"X-Sink-Received-At: {time.time():.6f}\r\n"
-        ).encode("utf-8")
-        key = await asyncio.get_running_loop().run_in_executor(None, self.store.add, prefix + content)
+        ).encode()
+        key = await asyncio.get_running_loop().run_in_executor(
+            None, self.store.add, prefix + content
+        )
         try:
             subject = str(_HEADER_PARSER.parsebytes(content, headersonly=True).get("Subject", ""))
         except Exception:
@@ -170,7 +180,9 @@ class SinkHandler:
         return "250 Message accepted for delivery"
 
 
-def _accept_any_auth(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+def _accept_any_auth(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
     return AuthResult(success=True)
 
 
@@ -178,7 +190,7 @@ def _make_http_handler(store: MailStore) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "RecallAlertsSmtpSink/1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # keep stdout for received-mail lines only
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -198,23 +210,31 @@ def _make_http_handler(store: MailStore) -> type[BaseHTTPRequestHandler]:
             path = url.path
             try:
                 if path == "/":
-                    self._send(HTTPStatus.OK, _render_index(store).encode("utf-8"), "text/html; charset=utf-8")
+                    self._send(
+                        HTTPStatus.OK,
+                        _render_index(store).encode("utf-8"),
+                        "text/html; charset=utf-8",
+                    )
                 elif path in ("/messages", "/messages/"):
                     items = store.summaries()
                     rcpt = parse_qs(url.query).get("rcpt", [None])[0]
                     if rcpt:
                         needle = rcpt.lower()
                         items = [
-                            m for m in items
-                            if any(needle in r.lower() for r in m["rcpt_to"]) or needle in m["to"].lower()
+                            m
+                            for m in items
+                            if any(needle in r.lower() for r in m["rcpt_to"])
+                            or needle in m["to"].lower()
                         ]
                     body = json.dumps(items, ensure_ascii=False, indent=1).encode("utf-8")
                     self._send(HTTPStatus.OK, body, "application/json; charset=utf-8")
                 elif path.startswith("/messages/"):
-                    key = unquote(path[len("/messages/"):])
+                    key = unquote(path[len("/messages/") :])
                     raw = store.raw(key) if key and "/" not in key else None
                     if raw is None:
-                        self._send(HTTPStatus.NOT_FOUND, b"no such message\n", "text/plain; charset=utf-8")
+                        self._send(
+                            HTTPStatus.NOT_FOUND, b"no such message\n", "text/plain; charset=utf-8"
+                        )
                     else:
                         self._send(HTTPStatus.OK, raw, "text/plain; charset=utf-8")
                 else:
@@ -228,14 +248,16 @@ def _make_http_handler(store: MailStore) -> type[BaseHTTPRequestHandler]:
 def _render_index(store: MailStore) -> str:
     rows = []
     for m in store.summaries():
-        received = datetime.fromtimestamp(m["received_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        received = datetime.fromtimestamp(m["received_at"], UTC).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        )
         rows.append(
             "<tr>"
             f"<td>{html.escape(received)}</td>"
             f"<td>{html.escape(m['date'])}</td>"
             f"<td>{html.escape(m['to'] or ', '.join(m['rcpt_to']))}</td>"
             f"<td>{html.escape(m['from'])}</td>"
-            f"<td><a href=\"/messages/{html.escape(quote(m['id'], safe=''))}\">"
+            f'<td><a href="/messages/{html.escape(quote(m["id"], safe=""))}">'
             f"{html.escape(m['subject'] or '(no subject)')}</a></td>"
             "</tr>"
         )
@@ -269,13 +291,17 @@ async def _serve(args: argparse.Namespace) -> None:
             auth_required=False,
         )
 
-    smtp_server = await loop.create_server(factory, host=args.host, port=args.port, reuse_address=True)
+    smtp_server = await loop.create_server(
+        factory, host=args.host, port=args.port, reuse_address=True
+    )
 
     httpd: ThreadingHTTPServer | None = None
     http_thread: threading.Thread | None = None
     if args.http_port:
         ThreadingHTTPServer.allow_reuse_address = True
-        httpd = ThreadingHTTPServer((args.http_host or args.host, args.http_port), _make_http_handler(store))
+        httpd = ThreadingHTTPServer(
+            (args.http_host or args.host, args.http_port), _make_http_handler(store)
+        )
         httpd.daemon_threads = True
         http_thread = threading.Thread(target=httpd.serve_forever, name="http-view", daemon=True)
         http_thread.start()
@@ -284,7 +310,9 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    http_note = f", HTTP view on http://{args.http_host or args.host}:{args.http_port}" if httpd else ""
+    http_note = (
+        f", HTTP view on http://{args.http_host or args.host}:{args.http_port}" if httpd else ""
+    )
     _log(f"smtp sink listening on {args.host}:{args.port}{http_note}, maildir {store.path}")
     await stop.wait()
 
@@ -298,12 +326,22 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Local SMTP sink that stores every message in a Maildir.")
-    parser.add_argument("--host", default="127.0.0.1", help="SMTP listen address (default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        description="Local SMTP sink that stores every message in a Maildir."
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="SMTP listen address (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=1025, help="SMTP port (default 1025)")
-    parser.add_argument("--maildir", default=str(DEFAULT_MAILDIR), help=f"Maildir path (default {DEFAULT_MAILDIR})")
-    parser.add_argument("--http-host", default=None, help="HTTP view listen address (default: same as --host)")
-    parser.add_argument("--http-port", type=int, default=8025, help="HTTP view port, 0 disables (default 8025)")
+    parser.add_argument(
+        "--maildir", default=str(DEFAULT_MAILDIR), help=f"Maildir path (default {DEFAULT_MAILDIR})"
+    )
+    parser.add_argument(
+        "--http-host", default=None, help="HTTP view listen address (default: same as --host)"
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=8025, help="HTTP view port, 0 disables (default 8025)"
+    )
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve(args))

@@ -18,16 +18,28 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-from recall_shared import envelope, events as ev
+from recall_shared import envelope
+from recall_shared import events as ev
 from recall_shared.consumer import ConsumerRunner, Handler, Record
 from recall_shared.db import create_session_factory, new_metadata
 from recall_shared.kafka import create_producer, create_topics
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import OutboxRelay
 from recall_shared.settings import ServiceSettings
-from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap, unique_name
+from recall_shared.testing import (
+    create_database,
+    delete_topics,
+    drop_database,
+    kafka_bootstrap,
+    unique_name,
+)
 from recall_shared.topics import TopicSpec
 
 SERVICE = "recall-intake"  # its dead-letter topic (deadletter.recall-intake.v1) is in the catalog
@@ -66,14 +78,20 @@ def settings_factory() -> Callable[..., SharedTestSettings]:
 
 
 def alert_closed(alert_id: str, customer_id: str = "cust-1") -> ev.AlertClosed:
-    return ev.AlertClosed(alert_id=alert_id, customer_id=customer_id, recall_id="rc-1", closed_at=datetime.now(UTC))
+    return ev.AlertClosed(
+        alert_id=alert_id, customer_id=customer_id, recall_id="rc-1", closed_at=datetime.now(UTC)
+    )
 
 
 def alert_withdrawn(customer_id: str, seq: int) -> ev.AlertWithdrawn:
     """``alert_version`` carries a per-key sequence number in the ordering tests."""
     return ev.AlertWithdrawn(
-        alert_id=f"al-{customer_id}", alert_version=seq, customer_id=customer_id, recall_id="rc-1",
-        recall_version=1, reason="test",
+        alert_id=f"al-{customer_id}",
+        alert_version=seq,
+        customer_id=customer_id,
+        recall_id="rc-1",
+        recall_version=1,
+        reason="test",
     )
 
 
@@ -122,12 +140,20 @@ class Infra:
         return producer
 
     async def send(
-        self, producer: AIOKafkaProducer, spec: TopicSpec, event: ev.Event, *, event_id: str | None = None
+        self,
+        producer: AIOKafkaProducer,
+        spec: TopicSpec,
+        event: ev.Event,
+        *,
+        event_id: str | None = None,
     ) -> tuple[str, object]:
         """Publish one event as a service would (CloudEvents headers); returns (ce_id, RecordMetadata)."""
         env = envelope.wrap(event, source="/tests", event_id=event_id, correlation_id="corr-test")
         meta = await producer.send_and_wait(
-            self.topic(spec), value=env.data, key=event.partition_key().encode(), headers=env.headers()
+            self.topic(spec),
+            value=env.data,
+            key=event.partition_key().encode(),
+            headers=env.headers(),
         )
         return env.id, meta
 
@@ -137,7 +163,11 @@ class Infra:
 
     async def applied_ids(self) -> list[str]:
         async with self.engine.connect() as conn:
-            return list((await conn.execute(select(self.applied.c.event_id).order_by(self.applied.c.id))).scalars())
+            return list(
+                (
+                    await conn.execute(select(self.applied.c.event_id).order_by(self.applied.c.id))
+                ).scalars()
+            )
 
     async def applied_count(self) -> int:
         async with self.engine.connect() as conn:
@@ -165,14 +195,20 @@ class Infra:
             on_applied=on_applied,
         )
 
-    def relay(self, producer: AIOKafkaProducer, *, cls: type[OutboxRelay] = OutboxRelay, **kw: object) -> OutboxRelay:
+    def relay(
+        self, producer: AIOKafkaProducer, *, cls: type[OutboxRelay] = OutboxRelay, **kw: object
+    ) -> OutboxRelay:
         options: dict[str, object] = {"service": SERVICE, "batch_size": 500, "fallback_poll_s": 0.5}
         options.update(kw)
         return cls(database_url=self.database_url, producer=producer, **options)  # type: ignore[arg-type]
 
-    async def inserting_handler(self, session: AsyncSession, event: ev.Event, env: envelope.Envelope) -> None:
+    async def inserting_handler(
+        self, session: AsyncSession, event: ev.Event, env: envelope.Envelope
+    ) -> None:
         """A handler whose effect is one row per applied event."""
-        await session.execute(self.applied.insert().values(event_id=env.id, subject=env.subject or ""))
+        await session.execute(
+            self.applied.insert().values(event_id=env.id, subject=env.subject or "")
+        )
 
 
 @pytest.fixture
@@ -186,7 +222,9 @@ async def infra() -> AsyncIterator[Infra]:
         "applied",
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("event_id", String(64), nullable=False),  # deliberately not unique: doubles must show
+        Column(
+            "event_id", String(64), nullable=False
+        ),  # deliberately not unique: doubles must show
         Column("subject", String(255), nullable=False),
     )
     async with engine.begin() as conn:
@@ -223,7 +261,9 @@ async def running(component: ConsumerRunner | OutboxRelay) -> AsyncIterator[asyn
 
 
 @pytest.fixture
-def run_task() -> Callable[[ConsumerRunner | OutboxRelay], contextlib.AbstractAsyncContextManager[asyncio.Task[None]]]:
+def run_task() -> Callable[
+    [ConsumerRunner | OutboxRelay], contextlib.AbstractAsyncContextManager[asyncio.Task[None]]
+]:
     return running
 
 
@@ -232,12 +272,14 @@ def run_task() -> Callable[[ConsumerRunner | OutboxRelay], contextlib.AbstractAs
 
 async def end_offsets(topic: str, bootstrap: str | None = None) -> dict[int, int]:
     """The end offset of every partition of ``topic`` (the number of records: no transactions here)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap or kafka_bootstrap(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap or kafka_bootstrap(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         partitions = None
         for _ in range(50):
-            partitions = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - fresh metadata
+            partitions = await consumer._client.fetch_all_metadata()
             parts = partitions.partitions_for_topic(topic)
             if parts:
                 break
@@ -278,7 +320,9 @@ def counter_total(metrics: Metrics, name: str, **labels: str) -> float:
         if family.name != name:
             continue
         for sample in family.samples:
-            if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()):
+            if sample.name == f"{name}_total" and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
                 total += sample.value
     return total
 

@@ -29,7 +29,9 @@ async def test_migrations_match_the_models(package: str) -> None:
         try:
             async with engine.connect() as conn:
                 diff = await conn.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata)
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                    )
                 )
         finally:
             await engine.dispose()

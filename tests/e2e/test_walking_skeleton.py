@@ -10,14 +10,13 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from devstack import SERVICES, Stack  # type: ignore[import-not-found]  # tests/conftest.py puts deploy/ on the path
 
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import wrap
 from recall_shared.kafka import create_client_producer
 from recall_shared.testing import eventually, read_topic
-
-from devstack import SERVICES, Stack  # type: ignore[import-not-found]  # tests/conftest.py puts deploy/ on the path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -37,7 +36,12 @@ async def publish(stack: Stack, events: list[ev.Event]) -> None:
     try:
         for event in events:
             env = wrap(event, source="/tests/upstream")
-            await producer.send_and_wait(prefix + event.topic, env.data, key=event.partition_key().encode(), headers=env.headers())
+            await producer.send_and_wait(
+                prefix + event.topic,
+                env.data,
+                key=event.partition_key().encode(),
+                headers=env.headers(),
+            )
     finally:
         await producer.stop()
 
@@ -55,34 +59,69 @@ async def mails_to(address: str) -> list[dict]:
 
 async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
     run = uuid.uuid4().hex[:8]
-    alice, bob, seller, product, other = f"alice-{run}", f"bob-{run}", f"seller-{run}", f"kettle-{run}", f"lamp-{run}"
+    alice, bob, seller, product, other = (
+        f"alice-{run}",
+        f"bob-{run}",
+        f"seller-{run}",
+        f"kettle-{run}",
+        f"lamp-{run}",
+    )
     alice_mail, bob_mail = f"{alice}@example.test", f"{bob}@example.test"
-    seller_key = stack.run_cli(SERVICES[0], "issue-api-key", "--seller-id", seller, "--label", "e2e", capture=True).splitlines()[-1]
+    seller_key = stack.run_cli(
+        SERVICES[0], "issue-api-key", "--seller-id", seller, "--label", "e2e", capture=True
+    ).splitlines()[-1]
 
     placed = datetime.now(UTC) - timedelta(days=3)
     line = lambda lid, pid, qty, price: ev.OrderLine(  # noqa: E731
-        line_id=lid, product_id=pid, title=pid, seller_id=seller, quantity=qty, unit_price=Decimal(price), currency="EUR"
+        line_id=lid,
+        product_id=pid,
+        title=pid,
+        seller_id=seller,
+        quantity=qty,
+        unit_price=Decimal(price),
+        currency="EUR",
     )
-    await publish(stack, [
-        ev.ListingUpdated(product_id=product, title="Kettle", seller_ids=[seller]),
-        ev.ListingUpdated(product_id=other, title="Lamp", seller_ids=[seller]),
-        ev.CustomerUpdated(customer_id=alice, name="Alice", email=alice_mail, locale="en"),
-        ev.CustomerUpdated(customer_id=bob, name="Bob", email=bob_mail, locale="en"),
-        ev.OrderPlaced(order_id=f"o1-{run}", customer_id=alice, placed_at=placed, lines=[line(f"l1-{run}", product, 2, "19.95")]),
-        ev.OrderPlaced(order_id=f"o2-{run}", customer_id=bob, placed_at=placed, lines=[line(f"l2-{run}", other, 1, "5.00")]),
-    ])
+    await publish(
+        stack,
+        [
+            ev.ListingUpdated(product_id=product, title="Kettle", seller_ids=[seller]),
+            ev.ListingUpdated(product_id=other, title="Lamp", seller_ids=[seller]),
+            ev.CustomerUpdated(customer_id=alice, name="Alice", email=alice_mail, locale="en"),
+            ev.CustomerUpdated(customer_id=bob, name="Bob", email=bob_mail, locale="en"),
+            ev.OrderPlaced(
+                order_id=f"o1-{run}",
+                customer_id=alice,
+                placed_at=placed,
+                lines=[line(f"l1-{run}", product, 2, "19.95")],
+            ),
+            ev.OrderPlaced(
+                order_id=f"o2-{run}",
+                customer_id=bob,
+                placed_at=placed,
+                lines=[line(f"l2-{run}", other, 1, "5.00")],
+            ),
+        ],
+    )
 
     recall_body = {
         "content": {
-            "title": f"Kettle {run}", "hazard": "The lid opens while boiling: burns.", "severity": "high",
-            "stop_using": "Stop using the kettle.", "remedies": [{"type": "refund_on_destruction"}],
+            "title": f"Kettle {run}",
+            "hazard": "The lid opens while boiling: burns.",
+            "severity": "high",
+            "stop_using": "Stop using the kettle.",
+            "remedies": [{"type": "refund_on_destruction"}],
         },
         "rules": [{"product_ids": [product]}],
         "logistics_enrolled": True,
     }
-    async with httpx.AsyncClient(base_url=stack.url("recall-intake"), headers={"X-Api-Key": seller_key}, timeout=10) as intake:
+    async with httpx.AsyncClient(
+        base_url=stack.url("recall-intake"), headers={"X-Api-Key": seller_key}, timeout=10
+    ) as intake:
+
         async def create() -> httpx.Response | None:
-            r = await intake.post("/v1/recalls", json=recall_body, headers={"Idempotency-Key": f"e2e-{run}"})
+            r = await intake.post(
+                "/v1/recalls", json=recall_body, headers={"Idempotency-Key": f"e2e-{run}"}
+            )
             return r if r.status_code == 201 else None  # 422 until intake has read the listing
 
         created = (await eventually(create, timeout=30)).json()
@@ -105,6 +144,7 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
 
     # customer-api shows the alert to Alice only.
     async with httpx.AsyncClient(base_url=stack.url("customer-api"), timeout=10) as api:
+
         async def alice_alerts() -> list[dict]:
             r = await api.get("/v1/me/alerts", headers=bearer(alice))
             assert r.status_code == 200, r.text
@@ -127,8 +167,11 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
         await eventually(noticed, timeout=30)
 
         # Alice asks for a refund; refund-logistics opens a case and pays the price of both units.
-        chosen = await api.post(f"/v1/me/alerts/{alert_id}/remedy", json={"remedy": "refund_on_destruction"},
-                                headers={**bearer(alice), "Idempotency-Key": f"remedy-{run}"})
+        chosen = await api.post(
+            f"/v1/me/alerts/{alert_id}/remedy",
+            json={"remedy": "refund_on_destruction"},
+            headers={**bearer(alice), "Idempotency-Key": f"remedy-{run}"},
+        )
         assert chosen.status_code == 202, chosen.text
 
         async def case_opened() -> dict | None:
@@ -139,22 +182,34 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
 
         # Refund on proof of destruction: Alice uploads her photo of the destroyed kettle to RLS.
         async with httpx.AsyncClient(base_url=stack.url("refund-logistics"), timeout=10) as rls:
-            proof = await rls.post(f"/v1/cases/{case_id}/proof", content=PNG_1X1,
-                                   headers={**bearer(alice), "Content-Type": "image/png"})
+            proof = await rls.post(
+                f"/v1/cases/{case_id}/proof",
+                content=PNG_1X1,
+                headers={**bearer(alice), "Content-Type": "image/png"},
+            )
             assert proof.status_code in (200, 202), proof.text
-            assert (await rls.post(f"/v1/cases/{case_id}/proof", content=PNG_1X1,
-                                   headers={**bearer(bob), "Content-Type": "image/png"})).status_code == 404
+            assert (
+                await rls.post(
+                    f"/v1/cases/{case_id}/proof",
+                    content=PNG_1X1,
+                    headers={**bearer(bob), "Content-Type": "image/png"},
+                )
+            ).status_code == 404
 
         async def refunded() -> dict | None:
             r = (await api.get(f"/v1/me/alerts/{alert_id}/remedy", headers=bearer(alice))).json()
             return r if r["state"] == "refunded" else None
 
         remedy = await eventually(refunded, timeout=30)
-        assert Decimal(remedy["refunded_amount"]) == Decimal("39.90") and remedy["currency"] == "EUR"
+        assert (
+            Decimal(remedy["refunded_amount"]) == Decimal("39.90") and remedy["currency"] == "EUR"
+        )
         banner = (await api.get("/v1/me/banner", headers=bearer(alice))).json()
         assert banner["open_alerts"] == 0
 
-    async with httpx.AsyncClient(base_url=stack.url("refund-logistics"), headers={"X-Api-Key": seller_key}, timeout=10) as rls:
+    async with httpx.AsyncClient(
+        base_url=stack.url("refund-logistics"), headers={"X-Api-Key": seller_key}, timeout=10
+    ) as rls:
         case = (await rls.get(f"/v1/cases/{remedy['case_id']}")).json()
         assert case["state"] == "refunded"
         assert [t["transition"] for t in case["transitions"]] == ["open", "issue_refund"]
@@ -166,7 +221,9 @@ def test_services_stop_cleanly_on_sigterm(stack: Stack) -> None:
     shutdown, so the exit status is -SIGTERM, never a kill."""
     processes = dict(stack.processes)
     stack.stop()
-    assert {name: p.returncode for name, p in processes.items()} == {svc.name: -15 for svc in SERVICES}
+    assert {name: p.returncode for name, p in processes.items()} == {
+        svc.name: -15 for svc in SERVICES
+    }
     for svc in SERVICES:
         log = (stack.log_dir / f"{svc.name}.log").read_text()
         assert '"msg":"service stopped"' in log, f"{svc.name} did not shut down gracefully"

@@ -31,7 +31,14 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import Envelope, read_headers
-from recall_shared.testing import read_to_end, eventually, migrated_database, running_app, own_topics, started_producer
+from recall_shared.testing import (
+    eventually,
+    migrated_database,
+    own_topics,
+    read_to_end,
+    running_app,
+    started_producer,
+)
 from recall_shared.topics import TopicSpec
 
 MIGRATIONS = Path(customer_api.__file__).parent / "migrations"
@@ -70,35 +77,66 @@ def make_alert(
         tier=tier,
         lines=[
             ev.AffectedLine(
-                order_id="ord-1", line_id=f"line-{uuid.uuid4().hex[:8]}", product_id="prod-kettle", title=title,
-                gtin="00012345678905", seller_id="seller-1", purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
-                units=units, unit_price=Decimal(unit_price), currency="EUR",
+                order_id="ord-1",
+                line_id=f"line-{uuid.uuid4().hex[:8]}",
+                product_id="prod-kettle",
+                title=title,
+                gtin="00012345678905",
+                seller_id="seller-1",
+                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
+                units=units,
+                unit_price=Decimal(unit_price),
+                currency="EUR",
             )
         ],
         recall=ev.RecallContent(
-            kind=kind, title=title, hazard="The base can overheat and cause burns.", severity=severity,
+            kind=kind,
+            title=title,
+            hazard="The base can overheat and cause burns.",
+            severity=severity,
             stop_using="Unplug the kettle and stop using it.",
-            remedies=[ev.Remedy(type=r) for r in remedies], consumer_contact="recalls@acme.example",
+            remedies=[ev.Remedy(type=r) for r in remedies],
+            consumer_contact="recalls@acme.example",
         ),
     )
 
 
 def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
     return ev.AlertWithdrawn(
-        alert_id=alert.alert_id, alert_version=version or alert.alert_version + 1, customer_id=alert.customer_id,
-        recall_id=alert.recall_id, recall_version=alert.recall_version + 1, reason="scope corrected",
+        alert_id=alert.alert_id,
+        alert_version=version or alert.alert_version + 1,
+        customer_id=alert.customer_id,
+        recall_id=alert.recall_id,
+        recall_version=alert.recall_version + 1,
+        reason="scope corrected",
     )
 
 
 def case_transitioned(
-    request_id: str, alert: ev.AlertState, *, state: ev.CaseState, transition: str, from_state: ev.CaseState | None,
-    refunded: str = "0", currency: str | None = None, remedy: ev.RemedyType = "refund_on_destruction",
+    request_id: str,
+    alert: ev.AlertState,
+    *,
+    state: ev.CaseState,
+    transition: str,
+    from_state: ev.CaseState | None,
+    refunded: str = "0",
+    currency: str | None = None,
+    remedy: ev.RemedyType = "refund_on_destruction",
 ) -> ev.RemedyCaseTransitioned:
     return ev.RemedyCaseTransitioned(
-        case_id=f"case-{request_id[:8]}", request_id=request_id, alert_id=alert.alert_id,
-        customer_id=alert.customer_id, recall_id=alert.recall_id, seller_id="seller-1", remedy=remedy,
-        transition=transition, from_state=from_state, state=state, refunded_amount=Decimal(refunded),
-        currency=currency, occurred_at=datetime.now(UTC),
+        case_id=f"case-{request_id[:8]}",
+        request_id=request_id,
+        alert_id=alert.alert_id,
+        customer_id=alert.customer_id,
+        recall_id=alert.recall_id,
+        seller_id="seller-1",
+        remedy=remedy,
+        transition=transition,
+        from_state=from_state,
+        state=state,
+        refunded_amount=Decimal(refunded),
+        currency=currency,
+        occurred_at=datetime.now(UTC),
     )
 
 
@@ -107,7 +145,9 @@ def case_transitioned(
 
 async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope]]:
     """Every record currently on ``topic`` (up to its end offsets), as (key, envelope)."""
-    return [(r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)]
+    return [
+        (r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)
+    ]
 
 
 # --------------------------------------------------------------------------- the running service
@@ -138,7 +178,9 @@ class Api:
         self.sent_ids.append(env.id)
         return env.id
 
-    def token(self, customer_id: str, *, ttl: timedelta = timedelta(hours=1), secret: str = JWT_SECRET) -> str:
+    def token(
+        self, customer_id: str, *, ttl: timedelta = timedelta(hours=1), secret: str = JWT_SECRET
+    ) -> str:
         return issue_customer_token(customer_id, secret, ttl=ttl)
 
     def auth(self, customer_id: str) -> dict[str, str]:
@@ -151,8 +193,11 @@ class Api:
     async def get_alert(self, customer_id: str, alert_id: str) -> httpx.Response:
         return await self.client.get(f"/v1/me/alerts/{alert_id}", headers=self.auth(customer_id))
 
-    async def wait_for_alert(self, customer_id: str, alert_id: str, timeout: float = 15.0, **expect: object) -> dict:
+    async def wait_for_alert(
+        self, customer_id: str, alert_id: str, timeout: float = 15.0, **expect: object
+    ) -> dict:
         """Wait until the customer sees the alert (and, optionally, fields with the expected values)."""
+
         async def check() -> dict | None:
             r = await self.get_alert(customer_id, alert_id)
             if r.status_code != 200:
@@ -171,8 +216,14 @@ class Api:
 
 def make_settings(url: str, prefix: str) -> Settings:
     return Settings(
-        database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
-        jwt_secret=JWT_SECRET, consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2,
+        database_url=url,
+        topic_prefix=prefix,
+        environment="test",
+        log_json=False,
+        log_level="WARNING",
+        jwt_secret=JWT_SECRET,
+        consumer_backoff_initial_s=0.05,
+        consumer_backoff_max_s=0.2,
         outbox_fallback_poll_s=0.5,
     )
 
@@ -192,7 +243,9 @@ async def http_server(app: object) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _QuietServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning"))
+    server = _QuietServer(
+        uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning")
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         deadline = time.monotonic() + 10
@@ -231,7 +284,9 @@ async def api() -> AsyncIterator[Api]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives Debian's headless Chromium with Playwright (tests/browser)")
+    config.addinivalue_line(
+        "markers", "browser: drives Debian's headless Chromium with Playwright (tests/browser)"
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

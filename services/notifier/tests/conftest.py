@@ -34,7 +34,14 @@ from notifier.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, read_headers
-from recall_shared.testing import read_to_end, eventually, migrated_database, running_app, own_topics, started_producer
+from recall_shared.testing import (
+    eventually,
+    migrated_database,
+    own_topics,
+    read_to_end,
+    running_app,
+    started_producer,
+)
 from recall_shared.topics import TopicSpec
 
 MIGRATIONS = Path(notifier.__file__).parent / "migrations"
@@ -75,31 +82,54 @@ def make_alert(
         tier=tier,
         lines=[
             ev.AffectedLine(
-                order_id="ord-20250314-1", line_id="line-1", product_id="prod-kettle", title=title,
-                gtin="00012345678905", model_number="KX-1", seller_id="seller-1",
-                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC), units=units, unit_price=Decimal("19.99"),
+                order_id="ord-20250314-1",
+                line_id="line-1",
+                product_id="prod-kettle",
+                title=title,
+                gtin="00012345678905",
+                model_number="KX-1",
+                seller_id="seller-1",
+                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
+                units=units,
+                unit_price=Decimal("19.99"),
                 currency="EUR",
             )
         ],
         recall=ev.RecallContent(
-            kind=kind, title=title, product_description="A 1.7 l electric kettle, white.",
-            hazard="The base can overheat and cause burns.", severity="high",
+            kind=kind,
+            title=title,
+            product_description="A 1.7 l electric kettle, white.",
+            hazard="The base can overheat and cause burns.",
+            severity="high",
             stop_using="Unplug the kettle and do not use it again.",
-            remedies=[ev.Remedy(type=r) for r in remedies], consumer_contact="recalls@acme.example",
+            remedies=[ev.Remedy(type=r) for r in remedies],
+            consumer_contact="recalls@acme.example",
         ),
         business_account_admin_id=admin_id,
     )
 
 
-def customer(customer_id: str, *, email_: str | None = None, safety_email: str | None = None, name: str = "Alex Doe",
-             locale: str = "en") -> ev.CustomerUpdated:
-    return ev.CustomerUpdated(customer_id=customer_id, name=name, email=email_, safety_email=safety_email, locale=locale)
+def customer(
+    customer_id: str,
+    *,
+    email_: str | None = None,
+    safety_email: str | None = None,
+    name: str = "Alex Doe",
+    locale: str = "en",
+) -> ev.CustomerUpdated:
+    return ev.CustomerUpdated(
+        customer_id=customer_id, name=name, email=email_, safety_email=safety_email, locale=locale
+    )
 
 
 def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
     return ev.AlertWithdrawn(
-        alert_id=alert.alert_id, alert_version=version or alert.alert_version + 1, customer_id=alert.customer_id,
-        recall_id=alert.recall_id, recall_version=alert.recall_version + 1, reason="scope corrected",
+        alert_id=alert.alert_id,
+        alert_version=version or alert.alert_version + 1,
+        customer_id=alert.customer_id,
+        recall_id=alert.recall_id,
+        recall_version=alert.recall_version + 1,
+        reason="scope corrected",
     )
 
 
@@ -137,8 +167,15 @@ async def mails_to(address: str) -> list[Mail]:
             raw = await client.get(f"/messages/{m['id']}")
             raw.raise_for_status()
             msg = email.message_from_bytes(raw.content, policy=email.policy.default)
-            out.append(Mail(id=m["id"], subject=str(msg["Subject"]), rcpt_to=m["rcpt_to"], received_at=m["received_at"],
-                            message=msg))  # type: ignore[arg-type]
+            out.append(
+                Mail(
+                    id=m["id"],
+                    subject=str(msg["Subject"]),
+                    rcpt_to=m["rcpt_to"],
+                    received_at=m["received_at"],
+                    message=msg,
+                )
+            )  # type: ignore[arg-type]
     out.sort(key=lambda m: (m.received_at, m.id))
     return out
 
@@ -153,7 +190,9 @@ async def raw_mail(mail_id: str) -> bytes:
 async def wait_for_mails(address: str, count: int, timeout: float = 15.0) -> list[Mail]:
     async def check() -> list[Mail] | None:
         found = await mails_to(address)
-        assert len(found) <= count, f"{len(found)} mails to {address}, expected {count}: {[m.subject for m in found]}"
+        assert len(found) <= count, (
+            f"{len(found)} mails to {address}, expected {count}: {[m.subject for m in found]}"
+        )
         return found if len(found) == count else None
 
     return await eventually(check, timeout=timeout, interval=0.2)
@@ -162,11 +201,14 @@ async def wait_for_mails(address: str, count: int, timeout: float = 15.0) -> lis
 # --------------------------------------------------------------------------- Kafka helpers
 
 
-async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope, dict]]:
+async def read_all(
+    topic: str, *, timeout: float = 10.0
+) -> list[tuple[bytes | None, Envelope, dict]]:
     """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
-    envs = [(r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)]
+    envs = [
+        (r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)
+    ]
     return [(key, env, orjson.loads(env.data)) for key, env in envs]
-
 
 
 # --------------------------------------------------------------------------- the running service
@@ -185,7 +227,9 @@ class Notifier:
     async def publish(self, event: ev.Event, *, event_id: str | None = None) -> str:
         env = envelope.wrap(event, source="/tests/notifier", event_id=event_id)
         await self.producer.send_and_wait(
-            f"{self.settings.topic_prefix}{event.topic}", value=env.data, key=event.partition_key().encode(),
+            f"{self.settings.topic_prefix}{event.topic}",
+            value=env.data,
+            key=event.partition_key().encode(),
             headers=env.headers(),
         )
         return env.id
@@ -195,7 +239,9 @@ class Notifier:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def wait_for_notices(self, alert_id: str, predicate: Callable[[list[dict]], bool], timeout: float = 15.0) -> list[dict]:
+    async def wait_for_notices(
+        self, alert_id: str, predicate: Callable[[list[dict]], bool], timeout: float = 15.0
+    ) -> list[dict]:
         async def check() -> list[dict] | None:
             ns = await self.notices(alert_id)
             return ns if predicate(ns) else None
@@ -205,17 +251,32 @@ class Notifier:
 
 def make_settings(url: str, prefix: str, **overrides: object) -> Settings:
     values: dict = dict(
-        database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
-        sender_poll_s=0.2, send_backoff_initial_s=0.2, send_max_attempts=3, customer_portal_url=PORTAL,
-        consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, outbox_fallback_poll_s=0.5,
+        database_url=url,
+        topic_prefix=prefix,
+        environment="test",
+        log_json=False,
+        log_level="WARNING",
+        sender_poll_s=0.2,
+        send_backoff_initial_s=0.2,
+        send_max_attempts=3,
+        customer_portal_url=PORTAL,
+        consumer_backoff_initial_s=0.05,
+        consumer_backoff_max_s=0.2,
+        outbox_fallback_poll_s=0.5,
     )
     values.update(overrides)
     return Settings(**values)
 
 
 @contextlib.asynccontextmanager
-async def _app_on(url: str, prefix: str, transport: MailTransport | None, clock: Clock | None,
-                  fault: FaultHook | None, overrides: dict) -> AsyncIterator[Notifier]:
+async def _app_on(
+    url: str,
+    prefix: str,
+    transport: MailTransport | None,
+    clock: Clock | None,
+    fault: FaultHook | None,
+    overrides: dict,
+) -> AsyncIterator[Notifier]:
     settings = make_settings(url, prefix, **overrides)
     app = create_app(settings, transport=transport, clock=clock, fault=fault)
     async with running_app(app) as client, started_producer(settings) as producer:
@@ -223,20 +284,33 @@ async def _app_on(url: str, prefix: str, transport: MailTransport | None, clock:
 
 
 @contextlib.asynccontextmanager
-async def started_notifier(transport: MailTransport | None = None, *, clock: Clock | None = None,
-                           fault: FaultHook | None = None, **overrides: object) -> AsyncIterator[Notifier]:
+async def started_notifier(
+    transport: MailTransport | None = None,
+    *,
+    clock: Clock | None = None,
+    fault: FaultHook | None = None,
+    **overrides: object,
+) -> AsyncIterator[Notifier]:
     async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="notifier") as url:
         async with _app_on(url, prefix, transport, clock, fault, overrides) as n:
             yield n
 
 
 @contextlib.asynccontextmanager
-async def restartable_notifier(**overrides: object) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Notifier]]]:
+async def restartable_notifier(
+    **overrides: object,
+) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Notifier]]]:
     """One database and topic prefix kept across several runs of the service: ``async with start() as n``
     starts a fresh app (a restart) on the same state."""
     async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="notifier") as url:
-        def start(transport: MailTransport | None = None, *, clock: Clock | None = None, fault: FaultHook | None = None,
-                  **more: object) -> contextlib.AbstractAsyncContextManager[Notifier]:
+
+        def start(
+            transport: MailTransport | None = None,
+            *,
+            clock: Clock | None = None,
+            fault: FaultHook | None = None,
+            **more: object,
+        ) -> contextlib.AbstractAsyncContextManager[Notifier]:
             return _app_on(url, prefix, transport, clock, fault, {**overrides, **more})
 
         yield start

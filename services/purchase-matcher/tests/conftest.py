@@ -31,7 +31,15 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key
 from recall_shared.envelope import parse, read_headers
-from recall_shared.testing import fast_test_settings, eventually, kafka_bootstrap, migrated_database, running_app, own_topics, started_producer
+from recall_shared.testing import (
+    eventually,
+    fast_test_settings,
+    kafka_bootstrap,
+    migrated_database,
+    own_topics,
+    running_app,
+    started_producer,
+)
 from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
 
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
@@ -54,12 +62,18 @@ def recall_snapshot(
     seller_id: str | None = "seller-1",
 ) -> ev.RecallSnapshot:
     return ev.RecallSnapshot(
-        recall_id=recall_id, version=version, seller_id=seller_id,
+        recall_id=recall_id,
+        version=version,
+        seller_id=seller_id,
         content=ev.RecallContent(
-            title=title, hazard="The base can overheat and cause burns.", severity="high",
-            stop_using="Unplug the kettle and stop using it.", remedies=[ev.Remedy(type="refund_on_destruction")],
+            title=title,
+            hazard="The base can overheat and cause burns.",
+            severity="high",
+            stop_using="Unplug the kettle and stop using it.",
+            remedies=[ev.Remedy(type="refund_on_destruction")],
         ),
-        rules=list(rules), published_at=published_at or datetime.now(UTC),
+        rules=list(rules),
+        published_at=published_at or datetime.now(UTC),
     )
 
 
@@ -74,12 +88,18 @@ def order_placed(
 ) -> ev.OrderPlaced:
     order_id = order_id or new_id("ord")
     return ev.OrderPlaced(
-        order_id=order_id, customer_id=customer_id,
+        order_id=order_id,
+        customer_id=customer_id,
         placed_at=placed_at or datetime.now(UTC) - timedelta(days=30),
         lines=[
             ev.OrderLine(
-                line_id=f"{order_id}-{i}", product_id=p, title=f"Product {p}", seller_id=seller_id,
-                quantity=quantity, unit_price=Decimal("19.99"), currency="EUR",
+                line_id=f"{order_id}-{i}",
+                product_id=p,
+                title=f"Product {p}",
+                seller_id=seller_id,
+                quantity=quantity,
+                unit_price=Decimal("19.99"),
+                currency="EUR",
             )
             for i, p in enumerate(products)
         ],
@@ -129,7 +149,9 @@ class MatcherService:
         """Publish one upstream event with CloudEvents headers, keyed as its topic says; returns the ce_id."""
         env = envelope.wrap(event, source=SOURCE, event_id=event_id)
         await self.producer.send_and_wait(
-            self.settings.topic_prefix + event.topic, value=env.data, key=event.partition_key().encode(),
+            self.settings.topic_prefix + event.topic,
+            value=env.data,
+            key=event.partition_key().encode(),
             headers=env.headers(),
         )
         return env.id
@@ -141,15 +163,26 @@ class MatcherService:
 
     async def key_works(self, plaintext: str) -> bool:
         """Whether the read API accepts the key (an unknown recall is then 404, not 401)."""
-        resp = await self.client.get(f"/v1/recalls/{new_id('no-such-rc')}/matches", headers={"X-Api-Key": plaintext})
+        resp = await self.client.get(
+            f"/v1/recalls/{new_id('no-such-rc')}/matches", headers={"X-Api-Key": plaintext}
+        )
         assert resp.status_code in (401, 404), resp.text
         return resp.status_code == 404
 
-    async def issue_key(self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True) -> tuple[str, str]:
+    async def issue_key(
+        self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True
+    ) -> tuple[str, str]:
         """A key as recall-intake issues it on sellers.v1: (plaintext, key_id); waits until it works."""
         plaintext, key_id = generate_api_key(), str(uuid.uuid4())
-        await self.send(ev.ApiKeyIssued(key_id=key_id, key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
-                                        role=role, seller_id=seller_id, issued_at=datetime.now(UTC)))  # type: ignore[arg-type]
+        await self.send(
+            ev.ApiKeyIssued(
+                key_id=key_id,
+                key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
+                role=role,
+                seller_id=seller_id,
+                issued_at=datetime.now(UTC),
+            )
+        )  # type: ignore[arg-type]
         if wait:
             await eventually(lambda: self.key_works(plaintext), timeout=15, interval=0.1)
         return plaintext, key_id
@@ -187,7 +220,9 @@ class MatcherService:
                 }
             finally:
                 await admin.close()
-            lagging = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
+            lagging = {
+                tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end
+            }
             assert not lagging, f"not yet consumed: {lagging}"
             return await self.scalar("SELECT count(*) FROM outbox") == 0
 
@@ -203,11 +238,15 @@ class MatcherService:
             try:
                 committed = {
                     (tp.topic, tp.partition): meta.offset
-                    for tp, meta in (await admin.list_consumer_group_offsets(self.group + ".sellers")).items()
+                    for tp, meta in (
+                        await admin.list_consumer_group_offsets(self.group + ".sellers")
+                    ).items()
                 }
             finally:
                 await admin.close()
-            lagging = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
+            lagging = {
+                tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end
+            }
             assert not lagging, f"not yet consumed: {lagging}"
             return True
 
@@ -218,7 +257,11 @@ class MatcherService:
         out = []
         for key, rec in await read_all(self.topic(ALERTS)):
             env = read_headers(rec.headers, rec.value)
-            out.append(AlertRecord(key=key.decode() if key else "", type=env.type, ce_id=env.id, event=parse(env)))
+            out.append(
+                AlertRecord(
+                    key=key.decode() if key else "", type=env.type, ce_id=env.id, event=parse(env)
+                )
+            )
         return out
 
     async def alerts_after(self, before: list[AlertRecord]) -> list[AlertRecord]:
@@ -239,7 +282,7 @@ async def end_offsets(topics: list[str]) -> dict[tuple[str, int], int]:
         for topic in topics:
             parts = consumer.partitions_for_topic(topic)
             if not parts:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+                await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(topic) or set()
             tps += [TopicPartition(topic, p) for p in sorted(parts)]
         offsets = await consumer.end_offsets(tps) if tps else {}
@@ -255,8 +298,11 @@ async def read_all(topic: str) -> list[tuple[bytes | None, Any]]:
     if not wanted:
         return []
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed",
+        bootstrap_servers=kafka_bootstrap(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
     )
     await consumer.start()
     out: list[tuple[bytes | None, Any]] = []

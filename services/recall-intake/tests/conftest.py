@@ -27,7 +27,14 @@ from recall_intake.models import Listing, Seller
 from recall_intake.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
-from recall_shared.testing import fast_test_settings, eventually, migrated_database, running_app, own_topics, started_producer
+from recall_shared.testing import (
+    eventually,
+    fast_test_settings,
+    migrated_database,
+    own_topics,
+    running_app,
+    started_producer,
+)
 
 MIGRATIONS = Path(recall_intake.__file__).parent / "migrations"
 
@@ -102,7 +109,11 @@ class Intake:
                 session.add(Seller(seller_id=seller_id, name=f"Seller {seller_id}"))
                 await session.flush()
             plaintext, _ = await issue_key(
-                session, role="seller", seller_id=seller_id, label="test", pepper=self.settings.api_key_pepper,
+                session,
+                role="seller",
+                seller_id=seller_id,
+                label="test",
+                pepper=self.settings.api_key_pepper,
                 outbox=self.app.state.runtime.outbox,
             )
             await session.commit()
@@ -111,19 +122,32 @@ class Intake:
     async def operator_key(self) -> str:
         async with self.session_factory() as session:
             plaintext, _ = await issue_key(
-                session, role="operator", seller_id=None, label="test", pepper=self.settings.api_key_pepper,
+                session,
+                role="operator",
+                seller_id=None,
+                label="test",
+                pepper=self.settings.api_key_pepper,
                 outbox=self.app.state.runtime.outbox,
             )
             await session.commit()
         return plaintext
 
-    async def send_listing(self, product_id: str, seller_ids: list[str], gtins: list[str] | None = None) -> str:
+    async def send_listing(
+        self, product_id: str, seller_ids: list[str], gtins: list[str] | None = None
+    ) -> str:
         """Publish catalog.listing_updated.v1 as the catalog does; returns the ce_id."""
-        event = ev.ListingUpdated(product_id=product_id, title=f"Product {product_id}", seller_ids=seller_ids,
-                                  gtins=gtins or [])
+        event = ev.ListingUpdated(
+            product_id=product_id,
+            title=f"Product {product_id}",
+            seller_ids=seller_ids,
+            gtins=gtins or [],
+        )
         env = envelope.wrap(event, source="/tests/catalog")
         await self.producer.send_and_wait(
-            self.topic(event.topic), value=env.data, key=event.partition_key().encode(), headers=env.headers()
+            self.topic(event.topic),
+            value=env.data,
+            key=event.partition_key().encode(),
+            headers=env.headers(),
         )
         return env.id
 
@@ -135,7 +159,9 @@ class Intake:
 
         await eventually(check, timeout=30)
 
-    async def listing(self, product_id: str, seller_ids: list[str], gtins: list[str] | None = None) -> None:
+    async def listing(
+        self, product_id: str, seller_ids: list[str], gtins: list[str] | None = None
+    ) -> None:
         """Publish a listing and wait until the service's read model has it."""
         await self.send_listing(product_id, seller_ids, gtins)
         await self.listing_seen(product_id, seller_ids[0])

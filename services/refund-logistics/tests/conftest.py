@@ -29,10 +29,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import refund_logistics
 from recall_shared import envelope
 from recall_shared import events as ev
-from recall_shared.envelope import Envelope, read_headers
-from recall_shared.testing import read_to_end, eventually, migrated_database, running_app, own_topics, started_producer
-from recall_shared.topics import REMEDIES
 from recall_shared.auth import generate_api_key, hash_api_key, issue_customer_token
+from recall_shared.envelope import Envelope, read_headers
+from recall_shared.testing import (
+    eventually,
+    migrated_database,
+    own_topics,
+    read_to_end,
+    running_app,
+    started_producer,
+)
+from recall_shared.topics import REMEDIES
 from refund_logistics.app import create_app
 from refund_logistics.carrier import SandboxCarrier
 from refund_logistics.payments import RefundResult, SandboxPaymentProvider
@@ -49,11 +56,25 @@ class CountingSandbox(SandboxPaymentProvider):
         super().__init__()
         self.calls: list[tuple[str, Decimal, str, str]] = []
 
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
-                     order_id: str | None = None, line_id: str | None = None) -> RefundResult:
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        amount: Decimal,
+        currency: str,
+        reference: str,
+        order_id: str | None = None,
+        line_id: str | None = None,
+    ) -> RefundResult:
         self.calls.append((idempotency_key, amount, currency, reference))
-        return await super().refund(idempotency_key=idempotency_key, amount=amount, currency=currency, reference=reference,
-                                    order_id=order_id, line_id=line_id)
+        return await super().refund(
+            idempotency_key=idempotency_key,
+            amount=amount,
+            currency=currency,
+            reference=reference,
+            order_id=order_id,
+            line_id=line_id,
+        )
 
     def refunds_for(self, case_id: str) -> list[RefundResult]:
         return [r for k, r in self.refunds.items() if k.startswith(f"refund:{case_id}:")]
@@ -65,37 +86,77 @@ class CountingSandbox(SandboxPaymentProvider):
 # --------------------------------------------------------------------------- event builders
 
 
-def recall(*, enrolled: bool = True, contact: str = "Acme recalls, 0800 123 456, recalls@acme.example",
-           remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "refund_with_return")) -> ev.RecallSnapshot:
+def recall(
+    *,
+    enrolled: bool = True,
+    contact: str = "Acme recalls, 0800 123 456, recalls@acme.example",
+    remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "refund_with_return"),
+) -> ev.RecallSnapshot:
     return ev.RecallSnapshot(
-        recall_id=f"rc-{uuid.uuid4().hex[:10]}", version=1, seller_id=f"seller-{uuid.uuid4().hex[:6]}",
-        content=ev.RecallContent(title="Acme kettle KX-1", hazard="Burns.", severity="high",
-                                 stop_using="Unplug it.", remedies=[ev.Remedy(type=r) for r in remedies],
-                                 consumer_contact=contact),
-        rules=[ev.ScopeRule(product_ids=["prod-kettle"])], published_at=datetime.now(UTC), logistics_enrolled=enrolled,
+        recall_id=f"rc-{uuid.uuid4().hex[:10]}",
+        version=1,
+        seller_id=f"seller-{uuid.uuid4().hex[:6]}",
+        content=ev.RecallContent(
+            title="Acme kettle KX-1",
+            hazard="Burns.",
+            severity="high",
+            stop_using="Unplug it.",
+            remedies=[ev.Remedy(type=r) for r in remedies],
+            consumer_contact=contact,
+        ),
+        rules=[ev.ScopeRule(product_ids=["prod-kettle"])],
+        published_at=datetime.now(UTC),
+        logistics_enrolled=enrolled,
     )
 
 
-def alert(rc: ev.RecallSnapshot, customer_id: str, *, lines: list[tuple[int, str]] = ((2, "19.99"),),
-          currency: str = "EUR") -> ev.AlertState:
+def alert(
+    rc: ev.RecallSnapshot,
+    customer_id: str,
+    *,
+    lines: list[tuple[int, str]] = ((2, "19.99"),),
+    currency: str = "EUR",
+) -> ev.AlertState:
     """An alert for ``rc``; ``lines`` are (units, unit price)."""
     return ev.AlertState(
-        alert_id=str(uuid.uuid4()), alert_version=1, customer_id=customer_id, recall_id=rc.recall_id,
-        recall_version=rc.version, seller_id=rc.seller_id, tier="confirmed",
+        alert_id=str(uuid.uuid4()),
+        alert_version=1,
+        customer_id=customer_id,
+        recall_id=rc.recall_id,
+        recall_version=rc.version,
+        seller_id=rc.seller_id,
+        tier="confirmed",
         lines=[
-            ev.AffectedLine(order_id=f"ord-{i}", line_id=f"line-{i}-{uuid.uuid4().hex[:6]}", product_id="prod-kettle",
-                            seller_id=rc.seller_id or "s", purchased_at=datetime(2025, 3, 14, tzinfo=UTC), units=units,
-                            unit_price=Decimal(price), currency=currency)
+            ev.AffectedLine(
+                order_id=f"ord-{i}",
+                line_id=f"line-{i}-{uuid.uuid4().hex[:6]}",
+                product_id="prod-kettle",
+                seller_id=rc.seller_id or "s",
+                purchased_at=datetime(2025, 3, 14, tzinfo=UTC),
+                units=units,
+                unit_price=Decimal(price),
+                currency=currency,
+            )
             for i, (units, price) in enumerate(lines)
         ],
         recall=rc.content,
     )
 
 
-def remedy_request(a: ev.AlertState, remedy: ev.RemedyType = "refund_on_destruction", *,
-                   customer_id: str | None = None) -> ev.RemedyRequested:
-    return ev.RemedyRequested(request_id=str(uuid.uuid4()), alert_id=a.alert_id, customer_id=customer_id or a.customer_id,
-                              recall_id=a.recall_id, remedy=remedy, requested_at=datetime.now(UTC))
+def remedy_request(
+    a: ev.AlertState,
+    remedy: ev.RemedyType = "refund_on_destruction",
+    *,
+    customer_id: str | None = None,
+) -> ev.RemedyRequested:
+    return ev.RemedyRequested(
+        request_id=str(uuid.uuid4()),
+        alert_id=a.alert_id,
+        customer_id=customer_id or a.customer_id,
+        recall_id=a.recall_id,
+        remedy=remedy,
+        requested_at=datetime.now(UTC),
+    )
 
 
 def new_customer() -> str:
@@ -109,11 +170,14 @@ PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"destroyed kettle, cord cut" * 40
 # --------------------------------------------------------------------------- Kafka helpers
 
 
-async def read_all(topic: str, *, timeout: float = 10.0) -> list[tuple[bytes | None, Envelope, dict]]:
+async def read_all(
+    topic: str, *, timeout: float = 10.0
+) -> list[tuple[bytes | None, Envelope, dict]]:
     """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
-    envs = [(r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)]
+    envs = [
+        (r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)
+    ]
     return [(key, env, orjson.loads(env.data)) for key, env in envs]
-
 
 
 # --------------------------------------------------------------------------- the running service
@@ -133,29 +197,50 @@ class Rls:
     def op(self) -> dict[str, str]:
         return {"X-Api-Key": self.operator_key}
 
-    async def issue_key(self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True) -> tuple[str, str]:
+    async def issue_key(
+        self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True
+    ) -> tuple[str, str]:
         """A key as recall-intake issues it on sellers.v1: (plaintext, key_id); waits until it works."""
         plaintext, key_id = generate_api_key(), str(uuid.uuid4())
-        await self.publish(ev.ApiKeyIssued(key_id=key_id, key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
-                                           role=role, seller_id=seller_id, issued_at=datetime.now(UTC)))  # type: ignore[arg-type]
+        await self.publish(
+            ev.ApiKeyIssued(
+                key_id=key_id,
+                key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
+                role=role,
+                seller_id=seller_id,
+                issued_at=datetime.now(UTC),
+            )
+        )  # type: ignore[arg-type]
         if wait:
+
             async def works() -> bool:
-                return (await self.client.get("/v1/cases?limit=1", headers={"X-Api-Key": plaintext})).status_code == 200
+                return (
+                    await self.client.get("/v1/cases?limit=1", headers={"X-Api-Key": plaintext})
+                ).status_code == 200
 
             await eventually(works, timeout=15, interval=0.1)
         return plaintext, key_id
 
     def customer_token(self, customer_id: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_customer_token(customer_id, self.settings.jwt_secret)}"}
+        return {
+            "Authorization": f"Bearer {issue_customer_token(customer_id, self.settings.jwt_secret)}"
+        }
 
-    async def submit_proof(self, case_id: str, customer_id: str, photo: bytes = PHOTO) -> httpx.Response:
-        return await self.client.post(f"/v1/cases/{case_id}/proof", content=photo,
-                                      headers={**self.customer_token(customer_id), "Content-Type": "image/jpeg"})
+    async def submit_proof(
+        self, case_id: str, customer_id: str, photo: bytes = PHOTO
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/cases/{case_id}/proof",
+            content=photo,
+            headers={**self.customer_token(customer_id), "Content-Type": "image/jpeg"},
+        )
 
     async def publish(self, event: ev.Event, *, event_id: str | None = None) -> str:
         env = envelope.wrap(event, source="/tests/refund-logistics", event_id=event_id)
         await self.producer.send_and_wait(
-            f"{self.settings.topic_prefix}{event.topic}", value=env.data, key=event.partition_key().encode(),
+            f"{self.settings.topic_prefix}{event.topic}",
+            value=env.data,
+            key=event.partition_key().encode(),
             headers=env.headers(),
         )
         return env.id
@@ -167,7 +252,9 @@ class Rls:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def wait_for_case(self, case_id: str, predicate: Callable[[dict], bool], timeout: float = 15.0) -> dict:
+    async def wait_for_case(
+        self, case_id: str, predicate: Callable[[dict], bool], timeout: float = 15.0
+    ) -> dict:
         async def check() -> dict | None:
             c = await self.case(case_id)
             return c if c is not None and predicate(c) else None
@@ -176,10 +263,15 @@ class Rls:
 
     async def transitions(self, case_id: str) -> list[tuple[bytes | None, Envelope, dict]]:
         """The remedy.case_transitioned.v1 events of a case on remedies.v1, in order."""
-        return [(k, env, body) for k, env, body in await read_all(REMEDIES.physical(self.settings.topic_prefix))
-                if env.type == "remedy.case_transitioned.v1" and body["case_id"] == case_id]
+        return [
+            (k, env, body)
+            for k, env, body in await read_all(REMEDIES.physical(self.settings.topic_prefix))
+            if env.type == "remedy.case_transitioned.v1" and body["case_id"] == case_id
+        ]
 
-    async def wait_for_transitions(self, case_id: str, count: int, timeout: float = 15.0) -> list[tuple]:
+    async def wait_for_transitions(
+        self, case_id: str, count: int, timeout: float = 15.0
+    ) -> list[tuple]:
         async def check() -> list | None:
             found = await self.transitions(case_id)
             assert len(found) <= count, [b["transition"] for _, _, b in found]
@@ -198,9 +290,16 @@ class Rls:
 
 def make_settings(url: str, prefix: str) -> Settings:
     return Settings(
-        database_url=url, topic_prefix=prefix, environment="test", log_json=False, log_level="WARNING",
-        consumer_backoff_initial_s=0.05, consumer_backoff_max_s=0.2, outbox_fallback_poll_s=0.5,
-        refund_lease_s=5.0, refund_recovery_interval_s=0.2,
+        database_url=url,
+        topic_prefix=prefix,
+        environment="test",
+        log_json=False,
+        log_level="WARNING",
+        consumer_backoff_initial_s=0.05,
+        consumer_backoff_max_s=0.2,
+        outbox_fallback_poll_s=0.5,
+        refund_lease_s=5.0,
+        refund_recovery_interval_s=0.2,
     )
 
 
@@ -214,7 +313,13 @@ async def rls() -> AsyncIterator[Rls]:
         settings = make_settings(url, prefix)
         app = create_app(settings, payments=payments, carrier=carrier)
         async with running_app(app) as client, started_producer(settings) as producer:
-            rls = Rls(client=client, settings=settings, producer=producer, payments=payments, carrier=carrier)
+            rls = Rls(
+                client=client,
+                settings=settings,
+                producer=producer,
+                payments=payments,
+                carrier=carrier,
+            )
             rls.app = app
             rls.operator_key, _ = await rls.issue_key("operator")
             yield rls

@@ -61,16 +61,31 @@ KeyModel = type[SellerKeyColumns]
 
 async def record_key_issued(session: AsyncSession, model: KeyModel, event: ev.ApiKeyIssued) -> None:
     """Upsert the key; a repeat leaves ``revoked_at`` alone (a revoked key stays revoked)."""
-    stmt = insert(model).values(key_id=event.key_id, key_hash=event.key_hash, role=event.role,
-                                seller_id=event.seller_id, issued_at=event.issued_at)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["key_id"], set_={"key_hash": stmt.excluded.key_hash, "role": stmt.excluded.role,
-                                         "seller_id": stmt.excluded.seller_id},
-    ))
+    stmt = insert(model).values(
+        key_id=event.key_id,
+        key_hash=event.key_hash,
+        role=event.role,
+        seller_id=event.seller_id,
+        issued_at=event.issued_at,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["key_id"],
+            set_={
+                "key_hash": stmt.excluded.key_hash,
+                "role": stmt.excluded.role,
+                "seller_id": stmt.excluded.seller_id,
+            },
+        )
+    )
 
 
-async def record_key_revoked(session: AsyncSession, model: KeyModel, event: ev.ApiKeyRevoked) -> None:
-    await session.execute(update(model).where(model.key_id == event.key_id).values(revoked_at=event.revoked_at))
+async def record_key_revoked(
+    session: AsyncSession, model: KeyModel, event: ev.ApiKeyRevoked
+) -> None:
+    await session.execute(
+        update(model).where(model.key_id == event.key_id).values(revoked_at=event.revoked_at)
+    )
 
 
 KeyHandler = Callable[[AsyncSession, ev.Event, Envelope], Awaitable[None]]
@@ -123,7 +138,9 @@ class Principal:
 
 
 def _unauthorized(message: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "ApiKey"})
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "ApiKey"}
+    )
 
 
 class ApiKeyAuth:
@@ -137,23 +154,36 @@ class ApiKeyAuth:
         self.model = model
 
         async def current_principal(
-            session: SessionDep, runtime: RuntimeDep,
-            x_api_key: Annotated[str | None, Header(description="Seller or operator API key")] = None,
+            session: SessionDep,
+            runtime: RuntimeDep,
+            x_api_key: Annotated[
+                str | None, Header(description="Seller or operator API key")
+            ] = None,
         ) -> Principal:
             if not x_api_key:
                 raise _unauthorized("missing X-Api-Key header")
             key_hash = hash_api_key(x_api_key, runtime.settings.api_key_pepper)
-            row = (await session.execute(
-                select(model.key_id, model.role, model.seller_id, model.revoked_at).where(model.key_hash == key_hash)
-            )).first()
+            row = (
+                await session.execute(
+                    select(model.key_id, model.role, model.seller_id, model.revoked_at).where(
+                        model.key_hash == key_hash
+                    )
+                )
+            ).first()
             # Give the connection back before the route runs: a command opens its own transaction, and holding
             # two connections per request would let a burst of requests exhaust the pool.
             await session.rollback()
-            if row is None or row.revoked_at is not None or (row.role == "seller" and not row.seller_id):
+            if (
+                row is None
+                or row.revoked_at is not None
+                or (row.role == "seller" and not row.seller_id)
+            ):
                 raise _unauthorized("invalid or revoked API key")
             return Principal(role=row.role, seller_id=row.seller_id, key_id=row.key_id)
 
-        async def require_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        async def require_operator(
+            principal: Annotated[Principal, Depends(current_principal)],
+        ) -> Principal:
             if not principal.is_operator:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, detail="operator key required")
             return principal

@@ -52,7 +52,9 @@ class CustomerTokenVerifier:
     issuer: str | None = None
     leeway_s: int = 30
     cache_size: int = 10_000
-    _verified: dict[str, tuple[str, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _verified: dict[str, tuple[str, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def customer_id(self, token: str) -> str:
         hit = self._verified.get(token)
@@ -60,7 +62,9 @@ class CustomerTokenVerifier:
             sub, exp = hit
             if exp > time.time() - self.leeway_s:  # PyJWT refuses exp <= now - leeway
                 return sub
-            self._verified.pop(token, None)  # expired: verify again, which refuses it with the usual error
+            self._verified.pop(
+                token, None
+            )  # expired: verify again, which refuses it with the usual error
         sub, exp = self._verify(token)
         if self.cache_size > 0:
             if len(self._verified) >= self.cache_size:
@@ -96,12 +100,20 @@ class CustomerTokenVerifier:
 
 
 def issue_customer_token(
-    customer_id: str, secret: str, *, ttl: timedelta = timedelta(hours=12), now: datetime | None = None,
+    customer_id: str,
+    secret: str,
+    *,
+    ttl: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
     audience: str | None = None,
 ) -> str:
     """An HS256 token as the identity provider would issue it (development, demo and tests)."""
     now = now or datetime.now(UTC)
-    claims: dict[str, object] = {"sub": customer_id, "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+    claims: dict[str, object] = {
+        "sub": customer_id,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+    }
     if audience:
         claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm="HS256")

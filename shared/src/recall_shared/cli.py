@@ -41,20 +41,25 @@ class ServiceCli:
         self.command("migrate", "Apply database migrations")(
             lambda s, a: upgrade(self.migrations_dir, s.database_url)
         )
-        revision = self.command("make-migration", "Autogenerate a migration from the models (developers)")(
-            lambda s, a: make_revision(self.migrations_dir, s.database_url, a.message)
-        )
+        revision = self.command(
+            "make-migration", "Autogenerate a migration from the models (developers)"
+        )(lambda s, a: make_revision(self.migrations_dir, s.database_url, a.message))
         revision.add_argument("-m", "--message", required=True)
-        self.command("create-topics", "Create every catalog topic that is missing")(self._create_topics)
-        redrive = self.command("redrive-dead-letters", "Put this service's dead letters back through its handlers")(
-            self._redrive
+        self.command("create-topics", "Create every catalog topic that is missing")(
+            self._create_topics
         )
+        redrive = self.command(
+            "redrive-dead-letters", "Put this service's dead letters back through its handlers"
+        )(self._redrive)
         redrive.add_argument("--limit", type=int, default=None)
-        self.command("purge-inbox", "Forget applied event ids older than *_INBOX_RETENTION_DAYS (also runs hourly)")(
-            self._purge_inbox
-        )
+        self.command(
+            "purge-inbox",
+            "Forget applied event ids older than *_INBOX_RETENTION_DAYS (also runs hourly)",
+        )(self._purge_inbox)
 
-    def command(self, name: str, help: str) -> Callable[[Callable[..., Any]], argparse.ArgumentParser]:
+    def command(
+        self, name: str, help: str
+    ) -> Callable[[Callable[..., Any]], argparse.ArgumentParser]:
         parser = self.sub.add_parser(name, help=help)
 
         def register(fn: Callable[..., Any]) -> argparse.ArgumentParser:
@@ -82,11 +87,16 @@ class ServiceCli:
         # keep it out of the collector's scans, which otherwise walk it on every full collection.
         gc.collect()
         gc.freeze()
-        uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+        uvicorn.run(
+            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+        )
 
     async def _create_topics(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
         created = await create_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
-        print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else " (all present)"))
+        print(
+            f"created {len(created)} topics"
+            + (f": {', '.join(created)}" if created else " (all present)")
+        )
 
     async def _purge_inbox(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
         runtime = self.create_app(settings).state.runtime
@@ -106,6 +116,9 @@ class ServiceCli:
                 runner.stop()
                 for k, v in (await redrive_dead_letters(runner, limit=args.limit)).items():
                     totals[k] = totals.get(k, 0) + v
-            print("redriven: " + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing"))
+            print(
+                "redriven: "
+                + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing")
+            )
         finally:
             await runtime.stop()

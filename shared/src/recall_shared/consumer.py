@@ -58,7 +58,9 @@ class Record:
 
     @classmethod
     def of(cls, rec: object) -> Record:
-        return cls(rec.topic, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers or ()))  # type: ignore[attr-defined]
+        return cls(
+            rec.topic, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers or ())
+        )  # type: ignore[attr-defined]
 
 
 class ConsumerRunner:
@@ -76,13 +78,19 @@ class ConsumerRunner:
     ) -> None:
         self.settings = settings
         self.topics = [t.physical(settings.topic_prefix) for t in topics]
-        self.handlers: dict[str, tuple[type[Event], Handler]] = {cls.event_type: (cls, h) for cls, h in handlers.items()}
+        self.handlers: dict[str, tuple[type[Event], Handler]] = {
+            cls.event_type: (cls, h) for cls, h in handlers.items()
+        }
         self.session_factory = session_factory
         self.producer = producer
         self.metrics = metrics
         self.group = settings.consumer_group_prefix + group_suffix
-        self.dead_letter_topic = dead_letter_topic(settings.service_name).physical(settings.topic_prefix)
-        self.on_applied = on_applied  # a fault-injection and observation point: after the effect commits
+        self.dead_letter_topic = dead_letter_topic(settings.service_name).physical(
+            settings.topic_prefix
+        )
+        self.on_applied = (
+            on_applied  # a fault-injection and observation point: after the effect commits
+        )
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self.running = False
@@ -102,7 +110,10 @@ class ConsumerRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("consumer failed; restarting", extra={"group": self.group, "retry_in_s": backoff})
+                log.exception(
+                    "consumer failed; restarting",
+                    extra={"group": self.group, "retry_in_s": backoff},
+                )
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -113,7 +124,9 @@ class ConsumerRunner:
         self.running = True
         try:
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.consumer_max_poll_records)
+                batches = await consumer.getmany(
+                    timeout_ms=500, max_records=self.settings.consumer_max_poll_records
+                )
                 for tp, records in batches.items():
                     next_offset = None
                     for rec in records:
@@ -136,7 +149,10 @@ class ConsumerRunner:
         except (CommitFailedError, IllegalStateError) as exc:
             # The partition moved to another member during the batch; it will redeliver from the last
             # committed offset and the inbox turns the repeats into no-ops.
-            log.warning("offset commit refused after rebalance", extra={"partition": str(tp), "error": str(exc)})
+            log.warning(
+                "offset commit refused after rebalance",
+                extra={"partition": str(tp), "error": str(exc)},
+            )
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
@@ -160,7 +176,9 @@ class ConsumerRunner:
         except EnvelopeError as exc:
             await self.dead_letter(rec, "undecodable", exc)
             return "dead_lettered"
-        with log_context(correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id):
+        with log_context(
+            correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id
+        ):
             entry = self.handlers.get(env.type)
             if entry is None:
                 self.metrics.events_ignored.labels(rec.topic, env.type).inc()
@@ -191,12 +209,21 @@ class ConsumerRunner:
             except Exception as exc:
                 self.metrics.events_failed.labels(rec.topic).inc()
                 if attempt >= self.settings.consumer_max_attempts:
-                    log.exception("event failed after %d attempts; dead-lettering", attempt, extra={"event_type": env.type})
+                    log.exception(
+                        "event failed after %d attempts; dead-lettering",
+                        attempt,
+                        extra={"event_type": env.type},
+                    )
                     await self.dead_letter(rec, "failed", exc, attempts=attempt)
                     return "dead_lettered"
                 log.warning(
                     "event handling failed; retrying",
-                    extra={"event_type": env.type, "attempt": attempt, "retry_in_s": delay, "error": repr(exc)},
+                    extra={
+                        "event_type": env.type,
+                        "attempt": attempt,
+                        "retry_in_s": delay,
+                        "error": repr(exc),
+                    },
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.consumer_backoff_max_s)
@@ -208,7 +235,9 @@ class ConsumerRunner:
             return "applied"
         raise AssertionError("unreachable")
 
-    async def dead_letter(self, rec: Record, reason: str, error: BaseException, attempts: int = 1) -> None:
+    async def dead_letter(
+        self, rec: Record, reason: str, error: BaseException, attempts: int = 1
+    ) -> None:
         """Park the record, with its origin and the error, on the service's dead-letter topic.
 
         Awaited to the broker's acknowledgement before the offset moves on: nothing is dropped.
@@ -224,15 +253,25 @@ class ConsumerRunner:
             ("dlq_attempts", str(attempts).encode()),
             ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
         ]
-        await self.producer.send_and_wait(self.dead_letter_topic, value=rec.value, key=rec.key, headers=headers)
+        await self.producer.send_and_wait(
+            self.dead_letter_topic, value=rec.value, key=rec.key, headers=headers
+        )
         self.metrics.events_dead_lettered.labels(rec.topic, reason).inc()
         log.error(
             "message dead-lettered",
-            extra={"reason": reason, "error": str(error)[:500], "topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
+            extra={
+                "reason": reason,
+                "error": str(error)[:500],
+                "topic": rec.topic,
+                "partition": rec.partition,
+                "offset": rec.offset,
+            },
         )
 
 
-async def redrive_dead_letters(runner: ConsumerRunner, *, idle_timeout_s: float = 3.0, limit: int | None = None) -> dict[str, int]:
+async def redrive_dead_letters(
+    runner: ConsumerRunner, *, idle_timeout_s: float = 3.0, limit: int | None = None
+) -> dict[str, int]:
     """Put this service's dead letters back through its handlers.
 
     Reads the dead-letter topic with its own consumer group (so each letter is redriven once), rebuilds
@@ -240,7 +279,9 @@ async def redrive_dead_letters(runner: ConsumerRunner, *, idle_timeout_s: float 
     anew. Stops when the topic is drained (no record for ``idle_timeout_s``) or after ``limit`` records.
     """
     outcomes: dict[str, int] = {}
-    consumer = create_consumer(runner.settings, runner.group + ".redrive", [runner.dead_letter_topic])
+    consumer = create_consumer(
+        runner.settings, runner.group + ".redrive", [runner.dead_letter_topic]
+    )
     await consumer.start()
     seen = 0
     # A letter that fails again is dead-lettered anew onto this same topic: stop at letters written after
@@ -267,7 +308,9 @@ async def redrive_dead_letters(runner: ConsumerRunner, *, idle_timeout_s: float 
                         offset=int(hs.get("dlq_original_offset", b"-1")),
                         key=rec.key,
                         value=rec.value,
-                        headers=[(k, v) for k, v in rec.headers or () if not k.startswith(DLQ_PREFIX)],
+                        headers=[
+                            (k, v) for k, v in rec.headers or () if not k.startswith(DLQ_PREFIX)
+                        ],
                     )
                     outcome = await runner.process(original)
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1

@@ -69,10 +69,24 @@ class FanOutHeaders:
     raising a million alerts should not encode the same seven attributes a million times."""
 
     def __init__(
-        self, *, type: str, source: str, time: datetime, correlation_id: str | None, causation_id: str | None
+        self,
+        *,
+        type: str,
+        source: str,
+        time: datetime,
+        correlation_id: str | None,
+        causation_id: str | None,
     ) -> None:
-        self._base = Envelope(id="", type=type, source=source, time=time, subject="", data=b"",
-                              correlation_id=correlation_id, causation_id=causation_id).headers()
+        self._base = Envelope(
+            id="",
+            type=type,
+            source=source,
+            time=time,
+            subject="",
+            data=b"",
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        ).headers()
         names = [name for name, _ in self._base]
         self._id_at, self._subject_at = names.index("ce_id"), names.index("ce_subject")
 
@@ -125,7 +139,9 @@ def read_headers(headers: Headers | tuple | None, value: bytes | None) -> Envelo
     if value is None:
         raise EnvelopeError("message has no body")
     try:
-        time = datetime.fromisoformat(attrs["ce_time"]) if attrs.get("ce_time") else datetime.now(UTC)
+        time = (
+            datetime.fromisoformat(attrs["ce_time"]) if attrs.get("ce_time") else datetime.now(UTC)
+        )
     except ValueError as exc:
         raise EnvelopeError(f"ce_time is not an ISO-8601 timestamp: {attrs['ce_time']!r}") from exc
     return Envelope(
@@ -165,7 +181,9 @@ def _short_errors(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def to_structured(event: Event, *, source: str, event_id: str | None = None, time: datetime | None = None) -> dict:
+def to_structured(
+    event: Event, *, source: str, event_id: str | None = None, time: datetime | None = None
+) -> dict:
     """The event as a CloudEvents structured-mode JSON object (files, HTTP APIs): attributes and data together."""
     return {
         "specversion": SPECVERSION,
@@ -179,7 +197,9 @@ def to_structured(event: Event, *, source: str, event_id: str | None = None, tim
     }
 
 
-def from_structured(obj: object, known: dict[str, type[Event]] = EVENTS_BY_TYPE) -> tuple[str, Event]:
+def from_structured(
+    obj: object, known: dict[str, type[Event]] = EVENTS_BY_TYPE
+) -> tuple[str, Event]:
     """(event id, event) from a structured-mode CloudEvent; raises EnvelopeError, UnknownEventType or InvalidEvent."""
     if not isinstance(obj, dict):
         raise EnvelopeError("a structured CloudEvent must be a JSON object")

@@ -64,7 +64,9 @@ class CodeRule(Model):
 
     values: list[NonEmptyStr] = []
     ranges: list[CodeRange] = []
-    prefixes: list[NonEmptyStr] = Field(default=[], description='e.g. serials "beginning with 12J, 12K"')
+    prefixes: list[NonEmptyStr] = Field(
+        default=[], description='e.g. serials "beginning with 12J, 12K"'
+    )
     collation: Collation = Field(
         default="natural",
         description="How ranges compare: numeric (zero-padded numbers), natural (letter runs as text, digit "
@@ -79,12 +81,16 @@ class CodeRule(Model):
             lo, hi = collation_key(r.first, self.collation), collation_key(r.last, self.collation)
             if lo is None or hi is None:
                 bad = r.first if lo is None else r.last
-                raise ValueError(f"ranges[{i}]: {bad!r} cannot be read with collation {self.collation!r}")
+                raise ValueError(
+                    f"ranges[{i}]: {bad!r} cannot be read with collation {self.collation!r}"
+                )
             try:
                 inverted = lo > hi  # type: ignore[operator]
             except TypeError:
-                raise ValueError(f"ranges[{i}]: {r.first!r} and {r.last!r} have different shapes for collation "
-                                 f"{self.collation!r}") from None
+                raise ValueError(
+                    f"ranges[{i}]: {r.first!r} and {r.last!r} have different shapes for collation "
+                    f"{self.collation!r}"
+                ) from None
             if inverted:
                 raise ValueError(f"ranges[{i}]: first {r.first!r} comes after last {r.last!r}")
         return self
@@ -124,17 +130,23 @@ class ScopeRule(Model):
 
     product_ids: list[NonEmptyStr] = []
     parent_product_ids: list[NonEmptyStr] = Field(
-        default=[], description="All variants of these products; recall-intake expands them into product_ids"
+        default=[],
+        description="All variants of these products; recall-intake expands them into product_ids",
     )
-    gtins: list[Annotated[str, Field(pattern=r"^\d{14}$")]] = Field(default=[], description="GTIN-14")
+    gtins: list[Annotated[str, Field(pattern=r"^\d{14}$")]] = Field(
+        default=[], description="GTIN-14"
+    )
     model_numbers: list[NonEmptyStr] = []
     seller_ids: list[NonEmptyStr] = Field(
-        default=[], description="Only units sold by these sellers are affected; empty means any seller."
+        default=[],
+        description="Only units sold by these sellers are affected; empty means any seller.",
     )
     lots: CodeRule | None = None
     serials: CodeRule | None = None
     manufactured: DateWindow | None = None
-    purchased: DateWindow | None = Field(default=None, description="Sold or purchased in this window")
+    purchased: DateWindow | None = Field(
+        default=None, description="Sold or purchased in this window"
+    )
     best_before: DateWindow | None = None
     expiry: DateWindow | None = None
 
@@ -148,11 +160,15 @@ class ScopeRule(Model):
 
 
 class RegulatorReference(Model):
-    agency: Annotated[str, Field(min_length=2, max_length=40, description="CPSC, FDA, EU_SAFETY_GATE, ...")]
+    agency: Annotated[
+        str, Field(min_length=2, max_length=40, description="CPSC, FDA, EU_SAFETY_GATE, ...")
+    ]
     number: NonEmptyStr
     url: Annotated[str, Field(max_length=2000)] = ""
     published_on: date | None = None
-    classification: str = Field(default="", max_length=100, description='As the regulator states it, e.g. "Class I"')
+    classification: str = Field(
+        default="", max_length=100, description='As the regulator states it, e.g. "Class I"'
+    )
 
 
 class LocalizedText(Model):
@@ -173,7 +189,9 @@ class RecallContent(Model):
     title: NonEmptyStr
     product_description: Text = ""
     hazard: Text
-    hazard_type: str = Field(default="", max_length=100, description="fire, burn, choking, chemical, ...")
+    hazard_type: str = Field(
+        default="", max_length=100, description="fire, burn, choking, chemical, ..."
+    )
     severity: Severity
     stop_using: Text = Field(description="The 'stop using' instruction, shown first.")
     remedies: list[Remedy]
@@ -192,12 +210,15 @@ class RecallSnapshot(Model):
 
     recall_id: str
     version: int = Field(ge=1)
-    seller_id: str | None = Field(description="The recalling seller; null for operator/regulator recalls.")
+    seller_id: str | None = Field(
+        description="The recalling seller; null for operator/regulator recalls."
+    )
     content: RecallContent
     rules: list[ScopeRule] = Field(min_length=1)
     published_at: datetime
     logistics_enrolled: bool = Field(
-        default=False, description="The seller opted in: the marketplace runs refunds and returns for this recall."
+        default=False,
+        description="The seller opted in: the marketplace runs refunds and returns for this recall.",
     )
 
 
@@ -258,7 +279,8 @@ class OrderPlaced(Event):
     lines: list[OrderLine] = Field(min_length=1)
     is_gift: bool = False
     business_account_admin_id: str | None = Field(
-        default=None, description="For business accounts: the admin customer to notify beside the purchaser."
+        default=None,
+        description="For business accounts: the admin customer to notify beside the purchaser.",
     )
 
     def partition_key(self) -> str:
@@ -287,7 +309,9 @@ class OrderCancelled(Event):
     topic: ClassVar[str] = "orders.v1"
     order_id: NonEmptyStr
     customer_id: NonEmptyStr
-    line_ids: list[str] | None = Field(default=None, description="Cancelled lines; null cancels the whole order.")
+    line_ids: list[str] | None = Field(
+        default=None, description="Cancelled lines; null cancels the whole order."
+    )
     cancelled_at: datetime
 
     def partition_key(self) -> str:
@@ -336,9 +360,13 @@ class CustomerUpdated(Event):
     customer_id: NonEmptyStr
     name: str = ""
     email: str | None = None
-    safety_email: str | None = Field(default=None, description="Safety-only contact; takes precedence.")
+    safety_email: str | None = Field(
+        default=None, description="Safety-only contact; takes precedence."
+    )
     locale: str = "en"
-    marketing_opt_in: bool = Field(default=False, description="Ignored for safety notices, on purpose.")
+    marketing_opt_in: bool = Field(
+        default=False, description="Ignored for safety notices, on purpose."
+    )
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -363,8 +391,9 @@ class AffectedLine(Model):
     serial: str | None = None
     tier: AlertTier = "confirmed"
     unknown_attributes: list[str] = Field(
-        default=[], description="What the scope needs but we do not know for this line (lot, serial, ...): "
-        "the customer is asked to check the label"
+        default=[],
+        description="What the scope needs but we do not know for this line (lot, serial, ...): "
+        "the customer is asked to check the label",
     )
 
 
@@ -634,4 +663,3 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 )
 
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type: cls for cls in ALL_EVENTS}
-

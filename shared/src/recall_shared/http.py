@@ -10,9 +10,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared.logging import correlation_id_var, new_correlation_id
 from recall_shared.service import ServiceRuntime
@@ -39,8 +39,14 @@ RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
 
 
 _ERROR_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 422: "validation_failed", 429: "too_many_requests",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "validation_failed",
+    429: "too_many_requests",
 }
 
 
@@ -72,7 +78,10 @@ class CorrelationMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-correlation-id", cid.encode("latin-1")),
+                ]
             await send(message)
 
         token = correlation_id_var.set(cid)
@@ -94,7 +103,11 @@ def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content={"error": "validation_failed", "message": validation_message(exc), "detail": jsonable_encoder(exc.errors())},
+            content={
+                "error": "validation_failed",
+                "message": validation_message(exc),
+                "detail": jsonable_encoder(exc.errors()),
+            },
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -103,11 +116,20 @@ def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
         if exc.status_code == 304:
             return Response(status_code=304, headers=exc.headers)
         if isinstance(exc.detail, dict):
-            body = {"error": exc.detail.get("error", _ERROR_CODES.get(exc.status_code, "error")),
-                    "message": str(exc.detail.get("message", "")), "detail": exc.detail}
+            body = {
+                "error": exc.detail.get("error", _ERROR_CODES.get(exc.status_code, "error")),
+                "message": str(exc.detail.get("message", "")),
+                "detail": exc.detail,
+            }
         else:
-            body = {"error": _ERROR_CODES.get(exc.status_code, "error"), "message": str(exc.detail), "detail": exc.detail}
-        return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(body), headers=exc.headers)
+            body = {
+                "error": _ERROR_CODES.get(exc.status_code, "error"),
+                "message": str(exc.detail),
+                "detail": exc.detail,
+            }
+        return JSONResponse(
+            status_code=exc.status_code, content=jsonable_encoder(body), headers=exc.headers
+        )
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -117,7 +139,9 @@ def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+        return JSONResponse(
+            status_code=200 if ready else 503, content={"ready": ready, "checks": checks}
+        )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:

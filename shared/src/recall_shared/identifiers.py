@@ -40,7 +40,12 @@ def normalise_gtin(raw: str) -> GtinResult:
     """
     digits = _SEPARATORS.sub("", raw.strip())
     if not digits.isdigit():
-        return GtinResult(raw, None, "invalid", f"{raw!r} is not a GTIN: only digits, spaces and hyphens are allowed")
+        return GtinResult(
+            raw,
+            None,
+            "invalid",
+            f"{raw!r} is not a GTIN: only digits, spaces and hyphens are allowed",
+        )
     n = len(digits)
     if n in (8, 12, 13, 14):
         expected = check_digit(digits[:-1])
@@ -49,16 +54,34 @@ def normalise_gtin(raw: str) -> GtinResult:
         if n in (12, 13):
             # A 12-digit code may be an EAN-13 that lost its check digit: that reading verifies trivially,
             # so it is only offered as a hint, never applied.
-            hint = f"; if the check digit was dropped from an EAN-13, it is {digits}{check_digit(digits)}" if n == 12 else ""
-            return GtinResult(
-                raw, None, "invalid", f"{raw!r}: check digit {digits[-1]} does not verify (expected {expected}){hint}"
+            hint = (
+                f"; if the check digit was dropped from an EAN-13, it is {digits}{check_digit(digits)}"
+                if n == 12
+                else ""
             )
-        return GtinResult(raw, None, "invalid", f"{raw!r}: check digit {digits[-1]} does not verify (expected {expected})")
+            return GtinResult(
+                raw,
+                None,
+                "invalid",
+                f"{raw!r}: check digit {digits[-1]} does not verify (expected {expected}){hint}",
+            )
+        return GtinResult(
+            raw,
+            None,
+            "invalid",
+            f"{raw!r}: check digit {digits[-1]} does not verify (expected {expected})",
+        )
     if n in (7, 11):
         repaired = digits + str(check_digit(digits))
-        return GtinResult(raw, repaired.zfill(14), "check_digit_added",
-                          f"{raw!r} has {n} digits: check digit {repaired[-1]} added ({'EAN-8' if n == 7 else 'UPC-A'})")
-    return GtinResult(raw, None, "invalid", f"{raw!r}: {n} digits is not a GTIN length (8, 12, 13 or 14)")
+        return GtinResult(
+            raw,
+            repaired.zfill(14),
+            "check_digit_added",
+            f"{raw!r} has {n} digits: check digit {repaired[-1]} added ({'EAN-8' if n == 7 else 'UPC-A'})",
+        )
+    return GtinResult(
+        raw, None, "invalid", f"{raw!r}: {n} digits is not a GTIN length (8, 12, 13 or 14)"
+    )
 
 
 def model_key(model_number: str | None) -> str | None:

@@ -27,10 +27,14 @@ _UNSAFE_CONSUMER = {"enable_auto_commit"}
 
 def create_producer(settings: ServiceSettings, **overrides: object) -> AIOKafkaProducer:
     """An idempotent producer with acks=all: no loss, no duplicates from its own retries, order kept."""
-    return create_client_producer(settings.kafka_bootstrap_servers, f"{settings.service_name}-producer", **overrides)
+    return create_client_producer(
+        settings.kafka_bootstrap_servers, f"{settings.service_name}-producer", **overrides
+    )
 
 
-def create_client_producer(bootstrap_servers: str, client_id: str, **overrides: object) -> AIOKafkaProducer:
+def create_client_producer(
+    bootstrap_servers: str, client_id: str, **overrides: object
+) -> AIOKafkaProducer:
     """The same safe producer for a client that is not a service (demo loader, upstream stand-ins, tools)."""
     bad = _UNSAFE_PRODUCER & overrides.keys()
     if bad:
@@ -115,7 +119,9 @@ class KeyedBatchSender:
         self.sent += 1
 
     async def _send(self, partition: int, batch: object) -> None:
-        self._inflight.append(await self.producer.send_batch(batch, self.topic, partition=partition))
+        self._inflight.append(
+            await self.producer.send_batch(batch, self.topic, partition=partition)
+        )
         while len(self._inflight) > self.max_inflight:
             await self._inflight.popleft()
 
@@ -165,7 +171,9 @@ async def create_topics(
 ) -> list[str]:
     """Create missing topics from the catalog; returns the names created. Existing topics are left as they are."""
     specs = list(specs if specs is not None else all_topics())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="recall-alerts-topic-bootstrap")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="recall-alerts-topic-bootstrap"
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -173,7 +181,12 @@ async def create_topics(
         if not wanted:
             return []
         new = [
-            NewTopic(name=s.physical(prefix), num_partitions=s.partitions, replication_factor=1, topic_configs=s.config())
+            NewTopic(
+                name=s.physical(prefix),
+                num_partitions=s.partitions,
+                replication_factor=1,
+                topic_configs=s.config(),
+            )
             for s in wanted
         ]
         try:
@@ -185,8 +198,12 @@ async def create_topics(
         for topic, code, *message in response.topic_errors:
             if code == 0:
                 created.append(topic)
-            elif code != TopicAlreadyExistsError.errno:  # lost a race: the topic is there either way
-                failed.append(f"{topic}: {for_code(code).__name__} {message[0] if message else ''}".strip())
+            elif (
+                code != TopicAlreadyExistsError.errno
+            ):  # lost a race: the topic is there either way
+                failed.append(
+                    f"{topic}: {for_code(code).__name__} {message[0] if message else ''}".strip()
+                )
         if failed:
             raise RuntimeError(f"could not create topics: {'; '.join(failed)}")
         log.info("created topics", extra={"topics": created})

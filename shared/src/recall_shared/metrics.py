@@ -11,27 +11,50 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_consumed = Counter(
-            "events_consumed_total", "Events handled (effects committed).", ["topic", "event_type"], registry=r
+            "events_consumed_total",
+            "Events handled (effects committed).",
+            ["topic", "event_type"],
+            registry=r,
         )
         self.events_duplicate = Counter(
-            "events_duplicate_total", "Events skipped because the inbox had seen their id.", ["topic"], registry=r
+            "events_duplicate_total",
+            "Events skipped because the inbox had seen their id.",
+            ["topic"],
+            registry=r,
         )
         self.events_ignored = Counter(
-            "events_ignored_total", "Events of types this service does not handle.", ["topic", "event_type"], registry=r
+            "events_ignored_total",
+            "Events of types this service does not handle.",
+            ["topic", "event_type"],
+            registry=r,
         )
-        self.events_produced = Counter("events_produced_total", "Events published to Kafka.", ["topic"], registry=r)
+        self.events_produced = Counter(
+            "events_produced_total", "Events published to Kafka.", ["topic"], registry=r
+        )
         self.events_failed = Counter(
-            "events_failed_total", "Handler attempts that raised (retried or dead-lettered).", ["topic"], registry=r
+            "events_failed_total",
+            "Handler attempts that raised (retried or dead-lettered).",
+            ["topic"],
+            registry=r,
         )
         self.events_dead_lettered = Counter(
-            "events_dead_lettered_total", "Messages sent to the dead-letter topic.", ["topic", "reason"], registry=r
+            "events_dead_lettered_total",
+            "Messages sent to the dead-letter topic.",
+            ["topic", "reason"],
+            registry=r,
         )
         self.outbox_backlog = Gauge("outbox_backlog", "Outbox rows not yet published.", registry=r)
         self.consumer_lag = Gauge(
-            "consumer_lag", "High-water mark minus position, per partition.", ["topic", "partition"], registry=r
+            "consumer_lag",
+            "High-water mark minus position, per partition.",
+            ["topic", "partition"],
+            registry=r,
         )
         self.handle_seconds = Histogram(
-            "event_handle_seconds", "Time to handle one event, transaction included.", ["topic"], registry=r
+            "event_handle_seconds",
+            "Time to handle one event, transaction included.",
+            ["topic"],
+            registry=r,
         )
         self.http_requests = Counter(
             "http_requests_total", "HTTP requests.", ["method", "route", "status"], registry=r

@@ -48,7 +48,9 @@ def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> 
 
 def make_revision(migrations_dir: Path, database_url: str, message: str) -> None:
     """Autogenerate a revision from the models against a database at head (developers only)."""
-    command.revision(alembic_config(migrations_dir, database_url), message=message, autogenerate=True)
+    command.revision(
+        alembic_config(migrations_dir, database_url), message=message, autogenerate=True
+    )
 
 
 def create_messaging_tables() -> None:
@@ -66,7 +68,12 @@ def create_messaging_tables() -> None:
         sa.Column("event_type", sa.String(length=255), nullable=False),
         sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
     )
@@ -74,7 +81,12 @@ def create_messaging_tables() -> None:
         "inbox",
         sa.Column("consumer_group", sa.String(length=255), nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "processed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("consumer_group", "event_id", name=op.f("pk_inbox")),
     )
     op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"], unique=False)

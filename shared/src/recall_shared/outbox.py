@@ -64,7 +64,11 @@ class Outbox:
     ) -> str:
         """Add one event; returns its id. A deterministic ``event_id`` makes re-emission a no-op."""
         (eid,) = await self.add_many(
-            session, [(event, event_id)], correlation_id=correlation_id, causation_id=causation_id, time=time
+            session,
+            [(event, event_id)],
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            time=time,
         )
         return eid
 
@@ -80,7 +84,14 @@ class Outbox:
         cid = correlation_id or current_correlation_id()
         rows = []
         for event, event_id in events:
-            env = wrap(event, source=self.source, correlation_id=cid, causation_id=causation_id, event_id=event_id, time=time)
+            env = wrap(
+                event,
+                source=self.source,
+                correlation_id=cid,
+                causation_id=causation_id,
+                event_id=event_id,
+                time=time,
+            )
             rows.append(
                 {
                     "event_id": env.id,
@@ -119,7 +130,9 @@ class OutboxRelay:
         self.fallback_poll_s = fallback_poll_s
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._lock_key = int.from_bytes(hashlib.sha256(self.channel.encode()).digest()[:8], "big", signed=True)
+        self._lock_key = int.from_bytes(
+            hashlib.sha256(self.channel.encode()).digest()[:8], "big", signed=True
+        )
         self.published_total = 0
 
     def stop(self) -> None:
@@ -191,7 +204,10 @@ class OutboxRelay:
                     headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
                     futures.append(
                         await self.producer.send(
-                            row["topic"], value=bytes(row["payload"]), key=row["key"].encode(), headers=headers
+                            row["topic"],
+                            value=bytes(row["payload"]),
+                            key=row["key"].encode(),
+                            headers=headers,
                         )
                     )
                 last_id = rows[-1]["id"]
@@ -205,8 +221,16 @@ class OutboxRelay:
             self.metrics.outbox_backlog.set(await conn.fetchval("SELECT count(*) FROM outbox"))
         return published
 
-    async def _confirm(self, conn: asyncpg.Connection, ids: list[int], futures: list[asyncio.Future], topics: list[str]) -> int:
-        await asyncio.gather(*futures)  # every row acknowledged by the broker (acks=all) before delete
+    async def _confirm(
+        self,
+        conn: asyncpg.Connection,
+        ids: list[int],
+        futures: list[asyncio.Future],
+        topics: list[str],
+    ) -> int:
+        await asyncio.gather(
+            *futures
+        )  # every row acknowledged by the broker (acks=all) before delete
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
         self.published_total += len(ids)
         if self.metrics:

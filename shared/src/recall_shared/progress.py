@@ -14,8 +14,15 @@ class ProgressBar:
     a terminal it prints a line at most every ``every_s`` seconds instead of redrawing.
     """
 
-    def __init__(self, total: int | None, *, label: str = "", stream: TextIO | None = None, width: int = 30,
-                 every_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        label: str = "",
+        stream: TextIO | None = None,
+        width: int = 30,
+        every_s: float = 0.2,
+    ) -> None:
         self.total = total
         self.label = label
         self.stream = stream or sys.stderr
@@ -43,7 +50,9 @@ class ProgressBar:
         parts = [self.label] if self.label else []
         if self.total:
             filled = int(self.width * min(self.done / self.total, 1.0))
-            parts.append(f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * self.done / self.total:3.0f}%")
+            parts.append(
+                f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * self.done / self.total:3.0f}%"
+            )
             parts.append(f"{self.done:,}/{self.total:,}")
         else:
             parts.append(f"{self.done:,}")

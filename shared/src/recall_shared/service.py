@@ -62,11 +62,16 @@ class ServiceRuntime:
         self._stopping = asyncio.Event()
 
     def add_consumer(
-        self, topics: Sequence[TopicSpec], handlers: Mapping[type[Event], Handler], group_suffix: str = ""
+        self,
+        topics: Sequence[TopicSpec],
+        handlers: Mapping[type[Event], Handler],
+        group_suffix: str = "",
     ) -> None:
         self._consumer_specs.append(ConsumerSpec(topics, handlers, group_suffix))
 
-    def add_background(self, name: str, task: BackgroundTask, stop: Callable[[], None] | None = None) -> None:
+    def add_background(
+        self, name: str, task: BackgroundTask, stop: Callable[[], None] | None = None
+    ) -> None:
         """A long-running task of the service (a sender loop, a scheduler); cancelled at shutdown."""
         self._background.append((name, task))
         if stop is not None:
@@ -79,13 +84,20 @@ class ServiceRuntime:
         self._stopping.clear()
         try:
             self.producer = await self._started_producer()
-        except Exception as exc:  # noqa: BLE001 - any failure to reach the brokers: retried in the background
-            log.warning("Kafka unreachable at start; serving without it and retrying", extra={"error": repr(exc)})
-            self._tasks["kafka-connect"] = asyncio.create_task(self._connect_kafka_later(), name="kafka-connect")
+        except Exception as exc:
+            log.warning(
+                "Kafka unreachable at start; serving without it and retrying",
+                extra={"error": repr(exc)},
+            )
+            self._tasks["kafka-connect"] = asyncio.create_task(
+                self._connect_kafka_later(), name="kafka-connect"
+            )
         else:
             self._start_kafka_tasks()
         if self._consumer_specs:
-            self._tasks["inbox-retention"] = asyncio.create_task(self._purge_inbox_periodically(), name="inbox-retention")
+            self._tasks["inbox-retention"] = asyncio.create_task(
+                self._purge_inbox_periodically(), name="inbox-retention"
+            )
         for name, task in self._background:
             self._tasks[name] = asyncio.create_task(task(self), name=name)
         log.info("service started", extra={"tasks": sorted(self._tasks)})
@@ -109,9 +121,12 @@ class ServiceRuntime:
                 return
             try:
                 producer = await self._started_producer()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 delay = min(delay * 2, 10.0)
-                log.warning("Kafka still unreachable; retrying", extra={"retry_in_s": delay, "error": repr(exc)})
+                log.warning(
+                    "Kafka still unreachable; retrying",
+                    extra={"retry_in_s": delay, "error": repr(exc)},
+                )
                 continue
             if self._stopping.is_set():  # stopped while connecting: start nothing
                 await producer.stop()
@@ -158,10 +173,12 @@ class ServiceRuntime:
         while not self._stopping.is_set():
             try:
                 await self.purge_inbox()
-            except Exception:  # noqa: BLE001 - retried next round; the inbox only grows meanwhile
+            except Exception:
                 log.exception("inbox purge failed; retrying next round")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.inbox_purge_interval_s)
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self.settings.inbox_purge_interval_s
+                )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -199,15 +216,19 @@ class ServiceRuntime:
         try:
             await asyncio.wait_for(ping(self.engine), timeout=2)
             checks["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
         try:
             if self.producer is None:
                 raise RuntimeError("not connected yet (retrying in the background)")
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=2)
             checks["kafka"] = "ok"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             checks["kafka"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
-        dead = [name for name, t in self._tasks.items() if t.done() and not (name == "kafka-connect" and self.producer)]
+        dead = [
+            name
+            for name, t in self._tasks.items()
+            if t.done() and not (name == "kafka-connect" and self.producer)
+        ]
         checks["background_tasks"] = "ok" if not dead else f"stopped: {', '.join(dead)}"
         return checks

@@ -56,11 +56,15 @@ class ServiceSettings(BaseSettings):
     consumer_max_poll_records: int = Field(default=500, ge=1)
     outbox_batch_size: int = Field(default=1000, ge=1)
     inbox_retention_days: float = Field(
-        default=30, gt=0, description="Applied event ids older than this are forgotten (duplicates arrive within minutes)."
+        default=30,
+        gt=0,
+        description="Applied event ids older than this are forgotten (duplicates arrive within minutes).",
     )
     inbox_purge_interval_s: float = Field(default=3600, gt=0)
     outbox_fallback_poll_s: float = Field(
-        default=2.0, gt=0, description="The relay wakes on NOTIFY; this poll only covers missed wake-ups."
+        default=2.0,
+        gt=0,
+        description="The relay wakes on NOTIFY; this poll only covers missed wake-ups.",
     )
 
     @model_validator(mode="before")

@@ -60,7 +60,9 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.2) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.2
+) -> T:
     """Poll ``check`` until it returns a truthy value; fail with its last result or error."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -124,7 +126,9 @@ def unique_topic_prefix() -> str:
 
 
 @asynccontextmanager
-async def running_app(app: FastAPI, *, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(
+    app: FastAPI, *, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
     """Start the app's runtime (producer, relay, consumers) and give an HTTP client bound to the app in-process.
 
     The topics of the app's prefix are created first, from the catalog."""
@@ -132,7 +136,9 @@ async def running_app(app: FastAPI, *, base_url: str = "http://testserver") -> A
     await create_topics(runtime.settings.kafka_bootstrap_servers, runtime.settings.topic_prefix)
     await runtime.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url
+        ) as client:
             yield client
     finally:
         await runtime.stop()
@@ -142,15 +148,18 @@ async def read_to_end(topic: str, *, timeout: float = 10.0, bootstrap: str | Non
     """Every record on ``topic`` up to its end offsets at the call, partition by partition in offset order
     (raw aiokafka records). Unlike :func:`read_topic` it needs no expected count."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap or kafka_bootstrap(), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed",
+        bootstrap_servers=bootstrap or kafka_bootstrap(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
     )
     await consumer.start()
     out: list = []
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:

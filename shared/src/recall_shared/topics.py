@@ -37,50 +37,94 @@ class TopicSpec:
 
 
 RECALLS = TopicSpec(
-    "recalls.v1", "recall id", 3, "recall-intake",
+    "recalls.v1",
+    "recall id",
+    3,
+    "recall-intake",
     "Published, amended and closed recalls, each carrying the full versioned recall and scope.",
-    (ev.RecallPublished, ev.RecallAmended, ev.RecallClosed), retention_ms=-1,
+    (ev.RecallPublished, ev.RecallAmended, ev.RecallClosed),
+    retention_ms=-1,
 )
 ORDERS = TopicSpec(
-    "orders.v1", "customer id", 6, "order-history (upstream)",
+    "orders.v1",
+    "customer id",
+    6,
+    "order-history (upstream)",
     "Orders placed, lines shipped (lot/serial learnt), cancelled, returned or refunded.",
-    (ev.OrderPlaced, ev.OrderLineShipped, ev.OrderCancelled, ev.OrderLineReturned), retention_ms=30 * DAY_MS,
+    (ev.OrderPlaced, ev.OrderLineShipped, ev.OrderCancelled, ev.OrderLineReturned),
+    retention_ms=30 * DAY_MS,
 )
 CATALOG_LISTINGS = TopicSpec(
-    "catalog.listings.v1", "product id", 3, "catalog (upstream)",
+    "catalog.listings.v1",
+    "product id",
+    3,
+    "catalog (upstream)",
     "Listings: title, brand, GTINs, model numbers, variants, image, sellers offering it.",
-    (ev.ListingUpdated,), compacted=True,
+    (ev.ListingUpdated,),
+    compacted=True,
 )
 CUSTOMERS = TopicSpec(
-    "customers.v1", "customer id", 3, "accounts (upstream)",
+    "customers.v1",
+    "customer id",
+    3,
+    "accounts (upstream)",
     "Customer contacts: email, safety-only contact, locale, marketing preference (ignored for safety).",
-    (ev.CustomerUpdated,), compacted=True,
+    (ev.CustomerUpdated,),
+    compacted=True,
 )
 ALERTS = TopicSpec(
-    "alerts.v1", "customer id", 6, "purchase-matcher",
+    "alerts.v1",
+    "customer id",
+    6,
+    "purchase-matcher",
     "One alert per (customer, recall): raised, updated, withdrawn, closed; sales after a recall.",
-    (ev.AlertRaised, ev.AlertUpdated, ev.AlertWithdrawn, ev.AlertClosed, ev.SaleAfterRecallDetected),
+    (
+        ev.AlertRaised,
+        ev.AlertUpdated,
+        ev.AlertWithdrawn,
+        ev.AlertClosed,
+        ev.SaleAfterRecallDetected,
+    ),
     retention_ms=-1,
 )
 NOTIFICATIONS = TopicSpec(
-    "notifications.v1", "customer id", 3, "notifier",
+    "notifications.v1",
+    "customer id",
+    3,
+    "notifier",
     "Notices sent and failed, per alert, kind and alert version.",
-    (ev.NoticeSent, ev.NoticeFailed), retention_ms=90 * DAY_MS,
+    (ev.NoticeSent, ev.NoticeFailed),
+    retention_ms=90 * DAY_MS,
 )
 REMEDIES = TopicSpec(
-    "remedies.v1", "customer id", 3, "customer-api (requests), refund-logistics (cases)",
+    "remedies.v1",
+    "customer id",
+    3,
+    "customer-api (requests), refund-logistics (cases)",
     "Remedy requests and 'not affected' answers from customers; every remedy case transition.",
-    (ev.RemedyRequested, ev.NotAffectedDeclared, ev.RemedyCaseTransitioned), retention_ms=-1,
+    (ev.RemedyRequested, ev.NotAffectedDeclared, ev.RemedyCaseTransitioned),
+    retention_ms=-1,
 )
 
 SELLERS = TopicSpec(
-    "sellers.v1", "key id", 3, "recall-intake",
+    "sellers.v1",
+    "key id",
+    3,
+    "recall-intake",
     "Seller and operator API keys issued and revoked (HMAC hashes only), for services that authenticate sellers.",
-    (ev.ApiKeyIssued, ev.ApiKeyRevoked), compacted=True,
+    (ev.ApiKeyIssued, ev.ApiKeyRevoked),
+    compacted=True,
 )
 
 CATALOG: tuple[TopicSpec, ...] = (
-    RECALLS, ORDERS, CATALOG_LISTINGS, CUSTOMERS, ALERTS, NOTIFICATIONS, REMEDIES, SELLERS,
+    RECALLS,
+    ORDERS,
+    CATALOG_LISTINGS,
+    CUSTOMERS,
+    ALERTS,
+    NOTIFICATIONS,
+    REMEDIES,
+    SELLERS,
 )
 TOPICS_BY_NAME = {t.name: t for t in CATALOG}
 
@@ -90,9 +134,13 @@ SERVICES = ("recall-intake", "purchase-matcher", "notifier", "refund-logistics",
 def dead_letter_topic(service: str) -> TopicSpec:
     """One dead-letter topic per consuming service, so a redrive goes back to that service alone."""
     return TopicSpec(
-        f"deadletter.{service}.v1", "original key", 1, service,
+        f"deadletter.{service}.v1",
+        "original key",
+        1,
+        service,
         f"Messages {service} could not decode, validate or process; origin and error in headers.",
-        (), retention_ms=30 * DAY_MS,
+        (),
+        retention_ms=30 * DAY_MS,
     )
 
 

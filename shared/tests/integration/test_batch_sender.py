@@ -16,14 +16,18 @@ async def test_records_land_where_send_would_put_them_in_key_order() -> None:
     prefix = unique_topic_prefix()
     await create_topics(kafka_bootstrap(), prefix, [ALERTS])
     topic = prefix + ALERTS.name
-    producer = create_client_producer(kafka_bootstrap(), "test-batch-sender", max_batch_size=16 * 1024)
+    producer = create_client_producer(
+        kafka_bootstrap(), "test-batch-sender", max_batch_size=16 * 1024
+    )
     await producer.start()
     try:
         sender = await KeyedBatchSender(producer, topic, max_inflight=2).start()
         sent = []
         for i in range(3000):
             key = f"customer-{i % 97}".encode()
-            value = f"{i:06d}".encode() + b"x" * 200  # ~200 bytes: many 16 KiB batches, so max_inflight is exercised
+            value = (
+                f"{i:06d}".encode() + b"x" * 200
+            )  # ~200 bytes: many 16 KiB batches, so max_inflight is exercised
             await sender.add(key, value, [("ce_id", str(i).encode())])
             sent.append((key, value))
             assert len(sender._inflight) <= 2
@@ -57,7 +61,11 @@ async def test_a_record_larger_than_a_batch_goes_alone() -> None:
         await sender.add(b"k", b"x" * 4096, [])
         await sender.add(b"k", b"after", [])
         assert await sender.flush() == 3
-        assert [r.value[:5] for r in await read_to_end(prefix + ALERTS.name)] == [b"small", b"xxxxx", b"after"]
+        assert [r.value[:5] for r in await read_to_end(prefix + ALERTS.name)] == [
+            b"small",
+            b"xxxxx",
+            b"after",
+        ]
     finally:
         await producer.stop()
         await delete_topics(prefix)

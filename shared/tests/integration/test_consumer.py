@@ -9,7 +9,8 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from recall_shared import envelope, events as ev
+from recall_shared import envelope
+from recall_shared import events as ev
 from recall_shared.consumer import PermanentError, redrive_dead_letters
 from recall_shared.testing import eventually, read_topic
 from recall_shared.topics import ALERTS, dead_letter_topic
@@ -26,14 +27,20 @@ async def topics(infra) -> None:  # type: ignore[no-untyped-def]
 
 def _outcomes(runner, metric_total) -> float:  # type: ignore[no-untyped-def]
     m = runner.metrics
-    return sum(metric_total(m, n) for n in ("events_consumed", "events_duplicate", "events_ignored", "events_dead_lettered"))
+    return sum(
+        metric_total(m, n)
+        for n in ("events_consumed", "events_duplicate", "events_ignored", "events_dead_lettered")
+    )
 
 
 async def test_each_event_applied_once_and_offsets_committed(
     infra, topics, make_alert_closed, run_task, metric_total, group_offsets, topic_end_offsets
 ) -> None:
     producer = await infra.producer()
-    ids = [(await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 4}")))[0] for i in range(20)]
+    ids = [
+        (await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 4}")))[0]
+        for i in range(20)
+    ]
     seen_context: list[tuple[str | None, str | None]] = []
 
     async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +58,9 @@ async def test_each_event_applied_once_and_offsets_committed(
 
         async def committed_to_end() -> bool:
             got = await group_offsets(runner.group)
-            return all(got.get((infra.topic(ALERTS), p), 0) == end for p, end in ends.items() if end)
+            return all(
+                got.get((infra.topic(ALERTS), p), 0) == end for p, end in ends.items() if end
+            )
 
         await eventually(committed_to_end, timeout=10)
     assert sorted(await infra.applied_ids()) == sorted(ids)
@@ -60,7 +69,10 @@ async def test_each_event_applied_once_and_offsets_committed(
     # The runner sets the log context from the envelope for each event.
     assert {cid for cid, _ in seen_context} == {"corr-test"}
     assert sorted(eid for _, eid in seen_context) == sorted(ids)
-    assert await infra.scalar("SELECT count(*) FROM inbox WHERE consumer_group = :g", g=runner.group) == 20
+    assert (
+        await infra.scalar("SELECT count(*) FROM inbox WHERE consumer_group = :g", g=runner.group)
+        == 20
+    )
 
 
 async def _count(infra, n: int) -> bool:  # type: ignore[no-untyped-def]
@@ -75,7 +87,10 @@ async def test_crash_after_commit_before_offset_commit_applies_every_event_once(
     infra, topics, make_alert_closed, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
-    ids = [(await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 3}")))[0] for i in range(20)]
+    ids = [
+        (await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 3}")))[0]
+        for i in range(20)
+    ]
     applied_before_crash = 0
 
     async def die_after_five(rec) -> None:  # type: ignore[no-untyped-def]
@@ -84,7 +99,12 @@ async def test_crash_after_commit_before_offset_commit_applies_every_event_once(
         if applied_before_crash == 5:
             raise ProcessDied
 
-    first = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer, on_applied=die_after_five)
+    first = infra.runner(
+        {ev.AlertClosed: infra.inserting_handler},
+        [ALERTS],
+        producer=producer,
+        on_applied=die_after_five,
+    )
     with pytest.raises(ProcessDied):
         await asyncio.wait_for(first.run(), timeout=30)
     assert await infra.applied_count() == 5  # the fifth transaction committed; its offset was not
@@ -119,7 +139,9 @@ async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partit
     good_env = envelope.wrap(make_alert_closed("al-bad", "cust-1"), source="/tests")
     body = orjson.loads(good_env.data)
     body["closed_at"] = "not a timestamp"
-    invalid = await producer.send_and_wait(topic, value=orjson.dumps(body), key=key, headers=good_env.headers())
+    invalid = await producer.send_and_wait(
+        topic, value=orjson.dumps(body), key=key, headers=good_env.headers()
+    )
     valid_id, valid = await infra.send(producer, ALERTS, make_alert_closed("al-good", "cust-1"))
     assert garbage.partition == invalid.partition == valid.partition
 
@@ -133,13 +155,27 @@ async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partit
     (k1, env1, raw1), (k2, env2, raw2) = letters
     h1, h2 = _dlq_headers(raw1), _dlq_headers(raw2)
     assert env1 is None and raw1.value == b"\x00\x01 not an event" and k1 == key
-    assert h1["dlq_reason"] == "undecodable" and "EnvelopeError" in h1["dlq_error"] and "ce_id" in h1["dlq_error"]
+    assert (
+        h1["dlq_reason"] == "undecodable"
+        and "EnvelopeError" in h1["dlq_error"]
+        and "ce_id" in h1["dlq_error"]
+    )
     assert (h1["dlq_original_topic"], h1["dlq_original_partition"], h1["dlq_original_offset"]) == (
-        topic, str(garbage.partition), str(garbage.offset))
+        topic,
+        str(garbage.partition),
+        str(garbage.offset),
+    )
     assert env2 is not None and env2.id == good_env.id and raw2.value == orjson.dumps(body)
-    assert h2["dlq_reason"] == "invalid" and "InvalidEvent" in h2["dlq_error"] and "closed_at" in h2["dlq_error"]
+    assert (
+        h2["dlq_reason"] == "invalid"
+        and "InvalidEvent" in h2["dlq_error"]
+        and "closed_at" in h2["dlq_error"]
+    )
     assert (h2["dlq_original_topic"], h2["dlq_original_partition"], h2["dlq_original_offset"]) == (
-        topic, str(invalid.partition), str(invalid.offset))
+        topic,
+        str(invalid.partition),
+        str(invalid.offset),
+    )
     assert h2["dlq_consumer_group"] == runner.group
     assert metric_total(runner.metrics, "events_dead_lettered", reason="undecodable") == 1
     assert metric_total(runner.metrics, "events_dead_lettered", reason="invalid") == 1
@@ -165,15 +201,22 @@ async def test_retries_then_dead_letters_failed_and_rejected(
 
     sent = {}
     for alert_id in ("flaky", "always", "reject", "after"):
-        sent[alert_id], _ = await infra.send(producer, ALERTS, make_alert_closed(alert_id, "cust-1"))
+        sent[alert_id], _ = await infra.send(
+            producer, ALERTS, make_alert_closed(alert_id, "cust-1")
+        )
 
-    runner = infra.runner({ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=3)
+    runner = infra.runner(
+        {ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=3
+    )
     async with run_task(runner):
         await eventually(lambda: _has(infra, sent["after"]), timeout=25)
     assert attempts == {"flaky": 3, "always": 3, "reject": 1, "after": 1}
     assert sorted(await infra.applied_ids()) == sorted([sent["flaky"], sent["after"]])
     inbox_ids = {r for (r,) in await _rows(infra, "SELECT event_id FROM inbox")}
-    assert inbox_ids == {sent["flaky"], sent["after"]}  # failed claims rolled back with their effects
+    assert inbox_ids == {
+        sent["flaky"],
+        sent["after"],
+    }  # failed claims rolled back with their effects
 
     letters = await read_topic(infra.topic(DLQ), count=2, timeout=15)
     by_id = {env.id: _dlq_headers(raw) for _, env, raw in letters}
@@ -207,17 +250,23 @@ async def test_redrive_puts_dead_letters_back_through_the_handler(
         await infra.inserting_handler(session, event, env)
 
     event_id, _ = await infra.send(producer, ALERTS, make_alert_closed("al-1"))
-    runner = infra.runner({ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=2)
+    runner = infra.runner(
+        {ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=2
+    )
     async with run_task(runner):
         await eventually(lambda: _dead_lettered(runner, metric_total, 1), timeout=25)
     assert await infra.applied_count() == 0
 
     # Still broken: the redrive dead-letters it anew, and stops (it does not chase its own new letter).
-    assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {"dead_lettered": 1}
+    assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {
+        "dead_lettered": 1
+    }
     assert await infra.applied_count() == 0
 
     fixed = True
-    assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {"applied": 1}
+    assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {
+        "applied": 1
+    }
     assert await infra.applied_ids() == [event_id]
     # Drained: a further redrive finds nothing.
     assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {}
@@ -232,14 +281,27 @@ async def _dead_lettered(runner, metric_total, n: int) -> bool:  # type: ignore[
 
 
 async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
-    infra, topics, make_alert_closed, make_alert_withdrawn, run_task, metric_total, group_offsets, topic_end_offsets
+    infra,
+    topics,
+    make_alert_closed,
+    make_alert_withdrawn,
+    run_task,
+    metric_total,
+    group_offsets,
+    topic_end_offsets,
 ) -> None:
     producer = await infra.producer()
     topic = infra.topic(ALERTS)
     future = envelope.wrap(make_alert_closed("al-x", "cust-1"), source="/tests")
-    future_headers = [(k, b"alert.from_the_future.v9" if k == "ce_type" else v) for k, v in future.headers()]
-    await producer.send_and_wait(topic, value=b'{"whatever": 1}', key=b"cust-1", headers=future_headers)
-    await infra.send(producer, ALERTS, make_alert_withdrawn("cust-1", 0))  # known type, not handled here
+    future_headers = [
+        (k, b"alert.from_the_future.v9" if k == "ce_type" else v) for k, v in future.headers()
+    ]
+    await producer.send_and_wait(
+        topic, value=b'{"whatever": 1}', key=b"cust-1", headers=future_headers
+    )
+    await infra.send(
+        producer, ALERTS, make_alert_withdrawn("cust-1", 0)
+    )  # known type, not handled here
     last_id, last = await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))
 
     runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
@@ -247,10 +309,16 @@ async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
         await eventually(lambda: _count(infra, 1), timeout=25)
 
         async def committed() -> bool:
-            return (await group_offsets(runner.group)).get((topic, last.partition)) == last.offset + 1
+            return (await group_offsets(runner.group)).get(
+                (topic, last.partition)
+            ) == last.offset + 1
 
         await eventually(committed, timeout=10)
     assert await infra.applied_ids() == [last_id]
-    assert metric_total(runner.metrics, "events_ignored", event_type="alert.from_the_future.v9") == 1
+    assert (
+        metric_total(runner.metrics, "events_ignored", event_type="alert.from_the_future.v9") == 1
+    )
     assert metric_total(runner.metrics, "events_ignored", event_type="alert.withdrawn.v1") == 1
-    assert sum((await topic_end_offsets(infra.topic(DLQ))).values()) == 0  # skipped, not dead-lettered
+    assert (
+        sum((await topic_end_offsets(infra.topic(DLQ))).values()) == 0
+    )  # skipped, not dead-lettered

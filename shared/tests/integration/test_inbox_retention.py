@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from recall_shared import events as ev, inbox
+from recall_shared import events as ev
+from recall_shared import inbox
 from recall_shared.service import ServiceRuntime
 from recall_shared.testing import eventually
 from recall_shared.topics import ALERTS
@@ -21,14 +22,19 @@ async def _seed(infra, old: int, recent: int) -> None:  # type: ignore[no-untype
     async with infra.engine.begin() as conn:
         await conn.execute(
             text("INSERT INTO inbox (consumer_group, event_id, processed_at) VALUES (:g, :e, :t)"),
-            [{"g": "g", "e": f"old-{i}", "t": now - timedelta(days=40, minutes=i)} for i in range(old)]
+            [
+                {"g": "g", "e": f"old-{i}", "t": now - timedelta(days=40, minutes=i)}
+                for i in range(old)
+            ]
             + [{"g": "g", "e": f"new-{i}", "t": now - timedelta(days=2)} for i in range(recent)],
         )
 
 
 async def test_purge_forgets_only_ids_older_than_the_cutoff_in_batches(infra) -> None:  # type: ignore[no-untyped-def]
     await _seed(infra, old=25, recent=5)
-    purged = await inbox.purge(infra.engine, datetime.now(UTC) - timedelta(days=30), batch=7)  # 4 batches
+    purged = await inbox.purge(
+        infra.engine, datetime.now(UTC) - timedelta(days=30), batch=7
+    )  # 4 batches
     assert purged == 25
     assert await infra.scalar("SELECT count(*) FROM inbox WHERE event_id LIKE 'old-%'") == 0
     assert await infra.scalar("SELECT count(*) FROM inbox WHERE event_id LIKE 'new-%'") == 5
@@ -38,7 +44,9 @@ async def test_purge_forgets_only_ids_older_than_the_cutoff_in_batches(infra) ->
 async def test_a_running_service_purges_its_inbox_by_itself(infra) -> None:  # type: ignore[no-untyped-def]
     await infra.create_topics(ALERTS)
     await _seed(infra, old=3, recent=2)
-    runtime = ServiceRuntime(infra.settings(inbox_retention_days=30, inbox_purge_interval_s=0.2), run_relay=False)
+    runtime = ServiceRuntime(
+        infra.settings(inbox_retention_days=30, inbox_purge_interval_s=0.2), run_relay=False
+    )
 
     async def ignore(session, event, env) -> None:  # type: ignore[no-untyped-def]
         return None
@@ -61,5 +69,9 @@ async def _count_old(infra) -> bool:  # type: ignore[no-untyped-def]
 
 async def _seed_more_old(infra) -> None:  # type: ignore[no-untyped-def]
     async with infra.engine.begin() as conn:
-        await conn.execute(text("INSERT INTO inbox (consumer_group, event_id, processed_at) "
-                                "VALUES ('g', 'old-late', now() - interval '31 days')"))
+        await conn.execute(
+            text(
+                "INSERT INTO inbox (consumer_group, event_id, processed_at) "
+                "VALUES ('g', 'old-late', now() - interval '31 days')"
+            )
+        )

@@ -57,7 +57,9 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
 
     with pytest.raises(Abort):
         async with infra.session_factory() as session, session.begin():
-            rolled_back = await outbox.add_many(session, [(make_alert_withdrawn("cust-z", i), None) for i in range(5)])
+            rolled_back = await outbox.add_many(
+                session, [(make_alert_withdrawn("cust-z", i), None) for i in range(5)]
+            )
             raise Abort
     assert await _outbox_rows(infra) == 0
 
@@ -85,7 +87,10 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
     assert len(records) == 50
     _check_order_and_uniqueness(records, set(committed))
     assert not set(rolled_back) & {env.id for _, env, _ in records}
-    assert all(env.correlation_id == "corr-outbox" and env.type == "alert.withdrawn.v1" for _, env, _ in records)
+    assert all(
+        env.correlation_id == "corr-outbox" and env.type == "alert.withdrawn.v1"
+        for _, env, _ in records
+    )
     # Nothing else on the topic: exactly the 50 committed events.
     assert sum((await topic_end_offsets(topic)).values()) == 50
     assert 'events_produced_total{topic="%s"} 50.0' % topic in metrics.render().decode()
@@ -100,12 +105,16 @@ async def test_same_event_id_twice_is_one_row(infra, make_alert_withdrawn) -> No
     async with infra.session_factory() as session, session.begin():
         await outbox.add(session, make_alert_withdrawn("cust-a", 0), event_id="deterministic-1")
     async with infra.session_factory() as session, session.begin():
-        eid = await outbox.add(session, make_alert_withdrawn("cust-a", 1), event_id="deterministic-1")
+        eid = await outbox.add(
+            session, make_alert_withdrawn("cust-a", 1), event_id="deterministic-1"
+        )
     assert eid == "deterministic-1"
     assert await _outbox_rows(infra) == 1
 
 
-async def test_relay_wakes_on_notify_not_on_the_slow_poll(infra, make_alert_withdrawn, run_task) -> None:
+async def test_relay_wakes_on_notify_not_on_the_slow_poll(
+    infra, make_alert_withdrawn, run_task
+) -> None:
     await infra.create_topics(ALERTS)
     outbox = _outbox(infra)
     producer = await infra.producer()
@@ -209,7 +218,9 @@ async def test_rows_written_while_no_relay_runs_survive_a_cancelled_relay(
         waiting = infra.relay(producer)
         task = asyncio.create_task(waiting.run())
         async with infra.session_factory() as session, session.begin():
-            ids = await outbox.add_many(session, [(make_alert_withdrawn("cust-a", i), None) for i in range(10)])
+            ids = await outbox.add_many(
+                session, [(make_alert_withdrawn("cust-a", i), None) for i in range(10)]
+            )
         await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -251,10 +262,15 @@ async def test_two_relays_only_one_publishes_and_the_other_takes_over(
         for i in range(n):
             async with infra.session_factory() as session, session.begin():
                 key = KEYS[i % 3]
-                ids.extend(await outbox.add_many(session, [(make_alert_withdrawn(key, seq[key]), None)]))
+                ids.extend(
+                    await outbox.add_many(session, [(make_alert_withdrawn(key, seq[key]), None)])
+                )
                 seq[key] += 1
 
-    tasks = {relay_a: asyncio.create_task(relay_a.run()), relay_b: asyncio.create_task(relay_b.run())}
+    tasks = {
+        relay_a: asyncio.create_task(relay_a.run()),
+        relay_b: asyncio.create_task(relay_b.run()),
+    }
     try:
         await write(30)
         await eventually(lambda: _empty(infra), timeout=20)

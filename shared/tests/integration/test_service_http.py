@@ -34,7 +34,12 @@ def build_app(runtime: ServiceRuntime) -> FastAPI:
         async with session.begin():
             eid = await rt.outbox.add(
                 session,
-                ev.AlertClosed(alert_id=body.alert_id, customer_id="cust-1", recall_id="r", closed_at=datetime.now(UTC)),
+                ev.AlertClosed(
+                    alert_id=body.alert_id,
+                    customer_id="cust-1",
+                    recall_id="r",
+                    closed_at=datetime.now(UTC),
+                ),
             )
         return {"event_id": eid}
 
@@ -45,7 +50,9 @@ async def _client(runtime: ServiceRuntime) -> AsyncIterator[httpx.AsyncClient]:
     app = build_app(runtime)
     await runtime.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc"
+        ) as client:
             yield client
     finally:
         await runtime.stop()
@@ -57,17 +64,23 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
     runtime.add_consumer([ALERTS], {ev.AlertClosed: infra.inserting_handler})
     async for client in _client(runtime):
         health = await client.get("/healthz")
-        assert health.status_code == 200 and health.json() == {"status": "ok", "service": "recall-intake"}
+        assert health.status_code == 200 and health.json() == {
+            "status": "ok",
+            "service": "recall-intake",
+        }
 
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json() == {
-            "ready": True, "checks": {"database": "ok", "kafka": "ok", "background_tasks": "ok"}
+            "ready": True,
+            "checks": {"database": "ok", "kafka": "ok", "background_tasks": "ok"},
         }
 
         # A request writes an event through the outbox; the relay publishes it; the consumer applies it,
         # and the correlation id of the request travels with the event.
-        resp = await client.post("/close", json={"alert_id": "al-1", "count": 1}, headers={CORRELATION_HEADER: "req-123"})
+        resp = await client.post(
+            "/close", json={"alert_id": "al-1", "count": 1}, headers={CORRELATION_HEADER: "req-123"}
+        )
         assert resp.status_code == 200 and resp.headers[CORRELATION_HEADER] == "req-123"
         event_id = resp.json()["event_id"]
 
@@ -75,7 +88,7 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
             return await infra.applied_ids() == [event_id]
 
         await eventually(applied, timeout=25)
-        (_, env, _), = await read_topic(infra.topic(ALERTS), count=1, timeout=10)
+        ((_, env, _),) = await read_topic(infra.topic(ALERTS), count=1, timeout=10)
         assert env.id == event_id and env.correlation_id == "req-123"
 
         generated = await client.get("/healthz")
@@ -86,7 +99,11 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
         assert bad.json()["error"] == "validation_failed" and "count" in bad.json()["message"]
 
         metrics = (await client.get("/metrics")).text
-        assert 'events_consumed_total{event_type="alert.closed.v1",topic="%s"} 1.0' % infra.topic(ALERTS) in metrics
+        assert (
+            'events_consumed_total{event_type="alert.closed.v1",topic="%s"} 1.0'
+            % infra.topic(ALERTS)
+            in metrics
+        )
         assert 'events_produced_total{topic="%s"} 1.0' % infra.topic(ALERTS) in metrics
         assert 'http_requests_total{method="POST",route="/close",status="422"} 1.0' in metrics
         assert "events_dead_lettered_total" in metrics and "outbox_backlog" in metrics

@@ -29,9 +29,9 @@ async def test_create_topics_applies_the_catalog_and_is_idempotent(infra) -> Non
     # A second run (another replica, a redeploy) creates nothing and does not fail.
     assert await create_topics(kafka_bootstrap(), infra.prefix, specs) == []
     # Only the missing one of a larger set is created.
-    assert await create_topics(kafka_bootstrap(), infra.prefix, [RECALLS, dead_letter_topic("recall-intake")]) == [
-        dead_letter_topic("recall-intake").physical(infra.prefix)
-    ]
+    assert await create_topics(
+        kafka_bootstrap(), infra.prefix, [RECALLS, dead_letter_topic("recall-intake")]
+    ) == [dead_letter_topic("recall-intake").physical(infra.prefix)]
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
     await admin.start()

@@ -22,7 +22,11 @@ def test_operators_see_everything_and_sellers_only_their_own() -> None:
     assert op.is_operator and not a.is_operator
     assert op.may_see("seller-a") and op.may_see(None)
     assert a.may_see("seller-a") and not a.may_see("seller-b") and not a.may_see(None)
-    assert a.owns(_Recall("seller-a")) and not a.owns(_Recall("seller-b")) and not a.owns(_Recall(None))
+    assert (
+        a.owns(_Recall("seller-a"))
+        and not a.owns(_Recall("seller-b"))
+        and not a.owns(_Recall(None))
+    )
     assert op.owns(_Recall("seller-b"))
     # nobody owns what does not exist: the caller answers 404
     assert not op.owns(None) and not a.owns(None)
@@ -48,6 +52,10 @@ def test_the_mixin_gives_each_service_the_same_seller_keys_table() -> None:
         ("revoked_at", "DATETIME", True, False),
     ]
     assert table.c.issued_at.type.timezone and table.c.revoked_at.type.timezone
-    assert any(getattr(c, "columns", None) is not None and [col.name for col in c.columns] == ["key_hash"]
-               and type(c).__name__ == "UniqueConstraint" for c in table.constraints)
+    assert any(
+        getattr(c, "columns", None) is not None
+        and [col.name for col in c.columns] == ["key_hash"]
+        and type(c).__name__ == "UniqueConstraint"
+        for c in table.constraints
+    )
     assert set(key_handlers(SellerKey)) == {ev.ApiKeyIssued, ev.ApiKeyRevoked}

@@ -40,13 +40,17 @@ def test_valid_token_gives_the_customer_id() -> None:
 
 
 def test_expired_token_is_refused() -> None:
-    token = issue_customer_token("c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1))
+    token = issue_customer_token(
+        "c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1)
+    )
     with pytest.raises(InvalidToken, match="^token expired$"):
         CustomerTokenVerifier(secret=SECRET).customer_id(token)
 
 
 def test_expiry_within_leeway_is_accepted() -> None:
-    token = issue_customer_token("c", SECRET, ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(seconds=10))
+    token = issue_customer_token(
+        "c", SECRET, ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(seconds=10)
+    )
     assert CustomerTokenVerifier(secret=SECRET, leeway_s=30).customer_id(token) == "c"
     with pytest.raises(InvalidToken, match="expired"):
         CustomerTokenVerifier(secret=SECRET, leeway_s=0).customer_id(token)
@@ -62,7 +66,9 @@ def test_garbage_and_alg_none_are_refused() -> None:
     verifier = CustomerTokenVerifier(secret=SECRET)
     with pytest.raises(InvalidToken):
         verifier.customer_id("not-a-jwt")
-    unsigned = jwt.encode({"sub": "c", "exp": int(datetime.now(UTC).timestamp()) + 60}, None, algorithm="none")
+    unsigned = jwt.encode(
+        {"sub": "c", "exp": int(datetime.now(UTC).timestamp()) + 60}, None, algorithm="none"
+    )
     with pytest.raises(InvalidToken):
         verifier.customer_id(unsigned)
 

@@ -6,8 +6,16 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from recall_shared import envelope, events as ev
-from recall_shared.envelope import EnvelopeError, InvalidEvent, UnknownEventType, parse, read_headers, wrap
+from recall_shared import envelope
+from recall_shared import events as ev
+from recall_shared.envelope import (
+    EnvelopeError,
+    InvalidEvent,
+    UnknownEventType,
+    parse,
+    read_headers,
+    wrap,
+)
 
 
 def _order() -> ev.OrderPlaced:
@@ -17,8 +25,13 @@ def _order() -> ev.OrderPlaced:
         placed_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
         lines=[
             ev.OrderLine(
-                line_id="l-1", product_id="p-1", seller_id="s-1", quantity=2,
-                unit_price=Decimal("12.50"), currency="EUR", lot="LOT-7",
+                line_id="l-1",
+                product_id="p-1",
+                seller_id="s-1",
+                quantity=2,
+                unit_price=Decimal("12.50"),
+                currency="EUR",
+                lot="LOT-7",
             )
         ],
     )
@@ -30,7 +43,11 @@ def test_round_trip_through_headers_gives_back_the_event() -> None:
     read = read_headers(env.headers(), env.data)
 
     assert parse(read) == event
-    assert read.id == env.id and read.type == "order.placed.v1" and read.source == "/recall-alerts/test"
+    assert (
+        read.id == env.id
+        and read.type == "order.placed.v1"
+        and read.source == "/recall-alerts/test"
+    )
     assert read.time == env.time
     assert read.subject == "c-1"  # the partition key by default
     assert read.correlation_id == "corr-1" and read.causation_id == "cause-1"
@@ -44,7 +61,9 @@ def test_wrap_uses_given_event_id_and_fresh_ids_otherwise() -> None:
 
 
 def test_subject_override_travels() -> None:
-    event = ev.AlertClosed(alert_id="al-9", customer_id="c-1", recall_id="r", closed_at=datetime.now(UTC))
+    event = ev.AlertClosed(
+        alert_id="al-9", customer_id="c-1", recall_id="r", closed_at=datetime.now(UTC)
+    )
     env = wrap(event, source="s")
     assert read_headers(env.headers(), env.data).subject == "al-9"
 
@@ -136,9 +155,23 @@ def test_fan_out_headers_equal_the_envelopes_own() -> None:
 
     at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     for correlation, causation in (("corr-1", "cause-1"), (None, None)):
-        make = FanOutHeaders(type="alert.raised.v1", source="/s", time=at, correlation_id=correlation, causation_id=causation)
+        make = FanOutHeaders(
+            type="alert.raised.v1",
+            source="/s",
+            time=at,
+            correlation_id=correlation,
+            causation_id=causation,
+        )
         for event_id, subject in (("a:1:1:alert.raised.v1", "a"), ("b", "ß-subject")):
-            expected = Envelope(id=event_id, type="alert.raised.v1", source="/s", time=at, subject=subject, data=b"{}",
-                                correlation_id=correlation, causation_id=causation).headers()
+            expected = Envelope(
+                id=event_id,
+                type="alert.raised.v1",
+                source="/s",
+                time=at,
+                subject=subject,
+                data=b"{}",
+                correlation_id=correlation,
+                causation_id=causation,
+            ).headers()
             assert make(event_id, subject) == expected
         assert make("x", "y") is not make("x", "y")  # a fresh list each time: the sender keeps it

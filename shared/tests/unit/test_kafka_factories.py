@@ -11,13 +11,17 @@ from recall_shared.kafka import create_consumer, create_producer
 
 
 @pytest.mark.parametrize("override", [{"acks": 1}, {"acks": 0}, {"enable_idempotence": False}])
-async def test_producer_refuses_unsafe_overrides(settings_factory: Callable, override: dict) -> None:
+async def test_producer_refuses_unsafe_overrides(
+    settings_factory: Callable, override: dict
+) -> None:
     with pytest.raises(ValueError, match="refusing"):
         create_producer(settings_factory(), **override)
 
 
 async def test_producer_is_idempotent_with_acks_all(settings_factory: Callable) -> None:
-    producer = create_producer(settings_factory(kafka_bootstrap_servers="broker-a:9092"), linger_ms=50)
+    producer = create_producer(
+        settings_factory(kafka_bootstrap_servers="broker-a:9092"), linger_ms=50
+    )
     try:
         # aiokafka keeps acks in the sender (-1 is "all") and builds a transaction manager (producer id,
         # sequence numbers) only for an idempotent producer.
@@ -70,7 +74,15 @@ def test_murmur2_is_kafkas_key_hash() -> None:
     from recall_shared.kafka import murmur2
 
     rnd = random.Random(7)
-    keys = [b"", b"a", b"ab", b"abc", b"abcd", "kund-ü".encode(), *(os.urandom(rnd.randrange(0, 80)) for _ in range(500))]
+    keys = [
+        b"",
+        b"a",
+        b"ab",
+        b"abc",
+        b"abcd",
+        "kund-ü".encode(),
+        *(os.urandom(rnd.randrange(0, 80)) for _ in range(500)),
+    ]
     for key in keys:
         assert murmur2(key) == reference(key), key
     # the Java client's values for two known keys (Utils.murmur2, masked as the default partitioner does)

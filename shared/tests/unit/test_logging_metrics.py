@@ -28,7 +28,11 @@ def test_json_log_carries_correlation_and_event_ids() -> None:
     assert entry["correlation_id"] == "corr-1"
     assert entry["event_id"] == "evt-1"
     assert entry["msg"] == "hello world"
-    assert entry["level"] == "warning" and entry["service"] == "svc-a" and entry["logger"] == "recall.test"
+    assert (
+        entry["level"] == "warning"
+        and entry["service"] == "svc-a"
+        and entry["logger"] == "recall.test"
+    )
     assert entry["partition"] == 3  # extra= fields travel
     assert entry["ts"].endswith("Z")
     assert "args" not in entry and "levelno" not in entry  # LogRecord internals do not
@@ -68,5 +72,10 @@ def test_metrics_registry_is_per_instance() -> None:
     text_a, text_b = a.render().decode(), b.render().decode()
     assert 'events_consumed_total{event_type="x.v1",topic="t"} 3.0' in text_a
     assert 'event_type="x.v1"' not in text_b
-    for name in ("events_duplicate_total", "events_dead_lettered_total", "outbox_backlog", "consumer_lag"):
+    for name in (
+        "events_duplicate_total",
+        "events_dead_lettered_total",
+        "outbox_backlog",
+        "consumer_lag",
+    ):
         assert f"# TYPE {name.removesuffix('_total')}" in text_b

@@ -19,7 +19,9 @@ def test_committed_schemas_match_the_models() -> None:
     committed = schemas.committed()
     assert sorted(committed) == sorted(cls.event_type for cls in ALL_EVENTS), "run `make schemas`"
     for event_type, schema in fresh.items():
-        assert committed[event_type] == json.loads(json.dumps(schema)), f"{event_type} changed: run `make schemas`"
+        assert committed[event_type] == json.loads(json.dumps(schema)), (
+            f"{event_type} changed: run `make schemas`"
+        )
 
 
 def test_committed_asyncapi_matches_the_catalog() -> None:
@@ -68,7 +70,10 @@ def test_changing_a_type_breaks_consumers() -> None:
         note: str | None = None
         at: datetime
 
-    assert any(p.startswith("units: type changed") for p in schemas.breaking_changes(_schema(_V1), _schema(V)))
+    assert any(
+        p.startswith("units: type changed")
+        for p in schemas.breaking_changes(_schema(_V1), _schema(V))
+    )
 
 
 def test_making_a_required_field_optional_breaks_consumers() -> None:
@@ -91,7 +96,9 @@ def test_a_new_enum_value_breaks_consumers_that_validate_it() -> None:
         note: str | None = None
         at: datetime
 
-    assert any("new enum values ['maybe']" in p for p in schemas.breaking_changes(_schema(_V1), _schema(V)))
+    assert any(
+        "new enum values ['maybe']" in p for p in schemas.breaking_changes(_schema(_V1), _schema(V))
+    )
 
 
 def test_write_refuses_a_breaking_change(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -104,4 +111,6 @@ def test_write_refuses_a_breaking_change(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(schemas, "ASYNCAPI_PATH", tmp_path / "asyncapi.json")
     assert schemas.main(["write"]) == 2
     assert "alert.raised.v1: alert.legacy_field: removed" in capsys.readouterr().err
-    assert "legacy_field" in (tmp_path / "alert.raised.v1.json").read_text(), "nothing written on refusal"
+    assert "legacy_field" in (tmp_path / "alert.raised.v1.json").read_text(), (
+        "nothing written on refusal"
+    )

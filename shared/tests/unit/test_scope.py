@@ -12,12 +12,19 @@ from recall_shared.scope import collation_key, natural_key
 
 
 def lots(*ranges: tuple[str, str], collation: str = "natural", **kw: object) -> ev.CodeRule:
-    return ev.CodeRule(ranges=[ev.CodeRange(first=a, last=b) for a, b in ranges], collation=collation, **kw)  # type: ignore[arg-type]
+    return ev.CodeRule(
+        ranges=[ev.CodeRange(first=a, last=b) for a, b in ranges], collation=collation, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_zero_padded_numeric_lot_range() -> None:  # "lots 00112 through 10412"
     rule = lots(("00112", "10412"), collation="numeric")
-    assert rule.matches("00112") and rule.matches("10412") and rule.matches("5000") and rule.matches("00999")
+    assert (
+        rule.matches("00112")
+        and rule.matches("10412")
+        and rule.matches("5000")
+        and rule.matches("00999")
+    )
     assert not rule.matches("00111") and not rule.matches("10413") and not rule.matches("LOT-A")
 
 
@@ -42,14 +49,25 @@ def test_explicit_values_ignore_case_spaces_and_hyphens() -> None:
 
 def test_alphanumeric_lot_range_in_natural_collation() -> None:
     rule = lots(("A9", "B10"))
-    assert rule.matches("A10") and rule.matches("B2") and not rule.matches("B11") and not rule.matches("A8")
+    assert (
+        rule.matches("A10")
+        and rule.matches("B2")
+        and not rule.matches("B11")
+        and not rule.matches("A8")
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"ranges": [{"first": "10412", "last": "00112"}], "collation": "numeric"}, "comes after last"),
-        ({"ranges": [{"first": "A1", "last": "00112"}], "collation": "numeric"}, "cannot be read with collation"),
+        (
+            {"ranges": [{"first": "10412", "last": "00112"}], "collation": "numeric"},
+            "comes after last",
+        ),
+        (
+            {"ranges": [{"first": "A1", "last": "00112"}], "collation": "numeric"},
+            "cannot be read with collation",
+        ),
         ({"ranges": [{"first": "1", "last": "2"}], "collation": "roman"}, "collation"),
         ({}, "at least one of values, ranges or prefixes"),
     ],
@@ -60,7 +78,9 @@ def test_invalid_code_rules_are_refused(kwargs: dict, message: str) -> None:
 
 
 def test_date_windows() -> None:
-    window = ev.DateWindow(start=date(2010, 12, 15), end=date(2011, 11, 15))  # "made between Dec 15 2010 and Nov 15 2011"
+    window = ev.DateWindow(
+        start=date(2010, 12, 15), end=date(2011, 11, 15)
+    )  # "made between Dec 15 2010 and Nov 15 2011"
     assert window.contains(date(2010, 12, 15)) and window.contains(date(2011, 11, 15))
     assert not window.contains(date(2011, 11, 16))
     assert ev.DateWindow(start=date(2024, 8, 1)).contains(date(2030, 1, 1))

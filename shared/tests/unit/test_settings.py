@@ -19,8 +19,15 @@ class PrefixedSettings(ServiceSettings):
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in (
-        "KAFKA_BOOTSTRAP_SERVERS", "RECALL_ALERTS_TOPIC_PREFIX", "RECALL_ALERTS_ENV", "RECALL_ALERTS_JWT_SECRET", "RECALL_ALERTS_API_KEY_PEPPER",
-        "UNITSVC_KAFKA_BOOTSTRAP_SERVERS", "UNITSVC_TOPIC_PREFIX", "UNITSVC_ENVIRONMENT", "UNITSVC_JWT_SECRET",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "RECALL_ALERTS_TOPIC_PREFIX",
+        "RECALL_ALERTS_ENV",
+        "RECALL_ALERTS_JWT_SECRET",
+        "RECALL_ALERTS_API_KEY_PEPPER",
+        "UNITSVC_KAFKA_BOOTSTRAP_SERVERS",
+        "UNITSVC_TOPIC_PREFIX",
+        "UNITSVC_ENVIRONMENT",
+        "UNITSVC_JWT_SECRET",
         "UNITSVC_API_KEY_PEPPER",
     ):
         monkeypatch.delenv(var, raising=False)

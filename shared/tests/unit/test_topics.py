@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 
 from recall_shared import events as ev
-from recall_shared.topics import CATALOG, SERVICES, TOPICS_BY_NAME, all_topics, dead_letter_topic, topic_of
+from recall_shared.topics import (
+    CATALOG,
+    SERVICES,
+    TOPICS_BY_NAME,
+    all_topics,
+    dead_letter_topic,
+    topic_of,
+)
 
 
 @pytest.mark.parametrize("event_type", ev.ALL_EVENTS, ids=lambda c: c.event_type)

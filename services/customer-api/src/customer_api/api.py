@@ -28,13 +28,19 @@ def authenticated_customer(request: Request) -> str:
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
     if not token or scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     verifier: CustomerTokenVerifier = request.app.state.token_verifier
     try:
         return verifier.customer_id(token)
     except InvalidToken as exc:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            status.HTTP_401_UNAUTHORIZED,
+            str(exc),
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from None
 
 
@@ -111,7 +117,9 @@ class AlertPage(BaseModel):
 
 
 class Banner(BaseModel):
-    open_alerts: int = Field(description="Open alerts not yet resolved by a remedy or a 'not affected' answer")
+    open_alerts: int = Field(
+        description="Open alerts not yet resolved by a remedy or a 'not affected' answer"
+    )
     most_severe: AlertSummary | None
 
 
@@ -131,17 +139,34 @@ class NotAffectedIn(BaseModel):
 def _summary(a: CustomerAlert) -> AlertSummary:
     st = ev.AlertState.model_validate(a.state)
     return AlertSummary(
-        alert_id=a.alert_id, recall_id=a.recall_id, status=a.status, resolution=a.resolution,  # type: ignore[arg-type]
-        tier=st.tier, kind=st.recall.kind, title=st.recall.title, severity=st.recall.severity, hazard=st.recall.hazard,
-        stop_using=st.recall.stop_using, images=list(st.recall.images), units=sum(l.units for l in st.lines),
-        acknowledged=a.acknowledged_at is not None, created_at=a.created_at, updated_at=a.updated_at,
+        alert_id=a.alert_id,
+        recall_id=a.recall_id,
+        status=a.status,
+        resolution=a.resolution,  # type: ignore[arg-type]
+        tier=st.tier,
+        kind=st.recall.kind,
+        title=st.recall.title,
+        severity=st.recall.severity,
+        hazard=st.recall.hazard,
+        stop_using=st.recall.stop_using,
+        images=list(st.recall.images),
+        units=sum(l.units for l in st.lines),
+        acknowledged=a.acknowledged_at is not None,
+        created_at=a.created_at,
+        updated_at=a.updated_at,
     )
 
 
 def _remedy_status(r: RemedyRequest) -> RemedyStatus:
     return RemedyStatus(
-        request_id=r.request_id, remedy=r.remedy, state=r.case_state, case_id=r.case_id,  # type: ignore[arg-type]
-        refunded_amount=r.refunded_amount, currency=r.currency, reason=r.reason, requested_at=r.requested_at,
+        request_id=r.request_id,
+        remedy=r.remedy,
+        state=r.case_state,
+        case_id=r.case_id,  # type: ignore[arg-type]
+        refunded_amount=r.refunded_amount,
+        currency=r.currency,
+        reason=r.reason,
+        requested_at=r.requested_at,
         updated_at=r.updated_at,
     )
 
@@ -157,7 +182,9 @@ def _http_error(exc: logic.AlertError) -> HTTPException:
 async def list_alerts(
     request: Request,
     customer_id: CustomerDep,
-    state: Annotated[Literal["open", "resolved", "all"], Query(description="open: needs my attention")] = "all",
+    state: Annotated[
+        Literal["open", "resolved", "all"], Query(description="open: needs my attention")
+    ] = "all",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
@@ -170,20 +197,31 @@ async def list_alerts(
     return Response(content=reads.alert_page_json(rows, next_cursor), media_type="application/json")
 
 
-async def banner_response(app_state: State, customer_id: str, if_none_match: str | None) -> Response:
+async def banner_response(
+    app_state: State, customer_id: str, if_none_match: str | None
+) -> Response:
     """The banner of an authenticated customer: 200 with the body, or 304 when ``If-None-Match`` names its tag.
     Answered by the route below, and for a valid token by :class:`customer_api.hot_path.BannerHotPath`."""
     body, etag = reads.banner_json(await logic.banner_row(app_state.read_pool, customer_id))
-    headers = {"ETag": etag, "Cache-Control": app_state.banner_cache_control, "Vary": "Authorization"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": app_state.banner_cache_control,
+        "Vary": "Authorization",
+    }
     if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)
     return Response(content=body, media_type="application/json", headers=headers)
 
 
 @router.get(
-    "/banner", response_model=Banner, summary="What the orders page shows above the orders", openapi_extra=BEARER_SECURITY
+    "/banner",
+    response_model=Banner,
+    summary="What the orders page shows above the orders",
+    openapi_extra=BEARER_SECURITY,
 )
-async def banner(request: Request, if_none_match: Annotated[str | None, Header()] = None) -> Response:
+async def banner(
+    request: Request, if_none_match: Annotated[str | None, Header()] = None
+) -> Response:
     return await banner_response(request.app.state, authenticated_customer(request), if_none_match)
 
 
@@ -202,12 +240,16 @@ async def get_alert(alert_id: str, customer_id: CustomerDep, session: SessionDep
         remedies=list(st.recall.remedies),
         consumer_contact=st.recall.consumer_contact,
         lines=list(st.lines),
-        notices=[NoticeOut(notice_id=n.notice_id, kind=n.kind, status=n.status, at=n.at) for n in notices],
+        notices=[
+            NoticeOut(notice_id=n.notice_id, kind=n.kind, status=n.status, at=n.at) for n in notices
+        ],
         remedy=_remedy_status(remedy) if remedy else None,
     )
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertSummary, summary="I have read this alert")
+@router.post(
+    "/alerts/{alert_id}/acknowledge", response_model=AlertSummary, summary="I have read this alert"
+)
 async def acknowledge(alert_id: str, customer_id: CustomerDep, session: SessionDep) -> AlertSummary:
     try:
         return _summary(await logic.acknowledge(session, customer_id, alert_id))
@@ -215,24 +257,46 @@ async def acknowledge(alert_id: str, customer_id: CustomerDep, session: SessionD
         raise _http_error(exc) from None
 
 
-@router.post("/alerts/{alert_id}/not-affected", response_model=AlertSummary, summary="My unit is not affected")
+@router.post(
+    "/alerts/{alert_id}/not-affected",
+    response_model=AlertSummary,
+    summary="My unit is not affected",
+)
 async def not_affected(
-    alert_id: str, customer_id: CustomerDep, session: SessionDep, runtime: RuntimeDep, body: NotAffectedIn | None = None
+    alert_id: str,
+    customer_id: CustomerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: NotAffectedIn | None = None,
 ) -> AlertSummary:
     try:
-        a = await logic.declare_not_affected(session, runtime, customer_id, alert_id, body.reason if body else "")
+        a = await logic.declare_not_affected(
+            session, runtime, customer_id, alert_id, body.reason if body else ""
+        )
     except logic.AlertError as exc:
         raise _http_error(exc) from None
     return _summary(a)
 
 
-@router.post("/alerts/{alert_id}/remedy", status_code=202, response_model=RemedyStatus, summary="Choose a remedy")
+@router.post(
+    "/alerts/{alert_id}/remedy",
+    status_code=202,
+    response_model=RemedyStatus,
+    summary="Choose a remedy",
+)
 async def choose_remedy(
-    alert_id: str, body: RemedyChoice, customer_id: CustomerDep, session: SessionDep, runtime: RuntimeDep,
-    response: Response, idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    alert_id: str,
+    body: RemedyChoice,
+    customer_id: CustomerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RemedyStatus:
     try:
-        req, outcome = await logic.choose_remedy(session, runtime, customer_id, alert_id, body.remedy, idempotency_key)
+        req, outcome = await logic.choose_remedy(
+            session, runtime, customer_id, alert_id, body.remedy, idempotency_key
+        )
     except logic.AlertError as exc:
         raise _http_error(exc) from None
     if outcome == "replayed":
@@ -242,7 +306,9 @@ async def choose_remedy(
     return _remedy_status(req)
 
 
-@router.get("/alerts/{alert_id}/remedy", response_model=RemedyStatus, summary="My remedy's progress")
+@router.get(
+    "/alerts/{alert_id}/remedy", response_model=RemedyStatus, summary="My remedy's progress"
+)
 async def get_remedy(alert_id: str, customer_id: CustomerDep, session: SessionDep) -> RemedyStatus:
     try:
         await logic.own_alert(session, customer_id, alert_id)

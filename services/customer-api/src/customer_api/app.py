@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.add_background("read-pool", read_pool.run, stop=read_pool.stop)
     app.state.read_pool = read_pool
     app.state.banner_cache_control = f"private, max-age={settings.banner_max_age_s}"
-    app.add_middleware(BannerHotPath)  # added before install_common's middleware, so it runs inside it
+    app.add_middleware(
+        BannerHotPath
+    )  # added before install_common's middleware, so it runs inside it
     install_common(app, runtime)
     app.include_router(router)
     install_pages(app)  # the customer's HTML pages: /orders, /recalls, /signin ...

@@ -16,13 +16,19 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def _demo_token(settings: Settings, args: argparse.Namespace) -> None:
     if settings.environment == "production":
-        raise SystemExit("demo tokens are for development and tests; production tokens come from the identity provider")
-    print(issue_customer_token(args.customer_id, settings.jwt_secret, ttl=timedelta(hours=args.hours)))
+        raise SystemExit(
+            "demo tokens are for development and tests; production tokens come from the identity provider"
+        )
+    print(
+        issue_customer_token(args.customer_id, settings.jwt_secret, ttl=timedelta(hours=args.hours))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     cli = ServiceCli(settings_factory=Settings, create_app=create_app, migrations_dir=MIGRATIONS)
-    p = cli.command("demo-token", "Print a customer bearer token signed with the development secret")(_demo_token)
+    p = cli.command(
+        "demo-token", "Print a customer bearer token signed with the development secret"
+    )(_demo_token)
     p.add_argument("customer_id")
     p.add_argument("--hours", type=int, default=12)
     return cli.run(argv)

@@ -18,9 +18,14 @@ FINAL_CASE_STATES = {"refunded", "replacement_shipped", "repaired", "closed"}
 
 async def _upsert_alert(session: AsyncSession, state: ev.AlertState) -> None:
     values = {
-        "alert_id": state.alert_id, "customer_id": state.customer_id, "recall_id": state.recall_id,
-        "alert_version": state.alert_version, "status": "open", "severity_rank": SEVERITY_RANK[state.recall.severity],
-        "state": state.model_dump(mode="json"), "updated_at": datetime.now(UTC),
+        "alert_id": state.alert_id,
+        "customer_id": state.customer_id,
+        "recall_id": state.recall_id,
+        "alert_version": state.alert_version,
+        "status": "open",
+        "severity_rank": SEVERITY_RANK[state.recall.severity],
+        "state": state.model_dump(mode="json"),
+        "updated_at": datetime.now(UTC),
     }
     stmt = insert(CustomerAlert).values(**values)
     await session.execute(
@@ -41,39 +46,64 @@ async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: E
     await _upsert_alert(session, event.alert)
 
 
-async def on_alert_withdrawn(session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope) -> None:
+async def on_alert_withdrawn(
+    session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope
+) -> None:
     await session.execute(
         update(CustomerAlert)
-        .where(CustomerAlert.alert_id == event.alert_id, CustomerAlert.alert_version < event.alert_version)
+        .where(
+            CustomerAlert.alert_id == event.alert_id,
+            CustomerAlert.alert_version < event.alert_version,
+        )
         .values(status="withdrawn", alert_version=event.alert_version, updated_at=datetime.now(UTC))
     )
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
     await session.execute(
-        update(CustomerAlert).where(CustomerAlert.alert_id == event.alert_id).values(status="closed", updated_at=datetime.now(UTC))
+        update(CustomerAlert)
+        .where(CustomerAlert.alert_id == event.alert_id)
+        .values(status="closed", updated_at=datetime.now(UTC))
     )
 
 
-async def on_case_transitioned(session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope) -> None:
+async def on_case_transitioned(
+    session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope
+) -> None:
     await session.execute(
         update(RemedyRequest)
         .where(RemedyRequest.request_id == event.request_id)
-        .values(case_id=event.case_id, case_state=event.state, refunded_amount=event.refunded_amount,
-                currency=event.currency, reason=event.reason, updated_at=event.occurred_at)
+        .values(
+            case_id=event.case_id,
+            case_state=event.state,
+            refunded_amount=event.refunded_amount,
+            currency=event.currency,
+            reason=event.reason,
+            updated_at=event.occurred_at,
+        )
     )
     if event.state in FINAL_CASE_STATES:
         await session.execute(
-            update(CustomerAlert).where(CustomerAlert.alert_id == event.alert_id).values(resolution="remedied")
+            update(CustomerAlert)
+            .where(CustomerAlert.alert_id == event.alert_id)
+            .values(resolution="remedied")
         )
 
 
-async def _notice(session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, status: str, at: datetime) -> None:
+async def _notice(
+    session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, status: str, at: datetime
+) -> None:
     stmt = insert(SentNotice).values(
-        notice_id=event.notice_id, alert_id=event.alert_id, customer_id=event.customer_id, kind=event.kind,
-        status=status, at=at,
+        notice_id=event.notice_id,
+        alert_id=event.alert_id,
+        customer_id=event.customer_id,
+        kind=event.kind,
+        status=status,
+        at=at,
     )
-    await session.execute(stmt.on_conflict_do_update(index_elements=["notice_id"], set_={"status": status, "at": at}))
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["notice_id"], set_={"status": status, "at": at})
+    )
 
 
 async def on_notice_sent(session: AsyncSession, event: ev.NoticeSent, env: Envelope) -> None:

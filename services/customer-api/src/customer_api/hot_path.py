@@ -28,9 +28,16 @@ class BannerHotPath:
         self.route = next(r for r in router.routes if getattr(r, "path", None) == BANNER_PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == BANNER_PATH and scope["method"] == "GET" and not scope.get("root_path"):
+        if (
+            scope["type"] == "http"
+            and scope["path"] == BANNER_PATH
+            and scope["method"] == "GET"
+            and not scope.get("root_path")
+        ):
             authorization = if_none_match = None
-            for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get gives
+            for name, value in scope[
+                "headers"
+            ]:  # the first of each, as Starlette's Headers.get gives
                 if name == b"authorization" and authorization is None:
                     authorization = value.decode("latin-1")
                 elif name == b"if-none-match" and if_none_match is None:

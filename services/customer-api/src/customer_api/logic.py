@@ -62,8 +62,12 @@ def unresolved_open():  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ reading
 
 
-async def own_alert(session: AsyncSession, customer_id: str, alert_id: str, *, lock: bool = False) -> CustomerAlert:
-    stmt = select(CustomerAlert).where(CustomerAlert.alert_id == alert_id, CustomerAlert.customer_id == customer_id)
+async def own_alert(
+    session: AsyncSession, customer_id: str, alert_id: str, *, lock: bool = False
+) -> CustomerAlert:
+    stmt = select(CustomerAlert).where(
+        CustomerAlert.alert_id == alert_id, CustomerAlert.customer_id == customer_id
+    )
     if lock:
         stmt = stmt.with_for_update()
     alert = (await session.execute(stmt)).scalar_one_or_none()
@@ -85,7 +89,9 @@ def next_cursor_of(created_at: datetime, alert_id: str) -> str:
     return f"{int(created_at.timestamp() * 1_000_000)}_{alert_id}"
 
 
-def _page(rows: list[_Row], limit: int, position: Callable[[_Row], tuple[datetime, str]]) -> tuple[list[_Row], str | None]:
+def _page(
+    rows: list[_Row], limit: int, position: Callable[[_Row], tuple[datetime, str]]
+) -> tuple[list[_Row], str | None]:
     """A page of ``limit`` from the ``limit + 1`` rows read, and the cursor of the next page (None on the last)."""
     if len(rows) <= limit:
         return rows, None
@@ -94,7 +100,12 @@ def _page(rows: list[_Row], limit: int, position: Callable[[_Row], tuple[datetim
 
 
 async def list_alerts(
-    session: AsyncSession, customer_id: str, *, state: AlertFilter = "all", limit: int = 20, cursor: str | None = None
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    state: AlertFilter = "all",
+    limit: int = 20,
+    cursor: str | None = None,
 ) -> tuple[list[CustomerAlert], str | None]:
     """The customer's alerts, newest first, and the cursor of the next page (None on the last)."""
     stmt = (
@@ -106,19 +117,32 @@ async def list_alerts(
     if state == "open":
         stmt = stmt.where(unresolved_open())
     elif state == "resolved":
-        stmt = stmt.where(or_(CustomerAlert.status != "open", CustomerAlert.resolution.is_not(None)))
+        stmt = stmt.where(
+            or_(CustomerAlert.status != "open", CustomerAlert.resolution.is_not(None))
+        )
     if cursor:
-        stmt = stmt.where(tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*parse_cursor(cursor)))
-    return _page(list((await session.execute(stmt)).scalars()), limit, lambda a: (a.created_at, a.alert_id))
+        stmt = stmt.where(
+            tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*parse_cursor(cursor))
+        )
+    return _page(
+        list((await session.execute(stmt)).scalars()), limit, lambda a: (a.created_at, a.alert_id)
+    )
 
 
 async def list_alert_rows(
-    pool: ReadPool, customer_id: str, *, state: AlertFilter = "all", limit: int = 20, cursor: str | None = None
+    pool: ReadPool,
+    customer_id: str,
+    *,
+    state: AlertFilter = "all",
+    limit: int = 20,
+    cursor: str | None = None,
 ) -> tuple[list[Record], str | None]:
     """:func:`list_alerts` as summary rows (queries.SUMMARY_COLUMNS) read with raw asyncpg: the same filters,
     order, page and cursor, without loading ORM entities (GET /v1/me/alerts)."""
     if cursor:
-        rows = await pool.fetch(queries.ALERTS[state, True], customer_id, limit + 1, *parse_cursor(cursor))
+        rows = await pool.fetch(
+            queries.ALERTS[state, True], customer_id, limit + 1, *parse_cursor(cursor)
+        )
     else:
         rows = await pool.fetch(queries.ALERTS[state, False], customer_id, limit + 1)
     return _page(rows, limit, lambda r: (r["created_at"], r["alert_id"]))
@@ -150,21 +174,31 @@ async def banner_row(pool: ReadPool, customer_id: str) -> Record | None:
 
 async def remedy_of(session: AsyncSession, alert_id: str) -> RemedyRequest | None:
     """The remedy request of an alert the caller has already checked belongs to the customer."""
-    return (await session.execute(select(RemedyRequest).where(RemedyRequest.alert_id == alert_id))).scalar_one_or_none()
+    return (
+        await session.execute(select(RemedyRequest).where(RemedyRequest.alert_id == alert_id))
+    ).scalar_one_or_none()
 
 
-async def remedies_of(session: AsyncSession, customer_id: str, alert_ids: Sequence[str]) -> dict[str, RemedyRequest]:
+async def remedies_of(
+    session: AsyncSession, customer_id: str, alert_ids: Sequence[str]
+) -> dict[str, RemedyRequest]:
     if not alert_ids:
         return {}
     rows = await session.execute(
-        select(RemedyRequest).where(RemedyRequest.customer_id == customer_id, RemedyRequest.alert_id.in_(alert_ids))
+        select(RemedyRequest).where(
+            RemedyRequest.customer_id == customer_id, RemedyRequest.alert_id.in_(alert_ids)
+        )
     )
     return {r.alert_id: r for r in rows.scalars()}
 
 
 async def notices_of(session: AsyncSession, alert_id: str) -> list[SentNotice]:
     return list(
-        (await session.execute(select(SentNotice).where(SentNotice.alert_id == alert_id).order_by(SentNotice.at))).scalars()
+        (
+            await session.execute(
+                select(SentNotice).where(SentNotice.alert_id == alert_id).order_by(SentNotice.at)
+            )
+        ).scalars()
     )
 
 
@@ -180,7 +214,11 @@ async def acknowledge(session: AsyncSession, customer_id: str, alert_id: str) ->
 
 
 async def declare_not_affected(
-    session: AsyncSession, runtime: ServiceRuntime, customer_id: str, alert_id: str, reason: str = ""
+    session: AsyncSession,
+    runtime: ServiceRuntime,
+    customer_id: str,
+    alert_id: str,
+    reason: str = "",
 ) -> CustomerAlert:
     a = await own_alert(session, customer_id, alert_id, lock=True)
     if a.status != "open":
@@ -191,8 +229,13 @@ async def declare_not_affected(
         a.resolution = a.resolution or "not_affected"
         await runtime.outbox.add(
             session,
-            ev.NotAffectedDeclared(alert_id=a.alert_id, customer_id=customer_id, recall_id=a.recall_id,
-                                   declared_at=now, reason=reason),
+            ev.NotAffectedDeclared(
+                alert_id=a.alert_id,
+                customer_id=customer_id,
+                recall_id=a.recall_id,
+                declared_at=now,
+                reason=reason,
+            ),
             event_id=f"not-affected:{a.alert_id}",
         )
         await session.commit()
@@ -204,7 +247,11 @@ def offered_remedies(a: CustomerAlert) -> list[str]:
 
 
 async def choose_remedy(
-    session: AsyncSession, runtime: ServiceRuntime, customer_id: str, alert_id: str, remedy: ev.RemedyType,
+    session: AsyncSession,
+    runtime: ServiceRuntime,
+    customer_id: str,
+    alert_id: str,
+    remedy: ev.RemedyType,
     idempotency_key: str | None = None,
 ) -> tuple[RemedyRequest, RemedyOutcome]:
     """Record the choice and queue a remedy request on remedies.v1 (outbox). The same choice again is
@@ -224,25 +271,41 @@ async def choose_remedy(
         )
     now = datetime.now(UTC)
     req = RemedyRequest(
-        request_id=str(uuid.uuid4()), alert_id=alert_id, customer_id=customer_id, remedy=remedy,
-        idempotency_key=idempotency_key, case_state="requested", refunded_amount=Decimal("0"),
-        requested_at=now, updated_at=now,
+        request_id=str(uuid.uuid4()),
+        alert_id=alert_id,
+        customer_id=customer_id,
+        remedy=remedy,
+        idempotency_key=idempotency_key,
+        case_state="requested",
+        refunded_amount=Decimal("0"),
+        requested_at=now,
+        updated_at=now,
     )
     try:
         # The outbox insert autoflushes the request row, so a unique violation can surface there too.
         session.add(req)
         await runtime.outbox.add(
             session,
-            ev.RemedyRequested(request_id=req.request_id, alert_id=alert_id, customer_id=customer_id,
-                               recall_id=a.recall_id, remedy=remedy, requested_at=now),
+            ev.RemedyRequested(
+                request_id=req.request_id,
+                alert_id=alert_id,
+                customer_id=customer_id,
+                recall_id=a.recall_id,
+                remedy=remedy,
+                requested_at=now,
+            ),
             event_id=f"remedy-request:{req.request_id}",
         )
         await session.commit()
     except IntegrityError:
         await session.rollback()  # a concurrent identical request won; answer with it
         existing = await remedy_of(session, alert_id)
-        if existing is None:  # not this alert's row: the customer's Idempotency-Key belongs to another request
-            raise IdempotencyKeyReused("Idempotency-Key: already used for a different request") from None
+        if (
+            existing is None
+        ):  # not this alert's row: the customer's Idempotency-Key belongs to another request
+            raise IdempotencyKeyReused(
+                "Idempotency-Key: already used for a different request"
+            ) from None
         if existing.remedy != remedy:
             raise AlertConflict(f"a remedy was already chosen: {existing.remedy}") from None
         return existing, "concurrent"

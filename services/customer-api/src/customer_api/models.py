@@ -23,15 +23,21 @@ class CustomerAlert(Base):
     recall_id: Mapped[str] = mapped_column(String(64))
     alert_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
-    resolution: Mapped[str | None] = mapped_column(String(30), nullable=True)  # not_affected | remedied
-    severity_rank: Mapped[int] = mapped_column(Integer)  # 0 critical .. 3 low, for "most severe first"
+    resolution: Mapped[str | None] = mapped_column(
+        String(30), nullable=True
+    )  # not_affected | remedied
+    severity_rank: Mapped[int] = mapped_column(
+        Integer
+    )  # 0 critical .. 3 low, for "most severe first"
     state: Mapped[dict] = mapped_column(JSONB)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     not_affected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("ix_alerts_customer_status", "customer_id", "status", "severity_rank", "created_at"),)
+    __table_args__ = (
+        Index("ix_alerts_customer_status", "customer_id", "status", "severity_rank", "created_at"),
+    )
 
 
 class RemedyRequest(Base):
@@ -46,7 +52,9 @@ class RemedyRequest(Base):
     refunded_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    requested_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("customer_id", "idempotency_key"),)

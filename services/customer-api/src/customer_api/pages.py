@@ -90,7 +90,9 @@ def _settings(request: Request) -> Any:
 
 
 def _csrf_token(request: Request, session_token: str) -> str:
-    key = hashlib.sha256(b"customer-api/pages/csrf\0" + _settings(request).jwt_secret.encode()).digest()
+    key = hashlib.sha256(
+        b"customer-api/pages/csrf\0" + _settings(request).jwt_secret.encode()
+    ).digest()
     return hmac.new(key, session_token.encode(), hashlib.sha256).hexdigest()[:40]
 
 
@@ -127,16 +129,27 @@ def _finish(request: Request, response: Response) -> Response:
         response.headers.setdefault(k, v)
     chosen = i18n.supported(request.query_params.get("lang"))
     if chosen and request.cookies.get(LANG_COOKIE) != chosen:
-        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="lax",
-                            secure=_secure_cookies(request), path="/")
+        response.set_cookie(
+            LANG_COOKIE,
+            chosen,
+            max_age=365 * 86400,
+            httponly=True,
+            samesite="lax",
+            secure=_secure_cookies(request),
+            path="/",
+        )
     return response
 
 
 def _render(request: Request, template: str, status_code: int = 200, **ctx: Any) -> Response:
     lang = _lang(request)
     html = _env.get_template(template).render(
-        lang=lang, s=i18n.STRINGS[lang], languages=i18n.LANGUAGE_NAMES, path=request.url.path,
-        session=ctx.pop("session", None), **ctx,
+        lang=lang,
+        s=i18n.STRINGS[lang],
+        languages=i18n.LANGUAGE_NAMES,
+        path=request.url.path,
+        session=ctx.pop("session", None),
+        **ctx,
     )
     return _finish(request, HTMLResponse(html, status_code=status_code))
 
@@ -146,7 +159,14 @@ def _redirect(request: Request, url: str) -> Response:
 
 
 def _not_found(request: Request, session: PageSession | None) -> Response:
-    return _render(request, "message.html.j2", 404, session=session, title_key="notfound.title", text_key="notfound.text")
+    return _render(
+        request,
+        "message.html.j2",
+        404,
+        session=session,
+        title_key="notfound.title",
+        text_key="notfound.text",
+    )
 
 
 def _safe_next(value: str | None, default: str = "/recalls") -> str:
@@ -163,7 +183,10 @@ async def _form(request: Request) -> dict[str, str]:
         return {}
     if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
         return {}
-    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    return {
+        k: v[0]
+        for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()
+    }
 
 
 def _csrf_ok(session: PageSession, form: dict[str, str]) -> bool:
@@ -220,8 +243,14 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
             marker = s["progress.current"]
         else:
             marker = s["progress.next"]
-        items.append({"label": s[f"state.{step}"], "marker": marker, "current": i == current,
-                      "done": i < current or (i == current and final)})
+        items.append(
+            {
+                "label": s[f"state.{step}"],
+                "marker": marker,
+                "current": i == current,
+                "done": i < current or (i == current and final),
+            }
+        )
     out = {
         "remedy": s[f"remedy.{remedy.remedy}"],
         "state": s.get(f"state.{state}", state),
@@ -230,7 +259,9 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
         "reason": remedy.reason,
     }
     if remedy.refunded_amount and remedy.refunded_amount > 0:
-        out["refunded"] = s["progress.refunded"].format(amount=i18n.fmt_money(remedy.refunded_amount, remedy.currency, lang))
+        out["refunded"] = s["progress.refunded"].format(
+            amount=i18n.fmt_money(remedy.refunded_amount, remedy.currency, lang)
+        )
     return out
 
 
@@ -250,7 +281,9 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         for attr in line.unknown_attributes:
             if attr not in unknown:
                 unknown.append(attr)
-    what = ", ".join(s.get(f"attr.{x}", x) for x in unknown) if unknown else s["check_label.generic"]
+    what = (
+        ", ".join(s.get(f"attr.{x}", x) for x in unknown) if unknown else s["check_label.generic"]
+    )
     is_open = a.status == "open"
     unresolved = is_open and a.resolution is None and remedy is None
     return {
@@ -270,10 +303,20 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         ],
         "lines": [
             {
-                "text": s["line"].format(title=line.title or title, order=line.order_id,
-                                         date=i18n.fmt_date(line.purchased_at, lang), units=line.units),
-                "details": [x for x in (s["line.lot"].format(lot=line.lot) if line.lot else "",
-                                        s["line.serial"].format(serial=line.serial) if line.serial else "") if x],
+                "text": s["line"].format(
+                    title=line.title or title,
+                    order=line.order_id,
+                    date=i18n.fmt_date(line.purchased_at, lang),
+                    units=line.units,
+                ),
+                "details": [
+                    x
+                    for x in (
+                        s["line.lot"].format(lot=line.lot) if line.lot else "",
+                        s["line.serial"].format(serial=line.serial) if line.serial else "",
+                    )
+                    if x
+                ],
             }
             for line in st.lines
         ],
@@ -285,8 +328,13 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         "resolution": a.resolution,
         "acknowledged": a.acknowledged_at is not None,
         "remedies": [
-            {"type": r.type, "label": s[f"remedy.{r.type}"],
-             "instructions": ((tr.remedy_instructions.get(r.type, "") if tr else "") or r.instructions)}
+            {
+                "type": r.type,
+                "label": s[f"remedy.{r.type}"],
+                "instructions": (
+                    (tr.remedy_instructions.get(r.type, "") if tr else "") or r.instructions
+                ),
+            }
             for r in rc.remedies
         ],
         "can_choose": unresolved,
@@ -309,23 +357,30 @@ def _orders(alerts: list[CustomerAlert], lang: str) -> list[dict[str, Any]]:
             all_lines.append((line, a, st))
     all_lines.sort(key=lambda t: t[0].purchased_at, reverse=True)
     for line, a, st in all_lines:
-        order = orders.setdefault(line.order_id, {
-            "heading": s["orders.order"].format(order=line.order_id),
-            "placed": s["orders.placed"].format(date=i18n.fmt_date(line.purchased_at, lang)),
-            "lines": [],
-        })
+        order = orders.setdefault(
+            line.order_id,
+            {
+                "heading": s["orders.order"].format(order=line.order_id),
+                "placed": s["orders.placed"].format(date=i18n.fmt_date(line.purchased_at, lang)),
+                "lines": [],
+            },
+        )
         key = f"{line.order_id}/{line.line_id}"
         entry = lines_seen.get(key)
         if entry is None:
             entry = {
                 "title": line.title or st.recall.title,
-                "qty": s["orders.line"].format(units=line.units, price=i18n.fmt_money(line.unit_price, line.currency, lang)),
+                "qty": s["orders.line"].format(
+                    units=line.units, price=i18n.fmt_money(line.unit_price, line.currency, lang)
+                ),
                 "recalls": [],
             }
             lines_seen[key] = entry
             order["lines"].append(entry)
         if a.status == "open":
-            entry["recalls"].append({"url": f"/recalls/{quote(a.alert_id, safe='')}", "label": s["orders.recalled"]})
+            entry["recalls"].append(
+                {"url": f"/recalls/{quote(a.alert_id, safe='')}", "label": s["orders.recalled"]}
+            )
     return list(orders.values())
 
 
@@ -334,8 +389,11 @@ def _orders(alerts: list[CustomerAlert], lang: str) -> list[dict[str, Any]]:
 
 @router.get("/assets/pages.css")
 async def stylesheet() -> Response:
-    return Response(CSS_PATH.read_text(encoding="utf-8"), media_type="text/css",
-                    headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        CSS_PATH.read_text(encoding="utf-8"),
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/")
@@ -354,11 +412,15 @@ async def orders_page(request: Request, db: SessionDep) -> Response:
     if count and top is not None:
         s = i18n.STRINGS[lang]
         banner = {
-            "heading": s["banner.heading.one"] if count == 1 else s["banner.heading.many"].format(count=count),
+            "heading": s["banner.heading.one"]
+            if count == 1
+            else s["banner.heading.many"].format(count=count),
             "top": alert_view(top, None, lang),
         }
     alerts, _ = await logic.list_alerts(db, session.customer_id, state="all", limit=100)
-    return _render(request, "orders.html.j2", session=session, banner=banner, orders=_orders(alerts, lang))
+    return _render(
+        request, "orders.html.j2", session=session, banner=banner, orders=_orders(alerts, lang)
+    )
 
 
 @router.get("/recalls", response_class=HTMLResponse)
@@ -366,7 +428,9 @@ async def recalls_page(request: Request, db: SessionDep, cursor: str | None = No
     session = _session(request)
     lang = _lang(request)
     try:
-        alerts, next_cursor = await logic.list_alerts(db, session.customer_id, state="all", limit=20, cursor=cursor)
+        alerts, next_cursor = await logic.list_alerts(
+            db, session.customer_id, state="all", limit=20, cursor=cursor
+        )
     except logic.BadCursor:
         return _redirect(request, "/recalls")
     remedies = await logic.remedies_of(db, session.customer_id, [a.alert_id for a in alerts])
@@ -374,8 +438,13 @@ async def recalls_page(request: Request, db: SessionDep, cursor: str | None = No
     alerts.sort(key=lambda a: 0 if (a.status == "open" and a.resolution is None) else 1)
     views = [alert_view(a, remedies.get(a.alert_id), lang) for a in alerts]
     return _render(
-        request, "recalls.html.j2", session=session, alerts=views, done=request.query_params.get("done"),
-        error=request.query_params.get("error"), focus=request.query_params.get("alert"),
+        request,
+        "recalls.html.j2",
+        session=session,
+        alerts=views,
+        done=request.query_params.get("done"),
+        error=request.query_params.get("error"),
+        focus=request.query_params.get("alert"),
         older=f"/recalls?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
     )
 
@@ -388,8 +457,14 @@ async def alert_page(alert_id: str, request: Request, db: SessionDep) -> Respons
     except logic.AlertNotFound:
         return _not_found(request, session)
     view = alert_view(a, await logic.remedy_of(db, alert_id), _lang(request))
-    return _render(request, "alert.html.j2", session=session, alert=view, done=request.query_params.get("done"),
-                   error=request.query_params.get("error"))
+    return _render(
+        request,
+        "alert.html.j2",
+        session=session,
+        alert=view,
+        done=request.query_params.get("done"),
+        error=request.query_params.get("error"),
+    )
 
 
 # ------------------------------------------------------------------ forms
@@ -399,25 +474,39 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
     session = _session(request)
     form = await _form(request)
     if not _csrf_ok(session, form):
-        return _render(request, "message.html.j2", 403, session=session, title_key="forbidden.title",
-                       text_key="forbidden.text")
+        return _render(
+            request,
+            "message.html.j2",
+            403,
+            session=session,
+            title_key="forbidden.title",
+            text_key="forbidden.text",
+        )
     runtime = request.app.state.runtime
-    back = f"/recalls/{quote(alert_id, safe='')}" if form.get("return_to") == "detail" else "/recalls"
+    back = (
+        f"/recalls/{quote(alert_id, safe='')}" if form.get("return_to") == "detail" else "/recalls"
+    )
     anchor = f"#alert-{quote(alert_id, safe='')}"
     extra = {} if back != "/recalls" else {"alert": alert_id}
     try:
-        await logic.own_alert(db, session.customer_id, alert_id)  # another customer's alert: 404 whatever the form says
+        await logic.own_alert(
+            db, session.customer_id, alert_id
+        )  # another customer's alert: 404 whatever the form says
         if action == "remedy":
             remedy = form.get("remedy", "")
             if not remedy:
-                return _redirect(request, f"{back}?{urlencode({**extra, 'error': 'choose'})}{anchor}")
+                return _redirect(
+                    request, f"{back}?{urlencode({**extra, 'error': 'choose'})}{anchor}"
+                )
             if remedy not in REMEDY_STEPS:
                 raise logic.RemedyNotOffered(remedy)
             await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)  # type: ignore[arg-type]
         elif action == "acknowledge":
             await logic.acknowledge(db, session.customer_id, alert_id)
         else:
-            await logic.declare_not_affected(db, runtime, session.customer_id, alert_id, form.get("reason", "")[:1000])
+            await logic.declare_not_affected(
+                db, runtime, session.customer_id, alert_id, form.get("reason", "")[:1000]
+            )
     except logic.AlertNotFound:
         return _not_found(request, session)
     except logic.RemedyNotOffered:
@@ -446,30 +535,55 @@ async def not_affected_form(alert_id: str, request: Request, db: SessionDep) -> 
 
 
 @router.get("/signin", response_class=HTMLResponse)
-async def signin(request: Request, token: str | None = None, next: str | None = None) -> Response:  # noqa: A002
+async def signin(request: Request, token: str | None = None, next: str | None = None) -> Response:
     target = _safe_next(next)
     if token:
         verifier: CustomerTokenVerifier = request.app.state.token_verifier
         try:
             verifier.customer_id(token)
         except InvalidToken:
-            return _render(request, "signin.html.j2", 401, expired=True, signed_out=False, dev=_dev(request))
+            return _render(
+                request, "signin.html.j2", 401, expired=True, signed_out=False, dev=_dev(request)
+            )
         exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-        max_age = max(int(exp - datetime.now(UTC).timestamp()), 0) if isinstance(exp, int | float) else None
+        max_age = (
+            max(int(exp - datetime.now(UTC).timestamp()), 0)
+            if isinstance(exp, int | float)
+            else None
+        )
         response = _redirect(request, target)
-        response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
-                            secure=_secure_cookies(request), path="/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=max_age,
+            httponly=True,
+            samesite="lax",
+            secure=_secure_cookies(request),
+            path="/",
+        )
         return response
-    return _render(request, "signin.html.j2", 200, expired=request.query_params.get("expired") == "1",
-                   signed_out=request.query_params.get("signed_out") == "1", dev=_dev(request))
+    return _render(
+        request,
+        "signin.html.j2",
+        200,
+        expired=request.query_params.get("expired") == "1",
+        signed_out=request.query_params.get("signed_out") == "1",
+        dev=_dev(request),
+    )
 
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
     session = _session(request)
     if not _csrf_ok(session, await _form(request)):
-        return _render(request, "message.html.j2", 403, session=session, title_key="forbidden.title",
-                       text_key="forbidden.text")
+        return _render(
+            request,
+            "message.html.j2",
+            403,
+            session=session,
+            title_key="forbidden.title",
+            text_key="forbidden.text",
+        )
     response = _redirect(request, "/signin?signed_out=1")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -484,13 +598,21 @@ async def dev_signin(request: Request, customer_id: str | None = None) -> Respon
     """Development only: sign in as a demo customer with a token minted with this service's secret."""
     settings = _settings(request)
     if not _dev(request):
-        return _render(request, "message.html.j2", 404, title_key="notfound.title", text_key="notfound.text")
+        return _render(
+            request, "message.html.j2", 404, title_key="notfound.title", text_key="notfound.text"
+        )
 
     def link(cid: str) -> str:
-        token = issue_customer_token(cid, settings.jwt_secret, ttl=timedelta(hours=12), audience=settings.jwt_audience)
+        token = issue_customer_token(
+            cid, settings.jwt_secret, ttl=timedelta(hours=12), audience=settings.jwt_audience
+        )
         return "/signin?" + urlencode({"token": token, "next": "/orders"})
 
     if customer_id:
         return _redirect(request, link(customer_id.strip()[:100]))
-    return _render(request, "dev_signin.html.j2", customers=[{"id": c, "name": n, "url": link(c)} for c, n in DEMO_CUSTOMERS],
-                   rs256=bool(settings.jwt_public_key))
+    return _render(
+        request,
+        "dev_signin.html.j2",
+        customers=[{"id": c, "name": n, "url": link(c)} for c, n in DEMO_CUSTOMERS],
+        rs256=bool(settings.jwt_public_key),
+    )

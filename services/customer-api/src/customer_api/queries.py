@@ -33,12 +33,16 @@ _STATE_FILTERS = {
 
 def _alerts(state_filter: str, after_cursor: bool) -> str:
     cursor = " AND (created_at, alert_id) < ($3, $4)" if after_cursor else ""
-    return (f"SELECT {SUMMARY_COLUMNS}\nFROM alerts\nWHERE customer_id = $1{state_filter}{cursor}\n"
-            "ORDER BY created_at DESC, alert_id DESC\nLIMIT $2")
+    return (
+        f"SELECT {SUMMARY_COLUMNS}\nFROM alerts\nWHERE customer_id = $1{state_filter}{cursor}\n"
+        "ORDER BY created_at DESC, alert_id DESC\nLIMIT $2"
+    )
 
 
 # One page of the customer's alerts, newest first: ALERTS[(state, has_cursor)].
 # $1 customer id, $2 page size + 1 (to know whether there is a next page), $3/$4 the cursor's created_at/alert_id.
 ALERTS: dict[tuple[str, bool], str] = {
-    (state, after): _alerts(sql, after) for state, sql in _STATE_FILTERS.items() for after in (False, True)
+    (state, after): _alerts(sql, after)
+    for state, sql in _STATE_FILTERS.items()
+    for after in (False, True)
 }

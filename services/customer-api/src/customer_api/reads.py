@@ -58,10 +58,15 @@ class ReadPool:
     async def _create(self) -> asyncpg.Pool:
         async with self._lock:
             if self._stopping.is_set():
-                raise RuntimeError("the read pool is stopped")  # a late request must not open a pool nobody closes
+                raise RuntimeError(
+                    "the read pool is stopped"
+                )  # a late request must not open a pool nobody closes
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=self.min_size, max_size=self.max_size, reset=_no_session_reset,
+                    self.dsn,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    reset=_no_session_reset,
                     server_settings={"application_name": APPLICATION_NAME},
                 )
         return self._pool
@@ -82,7 +87,9 @@ class ReadPool:
             try:
                 return await conn.fetch(query, *args)
             except _CONNECTION_BROKEN:
-                with contextlib.suppress(asyncpg.exceptions.InterfaceError):  # already closed and given back
+                with contextlib.suppress(
+                    asyncpg.exceptions.InterfaceError
+                ):  # already closed and given back
                     conn.terminate()  # never handed to the next request
                 raise
 
@@ -91,8 +98,10 @@ class ReadPool:
         try:
             try:
                 await self._create()
-            except Exception as exc:  # noqa: BLE001 - the first request tries again
-                log.warning("read pool not opened at start", extra={"error": f"{type(exc).__name__}: {exc}"})
+            except Exception as exc:
+                log.warning(
+                    "read pool not opened at start", extra={"error": f"{type(exc).__name__}: {exc}"}
+                )
             await self._stopping.wait()
         finally:
             pool, self._pool = self._pool, None
@@ -109,10 +118,21 @@ class ReadPool:
 def summary_of(row: asyncpg.Record) -> dict[str, Any]:
     """An AlertSummary (api.AlertSummary, same fields and order) from a row of queries.SUMMARY_COLUMNS."""
     return {
-        "alert_id": row[0], "recall_id": row[1], "status": row[2], "resolution": row[3], "tier": row[4],
-        "kind": row[5], "title": row[6], "severity": row[7], "hazard": row[8], "stop_using": row[9],
-        "images": orjson.Fragment(row[10]), "units": row[11], "acknowledged": row[12],
-        "created_at": row[13], "updated_at": row[14],
+        "alert_id": row[0],
+        "recall_id": row[1],
+        "status": row[2],
+        "resolution": row[3],
+        "tier": row[4],
+        "kind": row[5],
+        "title": row[6],
+        "severity": row[7],
+        "hazard": row[8],
+        "stop_using": row[9],
+        "images": orjson.Fragment(row[10]),
+        "units": row[11],
+        "acknowledged": row[12],
+        "created_at": row[13],
+        "updated_at": row[14],
     }
 
 
@@ -123,7 +143,9 @@ def banner_json(row: asyncpg.Record | None) -> tuple[bytes, str]:
         body: dict[str, Any] = {"open_alerts": 0, "most_severe": None}
     else:
         count = row["open_count"]
-        tag_basis = f"{count}:{row['alert_id']}:{row['alert_version']}:{row['updated_at'].isoformat()}"
+        tag_basis = (
+            f"{count}:{row['alert_id']}:{row['alert_version']}:{row['updated_at'].isoformat()}"
+        )
         body = {"open_alerts": count, "most_severe": summary_of(row)}
     etag = '"' + hashlib.sha256(tag_basis.encode()).hexdigest()[:32] + '"'
     return orjson.dumps(body, option=_JSON_OPTS), etag
@@ -131,4 +153,6 @@ def banner_json(row: asyncpg.Record | None) -> tuple[bytes, str]:
 
 def alert_page_json(rows: list[asyncpg.Record], next_cursor: str | None) -> bytes:
     """An AlertPage from rows of queries.ALERTS."""
-    return orjson.dumps({"items": [summary_of(r) for r in rows], "next_cursor": next_cursor}, option=_JSON_OPTS)
+    return orjson.dumps(
+        {"items": [summary_of(r) for r in rows], "next_cursor": next_cursor}, option=_JSON_OPTS
+    )

@@ -13,4 +13,6 @@ class Settings(ServiceSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     banner_max_age_s: int = 15
-    jwt_cache_size: int = 10_000  # verified tokens remembered (exp still checked on every use); 0: verify every time
+    jwt_cache_size: int = (
+        10_000  # verified tokens remembered (exp still checked on every use); 0: verify every time
+    )

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from recall_shared import events as ev
@@ -26,8 +25,14 @@ from recall_shared.testing import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[4] / "test-artifacts" / "screenshots"
 # An inline image, so the page's <img> renders without any network access.
@@ -41,10 +46,12 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                       "(apt-get install -y chromium; .ci/run installs it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's Chromium at /usr/bin/chromium "
+        "(apt-get install -y chromium; .ci/run installs it)",
+    ),
 ]
-
 
 
 @dataclass
@@ -61,11 +68,17 @@ async def browser(served_api) -> AsyncIterator[Browser]:  # type: ignore[no-unty
     with tempfile.TemporaryDirectory(prefix="customer-api-chromium-") as profile:
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
-                profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 1100, "height": 900}, locale="en-GB",
+                profile,
+                executable_path=str(CHROMIUM),
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport={"width": 1100, "height": 900},
+                locale="en-GB",
             )
             # Content-Security-Policy violations and script errors show up as console errors.
-            context.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            context.on(
+                "console", lambda msg: errors.append(msg.text) if msg.type == "error" else None
+            )
             context.on("weberror", lambda err: errors.append(str(err.error)))
             try:
                 yield Browser(context, served_api.base_url, errors)
@@ -88,7 +101,9 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 async def sign_in(page: Page, api, customer_id: str, next_path: str = "/orders") -> None:  # type: ignore[no-untyped-def]
     await page.context.clear_cookies()
-    response = await page.goto(f"{api.base_url}/signin?token={api.token(customer_id)}&next={next_path}")
+    response = await page.goto(
+        f"{api.base_url}/signin?token={api.token(customer_id)}&next={next_path}"
+    )
     assert response is not None and response.ok, response and response.status
     assert page.url.startswith(f"{api.base_url}{next_path.split('?')[0]}")
 
@@ -104,7 +119,9 @@ def with_content(alert: ev.AlertState, **update: object) -> ev.AlertState:
 # --------------------------------------------------------------------------- tests
 
 
-async def test_banner_on_orders_for_an_affected_customer_only(served_api, events, page: Page) -> None:
+async def test_banner_on_orders_for_an_affected_customer_only(
+    served_api, events, page: Page
+) -> None:
     api = served_api
     affected, unaffected = events.new_customer(), events.new_customer()
     await api.raise_alert(events.alert(affected, severity="low", title="Acme desk lamp DL-2"))
@@ -114,11 +131,16 @@ async def test_banner_on_orders_for_an_affected_customer_only(served_api, events
     await sign_in(page, api, affected)
     banner = page.locator("#recall-banner")
     await expect(banner).to_be_visible()
-    await expect(banner.get_by_role("heading", level=2)).to_contain_text("Recall: 2 products you bought need your attention")
+    await expect(banner.get_by_role("heading", level=2)).to_contain_text(
+        "Recall: 2 products you bought need your attention"
+    )
     most_severe = banner.get_by_role("link", name=re.compile("Acme kettle KX-1"))
     await expect(most_severe).to_have_attribute("href", f"/recalls/{critical.alert_id}")
     # The banner sits above the orders.
-    banner_box, order_box = await banner.bounding_box(), await page.locator("article.order").first.bounding_box()
+    banner_box, order_box = (
+        await banner.bounding_box(),
+        await page.locator("article.order").first.bounding_box(),
+    )
     assert banner_box and order_box and banner_box["y"] < order_box["y"]
     await shot(page, "01-orders-banner-affected")
     await most_severe.click()
@@ -136,11 +158,16 @@ async def test_banner_on_orders_for_an_affected_customer_only(served_api, events
     await expect(page.locator("#recall-banner")).to_have_count(0)
 
 
-async def test_recalls_page_lists_the_alert_with_hazard_images_and_stop_using_first(served_api, events, page: Page) -> None:
+async def test_recalls_page_lists_the_alert_with_hazard_images_and_stop_using_first(
+    served_api, events, page: Page
+) -> None:
     api = served_api
     customer = events.new_customer()
-    alert = with_content(events.alert(customer, title="Acme kettle KX-1", tier="possibly_affected"),
-                         images=[KETTLE_SVG], product_description="Cordless kettle, 1.7 l, white. Lots 2301-2317.")
+    alert = with_content(
+        events.alert(customer, title="Acme kettle KX-1", tier="possibly_affected"),
+        images=[KETTLE_SVG],
+        product_description="Cordless kettle, 1.7 l, white. Lots 2301-2317.",
+    )
     await api.raise_alert(alert)
 
     await sign_in(page, api, customer, "/recalls")
@@ -151,7 +178,9 @@ async def test_recalls_page_lists_the_alert_with_hazard_images_and_stop_using_fi
     assert headings[:2] == ["Stop using this product", "The hazard"], headings
     await expect(article).to_contain_text("Unplug the kettle and stop using it.")
     await expect(article).to_contain_text("The base can overheat and cause burns.")
-    await expect(article.get_by_role("img", name="Photo 1 of the recalled product: Acme kettle KX-1")).to_be_visible()
+    await expect(
+        article.get_by_role("img", name="Photo 1 of the recalled product: Acme kettle KX-1")
+    ).to_be_visible()
     await expect(article).to_contain_text("order ord-1, bought on 14 Mar 2025, 2 unit(s)")
     await expect(article).to_contain_text("Your purchase may be affected.")
     await expect(article.get_by_role("button", name="My unit is not affected")).to_be_visible()
@@ -162,12 +191,16 @@ async def test_recalls_page_lists_the_alert_with_hazard_images_and_stop_using_fi
 async def test_choosing_a_refund_shows_the_cases_progress(served_api, events, page: Page) -> None:
     api = served_api
     customer = events.new_customer()
-    alert = events.alert(customer, title="Acme kettle KX-1", remedies=("refund_on_destruction", "replacement"))
+    alert = events.alert(
+        customer, title="Acme kettle KX-1", remedies=("refund_on_destruction", "replacement")
+    )
     await api.raise_alert(alert)
 
     await sign_in(page, api, customer, "/recalls")
     article = page.locator(f"#alert-{alert.alert_id}")
-    await article.get_by_label("A full refund of the price you paid, on proof of destruction").check()
+    await article.get_by_label(
+        "A full refund of the price you paid, on proof of destruction"
+    ).check()
     await shot(page, "04-remedy-chosen-before-submit")
     await article.get_by_role("button", name="Confirm my choice").click()
     await page.wait_for_url(re.compile(r"done=remedy"))
@@ -177,12 +210,27 @@ async def test_choosing_a_refund_shows_the_cases_progress(served_api, events, pa
     await expect(article.get_by_role("radio")).to_have_count(0)
     await shot(page, "05-remedy-requested")
 
-    remedy = (await api.client.get(f"/v1/me/alerts/{alert.alert_id}/remedy", headers=api.auth(customer))).json()
+    remedy = (
+        await api.client.get(f"/v1/me/alerts/{alert.alert_id}/remedy", headers=api.auth(customer))
+    ).json()
     assert remedy["remedy"] == "refund_on_destruction"
     request_id = remedy["request_id"]
-    await api.publish(events.case_transitioned(request_id, alert, state="requested", transition="open", from_state=None))
-    await api.publish(events.case_transitioned(request_id, alert, state="refunded", transition="issue_refund",
-                                               from_state="requested", refunded="39.98", currency="EUR"))
+    await api.publish(
+        events.case_transitioned(
+            request_id, alert, state="requested", transition="open", from_state=None
+        )
+    )
+    await api.publish(
+        events.case_transitioned(
+            request_id,
+            alert,
+            state="refunded",
+            transition="issue_refund",
+            from_state="requested",
+            refunded="39.98",
+            currency="EUR",
+        )
+    )
 
     async def refunded() -> bool:
         await page.goto(f"{api.base_url}/recalls/{alert.alert_id}")
@@ -190,16 +238,22 @@ async def test_choosing_a_refund_shows_the_cases_progress(served_api, events, pa
 
     await eventually(refunded, timeout=15, interval=0.3)
     main = page.locator("main")
-    await expect(main).to_contain_text("39.98 EUR has been refunded to your original payment method.")
+    await expect(main).to_contain_text(
+        "39.98 EUR has been refunded to your original payment method."
+    )
     steps = page.get_by_role("list", name="Progress").get_by_role("listitem")
     await expect(steps).to_have_text(["Done: Requested", "Done: Refunded"])
     await shot(page, "06-remedy-refunded")
 
 
-async def test_the_remedy_form_works_with_the_keyboard_alone(served_api, events, page: Page) -> None:
+async def test_the_remedy_form_works_with_the_keyboard_alone(
+    served_api, events, page: Page
+) -> None:
     api = served_api
     customer = events.new_customer()
-    alert = events.alert(customer, title="Acme kettle KX-1", remedies=("replacement", "refund_on_destruction"))
+    alert = events.alert(
+        customer, title="Acme kettle KX-1", remedies=("replacement", "refund_on_destruction")
+    )
     await api.raise_alert(alert)
     await sign_in(page, api, customer, f"/recalls/{alert.alert_id}")
 
@@ -217,7 +271,9 @@ async def test_the_remedy_form_works_with_the_keyboard_alone(served_api, events,
             break
     focused = await active()
     assert focused["name"] == "remedy" and focused["type"] == "radio", focused
-    assert focused["outline"] != "none" and focused["outlineWidth"] != "0px", f"no visible focus: {focused}"
+    assert focused["outline"] != "none" and focused["outlineWidth"] != "0px", (
+        f"no visible focus: {focused}"
+    )
     await page.keyboard.press("Space")
     focused = await active()
     assert focused["checked"] and focused["value"] == "replacement", focused
@@ -236,20 +292,31 @@ async def test_the_remedy_form_works_with_the_keyboard_alone(served_api, events,
     await shot(page, "08-keyboard-remedy-requested")
 
 
-async def test_the_german_page_shows_german_strings_and_the_sellers_translation(served_api, events, page: Page) -> None:
+async def test_the_german_page_shows_german_strings_and_the_sellers_translation(
+    served_api, events, page: Page
+) -> None:
     api = served_api
     customer = events.new_customer()
     alert = with_content(
         events.alert(customer, title="Acme kettle KX-1"),
-        texts={"de": ev.LocalizedText(title="Acme Wasserkocher KX-1", hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
-                                      stop_using="Ziehen Sie den Stecker und verwenden Sie den Wasserkocher nicht mehr.")},
+        texts={
+            "de": ev.LocalizedText(
+                title="Acme Wasserkocher KX-1",
+                hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
+                stop_using="Ziehen Sie den Stecker und verwenden Sie den Wasserkocher nicht mehr.",
+            )
+        },
     )
     await api.raise_alert(alert)
     await sign_in(page, api, customer, "/recalls?lang=de")
     assert await page.get_attribute("html", "lang") == "de"
-    await expect(page.get_by_role("heading", level=1)).to_have_text("Ihre Rückrufe und Produktsicherheitswarnungen")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Ihre Rückrufe und Produktsicherheitswarnungen"
+    )
     article = page.locator(f"#alert-{alert.alert_id}")
-    await expect(article.get_by_role("heading", level=2)).to_have_text("Rückruf: Acme Wasserkocher KX-1")
+    await expect(article.get_by_role("heading", level=2)).to_have_text(
+        "Rückruf: Acme Wasserkocher KX-1"
+    )
     await expect(article).to_contain_text("Verwenden Sie dieses Produkt nicht mehr")
     await expect(article).to_contain_text("Der Sockel kann überhitzen")
     await expect(article.get_by_role("button", name="Auswahl bestätigen")).to_be_visible()
@@ -260,7 +327,9 @@ async def test_the_german_page_shows_german_strings_and_the_sellers_translation(
     await expect(page.locator("#recall-banner")).to_contain_text("Rückruf")
 
 
-async def test_another_customers_alert_url_is_a_404_page(served_api, events, browser: Browser, page: Page) -> None:
+async def test_another_customers_alert_url_is_a_404_page(
+    served_api, events, browser: Browser, page: Page
+) -> None:
     api = served_api
     owner, other = events.new_customer(), events.new_customer()
     alert = events.alert(owner, title="Owner-only kettle")

@@ -39,7 +39,13 @@ ROUTES = [
     Route("get_alert", "GET", "/v1/me/alerts/{id}", 200),
     Route("banner", "GET", "/v1/me/banner", 200),
     Route("acknowledge", "POST", "/v1/me/alerts/{id}/acknowledge", 200),
-    Route("not_affected", "POST", "/v1/me/alerts/{id}/not-affected", 200, {"reason": "lot 999 on my label"}),
+    Route(
+        "not_affected",
+        "POST",
+        "/v1/me/alerts/{id}/not-affected",
+        200,
+        {"reason": "lot 999 on my label"},
+    ),
     Route("choose_remedy", "POST", "/v1/me/alerts/{id}/remedy", 202, {"remedy": "replacement"}),
     Route("get_remedy", "GET", "/v1/me/alerts/{id}/remedy", 200),
 ]
@@ -52,7 +58,9 @@ class World:
     owner: str
     other: str
     alerts: dict[str, str]  # route name -> the owner's alert used by that route's owner call
-    untouched: str  # an alert of the owner that only the other customer and anonymous callers try to use
+    untouched: (
+        str  # an alert of the owner that only the other customer and anonymous callers try to use
+    )
     other_alert: str
 
 
@@ -73,7 +81,9 @@ async def world(api, events) -> World:
     await api.wait_for_alert(other, mine.alert_id)
     # The remedy-progress route needs a chosen remedy.
     r = await api.client.post(
-        f"/v1/me/alerts/{alerts['get_remedy']}/remedy", json={"remedy": "replacement"}, headers=api.auth(owner)
+        f"/v1/me/alerts/{alerts['get_remedy']}/remedy",
+        json={"remedy": "replacement"},
+        headers=api.auth(owner),
     )
     assert r.status_code == 202, r.text
     return World(api, owner, other, alerts, untouched.alert_id, mine.alert_id)
@@ -96,7 +106,9 @@ def _headers(world: World, case: str, events) -> dict[str, str]:  # type: ignore
     raise AssertionError(case)
 
 
-async def _call(world: World, route: Route, alert_id: str, headers: dict[str, str]) -> httpx.Response:
+async def _call(
+    world: World, route: Route, alert_id: str, headers: dict[str, str]
+) -> httpx.Response:
     path = route.path.replace("{id}", alert_id)
     if route.method == "GET":
         return await world.api.client.get(path, headers=headers)
@@ -122,13 +134,20 @@ async def test_owner_is_served(world: World, route: Route, events) -> None:
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
-async def test_other_customer_never_sees_or_changes_the_alert(world: World, route: Route, events) -> None:
+async def test_other_customer_never_sees_or_changes_the_alert(
+    world: World, route: Route, events
+) -> None:
     api = world.api
     r = await _call(world, route, world.untouched, _headers(world, "other_customer", events))
     if route.per_alert:
         assert r.status_code == 404, f"{route.name}: {r.status_code} {r.text}"
         # Indistinguishable from an id that does not exist at all.
-        missing = await _call(world, route, "00000000-0000-0000-0000-000000000000", _headers(world, "other_customer", events))
+        missing = await _call(
+            world,
+            route,
+            "00000000-0000-0000-0000-000000000000",
+            _headers(world, "other_customer", events),
+        )
         assert missing.status_code == 404
         assert r.json() == missing.json()
     else:
@@ -145,13 +164,17 @@ async def test_other_customer_never_sees_or_changes_the_alert(world: World, rout
     assert mine["acknowledged"] is False
     assert mine["resolution"] is None
     assert mine["remedy"] is None
-    rr = await api.client.get(f"/v1/me/alerts/{world.untouched}/remedy", headers=api.auth(world.owner))
+    rr = await api.client.get(
+        f"/v1/me/alerts/{world.untouched}/remedy", headers=api.auth(world.owner)
+    )
     assert rr.status_code == 404
 
 
 @pytest.mark.parametrize("case", UNAUTHENTICATED)
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
-async def test_unauthenticated_calls_are_refused(world: World, route: Route, case: str, events) -> None:
+async def test_unauthenticated_calls_are_refused(
+    world: World, route: Route, case: str, events
+) -> None:
     r = await _call(world, route, world.untouched, _headers(world, case, events))
     assert r.status_code == 401, f"{route.name}/{case}: {r.status_code} {r.text}"
     assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")

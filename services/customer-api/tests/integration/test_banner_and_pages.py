@@ -7,7 +7,9 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def test_banner_counts_open_alerts_and_shows_the_most_severe_first(api, events, customer_id) -> None:
+async def test_banner_counts_open_alerts_and_shows_the_most_severe_first(
+    api, events, customer_id
+) -> None:
     empty = await api.client.get("/v1/me/banner", headers=api.auth(customer_id))
     assert empty.status_code == 200
     assert empty.json() == {"open_alerts": 0, "most_severe": None}
@@ -38,20 +40,28 @@ async def test_banner_etag_cache_control_and_conditional_get(api, events, custom
     assert "Authorization" in r.headers.get("Vary", "")
 
     # Same state, same tag: 304 without a body.
-    same = await api.client.get("/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": etag})
+    same = await api.client.get(
+        "/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": etag}
+    )
     assert same.status_code == 304
     assert same.content == b""
     assert same.headers["ETag"] == etag
     # A list of tags containing it also matches; a stale tag does not.
-    listed = await api.client.get("/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": f'"stale", {etag}'})
+    listed = await api.client.get(
+        "/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": f'"stale", {etag}'}
+    )
     assert listed.status_code == 304
-    stale = await api.client.get("/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": '"stale"'})
+    stale = await api.client.get(
+        "/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": '"stale"'}
+    )
     assert stale.status_code == 200 and stale.json()["open_alerts"] == 1
 
     # A new alert changes the banner, hence its tag.
     newer = events.alert(customer_id, severity="critical")
     await api.raise_alert(newer)
-    after = await api.client.get("/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": etag})
+    after = await api.client.get(
+        "/v1/me/banner", headers={**api.auth(customer_id), "If-None-Match": etag}
+    )
     assert after.status_code == 200
     assert after.headers["ETag"] != etag
     assert after.json()["open_alerts"] == 2
@@ -63,8 +73,12 @@ async def test_banner_etag_is_per_customer_state(api, events) -> None:
     a, b = events.new_customer(), events.new_customer()
     await api.raise_alert(events.alert(a))
     ra = await api.client.get("/v1/me/banner", headers=api.auth(a))
-    rb = await api.client.get("/v1/me/banner", headers={**api.auth(b), "If-None-Match": ra.headers["ETag"]})
-    assert rb.status_code == 200, "customer A's tag must not validate customer B's (different) banner"
+    rb = await api.client.get(
+        "/v1/me/banner", headers={**api.auth(b), "If-None-Match": ra.headers["ETag"]}
+    )
+    assert rb.status_code == 200, (
+        "customer A's tag must not validate customer B's (different) banner"
+    )
     assert rb.json()["open_alerts"] == 0
 
 
@@ -110,7 +124,9 @@ async def test_state_filter_open_and_resolved(api, events, customer_id) -> None:
     gone = events.alert(customer_id)
     for a in (still_open, declared, gone):
         await api.raise_alert(a)
-    r = await api.client.post(f"/v1/me/alerts/{declared.alert_id}/not-affected", json={}, headers=api.auth(customer_id))
+    r = await api.client.post(
+        f"/v1/me/alerts/{declared.alert_id}/not-affected", json={}, headers=api.auth(customer_id)
+    )
     assert r.status_code == 200
     await api.publish(events.withdrawn(gone))
     await api.wait_for_alert(customer_id, gone.alert_id, status="withdrawn")

@@ -39,8 +39,16 @@ def csrf_of(html: str) -> str:
 
 
 class World:
-    def __init__(self, api, owner: str, other: str, alert: ev.AlertState, others_alert: ev.AlertState) -> None:  # type: ignore[no-untyped-def]
-        self.api, self.owner, self.other, self.alert, self.others_alert = api, owner, other, alert, others_alert
+    def __init__(
+        self, api, owner: str, other: str, alert: ev.AlertState, others_alert: ev.AlertState
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.api, self.owner, self.other, self.alert, self.others_alert = (
+            api,
+            owner,
+            other,
+            alert,
+            others_alert,
+        )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -63,7 +71,9 @@ async def unchanged(world: World) -> None:
 
 @pytest.mark.parametrize("path", PAGES)
 @pytest.mark.parametrize("case", ["no_cookie", "malformed", "wrong_signature", "expired"])
-async def test_pages_without_a_valid_session_redirect_to_sign_in(world: World, events, path: str, case: str) -> None:
+async def test_pages_without_a_valid_session_redirect_to_sign_in(
+    world: World, events, path: str, case: str
+) -> None:
     api = world.api
     headers = {
         "no_cookie": {},
@@ -80,18 +90,28 @@ async def test_pages_without_a_valid_session_redirect_to_sign_in(world: World, e
     assert "secret kettle" not in r.text
     if case != "no_cookie":
         assert parse_qs(loc.query).get("expired") == ["1"]
-        assert 'recall_session=""' in r.headers.get("set-cookie", ""), "a bad session cookie is cleared"
+        assert 'recall_session=""' in r.headers.get("set-cookie", ""), (
+            "a bad session cookie is cleared"
+        )
     explained = await api.client.get(r.headers["location"])
     assert explained.status_code == 200
     assert "Sign in to see your recalls" in explained.text
 
 
-@pytest.mark.parametrize(("path", "data"), FORMS, ids=[f"{f[0].rsplit('/', 1)[1]}-{len(f[1])}" for f in FORMS])
+@pytest.mark.parametrize(
+    ("path", "data"), FORMS, ids=[f"{f[0].rsplit('/', 1)[1]}-{len(f[1])}" for f in FORMS]
+)
 @pytest.mark.parametrize("case", ["no_cookie", "expired"])
-async def test_forms_without_a_valid_session_change_nothing(world: World, path: str, data: dict, case: str) -> None:
+async def test_forms_without_a_valid_session_change_nothing(
+    world: World, path: str, data: dict, case: str
+) -> None:
     api = world.api
-    headers = {} if case == "no_cookie" else api.page_cookie(world.owner, ttl=timedelta(minutes=-10))
-    r = await api.client.post(path.replace("{id}", world.alert.alert_id), data=data, headers={**headers, **FORM_HEADERS})
+    headers = (
+        {} if case == "no_cookie" else api.page_cookie(world.owner, ttl=timedelta(minutes=-10))
+    )
+    r = await api.client.post(
+        path.replace("{id}", world.alert.alert_id), data=data, headers={**headers, **FORM_HEADERS}
+    )
     assert r.status_code == 303
     loc = urlsplit(r.headers["location"])
     assert loc.path == "/signin" and parse_qs(loc.query)["next"] == ["/recalls"]
@@ -100,7 +120,9 @@ async def test_forms_without_a_valid_session_change_nothing(world: World, path: 
 
 async def test_another_customers_alert_is_the_same_404_page_as_a_missing_one(world: World) -> None:
     api = world.api
-    cookie = api.page_cookie(world.other)  # one session: its CSRF token (in the sign-out form) is the same
+    cookie = api.page_cookie(
+        world.other
+    )  # one session: its CSRF token (in the sign-out form) is the same
     theirs = await api.client.get(f"/recalls/{world.alert.alert_id}", headers=cookie)
     missing = await api.client.get(f"/recalls/{MISSING}", headers=cookie)
     assert theirs.status_code == missing.status_code == 404
@@ -115,13 +137,19 @@ async def test_another_customers_alert_is_the_same_404_page_as_a_missing_one(wor
         assert "secret kettle" not in r.text and "Other&#39;s own heater" in r.text
 
 
-@pytest.mark.parametrize(("path", "data"), FORMS, ids=[f"{f[0].rsplit('/', 1)[1]}-{len(f[1])}" for f in FORMS])
-async def test_another_customer_cannot_act_on_the_alert(world: World, path: str, data: dict) -> None:
+@pytest.mark.parametrize(
+    ("path", "data"), FORMS, ids=[f"{f[0].rsplit('/', 1)[1]}-{len(f[1])}" for f in FORMS]
+)
+async def test_another_customer_cannot_act_on_the_alert(
+    world: World, path: str, data: dict
+) -> None:
     api = world.api
     cookie = api.page_cookie(world.other)
     page = await api.client.get("/recalls", headers=cookie)
     form = {**data, "csrf_token": csrf_of(page.text)}
-    r = await api.client.post(path.replace("{id}", world.alert.alert_id), data=form, headers={**cookie, **FORM_HEADERS})
+    r = await api.client.post(
+        path.replace("{id}", world.alert.alert_id), data=form, headers={**cookie, **FORM_HEADERS}
+    )
     assert r.status_code == 404
     assert "secret kettle" not in r.text
     await unchanged(world)
@@ -130,17 +158,26 @@ async def test_another_customer_cannot_act_on_the_alert(world: World, path: str,
 # ------------------------------------------------------------------ CSRF
 
 
-@pytest.mark.parametrize(("path", "data"), FORMS, ids=[f"{f[0].rsplit('/', 1)[1]}-{len(f[1])}" for f in FORMS])
+@pytest.mark.parametrize(
+    ("path", "data"), FORMS, ids=[f"{f[0].rsplit('/', 1)[1]}-{len(f[1])}" for f in FORMS]
+)
 @pytest.mark.parametrize("case", ["missing", "wrong", "other_session"])
-async def test_forms_without_the_csrf_token_are_refused(world: World, path: str, data: dict, case: str) -> None:
+async def test_forms_without_the_csrf_token_are_refused(
+    world: World, path: str, data: dict, case: str
+) -> None:
     api = world.api
     form = dict(data)
     if case == "wrong":
         form["csrf_token"] = "0" * 40
     elif case == "other_session":  # a token from another customer's page does not fit this session
-        form["csrf_token"] = csrf_of((await api.client.get("/recalls", headers=api.page_cookie(world.other))).text)
-    r = await api.client.post(path.replace("{id}", world.alert.alert_id), data=form,
-                              headers={**api.page_cookie(world.owner), **FORM_HEADERS})
+        form["csrf_token"] = csrf_of(
+            (await api.client.get("/recalls", headers=api.page_cookie(world.other))).text
+        )
+    r = await api.client.post(
+        path.replace("{id}", world.alert.alert_id),
+        data=form,
+        headers={**api.page_cookie(world.owner), **FORM_HEADERS},
+    )
     assert r.status_code == 403, r.text
     assert "This form has expired" in r.text
     await unchanged(world)
@@ -152,7 +189,9 @@ async def test_signout_needs_the_csrf_token(world: World) -> None:
     refused = await api.client.post("/signout", data={}, headers={**cookie, **FORM_HEADERS})
     assert refused.status_code == 403
     token = csrf_of((await api.client.get("/orders", headers=cookie)).text)
-    r = await api.client.post("/signout", data={"csrf_token": token}, headers={**cookie, **FORM_HEADERS})
+    r = await api.client.post(
+        "/signout", data={"csrf_token": token}, headers={**cookie, **FORM_HEADERS}
+    )
     assert r.status_code == 303 and r.headers["location"] == "/signin?signed_out=1"
     assert 'recall_session=""' in r.headers["set-cookie"]
 
@@ -167,10 +206,16 @@ async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> Non
     await api.raise_alert(other)
     cookie = api.page_cookie(customer_id)
     token = csrf_of((await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)).text)
-    post = lambda path, data: api.client.post(path, data={**data, "csrf_token": token}, headers={**cookie, **FORM_HEADERS})  # noqa: E731
+    post = lambda path, data: api.client.post(
+        path, data={**data, "csrf_token": token}, headers={**cookie, **FORM_HEADERS}
+    )
 
     r = await post(f"/recalls/{alert.alert_id}/acknowledge", {"return_to": "detail"})
-    assert r.status_code == 303 and r.headers["location"] == f"/recalls/{alert.alert_id}?done=acknowledge#alert-{alert.alert_id}"
+    assert (
+        r.status_code == 303
+        and r.headers["location"]
+        == f"/recalls/{alert.alert_id}?done=acknowledge#alert-{alert.alert_id}"
+    )
     assert (await api.get_alert(customer_id, alert.alert_id)).json()["acknowledged"] is True
 
     # No remedy chosen, or one the recall does not offer: back to the form with a message, nothing recorded.
@@ -184,15 +229,24 @@ async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> Non
 
     r = await post(f"/recalls/{alert.alert_id}/remedy", {"remedy": "replacement"})
     assert r.status_code == 303
-    assert r.headers["location"] == f"/recalls?alert={alert.alert_id}&done=remedy#alert-{alert.alert_id}"
+    assert (
+        r.headers["location"]
+        == f"/recalls?alert={alert.alert_id}&done=remedy#alert-{alert.alert_id}"
+    )
     remedy = (await api.get_alert(customer_id, alert.alert_id)).json()["remedy"]
     assert remedy["remedy"] == "replacement" and remedy["state"] == "requested"
     # The same choice again is harmless; a different one is a conflict shown on the page.
-    assert (await post(f"/recalls/{alert.alert_id}/remedy", {"remedy": "replacement"})).headers["location"].count("done=remedy") == 1
+    assert (await post(f"/recalls/{alert.alert_id}/remedy", {"remedy": "replacement"})).headers[
+        "location"
+    ].count("done=remedy") == 1
     r = await post(f"/recalls/{alert.alert_id}/remedy", {"remedy": "refund_on_destruction"})
     assert "error=conflict" in r.headers["location"]
     # The JSON API sees the page's choice, and vice versa.
-    j = await api.client.post(f"/v1/me/alerts/{alert.alert_id}/remedy", json={"remedy": "replacement"}, headers=api.auth(customer_id))
+    j = await api.client.post(
+        f"/v1/me/alerts/{alert.alert_id}/remedy",
+        json={"remedy": "replacement"},
+        headers=api.auth(customer_id),
+    )
     assert j.status_code == 200 and j.headers["Idempotent-Replayed"] == "true"
     page = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
     assert "Status: Requested" in page.text and 'name="remedy"' not in page.text
@@ -205,14 +259,26 @@ async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> Non
 # ------------------------------------------------------------------ sign-in
 
 
-async def test_signin_sets_an_httponly_samesite_cookie_and_redirects_only_locally(api, customer_id) -> None:
+async def test_signin_sets_an_httponly_samesite_cookie_and_redirects_only_locally(
+    api, customer_id
+) -> None:
     token = api.token(customer_id)
     r = await api.client.get("/signin", params={"token": token, "next": "/recalls/abc"})
     assert r.status_code == 303 and r.headers["location"] == "/recalls/abc"
     cookie = r.headers["set-cookie"].lower()
     assert f"recall_session={token}".lower() in cookie
-    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie and "max-age=" in cookie
-    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+    assert (
+        "httponly" in cookie
+        and "samesite=lax" in cookie
+        and "path=/" in cookie
+        and "max-age=" in cookie
+    )
+    for evil in (
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ):
         r = await api.client.get("/signin", params={"token": token, "next": evil})
         assert r.headers["location"] == "/recalls", evil
     bad = await api.client.get("/signin", params={"token": "not.a.jwt"})
@@ -229,10 +295,18 @@ async def test_dev_signin_is_not_served_outside_development(api) -> None:
 
 
 async def test_dev_signin_in_development_lists_the_demo_customers_with_working_links(api) -> None:
-    settings = Settings(database_url=api.settings.database_url, environment="development",
-                        jwt_secret="dev-secret-for-this-test-" + "d" * 20, log_json=False)
-    app = create_app(settings)  # this page needs no database or broker, so the runtime is not started
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+    settings = Settings(
+        database_url=api.settings.database_url,
+        environment="development",
+        jwt_secret="dev-secret-for-this-test-" + "d" * 20,
+        log_json=False,
+    )
+    app = create_app(
+        settings
+    )  # this page needs no database or broker, so the runtime is not started
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
         r = await client.get("/dev/signin")
         assert r.status_code == 200
         for name in ("alice", "bruno", "carol", "dave"):
@@ -253,8 +327,17 @@ async def test_dev_signin_in_development_lists_the_demo_customers_with_working_l
 async def test_seller_text_is_escaped_everywhere(api, events, customer_id) -> None:
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     alert = events.alert(customer_id, title=evil)
-    alert = alert.model_copy(update={"recall": alert.recall.model_copy(update={
-        "hazard": evil, "stop_using": evil, "images": ["javascript:alert(1)", "https://img.example/k.jpg"]})})
+    alert = alert.model_copy(
+        update={
+            "recall": alert.recall.model_copy(
+                update={
+                    "hazard": evil,
+                    "stop_using": evil,
+                    "images": ["javascript:alert(1)", "https://img.example/k.jpg"],
+                }
+            )
+        }
+    )
     await api.raise_alert(alert)
     cookie = api.page_cookie(customer_id)
     for page in ("/orders", "/recalls", f"/recalls/{alert.alert_id}"):
@@ -271,7 +354,9 @@ async def test_seller_text_is_escaped_everywhere(api, events, customer_id) -> No
 
 async def test_language_from_query_cookie_and_accept_language(api, events, customer_id) -> None:
     alert = events.alert(customer_id, title="Kettle KX-1")
-    texts = {"de": ev.LocalizedText(title="Wasserkocher KX-1", hazard="Der Sockel kann überhitzen.")}
+    texts = {
+        "de": ev.LocalizedText(title="Wasserkocher KX-1", hazard="Der Sockel kann überhitzen.")
+    }
     alert = alert.model_copy(update={"recall": alert.recall.model_copy(update={"texts": texts})})
     await api.raise_alert(alert)
     cookie = api.page_cookie(customer_id)
@@ -279,7 +364,9 @@ async def test_language_from_query_cookie_and_accept_language(api, events, custo
     assert '<html lang="en">' in en.text and "Your recalls and product safety alerts" in en.text
     assert "Kettle KX-1" in en.text and "Wasserkocher" not in en.text
 
-    de = await api.client.get("/recalls", headers={**cookie, "Accept-Language": "fr;q=1, de-DE;q=0.8, en;q=0.5"})
+    de = await api.client.get(
+        "/recalls", headers={**cookie, "Accept-Language": "fr;q=1, de-DE;q=0.8, en;q=0.5"}
+    )
     assert '<html lang="de">' in de.text
     assert "Ihre Rückrufe und Produktsicherheitswarnungen" in de.text
     assert "Wasserkocher KX-1" in de.text and "Der Sockel kann überhitzen." in de.text
@@ -288,7 +375,9 @@ async def test_language_from_query_cookie_and_accept_language(api, events, custo
     q = await api.client.get("/recalls?lang=de", headers={**cookie, "Accept-Language": "en"})
     assert '<html lang="de">' in q.text
     assert "recall_lang=de" in q.headers["set-cookie"]
-    remembered = await api.client.get("/orders", headers={"Cookie": f"{cookie['Cookie']}; recall_lang=de"})
+    remembered = await api.client.get(
+        "/orders", headers={"Cookie": f"{cookie['Cookie']}; recall_lang=de"}
+    )
     assert "Meine Bestellungen" in remembered.text and "Rückruf:" in remembered.text
 
 

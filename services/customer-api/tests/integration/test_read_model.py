@@ -13,7 +13,9 @@ from recall_shared.testing import eventually
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def test_raised_alert_shows_in_full_with_the_customers_purchase(api, events, customer_id) -> None:
+async def test_raised_alert_shows_in_full_with_the_customers_purchase(
+    api, events, customer_id
+) -> None:
     alert = events.alert(customer_id, severity="critical", units=3, tier="possibly_affected")
     await api.publish(events.raised(alert))
     body = await api.wait_for_alert(customer_id, alert.alert_id)
@@ -33,41 +35,69 @@ async def test_raised_alert_shows_in_full_with_the_customers_purchase(api, event
     assert body["notices"] == [] and body["remedy"] is None
 
 
-async def test_alert_updated_with_a_higher_version_replaces_the_state_and_an_older_one_does_not(api, events, customer_id) -> None:
+async def test_alert_updated_with_a_higher_version_replaces_the_state_and_an_older_one_does_not(
+    api, events, customer_id
+) -> None:
     v1 = events.alert(customer_id, units=1)
     await api.raise_alert(v1)
-    v2 = v1.model_copy(update={"alert_version": 2, "lines": [v1.lines[0].model_copy(update={"units": 4})]})
+    v2 = v1.model_copy(
+        update={"alert_version": 2, "lines": [v1.lines[0].model_copy(update={"units": 4})]}
+    )
     await api.publish(events.updated(v2))
     await api.wait_for_alert(customer_id, v1.alert_id, units=4)
     # A replay of version 1 (a new event id) must not roll the state back.
     await api.publish(events.raised(v1))
-    marker = events.alert(customer_id)  # published after the replay, on the same key: processed after it
+    marker = events.alert(
+        customer_id
+    )  # published after the replay, on the same key: processed after it
     await api.raise_alert(marker)
     assert (await api.get_alert(customer_id, v1.alert_id)).json()["units"] == 4
 
 
-async def test_withdrawn_alert_shows_as_withdrawn_and_leaves_the_open_list(api, events, customer_id) -> None:
+async def test_withdrawn_alert_shows_as_withdrawn_and_leaves_the_open_list(
+    api, events, customer_id
+) -> None:
     alert = events.alert(customer_id)
     await api.raise_alert(alert)
     await api.publish(events.withdrawn(alert))
     body = await api.wait_for_alert(customer_id, alert.alert_id, status="withdrawn")
     assert body["status"] == "withdrawn"
-    open_ids = [i["alert_id"] for i in (await api.client.get("/v1/me/alerts?state=open", headers=api.auth(customer_id))).json()["items"]]
-    resolved = [i["alert_id"] for i in (await api.client.get("/v1/me/alerts?state=resolved", headers=api.auth(customer_id))).json()["items"]]
+    open_ids = [
+        i["alert_id"]
+        for i in (
+            await api.client.get("/v1/me/alerts?state=open", headers=api.auth(customer_id))
+        ).json()["items"]
+    ]
+    resolved = [
+        i["alert_id"]
+        for i in (
+            await api.client.get("/v1/me/alerts?state=resolved", headers=api.auth(customer_id))
+        ).json()["items"]
+    ]
     assert alert.alert_id not in open_ids
     assert alert.alert_id in resolved
     banner = (await api.client.get("/v1/me/banner", headers=api.auth(customer_id))).json()
     assert banner["open_alerts"] == 0 and banner["most_severe"] is None
     # A withdrawn alert takes no remedy.
-    r = await api.client.post(f"/v1/me/alerts/{alert.alert_id}/remedy", json={"remedy": "replacement"}, headers=api.auth(customer_id))
+    r = await api.client.post(
+        f"/v1/me/alerts/{alert.alert_id}/remedy",
+        json={"remedy": "replacement"},
+        headers=api.auth(customer_id),
+    )
     assert r.status_code == 409
 
 
 async def test_closed_alert_is_resolved(api, events, customer_id) -> None:
     alert = events.alert(customer_id)
     await api.raise_alert(alert)
-    await api.publish(ev.AlertClosed(alert_id=alert.alert_id, customer_id=customer_id, recall_id=alert.recall_id,
-                                     closed_at=datetime.now(UTC)))
+    await api.publish(
+        ev.AlertClosed(
+            alert_id=alert.alert_id,
+            customer_id=customer_id,
+            recall_id=alert.recall_id,
+            closed_at=datetime.now(UTC),
+        )
+    )
     await api.wait_for_alert(customer_id, alert.alert_id, status="closed")
     banner = (await api.client.get("/v1/me/banner", headers=api.auth(customer_id))).json()
     assert banner["open_alerts"] == 0
@@ -90,12 +120,31 @@ async def test_sent_and_failed_notices_show_on_the_alert(api, events, customer_i
     await api.raise_alert(alert)
     sent_id, failed_id = str(uuid.uuid4()), str(uuid.uuid4())
     now = datetime.now(UTC)
-    await api.publish(ev.NoticeSent(notice_id=sent_id, alert_id=alert.alert_id, customer_id=customer_id,
-                                    recall_id=alert.recall_id, kind="initial", alert_version=1,
-                                    recipient_role="purchaser", sent_at=now))
-    await api.publish(ev.NoticeFailed(notice_id=failed_id, alert_id=alert.alert_id, customer_id=customer_id,
-                                      recall_id=alert.recall_id, kind="update", alert_version=2,
-                                      reason="550 mailbox unavailable", permanent=True, failed_at=now))
+    await api.publish(
+        ev.NoticeSent(
+            notice_id=sent_id,
+            alert_id=alert.alert_id,
+            customer_id=customer_id,
+            recall_id=alert.recall_id,
+            kind="initial",
+            alert_version=1,
+            recipient_role="purchaser",
+            sent_at=now,
+        )
+    )
+    await api.publish(
+        ev.NoticeFailed(
+            notice_id=failed_id,
+            alert_id=alert.alert_id,
+            customer_id=customer_id,
+            recall_id=alert.recall_id,
+            kind="update",
+            alert_version=2,
+            reason="550 mailbox unavailable",
+            permanent=True,
+            failed_at=now,
+        )
+    )
 
     async def both() -> dict | None:
         body = (await api.get_alert(customer_id, alert.alert_id)).json()
@@ -110,8 +159,12 @@ async def test_sent_and_failed_notices_show_on_the_alert(api, events, customer_i
 async def test_acknowledge_is_recorded_and_repeatable(api, events, customer_id) -> None:
     alert = events.alert(customer_id)
     await api.raise_alert(alert)
-    first = await api.client.post(f"/v1/me/alerts/{alert.alert_id}/acknowledge", headers=api.auth(customer_id))
-    again = await api.client.post(f"/v1/me/alerts/{alert.alert_id}/acknowledge", headers=api.auth(customer_id))
+    first = await api.client.post(
+        f"/v1/me/alerts/{alert.alert_id}/acknowledge", headers=api.auth(customer_id)
+    )
+    again = await api.client.post(
+        f"/v1/me/alerts/{alert.alert_id}/acknowledge", headers=api.auth(customer_id)
+    )
     assert first.status_code == again.status_code == 200
     assert first.json()["acknowledged"] is True
     body = (await api.get_alert(customer_id, alert.alert_id)).json()

@@ -51,24 +51,33 @@ class _CountingVerifier(CustomerTokenVerifier):
         return super()._verify(token)
 
 
-def test_the_cache_applies_the_same_leeway_as_the_signature_check(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_applies_the_same_leeway_as_the_signature_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     verifier = _CountingVerifier(secret=SECRET, leeway_s=30)
     token = issue_customer_token("cust-a", SECRET, ttl=timedelta(minutes=1))
     assert verifier.customer_id(token) == "cust-a"
     assert verifier.customer_id(token) == "cust-a"
     assert len(verifier.verified) == 1  # the second answer came from the cache
     exp = verifier._verified[token][1]
-    monkeypatch.setattr(time, "time", lambda: exp + 29)  # within the leeway: still answered from the cache
+    monkeypatch.setattr(
+        time, "time", lambda: exp + 29
+    )  # within the leeway: still answered from the cache
     assert verifier.customer_id(token) == "cust-a"
     assert len(verifier.verified) == 1
-    monkeypatch.setattr(time, "time", lambda: exp + 30)  # past it: no longer trusted, verified again
+    monkeypatch.setattr(
+        time, "time", lambda: exp + 30
+    )  # past it: no longer trusted, verified again
     verifier.customer_id(token)  # (PyJWT's own clock says valid: the token is really fresh)
     assert len(verifier.verified) == 2
 
 
 def test_a_token_only_ever_yields_its_own_customer() -> None:
     verifier = CustomerTokenVerifier(secret=SECRET)
-    token_a, token_b = issue_customer_token("cust-a", SECRET), issue_customer_token("cust-b", SECRET)
+    token_a, token_b = (
+        issue_customer_token("cust-a", SECRET),
+        issue_customer_token("cust-b", SECRET),
+    )
     assert verifier.customer_id(token_a) == "cust-a"
     assert verifier.customer_id(token_b) == "cust-b"
     assert verifier.customer_id(token_a) == "cust-a"
@@ -92,7 +101,9 @@ def test_forged_tokens_are_refused_even_when_a_good_one_of_the_customer_is_cache
 
 def test_refused_tokens_are_never_cached() -> None:
     verifier = CustomerTokenVerifier(secret=SECRET)
-    expired = issue_customer_token("c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1))
+    expired = issue_customer_token(
+        "c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1)
+    )
     for _ in range(3):
         with pytest.raises(InvalidToken, match="^token expired$"):
             verifier.customer_id(expired)
@@ -115,7 +126,9 @@ def test_verifiers_do_not_share_their_caches() -> None:
     token = issue_customer_token("cust-a", SECRET)
     assert CustomerTokenVerifier(secret=SECRET).customer_id(token) == "cust-a"
     with pytest.raises(InvalidToken):
-        CustomerTokenVerifier(secret=OTHER).customer_id(token)  # a key change refuses what the old key accepted
+        CustomerTokenVerifier(secret=OTHER).customer_id(
+            token
+        )  # a key change refuses what the old key accepted
 
 
 # --------------------------------------------------------------------------- the read pool
@@ -151,7 +164,9 @@ class _FlakyPool:
 @pytest.mark.asyncio
 async def test_a_read_replaces_dropped_connections_and_is_retried_once() -> None:
     reads = ReadPool("postgresql+asyncpg://u:p@127.0.0.1:1/db")
-    flaky = reads._pool = _FlakyPool([asyncpg.exceptions.AdminShutdownError("terminating connection")])  # type: ignore[assignment]
+    flaky = reads._pool = _FlakyPool(
+        [asyncpg.exceptions.AdminShutdownError("terminating connection")]
+    )  # type: ignore[assignment]
     assert await reads.fetch("SELECT 1") == ["row"]
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 1, 1)
     # Only once.
@@ -165,7 +180,9 @@ async def test_a_read_replaces_dropped_connections_and_is_retried_once() -> None
         await reads.fetch("SELECT 1")
     assert (flaky.calls, flaky.terminated, flaky.expired) == (1, 0, 0)
     # A connection the server's goodbye reached while it was idle in the pool: dropped, not reused.
-    flaky = reads._pool = _FlakyPool([asyncpg.exceptions.InternalClientError("another operation is in progress")])  # type: ignore[assignment]
+    flaky = reads._pool = _FlakyPool(
+        [asyncpg.exceptions.InternalClientError("another operation is in progress")]
+    )  # type: ignore[assignment]
     assert await reads.fetch("SELECT 1") == ["row"]
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 1, 1)
 
@@ -175,8 +192,16 @@ async def test_a_read_replaces_dropped_connections_and_is_retried_once() -> None
 
 def test_every_customer_route_documents_the_bearer_scheme() -> None:
     doc = create_app(Settings()).openapi()
-    assert doc["components"]["securitySchemes"]["HTTPBearer"] == {"type": "http", "scheme": "bearer"}
-    me = {(path, method): op for path, ops in doc["paths"].items() if path.startswith("/v1/me") for method, op in ops.items()}
+    assert doc["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    me = {
+        (path, method): op
+        for path, ops in doc["paths"].items()
+        if path.startswith("/v1/me")
+        for method, op in ops.items()
+    }
     assert ("/v1/me/banner", "get") in me and ("/v1/me/alerts", "get") in me
     for key, op in me.items():
         assert op.get("security") == [{"HTTPBearer": []}], key
@@ -201,7 +226,9 @@ class _NoAlerts:
         return []
 
 
-async def _call_hot_path(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[str], list[dict], _NoAlerts]:
+async def _call_hot_path(
+    method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[list[str], list[dict], _NoAlerts]:
     from starlette.datastructures import State
 
     from customer_api.hot_path import BannerHotPath
@@ -228,7 +255,14 @@ async def _call_hot_path(method: str, path: str, headers: list[tuple[bytes, byte
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": headers, "app": app}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "headers": headers,
+        "app": app,
+    }
     await BannerHotPath(route)(scope, receive, send)
     return passed_on, sent, state.read_pool
 
@@ -236,13 +270,17 @@ async def _call_hot_path(method: str, path: str, headers: list[tuple[bytes, byte
 @pytest.mark.asyncio
 async def test_the_hot_path_answers_only_a_get_of_the_banner_with_a_token_that_verifies() -> None:
     good = issue_customer_token("cust-a", SECRET).encode()
-    passed_on, sent, pool = await _call_hot_path("GET", "/v1/me/banner", [(b"authorization", b"Bearer " + good)])
+    passed_on, sent, pool = await _call_hot_path(
+        "GET", "/v1/me/banner", [(b"authorization", b"Bearer " + good)]
+    )
     assert passed_on == [] and sent[0]["status"] == 200 and pool.customer == "cust-a"
     assert sent[1]["body"] == b'{"open_alerts":0,"most_severe":null}'
     headers = dict(sent[0]["headers"])
     assert headers[b"etag"].startswith(b'"') and headers[b"vary"] == b"Authorization"
     _, sent, _ = await _call_hot_path(
-        "GET", "/v1/me/banner", [(b"authorization", b"bearer " + good), (b"if-none-match", headers[b"etag"])]
+        "GET",
+        "/v1/me/banner",
+        [(b"authorization", b"bearer " + good), (b"if-none-match", headers[b"etag"])],
     )
     assert sent[0]["status"] == 304
     # Everything else goes on to the FastAPI route, which answers as it always did.

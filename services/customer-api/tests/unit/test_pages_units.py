@@ -45,8 +45,14 @@ def test_dates_and_money_by_language() -> None:
 
 @pytest.mark.parametrize(
     ("value", "want"),
-    [(None, "/recalls"), ("/orders", "/orders"), ("https://evil.example", "/recalls"), ("//evil.example", "/recalls"),
-     ("/\\evil.example", "/recalls"), ("orders", "/recalls")],
+    [
+        (None, "/recalls"),
+        ("/orders", "/orders"),
+        ("https://evil.example", "/recalls"),
+        ("//evil.example", "/recalls"),
+        ("/\\evil.example", "/recalls"),
+        ("orders", "/recalls"),
+    ],
 )
 def test_sign_in_redirects_only_to_local_paths(value: str | None, want: str) -> None:
     assert _safe_next(value) == want
@@ -54,25 +60,62 @@ def test_sign_in_redirects_only_to_local_paths(value: str | None, want: str) -> 
 
 def _alert(**recall: object) -> CustomerAlert:
     content = ev.RecallContent(
-        title="Kettle", hazard="Burns.", severity="high", stop_using="Unplug it.",
-        remedies=[ev.Remedy(type="refund_with_return", instructions="Pack it.")], **recall,  # type: ignore[arg-type]
+        title="Kettle",
+        hazard="Burns.",
+        severity="high",
+        stop_using="Unplug it.",
+        remedies=[ev.Remedy(type="refund_with_return", instructions="Pack it.")],
+        **recall,  # type: ignore[arg-type]
     )
     state = ev.AlertState(
-        alert_id="a-1", alert_version=1, customer_id="c-1", recall_id="r-1", recall_version=1, seller_id=None,
+        alert_id="a-1",
+        alert_version=1,
+        customer_id="c-1",
+        recall_id="r-1",
+        recall_version=1,
+        seller_id=None,
         tier="possibly_affected",
-        lines=[ev.AffectedLine(order_id="o-1", line_id="l-1", product_id="p-1", seller_id="s-1",
-                               purchased_at=datetime(2025, 1, 2, tzinfo=UTC), units=1, unit_price=Decimal("10"),
-                               currency="EUR", tier="possibly_affected", unknown_attributes=["lot"])],
+        lines=[
+            ev.AffectedLine(
+                order_id="o-1",
+                line_id="l-1",
+                product_id="p-1",
+                seller_id="s-1",
+                purchased_at=datetime(2025, 1, 2, tzinfo=UTC),
+                units=1,
+                unit_price=Decimal("10"),
+                currency="EUR",
+                tier="possibly_affected",
+                unknown_attributes=["lot"],
+            )
+        ],
         recall=content,
     )
     now = datetime.now(UTC)
-    return CustomerAlert(alert_id="a-1", customer_id="c-1", recall_id="r-1", alert_version=1, status="open",
-                         resolution=None, severity_rank=1, state=state.model_dump(mode="json"),
-                         acknowledged_at=None, not_affected_at=None, created_at=now, updated_at=now)
+    return CustomerAlert(
+        alert_id="a-1",
+        customer_id="c-1",
+        recall_id="r-1",
+        alert_version=1,
+        status="open",
+        resolution=None,
+        severity_rank=1,
+        state=state.model_dump(mode="json"),
+        acknowledged_at=None,
+        not_affected_at=None,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def test_alert_view_uses_the_translation_field_by_field() -> None:
-    a = _alert(texts={"de": ev.LocalizedText(title="Wasserkocher", remedy_instructions={"refund_with_return": "Einpacken."})})
+    a = _alert(
+        texts={
+            "de": ev.LocalizedText(
+                title="Wasserkocher", remedy_instructions={"refund_with_return": "Einpacken."}
+            )
+        }
+    )
     de = alert_view(a, None, "de")
     assert de["title"] == "Wasserkocher" and de["hazard"] == "Burns."
     assert de["kind"] == "Rückruf"
@@ -91,19 +134,64 @@ def test_unsafe_image_urls_are_dropped() -> None:
 @pytest.mark.parametrize(
     ("state", "steps", "status"),
     [
-        ("requested", ["Current step: Requested", "Next: Return label sent", "Next: Returned item received", "Next: Refunded"], "Requested"),
-        ("item_received", ["Done: Requested", "Done: Return label sent", "Current step: Returned item received", "Next: Refunded"], "Returned item received"),
-        ("refunded", ["Done: Requested", "Done: Return label sent", "Done: Returned item received", "Done: Refunded"], "Refunded"),
+        (
+            "requested",
+            [
+                "Current step: Requested",
+                "Next: Return label sent",
+                "Next: Returned item received",
+                "Next: Refunded",
+            ],
+            "Requested",
+        ),
+        (
+            "item_received",
+            [
+                "Done: Requested",
+                "Done: Return label sent",
+                "Current step: Returned item received",
+                "Next: Refunded",
+            ],
+            "Returned item received",
+        ),
+        (
+            "refunded",
+            [
+                "Done: Requested",
+                "Done: Return label sent",
+                "Done: Returned item received",
+                "Done: Refunded",
+            ],
+            "Refunded",
+        ),
         ("rejected", ["Done: Requested", "Done: Declined"], "Declined"),
-        ("referred_to_seller", ["Done: Requested", "Current step: Passed to the seller", "Next: Return label sent",
-                                "Next: Returned item received", "Next: Refunded"], "Passed to the seller"),
+        (
+            "referred_to_seller",
+            [
+                "Done: Requested",
+                "Current step: Passed to the seller",
+                "Next: Return label sent",
+                "Next: Returned item received",
+                "Next: Refunded",
+            ],
+            "Passed to the seller",
+        ),
     ],
 )
 def test_remedy_progress_in_words(state: str, steps: list[str], status: str) -> None:
     now = datetime.now(UTC)
-    remedy = RemedyRequest(request_id="q", alert_id="a-1", customer_id="c-1", remedy="refund_with_return",
-                           case_state=state, refunded_amount=Decimal("10") if state == "refunded" else Decimal("0"),
-                           currency="EUR", reason=None, requested_at=now, updated_at=now)
+    remedy = RemedyRequest(
+        request_id="q",
+        alert_id="a-1",
+        customer_id="c-1",
+        remedy="refund_with_return",
+        case_state=state,
+        refunded_amount=Decimal("10") if state == "refunded" else Decimal("0"),
+        currency="EUR",
+        reason=None,
+        requested_at=now,
+        updated_at=now,
+    )
     view = alert_view(_alert(), remedy, "en")
     p = view["progress"]
     assert [f"{s['marker']}: {s['label']}" for s in p["steps"]] == steps

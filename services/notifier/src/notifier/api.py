@@ -30,9 +30,20 @@ class NoticeOut(BaseModel):
     sent_at: datetime | None
 
 
-@router.get("/alerts/{alert_id}/notices", response_model=list[NoticeOut], tags=["notices"], summary="Notices of an alert")
+@router.get(
+    "/alerts/{alert_id}/notices",
+    response_model=list[NoticeOut],
+    tags=["notices"],
+    summary="Notices of an alert",
+)
 async def notices_of_alert(alert_id: str, session: SessionDep) -> list[NoticeOut]:
-    rows = (await session.execute(select(Notice).where(Notice.alert_id == alert_id).order_by(Notice.created_at, Notice.kind, Notice.reminder_no))).scalars()
+    rows = (
+        await session.execute(
+            select(Notice)
+            .where(Notice.alert_id == alert_id)
+            .order_by(Notice.created_at, Notice.kind, Notice.reminder_no)
+        )
+    ).scalars()
     return [NoticeOut.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -46,8 +57,12 @@ class ReminderOut(BaseModel):
     stopped_reason: str | None
 
 
-@router.get("/alerts/{alert_id}/reminders", response_model=list[ReminderOut], tags=["notices"],
-            summary="Reminder schedule of an alert, per recipient")
+@router.get(
+    "/alerts/{alert_id}/reminders",
+    response_model=list[ReminderOut],
+    tags=["notices"],
+    summary="Reminder schedule of an alert, per recipient",
+)
 async def reminders_of_alert(alert_id: str, session: SessionDep) -> list[ReminderOut]:
     rows = (await session.execute(select(Reminder).where(Reminder.alert_id == alert_id))).scalars()
     return [ReminderOut.model_validate(r, from_attributes=True) for r in rows]

@@ -16,7 +16,10 @@ from recall_shared.topics import ALERTS, CUSTOMERS, REMEDIES
 
 
 def create_app(
-    settings: Settings | None = None, transport: MailTransport | None = None, *, clock: Clock | None = None,
+    settings: Settings | None = None,
+    transport: MailTransport | None = None,
+    *,
+    clock: Clock | None = None,
     fault: FaultHook | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
@@ -24,11 +27,18 @@ def create_app(
     runtime = ServiceRuntime(settings)
     runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES], HANDLERS)
     sender = NoticeSender(
-        settings=settings, session_factory=runtime.session_factory, outbox=runtime.outbox, metrics=runtime.metrics,
-        transport=transport or SmtpTransport(settings), clock=clock, fault=fault,
+        settings=settings,
+        session_factory=runtime.session_factory,
+        outbox=runtime.outbox,
+        metrics=runtime.metrics,
+        transport=transport or SmtpTransport(settings),
+        clock=clock,
+        fault=fault,
     )
     runtime.add_background("notice-sender", sender.run, stop=sender.stop)
-    reminders = ReminderScheduler(settings=settings, session_factory=runtime.session_factory, clock=clock)
+    reminders = ReminderScheduler(
+        settings=settings, session_factory=runtime.session_factory, clock=clock
+    )
     runtime.add_background("reminder-scheduler", reminders.run, stop=reminders.stop)
     app = FastAPI(
         title="Recall Alerts: notifier",

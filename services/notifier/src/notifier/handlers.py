@@ -17,7 +17,9 @@ NOTICE_NAMESPACE = uuid.UUID("0b8f7d2e-9c4a-4f51-8e0e-5a3c1d9b7e21")
 SENDER_CHANNEL = "notices_notifier"
 
 
-def notice_id_for(alert_id: str, kind: str, alert_version: int, recipient_customer_id: str, reminder_no: int = 0) -> str:
+def notice_id_for(
+    alert_id: str, kind: str, alert_version: int, recipient_customer_id: str, reminder_no: int = 0
+) -> str:
     key = f"{alert_id}\x1f{kind}\x1f{alert_version}\x1f{recipient_customer_id}"
     if reminder_no:
         key += f"\x1f{reminder_no}"
@@ -39,17 +41,38 @@ async def _has_address(session: AsyncSession, customer_id: str) -> bool:
 
 
 async def queue_notice(
-    session: AsyncSession, *, alert_id: str, customer_id: str, recipient_customer_id: str, role: str, kind: str,
-    alert_version: int, reminder_no: int = 0,
+    session: AsyncSession,
+    *,
+    alert_id: str,
+    customer_id: str,
+    recipient_customer_id: str,
+    role: str,
+    kind: str,
+    alert_version: int,
+    reminder_no: int = 0,
 ) -> bool:
     """One notice per (alert, kind, version, recipient, reminder number): a redelivered alert queues nothing
     new. Without a contact yet, the notice waits for it; it is never dropped. True when queued now."""
     status = "pending" if await _has_address(session, recipient_customer_id) else "waiting_contact"
-    stmt = insert(Notice).values(
-        notice_id=notice_id_for(alert_id, kind, alert_version, recipient_customer_id, reminder_no), alert_id=alert_id,
-        customer_id=customer_id, recipient_customer_id=recipient_customer_id, recipient_role=role, kind=kind,
-        alert_version=alert_version, reminder_no=reminder_no, status=status, attempts=0,
-    ).on_conflict_do_nothing().returning(Notice.notice_id)
+    stmt = (
+        insert(Notice)
+        .values(
+            notice_id=notice_id_for(
+                alert_id, kind, alert_version, recipient_customer_id, reminder_no
+            ),
+            alert_id=alert_id,
+            customer_id=customer_id,
+            recipient_customer_id=recipient_customer_id,
+            recipient_role=role,
+            kind=kind,
+            alert_version=alert_version,
+            reminder_no=reminder_no,
+            status=status,
+            attempts=0,
+        )
+        .on_conflict_do_nothing()
+        .returning(Notice.notice_id)
+    )
     queued = (await session.execute(stmt)).first() is not None
     if queued and status == "pending":
         await wake_sender(session)
@@ -59,12 +82,17 @@ async def queue_notice(
 async def stop_reminders(session: AsyncSession, alert_id: str, reason: str) -> None:
     """No more reminders for this alert; a reminder queued but not yet sent is cancelled."""
     await session.execute(
-        update(Reminder).where(Reminder.alert_id == alert_id, Reminder.next_due_at.is_not(None))
+        update(Reminder)
+        .where(Reminder.alert_id == alert_id, Reminder.next_due_at.is_not(None))
         .values(next_due_at=None, stopped_reason=reason)
     )
     await session.execute(
         update(Notice)
-        .where(Notice.alert_id == alert_id, Notice.kind == "reminder", Notice.status.in_(("pending", "waiting_contact")))
+        .where(
+            Notice.alert_id == alert_id,
+            Notice.kind == "reminder",
+            Notice.status.in_(("pending", "waiting_contact")),
+        )
         .values(status="cancelled", last_error=f"reminders stopped: {reason}")
     )
 
@@ -74,27 +102,50 @@ async def _store_alert(session: AsyncSession, state: ev.AlertState, status: str 
     current = await session.get(KnownAlert, state.alert_id, with_for_update=True)
     if current is not None and current.alert_version > state.alert_version:
         return False
-    values = {"alert_id": state.alert_id, "customer_id": state.customer_id, "alert_version": state.alert_version,
-              "status": status, "state": state.model_dump(mode="json")}
+    values = {
+        "alert_id": state.alert_id,
+        "customer_id": state.customer_id,
+        "alert_version": state.alert_version,
+        "status": status,
+        "state": state.model_dump(mode="json"),
+    }
     stmt = insert(KnownAlert).values(**values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["alert_id"], set_={k: stmt.excluded[k] for k in values}))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["alert_id"], set_={k: stmt.excluded[k] for k in values}
+        )
+    )
     return True
 
 
 async def _queue_for_alert(session: AsyncSession, state: ev.AlertState, kind: str) -> None:
-    await queue_notice(session, alert_id=state.alert_id, customer_id=state.customer_id,
-                       recipient_customer_id=state.customer_id, role="purchaser", kind=kind,
-                       alert_version=state.alert_version)
+    await queue_notice(
+        session,
+        alert_id=state.alert_id,
+        customer_id=state.customer_id,
+        recipient_customer_id=state.customer_id,
+        role="purchaser",
+        kind=kind,
+        alert_version=state.alert_version,
+    )
     admin = state.business_account_admin_id
     if admin and admin != state.customer_id:
-        await queue_notice(session, alert_id=state.alert_id, customer_id=state.customer_id,
-                           recipient_customer_id=admin, role="account_admin", kind=kind,
-                           alert_version=state.alert_version)
+        await queue_notice(
+            session,
+            alert_id=state.alert_id,
+            customer_id=state.customer_id,
+            recipient_customer_id=admin,
+            role="account_admin",
+            kind=kind,
+            alert_version=state.alert_version,
+        )
 
 
 async def on_alert_raised(session: AsyncSession, event: ev.AlertRaised, env: Envelope) -> None:
     if await _store_alert(session, event.alert):
-        await _queue_for_alert(session, event.alert, "initial" if event.alert.alert_version == 1 else "update")
+        await _queue_for_alert(
+            session, event.alert, "initial" if event.alert.alert_version == 1 else "update"
+        )
 
 
 async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: Envelope) -> None:
@@ -104,7 +155,9 @@ async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: E
         await _queue_for_alert(session, event.alert, "update")
 
 
-async def on_alert_withdrawn(session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope) -> None:
+async def on_alert_withdrawn(
+    session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope
+) -> None:
     current = await session.get(KnownAlert, event.alert_id, with_for_update=True)
     if current is None or current.alert_version >= event.alert_version:
         return  # never told them, or already handled: nothing to withdraw
@@ -119,7 +172,11 @@ async def on_alert_withdrawn(session: AsyncSession, event: ev.AlertWithdrawn, en
     # is withdrawn by then).
     told = await session.scalar(
         select(Notice.notice_id)
-        .where(Notice.alert_id == event.alert_id, Notice.kind != "withdrawal", Notice.status.in_(("sent", "sending")))
+        .where(
+            Notice.alert_id == event.alert_id,
+            Notice.kind != "withdrawal",
+            Notice.status.in_(("sent", "sending")),
+        )
         .limit(1)
     )
     await stop_reminders(session, event.alert_id, "withdrawn")
@@ -127,51 +184,87 @@ async def on_alert_withdrawn(session: AsyncSession, event: ev.AlertWithdrawn, en
     current.alert_version = event.alert_version
     if told:
         state = ev.AlertState.model_validate(current.state)
-        for role, recipient in (("purchaser", state.customer_id), ("account_admin", state.business_account_admin_id)):
+        for role, recipient in (
+            ("purchaser", state.customer_id),
+            ("account_admin", state.business_account_admin_id),
+        ):
             if recipient and (role == "purchaser" or recipient != state.customer_id):
-                await queue_notice(session, alert_id=event.alert_id, customer_id=state.customer_id,
-                                   recipient_customer_id=recipient, role=role, kind="withdrawal",
-                                   alert_version=event.alert_version)
+                await queue_notice(
+                    session,
+                    alert_id=event.alert_id,
+                    customer_id=state.customer_id,
+                    recipient_customer_id=recipient,
+                    role=role,
+                    kind="withdrawal",
+                    alert_version=event.alert_version,
+                )
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
-    await session.execute(update(KnownAlert).where(KnownAlert.alert_id == event.alert_id).values(status="closed"))
+    await session.execute(
+        update(KnownAlert).where(KnownAlert.alert_id == event.alert_id).values(status="closed")
+    )
     await stop_reminders(session, event.alert_id, "closed")
 
 
-async def _responded(session: AsyncSession, alert_id: str, customer_id: str, response: str, at: object) -> None:
+async def _responded(
+    session: AsyncSession, alert_id: str, customer_id: str, response: str, at: object
+) -> None:
     """The customer acted on the alert: remembered even before the alert itself arrives (the topics are not
     ordered with each other), and any reminder schedule stops."""
     await session.execute(
-        insert(AlertResponse).values(alert_id=alert_id, customer_id=customer_id, response=response, responded_at=at)
+        insert(AlertResponse)
+        .values(alert_id=alert_id, customer_id=customer_id, response=response, responded_at=at)
         .on_conflict_do_nothing()
     )
     await stop_reminders(session, alert_id, response)
 
 
-async def on_remedy_requested(session: AsyncSession, event: ev.RemedyRequested, env: Envelope) -> None:
-    await _responded(session, event.alert_id, event.customer_id, "remedy_requested", event.requested_at)
+async def on_remedy_requested(
+    session: AsyncSession, event: ev.RemedyRequested, env: Envelope
+) -> None:
+    await _responded(
+        session, event.alert_id, event.customer_id, "remedy_requested", event.requested_at
+    )
 
 
-async def on_not_affected(session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope) -> None:
+async def on_not_affected(
+    session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope
+) -> None:
     await _responded(session, event.alert_id, event.customer_id, "not_affected", event.declared_at)
 
 
-async def on_remedy_case(session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope) -> None:
+async def on_remedy_case(
+    session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope
+) -> None:
     # A case exists only because the customer chose a remedy (the request may be on another partition's
     # history or compacted away): that is a response.
     await _responded(session, event.alert_id, event.customer_id, "remedy_case", event.occurred_at)
 
 
-async def on_customer_updated(session: AsyncSession, event: ev.CustomerUpdated, env: Envelope) -> None:
-    values = {"customer_id": event.customer_id, "name": event.name, "email": event.email,
-              "safety_email": event.safety_email, "locale": event.locale}
+async def on_customer_updated(
+    session: AsyncSession, event: ev.CustomerUpdated, env: Envelope
+) -> None:
+    values = {
+        "customer_id": event.customer_id,
+        "name": event.name,
+        "email": event.email,
+        "safety_email": event.safety_email,
+        "locale": event.locale,
+    }
     stmt = insert(Contact).values(**values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in values}))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in values}
+        )
+    )
     if event.safety_email or event.email:
         result = await session.execute(
             update(Notice)
-            .where(Notice.recipient_customer_id == event.customer_id, Notice.status == "waiting_contact")
+            .where(
+                Notice.recipient_customer_id == event.customer_id,
+                Notice.status == "waiting_contact",
+            )
             .values(status="pending")
             .returning(Notice.notice_id)
         )

@@ -53,10 +53,16 @@ class Notice(Base):
     recipient_role: Mapped[str] = mapped_column(String(20))  # purchaser | account_admin
     kind: Mapped[str] = mapped_column(String(20))  # initial | update | withdrawal | reminder
     alert_version: Mapped[int] = mapped_column(Integer)
-    reminder_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 1, 2, ... for kind reminder
-    status: Mapped[str] = mapped_column(String(20))  # waiting_contact | pending | sending | sent | failed | in_doubt | cancelled
+    reminder_no: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # 1, 2, ... for kind reminder
+    status: Mapped[str] = mapped_column(
+        String(20)
+    )  # waiting_contact | pending | sending | sent | failed | in_doubt | cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent_to: Mapped[str | None] = mapped_column(String(320), nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -66,10 +72,24 @@ class Notice(Base):
     resent_in_doubt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
-        UniqueConstraint("alert_id", "kind", "alert_version", "recipient_customer_id", "reminder_no",
-                         name="uq_notices_alert_kind_version_recipient_reminder"),
-        Index("ix_notices_due", "next_attempt_at", postgresql_where=text("status IN ('pending', 'sending')")),
-        Index("ix_notices_waiting", "recipient_customer_id", postgresql_where=text("status = 'waiting_contact'")),
+        UniqueConstraint(
+            "alert_id",
+            "kind",
+            "alert_version",
+            "recipient_customer_id",
+            "reminder_no",
+            name="uq_notices_alert_kind_version_recipient_reminder",
+        ),
+        Index(
+            "ix_notices_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
+        Index(
+            "ix_notices_waiting",
+            "recipient_customer_id",
+            postgresql_where=text("status = 'waiting_contact'"),
+        ),
     )
 
 
@@ -88,7 +108,9 @@ class Reminder(Base):
     next_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     stopped_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
-    __table_args__ = (Index("ix_reminders_due", "next_due_at", postgresql_where=text("next_due_at IS NOT NULL")),)
+    __table_args__ = (
+        Index("ix_reminders_due", "next_due_at", postgresql_where=text("next_due_at IS NOT NULL")),
+    )
 
 
 class AlertResponse(Base):
@@ -98,7 +120,9 @@ class AlertResponse(Base):
     __tablename__ = "alert_responses"
     alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(100))
-    response: Mapped[str] = mapped_column(String(40))  # remedy_requested | remedy_case | not_affected
+    response: Mapped[str] = mapped_column(
+        String(40)
+    )  # remedy_requested | remedy_case | not_affected
     responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -52,8 +52,13 @@ def due_number(base_at: datetime, now: datetime, schedule_days: tuple[float, ...
 
 
 class ReminderScheduler:
-    def __init__(self, *, settings: Settings, session_factory: async_sessionmaker[AsyncSession],
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.clock = clock or SystemClock()
@@ -98,20 +103,44 @@ class ReminderScheduler:
                 params = {"alert_id": r.alert_id, "recipient": r.recipient_customer_id}
                 if r.alert_status != "open" or r.response:
                     reason = r.response or r.alert_status
-                    await session.execute(_ADVANCE, {**params, "next_no": r.next_no, "due": None, "reason": reason})
+                    await session.execute(
+                        _ADVANCE, {**params, "next_no": r.next_no, "due": None, "reason": reason}
+                    )
                     continue
                 number = due_number(r.base_at, now, schedule)
                 if number >= r.next_no:
                     if await queue_notice(
-                        session, alert_id=r.alert_id, customer_id=r.customer_id,
-                        recipient_customer_id=r.recipient_customer_id, role=r.recipient_role, kind="reminder",
-                        alert_version=r.alert_version, reminder_no=number,
+                        session,
+                        alert_id=r.alert_id,
+                        customer_id=r.customer_id,
+                        recipient_customer_id=r.recipient_customer_id,
+                        role=r.recipient_role,
+                        kind="reminder",
+                        alert_version=r.alert_version,
+                        reminder_no=number,
                     ):
                         queued += 1
-                        log.info("reminder queued", extra={"alert_id": r.alert_id, "reminder_no": number,
-                                                           "skipped": number - r.next_no})
+                        log.info(
+                            "reminder queued",
+                            extra={
+                                "alert_id": r.alert_id,
+                                "reminder_no": number,
+                                "skipped": number - r.next_no,
+                            },
+                        )
                 next_no = max(number, r.next_no - 1) + 1
-                due = r.base_at + timedelta(days=schedule[next_no - 1]) if next_no <= len(schedule) else None
-                await session.execute(_ADVANCE, {**params, "next_no": next_no, "due": due,
-                                                 "reason": None if due else "schedule complete"})
+                due = (
+                    r.base_at + timedelta(days=schedule[next_no - 1])
+                    if next_no <= len(schedule)
+                    else None
+                )
+                await session.execute(
+                    _ADVANCE,
+                    {
+                        **params,
+                        "next_no": next_no,
+                        "due": due,
+                        "reason": None if due else "schedule complete",
+                    },
+                )
         return len(rows), queued

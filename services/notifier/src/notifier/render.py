@@ -41,7 +41,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "intro.admin": "A product bought on your business account is being recalled because it is unsafe.",
         "intro.update": "The recall of a product you bought has changed. Here is what applies now.",
         "intro.reminder": "You have not yet told us what you want to do about this recalled product.",
-        "withdrawal": "We told you earlier that a product you bought was affected by the recall \"{title}\". "
+        "withdrawal": 'We told you earlier that a product you bought was affected by the recall "{title}". '
         "After a correction of the recall, your purchase is no longer affected. You do not need to do anything.",
         "stop_using": "Stop using this product now.",
         "hazard": "The hazard",
@@ -84,7 +84,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "intro.admin": "Ein über Ihr Geschäftskonto gekauftes Produkt wird zurückgerufen, weil es nicht sicher ist.",
         "intro.update": "Der Rückruf eines von Ihnen gekauften Produkts hat sich geändert. Das gilt jetzt.",
         "intro.reminder": "Sie haben uns noch nicht mitgeteilt, was mit diesem zurückgerufenen Produkt geschehen soll.",
-        "withdrawal": "Wir hatten Ihnen mitgeteilt, dass ein von Ihnen gekauftes Produkt vom Rückruf \"{title}\" "
+        "withdrawal": 'Wir hatten Ihnen mitgeteilt, dass ein von Ihnen gekauftes Produkt vom Rückruf "{title}" '
         "betroffen ist. Nach einer Korrektur des Rückrufs ist Ihr Kauf nicht mehr betroffen. Sie müssen nichts tun.",
         "stop_using": "Verwenden Sie dieses Produkt ab sofort nicht mehr.",
         "hazard": "Die Gefahr",
@@ -152,15 +152,21 @@ def localized(recall: ev.RecallContent, locale: str | None) -> LocalTexts:
     wanted = (locale or "").replace("_", "-").lower()
     lang = wanted.split("-")[0]
     by_key = {k.replace("_", "-").lower(): v for k, v in recall.texts.items()}
-    tr = (by_key.get(wanted) or by_key.get(lang)
-          or next((v for k, v in by_key.items() if k.split("-")[0] == lang), None) or ev.LocalizedText())
+    tr = (
+        by_key.get(wanted)
+        or by_key.get(lang)
+        or next((v for k, v in by_key.items() if k.split("-")[0] == lang), None)
+        or ev.LocalizedText()
+    )
     return LocalTexts(
         title=tr.title or recall.title,
         product_description=tr.product_description or recall.product_description,
         hazard=tr.hazard or recall.hazard,
         stop_using=tr.stop_using or recall.stop_using,
         consumer_contact=tr.consumer_contact or recall.consumer_contact,
-        remedy_instructions={r.type: tr.remedy_instructions.get(r.type) or r.instructions for r in recall.remedies},
+        remedy_instructions={
+            r.type: tr.remedy_instructions.get(r.type) or r.instructions for r in recall.remedies
+        },
     )
 
 
@@ -193,14 +199,25 @@ class NoticeRenderer:
             lstrip_blocks=True,
         )
 
-    def subject(self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str, title: str | None = None) -> str:
+    def subject(
+        self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str, title: str | None = None
+    ) -> str:
         s = STRINGS[locale]
         base = s["subject.safety_alert" if recall.kind == "safety_alert" else "subject.recall"]
-        suffix = {"update": s["subject.update"], "withdrawal": s["subject.withdrawal"], "reminder": s["subject.reminder"]}.get(kind, "")
+        suffix = {
+            "update": s["subject.update"],
+            "withdrawal": s["subject.withdrawal"],
+            "reminder": s["subject.reminder"],
+        }.get(kind, "")
         return header_safe(base.format(title=header_safe(title or recall.title, 150)) + suffix, 250)
 
     def render(
-        self, alert: ev.AlertState, *, kind: ev.NoticeKind, locale: str | None, recipient_name: str,
+        self,
+        alert: ev.AlertState,
+        *,
+        kind: ev.NoticeKind,
+        locale: str | None,
+        recipient_name: str,
         recipient_role: str,
     ) -> RenderedNotice:
         loc = pick_locale(locale)
@@ -220,26 +237,39 @@ class NoticeRenderer:
         lines = [
             {
                 "title": line.title or texts.title,
-                "check": s["check"].format(what=", ".join(_attribute(s, a) for a in line.unknown_attributes))
-                if line.unknown_attributes else "",
+                "check": s["check"].format(
+                    what=", ".join(_attribute(s, a) for a in line.unknown_attributes)
+                )
+                if line.unknown_attributes
+                else "",
                 "bought": s["bought_on"].format(
                     date=line.purchased_at.date().isoformat(), units=line.units, order=line.order_id
                 ),
                 "identifiers": ", ".join(
-                    x for x in (line.product_id, f"GTIN {line.gtin}" if line.gtin else "",
-                                f"{s['model']} {line.model_number}" if line.model_number else "",
-                                f"Lot {line.lot}" if line.lot else "", f"Serial {line.serial}" if line.serial else "") if x
+                    x
+                    for x in (
+                        line.product_id,
+                        f"GTIN {line.gtin}" if line.gtin else "",
+                        f"{s['model']} {line.model_number}" if line.model_number else "",
+                        f"Lot {line.lot}" if line.lot else "",
+                        f"Serial {line.serial}" if line.serial else "",
+                    )
+                    if x
                 ),
             }
             for line in alert.lines
         ]
         gtins = list(dict.fromkeys(line.gtin for line in alert.lines if line.gtin))
         models = list(dict.fromkeys(line.model_number for line in alert.lines if line.model_number))
-        product_ids = ", ".join([f"GTIN {g}" for g in gtins] + [f"{s['model']} {m}" for m in models])
+        product_ids = ", ".join(
+            [f"GTIN {g}" for g in gtins] + [f"{s['model']} {m}" for m in models]
+        )
         ctx = {
             "s": s,
             "kind": kind,
-            "greeting": s["greeting"].format(name=recipient_name) if recipient_name else s["greeting.anonymous"],
+            "greeting": s["greeting"].format(name=recipient_name)
+            if recipient_name
+            else s["greeting.anonymous"],
             "intro": intro,
             "withdrawal": s["withdrawal"].format(title=texts.title),
             "recall": texts,
@@ -247,9 +277,15 @@ class NoticeRenderer:
             "image_alt": s["image_alt"].format(title=texts.title),
             "product_ids": product_ids,
             "lines": lines,
-            "possibly": alert.tier == "possibly_affected" or any(line.tier == "possibly_affected" for line in alert.lines),
-            "remedies": [{"label": s[f"remedy.{r.type}"], "instructions": texts.remedy_instructions.get(r.type, "")}
-                         for r in recall.remedies],
+            "possibly": alert.tier == "possibly_affected"
+            or any(line.tier == "possibly_affected" for line in alert.lines),
+            "remedies": [
+                {
+                    "label": s[f"remedy.{r.type}"],
+                    "instructions": texts.remedy_instructions.get(r.type, ""),
+                }
+                for r in recall.remedies
+            ],
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
             "lang": loc,
         }
@@ -288,11 +324,21 @@ def _address(display: str, addr: str) -> str:
 
 def _qp(body: str) -> bytes:
     text = body.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+    return binascii.b2a_qp(
+        text.encode("utf-8"), quotetabs=False, istext=True, header=False
+    ).replace(b"\n", b"\r\n")
 
 
-def wire_message(rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str,
-                 date: str | None = None) -> bytes:
+def wire_message(
+    rendered: RenderedNotice,
+    *,
+    to: str,
+    name: str,
+    mail_from: str,
+    message_id: str,
+    notice_id: str,
+    date: str | None = None,
+) -> bytes:
     """The notice as sent, written directly (the stdlib email package costs milliseconds per message): CRLF
     line ends, one-line headers, a multipart/alternative of quoted-printable text and HTML. The boundary
     starts with "=_", which quoted-printable content can never contain."""
@@ -326,7 +372,7 @@ class OutgoingMail:
     """A notice ready for SMTP: envelope and bytes. Header lookups (``mail["Message-ID"]``) parse the bytes
     on first use only, so the sending path never pays for the email package."""
 
-    __slots__ = ("sender", "recipients", "data", "_message")
+    __slots__ = ("_message", "data", "recipients", "sender")
 
     def __init__(self, sender: str, recipients: list[str], data: bytes) -> None:
         self.sender = sender
@@ -347,14 +393,22 @@ class OutgoingMail:
         return self.message.get(name, default)
 
 
-def outgoing(rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str) -> OutgoingMail:
-    data = wire_message(rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id)
+def outgoing(
+    rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str
+) -> OutgoingMail:
+    data = wire_message(
+        rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id
+    )
     return OutgoingMail(parseaddr(mail_from)[1], [to], data)
 
 
-def build_message(rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str) -> EmailMessage:
+def build_message(
+    rendered: RenderedNotice, *, to: str, name: str, mail_from: str, message_id: str, notice_id: str
+) -> EmailMessage:
     """The notice as an EmailMessage (the same bytes as :func:`wire_message`, parsed back)."""
-    return outgoing(rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id).message
+    return outgoing(
+        rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id
+    ).message
 
 
 def serialize_message(msg: EmailMessage) -> bytes:

@@ -114,12 +114,19 @@ class SmtpPool:
                 yield conn
                 healthy = True
             except MailError:
-                healthy = True  # the relay answered (the connection is still open) or send_on closed it
+                healthy = (
+                    True  # the relay answered (the connection is still open) or send_on closed it
+                )
                 raise
             finally:
                 conn.last_used = time.monotonic()
                 limit = self.settings.smtp_max_messages_per_connection
-                if healthy and not self._closed and conn.smtp.is_connected and not (limit and conn.messages >= limit):
+                if (
+                    healthy
+                    and not self._closed
+                    and conn.smtp.is_connected
+                    and not (limit and conn.messages >= limit)
+                ):
                     self._idle.append(conn)
                 else:
                     await self._discard(conn, quit_=healthy)
@@ -139,12 +146,19 @@ class SmtpPool:
             codes = [e.code for e in exc.recipients]
             permanent = all(500 <= c < 600 for c in codes)
             detail = "; ".join(f"{e.recipient}: {e.code} {e.message}" for e in exc.recipients)
-            raise MailError(f"SMTP {codes[0] if codes else '?'}: recipient refused: {detail}", permanent=permanent) from exc
+            raise MailError(
+                f"SMTP {codes[0] if codes else '?'}: recipient refused: {detail}",
+                permanent=permanent,
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421 or not conn.smtp.is_connected:  # the relay is closing this connection
+            if (
+                exc.code == 421 or not conn.smtp.is_connected
+            ):  # the relay is closing this connection
                 conn.smtp.close()
-            raise MailError(f"SMTP {exc.code}: {exc.message}", permanent=500 <= exc.code < 600) from exc
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            raise MailError(
+                f"SMTP {exc.code}: {exc.message}", permanent=500 <= exc.code < 600
+            ) from exc
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             conn.smtp.close()
             raise MailError(f"{type(exc).__name__}: {exc}", permanent=False, in_doubt=True) from exc
 
@@ -158,24 +172,30 @@ class SmtpPool:
             try:
                 await conn.smtp.noop()
                 return conn
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 await self._discard(conn, quit_=False)
         return await self._open()
 
     async def _open(self) -> _Connection:
         s = self.settings
         smtp = aiosmtplib.SMTP(
-            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username, password=s.smtp_password,
-            start_tls=s.smtp_starttls, timeout=s.smtp_timeout_s,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_s,
         )
         try:
             await smtp.connect()
         except aiosmtplib.SMTPResponseException as exc:
             smtp.close()
             raise MailError(f"SMTP {exc.code} on connect: {exc.message}", permanent=False) from exc
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
-            raise MailError(f"cannot connect to the relay: {type(exc).__name__}: {exc}", permanent=False) from exc
+            raise MailError(
+                f"cannot connect to the relay: {type(exc).__name__}: {exc}", permanent=False
+            ) from exc
         self.connections_opened += 1
         return _Connection(smtp=smtp, last_used=time.monotonic())
 
@@ -209,7 +229,9 @@ def envelope_of(message: OutgoingMail | EmailMessage) -> tuple[str, list[str], b
     if isinstance(message, OutgoingMail):
         return message.sender, message.recipients, message.data
     sender = parseaddr(str(message["From"]))[1]
-    recipients = [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])]) if addr]
+    recipients = [
+        addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])]) if addr
+    ]
     if not sender or not recipients:
         raise MailError("message has no sender or recipient", permanent=True)
     return sender, recipients, serialize_message(message)
@@ -305,8 +327,15 @@ class _Outcome:
 
 class NoticeSender:
     def __init__(
-        self, *, settings: Settings, session_factory: async_sessionmaker[AsyncSession], outbox: Outbox,
-        metrics: Metrics, transport: MailTransport, clock: Clock | None = None, fault: FaultHook | None = None,
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        metrics: Metrics,
+        transport: MailTransport,
+        clock: Clock | None = None,
+        fault: FaultHook | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -314,7 +343,9 @@ class NoticeSender:
         self.metrics = metrics
         self.transport = transport
         self.clock = clock or SystemClock()
-        self.fault = fault  # fault injection for tests: awaited at "claimed", "marked" and "sent" per notice
+        self.fault = (
+            fault  # fault injection for tests: awaited at "claimed", "marked" and "sent" per notice
+        )
         self.renderer = NoticeRenderer(settings.customer_portal_url)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -337,7 +368,9 @@ class NoticeSender:
                     # Two claim loops: one batch's bookkeeping overlaps the other's SMTP transactions.
                     await asyncio.gather(self._drain(), self._drain())
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.settings.sender_poll_s)
+                        await asyncio.wait_for(
+                            self._wake.wait(), timeout=self.settings.sender_poll_s
+                        )
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -364,10 +397,15 @@ class NoticeSender:
         """Claim up to ``limit`` due notices, send them, record the results; returns how many were claimed."""
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         async with self.session_factory() as session, session.begin():
-            rows = (await session.execute(
-                _CLAIM_AT_MOST_ONCE if at_most_once else _CLAIM_AT_LEAST_ONCE,
-                {"lease": self.settings.send_lease_s, "n": limit or self.settings.send_batch_size},
-            )).all()
+            rows = (
+                await session.execute(
+                    _CLAIM_AT_MOST_ONCE if at_most_once else _CLAIM_AT_LEAST_ONCE,
+                    {
+                        "lease": self.settings.send_lease_s,
+                        "n": limit or self.settings.send_batch_size,
+                    },
+                )
+            ).all()
         if not rows:
             return 0
         jobs = {r.notice_id: _Job(r.notice_id, r.attempts, r.was == "sending") for r in rows}
@@ -375,7 +413,9 @@ class NoticeSender:
             for row in (await session.execute(_LOAD, {"ids": list(jobs)})).all():
                 jobs[row.notice_id].row = row
         states: dict[tuple[str, int], ev.AlertState] = {}
-        outcomes = await asyncio.gather(*(self._send_one(job, states) for job in jobs.values() if job.row is not None))
+        outcomes = await asyncio.gather(
+            *(self._send_one(job, states) for job in jobs.values() if job.row is not None)
+        )
         await self._record(list(outcomes))
         return len(rows)
 
@@ -385,43 +425,85 @@ class NoticeSender:
         if self.fault is not None:
             await self.fault("claimed", job.notice_id)
         if job.in_doubt:
-            log.warning("notice delivery in doubt: its sender stopped mid-send",
-                        extra={"notice_id": job.notice_id, "guarantee": self.settings.delivery_guarantee})
+            log.warning(
+                "notice delivery in doubt: its sender stopped mid-send",
+                extra={"notice_id": job.notice_id, "guarantee": self.settings.delivery_guarantee},
+            )
         # Not to be sent (any more): checked before an in-doubt notice too, so a withdrawn alert is not re-sent.
         if row.kind != "withdrawal" and row.alert_status == "withdrawn":
             return _Outcome(job, "cancelled", self.clock.now(), reason="alert withdrawn")
         if row.kind == "reminder" and (row.alert_status != "open" or row.responded):
-            return _Outcome(job, "cancelled", self.clock.now(), reason=f"reminders stopped: alert {row.alert_status}"
-                            + (", customer responded" if row.responded else ""))
+            return _Outcome(
+                job,
+                "cancelled",
+                self.clock.now(),
+                reason=f"reminders stopped: alert {row.alert_status}"
+                + (", customer responded" if row.responded else ""),
+            )
         if job.in_doubt and at_most_once:
-            return _Outcome(job, "in_doubt", self.clock.now(), permanent=True, state=self._state(row, states),
-                            reason="delivery in doubt: the sender stopped after the SMTP transaction began; "
-                            "not re-sent (delivery_guarantee=at_most_once)")
+            return _Outcome(
+                job,
+                "in_doubt",
+                self.clock.now(),
+                permanent=True,
+                state=self._state(row, states),
+                reason="delivery in doubt: the sender stopped after the SMTP transaction began; "
+                "not re-sent (delivery_guarantee=at_most_once)",
+            )
         to = row.safety_email or row.email
         if not to:
             return _Outcome(job, "waiting_contact", self.clock.now())
         state = self._state(row, states)
         kind: ev.NoticeKind = row.kind
         async with self._slots:
-            rendered = self.renderer.render(state, kind=kind, locale=row.locale, recipient_name=row.name or "",
-                                            recipient_role=row.recipient_role)
+            rendered = self.renderer.render(
+                state,
+                kind=kind,
+                locale=row.locale,
+                recipient_name=row.name or "",
+                recipient_role=row.recipient_role,
+            )
             try:
-                message = outgoing(rendered, to=to, name=row.name or "", mail_from=self.settings.mail_from,
-                                   message_id=message_id_for(job.notice_id), notice_id=job.notice_id)
+                message = outgoing(
+                    rendered,
+                    to=to,
+                    name=row.name or "",
+                    mail_from=self.settings.mail_from,
+                    message_id=message_id_for(job.notice_id),
+                    notice_id=job.notice_id,
+                )
             except ValueError as exc:  # an address that cannot be written into a header
-                return _Outcome(job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state)
-            role = "safety_contact" if row.safety_email and row.recipient_role == "purchaser" else row.recipient_role
+                return _Outcome(
+                    job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
+                )
+            role = (
+                "safety_contact"
+                if row.safety_email and row.recipient_role == "purchaser"
+                else row.recipient_role
+            )
             try:
                 await self._deliver(job, message, at_most_once)
             except _Superseded:
                 return _Outcome(job, "superseded", self.clock.now())
             except MailError as exc:
                 if exc.in_doubt and at_most_once:
-                    return _Outcome(job, "in_doubt", self.clock.now(), permanent=True, state=state,
-                                    reason=f"delivery in doubt: {exc}; not re-sent (delivery_guarantee=at_most_once)")
+                    return _Outcome(
+                        job,
+                        "in_doubt",
+                        self.clock.now(),
+                        permanent=True,
+                        state=state,
+                        reason=f"delivery in doubt: {exc}; not re-sent (delivery_guarantee=at_most_once)",
+                    )
                 give_up = exc.permanent or job.attempt >= self.settings.send_max_attempts
-                return _Outcome(job, "failed" if give_up else "retry", self.clock.now(), reason=str(exc),
-                                permanent=exc.permanent, state=state)
+                return _Outcome(
+                    job,
+                    "failed" if give_up else "retry",
+                    self.clock.now(),
+                    reason=str(exc),
+                    permanent=exc.permanent,
+                    state=state,
+                )
         if self.fault is not None:
             await self.fault("sent", job.notice_id)
         return _Outcome(job, "sent", self.clock.now(), to=to, role=role, state=state)
@@ -443,9 +525,16 @@ class NoticeSender:
 
     async def _mark_sending(self, job: _Job) -> None:
         async with self.session_factory() as session, session.begin():
-            marked = (await session.execute(
-                _MARK_SENDING, {"id": job.notice_id, "attempt": job.attempt, "mid": message_id_for(job.notice_id)}
-            )).first()
+            marked = (
+                await session.execute(
+                    _MARK_SENDING,
+                    {
+                        "id": job.notice_id,
+                        "attempt": job.attempt,
+                        "mid": message_id_for(job.notice_id),
+                    },
+                )
+            ).first()
         if marked is None:
             raise _Superseded(job.notice_id)  # another sender took it over, or it was cancelled
         if self.fault is not None:
@@ -472,13 +561,29 @@ class NoticeSender:
             for o in other:
                 await self._record_other(session, o)
         for o in sent:
-            log.info("notice sent", extra={"notice_id": o.job.notice_id, "alert_id": o.job.row.alert_id,
-                                           "kind": o.job.row.kind, "resent_in_doubt": o.job.in_doubt})
+            log.info(
+                "notice sent",
+                extra={
+                    "notice_id": o.job.notice_id,
+                    "alert_id": o.job.row.alert_id,
+                    "kind": o.job.row.kind,
+                    "resent_in_doubt": o.job.in_doubt,
+                },
+            )
 
     async def _record_sent(self, session: AsyncSession, sent: list[_Outcome]) -> None:
-        recorded = set((await session.execute(_RECORD_SENT, {
-            "ids": [o.job.notice_id for o in sent], "tos": [o.to for o in sent], "ats": [o.at for o in sent],
-        })).scalars())
+        recorded = set(
+            (
+                await session.execute(
+                    _RECORD_SENT,
+                    {
+                        "ids": [o.job.notice_id for o in sent],
+                        "tos": [o.to for o in sent],
+                        "ats": [o.at for o in sent],
+                    },
+                )
+            ).scalars()
+        )
         events: list[tuple[ev.Event, str | None]] = []
         reminders = []
         for o in sent:
@@ -486,25 +591,39 @@ class NoticeSender:
                 continue
             row, state = o.job.row, o.state
             assert state is not None
-            events.append((ev.NoticeSent(
-                notice_id=o.job.notice_id, alert_id=row.alert_id, customer_id=row.customer_id,
-                recall_id=state.recall_id, kind=row.kind, alert_version=row.alert_version,
-                recipient_role=o.role, sent_at=o.at,  # type: ignore[arg-type]
-            ), f"notice:{o.job.notice_id}:sent"))
+            events.append(
+                (
+                    ev.NoticeSent(
+                        notice_id=o.job.notice_id,
+                        alert_id=row.alert_id,
+                        customer_id=row.customer_id,
+                        recall_id=state.recall_id,
+                        kind=row.kind,
+                        alert_version=row.alert_version,
+                        recipient_role=o.role,
+                        sent_at=o.at,  # type: ignore[arg-type]
+                    ),
+                    f"notice:{o.job.notice_id}:sent",
+                )
+            )
             if row.kind == "initial" and self.settings.reminder_schedule_days:
                 reminders.append(o)
         if events:
             await self.outbox.add_many(session, events)
         if reminders:
             first = timedelta(days=self.settings.reminder_schedule_days[0])
-            await session.execute(_START_REMINDERS, {
-                "alert_ids": [o.job.row.alert_id for o in reminders],
-                "recipients": [o.job.row.recipient_customer_id for o in reminders],
-                "customers": [o.job.row.customer_id for o in reminders],
-                "roles": [o.job.row.recipient_role for o in reminders],
-                "bases": [o.at for o in reminders], "nos": [1] * len(reminders),
-                "dues": [o.at + first for o in reminders],
-            })
+            await session.execute(
+                _START_REMINDERS,
+                {
+                    "alert_ids": [o.job.row.alert_id for o in reminders],
+                    "recipients": [o.job.row.recipient_customer_id for o in reminders],
+                    "customers": [o.job.row.customer_id for o in reminders],
+                    "roles": [o.job.row.recipient_role for o in reminders],
+                    "bases": [o.at for o in reminders],
+                    "nos": [1] * len(reminders),
+                    "dues": [o.at + first for o in reminders],
+                },
+            )
 
     async def _record_other(self, session: AsyncSession, o: _Outcome) -> None:
         nid, row = o.job.notice_id, o.job.row
@@ -512,26 +631,37 @@ class NoticeSender:
             return
         if o.status in ("cancelled", "waiting_contact"):
             await session.execute(
-                text("UPDATE notices SET status = :st, last_error = :err WHERE notice_id = :id "
-                     "AND status IN ('pending', 'sending')"),
+                text(
+                    "UPDATE notices SET status = :st, last_error = :err WHERE notice_id = :id "
+                    "AND status IN ('pending', 'sending')"
+                ),
                 {"st": o.status, "err": o.reason or None, "id": nid},
             )
             return
         if o.status == "retry":
-            delay = min(self.settings.send_backoff_initial_s * 2 ** max(o.job.attempt - 1, 0),
-                        self.settings.send_backoff_max_s) * random.uniform(0.9, 1.1)
+            delay = min(
+                self.settings.send_backoff_initial_s * 2 ** max(o.job.attempt - 1, 0),
+                self.settings.send_backoff_max_s,
+            ) * random.uniform(0.9, 1.1)
             await session.execute(
-                text("UPDATE notices SET status = 'pending', last_error = :err, "
-                     "next_attempt_at = now() + make_interval(secs => :delay) WHERE notice_id = :id "
-                     "AND status IN ('pending', 'sending')"),
+                text(
+                    "UPDATE notices SET status = 'pending', last_error = :err, "
+                    "next_attempt_at = now() + make_interval(secs => :delay) WHERE notice_id = :id "
+                    "AND status IN ('pending', 'sending')"
+                ),
                 {"err": o.reason[:2000], "delay": delay, "id": nid},
             )
-            log.warning("notice send failed; will retry", extra={"notice_id": nid, "error": o.reason, "retry_in_s": delay})
+            log.warning(
+                "notice send failed; will retry",
+                extra={"notice_id": nid, "error": o.reason, "retry_in_s": delay},
+            )
             return
         # failed for good, or in doubt under at-most-once
         result = await session.execute(
-            text("UPDATE notices SET status = :st, last_error = :err WHERE notice_id = :id "
-                 "AND status IN ('pending', 'sending') RETURNING notice_id"),
+            text(
+                "UPDATE notices SET status = :st, last_error = :err WHERE notice_id = :id "
+                "AND status IN ('pending', 'sending') RETURNING notice_id"
+            ),
             {"st": o.status, "err": o.reason[:2000], "id": nid},
         )
         if result.first() is None or o.state is None:
@@ -539,13 +669,22 @@ class NoticeSender:
         await self.outbox.add(
             session,
             ev.NoticeFailed(
-                notice_id=nid, alert_id=row.alert_id, customer_id=row.customer_id, recall_id=o.state.recall_id,
-                kind=row.kind, alert_version=row.alert_version, reason=o.reason[:2000], permanent=o.permanent,
+                notice_id=nid,
+                alert_id=row.alert_id,
+                customer_id=row.customer_id,
+                recall_id=o.state.recall_id,
+                kind=row.kind,
+                alert_version=row.alert_version,
+                reason=o.reason[:2000],
+                permanent=o.permanent,
                 failed_at=o.at,
             ),
             event_id=f"notice:{nid}:failed",
         )
-        log.error("notice failed for good", extra={"notice_id": nid, "error": o.reason, "status": o.status})
+        log.error(
+            "notice failed for good",
+            extra={"notice_id": nid, "error": o.reason, "status": o.status},
+        )
 
 
 class _Superseded(Exception):

@@ -21,20 +21,28 @@ class Settings(ServiceSettings):
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
     smtp_concurrency: int = Field(
-        default=4, ge=1, description="Open SMTP connections to the relay (the pool size) = messages in flight at once"
+        default=4,
+        ge=1,
+        description="Open SMTP connections to the relay (the pool size) = messages in flight at once",
     )
     smtp_idle_check_s: float = Field(
-        default=30.0, ge=0, description="A pooled connection idle for longer is checked with NOOP before reuse"
+        default=30.0,
+        ge=0,
+        description="A pooled connection idle for longer is checked with NOOP before reuse",
     )
     smtp_max_messages_per_connection: int = Field(
-        default=1000, ge=0, description="Reconnect after this many messages on one connection (0: never)"
+        default=1000,
+        ge=0,
+        description="Reconnect after this many messages on one connection (0: never)",
     )
     mail_from: str = "Recall Alerts <recalls@recall-alerts.invalid>"
     customer_portal_url: str = "http://127.0.0.1:8005"
     send_max_attempts: int = Field(default=6, ge=1)
     send_backoff_initial_s: float = Field(default=5.0, gt=0)
     send_backoff_max_s: float = Field(default=3600.0, gt=0)
-    send_lease_s: float = Field(default=300.0, gt=0, description="A claimed notice not recorded by then is retried")
+    send_lease_s: float = Field(
+        default=300.0, gt=0, description="A claimed notice not recorded by then is retried"
+    )
     send_batch_size: int = Field(default=100, ge=1, description="Notices claimed per batch")
     sender_poll_s: float = Field(default=2.0, gt=0)
     delivery_guarantee: DeliveryGuarantee = Field(
@@ -48,7 +56,9 @@ class Settings(ServiceSettings):
         description="Reminders to customers who have neither chosen a remedy nor answered 'not affected', in days "
         "after the initial notice was sent; empty disables reminders",
     )
-    reminder_poll_s: float = Field(default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders")
+    reminder_poll_s: float = Field(
+        default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders"
+    )
 
     @field_validator("reminder_schedule_days")
     @classmethod

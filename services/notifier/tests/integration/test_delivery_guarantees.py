@@ -12,7 +12,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -56,9 +55,15 @@ class Env:
 
     def sender(self, fault=None) -> NoticeSender:  # type: ignore[no-untyped-def]
         outbox = Outbox(source="/tests/notifier", service="notifier", topic_prefix="")
-        return NoticeSender(settings=self.settings, session_factory=self.sessions, outbox=outbox,
-                            metrics=Metrics("notifier"), transport=SmtpTransport(self.settings), clock=FakeClock(),
-                            fault=fault)
+        return NoticeSender(
+            settings=self.settings,
+            session_factory=self.sessions,
+            outbox=outbox,
+            metrics=Metrics("notifier"),
+            transport=SmtpTransport(self.settings),
+            clock=FakeClock(),
+            fault=fault,
+        )
 
     async def apply(self, event: ev.Event) -> None:
         handler = handlers.HANDLERS[type(event)]
@@ -67,21 +72,41 @@ class Env:
 
     async def notice(self, alert_id: str) -> dict:
         async with self.sessions() as session:
-            row = (await session.execute(text("SELECT * FROM notices WHERE alert_id = :a"), {"a": alert_id})).mappings().one()
+            row = (
+                (
+                    await session.execute(
+                        text("SELECT * FROM notices WHERE alert_id = :a"), {"a": alert_id}
+                    )
+                )
+                .mappings()
+                .one()
+            )
         return dict(row)
 
     async def outbox_events(self, notice_id: str) -> list[str]:
         async with self.sessions() as session:
-            return list((await session.execute(
-                text("SELECT event_type FROM outbox WHERE event_id LIKE :p ORDER BY id"), {"p": f"notice:{notice_id}:%"}
-            )).scalars())
+            return list(
+                (
+                    await session.execute(
+                        text("SELECT event_type FROM outbox WHERE event_id LIKE :p ORDER BY id"),
+                        {"p": f"notice:{notice_id}:%"},
+                    )
+                ).scalars()
+            )
 
 
 @contextlib.asynccontextmanager
 async def environment(kit, **overrides: object) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
     async with migrated_database(kit.migrations, prefix="notifier") as url:
-        settings = Settings(database_url=url, environment="test", log_json=False, log_level="WARNING",
-                            send_lease_s=LEASE_S, customer_portal_url=kit.portal, **overrides)
+        settings = Settings(
+            database_url=url,
+            environment="test",
+            log_json=False,
+            log_level="WARNING",
+            send_lease_s=LEASE_S,
+            customer_portal_url=kit.portal,
+            **overrides,
+        )
         engine = create_engine(settings)
         try:
             yield Env(settings, create_session_factory(engine))
@@ -145,13 +170,19 @@ async def test_crash_after_the_send_before_the_record_resends_with_the_same_iden
         nid = await crash_at(env, "sent")
         assert len(await kit.mails_to(addr)) == 1  # it reached the relay ...
         n = await env.notice(alert.alert_id)
-        assert n["status"] == "sending" and n["message_id"] == f"<{nid}@recall-alerts.notices>"  # ... not recorded
+        assert (
+            n["status"] == "sending" and n["message_id"] == f"<{nid}@recall-alerts.notices>"
+        )  # ... not recorded
         assert await env.outbox_events(nid) == []
 
         await recover(env)
         first, second = await kit.wait_for_mails(addr, 2)
         # The one duplicate SMTP allows: identical Message-ID and notice id, so it can be recognised.
-        assert first.message["Message-ID"] == second.message["Message-ID"] == f"<{nid}@recall-alerts.notices>"
+        assert (
+            first.message["Message-ID"]
+            == second.message["Message-ID"]
+            == f"<{nid}@recall-alerts.notices>"
+        )
         assert first.message["X-Recall-Notice-Id"] == second.message["X-Recall-Notice-Id"] == nid
         assert first.subject == second.subject
         n = await env.notice(alert.alert_id)
@@ -195,10 +226,18 @@ async def test_in_doubt_notice_of_a_withdrawn_alert_is_not_resent(kit) -> None:
         await env.apply(kit.withdrawn(alert))  # while the initial notice is in doubt
         await recover(env)
         mails = await kit.wait_for_mails(addr, 2)
-        assert mails[-1].subject.endswith("(your purchase is not affected)"), "told of the withdrawal, not re-sent"
+        assert mails[-1].subject.endswith("(your purchase is not affected)"), (
+            "told of the withdrawal, not re-sent"
+        )
         async with env.sessions() as session:
-            rows = dict((await session.execute(
-                text("SELECT kind, status FROM notices WHERE alert_id = :a"), {"a": alert.alert_id})).all())
+            rows = dict(
+                (
+                    await session.execute(
+                        text("SELECT kind, status FROM notices WHERE alert_id = :a"),
+                        {"a": alert.alert_id},
+                    )
+                ).all()
+            )
         assert rows == {"initial": "cancelled", "withdrawal": "sent"}
 
 
@@ -213,8 +252,12 @@ async def test_redelivery_and_restarts_never_send_twice(restart_notifier, kit) -
             await kit.wait_for_mails(addr, 1)
             await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent")
         async with start() as svc:  # restarted: same database, same consumer group
-            await svc.publish(kit.raised(alert), event_id=ce_id)  # redelivered (same ce_id): the inbox drops it
-            await svc.publish(kit.raised(alert))  # re-published (new ce_id): the unique key drops it
+            await svc.publish(
+                kit.raised(alert), event_id=ce_id
+            )  # redelivered (same ce_id): the inbox drops it
+            await svc.publish(
+                kit.raised(alert)
+            )  # re-published (new ce_id): the unique key drops it
             marker = kit.alert(cid, title="Restart marker")
             await svc.publish(kit.raised(marker))
             await eventually(lambda: _has_subject(kit, addr, "Restart marker"), timeout=20)
@@ -222,7 +265,12 @@ async def test_redelivery_and_restarts_never_send_twice(restart_notifier, kit) -
             assert notice["status"] == "sent" and notice["attempts"] == 1
         await asyncio.sleep(0.3)
         subjects = sorted(m.subject for m in await kit.mails_to(addr))
-        assert subjects == sorted([f"Product safety recall: {alert.recall.title}", "Product safety recall: Restart marker"])
+        assert subjects == sorted(
+            [
+                f"Product safety recall: {alert.recall.title}",
+                "Product safety recall: Restart marker",
+            ]
+        )
 
 
 async def _has_subject(kit, addr: str, needle: str) -> bool:  # type: ignore[no-untyped-def]

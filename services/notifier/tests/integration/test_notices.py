@@ -14,8 +14,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def _notification_events(svc, kit, customer_id: str) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
-    return [(env.type, body) for key, env, body in await kit.read_all(svc.topic(NOTIFICATIONS))
-            if key == customer_id.encode()]
+    return [
+        (env.type, body)
+        for key, env, body in await kit.read_all(svc.topic(NOTIFICATIONS))
+        if key == customer_id.encode()
+    ]
 
 
 async def test_customer_gets_exactly_one_personal_recall_notice(svc, kit) -> None:
@@ -37,7 +40,9 @@ async def test_customer_gets_exactly_one_personal_recall_notice(svc, kit) -> Non
     assert f"{kit.portal}/recalls/{alert.alert_id}" in text
     assert alert.recall.hazard in mail.html
 
-    notices = await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent")
+    notices = await svc.wait_for_notices(
+        alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent"
+    )
     assert len(notices) == 1
     n = notices[0]
     assert n["kind"] == "initial" and n["alert_version"] == 1 and n["recipient_role"] == "purchaser"
@@ -45,12 +50,18 @@ async def test_customer_gets_exactly_one_personal_recall_notice(svc, kit) -> Non
     assert mail.message["X-Recall-Notice-Id"] == n["notice_id"]
 
     async def sent_event() -> list:
-        return [b for t, b in await _notification_events(svc, kit, cid) if t == "notification.sent.v1"]
+        return [
+            b for t, b in await _notification_events(svc, kit, cid) if t == "notification.sent.v1"
+        ]
 
     (event,) = await eventually(sent_event, timeout=15)
     assert event["notice_id"] == n["notice_id"]
     assert event["alert_id"] == alert.alert_id and event["recall_id"] == alert.recall_id
-    assert event["kind"] == "initial" and event["recipient_role"] == "purchaser" and event["channel"] == "email"
+    assert (
+        event["kind"] == "initial"
+        and event["recipient_role"] == "purchaser"
+        and event["channel"] == "email"
+    )
 
 
 async def test_safety_contact_takes_precedence_over_the_regular_email(svc, kit) -> None:
@@ -62,14 +73,18 @@ async def test_safety_contact_takes_precedence_over_the_regular_email(svc, kit) 
     assert mail.subject.startswith("Product safety recall:")
 
     async def sent_event() -> list:
-        return [b for t, b in await _notification_events(svc, kit, cid) if t == "notification.sent.v1"]
+        return [
+            b for t, b in await _notification_events(svc, kit, cid) if t == "notification.sent.v1"
+        ]
 
     (event,) = await eventually(sent_event, timeout=15)
     assert event["recipient_role"] == "safety_contact"
     assert await kit.mails_to(regular) == []
 
 
-async def test_alert_before_the_contact_waits_and_is_sent_when_the_contact_arrives(svc, kit) -> None:
+async def test_alert_before_the_contact_waits_and_is_sent_when_the_contact_arrives(
+    svc, kit
+) -> None:
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(cid)
     await svc.publish(kit.raised(alert))
@@ -95,7 +110,9 @@ async def test_redelivered_or_republished_alert_sends_nothing_new(svc, kit) -> N
     await kit.wait_for_mails(addr, 1)
 
     await svc.publish(kit.raised(alert), event_id=ce_id)  # Kafka redelivery: same ce_id
-    await svc.publish(kit.raised(alert))  # the matcher re-publishing the same alert version: new ce_id
+    await svc.publish(
+        kit.raised(alert)
+    )  # the matcher re-publishing the same alert version: new ce_id
     await svc.publish(kit.updated(alert))  # an update that does not change the version
     # A second alert for the same customer (same partition) is processed after those, so when its mail
     # arrives, the repeats have been handled.
@@ -126,7 +143,9 @@ async def test_business_account_purchaser_and_admin_each_get_one_notice(svc, kit
     assert to_buyer.subject == to_admin.subject == f"Product safety recall: {alert.recall.title}"
     assert "bought on your business account" in to_admin.text
     assert "bought on your business account" not in to_buyer.text
-    notices = await svc.wait_for_notices(alert.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns))
+    notices = await svc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns)
+    )
     assert sorted(n["recipient_role"] for n in notices) == ["account_admin", "purchaser"]
     await asyncio.sleep(0.5)
     assert len(await kit.mails_to(buyer_addr)) == 1 and len(await kit.mails_to(admin_addr)) == 1
@@ -138,7 +157,9 @@ async def test_a_higher_alert_version_sends_one_update_notice(svc, kit) -> None:
     await svc.publish(kit.customer(cid, email_=addr))
     await svc.publish(kit.raised(v1))
     await kit.wait_for_mails(addr, 1)
-    v2 = v1.model_copy(update={"alert_version": 2, "lines": [v1.lines[0].model_copy(update={"units": 4})]})
+    v2 = v1.model_copy(
+        update={"alert_version": 2, "lines": [v1.lines[0].model_copy(update={"units": 4})]}
+    )
     await svc.publish(kit.updated(v2))
     await svc.publish(kit.updated(v2))  # the same update again (new ce_id) is not a second notice
     mails = await kit.wait_for_mails(addr, 2)
@@ -146,8 +167,13 @@ async def test_a_higher_alert_version_sends_one_update_notice(svc, kit) -> None:
     assert update.subject == "Product safety recall: Updated heater (updated)"
     assert "The recall of a product you bought has changed" in update.text
     assert "4 unit(s)" in update.text
-    notices = await svc.wait_for_notices(v1.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns))
-    assert sorted((n["kind"], n["alert_version"]) for n in notices) == [("initial", 1), ("update", 2)]
+    notices = await svc.wait_for_notices(
+        v1.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns)
+    )
+    assert sorted((n["kind"], n["alert_version"]) for n in notices) == [
+        ("initial", 1),
+        ("update", 2),
+    ]
     await asyncio.sleep(0.5)
     assert len(await kit.mails_to(addr)) == 2
 
@@ -164,9 +190,14 @@ async def test_withdrawal_after_a_sent_notice_sends_one_withdrawal(svc, kit) -> 
     await svc.publish(w)  # re-published withdrawal (new ce_id): nothing more
     mails = await kit.wait_for_mails(addr, 2)
     withdrawal = mails[-1]
-    assert withdrawal.subject == "Product safety recall: Withdrawn toaster (your purchase is not affected)"
+    assert (
+        withdrawal.subject
+        == "Product safety recall: Withdrawn toaster (your purchase is not affected)"
+    )
     assert "no longer affected" in withdrawal.text
-    notices = await svc.wait_for_notices(alert.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns))
+    notices = await svc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns)
+    )
     assert {n["kind"] for n in notices} == {"initial", "withdrawal"}
     await asyncio.sleep(0.5)
     assert len(await kit.mails_to(addr)) == 2
@@ -176,7 +207,9 @@ async def test_withdrawal_before_anything_was_sent_cancels_the_notice_silently(s
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(cid)
     await svc.publish(kit.raised(alert))  # no contact yet: the notice waits
-    await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "waiting_contact")
+    await svc.wait_for_notices(
+        alert.alert_id, lambda ns: ns and ns[0]["status"] == "waiting_contact"
+    )
     await svc.publish(kit.withdrawn(alert))
     await svc.wait_for_notices(alert.alert_id, lambda ns: ns[0]["status"] == "cancelled")
     await svc.publish(kit.customer(cid, email_=addr))
@@ -199,7 +232,9 @@ async def test_german_customer_gets_a_german_notice(svc, kit) -> None:
     assert "Verwenden Sie dieses Produkt ab sofort nicht mehr." in mail.text
 
 
-async def test_hostile_title_reaches_the_mailbox_escaped_and_without_injected_headers(svc, kit) -> None:
+async def test_hostile_title_reaches_the_mailbox_escaped_and_without_injected_headers(
+    svc, kit
+) -> None:
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(cid, title="Kettle <script>alert(1)</script>\r\nBcc: evil@x")
     await svc.publish(kit.customer(cid, email_=addr))
@@ -211,20 +246,32 @@ async def test_hostile_title_reaches_the_mailbox_escaped_and_without_injected_he
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
 
 
-async def test_delivered_notice_carries_the_full_content_in_the_customers_language(svc, kit) -> None:
+async def test_delivered_notice_carries_the_full_content_in_the_customers_language(
+    svc, kit
+) -> None:
     from recall_shared import events as ev
 
     cid, addr = kit.new_customer(), kit.new_email()
-    base = kit.alert(cid, title="Acme kettle KX-1 1.7 l stainless steel, white, with a long descriptive product name",
-                     tier="possibly_affected")
-    line = base.lines[0].model_copy(update={"tier": "possibly_affected", "unknown_attributes": ["lot", "expiry date"]})
-    recall = base.recall.model_copy(update={
-        "images": ["https://img.example/kx1.jpg"],
-        "texts": {"de": ev.LocalizedText(
-            title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen beschreibenden Produktnamen",
-            hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
-            stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht mehr.")},
-    })
+    base = kit.alert(
+        cid,
+        title="Acme kettle KX-1 1.7 l stainless steel, white, with a long descriptive product name",
+        tier="possibly_affected",
+    )
+    line = base.lines[0].model_copy(
+        update={"tier": "possibly_affected", "unknown_attributes": ["lot", "expiry date"]}
+    )
+    recall = base.recall.model_copy(
+        update={
+            "images": ["https://img.example/kx1.jpg"],
+            "texts": {
+                "de": ev.LocalizedText(
+                    title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen beschreibenden Produktnamen",
+                    hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
+                    stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht mehr.",
+                )
+            },
+        }
+    )
     alert = base.model_copy(update={"lines": [line], "recall": recall})
     await svc.publish(kit.customer(cid, email_=addr, name="Jürgen", locale="de-DE"))
     await svc.publish(kit.raised(alert))
@@ -242,6 +289,11 @@ async def test_delivered_notice_carries_the_full_content_in_the_customers_langua
         assert "GTIN 00012345678905" in body and "Modell KX-1" in body
         assert "gekauft am 2025-03-14, 2 Stück, Bestellung ord-20250314-1" in body
         assert f"{kit.portal}/recalls/{alert.alert_id}" in body
-    assert text.index("Verwenden Sie dieses Produkt ab sofort nicht mehr.") < text.index("Der Sockel")
+    assert text.index("Verwenden Sie dieses Produkt ab sofort nicht mehr.") < text.index(
+        "Der Sockel"
+    )
     assert '<img src="https://img.example/kx1.jpg" alt="Foto des zurückgerufenen Produkts: ' in html
-    assert mail.message["Message-ID"] == f"<{(await svc.notices(alert.alert_id))[0]['notice_id']}@recall-alerts.notices>"
+    assert (
+        mail.message["Message-ID"]
+        == f"<{(await svc.notices(alert.alert_id))[0]['notice_id']}@recall-alerts.notices>"
+    )

@@ -38,7 +38,9 @@ async def notified(svc, kit, *, locale: str = "en"):  # type: ignore[no-untyped-
     await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent")
     (schedule,) = (await svc.client.get(f"/v1/alerts/{alert.alert_id}/reminders")).json()
     base = datetime.fromisoformat(schedule["base_at"])
-    assert base == CLOCK.now(), "the schedule starts when the initial notice was sent, by the injected clock"
+    assert base == CLOCK.now(), (
+        "the schedule starts when the initial notice was sent, by the injected clock"
+    )
     assert datetime.fromisoformat(schedule["next_due_at"]) == base + timedelta(days=7)
     return alert, addr, base
 
@@ -56,7 +58,9 @@ async def test_reminders_after_7_and_30_days_and_not_before(rsvc, kit) -> None:
     CLOCK.set(base + timedelta(days=7))
     assert await tick(rsvc) == 1
     assert await tick(rsvc) == 0, "a repeated tick queues nothing twice"
-    await rsvc.wait_for_notices(alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent")
+    await rsvc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent"
+    )
 
     CLOCK.set(base + timedelta(days=29, hours=23))
     assert await tick(rsvc) == 0
@@ -65,11 +69,19 @@ async def test_reminders_after_7_and_30_days_and_not_before(rsvc, kit) -> None:
     CLOCK.set(base + timedelta(days=400))
     assert await tick(rsvc) == 0, "the schedule has two reminders"
 
-    notices = await rsvc.wait_for_notices(alert.alert_id, lambda ns: len(ns) == 3 and all(n["status"] == "sent" for n in ns))
-    assert sorted((n["kind"], n["reminder_no"]) for n in notices) == [("initial", 0), ("reminder", 1), ("reminder", 2)]
+    notices = await rsvc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 3 and all(n["status"] == "sent" for n in ns)
+    )
+    assert sorted((n["kind"], n["reminder_no"]) for n in notices) == [
+        ("initial", 0),
+        ("reminder", 1),
+        ("reminder", 2),
+    ]
     assert (await schedule_of(rsvc, alert.alert_id))["stopped_reason"] == "schedule complete"
     initial, first, second = await kit.wait_for_mails(addr, 3)
-    assert first.subject == second.subject == f"Product safety recall: {alert.recall.title} (reminder)"
+    assert (
+        first.subject == second.subject == f"Product safety recall: {alert.recall.title} (reminder)"
+    )
     assert "You have not yet told us what you want to do" in first.text
     assert f"{kit.portal}/recalls/{alert.alert_id}" in first.text
     assert len({m.message["Message-ID"] for m in (initial, first, second)}) == 3
@@ -79,7 +91,9 @@ async def test_after_downtime_only_the_latest_due_reminder_is_sent(rsvc, kit) ->
     alert, addr, base = await notified(rsvc, kit, locale="de")
     CLOCK.set(base + timedelta(days=45))  # both due dates passed while nothing ran
     assert await tick(rsvc) == 1
-    notices = await rsvc.wait_for_notices(alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent")
+    notices = await rsvc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent"
+    )
     assert [(n["kind"], n["reminder_no"]) for n in notices] == [("initial", 0), ("reminder", 2)]
     mails = await kit.wait_for_mails(addr, 2)
     assert mails[-1].subject.endswith("(Erinnerung)")
@@ -89,17 +103,37 @@ async def test_after_downtime_only_the_latest_due_reminder_is_sent(rsvc, kit) ->
 async def test_a_customer_response_stops_the_reminders(rsvc, kit, answer: str) -> None:
     alert, addr, base = await notified(rsvc, kit)
     now = CLOCK.now()
-    common = {"alert_id": alert.alert_id, "customer_id": alert.customer_id, "recall_id": alert.recall_id}
+    common = {
+        "alert_id": alert.alert_id,
+        "customer_id": alert.customer_id,
+        "recall_id": alert.recall_id,
+    }
     if answer == "remedy":
-        event: ev.Event = ev.RemedyRequested(request_id=str(uuid.uuid4()), remedy="replacement", requested_at=now, **common)
+        event: ev.Event = ev.RemedyRequested(
+            request_id=str(uuid.uuid4()), remedy="replacement", requested_at=now, **common
+        )
     elif answer == "not_affected":
-        event = ev.NotAffectedDeclared(declared_at=now, reason="lot 17 is not in the list", **common)
+        event = ev.NotAffectedDeclared(
+            declared_at=now, reason="lot 17 is not in the list", **common
+        )
     else:
-        event = ev.RemedyCaseTransitioned(case_id="case-1", request_id="rq-1", seller_id="s", remedy="repair",
-                                          transition="open", from_state=None, state="requested", occurred_at=now,
-                                          **common)
+        event = ev.RemedyCaseTransitioned(
+            case_id="case-1",
+            request_id="rq-1",
+            seller_id="s",
+            remedy="repair",
+            transition="open",
+            from_state=None,
+            state="requested",
+            occurred_at=now,
+            **common,
+        )
     await rsvc.publish(event)
-    expected = {"remedy": "remedy_requested", "not_affected": "not_affected", "remedy_case": "remedy_case"}[answer]
+    expected = {
+        "remedy": "remedy_requested",
+        "not_affected": "not_affected",
+        "remedy_case": "remedy_case",
+    }[answer]
 
     async def stopped() -> bool:
         return (await schedule_of(rsvc, alert.alert_id))["stopped_reason"] == expected
@@ -115,8 +149,14 @@ async def test_a_customer_response_stops_the_reminders(rsvc, kit, answer: str) -
 async def test_a_response_before_the_alert_arrives_still_stops_the_reminders(rsvc, kit) -> None:
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(cid)
-    await rsvc.publish(ev.NotAffectedDeclared(alert_id=alert.alert_id, customer_id=cid, recall_id=alert.recall_id,
-                                              declared_at=CLOCK.now()))
+    await rsvc.publish(
+        ev.NotAffectedDeclared(
+            alert_id=alert.alert_id,
+            customer_id=cid,
+            recall_id=alert.recall_id,
+            declared_at=CLOCK.now(),
+        )
+    )
     await rsvc.publish(kit.customer(cid, email_=addr))
     await rsvc.publish(kit.raised(alert))
     await rsvc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent")
@@ -128,8 +168,13 @@ async def test_a_response_before_the_alert_arrives_still_stops_the_reminders(rsv
 async def test_withdrawal_stops_the_reminders(rsvc, kit) -> None:
     alert, addr, base = await notified(rsvc, kit)
     await rsvc.publish(kit.withdrawn(alert))
-    await rsvc.wait_for_notices(alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent")  # the withdrawal
+    await rsvc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent"
+    )  # the withdrawal
     assert (await schedule_of(rsvc, alert.alert_id))["stopped_reason"] == "withdrawn"
     CLOCK.set(base + timedelta(days=31))
     assert await tick(rsvc) == 0
-    assert sorted(n["kind"] for n in await rsvc.notices(alert.alert_id)) == ["initial", "withdrawal"]
+    assert sorted(n["kind"] for n in await rsvc.notices(alert.alert_id)) == [
+        "initial",
+        "withdrawal",
+    ]

@@ -49,14 +49,19 @@ async def test_permanent_failure_is_recorded_and_published_once(start_notifier, 
         await svc.publish(kit.customer(cid, email_=addr))
         await svc.publish(kit.raised(alert))
 
-        (notice,) = await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "failed")
+        (notice,) = await svc.wait_for_notices(
+            alert.alert_id, lambda ns: ns and ns[0]["status"] == "failed"
+        )
         assert "550" in notice["last_error"]
         assert notice["sent_at"] is None
         assert notice["attempts"] == 1, "a permanent failure is not retried"
 
         async def failed_events() -> list:
-            return [body for key, env, body in await kit.read_all(svc.topic(NOTIFICATIONS))
-                    if key == cid.encode() and env.type == "notification.failed.v1"]
+            return [
+                body
+                for key, env, body in await kit.read_all(svc.topic(NOTIFICATIONS))
+                if key == cid.encode() and env.type == "notification.failed.v1"
+            ]
 
         (event,) = await eventually(failed_events, timeout=15)
         assert event["notice_id"] == notice["notice_id"]
@@ -65,7 +70,11 @@ async def test_permanent_failure_is_recorded_and_published_once(start_notifier, 
         await asyncio.sleep(1.0)  # several sender polls: nothing is retried
         assert len(relay.attempts) == 1
         assert len(await failed_events()) == 1
-        sent = [1 for key, env, _ in await kit.read_all(svc.topic(NOTIFICATIONS)) if env.type == "notification.sent.v1"]
+        sent = [
+            1
+            for key, env, _ in await kit.read_all(svc.topic(NOTIFICATIONS))
+            if env.type == "notification.sent.v1"
+        ]
         assert sent == []
         assert relay.attempts[0]["X-Recall-Notice-Id"] == notice["notice_id"]
 
@@ -77,7 +86,9 @@ async def test_transient_failure_is_retried_with_the_same_message_id(start_notif
         alert = kit.alert(cid)
         await svc.publish(kit.customer(cid, email_=addr))
         await svc.publish(kit.raised(alert))
-        (notice,) = await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent", timeout=20)
+        (notice,) = await svc.wait_for_notices(
+            alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent", timeout=20
+        )
         assert notice["attempts"] == 2
         assert len(relay.delivered) == 1
         assert relay.attempts[0]["Message-ID"] == relay.attempts[1]["Message-ID"]

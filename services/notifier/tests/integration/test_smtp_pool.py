@@ -22,14 +22,27 @@ pytestmark = pytest.mark.integration
 
 
 def settings(**overrides: object) -> Settings:
-    return Settings(database_url="postgresql+asyncpg://unused/unused", environment="test", **overrides)
+    return Settings(
+        database_url="postgresql+asyncpg://unused/unused", environment="test", **overrides
+    )
 
 
 def message(to: str, n: int = 0) -> EmailMessage:
     rendered = NoticeRenderer("https://shop.example").render(
-        _alert(), kind="initial", locale="en", recipient_name="Pool Test", recipient_role="purchaser")
-    return build_message(rendered, to=to, name="Pool Test", mail_from="Recalls <r@recall-alerts.invalid>",
-                         message_id=f"<pool-{n}-{uuid.uuid4().hex}@t>", notice_id=f"pool-{n}")
+        _alert(),
+        kind="initial",
+        locale="en",
+        recipient_name="Pool Test",
+        recipient_role="purchaser",
+    )
+    return build_message(
+        rendered,
+        to=to,
+        name="Pool Test",
+        mail_from="Recalls <r@recall-alerts.invalid>",
+        message_id=f"<pool-{n}-{uuid.uuid4().hex}@t>",
+        notice_id=f"pool-{n}",
+    )
 
 
 def _alert():  # type: ignore[no-untyped-def]
@@ -39,12 +52,32 @@ def _alert():  # type: ignore[no-untyped-def]
     from recall_shared import events as ev
 
     return ev.AlertState(
-        alert_id="al-pool", alert_version=1, customer_id="c", recall_id="r", recall_version=1, seller_id="s",
+        alert_id="al-pool",
+        alert_version=1,
+        customer_id="c",
+        recall_id="r",
+        recall_version=1,
+        seller_id="s",
         tier="confirmed",
-        lines=[ev.AffectedLine(order_id="o", line_id="l", product_id="p", seller_id="s", units=1, currency="EUR",
-                               purchased_at=datetime(2025, 1, 1, tzinfo=UTC), unit_price=Decimal("1"))],
-        recall=ev.RecallContent(title="Pool kettle", hazard="Burns.", severity="high", stop_using="Stop.",
-                                remedies=[ev.Remedy(type="replacement")]),
+        lines=[
+            ev.AffectedLine(
+                order_id="o",
+                line_id="l",
+                product_id="p",
+                seller_id="s",
+                units=1,
+                currency="EUR",
+                purchased_at=datetime(2025, 1, 1, tzinfo=UTC),
+                unit_price=Decimal("1"),
+            )
+        ],
+        recall=ev.RecallContent(
+            title="Pool kettle",
+            hazard="Burns.",
+            severity="high",
+            stop_using="Stop.",
+            remedies=[ev.Remedy(type="replacement")],
+        ),
     )
 
 
@@ -57,7 +90,9 @@ async def test_pooled_connections_are_reused_at_the_real_sink(kit) -> None:
         await pool.close()
     assert pool.connections_opened == 2
     mails = await kit.wait_for_mails(addr, 8)
-    peers = {str(m.message["X-Sink-Peer"]) for m in mails}  # the client's (host, port) as the sink saw it
+    peers = {
+        str(m.message["X-Sink-Peer"]) for m in mails
+    }  # the client's (host, port) as the sink saw it
     assert len(peers) == 2, peers
 
 
@@ -80,11 +115,11 @@ async def test_a_broken_connection_is_replaced(kit) -> None:
     pool = SmtpPool(settings(smtp_concurrency=1))
     try:
         await pool.send(message(addr, 1))
-        pool._idle[0].smtp.transport.abort()  # noqa: SLF001 - the relay drops the idle connection
+        pool._idle[0].smtp.transport.abort()
         await asyncio.sleep(0.05)
         await pool.send(message(addr, 2))
         assert pool.connections_opened == 2
-        pool._idle[0].last_used -= 3600  # noqa: SLF001 - long idle: checked with NOOP, still fine, reused
+        pool._idle[0].last_used -= 3600
         await pool.send(message(addr, 3))
         assert pool.connections_opened == 2
     finally:
@@ -154,7 +189,9 @@ async def test_relay_answers_are_classified_and_the_connection_survives(relay) -
     finally:
         await pool.close()
     assert len(handler.delivered) == 1
-    assert pool.connections_opened == 1, "a refused transaction is reset (RSET), the connection kept"
+    assert pool.connections_opened == 1, (
+        "a refused transaction is reset (RSET), the connection kept"
+    )
 
 
 async def test_unreachable_relay_is_a_transient_failure() -> None:
@@ -165,31 +202,46 @@ async def test_unreachable_relay_is_a_transient_failure() -> None:
     await pool.close()
 
 
-async def test_service_retries_a_transient_refusal_with_backoff_then_delivers(start_notifier, relay, kit) -> None:  # type: ignore[no-untyped-def]
+async def test_service_retries_a_transient_refusal_with_backoff_then_delivers(
+    start_notifier, relay, kit
+) -> None:  # type: ignore[no-untyped-def]
     handler, port = relay(["451 4.3.0 Greylisted", "421 4.3.2 Busy"])
     async with start_notifier(smtp_port=port, smtp_host="127.0.0.1") as svc:
         cid, addr = kit.new_customer(), kit.new_email()
         alert = kit.alert(cid)
         await svc.publish(kit.customer(cid, email_=addr))
         await svc.publish(kit.raised(alert))
-        (notice,) = await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent", timeout=20)
+        (notice,) = await svc.wait_for_notices(
+            alert.alert_id, lambda ns: ns and ns[0]["status"] == "sent", timeout=20
+        )
         assert notice["attempts"] == 3 and notice["last_error"] is None
         assert len(handler.delivered) == 1 and handler.rcpts == [addr] * 3
-        assert f"Message-ID: <{notice['notice_id']}@recall-alerts.notices>".encode() in handler.delivered[0]
+        assert (
+            f"Message-ID: <{notice['notice_id']}@recall-alerts.notices>".encode()
+            in handler.delivered[0]
+        )
 
 
-async def test_service_records_a_permanent_refusal_with_the_reason(start_notifier, relay, kit) -> None:  # type: ignore[no-untyped-def]
+async def test_service_records_a_permanent_refusal_with_the_reason(
+    start_notifier, relay, kit
+) -> None:  # type: ignore[no-untyped-def]
     handler, port = relay(["550 5.1.1 Mailbox does not exist"])
     async with start_notifier(smtp_port=port, smtp_host="127.0.0.1") as svc:
         cid, addr = kit.new_customer(), kit.new_email()
         alert = kit.alert(cid)
         await svc.publish(kit.customer(cid, email_=addr))
         await svc.publish(kit.raised(alert))
-        (notice,) = await svc.wait_for_notices(alert.alert_id, lambda ns: ns and ns[0]["status"] == "failed")
+        (notice,) = await svc.wait_for_notices(
+            alert.alert_id, lambda ns: ns and ns[0]["status"] == "failed"
+        )
         assert "550" in notice["last_error"] and "Mailbox does not exist" in notice["last_error"]
 
         async def failed() -> list:
-            return [b for k, env, b in await kit.read_all(svc.topic(NOTIFICATIONS)) if env.type == "notification.failed.v1"]
+            return [
+                b
+                for k, env, b in await kit.read_all(svc.topic(NOTIFICATIONS))
+                if env.type == "notification.failed.v1"
+            ]
 
         (event,) = await eventually(failed, timeout=15)
         assert event["permanent"] is True and "550" in event["reason"]

@@ -32,19 +32,35 @@ class RecallMatchSummary(BaseModel):
 
 
 @router.get(
-    "/recalls/{recall_id}/matches", response_model=RecallMatchSummary, tags=["matches"],
+    "/recalls/{recall_id}/matches",
+    response_model=RecallMatchSummary,
+    tags=["matches"],
     summary="How many customers and units a recall reaches (operator key, or the recalling seller's key)",
-    responses={401: {"description": "Missing, unknown or revoked API key"},
-               404: {"description": "No such recall, or another seller's"}},
+    responses={
+        401: {"description": "Missing, unknown or revoked API key"},
+        404: {"description": "No such recall, or another seller's"},
+    },
 )
-async def recall_matches(recall_id: str, principal: PrincipalDep, session: SessionDep) -> RecallMatchSummary:
-    found = (await session.execute(
-        select(ActiveRecall.snapshot["seller_id"].astext).where(ActiveRecall.recall_id == recall_id)
-    )).first()
+async def recall_matches(
+    recall_id: str, principal: PrincipalDep, session: SessionDep
+) -> RecallMatchSummary:
+    found = (
+        await session.execute(
+            select(ActiveRecall.snapshot["seller_id"].astext).where(
+                ActiveRecall.recall_id == recall_id
+            )
+        )
+    ).first()
     if found is None or not principal.may_see(found[0]):
         raise HTTPException(404, "recall not found")
     rows = dict(
-        (await session.execute(select(Alert.status, func.count()).where(Alert.recall_id == recall_id).group_by(Alert.status))).all()
+        (
+            await session.execute(
+                select(Alert.status, func.count())
+                .where(Alert.recall_id == recall_id)
+                .group_by(Alert.status)
+            )
+        ).all()
     )
     units = await session.scalar(
         select(func.coalesce(func.sum(Alert.line_count), 0)).where(
@@ -52,6 +68,9 @@ async def recall_matches(recall_id: str, principal: PrincipalDep, session: Sessi
         )
     )
     return RecallMatchSummary(
-        recall_id=recall_id, alerts_open=rows.get("open", 0), alerts_withdrawn=rows.get("withdrawn", 0),
-        alerts_closed=rows.get("closed", 0), order_lines_affected=int(units or 0),
+        recall_id=recall_id,
+        alerts_open=rows.get("open", 0),
+        alerts_withdrawn=rows.get("withdrawn", 0),
+        alerts_closed=rows.get("closed", 0),
+        order_lines_affected=int(units or 0),
     )

@@ -17,7 +17,9 @@ from recall_shared.topics import ORDERS, RECALLS, SELLERS
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
-    matcher = Matcher(runtime.outbox, lambda: runtime.producer, reader_work_mem=settings.reconcile_work_mem)
+    matcher = Matcher(
+        runtime.outbox, lambda: runtime.producer, reader_work_mem=settings.reconcile_work_mem
+    )
     runtime.add_consumer([RECALLS, ORDERS], matcher.handlers())
     # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes effect
     # without waiting behind an order or recall backlog.

@@ -31,7 +31,10 @@ from recall_shared.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 BACKFILL_GROUP = "backfill"
-ORDER_EVENTS = {cls.event_type: cls for cls in (ev.OrderPlaced, ev.OrderLineShipped, ev.OrderCancelled, ev.OrderLineReturned)}
+ORDER_EVENTS = {
+    cls.event_type: cls
+    for cls in (ev.OrderPlaced, ev.OrderLineShipped, ev.OrderCancelled, ev.OrderLineReturned)
+}
 
 
 @dataclass
@@ -48,12 +51,19 @@ class BackfillReport:
         self.failures[key] = self.failures.get(key, 0) + 1
 
     def summary(self) -> str:
-        lines = [f"events {self.events:,}: order lines added {self.lines:,}, skipped {self.skipped:,}, failed {self.failed:,}"]
-        lines += [f"  {n:,} x {reason}" for reason, n in sorted(self.failures.items(), key=lambda kv: -kv[1])]
+        lines = [
+            f"events {self.events:,}: order lines added {self.lines:,}, skipped {self.skipped:,}, failed {self.failed:,}"
+        ]
+        lines += [
+            f"  {n:,} x {reason}"
+            for reason, n in sorted(self.failures.items(), key=lambda kv: -kv[1])
+        ]
         return "\n".join(lines)
 
 
-async def apply_batch(session: AsyncSession, batch: list[tuple[str, ev.Event]], report: BackfillReport) -> None:
+async def apply_batch(
+    session: AsyncSession, batch: list[tuple[str, ev.Event]], report: BackfillReport
+) -> None:
     """Apply one batch of order events inside the caller's transaction.
 
     All placements first (one bulk insert), then cancellations, returns and shipments in stream order:
@@ -64,7 +74,9 @@ async def apply_batch(session: AsyncSession, batch: list[tuple[str, ev.Event]], 
     if rows:
         # executemany ("insertmanyvalues"): one compiled statement, rows sent in pages
         result = await session.execute(
-            insert(PurchaseLine).on_conflict_do_nothing(index_elements=["line_id"]).returning(PurchaseLine.line_id),
+            insert(PurchaseLine)
+            .on_conflict_do_nothing(index_elements=["line_id"])
+            .returning(PurchaseLine.line_id),
             rows,
         )
         added = len(result.all())
@@ -83,15 +95,28 @@ async def apply_batch(session: AsyncSession, batch: list[tuple[str, ev.Event]], 
             await session.execute(stmt.values(cancelled=True))
         elif isinstance(event, ev.OrderLineReturned):
             await session.execute(
-                update(PurchaseLine).where(PurchaseLine.line_id == event.line_id)
+                update(PurchaseLine)
+                .where(PurchaseLine.line_id == event.line_id)
                 .values(returned_quantity=PurchaseLine.returned_quantity + event.quantity)
             )
         elif isinstance(event, ev.OrderLineShipped):
-            learnt = {k: v for k, v in (("lot", event.lot), ("serial", event.serial),
-                                        ("manufactured_on", event.manufactured_on), ("best_before", event.best_before),
-                                        ("expires_on", event.expires_on)) if v is not None}
+            learnt = {
+                k: v
+                for k, v in (
+                    ("lot", event.lot),
+                    ("serial", event.serial),
+                    ("manufactured_on", event.manufactured_on),
+                    ("best_before", event.best_before),
+                    ("expires_on", event.expires_on),
+                )
+                if v is not None
+            }
             if learnt:
-                await session.execute(update(PurchaseLine).where(PurchaseLine.line_id == event.line_id).values(**learnt))
+                await session.execute(
+                    update(PurchaseLine)
+                    .where(PurchaseLine.line_id == event.line_id)
+                    .values(**learnt)
+                )
 
 
 def parse_line(raw: bytes, report: BackfillReport) -> tuple[str, ev.Event] | None:
@@ -107,7 +132,11 @@ def parse_line(raw: bytes, report: BackfillReport) -> tuple[str, ev.Event] | Non
 
 
 async def backfill_file(
-    session_factory: async_sessionmaker[AsyncSession], path: Path, *, batch_size: int = 2000, progress: bool = True
+    session_factory: async_sessionmaker[AsyncSession],
+    path: Path,
+    *,
+    batch_size: int = 2000,
+    progress: bool = True,
 ) -> BackfillReport:
     report = BackfillReport()
     total = path.stat().st_size
@@ -135,7 +164,9 @@ async def backfill_file(
     return report
 
 
-async def _pages(client: httpx.AsyncClient, url: str, cursor: str | None, limit: int) -> AsyncIterator[tuple[list, str | None]]:
+async def _pages(
+    client: httpx.AsyncClient, url: str, cursor: str | None, limit: int
+) -> AsyncIterator[tuple[list, str | None]]:
     while True:
         params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
         r = await client.get(url, params=params)
@@ -148,8 +179,13 @@ async def _pages(client: httpx.AsyncClient, url: str, cursor: str | None, limit:
 
 
 async def backfill_http(
-    session_factory: async_sessionmaker[AsyncSession], url: str, *, client: httpx.AsyncClient | None = None,
-    limit: int = 1000, progress: bool = True, max_pages: int | None = None,
+    session_factory: async_sessionmaker[AsyncSession],
+    url: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    limit: int = 1000,
+    progress: bool = True,
+    max_pages: int | None = None,
 ) -> BackfillReport:
     """Pull ``GET url?cursor=&limit=`` -> ``{"events": [...], "next_cursor": "..."|null}`` until done.
 
@@ -168,13 +204,23 @@ async def backfill_http(
     pages = 0
     try:
         async for events, next_cursor in _pages(client, url, cursor, limit):
-            batch = [p for raw in events if (p := parse_line(orjson.dumps(raw), report)) is not None]
+            batch = [
+                p for raw in events if (p := parse_line(orjson.dumps(raw), report)) is not None
+            ]
             async with session_factory() as session, session.begin():
                 await apply_batch(session, batch, report)
-                values = {"source": url, "cursor": next_cursor, "updated_at": datetime.now(UTC),
-                          "finished_at": None if next_cursor else datetime.now(UTC)}
+                values = {
+                    "source": url,
+                    "cursor": next_cursor,
+                    "updated_at": datetime.now(UTC),
+                    "finished_at": None if next_cursor else datetime.now(UTC),
+                }
                 stmt = insert(BackfillCursor).values(**values)
-                await session.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={k: stmt.excluded[k] for k in values}))
+                await session.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["source"], set_={k: stmt.excluded[k] for k in values}
+                    )
+                )
             if bar:
                 bar.advance(len(events), lines=0)
             pages += 1
@@ -189,14 +235,16 @@ async def backfill_http(
     return report
 
 
-def write_jsonl(path: Path, events: Iterable[ev.Event], source: str = "/synthetic/order-history") -> int:
+def write_jsonl(
+    path: Path, events: Iterable[ev.Event], source: str = "/synthetic/order-history"
+) -> int:
     from recall_shared.envelope import to_structured
 
     n = 0
     with path.open("wb") as fh:
         for i, event in enumerate(events):
-            fh.write(orjson.dumps(to_structured(event, source=source, event_id=f"{source}:{i}")) + b"\n")
+            fh.write(
+                orjson.dumps(to_structured(event, source=source, event_id=f"{source}:{i}")) + b"\n"
+            )
             n += 1
     return n
-
-

@@ -33,17 +33,29 @@ async def reconcile_active(settings: Settings, recall_id: str | None = None) -> 
     await producer.start()
     try:
         sessions = create_session_factory(engine)
-        matcher = Matcher(Outbox(source=f"/recall-alerts/{settings.service_name}", service=settings.service_name,
-                                 topic_prefix=settings.topic_prefix), lambda: producer,
-                          reader_work_mem=settings.reconcile_work_mem)
+        matcher = Matcher(
+            Outbox(
+                source=f"/recall-alerts/{settings.service_name}",
+                service=settings.service_name,
+                topic_prefix=settings.topic_prefix,
+            ),
+            lambda: producer,
+            reader_work_mem=settings.reconcile_work_mem,
+        )
         async with sessions() as session:
             stmt = select(ActiveRecall).where(ActiveRecall.status == "active")
             if recall_id:
                 stmt = stmt.where(ActiveRecall.recall_id == recall_id)
-            recalls = [ev.RecallSnapshot.model_validate(r.snapshot) for r in (await session.execute(stmt)).scalars()]
+            recalls = [
+                ev.RecallSnapshot.model_validate(r.snapshot)
+                for r in (await session.execute(stmt)).scalars()
+            ]
         for recall in recalls:
             async with sessions() as session, session.begin():
-                env = wrap(ev.RecallAmended(recall=recall), source="/recall-alerts/purchase-matcher/reconcile")
+                env = wrap(
+                    ev.RecallAmended(recall=recall),
+                    source="/recall-alerts/purchase-matcher/reconcile",
+                )
                 for k, v in (await matcher.reconcile(session, recall, env)).items():
                     totals[k] = totals.get(k, 0) + v
     finally:
@@ -65,14 +77,19 @@ async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     print(report.summary())
     if not args.no_reconcile:
         totals = await reconcile_active(settings)
-        print("alerts after backfill: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items())))
+        print(
+            "alerts after backfill: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items()))
+        )
     return 0
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     market = Marketplace(seed=args.seed, products=args.products, customers=args.customers)
     n = write_jsonl(Path(args.out), market.orders(args.orders))
-    print(f"wrote {n:,} order events for {args.orders:,} orders (seed {args.seed}) to {args.out}", file=sys.stderr)
+    print(
+        f"wrote {n:,} order events for {args.orders:,} orders (seed {args.seed}) to {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -84,20 +101,31 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     cli = ServiceCli(settings_factory=Settings, create_app=create_app, migrations_dir=MIGRATIONS)
-    b = cli.command("backfill-orders", "Load order history that predates orders.v1 (JSON lines file or HTTP API)")(_backfill)
+    b = cli.command(
+        "backfill-orders",
+        "Load order history that predates orders.v1 (JSON lines file or HTTP API)",
+    )(_backfill)
     src = b.add_mutually_exclusive_group(required=True)
     src.add_argument("file", nargs="?", help="JSON lines of structured CloudEvents (order.*.v1)")
-    src.add_argument("--from-url", help="GET <url>?cursor=&limit= -> {events, next_cursor}; resumable")
+    src.add_argument(
+        "--from-url", help="GET <url>?cursor=&limit= -> {events, next_cursor}; resumable"
+    )
     b.add_argument("--batch-size", type=int, default=2000)
     b.add_argument("--page-size", type=int, default=1000)
-    b.add_argument("--no-reconcile", action="store_true", help="Skip reconciling active recalls afterwards")
-    g = cli.command("generate-orders", "Write a deterministic synthetic order history as JSON lines")(_generate)
+    b.add_argument(
+        "--no-reconcile", action="store_true", help="Skip reconciling active recalls afterwards"
+    )
+    g = cli.command(
+        "generate-orders", "Write a deterministic synthetic order history as JSON lines"
+    )(_generate)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--orders", type=int, default=10_000)
     g.add_argument("--customers", type=int, default=5_000)
     g.add_argument("--products", type=int, default=200)
     g.add_argument("--out", required=True)
-    r = cli.command("reconcile", "Recompute the alerts of active recalls against the purchase index")(_reconcile)
+    r = cli.command(
+        "reconcile", "Recompute the alerts of active recalls against the purchase index"
+    )(_reconcile)
     r.add_argument("--recall-id", default=None)
     return cli.run(argv)
 

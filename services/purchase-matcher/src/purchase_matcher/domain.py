@@ -29,7 +29,9 @@ def alert_id_for(recall_id: str, customer_id: str) -> str:
 
     ``uuid.uuid5(ALERT_NAMESPACE, recall_id + "\\x1f" + customer_id)``, computed without the UUID object:
     this runs once per affected customer."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{recall_id}\x1f{customer_id}".encode()).digest()[:16])
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{recall_id}\x1f{customer_id}".encode()).digest()[:16]
+    )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
@@ -177,7 +179,9 @@ class AlertDraft(NamedTuple):
     customer_id: str
     recall: ev.RecallSnapshot
     tier: ev.AlertTier
-    affected: tuple[tuple[Line, Reach, int], ...]  # (line, how the recall reaches it, its units), oldest first
+    affected: tuple[
+        tuple[Line, Reach, int], ...
+    ]  # (line, how the recall reaches it, its units), oldest first
     business_account_admin_id: str | None
     fingerprint: str
     units: int  # affected units in all
@@ -223,7 +227,9 @@ class AlertDraft(NamedTuple):
         return ev.AlertState.model_validate(self.document())
 
 
-def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line]) -> AlertDraft | None:
+def build_alert(
+    recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line]
+) -> AlertDraft | None:
     """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected.
 
     Runs once per affected customer of a recall (a million for a big one), hence the plain loops."""
@@ -247,18 +253,30 @@ def build_alert(recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Lin
         total += units
         basis.append((line.line_id, units, line.lot, line.serial, reach.tier))
     tier: ev.AlertTier = "confirmed" if confirmed else "possibly_affected"
-    return AlertDraft(alert_id_for(recall.recall_id, customer_id), customer_id, recall, tier, tuple(affected), admin,
-                      _fingerprint(tier, basis), total)
+    return AlertDraft(
+        alert_id_for(recall.recall_id, customer_id),
+        customer_id,
+        recall,
+        tier,
+        tuple(affected),
+        admin,
+        _fingerprint(tier, basis),
+        total,
+    )
 
 
 def _purchase_order(affected: tuple[Line, Reach, int]) -> tuple[datetime, str]:
     return affected[0].placed_at, affected[0].line_id
 
 
-def alert_event_body(draft: AlertDraft, alert_version: int, recall_content: orjson.Fragment) -> bytes:
+def alert_event_body(
+    draft: AlertDraft, alert_version: int, recall_content: orjson.Fragment
+) -> bytes:
     """The JSON body of ``alert.raised.v1`` / ``alert.updated.v1`` for a draft: ``{"alert": AlertState}``,
     encoded without building the model (datetimes in UTC as pydantic writes them, money as strings)."""
-    return orjson.dumps({"alert": draft.document(alert_version, recall_content)}, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(
+        {"alert": draft.document(alert_version, recall_content)}, option=orjson.OPT_UTC_Z
+    )
 
 
 def _fingerprint(tier: str, lines: list[tuple]) -> str:
@@ -267,7 +285,9 @@ def _fingerprint(tier: str, lines: list[tuple]) -> str:
 
 def scope_fingerprint(state: ev.AlertState) -> str:
     """What makes an alert 'changed' for the customer: its tier and affected lines and units."""
-    return _fingerprint(state.tier, [(l.line_id, l.units, l.lot, l.serial, l.tier) for l in state.lines])
+    return _fingerprint(
+        state.tier, [(l.line_id, l.units, l.lot, l.serial, l.tier) for l in state.lines]
+    )
 
 
 @dataclass(frozen=True)

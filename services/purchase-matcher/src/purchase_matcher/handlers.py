@@ -26,17 +26,17 @@ from purchase_matcher.domain import (
     build_alert,
     decide,
     line_identifiers,
-    model_key,
     line_tier,
+    model_key,
     next_version,
     recall_identifiers,
 )
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, FanOutHeaders
+from recall_shared.identifiers import normalise_gtin
 from recall_shared.kafka import KeyedBatchSender
 from recall_shared.logging import current_correlation_id
-from recall_shared.identifiers import normalise_gtin
 from recall_shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,26 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers keyed."""
     return [
         {
-            "line_id": l.line_id, "order_id": event.order_id, "customer_id": event.customer_id,
-            "product_id": l.product_id, "title": l.title, "gtin": gtin14(l.gtin), "model_number": l.model_number,
-            "model_key": model_key(l.model_number), "seller_id": l.seller_id, "quantity": l.quantity,
-            "returned_quantity": 0, "cancelled": False, "unit_price": l.unit_price, "currency": l.currency,
-            "lot": l.lot, "serial": l.serial, "placed_at": event.placed_at,
-            "manufactured_on": l.manufactured_on, "best_before": l.best_before, "expires_on": l.expires_on,
+            "line_id": l.line_id,
+            "order_id": event.order_id,
+            "customer_id": event.customer_id,
+            "product_id": l.product_id,
+            "title": l.title,
+            "gtin": gtin14(l.gtin),
+            "model_number": l.model_number,
+            "model_key": model_key(l.model_number),
+            "seller_id": l.seller_id,
+            "quantity": l.quantity,
+            "returned_quantity": 0,
+            "cancelled": False,
+            "unit_price": l.unit_price,
+            "currency": l.currency,
+            "lot": l.lot,
+            "serial": l.serial,
+            "placed_at": event.placed_at,
+            "manufactured_on": l.manufactured_on,
+            "best_before": l.best_before,
+            "expires_on": l.expires_on,
             "business_account_admin_id": event.business_account_admin_id,
         }
         for l in event.lines
@@ -78,8 +92,20 @@ _EXISTING = (
     "SELECT customer_id, alert_id, alert_version, status, fingerprint, recall_version FROM alerts "
     "WHERE recall_id = $1 AND customer_id = ANY($2::text[]) FOR UPDATE"
 )
-_NEW_ALERT_COLUMNS = ("alert_id", "customer_id", "recall_id", "recall_version", "alert_version", "status", "tier",
-                      "fingerprint", "line_count", "units", "reconcile_pass", "updated_at")
+_NEW_ALERT_COLUMNS = (
+    "alert_id",
+    "customer_id",
+    "recall_id",
+    "recall_version",
+    "alert_version",
+    "status",
+    "tier",
+    "fingerprint",
+    "line_count",
+    "units",
+    "reconcile_pass",
+    "updated_at",
+)
 _REOPEN_OR_UPDATE = (
     "UPDATE alerts SET status = 'open', recall_version = $3, alert_version = $4, tier = $5, fingerprint = $6, "
     "line_count = $7, units = $8, reconcile_pass = $9, updated_at = now() WHERE recall_id = $1 AND customer_id = $2"
@@ -154,7 +180,7 @@ async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[A
             async with contextlib.aclosing(chunks):  # type: ignore[type-var]
                 async for rows in chunks:
                     await queue.put(rows)
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+        except Exception as exc:
             await queue.put(exc)
         else:
             await queue.put(_END)
@@ -186,14 +212,20 @@ class _Pass:
         self.started_cpu = time.process_time()
         self.now = datetime.now(UTC)
         self.causation_id = env.id
-        self.raised_headers: FanOutHeaders | None = None  # built on the first new alert (most re-checks raise none)
+        self.raised_headers: FanOutHeaders | None = (
+            None  # built on the first new alert (most re-checks raise none)
+        )
         self.recall_content: orjson.Fragment | None = None  # serialised once per pass, likewise
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
         self.matcher = matcher
         self.sender: KeyedBatchSender | None = None
-        self.writing: asyncio.Task | None = None  # the previous batch's COPY, running while the next is built
+        self.writing: asyncio.Task | None = (
+            None  # the previous batch's COPY, running while the next is built
+        )
 
-    async def write_new(self, conn: asyncpg.Connection, rows: list[tuple], background: bool) -> None:
+    async def write_new(
+        self, conn: asyncpg.Connection, rows: list[tuple], background: bool
+    ) -> None:
         """Insert new alert rows: in bulk with COPY, in the background while the next batch is built. No other
         transaction inserts alerts of this recall meanwhile: reconcile holds the recall's row lock."""
         await self.settle_writes()
@@ -215,7 +247,9 @@ class _Pass:
         if self.writing is not None:
             writing, self.writing = self.writing, None
             writing.cancel()
-            await asyncio.wait([writing])  # without re-raising its error or cancellation: ours is in flight
+            await asyncio.wait(
+                [writing]
+            )  # without re-raising its error or cancellation: ours is in flight
             if not writing.cancelled():
                 writing.exception()  # retrieved, so asyncio does not log it as lost
         if self.sender is not None:
@@ -224,14 +258,22 @@ class _Pass:
     async def stream_raised(self, draft: AlertDraft) -> None:
         """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is safe)."""
         if self.sender is None or self.raised_headers is None or self.recall_content is None:
-            self.sender = await KeyedBatchSender(self.matcher.producer(), self.matcher.alerts_topic).start()
-            self.raised_headers = FanOutHeaders(type=ev.AlertRaised.event_type, source=self.matcher.outbox.source,
-                                                time=self.now, correlation_id=current_correlation_id(),
-                                                causation_id=self.causation_id)
+            self.sender = await KeyedBatchSender(
+                self.matcher.producer(), self.matcher.alerts_topic
+            ).start()
+            self.raised_headers = FanOutHeaders(
+                type=ev.AlertRaised.event_type,
+                source=self.matcher.outbox.source,
+                time=self.now,
+                correlation_id=current_correlation_id(),
+                causation_id=self.causation_id,
+            )
             self.recall_content = orjson.Fragment(self.recall.content.model_dump_json())
         event_id = f"{draft.alert_id}:1:{self.recall.version}:{ev.AlertRaised.event_type}"
         body = alert_event_body(draft, 1, self.recall_content)
-        await self.sender.add(draft.customer_id.encode(), body, self.raised_headers(event_id, draft.alert_id))
+        await self.sender.add(
+            draft.customer_id.encode(), body, self.raised_headers(event_id, draft.alert_id)
+        )
 
     async def flush(self) -> None:
         await self.settle_writes()
@@ -243,10 +285,16 @@ class Matcher:
     """Reconciles alerts with the purchase index and announces the difference on alerts.v1."""
 
     def __init__(
-        self, outbox: Outbox, producer: Callable[[], AIOKafkaProducer | None], *, reader_work_mem: str | None = None
+        self,
+        outbox: Outbox,
+        producer: Callable[[], AIOKafkaProducer | None],
+        *,
+        reader_work_mem: str | None = None,
     ) -> None:
         self.outbox = outbox
-        self.reader_work_mem = reader_work_mem  # PostgreSQL work_mem for a whole recall's read (its sort)
+        self.reader_work_mem = (
+            reader_work_mem  # PostgreSQL work_mem for a whole recall's read (its sort)
+        )
         self._producer = producer
         self._snapshots: dict[str, ev.RecallSnapshot] = {}
         self.alerts_topic = outbox.topic_prefix + ev.AlertRaised.topic
@@ -258,7 +306,11 @@ class Matcher:
         return producer
 
     async def reconcile(
-        self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, customer_ids: Iterable[str] | None = None
+        self,
+        session: AsyncSession,
+        recall: ev.RecallSnapshot,
+        env: Envelope,
+        customer_ids: Iterable[str] | None = None,
     ) -> dict[str, int]:
         """Bring the alerts of ``recall`` (for the given customers, or all) in line with the purchase index.
 
@@ -279,49 +331,83 @@ class Matcher:
         # A whole-recall pass holds the recall's row exclusively, a re-check of some customers shares it: a
         # re-check waits for a running pass (and then sees its alerts), and two passes never interleave.
         await session.execute(
-            select(ActiveRecall.recall_id).where(ActiveRecall.recall_id == recall.recall_id).with_for_update(read=only is not None)
+            select(ActiveRecall.recall_id)
+            .where(ActiveRecall.recall_id == recall.recall_id)
+            .with_for_update(read=only is not None)
         )
         run = _Pass(self, recall, env)
         query = matching_lines_sql(recall, only is not None)
         if query is not None:
             # A recall without any alert yet (a publication) needs no per-batch lookup of existing ones.
-            fresh = only is None and not await session.scalar(select(exists().where(Alert.recall_id == recall.recall_id)))
+            fresh = only is None and not await session.scalar(
+                select(exists().where(Alert.recall_id == recall.recall_id))
+            )
             conn = await _driver_connection(session)
             sql, params = query
             if only is not None:
                 params.append(only)
             try:
-                if only is not None:  # one customer's re-check: a few rows, all on the transaction's connection
-                    await self._stream(session, conn, run, _fetch_chunks(conn, sql, params), fresh, background=False)
+                if (
+                    only is not None
+                ):  # one customer's re-check: a few rows, all on the transaction's connection
+                    await self._stream(
+                        session,
+                        conn,
+                        run,
+                        _fetch_chunks(conn, sql, params),
+                        fresh,
+                        background=False,
+                    )
                 else:
                     # A whole recall: lines are read on a second connection (its own read-only snapshot) ahead of
                     # the writer, so PostgreSQL reads, PostgreSQL writes and this process's encoding overlap.
-                    async with _ahead(_read_on_own_connection(session, sql, params, self.reader_work_mem)) as chunks:
+                    async with _ahead(
+                        _read_on_own_connection(session, sql, params, self.reader_work_mem)
+                    ) as chunks:
                         await self._stream(session, conn, run, chunks, fresh, background=True)
                 await run.flush()
             except BaseException:
                 await run.abandon()
                 raise
         stale = select(Alert).where(
-            Alert.recall_id == recall.recall_id, Alert.status == "open", Alert.reconcile_pass.is_distinct_from(run.id)
+            Alert.recall_id == recall.recall_id,
+            Alert.status == "open",
+            Alert.reconcile_pass.is_distinct_from(run.id),
         )
         if only is not None:
             stale = stale.where(Alert.customer_id.in_(only))
-        while True:  # withdraw in batches; each batch is stamped as it is withdrawn, so the loop ends
-            left = list((await session.execute(stale.limit(RECONCILE_BATCH).with_for_update())).scalars())
+        while (
+            True
+        ):  # withdraw in batches; each batch is stamped as it is withdrawn, so the loop ends
+            left = list(
+                (await session.execute(stale.limit(RECONCILE_BATCH).with_for_update())).scalars()
+            )
             if not left:
                 break
             await self._withdraw(session, recall, env, left, run.id)
             run.counts["withdraw"] += len(left)
         if only is None:  # a whole recall (not one customer's re-check): worth a line in the log
-            log.info("reconciled recall", extra={"recall_id": recall.recall_id, "recall_version": recall.version,
-                                                 **run.counts, "seconds": round(time.perf_counter() - run.started, 3),
-                                                 "cpu_seconds": round(time.process_time() - run.started_cpu, 3)})
+            log.info(
+                "reconciled recall",
+                extra={
+                    "recall_id": recall.recall_id,
+                    "recall_version": recall.version,
+                    **run.counts,
+                    "seconds": round(time.perf_counter() - run.started, 3),
+                    "cpu_seconds": round(time.process_time() - run.started_cpu, 3),
+                },
+            )
         return run.counts
 
     async def _stream(
-        self, session: AsyncSession, conn: asyncpg.Connection, run: _Pass, chunks: AsyncIterator[list],
-        fresh: bool, *, background: bool,
+        self,
+        session: AsyncSession,
+        conn: asyncpg.Connection,
+        run: _Pass,
+        chunks: AsyncIterator[list],
+        fresh: bool,
+        *,
+        background: bool,
     ) -> None:
         """Group the lines (in customer order) into batches of ``RECONCILE_BATCH`` customers and settle each."""
         batch: dict[str, list[Line]] = {}
@@ -340,7 +426,12 @@ class Matcher:
             await self._settle(session, conn, run, batch, fresh, background)
 
     async def _settle(
-        self, session: AsyncSession, conn: asyncpg.Connection, run: _Pass, batch: dict[str, list[Line]], fresh: bool,
+        self,
+        session: AsyncSession,
+        conn: asyncpg.Connection,
+        run: _Pass,
+        batch: dict[str, list[Line]],
+        fresh: bool,
         background: bool,
     ) -> None:
         recall = run.recall
@@ -348,14 +439,23 @@ class Matcher:
         if not fresh:
             await run.settle_writes()
             # One array parameter, not one bind per customer: the statement stays the same for every batch.
-            existing = {r["customer_id"]: r for r in await conn.fetch(_EXISTING, recall.recall_id, list(batch))}
+            existing = {
+                r["customer_id"]: r
+                for r in await conn.fetch(_EXISTING, recall.recall_id, list(batch))
+            }
         new_rows: list[tuple] = []
         changed_rows: list[tuple] = []
         unchanged: list[str] = []
         events: list[tuple[ev.Event, str | None]] = []
         for customer_id, lines in batch.items():
             row = existing.get(customer_id)
-            prev = Previous(row["alert_version"], row["status"], row["fingerprint"], row["recall_version"]) if row else None
+            prev = (
+                Previous(
+                    row["alert_version"], row["status"], row["fingerprint"], row["recall_version"]
+                )
+                if row
+                else None
+            )
             draft = build_alert(recall, customer_id, lines)
             change = decide(prev, draft, recall.version)
             if change == "withdraw":
@@ -370,28 +470,66 @@ class Matcher:
             units = draft.units
             if prev is None:
                 await run.stream_raised(draft)
-                new_rows.append((draft.alert_id, customer_id, recall.recall_id, recall.version, version, "open", draft.tier,
-                                 draft.fingerprint, len(draft.affected), units, run.id, run.now))
+                new_rows.append(
+                    (
+                        draft.alert_id,
+                        customer_id,
+                        recall.recall_id,
+                        recall.version,
+                        version,
+                        "open",
+                        draft.tier,
+                        draft.fingerprint,
+                        len(draft.affected),
+                        units,
+                        run.id,
+                        run.now,
+                    )
+                )
                 continue
-            changed_rows.append((recall.recall_id, customer_id, recall.version, version, draft.tier, draft.fingerprint,
-                                 len(draft.affected), units, run.id))
+            changed_rows.append(
+                (
+                    recall.recall_id,
+                    customer_id,
+                    recall.version,
+                    version,
+                    draft.tier,
+                    draft.fingerprint,
+                    len(draft.affected),
+                    units,
+                    run.id,
+                )
+            )
             state = ev.AlertState.model_validate(draft.document(version))
-            event: ev.Event = ev.AlertRaised(alert=state) if change == "raise" else ev.AlertUpdated(alert=state)
-            events.append((event, f"{state.alert_id}:{version}:{recall.version}:{event.event_type}"))
+            event: ev.Event = (
+                ev.AlertRaised(alert=state) if change == "raise" else ev.AlertUpdated(alert=state)
+            )
+            events.append(
+                (event, f"{state.alert_id}:{version}:{recall.version}:{event.event_type}")
+            )
         if changed_rows or unchanged or events:
             await run.settle_writes()
         if changed_rows:
             await conn.executemany(_REOPEN_OR_UPDATE, changed_rows)
         if unchanged:
-            await conn.execute("UPDATE alerts SET reconcile_pass = $1 WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
-                               run.id, recall.recall_id, unchanged)
+            await conn.execute(
+                "UPDATE alerts SET reconcile_pass = $1 WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
+                run.id,
+                recall.recall_id,
+                unchanged,
+            )
         if events:
             await self.outbox.add_many(session, events, causation_id=run.causation_id)
         if new_rows:
             await run.write_new(conn, new_rows, background)
 
     async def _withdraw(
-        self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope, rows: list[Alert], pass_id: str
+        self,
+        session: AsyncSession,
+        recall: ev.RecallSnapshot,
+        env: Envelope,
+        rows: list[Alert],
+        pass_id: str,
     ) -> None:
         events: list[tuple[ev.Event, str | None]] = []
         for row in rows:
@@ -400,8 +538,11 @@ class Matcher:
             row.recall_version = recall.version
             row.reconcile_pass = pass_id
             withdrawn = ev.AlertWithdrawn(
-                alert_id=row.alert_id, alert_version=row.alert_version, customer_id=row.customer_id,
-                recall_id=recall.recall_id, recall_version=recall.version,
+                alert_id=row.alert_id,
+                alert_version=row.alert_version,
+                customer_id=row.customer_id,
+                recall_id=recall.recall_id,
+                recall_version=recall.version,
                 reason="Your purchase is no longer within the scope of this recall.",
             )
             events.append((withdrawn, f"{row.alert_id}:{row.alert_version}:{withdrawn.event_type}"))
@@ -410,25 +551,39 @@ class Matcher:
 
     # ------------------------------------------------------------------ recalls.v1
 
-    async def _store_recall(self, session: AsyncSession, snap: ev.RecallSnapshot, status: str) -> None:
+    async def _store_recall(
+        self, session: AsyncSession, snap: ev.RecallSnapshot, status: str
+    ) -> None:
         values = {
-            "recall_id": snap.recall_id, "version": snap.version, "status": status,
-            "snapshot": snap.model_dump(mode="json"), "published_at": snap.published_at,
+            "recall_id": snap.recall_id,
+            "version": snap.version,
+            "status": status,
+            "snapshot": snap.model_dump(mode="json"),
+            "published_at": snap.published_at,
         }
         stmt = insert(ActiveRecall).values(**values)
         await session.execute(
-            stmt.on_conflict_do_update(index_elements=[ActiveRecall.recall_id], set_={k: stmt.excluded[k] for k in values})
+            stmt.on_conflict_do_update(
+                index_elements=[ActiveRecall.recall_id], set_={k: stmt.excluded[k] for k in values}
+            )
         )
-        await session.execute(delete(RecallIdentifier).where(RecallIdentifier.recall_id == snap.recall_id))
+        await session.execute(
+            delete(RecallIdentifier).where(RecallIdentifier.recall_id == snap.recall_id)
+        )
         if status != "active":
             self._snapshots.pop(snap.recall_id, None)
         if status == "active":
-            rows = [{"kind": kind, "value": v, "recall_id": snap.recall_id}
-                    for kind, values in recall_identifiers(snap).items() for v in values]
+            rows = [
+                {"kind": kind, "value": v, "recall_id": snap.recall_id}
+                for kind, values in recall_identifiers(snap).items()
+                for v in values
+            ]
             if rows:
                 await session.execute(insert(RecallIdentifier), rows)
 
-    async def on_recall_changed(self, session: AsyncSession, event: ev.RecallPublished | ev.RecallAmended, env: Envelope) -> None:
+    async def on_recall_changed(
+        self, session: AsyncSession, event: ev.RecallPublished | ev.RecallAmended, env: Envelope
+    ) -> None:
         snap = event.recall
         current = await session.get(ActiveRecall, snap.recall_id, with_for_update=True)
         if current is not None and (current.version > snap.version or current.status == "closed"):
@@ -436,7 +591,9 @@ class Matcher:
         await self._store_recall(session, snap, "active")
         await self.reconcile(session, snap, env)
 
-    async def on_recall_closed(self, session: AsyncSession, event: ev.RecallClosed, env: Envelope) -> None:
+    async def on_recall_closed(
+        self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
+    ) -> None:
         snap = event.recall
         current = await session.get(ActiveRecall, snap.recall_id, with_for_update=True)
         if current is not None and current.status == "closed":
@@ -448,28 +605,49 @@ class Matcher:
             "(SELECT customer_id FROM alerts WHERE recall_id = :rid AND status = 'open' ORDER BY customer_id LIMIT :n "
             "FOR UPDATE) RETURNING alert_id, customer_id"
         )
-        while rows := (await session.execute(close, {"rid": snap.recall_id, "n": RECONCILE_BATCH})).all():
+        while rows := (
+            await session.execute(close, {"rid": snap.recall_id, "n": RECONCILE_BATCH})
+        ).all():
             events: list[tuple[ev.Event, str | None]] = []
             for alert_id, customer_id in rows:
-                closed = ev.AlertClosed(alert_id=alert_id, customer_id=customer_id, recall_id=snap.recall_id,
-                                        closed_at=event.closed_at)
+                closed = ev.AlertClosed(
+                    alert_id=alert_id,
+                    customer_id=customer_id,
+                    recall_id=snap.recall_id,
+                    closed_at=event.closed_at,
+                )
                 events.append((closed, f"{alert_id}:{closed.event_type}"))
             await self.outbox.add_many(session, events, causation_id=env.id)
 
     # ------------------------------------------------------------------ orders.v1
 
-    async def _recalls_reaching(self, session: AsyncSession, customer_id: str, lines: list[Line]) -> list[ev.RecallSnapshot]:
+    async def _recalls_reaching(
+        self, session: AsyncSession, customer_id: str, lines: list[Line]
+    ) -> list[ev.RecallSnapshot]:
         """Active recalls naming an identifier of these lines, or with an open alert for this customer."""
         wanted = [(kind, values) for kind, values in line_identifiers(lines).items() if values]
         by_identifier = select(RecallIdentifier.recall_id).where(
-            or_(false(), *(and_(RecallIdentifier.kind == kind, RecallIdentifier.value.in_(values)) for kind, values in wanted))
+            or_(
+                false(),
+                *(
+                    and_(RecallIdentifier.kind == kind, RecallIdentifier.value.in_(values))
+                    for kind, values in wanted
+                ),
+            )
         )
-        with_alerts = select(Alert.recall_id).where(Alert.customer_id == customer_id, Alert.status == "open")
-        rows = (await session.execute(
-            select(ActiveRecall.recall_id, ActiveRecall.version, ActiveRecall.snapshot)
-            .where(ActiveRecall.status == "active", ActiveRecall.recall_id.in_(by_identifier.union(with_alerts)))
-            .order_by(ActiveRecall.recall_id)
-        )).all()
+        with_alerts = select(Alert.recall_id).where(
+            Alert.customer_id == customer_id, Alert.status == "open"
+        )
+        rows = (
+            await session.execute(
+                select(ActiveRecall.recall_id, ActiveRecall.version, ActiveRecall.snapshot)
+                .where(
+                    ActiveRecall.status == "active",
+                    ActiveRecall.recall_id.in_(by_identifier.union(with_alerts)),
+                )
+                .order_by(ActiveRecall.recall_id)
+            )
+        ).all()
         return [self._snapshot(r.recall_id, r.version, r.snapshot) for r in rows]
 
     def _snapshot(self, recall_id: str, version: int, stored: dict) -> ev.RecallSnapshot:
@@ -479,7 +657,9 @@ class Matcher:
             cached = self._snapshots[recall_id] = ev.RecallSnapshot.model_validate(stored)
         return cached
 
-    async def _recheck_customer(self, session: AsyncSession, customer_id: str, lines: list[Line], env: Envelope) -> list[ev.RecallSnapshot]:
+    async def _recheck_customer(
+        self, session: AsyncSession, customer_id: str, lines: list[Line], env: Envelope
+    ) -> list[ev.RecallSnapshot]:
         """Reconcile this customer's alert for every active recall that could reach one of the changed lines
         or already has an alert for them."""
         recalls = await self._recalls_reaching(session, customer_id, lines)
@@ -487,9 +667,13 @@ class Matcher:
             await self.reconcile(session, recall, env, customer_ids=[customer_id])
         return recalls
 
-    async def on_order_placed(self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope) -> None:
+    async def on_order_placed(
+        self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope
+    ) -> None:
         rows = order_line_rows(event)
-        await session.execute(insert(PurchaseLine).values(rows).on_conflict_do_nothing(index_elements=["line_id"]))
+        await session.execute(
+            insert(PurchaseLine).values(rows).on_conflict_do_nothing(index_elements=["line_id"])
+        )
         lines = [Line(**{f: r[f] for f in Line._fields}) for r in rows]
         for recall in await self._recheck_customer(session, event.customer_id, lines, env):
             if event.placed_at <= recall.published_at:
@@ -497,35 +681,61 @@ class Matcher:
             for line in lines:
                 if line_tier(recall.rules, line):
                     incident = ev.SaleAfterRecallDetected(
-                        recall_id=recall.recall_id, recall_version=recall.version, customer_id=event.customer_id,
-                        order_id=event.order_id, line_id=line.line_id, product_id=line.product_id,
-                        seller_id=line.seller_id, placed_at=event.placed_at, recall_published_at=recall.published_at,
+                        recall_id=recall.recall_id,
+                        recall_version=recall.version,
+                        customer_id=event.customer_id,
+                        order_id=event.order_id,
+                        line_id=line.line_id,
+                        product_id=line.product_id,
+                        seller_id=line.seller_id,
+                        placed_at=event.placed_at,
+                        recall_published_at=recall.published_at,
                     )
                     await self.outbox.add(
-                        session, incident, causation_id=env.id, event_id=sale_event_id(recall.recall_id, line.line_id)
+                        session,
+                        incident,
+                        causation_id=env.id,
+                        event_id=sale_event_id(recall.recall_id, line.line_id),
                     )
 
-    async def _changed(self, session: AsyncSession, customer_id: str, line_ids: list[str], env: Envelope) -> None:
+    async def _changed(
+        self, session: AsyncSession, customer_id: str, line_ids: list[str], env: Envelope
+    ) -> None:
         columns = [getattr(PurchaseLine, f) for f in Line._fields]
-        rows = (await session.execute(select(*columns).where(PurchaseLine.line_id.in_(line_ids)))).all()
+        rows = (
+            await session.execute(select(*columns).where(PurchaseLine.line_id.in_(line_ids)))
+        ).all()
         await self._recheck_customer(session, customer_id, [Line(*r) for r in rows], env)
 
-    async def on_line_shipped(self, session: AsyncSession, event: ev.OrderLineShipped, env: Envelope) -> None:
-        learnt = (("lot", event.lot), ("serial", event.serial), ("manufactured_on", event.manufactured_on),
-                  ("best_before", event.best_before), ("expires_on", event.expires_on))
+    async def on_line_shipped(
+        self, session: AsyncSession, event: ev.OrderLineShipped, env: Envelope
+    ) -> None:
+        learnt = (
+            ("lot", event.lot),
+            ("serial", event.serial),
+            ("manufactured_on", event.manufactured_on),
+            ("best_before", event.best_before),
+            ("expires_on", event.expires_on),
+        )
         values = {k: v for k, v in learnt if v is not None}
         if values:
-            await session.execute(update(PurchaseLine).where(PurchaseLine.line_id == event.line_id).values(**values))
+            await session.execute(
+                update(PurchaseLine).where(PurchaseLine.line_id == event.line_id).values(**values)
+            )
         await self._changed(session, event.customer_id, [event.line_id], env)
 
-    async def on_order_cancelled(self, session: AsyncSession, event: ev.OrderCancelled, env: Envelope) -> None:
+    async def on_order_cancelled(
+        self, session: AsyncSession, event: ev.OrderCancelled, env: Envelope
+    ) -> None:
         stmt = update(PurchaseLine).where(PurchaseLine.order_id == event.order_id)
         if event.line_ids is not None:
             stmt = stmt.where(PurchaseLine.line_id.in_(event.line_ids))
         result = await session.execute(stmt.values(cancelled=True).returning(PurchaseLine.line_id))
         await self._changed(session, event.customer_id, list(result.scalars()), env)
 
-    async def on_line_returned(self, session: AsyncSession, event: ev.OrderLineReturned, env: Envelope) -> None:
+    async def on_line_returned(
+        self, session: AsyncSession, event: ev.OrderLineReturned, env: Envelope
+    ) -> None:
         await session.execute(
             update(PurchaseLine)
             .where(PurchaseLine.line_id == event.line_id)

@@ -28,7 +28,9 @@ class PurchaseLine(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     gtin: Mapped[str | None] = mapped_column(String(14), nullable=True)
     model_number: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    model_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # normalised model number
+    model_key: Mapped[str | None] = mapped_column(
+        String(200), nullable=True
+    )  # normalised model number
     seller_id: Mapped[str] = mapped_column(String(100))
     quantity: Mapped[int] = mapped_column(Integer)
     returned_quantity: Mapped[int] = mapped_column(Integer, default=0)
@@ -89,10 +91,14 @@ class Alert(Base):
     alert_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
     tier: Mapped[str] = mapped_column(String(20))
-    fingerprint: Mapped[str] = mapped_column(String(64))  # of tier, lines and units: what a change means
+    fingerprint: Mapped[str] = mapped_column(
+        String(64)
+    )  # of tier, lines and units: what a change means
     line_count: Mapped[int] = mapped_column(Integer)  # affected order lines
     units: Mapped[int] = mapped_column(Integer)  # affected units still with the customer
-    reconcile_pass: Mapped[str | None] = mapped_column(String(36), nullable=True)  # the last pass that confirmed it
+    reconcile_pass: Mapped[str | None] = mapped_column(
+        String(36), nullable=True
+    )  # the last pass that confirmed it
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_alerts_customer_id", "customer_id"),)

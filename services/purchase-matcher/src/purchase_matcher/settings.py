@@ -9,9 +9,12 @@ class Settings(ServiceSettings):
 
     service_name: str = "purchase-matcher"
     http_port: int = 8002
-    database_url: str = "postgresql+asyncpg://purchase_matcher:purchase_matcher@127.0.0.1:5432/purchase_matcher"
+    database_url: str = (
+        "postgresql+asyncpg://purchase_matcher:purchase_matcher@127.0.0.1:5432/purchase_matcher"
+    )
     reconcile_work_mem: str = Field(
-        default="128MB", pattern=r"^[0-9]+(kB|MB|GB)$",
+        default="128MB",
+        pattern=r"^[0-9]+(kB|MB|GB)$",
         description="PostgreSQL work_mem of a reconcile pass's reading transaction: sorting a recall's lines "
         "by customer in memory instead of on disk (a million lines need about 100 MB).",
     )

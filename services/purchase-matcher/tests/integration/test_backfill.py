@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from sqlalchemy import func, select
 
+import purchase_matcher
 from purchase_matcher.backfill import backfill_file, backfill_http, write_jsonl
 from purchase_matcher.models import PurchaseLine
 from purchase_matcher.synthetic import Marketplace
@@ -17,8 +18,6 @@ from recall_shared import events as ev
 from recall_shared.db import create_engine, create_session_factory
 from recall_shared.envelope import to_structured
 from recall_shared.testing import migrated_database
-
-import purchase_matcher
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
@@ -38,8 +37,16 @@ async def sessions():  # type: ignore[no-untyped-def]
 
 async def _index(sessions) -> dict[str, tuple[int, int, bool]]:  # type: ignore[no-untyped-def]
     async with sessions() as s:
-        rows = (await s.execute(select(PurchaseLine.line_id, PurchaseLine.quantity, PurchaseLine.returned_quantity,
-                                       PurchaseLine.cancelled))).all()
+        rows = (
+            await s.execute(
+                select(
+                    PurchaseLine.line_id,
+                    PurchaseLine.quantity,
+                    PurchaseLine.returned_quantity,
+                    PurchaseLine.cancelled,
+                )
+            )
+        ).all()
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
@@ -59,13 +66,17 @@ def _expected(events: list[ev.Event]) -> dict[str, tuple[int, int, bool]]:
     return {k: tuple(v) for k, v in state.items()}  # type: ignore[misc]
 
 
-async def test_file_backfill_loads_every_line_and_a_rerun_changes_nothing(sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_file_backfill_loads_every_line_and_a_rerun_changes_nothing(
+    sessions, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     events = list(Marketplace(seed=21, products=40, customers=300).orders(1500))
     path = tmp_path / "orders.jsonl"
     write_jsonl(path, events)
     with path.open("ab") as fh:  # bad lines are reported, not fatal
         fh.write(b"not json\n")
-        fh.write(b'{"specversion": "1.0", "id": "x", "type": "order.placed.v1", "data": {"order_id": ""}}\n')
+        fh.write(
+            b'{"specversion": "1.0", "id": "x", "type": "order.placed.v1", "data": {"order_id": ""}}\n'
+        )
     report = await backfill_file(sessions, path, batch_size=200, progress=False)
     expected = _expected(events)
     assert report.failed == 2 and report.lines == len(expected)
@@ -77,7 +88,7 @@ async def test_file_backfill_loads_every_line_and_a_rerun_changes_nothing(sessio
 
 def _upstream(events: list[ev.Event], fail_on_page: int | None) -> tuple[FastAPI, list[str | None]]:
     app = FastAPI()
-    pages = [events[i:i + 100] for i in range(0, len(events), 100)]
+    pages = [events[i : i + 100] for i in range(0, len(events), 100)]
     requested: list[str | None] = []
 
     @app.get("/orders")
@@ -86,7 +97,10 @@ def _upstream(events: list[ev.Event], fail_on_page: int | None) -> tuple[FastAPI
         page = int(cursor or 0)
         if fail_on_page is not None and page == fail_on_page and requested.count(cursor) == 1:
             raise HTTPException(503, "order history busy")
-        body = [to_structured(e, source="/order-history", event_id=f"oh:{page}:{i}") for i, e in enumerate(pages[page])]
+        body = [
+            to_structured(e, source="/order-history", event_id=f"oh:{page}:{i}")
+            for i, e in enumerate(pages[page])
+        ]
         return {"events": body, "next_cursor": str(page + 1) if page + 1 < len(pages) else None}
 
     return app, requested
@@ -95,12 +109,20 @@ def _upstream(events: list[ev.Event], fail_on_page: int | None) -> tuple[FastAPI
 async def test_http_backfill_resumes_after_an_interruption(sessions) -> None:  # type: ignore[no-untyped-def]
     events = list(Marketplace(seed=22, products=30, customers=200).orders(500))
     app, requested = _upstream(events, fail_on_page=3)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://order-history") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://order-history"
+    ) as client:
         with pytest.raises(httpx.HTTPStatusError):
-            await backfill_http(sessions, "http://order-history/orders", client=client, limit=100, progress=False)
+            await backfill_http(
+                sessions, "http://order-history/orders", client=client, limit=100, progress=False
+            )
         assert requested == [None, "1", "2", "3"]
-        await backfill_http(sessions, "http://order-history/orders", client=client, limit=100, progress=False)
+        await backfill_http(
+            sessions, "http://order-history/orders", client=client, limit=100, progress=False
+        )
     assert requested[4] == "3", "resumed at the page that failed, not from the start"
     assert await _index(sessions) == _expected(events)
     async with sessions() as s:
-        assert await s.scalar(select(func.count()).select_from(PurchaseLine)) == len(_expected(events))
+        assert await s.scalar(select(func.count()).select_from(PurchaseLine)) == len(
+            _expected(events)
+        )

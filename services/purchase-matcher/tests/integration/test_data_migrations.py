@@ -29,23 +29,45 @@ async def test_alert_states_become_counts_and_active_recalls_get_their_identifie
             await conn.execute(
                 "INSERT INTO alerts (alert_id, customer_id, recall_id, recall_version, alert_version, status, tier, "
                 "fingerprint, state) VALUES ('a1', 'c1', 'r1', 1, 1, 'open', 'confirmed', 'f', $1::jsonb)",
-                orjson.dumps(state).decode())
-            snapshot = {"rules": [{"product_ids": ["p1"], "gtins": ["00011110911285"], "model_numbers": ["HX-200/B", ""]},
-                                  {"product_ids": ["p1", "p2"]}]}
+                orjson.dumps(state).decode(),
+            )
+            snapshot = {
+                "rules": [
+                    {
+                        "product_ids": ["p1"],
+                        "gtins": ["00011110911285"],
+                        "model_numbers": ["HX-200/B", ""],
+                    },
+                    {"product_ids": ["p1", "p2"]},
+                ]
+            }
             for rid, status in (("r1", "active"), ("r2", "closed")):
                 await conn.execute(
                     "INSERT INTO recalls (recall_id, version, status, snapshot, published_at) "
-                    "VALUES ($1, 1, $2, $3::jsonb, now())", rid, status, orjson.dumps(snapshot).decode())
+                    "VALUES ($1, 1, $2, $3::jsonb, now())",
+                    rid,
+                    status,
+                    orjson.dumps(snapshot).decode(),
+                )
         finally:
             await conn.close()
         await asyncio.to_thread(upgrade, MIGRATIONS, url, "head")
         conn = await asyncpg.connect(dsn)
         try:
-            row = await conn.fetchrow("SELECT line_count, units, alert_id FROM alerts WHERE recall_id = 'r1' AND customer_id = 'c1'")
+            row = await conn.fetchrow(
+                "SELECT line_count, units, alert_id FROM alerts WHERE recall_id = 'r1' AND customer_id = 'c1'"
+            )
             assert (row["line_count"], row["units"], row["alert_id"]) == (2, 5, "a1")
-            ids = {tuple(r) for r in await conn.fetch("SELECT kind, value, recall_id FROM recall_identifiers")}
-            assert ids == {("product", "p1", "r1"), ("product", "p2", "r1"), ("gtin", "00011110911285", "r1"),
-                           ("model", "HX200B", "r1")}  # the closed recall is not indexed
+            ids = {
+                tuple(r)
+                for r in await conn.fetch("SELECT kind, value, recall_id FROM recall_identifiers")
+            }
+            assert ids == {
+                ("product", "p1", "r1"),
+                ("product", "p2", "r1"),
+                ("gtin", "00011110911285", "r1"),
+                ("model", "HX200B", "r1"),
+            }  # the closed recall is not indexed
         finally:
             await conn.close()
     finally:

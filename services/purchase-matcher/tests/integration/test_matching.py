@@ -20,8 +20,14 @@ def by_type(records, type_: str):  # type: ignore[no-untyped-def]
 
 async def test_published_recall_raises_one_alert_per_affected_customer(matcher, build) -> None:
     rid = build.new_id("rc")
-    kettle, kettle_v2, toaster = build.new_id("kettle"), build.new_id("kettle-v2"), build.new_id("toaster")
-    alice, bob, carol, dave, erin = (build.new_id(n) for n in ("alice", "bob", "carol", "dave", "erin"))
+    kettle, kettle_v2, toaster = (
+        build.new_id("kettle"),
+        build.new_id("kettle-v2"),
+        build.new_id("toaster"),
+    )
+    alice, bob, carol, dave, erin = (
+        build.new_id(n) for n in ("alice", "bob", "carol", "dave", "erin")
+    )
 
     alice_1 = build.order(alice, kettle, toaster, quantity=2)
     alice_2 = build.order(alice, kettle_v2)  # a repeat purchase of the recalled kind: same alert
@@ -33,11 +39,19 @@ async def test_published_recall_raises_one_alert_per_affected_customer(matcher, 
     now = datetime.now(UTC)
     await matcher.send_and_settle(
         ev.OrderCancelled(order_id=dave_1.order_id, customer_id=dave, cancelled_at=now),
-        ev.OrderLineReturned(order_id=erin_1.order_id, customer_id=erin, line_id=erin_1.lines[0].line_id, quantity=2, returned_at=now),
+        ev.OrderLineReturned(
+            order_id=erin_1.order_id,
+            customer_id=erin,
+            line_id=erin_1.lines[0].line_id,
+            quantity=2,
+            returned_at=now,
+        ),
     )
     assert await matcher.alerts() == []  # no recall yet: nothing to say
 
-    recall = build.snapshot(rid, ev.ScopeRule(product_ids=[kettle]), ev.ScopeRule(product_ids=[kettle_v2]))
+    recall = build.snapshot(
+        rid, ev.ScopeRule(product_ids=[kettle]), ev.ScopeRule(product_ids=[kettle_v2])
+    )
     await matcher.send_and_settle(ev.RecallPublished(recall=recall))
 
     records = await matcher.alerts()
@@ -62,7 +76,9 @@ async def test_amendment_emits_only_the_difference(matcher, build) -> None:
     keep, drop, gain, grow = (build.new_id(n) for n in ("keep", "drop", "gain", "grow"))
     grow_1 = build.order(grow, p1)
     grow_2 = build.order(grow, p3)
-    await matcher.send_and_settle(build.order(keep, p2), build.order(drop, p1), build.order(gain, p3), grow_1, grow_2)
+    await matcher.send_and_settle(
+        build.order(keep, p2), build.order(drop, p1), build.order(gain, p3), grow_1, grow_2
+    )
     published_at = datetime.now(UTC)
     v1 = build.snapshot(rid, ev.ScopeRule(product_ids=[p1, p2]), published_at=published_at)
     await matcher.send_and_settle(ev.RecallPublished(recall=v1))
@@ -71,7 +87,9 @@ async def test_amendment_emits_only_the_difference(matcher, build) -> None:
     assert {r.type for r in first} == {"alert.raised.v1"}
 
     # version 2: p1 is out (narrower), p3 is in (wider), p2 unchanged
-    v2 = build.snapshot(rid, ev.ScopeRule(product_ids=[p2, p3]), version=2, published_at=published_at)
+    v2 = build.snapshot(
+        rid, ev.ScopeRule(product_ids=[p2, p3]), version=2, published_at=published_at
+    )
     await matcher.send_and_settle(ev.RecallAmended(recall=v2))
     new = await matcher.alerts_after(first)
     kinds = {(r.key, r.type) for r in new}
@@ -97,7 +115,10 @@ async def test_amendment_emits_only_the_difference(matcher, build) -> None:
     assert Counter(r.type for r in new)["alert.raised.v1"] == 1
     assert Counter(r.type for r in new)["alert.withdrawn.v1"] == 1
 
-    statuses = {c: await matcher.scalar("SELECT status FROM alerts WHERE customer_id = :c", c=c) for c in (keep, drop, gain, grow)}
+    statuses = {
+        c: await matcher.scalar("SELECT status FROM alerts WHERE customer_id = :c", c=c)
+        for c in (keep, drop, gain, grow)
+    }
     assert statuses == {keep: "open", drop: "withdrawn", gain: "open", grow: "open"}
 
     # an older version arriving late changes nothing
@@ -124,35 +145,53 @@ async def test_redelivered_and_republished_recall_events_emit_nothing_new(matche
     await matcher.settled()
     assert await matcher.alerts_after(first) == []
     assert len(await matcher.alerts()) == len(first)
-    assert await matcher.scalar("SELECT count(*) FROM inbox") == 5  # 3 orders + 2 distinct recall events
+    assert (
+        await matcher.scalar("SELECT count(*) FROM inbox") == 5
+    )  # 3 orders + 2 distinct recall events
     assert await matcher.scalar("SELECT max(alert_version) FROM alerts") == 1
 
 
 async def test_late_order_for_a_recalled_product_alerts_and_flags_the_sale(matcher, build) -> None:
     rid = build.new_id("rc")
     product, other = build.new_id("p"), build.new_id("other")
-    early, late, unrelated, backfilled = (build.new_id(n) for n in ("early", "late", "unrelated", "backfill"))
+    early, late, unrelated, backfilled = (
+        build.new_id(n) for n in ("early", "late", "unrelated", "backfill")
+    )
     published_at = datetime.now(UTC) - timedelta(hours=1)
-    await matcher.send_and_settle(build.order(early, product, placed_at=published_at - timedelta(days=3)))
     await matcher.send_and_settle(
-        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[product]), published_at=published_at))
+        build.order(early, product, placed_at=published_at - timedelta(days=3))
+    )
+    await matcher.send_and_settle(
+        ev.RecallPublished(
+            recall=build.snapshot(
+                rid, ev.ScopeRule(product_ids=[product]), published_at=published_at
+            )
+        )
     )
     first = await matcher.alerts()
     assert [(r.key, r.type) for r in first] == [(early, "alert.raised.v1")]
 
-    late_order = build.order(late, product, other, placed_at=published_at + timedelta(minutes=30), seller_id="seller-9")
+    late_order = build.order(
+        late, product, other, placed_at=published_at + timedelta(minutes=30), seller_id="seller-9"
+    )
     # an order placed before publication that only reaches us now (a backfill) is matched but is no incident
     old_order = build.order(backfilled, product, placed_at=published_at - timedelta(days=1))
-    await matcher.send_and_settle(late_order, old_order, build.order(unrelated, other, placed_at=datetime.now(UTC)))
+    await matcher.send_and_settle(
+        late_order, old_order, build.order(unrelated, other, placed_at=datetime.now(UTC))
+    )
 
     new = await matcher.alerts_after(first)
-    assert sorted((r.key, r.type) for r in new) == sorted([
-        (late, "alert.raised.v1"),
-        (late, "alert.sale_after_recall_detected.v1"),
-        (backfilled, "alert.raised.v1"),
-    ])
+    assert sorted((r.key, r.type) for r in new) == sorted(
+        [
+            (late, "alert.raised.v1"),
+            (late, "alert.sale_after_recall_detected.v1"),
+            (backfilled, "alert.raised.v1"),
+        ]
+    )
     raised = next(r.event.alert for r in new if r.key == late and r.type == "alert.raised.v1")
-    assert [l.line_id for l in raised.lines] == [late_order.lines[0].line_id]  # not the unrelated line
+    assert [l.line_id for l in raised.lines] == [
+        late_order.lines[0].line_id
+    ]  # not the unrelated line
     incident = next(r.event for r in new if r.type == "alert.sale_after_recall_detected.v1")
     assert incident.recall_id == rid and incident.order_id == late_order.order_id
     assert incident.line_id == late_order.lines[0].line_id and incident.product_id == product
@@ -160,64 +199,122 @@ async def test_late_order_for_a_recalled_product_alerts_and_flags_the_sale(match
     assert incident.recall_published_at == published_at
 
 
-async def test_late_orders_find_their_recalls_by_gtin_and_model_number_not_by_scanning(matcher, build) -> None:
+async def test_late_orders_find_their_recalls_by_gtin_and_model_number_not_by_scanning(
+    matcher, build
+) -> None:
     """An order event looks up the recalls naming its lines' identifiers (recall_identifiers); a recall
     found by a GTIN in another spelling or a model number in another spelling alerts, a closed one not."""
-    by_gtin, by_model, closed_rid = build.new_id("rc-gtin"), build.new_id("rc-model"), build.new_id("rc-closed")
-    gtin_buyer, model_buyer, closed_buyer = (build.new_id(n) for n in ("gtin-buyer", "model-buyer", "closed-buyer"))
+    by_gtin, by_model, closed_rid = (
+        build.new_id("rc-gtin"),
+        build.new_id("rc-model"),
+        build.new_id("rc-closed"),
+    )
+    gtin_buyer, model_buyer, closed_buyer = (
+        build.new_id(n) for n in ("gtin-buyer", "model-buyer", "closed-buyer")
+    )
     published_at = datetime.now(UTC) - timedelta(hours=1)
     closed_product = build.new_id("closed-product")
     await matcher.send_and_settle(
-        ev.RecallPublished(recall=build.snapshot(by_gtin, ev.ScopeRule(gtins=["00011110911285"]), published_at=published_at)),
-        ev.RecallPublished(recall=build.snapshot(by_model, ev.ScopeRule(model_numbers=["HX-200/B"]), published_at=published_at)),
-        ev.RecallPublished(recall=build.snapshot(closed_rid, ev.ScopeRule(product_ids=[closed_product]), published_at=published_at)),
+        ev.RecallPublished(
+            recall=build.snapshot(
+                by_gtin, ev.ScopeRule(gtins=["00011110911285"]), published_at=published_at
+            )
+        ),
+        ev.RecallPublished(
+            recall=build.snapshot(
+                by_model, ev.ScopeRule(model_numbers=["HX-200/B"]), published_at=published_at
+            )
+        ),
+        ev.RecallPublished(
+            recall=build.snapshot(
+                closed_rid, ev.ScopeRule(product_ids=[closed_product]), published_at=published_at
+            )
+        ),
     )
-    await matcher.send_and_settle(ev.RecallClosed(
-        recall=build.snapshot(closed_rid, ev.ScopeRule(product_ids=[closed_product]), published_at=published_at),
-        closed_at=datetime.now(UTC)))
-    assert await matcher.scalar(
-        f"SELECT count(*) FROM recall_identifiers WHERE recall_id IN ('{by_gtin}', '{by_model}', '{closed_rid}')") == 2
+    await matcher.send_and_settle(
+        ev.RecallClosed(
+            recall=build.snapshot(
+                closed_rid, ev.ScopeRule(product_ids=[closed_product]), published_at=published_at
+            ),
+            closed_at=datetime.now(UTC),
+        )
+    )
+    assert (
+        await matcher.scalar(
+            f"SELECT count(*) FROM recall_identifiers WHERE recall_id IN ('{by_gtin}', '{by_model}', '{closed_rid}')"
+        )
+        == 2
+    )
 
     now = datetime.now(UTC)
     gtin_order = build.order(gtin_buyer, build.new_id("p"), placed_at=now)
-    gtin_order = gtin_order.model_copy(update={"lines": [gtin_order.lines[0].model_copy(update={"gtin": "0-11110-91128-5"})]})
+    gtin_order = gtin_order.model_copy(
+        update={"lines": [gtin_order.lines[0].model_copy(update={"gtin": "0-11110-91128-5"})]}
+    )
     model_order = build.order(model_buyer, build.new_id("p"), placed_at=now)
-    model_order = model_order.model_copy(update={"lines": [model_order.lines[0].model_copy(update={"model_number": "hx 200 b"})]})
-    await matcher.send_and_settle(gtin_order, model_order, build.order(closed_buyer, closed_product, placed_at=now))
+    model_order = model_order.model_copy(
+        update={"lines": [model_order.lines[0].model_copy(update={"model_number": "hx 200 b"})]}
+    )
+    await matcher.send_and_settle(
+        gtin_order, model_order, build.order(closed_buyer, closed_product, placed_at=now)
+    )
 
     records = await matcher.alerts()
     raised = {(r.key, r.event.alert.recall_id) for r in by_type(records, "alert.raised.v1")}
     assert raised == {(gtin_buyer, by_gtin), (model_buyer, by_model)}
-    assert sorted(r.event.recall_id for r in by_type(records, "alert.sale_after_recall_detected.v1")) == sorted([by_gtin, by_model])
+    assert sorted(
+        r.event.recall_id for r in by_type(records, "alert.sale_after_recall_detected.v1")
+    ) == sorted([by_gtin, by_model])
 
 
-async def test_late_sale_with_realistic_long_ids_is_flagged_not_dead_lettered(matcher, build) -> None:
+async def test_late_sale_with_realistic_long_ids_is_flagged_not_dead_lettered(
+    matcher, build
+) -> None:
     """Upstream ids are often UUIDs: the incident's event id must still fit the outbox."""
     rid, product, customer = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     published_at = datetime.now(UTC) - timedelta(hours=1)
     await matcher.send_and_settle(
-        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[product]), published_at=published_at))
+        ev.RecallPublished(
+            recall=build.snapshot(
+                rid, ev.ScopeRule(product_ids=[product]), published_at=published_at
+            )
+        )
     )
     order = build.order(customer, product, order_id=str(uuid.uuid4()), placed_at=datetime.now(UTC))
-    order = order.model_copy(update={"lines": [order.lines[0].model_copy(update={"line_id": str(uuid.uuid4())})]})
+    order = order.model_copy(
+        update={"lines": [order.lines[0].model_copy(update={"line_id": str(uuid.uuid4())})]}
+    )
     await matcher.send_and_settle(order)
     records = await matcher.alerts()
-    assert sorted(r.type for r in records) == ["alert.raised.v1", "alert.sale_after_recall_detected.v1"]
+    assert sorted(r.type for r in records) == [
+        "alert.raised.v1",
+        "alert.sale_after_recall_detected.v1",
+    ]
     incident = next(r.event for r in records if r.type == "alert.sale_after_recall_detected.v1")
     assert incident.line_id == order.lines[0].line_id and incident.recall_id == rid
 
 
-async def test_order_gtins_in_everyday_spellings_are_matched_not_dead_lettered(matcher, build) -> None:
+async def test_order_gtins_in_everyday_spellings_are_matched_not_dead_lettered(
+    matcher, build
+) -> None:
     """Order history carries UPCs as "0-11110-91128-5" or 12 digits; recalls carry GTIN-14."""
     rid = build.new_id("rc")
     hyphenated, upc12, ean13 = (build.new_id(n) for n in ("hyphen", "upc", "ean"))
     orders = []
-    for customer, gtin in ((hyphenated, "0-11110-91128-5"), (upc12, "011110911285"), (ean13, "4006381333931")):
+    for customer, gtin in (
+        (hyphenated, "0-11110-91128-5"),
+        (upc12, "011110911285"),
+        (ean13, "4006381333931"),
+    ):
         order = build.order(customer, build.new_id("p"))
-        orders.append(order.model_copy(update={"lines": [order.lines[0].model_copy(update={"gtin": gtin})]}))
+        orders.append(
+            order.model_copy(update={"lines": [order.lines[0].model_copy(update={"gtin": gtin})]})
+        )
     await matcher.send_and_settle(*orders)
     await matcher.send_and_settle(
-        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(gtins=["00011110911285", "04006381333931"])))
+        ev.RecallPublished(
+            recall=build.snapshot(rid, ev.ScopeRule(gtins=["00011110911285", "04006381333931"]))
+        )
     )
     raised = {r.key: r.event.alert for r in await matcher.alerts()}
     assert set(raised) == {hyphenated, upc12, ean13}
@@ -231,7 +328,9 @@ async def test_closed_recall_closes_open_alerts_only(matcher, build) -> None:
     await matcher.send_and_settle(build.order(a, p1), build.order(b, p1), build.order(c, p2))
     v1 = build.snapshot(rid, ev.ScopeRule(product_ids=[p1, p2]))
     await matcher.send_and_settle(ev.RecallPublished(recall=v1))
-    v2 = build.snapshot(rid, ev.ScopeRule(product_ids=[p1]), version=2, published_at=v1.published_at)
+    v2 = build.snapshot(
+        rid, ev.ScopeRule(product_ids=[p1]), version=2, published_at=v1.published_at
+    )
     await matcher.send_and_settle(ev.RecallAmended(recall=v2))  # c withdrawn
     before = await matcher.alerts()
     assert (c, "alert.withdrawn.v1") in {(r.key, r.type) for r in before}
@@ -239,21 +338,29 @@ async def test_closed_recall_closes_open_alerts_only(matcher, build) -> None:
     closed_at = datetime.now(UTC)
     await matcher.send_and_settle(ev.RecallClosed(recall=v2, closed_at=closed_at))
     new = await matcher.alerts_after(before)
-    assert sorted((r.key, r.type) for r in new) == sorted([(a, "alert.closed.v1"), (b, "alert.closed.v1")])
+    assert sorted((r.key, r.type) for r in new) == sorted(
+        [(a, "alert.closed.v1"), (b, "alert.closed.v1")]
+    )
     for r in new:
         assert r.event.alert_id == alert_id_for(rid, r.key) and r.event.recall_id == rid
         assert r.event.closed_at == closed_at
 
     # a closed recall stays closed: a late amendment or a new order for it does nothing
     total = len(await matcher.alerts())
-    v3 = build.snapshot(rid, ev.ScopeRule(product_ids=[p1, p2]), version=3, published_at=v1.published_at)
-    await matcher.send_and_settle(ev.RecallAmended(recall=v3), build.order(build.new_id("d"), p1, placed_at=datetime.now(UTC)))
+    v3 = build.snapshot(
+        rid, ev.ScopeRule(product_ids=[p1, p2]), version=3, published_at=v1.published_at
+    )
+    await matcher.send_and_settle(
+        ev.RecallAmended(recall=v3), build.order(build.new_id("d"), p1, placed_at=datetime.now(UTC))
+    )
     await matcher.send_and_settle(ev.RecallClosed(recall=v2, closed_at=closed_at))
     assert len(await matcher.alerts()) == total
     assert await matcher.scalar("SELECT count(*) FROM alerts WHERE status = 'closed'") == 2
 
 
-async def test_returns_and_cancellations_after_the_alert_update_or_withdraw_it(matcher, build) -> None:
+async def test_returns_and_cancellations_after_the_alert_update_or_withdraw_it(
+    matcher, build
+) -> None:
     rid = build.new_id("rc")
     product = build.new_id("p")
     partial, whole, cancel = (build.new_id(n) for n in ("partial", "whole", "cancel"))
@@ -261,30 +368,48 @@ async def test_returns_and_cancellations_after_the_alert_update_or_withdraw_it(m
     whole_order = build.order(whole, product, quantity=1)
     cancel_order = build.order(cancel, product)
     await matcher.send_and_settle(partial_order, whole_order, cancel_order)
-    await matcher.send_and_settle(ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[product]))))
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[product])))
+    )
     first = await matcher.alerts()
     assert len(first) == 3
 
     now = datetime.now(UTC)
     await matcher.send_and_settle(
-        ev.OrderLineReturned(order_id=partial_order.order_id, customer_id=partial, line_id=partial_order.lines[0].line_id,
-                             quantity=1, returned_at=now),
-        ev.OrderLineReturned(order_id=whole_order.order_id, customer_id=whole, line_id=whole_order.lines[0].line_id,
-                             quantity=1, returned_at=now),
+        ev.OrderLineReturned(
+            order_id=partial_order.order_id,
+            customer_id=partial,
+            line_id=partial_order.lines[0].line_id,
+            quantity=1,
+            returned_at=now,
+        ),
+        ev.OrderLineReturned(
+            order_id=whole_order.order_id,
+            customer_id=whole,
+            line_id=whole_order.lines[0].line_id,
+            quantity=1,
+            returned_at=now,
+        ),
         ev.OrderCancelled(order_id=cancel_order.order_id, customer_id=cancel, cancelled_at=now),
     )
     new = {r.key: r for r in await matcher.alerts_after(first)}
     assert {k: r.type for k, r in new.items()} == {
-        partial: "alert.updated.v1", whole: "alert.withdrawn.v1", cancel: "alert.withdrawn.v1",
+        partial: "alert.updated.v1",
+        whole: "alert.withdrawn.v1",
+        cancel: "alert.withdrawn.v1",
     }
-    assert new[partial].event.alert.alert_version == 2 and new[partial].event.alert.lines[0].units == 2
+    assert (
+        new[partial].event.alert.alert_version == 2 and new[partial].event.alert.lines[0].units == 2
+    )
 
 
 async def test_matches_endpoint_reports_counts(matcher, build) -> None:
     rid = build.new_id("rc")
     p1, p2 = build.new_id("p1"), build.new_id("p2")
     a, b, c = (build.new_id(n) for n in ("a", "b", "c"))
-    await matcher.send_and_settle(build.order(a, p1), build.order(a, p1), build.order(b, p1, p2), build.order(c, p2))
+    await matcher.send_and_settle(
+        build.order(a, p1), build.order(a, p1), build.order(b, p1, p2), build.order(c, p2)
+    )
     v1 = build.snapshot(rid, ev.ScopeRule(product_ids=[p1, p2]))
     await matcher.send_and_settle(ev.RecallPublished(recall=v1))
     op = await matcher.operator()
@@ -292,21 +417,42 @@ async def test_matches_endpoint_reports_counts(matcher, build) -> None:
     resp = await matcher.client.get(f"/v1/recalls/{rid}/matches", headers=op)
     assert resp.status_code == 200
     assert resp.json() == {
-        "recall_id": rid, "alerts_open": 3, "alerts_withdrawn": 0, "alerts_closed": 0, "order_lines_affected": 5,
+        "recall_id": rid,
+        "alerts_open": 3,
+        "alerts_withdrawn": 0,
+        "alerts_closed": 0,
+        "order_lines_affected": 5,
     }
 
     await matcher.send_and_settle(
-        ev.RecallAmended(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[p1]), version=2, published_at=v1.published_at))
+        ev.RecallAmended(
+            recall=build.snapshot(
+                rid, ev.ScopeRule(product_ids=[p1]), version=2, published_at=v1.published_at
+            )
+        )
     )
     resp = await matcher.client.get(f"/v1/recalls/{rid}/matches", headers=op)
     assert resp.json() == {
-        "recall_id": rid, "alerts_open": 2, "alerts_withdrawn": 1, "alerts_closed": 0, "order_lines_affected": 3,
+        "recall_id": rid,
+        "alerts_open": 2,
+        "alerts_withdrawn": 1,
+        "alerts_closed": 0,
+        "order_lines_affected": 3,
     }
 
-    await matcher.send_and_settle(ev.RecallClosed(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[p1]), version=2), closed_at=datetime.now(UTC)))
+    await matcher.send_and_settle(
+        ev.RecallClosed(
+            recall=build.snapshot(rid, ev.ScopeRule(product_ids=[p1]), version=2),
+            closed_at=datetime.now(UTC),
+        )
+    )
     resp = await matcher.client.get(f"/v1/recalls/{rid}/matches", headers=op)
     assert resp.json() == {
-        "recall_id": rid, "alerts_open": 0, "alerts_withdrawn": 1, "alerts_closed": 2, "order_lines_affected": 0,
+        "recall_id": rid,
+        "alerts_open": 0,
+        "alerts_withdrawn": 1,
+        "alerts_closed": 2,
+        "order_lines_affected": 0,
     }
 
     unknown = await matcher.client.get("/v1/recalls/no-such-recall/matches", headers=op)

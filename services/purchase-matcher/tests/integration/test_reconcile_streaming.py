@@ -24,7 +24,13 @@ from recall_shared.db import create_engine, create_session_factory
 from recall_shared.envelope import read_headers, wrap
 from recall_shared.kafka import create_client_producer, create_topics
 from recall_shared.outbox import Outbox
-from recall_shared.testing import delete_topics, kafka_bootstrap, migrated_database, read_to_end, unique_topic_prefix
+from recall_shared.testing import (
+    delete_topics,
+    kafka_bootstrap,
+    migrated_database,
+    read_to_end,
+    unique_topic_prefix,
+)
 from recall_shared.topics import ALERTS
 
 pytestmark = pytest.mark.integration
@@ -33,21 +39,43 @@ MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
 
 def _recall(version: int, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
     return ev.RecallSnapshot(
-        recall_id="r-stream", version=version, seller_id=None, published_at=datetime(2025, 1, 1, tzinfo=UTC),
-        content=ev.RecallContent(title="Heater", hazard="Fire.", severity="high", stop_using="Stop.",
-                                 remedies=[ev.Remedy(type="refund_on_destruction")]),
+        recall_id="r-stream",
+        version=version,
+        seller_id=None,
+        published_at=datetime(2025, 1, 1, tzinfo=UTC),
+        content=ev.RecallContent(
+            title="Heater",
+            hazard="Fire.",
+            severity="high",
+            stop_using="Stop.",
+            remedies=[ev.Remedy(type="refund_on_destruction")],
+        ),
         rules=list(rules),
     )
 
 
-def _line(i: int, customer_id: str, *, seller_id: str = "s1", cancelled: bool = False) -> PurchaseLine:
-    return PurchaseLine(line_id=f"l{i}", order_id=f"o{i}", customer_id=customer_id, product_id="P", seller_id=seller_id,
-                        quantity=1, returned_quantity=0, cancelled=cancelled, unit_price=Decimal("5"), currency="EUR",
-                        placed_at=datetime(2024, 5, 1, tzinfo=UTC))
+def _line(
+    i: int, customer_id: str, *, seller_id: str = "s1", cancelled: bool = False
+) -> PurchaseLine:
+    return PurchaseLine(
+        line_id=f"l{i}",
+        order_id=f"o{i}",
+        customer_id=customer_id,
+        product_id="P",
+        seller_id=seller_id,
+        quantity=1,
+        returned_quantity=0,
+        cancelled=cancelled,
+        unit_price=Decimal("5"),
+        currency="EUR",
+        placed_at=datetime(2024, 5, 1, tzinfo=UTC),
+    )
 
 
 @asynccontextmanager
-async def _matcher_with(lines: list[PurchaseLine], **producer_options: object) -> AsyncIterator[tuple]:
+async def _matcher_with(
+    lines: list[PurchaseLine], **producer_options: object
+) -> AsyncIterator[tuple]:
     """A migrated database holding ``lines``, an alerts topic of its own and a Matcher writing to both."""
     prefix = unique_topic_prefix()
     await create_topics(kafka_bootstrap(), prefix, [ALERTS])
@@ -60,7 +88,10 @@ async def _matcher_with(lines: list[PurchaseLine], **producer_options: object) -
             try:
                 async with sessions() as s, s.begin():
                     s.add_all(lines)
-                matcher = Matcher(Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix), lambda: producer)
+                matcher = Matcher(
+                    Outbox(source="/tests", service="purchase-matcher", topic_prefix=prefix),
+                    lambda: producer,
+                )
                 yield matcher, sessions, prefix + ALERTS.name
             finally:
                 await engine.dispose()
@@ -72,15 +103,27 @@ async def _matcher_with(lines: list[PurchaseLine], **producer_options: object) -
 async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 7)
     monkeypatch.setattr(handlers, "RECONCILE_STREAM_ROWS", 11)
-    lines = [_line(i, f"c{i % 120:03d}", seller_id="s1" if i % 3 else "s2", cancelled=i % 17 == 0) for i in range(600)]
+    lines = [
+        _line(i, f"c{i % 120:03d}", seller_id="s1" if i % 3 else "s2", cancelled=i % 17 == 0)
+        for i in range(600)
+    ]
     async with _matcher_with(lines) as (matcher, sessions, topic):
         first = _recall(1, ev.ScopeRule(product_ids=["P"]))
         async with sessions() as s, s.begin():
-            counts = await matcher.reconcile(s, first, wrap(ev.RecallPublished(recall=first), source="/t"))
+            counts = await matcher.reconcile(
+                s, first, wrap(ev.RecallPublished(recall=first), source="/t")
+            )
         assert counts["raise"] == 120 and counts["withdraw"] == 0
         async with sessions() as s:
-            assert await s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) == 120
-            assert await s.scalar(text("SELECT count(*) FROM outbox")) == 0  # new alerts are not written twice
+            assert (
+                await s.scalar(
+                    select(func.count()).select_from(Alert).where(Alert.status == "open")
+                )
+                == 120
+            )
+            assert (
+                await s.scalar(text("SELECT count(*) FROM outbox")) == 0
+            )  # new alerts are not written twice
             line_total = await s.scalar(text("SELECT sum(line_count) FROM alerts"))
             assert line_total == 600 - len([i for i in range(600) if i % 17 == 0])
         # every new alert is on the topic once, keyed by customer, with all of that customer's lines
@@ -94,12 +137,22 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
         # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep batches.
         narrowed = _recall(2, ev.ScopeRule(product_ids=["P"], seller_ids=["s2"]))
         async with sessions() as s, s.begin():
-            counts = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
+            counts = await matcher.reconcile(
+                s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t")
+            )
         async with sessions() as s:
-            s2_customers = set((await s.execute(
-                select(PurchaseLine.customer_id).where(PurchaseLine.seller_id == "s2", PurchaseLine.cancelled.is_(False))
-            )).scalars())
-            open_customers = set((await s.execute(select(Alert.customer_id).where(Alert.status == "open"))).scalars())
+            s2_customers = set(
+                (
+                    await s.execute(
+                        select(PurchaseLine.customer_id).where(
+                            PurchaseLine.seller_id == "s2", PurchaseLine.cancelled.is_(False)
+                        )
+                    )
+                ).scalars()
+            )
+            open_customers = set(
+                (await s.execute(select(Alert.customer_id).where(Alert.status == "open"))).scalars()
+            )
         assert open_customers == s2_customers
         assert counts["withdraw"] == 120 - len(s2_customers) > 0
         assert counts["update"] == len(s2_customers)
@@ -108,20 +161,28 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
         async with sessions() as s:
             before = await s.scalar(text("SELECT count(*) FROM outbox"))
         async with sessions() as s, s.begin():
-            again = await matcher.reconcile(s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t"))
+            again = await matcher.reconcile(
+                s, narrowed, wrap(ev.RecallAmended(recall=narrowed), source="/t")
+            )
         async with sessions() as s:
             assert await s.scalar(text("SELECT count(*) FROM outbox")) == before
         assert (again["raise"], again["update"], again["withdraw"]) == (0, 0, 0)
         assert len(await read_to_end(topic)) == 120  # and nothing more went straight to the topic
 
 
-async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """New alerts reach the topic before the transaction commits; when the pass fails after some of them
     were sent, the rerun sends the same events with the same ids (consumers' inboxes drop the repeats) and
     the table ends with exactly one row per customer."""
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
     # small batches, so some of the first attempt's alerts are on their way before it fails
-    async with _matcher_with([_line(i, f"c{i:03d}") for i in range(95)], max_batch_size=2048) as (matcher, sessions, topic):
+    async with _matcher_with([_line(i, f"c{i:03d}") for i in range(95)], max_batch_size=2048) as (
+        matcher,
+        sessions,
+        topic,
+    ):
         recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
         env = wrap(ev.RecallPublished(recall=recall), source="/t")
 
@@ -168,8 +229,15 @@ async def test_a_re_check_of_a_customer_waits_for_a_running_pass_and_then_finds_
         recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
         # the pass needs the recall's row, as on_recall_changed stores it
         async with sessions() as s, s.begin():
-            s.add(ActiveRecall(recall_id=recall.recall_id, version=1, status="active",
-                               snapshot=recall.model_dump(mode="json"), published_at=recall.published_at))
+            s.add(
+                ActiveRecall(
+                    recall_id=recall.recall_id,
+                    version=1,
+                    status="active",
+                    snapshot=recall.model_dump(mode="json"),
+                    published_at=recall.published_at,
+                )
+            )
         paused, resume = asyncio.Event(), asyncio.Event()
         real_write = handlers._Pass.write_new
 
@@ -183,12 +251,18 @@ async def test_a_re_check_of_a_customer_waits_for_a_running_pass_and_then_finds_
 
         async def whole_pass() -> dict[str, int]:
             async with sessions() as s, s.begin():
-                return await matcher.reconcile(s, recall, wrap(ev.RecallPublished(recall=recall), source="/t"))
+                return await matcher.reconcile(
+                    s, recall, wrap(ev.RecallPublished(recall=recall), source="/t")
+                )
 
         async def re_check() -> dict[str, int]:
             async with sessions() as s, s.begin():
-                return await matcher.reconcile(s, recall, wrap(ev.RecallPublished(recall=recall), source="/t"),
-                                               customer_ids=["c005"])
+                return await matcher.reconcile(
+                    s,
+                    recall,
+                    wrap(ev.RecallPublished(recall=recall), source="/t"),
+                    customer_ids=["c005"],
+                )
 
         passing = asyncio.create_task(whole_pass())
         await asyncio.wait_for(paused.wait(), 10)

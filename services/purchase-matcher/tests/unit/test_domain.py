@@ -33,9 +33,21 @@ GTIN = "00012345678905"
 
 def line(line_id: str = "l-1", **kw: object) -> Line:
     values: dict[str, object] = {
-        "line_id": line_id, "order_id": "o-1", "customer_id": "c-1", "product_id": "p-kettle", "title": "Kettle",
-        "gtin": GTIN, "model_number": "KX-1", "seller_id": "s-1", "quantity": 1, "returned_quantity": 0,
-        "cancelled": False, "unit_price": Decimal("19.99"), "currency": "EUR", "lot": None, "serial": None,
+        "line_id": line_id,
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "product_id": "p-kettle",
+        "title": "Kettle",
+        "gtin": GTIN,
+        "model_number": "KX-1",
+        "seller_id": "s-1",
+        "quantity": 1,
+        "returned_quantity": 0,
+        "cancelled": False,
+        "unit_price": Decimal("19.99"),
+        "currency": "EUR",
+        "lot": None,
+        "serial": None,
         "placed_at": T0,
     }
     values.update(kw)
@@ -44,15 +56,24 @@ def line(line_id: str = "l-1", **kw: object) -> Line:
 
 def content(title: str = "Kettle recall") -> ev.RecallContent:
     return ev.RecallContent(
-        title=title, hazard="Burns.", severity="high", stop_using="Stop using it.",
+        title=title,
+        hazard="Burns.",
+        severity="high",
+        stop_using="Stop using it.",
         remedies=[ev.Remedy(type="refund_on_destruction")],
     )
 
 
-def snapshot(*rules: ev.ScopeRule, version: int = 1, recall_id: str = "rc-1", title: str = "Kettle recall") -> ev.RecallSnapshot:
+def snapshot(
+    *rules: ev.ScopeRule, version: int = 1, recall_id: str = "rc-1", title: str = "Kettle recall"
+) -> ev.RecallSnapshot:
     return ev.RecallSnapshot(
-        recall_id=recall_id, version=version, seller_id="s-1", content=content(title),
-        rules=list(rules) or [ev.ScopeRule(product_ids=["p-kettle"])], published_at=T0 + timedelta(days=10),
+        recall_id=recall_id,
+        version=version,
+        seller_id="s-1",
+        content=content(title),
+        rules=list(rules) or [ev.ScopeRule(product_ids=["p-kettle"])],
+        published_at=T0 + timedelta(days=10),
     )
 
 
@@ -86,7 +107,10 @@ def test_rule_reaches_a_line_by_product_id_gtin_or_model_number() -> None:
     by_model = line(product_id="p-unknown", gtin=None, model_number="ab12C")
     assert rule_tier(ev.ScopeRule(model_numbers=["AB-12 c"]), by_model) == "confirmed"
     assert rule_tier(ev.ScopeRule(model_numbers=["AB-13"]), by_model) is None
-    assert rule_tier(ev.ScopeRule(model_numbers=["AB-12 c"]), line(gtin=None, model_number=None)) is None
+    assert (
+        rule_tier(ev.ScopeRule(model_numbers=["AB-12 c"]), line(gtin=None, model_number=None))
+        is None
+    )
 
 
 def test_seller_ids_restrict_a_rule_to_units_sold_by_those_sellers() -> None:
@@ -94,7 +118,9 @@ def test_seller_ids_restrict_a_rule_to_units_sold_by_those_sellers() -> None:
     assert rule_tier(rule, line(seller_id="s-1")) == "confirmed"
     assert rule_tier(rule, line(seller_id="s-2")) == "confirmed"
     assert rule_tier(rule, line(seller_id="s-3")) is None
-    assert rule_tier(ev.ScopeRule(product_ids=["p-kettle"]), line(seller_id="s-3")) == "confirmed"  # empty: any seller
+    assert (
+        rule_tier(ev.ScopeRule(product_ids=["p-kettle"]), line(seller_id="s-3")) == "confirmed"
+    )  # empty: any seller
 
 
 def test_rules_combine_with_or() -> None:
@@ -131,14 +157,32 @@ def test_repeat_purchases_are_one_alert_with_every_line_oldest_first() -> None:
     lines = [
         line("l-3", order_id="o-3", placed_at=T0 + timedelta(days=3), quantity=2),
         line("l-1", order_id="o-1", placed_at=T0),
-        line("l-x", order_id="o-1", product_id="p-toaster", gtin=None, model_number="TX", placed_at=T0),  # not recalled
-        line("l-2", order_id="o-2", product_id="p-kettle-v2", gtin=None, model_number="kx9", placed_at=T0 + timedelta(days=1)),
+        line(
+            "l-x",
+            order_id="o-1",
+            product_id="p-toaster",
+            gtin=None,
+            model_number="TX",
+            placed_at=T0,
+        ),  # not recalled
+        line(
+            "l-2",
+            order_id="o-2",
+            product_id="p-kettle-v2",
+            gtin=None,
+            model_number="kx9",
+            placed_at=T0 + timedelta(days=1),
+        ),
         line("l-4", order_id="o-4", cancelled=True, placed_at=T0 + timedelta(days=4)),
     ]
     draft = build_alert(recall, "c-1", lines)
     assert draft is not None
     state = draft.state
-    assert [(l.line_id, l.order_id, l.units) for l in state.lines] == [("l-1", "o-1", 1), ("l-2", "o-2", 1), ("l-3", "o-3", 2)]
+    assert [(l.line_id, l.order_id, l.units) for l in state.lines] == [
+        ("l-1", "o-1", 1),
+        ("l-2", "o-2", 1),
+        ("l-3", "o-3", 2),
+    ]
     assert state.customer_id == "c-1" and state.recall_id == "rc-1" and state.recall_version == 1
     assert state.tier == "confirmed" and state.alert_version == 1 and state.seller_id == "s-1"
     assert state.recall == recall.content
@@ -148,7 +192,9 @@ def test_repeat_purchases_are_one_alert_with_every_line_oldest_first() -> None:
 
 
 def test_business_account_admin_is_carried() -> None:
-    draft = build_alert(snapshot(), "c-1", [line("l-1"), line("l-2", business_account_admin_id="admin-9")])
+    draft = build_alert(
+        snapshot(), "c-1", [line("l-1"), line("l-2", business_account_admin_id="admin-9")]
+    )
     assert draft is not None and draft.state.business_account_admin_id == "admin-9"
 
 
@@ -165,7 +211,12 @@ def test_alert_id_is_deterministic_per_recall_and_customer() -> None:
     # the separator keeps ("rc-1", "c-1x") and ("rc-1c", "-1x") style collisions apart
     assert alert_id_for("ab", "c") != alert_id_for("a", "bc")
     # exactly uuid5 of the pair, as published before (ids must never change for existing alerts)
-    for rid, cid in (("rc-1", "c-1"), ("", ""), ("r" * 64, "ü-客户"), (str(uuid.uuid4()), str(uuid.uuid4()))):
+    for rid, cid in (
+        ("rc-1", "c-1"),
+        ("", ""),
+        ("r" * 64, "ü-客户"),
+        (str(uuid.uuid4()), str(uuid.uuid4())),
+    ):
         assert alert_id_for(rid, cid) == str(uuid.uuid5(ALERT_NAMESPACE, f"{rid}\x1f{cid}"))
     draft = build_alert(snapshot(), "c-1", [line()])
     assert draft is not None and draft.state.alert_id == a
@@ -204,7 +255,12 @@ def test_changed_lines_update_with_a_new_alert_version() -> None:
     assert next_version(prev, new) == 2
     # the same happens when only units change (a partial return), within the same recall version
     returned = draft_for(line()._replace(quantity=3, returned_quantity=1))
-    prev3 = Previous(alert_version=4, status="open", fingerprint=draft_for(line(quantity=3)).fingerprint, recall_version=1)
+    prev3 = Previous(
+        alert_version=4,
+        status="open",
+        fingerprint=draft_for(line(quantity=3)).fingerprint,
+        recall_version=1,
+    )
     assert decide(prev3, returned, 1) == "update" and next_version(prev3, returned) == 5
 
 
@@ -224,7 +280,9 @@ def test_nothing_changed_is_none() -> None:
 
 def test_no_longer_affected_withdraws_an_open_alert_only() -> None:
     d = draft_for(line())
-    open_prev = Previous(alert_version=2, status="open", fingerprint=d.fingerprint, recall_version=1)
+    open_prev = Previous(
+        alert_version=2, status="open", fingerprint=d.fingerprint, recall_version=1
+    )
     assert decide(open_prev, None, 2) == "withdraw"
     assert decide(None, None, 2) == "none"
     for status in ("withdrawn", "closed"):
@@ -233,7 +291,9 @@ def test_no_longer_affected_withdraws_an_open_alert_only() -> None:
 
 def test_a_withdrawn_alert_that_matches_again_is_raised_with_a_new_version() -> None:
     d = draft_for(line(), version=3)
-    prev = Previous(alert_version=2, status="withdrawn", fingerprint=d.fingerprint, recall_version=2)
+    prev = Previous(
+        alert_version=2, status="withdrawn", fingerprint=d.fingerprint, recall_version=2
+    )
     assert decide(prev, d, 3) == "raise"
     assert next_version(prev, d) == 3
 
@@ -241,18 +301,49 @@ def test_a_withdrawn_alert_that_matches_again_is_raised_with_a_new_version() -> 
 # --------------------------------------------------------------------------- the event body, built without the model
 
 
-@pytest.mark.parametrize("lines", [
-    [line()],
-    [line(lot="A1", serial="SN-9", unit_price=Decimal("30")), line("l-2", unit_price=Decimal("0.50"), quantity=3, returned_quantity=1)],
-    [line(placed_at=T0 + timedelta(microseconds=123456), gtin=None, model_number=None, title="", business_account_admin_id="adm")],
-    [line(placed_at=datetime(2024, 2, 29, 23, 59, 59, 1, tzinfo=UTC), unit_price=Decimal("1234567.89"), currency="USD")],
-])
-@pytest.mark.parametrize("rules", [
-    [ev.ScopeRule(product_ids=["p-kettle"])],
-    [ev.ScopeRule(product_ids=["p-kettle"], lots=ev.CodeRule(values=["A1"]), serials=ev.CodeRule(prefixes=["SN"]))],
-    [ev.ScopeRule(product_ids=["p-kettle"], manufactured=ev.DateWindow(start=T0.date()))],
-])
-def test_event_body_is_exactly_what_the_model_would_write(lines: list[Line], rules: list[ev.ScopeRule]) -> None:
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [line()],
+        [
+            line(lot="A1", serial="SN-9", unit_price=Decimal("30")),
+            line("l-2", unit_price=Decimal("0.50"), quantity=3, returned_quantity=1),
+        ],
+        [
+            line(
+                placed_at=T0 + timedelta(microseconds=123456),
+                gtin=None,
+                model_number=None,
+                title="",
+                business_account_admin_id="adm",
+            )
+        ],
+        [
+            line(
+                placed_at=datetime(2024, 2, 29, 23, 59, 59, 1, tzinfo=UTC),
+                unit_price=Decimal("1234567.89"),
+                currency="USD",
+            )
+        ],
+    ],
+)
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [ev.ScopeRule(product_ids=["p-kettle"])],
+        [
+            ev.ScopeRule(
+                product_ids=["p-kettle"],
+                lots=ev.CodeRule(values=["A1"]),
+                serials=ev.CodeRule(prefixes=["SN"]),
+            )
+        ],
+        [ev.ScopeRule(product_ids=["p-kettle"], manufactured=ev.DateWindow(start=T0.date()))],
+    ],
+)
+def test_event_body_is_exactly_what_the_model_would_write(
+    lines: list[Line], rules: list[ev.ScopeRule]
+) -> None:
     recall = snapshot(*rules)
     draft = build_alert(recall, "c-1", lines)
     assert draft is not None

@@ -23,10 +23,16 @@ def test_history_has_what_real_history_has() -> None:
     assert any(isinstance(e, ev.OrderCancelled) for e in events)
     assert any(isinstance(e, ev.OrderLineReturned) for e in events)
     assert any(l.quantity > 1 for l in lines), "multi-unit lines"
-    assert any(l.lot for l in lines) and any(l.lot is None for l in lines), "lot known for some lines only"
+    assert any(l.lot for l in lines) and any(l.lot is None for l in lines), (
+        "lot known for some lines only"
+    )
     assert any(o.business_account_admin_id for o in placed) and any(o.is_gift for o in placed)
-    assert all(normalise_gtin(l.gtin).status == "valid" for l in lines if l.gtin), "GTINs carry check digits"
-    assert len({l.model_number for l in lines}) > len({p.model_number for p in market.products}), "spellings vary"
+    assert all(normalise_gtin(l.gtin).status == "valid" for l in lines if l.gtin), (
+        "GTINs carry check digits"
+    )
+    assert len({l.model_number for l in lines}) > len({p.model_number for p in market.products}), (
+        "spellings vary"
+    )
     customers = [o.customer_id for o in placed]
     assert len(set(customers)) < len(customers), "repeat customers"
     assert [o.placed_at for o in placed] == sorted(o.placed_at for o in placed)

@@ -31,7 +31,8 @@ class ScopeRuleIn(ev.ScopeRule):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(  # type: ignore[assignment]
-        default=[], description='UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens ("0-11110-91128-5")'
+        default=[],
+        description='UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens ("0-11110-91128-5")',
     )
 
 
@@ -40,13 +41,16 @@ class RecallIn(BaseModel):
     content: ev.RecallContent
     rules: list[ScopeRuleIn] = Field(min_length=1)
     logistics_enrolled: bool = Field(
-        default=False, description="Let the marketplace run refunds and returns for this recall (RLS)"
+        default=False,
+        description="Let the marketplace run refunds and returns for this recall (RLS)",
     )
 
 
 class AmendmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent | None = Field(default=None, description="New content; omitted keeps the current")
+    content: ev.RecallContent | None = Field(
+        default=None, description="New content; omitted keeps the current"
+    )
     rules: list[ScopeRuleIn] = Field(min_length=1, description="The full scope of the new version")
 
 
@@ -71,8 +75,12 @@ class RecallOut(BaseModel):
     closed_at: datetime | None
     versions: list[VersionOut] | None = None
     source: str = "api"
-    provenance: dict | None = Field(default=None, description="For imported recalls: where each extracted value came from")
-    warnings: list[str] = Field(default=[], description="Repairs made to the input, e.g. a GTIN check digit added")
+    provenance: dict | None = Field(
+        default=None, description="For imported recalls: where each extracted value came from"
+    )
+    warnings: list[str] = Field(
+        default=[], description="Repairs made to the input, e.g. a GTIN check digit added"
+    )
 
 
 class RecallPage(BaseModel):
@@ -145,10 +153,14 @@ def _not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail="recall not found")
 
 
-async def _load_owned(session: AsyncSession, principal: Principal, recall_id: str, *, lock: bool = False) -> Recall:
+async def _load_owned(
+    session: AsyncSession, principal: Principal, recall_id: str, *, lock: bool = False
+) -> Recall:
     stmt = select(Recall).where(Recall.recall_id == recall_id)
     if not principal.is_operator:
-        stmt = stmt.where(Recall.seller_id == principal.seller_id)  # another seller's recall is "not found"
+        stmt = stmt.where(
+            Recall.seller_id == principal.seller_id
+        )  # another seller's recall is "not found"
     if lock:
         stmt = stmt.with_for_update()
     recall = (await session.execute(stmt)).scalar_one_or_none()
@@ -157,7 +169,9 @@ async def _load_owned(session: AsyncSession, principal: Principal, recall_id: st
     return recall
 
 
-async def _prepare(session: AsyncSession, principal: Principal, rules: list[ScopeRuleIn]) -> PreparedScope:
+async def _prepare(
+    session: AsyncSession, principal: Principal, rules: list[ScopeRuleIn]
+) -> PreparedScope:
     try:
         return await prepare_rules(session, principal, [r.model_dump(mode="json") for r in rules])
     except ScopeProblems as exc:
@@ -179,25 +193,37 @@ def _snapshot(recall: Recall) -> ev.RecallSnapshot:
 
 
 def _encode_cursor(recall: Recall) -> str:
-    return base64.urlsafe_b64encode(f"{recall.created_at.isoformat()}|{recall.recall_id}".encode()).decode()
+    return base64.urlsafe_b64encode(
+        f"{recall.created_at.isoformat()}|{recall.recall_id}".encode()
+    ).decode()
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         ts, rid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(ts), rid
-    except Exception:  # noqa: BLE001 - any garbage is the client's
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="cursor: not a cursor this API returned") from None
+    except Exception:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail="cursor: not a cursor this API returned"
+        ) from None
 
 
 def _conflict(exc: IllegalTransition) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, detail={"error": "illegal_transition", "message": str(exc)})
+    return HTTPException(
+        status.HTTP_409_CONFLICT, detail={"error": "illegal_transition", "message": str(exc)}
+    )
 
 
 # ------------------------------------------------------------------ recalls
 
 
-@router.post("/recalls", status_code=201, response_model=RecallOut, tags=["recalls"], summary="Create a draft recall")
+@router.post(
+    "/recalls",
+    status_code=201,
+    response_model=RecallOut,
+    tags=["recalls"],
+    summary="Create a draft recall",
+)
 async def create_recall(
     body: RecallIn,
     principal: PrincipalDep,
@@ -210,7 +236,10 @@ async def create_recall(
     if idempotency_key:
         prior = (
             await session.execute(
-                select(Recall).where(Recall.owner_key == principal.owner_key, Recall.idempotency_key == idempotency_key)
+                select(Recall).where(
+                    Recall.owner_key == principal.owner_key,
+                    Recall.idempotency_key == idempotency_key,
+                )
             )
         ).scalar_one_or_none()
         if prior is not None:
@@ -239,7 +268,10 @@ async def create_recall(
         await session.rollback()
         prior = (
             await session.execute(
-                select(Recall).where(Recall.owner_key == principal.owner_key, Recall.idempotency_key == idempotency_key)
+                select(Recall).where(
+                    Recall.owner_key == principal.owner_key,
+                    Recall.idempotency_key == idempotency_key,
+                )
             )
         ).scalar_one()
         return _replay(prior, fp, response)
@@ -252,7 +284,10 @@ def _replay(prior: Recall, fp: str, response: Response) -> RecallOut:
     if prior.request_fingerprint != fp:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={"error": "idempotency_key_reused", "message": "Idempotency-Key was used with a different body"},
+            detail={
+                "error": "idempotency_key_reused",
+                "message": "Idempotency-Key was used with a different body",
+            },
         )
     response.headers["Idempotent-Replayed"] = "true"
     return _out(prior)
@@ -262,11 +297,15 @@ def _replay(prior: Recall, fp: str, response: Response) -> RecallOut:
 async def list_recalls(
     principal: PrincipalDep,
     session: SessionDep,
-    status_: Annotated[Literal["draft", "published", "closed"] | None, Query(alias="status")] = None,
+    status_: Annotated[
+        Literal["draft", "published", "closed"] | None, Query(alias="status")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> RecallPage:
-    stmt = select(Recall).order_by(Recall.created_at.desc(), Recall.recall_id.desc()).limit(limit + 1)
+    stmt = (
+        select(Recall).order_by(Recall.created_at.desc(), Recall.recall_id.desc()).limit(limit + 1)
+    )
     if not principal.is_operator:
         stmt = stmt.where(Recall.seller_id == principal.seller_id)
     if status_:
@@ -277,23 +316,35 @@ async def list_recalls(
     rows = list((await session.execute(stmt)).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    return RecallPage(items=[_out(r) for r in rows], next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+    return RecallPage(
+        items=[_out(r) for r in rows],
+        next_cursor=_encode_cursor(rows[-1]) if more and rows else None,
+    )
 
 
-@router.get("/recalls/{recall_id}", response_model=RecallOut, tags=["recalls"], summary="A recall with all its versions")
+@router.get(
+    "/recalls/{recall_id}",
+    response_model=RecallOut,
+    tags=["recalls"],
+    summary="A recall with all its versions",
+)
 async def get_recall(recall_id: str, principal: PrincipalDep, session: SessionDep) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id)
     versions = list(
         (
             await session.execute(
-                select(RecallVersion).where(RecallVersion.recall_id == recall_id).order_by(RecallVersion.version)
+                select(RecallVersion)
+                .where(RecallVersion.recall_id == recall_id)
+                .order_by(RecallVersion.version)
             )
         ).scalars()
     )
     return _out(recall, versions)
 
 
-async def _record_version(session: AsyncSession, runtime: RuntimeDep, recall: Recall, event: ev.Event) -> None:
+async def _record_version(
+    session: AsyncSession, runtime: RuntimeDep, recall: Recall, event: ev.Event
+) -> None:
     snapshot = event.recall  # type: ignore[attr-defined]
     session.add(
         RecallVersion(
@@ -303,11 +354,20 @@ async def _record_version(session: AsyncSession, runtime: RuntimeDep, recall: Re
             snapshot=snapshot.model_dump(mode="json"),
         )
     )
-    await runtime.outbox.add(session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}")
+    await runtime.outbox.add(
+        session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}"
+    )
 
 
-@router.post("/recalls/{recall_id}/publish", response_model=RecallOut, tags=["recalls"], summary="Publish a draft")
-async def publish_recall(recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep) -> RecallOut:
+@router.post(
+    "/recalls/{recall_id}/publish",
+    response_model=RecallOut,
+    tags=["recalls"],
+    summary="Publish a draft",
+)
+async def publish_recall(
+    recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
         recall.status = transition(recall.status, "publish")
@@ -316,8 +376,11 @@ async def publish_recall(recall_id: str, principal: PrincipalDep, session: Sessi
     if not recall.rules:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={"error": "scope_missing", "message": "rules: an imported draft needs at least one rule before "
-                    "it can be published; add it with PATCH /v1/recalls/{recall_id}"},
+            detail={
+                "error": "scope_missing",
+                "message": "rules: an imported draft needs at least one rule before "
+                "it can be published; add it with PATCH /v1/recalls/{recall_id}",
+            },
         )
     now = datetime.now(UTC)
     recall.published_at = now
@@ -334,9 +397,15 @@ class DraftEdit(BaseModel):
     logistics_enrolled: bool | None = None
 
 
-@router.patch("/recalls/{recall_id}", response_model=RecallOut, tags=["recalls"],
-              summary="Edit a draft (for example an imported one) before publishing")
-async def edit_draft(recall_id: str, body: DraftEdit, principal: PrincipalDep, session: SessionDep) -> RecallOut:
+@router.patch(
+    "/recalls/{recall_id}",
+    response_model=RecallOut,
+    tags=["recalls"],
+    summary="Edit a draft (for example an imported one) before publishing",
+)
+async def edit_draft(
+    recall_id: str, body: DraftEdit, principal: PrincipalDep, session: SessionDep
+) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
         transition(recall.status, "edit")
@@ -359,11 +428,17 @@ async def edit_draft(recall_id: str, body: DraftEdit, principal: PrincipalDep, s
 
 
 @router.post(
-    "/recalls/{recall_id}/amendments", response_model=RecallOut, tags=["recalls"],
+    "/recalls/{recall_id}/amendments",
+    response_model=RecallOut,
+    tags=["recalls"],
     summary="Amend a published recall: a new version with its full scope",
 )
 async def amend_recall(
-    recall_id: str, body: AmendmentIn, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+    recall_id: str,
+    body: AmendmentIn,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
@@ -384,8 +459,15 @@ async def amend_recall(
     return out
 
 
-@router.post("/recalls/{recall_id}/close", response_model=RecallOut, tags=["recalls"], summary="Close a recall")
-async def close_recall(recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep) -> RecallOut:
+@router.post(
+    "/recalls/{recall_id}/close",
+    response_model=RecallOut,
+    tags=["recalls"],
+    summary="Close a recall",
+)
+async def close_recall(
+    recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
         recall.status = transition(recall.status, "close")
@@ -395,7 +477,9 @@ async def close_recall(recall_id: str, principal: PrincipalDep, session: Session
     recall.closed_at = now
     recall.updated_at = now
     event = ev.RecallClosed(recall=_snapshot(recall), closed_at=now)
-    await runtime.outbox.add(session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}")
+    await runtime.outbox.add(
+        session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}"
+    )
     await session.commit()
     return _out(recall)
 
@@ -412,20 +496,45 @@ async def create_seller(body: SellerIn, _: OperatorDep, session: SessionDep) -> 
     return {"seller_id": body.seller_id, "name": body.name}
 
 
-@router.post("/operator/api-keys", status_code=201, response_model=ApiKeyIssued, tags=["operator"], summary="Issue an API key")
-async def create_api_key(body: ApiKeyIn, _: OperatorDep, session: SessionDep, runtime: RuntimeDep) -> ApiKeyIssued:
+@router.post(
+    "/operator/api-keys",
+    status_code=201,
+    response_model=ApiKeyIssued,
+    tags=["operator"],
+    summary="Issue an API key",
+)
+async def create_api_key(
+    body: ApiKeyIn, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
+) -> ApiKeyIssued:
     if body.seller_id and await session.get(Seller, body.seller_id) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"seller_id: unknown seller {body.seller_id!r}")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=f"seller_id: unknown seller {body.seller_id!r}",
+        )
     plaintext, row = await issue_key(
-        session, role=body.role, seller_id=body.seller_id, label=body.label, pepper=runtime.settings.api_key_pepper,
+        session,
+        role=body.role,
+        seller_id=body.seller_id,
+        label=body.label,
+        pepper=runtime.settings.api_key_pepper,
         outbox=runtime.outbox,
     )
     await session.commit()
-    return ApiKeyIssued(key_id=row.key_id, api_key=plaintext, display_prefix=row.display_prefix, role=row.role, seller_id=row.seller_id)
+    return ApiKeyIssued(
+        key_id=row.key_id,
+        api_key=plaintext,
+        display_prefix=row.display_prefix,
+        role=row.role,
+        seller_id=row.seller_id,
+    )
 
 
-@router.delete("/operator/api-keys/{key_id}", status_code=204, tags=["operator"], summary="Revoke an API key")
-async def revoke_api_key(key_id: str, _: OperatorDep, session: SessionDep, runtime: RuntimeDep) -> Response:
+@router.delete(
+    "/operator/api-keys/{key_id}", status_code=204, tags=["operator"], summary="Revoke an API key"
+)
+async def revoke_api_key(
+    key_id: str, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
+) -> Response:
     row = await session.get(ApiKey, key_id, with_for_update=True)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="api key not found")
@@ -433,5 +542,3 @@ async def revoke_api_key(key_id: str, _: OperatorDep, session: SessionDep, runti
         await revoke_key(session, row, runtime.outbox)
         await session.commit()
     return Response(status_code=204)
-
-

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_intake.models import ApiKey
 from recall_shared import events as ev
-from recall_shared.auth import generate_api_key, hash_api_key, key_display_prefix
 from recall_shared.api_keys import ApiKeyAuth, Principal, Role
+from recall_shared.auth import generate_api_key, hash_api_key, key_display_prefix
 from recall_shared.outbox import Outbox
 
-keys = ApiKeyAuth(ApiKey)  # recall-intake's own table is the source the other services' read models copy
+keys = ApiKeyAuth(
+    ApiKey
+)  # recall-intake's own table is the source the other services' read models copy
 PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
 OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 
@@ -23,7 +25,13 @@ __all__ = ["OperatorDep", "Principal", "PrincipalDep", "Role", "issue_key", "rev
 
 
 async def issue_key(
-    session: AsyncSession, *, role: Role, seller_id: str | None, label: str, pepper: str, outbox: Outbox
+    session: AsyncSession,
+    *,
+    role: Role,
+    seller_id: str | None,
+    label: str,
+    pepper: str,
+    outbox: Outbox,
 ) -> tuple[str, ApiKey]:
     """Create a key; returns the plaintext (shown once) and the stored row (hash only). The hash goes out
     on sellers.v1 so other services (refund-logistics) can authenticate the seller themselves."""
@@ -40,7 +48,13 @@ async def issue_key(
     await session.flush()
     await outbox.add(
         session,
-        ev.ApiKeyIssued(key_id=row.key_id, key_hash=row.key_hash, role=role, seller_id=seller_id, issued_at=datetime.now(UTC)),
+        ev.ApiKeyIssued(
+            key_id=row.key_id,
+            key_hash=row.key_hash,
+            role=role,
+            seller_id=seller_id,
+            issued_at=datetime.now(UTC),
+        ),
         event_id=f"api-key:{row.key_id}:issued",
     )
     return plaintext, row
@@ -51,5 +65,7 @@ async def revoke_key(session: AsyncSession, row: ApiKey, outbox: Outbox) -> None
         return
     row.revoked_at = datetime.now(UTC)
     await outbox.add(
-        session, ev.ApiKeyRevoked(key_id=row.key_id, revoked_at=row.revoked_at), event_id=f"api-key:{row.key_id}:revoked"
+        session,
+        ev.ApiKeyRevoked(key_id=row.key_id, revoked_at=row.revoked_at),
+        event_id=f"api-key:{row.key_id}:revoked",
     )

@@ -24,8 +24,13 @@ async def _issue_key(settings: Settings, args: argparse.Namespace) -> None:
     try:
         async with create_session_factory(engine)() as session:
             if args.seller_id:
-                if await session.scalar(select(Seller).where(Seller.seller_id == args.seller_id)) is None:
-                    session.add(Seller(seller_id=args.seller_id, name=args.seller_name or args.seller_id))
+                if (
+                    await session.scalar(select(Seller).where(Seller.seller_id == args.seller_id))
+                    is None
+                ):
+                    session.add(
+                        Seller(seller_id=args.seller_id, name=args.seller_name or args.seller_id)
+                    )
                     await session.flush()  # the key's foreign key needs the seller row first
             plaintext, row = await issue_key(
                 session,
@@ -33,8 +38,11 @@ async def _issue_key(settings: Settings, args: argparse.Namespace) -> None:
                 seller_id=args.seller_id,
                 label=args.label,
                 pepper=settings.api_key_pepper,
-                outbox=Outbox(source=f"/recall-alerts/{settings.service_name}", service=settings.service_name,
-                              topic_prefix=settings.topic_prefix),
+                outbox=Outbox(
+                    source=f"/recall-alerts/{settings.service_name}",
+                    service=settings.service_name,
+                    topic_prefix=settings.topic_prefix,
+                ),
             )
             await session.commit()
     finally:
@@ -45,15 +53,23 @@ async def _issue_key(settings: Settings, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cli = ServiceCli(settings_factory=Settings, create_app=create_app, migrations_dir=MIGRATIONS)
-    p = cli.command("issue-api-key", "Issue an operator key, or a seller key with --seller-id (printed once)")(_issue_key)
-    p.add_argument("--seller-id", default=None, help="Issue a seller key (the seller is created if new)")
+    p = cli.command(
+        "issue-api-key", "Issue an operator key, or a seller key with --seller-id (printed once)"
+    )(_issue_key)
+    p.add_argument(
+        "--seller-id", default=None, help="Issue a seller key (the seller is created if new)"
+    )
     p.add_argument("--seller-name", default=None)
     p.add_argument("--label", default="")
-    imp = cli.command("import-recalls", "Import a regulator file (CPSC, openFDA, EU Safety Gate) as draft recalls")(
-        import_file
+    imp = cli.command(
+        "import-recalls", "Import a regulator file (CPSC, openFDA, EU Safety Gate) as draft recalls"
+    )(import_file)
+    imp.add_argument(
+        "--format", choices=FORMATS, default="auto", help="The records' shape; auto detects each"
     )
-    imp.add_argument("--format", choices=FORMATS, default="auto", help="The records' shape; auto detects each")
-    imp.add_argument("file", help="JSON array, {\"success\":{\"results\":[...]}}, {\"seeds\":[...]} or JSON lines")
+    imp.add_argument(
+        "file", help='JSON array, {"success":{"results":[...]}}, {"seeds":[...]} or JSON lines'
+    )
     return cli.run(argv)
 
 

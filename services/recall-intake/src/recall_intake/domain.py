@@ -49,7 +49,17 @@ _SEVERITY: dict[tuple[str, str], str] = {
     ("EU_SAFETY_GATE", "MEDIUM"): "medium",
     ("EU_SAFETY_GATE", "LOW"): "low",
 }
-_SERIOUS_WORDS = ("death", "serious injur", "fatal", "fire", "burn", "electrocution", "suffocat", "chok", "strangulat")
+_SERIOUS_WORDS = (
+    "death",
+    "serious injur",
+    "fatal",
+    "fire",
+    "burn",
+    "electrocution",
+    "suffocat",
+    "chok",
+    "strangulat",
+)
 
 
 def severity_for(agency: str, classification: str = "", hazard: str = "") -> str:

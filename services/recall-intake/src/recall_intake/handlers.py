@@ -11,7 +11,9 @@ from recall_shared.envelope import Envelope
 from recall_shared.identifiers import model_key, normalise_gtin
 
 
-async def on_listing_updated(session: AsyncSession, event: ev.ListingUpdated, env: Envelope) -> None:
+async def on_listing_updated(
+    session: AsyncSession, event: ev.ListingUpdated, env: Envelope
+) -> None:
     gtins = sorted({r.gtin14 for g in event.gtins if (r := normalise_gtin(g)).gtin14})
     values = {
         "product_id": event.product_id,
@@ -25,8 +27,19 @@ async def on_listing_updated(session: AsyncSession, event: ev.ListingUpdated, en
     stmt = insert(Listing).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Listing.product_id],
-        set_={k: stmt.excluded[k] for k in ("title", "seller_ids", "gtins", "model_keys", "parent_product_id", "updated_at")},
-        where=Listing.updated_at <= stmt.excluded.updated_at,  # a compacted topic may replay older states
+        set_={
+            k: stmt.excluded[k]
+            for k in (
+                "title",
+                "seller_ids",
+                "gtins",
+                "model_keys",
+                "parent_product_id",
+                "updated_at",
+            )
+        },
+        where=Listing.updated_at
+        <= stmt.excluded.updated_at,  # a compacted topic may replay older states
     )
     await session.execute(stmt)
 

@@ -44,7 +44,9 @@ class Recall(Base):
     rules: Mapped[list] = mapped_column(JSONB)
     logistics_enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(20), default="api")  # api | import
-    provenance: Mapped[dict | None] = mapped_column(JSONB, nullable=True)  # where imported values came from
+    provenance: Mapped[dict | None] = mapped_column(
+        JSONB, nullable=True
+    )  # where imported values came from
     owner_key: Mapped[str] = mapped_column(String(120))  # seller id, or "operator"
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -98,8 +100,12 @@ class RegulatorRecord(Base):
     recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     times_seen: Mapped[int] = mapped_column(Integer, default=1)
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    first_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 metadata = Base.metadata

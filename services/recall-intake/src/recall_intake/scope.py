@@ -35,7 +35,9 @@ class PreparedScope:
     warnings: list[str] = field(default_factory=list)
 
 
-async def prepare_rules(session: AsyncSession, principal: Principal, rules: list[dict]) -> PreparedScope:
+async def prepare_rules(
+    session: AsyncSession, principal: Principal, rules: list[dict]
+) -> PreparedScope:
     """``rules`` are the validated request rules (as dicts, GTINs still as written)."""
     problems: list[str] = []
     warnings: list[str] = []
@@ -56,17 +58,25 @@ async def prepare_rules(session: AsyncSession, principal: Principal, rules: list
         product_ids = list(rule.get("product_ids") or [])
         for j, parent in enumerate(rule.get("parent_product_ids") or []):
             variants = list(
-                (await session.execute(select(Listing.product_id).where(Listing.parent_product_id == parent))).scalars()
+                (
+                    await session.execute(
+                        select(Listing.product_id).where(Listing.parent_product_id == parent)
+                    )
+                ).scalars()
             )
             if not variants and await session.get(Listing, parent) is None:
-                problems.append(f"rules[{i}].parent_product_ids[{j}]: no product {parent!r} or variants of it are known")
+                problems.append(
+                    f"rules[{i}].parent_product_ids[{j}]: no product {parent!r} or variants of it are known"
+                )
             product_ids += [parent, *variants]
         rule["product_ids"] = sorted(set(product_ids))
         if not principal.is_operator:
             seller = principal.seller_id
             given = set(rule.get("seller_ids") or [])
             if given - {seller}:
-                problems.append(f"rules[{i}].seller_ids: a seller's recall covers only its own units ({seller!r})")
+                problems.append(
+                    f"rules[{i}].seller_ids: a seller's recall covers only its own units ({seller!r})"
+                )
             rule["seller_ids"] = [seller]
             not_yours += await _not_sold_by(session, seller, i, rule)  # type: ignore[arg-type]
         out.append(rule)  # type: ignore[arg-type]
@@ -82,14 +92,20 @@ async def _not_sold_by(session: AsyncSession, seller: str, i: int, rule: dict) -
     for j, pid in enumerate(rule["product_ids"]):
         listing = await session.get(Listing, pid)
         if listing is None or seller not in listing.seller_ids:
-            problems.append(f"rules[{i}].product_ids[{j}]: product {pid!r} is not sold by seller {seller!r}")
+            problems.append(
+                f"rules[{i}].product_ids[{j}]: product {pid!r} is not sold by seller {seller!r}"
+            )
     for j, gtin in enumerate(rule["gtins"]):
         if not await _sells(session, seller, Listing.gtins.any(gtin)):
-            problems.append(f"rules[{i}].gtins[{j}]: no product with GTIN {gtin} is sold by seller {seller!r}")
+            problems.append(
+                f"rules[{i}].gtins[{j}]: no product with GTIN {gtin} is sold by seller {seller!r}"
+            )
     for j, model in enumerate(rule.get("model_numbers") or []):
         key = model_key(model)
         if key is None or not await _sells(session, seller, Listing.model_keys.any(key)):
-            problems.append(f"rules[{i}].model_numbers[{j}]: no product with model {model!r} is sold by seller {seller!r}")
+            problems.append(
+                f"rules[{i}].model_numbers[{j}]: no product with model {model!r} is sold by seller {seller!r}"
+            )
     return problems
 
 

@@ -8,4 +8,6 @@ class Settings(ServiceSettings):
 
     service_name: str = "recall-intake"
     http_port: int = 8001
-    database_url: str = "postgresql+asyncpg://recall_intake:recall_intake@127.0.0.1:5432/recall_intake"
+    database_url: str = (
+        "postgresql+asyncpg://recall_intake:recall_intake@127.0.0.1:5432/recall_intake"
+    )

@@ -38,7 +38,7 @@ async def _import_all(intake, path: Path) -> dict[str, int]:  # type: ignore[no-
     for raw in _records(path):
         try:
             imported = parse_record("auto", raw)
-        except Exception:  # noqa: BLE001 - RecordError: counted as failed
+        except Exception:
             counts["failed"] = counts.get("failed", 0) + 1
             continue
         async with intake.session_factory() as session:
@@ -50,9 +50,14 @@ async def _import_all(intake, path: Path) -> dict[str, int]:  # type: ignore[no-
 async def test_whole_files_import_once_and_a_second_time_create_nothing(intake) -> None:  # type: ignore[no-untyped-def]
     assert await _import_all(intake, OPENFDA) == {"created": 70, "failed": 2}
     assert await _import_all(intake, GSA) == {"created": 50}
-    assert await _import_all(intake, SEEDS) == {"created": 207}  # no CPSC/Safety Gate pair shares a product
+    assert await _import_all(intake, SEEDS) == {
+        "created": 207
+    }  # no CPSC/Safety Gate pair shares a product
     assert await intake.scalar("SELECT count(*) FROM recalls WHERE source = 'import'") == 327
-    assert await intake.scalar("SELECT count(*) FROM recalls WHERE rules <> '[]'::jsonb") == 10 + 15 + 177
+    assert (
+        await intake.scalar("SELECT count(*) FROM recalls WHERE rules <> '[]'::jsonb")
+        == 10 + 15 + 177
+    )
     # The same files again: every record skipped, no second recall.
     assert await _import_all(intake, OPENFDA) == {"skipped": 70, "failed": 2}
     assert await intake.scalar("SELECT count(*) FROM recalls") == 327
@@ -62,13 +67,25 @@ async def test_whole_files_import_once_and_a_second_time_create_nothing(intake) 
     async with intake.session_factory() as session:
         ref = await session.get(RegulatorRecord, ("FDA", "F-1336-2012"))
         recall = await session.get(Recall, ref.recall_id)
-    assert (recall.status, recall.seller_id, recall.owner_key, recall.source) == ("draft", None, "operator", "import")
+    assert (recall.status, recall.seller_id, recall.owner_key, recall.source) == (
+        "draft",
+        None,
+        "operator",
+        "import",
+    )
     assert recall.content["severity"] == "critical" and recall.content["units_affected"] == 529327
     assert recall.content["remedies"] == [{"type": "refund_on_destruction", "instructions": ""}]
-    assert [r["number"] for r in recall.content["regulator_references"]] == ["F-1336-2012", "F-1337-2012", "F-1338-2012"]
+    assert [r["number"] for r in recall.content["regulator_references"]] == [
+        "F-1336-2012",
+        "F-1337-2012",
+        "F-1338-2012",
+    ]
     assert recall.rules[0]["gtins"] == ["00705432001945"]
     assert recall.rules[0]["lots"]["ranges"] == [{"first": "00112", "last": "10412"}]
-    assert recall.provenance["extracted"]["expiry"][0]["text"] == "Expiration dates from 01/19/2012 through 05/02/2012"
+    assert (
+        recall.provenance["extracted"]["expiry"][0]["text"]
+        == "Expiration dates from 01/19/2012 through 05/02/2012"
+    )
 
 
 async def test_republished_record_with_a_changed_body_is_skipped(intake) -> None:  # type: ignore[no-untyped-def]
@@ -79,9 +96,16 @@ async def test_republished_record_with_a_changed_body_is_skipped(intake) -> None
     changed["descriptions"][0] += ", sold at Home Depot"
     async with intake.session_factory() as session:
         again = await import_record(session, parse_record("cpsc-gsa", changed))
-    assert first.status == "created" and again.status == "skipped" and again.recall_id == first.recall_id
+    assert (
+        first.status == "created"
+        and again.status == "skipped"
+        and again.recall_id == first.recall_id
+    )
     assert again.reason.startswith("already imported") and "changed" in again.reason
-    assert await intake.scalar("SELECT times_seen FROM regulator_records WHERE reference = '14702'") == 2
+    assert (
+        await intake.scalar("SELECT times_seen FROM regulator_records WHERE reference = '14702'")
+        == 2
+    )
     assert await intake.scalar("SELECT count(*) FROM recalls") == 1
 
 
@@ -89,21 +113,39 @@ async def test_same_event_from_two_agencies_is_linked(intake) -> None:  # type: 
     seeds = _records(SEEDS)
     eu = next(r for r in seeds if r["ref"] == "A12/02381/24")  # Replay fragrance, GTIN 737052268675
     # A CPSC record of the same product a month later (constructed: no CPSC seed carries a GTIN).
-    us = {"RecallID": 1, "RecallNumber": "24999", "RecallDate": "2024-09-26T00:00:00", "Title": "Replay fragrance",
-          "Products": [{"Name": "Replay Your fragrance Woman"}], "ProductUPCs": [{"UPC": "737052268675"}],
-          "Hazards": [{"Name": "Contains BMHCA"}]}
+    us = {
+        "RecallID": 1,
+        "RecallNumber": "24999",
+        "RecallDate": "2024-09-26T00:00:00",
+        "Title": "Replay fragrance",
+        "Products": [{"Name": "Replay Your fragrance Woman"}],
+        "ProductUPCs": [{"UPC": "737052268675"}],
+        "Hazards": [{"Name": "Contains BMHCA"}],
+    }
     async with intake.session_factory() as session:
         created = await import_record(session, parse_record("auto", eu))
     async with intake.session_factory() as session:
         linked = await import_record(session, parse_record("auto", us))
-    assert created.status == "created" and linked.status == "linked" and linked.recall_id == created.recall_id
+    assert (
+        created.status == "created"
+        and linked.status == "linked"
+        and linked.recall_id == created.recall_id
+    )
     async with intake.session_factory() as session:
         recall = await session.get(Recall, created.recall_id)
-        records = (await session.execute(select(RegulatorRecord).order_by(RegulatorRecord.agency))).scalars().all()
+        records = (
+            (await session.execute(select(RegulatorRecord).order_by(RegulatorRecord.agency)))
+            .scalars()
+            .all()
+        )
     assert [(r["agency"], r["number"]) for r in recall.content["regulator_references"]] == [
-        ("EU_SAFETY_GATE", "A12/02381/24"), ("CPSC", "24999")]
+        ("EU_SAFETY_GATE", "A12/02381/24"),
+        ("CPSC", "24999"),
+    ]
     assert [(r.agency, r.reference, r.recall_id) for r in records] == [
-        ("CPSC", "24999", created.recall_id), ("EU_SAFETY_GATE", "A12/02381/24", created.recall_id)]
+        ("CPSC", "24999", created.recall_id),
+        ("EU_SAFETY_GATE", "A12/02381/24", created.recall_id),
+    ]
     assert recall.provenance["linked_records"][0]["reference"] == "24999"
     # Outside the window it is another recall; the same agency never links to itself.
     far = dict(us, RecallNumber="26999", RecallDate="2026-01-05T00:00:00")
@@ -124,7 +166,9 @@ def restore_logging():  # type: ignore[no-untyped-def]
     root.setLevel(level)
 
 
-async def test_import_command_on_a_file(intake, tmp_path, monkeypatch, capsys, restore_logging) -> None:  # type: ignore[no-untyped-def]
+async def test_import_command_on_a_file(
+    intake, tmp_path, monkeypatch, capsys, restore_logging
+) -> None:  # type: ignore[no-untyped-def]
     records = _records(SEEDS)[:20] + [{"RecallID": 0, "RecallNumber": None}, {"hello": "world"}]
     path = tmp_path / "cpsc.json"
     path.write_text(json.dumps(records))
@@ -138,9 +182,17 @@ async def test_import_command_on_a_file(intake, tmp_path, monkeypatch, capsys, r
     assert "failed 1: unrecognised record shape" in out
     # Again: all skipped. An unreadable file: exit code 1.
     assert await asyncio.to_thread(main, ["import-recalls", "--format", "auto", str(path)]) == 0
-    assert "created 0 (0 with rules, 0 without), linked 0, skipped 20, failed 2" in capsys.readouterr().out
+    assert (
+        "created 0 (0 with rules, 0 without), linked 0, skipped 20, failed 2"
+        in capsys.readouterr().out
+    )
     (tmp_path / "bad.json").write_text("{not json")
-    assert await asyncio.to_thread(main, ["import-recalls", "--format", "auto", str(tmp_path / "bad.json")]) == 1
+    assert (
+        await asyncio.to_thread(
+            main, ["import-recalls", "--format", "auto", str(tmp_path / "bad.json")]
+        )
+        == 1
+    )
     assert "cannot read" in capsys.readouterr().err
 
 
@@ -150,10 +202,16 @@ async def test_import_endpoint(intake) -> None:  # type: ignore[no-untyped-def]
     record = next(r for r in _records(OPENFDA) if "F-1398-2012" in r["product-description"])
 
     assert (await intake.client.post("/v1/imports/openfda", json=record)).status_code == 401
-    assert (await intake.client.post("/v1/imports/openfda", json=record,
-                                     headers={"X-Api-Key": "not-a-key"})).status_code == 401
-    assert (await intake.client.post("/v1/imports/openfda", json=record,
-                                     headers={"X-Api-Key": seller_key})).status_code == 403
+    assert (
+        await intake.client.post(
+            "/v1/imports/openfda", json=record, headers={"X-Api-Key": "not-a-key"}
+        )
+    ).status_code == 401
+    assert (
+        await intake.client.post(
+            "/v1/imports/openfda", json=record, headers={"X-Api-Key": seller_key}
+        )
+    ).status_code == 403
 
     created = await intake.client.post("/v1/imports/openfda", json=record, headers=operator)
     assert created.status_code == 201, created.text
@@ -169,19 +227,34 @@ async def test_import_endpoint(intake) -> None:  # type: ignore[no-untyped-def]
 
     for bad, fmt, words in (
         ({"RecallID": 0, "RecallNumber": ""}, "cpsc", "error returned as a record"),
-        ({"code-info": "Lot 1", "product-description": "Metoprolol"}, "openfda", "without a recall number"),
+        (
+            {"code-info": "Lot 1", "product-description": "Metoprolol"},
+            "openfda",
+            "without a recall number",
+        ),
         ({"hello": "world"}, "auto", "unrecognised record shape"),
         (record, "safety-gate", "not a safety-gate record"),
     ):
         r = await intake.client.post(f"/v1/imports/{fmt}", json=bad, headers=operator)
         assert r.status_code == 422, r.text
-        assert r.json()["detail"]["error"] == "unusable_record" and words in r.json()["detail"]["message"]
-    assert (await intake.client.post("/v1/imports/openfda", json=[1, 2], headers=operator)).status_code == 422
-    assert (await intake.client.post("/v1/imports/nope", json=record, headers=operator)).status_code == 422
+        assert (
+            r.json()["detail"]["error"] == "unusable_record"
+            and words in r.json()["detail"]["message"]
+        )
+    assert (
+        await intake.client.post("/v1/imports/openfda", json=[1, 2], headers=operator)
+    ).status_code == 422
+    assert (
+        await intake.client.post("/v1/imports/nope", json=record, headers=operator)
+    ).status_code == 422
 
     # An imported draft without rules cannot be published until an operator adds one.
     no_rules = next(r for r in _records(GSA) if r["recall_number"] == "14014")
-    draft = (await intake.client.post("/v1/imports/cpsc-gsa", json=no_rules, headers=operator)).json()["recall"]
+    draft = (
+        await intake.client.post("/v1/imports/cpsc-gsa", json=no_rules, headers=operator)
+    ).json()["recall"]
     assert draft["rules"] == []
-    refused = await intake.client.post(f"/v1/recalls/{draft['recall_id']}/publish", headers=operator)
+    refused = await intake.client.post(
+        f"/v1/recalls/{draft['recall_id']}/publish", headers=operator
+    )
     assert refused.status_code == 422 and refused.json()["detail"]["error"] == "scope_missing"

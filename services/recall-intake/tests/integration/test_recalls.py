@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from recall_shared import events as ev
-
 from recall_shared.envelope import parse
 from recall_shared.events import RecallAmended, RecallClosed, RecallPublished
 from recall_shared.testing import read_topic
@@ -26,13 +25,17 @@ async def _seller(intake, unique):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- ownership
 
 
-async def test_seller_may_recall_a_product_only_once_the_catalog_says_it_sells_it(intake, make_recall_body, unique) -> None:
+async def test_seller_may_recall_a_product_only_once_the_catalog_says_it_sells_it(
+    intake, make_recall_body, unique
+) -> None:
     seller_id, key = await intake.seller_key()
     other_id, _ = await intake.seller_key()
     headers = {"X-Api-Key": key}
     product, gtin = unique("prod"), "00012345678905"
 
-    refused = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
+    refused = await intake.client.post(
+        "/v1/recalls", json=make_recall_body(product), headers=headers
+    )
     assert refused.status_code == 422, refused.text
     detail = refused.json()["detail"]
     assert detail["error"] == "not_your_product"
@@ -41,7 +44,9 @@ async def test_seller_may_recall_a_product_only_once_the_catalog_says_it_sells_i
     # the catalog lists the product for somebody else: still not this seller's
     await intake.listing(product, [other_id])
     still = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
-    assert still.status_code == 422 and "rules[0].product_ids[0]" in still.json()["detail"]["message"]
+    assert (
+        still.status_code == 422 and "rules[0].product_ids[0]" in still.json()["detail"]["message"]
+    )
 
     # a later listing event adds this seller (and a GTIN): the same request now succeeds
     await intake.send_listing(product, [other_id, seller_id], gtins=[gtin, "not-a-gtin"])
@@ -49,35 +54,54 @@ async def test_seller_may_recall_a_product_only_once_the_catalog_says_it_sells_i
     ok = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
     assert ok.status_code == 201, ok.text
     assert ok.json()["seller_id"] == seller_id
-    assert await intake.scalar("SELECT gtins FROM listings WHERE product_id = :p", p=product) == [gtin]
+    assert await intake.scalar("SELECT gtins FROM listings WHERE product_id = :p", p=product) == [
+        gtin
+    ]
 
     # GTINs are checked the same way
-    by_gtin = await intake.client.post("/v1/recalls", json=make_recall_body(product, gtins=(gtin,)), headers=headers)
+    by_gtin = await intake.client.post(
+        "/v1/recalls", json=make_recall_body(product, gtins=(gtin,)), headers=headers
+    )
     assert by_gtin.status_code == 201, by_gtin.text
     foreign_gtin = await intake.client.post(
         "/v1/recalls", json=make_recall_body(product, gtins=("00099999999997",)), headers=headers
     )
-    assert foreign_gtin.status_code == 422 and "rules[0].gtins[0]" in foreign_gtin.json()["detail"]["message"]
+    assert (
+        foreign_gtin.status_code == 422
+        and "rules[0].gtins[0]" in foreign_gtin.json()["detail"]["message"]
+    )
     assert await intake.scalar("SELECT count(*) FROM recalls") == 2
 
 
-async def test_ownership_is_checked_on_amendments_and_operators_may_name_any_product(intake, make_recall_body, unique) -> None:
+async def test_ownership_is_checked_on_amendments_and_operators_may_name_any_product(
+    intake, make_recall_body, unique
+) -> None:
     _, headers, product = await _seller(intake, unique)
-    rid = (await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)).json()["recall_id"]
-    assert (await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)).status_code == 200
+    rid = (
+        await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
+    ).json()["recall_id"]
+    assert (
+        await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
+    ).status_code == 200
     foreign = unique("foreign")
     widened = await intake.client.post(
-        f"/v1/recalls/{rid}/amendments", json={"rules": [{"product_ids": [product]}, {"product_ids": [foreign]}]},
+        f"/v1/recalls/{rid}/amendments",
+        json={"rules": [{"product_ids": [product]}, {"product_ids": [foreign]}]},
         headers=headers,
     )
-    assert widened.status_code == 422 and "rules[1].product_ids[0]" in widened.json()["detail"]["message"]
+    assert (
+        widened.status_code == 422
+        and "rules[1].product_ids[0]" in widened.json()["detail"]["message"]
+    )
     assert await intake.scalar("SELECT version FROM recalls WHERE recall_id = :r", r=rid) == 1
 
     operator = {"X-Api-Key": await intake.operator_key()}
     op = await intake.client.post("/v1/recalls", json=make_recall_body(foreign), headers=operator)
     assert op.status_code == 201, op.text
     amended = await intake.client.post(
-        f"/v1/recalls/{rid}/amendments", json={"rules": [{"product_ids": [product, foreign]}]}, headers=operator
+        f"/v1/recalls/{rid}/amendments",
+        json={"rules": [{"product_ids": [product, foreign]}]},
+        headers=operator,
     )
     assert amended.status_code == 200 and amended.json()["version"] == 2
 
@@ -85,49 +109,93 @@ async def test_ownership_is_checked_on_amendments_and_operators_may_name_any_pro
 # --------------------------------------------------------------------------- lifecycle and events
 
 
-async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(intake, make_recall_body, unique) -> None:
+async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(
+    intake, make_recall_body, unique
+) -> None:
     seller_id, headers, product = await _seller(intake, unique)
     second = unique("prod2")
     await intake.listing(second, [seller_id])
 
-    draft = await intake.client.post("/v1/recalls", json=make_recall_body(product, logistics_enrolled=True), headers=headers)
+    draft = await intake.client.post(
+        "/v1/recalls", json=make_recall_body(product, logistics_enrolled=True), headers=headers
+    )
     assert draft.status_code == 201
     rid = draft.json()["recall_id"]
-    assert draft.json()["status"] == "draft" and draft.json()["version"] == 1 and draft.json()["published_at"] is None
+    assert (
+        draft.json()["status"] == "draft"
+        and draft.json()["version"] == 1
+        and draft.json()["published_at"] is None
+    )
 
     # a draft cannot be amended or closed
-    amend_draft = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{"product_ids": [product]}]}, headers=headers)
-    assert amend_draft.status_code == 409 and amend_draft.json()["detail"]["error"] == "illegal_transition"
-    assert (await intake.client.post(f"/v1/recalls/{rid}/close", headers=headers)).status_code == 409
+    amend_draft = await intake.client.post(
+        f"/v1/recalls/{rid}/amendments",
+        json={"rules": [{"product_ids": [product]}]},
+        headers=headers,
+    )
+    assert (
+        amend_draft.status_code == 409
+        and amend_draft.json()["detail"]["error"] == "illegal_transition"
+    )
+    assert (
+        await intake.client.post(f"/v1/recalls/{rid}/close", headers=headers)
+    ).status_code == 409
     assert (await intake.client.get(f"/v1/recalls/{rid}", headers=headers)).json()["versions"] == []
 
     published = await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
     assert published.status_code == 200
-    assert published.json()["status"] == "published" and published.json()["published_at"] is not None
+    assert (
+        published.json()["status"] == "published" and published.json()["published_at"] is not None
+    )
     again = await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
-    assert again.status_code == 409 and "cannot publish a recall that is published" in again.json()["detail"]["message"]
+    assert (
+        again.status_code == 409
+        and "cannot publish a recall that is published" in again.json()["detail"]["message"]
+    )
 
-    new_content = make_recall_body(product, title="Acme kettle KX-1 and KX-2 recall", severity="critical")["content"]
+    new_content = make_recall_body(
+        product, title="Acme kettle KX-1 and KX-2 recall", severity="critical"
+    )["content"]
     amended = await intake.client.post(
         f"/v1/recalls/{rid}/amendments",
-        json={"content": new_content, "rules": [{"product_ids": [product, second]}]}, headers=headers,
+        json={"content": new_content, "rules": [{"product_ids": [product, second]}]},
+        headers=headers,
     )
     assert amended.status_code == 200, amended.text
     assert amended.json()["version"] == 2 and amended.json()["status"] == "published"
     assert amended.json()["content"]["severity"] == "critical"
-    assert amended.json()["published_at"] == published.json()["published_at"]  # first publication stays
+    assert (
+        amended.json()["published_at"] == published.json()["published_at"]
+    )  # first publication stays
 
     closed = await intake.client.post(f"/v1/recalls/{rid}/close", headers=headers)
-    assert closed.status_code == 200 and closed.json()["status"] == "closed" and closed.json()["closed_at"]
-    amend_closed = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{"product_ids": [product]}]}, headers=headers)
+    assert (
+        closed.status_code == 200
+        and closed.json()["status"] == "closed"
+        and closed.json()["closed_at"]
+    )
+    amend_closed = await intake.client.post(
+        f"/v1/recalls/{rid}/amendments",
+        json={"rules": [{"product_ids": [product]}]},
+        headers=headers,
+    )
     assert amend_closed.status_code == 409
-    assert (await intake.client.post(f"/v1/recalls/{rid}/close", headers=headers)).status_code == 409
-    assert (await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)).status_code == 409
+    assert (
+        await intake.client.post(f"/v1/recalls/{rid}/close", headers=headers)
+    ).status_code == 409
+    assert (
+        await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
+    ).status_code == 409
 
     got = (await intake.client.get(f"/v1/recalls/{rid}", headers=headers)).json()
     assert got["status"] == "closed" and got["version"] == 2
-    assert [(v["version"], v["event_type"]) for v in got["versions"]] == [(1, "recall.published.v1"), (2, "recall.amended.v1")]
-    assert [ev.ScopeRule.model_validate(r) for r in got["versions"][0]["recall"]["rules"]] == [ev.ScopeRule(product_ids=[product], seller_ids=[seller_id])]  # a seller recalls its own units
+    assert [(v["version"], v["event_type"]) for v in got["versions"]] == [
+        (1, "recall.published.v1"),
+        (2, "recall.amended.v1"),
+    ]
+    assert [ev.ScopeRule.model_validate(r) for r in got["versions"][0]["recall"]["rules"]] == [
+        ev.ScopeRule(product_ids=[product], seller_ids=[seller_id])
+    ]  # a seller recalls its own units
     assert got["versions"][1]["recall"]["rules"][0]["product_ids"] == [product, second]
     assert got["versions"][0]["recall"]["content"]["severity"] == "high"
 
@@ -136,16 +204,35 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(intake, 
     assert len(records) == 3
     assert {key for key, _, _ in records} == {rid.encode()}
     envs = [env for _, env, _ in records]
-    assert [e.type for e in envs] == ["recall.published.v1", "recall.amended.v1", "recall.closed.v1"]
-    assert [e.id for e in envs] == [f"{rid}:1:recall.published.v1", f"{rid}:2:recall.amended.v1", f"{rid}:2:recall.closed.v1"]
+    assert [e.type for e in envs] == [
+        "recall.published.v1",
+        "recall.amended.v1",
+        "recall.closed.v1",
+    ]
+    assert [e.id for e in envs] == [
+        f"{rid}:1:recall.published.v1",
+        f"{rid}:2:recall.amended.v1",
+        f"{rid}:2:recall.closed.v1",
+    ]
     assert all(e.source == "/recall-alerts/recall-intake" and e.subject == rid for e in envs)
     pub, amd, cls = (parse(e) for e in envs)
-    assert isinstance(pub, RecallPublished) and isinstance(amd, RecallAmended) and isinstance(cls, RecallClosed)
-    assert pub.recall.version == 1 and pub.recall.seller_id == seller_id and pub.recall.logistics_enrolled is True
+    assert (
+        isinstance(pub, RecallPublished)
+        and isinstance(amd, RecallAmended)
+        and isinstance(cls, RecallClosed)
+    )
+    assert (
+        pub.recall.version == 1
+        and pub.recall.seller_id == seller_id
+        and pub.recall.logistics_enrolled is True
+    )
     assert pub.recall.rules[0].product_ids == [product]
     assert pub.recall.content.title == "Acme kettle KX-1 recall"
     assert amd.recall.version == 2 and amd.recall.rules[0].product_ids == [product, second]
-    assert amd.recall.content.severity == "critical" and amd.recall.published_at == pub.recall.published_at
+    assert (
+        amd.recall.content.severity == "critical"
+        and amd.recall.published_at == pub.recall.published_at
+    )
     assert cls.recall.version == 2 and cls.recall.rules == amd.recall.rules
     assert cls.closed_at.isoformat().replace("+00:00", "Z")[:19] == closed.json()["closed_at"][:19]
     # the snapshot in the event is the one stored with the version
@@ -153,15 +240,29 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(intake, 
     await intake.outbox_drained()
 
 
-async def test_amendment_without_content_keeps_the_current_content(intake, make_recall_body, unique) -> None:
+async def test_amendment_without_content_keeps_the_current_content(
+    intake, make_recall_body, unique
+) -> None:
     seller_id, headers, product = await _seller(intake, unique)
-    rid = (await intake.client.post("/v1/recalls", json=make_recall_body(product, title="Original"), headers=headers)).json()["recall_id"]
+    rid = (
+        await intake.client.post(
+            "/v1/recalls", json=make_recall_body(product, title="Original"), headers=headers
+        )
+    ).json()["recall_id"]
     await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
     narrowed = {"rules": [{"product_ids": [product], "seller_ids": [seller_id]}]}
-    amended = await intake.client.post(f"/v1/recalls/{rid}/amendments", json=narrowed, headers=headers)
+    amended = await intake.client.post(
+        f"/v1/recalls/{rid}/amendments", json=narrowed, headers=headers
+    )
     assert amended.status_code == 200
-    assert amended.json()["content"]["title"] == "Original" and amended.json()["rules"][0]["seller_ids"] == [seller_id]
-    amended3 = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{"product_ids": [product]}]}, headers=headers)
+    assert amended.json()["content"]["title"] == "Original" and amended.json()["rules"][0][
+        "seller_ids"
+    ] == [seller_id]
+    amended3 = await intake.client.post(
+        f"/v1/recalls/{rid}/amendments",
+        json={"rules": [{"product_ids": [product]}]},
+        headers=headers,
+    )
     assert amended3.json()["version"] == 3 and amended3.json()["content"]["title"] == "Original"
     versions = (await intake.client.get(f"/v1/recalls/{rid}", headers=headers)).json()["versions"]
     assert [v["version"] for v in versions] == [1, 2, 3]
@@ -170,7 +271,9 @@ async def test_amendment_without_content_keeps_the_current_content(intake, make_
 # --------------------------------------------------------------------------- idempotency
 
 
-async def test_idempotency_key_replays_the_same_recall_and_refuses_a_different_body(intake, make_recall_body, unique) -> None:
+async def test_idempotency_key_replays_the_same_recall_and_refuses_a_different_body(
+    intake, make_recall_body, unique
+) -> None:
     _, headers, product = await _seller(intake, unique)
     key = {**headers, "Idempotency-Key": unique("idem")}
     first = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=key)
@@ -180,8 +283,13 @@ async def test_idempotency_key_replays_the_same_recall_and_refuses_a_different_b
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["recall_id"] == first.json()["recall_id"] and replay.json() == first.json()
 
-    different = await intake.client.post("/v1/recalls", json=make_recall_body(product, title="Another"), headers=key)
-    assert different.status_code == 422 and different.json()["detail"]["error"] == "idempotency_key_reused"
+    different = await intake.client.post(
+        "/v1/recalls", json=make_recall_body(product, title="Another"), headers=key
+    )
+    assert (
+        different.status_code == 422
+        and different.json()["detail"]["error"] == "idempotency_key_reused"
+    )
 
     # without the key, the same body is a new recall
     fresh = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
@@ -193,18 +301,32 @@ async def test_idempotency_keys_are_per_owner(intake, make_recall_body, unique) 
     _, headers_a, product_a = await _seller(intake, unique)
     _, headers_b, product_b = await _seller(intake, unique)
     shared_key = unique("idem")
-    a = await intake.client.post("/v1/recalls", json=make_recall_body(product_a), headers={**headers_a, "Idempotency-Key": shared_key})
-    b = await intake.client.post("/v1/recalls", json=make_recall_body(product_b), headers={**headers_b, "Idempotency-Key": shared_key})
+    a = await intake.client.post(
+        "/v1/recalls",
+        json=make_recall_body(product_a),
+        headers={**headers_a, "Idempotency-Key": shared_key},
+    )
+    b = await intake.client.post(
+        "/v1/recalls",
+        json=make_recall_body(product_b),
+        headers={**headers_b, "Idempotency-Key": shared_key},
+    )
     assert a.status_code == b.status_code == 201
     assert a.json()["recall_id"] != b.json()["recall_id"] and "idempotent-replayed" not in b.headers
 
 
-async def test_concurrent_identical_posts_make_exactly_one_recall(intake, make_recall_body, unique) -> None:
+async def test_concurrent_identical_posts_make_exactly_one_recall(
+    intake, make_recall_body, unique
+) -> None:
     _, headers, product = await _seller(intake, unique)
     key = {**headers, "Idempotency-Key": unique("idem")}
     body = make_recall_body(product)
-    responses = await asyncio.gather(*(intake.client.post("/v1/recalls", json=body, headers=key) for _ in range(10)))
-    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses if r.status_code != 201]
+    responses = await asyncio.gather(
+        *(intake.client.post("/v1/recalls", json=body, headers=key) for _ in range(10))
+    )
+    assert [r.status_code for r in responses] == [201] * 10, [
+        r.text for r in responses if r.status_code != 201
+    ]
     assert len({r.json()["recall_id"] for r in responses}) == 1
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 9
     assert await intake.scalar("SELECT count(*) FROM recalls") == 1
@@ -220,7 +342,10 @@ async def test_invalid_bodies_answer_422_naming_the_field(intake, make_recall_bo
     resp = await intake.client.post("/v1/recalls", json=empty_rule, headers=headers)
     assert resp.status_code == 422
     assert resp.json()["error"] == "validation_failed"
-    assert resp.json()["message"].startswith("rules.1:") and "at least one identifier" in resp.json()["message"]
+    assert (
+        resp.json()["message"].startswith("rules.1:")
+        and "at least one identifier" in resp.json()["message"]
+    )
 
     bad_severity = make_recall_body(product, severity="apocalyptic")
     resp = await intake.client.post("/v1/recalls", json=bad_severity, headers=headers)
@@ -240,32 +365,46 @@ async def test_invalid_bodies_answer_422_naming_the_field(intake, make_recall_bo
     resp = await intake.client.post("/v1/recalls", json=extra_in_rule, headers=headers)
     assert resp.status_code == 422 and "rules.0.lots" in resp.json()["message"]
 
-    not_json = await intake.client.post("/v1/recalls", content=b"{nope", headers={**headers, "content-type": "application/json"})
+    not_json = await intake.client.post(
+        "/v1/recalls", content=b"{nope", headers={**headers, "content-type": "application/json"}
+    )
     assert not_json.status_code == 422
     assert await intake.scalar("SELECT count(*) FROM recalls") == 0
 
 
 async def test_empty_rule_is_refused_on_amendment_too(intake, make_recall_body, unique) -> None:
     _, headers, product = await _seller(intake, unique)
-    rid = (await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)).json()["recall_id"]
+    rid = (
+        await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
+    ).json()["recall_id"]
     await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
-    resp = await intake.client.post(f"/v1/recalls/{rid}/amendments", json={"rules": [{}]}, headers=headers)
+    resp = await intake.client.post(
+        f"/v1/recalls/{rid}/amendments", json={"rules": [{}]}, headers=headers
+    )
     assert resp.status_code == 422 and resp.json()["message"].startswith("rules.0:")
 
 
 # --------------------------------------------------------------------------- listing
 
 
-async def test_pagination_walks_every_recall_once_and_status_filters(intake, make_recall_body, unique) -> None:
+async def test_pagination_walks_every_recall_once_and_status_filters(
+    intake, make_recall_body, unique
+) -> None:
     _, headers, product = await _seller(intake, unique)
     _, other_headers, other_product = await _seller(intake, unique)
     ids = []
     for i in range(7):
-        r = await intake.client.post("/v1/recalls", json=make_recall_body(product, title=f"Recall {i}"), headers=headers)
+        r = await intake.client.post(
+            "/v1/recalls", json=make_recall_body(product, title=f"Recall {i}"), headers=headers
+        )
         ids.append(r.json()["recall_id"])
-    await intake.client.post("/v1/recalls", json=make_recall_body(other_product), headers=other_headers)
+    await intake.client.post(
+        "/v1/recalls", json=make_recall_body(other_product), headers=other_headers
+    )
     for rid in ids[:3]:
-        assert (await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)).status_code == 200
+        assert (
+            await intake.client.post(f"/v1/recalls/{rid}/publish", headers=headers)
+        ).status_code == 200
 
     seen: list[str] = []
     pages = 0
@@ -289,28 +428,46 @@ async def test_pagination_walks_every_recall_once_and_status_filters(intake, mak
     exact = await intake.client.get("/v1/recalls", params={"limit": 7}, headers=headers)
     assert len(exact.json()["items"]) == 7 and exact.json()["next_cursor"] is None
 
-    published = await intake.client.get("/v1/recalls", params={"status": "published"}, headers=headers)
+    published = await intake.client.get(
+        "/v1/recalls", params={"status": "published"}, headers=headers
+    )
     assert {r["recall_id"] for r in published.json()["items"]} == set(ids[:3])
     assert all(r["status"] == "published" for r in published.json()["items"])
-    drafts = await intake.client.get("/v1/recalls", params={"status": "draft", "limit": 2}, headers=headers)
+    drafts = await intake.client.get(
+        "/v1/recalls", params={"status": "draft", "limit": 2}, headers=headers
+    )
     draft_ids = [r["recall_id"] for r in drafts.json()["items"]]
-    nxt = await intake.client.get("/v1/recalls", params={"status": "draft", "limit": 2, "cursor": drafts.json()["next_cursor"]}, headers=headers)
+    nxt = await intake.client.get(
+        "/v1/recalls",
+        params={"status": "draft", "limit": 2, "cursor": drafts.json()["next_cursor"]},
+        headers=headers,
+    )
     draft_ids += [r["recall_id"] for r in nxt.json()["items"]]
     assert draft_ids == list(reversed(ids[3:]))
-    assert (await intake.client.get("/v1/recalls", params={"status": "closed"}, headers=headers)).json()["items"] == []
+    assert (
+        await intake.client.get("/v1/recalls", params={"status": "closed"}, headers=headers)
+    ).json()["items"] == []
 
     operator = {"X-Api-Key": await intake.operator_key()}
     everything = await intake.client.get("/v1/recalls", params={"limit": 200}, headers=operator)
     assert len(everything.json()["items"]) == 8
 
 
-async def test_bad_cursor_limit_and_status_are_client_errors(intake, make_recall_body, unique) -> None:
+async def test_bad_cursor_limit_and_status_are_client_errors(
+    intake, make_recall_body, unique
+) -> None:
     _, headers, product = await _seller(intake, unique)
     await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
     for cursor in ("garbage", "bm90LWEtY3Vyc29y", "!!!"):
         resp = await intake.client.get("/v1/recalls", params={"cursor": cursor}, headers=headers)
         assert resp.status_code == 400, (cursor, resp.text)
         assert "cursor" in resp.json()["detail"]
-    assert (await intake.client.get("/v1/recalls", params={"limit": 0}, headers=headers)).status_code == 422
-    assert (await intake.client.get("/v1/recalls", params={"limit": 201}, headers=headers)).status_code == 422
-    assert (await intake.client.get("/v1/recalls", params={"status": "archived"}, headers=headers)).status_code == 422
+    assert (
+        await intake.client.get("/v1/recalls", params={"limit": 0}, headers=headers)
+    ).status_code == 422
+    assert (
+        await intake.client.get("/v1/recalls", params={"limit": 201}, headers=headers)
+    ).status_code == 422
+    assert (
+        await intake.client.get("/v1/recalls", params={"status": "archived"}, headers=headers)
+    ).status_code == 422

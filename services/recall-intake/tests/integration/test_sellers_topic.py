@@ -14,13 +14,21 @@ pytestmark = pytest.mark.integration
 
 async def test_issue_and_revoke_are_published_with_the_hash_never_the_key(intake) -> None:  # type: ignore[no-untyped-def]
     operator = await intake.operator_key()
-    await intake.client.post("/v1/operator/sellers", json={"seller_id": "s-topic", "name": "S"}, headers={"X-Api-Key": operator})
+    await intake.client.post(
+        "/v1/operator/sellers",
+        json={"seller_id": "s-topic", "name": "S"},
+        headers={"X-Api-Key": operator},
+    )
     issued = await intake.client.post(
-        "/v1/operator/api-keys", json={"role": "seller", "seller_id": "s-topic"}, headers={"X-Api-Key": operator}
+        "/v1/operator/api-keys",
+        json={"role": "seller", "seller_id": "s-topic"},
+        headers={"X-Api-Key": operator},
     )
     assert issued.status_code == 201
     key, key_id = issued.json()["api_key"], issued.json()["key_id"]
-    revoked = await intake.client.delete(f"/v1/operator/api-keys/{key_id}", headers={"X-Api-Key": operator})
+    revoked = await intake.client.delete(
+        f"/v1/operator/api-keys/{key_id}", headers={"X-Api-Key": operator}
+    )
     assert revoked.status_code == 204
 
     records = await read_topic(intake.topic("sellers.v1"), count=3, timeout=20)

@@ -53,9 +53,13 @@ def test_fingerprint_is_stable_and_ignores_key_order() -> None:
 
 def test_fingerprint_tells_different_bodies_apart() -> None:
     base = {"content": {"title": "T"}, "rules": [{"product_ids": ["p1", "p2"]}]}
-    assert fingerprint(base) != fingerprint({"content": {"title": "T2"}, "rules": [{"product_ids": ["p1", "p2"]}]})
+    assert fingerprint(base) != fingerprint(
+        {"content": {"title": "T2"}, "rules": [{"product_ids": ["p1", "p2"]}]}
+    )
     # list order is meaningful (rules are positional), unlike key order
-    assert fingerprint(base) != fingerprint({"content": {"title": "T"}, "rules": [{"product_ids": ["p2", "p1"]}]})
+    assert fingerprint(base) != fingerprint(
+        {"content": {"title": "T"}, "rules": [{"product_ids": ["p2", "p1"]}]}
+    )
     assert fingerprint({"a": 1}) != fingerprint({"a": "1"})
 
 
@@ -71,7 +75,9 @@ def test_fingerprint_tells_different_bodies_apart() -> None:
         ("CPSC", "", "The paint contains a stain.", "medium"),
     ],
 )
-def test_regulator_classes_map_to_one_severity_scale(agency: str, classification: str, hazard: str, severity: str) -> None:
+def test_regulator_classes_map_to_one_severity_scale(
+    agency: str, classification: str, hazard: str, severity: str
+) -> None:
     from recall_intake.domain import severity_for
 
     assert severity_for(agency, classification, hazard) == severity

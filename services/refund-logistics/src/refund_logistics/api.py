@@ -25,21 +25,33 @@ from refund_logistics.auth import CustomerDep, OperatorDep, Principal, Principal
 from refund_logistics.domain import IllegalCaseTransition, Period
 from refund_logistics.handlers import CaseConflict, CaseNotFound, Cases
 from refund_logistics.models import (
-    Case, CaseProof, CaseTransition, Enrolment, Fulfilment, KnownRecall, LedgerEntry, Refund, ReturnLabel,
+    Case,
+    CaseProof,
+    CaseTransition,
+    Enrolment,
+    Fulfilment,
+    KnownRecall,
+    LedgerEntry,
+    Refund,
+    ReturnLabel,
 )
 from refund_logistics.report import CPSC_COLUMNS, cpsc_csv, cpsc_row, effectiveness
 
 router = APIRouter(prefix="/v1")
 
 IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "image/jpeg"), (b"\x89PNG\r\n\x1a\n", 0, "image/png"), (b"GIF8", 0, "image/gif"),
-    (b"WEBP", 8, "image/webp"), (b"ftypheic", 4, "image/heic"), (b"ftypmif1", 4, "image/heic"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"GIF8", 0, "image/gif"),
+    (b"WEBP", 8, "image/webp"),
+    (b"ftypheic", 4, "image/heic"),
+    (b"ftypmif1", 4, "image/heic"),
 )
 
 
 def sniff_image(data: bytes) -> str | None:
     for magic, offset, kind in IMAGE_SIGNATURES:
-        if data[offset:offset + len(magic)] == magic:
+        if data[offset : offset + len(magic)] == magic:
             return kind
     return None
 
@@ -118,11 +130,15 @@ class CaseOut(CaseSummary):
 
 class CasePage(BaseModel):
     items: list[CaseSummary]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page"
+    )
 
 
 class FulfilmentIn(BaseModel):
-    kind: Literal["replacement", "repair"] | None = Field(default=None, description="Must match the case's remedy")
+    kind: Literal["replacement", "repair"] | None = Field(
+        default=None, description="Must match the case's remedy"
+    )
     tracking_number: str | None = Field(default=None, max_length=100)
     note: str = Field(default="", max_length=2000)
 
@@ -139,7 +155,9 @@ class ProofJson(BaseModel):
 class EnrolmentOut(BaseModel):
     recall_id: str
     enrolled: bool
-    source: Literal["published", "explicit"] = Field(description="explicit: set through this API; wins over the published flag")
+    source: Literal["published", "explicit"] = Field(
+        description="explicit: set through this API; wins over the published flag"
+    )
     published_enrolled: bool
     changed_at: datetime | None
 
@@ -157,7 +175,9 @@ async def _owned_recall(session: AsyncSession, principal: Principal, recall_id: 
 
 async def _visible_case(session: AsyncSession, principal: Principal, case_id: str) -> Case:
     case = await session.get(Case, case_id)
-    if case is None or not (principal.is_operator or principal.owns(await session.get(KnownRecall, case.recall_id))):
+    if case is None or not (
+        principal.is_operator or principal.owns(await session.get(KnownRecall, case.recall_id))
+    ):
         raise HTTPException(404, "case not found")
     return case
 
@@ -165,16 +185,32 @@ async def _visible_case(session: AsyncSession, principal: Principal, case_id: st
 async def _case_out(session: AsyncSession, case: Case) -> CaseOut:
     await session.refresh(case)
     out = CaseOut.model_validate(case, from_attributes=True)
-    out.transitions = [TransitionOut.model_validate(t, from_attributes=True) for t in (await session.execute(
-        select(CaseTransition).where(CaseTransition.case_id == case.case_id).order_by(CaseTransition.id))).scalars()]
-    out.refunds = [RefundOut.model_validate(r, from_attributes=True) for r in (await session.execute(
-        select(Refund).where(Refund.case_id == case.case_id).order_by(Refund.line_id))).scalars()]
+    out.transitions = [
+        TransitionOut.model_validate(t, from_attributes=True)
+        for t in (
+            await session.execute(
+                select(CaseTransition)
+                .where(CaseTransition.case_id == case.case_id)
+                .order_by(CaseTransition.id)
+            )
+        ).scalars()
+    ]
+    out.refunds = [
+        RefundOut.model_validate(r, from_attributes=True)
+        for r in (
+            await session.execute(
+                select(Refund).where(Refund.case_id == case.case_id).order_by(Refund.line_id)
+            )
+        ).scalars()
+    ]
     label = await session.get(ReturnLabel, case.case_id)
     out.label = LabelOut.model_validate(label, from_attributes=True) if label else None
     proof = await session.get(CaseProof, case.case_id)
     out.proof = ProofOut.model_validate(proof, from_attributes=True) if proof else None
     fulfilment = await session.get(Fulfilment, case.case_id)
-    out.fulfilment = FulfilmentOut.model_validate(fulfilment, from_attributes=True) if fulfilment else None
+    out.fulfilment = (
+        FulfilmentOut.model_validate(fulfilment, from_attributes=True) if fulfilment else None
+    )
     return out
 
 
@@ -202,9 +238,15 @@ def _period(period: str | None) -> Period:
 # ------------------------------------------------------------------ cases (sellers and operators)
 
 
-@router.get("/cases", response_model=CasePage, tags=["cases"], summary="The cases of my recalls, newest first")
+@router.get(
+    "/cases",
+    response_model=CasePage,
+    tags=["cases"],
+    summary="The cases of my recalls, newest first",
+)
 async def list_cases(
-    principal: PrincipalDep, session: SessionDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     recall_id: str | None = None,
     state: Annotated[ev.CaseState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -212,39 +254,75 @@ async def list_cases(
 ) -> CasePage:
     stmt = select(Case)
     if not principal.is_operator:
-        stmt = stmt.join(KnownRecall, KnownRecall.recall_id == Case.recall_id).where(KnownRecall.seller_id == principal.seller_id)
+        stmt = stmt.join(KnownRecall, KnownRecall.recall_id == Case.recall_id).where(
+            KnownRecall.seller_id == principal.seller_id
+        )
     if recall_id is not None:
         stmt = stmt.where(Case.recall_id == recall_id)
     if state is not None:
         stmt = stmt.where(Case.state == state)
     if cursor:
         at, cid = _decode_cursor(cursor)
-        stmt = stmt.where(or_(Case.created_at < at, and_(Case.created_at == at, Case.case_id < cid)))
-    rows = list((await session.execute(stmt.order_by(Case.created_at.desc(), Case.case_id.desc()).limit(limit + 1))).scalars())
+        stmt = stmt.where(
+            or_(Case.created_at < at, and_(Case.created_at == at, Case.case_id < cid))
+        )
+    rows = list(
+        (
+            await session.execute(
+                stmt.order_by(Case.created_at.desc(), Case.case_id.desc()).limit(limit + 1)
+            )
+        ).scalars()
+    )
     more = len(rows) > limit
     rows = rows[:limit]
-    return CasePage(items=[CaseSummary.model_validate(c, from_attributes=True) for c in rows],
-                    next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].case_id) if more else None)
+    return CasePage(
+        items=[CaseSummary.model_validate(c, from_attributes=True) for c in rows],
+        next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].case_id) if more else None,
+    )
 
 
-@router.get("/cases/{case_id}", response_model=CaseOut, tags=["cases"], summary="A remedy case with its history")
+@router.get(
+    "/cases/{case_id}",
+    response_model=CaseOut,
+    tags=["cases"],
+    summary="A remedy case with its history",
+)
 async def get_case(case_id: str, principal: PrincipalDep, session: SessionDep) -> CaseOut:
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
-@router.post("/cases/{case_id}/fulfilment", response_model=CaseOut, tags=["cases"],
-             summary="The seller shipped the replacement or repaired the unit")
-async def fulfil(case_id: str, body: FulfilmentIn, principal: PrincipalDep, session: SessionDep, request: Request) -> CaseOut:
+@router.post(
+    "/cases/{case_id}/fulfilment",
+    response_model=CaseOut,
+    tags=["cases"],
+    summary="The seller shipped the replacement or repaired the unit",
+)
+async def fulfil(
+    case_id: str, body: FulfilmentIn, principal: PrincipalDep, session: SessionDep, request: Request
+) -> CaseOut:
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
-    await cases_of(request).fulfil(case_id, kind=body.kind, tracking_number=body.tracking_number, note=body.note,
-                                   key_id=principal.key_id, may_act=may_act)
+    await cases_of(request).fulfil(
+        case_id,
+        kind=body.kind,
+        tracking_number=body.tracking_number,
+        note=body.note,
+        key_id=principal.key_id,
+        may_act=may_act,
+    )
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
-@router.post("/cases/{case_id}/close", response_model=CaseOut, tags=["cases"], summary="Close a completed case")
-async def close_case(case_id: str, principal: PrincipalDep, session: SessionDep, request: Request) -> CaseOut:
+@router.post(
+    "/cases/{case_id}/close",
+    response_model=CaseOut,
+    tags=["cases"],
+    summary="Close a completed case",
+)
+async def close_case(
+    case_id: str, principal: PrincipalDep, session: SessionDep, request: Request
+) -> CaseOut:
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
@@ -252,18 +330,34 @@ async def close_case(case_id: str, principal: PrincipalDep, session: SessionDep,
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
-@router.post("/cases/{case_id}/reject", response_model=CaseOut, tags=["operator"], summary="Reject a case, with a reason")
-async def reject_case(case_id: str, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request) -> CaseOut:
+@router.post(
+    "/cases/{case_id}/reject",
+    response_model=CaseOut,
+    tags=["operator"],
+    summary="Reject a case, with a reason",
+)
+async def reject_case(
+    case_id: str, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
+) -> CaseOut:
     await cases_of(request).reject(case_id, body.reason)
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
-@router.post("/cases/{case_id}/events/item-received", response_model=CaseOut, tags=["operator"],
-             summary="Carrier/warehouse webhook: the returned item arrived (then the refund is paid)")
-async def item_received(case_id: str, principal: OperatorDep, session: SessionDep, request: Request) -> Response:
+@router.post(
+    "/cases/{case_id}/events/item-received",
+    response_model=CaseOut,
+    tags=["operator"],
+    summary="Carrier/warehouse webhook: the returned item arrived (then the refund is paid)",
+)
+async def item_received(
+    case_id: str, principal: OperatorDep, session: SessionDep, request: Request
+) -> Response:
     await cases_of(request).item_received(case_id)
     out = await _case_out(session, await _visible_case(session, principal, case_id))
-    return JSONResponse(status_code=202 if out.waiting_for == "payment" else 200, content=out.model_dump(mode="json"))
+    return JSONResponse(
+        status_code=202 if out.waiting_for == "payment" else 200,
+        content=out.model_dump(mode="json"),
+    )
 
 
 # ------------------------------------------------------------------ the customer's side
@@ -280,18 +374,28 @@ async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
             body = ProofJson.model_validate(json.loads(raw))
             data = base64.b64decode(body.image_base64, validate=True)
         except (ValueError, binascii.Error) as exc:
-            raise HTTPException(422, f"expected {{\"image_base64\": ...}} with valid base64: {str(exc)[:200]}") from None
+            raise HTTPException(
+                422, f'expected {{"image_base64": ...}} with valid base64: {str(exc)[:200]}'
+            ) from None
     elif ctype == "multipart/form-data":
         msg = BytesParser(policy=HTTP).parsebytes(
-            b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + raw)
-        parts = [p for p in msg.iter_parts() if p.get_param("name", header="content-disposition") in ("photo", "file", "image")]
+            b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + raw
+        )
+        parts = [
+            p
+            for p in msg.iter_parts()
+            if p.get_param("name", header="content-disposition") in ("photo", "file", "image")
+        ]
         if not parts:
             raise HTTPException(422, "multipart upload needs a file field named 'photo'")
         data = parts[0].get_payload(decode=True) or b""
     elif ctype.startswith("image/"):
         data = raw
     else:
-        raise HTTPException(415, "send the photo as multipart/form-data (field 'photo'), image/*, or JSON {image_base64}")
+        raise HTTPException(
+            415,
+            "send the photo as multipart/form-data (field 'photo'), image/*, or JSON {image_base64}",
+        )
     if not data:
         raise HTTPException(422, "the photo is empty")
     if len(data) > max_bytes:
@@ -316,26 +420,55 @@ class ProofReceipt(BaseModel):
 
 
 @router.post(
-    "/cases/{case_id}/proof", response_model=ProofReceipt, tags=["customer"],
+    "/cases/{case_id}/proof",
+    response_model=ProofReceipt,
+    tags=["customer"],
     summary="The customer's photo of the destroyed unit (bearer JWT); the refund follows",
-    responses={202: {"description": "Proof stored; the refund is being paid"}, 200: {"description": "Proof stored; refunded"}},
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"photo": {"type": "string", "format": "binary"}}}},
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "application/json": {"schema": ProofJson.model_json_schema()},
-    }}},
+    responses={
+        202: {"description": "Proof stored; the refund is being paid"},
+        200: {"description": "Proof stored; refunded"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"photo": {"type": "string", "format": "binary"}},
+                    }
+                },
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": ProofJson.model_json_schema()},
+            },
+        }
+    },
 )
 async def submit_proof(case_id: str, customer_id: CustomerDep, request: Request) -> Response:
     data, kind = await _read_proof(request, request.app.state.runtime.settings.proof_max_bytes)
     case, proof = await cases_of(request).submit_proof(case_id, customer_id, data, kind)
-    out = ProofReceipt(case_id=case.case_id, remedy=case.remedy, state=case.state, waiting_for=case.waiting_for,
-                       refunded_amount=case.refunded_amount, currency=case.currency, reason=case.reason,
-                       proof=ProofOut.model_validate(proof, from_attributes=True))
-    return JSONResponse(status_code=202 if out.waiting_for == "payment" else 200, content=out.model_dump(mode="json"))
+    out = ProofReceipt(
+        case_id=case.case_id,
+        remedy=case.remedy,
+        state=case.state,
+        waiting_for=case.waiting_for,
+        refunded_amount=case.refunded_amount,
+        currency=case.currency,
+        reason=case.reason,
+        proof=ProofOut.model_validate(proof, from_attributes=True),
+    )
+    return JSONResponse(
+        status_code=202 if out.waiting_for == "payment" else 200,
+        content=out.model_dump(mode="json"),
+    )
 
 
-@router.get("/cases/{case_id}/label", response_model=LabelOut, tags=["customer"],
-            summary="The customer's prepaid return label (bearer JWT)")
+@router.get(
+    "/cases/{case_id}/label",
+    response_model=LabelOut,
+    tags=["customer"],
+    summary="The customer's prepaid return label (bearer JWT)",
+)
 async def customer_label(case_id: str, customer_id: CustomerDep, session: SessionDep) -> LabelOut:
     case = await session.get(Case, case_id)
     label = await session.get(ReturnLabel, case_id)
@@ -350,64 +483,122 @@ async def customer_label(case_id: str, customer_id: CustomerDep, session: Sessio
 async def _enrolment_out(session: AsyncSession, recall: KnownRecall) -> EnrolmentOut:
     explicit = await session.get(Enrolment, recall.recall_id, populate_existing=True)
     return EnrolmentOut(
-        recall_id=recall.recall_id, enrolled=explicit.enrolled if explicit else recall.logistics_enrolled,
-        source="explicit" if explicit else "published", published_enrolled=recall.logistics_enrolled,
+        recall_id=recall.recall_id,
+        enrolled=explicit.enrolled if explicit else recall.logistics_enrolled,
+        source="explicit" if explicit else "published",
+        published_enrolled=recall.logistics_enrolled,
         changed_at=explicit.changed_at if explicit else None,
     )
 
 
-async def _set_enrolment(session: AsyncSession, principal: Principal, recall_id: str, enrolled: bool) -> EnrolmentOut:
+async def _set_enrolment(
+    session: AsyncSession, principal: Principal, recall_id: str, enrolled: bool
+) -> EnrolmentOut:
     recall = await _owned_recall(session, principal, recall_id)
-    stmt = insert(Enrolment).values(recall_id=recall_id, enrolled=enrolled, changed_by_key_id=principal.key_id,
-                                    changed_at=datetime.now(UTC))
-    await session.execute(stmt.on_conflict_do_update(index_elements=["recall_id"], set_={
-        "enrolled": stmt.excluded.enrolled, "changed_by_key_id": stmt.excluded.changed_by_key_id,
-        "changed_at": stmt.excluded.changed_at}))
+    stmt = insert(Enrolment).values(
+        recall_id=recall_id,
+        enrolled=enrolled,
+        changed_by_key_id=principal.key_id,
+        changed_at=datetime.now(UTC),
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["recall_id"],
+            set_={
+                "enrolled": stmt.excluded.enrolled,
+                "changed_by_key_id": stmt.excluded.changed_by_key_id,
+                "changed_at": stmt.excluded.changed_at,
+            },
+        )
+    )
     await session.commit()
     return await _enrolment_out(session, recall)
 
 
-@router.get("/recalls/{recall_id}/enrolment", response_model=EnrolmentOut, tags=["enrolment"], summary="Is this recall run by RLS?")
-async def get_enrolment(recall_id: str, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
+@router.get(
+    "/recalls/{recall_id}/enrolment",
+    response_model=EnrolmentOut,
+    tags=["enrolment"],
+    summary="Is this recall run by RLS?",
+)
+async def get_enrolment(
+    recall_id: str, principal: PrincipalDep, session: SessionDep
+) -> EnrolmentOut:
     return await _enrolment_out(session, await _owned_recall(session, principal, recall_id))
 
 
-@router.post("/recalls/{recall_id}/enrolment", response_model=EnrolmentOut, tags=["enrolment"],
-             summary="Enrol the recall: RLS runs refunds and returns for new remedy requests")
+@router.post(
+    "/recalls/{recall_id}/enrolment",
+    response_model=EnrolmentOut,
+    tags=["enrolment"],
+    summary="Enrol the recall: RLS runs refunds and returns for new remedy requests",
+)
 async def enrol(recall_id: str, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
     return await _set_enrolment(session, principal, recall_id, True)
 
 
-@router.delete("/recalls/{recall_id}/enrolment", response_model=EnrolmentOut, tags=["enrolment"],
-               summary="Un-enrol: new remedy requests are referred to the seller; open cases continue")
+@router.delete(
+    "/recalls/{recall_id}/enrolment",
+    response_model=EnrolmentOut,
+    tags=["enrolment"],
+    summary="Un-enrol: new remedy requests are referred to the seller; open cases continue",
+)
 async def unenrol(recall_id: str, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
     return await _set_enrolment(session, principal, recall_id, False)
 
 
-@router.get("/recalls/{recall_id}/report", tags=["reports"], summary="Effectiveness of a recall (to date and in a month)")
-async def report(recall_id: str, principal: PrincipalDep, session: SessionDep,
-                 period: Annotated[str | None, Query(description="YYYY-MM (UTC); default: this month")] = None) -> dict[str, Any]:
+@router.get(
+    "/recalls/{recall_id}/report",
+    tags=["reports"],
+    summary="Effectiveness of a recall (to date and in a month)",
+)
+async def report(
+    recall_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    period: Annotated[str | None, Query(description="YYYY-MM (UTC); default: this month")] = None,
+) -> dict[str, Any]:
     recall = await _owned_recall(session, principal, recall_id)
     return await effectiveness(session, recall, _period(period))
 
 
-@router.get("/recalls/{recall_id}/report/cpsc-monthly", tags=["reports"],
-            summary="Export in the shape of CPSC's monthly progress report (CSV or JSON)")
-async def cpsc_monthly(recall_id: str, principal: PrincipalDep, session: SessionDep,
-                       period: Annotated[str | None, Query(description="YYYY-MM (UTC); default: this month")] = None,
-                       format: Literal["csv", "json"] = "json") -> Response:
+@router.get(
+    "/recalls/{recall_id}/report/cpsc-monthly",
+    tags=["reports"],
+    summary="Export in the shape of CPSC's monthly progress report (CSV or JSON)",
+)
+async def cpsc_monthly(
+    recall_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    period: Annotated[str | None, Query(description="YYYY-MM (UTC); default: this month")] = None,
+    format: Literal["csv", "json"] = "json",
+) -> Response:
     recall = await _owned_recall(session, principal, recall_id)
     p = _period(period)
     row = cpsc_row(await effectiveness(session, recall, p))
     if format == "csv":
-        return Response(cpsc_csv(row), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="cpsc-monthly-{recall_id[:64]}-{p}.csv"'})
-    return JSONResponse({"report": "CPSC monthly progress report", "columns": list(CPSC_COLUMNS), "rows": [row]})
+        return Response(
+            cpsc_csv(row),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="cpsc-monthly-{recall_id[:64]}-{p}.csv"'
+            },
+        )
+    return JSONResponse(
+        {"report": "CPSC monthly progress report", "columns": list(CPSC_COLUMNS), "rows": [row]}
+    )
 
 
-@router.get("/ledger", tags=["billing"], summary="Refunds paid on a seller's behalf and fees billed")
-async def ledger(principal: PrincipalDep, session: SessionDep, seller_id: str | None = None,
-                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+@router.get(
+    "/ledger", tags=["billing"], summary="Refunds paid on a seller's behalf and fees billed"
+)
+async def ledger(
+    principal: PrincipalDep,
+    session: SessionDep,
+    seller_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
     if not principal.is_operator:
         if seller_id is not None and seller_id != principal.seller_id:
             raise HTTPException(404, "seller not found")
@@ -416,9 +607,19 @@ async def ledger(principal: PrincipalDep, session: SessionDep, seller_id: str | 
     if seller_id is not None:
         stmt = stmt.where(LedgerEntry.seller_id == seller_id)
     entries = list((await session.execute(stmt)).scalars())
-    return {"seller_id": seller_id, "entries": [
-        {"case_id": e.case_id, "kind": e.kind, "amount": str(e.amount), "currency": e.currency, "at": e.created_at.isoformat()}
-        for e in entries]}
+    return {
+        "seller_id": seller_id,
+        "entries": [
+            {
+                "case_id": e.case_id,
+                "kind": e.kind,
+                "amount": str(e.amount),
+                "currency": e.currency,
+                "at": e.created_at.isoformat(),
+            }
+            for e in entries
+        ],
+    }
 
 
 def install_errors(app: FastAPI) -> None:
@@ -426,9 +627,14 @@ def install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(CaseNotFound)
     async def _not_found(request: Request, exc: CaseNotFound) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"error": "not_found", "message": "case not found", "detail": "case not found"})
+        return JSONResponse(
+            status_code=404,
+            content={"error": "not_found", "message": "case not found", "detail": "case not found"},
+        )
 
     @app.exception_handler(IllegalCaseTransition)
     @app.exception_handler(CaseConflict)
     async def _conflict(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"error": "conflict", "message": str(exc), "detail": str(exc)})
+        return JSONResponse(
+            status_code=409, content={"error": "conflict", "message": str(exc), "detail": str(exc)}
+        )

@@ -19,8 +19,11 @@ from refund_logistics.payments import HttpPaymentProvider, PaymentProvider, Sand
 from refund_logistics.settings import Settings
 
 
-def create_app(settings: Settings | None = None, payments: PaymentProvider | None = None,
-               carrier: Carrier | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    payments: PaymentProvider | None = None,
+    carrier: Carrier | None = None,
+) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
     if payments is None:
@@ -30,9 +33,20 @@ def create_app(settings: Settings | None = None, payments: PaymentProvider | Non
             else SandboxPaymentProvider()
         )
     if carrier is None:
-        carrier = HttpCarrier(settings.carrier_base_url, settings.carrier_api_key) if settings.carrier == "http" else SandboxCarrier()
-    cases = Cases(runtime.outbox, payments, settings.case_fee, carrier=carrier, session_factory=runtime.session_factory,
-                  refund_lease_s=settings.refund_lease_s, return_warehouse=settings.return_warehouse)
+        carrier = (
+            HttpCarrier(settings.carrier_base_url, settings.carrier_api_key)
+            if settings.carrier == "http"
+            else SandboxCarrier()
+        )
+    cases = Cases(
+        runtime.outbox,
+        payments,
+        settings.case_fee,
+        carrier=carrier,
+        session_factory=runtime.session_factory,
+        refund_lease_s=settings.refund_lease_s,
+        return_warehouse=settings.return_warehouse,
+    )
     runtime.add_consumer([RECALLS, ALERTS, REMEDIES, NOTIFICATIONS], cases.handlers())
     # Keys on their own consumer group, so a new key works without waiting behind an alert backlog.
     runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
@@ -54,8 +68,10 @@ def create_app(settings: Settings | None = None, payments: PaymentProvider | Non
     install_errors(app)
     app.state.cases = cases
     app.state.token_verifier = CustomerTokenVerifier(
-        secret=None if settings.jwt_public_key else settings.jwt_secret, public_key=settings.jwt_public_key,
-        audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+        secret=None if settings.jwt_public_key else settings.jwt_secret,
+        public_key=settings.jwt_public_key,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
     )
     app.include_router(router)
     return app

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-
 from refund_logistics.http_retry import IdempotentHttpParty, PartyError
-from refund_logistics.sandbox import SandboxBehaviour, SandboxCore, SandboxRejected, SandboxTransientError
+from refund_logistics.sandbox import (
+    SandboxBehaviour,
+    SandboxCore,
+    SandboxRejected,
+    SandboxTransientError,
+)
 
 
 @dataclass(frozen=True)
@@ -27,18 +31,37 @@ class CarrierError(Exception):
 
 
 class Carrier(Protocol):
-    async def issue_label(self, *, idempotency_key: str, reference: str, customer_id: str, units: int,
-                          return_to: str, currency: str) -> Label: ...
+    async def issue_label(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        customer_id: str,
+        units: int,
+        return_to: str,
+        currency: str,
+    ) -> Label: ...
 
 
 def label_body(reference: str, customer_id: str, units: int, return_to: str, currency: str) -> dict:
-    return {"service": "prepaid_return", "reference": reference, "customer_ref": customer_id,
-            "parcel": {"units": units}, "return_to": return_to, "currency": currency}
+    return {
+        "service": "prepaid_return",
+        "reference": reference,
+        "customer_ref": customer_id,
+        "parcel": {"units": units},
+        "return_to": return_to,
+        "currency": currency,
+    }
 
 
 def _label(body: dict) -> Label:
-    return Label(carrier_ref=str(body["id"]), tracking_number=str(body["tracking_number"]), label_url=str(body["label_url"]),
-                 cost=Decimal(str(body.get("cost", "0"))), currency=str(body.get("currency", "EUR")))
+    return Label(
+        carrier_ref=str(body["id"]),
+        tracking_number=str(body["tracking_number"]),
+        label_url=str(body["label_url"]),
+        cost=Decimal(str(body.get("cost", "0"))),
+        currency=str(body.get("currency", "EUR")),
+    )
 
 
 class HttpCarrier(IdempotentHttpParty):
@@ -47,11 +70,22 @@ class HttpCarrier(IdempotentHttpParty):
 
     party = "carrier"
 
-    async def issue_label(self, *, idempotency_key: str, reference: str, customer_id: str, units: int,
-                          return_to: str, currency: str) -> Label:
+    async def issue_label(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        customer_id: str,
+        units: int,
+        return_to: str,
+        currency: str,
+    ) -> Label:
         try:
-            body = await self.post("/v1/labels", label_body(reference, customer_id, units, return_to, currency),
-                                   idempotency_key=idempotency_key)
+            body = await self.post(
+                "/v1/labels",
+                label_body(reference, customer_id, units, return_to, currency),
+                idempotency_key=idempotency_key,
+            )
         except PartyError as exc:
             raise CarrierError(str(exc), transient=exc.transient) from exc
         return _label(body)
@@ -64,11 +98,21 @@ class SandboxCarrier:
         self.core = SandboxCore(behaviour or SandboxBehaviour())
         self.labels: dict[str, Label] = {}
 
-    async def issue_label(self, *, idempotency_key: str, reference: str, customer_id: str, units: int,
-                          return_to: str, currency: str) -> Label:
+    async def issue_label(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        customer_id: str,
+        units: int,
+        return_to: str,
+        currency: str,
+    ) -> Label:
         body = label_body(reference, customer_id, units, return_to, currency)
         try:
-            answer, _ = await self.core.execute("label", idempotency_key, lambda: self.core.new_label(body))
+            answer, _ = await self.core.execute(
+                "label", idempotency_key, lambda: self.core.new_label(body)
+            )
         except SandboxTransientError as exc:
             raise CarrierError(str(exc), transient=True) from exc
         except SandboxRejected as exc:

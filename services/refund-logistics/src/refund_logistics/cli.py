@@ -12,7 +12,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return ServiceCli(settings_factory=Settings, create_app=create_app, migrations_dir=MIGRATIONS).run(argv)
+    return ServiceCli(
+        settings_factory=Settings, create_app=create_app, migrations_dir=MIGRATIONS
+    ).run(argv)
 
 
 if __name__ == "__main__":

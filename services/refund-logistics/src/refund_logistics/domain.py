@@ -34,7 +34,9 @@ def apply(state: str | None, transition: str) -> str:
     try:
         return TRANSITIONS[(state, transition)]
     except KeyError:
-        raise IllegalCaseTransition(f"cannot {transition} a case that is {state or 'new'}") from None
+        raise IllegalCaseTransition(
+            f"cannot {transition} a case that is {state or 'new'}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ class LineRefund:
     currency: str
 
 
-def refunds_due(lines: list[ev.AffectedLine], already_refunded: dict[str, Decimal]) -> list[LineRefund]:
+def refunds_due(
+    lines: list[ev.AffectedLine], already_refunded: dict[str, Decimal]
+) -> list[LineRefund]:
     """The price paid for the affected units, per line, less what was already refunded; never more."""
     due = []
     for line in lines:

@@ -37,8 +37,19 @@ from recall_shared.outbox import Outbox
 from refund_logistics.carrier import Carrier, CarrierError
 from refund_logistics.domain import apply, refunds_due
 from refund_logistics.models import (
-    Case, CaseProof, CaseProofImage, CaseTransition, Enrolment, Fulfilment, KnownAlert, KnownRecall, LedgerEntry,
-    NotAffected, NoticeRecord, Refund, ReturnLabel,
+    Case,
+    CaseProof,
+    CaseProofImage,
+    CaseTransition,
+    Enrolment,
+    Fulfilment,
+    KnownAlert,
+    KnownRecall,
+    LedgerEntry,
+    NotAffected,
+    NoticeRecord,
+    Refund,
+    ReturnLabel,
 )
 from refund_logistics.payments import PaymentError, PaymentProvider
 
@@ -48,8 +59,15 @@ CASE_NAMESPACE = uuid.UUID("3d1e4b8a-7c2f-4a9e-b6d0-8f5e2c1a9b34")
 
 # (point, case_id) -> None; a test raises from it to simulate a crash at that point.
 FaultHook = Callable[[str, str], Awaitable[None]]
-FAULT_POINTS = ("after_intent", "before_provider_call", "after_provider_call", "after_refund_row",
-                "after_transition", "after_outbox", "after_commit")
+FAULT_POINTS = (
+    "after_intent",
+    "before_provider_call",
+    "after_provider_call",
+    "after_refund_row",
+    "after_transition",
+    "after_outbox",
+    "after_commit",
+)
 
 
 def case_id_for(request_id: str) -> str:
@@ -70,9 +88,16 @@ async def _no_fault(point: str, case_id: str) -> None:
 
 class Cases:
     def __init__(
-        self, outbox: Outbox, payments: PaymentProvider, case_fee: Decimal, *, carrier: Carrier,
-        session_factory: async_sessionmaker[AsyncSession] | None = None, refund_lease_s: float = 30.0,
-        return_warehouse: str = "RLS returns centre", fault: FaultHook | None = None,
+        self,
+        outbox: Outbox,
+        payments: PaymentProvider,
+        case_fee: Decimal,
+        *,
+        carrier: Carrier,
+        session_factory: async_sessionmaker[AsyncSession] | None = None,
+        refund_lease_s: float = 30.0,
+        return_warehouse: str = "RLS returns centre",
+        fault: FaultHook | None = None,
     ) -> None:
         self.outbox = outbox
         self.payments = payments
@@ -85,23 +110,47 @@ class Cases:
 
     # ------------------------------------------------------------------ transitions
 
-    async def transition(self, session: AsyncSession, case: Case, name: str, *, cause: str | None = None,
-                         reason: str | None = None) -> None:
+    async def transition(
+        self,
+        session: AsyncSession,
+        case: Case,
+        name: str,
+        *,
+        cause: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         previous = case.state if name != "open" else None
         case.state = apply(previous, name)
         case.updated_at = datetime.now(UTC)
         if reason is not None:
             case.reason = reason
-        session.add(CaseTransition(case_id=case.case_id, transition=name, from_state=previous, to_state=case.state, at=case.updated_at))
+        session.add(
+            CaseTransition(
+                case_id=case.case_id,
+                transition=name,
+                from_state=previous,
+                to_state=case.state,
+                at=case.updated_at,
+            )
+        )
         await session.flush()
         await self.fault("after_transition", case.case_id)
         await self.outbox.add(
             session,
             ev.RemedyCaseTransitioned(
-                case_id=case.case_id, request_id=case.request_id, alert_id=case.alert_id, customer_id=case.customer_id,
-                recall_id=case.recall_id, seller_id=case.seller_id, remedy=case.remedy,  # type: ignore[arg-type]
-                transition=name, from_state=previous, state=case.state,  # type: ignore[arg-type]
-                refunded_amount=case.refunded_amount, currency=case.currency, reason=case.reason,
+                case_id=case.case_id,
+                request_id=case.request_id,
+                alert_id=case.alert_id,
+                customer_id=case.customer_id,
+                recall_id=case.recall_id,
+                seller_id=case.seller_id,
+                remedy=case.remedy,  # type: ignore[arg-type]
+                transition=name,
+                from_state=previous,
+                state=case.state,  # type: ignore[arg-type]
+                refunded_amount=case.refunded_amount,
+                currency=case.currency,
+                reason=case.reason,
                 occurred_at=case.updated_at,
             ),
             causation_id=cause,
@@ -113,90 +162,163 @@ class Cases:
 
     # ------------------------------------------------------------------ read models
 
-    async def on_recall(self, session: AsyncSession, event: ev.RecallPublished | ev.RecallAmended | ev.RecallClosed, env: Envelope) -> None:
+    async def on_recall(
+        self,
+        session: AsyncSession,
+        event: ev.RecallPublished | ev.RecallAmended | ev.RecallClosed,
+        env: Envelope,
+    ) -> None:
         snap = event.recall
         refs = snap.content.regulator_references
-        cpsc = next((r.number for r in refs if r.agency.upper() == "CPSC"), None) or (refs[0].number if refs else None)
+        cpsc = next((r.number for r in refs if r.agency.upper() == "CPSC"), None) or (
+            refs[0].number if refs else None
+        )
         values = {
-            "recall_id": snap.recall_id, "seller_id": snap.seller_id, "version": snap.version,
+            "recall_id": snap.recall_id,
+            "seller_id": snap.seller_id,
+            "version": snap.version,
             "status": "closed" if isinstance(event, ev.RecallClosed) else "active",
-            "logistics_enrolled": snap.logistics_enrolled, "consumer_contact": snap.content.consumer_contact,
-            "title": snap.content.title, "regulator_number": cpsc,
+            "logistics_enrolled": snap.logistics_enrolled,
+            "consumer_contact": snap.content.consumer_contact,
+            "title": snap.content.title,
+            "regulator_number": cpsc,
         }
         stmt = insert(KnownRecall).values(**values)
         await session.execute(
             stmt.on_conflict_do_update(
-                index_elements=["recall_id"], set_={k: stmt.excluded[k] for k in values},
+                index_elements=["recall_id"],
+                set_={k: stmt.excluded[k] for k in values},
                 where=KnownRecall.version <= stmt.excluded.version,
             )
         )
         await self._resume(session, env, recall_id=snap.recall_id)
 
-    async def on_alert(self, session: AsyncSession, event: ev.AlertRaised | ev.AlertUpdated, env: Envelope) -> None:
+    async def on_alert(
+        self, session: AsyncSession, event: ev.AlertRaised | ev.AlertUpdated, env: Envelope
+    ) -> None:
         a = event.alert
         values = {
-            "alert_id": a.alert_id, "customer_id": a.customer_id, "recall_id": a.recall_id,
-            "alert_version": a.alert_version, "status": "open", "lines": [l.model_dump(mode="json") for l in a.lines],
+            "alert_id": a.alert_id,
+            "customer_id": a.customer_id,
+            "recall_id": a.recall_id,
+            "alert_version": a.alert_version,
+            "status": "open",
+            "lines": [l.model_dump(mode="json") for l in a.lines],
             "units": sum(l.units for l in a.lines),
         }
         stmt = insert(KnownAlert).values(**values)
         await session.execute(
             stmt.on_conflict_do_update(
-                index_elements=["alert_id"], set_={k: stmt.excluded[k] for k in values},
+                index_elements=["alert_id"],
+                set_={k: stmt.excluded[k] for k in values},
                 where=KnownAlert.alert_version <= stmt.excluded.alert_version,
             )
         )
         await self._resume(session, env, alert_id=a.alert_id)
 
-    async def on_alert_withdrawn(self, session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope) -> None:
+    async def on_alert_withdrawn(
+        self, session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope
+    ) -> None:
         alert = await session.get(KnownAlert, event.alert_id)
         if alert is not None and alert.alert_version < event.alert_version:
             alert.status = "withdrawn"
             alert.alert_version = event.alert_version
 
-    async def on_alert_closed(self, session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
+    async def on_alert_closed(
+        self, session: AsyncSession, event: ev.AlertClosed, env: Envelope
+    ) -> None:
         alert = await session.get(KnownAlert, event.alert_id)
         if alert is not None and alert.status == "open":
             alert.status = "closed"  # the recall closed; its units still count as affected
 
-    async def on_notice(self, session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, env: Envelope) -> None:
+    async def on_notice(
+        self, session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, env: Envelope
+    ) -> None:
         sent = isinstance(event, ev.NoticeSent)
         stmt = insert(NoticeRecord).values(
-            notice_id=event.notice_id, alert_id=event.alert_id, customer_id=event.customer_id, recall_id=event.recall_id,
-            kind=event.kind, channel=event.channel, status="sent" if sent else "failed",
+            notice_id=event.notice_id,
+            alert_id=event.alert_id,
+            customer_id=event.customer_id,
+            recall_id=event.recall_id,
+            kind=event.kind,
+            channel=event.channel,
+            status="sent" if sent else "failed",
             at=event.sent_at if isinstance(event, ev.NoticeSent) else event.failed_at,
         )
         if sent:  # a notice that went out counts as sent, whatever else was heard about it
-            stmt = stmt.on_conflict_do_update(index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at})
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
+            )
         else:
             stmt = stmt.on_conflict_do_nothing()
         await session.execute(stmt)
 
-    async def on_not_affected(self, session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope) -> None:
-        stmt = insert(NotAffected).values(alert_id=event.alert_id, customer_id=event.customer_id, recall_id=event.recall_id,
-                                          declared_at=event.declared_at, reason=event.reason)
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=["alert_id", "customer_id"], set_={"declared_at": stmt.excluded.declared_at, "reason": stmt.excluded.reason},
-        ))
+    async def on_not_affected(
+        self, session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope
+    ) -> None:
+        stmt = insert(NotAffected).values(
+            alert_id=event.alert_id,
+            customer_id=event.customer_id,
+            recall_id=event.recall_id,
+            declared_at=event.declared_at,
+            reason=event.reason,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["alert_id", "customer_id"],
+                set_={"declared_at": stmt.excluded.declared_at, "reason": stmt.excluded.reason},
+            )
+        )
 
     # ------------------------------------------------------------------ cases from remedy requests
 
-    async def on_remedy_requested(self, session: AsyncSession, event: ev.RemedyRequested, env: Envelope) -> None:
+    async def on_remedy_requested(
+        self, session: AsyncSession, event: ev.RemedyRequested, env: Envelope
+    ) -> None:
         case_id = case_id_for(event.request_id)
-        stmt = insert(Case).values(
-            case_id=case_id, request_id=event.request_id, alert_id=event.alert_id, customer_id=event.customer_id,
-            recall_id=event.recall_id, seller_id=None, remedy=event.remedy, state="requested", refunded_amount=Decimal("0"),
-        ).on_conflict_do_nothing().returning(Case.case_id)
+        stmt = (
+            insert(Case)
+            .values(
+                case_id=case_id,
+                request_id=event.request_id,
+                alert_id=event.alert_id,
+                customer_id=event.customer_id,
+                recall_id=event.recall_id,
+                seller_id=None,
+                remedy=event.remedy,
+                state="requested",
+                refunded_amount=Decimal("0"),
+            )
+            .on_conflict_do_nothing()
+            .returning(Case.case_id)
+        )
         if (await session.execute(stmt)).first() is None:
             return  # the same request again (a new ce_id): the case exists
-        case = (await session.execute(select(Case).where(Case.case_id == case_id).execution_options(populate_existing=True))).scalar_one()
+        case = (
+            await session.execute(
+                select(Case)
+                .where(Case.case_id == case_id)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
         await self.transition(session, case, "open", cause=env.id)
         await self._advance(session, case, env.id)
 
-    async def _resume(self, session: AsyncSession, env: Envelope, *, alert_id: str | None = None, recall_id: str | None = None) -> None:
+    async def _resume(
+        self,
+        session: AsyncSession,
+        env: Envelope,
+        *,
+        alert_id: str | None = None,
+        recall_id: str | None = None,
+    ) -> None:
         """Cases that arrived before their alert or recall go on once both are known."""
         stmt = select(Case).where(Case.waiting_for.in_(("alert", "recall"))).with_for_update()
-        stmt = stmt.where(Case.alert_id == alert_id) if alert_id else stmt.where(Case.recall_id == recall_id)
+        stmt = (
+            stmt.where(Case.alert_id == alert_id)
+            if alert_id
+            else stmt.where(Case.recall_id == recall_id)
+        )
         for case in (await session.execute(stmt)).scalars():
             await self._advance(session, case, env.id)
 
@@ -215,46 +337,95 @@ class Cases:
         case.seller_id = recall.seller_id
         case.units = alert.units
         if alert.customer_id != case.customer_id:
-            await self.transition(session, case, "reject", cause=cause, reason="the alert belongs to another customer")
+            await self.transition(
+                session, case, "reject", cause=cause, reason="the alert belongs to another customer"
+            )
             return
         if alert.recall_id != case.recall_id:
-            await self.transition(session, case, "reject", cause=cause, reason="the alert is not for this recall")
+            await self.transition(
+                session, case, "reject", cause=cause, reason="the alert is not for this recall"
+            )
             return
         if alert.status == "withdrawn":
-            await self.transition(session, case, "reject", cause=cause, reason="the alert was withdrawn: the purchase is not affected")
+            await self.transition(
+                session,
+                case,
+                "reject",
+                cause=cause,
+                reason="the alert was withdrawn: the purchase is not affected",
+            )
             return
         if not await self.is_enrolled(session, recall):
             contact = recall.consumer_contact or "the seller"
-            await self.transition(session, case, "refer_to_seller", cause=cause,
-                                  reason=f"The seller handles this remedy directly. Contact: {contact}")
+            await self.transition(
+                session,
+                case,
+                "refer_to_seller",
+                cause=cause,
+                reason=f"The seller handles this remedy directly. Contact: {contact}",
+            )
             return
         if case.remedy == "refund_on_destruction":
-            case.waiting_for = "proof"  # the customer's photo of the destroyed unit (POST /v1/cases/{id}/proof)
+            case.waiting_for = (
+                "proof"  # the customer's photo of the destroyed unit (POST /v1/cases/{id}/proof)
+            )
         elif case.remedy == "refund_with_return":
             await self._issue_label(session, case, alert, cause)
         else:
             case.waiting_for = "seller"  # replacement or repair: the seller's fulfilment
 
-    async def _issue_label(self, session: AsyncSession, case: Case, alert: KnownAlert, cause: str | None) -> None:
+    async def _issue_label(
+        self, session: AsyncSession, case: Case, alert: KnownAlert, cause: str | None
+    ) -> None:
         key = f"label:{case.case_id}"
         currency = alert.lines[0]["currency"] if alert.lines else "EUR"
         try:
-            label = await self.carrier.issue_label(idempotency_key=key, reference=case.case_id, customer_id=case.customer_id,
-                                                   units=case.units, return_to=self.return_warehouse, currency=currency)
+            label = await self.carrier.issue_label(
+                idempotency_key=key,
+                reference=case.case_id,
+                customer_id=case.customer_id,
+                units=case.units,
+                return_to=self.return_warehouse,
+                currency=currency,
+            )
         except CarrierError as exc:
             if exc.transient:
                 case.waiting_for = "label"  # the recovery loop asks again, with the same key
                 case.reason = f"waiting for the carrier: {exc}"[:2000]
                 return
-            await self.transition(session, case, "reject", cause=cause, reason=f"the carrier refused the return label: {exc}"[:2000])
+            await self.transition(
+                session,
+                case,
+                "reject",
+                cause=cause,
+                reason=f"the carrier refused the return label: {exc}"[:2000],
+            )
             return
-        await session.execute(insert(ReturnLabel).values(
-            case_id=case.case_id, idempotency_key=key, carrier_ref=label.carrier_ref, tracking_number=label.tracking_number,
-            label_url=label.label_url, cost=label.cost, currency=label.currency,
-        ).on_conflict_do_nothing())
+        await session.execute(
+            insert(ReturnLabel)
+            .values(
+                case_id=case.case_id,
+                idempotency_key=key,
+                carrier_ref=label.carrier_ref,
+                tracking_number=label.tracking_number,
+                label_url=label.label_url,
+                cost=label.cost,
+                currency=label.currency,
+            )
+            .on_conflict_do_nothing()
+        )
         if label.cost > 0:
-            await session.execute(insert(LedgerEntry).values(seller_id=case.seller_id, case_id=case.case_id, kind="label",
-                                                             amount=label.cost, currency=label.currency).on_conflict_do_nothing())
+            await session.execute(
+                insert(LedgerEntry)
+                .values(
+                    seller_id=case.seller_id,
+                    case_id=case.case_id,
+                    kind="label",
+                    amount=label.cost,
+                    currency=label.currency,
+                )
+                .on_conflict_do_nothing()
+            )
         case.waiting_for = "item"
         case.reason = None
         await self.transition(session, case, "issue_label", cause=cause)
@@ -266,14 +437,21 @@ class Cases:
         return self.session_factory
 
     async def _locked_case(self, session: AsyncSession, case_id: str) -> Case:
-        case = (await session.execute(
-            select(Case).where(Case.case_id == case_id).with_for_update().execution_options(populate_existing=True)
-        )).scalar_one_or_none()
+        case = (
+            await session.execute(
+                select(Case)
+                .where(Case.case_id == case_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
         if case is None:
             raise CaseNotFound(case_id)
         return case
 
-    async def submit_proof(self, case_id: str, customer_id: str, image: bytes, content_type: str) -> tuple[Case, CaseProof]:
+    async def submit_proof(
+        self, case_id: str, customer_id: str, image: bytes, content_type: str
+    ) -> tuple[Case, CaseProof]:
         """The customer's photo of the destroyed unit; then the refund. Repeating the same photo is a no-op
         (it only nudges a pending refund); a different photo after the first is a conflict. Returns the
         case and its proof as they are afterwards."""
@@ -294,14 +472,29 @@ class Cases:
                 existing = await session.get(CaseProof, case_id)
                 if existing is not None:  # another upload won the race
                     if existing.sha256 != digest:
-                        raise CaseConflict("a proof of destruction was already received for this case")
+                        raise CaseConflict(
+                            "a proof of destruction was already received for this case"
+                        )
                 else:
                     if case.remedy != "refund_on_destruction":
-                        raise CaseConflict(f"a proof of destruction is for refund_on_destruction cases; this case is {case.remedy}")
-                    apply(case.state, "issue_refund")  # IllegalCaseTransition (409) for a closed, rejected, referred case
+                        raise CaseConflict(
+                            f"a proof of destruction is for refund_on_destruction cases; this case is {case.remedy}"
+                        )
+                    apply(
+                        case.state, "issue_refund"
+                    )  # IllegalCaseTransition (409) for a closed, rejected, referred case
                     if case.waiting_for in ("alert", "recall"):
-                        raise CaseConflict(f"the case is waiting for its {case.waiting_for}; try again shortly")
-                    session.add(CaseProof(case_id=case_id, sha256=digest, size=len(image), content_type=content_type))
+                        raise CaseConflict(
+                            f"the case is waiting for its {case.waiting_for}; try again shortly"
+                        )
+                    session.add(
+                        CaseProof(
+                            case_id=case_id,
+                            sha256=digest,
+                            size=len(image),
+                            content_type=content_type,
+                        )
+                    )
                     session.add(CaseProofImage(case_id=case_id, image=image))
                     await self._plan_refund(session, case)
                     await self.fault("after_intent", case_id)
@@ -312,35 +505,63 @@ class Cases:
 
     async def _case_and_proof(self, case_id: str) -> tuple[Case, CaseProof | None] | None:
         async with self._sf()() as session:
-            row = (await session.execute(
-                select(Case, CaseProof).outerjoin(CaseProof, CaseProof.case_id == Case.case_id).where(Case.case_id == case_id)
-            )).first()
+            row = (
+                await session.execute(
+                    select(Case, CaseProof)
+                    .outerjoin(CaseProof, CaseProof.case_id == Case.case_id)
+                    .where(Case.case_id == case_id)
+                )
+            ).first()
         return (row[0], row[1]) if row is not None else None
 
     async def item_received(self, case_id: str) -> None:
         """The carrier's or warehouse's webhook: the returned item arrived; then the refund. Redelivered
         webhooks are answered with the case as it is."""
         async with self._sf()() as session:
-            seen = (await session.execute(select(Case.remedy, Case.state, Case.waiting_for).where(Case.case_id == case_id))).first()
+            seen = (
+                await session.execute(
+                    select(Case.remedy, Case.state, Case.waiting_for).where(Case.case_id == case_id)
+                )
+            ).first()
         if seen is None:
             raise CaseNotFound(case_id)
-        if seen.remedy == "refund_with_return" and seen.state in ("item_received", "refunded", "closed"):
+        if seen.remedy == "refund_with_return" and seen.state in (
+            "item_received",
+            "refunded",
+            "closed",
+        ):
             if seen.waiting_for == "payment":
                 await self.settle(case_id)
             return
         async with self._sf()() as session, session.begin():
             case = await self._locked_case(session, case_id)
-            if case.remedy == "refund_with_return" and case.state in ("item_received", "refunded", "closed"):
+            if case.remedy == "refund_with_return" and case.state in (
+                "item_received",
+                "refunded",
+                "closed",
+            ):
                 pass  # a repeated webhook
             else:
                 await self.transition(session, case, "receive_item")
-                await session.execute(update(ReturnLabel).where(ReturnLabel.case_id == case_id).values(received_at=func.now()))
+                await session.execute(
+                    update(ReturnLabel)
+                    .where(ReturnLabel.case_id == case_id)
+                    .values(received_at=func.now())
+                )
                 await self._plan_refund(session, case)
                 await self.fault("after_intent", case_id)
         await self.settle(case_id)
 
-    async def fulfil(self, case_id: str, *, kind: str | None, tracking_number: str | None, note: str, key_id: str,
-                     may_act: Callable[[AsyncSession, Case], Awaitable[bool]]) -> None:
+    async def fulfil(
+        self,
+        case_id: str,
+        *,
+        kind: str | None,
+        tracking_number: str | None,
+        note: str,
+        key_id: str,
+        may_act: Callable[[AsyncSession, Case], Awaitable[bool]],
+    ) -> None:
         async with self._sf()() as session, session.begin():
             case = await self._locked_case(session, case_id)
             if not await may_act(session, case):
@@ -353,7 +574,15 @@ class Cases:
             apply(case.state, transition)
             if case.waiting_for != "seller":
                 raise CaseConflict(f"the case is waiting for its {case.waiting_for}")
-            session.add(Fulfilment(case_id=case_id, kind=case.remedy, tracking_number=tracking_number, note=note, by_key_id=key_id))
+            session.add(
+                Fulfilment(
+                    case_id=case_id,
+                    kind=case.remedy,
+                    tracking_number=tracking_number,
+                    note=note,
+                    by_key_id=key_id,
+                )
+            )
             case.waiting_for = None
             await self._bill_fee(session, case)
             await self.transition(session, case, transition)
@@ -362,11 +591,15 @@ class Cases:
         async with self._sf()() as session, session.begin():
             case = await self._locked_case(session, case_id)
             if case.waiting_for == "payment":
-                raise CaseConflict("a refund is being paid for this case; it can no longer be rejected")
+                raise CaseConflict(
+                    "a refund is being paid for this case; it can no longer be rejected"
+                )
             case.waiting_for = None
             await self.transition(session, case, "reject", reason=reason)
 
-    async def close(self, case_id: str, may_act: Callable[[AsyncSession, Case], Awaitable[bool]]) -> None:
+    async def close(
+        self, case_id: str, may_act: Callable[[AsyncSession, Case], Awaitable[bool]]
+    ) -> None:
         async with self._sf()() as session, session.begin():
             case = await self._locked_case(session, case_id)
             if not await may_act(session, case):
@@ -377,41 +610,82 @@ class Cases:
 
     async def _plan_refund(self, session: AsyncSession, case: Case) -> None:
         """Step 1: the refund intents of a case, in the caller's transaction."""
-        alert = (await session.execute(select(KnownAlert).where(KnownAlert.alert_id == case.alert_id).with_for_update())).scalar_one()
+        alert = (
+            await session.execute(
+                select(KnownAlert).where(KnownAlert.alert_id == case.alert_id).with_for_update()
+            )
+        ).scalar_one()
         lines = [ev.AffectedLine.model_validate(l) for l in alert.lines]
-        already = dict((await session.execute(
-            select(Refund.line_id, func.sum(Refund.amount))
-            .where(Refund.line_id.in_([l.line_id for l in lines]), Refund.status.in_(("pending", "paid")))
-            .group_by(Refund.line_id)
-        )).all())
+        already = dict(
+            (
+                await session.execute(
+                    select(Refund.line_id, func.sum(Refund.amount))
+                    .where(
+                        Refund.line_id.in_([l.line_id for l in lines]),
+                        Refund.status.in_(("pending", "paid")),
+                    )
+                    .group_by(Refund.line_id)
+                )
+            ).all()
+        )
         by_line = {l.line_id: l for l in lines}
         due = refunds_due(lines, already)
         if not due:
             if case.state == "requested":
-                await self.transition(session, case, "reject", reason="nothing left to refund: the affected units were already refunded")
+                await self.transition(
+                    session,
+                    case,
+                    "reject",
+                    reason="nothing left to refund: the affected units were already refunded",
+                )
             else:
                 case.reason = "nothing left to refund: the affected units were already refunded"
             return
         for d in due:
             key = f"refund:{case.case_id}:{d.line_id}"
-            await session.execute(insert(Refund).values(
-                refund_id=str(uuid.uuid5(CASE_NAMESPACE, key)), case_id=case.case_id, line_id=d.line_id,
-                order_id=by_line[d.line_id].order_id, idempotency_key=key, amount=d.amount, currency=d.currency,
-                status="pending", provider_ref=None,
-            ).on_conflict_do_nothing())
+            await session.execute(
+                insert(Refund)
+                .values(
+                    refund_id=str(uuid.uuid5(CASE_NAMESPACE, key)),
+                    case_id=case.case_id,
+                    line_id=d.line_id,
+                    order_id=by_line[d.line_id].order_id,
+                    idempotency_key=key,
+                    amount=d.amount,
+                    currency=d.currency,
+                    status="pending",
+                    provider_ref=None,
+                )
+                .on_conflict_do_nothing()
+            )
         case.waiting_for = "payment"
         case.updated_at = datetime.now(UTC)
 
     async def settle(self, case_id: str) -> bool:
         """Steps 2-4 for a case's pending refunds; False when another caller holds them (or none are pending)."""
         async with self._sf()() as session, session.begin():
-            claimed = (await session.execute(
-                update(Refund)
-                .where(Refund.case_id == case_id, Refund.status == "pending",
-                       (Refund.claimed_until.is_(None)) | (Refund.claimed_until < func.now()))
-                .values(claimed_until=func.now() + timedelta(seconds=self.refund_lease_s), attempts=Refund.attempts + 1)
-                .returning(Refund.refund_id, Refund.idempotency_key, Refund.amount, Refund.currency, Refund.line_id, Refund.order_id)
-            )).all()
+            claimed = (
+                await session.execute(
+                    update(Refund)
+                    .where(
+                        Refund.case_id == case_id,
+                        Refund.status == "pending",
+                        (Refund.claimed_until.is_(None)) | (Refund.claimed_until < func.now()),
+                    )
+                    .values(
+                        claimed_until=func.now() + timedelta(seconds=self.refund_lease_s),
+                        attempts=Refund.attempts + 1,
+                    )
+                    .returning(
+                        Refund.refund_id,
+                        Refund.idempotency_key,
+                        Refund.amount,
+                        Refund.currency,
+                        Refund.line_id,
+                        Refund.order_id,
+                    )
+                )
+            ).all()
         if not claimed:
             return False
         await self.fault("before_provider_call", case_id)
@@ -419,10 +693,19 @@ class Cases:
         failed: dict[str, str] = {}
         for refund_id, key, amount, currency, line_id, order_id in claimed:
             try:
-                result = await self.payments.refund(idempotency_key=key, amount=amount, currency=currency, reference=case_id,
-                                                    order_id=order_id, line_id=line_id)
+                result = await self.payments.refund(
+                    idempotency_key=key,
+                    amount=amount,
+                    currency=currency,
+                    reference=case_id,
+                    order_id=order_id,
+                    line_id=line_id,
+                )
             except PaymentError as exc:
-                log.warning("refund not paid", extra={"case_id": case_id, "transient": exc.transient, "error": str(exc)[:500]})
+                log.warning(
+                    "refund not paid",
+                    extra={"case_id": case_id, "transient": exc.transient, "error": str(exc)[:500]},
+                )
                 if not exc.transient:
                     failed[refund_id] = str(exc)[:2000]
                 continue  # transient: the lease runs out and the recovery loop tries again with the same key
@@ -432,34 +715,65 @@ class Cases:
         await self.fault("after_commit", case_id)
         return bool(paid)
 
-    async def _record(self, case_id: str, paid: dict[str, tuple[str, Decimal, str, str]], failed: dict[str, str]) -> None:
+    async def _record(
+        self, case_id: str, paid: dict[str, tuple[str, Decimal, str, str]], failed: dict[str, str]
+    ) -> None:
         async with self._sf()() as session, session.begin():
             case = await self._locked_case(session, case_id)
             for refund_id, (ref, amount, currency, method) in paid.items():
                 await session.execute(
-                    update(Refund).where(Refund.refund_id == refund_id, Refund.status == "pending")
-                    .values(status="paid", provider_ref=ref, amount=amount, currency=currency, method=method,
-                            paid_at=func.now(), claimed_until=None, last_error=None)
+                    update(Refund)
+                    .where(Refund.refund_id == refund_id, Refund.status == "pending")
+                    .values(
+                        status="paid",
+                        provider_ref=ref,
+                        amount=amount,
+                        currency=currency,
+                        method=method,
+                        paid_at=func.now(),
+                        claimed_until=None,
+                        last_error=None,
+                    )
                 )
             for refund_id, error in failed.items():
-                await session.execute(update(Refund).where(Refund.refund_id == refund_id, Refund.status == "pending")
-                                      .values(status="failed", last_error=error, claimed_until=None))
+                await session.execute(
+                    update(Refund)
+                    .where(Refund.refund_id == refund_id, Refund.status == "pending")
+                    .values(status="failed", last_error=error, claimed_until=None)
+                )
             if paid:
                 await self.fault("after_refund_row", case_id)
-            rows = (await session.execute(select(Refund.status, Refund.amount, Refund.currency).where(Refund.case_id == case_id))).all()
+            rows = (
+                await session.execute(
+                    select(Refund.status, Refund.amount, Refund.currency).where(
+                        Refund.case_id == case_id
+                    )
+                )
+            ).all()
             if any(s == "pending" for s, _, _ in rows) or case.waiting_for != "payment":
                 return
             if any(s == "failed" for s, _, _ in rows):
                 case.waiting_for = "operator"
-                case.reason = "the payment provider refused a refund: " + "; ".join(failed.values())[:1500]
+                case.reason = (
+                    "the payment provider refused a refund: " + "; ".join(failed.values())[:1500]
+                )
                 return
             total = sum((a for s, a, _ in rows if s == "paid"), Decimal("0"))
             currency = next((c for s, _, c in rows if s == "paid"), case.currency)
             case.refunded_amount = total
             case.currency = currency
             case.waiting_for = None
-            await session.execute(insert(LedgerEntry).values(seller_id=case.seller_id, case_id=case_id, kind="refund_paid",
-                                                             amount=total, currency=currency).on_conflict_do_nothing())
+            await session.execute(
+                insert(LedgerEntry)
+                .values(
+                    seller_id=case.seller_id,
+                    case_id=case_id,
+                    kind="refund_paid",
+                    amount=total,
+                    currency=currency,
+                )
+                .on_conflict_do_nothing()
+            )
             await self._bill_fee(session, case)
             await self.transition(session, case, "issue_refund")
 
@@ -468,8 +782,17 @@ class Cases:
         if currency is None:
             alert = await session.get(KnownAlert, case.alert_id)
             currency = alert.lines[0]["currency"] if alert is not None and alert.lines else "EUR"
-        await session.execute(insert(LedgerEntry).values(seller_id=case.seller_id, case_id=case.case_id, kind="fee",
-                                                         amount=self.case_fee, currency=currency).on_conflict_do_nothing())
+        await session.execute(
+            insert(LedgerEntry)
+            .values(
+                seller_id=case.seller_id,
+                case_id=case.case_id,
+                kind="fee",
+                amount=self.case_fee,
+                currency=currency,
+            )
+            .on_conflict_do_nothing()
+        )
 
     # ------------------------------------------------------------------ recovery
 
@@ -477,20 +800,35 @@ class Cases:
         """Settle refund intents whose lease ran out (a crash, a transient failure) and retry return labels
         the carrier could not issue. Returns how many cases were looked at."""
         async with self._sf()() as session:
-            case_ids = list((await session.execute(
-                select(Refund.case_id).where(Refund.status == "pending",
-                                             (Refund.claimed_until.is_(None)) | (Refund.claimed_until < func.now()))
-                .distinct().limit(200)
-            )).scalars())
-            label_ids = list((await session.execute(
-                select(Case.case_id).where(Case.waiting_for == "label",
-                                           Case.updated_at < func.now() - timedelta(seconds=self.refund_lease_s))
-                .limit(200)
-            )).scalars())
+            case_ids = list(
+                (
+                    await session.execute(
+                        select(Refund.case_id)
+                        .where(
+                            Refund.status == "pending",
+                            (Refund.claimed_until.is_(None)) | (Refund.claimed_until < func.now()),
+                        )
+                        .distinct()
+                        .limit(200)
+                    )
+                ).scalars()
+            )
+            label_ids = list(
+                (
+                    await session.execute(
+                        select(Case.case_id)
+                        .where(
+                            Case.waiting_for == "label",
+                            Case.updated_at < func.now() - timedelta(seconds=self.refund_lease_s),
+                        )
+                        .limit(200)
+                    )
+                ).scalars()
+            )
         for case_id in case_ids:
             try:
                 await self.settle(case_id)
-            except Exception:  # noqa: BLE001 - one case must not stop the others
+            except Exception:
                 log.exception("refund recovery failed", extra={"case_id": case_id})
         for case_id in label_ids:
             try:
@@ -500,7 +838,7 @@ class Cases:
                     if case.waiting_for == "label" and alert is not None:
                         case.updated_at = datetime.now(UTC)
                         await self._issue_label(session, case, alert, None)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("label recovery failed", extra={"case_id": case_id})
         return len(case_ids) + len(label_ids)
 
@@ -508,11 +846,11 @@ class Cases:
         while not stopping.is_set():
             try:
                 await self.recover()
-            except Exception:  # noqa: BLE001 - the database may be away for a moment
+            except Exception:
                 log.exception("recovery pass failed")
             try:
                 await asyncio.wait_for(stopping.wait(), timeout=interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def handlers(self) -> dict:

@@ -6,7 +6,18 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint, func,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -26,10 +37,14 @@ class KnownRecall(Base):
     seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # active | closed
-    logistics_enrolled: Mapped[bool] = mapped_column(Boolean)  # as published; see Enrolment for the override
+    logistics_enrolled: Mapped[bool] = mapped_column(
+        Boolean
+    )  # as published; see Enrolment for the override
     consumer_contact: Mapped[str] = mapped_column(Text, default="")
     title: Mapped[str] = mapped_column(Text, default="", server_default="")
-    regulator_number: Mapped[str | None] = mapped_column(String(200), nullable=True)  # CPSC's, when given
+    regulator_number: Mapped[str | None] = mapped_column(
+        String(200), nullable=True
+    )  # CPSC's, when given
 
 
 class KnownAlert(Base):
@@ -40,7 +55,9 @@ class KnownAlert(Base):
     alert_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # open | withdrawn | closed
     lines: Mapped[list] = mapped_column(JSONB)
-    units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # affected units of the lines
+    units: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # affected units of the lines
 
 
 class Case(Base):
@@ -55,14 +72,18 @@ class Case(Base):
     state: Mapped[str] = mapped_column(String(30))
     # recall | alert (not known yet), proof, item, payment, seller: what the case waits for; null otherwise
     waiting_for: Mapped[str | None] = mapped_column(String(30), nullable=True)
-    units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # affected units, once the alert is known
+    units: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # affected units, once the alert is known
     refunded_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("ix_cases_created_at_case_id", "created_at", "case_id"),)  # GET /v1/cases pages
+    __table_args__ = (
+        Index("ix_cases_created_at_case_id", "created_at", "case_id"),
+    )  # GET /v1/cases pages
 
 
 class CaseTransition(Base):
@@ -91,7 +112,9 @@ class Refund(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     order_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    method: Mapped[str] = mapped_column(String(40), default="original_payment_method", server_default="original_payment_method")
+    method: Mapped[str] = mapped_column(
+        String(40), default="original_payment_method", server_default="original_payment_method"
+    )
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | paid | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -100,7 +123,9 @@ class Refund(Base):
 
     __table_args__ = (
         UniqueConstraint("case_id", "line_id"),
-        Index("ix_refunds_pending", "claimed_until", postgresql_where=text("status = 'pending'")),  # the recovery loop
+        Index(
+            "ix_refunds_pending", "claimed_until", postgresql_where=text("status = 'pending'")
+        ),  # the recovery loop
     )
 
 
@@ -166,7 +191,9 @@ class CaseProof(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class CaseProofImage(Base):

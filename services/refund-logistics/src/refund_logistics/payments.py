@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-
 from refund_logistics.http_retry import IdempotentHttpParty, PartyError
-from refund_logistics.sandbox import ORIGINAL_PAYMENT_METHOD, SandboxBehaviour, SandboxCore, SandboxRejected, SandboxTransientError
+from refund_logistics.sandbox import (
+    ORIGINAL_PAYMENT_METHOD,
+    SandboxBehaviour,
+    SandboxCore,
+    SandboxRejected,
+    SandboxTransientError,
+)
 
 
 @dataclass(frozen=True)
@@ -33,14 +38,28 @@ class PaymentError(Exception):
 
 class PaymentProvider(Protocol):
     async def refund(
-        self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
-        order_id: str | None = None, line_id: str | None = None,
+        self,
+        *,
+        idempotency_key: str,
+        amount: Decimal,
+        currency: str,
+        reference: str,
+        order_id: str | None = None,
+        line_id: str | None = None,
     ) -> RefundResult: ...
 
 
-def refund_body(amount: Decimal, currency: str, reference: str, order_id: str | None, line_id: str | None) -> dict:
-    return {"amount": str(amount), "currency": currency, "method": ORIGINAL_PAYMENT_METHOD,
-            "order_id": order_id, "order_line_id": line_id, "reference": reference}
+def refund_body(
+    amount: Decimal, currency: str, reference: str, order_id: str | None, line_id: str | None
+) -> dict:
+    return {
+        "amount": str(amount),
+        "currency": currency,
+        "method": ORIGINAL_PAYMENT_METHOD,
+        "order_id": order_id,
+        "order_line_id": line_id,
+        "reference": reference,
+    }
 
 
 class HttpPaymentProvider(IdempotentHttpParty):
@@ -51,17 +70,35 @@ class HttpPaymentProvider(IdempotentHttpParty):
 
     party = "payment provider"
 
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
-                     order_id: str | None = None, line_id: str | None = None) -> RefundResult:
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        amount: Decimal,
+        currency: str,
+        reference: str,
+        order_id: str | None = None,
+        line_id: str | None = None,
+    ) -> RefundResult:
         try:
-            body = await self.post("/v1/refunds", refund_body(amount, currency, reference, order_id, line_id),
-                                   idempotency_key=idempotency_key)
+            body = await self.post(
+                "/v1/refunds",
+                refund_body(amount, currency, reference, order_id, line_id),
+                idempotency_key=idempotency_key,
+            )
         except PartyError as exc:
             raise PaymentError(str(exc), transient=exc.transient) from exc
         if body.get("method", ORIGINAL_PAYMENT_METHOD) != ORIGINAL_PAYMENT_METHOD:
-            raise PaymentError(f"provider refunded to {body.get('method')!r}, not the original method", transient=False)
-        return RefundResult(provider_ref=str(body["id"]), amount=Decimal(str(body["amount"])), currency=body["currency"],
-                            method=body.get("method", ORIGINAL_PAYMENT_METHOD))
+            raise PaymentError(
+                f"provider refunded to {body.get('method')!r}, not the original method",
+                transient=False,
+            )
+        return RefundResult(
+            provider_ref=str(body["id"]),
+            amount=Decimal(str(body["amount"])),
+            currency=body["currency"],
+            method=body.get("method", ORIGINAL_PAYMENT_METHOD),
+        )
 
 
 class SandboxPaymentProvider:
@@ -71,17 +108,31 @@ class SandboxPaymentProvider:
 
     def __init__(self, latency_s: float = 0.0, behaviour: SandboxBehaviour | None = None) -> None:
         self.core = SandboxCore(behaviour or SandboxBehaviour(latency_s=latency_s))
-        self.refunds: dict[str, RefundResult] = {}  # idempotency key -> the refund made (one per key)
+        self.refunds: dict[
+            str, RefundResult
+        ] = {}  # idempotency key -> the refund made (one per key)
 
-    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str, reference: str,
-                     order_id: str | None = None, line_id: str | None = None) -> RefundResult:
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        amount: Decimal,
+        currency: str,
+        reference: str,
+        order_id: str | None = None,
+        line_id: str | None = None,
+    ) -> RefundResult:
         body = refund_body(amount, currency, reference, order_id, line_id)
         try:
-            answer, _ = await self.core.execute("refund", idempotency_key, lambda: self.core.new_refund(body))
+            answer, _ = await self.core.execute(
+                "refund", idempotency_key, lambda: self.core.new_refund(body)
+            )
         except SandboxTransientError as exc:
             raise PaymentError(str(exc), transient=True) from exc
         except SandboxRejected as exc:
             raise PaymentError(str(exc), transient=False) from exc
-        result = RefundResult(answer["id"], Decimal(answer["amount"]), answer["currency"], answer["method"])
+        result = RefundResult(
+            answer["id"], Decimal(answer["amount"]), answer["currency"], answer["method"]
+        )
         self.refunds.setdefault(idempotency_key, result)
         return result

@@ -40,8 +40,12 @@ class SandboxBehaviour:
     latency_s: float = 0.0
     latency_jitter_s: float = 0.0
     failure_rate: float = 0.0  # chance that a request answers 503
-    failure_after_effect: float = 0.5  # share of those failures that happen after the effect is recorded
-    fail_first_attempts: int = 0  # deterministic: the first N attempts of every key answer 503 (after the effect)
+    failure_after_effect: float = (
+        0.5  # share of those failures that happen after the effect is recorded
+    )
+    fail_first_attempts: int = (
+        0  # deterministic: the first N attempts of every key answer 503 (after the effect)
+    )
     seed: int | None = None
 
 
@@ -62,9 +66,13 @@ class SandboxCore:
     """Latency, transient failures and the idempotency store, shared by the HTTP app and in-process fakes."""
 
     behaviour: SandboxBehaviour = field(default_factory=SandboxBehaviour)
-    store: dict[str, dict[str, Any]] = field(default_factory=dict)  # "{kind}:{key}" -> the original answer
+    store: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # "{kind}:{key}" -> the original answer
     attempts: Counter[str] = field(default_factory=Counter)
-    effects: Counter[str] = field(default_factory=Counter)  # how many refunds/labels were really made
+    effects: Counter[str] = field(
+        default_factory=Counter
+    )  # how many refunds/labels were really made
     failures: int = 0
 
     def __post_init__(self) -> None:
@@ -73,11 +81,15 @@ class SandboxCore:
 
     async def _latency(self) -> None:
         b = self.behaviour
-        delay = b.latency_s + (self.rng.uniform(0, b.latency_jitter_s) if b.latency_jitter_s else 0.0)
+        delay = b.latency_s + (
+            self.rng.uniform(0, b.latency_jitter_s) if b.latency_jitter_s else 0.0
+        )
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def execute(self, kind: str, key: str, create: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    async def execute(
+        self, kind: str, key: str, create: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
         """Run ``create`` once per (kind, key); returns (answer, replayed). May raise SandboxTransientError
         before or after the effect, and SandboxRejected from ``create``."""
         await self._latency()
@@ -98,7 +110,9 @@ class SandboxCore:
                 self.effects[kind] += 1
             if fail:
                 self.failures += 1
-                raise SandboxTransientError("sandbox: temporarily unavailable (after the effect; the answer was lost)")
+                raise SandboxTransientError(
+                    "sandbox: temporarily unavailable (after the effect; the answer was lost)"
+                )
             return self.store[store_key], replayed
 
     # ------------------------------------------------------------------ the two parties' operations
@@ -107,21 +121,35 @@ class SandboxCore:
     def new_refund(body: dict[str, Any]) -> dict[str, Any]:
         method = body.get("method", ORIGINAL_PAYMENT_METHOD)
         if method != ORIGINAL_PAYMENT_METHOD:
-            raise SandboxRejected(422, "method_not_allowed", f"refunds go to the original payment method, not {method!r}")
+            raise SandboxRejected(
+                422,
+                "method_not_allowed",
+                f"refunds go to the original payment method, not {method!r}",
+            )
         try:
             amount = Decimal(str(body["amount"]))
         except (KeyError, InvalidOperation):
-            raise SandboxRejected(422, "invalid_amount", "amount must be a decimal string") from None
+            raise SandboxRejected(
+                422, "invalid_amount", "amount must be a decimal string"
+            ) from None
         if amount <= 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-            raise SandboxRejected(422, "invalid_amount", "amount must be positive with at most 2 decimals")
+            raise SandboxRejected(
+                422, "invalid_amount", "amount must be positive with at most 2 decimals"
+            )
         currency = str(body.get("currency", ""))
         if len(currency) != 3 or not currency.isupper():
             raise SandboxRejected(422, "invalid_currency", "currency must be an ISO 4217 code")
         return {
-            "id": f"sandbox_re_{uuid.uuid4().hex[:16]}", "object": "refund", "status": "succeeded",
-            "amount": str(amount), "currency": currency, "method": ORIGINAL_PAYMENT_METHOD,
-            "order_id": body.get("order_id"), "order_line_id": body.get("order_line_id"),
-            "reference": str(body.get("reference", "")), "created": datetime.now(UTC).isoformat(),
+            "id": f"sandbox_re_{uuid.uuid4().hex[:16]}",
+            "object": "refund",
+            "status": "succeeded",
+            "amount": str(amount),
+            "currency": currency,
+            "method": ORIGINAL_PAYMENT_METHOD,
+            "order_id": body.get("order_id"),
+            "order_line_id": body.get("order_line_id"),
+            "reference": str(body.get("reference", "")),
+            "created": datetime.now(UTC).isoformat(),
         }
 
     @staticmethod
@@ -129,17 +157,27 @@ class SandboxCore:
         if not body.get("reference"):
             raise SandboxRejected(422, "invalid_request", "reference is required")
         if body.get("service", "prepaid_return") != "prepaid_return":
-            raise SandboxRejected(422, "invalid_service", "the sandbox carrier only offers prepaid_return")
+            raise SandboxRejected(
+                422, "invalid_service", "the sandbox carrier only offers prepaid_return"
+            )
         tracking = f"SBX{uuid.uuid4().int % 10**12:012d}"
         return {
-            "id": f"sandbox_lb_{uuid.uuid4().hex[:16]}", "object": "label", "status": "issued",
-            "tracking_number": tracking, "label_url": f"https://carrier.sandbox.invalid/labels/{tracking}.pdf",
-            "cost": "4.90", "currency": str(body.get("currency") or "EUR"), "reference": str(body["reference"]),
+            "id": f"sandbox_lb_{uuid.uuid4().hex[:16]}",
+            "object": "label",
+            "status": "issued",
+            "tracking_number": tracking,
+            "label_url": f"https://carrier.sandbox.invalid/labels/{tracking}.pdf",
+            "cost": "4.90",
+            "currency": str(body.get("currency") or "EUR"),
+            "reference": str(body["reference"]),
             "created": datetime.now(UTC).isoformat(),
         }
 
     def paid_total(self) -> Decimal:
-        return sum((Decimal(v["amount"]) for k, v in self.store.items() if k.startswith("refund:")), Decimal("0"))
+        return sum(
+            (Decimal(v["amount"]) for k, v in self.store.items() if k.startswith("refund:")),
+            Decimal("0"),
+        )
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -152,13 +190,17 @@ def create_sandbox_app(behaviour: SandboxBehaviour | None = None, *, api_key: st
     app = FastAPI(title="RLS sandbox: payment provider and carrier", version="1.0.0")
     app.state.core = core
 
-    async def _run(kind: str, request: Request, key: str | None, authorization: str | None, make: Callable) -> JSONResponse:
+    async def _run(
+        kind: str, request: Request, key: str | None, authorization: str | None, make: Callable
+    ) -> JSONResponse:
         if api_key and authorization != f"Bearer {api_key}":
             return _error(401, "unauthorized", "missing or wrong bearer key")
         if not key:
             return _error(400, "idempotency_key_required", "the Idempotency-Key header is required")
         if len(key) > 255:
-            return _error(400, "invalid_idempotency_key", "Idempotency-Key is at most 255 characters")
+            return _error(
+                400, "invalid_idempotency_key", "Idempotency-Key is at most 255 characters"
+            )
         try:
             body = await request.json()
         except ValueError:
@@ -168,32 +210,53 @@ def create_sandbox_app(behaviour: SandboxBehaviour | None = None, *, api_key: st
         try:
             answer, replayed = await core.execute(kind, key, lambda: make(body))
         except SandboxTransientError as exc:
-            return JSONResponse(status_code=503, content={"error": {"code": "unavailable", "message": str(exc)}},
-                                headers={"Retry-After": "0"})
+            return JSONResponse(
+                status_code=503,
+                content={"error": {"code": "unavailable", "message": str(exc)}},
+                headers={"Retry-After": "0"},
+            )
         except SandboxRejected as exc:
             return _error(exc.status, exc.code, str(exc))
-        return JSONResponse(status_code=200 if replayed else 201, content=answer,
-                            headers={"Idempotent-Replayed": "true" if replayed else "false"})
+        return JSONResponse(
+            status_code=200 if replayed else 201,
+            content=answer,
+            headers={"Idempotent-Replayed": "true" if replayed else "false"},
+        )
 
     @app.post("/v1/refunds")
-    async def create_refund(request: Request, idempotency_key: Annotated[str | None, Header()] = None,
-                            authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    async def create_refund(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header()] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
         return await _run("refund", request, idempotency_key, authorization, core.new_refund)
 
     @app.post("/v1/labels")
-    async def create_label(request: Request, idempotency_key: Annotated[str | None, Header()] = None,
-                           authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    async def create_label(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header()] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
         return await _run("label", request, idempotency_key, authorization, core.new_label)
 
     @app.get("/v1/refunds")
     async def list_refunds(reference: str | None = None) -> dict:
-        data = [v for k, v in core.store.items() if k.startswith("refund:") and (reference is None or v["reference"] == reference)]
+        data = [
+            v
+            for k, v in core.store.items()
+            if k.startswith("refund:") and (reference is None or v["reference"] == reference)
+        ]
         return {"data": data}
 
     @app.get("/_sandbox/stats")
     async def stats() -> dict:
-        return {"refunds": core.effects["refund"], "labels": core.effects["label"], "failures": core.failures,
-                "attempts": sum(core.attempts.values()), "paid_total": str(core.paid_total())}
+        return {
+            "refunds": core.effects["refund"],
+            "labels": core.effects["label"],
+            "failures": core.failures,
+            "attempts": sum(core.attempts.values()),
+            "paid_total": str(core.paid_total()),
+        }
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -203,20 +266,35 @@ def create_sandbox_app(behaviour: SandboxBehaviour | None = None, *, api_key: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m refund_logistics.sandbox", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m refund_logistics.sandbox", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--latency-ms", type=float, default=80.0)
     parser.add_argument("--jitter-ms", type=float, default=120.0)
-    parser.add_argument("--failure-rate", type=float, default=0.05, help="chance of a transient 503 per request")
+    parser.add_argument(
+        "--failure-rate", type=float, default=0.05, help="chance of a transient 503 per request"
+    )
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--api-key", default="", help="require 'Authorization: Bearer <key>' when set")
+    parser.add_argument(
+        "--api-key", default="", help="require 'Authorization: Bearer <key>' when set"
+    )
     args = parser.parse_args(argv)
     import uvicorn
 
-    behaviour = SandboxBehaviour(latency_s=args.latency_ms / 1000, latency_jitter_s=args.jitter_ms / 1000,
-                                 failure_rate=args.failure_rate, seed=args.seed)
-    uvicorn.run(create_sandbox_app(behaviour, api_key=args.api_key), host=args.host, port=args.port, log_level="info")
+    behaviour = SandboxBehaviour(
+        latency_s=args.latency_ms / 1000,
+        latency_jitter_s=args.jitter_ms / 1000,
+        failure_rate=args.failure_rate,
+        seed=args.seed,
+    )
+    uvicorn.run(
+        create_sandbox_app(behaviour, api_key=args.api_key),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+    )
     return 0
 
 

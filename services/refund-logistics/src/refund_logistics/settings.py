@@ -12,7 +12,9 @@ class Settings(ServiceSettings):
 
     service_name: str = "refund-logistics"
     http_port: int = 8004
-    database_url: str = "postgresql+asyncpg://refund_logistics:refund_logistics@127.0.0.1:5432/refund_logistics"
+    database_url: str = (
+        "postgresql+asyncpg://refund_logistics:refund_logistics@127.0.0.1:5432/refund_logistics"
+    )
     # External parties: "sandbox" runs the sandbox in process; "http" uses the HTTP adapters (point them at
     # `python -m refund_logistics.sandbox --port 8091` in development, at the real party in production).
     payment_provider: Literal["sandbox", "http"] = "sandbox"

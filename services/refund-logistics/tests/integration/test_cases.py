@@ -29,21 +29,38 @@ async def test_refund_on_destruction_pays_the_price_paid_once(rls, kit) -> None:
     case_id = case_id_for(req.request_id)
 
     waiting = await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "proof")
-    assert waiting["state"] == "requested" and rls.payments.calls_for(case_id) == [], "no refund without the photo"
+    assert waiting["state"] == "requested" and rls.payments.calls_for(case_id) == [], (
+        "no refund without the photo"
+    )
     r = await rls.submit_proof(case_id, a.customer_id)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "refunded"
-    assert r.json()["proof"]["size"] == len(kit.photo) and r.json()["proof"]["content_type"] == "image/jpeg"
-    (stored,) = (await rls.sql("SELECT image FROM case_proof_images WHERE case_id = :c", c=case_id))[0]
+    assert (
+        r.json()["proof"]["size"] == len(kit.photo)
+        and r.json()["proof"]["content_type"] == "image/jpeg"
+    )
+    (stored,) = (
+        await rls.sql("SELECT image FROM case_proof_images WHERE case_id = :c", c=case_id)
+    )[0]
     assert bytes(stored) == kit.photo
 
     events = await rls.wait_for_transitions(case_id, 2)
     (k1, e1, opened), (k2, e2, refunded) = events
     assert k1 == k2 == a.customer_id.encode()
     assert e1.subject == e2.subject == case_id
-    assert e1.id != e2.id and all(len(e.id) <= 64 for e in (e1, e2)), "event ids fit the inbox/outbox columns"
-    assert (opened["transition"], opened["from_state"], opened["state"]) == ("open", None, "requested")
-    assert (refunded["transition"], refunded["from_state"], refunded["state"]) == ("issue_refund", "requested", "refunded")
+    assert e1.id != e2.id and all(len(e.id) <= 64 for e in (e1, e2)), (
+        "event ids fit the inbox/outbox columns"
+    )
+    assert (opened["transition"], opened["from_state"], opened["state"]) == (
+        "open",
+        None,
+        "requested",
+    )
+    assert (refunded["transition"], refunded["from_state"], refunded["state"]) == (
+        "issue_refund",
+        "requested",
+        "refunded",
+    )
     assert Decimal(str(refunded["refunded_amount"])) == Decimal("45.48")  # 2 x 19.99 + 1 x 5.50
     assert refunded["currency"] == "EUR"
     assert refunded["request_id"] == req.request_id and refunded["alert_id"] == a.alert_id
@@ -53,15 +70,21 @@ async def test_refund_on_destruction_pays_the_price_paid_once(rls, kit) -> None:
     assert Decimal(str(case["refunded_amount"])) == Decimal("45.48")
     assert case["waiting_for"] is None
     assert [(t["transition"], t["from_state"], t["to_state"]) for t in case["transitions"]] == [
-        ("open", None, "requested"), ("issue_refund", "requested", "refunded"),
+        ("open", None, "requested"),
+        ("issue_refund", "requested", "refunded"),
     ]
     refunds = rls.payments.refunds_for(case_id)
     assert sorted(r.amount for r in refunds) == [Decimal("5.50"), Decimal("39.98")]
     assert len(rls.payments.calls_for(case_id)) == 2  # one per line
     # The seller is billed what was paid on its behalf, plus the case fee.
-    ledger = await rls.sql("SELECT kind, amount, seller_id FROM seller_ledger WHERE case_id = :c ORDER BY kind", c=case_id)
-    assert [(k, amt, s) for k, amt, s in ledger] == [("fee", Decimal("2.50"), rc.seller_id),
-                                                     ("refund_paid", Decimal("45.48"), rc.seller_id)]
+    ledger = await rls.sql(
+        "SELECT kind, amount, seller_id FROM seller_ledger WHERE case_id = :c ORDER BY kind",
+        c=case_id,
+    )
+    assert [(k, amt, s) for k, amt, s in ledger] == [
+        ("fee", Decimal("2.50"), rc.seller_id),
+        ("refund_paid", Decimal("45.48"), rc.seller_id),
+    ]
 
 
 async def test_redelivered_remedy_request_never_refunds_twice(rls, kit) -> None:
@@ -84,7 +107,9 @@ async def test_redelivered_remedy_request_never_refunds_twice(rls, kit) -> None:
     marker = kit.remedy_request(marker_alert)
     await rls.publish(marker)
     await rls.wait_for_case(case_id_for(marker.request_id), lambda c: c["waiting_for"] == "proof")
-    assert (await rls.submit_proof(case_id, a.customer_id)).status_code == 200  # the customer's retry, too
+    assert (
+        await rls.submit_proof(case_id, a.customer_id)
+    ).status_code == 200  # the customer's retry, too
 
     assert len(rls.payments.refunds_for(case_id)) == 1
     assert len(rls.payments.calls_for(case_id)) == 1
@@ -92,12 +117,17 @@ async def test_redelivered_remedy_request_never_refunds_twice(rls, kit) -> None:
     assert Decimal(str(case["refunded_amount"])) == Decimal("39.98")
     assert [t["transition"] for t in case["transitions"]] == ["open", "issue_refund"]
     await asyncio.sleep(0.5)
-    assert [b["transition"] for _, _, b in await rls.transitions(case_id)] == ["open", "issue_refund"]
+    assert [b["transition"] for _, _, b in await rls.transitions(case_id)] == [
+        "open",
+        "issue_refund",
+    ]
     (count,) = (await rls.sql("SELECT count(*) FROM refunds WHERE case_id = :c", c=case_id))[0]
     assert count == 1
 
 
-async def test_request_before_the_alert_waits_and_completes_when_the_alert_arrives(rls, kit) -> None:
+async def test_request_before_the_alert_waits_and_completes_when_the_alert_arrives(
+    rls, kit
+) -> None:
     rc = kit.recall()
     a = kit.alert(rc, kit.new_customer(), lines=[(1, "49.00")])
     await rls.publish(kit.published(rc))
@@ -151,13 +181,18 @@ async def test_recall_not_enrolled_is_referred_to_the_seller_with_the_contact(rl
     assert rls.payments.calls_for(case_id) == []
 
 
-async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_back(rls, kit) -> None:
+async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_back(
+    rls, kit
+) -> None:
     rc, a = await _setup(rls, kit)
     req = kit.remedy_request(a, "refund_with_return")
     await rls.publish(req)
     case_id = case_id_for(req.request_id)
     events = await rls.wait_for_transitions(case_id, 2)
-    assert [(b["transition"], b["state"]) for _, _, b in events] == [("open", "requested"), ("issue_label", "label_issued")]
+    assert [(b["transition"], b["state"]) for _, _, b in events] == [
+        ("open", "requested"),
+        ("issue_label", "label_issued"),
+    ]
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "label_issued")
     assert Decimal(str(case["refunded_amount"])) == 0
     assert case["waiting_for"] == "item"
@@ -166,22 +201,39 @@ async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_b
     assert rls.carrier.labels[f"label:{case_id}"].tracking_number == label["tracking_number"]
     assert rls.payments.calls_for(case_id) == [], "no refund before the item is back"
     # The customer fetches the label with their own token; another customer cannot.
-    mine = await rls.client.get(f"/v1/cases/{case_id}/label", headers=rls.customer_token(a.customer_id))
+    mine = await rls.client.get(
+        f"/v1/cases/{case_id}/label", headers=rls.customer_token(a.customer_id)
+    )
     assert mine.status_code == 200 and mine.json()["tracking_number"] == label["tracking_number"]
-    other = await rls.client.get(f"/v1/cases/{case_id}/label", headers=rls.customer_token(kit.new_customer()))
+    other = await rls.client.get(
+        f"/v1/cases/{case_id}/label", headers=rls.customer_token(kit.new_customer())
+    )
     assert other.status_code == 404
 
     # The warehouse's webhook: the item arrived -> receive_item -> issue_refund. A redelivered webhook is a no-op.
     r = await rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op)
     assert r.status_code == 200, r.text
-    assert r.json()["state"] == "refunded" and Decimal(str(r.json()["refunded_amount"])) == Decimal("39.98")
+    assert r.json()["state"] == "refunded" and Decimal(str(r.json()["refunded_amount"])) == Decimal(
+        "39.98"
+    )
     again = await rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op)
     assert again.status_code == 200 and again.json()["state"] == "refunded"
     events = await rls.wait_for_transitions(case_id, 4)
-    assert [b["transition"] for _, _, b in events] == ["open", "issue_label", "receive_item", "issue_refund"]
+    assert [b["transition"] for _, _, b in events] == [
+        "open",
+        "issue_label",
+        "receive_item",
+        "issue_refund",
+    ]
     assert len(rls.payments.calls_for(case_id)) == 1
-    ledger = await rls.sql("SELECT kind, amount FROM seller_ledger WHERE case_id = :c ORDER BY kind", c=case_id)
-    assert [(k, a) for k, a in ledger] == [("fee", Decimal("2.50")), ("label", Decimal("4.90")), ("refund_paid", Decimal("39.98"))]
+    ledger = await rls.sql(
+        "SELECT kind, amount FROM seller_ledger WHERE case_id = :c ORDER BY kind", c=case_id
+    )
+    assert [(k, a) for k, a in ledger] == [
+        ("fee", Decimal("2.50")),
+        ("label", Decimal("4.90")),
+        ("refund_paid", Decimal("39.98")),
+    ]
 
 
 async def test_replacement_waits_for_the_seller(rls, kit) -> None:

@@ -45,8 +45,12 @@ async def _assert_paid_once(rls, case_id: str, amount: Decimal, lines: int = 1) 
     made = rls.payments.refunds_for(case_id)
     assert len(made) == lines and sum(r.amount for r in made) == amount
     rows = await rls.sql("SELECT status, amount, method FROM refunds WHERE case_id = :c", c=case_id)
-    assert len(rows) == lines and all(s == "paid" and m == "original_payment_method" for s, _, m in rows)
-    ledger = await rls.sql("SELECT kind, amount FROM seller_ledger WHERE case_id = :c ORDER BY kind", c=case_id)
+    assert len(rows) == lines and all(
+        s == "paid" and m == "original_payment_method" for s, _, m in rows
+    )
+    ledger = await rls.sql(
+        "SELECT kind, amount FROM seller_ledger WHERE case_id = :c ORDER BY kind", c=case_id
+    )
     assert [(k, a) for k, a in ledger] == [("fee", Decimal("2.50")), ("refund_paid", amount)]
     events = await rls.wait_for_transitions(case_id, 2)
     assert [b["transition"] for _, _, b in events] == ["open", "issue_refund"]
@@ -59,7 +63,9 @@ async def test_1000_concurrent_identical_refund_requests_pay_once(rls, kit) -> N
     # the claim failing. (With a short lease a second call may happen, with the same key: still one payment.)
     cases.refund_lease_s = 30.0
     try:
-        responses = await asyncio.gather(*(rls.submit_proof(case_id, a.customer_id) for _ in range(1000)))
+        responses = await asyncio.gather(
+            *(rls.submit_proof(case_id, a.customer_id) for _ in range(1000))
+        )
     finally:
         cases.refund_lease_s = rls.settings.refund_lease_s
     statuses = Counter(r.status_code for r in responses)
@@ -80,13 +86,24 @@ async def test_100_concurrent_item_received_webhooks_pay_once(rls, kit) -> None:
     await rls.publish(req)
     case_id = case_id_for(req.request_id)
     await rls.wait_for_case(case_id, lambda c: c["state"] == "label_issued")
-    responses = await asyncio.gather(*(
-        rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op) for _ in range(100)))
+    responses = await asyncio.gather(
+        *(
+            rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op)
+            for _ in range(100)
+        )
+    )
     assert set(Counter(r.status_code for r in responses)) <= {200, 202}
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "refunded")
     assert Decimal(str(case["refunded_amount"])) == Decimal("25.00")
-    assert [t["transition"] for t in case["transitions"]] == ["open", "issue_label", "receive_item", "issue_refund"]
-    assert len(rls.payments.refunds_for(case_id)) == 2 and len(rls.payments.calls_for(case_id)) == 2  # one per line
+    assert [t["transition"] for t in case["transitions"]] == [
+        "open",
+        "issue_label",
+        "receive_item",
+        "issue_refund",
+    ]
+    assert (
+        len(rls.payments.refunds_for(case_id)) == 2 and len(rls.payments.calls_for(case_id)) == 2
+    )  # one per line
 
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
@@ -121,7 +138,9 @@ async def _no_fault(point: str, case_id: str) -> None:
     return None
 
 
-async def test_a_transient_provider_failure_is_retried_by_the_recovery_loop_with_the_same_key(rls, kit) -> None:
+async def test_a_transient_provider_failure_is_retried_by_the_recovery_loop_with_the_same_key(
+    rls, kit
+) -> None:
     _, a, case_id = await _proof_case(rls, kit)
     real = rls.payments
     failed: list[str] = []
@@ -143,7 +162,9 @@ async def test_a_transient_provider_failure_is_retried_by_the_recovery_loop_with
         r = await rls.submit_proof(case_id, a.customer_id)
         assert r.status_code == 202 and r.json()["waiting_for"] == "payment"
         await _assert_paid_once(rls, case_id, Decimal("59.90"))
-        assert len(real.calls_for(case_id)) == 2 and {c[0] for c in real.calls_for(case_id)} == set(failed)
+        assert len(real.calls_for(case_id)) == 2 and {c[0] for c in real.calls_for(case_id)} == set(
+            failed
+        )
     finally:
         cases.payments = real
         cases.refund_lease_s = rls.settings.refund_lease_s
@@ -161,10 +182,17 @@ async def test_two_cases_for_one_alert_never_refund_a_line_twice(rls, kit) -> No
     for cid in ids:
         await rls.wait_for_case(cid, lambda c: c["waiting_for"] == "proof")
     await asyncio.gather(*(rls.submit_proof(cid, a.customer_id) for cid in ids for _ in range(20)))
-    cases = [await rls.wait_for_case(cid, lambda c: c["state"] in ("refunded", "rejected")) for cid in ids]
+    cases = [
+        await rls.wait_for_case(cid, lambda c: c["state"] in ("refunded", "rejected"))
+        for cid in ids
+    ]
     assert sorted(c["state"] for c in cases) == ["refunded", "rejected"]
     rejected = next(c for c in cases if c["state"] == "rejected")
     assert "already refunded" in rejected["reason"]
-    (total,) = (await rls.sql(
-        "SELECT sum(amount) FROM refunds WHERE line_id = :l AND status = 'paid'", l=a.lines[0].line_id))[0]
+    (total,) = (
+        await rls.sql(
+            "SELECT sum(amount) FROM refunds WHERE line_id = :l AND status = 'paid'",
+            l=a.lines[0].line_id,
+        )
+    )[0]
     assert total == Decimal("30.00")

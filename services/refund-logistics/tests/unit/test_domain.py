@@ -8,7 +8,13 @@ from decimal import Decimal
 import pytest
 
 from recall_shared import events as ev
-from refund_logistics.domain import TRANSITIONS, IllegalCaseTransition, LineRefund, apply, refunds_due
+from refund_logistics.domain import (
+    TRANSITIONS,
+    IllegalCaseTransition,
+    LineRefund,
+    apply,
+    refunds_due,
+)
 
 ALLOWED = [
     (None, "open", "requested"),
@@ -27,7 +33,9 @@ ALLOWED = [
 ]
 
 
-@pytest.mark.parametrize(("state", "transition", "to"), ALLOWED, ids=[f"{s}-{t}" for s, t, _ in ALLOWED])
+@pytest.mark.parametrize(
+    ("state", "transition", "to"), ALLOWED, ids=[f"{s}-{t}" for s, t, _ in ALLOWED]
+)
 def test_every_allowed_transition(state: str | None, transition: str, to: str) -> None:
     assert apply(state, transition) == to
 
@@ -64,23 +72,39 @@ def test_illegal_transitions_raise(state: str | None, transition: str) -> None:
 
 
 def _line(line_id: str, units: int, price: str, currency: str = "EUR") -> ev.AffectedLine:
-    return ev.AffectedLine(order_id="o", line_id=line_id, product_id="p", seller_id="s",
-                           purchased_at=datetime(2025, 1, 1, tzinfo=UTC), units=units, unit_price=Decimal(price),
-                           currency=currency)
+    return ev.AffectedLine(
+        order_id="o",
+        line_id=line_id,
+        product_id="p",
+        seller_id="s",
+        purchased_at=datetime(2025, 1, 1, tzinfo=UTC),
+        units=units,
+        unit_price=Decimal(price),
+        currency=currency,
+    )
 
 
 def test_refund_is_units_times_price_per_line() -> None:
     due = refunds_due([_line("a", 3, "19.99"), _line("b", 1, "5.00", "USD")], {})
-    assert due == [LineRefund("a", Decimal("59.97"), "EUR"), LineRefund("b", Decimal("5.00"), "USD")]
+    assert due == [
+        LineRefund("a", Decimal("59.97"), "EUR"),
+        LineRefund("b", Decimal("5.00"), "USD"),
+    ]
 
 
 def test_already_refunded_amounts_are_deducted() -> None:
     due = refunds_due([_line("a", 2, "10.00"), _line("b", 1, "7.50")], {"a": Decimal("5.00")})
-    assert due == [LineRefund("a", Decimal("15.00"), "EUR"), LineRefund("b", Decimal("7.50"), "EUR")]
+    assert due == [
+        LineRefund("a", Decimal("15.00"), "EUR"),
+        LineRefund("b", Decimal("7.50"), "EUR"),
+    ]
 
 
 def test_fully_or_over_refunded_lines_owe_nothing_never_negative() -> None:
-    due = refunds_due([_line("a", 2, "10.00"), _line("b", 1, "7.50")], {"a": Decimal("20.00"), "b": Decimal("9.99")})
+    due = refunds_due(
+        [_line("a", 2, "10.00"), _line("b", 1, "7.50")],
+        {"a": Decimal("20.00"), "b": Decimal("9.99")},
+    )
     assert due == []
     assert refunds_due([_line("c", 1, "0.00")], {}) == []
 
@@ -96,7 +120,9 @@ def test_a_period_is_a_calendar_month_in_utc() -> None:
 
     p = Period.parse("2026-12")
     assert (p.start, p.end) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-    assert str(p) == "2026-12" and Period.containing(datetime(2026, 11, 30, 23, 59, tzinfo=UTC)) == Period(2026, 11)
+    assert str(p) == "2026-12" and Period.containing(
+        datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    ) == Period(2026, 11)
     for bad in ("2026-13", "2026-1", "26-11", "2026/11", "", "2026-00"):
         with pytest.raises(ValueError):
             Period.parse(bad)

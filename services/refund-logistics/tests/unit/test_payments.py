@@ -10,8 +10,18 @@ from refund_logistics.payments import SandboxPaymentProvider
 
 async def test_same_key_returns_the_original_refund_and_pays_once() -> None:
     p = SandboxPaymentProvider()
-    first = await p.refund(idempotency_key="refund:case-1:line-1", amount=Decimal("39.98"), currency="EUR", reference="case-1")
-    again = await p.refund(idempotency_key="refund:case-1:line-1", amount=Decimal("39.98"), currency="EUR", reference="case-1")
+    first = await p.refund(
+        idempotency_key="refund:case-1:line-1",
+        amount=Decimal("39.98"),
+        currency="EUR",
+        reference="case-1",
+    )
+    again = await p.refund(
+        idempotency_key="refund:case-1:line-1",
+        amount=Decimal("39.98"),
+        currency="EUR",
+        reference="case-1",
+    )
     assert again == first
     assert first.provider_ref.startswith("sandbox_re_")
     assert first.amount == Decimal("39.98") and first.currency == "EUR"
@@ -20,8 +30,12 @@ async def test_same_key_returns_the_original_refund_and_pays_once() -> None:
 
 async def test_a_repeat_with_a_different_amount_still_answers_the_original() -> None:
     p = SandboxPaymentProvider()
-    first = await p.refund(idempotency_key="k", amount=Decimal("10.00"), currency="EUR", reference="c")
-    again = await p.refund(idempotency_key="k", amount=Decimal("99.00"), currency="EUR", reference="c")
+    first = await p.refund(
+        idempotency_key="k", amount=Decimal("10.00"), currency="EUR", reference="c"
+    )
+    again = await p.refund(
+        idempotency_key="k", amount=Decimal("99.00"), currency="EUR", reference="c"
+    )
     assert again.amount == Decimal("10.00") and again.provider_ref == first.provider_ref
     assert sum(r.amount for r in p.refunds.values()) == Decimal("10.00")
 
@@ -37,7 +51,10 @@ async def test_different_keys_are_different_refunds() -> None:
 async def test_concurrent_retries_with_one_key_pay_once() -> None:
     p = SandboxPaymentProvider(latency_s=0.01)
     results = await asyncio.gather(
-        *(p.refund(idempotency_key="same", amount=Decimal("5.00"), currency="EUR", reference="c") for _ in range(5))
+        *(
+            p.refund(idempotency_key="same", amount=Decimal("5.00"), currency="EUR", reference="c")
+            for _ in range(5)
+        )
     )
     assert len({r.provider_ref for r in results}) == 1
     assert len(p.refunds) == 1

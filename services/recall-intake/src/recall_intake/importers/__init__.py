@@ -9,4 +9,11 @@ from recall_intake.importers.base import ImportedRecall, RecordError
 from recall_intake.importers.parsers import FORMATS, parse_record
 from recall_intake.importers.service import ImportOutcome, import_record
 
-__all__ = ["FORMATS", "ImportOutcome", "ImportedRecall", "RecordError", "import_record", "parse_record"]
+__all__ = [
+    "FORMATS",
+    "ImportOutcome",
+    "ImportedRecall",
+    "RecordError",
+    "import_record",
+    "parse_record",
+]

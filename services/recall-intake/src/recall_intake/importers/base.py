@@ -44,24 +44,47 @@ class ImportedRecall:
     images: list[str] = field(default_factory=list)
     consumer_contact: str = ""
     stop_using: str = ""
-    remedies: list[dict[str, Any]] = field(default_factory=lambda: [{"type": "refund_on_destruction"}])
-    rules: list[dict[str, Any]] = field(default_factory=list)  # ScopeRule dicts; empty if nothing reliable
-    extra_references: list[str] = field(default_factory=list)  # further numbers of the same record (FDA items)
+    remedies: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"type": "refund_on_destruction"}]
+    )
+    rules: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # ScopeRule dicts; empty if nothing reliable
+    extra_references: list[str] = field(
+        default_factory=list
+    )  # further numbers of the same record (FDA items)
     extracted: list[Extracted] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    match_keys: list[str] = field(default_factory=list)  # "gtin:..." / "model:brand:MODEL" for cross-agency links
+    match_keys: list[str] = field(
+        default_factory=list
+    )  # "gtin:..." / "model:brand:MODEL" for cross-agency links
 
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def references(self) -> list[ev.RegulatorReference]:
-        out = [ev.RegulatorReference(agency=self.agency, number=self.reference, url=self.url,
-                                     published_on=self.published_on, classification=self.classification)]
-        out += [ev.RegulatorReference(agency=self.agency, number=n, url=self.url, published_on=self.published_on,
-                                      classification=self.classification)
-                for n in self.extra_references if n != self.reference]
+        out = [
+            ev.RegulatorReference(
+                agency=self.agency,
+                number=self.reference,
+                url=self.url,
+                published_on=self.published_on,
+                classification=self.classification,
+            )
+        ]
+        out += [
+            ev.RegulatorReference(
+                agency=self.agency,
+                number=n,
+                url=self.url,
+                published_on=self.published_on,
+                classification=self.classification,
+            )
+            for n in self.extra_references
+            if n != self.reference
+        ]
         return out
 
     def content(self) -> ev.RecallContent:
@@ -134,8 +157,13 @@ def remedies_for(text: str) -> list[dict[str, Any]]:
     t = text.lower()
     out: list[dict[str, Any]] = []
     if "refund" in t:
-        out.append({"type": "refund_with_return" if re.search(r"return\w*[^.]{0,60}refund|refund[^.]{0,60}return", t)
-                    else "refund_on_destruction"})
+        out.append(
+            {
+                "type": "refund_with_return"
+                if re.search(r"return\w*[^.]{0,60}refund|refund[^.]{0,60}return", t)
+                else "refund_on_destruction"
+            }
+        )
     if "replacement" in t or "replace " in t:
         out.append({"type": "replacement"})
     if "repair" in t:
@@ -149,8 +177,10 @@ def stop_using_for(product: str, product_type: str = "") -> str:
     if kind == "food":
         return f"Do not eat or serve {product}. Throw it away or keep it for the remedy."
     if kind in ("drugs", "drug", "biologics"):
-        return (f"Do not use {product} from the affected lots. If it is a prescribed medicine, talk to your "
-                "doctor or pharmacist before you stop taking it.")
+        return (
+            f"Do not use {product} from the affected lots. If it is a prescribed medicine, talk to your "
+            "doctor or pharmacist before you stop taking it."
+        )
     return f"Stop using {product} immediately and keep it away from children until you have followed the remedy."
 
 

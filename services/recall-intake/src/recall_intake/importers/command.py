@@ -44,7 +44,7 @@ async def import_file(settings: ServiceSettings, args: argparse.Namespace) -> in
             async with factory() as session:
                 try:
                     outcome = await import_record(session, imported)
-                except Exception as exc:  # noqa: BLE001 - one bad record must not stop the file
+                except Exception as exc:
                     await session.rollback()
                     failures[f"database error: {type(exc).__name__}"] += 1
                     progress.advance(failed=1)
@@ -55,8 +55,10 @@ async def import_file(settings: ServiceSettings, args: argparse.Namespace) -> in
         await engine.dispose()
     progress.close()
     c = progress.counts
-    print(f"{args.file}: {progress.done} records: created {c['created']} ({with_rules} with rules, "
-          f"{c['created'] - with_rules} without), linked {c['linked']}, skipped {c['skipped']}, failed {c['failed']}")
+    print(
+        f"{args.file}: {progress.done} records: created {c['created']} ({with_rules} with rules, "
+        f"{c['created'] - with_rules} without), linked {c['linked']}, skipped {c['skipped']}, failed {c['failed']}"
+    )
     for reason, n in failures.most_common():
         print(f"  failed {n}: {reason}")
     return 0

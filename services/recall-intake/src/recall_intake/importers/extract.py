@@ -51,7 +51,9 @@ _LABEL = r"\b(?:UPC|EAN|GTIN|ISBN|bar\s?code)(?:[\s-]*(?:code|no\.?|number|A))?\
 _DIGITS = r"(\d(?:[ \-]?\d){4,16})"
 _LABELLED = re.compile(_LABEL + _DIGITS + r"(?![\d])", re.IGNORECASE)
 # Printed barcode forms without a label: UPC-A "7 05432 00194 5" / "0-11110-91128-5", EAN-13 "4 006381 333931".
-_PRINTED = re.compile(r"(?<![\d\-/.])(\d[ \-]\d{5}[ \-]\d{5}[ \-]\d|\d[ \-]\d{6}[ \-]\d{6})(?![\d\-/])")
+_PRINTED = re.compile(
+    r"(?<![\d\-/.])(\d[ \-]\d{5}[ \-]\d{5}[ \-]\d|\d[ \-]\d{6}[ \-]\d{6})(?![\d\-/])"
+)
 _BARE_RUN = re.compile(r"(?<![\d\-/.,])(\d{12,13})(?![\d\-/]|\.\d)")
 
 
@@ -66,9 +68,12 @@ def read_gtin(raw: str) -> tuple[str | None, str, str]:
     digits = re.sub(r"\D", "", raw)
     if len(digits) in (7, 11) and check_digit(digits[:-1]) == int(digits[-1]):
         alt = digits + str(check_digit(digits))
-        return (digits.zfill(14), "leading_zero_restored",
-                f"{raw!r} has {len(digits)} digits and verifies with a leading zero restored; read as "
-                f"{digits.zfill(12 if len(digits) == 11 else 8)} (if its check digit was dropped instead it would be {alt})")
+        return (
+            digits.zfill(14),
+            "leading_zero_restored",
+            f"{raw!r} has {len(digits)} digits and verifies with a leading zero restored; read as "
+            f"{digits.zfill(12 if len(digits) == 11 else 8)} (if its check digit was dropped instead it would be {alt})",
+        )
     result = normalise_gtin(raw)
     return result.gtin14, result.status, result.message
 
@@ -108,9 +113,13 @@ def extract_gtins(text: str, field: str) -> tuple[list[Extracted], list[Flag]]:
             continue
         taken.append(m.span())
         gtin, status, _ = read_gtin(m.group(1))
-        if gtin and status == "valid" and gtin not in seen:  # an unlabelled run is used only when it verifies
+        if (
+            gtin and status == "valid" and gtin not in seen
+        ):  # an unlabelled run is used only when it verifies
             seen.add(gtin)
-            found.append(Extracted("gtin", field, m.group(1), gtin, "unlabelled digit run that verifies"))
+            found.append(
+                Extracted("gtin", field, m.group(1), gtin, "unlabelled digit run that verifies")
+            )
     return found, flags
 
 
@@ -158,20 +167,27 @@ def extract_model_numbers(text: str, field: str, *, items: bool = True) -> list[
         if not items and not kw.group(0).lower().startswith("model"):
             continue  # e.g. FDA's "Item no. 71136" is a firm's internal number, not a product identifier
         tail_start = kw.end()
-        stop = re.search(r"[;\n]|\.(?:\s|$)|\b(?:with|serial|sold|lot|date|between|from|for\s+use)\b", text[tail_start:])
-        tail = text[tail_start: tail_start + (stop.start() if stop else 160)][:160]
+        stop = re.search(
+            r"[;\n]|\.(?:\s|$)|\b(?:with|serial|sold|lot|date|between|from|for\s+use)\b",
+            text[tail_start:],
+        )
+        tail = text[tail_start : tail_start + (stop.start() if stop else 160)][:160]
         pieces = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+", tail)
         codes: list[str] = []
         for piece in pieces:
             piece = piece.strip()
             m = _CODE_TOKEN.match(piece)
-            if not m or re.search(r"[a-z]", m.group(1)) or not model_is_usable(m.group(1), keyword=True):
+            if (
+                not m
+                or re.search(r"[a-z]", m.group(1))
+                or not model_is_usable(m.group(1), keyword=True)
+            ):
                 break
             codes.append(m.group(1).rstrip(".-/"))
         if not codes:
             continue
         end = text.find(codes[-1], tail_start) + len(codes[-1])
-        snippet = text[kw.start(): end]
+        snippet = text[kw.start() : end]
         for code in codes:
             key = model_key(code)
             if key and key not in seen:
@@ -187,14 +203,24 @@ def model_from_field(value: str | None, field: str) -> tuple[Extracted | None, F
     code = value.strip().rstrip(",.;").strip()
     if model_is_usable(code, keyword=False):
         return Extracted("model_number", field, value, code), None
-    return None, Flag("model_number", field, value, "too generic to identify a product on its own "
-                                                   "(no digit, a size or battery type, or too short)")
+    return None, Flag(
+        "model_number",
+        field,
+        value,
+        "too generic to identify a product on its own "
+        "(no digit, a size or battery type, or too short)",
+    )
 
 
 # ================================================================== dates
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+        start=1,
+    )
+}
 _MON = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _DATE = re.compile(
     r"(?P<mdy>\b(?P<m1>\d{1,2})[/-](?P<d1>\d{1,2})[/-](?P<y1>\d{4}|\d{2})\b)"
@@ -235,11 +261,25 @@ def parse_date_token(m: re.Match[str]) -> tuple[date, date] | None:
 
 
 _WINDOW_KW: list[tuple[str, re.Pattern[str]]] = [
-    ("best_before", re.compile(r"\b(?:best[\s-]+(?:if[\s-]+used[\s-]+)?(?:by|before)|use[\s-]+by|bb)\b(?:\s+dates?)?",
-                               re.IGNORECASE)),
-    ("expiry", re.compile(r"\b(?:expiration|expiry|expires|exp)\b\.?(?:\s+dates?)?", re.IGNORECASE)),
-    ("manufactured", re.compile(r"\b(?:manufactur\w*|produced|production\s+dates?|date\s+codes?|made)\b"
-                                r"(?:\s+(?:and\s+distributed|dated?|dates?|on|of))*", re.IGNORECASE)),
+    (
+        "best_before",
+        re.compile(
+            r"\b(?:best[\s-]+(?:if[\s-]+used[\s-]+)?(?:by|before)|use[\s-]+by|bb)\b(?:\s+dates?)?",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "expiry",
+        re.compile(r"\b(?:expiration|expiry|expires|exp)\b\.?(?:\s+dates?)?", re.IGNORECASE),
+    ),
+    (
+        "manufactured",
+        re.compile(
+            r"\b(?:manufactur\w*|produced|production\s+dates?|date\s+codes?|made)\b"
+            r"(?:\s+(?:and\s+distributed|dated?|dates?|on|of))*",
+            re.IGNORECASE,
+        ),
+    ),
 ]
 _ANY_WINDOW_KW = re.compile("|".join(f"(?:{p.pattern})" for _, p in _WINDOW_KW), re.IGNORECASE)
 
@@ -265,7 +305,9 @@ def extract_date_windows(text: str, field: str) -> list[Extracted]:
                     break
                 span = parse_date_token(dm)
                 if span:
-                    found.setdefault(kind, []).append((span[0], span[1], kw.start(), start + dm.end()))
+                    found.setdefault(kind, []).append(
+                        (span[0], span[1], kw.start(), start + dm.end())
+                    )
     out = []
     for kind, spans in found.items():
         lo = min(s[0] for s in spans)
@@ -275,7 +317,9 @@ def extract_date_windows(text: str, field: str) -> list[Extracted]:
             by_kw[a] = max(by_kw.get(a, b), b)
         snippet = " … ".join(dict.fromkeys(text[a:b] for a, b in sorted(by_kw.items())))
         note = f"spans {len(spans)} dates" if len(spans) > 2 else ""
-        out.append(Extracted(kind, field, snippet, {"start": lo.isoformat(), "end": hi.isoformat()}, note))
+        out.append(
+            Extracted(kind, field, snippet, {"start": lo.isoformat(), "end": hi.isoformat()}, note)
+        )
     return out
 
 
@@ -283,7 +327,7 @@ def extract_date_windows(text: str, field: str) -> list[Extracted]:
 
 _LOT_KW = re.compile(
     r"(?<!Big )\b(?:lot|batch)(?:s|\s*(?:numbers?|nos?\.?|codes?|#\s*'?s|#))?(?![A-Za-z])\s*(?:#\s*)?(?:'s)?\s*[:#]?\s*",
-    re.IGNORECASE
+    re.IGNORECASE,
 )
 _SERIAL_KW = re.compile(
     r"\b(?:serial|unit)(?:s|\s*(?:numbers?|nos?\.?|#))?\s*[:#]?\s*", re.IGNORECASE
@@ -296,7 +340,11 @@ _STOP = re.compile(
     re.IGNORECASE,
 )
 _RANGE = re.compile(
-    r"(?:\bfrom\s+|\bbetween\s+)?(?P<a>" + _CODE + r")\s+(?:through|thru|to|and|-|–)\s+(?P<b>" + _CODE + r")"
+    r"(?:\bfrom\s+|\bbetween\s+)?(?P<a>"
+    + _CODE
+    + r")\s+(?:through|thru|to|and|-|–)\s+(?P<b>"
+    + _CODE
+    + r")"
 )
 
 
@@ -317,7 +365,9 @@ def _range_ok(first: str, last: str, collation: str) -> bool:
         return False
 
 
-def _code_rule(kind: str, text: str, field: str, kw: re.Pattern[str]) -> tuple[list[Extracted], list[Flag]]:
+def _code_rule(
+    kind: str, text: str, field: str, kw: re.Pattern[str]
+) -> tuple[list[Extracted], list[Flag]]:
     """Explicit codes, ranges ("from 00112 through 10412", "between FFP 49 1203 0001 and FFP 49 1237 00974")
     and prefixes ("beginning with 12J, 12K ...") after a lot/serial keyword. Values are CodeRule parts:
     {"values": [...]}, {"ranges": [{"first", "last"}], "collation": ...} or {"prefixes": [...]}."""
@@ -329,7 +379,7 @@ def _code_rule(kind: str, text: str, field: str, kw: re.Pattern[str]) -> tuple[l
             continue
         if kind == "serials" and m.group(0).lower().startswith("unit") and ":" not in m.group(0):
             continue  # "units" is a quantity unless it introduces a list ("Units: 006LT46267")
-        segments = text[m.end():].split(";")
+        segments = text[m.end() :].split(";")
         pos = m.end()
         for n, seg in enumerate(segments):
             seg_start = pos
@@ -341,19 +391,50 @@ def _code_rule(kind: str, text: str, field: str, kw: re.Pattern[str]) -> tuple[l
             body = _ITEM_MARK.sub("", seg)
             offset = seg_start + (len(seg) - len(body))
             if n == 0 and re.match(r"\s*(?:numbers?\s+)?beginning\s+with\b", body, re.IGNORECASE):
-                pm = re.match(r"\s*(?:numbers?\s+)?beginning\s+with\s+(.+?)(?:\.\s|$|;)", body, re.IGNORECASE)
-                prefixes = [p for p in re.split(r",\s*|\s+or\s+|\s+and\s+", pm[1].strip().rstrip(".")) if _is_code(p)] if pm else []
+                pm = re.match(
+                    r"\s*(?:numbers?\s+)?beginning\s+with\s+(.+?)(?:\.\s|$|;)", body, re.IGNORECASE
+                )
+                prefixes = (
+                    [
+                        p
+                        for p in re.split(r",\s*|\s+or\s+|\s+and\s+", pm[1].strip().rstrip("."))
+                        if _is_code(p)
+                    ]
+                    if pm
+                    else []
+                )
                 if prefixes:
-                    out.append(Extracted(kind, field, text[m.start(): offset + pm.end(1)], {"prefixes": prefixes}))
+                    out.append(
+                        Extracted(
+                            kind,
+                            field,
+                            text[m.start() : offset + pm.end(1)],
+                            {"prefixes": prefixes},
+                        )
+                    )
                     consumed_to = offset + pm.end(1)
                 break
             if re.match(r"\s*(?:numbers?\s+)?ending\s+with\b", body, re.IGNORECASE):
-                flags.append(Flag(kind, field, text[m.start(): offset + min(len(body), 60)],
-                                  "codes given by their ending cannot be stated as a rule"))
+                flags.append(
+                    Flag(
+                        kind,
+                        field,
+                        text[m.start() : offset + min(len(body), 60)],
+                        "codes given by their ending cannot be stated as a rule",
+                    )
+                )
                 break
-            if re.search(r"not\s+limited\s+to", text[max(0, m.start() - 40): m.start()], re.IGNORECASE):
-                flags.append(Flag(kind, field, text[max(0, m.start() - 40): m.end() + 40].strip(),
-                                  "the list is not exhaustive (\"including but not limited to\"); not used as the scope"))
+            if re.search(
+                r"not\s+limited\s+to", text[max(0, m.start() - 40) : m.start()], re.IGNORECASE
+            ):
+                flags.append(
+                    Flag(
+                        kind,
+                        field,
+                        text[max(0, m.start() - 40) : m.end() + 40].strip(),
+                        'the list is not exhaustive ("including but not limited to"); not used as the scope',
+                    )
+                )
                 consumed_to = pos
                 break
             stop = _STOP.search(body)
@@ -361,17 +442,32 @@ def _code_rule(kind: str, text: str, field: str, kw: re.Pattern[str]) -> tuple[l
             # A range first ...
             rm = _RANGE.match(body_cut.strip())
             lead = len(body_cut) - len(body_cut.lstrip())
-            if rm and (rm["a"] and rm["b"]) and _is_code(rm["a"].strip()) and _is_code(rm["b"].strip()) and (
-                not re.search(r"\band\b", rm.group(0)) or re.match(r"\s*between", body_cut, re.IGNORECASE)
+            if (
+                rm
+                and (rm["a"] and rm["b"])
+                and _is_code(rm["a"].strip())
+                and _is_code(rm["b"].strip())
+                and (
+                    not re.search(r"\band\b", rm.group(0))
+                    or re.match(r"\s*between", body_cut, re.IGNORECASE)
+                )
             ):
                 first, last = rm["a"].strip(), rm["b"].strip()
                 collation = _collation(first, last)
-                snippet = text[(m.start() if n == 0 else offset + lead): offset + lead + rm.end()]
+                snippet = text[(m.start() if n == 0 else offset + lead) : offset + lead + rm.end()]
                 if _range_ok(first, last, collation):
-                    out.append(Extracted(kind, field, snippet,
-                                         {"ranges": [{"first": first, "last": last}], "collation": collation}))
+                    out.append(
+                        Extracted(
+                            kind,
+                            field,
+                            snippet,
+                            {"ranges": [{"first": first, "last": last}], "collation": collation},
+                        )
+                    )
                 else:
-                    flags.append(Flag(kind, field, snippet, f"range {first!r}..{last!r} cannot be ordered"))
+                    flags.append(
+                        Flag(kind, field, snippet, f"range {first!r}..{last!r} cannot be ordered")
+                    )
                 consumed_to = offset + lead + rm.end()
                 continue
             # ... else a list of codes.
@@ -390,7 +486,14 @@ def _code_rule(kind: str, text: str, field: str, kw: re.Pattern[str]) -> tuple[l
                 break
             last_val = values[-1]
             end = text.find(last_val, offset) + len(last_val)
-            out.append(Extracted(kind, field, text[(m.start() if n == 0 else offset): end].strip(), {"values": values}))
+            out.append(
+                Extracted(
+                    kind,
+                    field,
+                    text[(m.start() if n == 0 else offset) : end].strip(),
+                    {"values": values},
+                )
+            )
             consumed_to = end
     return out, flags
 
@@ -436,19 +539,30 @@ _COUNT_NOUNS = r"units?|bottles?|autoinjectors?|devices?|loaves|buckets?|unit\s+
 
 
 def extract_units_affected(text: str | None, field: str) -> Extracted | None:
-    """"529,327 units" -> 529327; "198,648 units of A and 110,718 units of B" -> their sum. Weights, cases
+    """ "529,327 units" -> 529327; "198,648 units of A and 110,718 units of B" -> their sum. Weights, cases
     and anything less plain give None (a wrong count misleads the effectiveness report)."""
     if not text:
         return None
     t = text.strip()
-    m = re.fullmatch(r"(?:approx(?:imately|\.)?\s*|about\s+)?([\d,]+)\s+(" + _COUNT_NOUNS + r")(?:\s*\([^)]*\))?\.?", t,
-                     re.IGNORECASE)
+    m = re.fullmatch(
+        r"(?:approx(?:imately|\.)?\s*|about\s+)?([\d,]+)\s+("
+        + _COUNT_NOUNS
+        + r")(?:\s*\([^)]*\))?\.?",
+        t,
+        re.IGNORECASE,
+    )
     if m:
         return Extracted("units_affected", field, t, int(m[1].replace(",", "")))
     parts = re.findall(r"([\d,]+)\s+units?\s+of\b", t, re.IGNORECASE)
-    if len(parts) >= 2 and re.fullmatch(r"(?:[\d,]+\s+units?\s+of\s+[^\d]+?(?:,|\s+and\s+|$)\s*)+", t, re.IGNORECASE):
+    if len(parts) >= 2 and re.fullmatch(
+        r"(?:[\d,]+\s+units?\s+of\s+[^\d]+?(?:,|\s+and\s+|$)\s*)+", t, re.IGNORECASE
+    ):
         return Extracted("units_affected", field, t, sum(int(p.replace(",", "")) for p in parts))
-    m = re.search(r"\b(?:about|approximately|approx\.)?\s*([\d,]{3,})\s+(?:units|products)\b", t, re.IGNORECASE)
+    m = re.search(
+        r"\b(?:about|approximately|approx\.)?\s*([\d,]{3,})\s+(?:units|products)\b",
+        t,
+        re.IGNORECASE,
+    )
     if m and len(re.findall(r"\d[\d,]*", t)) == 1:
         return Extracted("units_affected", field, m.group(0).strip(), int(m[1].replace(",", "")))
     return None
@@ -458,13 +572,15 @@ FDA_RECALL_NUMBER = re.compile(r"\b([FDBZVN]-\d{2,5}-(?:\d{4}|\d{2}))\b")
 
 
 def extract_fda_recall_numbers(text: str, field: str) -> list[Extracted]:
-    """"Recall # F-1336-2012" -> F-1336-2012, in the order they appear."""
+    """ "Recall # F-1336-2012" -> F-1336-2012, in the order they appear."""
     out, seen = [], set()
     for m in FDA_RECALL_NUMBER.finditer(text):
         if m[1] not in seen:
             seen.add(m[1])
             start = max(0, m.start() - 12)
-            snippet = text[start: m.end()]
-            snippet = snippet[snippet.lower().rfind("recall"):] if "recall" in snippet.lower() else m[1]
+            snippet = text[start : m.end()]
+            snippet = (
+                snippet[snippet.lower().rfind("recall") :] if "recall" in snippet.lower() else m[1]
+            )
             out.append(Extracted("reference", field, snippet.strip(), m[1]))
     return out

@@ -75,7 +75,10 @@ class _Item:
         for kind in ("expiry", "best_before", "manufactured"):
             spans = [w.value for w in self.windows if w.kind == kind]
             if spans:
-                rule[kind] = {"start": min(s["start"] for s in spans), "end": max(s["end"] for s in spans)}
+                rule[kind] = {
+                    "start": min(s["start"] for s in spans),
+                    "end": max(s["end"] for s in spans),
+                }
         return rule
 
 
@@ -93,14 +96,18 @@ def _finish(imp: ImportedRecall, items: list[_Item], brands: list[str]) -> Impor
         try:
             ev.ScopeRule.model_validate(rule)
         except ValidationError as exc:
-            imp.warnings.append(f"{item.label or 'a product'}: rule dropped: {exc.errors()[0]['msg']}")
+            imp.warnings.append(
+                f"{item.label or 'a product'}: rule dropped: {exc.errors()[0]['msg']}"
+            )
             continue
         if rule not in rules:
             rules.append(rule)
     imp.rules = rules
     if rules and unidentified:
-        imp.warnings.append(f"no identifier could be read for {', '.join(unidentified)}: not in the scope; "
-                            "add a rule for it before publishing")
+        imp.warnings.append(
+            f"no identifier could be read for {', '.join(unidentified)}: not in the scope; "
+            "add a rule for it before publishing"
+        )
     # The same extracted value may have been found for several items: keep one provenance entry each.
     seen: set[tuple[str, str, str]] = set()
     unique = []
@@ -111,17 +118,29 @@ def _finish(imp: ImportedRecall, items: list[_Item], brands: list[str]) -> Impor
             unique.append(e)
     imp.extracted = unique
     if not rules:
-        imp.warnings.append("no reliable identifier found: the draft has no rules; add one with "
-                            "PATCH /v1/recalls/{recall_id} before publishing")
+        imp.warnings.append(
+            "no reliable identifier found: the draft has no rules; add one with "
+            "PATCH /v1/recalls/{recall_id} before publishing"
+        )
     keys = brand_keys(*brands)
     for rule in rules:
         imp.match_keys += [f"gtin:{g}" for g in rule.get("gtins", [])]
-        imp.match_keys += [f"model:{b}:{model_key(m)}" for m in rule.get("model_numbers", []) for b in keys]
+        imp.match_keys += [
+            f"model:{b}:{model_key(m)}" for m in rule.get("model_numbers", []) for b in keys
+        ]
     return imp
 
 
-def _scan(item: _Item, text: str, field: str, *, identifiers: bool = True, constraints: bool = True,
-          flags: list[x.Flag], item_numbers: bool = True) -> None:
+def _scan(
+    item: _Item,
+    text: str,
+    field: str,
+    *,
+    identifiers: bool = True,
+    constraints: bool = True,
+    flags: list[x.Flag],
+    item_numbers: bool = True,
+) -> None:
     if not text:
         return
     if identifiers:
@@ -171,13 +190,21 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
     products = [p for p in raw.get("Products") or [] if isinstance(p, dict)]
     name = _first(products) or str(raw.get("Title") or "")
     imp = ImportedRecall(
-        agency=CPSC, reference=number, format="cpsc", raw=raw,
+        agency=CPSC,
+        reference=number,
+        format="cpsc",
+        raw=raw,
         title=f"Recall: {raw.get('Title') or name}",
-        hazard=hazard, severity=severity(CPSC, "", hazard), hazard_type=hazard_type_for(hazard),
+        hazard=hazard,
+        severity=severity(CPSC, "", hazard),
+        hazard_type=hazard_type_for(hazard),
         published_on=parse_iso_date(raw.get("RecallDate")),
         product_description=str(raw.get("Description") or ""),
-        url=str(raw.get("URL") or ""), brand=_first(raw.get("Manufacturers")),
-        remedies=remedies_for(" ".join(r.get("Name", "") for r in raw.get("Remedies") or [] if isinstance(r, dict))),
+        url=str(raw.get("URL") or ""),
+        brand=_first(raw.get("Manufacturers")),
+        remedies=remedies_for(
+            " ".join(r.get("Name", "") for r in raw.get("Remedies") or [] if isinstance(r, dict))
+        ),
         images=[i.get("URL", "") for i in raw.get("Images") or [] if isinstance(i, dict)],
         consumer_contact=str(raw.get("ConsumerContact") or ""),
         stop_using=stop_using_for(name),
@@ -191,10 +218,16 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
         else:
             for part in re.split(r",|;|\s+and\s+|\s+or\s+", model):
                 if part.strip() and x.model_is_usable(part.strip(), keyword=True):
-                    item.models.append(x.Extracted("model_number", f"Products[{i}].Model", model, part.strip()))
+                    item.models.append(
+                        x.Extracted("model_number", f"Products[{i}].Model", model, part.strip())
+                    )
         _scan(item, str(p.get("Description") or ""), f"Products[{i}].Description", flags=flags)
-        units = x.extract_units_affected(str(p.get("NumberOfUnits") or "").replace("About ", "") + " units"
-                                         if p.get("NumberOfUnits") else None, f"Products[{i}].NumberOfUnits")
+        units = x.extract_units_affected(
+            str(p.get("NumberOfUnits") or "").replace("About ", "") + " units"
+            if p.get("NumberOfUnits")
+            else None,
+            f"Products[{i}].NumberOfUnits",
+        )
         if units and len(products) == 1:
             imp.units_affected = units.value
             imp.extracted.append(units)
@@ -223,13 +256,20 @@ def parse_cpsc_seed(raw: dict[str, Any]) -> ImportedRecall:
     hazard = str(raw.get("hazard") or "").strip()
     flags: list[x.Flag] = []
     imp = ImportedRecall(
-        agency=CPSC, reference=ref, format="cpsc", raw=raw,
+        agency=CPSC,
+        reference=ref,
+        format="cpsc",
+        raw=raw,
         title=f"Recall: {name or 'product recalled by CPSC'}",
         hazard=hazard or "Not stated in the regulator's record; see its notice.",
-        severity=severity(CPSC, "", hazard), hazard_type=hazard_type_for(hazard),
-        published_on=parse_iso_date(raw.get("published")), product_description=name,
-        url=str(raw.get("url") or ""), brand=clean_brand(str(raw.get("brand") or "")),
-        remedies=remedies_for(hazard), stop_using=stop_using_for(name),
+        severity=severity(CPSC, "", hazard),
+        hazard_type=hazard_type_for(hazard),
+        published_on=parse_iso_date(raw.get("published")),
+        product_description=name,
+        url=str(raw.get("url") or ""),
+        brand=clean_brand(str(raw.get("brand") or "")),
+        remedies=remedies_for(hazard),
+        stop_using=stop_using_for(name),
     )
     item = _Item(name)
     model, flag = x.model_from_field(raw.get("model"), "model")
@@ -254,16 +294,28 @@ def parse_cpsc_gsa(raw: dict[str, Any]) -> ImportedRecall:
     descriptions = [d for d in raw.get("descriptions") or [] if isinstance(d, str) and d.strip()]
     hazards = [h for h in raw.get("hazards") or [] if isinstance(h, str)]
     hazard = "; ".join(hazards)
-    name = _short_name(descriptions[0]) if descriptions else ", ".join(raw.get("product_types") or []) or "product"
+    name = (
+        _short_name(descriptions[0])
+        if descriptions
+        else ", ".join(raw.get("product_types") or []) or "product"
+    )
     flags: list[x.Flag] = []
     imp = ImportedRecall(
-        agency=CPSC, reference=number, format="cpsc-gsa", raw=raw,
+        agency=CPSC,
+        reference=number,
+        format="cpsc-gsa",
+        raw=raw,
         title=f"Recall: {name}",
-        hazard=f"{hazard} hazard" if hazard else "Not stated in the regulator's record; see its notice.",
-        severity=severity(CPSC, "", hazard), hazard_type=hazard_type_for(hazard),
+        hazard=f"{hazard} hazard"
+        if hazard
+        else "Not stated in the regulator's record; see its notice.",
+        severity=severity(CPSC, "", hazard),
+        hazard_type=hazard_type_for(hazard),
         published_on=parse_iso_date(raw.get("recall_date")),
-        product_description="\n".join(descriptions), url=str(raw.get("recall_url") or ""),
-        brand=_first(raw.get("manufacturers")), stop_using=stop_using_for(name),
+        product_description="\n".join(descriptions),
+        url=str(raw.get("recall_url") or ""),
+        brand=_first(raw.get("manufacturers")),
+        stop_using=stop_using_for(name),
         remedies=remedies_for(" ".join(descriptions)),
     )
     items = []
@@ -281,8 +333,11 @@ def parse_cpsc_gsa(raw: dict[str, Any]) -> ImportedRecall:
         for item in items:
             upcs.constraints_from(item)
     imp.flags = flags
-    return _finish(imp, items + ([upcs] if raw.get("upcs") else []),
-                   [imp.brand, *(raw.get("manufacturers") or [])])
+    return _finish(
+        imp,
+        items + ([upcs] if raw.get("upcs") else []),
+        [imp.brand, *(raw.get("manufacturers") or [])],
+    )
 
 
 # ================================================================== openFDA enforcement
@@ -305,8 +360,10 @@ def _split_items(text: str) -> list[tuple[int | None, str]]:
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
         key = _item_key(m.group(1))
-        body = text[m.end(): end].strip(" ;,")
-        out[key] = (out[key] + " " + body) if key in out else (f"{prefix}, {body}" if prefix else body)
+        body = text[m.end() : end].strip(" ;,")
+        out[key] = (
+            (out[key] + " " + body) if key in out else (f"{prefix}, {body}" if prefix else body)
+        )
     return list(out.items())
 
 
@@ -315,7 +372,7 @@ def _header_items(header: str) -> set[int]:
     out: set[int] = set()
     for i, (tok, end) in enumerate(tokens):
         out.add(_item_key(tok))
-        if i + 1 < len(tokens) and re.match(r"\s*(?:-|to)\s*", header[end: end + 4]):
+        if i + 1 < len(tokens) and re.match(r"\s*(?:-|to)\s*", header[end : end + 4]):
             out.update(range(_item_key(tok), _item_key(tokens[i + 1][0]) + 1))
     return out
 
@@ -329,7 +386,7 @@ def _split_code_info(text: str) -> list[tuple[set[int] | None, str]]:
         out.append((None, text[: heads[0].start()]))
     for i, m in enumerate(heads):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-        out.append((_header_items(m.group(1)), text[m.end(): end]))
+        out.append((_header_items(m.group(1)), text[m.end() : end]))
     return out
 
 
@@ -353,26 +410,41 @@ def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
     _, given = _fda_get(raw, "recall_number")
     if given.strip():
         numbers.append(x.Extracted("reference", "recall_number", given, given.strip()))
-    numbers += [n for n in x.extract_fda_recall_numbers(desc, desc_field) if n.value != given.strip()]
+    numbers += [
+        n for n in x.extract_fda_recall_numbers(desc, desc_field) if n.value != given.strip()
+    ]
     if not numbers:
-        raise RecordError("openFDA record without a recall number (no recall_number field and no "
-                          "\"Recall # ...\" in product-description)")
+        raise RecordError(
+            "openFDA record without a recall number (no recall_number field and no "
+            '"Recall # ..." in product-description)'
+        )
     if not desc.strip():
         raise RecordError("openFDA record without a product description")
     reference = numbers[0].value if given.strip() else min(n.value for n in numbers)
-    published = _fda_date(_fda_get(raw, "report_date")[1]) or _fda_date(_fda_get(raw, "recall_initiation_date")[1])
+    published = _fda_date(_fda_get(raw, "report_date")[1]) or _fda_date(
+        _fda_get(raw, "recall_initiation_date")[1]
+    )
     pieces = _split_items(desc)
     name = _short_name(pieces[0][1])
     brand = re.sub(r"^\s*recalling firm:\s*", "", firm, flags=re.IGNORECASE).split(",")[0].strip()
     hazard = reason.strip()
     imp = ImportedRecall(
-        agency=FDA, reference=reference, format="openfda", raw=raw,
-        title=f"Recall: {name}" + (f" and {len(pieces) - 1} more products" if len(pieces) > 1 else ""),
+        agency=FDA,
+        reference=reference,
+        format="openfda",
+        raw=raw,
+        title=f"Recall: {name}"
+        + (f" and {len(pieces) - 1} more products" if len(pieces) > 1 else ""),
         hazard=hazard or "Not stated in the regulator's record; see its notice.",
-        severity=severity(FDA, classification, hazard), classification=classification.strip(),
-        hazard_type=hazard_type_for(hazard), published_on=published, product_description=desc,
-        brand=brand, stop_using=stop_using_for(name if len(pieces) == 1 else "these products", product_type),
-        remedies=remedies_for(reason), extra_references=[n.value for n in numbers],
+        severity=severity(FDA, classification, hazard),
+        classification=classification.strip(),
+        hazard_type=hazard_type_for(hazard),
+        published_on=published,
+        product_description=desc,
+        brand=brand,
+        stop_using=stop_using_for(name if len(pieces) == 1 else "these products", product_type),
+        remedies=remedies_for(reason),
+        extra_references=[n.value for n in numbers],
     )
     imp.extracted += numbers
     units = x.extract_units_affected(qty, qty_field)
@@ -417,14 +489,20 @@ def parse_safety_gate(raw: dict[str, Any]) -> ImportedRecall:
     risk = str(raw.get("risk_level") or raw.get("riskLevel") or "").strip()
     product = " ".join(p for p in (brand, name) if p) or "the product"
     imp = ImportedRecall(
-        agency=EU_SAFETY_GATE, reference=ref, format="safety-gate", raw=raw,
+        agency=EU_SAFETY_GATE,
+        reference=ref,
+        format="safety-gate",
+        raw=raw,
         title=f"Recall: {product}",
         hazard=hazard or "Not stated in the regulator's record; see its notice.",
-        severity=severity(EU_SAFETY_GATE, risk, hazard), classification=risk,
+        severity=severity(EU_SAFETY_GATE, risk, hazard),
+        classification=risk,
         hazard_type=hazard_type_for(hazard, str(raw.get("category") or "")),
         published_on=parse_iso_date(raw.get("published")),
         product_description=" · ".join(str(v) for v in (name, raw.get("category")) if v),
-        url=str(raw.get("url") or ""), brand=brand, stop_using=stop_using_for(product),
+        url=str(raw.get("url") or ""),
+        brand=brand,
+        stop_using=stop_using_for(product),
         remedies=remedies_for(str(raw.get("measures") or "")),
     )
     flags: list[x.Flag] = []
@@ -458,8 +536,17 @@ def detect(raw: Any) -> str:
         return "safety-gate"
     if "descriptions" in raw and "recall_number" in raw:
         return "cpsc-gsa"
-    if any(k in raw for k in ("product-description", "product_description", "code-info", "code_info",
-                              "reason-for-recall", "reason_for_recall")):
+    if any(
+        k in raw
+        for k in (
+            "product-description",
+            "product_description",
+            "code-info",
+            "code_info",
+            "reason-for-recall",
+            "reason_for_recall",
+        )
+    ):
         return "openfda"
     if set(raw) & {"error", "errors", "Error", "message", "Message"}:
         raise RecordError(f"an error response, not a recall: {str(raw)[:200]}")

@@ -44,8 +44,14 @@ class ImportOutcome:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "recall_id": self.recall_id, "reason": self.reason, "agency": self.agency,
-                "reference": self.reference, "warnings": self.warnings}
+        return {
+            "status": self.status,
+            "recall_id": self.recall_id,
+            "reason": self.reason,
+            "agency": self.agency,
+            "reference": self.reference,
+            "warnings": self.warnings,
+        }
 
 
 async def import_record(session: AsyncSession, imported: ImportedRecall) -> ImportOutcome:
@@ -61,15 +67,20 @@ async def import_record(session: AsyncSession, imported: ImportedRecall) -> Impo
 async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutcome:
     base = {"agency": imported.agency, "reference": imported.reference}
     now = datetime.now(UTC)
-    seen = await session.get(RegulatorRecord, (imported.agency, imported.reference), with_for_update=True)
+    seen = await session.get(
+        RegulatorRecord, (imported.agency, imported.reference), with_for_update=True
+    )
     if seen is not None:
         changed = seen.content_hash != imported.content_hash
         seen.times_seen += 1
         seen.last_seen_at = now
         seen.content_hash = imported.content_hash
         await session.commit()
-        reason = "already imported" + (" (the regulator re-published it with a changed body; review the draft)"
-                                       if changed else "")
+        reason = "already imported" + (
+            " (the regulator re-published it with a changed body; review the draft)"
+            if changed
+            else ""
+        )
         return ImportOutcome("skipped", seen.recall_id, reason, **base)
 
     rules, warnings = await _prepared_rules(session, imported)
@@ -91,15 +102,25 @@ async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutc
             merged += [r for r in rules if r not in merged]
             target.rules = merged
             tprov = dict(target.provenance or {})
-            tprov["match_keys"] = sorted(set(tprov.get("match_keys") or []) | set(provenance["match_keys"]))
+            tprov["match_keys"] = sorted(
+                set(tprov.get("match_keys") or []) | set(provenance["match_keys"])
+            )
             tprov["linked_records"] = [*(tprov.get("linked_records") or []), provenance]
             target.provenance = tprov
             target.updated_at = now
         else:
             reason += f"; the recall is {target.status}, so its content was not changed (amend it to add the reference)"
-        session.add(RegulatorRecord(agency=imported.agency, reference=imported.reference, recall_id=target.recall_id,
-                                    content_hash=imported.content_hash, times_seen=1, first_seen_at=now,
-                                    last_seen_at=now))
+        session.add(
+            RegulatorRecord(
+                agency=imported.agency,
+                reference=imported.reference,
+                recall_id=target.recall_id,
+                content_hash=imported.content_hash,
+                times_seen=1,
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+        )
         await session.commit()
         return ImportOutcome("linked", target.recall_id, reason, warnings=warnings, **base)
 
@@ -119,14 +140,30 @@ async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutc
     )
     session.add(recall)
     await session.flush()
-    session.add(RegulatorRecord(agency=imported.agency, reference=imported.reference, recall_id=recall.recall_id,
-                                content_hash=imported.content_hash, times_seen=1, first_seen_at=now, last_seen_at=now))
+    session.add(
+        RegulatorRecord(
+            agency=imported.agency,
+            reference=imported.reference,
+            recall_id=recall.recall_id,
+            content_hash=imported.content_hash,
+            times_seen=1,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+    )
     await session.commit()
-    return ImportOutcome("created", recall.recall_id, "draft created" + ("" if rules else " without rules"),
-                         warnings=warnings, **base)
+    return ImportOutcome(
+        "created",
+        recall.recall_id,
+        "draft created" + ("" if rules else " without rules"),
+        warnings=warnings,
+        **base,
+    )
 
 
-async def _prepared_rules(session: AsyncSession, imported: ImportedRecall) -> tuple[list[dict[str, Any]], list[str]]:
+async def _prepared_rules(
+    session: AsyncSession, imported: ImportedRecall
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The rules as the API prepares an operator's (GTINs normalised, variants expanded). A rule the
     preparation refuses is left out with a warning rather than failing the whole record."""
     out: list[dict[str, Any]] = []
@@ -149,7 +186,10 @@ async def _same_event(session: AsyncSession, imported: ImportedRecall) -> Recall
     candidates = (
         await session.execute(
             select(Recall)
-            .where(Recall.source == "import", Recall.provenance["match_keys"].has_any(array(sorted(set(imported.match_keys)))))
+            .where(
+                Recall.source == "import",
+                Recall.provenance["match_keys"].has_any(array(sorted(set(imported.match_keys)))),
+            )
             .order_by(Recall.created_at)
             .with_for_update()
         )
@@ -158,7 +198,11 @@ async def _same_event(session: AsyncSession, imported: ImportedRecall) -> Recall
         if imported.agency in _agencies(recall):
             continue  # the same agency publishing twice is two recalls (or a re-publication, caught by reference)
         published = _published(recall)
-        if imported.published_on and published and abs((imported.published_on - published).days) > LINK_WINDOW_DAYS:
+        if (
+            imported.published_on
+            and published
+            and abs((imported.published_on - published).days) > LINK_WINDOW_DAYS
+        ):
             continue
         return recall
     return None

@@ -4,6 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25 21:50:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,7 +19,12 @@ def upgrade() -> None:
         "backfill_cursors",
         sa.Column("source", sa.Text(), nullable=False),
         sa.Column("cursor", sa.Text(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("source", name=op.f("pk_backfill_cursors")),
     )

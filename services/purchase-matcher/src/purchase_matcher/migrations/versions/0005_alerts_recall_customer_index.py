@@ -4,6 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-25 22:30:00
 """
+
 from alembic import op
 
 revision = "0005"
@@ -13,7 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_alerts_recall_customer", "alerts", ["recall_id", "customer_id"], unique=False)
+    op.create_index(
+        "ix_alerts_recall_customer", "alerts", ["recall_id", "customer_id"], unique=False
+    )
     op.drop_index("ix_alerts_recall_id", table_name="alerts")
 
 

@@ -9,6 +9,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-26 00:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -20,7 +21,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("alerts", sa.Column("line_count", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column(
+        "alerts", sa.Column("line_count", sa.Integer(), nullable=False, server_default="0")
+    )
     op.add_column("alerts", sa.Column("units", sa.Integer(), nullable=False, server_default="0"))
     op.execute(
         "UPDATE alerts SET line_count = jsonb_array_length(state->'lines'), "
@@ -40,10 +43,16 @@ def downgrade() -> None:
     op.drop_index("ix_alerts_customer_id", table_name="alerts")
     op.drop_constraint("pk_alerts", "alerts", type_="primary")
     op.create_primary_key("pk_alerts", "alerts", ["alert_id"])
-    op.create_unique_constraint("uq_alerts_customer_id_recall_id", "alerts", ["customer_id", "recall_id"])
-    op.create_index("ix_alerts_recall_customer", "alerts", ["recall_id", "customer_id"], unique=False)
+    op.create_unique_constraint(
+        "uq_alerts_customer_id_recall_id", "alerts", ["customer_id", "recall_id"]
+    )
+    op.create_index(
+        "ix_alerts_recall_customer", "alerts", ["recall_id", "customer_id"], unique=False
+    )
     # The full state is not kept any more; a downgraded row carries an empty one until the next reconcile.
-    op.add_column("alerts", sa.Column("state", postgresql.JSONB(), nullable=False, server_default="{}"))
+    op.add_column(
+        "alerts", sa.Column("state", postgresql.JSONB(), nullable=False, server_default="{}")
+    )
     op.alter_column("alerts", "state", server_default=None)
     op.drop_column("alerts", "units")
     op.drop_column("alerts", "line_count")

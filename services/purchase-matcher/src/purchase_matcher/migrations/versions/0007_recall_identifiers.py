@@ -4,6 +4,7 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-26 00:30:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,14 +24,22 @@ def upgrade() -> None:
         sa.Column("recall_id", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("kind", "value", "recall_id", name=op.f("pk_recall_identifiers")),
     )
-    op.create_index("ix_recall_identifiers_recall_id", "recall_identifiers", ["recall_id"], unique=False)
+    op.create_index(
+        "ix_recall_identifiers_recall_id", "recall_identifiers", ["recall_id"], unique=False
+    )
     # Index the recalls already active (their scope is in the stored snapshot).
     rows = set()
-    for recall_id, snapshot in op.get_bind().execute(sa.text("SELECT recall_id, snapshot FROM recalls WHERE status = 'active'")):
+    for recall_id, snapshot in op.get_bind().execute(
+        sa.text("SELECT recall_id, snapshot FROM recalls WHERE status = 'active'")
+    ):
         for rule in snapshot.get("rules", []):
             rows |= {("product", p, recall_id) for p in rule.get("product_ids", [])}
             rows |= {("gtin", g, recall_id) for g in rule.get("gtins", [])}
-            rows |= {("model", k, recall_id) for m in rule.get("model_numbers", []) if (k := model_key(m))}
+            rows |= {
+                ("model", k, recall_id)
+                for m in rule.get("model_numbers", [])
+                if (k := model_key(m))
+            }
     if rows:
         op.bulk_insert(table, [{"kind": k, "value": v, "recall_id": r} for k, v, r in sorted(rows)])
 

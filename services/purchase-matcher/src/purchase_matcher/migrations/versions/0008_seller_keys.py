@@ -4,6 +4,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-26 01:00:00
 """
+
 from alembic import op
 
 from recall_shared.migrations import create_seller_keys_table

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recall_shared import inbox
 from recall_shared.envelope import Envelope, EnvelopeError, InvalidEvent, parse, read_headers
 from recall_shared.events import Event
+from recall_shared.handlers import Handler, PermanentError
 from recall_shared.kafka import create_consumer
 from recall_shared.logging import log_context, new_correlation_id
 from recall_shared.metrics import Metrics
@@ -36,13 +37,8 @@ from recall_shared.topics import TopicSpec, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, Event, Envelope], Awaitable[None]]
 
 DLQ_PREFIX = "dlq_"
-
-
-class PermanentError(Exception):
-    """Raised by a handler for input it will never accept: dead-lettered without retries."""
 
 
 @dataclass

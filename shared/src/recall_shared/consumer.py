@@ -1,8 +1,11 @@
 """The consumer runner: batched, partition-parallel, inbox-deduplicated, never dropping a record.
 
-One Kafka consumer per runner polls; each assigned partition is worked by its own task (at most
-``consumer_max_parallel_partitions`` applying at once), so one slow partition never holds the others.
-A partition's worker takes what has arrived, up to ``consumer_batch_max_records``, and:
+One Kafka consumer per runner polls; the assigned partitions are worked by one task per slot (at
+most ``consumer_max_parallel_partitions`` applying at once), so one slow partition never holds the
+others. A slot is a partition number modulo the gcd of the runner's topics' partition counts: topics
+keyed alike (by customer id) put one key in the same slot, so a customer's alert and contact are never
+applied concurrently by one instance (the order between topics is still not defined). A slot's worker
+takes what has arrived, up to ``consumer_batch_max_records``, and:
 
 1. reads each record's envelope: unreadable -> dead letter ``undecodable``; a type this service does not
    handle -> skipped and counted (``events_ignored_total``; a type unknown to this build is also logged,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -81,18 +85,39 @@ def _runs(items: Sequence[_Item]) -> Iterator[tuple[Handler[Any] | BatchHandler[
 
 
 class _PartitionWorker:
-    def __init__(self, runner: ConsumerRunner, tp: TopicPartition) -> None:
+    """Applies the records of one slot: the partitions whose number is equal modulo the runner's
+    slot count. Topics keyed alike (customer id) put a key on partitions of the same slot, so one
+    key's events from several topics are never applied concurrently in one instance."""
+
+    def __init__(self, runner: ConsumerRunner, slot: int) -> None:
         self.runner = runner
-        self.tp = tp
+        self.slot = slot
         self.queue: deque[Record] = deque()
+        self.queued: Counter[TopicPartition] = Counter()
+        self.unsettled: dict[TopicPartition, int] = {}  # first offset not yet committed, per partition
         self.arrived = asyncio.Event()
         self.halted = asyncio.Event()  # revoked or stopping: finish the batch in hand, abandon a wait
         self.waiting: tuple[str, float] | None = None  # (cause, since) while waiting out a failure
-        self.task = asyncio.create_task(self._run(), name=f"partition-{tp.topic}-{tp.partition}")
+        self.task = asyncio.create_task(self._run(), name=f"{runner.group}-slot-{slot}")
 
-    def add(self, records: Sequence[Record]) -> None:
-        self.queue.extend(records)
-        self.arrived.set()
+    @property
+    def partitions(self) -> set[TopicPartition]:
+        return set(self.queued) | set(self.unsettled)
+
+    def add(self, tp: TopicPartition, records: Sequence[Record]) -> None:
+        if records:
+            self.unsettled.setdefault(tp, records[0].offset)
+            self.queue.extend(records)
+            self.queued[tp] += len(records)
+            self.arrived.set()
+
+    def settled(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            if self.queued[tp] > 0:
+                self.unsettled[tp] = offset
+            else:
+                self.unsettled.pop(tp, None)
+                del self.queued[tp]
 
     def halt(self) -> None:
         self.halted.set()
@@ -112,6 +137,8 @@ class _PartitionWorker:
                 await self.arrived.wait()
                 continue
             batch = [self.queue.popleft() for _ in range(min(limit, len(self.queue)))]
+            for rec in batch:
+                self.queued[TopicPartition(rec.topic, rec.partition)] -= 1
             async with self.runner.parallel:
                 await self.runner.process_batch(batch, worker=self)
 
@@ -142,6 +169,7 @@ class ConsumerRunner:
     ) -> None:
         self.settings = settings
         self.topics = [t.physical(settings.topic_prefix) for t in topics]
+        self.slots = math.gcd(*(t.partitions for t in topics)) if topics else 1
         self.handlers: dict[str, tuple[type[Event], Handler[Any] | BatchHandler[Any]]] = {
             cls.event_type: (cls, h) for cls, h in handlers.items()
         }
@@ -160,7 +188,7 @@ class ConsumerRunner:
         self.consumer: AIOKafkaConsumer | None = None
         self.running = False
         self._stopping = asyncio.Event()
-        self._workers: dict[TopicPartition, _PartitionWorker] = {}
+        self._workers: dict[int, _PartitionWorker] = {}
         self._paused: set[TopicPartition] = set()
         self._connect_error: str | None = None
         self._unknown_logged: dict[str, float] = {}
@@ -196,7 +224,7 @@ class ConsumerRunner:
         """'ok', or why this runner is not keeping up (for /readyz)."""
         now = time.monotonic()
         waits = [
-            f"{w.tp.topic}[{w.tp.partition}] waiting out {cause} for {now - since:.0f}s"
+            f"slot {w.slot} waiting out {cause} for {now - since:.0f}s"
             for w in self._workers.values()
             if w.waiting
             for cause, since in [w.waiting]
@@ -224,15 +252,16 @@ class ConsumerRunner:
                     timeout_ms=500, max_records=self.settings.consumer_max_poll_records
                 )
                 for tp, records in batches.items():
-                    worker = self._workers.get(tp)
+                    slot = tp.partition % self.slots
+                    worker = self._workers.get(slot)
                     if worker is None:
-                        worker = self._workers[tp] = _PartitionWorker(self, tp)
-                    worker.add([Record.of(r) for r in records])
+                        worker = self._workers[slot] = _PartitionWorker(self, slot)
+                    worker.add(tp, [Record.of(r) for r in records])
                     if len(worker.queue) >= high_water and tp not in self._paused:
                         consumer.pause(tp)
                         self._paused.add(tp)
                 for tp in list(self._paused):
-                    worker = self._workers.get(tp)
+                    worker = self._workers.get(tp.partition % self.slots)
                     if worker is None or len(worker.queue) < high_water // 2:
                         with contextlib.suppress(IllegalStateError):
                             consumer.resume(tp)
@@ -240,22 +269,29 @@ class ConsumerRunner:
                 await self._observe_lag(consumer)
         finally:
             self.running = False
-            await self.release(set(self._workers))
+            everything: set[TopicPartition] = set(self._paused)
+            for worker in self._workers.values():
+                everything |= worker.partitions
+            everything |= {TopicPartition("", slot) for slot in self._workers}  # idle workers too
+            await self.release(everything)
             self.consumer = None
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
     def _raise_if_a_worker_died(self) -> None:
-        for tp, worker in list(self._workers.items()):
+        for slot, worker in list(self._workers.items()):
             if worker.task.done() and not worker.task.cancelled():
-                del self._workers[tp]
+                del self._workers[slot]
                 exc = worker.task.exception()
                 if exc is not None:
                     raise exc
 
     async def release(self, partitions: set[TopicPartition]) -> None:
-        """Let the partitions' workers finish the batch in hand (commit included), then drop them."""
-        workers = [self._workers.pop(tp) for tp in partitions if tp in self._workers]
+        """Let the workers of these partitions finish the batch in hand (commit included), then drop
+        them. A dropped worker's other partitions, still assigned, are rewound to their first
+        uncommitted offset, so nothing it had queued is skipped."""
+        slots = {tp.partition % self.slots for tp in partitions}
+        workers = [self._workers.pop(slot) for slot in slots if slot in self._workers]
         self._paused -= partitions
         for worker in workers:
             worker.halt()
@@ -266,24 +302,34 @@ class ConsumerRunner:
         for task in pending:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
+        consumer = self.consumer
+        if consumer is not None:
+            assigned = consumer.assignment()
+            for worker in workers:
+                for tp, offset in worker.unsettled.items():
+                    if tp not in partitions and tp in assigned:
+                        consumer.seek(tp, offset)
+                        self._paused.discard(tp)
+                        with contextlib.suppress(IllegalStateError):
+                            consumer.resume(tp)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(
                 result, asyncio.CancelledError | Exception
             ):
                 raise result  # a crash stand-in (BaseException) in a worker ends the runner
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         consumer = self.consumer
-        if consumer is None:
+        if consumer is None or not offsets:
             return
         try:
-            await consumer.commit({tp: offset})
+            await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # The partition moved to another member; it redelivers from the last committed offset and
             # the inbox turns the repeats into no-ops.
             log.warning(
                 "offset commit refused after rebalance",
-                extra={"partition": str(tp), "error": str(exc)},
+                extra={"partitions": sorted(map(str, offsets)), "error": str(exc)},
             )
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
@@ -321,6 +367,9 @@ class ConsumerRunner:
             backoff_max_s=self.settings.consumer_backoff_max_s,
             on_failure=self._count_failure,
         )
+        offsets: dict[TopicPartition, int] = {}
+        for rec in records:  # the next offset of each partition in the batch
+            offsets[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
         wait = 0
         committed = worker is None
         while bad or pending or not committed:
@@ -330,8 +379,9 @@ class ConsumerRunner:
                     await self._dead_letter(rec, reason, exc, 1, outcomes)
                     bad.popleft()
                 await settler.settle(pending)
-                if not committed and worker is not None and records:
-                    await self._commit(worker.tp, records[-1].offset + 1)
+                if not committed and worker is not None:
+                    await self._commit(offsets)
+                    worker.settled(offsets)
                 committed = True
             except asyncio.CancelledError:
                 raise

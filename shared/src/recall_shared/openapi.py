@@ -123,6 +123,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
         license_info=LICENSE,
+        # Relative: the service answers wherever this document is served from.
+        servers=[{"url": "/", "description": "This service"}],
     )
     for route in api_routes(app):
         if not route.include_in_schema:

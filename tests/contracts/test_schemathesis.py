@@ -1,6 +1,6 @@
-"""schemathesis against each service's own OpenAPI document, with valid credentials: every default check
-(no server error, documented statuses, content types and bodies, positive data accepted, negative data
-rejected, auth not ignored ...) passes on every operation.
+"""schemathesis against each service's own OpenAPI document, with valid credentials: every default
+check (no server error, documented statuses, content types and bodies, positive data accepted,
+negative data rejected, auth not ignored ...) passes on every operation.
 
 The five services run as processes (tests/conftest.py ``stack``), on fresh databases. Examples are
 bounded (``MAX_EXAMPLES`` per operation and phase) so the whole run stays within a few minutes.
@@ -39,10 +39,8 @@ def credentials(stack: Stack) -> dict[str, str]:
     customer's bearer token: each request carries both; each service reads the one it takes."""
     intake = next(s for s in SERVICES if s.name == "recall-intake")
     key = stack.run_cli(intake, "issue-api-key", "--label", "schemathesis", capture=True)
-    headers = {
-        "X-Api-Key": key.splitlines()[-1].strip(),
-        "Authorization": f"Bearer {issue_customer_token(f'cust-{uuid.uuid4().hex[:8]}', JWT_SECRET)}",
-    }
+    token = issue_customer_token(f"cust-{uuid.uuid4().hex[:8]}", JWT_SECRET)
+    headers = {"X-Api-Key": key.splitlines()[-1].strip(), "Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + 60
     for service, probe in KEY_PROBES.items():
         while probe is not None:

@@ -3,12 +3,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from recall_shared.settings import ServiceSettings
+from recall_shared.http_settings import HttpServiceSettings
 
 DeliveryGuarantee = Literal["at_least_once", "at_most_once"]
 
 
-class Settings(ServiceSettings):
+class Settings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", frozen=True)
 
     service_name: str = "notifier"
@@ -23,7 +23,8 @@ class Settings(ServiceSettings):
     smtp_concurrency: int = Field(
         default=4,
         ge=1,
-        description="Open SMTP connections to the relay (the pool size) = messages in flight at once",
+        description="Open SMTP connections to the relay (the pool size) = messages in flight at "
+        "once",
     )
     smtp_idle_check_s: float = Field(
         default=30.0,
@@ -47,14 +48,15 @@ class Settings(ServiceSettings):
     sender_poll_s: float = Field(default=2.0, gt=0)
     delivery_guarantee: DeliveryGuarantee = Field(
         default="at_least_once",
-        description="What happens to a notice whose sender died while its SMTP transaction may have reached the "
-        "relay: at_least_once re-sends it with the same Message-ID (a duplicate is possible, a lost safety notice "
-        "is not); at_most_once records it as 'in_doubt' with a notification.failed.v1 and never re-sends it.",
+        description="What happens to a notice whose sender died while its SMTP transaction may "
+        "have reached the relay: at_least_once re-sends it with the same Message-ID (a duplicate "
+        "is possible, a lost safety notice is not); at_most_once records it as 'in_doubt' with a "
+        "notification.failed.v1 and never re-sends it.",
     )
     reminder_schedule_days: tuple[float, ...] = Field(
         default=(7.0, 30.0),
-        description="Reminders to customers who have neither chosen a remedy nor answered 'not affected', in days "
-        "after the initial notice was sent; empty disables reminders",
+        description="Reminders to customers who have neither chosen a remedy nor answered 'not "
+        "affected', in days after the initial notice was sent; empty disables reminders",
     )
     reminder_poll_s: float = Field(
         default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders"

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recall_shared.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from recall_shared.http_errors import ERROR_CODES, error_response
 from recall_shared.http_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from recall_shared.logging import correlation_id_var, new_correlation_id
@@ -54,7 +55,14 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
 ID_MAX_LENGTH = 200
 PathId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 QueryId = Annotated[str, Query(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
-CURSOR_MAX_LENGTH = 500
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="next_cursor of the previous page",
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=CURSOR_PATTERN,
+    ),
+]
 
 
 class Readiness(BaseModel):

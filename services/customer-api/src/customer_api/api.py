@@ -18,7 +18,7 @@ from customer_api import logic, reads
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken
-from recall_shared.http import CURSOR_MAX_LENGTH, PathId, RuntimeDep, SessionDep
+from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1/me", tags=["my alerts"])
@@ -195,10 +195,7 @@ async def list_alerts(
         Literal["open", "resolved", "all"], Query(description="open: needs my attention")
     ] = "all",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(description="next_cursor of the previous page", max_length=CURSOR_MAX_LENGTH),
-    ] = None,
+    cursor: Cursor = None,
 ) -> Response:
     try:
         rows, next_cursor = await logic.list_alert_rows(

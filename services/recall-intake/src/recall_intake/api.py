@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -18,7 +17,8 @@ from recall_intake.domain import IllegalTransition, fingerprint, transition
 from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
 from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
 from recall_shared import events as ev
-from recall_shared.http import CURSOR_MAX_LENGTH, PathId, RuntimeDep, SessionDep
+from recall_shared.cursors import decode_cursor, encode_cursor
+from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1")
@@ -197,19 +197,7 @@ def _snapshot(recall: Recall) -> ev.RecallSnapshot:
 
 
 def _encode_cursor(recall: Recall) -> str:
-    return base64.urlsafe_b64encode(
-        f"{recall.created_at.isoformat()}|{recall.recall_id}".encode()
-    ).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        ts, rid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(ts), rid
-    except Exception:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, detail="cursor: not a cursor this API returned"
-        ) from None
+    return encode_cursor(recall.created_at, recall.recall_id)
 
 
 def _conflict(exc: IllegalTransition) -> HTTPException:
@@ -311,7 +299,7 @@ async def list_recalls(
         Literal["draft", "published", "closed"] | None, Query(alias="status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+    cursor: Cursor = None,
 ) -> RecallPage:
     stmt = (
         select(Recall).order_by(Recall.created_at.desc(), Recall.recall_id.desc()).limit(limit + 1)
@@ -321,7 +309,7 @@ async def list_recalls(
     if status_:
         stmt = stmt.where(Recall.status == status_)
     if cursor:
-        ts, rid = _decode_cursor(cursor)
+        ts, rid = decode_cursor(cursor)
         stmt = stmt.where(tuple_(Recall.created_at, Recall.recall_id) < tuple_(ts, rid))
     rows = list((await session.execute(stmt)).scalars())
     more = len(rows) > limit

@@ -21,7 +21,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared import events as ev
-from recall_shared.http import CURSOR_MAX_LENGTH, PathId, QueryId, SessionDep
+from recall_shared.cursors import decode_cursor, encode_cursor
+from recall_shared.http import Cursor, PathId, QueryId, SessionDep
 from recall_shared.openapi import error_responses
 from refund_logistics.auth import CustomerDep, OperatorDep, Principal, PrincipalDep
 from refund_logistics.domain import IllegalCaseTransition, Period
@@ -218,16 +219,6 @@ async def _case_out(session: AsyncSession, case: Case) -> CaseOut:
     return out
 
 
-def _encode_cursor(created_at: datetime, case_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{case_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(at), case_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HTTPException(422, "invalid cursor") from None
 
 
 def _period(period: str | None) -> Period:
@@ -254,7 +245,7 @@ async def list_cases(
     recall_id: QueryId | None = None,
     state: Annotated[ev.CaseState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+    cursor: Cursor = None,
 ) -> CasePage:
     stmt = select(Case)
     if not principal.is_operator:
@@ -266,7 +257,7 @@ async def list_cases(
     if state is not None:
         stmt = stmt.where(Case.state == state)
     if cursor:
-        at, cid = _decode_cursor(cursor)
+        at, cid = decode_cursor(cursor)
         stmt = stmt.where(
             or_(Case.created_at < at, and_(Case.created_at == at, Case.case_id < cid))
         )
@@ -281,7 +272,7 @@ async def list_cases(
     rows = rows[:limit]
     return CasePage(
         items=[CaseSummary.model_validate(c, from_attributes=True) for c in rows],
-        next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].case_id) if more else None,
+        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].case_id) if more else None,
     )
 
 

@@ -1,15 +1,16 @@
 """Settling a batch: apply it in one transaction; when that fails, find out whose fault it is.
 
-- The infrastructure's (database or broker down, serialization failure...): :class:`WaitItOut` is raised
-  with the unsettled items still in ``pending``; the caller waits and calls again, for as long as it takes.
+- The infrastructure's (database or broker down, serialization failure...): :class:`WaitItOut` is
+  raised with the unsettled items still in ``pending``; the caller waits and calls again, for as
+  long as it takes.
 - A record's: the batch is bisected (first half, then the rest, in partition order) until the poison
   record stands alone; only it is dead-lettered, everything else is applied once. Alone, a
-  :class:`~recall_shared.handlers.PermanentError` dead-letters it at once (``rejected``); any other error
-  is retried ``max_attempts`` times with backoff, then dead-lettered (``failed``).
+  :class:`~recall_shared.handlers.PermanentError` dead-letters it at once (``rejected``); any other
+  error is retried ``max_attempts`` times with backoff, then dead-lettered (``failed``).
 
-Items leave ``pending`` from the front once settled (applied or dead-lettered), so a caller that is told
-to wait resumes exactly where this stopped. Pure control flow: the transaction, the dead-letter write and
-the health probe are injected, so the algorithm is unit-tested without a database.
+Items leave ``pending`` from the front once settled (applied or dead-lettered), so a caller that is
+told to wait resumes exactly where this stopped. Pure control flow: the transaction, the dead-letter
+write and the health probe are injected, so the algorithm is unit-tested without a database.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class Settler(Generic[T]):
                 if isinstance(exc, PermanentError):
                     await self.dead_letter(chunk[0], "rejected", exc, 1)
                 else:
-                    # An unexpected error with the database down is the database's: wait, don't count.
+                    # An unexpected error with the database down is the database's: wait, don't
+                    # count.
                     if not await self.healthy():
                         raise WaitItOut(exc) from exc
                     attempt += 1

@@ -1,6 +1,7 @@
 """The command line every service shares: serve, migrate, create-topics, redrive-dead-letters.
 
-Services add their own commands (``recall-intake issue-api-key`` ...) with :meth:`ServiceCli.command`.
+Services add their own commands (``recall-intake issue-api-key`` ...) with
+:meth:`ServiceCli.command`.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ class ServiceCli:
         if args.migrate:
             upgrade(self.migrations_dir, settings.database_url)
         app = self.create_app(settings)
-        # What exists now (modules, models, schemas, the app) lives as long as the process: once per process,
-        # keep it out of the collector's scans, which otherwise walk it on every full collection.
+        # What exists now (modules, models, schemas, the app) lives as long as the process: once per
+        # process, keep it out of the collector's scans, which otherwise walk it on every full
+        # collection.
         gc.collect()
         gc.freeze()
         uvicorn.run(
@@ -108,4 +110,6 @@ class ServiceCli:
     async def _redrive(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
         runtime = self.create_app(settings).state.runtime
         totals = await runtime.redrive_dead_letters(limit=args.limit)
-        print("redriven: " + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing"))
+        print(
+            "redriven: " + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing")
+        )

@@ -3,26 +3,26 @@
 One Kafka consumer per runner polls; the assigned partitions are worked by one task per slot (at
 most ``consumer_max_parallel_partitions`` applying at once), so one slow partition never holds the
 others. A slot is a partition number modulo the gcd of the runner's topics' partition counts: topics
-keyed alike (by customer id) put one key in the same slot, so a customer's alert and contact are never
-applied concurrently by one instance (the order between topics is still not defined). A slot's worker
-takes what has arrived, up to ``consumer_batch_max_records``, and:
+keyed alike (by customer id) put one key in the same slot, so a customer's alert and contact are
+never applied concurrently by one instance (the order between topics is still not defined). A slot's
+worker takes what has arrived, up to ``consumer_batch_max_records``, and:
 
-1. reads each record's envelope: unreadable -> dead letter ``undecodable``; a type this service does not
-   handle -> skipped and counted (``events_ignored_total``; a type unknown to this build is also logged,
-   once per type and interval: a newer producer may add types); a body failing its schema -> dead
-   letter ``invalid``;
+1. reads each record's envelope: unreadable -> dead letter ``undecodable``; a type this service does
+   not handle -> skipped and counted (``events_ignored_total``; a type unknown to this build is also
+   logged, once per type and interval: a newer producer may add types); a body failing its schema ->
+   dead letter ``invalid``;
 2. applies the valid events in ONE database transaction: the inbox claims of the whole batch in one
-   statement (redeliveries drop out), then each handler in partition order, consecutive deliveries of
-   the same :class:`~recall_shared.handlers.BatchHandler` in one call; then the commit;
+   statement (redeliveries drop out), then each handler in partition order, consecutive deliveries
+   of the same :class:`~recall_shared.handlers.BatchHandler` in one call; then the commit;
 3. commits the partition's Kafka offset, explicitly, only after every record before it is applied or
    dead-lettered.
 
-Failures are settled by :mod:`recall_shared.batch`: the infrastructure's are waited out (the partition
-pauses and retries with capped, jittered backoff for as long as it takes; ``/readyz`` names the cause),
-a poison record is isolated by bisection and only it is dead-lettered. A crash anywhere redelivers from
-the last committed offset, and the inbox makes the repeats no-ops. On a rebalance a revoked partition's
-worker finishes the batch in hand (or abandons a wait) before the partition moves; no offset is ever
-committed past uncommitted work.
+Failures are settled by :mod:`recall_shared.batch`: the infrastructure's are waited out (the
+partition pauses and retries with capped, jittered backoff for as long as it takes; ``/readyz``
+names the cause), a poison record is isolated by bisection and only it is dead-lettered. A crash
+anywhere redelivers from the last committed offset, and the inbox makes the repeats no-ops. On a
+rebalance a revoked partition's worker finishes the batch in hand (or abandons a wait) before the
+partition moves; no offset is ever committed past uncommitted work.
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def _runs(items: Sequence[_Item]) -> Iterator[tuple[Handler[Any] | BatchHandler[
     """Consecutive items of the same batch handler together; every plain handler's item alone."""
     run: list[_Item] = []
     for item in items:
-        if run and (not isinstance(item.handler, BatchHandler) or item.handler is not run[0].handler):
+        if run and (
+            not isinstance(item.handler, BatchHandler) or item.handler is not run[0].handler
+        ):
             yield run[0].handler, run
             run = []
         run.append(item)
@@ -94,9 +96,13 @@ class _PartitionWorker:
         self.slot = slot
         self.queue: deque[Record] = deque()
         self.queued: Counter[TopicPartition] = Counter()
-        self.unsettled: dict[TopicPartition, int] = {}  # first offset not yet committed, per partition
+        self.unsettled: dict[
+            TopicPartition, int
+        ] = {}  # first offset not yet committed, per partition
         self.arrived = asyncio.Event()
-        self.halted = asyncio.Event()  # revoked or stopping: finish the batch in hand, abandon a wait
+        self.halted = (
+            asyncio.Event()
+        )  # revoked or stopping: finish the batch in hand, abandon a wait
         self.waiting: tuple[str, float] | None = None  # (cause, since) while waiting out a failure
         self.task = asyncio.create_task(self._run(), name=f"{runner.group}-slot-{slot}")
 
@@ -325,8 +331,8 @@ class ConsumerRunner:
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            # The partition moved to another member; it redelivers from the last committed offset and
-            # the inbox turns the repeats into no-ops.
+            # The partition moved to another member; it redelivers from the last committed offset
+            # and the inbox turns the repeats into no-ops.
             log.warning(
                 "offset commit refused after rebalance",
                 extra={"partitions": sorted(map(str, offsets)), "error": str(exc)},
@@ -514,7 +520,7 @@ class ConsumerRunner:
         async with self.session_factory() as session:
             try:
                 await asyncio.wait_for(ping(session.bind), timeout=5)  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001 - any failure to reach it means not healthy
+            except Exception:
                 return False
         return True
 
@@ -550,6 +556,6 @@ class ConsumerRunner:
 async def redrive_dead_letters(
     runner: ConsumerRunner, *, idle_timeout_s: float = 3.0, limit: int | None = None
 ) -> dict[str, int]:
-    """Redrive one runner's letters (kept for callers of the earlier function; idle_timeout_s unused:
-    the redrive stops at the end offsets taken when it starts)."""
+    """Redrive one runner's letters (kept for callers of the earlier function; idle_timeout_s
+    unused: the redrive stops at the end offsets taken when it starts)."""
     return await runner.redrive_dead_letters(limit=limit)

@@ -1,8 +1,9 @@
-"""Page cursors: ``<microseconds since the epoch>_<id>``, the position after which the next page starts.
+"""Page cursors: ``<microseconds since the epoch>_<id>``, the position after which the next page
+starts.
 
 Every string that matches :data:`CURSOR_PATTERN` is a valid position (a page after it may be empty),
-so the OpenAPI pattern is the whole contract: a client, or a fuzzer, that sends a string of that shape
-gets a page, and anything else is a 422 before it reaches the query.
+so the OpenAPI pattern is the whole contract: a client, or a fuzzer, that sends a string of that
+shape gets a page, and anything else is a 422 before it reaches the query.
 """
 
 from __future__ import annotations

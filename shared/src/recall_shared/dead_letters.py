@@ -1,14 +1,16 @@
-"""Dead letters: written with their origin and error, counted while they wait, redriven by their runner.
+"""Dead letters: written with their origin and error, counted while they wait, redriven by their
+runner.
 
-Each service has one dead-letter topic; every letter names the consumer group and the original topic,
-partition and offset it came from. Reasons (``dlq_reason``):
+Each service has one dead-letter topic; every letter names the consumer group and the original
+topic, partition and offset it came from. Reasons (``dlq_reason``):
 
 - ``undecodable``: not a CloudEvent we can read (headers missing or malformed, body not JSON);
 - ``invalid``: a known event type whose body fails its schema (including text or numbers storage
   cannot hold);
-- ``rejected``: a handler's declared domain rejection (:class:`~recall_shared.handlers.PermanentError`);
-- ``failed``: the handler kept raising while the database was healthy (a bug, or data the code did not
-  foresee), after its bounded retries.
+- ``rejected``: a handler's declared domain rejection
+  (:class:`~recall_shared.handlers.PermanentError`);
+- ``failed``: the handler kept raising while the database was healthy (a bug, or data the code did
+  not foresee), after its bounded retries.
 
 Infrastructure failures never make a letter: they are waited out (:mod:`recall_shared.batch`).
 """
@@ -98,13 +100,17 @@ class Letter:
 class DeadLetters:
     """Writes one consumer group's dead letters to its service's dead-letter topic."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, group: str, metrics: Metrics) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, group: str, metrics: Metrics
+    ) -> None:
         self.producer = producer
         self.topic = topic
         self.group = group
         self.metrics = metrics
 
-    async def publish(self, rec: Record, reason: str, error: BaseException, attempts: int = 1) -> None:
+    async def publish(
+        self, rec: Record, reason: str, error: BaseException, attempts: int = 1
+    ) -> None:
         """Park the record, awaited to the broker's acknowledgement before the offset moves on."""
         total_attempts = rec.prior_attempts + attempts
         headers = [(k, v) for k, v in rec.headers if not k.startswith(DLQ_PREFIX)]
@@ -166,9 +172,9 @@ async def redrive(
 
     ``consumer`` is a started group consumer (the runner's redrive group) not yet subscribed. Only
     letters of ``group`` from ``original_topics`` are processed; others are skipped (counted as
-    ``other_runner``) and left to their own runner's redrive. It stops at the end offsets taken before it
-    began, so a letter that fails again (written back once, its attempts raised) waits for the next
-    redrive instead of looping.
+    ``other_runner``) and left to their own runner's redrive. It stops at the end offsets taken
+    before it began, so a letter that fails again (written back once, its attempts raised) waits for
+    the next redrive instead of looping.
     """
     ends = await _end_offsets(consumer, topic)
     outcomes: dict[str, int] = {}
@@ -205,19 +211,25 @@ async def redrive(
 
 
 class PendingLetters:
-    """Counts one group's letters not yet redriven, per original topic, for the ``dead_letters_pending``
-    gauge and the readiness details: reads the dead-letter topic's new records since the last look (each
-    record once) and drops those below the redrive group's committed offset."""
+    """Counts one group's letters not yet redriven, per original topic, for the
+    ``dead_letters_pending`` gauge and the readiness details: reads the dead-letter topic's new
+    records since the last look (each record once) and drops those below the redrive group's
+    committed offset."""
 
-    def __init__(self, topic: str, group: str, redrive_group_offsets: Callable[[], Awaitable[dict[int, int]]]) -> None:
+    def __init__(
+        self, topic: str, group: str, redrive_group_offsets: Callable[[], Awaitable[dict[int, int]]]
+    ) -> None:
         self.topic = topic
         self.group = group
         self.redrive_group_offsets = redrive_group_offsets
         self._positions: dict[int, int] = {}
-        self._letters: dict[int, list[tuple[int, str]]] = {}  # partition -> (offset, original topic)
+        self._letters: dict[
+            int, list[tuple[int, str]]
+        ] = {}  # partition -> (offset, original topic)
 
     async def scan(self, consumer: AIOKafkaConsumer) -> dict[str, int]:
-        """Update from ``consumer`` (a started consumer without a group); returns pending per topic."""
+        """Update from ``consumer`` (a started consumer without a group); returns pending per
+        topic."""
         ends = await _end_offsets(consumer, self.topic)
         consumer.assign(list(ends))
         for tp, end in ends.items():
@@ -233,7 +245,9 @@ class PendingLetters:
                 for rec in records:
                     letter = Letter.of(rec)
                     if letter.group == self.group:
-                        self._letters.setdefault(tp.partition, []).append((rec.offset, letter.original.topic))
+                        self._letters.setdefault(tp.partition, []).append(
+                            (rec.offset, letter.original.topic)
+                        )
                     pos = rec.offset + 1
             self._positions[tp.partition] = pos
         committed = await self.redrive_group_offsets()

@@ -1,9 +1,10 @@
 """Which failures are the infrastructure's (wait them out) and which are the record's (isolate, then
 dead-letter): the consumer runner's one rule for telling them apart.
 
-A database or broker that is down, restarting, overloaded or refusing a transaction for a concurrency
-reason says nothing about the record: retrying it later will work, so the partition pauses and retries
-for as long as it takes. Everything else is the record's or the handler's problem.
+A database or broker that is down, restarting, overloaded or refusing a transaction for a
+concurrency reason says nothing about the record: retrying it later will work, so the partition
+pauses and retries for as long as it takes. Everything else is the record's or the handler's
+problem.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """A short cause for logs, readiness and metrics labels: the first transient link, else the error."""
+    """A short cause for logs, readiness and metrics labels: the first transient link, else the
+    error."""
     for e in _chain(exc):
         if _is_transient_one(e):
             return f"{type(e).__name__}: {e}"[:300]

@@ -2,8 +2,8 @@
 
 While a broker is unreachable, Kafka's client logs the same connection error thousands of times a
 second. The first line of a kind passes; repeats within ``interval_s`` are counted and dropped; the
-next one after the interval passes with ``repeated`` (how many were dropped) and the interval length.
-A kind is the logger and the message template, so different errors are never merged.
+next one after the interval passes with ``repeated`` (how many were dropped) and the interval
+length. A kind is the logger and the message template, so different errors are never merged.
 """
 
 from __future__ import annotations

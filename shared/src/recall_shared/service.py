@@ -1,7 +1,7 @@
 """A service's runtime: the database engine, Kafka producer, outbox relay and consumers it owns.
 
-Built by each service's composition root (``create_app(settings)``), started and stopped by the app's
-lifespan. Nothing here is a module-level global.
+Built by each service's composition root (``create_app(settings)``), started and stopped by the
+app's lifespan. Nothing here is a module-level global.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from recall_shared import inbox
 from recall_shared.consumer import ConsumerRunner
-from recall_shared.dead_letters import PendingLetters
 from recall_shared.db import create_engine, create_session_factory, ping
+from recall_shared.dead_letters import PendingLetters
 from recall_shared.handlers import HandlerMap
 from recall_shared.kafka import create_consumer, create_producer
 from recall_shared.metrics import Metrics
@@ -77,15 +77,16 @@ class ServiceRuntime:
     def add_background(
         self, name: str, task: BackgroundTask, stop: Callable[[], None] | None = None
     ) -> None:
-        """A long-running task of the service (a sender loop, a scheduler); cancelled at shutdown."""
+        """A long-running task of the service (a sender loop, a scheduler); cancelled at
+        shutdown."""
         self._background.append((name, task))
         if stop is not None:
             self._stoppers.append(stop)
 
     async def start(self) -> None:
-        """Start the runtime. When Kafka cannot be reached, the service still starts (HTTP, and writes into
-        the outbox), reports ``kafka`` not ready, and connects in the background; the relay and the consumers
-        start once it is connected."""
+        """Start the runtime. When Kafka cannot be reached, the service still starts (HTTP, and
+        writes into the outbox), reports ``kafka`` not ready, and connects in the background; the
+        relay and the consumers start once it is connected."""
         self._stopping.clear()
         try:
             self.producer = await self._started_producer()
@@ -176,8 +177,8 @@ class ServiceRuntime:
         ]
 
     async def redrive_dead_letters(self, limit: int | None = None) -> dict[str, int]:
-        """Redrive every runner's own dead letters (the ``redrive-dead-letters`` command), with runners
-        that are built but not consuming; returns the summed outcomes."""
+        """Redrive every runner's own dead letters (the ``redrive-dead-letters`` command), with
+        runners that are built but not consuming; returns the summed outcomes."""
         producer = await self._started_producer()
         totals: dict[str, int] = {}
         try:
@@ -203,7 +204,9 @@ class ServiceRuntime:
                 got = await admin.list_consumer_group_offsets(group)
                 return {tp.partition: meta.offset for tp, meta in got.items() if meta.offset >= 0}
 
-            watches.append((runner, PendingLetters(runner.dead_letter_topic, runner.group, offsets)))
+            watches.append(
+                (runner, PendingLetters(runner.dead_letter_topic, runner.group, offsets))
+            )
         started = False
         try:
             while not self._stopping.is_set():
@@ -221,7 +224,9 @@ class ServiceRuntime:
                             )
                         self._pending_topics[runner.group] = set(counts)
                 except Exception as exc:
-                    log.warning("counting dead letters failed; retrying", extra={"error": repr(exc)})
+                    log.warning(
+                        "counting dead letters failed; retrying", extra={"error": repr(exc)}
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._stopping.wait(), timeout=self.settings.dead_letter_scan_interval_s
@@ -310,11 +315,14 @@ class ServiceRuntime:
     def details(self) -> dict[str, object]:
         """What /readyz adds without affecting readiness: dead letters waiting for a redrive."""
         pending = {
-            group: counts for group, counts in self.pending_dead_letters.items() if any(counts.values())
+            group: counts
+            for group, counts in self.pending_dead_letters.items()
+            if any(counts.values())
         }
         if not pending:
             return {"dead_letters": "none pending"}
+        package = self.settings.service_name.replace("-", "_")
         return {
             "dead_letters": pending,
-            "redrive": f"python -m {self.settings.service_name.replace('-', '_')} redrive-dead-letters",
+            "redrive": f"python -m {package} redrive-dead-letters",
         }

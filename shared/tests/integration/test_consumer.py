@@ -1,4 +1,5 @@
-"""The consumer runner against the real Kafka and PostgreSQL: inbox, offsets, retries, dead letters."""
+"""The consumer runner against the real Kafka and PostgreSQL: inbox, offsets, retries, dead
+letters."""
 
 from __future__ import annotations
 
@@ -104,7 +105,9 @@ async def test_crash_after_commit_before_offset_commit_applies_every_event_once(
     with pytest.raises(ProcessDied):
         await asyncio.wait_for(first.run(), timeout=30)
     applied_before_crash = await infra.applied_count()
-    assert 1 <= applied_before_crash <= 20  # at least the crashed batch committed; its offset did not
+    assert (
+        1 <= applied_before_crash <= 20
+    )  # at least the crashed batch committed; its offset did not
 
     second = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
     assert second.group == first.group
@@ -152,7 +155,7 @@ async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partit
 
     letters = await read_topic(infra.topic(DLQ), count=2, timeout=15)
     assert len(letters) == 2
-    (k1, env1, raw1), (k2, env2, raw2) = letters
+    (k1, env1, raw1), (_, env2, raw2) = letters
     h1, h2 = _dlq_headers(raw1), _dlq_headers(raw2)
     assert env1 is None and raw1.value == b"\x00\x01 not an event" and k1 == key
     assert (
@@ -212,8 +215,8 @@ async def test_retries_then_dead_letters_failed_and_rejected(
         await eventually(lambda: _has(infra, sent["after"]), timeout=25)
     # One partition, one batch: the transient ConnectionError is waited out twice (the whole batch
     # retried, never counted as an attempt); then "always" fails the batch, which is bisected:
-    # [flaky, always] fails, [flaky] commits, [always] alone gets its 3 attempts and is dead-lettered;
-    # [reject, after] fails, [reject] alone is rejected at once, [after] commits.
+    # [flaky, always] fails, [flaky] commits, [always] alone gets its 3 attempts and is
+    # dead-lettered; [reject, after] fails, [reject] alone is rejected at once, [after] commits.
     assert attempts == {"flaky": 5, "always": 5, "reject": 2, "after": 1}
     assert sorted(await infra.applied_ids()) == sorted([sent["flaky"], sent["after"]])
     inbox_ids = {r for (r,) in await _rows(infra, "SELECT event_id FROM inbox")}
@@ -262,7 +265,8 @@ async def test_redrive_puts_dead_letters_back_through_the_handler(
         await eventually(lambda: _dead_lettered(runner, metric_total, 1), timeout=25)
     assert await infra.applied_count() == 0
 
-    # Still broken: the redrive dead-letters it anew, and stops (it does not chase its own new letter).
+    # Still broken: the redrive dead-letters it anew, and stops (it does not chase its own new
+    # letter).
     assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {
         "dead_lettered": 1
     }

@@ -52,7 +52,9 @@ async def test_a_batch_handler_gets_runs_of_consecutive_deliveries_in_order(
     sent: list[str] = []
     # One key, one partition: 40 closes, one withdrawal handled one by one, 40 closes.
     for i in range(81):
-        event = make_alert_withdrawn("cust-1", 1) if i == 40 else make_alert_closed(f"al-{i}", "cust-1")
+        event = (
+            make_alert_withdrawn("cust-1", 1) if i == 40 else make_alert_closed(f"al-{i}", "cust-1")
+        )
         sent.append((await infra.send(producer, ALERTS, event))[0])
     runner = infra.runner(
         {ev.AlertClosed: closed, ev.AlertWithdrawn: infra.inserting_handler},
@@ -82,8 +84,10 @@ async def test_a_slow_partition_does_not_hold_the_others(
         applied_at[event.alert_id] = time.monotonic()
 
     await infra.send(producer, ALERTS, make_alert_closed("slow-1", slow_key))
-    fast = [(await infra.send(producer, ALERTS, make_alert_closed(f"fast-{i}", fast_key)))[0]
-            for i in range(20)]
+    fast = [
+        (await infra.send(producer, ALERTS, make_alert_closed(f"fast-{i}", fast_key)))[0]
+        for i in range(20)
+    ]
     runner = infra.runner({ev.AlertClosed: handler}, [ALERTS], producer=producer)
     async with run_task(runner):
         await eventually(lambda: _count(infra, 20), timeout=25)
@@ -96,17 +100,21 @@ async def test_a_second_member_joining_mid_stream_loses_and_doubles_nothing(
     infra, topics, make_alert_closed, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
-    ids = [(await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 16}")))[0]
-           for i in range(400)]
+    ids = [
+        (await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 16}")))[0]
+        for i in range(400)
+    ]
 
     async def slowish(session, event, env) -> None:  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.005)
         await infra.inserting_handler(session, event, env)
 
-    first = infra.runner({ev.AlertClosed: slowish}, [ALERTS], producer=producer,
-                         consumer_batch_max_records=20)
-    second = infra.runner({ev.AlertClosed: slowish}, [ALERTS], producer=producer,
-                          consumer_batch_max_records=20)
+    first = infra.runner(
+        {ev.AlertClosed: slowish}, [ALERTS], producer=producer, consumer_batch_max_records=20
+    )
+    second = infra.runner(
+        {ev.AlertClosed: slowish}, [ALERTS], producer=producer, consumer_batch_max_records=20
+    )
     async with run_task(first):
         await eventually(lambda: _count(infra, 20), timeout=25)
         async with run_task(second):
@@ -142,9 +150,16 @@ async def test_redrive_is_per_runner_stops_at_the_end_and_counts_true(
     broken_id, _ = await infra.send(producer, ALERTS, make_alert_closed("broken"))
 
     # Two runners of one service (two groups) read the same topic and share its dead-letter topic.
-    a = infra.runner({ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=2)
-    b = infra.runner({ev.AlertClosed: handler}, [ALERTS], producer=producer, group_suffix=".b",
-                     consumer_max_attempts=2)
+    a = infra.runner(
+        {ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=2
+    )
+    b = infra.runner(
+        {ev.AlertClosed: handler},
+        [ALERTS],
+        producer=producer,
+        group_suffix=".b",
+        consumer_max_attempts=2,
+    )
     async with run_task(a), run_task(b):
         await eventually(lambda: _dead_lettered(a, b, metric_total, 8), timeout=30)
     assert await _letters(infra) == 8
@@ -182,9 +197,11 @@ async def _count(infra, n: int) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def _dead_lettered(a, b, metric_total, n: int) -> bool:  # type: ignore[no-untyped-def]
-    return metric_total(a.metrics, "events_dead_lettered") + metric_total(
-        b.metrics, "events_dead_lettered"
-    ) >= n
+    return (
+        metric_total(a.metrics, "events_dead_lettered")
+        + metric_total(b.metrics, "events_dead_lettered")
+        >= n
+    )
 
 
 async def _letters(infra) -> int:  # type: ignore[no-untyped-def]

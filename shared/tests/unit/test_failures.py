@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 from aiokafka.errors import (
@@ -19,7 +17,8 @@ from recall_shared.handlers import PermanentError
 
 
 def wrapped(orig: BaseException) -> sa_exc.DBAPIError:
-    """As SQLAlchemy's asyncpg dialect raises it: a DBAPIError whose orig was caused by asyncpg's."""
+    """As SQLAlchemy's asyncpg dialect raises it: a DBAPIError whose orig was caused by
+    asyncpg's."""
     adapted = Exception(str(orig))
     adapted.__cause__ = orig
     return sa_exc.DBAPIError("SELECT 1", {}, adapted)
@@ -36,7 +35,7 @@ def pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
         ConnectionResetError(104, "reset by peer"),
         OSError(113, "No route to host"),
         TimeoutError(),
-        asyncio.TimeoutError(),
+        TimeoutError(),
         KafkaConnectionError("broker down"),
         KafkaTimeoutError(),
         NotLeaderForPartitionError(),

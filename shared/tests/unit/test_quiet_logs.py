@@ -14,8 +14,10 @@ def record(name: str, msg: str, level: int = logging.ERROR, *args: object) -> lo
 def test_repeats_within_the_interval_are_dropped_and_counted_on_the_next_line() -> None:
     now = [0.0]
     f = RepeatFilter(interval_s=30, clock=lambda: now[0])
-    passed = [f.filter(record("aiokafka.conn", "Unable connect to node %s", logging.ERROR, i))
-              for i in range(6000)]
+    passed = [
+        f.filter(record("aiokafka.conn", "Unable connect to node %s", logging.ERROR, i))
+        for i in range(6000)
+    ]
     assert passed.count(True) == 1
     now[0] = 31.0
     nxt = record("aiokafka.conn", "Unable connect to node %s", logging.ERROR, 1)

@@ -79,7 +79,7 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: float = Field(
         default=30,
         gt=0,
-        description="Applied event ids older than this are forgotten (repeats come within minutes).",
+        description="Applied event ids older than this are forgotten (repeats come in minutes).",
     )
     inbox_purge_interval_s: float = Field(default=3600, gt=0)
     outbox_fallback_poll_s: float = Field(

@@ -58,8 +58,10 @@ def _is_transient_one(exc: BaseException) -> bool:
             "KafkaTimeoutError",
             "NodeNotReadyError",
         }
-    if isinstance(exc, asyncpg.InterfaceError):  # "connection is closed", pool closing
-        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        # Plain InterfaceError: "connection is closed", pool closing. Its subclasses are the
+        # client's verdict on the value or the setup (DataError: cannot encode; configuration).
+        return type(exc) is asyncpg.InterfaceError
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return state[:2] in _TRANSIENT_SQLSTATE_CLASSES or state in _TRANSIENT_SQLSTATES
@@ -68,15 +70,24 @@ def _is_transient_one(exc: BaseException) -> bool:
     return isinstance(exc, _SQLALCHEMY_TRANSIENT)
 
 
+def _links(exc: BaseException) -> list[BaseException]:
+    """The chain; when the driver's own exception is in it, without SQLAlchemy's wrappers (which
+    map a client-side encoding error to InterfaceError, say): the driver's verdict decides."""
+    chain = list(_chain(exc))
+    if any(isinstance(e, asyncpg.PostgresError | asyncpg.InterfaceError) for e in chain):
+        return [e for e in chain if not isinstance(e, sa_exc.SQLAlchemyError)]
+    return chain
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when the failure is the infrastructure's: the record is fine, try again later."""
-    return any(_is_transient_one(e) for e in _chain(exc))
+    return any(_is_transient_one(e) for e in _links(exc))
 
 
 def describe(exc: BaseException) -> str:
     """A short cause for logs, readiness and metrics labels: the first transient link, else the
     error."""
-    for e in _chain(exc):
+    for e in _links(exc):
         if _is_transient_one(e):
             return f"{type(e).__name__}: {e}"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]
@@ -84,7 +95,7 @@ def describe(exc: BaseException) -> str:
 
 def cause_label(exc: BaseException) -> str:
     """A bounded metrics label: 'database', 'kafka', 'network' or 'other'."""
-    for e in _chain(exc):
+    for e in _links(exc):
         if not _is_transient_one(e):
             continue
         if isinstance(e, KafkaError):

@@ -24,6 +24,12 @@ def wrapped(orig: BaseException) -> sa_exc.DBAPIError:
     return sa_exc.DBAPIError("SELECT 1", {}, adapted)
 
 
+def _caused(orig: BaseException) -> Exception:
+    adapted = Exception(str(orig))
+    adapted.__cause__ = orig
+    return adapted
+
+
 def pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
     return cls("simulated")
 
@@ -72,6 +78,12 @@ def test_infrastructure_failures_are_transient(exc: BaseException) -> None:
         pg(asyncpg.NumericValueOutOfRangeError),  # 22003
         wrapped(pg(asyncpg.ForeignKeyViolationError)),
         sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
+        # The client's verdict on a value it cannot encode, raw and as SQLAlchemy wraps it.
+        asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
+        sa_exc.InterfaceError(
+            "INSERT", {}, _caused(asyncpg.exceptions._base.DataError("cannot encode"))
+        ),
+        asyncpg.exceptions._base.ClientConfigurationError("bad setup"),
     ],
     ids=lambda e: type(e).__name__,
 )

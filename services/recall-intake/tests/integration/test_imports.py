@@ -1,7 +1,7 @@
 """Regulator import against the real database: whole files, re-imports, re-publication, the cross-agency
 link, the import-recalls command and POST /v1/imports/{format}.
 
-Records come from ../shared/data/recalls (origins in its README.md: FDA/openfda @ 2c152208,
+Records come from tests/data/regulators (origins in its README.md: FDA/openfda @ 2c152208,
 peggybustamante/python-samples @ a0e67739, shubhL-research/canon-event @ 7ea2ef60)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from recall_intake.models import Recall, RegulatorRecord
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "recalls"
+DATA = Path(__file__).resolve().parents[1] / "data" / "regulators"
 OPENFDA = DATA / "openfda_res_ucm308307_enforcement_2012-06.jsonl"
 GSA = DATA / "gsa_recalls_api_cpsc_2013.json"
 SEEDS = DATA / "canon-event_seeds_cpsc_and_eu_safetygate_2024-2026.json"

@@ -1,6 +1,6 @@
-"""extract.py on the real strings of the regulator files in ../shared/data/recalls (quoted verbatim).
+"""extract.py on the real strings of the regulator files in tests/data/regulators (quoted verbatim).
 
-Sources (see ../shared/data/recalls/README.md):
+Sources (see tests/data/regulators/README.md):
 - openfda_res_ucm308307_enforcement_2012-06.jsonl: FDA/openfda @ 2c152208aaa02323696d904e94a1d114e66247ec :
   openfda/res/tests/data/ucm308307.json
 - gsa_recalls_api_cpsc_2013.json: peggybustamante/python-samples @ a0e677398966b0837ce9a3335776706d87d15787 :

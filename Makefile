@@ -37,7 +37,8 @@ infra-down:
 infra-status:
 	deploy/infra.sh status
 
-run: deps infra-up
+# devstack starts the infrastructure that is not running yet, and on Ctrl-C stops exactly that.
+run: deps install
 	$(PY) deploy/devstack.py run
 
 test: deps infra-up

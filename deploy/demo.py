@@ -191,16 +191,9 @@ async def load_demo(stack: Stack) -> dict[str, Any]:
     operator_key = stack.run_cli(
         intake, "issue-api-key", "--label", "demo operator", capture=True
     ).splitlines()[-1]
+    stack.run_cli(intake, "register-seller", "acme-home", "--name", "ACME Home", "--exist-ok")
     seller_key = stack.run_cli(
-        intake,
-        "issue-api-key",
-        "--seller-id",
-        "acme-home",
-        "--seller-name",
-        "ACME Home",
-        "--label",
-        "demo",
-        capture=True,
+        intake, "issue-api-key", "--seller-id", "acme-home", "--label", "demo", capture=True
     ).splitlines()[-1]
     await publish_upstream(
         stack.env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),

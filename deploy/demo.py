@@ -203,12 +203,13 @@ async def load_demo(stack: Stack) -> dict[str, Any]:
     body_key = hashlib.sha256(json.dumps(RECALL, sort_keys=True).encode()).hexdigest()[:16]
     headers = {"X-Api-Key": seller_key, "Idempotency-Key": f"demo-kettle-recall-{body_key}"}
     async with httpx.AsyncClient(base_url=stack.url("recall-intake"), timeout=10) as client:
-        # recall-intake learns who sells the kettle from catalog.listings.v1; wait for it.
-        for _ in range(120):
+        # recall-intake learns who sells the kettle from catalog.listings.v1: until it has read the
+        # listing it answers 409 not_known_yet with a Retry-After.
+        for _ in range(60):
             r = await client.post("/v1/recalls", json=RECALL, headers=headers)
-            if r.status_code != 422 or r.json().get("error") != "not_your_product":
+            if r.status_code != 409:
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
         r.raise_for_status()
         recall = r.json()
         if recall["status"] == "draft":

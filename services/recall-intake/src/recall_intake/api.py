@@ -182,6 +182,12 @@ async def _prepare(
     try:
         return await prepare_rules(session, principal, [r.model_dump(mode="json") for r in rules])
     except ScopeProblems as exc:
+        if exc.retry_after is not None:  # not_known_yet: the same request may succeed shortly
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail={"error": exc.error, "message": str(exc)},
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY, detail={"error": exc.error, "message": str(exc)}
         ) from None

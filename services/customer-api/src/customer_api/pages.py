@@ -32,6 +32,7 @@ from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
+from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
 
@@ -234,7 +235,7 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
     elif state == "closed":
         steps = [*steps, "closed"]
     current = steps.index(state) if state in steps else 0
-    final = state in ("refunded", "replacement_shipped", "repaired", "closed", "rejected")
+    final = state in ENDED_CASE_STATES
     items = []
     for i, step in enumerate(steps):
         if i < current or (i == current and final):

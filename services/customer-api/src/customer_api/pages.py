@@ -406,9 +406,8 @@ async def home(request: Request) -> Response:
 async def orders_page(request: Request, db: SessionDep) -> Response:
     session = _session(request)
     lang = _lang(request)
-    # The same alerts, order and count as GET /v1/me/banner (which reads summary columns on its own pool); the
-    # page needs the whole alert to render, so it reads the row through the ORM.
-    count, top = await logic.banner(db, session.customer_id)
+    # The same query as GET /v1/me/banner chooses the alert and counts them (logic.banner).
+    count, top = await logic.banner(db, request.app.state.read_pool, session.customer_id)
     banner = None
     if count and top is not None:
         s = i18n.STRINGS[lang]

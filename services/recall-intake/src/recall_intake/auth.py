@@ -14,6 +14,7 @@ from recall_intake.models import ApiKey, Seller
 from recall_shared import events as ev
 from recall_shared.api_keys import ApiKeyAuth, Principal, Role
 from recall_shared.auth import generate_api_key, hash_api_key, key_display_prefix
+from recall_shared.event_ids import event_id
 from recall_shared.outbox import Outbox
 
 # recall-intake's own table is the source the other services' read models copy.
@@ -76,7 +77,7 @@ async def issue_key(
             seller_id=seller_id,
             issued_at=datetime.now(UTC),
         ),
-        event_id=f"api-key:{row.key_id}:issued",
+        event_id=event_id("api-key", row.key_id, "issued"),
     )
     return plaintext, row
 
@@ -88,5 +89,5 @@ async def revoke_key(session: AsyncSession, row: ApiKey, outbox: Outbox) -> None
     await outbox.add(
         session,
         ev.ApiKeyRevoked(key_id=row.key_id, revoked_at=row.revoked_at),
-        event_id=f"api-key:{row.key_id}:revoked",
+        event_id=event_id("api-key", row.key_id, "revoked"),
     )

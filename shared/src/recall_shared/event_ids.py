@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import uuid
 
+MAX_LENGTH = 64  # the inbox's and the outbox's event_id columns
+
 
 def event_id(*parts: str | int) -> str:
     """The parts joined by ``:``, e.g. ``event_id("api-key", key_id, "issued")`` or
     ``event_id(recall_id, version, event.event_type)``."""
     if not parts:
         raise ValueError("an event id needs at least one part")
-    return ":".join(str(part) for part in parts)
+    joined = ":".join(str(part) for part in parts)
+    if len(joined) > MAX_LENGTH:
+        raise ValueError(
+            f"event id {joined[:40]!r}... is {len(joined)} characters, over {MAX_LENGTH}; "
+            "use hashed_event_id"
+        )
+    return joined
 
 
 def hashed_event_id(kind: str, namespace: uuid.UUID, name: str) -> str:

@@ -15,9 +15,11 @@ def test_parts_joined_by_colons() -> None:
     assert event_id("not-affected", "a-1") == event_id("not-affected", "a-1")
 
 
-def test_no_parts_is_refused() -> None:
+def test_no_parts_or_too_long_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one part"):
         event_id()
+    with pytest.raises(ValueError, match="65 characters, over 64; use hashed_event_id"):
+        event_id("x" * 60, "abcd")
 
 
 def test_hashed_is_kind_and_uuid5() -> None:

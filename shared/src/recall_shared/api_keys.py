@@ -1,8 +1,10 @@
-"""Seller and operator API keys in a service other than recall-intake: the ``seller_keys`` read model of
-sellers.v1, its two handlers, and the FastAPI dependencies that authenticate ``X-Api-Key`` against it.
+"""Seller and operator API keys in a service other than recall-intake: the ``seller_keys`` read
+model of sellers.v1, its two handlers, and the FastAPI dependencies that authenticate ``X-Api-Key``
+against it.
 
-recall-intake issues keys and publishes only their HMAC hashes (``ev.ApiKeyIssued`` / ``ev.ApiKeyRevoked``).
-A service that serves sellers or operators keeps its own copy of those hashes::
+recall-intake issues keys and publishes only their HMAC hashes (``ev.ApiKeyIssued`` /
+``ev.ApiKeyRevoked``). A service that serves sellers or operators keeps its own copy of those
+hashes::
 
     class SellerKey(SellerKeyColumns, Base):          # models.py: the seller_keys table
         pass
@@ -13,12 +15,14 @@ A service that serves sellers or operators keeps its own copy of those hashes::
     PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
     OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 
-The seller comes from the key, never from the request. A seller sees only its own resources; anything else
-should be answered "not found" (404), so ids of other sellers' resources are not confirmed to exist.
+The seller comes from the key, never from the request. A seller sees only its own resources;
+anything else should be answered "not found" (404), so ids of other sellers' resources are not
+confirmed to exist.
 """
 
-# No ``from __future__ import annotations``: FastAPI reads the dependencies' annotations at runtime, and those
-# of the closures in ApiKeyAuth name a local function (a string annotation could not be resolved).
+# No ``from __future__ import annotations``: FastAPI reads the dependencies' annotations at runtime,
+# and those of the closures in ApiKeyAuth name a local function (a string annotation could not be
+# resolved).
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -43,9 +47,9 @@ Role = Literal["seller", "operator"]
 
 
 class SellerKeyColumns:
-    """Mixin for a service's declarative ``Base``: the ``seller_keys`` table, API key hashes (HMAC under the
-    system-wide pepper), never plaintext. With the shared naming convention: ``pk_seller_keys``,
-    ``uq_seller_keys_key_hash``."""
+    """Mixin for a service's declarative ``Base``: the ``seller_keys`` table, API key hashes (HMAC
+    under the system-wide pepper), never plaintext. With the shared naming convention:
+    ``pk_seller_keys``, ``uq_seller_keys_key_hash``."""
 
     __tablename__ = "seller_keys"
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -92,7 +96,8 @@ KeyHandler = Callable[[AsyncSession, ev.Event, Envelope], Awaitable[None]]
 
 
 def key_handlers(model: KeyModel) -> Mapping[type[ev.Event], KeyHandler]:
-    """The sellers.v1 handlers for ``runtime.add_consumer`` (one transaction each, like any handler)."""
+    """The sellers.v1 handlers for ``runtime.add_consumer`` (one transaction each, like any
+    handler)."""
 
     async def on_key_issued(session: AsyncSession, event: ev.ApiKeyIssued, env: Envelope) -> None:
         await record_key_issued(session, model, event)
@@ -125,7 +130,8 @@ class Principal:
 
     @property
     def owner_key(self) -> str:
-        """Whose a resource it creates is: its seller's id, or "operator" (idempotency keys are scoped to it)."""
+        """Whose a resource it creates is: its seller's id, or "operator" (idempotency keys are
+        scoped to it)."""
         return self.seller_id if self.role == "seller" and self.seller_id else "operator"
 
     def may_see(self, seller_id: str | None) -> bool:
@@ -146,7 +152,8 @@ def _unauthorized(message: str) -> HTTPException:
 class ApiKeyAuth:
     """The ``X-Api-Key`` dependencies of one service, over its ``seller_keys`` model:
 
-    - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a seller);
+    - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a
+      seller);
     - ``require_operator``: that, and 403 for a seller key.
     """
 
@@ -170,8 +177,9 @@ class ApiKeyAuth:
                     )
                 )
             ).first()
-            # Give the connection back before the route runs: a command opens its own transaction, and holding
-            # two connections per request would let a burst of requests exhaust the pool.
+            # Give the connection back before the route runs: a command opens its own transaction,
+            # and holding two connections per request would let a burst of requests exhaust the
+            # pool.
             await session.rollback()
             if (
                 row is None

@@ -42,7 +42,8 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
 
 
 def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
-    """Migrate to ``revision``. Synchronous (Alembic runs its own loop): call via asyncio.to_thread from async code."""
+    """Migrate to ``revision``. Synchronous (Alembic runs its own loop): call via asyncio.to_thread
+    from async code."""
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
 
 
@@ -54,7 +55,8 @@ def make_revision(migrations_dir: Path, database_url: str, message: str) -> None
 
 
 def create_messaging_tables() -> None:
-    """The outbox and inbox every service has (recall_shared.db.new_metadata), for its first migration."""
+    """The outbox and inbox every service has (recall_shared.db.new_metadata), for its first
+    migration."""
     import sqlalchemy as sa
     from alembic import op
     from sqlalchemy.dialects import postgresql
@@ -101,8 +103,8 @@ def drop_messaging_tables() -> None:
 
 
 def create_seller_keys_table() -> None:
-    """The ``seller_keys`` read model of sellers.v1 (recall_shared.api_keys.SellerKeyColumns), for the
-    migration of a service that authenticates sellers and operators."""
+    """The ``seller_keys`` read model of sellers.v1 (recall_shared.api_keys.SellerKeyColumns), for
+    the migration of a service that authenticates sellers and operators."""
     import sqlalchemy as sa
     from alembic import op
 

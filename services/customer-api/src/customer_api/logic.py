@@ -1,8 +1,9 @@
-"""What the customer can see and do, free of HTTP: one implementation behind the JSON API and the pages.
+"""What the customer can see and do, free of HTTP: one implementation behind the JSON API and the
+pages.
 
-Every function takes the signed-in customer's id and scopes its queries to it; another customer's alert
-raises :class:`AlertNotFound`, exactly like a missing one. The callers map :class:`AlertError` to their
-own answer (a JSON error, an HTML page).
+Every function takes the signed-in customer's id and scopes its queries to it; another customer's
+alert raises :class:`AlertNotFound`, exactly like a missing one. The callers map :class:`AlertError`
+to their own answer (a JSON error, an HTML page).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def next_cursor_of(created_at: datetime, alert_id: str) -> str:
 def _page(
     rows: list[_Row], limit: int, position: Callable[[_Row], tuple[datetime, str]]
 ) -> tuple[list[_Row], str | None]:
-    """A page of ``limit`` from the ``limit + 1`` rows read, and the cursor of the next page (None on the last)."""
+    """A page of ``limit`` from the ``limit + 1`` rows read, and the cursor of the next page (None
+    on the last)."""
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
@@ -137,8 +139,8 @@ async def list_alert_rows(
     limit: int = 20,
     cursor: str | None = None,
 ) -> tuple[list[Record], str | None]:
-    """:func:`list_alerts` as summary rows (queries.SUMMARY_COLUMNS) read with raw asyncpg: the same filters,
-    order, page and cursor, without loading ORM entities (GET /v1/me/alerts)."""
+    """:func:`list_alerts` as summary rows (queries.SUMMARY_COLUMNS) read with raw asyncpg: the same
+    filters, order, page and cursor, without loading ORM entities (GET /v1/me/alerts)."""
     if cursor:
         rows = await pool.fetch(
             queries.ALERTS[state, True], customer_id, limit + 1, *parse_cursor(cursor)
@@ -250,8 +252,8 @@ async def choose_remedy(
     remedy: ev.RemedyType,
     idempotency_key: str | None = None,
 ) -> tuple[RemedyRequest, RemedyOutcome]:
-    """Record the choice and queue a remedy request on remedies.v1 (outbox). The same choice again is
-    answered with the first request ("replayed"); a different one conflicts."""
+    """Record the choice and queue a remedy request on remedies.v1 (outbox). The same choice again
+    is answered with the first request ("replayed"); a different one conflicts."""
     a = await own_alert(session, customer_id, alert_id, lock=True)
     existing = await remedy_of(session, alert_id)
     if existing is not None:
@@ -278,7 +280,8 @@ async def choose_remedy(
         updated_at=now,
     )
     try:
-        # The outbox insert autoflushes the request row, so a unique violation can surface there too.
+        # The outbox insert autoflushes the request row, so a unique violation can surface there
+        # too.
         session.add(req)
         await runtime.outbox.add(
             session,

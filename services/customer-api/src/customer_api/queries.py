@@ -19,13 +19,14 @@ SUMMARY_COLUMNS = """alert_id, recall_id, status, resolution, state->>'tier' AS 
           FROM jsonb_array_elements(state->'lines') l) AS units,
        acknowledged_at IS NOT NULL AS acknowledged, created_at, updated_at"""
 
-# The one definition of an "open" alert (the banner, the "open" filter), for the pages' ORM statements
-# too (logic.unresolved_open): neither withdrawn nor closed, and not resolved by a remedy or declaration.
+# The one definition of an "open" alert (the banner, the "open" filter), for the pages' ORM
+# statements too (logic.unresolved_open): neither withdrawn nor closed, and not resolved by a remedy
+# or declaration.
 OPEN_ALERT = "status = 'open' AND resolution IS NULL"
 RESOLVED_ALERT = f"NOT ({OPEN_ALERT})"  # status is NOT NULL, so this is simply "not open"
 
-# The banner in one round trip: the most severe open alert, with the count of all of them as a window
-# aggregate. $1 customer id. The JSON banner and the orders page both read it.
+# The banner in one round trip: the most severe open alert, with the count of all of them as a
+# window aggregate. $1 customer id. The JSON banner and the orders page both read it.
 BANNER = f"""SELECT {SUMMARY_COLUMNS}, alert_version, count(*) OVER () AS open_count
 FROM alerts
 WHERE customer_id = $1 AND {OPEN_ALERT}

@@ -1,10 +1,10 @@
 """The customer's pages in a real browser: Debian's headless Chromium driven by Playwright.
 
-customer-api runs as it does in production (a real uvicorn server on a free 127.0.0.1 port, its runtime
-consuming real Kafka and writing real PostgreSQL); alerts arrive as ``alert.raised.v1`` events and remedy
-progress as ``remedy.case_transitioned.v1``. Playwright never downloads a browser: it launches
-/usr/bin/chromium (``apt-get install chromium``; .ci/run installs it). Screenshots of every step go to
-test-artifacts/screenshots/.
+customer-api runs as it does in production (a real uvicorn server on a free 127.0.0.1 port, its
+runtime consuming real Kafka and writing real PostgreSQL); alerts arrive as ``alert.raised.v1``
+events and remedy progress as ``remedy.case_transitioned.v1``. Playwright never downloads a browser:
+it launches /usr/bin/chromium (``apt-get install chromium``; .ci/run installs it). Screenshots of
+every step go to test-artifacts/screenshots/.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The row-level read path of GET /v1/me/alerts and GET /v1/me/banner (raw asyncpg, JSON written from the rows)
-answers exactly what the validated path (ORM entity, AlertState, pydantic models) answers for the same alert."""
+"""The row-level read path of GET /v1/me/alerts and GET /v1/me/banner (raw asyncpg, JSON written
+from the rows) answers exactly what the validated path (ORM entity, AlertState, pydantic models)
+answers for the same alert."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ SUMMARY_FIELDS = (
 
 
 def _summary_of(detail: dict) -> dict:
-    """The AlertSummary part of an AlertDetail (GET /v1/me/alerts/{id}, built from the validated state)."""
+    """The AlertSummary part of an AlertDetail (GET /v1/me/alerts/{id}, built from the validated
+    state)."""
     return {k: detail[k] for k in SUMMARY_FIELDS}
 
 
@@ -123,7 +125,8 @@ async def test_reads_survive_the_server_dropping_the_pools_connections(
 
 
 async def test_the_banner_hot_path_answers_like_the_route(api, events, customer_id) -> None:
-    """The hot path (a valid token) and the FastAPI route (reached directly here) give the same answer."""
+    """The hot path (a valid token) and the FastAPI route (reached directly here) give the same
+    answer."""
     import httpx
 
     await api.raise_alert(events.alert(customer_id, severity="critical"))

@@ -1,5 +1,6 @@
-"""The cheap hot path's pieces that need no database or broker: the verified-token cache, the read pool's one
-retry on a dropped connection, the documented security of the routes that check the token themselves, cursors."""
+"""The cheap hot path's pieces that need no database or broker: the verified-token cache, the read
+pool's one retry on a dropped connection, the documented security of the routes that check the token
+themselves, cursors."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ SECRET = "unit-secret-" + "s" * 40
 OTHER = "other-secret-" + "o" * 40
 
 
-# --------------------------------------------------------------------------- the verified-token cache
+# --------------------------------------------------------------------------- the verified-token
+# cache
 
 
 def test_a_cached_token_is_refused_once_it_expires() -> None:
@@ -35,9 +37,9 @@ def test_a_cached_token_is_refused_once_it_expires() -> None:
     assert token in verifier._verified
     while time.time() <= exp + 0.05:
         time.sleep(0.05)
-    with pytest.raises(InvalidToken, match="^token expired$"):
+    with pytest.raises(InvalidToken, match=r"^token expired$"):
         verifier.customer_id(token)
-    with pytest.raises(InvalidToken, match="^token expired$"):
+    with pytest.raises(InvalidToken, match=r"^token expired$"):
         verifier.customer_id(token)
     assert token not in verifier._verified
 
@@ -105,7 +107,7 @@ def test_refused_tokens_are_never_cached() -> None:
         "c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1)
     )
     for _ in range(3):
-        with pytest.raises(InvalidToken, match="^token expired$"):
+        with pytest.raises(InvalidToken, match=r"^token expired$"):
             verifier.customer_id(expired)
     assert verifier._verified == {}
 

@@ -1,4 +1,5 @@
-"""Pieces of the pages that need no database: language choice, formats, the alert view, remedy progress."""
+"""Pieces of the pages that need no database: language choice, formats, the alert view, remedy
+progress."""
 
 from __future__ import annotations
 

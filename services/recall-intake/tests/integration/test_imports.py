@@ -1,5 +1,5 @@
-"""Regulator import against the real database: whole files, re-imports, re-publication, the cross-agency
-link, the import-recalls command and POST /v1/imports/{format}.
+"""Regulator import against the real database: whole files, re-imports, re-publication, the
+cross-agency link, the import-recalls command and POST /v1/imports/{format}.
 
 Records come from tests/data/regulators (origins in its README.md: FDA/openfda @ 2c152208,
 peggybustamante/python-samples @ a0e67739, shubhL-research/canon-event @ 7ea2ef60)."""
@@ -158,7 +158,8 @@ async def test_same_event_from_two_agencies_is_linked(intake) -> None:  # type: 
 
 @pytest.fixture
 def restore_logging():  # type: ignore[no-untyped-def]
-    """The command configures logging onto the captured stderr; put the test session's logging back after."""
+    """The command configures logging onto the captured stderr; put the test session's logging back
+    after."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -169,7 +170,7 @@ def restore_logging():  # type: ignore[no-untyped-def]
 async def test_import_command_on_a_file(
     intake, tmp_path, monkeypatch, capsys, restore_logging
 ) -> None:  # type: ignore[no-untyped-def]
-    records = _records(SEEDS)[:20] + [{"RecallID": 0, "RecallNumber": None}, {"hello": "world"}]
+    records = [*_records(SEEDS)[:20], {"RecallID": 0, "RecallNumber": None}, {"hello": "world"}]
     path = tmp_path / "cpsc.json"
     path.write_text(json.dumps(records))
     monkeypatch.setenv("RECALL_INTAKE_DATABASE_URL", intake.settings.database_url)

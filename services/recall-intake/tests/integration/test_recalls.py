@@ -1,5 +1,5 @@
-"""Recalls through the API: product ownership from catalog.listings.v1, the lifecycle and its events on
-recalls.v1 (via the outbox), Idempotency-Key, validation, listing and pagination."""
+"""Recalls through the API: product ownership from catalog.listings.v1, the lifecycle and its events
+on recalls.v1 (via the outbox), Idempotency-Key, validation, listing and pagination."""
 
 from __future__ import annotations
 
@@ -221,7 +221,8 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(
     assert got["versions"][1]["recall"]["rules"][0]["product_ids"] == [product, second]
     assert got["versions"][0]["recall"]["content"]["severity"] == "high"
 
-    # the outbox published exactly three events, in order, keyed by the recall id, with full snapshots
+    # the outbox published exactly three events, in order, keyed by the recall id, with full
+    # snapshots
     records = await read_topic(intake.topic("recalls.v1"), count=3, timeout=20)
     assert len(records) == 3
     assert {key for key, _, _ in records} == {rid.encode()}

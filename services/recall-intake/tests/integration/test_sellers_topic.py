@@ -1,5 +1,5 @@
-"""Keys issued and revoked go out on sellers.v1 (hashes only), so other services can authenticate sellers
-from their own read model."""
+"""Keys issued and revoked go out on sellers.v1 (hashes only), so other services can authenticate
+sellers from their own read model."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The parsers on the real regulator files in tests/data/regulators (see its README.md for origins:
-FDA/openfda @ 2c152208, peggybustamante/python-samples @ a0e67739, shubhL-research/canon-event @ 7ea2ef60)."""
+FDA/openfda @ 2c152208, peggybustamante/python-samples @ a0e67739, shubhL-research/canon-event @
+7ea2ef60)."""
 
 from __future__ import annotations
 

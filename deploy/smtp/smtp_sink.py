@@ -132,7 +132,7 @@ def _header(headers: Any, name: str) -> str:
         value = headers.get(name)
         return "" if value is None else str(value)
     except Exception:  # malformed header: fall back to the raw value
-        raw = headers.get_all(name, failobj=[""])  # type: ignore[union-attr]
+        raw = headers.get_all(name, failobj=[""])
         return str(raw[0]) if raw else ""
 
 

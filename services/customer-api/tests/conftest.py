@@ -233,7 +233,7 @@ def make_settings(url: str, prefix: str) -> Settings:
 class _QuietServer(uvicorn.Server):
     """uvicorn on the test's own event loop (the app's pools live there); signals stay pytest's."""
 
-    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+    def capture_signals(self):
         return contextlib.nullcontext()
 
 

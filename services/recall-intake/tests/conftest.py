@@ -98,7 +98,7 @@ class Intake:
         return self.prefix + name
 
     @property
-    def session_factory(self):  # type: ignore[no-untyped-def]
+    def session_factory(self):
         return self.app.state.runtime.session_factory
 
     async def seller_key(self, seller_id: str | None = None) -> tuple[str, str]:

@@ -19,7 +19,7 @@ def run_env(metadata: MetaData) -> None:
             context.run_migrations()
         return
 
-    def migrate(connection) -> None:  # type: ignore[no-untyped-def]
+    def migrate(connection) -> None:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -62,7 +62,7 @@ class Browser:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(served_api) -> AsyncIterator[Browser]:  # type: ignore[no-untyped-def]
+async def browser(served_api) -> AsyncIterator[Browser]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="customer-api-chromium-") as profile:
@@ -99,7 +99,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     assert browser.console_errors == [], f"the page logged errors: {browser.console_errors}"
 
 
-async def sign_in(page: Page, api, customer_id: str, next_path: str = "/orders") -> None:  # type: ignore[no-untyped-def]
+async def sign_in(page: Page, api, customer_id: str, next_path: str = "/orders") -> None:
     await page.context.clear_cookies()
     response = await page.goto(
         f"{api.base_url}/signin?token={api.token(customer_id)}&next={next_path}"

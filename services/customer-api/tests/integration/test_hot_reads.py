@@ -130,7 +130,7 @@ async def test_the_banner_hot_path_answers_like_the_route(api, events, customer_
     import httpx
 
     await api.raise_alert(events.alert(customer_id, severity="critical"))
-    app = api.client._transport.app  # type: ignore[attr-defined]
+    app = api.client._transport.app
     route_only = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=_RouterOnly(app)), base_url="http://testserver"
     )
@@ -159,7 +159,7 @@ async def test_the_banner_hot_path_keeps_correlation_ids_and_request_metrics(
     api, customer_id
 ) -> None:
     def served() -> float:
-        return api.client._transport.app.state.runtime.metrics.http_requests.labels(  # type: ignore[attr-defined]
+        return api.client._transport.app.state.runtime.metrics.http_requests.labels(
             "GET", "/v1/me/banner", "200"
         )._value.get()
 
@@ -176,12 +176,12 @@ async def test_the_banner_hot_path_keeps_correlation_ids_and_request_metrics(
 class _RouterOnly:
     """The app's FastAPI router with only the middleware FastAPI's routes need: no hot path."""
 
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app) -> None:
         from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 
         self.app = app
         self.stack = AsyncExitStackMiddleware(app.router)
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope, receive, send) -> None:
         scope["app"] = self.app
         await self.stack(scope, receive, send)

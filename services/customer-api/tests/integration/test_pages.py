@@ -41,7 +41,7 @@ def csrf_of(html: str) -> str:
 class World:
     def __init__(
         self, api, owner: str, other: str, alert: ev.AlertState, others_alert: ev.AlertState
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self.api, self.owner, self.other, self.alert, self.others_alert = (
             api,
             owner,

@@ -168,23 +168,23 @@ async def test_a_read_replaces_dropped_connections_and_is_retried_once() -> None
     reads = ReadPool("postgresql+asyncpg://u:p@127.0.0.1:1/db")
     flaky = reads._pool = _FlakyPool(
         [asyncpg.exceptions.AdminShutdownError("terminating connection")]
-    )  # type: ignore[assignment]
+    )
     assert await reads.fetch("SELECT 1") == ["row"]
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 1, 1)
     # Only once.
-    flaky = reads._pool = _FlakyPool([ConnectionResetError(), ConnectionResetError()])  # type: ignore[assignment]
+    flaky = reads._pool = _FlakyPool([ConnectionResetError(), ConnectionResetError()])
     with pytest.raises(ConnectionResetError):
         await reads.fetch("SELECT 1")
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 2, 1)
     # A query error is not retried, and the connection (ready again) is kept.
-    flaky = reads._pool = _FlakyPool([asyncpg.exceptions.UndefinedColumnError("no such column")])  # type: ignore[assignment]
+    flaky = reads._pool = _FlakyPool([asyncpg.exceptions.UndefinedColumnError("no such column")])
     with pytest.raises(asyncpg.exceptions.UndefinedColumnError):
         await reads.fetch("SELECT 1")
     assert (flaky.calls, flaky.terminated, flaky.expired) == (1, 0, 0)
     # A connection the server's goodbye reached while it was idle in the pool: dropped, not reused.
     flaky = reads._pool = _FlakyPool(
         [asyncpg.exceptions.InternalClientError("another operation is in progress")]
-    )  # type: ignore[assignment]
+    )
     assert await reads.fetch("SELECT 1") == ["row"]
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 1, 1)
 
@@ -241,7 +241,7 @@ async def _call_hot_path(
     state.banner_cache_control = "private, max-age=15"
     passed_on: list[str] = []
 
-    async def route(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def route(scope, receive, send) -> None:
         passed_on.append(scope["path"])
 
     class _App:

@@ -66,7 +66,7 @@ def _alert(**recall: object) -> CustomerAlert:
         severity="high",
         stop_using="Unplug it.",
         remedies=[ev.Remedy(type="refund_with_return", instructions="Pack it.")],
-        **recall,  # type: ignore[arg-type]
+        **recall,
     )
     state = ev.AlertState(
         alert_id="a-1",

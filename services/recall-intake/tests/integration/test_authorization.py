@@ -52,7 +52,7 @@ def routes(
 
 async def call_all(
     intake, headers: dict[str, str], recall_id: str, key_id: str, product_id: str, body, unique
-):  # type: ignore[no-untyped-def]
+):
     statuses: dict[str, int] = {}
     responses = {}
     for name, method, path, payload in routes(recall_id, key_id, product_id, body, unique):
@@ -63,7 +63,7 @@ async def call_all(
 
 
 @pytest.fixture
-async def world(intake, make_recall_body, unique):  # type: ignore[no-untyped-def]
+async def world(intake, make_recall_body, unique):
     """Seller A with a draft recall on its product, seller B with its own product, an operator, a
     revoked key, and a spare key for the revoke route."""
     seller_a, key_a = await intake.seller_key()

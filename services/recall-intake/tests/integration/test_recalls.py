@@ -16,7 +16,7 @@ from recall_shared.testing import read_topic
 pytestmark = pytest.mark.integration
 
 
-async def _seller(intake, unique):  # type: ignore[no-untyped-def]
+async def _seller(intake, unique):
     seller_id, key = await intake.seller_key()
     product = unique("prod")
     await intake.listing(product, [seller_id])

@@ -38,7 +38,7 @@ def test_closed_is_terminal() -> None:
 
 def test_unknown_status_is_illegal_not_a_crash() -> None:
     with pytest.raises(IllegalTransition):
-        transition("archived", "publish")  # type: ignore[arg-type]
+        transition("archived", "publish")
 
 
 def test_fingerprint_is_stable_and_ignores_key_order() -> None:

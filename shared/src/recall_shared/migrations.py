@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 def run_env(metadata: MetaData) -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:  # alembic_config() always sets it; a hand-made config might not
+        raise RuntimeError("alembic config has no sqlalchemy.url")
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True, compare_type=True)
         with context.begin_transaction():

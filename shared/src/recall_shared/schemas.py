@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             "refusing to write: these changes would break existing consumers (add a v2 event instead):",
             file=sys.stderr,
         )
-        for p in problems:
-            print(f"  - {p}", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
         return 2
     SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
     for stale in set(old) - set(fresh):

@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return 2
     SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in set(old) - set(fresh):
-        (SCHEMA_DIR / f"{stale}.json").unlink()
+    for removed in set(old) - set(fresh):
+        (SCHEMA_DIR / f"{removed}.json").unlink()
     for name, schema in fresh.items():
         (SCHEMA_DIR / f"{name}.json").write_text(_dump(schema))
     ASYNCAPI_PATH.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,7 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
         f"lamp-{run}",
     )
     alice_mail, bob_mail = f"{alice}@example.test", f"{bob}@example.test"
+    stack.run_cli(SERVICES[0], "register-seller", seller)
     seller_key = stack.run_cli(
         SERVICES[0], "issue-api-key", "--seller-id", seller, "--label", "e2e", capture=True
     ).splitlines()[-1]

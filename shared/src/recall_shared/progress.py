@@ -8,10 +8,11 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """``[#######.......]  70%  7,000/10,000  created 6,900 skipped 100  1,234/s``, redrawn in place.
+    """``[#######.......]  70%  7,000/10,000  created 6,900 skipped 100  1,234/s``, redrawn in
+    place.
 
-    With no total (a stream of unknown length) it shows the count and rate only. On a stream that is not
-    a terminal it prints a line at most every ``every_s`` seconds instead of redrawing.
+    With no total (a stream of unknown length) it shows the count and rate only. On a stream that is
+    not a terminal it prints a line at most every ``every_s`` seconds instead of redrawing.
     """
 
     def __init__(

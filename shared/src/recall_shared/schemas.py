@@ -264,12 +264,12 @@ def main(argv: list[str] | None = None) -> int:
             "refusing to write: these changes would break existing consumers (add a v2 event instead):",
             file=sys.stderr,
         )
-        for p in problems:
-            print(f"  - {p}", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
         return 2
     SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in set(old) - set(fresh):
-        (SCHEMA_DIR / f"{stale}.json").unlink()
+    for removed in set(old) - set(fresh):
+        (SCHEMA_DIR / f"{removed}.json").unlink()
     for name, schema in fresh.items():
         (SCHEMA_DIR / f"{name}.json").write_text(_dump(schema))
     ASYNCAPI_PATH.parent.mkdir(parents=True, exist_ok=True)

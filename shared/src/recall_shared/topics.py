@@ -1,7 +1,8 @@
 """The topic catalog: every topic the system uses, its key, partitions, retention and events.
 
 Topics are created by an explicit bootstrap step (``create-topics``), never by broker auto-create.
-``RECALL_ALERTS_TOPIC_PREFIX`` prefixes every physical name, so test runs or tenants can share a cluster.
+``RECALL_ALERTS_TOPIC_PREFIX`` prefixes every physical name, so test runs or tenants can share a
+cluster.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ async def test_banner_etag_cache_control_and_conditional_get(api, events, custom
 
 
 async def test_banner_etag_is_per_customer_state(api, events) -> None:
-    """Two customers with no alerts share the tag basis; the tag only depends on what the banner shows."""
+    """Two customers with no alerts share the tag basis; the tag only depends on what the banner
+    shows."""
     a, b = events.new_customer(), events.new_customer()
     await api.raise_alert(events.alert(a))
     ra = await api.client.get("/v1/me/banner", headers=api.auth(a))

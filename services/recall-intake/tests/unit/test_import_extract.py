@@ -1,10 +1,10 @@
-"""extract.py on the real strings of the regulator files in ../shared/data/recalls (quoted verbatim).
+"""extract.py on the real strings of the regulator files in tests/data/regulators (quoted verbatim).
 
-Sources (see ../shared/data/recalls/README.md):
-- openfda_res_ucm308307_enforcement_2012-06.jsonl: FDA/openfda @ 2c152208aaa02323696d904e94a1d114e66247ec :
-  openfda/res/tests/data/ucm308307.json
-- gsa_recalls_api_cpsc_2013.json: peggybustamante/python-samples @ a0e677398966b0837ce9a3335776706d87d15787 :
-  data/cpsc_recalls.json
+Sources (see tests/data/regulators/README.md):
+- openfda_res_ucm308307_enforcement_2012-06.jsonl: FDA/openfda @
+  2c152208aaa02323696d904e94a1d114e66247ec : openfda/res/tests/data/ucm308307.json
+- gsa_recalls_api_cpsc_2013.json: peggybustamante/python-samples @
+  a0e677398966b0837ce9a3335776706d87d15787 : data/cpsc_recalls.json
 - canon-event_seeds_cpsc_and_eu_safetygate_2024-2026.json: shubhL-research/canon-event @
   7ea2ef6036b62e2b9f58ffa0eb437434161821d1 : data/seeds.json
 """
@@ -65,15 +65,17 @@ def test_wrong_check_digit_is_flagged_and_the_right_code_beside_it_used() -> Non
 
 
 def test_eleven_digit_upc_is_read_without_inventing_a_digit_when_it_verifies() -> None:
-    # Smiling Hara tempeh (F-1384-2012): "UPC: 13964447019" verifies as a UPC-A whose leading zero was
-    # dropped, so that reading is taken (normalise_gtin alone would have appended a check digit).
+    # Smiling Hara tempeh (F-1384-2012): "UPC: 13964447019" verifies as a UPC-A whose leading zero
+    # was dropped, so that reading is taken (normalise_gtin alone would have appended a check
+    # digit).
     gtins, flags = x.extract_gtins(
         "Smiling Hara Handcrafted Unpasteurized Tempeh Traditional Soy, 12 oz., UPC: 13964447019",
         "d",
     )
     assert _values(gtins) == ["00013964447019"]
     assert flags[0].reason.startswith("leading_zero_restored")
-    # Evergreen "UPC# 89076725873" does not verify as written: its dropped check digit is added, and flagged.
+    # Evergreen "UPC# 89076725873" does not verify as written: its dropped check digit is added, and
+    # flagged.
     gtins, flags = x.extract_gtins(
         "Evergreen Farm Doen Jang (Soybean Paste). UPC# 89076725873. Recall # F-1343-2012", "d"
     )

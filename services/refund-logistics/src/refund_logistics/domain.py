@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from recall_shared import events as ev
+from recall_shared.remedy_states import COMPLETED_CASE_STATES
 
 # (from_state, transition) -> to_state
 TRANSITIONS: dict[tuple[str | None, str], str] = {
@@ -59,8 +60,7 @@ def refunds_due(
     return due
 
 
-# States in which the remedy was delivered (the unit is corrected); "closed" follows only from these.
-COMPLETED_STATES = frozenset({"refunded", "replacement_shipped", "repaired", "closed"})
+COMPLETED_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_shared.remedy_states)
 # The transitions that complete a remedy: their time is when the units count as corrected.
 COMPLETING_TRANSITIONS = frozenset({"issue_refund", "ship_replacement", "repair"})
 

@@ -1,7 +1,7 @@
 """One parser per source shape; each turns one raw record into an :class:`ImportedRecall` or raises
 :class:`RecordError`.
 
-Shapes (samples in ../shared/data/recalls):
+Shapes (samples in services/recall-intake/tests/data/regulators):
 
 - ``cpsc``: the CPSC Recalls REST API (``RecallID``, ``RecallNumber``, ``Products`` ...) and the normalised
   CPSC records of the canon-event seeds (``authority: "CPSC"``, ``ref``, ``model`` ...).

@@ -150,7 +150,7 @@ async def test_bad_paging_parameters_are_client_errors(api, customer_id) -> None
     assert (await api.client.get("/v1/me/alerts?cursor=abc_def", headers=h)).status_code == 422
     # Any string of that shape is a position: a page after it (here: empty).
     page = await api.client.get("/v1/me/alerts?cursor=1_x", headers=h)
-    assert page.status_code == 200 and page.json()["alerts"] == []
+    assert page.status_code == 200 and page.json()["items"] == []
     assert (await api.client.get("/v1/me/alerts?limit=0", headers=h)).status_code == 422
     assert (await api.client.get("/v1/me/alerts?limit=101", headers=h)).status_code == 422
     assert (await api.client.get("/v1/me/alerts?state=pending", headers=h)).status_code == 422

@@ -115,12 +115,19 @@ def api_routes(app: FastAPI) -> Iterator[Any]:
             yield context
 
 
+TEXT_RULE = (
+    "Every string (path, query, body, form) must be text PostgreSQL can store: no NUL character "
+    "(U+0000) and no lone surrogate; every integer fits 64 bits. Otherwise the answer is a 422 "
+    "naming the field (`error: validation_failed`)."
+)
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title,
         version=app.version,
         openapi_version=app.openapi_version,
-        description=app.description,
+        description=(app.description + "\n\n" if app.description else "") + TEXT_RULE,
         routes=app.routes,
         license_info=LICENSE,
         # Relative: the service answers wherever this document is served from.

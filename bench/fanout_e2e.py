@@ -442,7 +442,7 @@ async def run(args: argparse.Namespace) -> dict:
         progress(f"starting the five services on {args.port_base + 1}-{args.port_base + 5}")
         await asyncio.to_thread(stack.start)
         for svc in SERVICES:
-            await wait_for_group(prefix + svc.name, timeout=60)
+            await wait_for_group(prefix + svc.name, within_s=60)
         recall_id, key = await create_recall(stack, product, seller, run_id)
         picked = random.Random(n).sample(range(n - 1), min(args.banner_sample, n) - 1)
         sample = sorted(customer_id(i) for i in [*picked, n - 1])

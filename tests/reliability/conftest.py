@@ -1,5 +1,5 @@
-"""The reliability tests' system: the five services as processes on a private PostgreSQL, Kafka broker
-and SMTP sink (see private_infra.py), started once for the whole directory and stopped after it."""
+"""The reliability tests' system: the five services as processes on a private PostgreSQL, Kafka
+broker and SMTP sink (see private_infra.py), started once for the directory, stopped after it."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ MAX_ATTEMPTS = 3
 def _service_settings(prefix: str) -> dict[str, str]:
     """Per-service settings: quick enough for a CI budget, same behaviour as production."""
     return {
-        # The pause between retries while infrastructure is down is capped at 3 s instead of 30 s, so
-        # a partition resumes within seconds of PostgreSQL or Kafka coming back.
+        # The pause between retries while infrastructure is down is capped at 3 s, not 30 s, so a
+        # partition resumes within seconds of PostgreSQL or Kafka coming back.
         f"{prefix}CONSUMER_WAIT_MAX_S": "3",
         f"{prefix}CONSUMER_BACKOFF_MAX_S": "0.5",
         f"{prefix}CONSUMER_MAX_ATTEMPTS": str(MAX_ATTEMPTS),

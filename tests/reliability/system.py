@@ -1,5 +1,5 @@
-"""The running system under test and what the reliability tests do with it: feed it upstream events and
-a recall, and read back what every service applied, its readiness, metrics and dead letters."""
+"""The running system under test and what the reliability tests do with it: feed it upstream events
+and a recall, and read back what every service applied, its readiness, metrics and dead letters."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ class System:
         return out
 
     async def new_dead_letters(self, before: dict[str, list]) -> dict[str, list]:
-        """The dead letters written since ``before`` (a :meth:`dead_letters` snapshot), by service."""
+        """The dead letters written since ``before`` (a :meth:`dead_letters` snapshot)."""
         now = await self.dead_letters()
         seen = {name: {(r.partition, r.offset) for r in recs} for name, recs in before.items()}
         return {
@@ -209,14 +209,14 @@ class System:
             for name, recs in now.items()
         }
 
-    async def all_ready(self, timeout: float = 60) -> None:
+    async def all_ready(self, within: float = 60) -> None:
         async def ready() -> bool:
             for name in SERVICE_NAMES:
                 status, body = await self.readyz(name)
                 assert status == 200, f"{name}: {body}"
             return True
 
-        await eventually(ready, timeout=timeout, interval=0.5)
+        await eventually(ready, timeout=within, interval=0.5)
 
     async def alert_ids(self, cohort: Cohort) -> list[str]:
         rows = await self.query(
@@ -227,9 +227,9 @@ class System:
         return [r[0] for r in rows]
 
     async def effects(self, cohort: Cohort) -> dict[str, int]:
-        """What each service holds for the cohort's recall: every figure is the cohort's size once each
-        event was applied exactly once (rows are counted, not deduplicated, where a repeat could add one;
-        emails are counted per customer, and a mail re-sent in doubt is allowed for)."""
+        """What each service holds for the cohort's recall: every figure is the cohort's size once
+        each event was applied exactly once (rows are counted, not deduplicated, where a repeat
+        could add one; emails are counted per customer, allowing for mail re-sent in doubt)."""
         ids = await self.alert_ids(cohort)
         rid = cohort.recall_id
         mails = await self.mails_to(cohort)
@@ -272,7 +272,7 @@ class System:
             "emails less re-sends in doubt": sum(mails.values()) - resent,
         }
 
-    async def applied_once(self, cohort: Cohort, timeout: float) -> dict[str, int]:
+    async def applied_once(self, cohort: Cohort, within: float) -> dict[str, int]:
         """Wait until every service applied every event of the cohort exactly once; fail showing the
         figures that differ."""
         expected = cohort.size
@@ -284,7 +284,7 @@ class System:
             return got
 
         try:
-            return await eventually(settled, timeout=timeout, interval=1.0)
+            return await eventually(settled, timeout=within, interval=1.0)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{await self.diagnose(cohort)}") from None
 

@@ -1,6 +1,6 @@
-"""The Kafka broker restarted mid-stream: nothing lost, nothing applied twice, no dead letter, and the
-services say so quietly (readiness names Kafka; the client's repeating errors are not logged by the
-thousand)."""
+"""The Kafka broker restarted mid-stream: nothing lost, nothing applied twice, no dead letter, and
+the services say so quietly (readiness names Kafka; the client's repeating errors are not logged by
+the thousand)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ MAX_LOG_LINES_WHILE_DOWN = 400
 
 
 async def test_a_broker_restart_is_waited_out(system: System) -> None:
-    """A recall is live; orders for 1,500 of its customers stream in. A third of the way in, with alerts
-    flowing, the broker stops (SIGTERM), stays down 10 s and starts again; the rest of the orders
-    follow.
+    """A recall is live; orders for 1,500 of its customers stream in. A third of the way in, with
+    alerts flowing, the broker stops (SIGTERM), stays down 10 s and starts again; the rest of the
+    orders follow.
 
     Old behaviour caught: the matcher's order handler produces the new alert to alerts.v1 itself, so
     with the broker gone it failed, was retried 5 times over ~3 s and dead-lettered (or the letter
@@ -79,7 +79,7 @@ async def test_a_broker_restart_is_waited_out(system: System) -> None:
     noisy = {n: c for n, c in lines_while_down.items() if c > MAX_LOG_LINES_WHILE_DOWN}
     assert not noisy, f"log lines in {DOWN_S} s without a broker: {noisy}"
 
-    await system.applied_once(cohort, timeout=150)
+    await system.applied_once(cohort, within=150)
     letters = await system.new_dead_letters(letters_before)
     assert {name: len(recs) for name, recs in letters.items()} == dict.fromkeys(SERVICE_NAMES, 0)
     await system.all_ready()

@@ -1,5 +1,5 @@
-"""A service killed after its batch committed and before the Kafka offset did: the batch is redelivered
-and the inbox drops every repeat, so no effect is applied twice and none is lost."""
+"""A service killed after its batch committed and before the Kafka offset did: the batch is
+redelivered and the inbox drops every repeat, so no effect is applied twice and none is lost."""
 
 from __future__ import annotations
 
@@ -34,21 +34,21 @@ async def committed_alert_offsets(system: System) -> int:
 async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_twice(
     system: System,
 ) -> None:
-    """Orders of 2,000 customers are loaded, then their recall is published: the matcher raises 2,000
-    alerts at once and customer-api ingests them in batches. As soon as its first batch is in, the
-    broker is frozen (SIGSTOP): the batches in hand still commit to PostgreSQL, but their offset
-    commits hang. customer-api is then SIGKILLed, the broker thawed, and customer-api started again.
+    """Orders of 2,000 customers are loaded, then their recall is published: the matcher raises
+    2,000 alerts at once and customer-api ingests them in batches. As soon as its first batch is in,
+    the broker is frozen (SIGSTOP): the batches in hand still commit to PostgreSQL, but their offset
+    commits hang. customer-api is then SIGKILLed, the broker thawed, customer-api started again.
 
-    Freezing the broker holds the window between the two commits open, so the kill lands in it every
-    time (random kills during ingest only hit it now and then); the test checks it did: fewer offsets
-    were committed than alerts were applied. After the restart those alerts are redelivered and every
-    one of them must be dropped by the inbox (``events_duplicate_total`` counts exactly them), and every
-    service must end with each effect once.
+    Freezing the broker holds the window between the two commits open, so the kill lands in it
+    every time (random kills during ingest only hit it now and then); the test checks it did: fewer
+    offsets were committed than alerts applied. After the restart those alerts are redelivered and
+    every one must be dropped by the inbox (``events_duplicate_total`` counts exactly them), and
+    every service must end with each effect once.
 
-    Old behaviour: the per-record runner deduplicated redeliveries the same way; this guards the batch
-    runner's order of commits (a runner that committed offsets before its transaction would lose the
-    killed batches) and its one-statement inbox claim for a batch (one that let a redelivered batch
-    through would apply it twice, and count no duplicates).
+    Old behaviour: the per-record runner deduplicated redeliveries the same way; this guards the
+    batch runner's order of commits (one that committed offsets before its transaction would lose
+    the killed batches) and its one-statement inbox claim for a batch (one that let a redelivered
+    batch through would apply it twice, and count no duplicates).
     """
     cohort = system.cohort(CUSTOMERS)
     letters_before = await system.dead_letters()
@@ -94,7 +94,7 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
 
     started = time.monotonic()
     await asyncio.to_thread(system.stack.restart_service, "customer-api")
-    got = await system.applied_once(cohort, timeout=150)
+    got = await system.applied_once(cohort, within=150)
     assert got["customer-api alerts"] == CUSTOMERS
     duplicates = await system.metric(
         "customer-api", "events_duplicate_total", topic=system.prefix + "alerts.v1"

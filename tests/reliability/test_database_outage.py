@@ -18,14 +18,14 @@ OUTAGE_S = 30
 
 
 async def test_a_database_outage_is_waited_out(system: System) -> None:
-    """A recall is live; orders for 1,500 of its customers stream in (the matcher raises an alert per
-    order, then customer-api, the notifier, refund-logistics and the emails follow). A third of the way
-    in, with alerts flowing, PostgreSQL stops for 30 s while the rest of the orders keep arriving.
+    """A recall is live; orders for 1,500 of its customers stream in (the matcher raises an alert
+    per order, then customer-api, the notifier, refund-logistics and the emails follow). A third of
+    the way in, with alerts flowing, PostgreSQL stops for 30 s while the rest of the orders arrive.
 
     Old behaviour caught: the runner retried a record 5 times over ~3 s, then dead-lettered it and
-    committed its offset, so after the outage customers had no alert (an ``order.placed.v1`` dead-lettered
-    in purchase-matcher) or an alert but no email, dead letters sat on the topics, and every /readyz was
-    200 again while nothing retried them.
+    committed its offset, so after the outage customers had no alert (an ``order.placed.v1``
+    dead-lettered in purchase-matcher) or an alert but no email, dead letters sat on the topics,
+    and every /readyz was 200 again while nothing retried them.
     """
     cohort = system.cohort(CUSTOMERS)
     letters_before = await system.dead_letters()
@@ -79,7 +79,7 @@ async def test_a_database_outage_is_waited_out(system: System) -> None:
     matcher = during["purchase-matcher"][1]["checks"]
     assert "orders.v1[" in matcher["consumers"] and "waiting out" in matcher["consumers"], matcher
 
-    got = await system.applied_once(cohort, timeout=150)
+    got = await system.applied_once(cohort, within=150)
     assert outage >= OUTAGE_S and got["customer-api alerts"] == CUSTOMERS
 
     letters = await system.new_dead_letters(letters_before)

@@ -1,5 +1,5 @@
-"""A poison record in the middle of a batch: only it goes to the dead-letter topic, every other record of
-the batch is applied once, and the partition moves on.
+"""A poison record in the middle of a batch: only it goes to the dead-letter topic, every other
+record of the batch is applied once, and the partition moves on.
 
 This module runs last in the directory (file names sort so): its second case is expected to leave a
 partition of alerts.v1 stuck for the three alert consumers until the runner is fixed.
@@ -75,8 +75,8 @@ def one_partition_customers(run: str, n: int, partition: int = 0) -> list[str]:
 
 
 async def poison_among_valid(system: System, poison_for: str) -> None:
-    """400 valid alerts on one partition of alerts.v1, the poison in the middle; then: only the poison
-    is dead-lettered, by each alert consumer, and only after its batch was split around it."""
+    """400 valid alerts on one partition of alerts.v1, the poison in the middle; then: only the
+    poison is dead-lettered, by each alert consumer, and only after its batch was split."""
     run = uuid.uuid4().hex[:8]
     customers = one_partition_customers(run, VALID + 1)
     if poison_for == "text":
@@ -148,8 +148,8 @@ async def poison_among_valid(system: System, poison_for: str) -> None:
 
 
 async def _publish_on_partition_zero(system: System, events: list[ev.Event]) -> str:
-    """Publish in order onto partition 0, where every key of ``events`` belongs, all sent before any
-    is awaited (so they reach the consumers together); returns the poison's (the middle one's) id."""
+    """Publish in order onto partition 0, where every key of ``events`` belongs, all sent before
+    any is awaited (so they reach the consumers together); returns the middle (poison) one's id."""
     producer = create_client_producer(system.kafka.bootstrap, "reliability-poison")
     await producer.start()
     try:
@@ -190,6 +190,6 @@ async def test_a_poison_record_is_isolated_from_its_batch(system: System) -> Non
     "batch is waited out forever instead of bisected, and the partition stops. Lead to fix.",
 )
 async def test_a_record_the_driver_cannot_encode_is_isolated_too(system: System) -> None:
-    """The same with a poison the database driver refuses before sending it: an alert_version of 2**31
-    (a valid 64-bit integer; the columns are 32-bit). It must be dead-lettered, not waited on."""
+    """The same with a poison the database driver refuses before sending it: alert_version 2**31 (a
+    valid 64-bit integer; the columns are 32-bit). It must be dead-lettered, not waited on."""
     await poison_among_valid(system, "int32")

@@ -119,6 +119,24 @@ class System:
             seller_id=self.seller_id,
         )
 
+    async def contacts_known(self, cohort: Cohort) -> None:
+        """Publish the cohort's contacts and wait until the notifier holds them all.
+
+        Tests that are about the consumer runner start from here: while a contact and an alert for
+        the same customer are applied at the same moment (customers.v1 and alerts.v1 are worked in
+        parallel), the notifier can leave the notice waiting for a contact it already has."""
+        await self.publish(cohort.contacts())
+
+        async def known() -> bool:
+            n = await self.scalar(
+                "notifier",
+                "SELECT count(*) FROM contacts WHERE customer_id = ANY($1)",
+                cohort.customer_ids,
+            )
+            return n == cohort.size
+
+        await eventually(known, timeout=60, interval=0.5)
+
     async def publish_recall(self, cohort: Cohort) -> str:
         """The seller creates and publishes the cohort's recall at recall-intake; returns its id."""
         await self.publish(

@@ -33,7 +33,7 @@ async def test_a_broker_restart_is_waited_out(system: System) -> None:
     """
     cohort = system.cohort(CUSTOMERS)
     letters_before = await system.dead_letters()
-    await system.publish(cohort.contacts())
+    await system.contacts_known(cohort)
     recall_id = await system.publish_recall(cohort)
 
     async def matcher_knows_recall() -> bool:

@@ -32,7 +32,7 @@ async def test_a_database_outage_is_waited_out(system: System) -> None:
     waits_before = await system.metric(
         "purchase-matcher", "consumer_infrastructure_waits_total", cause="database"
     )
-    await system.publish(cohort.contacts())
+    await system.contacts_known(cohort)
     recall_id = await system.publish_recall(cohort)
 
     async def matcher_knows_recall() -> bool:

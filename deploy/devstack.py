@@ -212,6 +212,31 @@ class Stack:
                 f"not ready within {timeout}s: {', '.join(sorted(pending))}; last: {last}"
             )
 
+    def restart_service(self, name: str, timeout: float = 60.0) -> None:
+        """Start one service again after its process ended (a crash test); wait until ready."""
+        svc = next(s for s in SERVICES if s.name == name)
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {old.pid})")
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[name] = proc = subprocess.Popen(
+            [PYTHON, "-m", svc.package, "serve"],
+            env=self.service_env(svc),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass  # not listening yet
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} not ready after a restart; see {self.log_dir / name}.log")
+
     def stop(self, timeout: float = 20.0) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:

@@ -319,3 +319,34 @@ def next_version(previous: Previous | None, draft: AlertDraft) -> int:
     if previous.status != "open" or previous.fingerprint != draft.fingerprint:
         return previous.alert_version + 1
     return previous.alert_version
+
+
+class Announced(NamedTuple):
+    """A new alert a pass announced (sent straight to alerts.v1 as alert version 1) whose row was never
+    committed: its pass failed or was abandoned after sending. Consumers may hold it, or may never have
+    received it."""
+
+    fingerprint: str
+    tier: str
+    recall_version: int
+
+    @property
+    def previous(self) -> Previous:
+        return Previous(1, "open", self.fingerprint, self.recall_version)
+
+
+CatchUp = Literal["resend", "update", "withdraw"]
+
+
+def catch_up(announced: Announced, draft: AlertDraft | None, recall_version: int) -> CatchUp:
+    """What a later pass sends about an announced alert so every consumer ends with what is true now.
+
+    Nothing of the customer's is reached any more: withdraw it (a consumer that never got it ignores the
+    withdrawal). The same content: send the same event again, under the same id (a consumer that has it
+    drops the repeat, one that never got it takes it). Anything else: an update under a new event id
+    (``next_version`` of ``announced.previous``), which replaces what the first attempt sent."""
+    if draft is None:
+        return "withdraw"
+    if decide(announced.previous, draft, recall_version) == "none":
+        return "resend"
+    return "update"

@@ -15,15 +15,18 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import and_, delete, exists, false, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from purchase_matcher.domain import (
     ALERT_NAMESPACE,
     AlertDraft,
+    Announced,
+    alert_id_for,
     Line,
     Previous,
     alert_event_body,
     build_alert,
+    catch_up,
     decide,
     line_identifiers,
     line_tier,
@@ -116,6 +119,42 @@ _INSERT_NEW = (
     f"INSERT INTO alerts ({', '.join(_NEW_ALERT_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i + 1}' for i in range(len(_NEW_ALERT_COLUMNS)))})"
 )
+_ANNOUNCE = (
+    "INSERT INTO alert_announcements (recall_id, recall_version, pass_id, customer_ids, fingerprints, "
+    "tiers) VALUES ($1, $2, $3, $4::text[], $5::text[], $6::text[])"
+)
+# Announced alerts without a row: sent by a pass that never committed. The latest entry per customer wins.
+_PENDING_ANNOUNCEMENTS = (
+    "SELECT c.customer_id, c.fingerprint, c.tier, a.recall_version FROM alert_announcements a "
+    "CROSS JOIN LATERAL unnest(a.customer_ids, a.fingerprints, a.tiers) AS c(customer_id, fingerprint, tier) "
+    "WHERE a.recall_id = $1 AND ($2::text[] IS NULL OR c.customer_id = ANY($2::text[])) "
+    "AND NOT EXISTS (SELECT 1 FROM alerts al WHERE al.recall_id = a.recall_id "
+    "AND al.customer_id = c.customer_id) ORDER BY a.announcement_id"
+)
+WITHDRAWN_REASON = "Your purchase is no longer within the scope of this recall."
+
+
+async def pending_announcements(
+    conn: asyncpg.Connection, recall_id: str, customer_ids: list[str] | None
+) -> dict[str, Announced]:
+    """Alerts of ``recall_id`` (of these customers, or all) that consumers may hold without a row here."""
+    rows = await conn.fetch(_PENDING_ANNOUNCEMENTS, recall_id, customer_ids)
+    return {r[0]: Announced(r[1], r[2], r[3]) for r in rows}
+
+
+def withdrawal(
+    alert_id: str, alert_version: int, customer_id: str, recall: ev.RecallSnapshot
+) -> tuple[ev.Event, str]:
+    """An alert.withdrawn.v1 event and its deterministic id."""
+    withdrawn = ev.AlertWithdrawn(
+        alert_id=alert_id,
+        alert_version=alert_version,
+        customer_id=customer_id,
+        recall_id=recall.recall_id,
+        recall_version=recall.version,
+        reason=WITHDRAWN_REASON,
+    )
+    return withdrawn, f"{alert_id}:{alert_version}:{withdrawn.event_type}"
 
 
 def matching_lines_sql(recall: ev.RecallSnapshot, only_customers: bool) -> tuple[str, list] | None:
@@ -150,11 +189,17 @@ async def _fetch_chunks(conn: asyncpg.Connection, sql: str, params: list) -> Asy
         yield rows
 
 
+def _engine_of(session: AsyncSession) -> AsyncEngine:
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the matcher's sessions are bound to an engine")
+    return engine
+
+
 async def _read_on_own_connection(
     session: AsyncSession, sql: str, params: list, work_mem: str | None
 ) -> AsyncIterator[list]:
-    engine = session.bind
-    async with engine.connect() as reader:  # type: ignore[union-attr]
+    async with _engine_of(session).connect() as reader:
         await reader.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         if work_mem:
             await reader.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
@@ -205,8 +250,11 @@ async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[A
 class _Pass:
     """One reconcile pass of one recall: shared encodings, counts, and the stream of new alerts."""
 
-    def __init__(self, matcher: Matcher, recall: ev.RecallSnapshot, env: Envelope) -> None:
+    def __init__(
+        self, matcher: Matcher, recall: ev.RecallSnapshot, env: Envelope, engine: AsyncEngine
+    ) -> None:
         self.recall = recall
+        self.engine = engine
         self.id = str(uuid.uuid4())
         self.started = time.perf_counter()
         self.started_cpu = time.process_time()
@@ -219,6 +267,12 @@ class _Pass:
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
         self.matcher = matcher
         self.sender: KeyedBatchSender | None = None
+        # Alerts earlier passes announced without committing their rows (Matcher.reconcile loads them).
+        self.announced: dict[str, Announced] = {}
+        # The announcements' own connection (autocommit), and the batch whose announcement is being written.
+        self.announcer: AsyncConnection | None = None
+        self.announcing: tuple[asyncio.Future, list[AlertDraft]] | None = None
+        self.announced_batches = 0
         self.writing: asyncio.Task | None = (
             None  # the previous batch's COPY, running while the next is built
         )
@@ -244,6 +298,12 @@ class _Pass:
 
     async def abandon(self) -> None:
         """The pass failed: stop the pending COPY (the transaction rolls back) and drop unsent batches."""
+        if self.announcing is not None:
+            announcing, self.announcing = self.announcing[0], None
+            announcing.cancel()
+            await asyncio.wait([announcing])
+            if not announcing.cancelled():
+                announcing.exception()
         if self.writing is not None:
             writing, self.writing = self.writing, None
             writing.cancel()
@@ -254,6 +314,45 @@ class _Pass:
                 writing.exception()  # retrieved, so asyncio does not log it as lost
         if self.sender is not None:
             await self.sender.abandon()
+
+    async def raise_new(self, drafts: list[AlertDraft]) -> None:
+        """Brand-new alerts go straight to alerts.v1, each batch only once its announcement is committed.
+
+        The announcement of this batch is written in the background while the next batch is built; the
+        previous batch, announced by now, is sent first."""
+        await self._send_announced()
+        if drafts:
+            self.announcing = (asyncio.ensure_future(self._announce(drafts)), drafts)
+            self.announced_batches += 1
+
+    async def _announce(self, drafts: list[AlertDraft]) -> None:
+        if self.announcer is None:
+            self.announcer = await self.engine.connect()
+        raw = await self.announcer.get_raw_connection()
+        # Straight on the driver, outside any transaction: the row commits by itself, before the send.
+        await raw.driver_connection.execute(  # type: ignore[union-attr]
+            _ANNOUNCE,
+            self.recall.recall_id,
+            self.recall.version,
+            self.id,
+            [d.customer_id for d in drafts],
+            [d.fingerprint for d in drafts],
+            [d.tier for d in drafts],
+        )
+
+    async def _send_announced(self) -> None:
+        if self.announcing is None:
+            return
+        announcing, drafts = self.announcing
+        await announcing
+        self.announcing = None
+        for draft in drafts:
+            await self.stream_raised(draft)
+
+    async def close(self) -> None:
+        if self.announcer is not None:
+            announcer, self.announcer = self.announcer, None
+            await announcer.close()
 
     async def stream_raised(self, draft: AlertDraft) -> None:
         """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is safe)."""
@@ -276,9 +375,28 @@ class _Pass:
         )
 
     async def flush(self) -> None:
+        await self._send_announced()
         await self.settle_writes()
         if self.sender is not None:
             await self.sender.flush()
+
+
+def _open_row(run: _Pass, draft: AlertDraft, alert_version: int) -> tuple:
+    """A new open alert row (columns ``_NEW_ALERT_COLUMNS``), stamped with the pass."""
+    return (
+        draft.alert_id,
+        draft.customer_id,
+        run.recall.recall_id,
+        run.recall.version,
+        alert_version,
+        "open",
+        draft.tier,
+        draft.fingerprint,
+        len(draft.affected),
+        draft.units,
+        run.id,
+        run.now,
+    )
 
 
 class Matcher:
@@ -335,40 +453,45 @@ class Matcher:
             .where(ActiveRecall.recall_id == recall.recall_id)
             .with_for_update(read=only is not None)
         )
-        run = _Pass(self, recall, env)
+        run = _Pass(self, recall, env, _engine_of(session))
+        conn = await _driver_connection(session)
+        run.announced = await pending_announcements(conn, recall.recall_id, only)
         query = matching_lines_sql(recall, only is not None)
-        if query is not None:
-            # A recall without any alert yet (a publication) needs no per-batch lookup of existing ones.
-            fresh = only is None and not await session.scalar(
-                select(exists().where(Alert.recall_id == recall.recall_id))
-            )
-            conn = await _driver_connection(session)
-            sql, params = query
-            if only is not None:
-                params.append(only)
-            try:
-                if (
-                    only is not None
-                ):  # one customer's re-check: a few rows, all on the transaction's connection
-                    await self._stream(
-                        session,
-                        conn,
-                        run,
-                        _fetch_chunks(conn, sql, params),
-                        fresh,
-                        background=False,
-                    )
+        try:
+            if query is not None:
+                # A recall without any alert yet (a publication) needs no per-batch lookup of existing ones.
+                fresh = only is None and not await session.scalar(
+                    select(exists().where(Alert.recall_id == recall.recall_id))
+                )
+                sql, params = query
+                if only is not None:
+                    # One customer's re-check: a few rows, all on the transaction's connection.
+                    params.append(only)
+                    chunks = _fetch_chunks(conn, sql, params)
+                    await self._stream(session, conn, run, chunks, fresh, background=False)
                 else:
-                    # A whole recall: lines are read on a second connection (its own read-only snapshot) ahead of
-                    # the writer, so PostgreSQL reads, PostgreSQL writes and this process's encoding overlap.
-                    async with _ahead(
-                        _read_on_own_connection(session, sql, params, self.reader_work_mem)
-                    ) as chunks:
+                    # A whole recall: lines are read on a second connection (its own read-only snapshot)
+                    # ahead of the writer, so PostgreSQL reads, PostgreSQL writes and this process's
+                    # encoding overlap.
+                    reading = _read_on_own_connection(session, sql, params, self.reader_work_mem)
+                    async with _ahead(reading) as chunks:
                         await self._stream(session, conn, run, chunks, fresh, background=True)
-                await run.flush()
-            except BaseException:
-                await run.abandon()
-                raise
+            if run.announced:  # announced customers none of whose lines the recall reaches any more
+                await self._catch_up_unseen(session, conn, run)
+            await run.flush()
+        except BaseException:
+            await run.abandon()
+            raise
+        finally:
+            await run.close()
+        # Every announcement settled by this pass is settled when it commits (each such customer has a
+        # row by then); a whole pass settles its recall's, a re-check those of its customers.
+        if only is None:
+            await conn.execute(
+                "DELETE FROM alert_announcements WHERE recall_id = $1", recall.recall_id
+            )
+        elif run.announced_batches:
+            await conn.execute("DELETE FROM alert_announcements WHERE pass_id = $1", run.id)
         stale = select(Alert).where(
             Alert.recall_id == recall.recall_id,
             Alert.status == "open",
@@ -447,8 +570,16 @@ class Matcher:
         changed_rows: list[tuple] = []
         unchanged: list[str] = []
         events: list[tuple[ev.Event, str | None]] = []
+        raised: list[AlertDraft] = []
         for customer_id, lines in batch.items():
             row = existing.get(customer_id)
+            if row is None and run.announced:
+                announced = run.announced.pop(customer_id, None)
+                if announced is not None:
+                    draft = build_alert(recall, customer_id, lines)
+                    if self._catch_up(run, customer_id, announced, draft, new_rows, events):
+                        raised.append(draft)  # type: ignore[arg-type]
+                    continue
             prev = (
                 Previous(
                     row["alert_version"], row["status"], row["fingerprint"], row["recall_version"]
@@ -469,23 +600,8 @@ class Matcher:
             version = next_version(prev, draft)
             units = draft.units
             if prev is None:
-                await run.stream_raised(draft)
-                new_rows.append(
-                    (
-                        draft.alert_id,
-                        customer_id,
-                        recall.recall_id,
-                        recall.version,
-                        version,
-                        "open",
-                        draft.tier,
-                        draft.fingerprint,
-                        len(draft.affected),
-                        units,
-                        run.id,
-                        run.now,
-                    )
-                )
+                raised.append(draft)
+                new_rows.append(_open_row(run, draft, version))
                 continue
             changed_rows.append(
                 (
@@ -522,6 +638,68 @@ class Matcher:
             await self.outbox.add_many(session, events, causation_id=run.causation_id)
         if new_rows:
             await run.write_new(conn, new_rows, background)
+        await run.raise_new(raised)
+
+    def _catch_up(
+        self,
+        run: _Pass,
+        customer_id: str,
+        announced: Announced,
+        draft: AlertDraft | None,
+        new_rows: list[tuple],
+        events: list[tuple[ev.Event, str | None]],
+    ) -> bool:
+        """An alert an earlier pass announced without committing its row: bring consumers in line with
+        ``draft`` (domain.catch_up) and give it its row. True when it is to be sent again as announced."""
+        recall = run.recall
+        action = catch_up(announced, draft, recall.version)
+        if action == "withdraw":
+            alert_id = alert_id_for(recall.recall_id, customer_id)
+            new_rows.append(
+                (
+                    alert_id,
+                    customer_id,
+                    recall.recall_id,
+                    recall.version,
+                    2,
+                    "withdrawn",
+                    announced.tier,
+                    announced.fingerprint,
+                    0,
+                    0,
+                    run.id,
+                    run.now,
+                )
+            )
+            events.append(withdrawal(alert_id, 2, customer_id, recall))
+            run.counts["withdraw"] += 1
+            return False
+        assert draft is not None
+        if action == "resend":
+            new_rows.append(_open_row(run, draft, 1))
+            run.counts["raise"] += 1
+            return True
+        version = next_version(announced.previous, draft)
+        new_rows.append(_open_row(run, draft, version))
+        state = ev.AlertState.model_validate(draft.document(version))
+        updated = ev.AlertUpdated(alert=state)
+        events.append(
+            (updated, f"{state.alert_id}:{version}:{recall.version}:{updated.event_type}")
+        )
+        run.counts["update"] += 1
+        return False
+
+    async def _catch_up_unseen(
+        self, session: AsyncSession, conn: asyncpg.Connection, run: _Pass
+    ) -> None:
+        """Announced alerts of customers the recall's lines no longer reach at all: withdrawn."""
+        new_rows: list[tuple] = []
+        events: list[tuple[ev.Event, str | None]] = []
+        for customer_id, announced in sorted(run.announced.items()):
+            self._catch_up(run, customer_id, announced, None, new_rows, events)
+        run.announced = {}
+        await run.write_new(conn, new_rows, background=False)
+        await self.outbox.add_many(session, events, causation_id=run.causation_id)
 
     async def _withdraw(
         self,
@@ -537,15 +715,7 @@ class Matcher:
             row.alert_version += 1
             row.recall_version = recall.version
             row.reconcile_pass = pass_id
-            withdrawn = ev.AlertWithdrawn(
-                alert_id=row.alert_id,
-                alert_version=row.alert_version,
-                customer_id=row.customer_id,
-                recall_id=recall.recall_id,
-                recall_version=recall.version,
-                reason="Your purchase is no longer within the scope of this recall.",
-            )
-            events.append((withdrawn, f"{row.alert_id}:{row.alert_version}:{withdrawn.event_type}"))
+            events.append(withdrawal(row.alert_id, row.alert_version, row.customer_id, recall))
         await session.flush()
         await self.outbox.add_many(session, events, causation_id=env.id)
 
@@ -618,6 +788,48 @@ class Matcher:
                 )
                 events.append((closed, f"{alert_id}:{closed.event_type}"))
             await self.outbox.add_many(session, events, causation_id=env.id)
+        await self._close_announced(session, event, env)
+
+    async def _close_announced(
+        self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
+    ) -> None:
+        """Alerts a failed pass announced without a row are closed too (consumers may hold them open);
+        they get their row, and the recall's announcements are settled."""
+        snap = event.recall
+        conn = await _driver_connection(session)
+        pending = await pending_announcements(conn, snap.recall_id, None)
+        rows: list[tuple] = []
+        events: list[tuple[ev.Event, str | None]] = []
+        now = datetime.now(UTC)
+        for customer_id, announced in sorted(pending.items()):
+            alert_id = alert_id_for(snap.recall_id, customer_id)
+            rows.append(
+                (
+                    alert_id,
+                    customer_id,
+                    snap.recall_id,
+                    announced.recall_version,
+                    1,
+                    "closed",
+                    announced.tier,
+                    announced.fingerprint,
+                    0,
+                    0,
+                    None,
+                    now,
+                )
+            )
+            closed = ev.AlertClosed(
+                alert_id=alert_id,
+                customer_id=customer_id,
+                recall_id=snap.recall_id,
+                closed_at=event.closed_at,
+            )
+            events.append((closed, f"{alert_id}:{closed.event_type}"))
+        if rows:
+            await conn.executemany(_INSERT_NEW, rows)
+            await self.outbox.add_many(session, events, causation_id=env.id)
+        await conn.execute("DELETE FROM alert_announcements WHERE recall_id = $1", snap.recall_id)
 
     # ------------------------------------------------------------------ orders.v1
 

@@ -5,8 +5,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from recall_shared.api_keys import SellerKeyColumns
@@ -102,6 +114,29 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_alerts_customer_id", "customer_id"),)
+
+
+class AlertAnnouncement(Base):
+    """New alerts a reconcile pass is about to send straight to alerts.v1, one row per batch of customers,
+    committed on a connection of its own before the batch goes out (their alert rows commit only after
+    every acknowledgement). An entry whose (recall, customer) has no alert row is an alert consumers may
+    hold that the database does not: the next pass of that recall or customer brings them in line
+    (domain.catch_up). A whole-recall pass deletes its recall's rows as it commits; a re-check its own."""
+
+    __tablename__ = "alert_announcements"
+    announcement_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(String(64))
+    recall_version: Mapped[int] = mapped_column(Integer)
+    pass_id: Mapped[str] = mapped_column(String(36))
+    # Parallel arrays, one entry per customer: what alert version 1 said (scope fingerprint and tier).
+    customer_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    fingerprints: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    tiers: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    announced_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (Index("ix_alert_announcements_recall_id", "recall_id"),)
 
 
 class BackfillCursor(Base):

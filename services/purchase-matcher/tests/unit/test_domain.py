@@ -13,11 +13,13 @@ import pytest
 from purchase_matcher.domain import (
     ALERT_NAMESPACE,
     AlertDraft,
+    Announced,
     Line,
     Previous,
     alert_event_body,
     alert_id_for,
     build_alert,
+    catch_up,
     decide,
     line_tier,
     model_key,
@@ -352,3 +354,32 @@ def test_event_body_is_exactly_what_the_model_would_write(
     # the same JSON, field for field, as pydantic writes it, and it reads back to the same event
     assert orjson.loads(body) == orjson.loads(expected.model_dump_json())
     assert ev.AlertRaised.model_validate_json(body) == expected
+
+
+# --------------------------------------------------------------------------- catch_up (announced, no row)
+
+
+def test_an_announced_alert_nothing_reaches_any_more_is_withdrawn() -> None:
+    announced = Announced(draft_for(line()).fingerprint, "confirmed", 1)
+    assert catch_up(announced, None, 1) == "withdraw"
+
+
+def test_an_announced_alert_with_the_same_content_is_sent_again_as_it_was() -> None:
+    d = draft_for(line())
+    assert catch_up(Announced(d.fingerprint, d.tier, 1), d, 1) == "resend"
+
+
+def test_an_announced_alert_whose_content_changed_is_updated_under_a_new_version() -> None:
+    announced = Announced(draft_for(line(quantity=2)).fingerprint, "confirmed", 1)
+    returned = draft_for(line()._replace(quantity=2, returned_quantity=1))
+    assert catch_up(announced, returned, 1) == "update"
+    assert next_version(announced.previous, returned) == 2
+
+
+def test_an_announced_alert_of_an_older_recall_version_is_updated_in_the_same_alert_version() -> (
+    None
+):
+    d = draft_for(line(), version=2)
+    announced = Announced(d.fingerprint, d.tier, 1)
+    assert catch_up(announced, d, 2) == "update"
+    assert next_version(announced.previous, d) == 1  # the event id differs by recall version

@@ -50,7 +50,7 @@ class LineRefund:
 def refunds_due(
     lines: list[ev.AffectedLine], already_refunded: dict[str, Decimal]
 ) -> list[LineRefund]:
-    """The price paid for the affected units, per line, less what was already refunded ; never
+    """The price paid for the affected units, per line, less what was already refunded; never
     more."""
     due = []
     for line in lines:
@@ -82,8 +82,8 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        """``YYYY-MM`` in ASCII digits, a month from 2000-01 to 9998-12; otherwise ValueError, naming
-        the text."""
+        """``YYYY-MM`` in ASCII digits, a month from 2000-01 to 9998-12; otherwise a ValueError
+        naming the text."""
         year_s, _, month_s = text.partition("-")
         if not (
             len(year_s) == 4

@@ -350,3 +350,66 @@ def catch_up(announced: Announced, draft: AlertDraft | None, recall_version: int
     if decide(announced.previous, draft, recall_version) == "none":
         return "resend"
     return "update"
+
+
+# --------------------------------------------------------------------------- order facts that contradict
+
+
+class LineUnits(NamedTuple):
+    """What the purchase index knows of a line, enough to tell whether a return or cancellation fits."""
+
+    line_id: str
+    order_id: str
+    customer_id: str
+    quantity: int
+    returned_quantity: int
+    cancelled: bool
+
+    @property
+    def remaining(self) -> int:
+        return 0 if self.cancelled else max(self.quantity - self.returned_quantity, 0)
+
+
+def _not_theirs(line: LineUnits, order_id: str, customer_id: str) -> str | None:
+    if line.order_id != order_id:
+        return f"line {line.line_id!r} is on order {line.order_id!r}, not {order_id!r}"
+    if line.customer_id != customer_id:
+        return f"line {line.line_id!r} belongs to another customer than {customer_id!r}"
+    return None
+
+
+def return_refusal(
+    line: LineUnits | None, order_id: str, customer_id: str, quantity: int
+) -> str | None:
+    """Why a return of ``quantity`` units of ``line`` cannot be true, or None when it can.
+
+    A line the index does not know is accepted (nothing contradicts it; the order may predate the
+    index). Refused: a line of another order or customer, and more units than remain with the customer
+    (the line's quantity less earlier returns; none once cancelled)."""
+    if line is None:
+        return None
+    if reason := _not_theirs(line, order_id, customer_id):
+        return reason
+    if quantity > line.remaining:
+        held = (
+            "it was cancelled" if line.cancelled else f"{line.remaining} of {line.quantity} remain"
+        )
+        return f"return of {quantity} units of line {line.line_id!r}, but {held}"
+    return None
+
+
+def cancellation_refusal(
+    lines: Iterable[LineUnits], order_id: str, customer_id: str, line_ids: list[str] | None
+) -> str | None:
+    """Why a cancellation (of ``line_ids``, or of the whole order when None) cannot be true, or None.
+
+    ``lines`` are the known lines among those named (or of the order). Refused: a line of another order
+    or customer, and a named line already returned in full (nothing remains to cancel). Cancelling a
+    line again is a repeat, not a contradiction; a whole-order cancellation leaves fully returned lines
+    as they are; unknown lines are accepted as for returns."""
+    for line in lines:
+        if reason := _not_theirs(line, order_id, customer_id):
+            return reason
+        if line_ids is not None and not line.cancelled and line.remaining == 0:
+            return f"cancellation of line {line.line_id!r}, but all {line.quantity} units were returned"
+    return None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import and_, delete, exists, false, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -23,9 +23,11 @@ from purchase_matcher.domain import (
     Announced,
     alert_id_for,
     Line,
+    LineUnits,
     Previous,
     alert_event_body,
     build_alert,
+    cancellation_refusal,
     catch_up,
     decide,
     line_identifiers,
@@ -33,10 +35,12 @@ from purchase_matcher.domain import (
     model_key,
     next_version,
     recall_identifiers,
+    return_refusal,
 )
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, FanOutHeaders
+from recall_shared.handlers import PermanentError
 from recall_shared.identifiers import normalise_gtin
 from recall_shared.kafka import KeyedBatchSender
 from recall_shared.logging import current_correlation_id
@@ -121,16 +125,20 @@ _INSERT_NEW = (
 )
 _ANNOUNCE = (
     "INSERT INTO alert_announcements (recall_id, recall_version, pass_id, customer_ids, fingerprints, "
-    "tiers) VALUES ($1, $2, $3, $4::text[], $5::text[], $6::text[])"
+    "tiers) VALUES ($1, $2, $3, $4::text[], $5, $6)"
 )
 # Announced alerts without a row: sent by a pass that never committed. The latest entry per customer wins.
 _PENDING_ANNOUNCEMENTS = (
-    "SELECT c.customer_id, c.fingerprint, c.tier, a.recall_version FROM alert_announcements a "
-    "CROSS JOIN LATERAL unnest(a.customer_ids, a.fingerprints, a.tiers) AS c(customer_id, fingerprint, tier) "
-    "WHERE a.recall_id = $1 AND ($2::text[] IS NULL OR c.customer_id = ANY($2::text[])) "
+    "SELECT a.customer_ids[i], encode(substring(a.fingerprints FROM i * 32 - 31 FOR 32), 'hex'), "
+    "substr(a.tiers, i, 1), a.recall_version FROM alert_announcements a "
+    "CROSS JOIN LATERAL generate_subscripts(a.customer_ids, 1) AS i "
+    "WHERE a.recall_id = $1 AND ($2::text[] IS NULL OR a.customer_ids[i] = ANY($2::text[])) "
     "AND NOT EXISTS (SELECT 1 FROM alerts al WHERE al.recall_id = a.recall_id "
-    "AND al.customer_id = c.customer_id) ORDER BY a.announcement_id"
+    "AND al.customer_id = a.customer_ids[i]) ORDER BY a.announcement_id"
 )
+# An announcement's tiers, one letter each.
+_TIER_LETTER = {"confirmed": "c", "possibly_affected": "p"}
+_TIER_OF_LETTER = {letter: tier for tier, letter in _TIER_LETTER.items()}
 WITHDRAWN_REASON = "Your purchase is no longer within the scope of this recall."
 
 
@@ -139,7 +147,7 @@ async def pending_announcements(
 ) -> dict[str, Announced]:
     """Alerts of ``recall_id`` (of these customers, or all) that consumers may hold without a row here."""
     rows = await conn.fetch(_PENDING_ANNOUNCEMENTS, recall_id, customer_ids)
-    return {r[0]: Announced(r[1], r[2], r[3]) for r in rows}
+    return {r[0]: Announced(r[1], _TIER_OF_LETTER[r[2]], r[3]) for r in rows}
 
 
 def withdrawal(
@@ -336,8 +344,8 @@ class _Pass:
             self.recall.version,
             self.id,
             [d.customer_id for d in drafts],
-            [d.fingerprint for d in drafts],
-            [d.tier for d in drafts],
+            bytes.fromhex("".join(d.fingerprint for d in drafts)),
+            "".join(_TIER_LETTER[d.tier] for d in drafts),
         )
 
     async def _send_announced(self) -> None:
@@ -936,9 +944,26 @@ class Matcher:
             )
         await self._changed(session, event.customer_id, [event.line_id], env)
 
+    async def _line_units(
+        self, session: AsyncSession, where: ColumnElement[bool]
+    ) -> list[LineUnits]:
+        """The lines ``where`` selects, locked: a return or cancellation is checked against them."""
+        columns = [getattr(PurchaseLine, f) for f in LineUnits._fields]
+        rows = await session.execute(select(*columns).where(where).with_for_update())
+        return [LineUnits(*r) for r in rows]
+
     async def on_order_cancelled(
         self, session: AsyncSession, event: ev.OrderCancelled, env: Envelope
     ) -> None:
+        named = (
+            PurchaseLine.order_id == event.order_id
+            if event.line_ids is None
+            else PurchaseLine.line_id.in_(event.line_ids)
+        )
+        known = await self._line_units(session, named)
+        reason = cancellation_refusal(known, event.order_id, event.customer_id, event.line_ids)
+        if reason:
+            raise PermanentError(reason)
         stmt = update(PurchaseLine).where(PurchaseLine.order_id == event.order_id)
         if event.line_ids is not None:
             stmt = stmt.where(PurchaseLine.line_id.in_(event.line_ids))
@@ -948,6 +973,12 @@ class Matcher:
     async def on_line_returned(
         self, session: AsyncSession, event: ev.OrderLineReturned, env: Envelope
     ) -> None:
+        known = await self._line_units(session, PurchaseLine.line_id == event.line_id)
+        reason = return_refusal(
+            known[0] if known else None, event.order_id, event.customer_id, event.quantity
+        )
+        if reason:
+            raise PermanentError(reason)
         await session.execute(
             update(PurchaseLine)
             .where(PurchaseLine.line_id == event.line_id)

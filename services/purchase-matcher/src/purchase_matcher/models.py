@@ -13,6 +13,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -128,10 +129,11 @@ class AlertAnnouncement(Base):
     recall_id: Mapped[str] = mapped_column(String(64))
     recall_version: Mapped[int] = mapped_column(Integer)
     pass_id: Mapped[str] = mapped_column(String(36))
-    # Parallel arrays, one entry per customer: what alert version 1 said (scope fingerprint and tier).
+    # One entry per customer, in the same order: what its alert version 1 said. Packed (a fingerprint
+    # as its 32 bytes, a tier as one letter, c or p) so that announcing costs the fast path little.
     customer_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    fingerprints: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    tiers: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    fingerprints: Mapped[bytes] = mapped_column(LargeBinary)
+    tiers: Mapped[str] = mapped_column(Text)
     announced_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -403,6 +403,57 @@ async def test_returns_and_cancellations_after_the_alert_update_or_withdraw_it(
     )
 
 
+async def test_a_return_or_cancellation_the_line_cannot_hold_is_dead_lettered_unapplied(
+    matcher, build
+) -> None:
+    """Returning 99 units of a line of 1, or cancelling a line already returned in full, contradicts
+    what the index knows: the event is dead-lettered as rejected, with the reason, and changes nothing
+    (the alert stays open). A fitting return after it is applied as usual."""
+    rid = build.new_id("rc")
+    product = build.new_id("p")
+    one, two = build.new_id("one"), build.new_id("two")
+    one_order, two_order = build.order(one, product), build.order(two, product, quantity=2)
+    await matcher.send_and_settle(one_order, two_order)
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[product])))
+    )
+    first = await matcher.alerts()
+    now = datetime.now(UTC)
+    two_line = two_order.lines[0].line_id
+    too_many = ev.OrderLineReturned(
+        order_id=one_order.order_id,
+        customer_id=one,
+        line_id=one_order.lines[0].line_id,
+        quantity=99,
+        returned_at=now,
+    )
+    returned = ev.OrderLineReturned(
+        order_id=two_order.order_id, customer_id=two, line_id=two_line, quantity=2, returned_at=now
+    )
+    cancel_returned = ev.OrderCancelled(
+        order_id=two_order.order_id, customer_id=two, line_ids=[two_line], cancelled_at=now
+    )
+    ids = await matcher.send_and_settle(too_many, returned, cancel_returned)
+    matcher.expected_dead_letters = {ids[0], ids[2]}
+    letters = await matcher.dead_letters()
+    reasons = {
+        dict(r.headers)["ce_id"].decode(): dict(r.headers)["dlq_error"].decode() for r in letters
+    }
+    assert set(reasons) == {ids[0], ids[2]}
+    assert {dict(r.headers)["dlq_reason"] for r in letters} == {b"rejected"}
+    assert "return of 99 units" in reasons[ids[0]] and "1 of 1 remain" in reasons[ids[0]]
+    assert "all 2 units were returned" in reasons[ids[2]]
+    assert (
+        await matcher.scalar(
+            "SELECT returned_quantity FROM purchase_lines WHERE line_id = :l",
+            l=one_order.lines[0].line_id,
+        )
+        == 0
+    )
+    new = {r.key: r.type for r in await matcher.alerts_after(first)}
+    assert new == {two: "alert.withdrawn.v1"}  # only the return that fits took effect
+
+
 async def test_matches_endpoint_reports_counts(matcher, build) -> None:
     rid = build.new_id("rc")
     p1, p2 = build.new_id("p1"), build.new_id("p2")

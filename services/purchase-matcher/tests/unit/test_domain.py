@@ -15,15 +15,18 @@ from purchase_matcher.domain import (
     AlertDraft,
     Announced,
     Line,
+    LineUnits,
     Previous,
     alert_event_body,
     alert_id_for,
     build_alert,
+    cancellation_refusal,
     catch_up,
     decide,
     line_tier,
     model_key,
     next_version,
+    return_refusal,
     rule_tier,
     scope_fingerprint,
 )
@@ -383,3 +386,47 @@ def test_an_announced_alert_of_an_older_recall_version_is_updated_in_the_same_al
     announced = Announced(d.fingerprint, d.tier, 1)
     assert catch_up(announced, d, 2) == "update"
     assert next_version(announced.previous, d) == 1  # the event id differs by recall version
+
+
+# --------------------------------------------------------------------------- returns and cancellations
+
+
+def units(quantity: int = 1, returned: int = 0, cancelled: bool = False, **kw: str) -> LineUnits:
+    facts = {"line_id": "l-1", "order_id": "o-1", "customer_id": "c-1"} | kw
+    return LineUnits(
+        facts["line_id"], facts["order_id"], facts["customer_id"], quantity, returned, cancelled
+    )
+
+
+def test_a_return_of_what_remains_is_accepted() -> None:
+    assert return_refusal(units(3, returned=1), "o-1", "c-1", 2) is None
+    assert return_refusal(None, "o-1", "c-1", 99) is None  # a line the index never saw
+
+
+def test_a_return_larger_than_what_remains_is_refused() -> None:
+    assert return_refusal(units(1), "o-1", "c-1", 99) == (
+        "return of 99 units of line 'l-1', but 1 of 1 remain"
+    )
+    assert "0 of 3 remain" in (return_refusal(units(3, returned=3), "o-1", "c-1", 1) or "")
+    assert "cancelled" in (return_refusal(units(2, cancelled=True), "o-1", "c-1", 1) or "")
+
+
+def test_a_return_of_another_order_or_customer_s_line_is_refused() -> None:
+    assert "on order 'o-2'" in (return_refusal(units(order_id="o-2"), "o-1", "c-1", 1) or "")
+    assert "another customer" in (return_refusal(units(customer_id="c-9"), "o-1", "c-1", 1) or "")
+
+
+def test_a_cancellation_is_refused_only_where_facts_contradict_it() -> None:
+    assert cancellation_refusal([units(2, returned=1)], "o-1", "c-1", ["l-1"]) is None
+    assert cancellation_refusal([units(cancelled=True)], "o-1", "c-1", ["l-1"]) is None  # a repeat
+    assert cancellation_refusal([units(2, returned=2)], "o-1", "c-1", None) is None  # whole order
+    assert cancellation_refusal([], "o-1", "c-1", ["unknown"]) is None
+    assert cancellation_refusal([units(2, returned=2)], "o-1", "c-1", ["l-1"]) == (
+        "cancellation of line 'l-1', but all 2 units were returned"
+    )
+    assert "another customer" in (
+        cancellation_refusal([units(customer_id="c-9")], "o-1", "c-1", None) or ""
+    )
+    assert "on order 'o-2'" in (
+        cancellation_refusal([units(order_id="o-2")], "o-1", "c-1", ["l-1"]) or ""
+    )

@@ -23,8 +23,8 @@ def upgrade() -> None:
         sa.Column("recall_version", sa.Integer(), nullable=False),
         sa.Column("pass_id", sa.String(length=36), nullable=False),
         sa.Column("customer_ids", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("fingerprints", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("tiers", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("fingerprints", sa.LargeBinary(), nullable=False),
+        sa.Column("tiers", sa.Text(), nullable=False),
         sa.Column(
             "announced_at",
             sa.DateTime(timezone=True),

@@ -7,12 +7,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -21,11 +21,11 @@ from purchase_matcher.domain import (
     ALERT_NAMESPACE,
     AlertDraft,
     Announced,
-    alert_id_for,
     Line,
     LineUnits,
     Previous,
     alert_event_body,
+    alert_id_for,
     build_alert,
     cancellation_refusal,
     catch_up,
@@ -50,43 +50,46 @@ log = logging.getLogger(__name__)
 
 
 def sale_event_id(recall_id: str, line_id: str) -> str:
-    """Deterministic, and short enough for the outbox's 64-character event id whatever the upstream ids."""
+    """Deterministic, and short enough for the outbox's 64-character event id whatever the upstream
+    ids."""
     return "sale:" + str(uuid.uuid5(ALERT_NAMESPACE, f"{recall_id}\x1f{line_id}"))
 
 
 def gtin14(raw: str | None) -> str | None:
-    """Order history spells GTINs every way ("0-11110-91128-5", UPC-12, EAN-13); recalls carry GTIN-14.
-    An unreadable GTIN is dropped (it could match no rule, and must not stop the order from being indexed)."""
+    """Order history spells GTINs every way ("0-11110-91128-5", UPC-12, EAN-13); recalls carry
+    GTIN-14. An unreadable GTIN is dropped (it could match no rule, and must not stop the order from
+    being indexed)."""
     return normalise_gtin(raw).gtin14 if raw else None
 
 
 def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
-    """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers keyed."""
+    """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers
+    keyed."""
     return [
         {
-            "line_id": l.line_id,
+            "line_id": ol.line_id,
             "order_id": event.order_id,
             "customer_id": event.customer_id,
-            "product_id": l.product_id,
-            "title": l.title,
-            "gtin": gtin14(l.gtin),
-            "model_number": l.model_number,
-            "model_key": model_key(l.model_number),
-            "seller_id": l.seller_id,
-            "quantity": l.quantity,
+            "product_id": ol.product_id,
+            "title": ol.title,
+            "gtin": gtin14(ol.gtin),
+            "model_number": ol.model_number,
+            "model_key": model_key(ol.model_number),
+            "seller_id": ol.seller_id,
+            "quantity": ol.quantity,
             "returned_quantity": 0,
             "cancelled": False,
-            "unit_price": l.unit_price,
-            "currency": l.currency,
-            "lot": l.lot,
-            "serial": l.serial,
+            "unit_price": ol.unit_price,
+            "currency": ol.currency,
+            "lot": ol.lot,
+            "serial": ol.serial,
             "placed_at": event.placed_at,
-            "manufactured_on": l.manufactured_on,
-            "best_before": l.best_before,
-            "expires_on": l.expires_on,
+            "manufactured_on": ol.manufactured_on,
+            "best_before": ol.best_before,
+            "expires_on": ol.expires_on,
             "business_account_admin_id": event.business_account_admin_id,
         }
-        for l in event.lines
+        for ol in event.lines
     ]
 
 
@@ -114,8 +117,9 @@ _NEW_ALERT_COLUMNS = (
     "updated_at",
 )
 _REOPEN_OR_UPDATE = (
-    "UPDATE alerts SET status = 'open', recall_version = $3, alert_version = $4, tier = $5, fingerprint = $6, "
-    "line_count = $7, units = $8, reconcile_pass = $9, updated_at = now() WHERE recall_id = $1 AND customer_id = $2"
+    "UPDATE alerts SET status = 'open', recall_version = $3, alert_version = $4, tier = $5, "
+    "fingerprint = $6, line_count = $7, units = $8, reconcile_pass = $9, updated_at = now() "
+    "WHERE recall_id = $1 AND customer_id = $2"
 )
 
 
@@ -124,10 +128,11 @@ _INSERT_NEW = (
     f"VALUES ({', '.join(f'${i + 1}' for i in range(len(_NEW_ALERT_COLUMNS)))})"
 )
 _ANNOUNCE = (
-    "INSERT INTO alert_announcements (recall_id, recall_version, pass_id, customer_ids, fingerprints, "
-    "tiers) VALUES ($1, $2, $3, $4::text[], $5, $6)"
+    "INSERT INTO alert_announcements (recall_id, recall_version, pass_id, customer_ids, "
+    "fingerprints, tiers) VALUES ($1, $2, $3, $4::text[], $5, $6)"
 )
-# Announced alerts without a row: sent by a pass that never committed. The latest entry per customer wins.
+# Announced alerts without a row: sent by a pass that never committed. The latest entry per customer
+# wins.
 _PENDING_ANNOUNCEMENTS = (
     "SELECT a.customer_ids[i], encode(substring(a.fingerprints FROM i * 32 - 31 FOR 32), 'hex'), "
     "substr(a.tiers, i, 1), a.recall_version FROM alert_announcements a "
@@ -145,7 +150,8 @@ WITHDRAWN_REASON = "Your purchase is no longer within the scope of this recall."
 async def pending_announcements(
     conn: asyncpg.Connection, recall_id: str, customer_ids: list[str] | None
 ) -> dict[str, Announced]:
-    """Alerts of ``recall_id`` (of these customers, or all) that consumers may hold without a row here."""
+    """Alerts of ``recall_id`` (of these customers, or all) that consumers may hold without a row
+    here."""
     rows = await conn.fetch(_PENDING_ANNOUNCEMENTS, recall_id, customer_ids)
     return {r[0]: Announced(r[1], _TIER_OF_LETTER[r[2]], r[3]) for r in rows}
 
@@ -185,13 +191,15 @@ _LINE_COLUMN_OF = {"product": "product_id", "gtin": "gtin", "model": "model_key"
 
 
 async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The session's own asyncpg connection, inside its transaction: the bulk path reads with a cursor and
-    writes with COPY, which the ORM does not offer."""
+    """The session's own asyncpg connection, inside its transaction: the bulk path reads with a
+    cursor and writes with COPY, which the ORM does not offer."""
     raw = await (await session.connection()).get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
+    return raw.driver_connection
 
 
-async def _fetch_chunks(conn: asyncpg.Connection, sql: str, params: list) -> AsyncIterator[list]:
+async def _fetch_chunks(
+    conn: asyncpg.Connection, sql: str, params: list
+) -> AsyncGenerator[list, None]:
     cursor = await conn.cursor(sql, *params)
     while rows := await cursor.fetch(RECONCILE_STREAM_ROWS):
         yield rows
@@ -212,7 +220,7 @@ async def _read_on_own_connection(
         if work_mem:
             await reader.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
         raw = await reader.get_raw_connection()
-        async with contextlib.aclosing(_fetch_chunks(raw.driver_connection, sql, params)) as chunks:  # type: ignore[arg-type]
+        async with contextlib.aclosing(_fetch_chunks(raw.driver_connection, sql, params)) as chunks:
             async for rows in chunks:
                 yield rows
 
@@ -224,8 +232,8 @@ _END = object()
 async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[AsyncIterator[list]]:
     """Read ``chunks`` in a task up to ``depth`` chunks ahead of the consumer (bounded memory).
 
-    A reader failure reaches the consumer as that exception; leaving early closes the reader (and gives its
-    connection back) before returning."""
+    A reader failure reaches the consumer as that exception; leaving early closes the reader (and
+    gives its connection back) before returning."""
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
 
     async def pump() -> None:
@@ -275,9 +283,11 @@ class _Pass:
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
         self.matcher = matcher
         self.sender: KeyedBatchSender | None = None
-        # Alerts earlier passes announced without committing their rows (Matcher.reconcile loads them).
+        # Alerts earlier passes announced without committing their rows (Matcher.reconcile loads
+        # them).
         self.announced: dict[str, Announced] = {}
-        # The announcements' own connection (autocommit), and the batch whose announcement is being written.
+        # The announcements' own connection (autocommit), and the batch whose announcement is being
+        # written.
         self.announcer: AsyncConnection | None = None
         self.announcing: tuple[asyncio.Future, list[AlertDraft]] | None = None
         self.announced_batches = 0
@@ -288,8 +298,9 @@ class _Pass:
     async def write_new(
         self, conn: asyncpg.Connection, rows: list[tuple], background: bool
     ) -> None:
-        """Insert new alert rows: in bulk with COPY, in the background while the next batch is built. No other
-        transaction inserts alerts of this recall meanwhile: reconcile holds the recall's row lock."""
+        """Insert new alert rows: in bulk with COPY, in the background while the next batch is
+        built. No other transaction inserts alerts of this recall meanwhile: reconcile holds the
+        recall's row lock."""
         await self.settle_writes()
         if background:
             self.writing = asyncio.ensure_future(
@@ -305,7 +316,8 @@ class _Pass:
             await writing
 
     async def abandon(self) -> None:
-        """The pass failed: stop the pending COPY (the transaction rolls back) and drop unsent batches."""
+        """The pass failed: stop the pending COPY (the transaction rolls back) and drop unsent
+        batches."""
         if self.announcing is not None:
             announcing, self.announcing = self.announcing[0], None
             announcing.cancel()
@@ -324,10 +336,11 @@ class _Pass:
             await self.sender.abandon()
 
     async def raise_new(self, drafts: list[AlertDraft]) -> None:
-        """Brand-new alerts go straight to alerts.v1, each batch only once its announcement is committed.
+        """Brand-new alerts go straight to alerts.v1, each batch only once its announcement is
+        committed.
 
-        The announcement of this batch is written in the background while the next batch is built; the
-        previous batch, announced by now, is sent first."""
+        The announcement of this batch is written in the background while the next batch is built;
+        the previous batch, announced by now, is sent first."""
         await self._send_announced()
         if drafts:
             self.announcing = (asyncio.ensure_future(self._announce(drafts)), drafts)
@@ -337,7 +350,8 @@ class _Pass:
         if self.announcer is None:
             self.announcer = await self.engine.connect()
         raw = await self.announcer.get_raw_connection()
-        # Straight on the driver, outside any transaction: the row commits by itself, before the send.
+        # Straight on the driver, outside any transaction: the row commits by itself, before the
+        # send.
         await raw.driver_connection.execute(  # type: ignore[union-attr]
             _ANNOUNCE,
             self.recall.recall_id,
@@ -363,7 +377,8 @@ class _Pass:
             await announcer.close()
 
     async def stream_raised(self, draft: AlertDraft) -> None:
-        """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is safe)."""
+        """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is
+        safe)."""
         if self.sender is None or self.raised_headers is None or self.recall_content is None:
             self.sender = await KeyedBatchSender(
                 self.matcher.producer(), self.matcher.alerts_topic
@@ -438,24 +453,27 @@ class Matcher:
         env: Envelope,
         customer_ids: Iterable[str] | None = None,
     ) -> dict[str, int]:
-        """Bring the alerts of ``recall`` (for the given customers, or all) in line with the purchase index.
+        """Bring the alerts of ``recall`` (for the given customers, or all) in line with the
+        purchase index.
 
         Streams the matching lines in customer order through a server-side cursor and settles them
-        ``RECONCILE_BATCH`` customers at a time, so memory stays bounded however many customers a recall
-        reaches. Every alert this pass confirms is stamped with the pass id; open alerts left unstamped at
-        the end are the ones to withdraw.
+        ``RECONCILE_BATCH`` customers at a time, so memory stays bounded however many customers a
+        recall reaches. Every alert this pass confirms is stamped with the pass id; open alerts left
+        unstamped at the end are the ones to withdraw.
 
-        New alerts (no row for this customer and recall yet) are the bulk of a publication, a million for a
-        big recall; they are produced straight to alerts.v1 with the batch API while the pass runs, and the
-        pass returns only after the broker acknowledged all of them, so the transaction (alert rows, inbox
-        claim) commits after the events exist. A failure before the commit re-runs the pass: the same
-        alerts are raised again with the same deterministic event ids, which every consumer's inbox drops.
-        No earlier event of a new alert can be waiting in the outbox, so per-alert order holds. Updates,
-        re-raises and withdrawals of existing alerts go through the outbox as every other event does.
+        New alerts (no row for this customer and recall yet) are the bulk of a publication, a
+        million for a big recall; they are produced straight to alerts.v1 with the batch API while
+        the pass runs, and the pass returns only after the broker acknowledged all of them, so the
+        transaction (alert rows, inbox claim) commits after the events exist. A failure before the
+        commit re-runs the pass: the same alerts are raised again with the same deterministic event
+        ids, which every consumer's inbox drops. No earlier event of a new alert can be waiting in
+        the outbox, so per-alert order holds. Updates, re-raises and withdrawals of existing alerts
+        go through the outbox as every other event does.
         """
         only = sorted(set(customer_ids)) if customer_ids is not None else None
-        # A whole-recall pass holds the recall's row exclusively, a re-check of some customers shares it: a
-        # re-check waits for a running pass (and then sees its alerts), and two passes never interleave.
+        # A whole-recall pass holds the recall's row exclusively, a re-check of some customers
+        # shares it: a re-check waits for a running pass (and then sees its alerts), and two passes
+        # never interleave.
         await session.execute(
             select(ActiveRecall.recall_id)
             .where(ActiveRecall.recall_id == recall.recall_id)
@@ -467,7 +485,8 @@ class Matcher:
         query = matching_lines_sql(recall, only is not None)
         try:
             if query is not None:
-                # A recall without any alert yet (a publication) needs no per-batch lookup of existing ones.
+                # A recall without any alert yet (a publication) needs no per-batch lookup of
+                # existing ones.
                 fresh = only is None and not await session.scalar(
                     select(exists().where(Alert.recall_id == recall.recall_id))
                 )
@@ -478,12 +497,12 @@ class Matcher:
                     chunks = _fetch_chunks(conn, sql, params)
                     await self._stream(session, conn, run, chunks, fresh, background=False)
                 else:
-                    # A whole recall: lines are read on a second connection (its own read-only snapshot)
-                    # ahead of the writer, so PostgreSQL reads, PostgreSQL writes and this process's
-                    # encoding overlap.
+                    # A whole recall: lines are read on a second connection (its own read-only
+                    # snapshot) ahead of the writer, so PostgreSQL reads, PostgreSQL writes and this
+                    # process's encoding overlap.
                     reading = _read_on_own_connection(session, sql, params, self.reader_work_mem)
-                    async with _ahead(reading) as chunks:
-                        await self._stream(session, conn, run, chunks, fresh, background=True)
+                    async with _ahead(reading) as ahead:
+                        await self._stream(session, conn, run, ahead, fresh, background=True)
             if run.announced:  # announced customers none of whose lines the recall reaches any more
                 await self._catch_up_unseen(session, conn, run)
             await run.flush()
@@ -492,8 +511,8 @@ class Matcher:
             raise
         finally:
             await run.close()
-        # Every announcement settled by this pass is settled when it commits (each such customer has a
-        # row by then); a whole pass settles its recall's, a re-check those of its customers.
+        # Every announcement settled by this pass is settled when it commits (each such customer has
+        # a row by then); a whole pass settles its recall's, a re-check those of its customers.
         if only is None:
             await conn.execute(
                 "DELETE FROM alert_announcements WHERE recall_id = $1", recall.recall_id
@@ -540,7 +559,8 @@ class Matcher:
         *,
         background: bool,
     ) -> None:
-        """Group the lines (in customer order) into batches of ``RECONCILE_BATCH`` customers and settle each."""
+        """Group the lines (in customer order) into batches of ``RECONCILE_BATCH`` customers and
+        settle each."""
         batch: dict[str, list[Line]] = {}
         async for rows in chunks:
             for row in rows:
@@ -569,7 +589,8 @@ class Matcher:
         existing = {}
         if not fresh:
             await run.settle_writes()
-            # One array parameter, not one bind per customer: the statement stays the same for every batch.
+            # One array parameter, not one bind per customer: the statement stays the same for every
+            # batch.
             existing = {
                 r["customer_id"]: r
                 for r in await conn.fetch(_EXISTING, recall.recall_id, list(batch))
@@ -637,7 +658,8 @@ class Matcher:
             await conn.executemany(_REOPEN_OR_UPDATE, changed_rows)
         if unchanged:
             await conn.execute(
-                "UPDATE alerts SET reconcile_pass = $1 WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
+                "UPDATE alerts SET reconcile_pass = $1 "
+                "WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
                 run.id,
                 recall.recall_id,
                 unchanged,
@@ -657,8 +679,9 @@ class Matcher:
         new_rows: list[tuple],
         events: list[tuple[ev.Event, str | None]],
     ) -> bool:
-        """An alert an earlier pass announced without committing its row: bring consumers in line with
-        ``draft`` (domain.catch_up) and give it its row. True when it is to be sent again as announced."""
+        """An alert an earlier pass announced without committing its row: bring consumers in line
+        with ``draft`` (domain.catch_up) and give it its row. True when it is to be sent again as
+        announced."""
         recall = run.recall
         action = catch_up(announced, draft, recall.version)
         if action == "withdraw":
@@ -779,9 +802,10 @@ class Matcher:
         await self._store_recall(session, snap, "closed")
         # In batches, through the outbox (an earlier event of these alerts may still wait there).
         close = text(
-            "UPDATE alerts SET status = 'closed', updated_at = now() WHERE recall_id = :rid AND customer_id IN "
-            "(SELECT customer_id FROM alerts WHERE recall_id = :rid AND status = 'open' ORDER BY customer_id LIMIT :n "
-            "FOR UPDATE) RETURNING alert_id, customer_id"
+            "UPDATE alerts SET status = 'closed', updated_at = now() "
+            "WHERE recall_id = :rid AND customer_id IN (SELECT customer_id FROM alerts "
+            "WHERE recall_id = :rid AND status = 'open' ORDER BY customer_id LIMIT :n FOR UPDATE) "
+            "RETURNING alert_id, customer_id"
         )
         while rows := (
             await session.execute(close, {"rid": snap.recall_id, "n": RECONCILE_BATCH})
@@ -801,8 +825,8 @@ class Matcher:
     async def _close_announced(
         self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
     ) -> None:
-        """Alerts a failed pass announced without a row are closed too (consumers may hold them open);
-        they get their row, and the recall's announcements are settled."""
+        """Alerts a failed pass announced without a row are closed too (consumers may hold them
+        open); they get their row, and the recall's announcements are settled."""
         snap = event.recall
         conn = await _driver_connection(session)
         pending = await pending_announcements(conn, snap.recall_id, None)
@@ -844,7 +868,8 @@ class Matcher:
     async def _recalls_reaching(
         self, session: AsyncSession, customer_id: str, lines: list[Line]
     ) -> list[ev.RecallSnapshot]:
-        """Active recalls naming an identifier of these lines, or with an open alert for this customer."""
+        """Active recalls naming an identifier of these lines, or with an open alert for this
+        customer."""
         wanted = [(kind, values) for kind, values in line_identifiers(lines).items() if values]
         by_identifier = select(RecallIdentifier.recall_id).where(
             or_(
@@ -880,8 +905,8 @@ class Matcher:
     async def _recheck_customer(
         self, session: AsyncSession, customer_id: str, lines: list[Line], env: Envelope
     ) -> list[ev.RecallSnapshot]:
-        """Reconcile this customer's alert for every active recall that could reach one of the changed lines
-        or already has an alert for them."""
+        """Reconcile this customer's alert for every active recall that could reach one of the
+        changed lines or already has an alert for them."""
         recalls = await self._recalls_reaching(session, customer_id, lines)
         for recall in recalls:
             await self.reconcile(session, recall, env, customer_ids=[customer_id])

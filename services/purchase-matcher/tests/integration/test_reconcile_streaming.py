@@ -1,6 +1,7 @@
-"""Reconcile streams matching lines through a server-side cursor and settles customers in small batches,
-writing between cursor fetches; this runs it with tiny batch sizes so many batches and fetches interleave.
-New alerts go straight to alerts.v1 (batch API); the rest of the difference through the outbox."""
+"""Reconcile streams matching lines through a server-side cursor and settles customers in small
+batches, writing between cursor fetches; this runs it with tiny batch sizes so many batches and
+fetches interleave. New alerts go straight to alerts.v1 (batch API); the rest of the difference
+through the outbox."""
 
 from __future__ import annotations
 
@@ -23,9 +24,8 @@ from purchase_matcher.handlers import Matcher
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine
 from purchase_matcher.settings import Settings
 from recall_shared import events as ev
-from recall_shared.db import create_engine, create_session_factory
+from recall_shared.db import asyncpg_dsn, create_engine, create_session_factory
 from recall_shared.envelope import read_headers, wrap
-from recall_shared.db import asyncpg_dsn
 from recall_shared.kafka import create_client_producer, create_topics
 from recall_shared.outbox import Outbox, OutboxRelay
 from recall_shared.testing import (
@@ -86,7 +86,8 @@ def _line(
 async def _matcher_with(
     lines: list[PurchaseLine], **producer_options: object
 ) -> AsyncIterator[tuple]:
-    """A migrated database holding ``lines``, an alerts topic of its own and a Matcher writing to both."""
+    """A migrated database holding ``lines``, an alerts topic of its own and a Matcher writing to
+    both."""
     prefix = unique_topic_prefix()
     await create_topics(kafka_bootstrap(), prefix, [ALERTS])
     producer = create_client_producer(kafka_bootstrap(), "test-reconcile", **producer_options)
@@ -140,11 +141,14 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
         records = await read_to_end(topic)
         raised = [ev.AlertRaised.model_validate_json(r.value) for r in records]
         assert len(raised) == 120 and len({a.alert.alert_id for a in raised}) == 120
-        assert all(r.key.decode() == a.alert.customer_id for r, a in zip(records, raised))
+        assert all(
+            r.key.decode() == a.alert.customer_id for r, a in zip(records, raised, strict=True)
+        )
         assert {read_headers(r.headers, r.value).type for r in records} == {"alert.raised.v1"}
         assert sum(len(a.alert.lines) for a in raised) == line_total
 
-        # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep batches.
+        # Narrow to seller s2: customers with only s1 lines are withdrawn, across many sweep
+        # batches.
         narrowed = _recall(2, ev.ScopeRule(product_ids=["P"], seller_ids=["s2"]))
         async with sessions() as s, s.begin():
             counts = await matcher.reconcile(
@@ -183,9 +187,9 @@ async def test_many_batches_raise_then_withdraw_exactly(monkeypatch: pytest.Monk
 async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """New alerts reach the topic before the transaction commits; when the pass fails after some of them
-    were sent, the rerun sends the same events with the same ids (consumers' inboxes drop the repeats) and
-    the table ends with exactly one row per customer."""
+    """New alerts reach the topic before the transaction commits; when the pass fails after some of
+    them were sent, the rerun sends the same events with the same ids (consumers' inboxes drop the
+    repeats) and the table ends with exactly one row per customer."""
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
     # small batches, so some of the first attempt's alerts are on their way before it fails
     async with _matcher_with([_line(i, f"c{i:03d}") for i in range(95)], max_batch_size=2048) as (
@@ -232,8 +236,9 @@ async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(
 async def test_a_re_check_of_a_customer_waits_for_a_running_pass_and_then_finds_its_alert(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An order event re-checks its customer against the recall while a whole-recall pass is running: it
-    waits for the pass (the recall's row lock) instead of raising the same alert a second time."""
+    """An order event re-checks its customer against the recall while a whole-recall pass is
+    running: it waits for the pass (the recall's row lock) instead of raising the same alert a
+    second time."""
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
     lines = [_line(i, f"c{i:03d}") for i in range(30)]
     async with _matcher_with(lines) as (matcher, sessions, topic, _):
@@ -287,12 +292,12 @@ async def test_a_re_check_of_a_customer_waits_for_a_running_pass_and_then_finds_
         assert len(records) == 30  # the re-check raised nothing a second time
 
 
-# ------------------------------------------------------------------ failed passes that consumers saw part of
+# --------------------------------------------------------- failed passes that consumers saw part of
 
 
 def _fail_write_at(monkeypatch: pytest.MonkeyPatch, failing_call: int) -> None:
-    """The pass's ``failing_call``-th write of new alert rows fails as if the database went away (the
-    alerts of the batches before it are on their way to the topic by then)."""
+    """The pass's ``failing_call``-th write of new alert rows fails as if the database went away
+    (the alerts of the batches before it are on their way to the topic by then)."""
     real_write = handlers._Pass.write_new
     calls = 0
 
@@ -329,9 +334,10 @@ async def _relay_outbox(matcher: Matcher, url: str) -> None:
 
 
 def _replay(records: list) -> dict[str, tuple[str, int, str | None]]:
-    """What a consumer holds after reading alerts.v1 from the start, applying customer-api's rules (an
-    alert state replaces one of a lower or equal version; a withdrawal needs a higher version; a
-    withdrawal of an alert never seen changes nothing): alert id -> (status, version, fingerprint)."""
+    """What a consumer holds after reading alerts.v1 from the start, applying customer-api's rules
+    (an alert state replaces one of a lower or equal version; a withdrawal needs a higher version; a
+    withdrawal of an alert never seen changes nothing): alert id -> (status, version,
+    fingerprint)."""
     held: dict[str, tuple[str, int, str | None]] = {}
     for r in records:
         kind = read_headers(r.headers, r.value).type
@@ -354,7 +360,8 @@ def _replay(records: list) -> dict[str, tuple[str, int, str | None]]:
 
 async def _assert_consumers_converged(sessions, topic: str) -> dict:  # type: ignore[no-untyped-def]
     """A consumer replaying the topic shows exactly the open alerts the database holds (same version
-    and scope); every other alert it knows of is not open, and it knows of none the database lacks."""
+    and scope); every other alert it knows of is not open, and it knows of none the database
+    lacks."""
     held = _replay(await read_to_end(topic))
     async with sessions() as s:
         rows = {a.alert_id: a for a in (await s.execute(select(Alert))).scalars()}
@@ -377,10 +384,10 @@ async def _sent_customers(topic: str) -> list[str]:
 async def test_a_rerun_after_purchases_changed_withdraws_or_updates_what_the_failed_pass_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A whole-recall pass fails half way after some alerts reached the topic; before it is rerun one of
-    those customers cancels their order and another returns a unit. The rerun withdraws the first alert
-    and updates the second under new event ids, so a consumer replaying alerts.v1 ends where the database
-    is; the others are sent again as they were (same ids)."""
+    """A whole-recall pass fails half way after some alerts reached the topic; before it is rerun
+    one of those customers cancels their order and another returns a unit. The rerun withdraws the
+    first alert and updates the second under new event ids, so a consumer replaying alerts.v1 ends
+    where the database is; the others are sent again as they were (same ids)."""
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
     lines = [_line(i, f"c{i:03d}", quantity=2) for i in range(40)]
     async with _matcher_with(lines, max_batch_size=2048) as (matcher, sessions, topic, url):
@@ -435,10 +442,10 @@ async def test_a_rerun_after_purchases_changed_withdraws_or_updates_what_the_fai
 async def test_a_failed_pass_is_settled_by_a_newer_version_a_re_check_or_the_close(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A pass that never commits (it dead-lettered) leaves alerts on the topic without rows. Whatever
-    touches the recall next settles them: a re-check of one customer (an order event) withdraws that
-    customer's alert once the order is cancelled; an amendment that no longer names the product withdraws
-    the others; closing the recall instead closes them."""
+    """A pass that never commits (it dead-lettered) leaves alerts on the topic without rows.
+    Whatever touches the recall next settles them: a re-check of one customer (an order event)
+    withdraws that customer's alert once the order is cancelled; an amendment that no longer names
+    the product withdraws the others; closing the recall instead closes them."""
     monkeypatch.setattr(handlers, "RECONCILE_BATCH", 10)
     for close in (False, True):
         lines = [_line(i, f"c{i:03d}") for i in range(40)]

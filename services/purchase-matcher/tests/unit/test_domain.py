@@ -1,5 +1,5 @@
-"""Matching, free of I/O: identifiers, seller restriction, units, grouping, deterministic ids, and the
-difference between what was announced and what is true now."""
+"""Matching, free of I/O: identifiers, seller restriction, units, grouping, deterministic ids, and
+the difference between what was announced and what is true now."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_cancelled_and_fully_returned_lines_raise_no_alert() -> None:
     assert build_alert(recall, "c-1", [line(cancelled=True)]) is None
     assert build_alert(recall, "c-1", [line(quantity=2, returned_quantity=2)]) is None
     partial = build_alert(recall, "c-1", [line(quantity=4, returned_quantity=1)])
-    assert partial is not None and [l.units for l in partial.state.lines] == [3]
+    assert partial is not None and [ln.units for ln in partial.state.lines] == [3]
 
 
 # --------------------------------------------------------------------------- grouping
@@ -183,7 +183,7 @@ def test_repeat_purchases_are_one_alert_with_every_line_oldest_first() -> None:
     draft = build_alert(recall, "c-1", lines)
     assert draft is not None
     state = draft.state
-    assert [(l.line_id, l.order_id, l.units) for l in state.lines] == [
+    assert [(ln.line_id, ln.order_id, ln.units) for ln in state.lines] == [
         ("l-1", "o-1", 1),
         ("l-2", "o-2", 1),
         ("l-3", "o-3", 2),
@@ -303,7 +303,7 @@ def test_a_withdrawn_alert_that_matches_again_is_raised_with_a_new_version() -> 
     assert next_version(prev, d) == 3
 
 
-# --------------------------------------------------------------------------- the event body, built without the model
+# ---------------------------------------------------------- the event body, built without the model
 
 
 @pytest.mark.parametrize(
@@ -359,7 +359,7 @@ def test_event_body_is_exactly_what_the_model_would_write(
     assert ev.AlertRaised.model_validate_json(body) == expected
 
 
-# --------------------------------------------------------------------------- catch_up (announced, no row)
+# --------------------------------------------------------------------- catch_up (announced, no row)
 
 
 def test_an_announced_alert_nothing_reaches_any_more_is_withdrawn() -> None:
@@ -388,7 +388,7 @@ def test_an_announced_alert_of_an_older_recall_version_is_updated_in_the_same_al
     assert next_version(announced.previous, d) == 1  # the event id differs by recall version
 
 
-# --------------------------------------------------------------------------- returns and cancellations
+# ------------------------------------------------------------------------ returns and cancellations
 
 
 def units(quantity: int = 1, returned: int = 0, cancelled: bool = False, **kw: str) -> LineUnits:

@@ -1,5 +1,6 @@
-"""Imported records are checked for the type and range of their identifiers and dates: a value of the
-wrong type is refused with a per-record error naming the field, never stored as its Python spelling."""
+"""Imported records are checked for the type and range of their identifiers and dates: a value of
+the wrong type is refused with a per-record error naming the field, never stored as its Python
+spelling."""
 
 from __future__ import annotations
 

@@ -16,14 +16,16 @@ from recall_intake.importers.extract import Extracted, Flag
 from recall_shared import events as ev
 from recall_shared.validation import unsafe_text_reason
 
-# The agency codes used in RegulatorReference.agency and RegulatorRecord.agency (and by severity_for).
+# The agency codes used in RegulatorReference.agency and RegulatorRecord.agency (and by
+# severity_for).
 CPSC = "CPSC"
 FDA = "FDA"
 EU_SAFETY_GATE = "EU_SAFETY_GATE"
 
 
 class RecordError(Exception):
-    """The record is unusable: not a recall (an error returned as a record), no reference, wrong shape."""
+    """The record is unusable: not a recall (an error returned as a record), no reference, wrong
+    shape."""
 
 
 @dataclass
@@ -107,7 +109,8 @@ class ImportedRecall:
         )
 
     def provenance(self) -> dict[str, Any]:
-        """Where every extracted value came from: {"field", "text", "value"} per value, grouped by kind."""
+        """Where every extracted value came from: {"field", "text", "value"} per value, grouped by
+        kind."""
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for e in self.extracted:
             by_kind.setdefault(e.kind, []).append(e.as_dict())
@@ -180,14 +183,18 @@ def stop_using_for(product: str, product_type: str = "") -> str:
         return f"Do not eat or serve {product}. Throw it away or keep it for the remedy."
     if kind in ("drugs", "drug", "biologics"):
         return (
-            f"Do not use {product} from the affected lots. If it is a prescribed medicine, talk to your "
-            "doctor or pharmacist before you stop taking it."
+            f"Do not use {product} from the affected lots. If it is a prescribed medicine, talk to "
+            "your doctor or pharmacist before you stop taking it."
         )
-    return f"Stop using {product} immediately and keep it away from children until you have followed the remedy."
+    return (
+        f"Stop using {product} immediately and keep it away from children until you have followed "
+        "the remedy."
+    )
 
 
 def brand_keys(*brands: str) -> set[str]:
-    """A brand's comparable key: its first significant word, lower case ("ECHO Inc., of ..." -> "echo")."""
+    """A brand's comparable key: its first significant word, lower case ("ECHO Inc., of ..." ->
+    "echo")."""
     out = set()
     for b in brands:
         b = re.split(r",\s*(?:of|dba|d/b/a)\b", b or "", maxsplit=1)[0]
@@ -206,7 +213,8 @@ def clean_brand(brand: str) -> str:
 # Identifiers (recall numbers, GTINs) are short; a model field may list several models.
 MAX_IDENTIFIER_LENGTH = 100
 MAX_MODEL_FIELD_LENGTH = 2000
-# Dates a regulator's record can carry: no consumer product recall predates 1900, none is dated after 2100.
+# Dates a regulator's record can carry: no consumer product recall predates 1900, none is dated
+# after 2100.
 EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
 
@@ -227,10 +235,11 @@ def json_type(value: Any) -> str:
 
 
 def identifier(value: Any, field: str, *, max_length: int = MAX_IDENTIFIER_LENGTH) -> str:
-    """An identifier a record gives (a recall number, a model number, a GTIN): text, or a whole number
-    where the source uses numbers; "" when absent. Anything else refuses the record (RecordError naming
-    the field): an object or array (``{"a": 1}`` must not become the reference ``"{'a': 1}"``), a
-    boolean, a fractional or negative number, control characters, or more than ``max_length``."""
+    """An identifier a record gives (a recall number, a model number, a GTIN): text, or a whole
+    number where the source uses numbers; "" when absent. Anything else refuses the record
+    (RecordError naming the field): an object or array (``{"a": 1}`` must not become the reference
+    ``"{'a': 1}"``), a boolean, a fractional or negative number, control characters, or more than
+    ``max_length``."""
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -252,8 +261,8 @@ def identifier(value: Any, field: str, *, max_length: int = MAX_IDENTIFIER_LENGT
 
 
 def text_field(value: Any, field: str) -> str:
-    """A free-text field: text or a number (as written); "" when absent. An object or array refuses the
-    record instead of being stored as its Python spelling."""
+    """A free-text field: text or a number (as written); "" when absent. An object or array refuses
+    the record instead of being stored as its Python spelling."""
     if value is None:
         return ""
     if isinstance(value, dict | list | bool):
@@ -271,9 +280,9 @@ def checked_date(day: date, field: str) -> date:
 
 
 def parse_iso_date(value: Any, field: str = "date") -> date | None:
-    """A date given as ``YYYY-MM-DD`` or ``YYYYMMDD`` (a time may follow); None when absent or empty.
-    Text that is no such date, an impossible day, a date out of range (1900 to 2100) or a value that is
-    not text refuses the record (RecordError naming the field)."""
+    """A date given as ``YYYY-MM-DD`` or ``YYYYMMDD`` (a time may follow); None when absent or
+    empty. Text that is no such date, an impossible day, a date out of range (1900 to 2100) or a
+    value that is not text refuses the record (RecordError naming the field)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):

@@ -3,12 +3,14 @@
 
 Shapes (samples in ../shared/data/recalls):
 
-- ``cpsc``: the CPSC Recalls REST API (``RecallID``, ``RecallNumber``, ``Products`` ...) and the normalised
-  CPSC records of the canon-event seeds (``authority: "CPSC"``, ``ref``, ``model`` ...).
-- ``cpsc-gsa``: the retired USA.gov/GSA recalls API (``recall_number``, ``descriptions``, ``upcs`` ...).
+- ``cpsc``: the CPSC Recalls REST API (``RecallID``, ``RecallNumber``, ``Products`` ...) and the
+  normalised CPSC records of the canon-event seeds (``authority: "CPSC"``, ``ref``, ``model`` ...).
+- ``cpsc-gsa``: the retired USA.gov/GSA recalls API (``recall_number``, ``descriptions``, ``upcs``
+  ...).
 - ``openfda``: openFDA enforcement reports, legacy hyphenated keys (``code-info``) or current ones
   (``code_info``, ``recall_number``).
-- ``safety-gate``: EU Safety Gate records (``authority: "SAFETY_GATE"``, ``ref`` like ``A12/02381/24``).
+- ``safety-gate``: EU Safety Gate records (``authority: "SAFETY_GATE"``, ``ref`` like
+  ``A12/02381/24``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ FORMATS = ("cpsc", "cpsc-gsa", "openfda", "safety-gate", "auto")
 
 
 class _Item:
-    """What was found for one product of a record: identifiers and constraints, each with provenance."""
+    """What was found for one product of a record: identifiers and constraints, each with
+    provenance."""
 
     def __init__(self, label: str = "") -> None:
         self.label = label
@@ -113,7 +116,8 @@ def _finish(imp: ImportedRecall, items: list[_Item], brands: list[str]) -> Impor
             f"no identifier could be read for {', '.join(unidentified)}: not in the scope; "
             "add a rule for it before publishing"
         )
-    # The same extracted value may have been found for several items: keep one provenance entry each.
+    # The same extracted value may have been found for several items: keep one provenance entry
+    # each.
     seen: set[tuple[str, str, str]] = set()
     unique = []
     for e in imp.extracted:
@@ -194,7 +198,8 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
     number = identifier(raw.get("RecallNumber"), "RecallNumber")
     if recall_id in ("", "0") or not number:
         raise RecordError(
-            f"CPSC API error returned as a record (RecallID {recall_id!r}, RecallNumber {number!r}): not a recall"
+            f"CPSC API error returned as a record (RecallID {recall_id!r}, "
+            f"RecallNumber {number!r}): not a recall"
         )
     flags: list[x.Flag] = []
     hazards = [h.get("Name", "") for h in raw.get("Hazards") or [] if isinstance(h, dict)]
@@ -255,14 +260,15 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
             flags += gflags
     shared = _Item()
     _scan(shared, str(raw.get("Description") or ""), "Description", identifiers=False, flags=flags)
-    for item in items + [upcs]:
+    for item in [*items, upcs]:
         item.constraints_from(shared)
     imp.flags = flags
     return _finish(imp, items + ([upcs] if raw.get("ProductUPCs") else []), [imp.brand, name])
 
 
 def parse_cpsc_seed(raw: dict[str, Any]) -> ImportedRecall:
-    """A normalised CPSC record (canon-event seeds): authority, ref, published, name, brand, model, hazard, url."""
+    """A normalised CPSC record (canon-event seeds): authority, ref, published, name, brand, model,
+    hazard, url."""
     ref = identifier(raw.get("ref"), "ref")
     if not ref:
         raise RecordError("CPSC record without a recall number (ref)")
@@ -490,8 +496,8 @@ def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
 
 
 def _fda_date(field: str, value: Any) -> date | None:
-    """openFDA's dates (``20120613``, ``06/13/2012`` or ISO); None when absent. Anything else refuses
-    the record, as :func:`parse_iso_date` does."""
+    """openFDA's dates (``20120613``, ``06/13/2012`` or ISO); None when absent. Anything else
+    refuses the record, as :func:`parse_iso_date` does."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):

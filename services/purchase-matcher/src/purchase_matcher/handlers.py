@@ -606,8 +606,9 @@ class Matcher:
                 announced = run.announced.pop(customer_id, None)
                 if announced is not None:
                     draft = build_alert(recall, customer_id, lines)
-                    if self._catch_up(run, customer_id, announced, draft, new_rows, events):
-                        raised.append(draft)  # type: ignore[arg-type]
+                    resend = self._catch_up(run, customer_id, announced, draft, new_rows, events)
+                    if resend and draft is not None:
+                        raised.append(draft)
                     continue
             prev = (
                 Previous(

@@ -88,6 +88,7 @@ def system() -> Iterator[System]:
         )
         stack.prepare()
         seller = f"seller-{run_id}"
+        stack.run_cli(SERVICES[0], "register-seller", seller)
         seller_key = stack.run_cli(
             SERVICES[0], "issue-api-key", "--seller-id", seller, "--label", "rel", capture=True
         ).splitlines()[-1]

@@ -72,12 +72,12 @@ async def test_a_database_outage_is_waited_out(system: System) -> None:
     outage = time.monotonic() - down_at
 
     # During the outage every service said it was not ready and named the database; the matcher,
-    # with orders waiting, also named the partition waiting it out.
+    # with orders waiting, also named the slot (partitions) waiting it out.
     for name, (status, body) in during.items():
         assert status == 503, f"{name}: {body}"
         assert body["checks"]["database"].startswith("unreachable"), f"{name}: {body}"
     matcher = during["purchase-matcher"][1]["checks"]
-    assert "orders.v1[" in matcher["consumers"] and "waiting out" in matcher["consumers"], matcher
+    assert "slot " in matcher["consumers"] and "waiting out" in matcher["consumers"], matcher
 
     got = await system.applied_once(cohort, within=150)
     assert outage >= OUTAGE_S and got["customer-api alerts"] == CUSTOMERS

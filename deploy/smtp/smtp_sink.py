@@ -7,8 +7,10 @@ are accepted; STARTTLS is not offered.
 
 A read-only HTTP view runs on 127.0.0.1:8025:
   /                  HTML list of messages (newest first)
-  /messages          JSON list: [{"id", "from", "to", "subject", "date", "mail_from", "rcpt_to", "received_at"}]
-                     optional filter ?rcpt=<substring> (matches envelope recipients or the To header)
+  /messages          JSON list: [{"id", "from", "to", "subject", "date", "mail_from", "rcpt_to",
+  "received_at"}]
+                     optional filter ?rcpt=<substring> (matches envelope recipients or the To
+                     header)
   /messages/<id>     raw message (text/plain)
 
 Run: python deploy/smtp/smtp_sink.py [--host H] [--port P] [--maildir DIR] [--http-port P] Requires

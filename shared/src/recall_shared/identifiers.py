@@ -86,7 +86,8 @@ def normalise_gtin(raw: str) -> GtinResult:
 
 
 def model_key(model_number: str | None) -> str | None:
-    """Model numbers compared without case, spaces, hyphens, dots or slashes: 'AB-12 c' == 'ab12C'."""
+    """Model numbers compared without case, spaces, hyphens, dots or slashes: 'AB-12 c' ==
+    'ab12C'."""
     if not model_number:
         return None
     key = _MODEL_NOISE.sub("", model_number).upper()

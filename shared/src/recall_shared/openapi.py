@@ -108,8 +108,8 @@ def _document_operation(route: Any, method: str, op: dict[str, Any]) -> None:
 
 
 def api_routes(app: FastAPI) -> Iterator[Any]:
-    """Every API route of the app, included routers flattened (FastAPI's route contexts, which answer
-    as an APIRoute does: path_format, methods, dependant, include_in_schema)."""
+    """Every API route of the app, included routers flattened (FastAPI's route contexts, which
+    answer as an APIRoute does: path_format, methods, dependant, include_in_schema)."""
     for context in routing.iter_route_contexts(app.routes):
         if isinstance(context.original_route, routing.APIRoute):
             yield context

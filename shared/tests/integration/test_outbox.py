@@ -137,11 +137,13 @@ async def test_relay_wakes_on_notify_not_on_the_slow_poll(
 
 
 class RelayCrash(BaseException):
-    """Stands for the process dying: not an Exception, so the relay's own retry loop does not catch it."""
+    """Stands for the process dying: not an Exception, so the relay's own retry loop does not catch
+    it."""
 
 
 class _CrashOnDelete:
-    """Delegates to the relay's connection but dies when the relay tries to delete published rows."""
+    """Delegates to the relay's connection but dies when the relay tries to delete published
+    rows."""
 
     def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
         self._conn = conn
@@ -185,7 +187,8 @@ async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_ded
     assert sum((await topic_end_offsets(topic)).values()) == 12
     assert await _outbox_rows(infra) == 12
 
-    # A new relay (the restarted process) publishes them again, with the same ids, and empties the outbox.
+    # A new relay (the restarted process) publishes them again, with the same ids, and empties the
+    # outbox.
     relay = infra.relay(producer)
     async with run_task(relay):
         await eventually(lambda: _empty(infra), timeout=20)

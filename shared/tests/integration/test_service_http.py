@@ -1,4 +1,5 @@
-"""ServiceRuntime with install_common on a FastAPI app: health, readiness, metrics, correlation ids."""
+"""ServiceRuntime with install_common on a FastAPI app: health, readiness, metrics, correlation
+ids."""
 
 from __future__ import annotations
 
@@ -82,8 +83,8 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
             "dead_letters": "none pending",
         }
 
-        # A request writes an event through the outbox; the relay publishes it; the consumer applies it,
-        # and the correlation id of the request travels with the event.
+        # A request writes an event through the outbox; the relay publishes it; the consumer applies
+        # it, and the correlation id of the request travels with the event.
         resp = await client.post(
             "/close", json={"alert_id": "al-1", "count": 1}, headers={CORRELATION_HEADER: "req-123"}
         )

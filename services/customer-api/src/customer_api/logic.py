@@ -33,7 +33,8 @@ RemedyOutcome = Literal["created", "replayed", "concurrent"]
 
 
 class AlertError(Exception):
-    """A refusal the customer can be told about; ``status`` is the HTTP status both front ends use."""
+    """A refusal the customer can be told about; ``status`` is the HTTP status both front ends
+    use."""
 
     status: int = 400
 

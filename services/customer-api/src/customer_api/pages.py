@@ -270,7 +270,8 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
 
 
 def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dict[str, Any]:
-    """Everything a template shows of one alert, in the customer's language; values are plain text."""
+    """Everything a template shows of one alert, in the customer's language; values are plain
+    text."""
     s = i18n.STRINGS[lang]
     st = ev.AlertState.model_validate(a.state)
     rc = st.recall
@@ -599,7 +600,8 @@ def _dev(request: Request) -> bool:
 
 @router.get("/dev/signin", response_class=HTMLResponse)
 async def dev_signin(request: Request, customer_id: str | None = None) -> Response:
-    """Development only: sign in as a demo customer with a token minted with this service's secret."""
+    """Development only: sign in as a demo customer with a token minted with this service's
+    secret."""
     settings = _settings(request)
     if not _dev(request):
         return _render(

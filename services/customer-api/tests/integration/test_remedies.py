@@ -1,4 +1,5 @@
-"""Remedy choices and 'not affected' answers: through the outbox to remedies.v1, and their progress."""
+"""Remedy choices and 'not affected' answers: through the outbox to remedies.v1, and their
+progress."""
 
 from __future__ import annotations
 

@@ -293,7 +293,8 @@ def test_build_message_has_both_parts_and_identifying_headers(renderer: NoticeRe
     assert msg.get_body(preferencelist=("html",)) is not None
 
 
-# --------------------------------------------------------------------------- content added for issue 5
+# --------------------------------------------------------------------------- content added for
+# issue 5
 
 
 def possibly_line(unknown: list[str]) -> ev.AffectedLine:

@@ -1,5 +1,5 @@
-"""Bulk backfill of order history: from a JSON-lines export, and from a paginated HTTP API that can be
-interrupted and resumed. Real PostgreSQL; the upstream order-history API is served in-process."""
+"""Bulk backfill of order history: from a JSON-lines export, and from a paginated HTTP API that can
+be interrupted and resumed. Real PostgreSQL; the upstream order-history API is served in-process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Who may call what: every route, for seller A, seller B, an operator, and no, bad or revoked keys."""
+"""Who may call what: every route, for seller A, seller B, an operator, and no, bad or revoked
+keys."""
 
 from __future__ import annotations
 

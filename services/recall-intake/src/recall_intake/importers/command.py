@@ -1,5 +1,6 @@
-"""``recall-intake import-recalls --format FORMAT FILE``: a whole regulator file, with a progress bar on
-stderr and a summary on stdout. Exit code 0 even when some records failed; 1 when the file cannot be read."""
+"""``recall-intake import-recalls --format FORMAT FILE``: a whole regulator file, with a progress
+bar on stderr and a summary on stdout. Exit code 0 even when some records failed; 1 when the file
+cannot be read."""
 
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
 """Turning an :class:`ImportedRecall` into a draft recall, once.
 
-- Every regulator record is remembered in ``regulator_records`` by (agency, reference): the same record
-  imported again, or re-published by the regulator with a changed body, is *skipped* (``times_seen`` and
-  ``last_seen_at`` updated) and never makes a second recall.
+- Every regulator record is remembered in ``regulator_records`` by (agency, reference): the same
+  record imported again, or re-published by the regulator with a changed body, is *skipped*
+  (``times_seen`` and ``last_seen_at`` updated) and never makes a second recall.
 - The same event published by two agencies (the same GTIN, or the same brand and model, within
-  ``LINK_WINDOW_DAYS``) is *linked*: the second agency's reference is added to the first draft, its rules
-  join the draft's scope, and its record points at the same recall.
-- Otherwise a draft is *created* for an operator to review: no seller, source "import", the provenance of
-  every extracted value in ``Recall.provenance``, and the rules prepared as the API prepares an operator's.
+  ``LINK_WINDOW_DAYS``) is *linked*: the second agency's reference is added to the first draft, its
+  rules join the draft's scope, and its record points at the same recall.
+- Otherwise a draft is *created* for an operator to review: no seller, source "import", the
+  provenance of every extracted value in ``Recall.provenance``, and the rules prepared as the API
+  prepares an operator's.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class ImportOutcome:
 
 
 async def import_record(session: AsyncSession, imported: ImportedRecall) -> ImportOutcome:
-    """Create, skip or link one imported record; commits. Safe to run concurrently for the same record."""
+    """Create, skip or link one imported record; commits. Safe to run concurrently for the same
+    record."""
     try:
         return await _import(session, imported)
     except IntegrityError:
@@ -180,7 +182,8 @@ async def _prepared_rules(
 
 
 async def _same_event(session: AsyncSession, imported: ImportedRecall) -> Recall | None:
-    """An imported recall of *another* agency with a shared GTIN or brand+model, published within the window."""
+    """An imported recall of *another* agency with a shared GTIN or brand+model, published within
+    the window."""
     if not imported.match_keys:
         return None
     candidates = (

@@ -56,7 +56,8 @@ def normalise_gtin(raw: str) -> GtinResult:
             # A 12-digit code may be an EAN-13 that lost its check digit: that reading verifies
             # trivially, so it is only offered as a hint, never applied.
             hint = (
-                f"; if the check digit was dropped from an EAN-13, it is {digits}{check_digit(digits)}"
+                f"; if the check digit was dropped from an EAN-13, it is "
+                f"{digits}{check_digit(digits)}"
                 if n == 12
                 else ""
             )
@@ -78,7 +79,8 @@ def normalise_gtin(raw: str) -> GtinResult:
             raw,
             repaired.zfill(14),
             "check_digit_added",
-            f"{raw!r} has {n} digits: check digit {repaired[-1]} added ({'EAN-8' if n == 7 else 'UPC-A'})",
+            f"{raw!r} has {n} digits: check digit {repaired[-1]} added "
+            f"({'EAN-8' if n == 7 else 'UPC-A'})",
         )
     return GtinResult(
         raw, None, "invalid", f"{raw!r}: {n} digits is not a GTIN length (8, 12, 13 or 14)"

@@ -52,7 +52,8 @@ class ProgressBar:
         if self.total:
             filled = int(self.width * min(self.done / self.total, 1.0))
             parts.append(
-                f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * self.done / self.total:3.0f}%"
+                f"[{'#' * filled}{'.' * (self.width - filled)}] "
+                f"{100 * self.done / self.total:3.0f}%"
             )
             parts.append(f"{self.done:,}/{self.total:,}")
         else:

@@ -69,7 +69,8 @@ CUSTOMERS = TopicSpec(
     "customer id",
     3,
     "accounts (upstream)",
-    "Customer contacts: email, safety-only contact, locale, marketing preference (ignored for safety).",
+    "Customer contacts: email, safety-only contact, locale, marketing preference (ignored for "
+    "safety).",
     (ev.CustomerUpdated,),
     compacted=True,
 )
@@ -112,7 +113,8 @@ SELLERS = TopicSpec(
     "key id",
     3,
     "recall-intake",
-    "Seller and operator API keys issued and revoked (HMAC hashes only), for services that authenticate sellers.",
+    "Seller and operator API keys issued and revoked (HMAC hashes only), for services that "
+    "authenticate sellers.",
     (ev.ApiKeyIssued, ev.ApiKeyRevoked),
     compacted=True,
 )

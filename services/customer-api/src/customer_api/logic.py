@@ -265,7 +265,8 @@ async def choose_remedy(
     offered = set(offered_remedies(a))
     if remedy not in offered:
         raise RemedyNotOffered(
-            f"remedy: {remedy!r} is not offered for this recall; offered: {', '.join(sorted(offered))}"
+            f"remedy: {remedy!r} is not offered for this recall; offered: "
+            f"{', '.join(sorted(offered))}"
         )
     now = datetime.now(UTC)
     req = RemedyRequest(

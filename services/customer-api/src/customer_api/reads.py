@@ -31,9 +31,11 @@ APPLICATION_NAME = "customer-api-reads"
 # _no_session_reset).
 _CONNECTION_BROKEN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError among them
-    asyncpg.exceptions.OperatorInterventionError,  # admin_shutdown, crash_shutdown, cannot_connect_now
+    # admin_shutdown, crash_shutdown, cannot_connect_now
+    asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InterfaceError,  # "connection is closed"
-    asyncpg.exceptions.InternalClientError,  # "cannot switch to state ...; another operation is in progress"
+    # "cannot switch to state ...; another operation is in progress"
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
 )
 

@@ -38,8 +38,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[4] / "test-artifacts" / "screensh
 # An inline image, so the page's <img> renders without any network access.
 KETTLE_SVG = (
     "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='160' height='120'>"
-    "<rect width='160' height='120' fill='%23eeeeee'/><rect x='45' y='35' width='70' height='60' rx='8' "
-    "fill='%23555555'/><rect x='40' y='92' width='80' height='12' fill='%23222222'/></svg>"
+    "<rect width='160' height='120' fill='%23eeeeee'/><rect x='45' y='35' width='70' height='60' "
+    "rx='8' fill='%23555555'/><rect x='40' y='92' width='80' height='12' fill='%23222222'/></svg>"
 )
 
 pytestmark = [

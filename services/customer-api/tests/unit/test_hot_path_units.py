@@ -93,7 +93,8 @@ def test_forged_tokens_are_refused_even_when_a_good_one_of_the_customer_is_cache
     forged = issue_customer_token("cust-a", OTHER)  # same claims, wrong key
     header, payload, signature = good.split(".")
     tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
-    swapped = f"{header}.{issue_customer_token('cust-b', SECRET).split('.')[1]}.{signature}"  # B's claims, A's signature
+    # B's claims, A's signature
+    swapped = f"{header}.{issue_customer_token('cust-b', SECRET).split('.')[1]}.{signature}"
     for bad in (forged, tampered, swapped, good + " ", "Bearer " + good):
         for _ in range(2):
             with pytest.raises(InvalidToken):

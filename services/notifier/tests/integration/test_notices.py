@@ -265,9 +265,11 @@ async def test_delivered_notice_carries_the_full_content_in_the_customers_langua
             "images": ["https://img.example/kx1.jpg"],
             "texts": {
                 "de": ev.LocalizedText(
-                    title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen beschreibenden Produktnamen",
+                    title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen "
+                    "beschreibenden Produktnamen",
                     hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
-                    stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht mehr.",
+                    stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht "
+                    "mehr.",
                 )
             },
         }

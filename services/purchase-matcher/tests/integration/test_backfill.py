@@ -75,7 +75,8 @@ async def test_file_backfill_loads_every_line_and_a_rerun_changes_nothing(
     with path.open("ab") as fh:  # bad lines are reported, not fatal
         fh.write(b"not json\n")
         fh.write(
-            b'{"specversion": "1.0", "id": "x", "type": "order.placed.v1", "data": {"order_id": ""}}\n'
+            b'{"specversion": "1.0", "id": "x", "type": "order.placed.v1", "data": {"order_id": '
+            b'""}}\n'
         )
     report = await backfill_file(sessions, path, batch_size=200, progress=False)
     expected = _expected(events)

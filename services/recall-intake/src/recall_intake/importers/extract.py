@@ -21,7 +21,9 @@ from recall_shared.scope import collation_key
 
 @dataclass(frozen=True)
 class Extracted:
-    kind: str  # gtin | model_number | lots | serials | expiry | best_before | manufactured | units_affected | reference
+    # gtin | model_number | lots | serials | expiry | best_before | manufactured | units_affected
+    # | reference
+    kind: str
     field: str
     text: str
     value: Any
@@ -74,7 +76,8 @@ def read_gtin(raw: str) -> tuple[str | None, str, str]:
             digits.zfill(14),
             "leading_zero_restored",
             f"{raw!r} has {len(digits)} digits and verifies with a leading zero restored; read as "
-            f"{digits.zfill(12 if len(digits) == 11 else 8)} (if its check digit was dropped instead it would be {alt})",
+            f"{digits.zfill(12 if len(digits) == 11 else 8)} (if its check digit was dropped "
+            f"instead it would be {alt})",
         )
     result = normalise_gtin(raw)
     return result.gtin14, result.status, result.message
@@ -170,7 +173,8 @@ def extract_model_numbers(text: str, field: str, *, items: bool = True) -> list[
     seen: set[str] = set()
     for kw in _MODEL_KW.finditer(text):
         if not items and not kw.group(0).lower().startswith("model"):
-            continue  # e.g. FDA's "Item no. 71136" is a firm's internal number, not a product identifier
+            # e.g. FDA's "Item no. 71136" is a firm's internal number, not a product identifier
+            continue
         tail_start = kw.end()
         stop = re.search(
             r"[;\n]|\.(?:\s|$)|\b(?:with|serial|sold|lot|date|between|from|for\s+use)\b",
@@ -333,7 +337,8 @@ def extract_date_windows(text: str, field: str) -> list[Extracted]:
 # ================================================================== lots and serials
 
 _LOT_KW = re.compile(
-    r"(?<!Big )\b(?:lot|batch)(?:s|\s*(?:numbers?|nos?\.?|codes?|#\s*'?s|#))?(?![A-Za-z])\s*(?:#\s*)?(?:'s)?\s*[:#]?\s*",
+    r"(?<!Big )\b(?:lot|batch)(?:s|\s*(?:numbers?|nos?\.?|codes?|#\s*'?s|#))?"
+    r"(?![A-Za-z])\s*(?:#\s*)?(?:'s)?\s*[:#]?\s*",
     re.IGNORECASE,
 )
 _SERIAL_KW = re.compile(
@@ -441,7 +446,8 @@ def _code_rule(
                         kind,
                         field,
                         text[max(0, m.start() - 40) : m.end() + 40].strip(),
-                        'the list is not exhaustive ("including but not limited to"); not used as the scope',
+                        'the list is not exhaustive ("including but not limited to"); not used as '
+                        "the scope",
                     )
                 )
                 consumed_to = pos
@@ -544,7 +550,10 @@ def merge_code_rules(parts: list[Extracted]) -> dict[str, Any] | None:
 
 # ================================================================== quantities and references
 
-_COUNT_NOUNS = r"units?|bottles?|autoinjectors?|devices?|loaves|buckets?|unit\s+cartons?|cartons?|corneas?|pieces?|items?|packages?|pouches?|jars?|boxes"
+_COUNT_NOUNS = (
+    r"units?|bottles?|autoinjectors?|devices?|loaves|buckets?|unit\s+cartons?|cartons?|corneas?|"
+    r"pieces?|items?|packages?|pouches?|jars?|boxes"
+)
 
 
 def extract_units_affected(text: str | None, field: str) -> Extracted | None:

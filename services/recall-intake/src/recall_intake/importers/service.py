@@ -111,7 +111,10 @@ async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutc
             target.provenance = tprov
             target.updated_at = now
         else:
-            reason += f"; the recall is {target.status}, so its content was not changed (amend it to add the reference)"
+            reason += (
+                f"; the recall is {target.status}, so its content was not changed "
+                "(amend it to add the reference)"
+            )
         session.add(
             RegulatorRecord(
                 agency=imported.agency,
@@ -199,7 +202,9 @@ async def _same_event(session: AsyncSession, imported: ImportedRecall) -> Recall
     ).scalars()
     for recall in candidates:
         if imported.agency in _agencies(recall):
-            continue  # the same agency publishing twice is two recalls (or a re-publication, caught by reference)
+            # the same agency publishing twice is two recalls (or a re-publication, caught by
+            # reference)
+            continue
         published = _published(recall)
         if (
             imported.published_on

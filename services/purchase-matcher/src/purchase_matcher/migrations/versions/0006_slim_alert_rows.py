@@ -28,7 +28,8 @@ def upgrade() -> None:
     op.add_column("alerts", sa.Column("units", sa.Integer(), nullable=False, server_default="0"))
     op.execute(
         "UPDATE alerts SET line_count = jsonb_array_length(state->'lines'), "
-        "units = (SELECT coalesce(sum((l->>'units')::int), 0) FROM jsonb_array_elements(state->'lines') l)"
+        "units = (SELECT coalesce(sum((l->>'units')::int), 0) FROM "
+        "jsonb_array_elements(state->'lines') l)"
     )
     op.alter_column("alerts", "line_count", server_default=None)
     op.alter_column("alerts", "units", server_default=None)

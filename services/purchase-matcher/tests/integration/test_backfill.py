@@ -55,9 +55,9 @@ def _expected(events: list[ev.Event]) -> dict[str, tuple[int, int, bool]]:
     orders: dict[str, list[str]] = {}
     for e in events:
         if isinstance(e, ev.OrderPlaced):
-            for l in e.lines:
-                state[l.line_id] = [l.quantity, 0, False]
-            orders[e.order_id] = [l.line_id for l in e.lines]
+            for line in e.lines:
+                state[line.line_id] = [line.quantity, 0, False]
+            orders[e.order_id] = [line.line_id for line in e.lines]
         elif isinstance(e, ev.OrderCancelled):
             for lid in e.line_ids or orders[e.order_id]:
                 state[lid][2] = True

@@ -111,26 +111,25 @@ class ReminderScheduler:
                     )
                     continue
                 number = due_number(r.base_at, now, schedule)
-                if number >= r.next_no:
-                    if await queue_notice(
-                        session,
-                        alert_id=r.alert_id,
-                        customer_id=r.customer_id,
-                        recipient_customer_id=r.recipient_customer_id,
-                        role=r.recipient_role,
-                        kind="reminder",
-                        alert_version=r.alert_version,
-                        reminder_no=number,
-                    ):
-                        queued += 1
-                        log.info(
-                            "reminder queued",
-                            extra={
-                                "alert_id": r.alert_id,
-                                "reminder_no": number,
-                                "skipped": number - r.next_no,
-                            },
-                        )
+                if number >= r.next_no and await queue_notice(
+                    session,
+                    alert_id=r.alert_id,
+                    customer_id=r.customer_id,
+                    recipient_customer_id=r.recipient_customer_id,
+                    role=r.recipient_role,
+                    kind="reminder",
+                    alert_version=r.alert_version,
+                    reminder_no=number,
+                ):
+                    queued += 1
+                    log.info(
+                        "reminder queued",
+                        extra={
+                            "alert_id": r.alert_id,
+                            "reminder_no": number,
+                            "skipped": number - r.next_no,
+                        },
+                    )
                 next_no = max(number, r.next_no - 1) + 1
                 due = (
                     r.base_at + timedelta(days=schedule[next_no - 1])

@@ -397,11 +397,10 @@ def _code_rule(
         for n, seg in enumerate(segments):
             seg_start = pos
             pos += len(seg) + 1
-            if n > 0:
-                # A following ";"-segment continues the list when it starts with more codes (no new
-                # keyword).
-                if kw.search(seg) or _ANY_WINDOW_KW.match(_ITEM_MARK.sub("", seg).strip()):
-                    break
+            # A following ";"-segment continues the list when it starts with more codes (no new
+            # keyword).
+            if n > 0 and (kw.search(seg) or _ANY_WINDOW_KW.match(_ITEM_MARK.sub("", seg).strip())):
+                break
             body = _ITEM_MARK.sub("", seg)
             offset = seg_start + (len(seg) - len(body))
             if n == 0 and re.match(r"\s*(?:numbers?\s+)?beginning\s+with\b", body, re.IGNORECASE):

@@ -103,20 +103,18 @@ async def test_a_transient_503_is_retried_with_the_same_key_and_pays_once() -> N
 
 async def test_the_sandbox_runs_as_its_own_process() -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "refund_logistics.sandbox",
-            "--port",
-            str(port),
-            "--latency-ms",
-            "0",
-            "--jitter-ms",
-            "0",
-            "--failure-rate",
-            "0",
-        ],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "refund_logistics.sandbox",
+        "--port",
+        str(port),
+        "--latency-ms",
+        "0",
+        "--jitter-ms",
+        "0",
+        "--failure-rate",
+        "0",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=os.environ.copy(),
@@ -146,4 +144,4 @@ async def test_the_sandbox_runs_as_its_own_process() -> None:
             ).headers["Idempotent-Replayed"] == "true"
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        await asyncio.wait_for(proc.wait(), timeout=10)

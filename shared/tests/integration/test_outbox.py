@@ -93,7 +93,7 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
     )
     # Nothing else on the topic: exactly the 50 committed events.
     assert sum((await topic_end_offsets(topic)).values()) == 50
-    assert 'events_produced_total{topic="%s"} 50.0' % topic in metrics.render().decode()
+    assert f'events_produced_total{{topic="{topic}"}} 50.0' in metrics.render().decode()
 
 
 async def _empty(infra) -> bool:  # type: ignore[no-untyped-def]
@@ -288,7 +288,7 @@ async def test_two_relays_only_one_publishes_and_the_other_takes_over(
         assert follower.published_total == 15
         assert leader.published_total == 30
     finally:
-        for relay, task in tasks.items():
+        for relay in tasks:
             relay.stop()
         await asyncio.wait_for(asyncio.gather(*tasks.values(), return_exceptions=True), timeout=10)
 

@@ -104,7 +104,7 @@ async def test_after_downtime_only_the_latest_due_reminder_is_sent(rsvc, kit) ->
 
 @pytest.mark.parametrize("answer", ["remedy", "not_affected", "remedy_case"])
 async def test_a_customer_response_stops_the_reminders(rsvc, kit, answer: str) -> None:
-    alert, addr, base = await notified(rsvc, kit)
+    alert, _addr, base = await notified(rsvc, kit)
     now = CLOCK.now()
     common = {
         "alert_id": alert.alert_id,
@@ -169,7 +169,7 @@ async def test_a_response_before_the_alert_arrives_still_stops_the_reminders(rsv
 
 
 async def test_withdrawal_stops_the_reminders(rsvc, kit) -> None:
-    alert, addr, base = await notified(rsvc, kit)
+    alert, _addr, base = await notified(rsvc, kit)
     await rsvc.publish(kit.withdrawn(alert))
     await rsvc.wait_for_notices(
         alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent"

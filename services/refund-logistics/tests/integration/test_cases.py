@@ -184,7 +184,7 @@ async def test_recall_not_enrolled_is_referred_to_the_seller_with_the_contact(rl
 async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_back(
     rls, kit
 ) -> None:
-    rc, a = await _setup(rls, kit)
+    _rc, a = await _setup(rls, kit)
     req = kit.remedy_request(a, "refund_with_return")
     await rls.publish(req)
     case_id = case_id_for(req.request_id)

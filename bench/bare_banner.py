@@ -61,7 +61,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+async def lifespan(app: Starlette):
     # As customer-api's read pool (customer_api.reads): no reset query on release (fixed read-only
     # statements).
     app.state.pool = await asyncpg.create_pool(

@@ -97,7 +97,7 @@ async def seed(dsn: str, customers: int) -> list[str]:
                     title=f"Recall {k}",
                     hazard="Burns.",
                     severity=sev,
-                    stop_using="Stop.",  # type: ignore[arg-type]
+                    stop_using="Stop.",
                     remedies=[ev.Remedy(type="refund_on_destruction")],
                 ),
             )

@@ -107,7 +107,7 @@ async def raw_produce(settings: BenchSettings, topic: str, events: list[ev.Alert
         await producer.stop()
 
 
-async def _warm_up(producer, topic: str) -> None:  # type: ignore[no-untyped-def]
+async def _warm_up(producer, topic: str) -> None:
     """Metadata, connections and producer ids in place before the clock starts, for both sides
     alike."""
     await asyncio.gather(

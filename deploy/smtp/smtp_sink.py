@@ -112,7 +112,9 @@ class MailStore:
                 if cached is None:
                     try:
                         with self._box.get_file(key) as fh:
-                            headers = _HEADER_PARSER.parse(fh, headersonly=True)
+                            # typeshed: mailbox's _ProxyFile lacks members of the _WrappedBuffer
+                            # protocol BytesParser declares, though parse() only reads it.
+                            headers = _HEADER_PARSER.parse(fh, headersonly=True)  # type: ignore[arg-type]
                     except (KeyError, FileNotFoundError):
                         continue
                     try:

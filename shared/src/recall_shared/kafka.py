@@ -119,7 +119,7 @@ class KeyedBatchSender:
             batch = self._batches[partition] = self.producer.create_batch()
             # An empty batch takes any record, even one over max_batch_size (the broker's limit
             # still applies).
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"record for key {key!r} does not fit an empty batch")
         self.sent += 1
 

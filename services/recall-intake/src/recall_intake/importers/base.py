@@ -93,12 +93,12 @@ class ImportedRecall:
 
     def content(self) -> ev.RecallContent:
         return ev.RecallContent(
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             title=self.title[:500],
             product_description=self.product_description[:20_000],
             hazard=self.hazard[:20_000],
             hazard_type=self.hazard_type[:100],
-            severity=self.severity,  # type: ignore[arg-type]
+            severity=self.severity,
             stop_using=self.stop_using,
             remedies=[ev.Remedy.model_validate(r) for r in self.remedies],
             units_affected=self.units_affected,

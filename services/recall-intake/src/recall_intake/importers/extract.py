@@ -416,7 +416,7 @@ def _code_rule(
                     if pm
                     else []
                 )
-                if prefixes:
+                if prefixes and pm:
                     out.append(
                         Extracted(
                             kind,

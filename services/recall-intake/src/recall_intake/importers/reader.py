@@ -87,4 +87,7 @@ def _iter_lines(p: Path) -> Iterator[Any]:
             try:
                 yield json.loads(line)
             except ValueError as exc:
-                yield BadLine(n, f"line {n} is not JSON: {exc.msg}")
+                # JSONDecodeError carries the parser's message; other ValueErrors (an integer
+                # over the digit limit) their own.
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                yield BadLine(n, f"line {n} is not JSON: {why}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import array
@@ -66,8 +66,13 @@ async def import_record(session: AsyncSession, imported: ImportedRecall) -> Impo
         return await _import(session, imported)
 
 
+class _Source(TypedDict):
+    agency: str
+    reference: str
+
+
 async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutcome:
-    base = {"agency": imported.agency, "reference": imported.reference}
+    base = _Source(agency=imported.agency, reference=imported.reference)
     now = datetime.now(UTC)
     seen = await session.get(
         RegulatorRecord, (imported.agency, imported.reference), with_for_update=True

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from recall_shared import events as ev
 
-AlertEvent = ev.AlertRaised | ev.AlertUpdated
+AlertEvent: TypeAlias = ev.AlertRaised | ev.AlertUpdated
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,8 @@ def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
         checks = await runtime.readiness()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
-            status_code=200 if ready else 503, content={"ready": ready, "checks": checks}
+            status_code=200 if ready else 503,
+            content={"ready": ready, "checks": checks, **runtime.details()},
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)

@@ -147,7 +147,7 @@ class KeyedBatchSender:
 
 
 def create_consumer(
-    settings: ServiceSettings, group_id: str, topics: Iterable[str], **overrides: object
+    settings: ServiceSettings, group_id: str | None, topics: Iterable[str], **overrides: object
 ) -> AIOKafkaConsumer:
     """A group consumer that never auto-commits: offsets are committed by the runner after the effect."""
     bad = _UNSAFE_CONSUMER & overrides.keys()

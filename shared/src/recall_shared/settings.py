@@ -54,6 +54,25 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=5.0, gt=0)
     consumer_max_poll_records: int = Field(default=500, ge=1)
+    consumer_batch_max_records: int = Field(
+        default=500, ge=1, description="Records of one partition applied in one transaction."
+    )
+    consumer_max_parallel_partitions: int = Field(
+        default=4,
+        ge=1,
+        description="Partitions of one consumer applied at once (each holds a database connection).",
+    )
+    consumer_wait_max_s: float = Field(
+        default=30.0, gt=0, description="Longest pause between retries while infrastructure is down."
+    )
+    consumer_revoke_timeout_s: float = Field(
+        default=15.0, gt=0, description="How long a revoked partition may take to finish its batch."
+    )
+    dead_letter_scan_interval_s: float = Field(
+        default=30.0, gt=0, description="How often pending dead letters are counted."
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     outbox_batch_size: int = Field(default=1000, ge=1)
     inbox_retention_days: float = Field(
         default=30,

@@ -356,7 +356,8 @@ class _Ready:
 @dataclass
 class _Outcome:
     job: _Job
-    status: str  # sent | retry | failed | in_doubt | cancelled | waiting_contact | superseded
+    # sent | retry | failed | in_doubt | cancelled | waiting_contact | superseded | released
+    status: str
     at: datetime
     to: str = ""
     role: str = ""
@@ -632,9 +633,9 @@ class NoticeSender:
         job, state = ready.job, ready.state
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         if time.monotonic() >= job.lease_ends:
-            # Waited past its lease (a very slow relay): another sender may hold it by now. Left
-            # alone; whoever claims it next sends it.
-            return _Outcome(job, "superseded", self.clock.now())
+            # Waited past its lease (a very slow relay): another sender may hold it by now, so it
+            # is not sent here but released, unless it was claimed again meanwhile.
+            return _Outcome(job, "released", self.clock.now())
         try:
             await self._deliver(job, ready.message, at_most_once)
         except _Superseded:
@@ -802,6 +803,16 @@ class NoticeSender:
     async def _record_other(self, session: AsyncSession, o: _Outcome) -> None:
         nid, row = o.job.notice_id, o.job.row
         if o.status == "superseded":
+            return
+        if o.status == "released":
+            await session.execute(
+                text(
+                    "UPDATE notices SET status = 'pending', next_attempt_at = now() "
+                    "WHERE notice_id = :id AND attempts = :attempt "
+                    "AND status IN ('pending', 'sending')"
+                ),
+                {"id": nid, "attempt": o.job.attempt},
+            )
             return
         if o.status in ("cancelled", "waiting_contact"):
             await session.execute(

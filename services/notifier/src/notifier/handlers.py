@@ -44,6 +44,26 @@ async def wake_sender(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": SENDER_CHANNEL})
 
 
+# A notice decides "pending" or "waiting_contact" from the recipient's contact, and a contact
+# update releases the waiting notices: two transactions (alerts.v1 and customers.v1 partitions,
+# possibly on two instances) that must not miss each other under READ COMMITTED. Queuing takes a
+# shared lock per recipient, a contact update the exclusive one, so one always sees the other.
+_LOCK_CONTACTS_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(k) FROM ("
+    "SELECT DISTINCT hashtextextended('notifier.contact:' || r, 0) AS k "
+    "FROM unnest(CAST(:ids AS text[])) r ORDER BY k) s"
+)
+_LOCK_CONTACT = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('notifier.contact:' || :id, 0))"
+)
+
+
+async def lock_recipients(session: AsyncSession, recipient_ids: Sequence[str]) -> None:
+    """Hold the recipients' contacts steady until this transaction ends (see above)."""
+    if recipient_ids:
+        await session.execute(_LOCK_CONTACTS_SHARED, {"ids": list(recipient_ids)})
+
+
 async def _has_address(session: AsyncSession, customer_id: str) -> bool:
     contact = await session.get(Contact, customer_id)
     return contact is not None and bool(contact.safety_email or contact.email)
@@ -63,6 +83,7 @@ async def queue_notice(
     """One notice per (alert, kind, version, recipient, reminder number): a redelivered alert queues
     nothing new. Without a contact yet, the notice waits for it; it is never dropped. True when
     queued now."""
+    await lock_recipients(session, [recipient_customer_id])
     status = "pending" if await _has_address(session, recipient_customer_id) else "waiting_contact"
     stmt = (
         insert(Notice)
@@ -214,6 +235,7 @@ async def apply_alert_events(
         )
     if plan.notices:
         ns = plan.notices
+        await lock_recipients(session, [n.recipient_customer_id for n in ns])
         await session.execute(
             _QUEUE_NOTICES,
             {
@@ -334,6 +356,7 @@ async def on_customer_updated(
         "safety_email": event.safety_email,
         "locale": event.locale,
     }
+    await session.execute(_LOCK_CONTACT, {"id": event.customer_id})
     stmt = insert(Contact).values(**values)
     await session.execute(
         stmt.on_conflict_do_update(

@@ -196,3 +196,32 @@ async def test_the_sender_is_woken_only_when_a_notice_can_be_sent(kit) -> None:
         assert not await woken(db, lambda: in_slices(db, only_waiting, [])), "a repeat: nothing"
         sendable = [ev.AlertRaised(alert=k.alert(scenario.mail))]
         assert await woken(db, lambda: in_slices(db, only_waiting + sendable, []))
+
+
+async def test_a_contact_arriving_while_its_notice_is_queued_is_never_missed(kit) -> None:
+    """The alert's transaction finds no contact and queues the notice as waiting; the contact's
+    transaction runs meanwhile (another partition, perhaps another instance). Without the
+    recipient lock the contact update sees no waiting notice yet, the notice commits as waiting,
+    and nothing ever releases it. With it, the contact waits for the alert's commit, then
+    releases the notice."""
+    async with database(kit) as db:
+        buyer = kit.new_customer()
+        raised = ev.AlertRaised(alert=kit.alert(buyer, alert_id=str(uuid.uuid4())))
+        contact = kit.customer(buyer, email_=kit.new_email())
+        async with db.sessions() as first, first.begin():
+            await handlers.on_alert_events.handle_many(
+                first, [Delivery(raised, wrap(raised, source="/tests"))]
+            )
+
+            async def contact_arrives() -> None:
+                async with db.sessions() as second, second.begin():
+                    await handlers.on_customer_updated(
+                        second, contact, wrap(contact, source="/tests")
+                    )
+
+            arriving = asyncio.create_task(contact_arrives())
+            await asyncio.sleep(0.5)
+            assert not arriving.done()  # it waits for the queued notice's transaction
+        await asyncio.wait_for(arriving, timeout=10)
+        _, notices = await db.rows()
+        assert [n["status"] for n in notices] == ["pending"]

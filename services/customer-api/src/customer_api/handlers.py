@@ -1,23 +1,43 @@
-"""customer-api's consumers: the read model from alerts.v1, remedies.v1 and notifications.v1."""
+"""customer-api's consumers: the read model from alerts.v1, remedies.v1 and notifications.v1.
+
+The one-event handlers say what each event does to the read model. The consumers run the batch
+forms (``handle_many``): a run of consecutive deliveries in one statement per table, leaving rows
+exactly as the one-event handlers applied in order would. A bulk statement may touch a row only
+once, so each batch form first folds its run to one row per key.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Integer, String, bindparam, column, update, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.handlers import Delivery, HandlerMap, batched
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 FINAL_CASE_STATES = {"refunded", "replacement_shipped", "repaired", "closed"}
 
+# PostgreSQL takes at most 32,767 bind parameters per statement; the widest row here has 8 columns.
+ROWS_PER_STATEMENT = 2000
 
-async def _upsert_alert(session: AsyncSession, state: ev.AlertState) -> None:
-    values = {
+
+def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]
+
+
+# --------------------------------------------------------------------------- alert states
+
+
+def _alert_row(state: ev.AlertState, now: datetime) -> dict[str, Any]:
+    return {
         "alert_id": state.alert_id,
         "customer_id": state.customer_id,
         "recall_id": state.recall_id,
@@ -25,25 +45,59 @@ async def _upsert_alert(session: AsyncSession, state: ev.AlertState) -> None:
         "status": "open",
         "severity_rank": SEVERITY_RANK[state.recall.severity],
         "state": state.model_dump(mode="json"),
-        "updated_at": datetime.now(UTC),
+        "updated_at": now,
     }
-    stmt = insert(CustomerAlert).values(**values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["alert_id"],
-            set_={k: stmt.excluded[k] for k in values if k not in ("alert_id", "customer_id")},
-            # Events of one customer arrive in order, but a replay must never roll the state back.
-            where=CustomerAlert.alert_version <= stmt.excluded.alert_version,
+
+
+async def _upsert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    for chunk in _chunks(rows):
+        stmt = insert(CustomerAlert).values(list(chunk))
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["alert_id"],
+                set_={
+                    k: stmt.excluded[k] for k in chunk[0] if k not in ("alert_id", "customer_id")
+                },
+                # Events of one customer arrive in order, but a replay must never roll it back.
+                where=CustomerAlert.alert_version <= stmt.excluded.alert_version,
+            )
         )
-    )
+
+
+def newest_alert_rows(states: Sequence[ev.AlertState], now: datetime) -> list[dict[str, Any]]:
+    """One row per alert, as the guarded upserts of ``states`` in order would leave it: the highest
+    version's state (on a tie the later one: ``<=`` lets it win), with the customer the alert was
+    first seen with (a row keeps its customer; a new row is inserted by the first event)."""
+    newest: dict[str, ev.AlertState] = {}
+    first_customer: dict[str, str] = {}
+    for state in states:
+        first_customer.setdefault(state.alert_id, state.customer_id)
+        kept = newest.get(state.alert_id)
+        if kept is None or state.alert_version >= kept.alert_version:
+            newest[state.alert_id] = state
+    return [
+        {**_alert_row(state, now), "customer_id": first_customer[alert_id]}
+        for alert_id, state in newest.items()
+    ]
 
 
 async def on_alert_raised(session: AsyncSession, event: ev.AlertRaised, env: Envelope) -> None:
-    await _upsert_alert(session, event.alert)
+    await _upsert_alerts(session, [_alert_row(event.alert, datetime.now(UTC))])
 
 
 async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: Envelope) -> None:
-    await _upsert_alert(session, event.alert)
+    await _upsert_alerts(session, [_alert_row(event.alert, datetime.now(UTC))])
+
+
+async def apply_alert_states(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertRaised | ev.AlertUpdated]]
+) -> None:
+    """alert.raised.v1 and alert.updated.v1 (the same upsert): one statement for the run."""
+    now = datetime.now(UTC)
+    await _upsert_alerts(session, newest_alert_rows([d.event.alert for d in deliveries], now))
+
+
+# --------------------------------------------------------------------------- withdrawals, closures
 
 
 async def on_alert_withdrawn(
@@ -59,12 +113,54 @@ async def on_alert_withdrawn(
     )
 
 
+async def apply_withdrawals(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertWithdrawn]]
+) -> None:
+    """Withdrawals of one alert apply while each is newer than the row, so their net effect is the
+    highest version's: one guarded UPDATE with it per alert."""
+    highest: dict[str, int] = {}
+    for d in deliveries:
+        e = d.event
+        highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
+    now = datetime.now(UTC)
+    for chunk in _chunks(list(highest.items())):
+        withdrawn = values(
+            column("alert_id", String), column("alert_version", Integer), name="withdrawn"
+        ).data(list(chunk))
+        await session.execute(
+            update(CustomerAlert)
+            .where(
+                CustomerAlert.alert_id == withdrawn.c.alert_id,
+                CustomerAlert.alert_version < withdrawn.c.alert_version,
+            )
+            .values(status="withdrawn", alert_version=withdrawn.c.alert_version, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
     await session.execute(
         update(CustomerAlert)
         .where(CustomerAlert.alert_id == event.alert_id)
         .values(status="closed", updated_at=datetime.now(UTC))
     )
+
+
+async def apply_closures(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
+) -> None:
+    alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
+    now = datetime.now(UTC)
+    for chunk in _chunks(alert_ids):
+        await session.execute(
+            update(CustomerAlert)
+            .where(CustomerAlert.alert_id.in_(chunk))
+            .values(status="closed", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --------------------------------------------------------------------------- remedy cases
 
 
 async def on_case_transitioned(
@@ -90,36 +186,110 @@ async def on_case_transitioned(
         )
 
 
-async def _notice(
-    session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, status: str, at: datetime
+async def apply_case_transitions(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.RemedyCaseTransitioned]]
 ) -> None:
-    stmt = insert(SentNotice).values(
-        notice_id=event.notice_id,
-        alert_id=event.alert_id,
-        customer_id=event.customer_id,
-        kind=event.kind,
-        status=status,
-        at=at,
-    )
+    """Each transition overwrites its request's case columns, so the last one per request stands; an
+    alert any of them brought to a final state is remedied."""
+    last: dict[str, ev.RemedyCaseTransitioned] = {d.event.request_id: d.event for d in deliveries}
+    table = RemedyRequest.__table__
     await session.execute(
-        stmt.on_conflict_do_update(index_elements=["notice_id"], set_={"status": status, "at": at})
+        update(table)
+        .where(table.c.request_id == bindparam("b_request_id"))
+        .values(
+            case_id=bindparam("b_case_id"),
+            case_state=bindparam("b_state"),
+            refunded_amount=bindparam("b_refunded_amount"),
+            currency=bindparam("b_currency"),
+            reason=bindparam("b_reason"),
+            updated_at=bindparam("b_occurred_at"),
+        ),
+        [
+            {
+                "b_request_id": e.request_id,
+                "b_case_id": e.case_id,
+                "b_state": e.state,
+                "b_refunded_amount": e.refunded_amount,
+                "b_currency": e.currency,
+                "b_reason": e.reason,
+                "b_occurred_at": e.occurred_at,
+            }
+            for e in last.values()
+        ],
     )
+    remedied = list(
+        dict.fromkeys(d.event.alert_id for d in deliveries if d.event.state in FINAL_CASE_STATES)
+    )
+    for chunk in _chunks(remedied):
+        await session.execute(
+            update(CustomerAlert)
+            .where(CustomerAlert.alert_id.in_(chunk))
+            .values(resolution="remedied")
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --------------------------------------------------------------------------- notices
+
+
+def _notice_row(event: ev.NoticeSent | ev.NoticeFailed) -> dict[str, Any]:
+    status, at = (
+        ("sent", event.sent_at) if isinstance(event, ev.NoticeSent) else ("failed", event.failed_at)
+    )
+    return {
+        "notice_id": event.notice_id,
+        "alert_id": event.alert_id,
+        "customer_id": event.customer_id,
+        "kind": event.kind,
+        "status": status,
+        "at": at,
+    }
+
+
+async def _upsert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    for chunk in _chunks(rows):
+        stmt = insert(SentNotice).values(list(chunk))
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["notice_id"],
+                set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
+            )
+        )
 
 
 async def on_notice_sent(session: AsyncSession, event: ev.NoticeSent, env: Envelope) -> None:
-    await _notice(session, event, "sent", event.sent_at)
+    await _upsert_notices(session, [_notice_row(event)])
 
 
 async def on_notice_failed(session: AsyncSession, event: ev.NoticeFailed, env: Envelope) -> None:
-    await _notice(session, event, "failed", event.failed_at)
+    await _upsert_notices(session, [_notice_row(event)])
 
 
-HANDLERS = {
-    ev.AlertRaised: on_alert_raised,
-    ev.AlertUpdated: on_alert_updated,
-    ev.AlertWithdrawn: on_alert_withdrawn,
-    ev.AlertClosed: on_alert_closed,
-    ev.RemedyCaseTransitioned: on_case_transitioned,
-    ev.NoticeSent: on_notice_sent,
-    ev.NoticeFailed: on_notice_failed,
+async def apply_notices(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.NoticeSent | ev.NoticeFailed]]
+) -> None:
+    """A notice is inserted by its first event and each later one overwrites its status and time."""
+    rows: dict[str, dict[str, Any]] = {}
+    for d in deliveries:
+        row = _notice_row(d.event)
+        kept = rows.setdefault(row["notice_id"], row)
+        kept.update(status=row["status"], at=row["at"])
+    await _upsert_notices(session, list(rows.values()))
+
+
+# --------------------------------------------------------------------------- registration
+
+ALERT_STATES = batched(apply_alert_states)
+NOTICES = batched(apply_notices)
+
+# One object per batch form: the runner hands a run of consecutive deliveries registered to the same
+# object to its handle_many in one call (so raised and updated may interleave in one run).
+HANDLERS: HandlerMap = {
+    ev.AlertRaised: ALERT_STATES,
+    ev.AlertUpdated: ALERT_STATES,
+    ev.AlertWithdrawn: batched(apply_withdrawals),
+    ev.AlertClosed: batched(apply_closures),
+    ev.RemedyCaseTransitioned: batched(apply_case_transitions),
+    ev.NoticeSent: NOTICES,
+    ev.NoticeFailed: NOTICES,
 }

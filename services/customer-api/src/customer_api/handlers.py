@@ -1,50 +1,171 @@
-"""customer-api's consumers: the read model from alerts.v1, remedies.v1 and notifications.v1."""
+"""customer-api's consumers: the read model from alerts.v1, remedies.v1 and notifications.v1.
+
+The one-event handlers say what each event does to the read model. The consumers run the batch
+forms (``handle_many``): a run of consecutive deliveries in one statement per table, leaving rows
+exactly as the one-event handlers applied in order would. A bulk statement may touch a row only
+once, so each batch form first folds its run to one row per key.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
+from typing import cast as cast_type
 
-from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.remedy_states import COMPLETED_CASE_STATES
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 FINAL_CASE_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_shared.remedy_states)
 
+# PostgreSQL takes at most 32,767 bind parameters per statement; a row here has at most 8 columns.
+ROWS_PER_STATEMENT = 2000
 
-async def _upsert_alert(session: AsyncSession, state: ev.AlertState) -> None:
-    values = {
+
+def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]
+
+
+# --------------------------------------------------------------------------- alert states
+
+
+def _alert_row(state: ev.AlertState) -> dict[str, Any]:
+    return {
         "alert_id": state.alert_id,
         "customer_id": state.customer_id,
         "recall_id": state.recall_id,
         "alert_version": state.alert_version,
-        "status": "open",
         "severity_rank": SEVERITY_RANK[state.recall.severity],
-        "state": state.model_dump(mode="json"),
-        "updated_at": datetime.now(UTC),
+        "state": state.model_dump_json(),
     }
-    stmt = insert(CustomerAlert).values(**values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["alert_id"],
-            set_={k: stmt.excluded[k] for k in values if k not in ("alert_id", "customer_id")},
-            # Events of one customer arrive in order, but a replay must never roll the state back.
-            where=CustomerAlert.alert_version <= stmt.excluded.alert_version,
+
+
+# The alerts' columns as arrays, one element per row: a statement of constant shape (compiled once,
+# two orders of magnitude fewer bind parameters than a multi-row VALUES), whatever the run's length.
+_ALERT_ARRAYS = (
+    func.unnest(
+        *(
+            bindparam(name, type_=ARRAY(t))
+            for name, t in (
+                ("alert_id", String),
+                ("customer_id", String),
+                ("recall_id", String),
+                ("alert_version", Integer),
+                ("severity_rank", Integer),
+                ("state", Text),
+            )
         )
     )
+    .table_valued(
+        column("alert_id", String),
+        column("customer_id", String),
+        column("recall_id", String),
+        column("alert_version", Integer),
+        column("severity_rank", Integer),
+        column("state", Text),
+    )
+    .render_derived("alert_rows")
+)
+
+
+# Core, not the ORM: an ORM-enabled INSERT would read the arrays' names as column values.
+_ALERTS = cast_type(Table, CustomerAlert.__table__)
+_ALERT_INSERT = insert(_ALERTS).from_select(
+    [
+        "alert_id",
+        "customer_id",
+        "recall_id",
+        "alert_version",
+        "severity_rank",
+        "state",
+        "status",
+        "updated_at",
+    ],
+    select(
+        _ALERT_ARRAYS.c.alert_id,
+        _ALERT_ARRAYS.c.customer_id,
+        _ALERT_ARRAYS.c.recall_id,
+        _ALERT_ARRAYS.c.alert_version,
+        _ALERT_ARRAYS.c.severity_rank,
+        cast(_ALERT_ARRAYS.c.state, JSONB),
+        literal("open"),
+        bindparam("now", type_=DateTime(timezone=True)),
+    ),
+)
+UPSERT_ALERTS = _ALERT_INSERT.on_conflict_do_update(
+    index_elements=["alert_id"],
+    set_={
+        k: _ALERT_INSERT.excluded[k]
+        for k in ("recall_id", "alert_version", "status", "severity_rank", "state", "updated_at")
+    },
+    # Events of one customer arrive in order, but a replay must never roll the state back.
+    where=_ALERTS.c.alert_version <= _ALERT_INSERT.excluded.alert_version,
+)
+
+
+async def _upsert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        params: dict[str, Any] = {name: [r[name] for r in rows] for name in rows[0]}
+        await session.execute(UPSERT_ALERTS, {**params, "now": datetime.now(UTC)})
+
+
+def newest_alert_rows(states: Sequence[ev.AlertState]) -> list[dict[str, Any]]:
+    """One row per alert, as the guarded upserts of ``states`` in order would leave it: the highest
+    version's state (on a tie the later one: ``<=`` lets it win), with the customer the alert was
+    first seen with (a row keeps its customer; a new row is inserted by the first event)."""
+    newest: dict[str, ev.AlertState] = {}
+    first_customer: dict[str, str] = {}
+    for state in states:
+        first_customer.setdefault(state.alert_id, state.customer_id)
+        kept = newest.get(state.alert_id)
+        if kept is None or state.alert_version >= kept.alert_version:
+            newest[state.alert_id] = state
+    return [
+        {**_alert_row(state), "customer_id": first_customer[alert_id]}
+        for alert_id, state in newest.items()
+    ]
 
 
 async def on_alert_raised(session: AsyncSession, event: ev.AlertRaised, env: Envelope) -> None:
-    await _upsert_alert(session, event.alert)
+    await _upsert_alerts(session, [_alert_row(event.alert)])
 
 
 async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: Envelope) -> None:
-    await _upsert_alert(session, event.alert)
+    await _upsert_alerts(session, [_alert_row(event.alert)])
+
+
+async def apply_alert_states(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertRaised | ev.AlertUpdated]]
+) -> None:
+    """alert.raised.v1 and alert.updated.v1 (the same upsert): one statement for the run."""
+    await _upsert_alerts(session, newest_alert_rows([d.event.alert for d in deliveries]))
+
+
+# --------------------------------------------------------------------------- withdrawals, closures
 
 
 async def on_alert_withdrawn(
@@ -60,12 +181,54 @@ async def on_alert_withdrawn(
     )
 
 
+async def apply_withdrawals(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertWithdrawn]]
+) -> None:
+    """Withdrawals of one alert apply while each is newer than the row, so their net effect is the
+    highest version's: one guarded UPDATE with it per alert."""
+    highest: dict[str, int] = {}
+    for d in deliveries:
+        e = d.event
+        highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
+    now = datetime.now(UTC)
+    for chunk in _chunks(list(highest.items())):
+        withdrawn = values(
+            column("alert_id", String), column("alert_version", Integer), name="withdrawn"
+        ).data(list(chunk))
+        await session.execute(
+            update(CustomerAlert)
+            .where(
+                CustomerAlert.alert_id == withdrawn.c.alert_id,
+                CustomerAlert.alert_version < withdrawn.c.alert_version,
+            )
+            .values(status="withdrawn", alert_version=withdrawn.c.alert_version, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
     await session.execute(
         update(CustomerAlert)
         .where(CustomerAlert.alert_id == event.alert_id)
         .values(status="closed", updated_at=datetime.now(UTC))
     )
+
+
+async def apply_closures(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
+) -> None:
+    alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
+    now = datetime.now(UTC)
+    for chunk in _chunks(alert_ids):
+        await session.execute(
+            update(CustomerAlert)
+            .where(CustomerAlert.alert_id.in_(chunk))
+            .values(status="closed", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --------------------------------------------------------------------------- remedy cases
 
 
 async def on_case_transitioned(
@@ -91,36 +254,122 @@ async def on_case_transitioned(
         )
 
 
-async def _notice(
-    session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, status: str, at: datetime
+async def apply_case_transitions(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.RemedyCaseTransitioned]]
 ) -> None:
-    stmt = insert(SentNotice).values(
-        notice_id=event.notice_id,
-        alert_id=event.alert_id,
-        customer_id=event.customer_id,
-        kind=event.kind,
-        status=status,
-        at=at,
+    """Each transition overwrites its request's case columns, so the last one per request stands; an
+    alert any of them brought to a final state is remedied."""
+    last: dict[str, ev.RemedyCaseTransitioned] = {d.event.request_id: d.event for d in deliveries}
+    for chunk in _chunks(list(last.values())):
+        case = values(
+            column("request_id", String),
+            column("case_id", String),
+            column("case_state", String),
+            column("refunded_amount", Numeric(14, 2)),
+            column("currency", String),
+            column("reason", Text),
+            column("updated_at", DateTime(timezone=True)),
+            name="transitioned",
+        ).data(
+            [
+                (
+                    e.request_id,
+                    e.case_id,
+                    e.state,
+                    e.refunded_amount,
+                    e.currency,
+                    e.reason,
+                    e.occurred_at,
+                )
+                for e in chunk
+            ]
+        )
+        await session.execute(
+            update(RemedyRequest)
+            .where(RemedyRequest.request_id == case.c.request_id)
+            .values(
+                case_id=case.c.case_id,
+                case_state=case.c.case_state,
+                refunded_amount=case.c.refunded_amount,
+                currency=case.c.currency,
+                reason=case.c.reason,
+                updated_at=case.c.updated_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    remedied = list(
+        dict.fromkeys(d.event.alert_id for d in deliveries if d.event.state in FINAL_CASE_STATES)
     )
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["notice_id"], set_={"status": status, "at": at})
+    for chunk in _chunks(remedied):
+        await session.execute(
+            update(CustomerAlert)
+            .where(CustomerAlert.alert_id.in_(chunk))
+            .values(resolution="remedied")
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --------------------------------------------------------------------------- notices
+
+
+def _notice_row(event: ev.NoticeSent | ev.NoticeFailed) -> dict[str, Any]:
+    status, at = (
+        ("sent", event.sent_at) if isinstance(event, ev.NoticeSent) else ("failed", event.failed_at)
     )
+    return {
+        "notice_id": event.notice_id,
+        "alert_id": event.alert_id,
+        "customer_id": event.customer_id,
+        "kind": event.kind,
+        "status": status,
+        "at": at,
+    }
+
+
+async def _upsert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    for chunk in _chunks(rows):
+        stmt = insert(SentNotice).values(list(chunk))
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["notice_id"],
+                set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
+            )
+        )
 
 
 async def on_notice_sent(session: AsyncSession, event: ev.NoticeSent, env: Envelope) -> None:
-    await _notice(session, event, "sent", event.sent_at)
+    await _upsert_notices(session, [_notice_row(event)])
 
 
 async def on_notice_failed(session: AsyncSession, event: ev.NoticeFailed, env: Envelope) -> None:
-    await _notice(session, event, "failed", event.failed_at)
+    await _upsert_notices(session, [_notice_row(event)])
 
 
-HANDLERS = {
-    ev.AlertRaised: on_alert_raised,
-    ev.AlertUpdated: on_alert_updated,
-    ev.AlertWithdrawn: on_alert_withdrawn,
-    ev.AlertClosed: on_alert_closed,
-    ev.RemedyCaseTransitioned: on_case_transitioned,
-    ev.NoticeSent: on_notice_sent,
-    ev.NoticeFailed: on_notice_failed,
+async def apply_notices(
+    session: AsyncSession, deliveries: Sequence[Delivery[ev.NoticeSent | ev.NoticeFailed]]
+) -> None:
+    """A notice is inserted by its first event and each later one overwrites its status and time."""
+    rows: dict[str, dict[str, Any]] = {}
+    for d in deliveries:
+        row = _notice_row(d.event)
+        kept = rows.setdefault(row["notice_id"], row)
+        kept.update(status=row["status"], at=row["at"])
+    await _upsert_notices(session, list(rows.values()))
+
+
+# --------------------------------------------------------------------------- registration
+
+ALERT_STATES = batched(apply_alert_states)
+NOTICES = batched(apply_notices)
+
+# One object per batch form: the runner hands a run of consecutive deliveries registered to the same
+# object to its handle_many in one call (so raised and updated may interleave in one run).
+HANDLERS: HandlerMap = {
+    ev.AlertRaised: ALERT_STATES,
+    ev.AlertUpdated: ALERT_STATES,
+    ev.AlertWithdrawn: batched(apply_withdrawals),
+    ev.AlertClosed: batched(apply_closures),
+    ev.RemedyCaseTransitioned: batched(apply_case_transitions),
+    ev.NoticeSent: NOTICES,
+    ev.NoticeFailed: NOTICES,
 }

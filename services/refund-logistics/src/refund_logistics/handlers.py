@@ -1,38 +1,58 @@
 """refund-logistics' service layer: read models from Kafka, remedy cases and their side effects.
 
-Consumers: recalls, alerts (incl. withdrawals and closures), notices, remedy requests and "not affected"
-answers (seller API keys: ``recall_shared.api_keys.key_handlers``, wired in app.py). Commands from the API:
-proof of destruction, item received, fulfilment, reject, close, enrolment.
+Consumers: recalls, alerts (incl. withdrawals and closures), notices, remedy requests and
+"not affected" answers (seller API keys: ``recall_shared.api_keys.key_handlers``, wired in app.py).
+Commands from the API: proof of destruction, item received, fulfilment, reject, close, enrolment.
 
-Refunds are paid exactly once, across retries, redeliveries, concurrent requests and crashes (RLS.md):
-1. *plan*: in the transaction that accepts the trigger (a proof, an item received), one refund intent per
-   order line is written (``refunds`` row, ``pending``, with its idempotency key ``refund:{case}:{line}``;
-   unique per (case, line); the alert row is locked so two cases of one alert never pay one line twice);
+Refunds are paid exactly once, across retries, redeliveries, concurrent requests and crashes
+(RLS.md):
+1. *plan*: in the transaction that accepts the trigger (a proof, an item received), one refund
+   intent per order line is written (``refunds`` row, ``pending``, with its idempotency key
+   ``refund:{case}:{line}``; unique per (case, line); the alert row is locked so two cases of one
+   alert never pay one line twice);
 2. *claim*: an UPDATE takes a lease on the pending intents (only one caller wins; the rest return);
-3. *pay*: the provider is called with the intent's idempotency key (it answers a repeated key with the
-   original refund);
-4. *record*: one transaction marks the intents paid, writes the seller ledger, the case transition and
-   its outbox event.
-A crash between any two steps leaves a pending intent; when its lease runs out the recovery loop (or a
-retried request) claims it again and calls the provider with the same key: one payment.
+3. *pay*: the provider is called with the intent's idempotency key (it answers a repeated key with
+   the original refund);
+4. *record*: one transaction marks the intents paid, writes the seller ledger, the case transition
+   and its outbox event.
+A crash between any two steps leaves a pending intent; when its lease runs out the recovery loop
+(or a retried request) claims it again and calls the provider with the same key: one payment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+from typing import cast as cast_type
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.outbox import Outbox
 from refund_logistics.carrier import Carrier, CarrierError
 from refund_logistics.domain import apply, refunds_due
@@ -68,6 +88,81 @@ FAULT_POINTS = (
     "after_outbox",
     "after_commit",
 )
+
+
+# PostgreSQL takes at most 32,767 bind parameters per statement; a row here has at most 8 columns.
+ROWS_PER_STATEMENT = 2000
+
+
+def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]
+
+
+def _known_alert_row(a: ev.AlertState) -> dict[str, Any]:
+    return {
+        "alert_id": a.alert_id,
+        "customer_id": a.customer_id,
+        "recall_id": a.recall_id,
+        "alert_version": a.alert_version,
+        "lines": json.dumps([line.model_dump(mode="json") for line in a.lines]),
+        "units": sum(line.units for line in a.lines),
+    }
+
+
+# The alerts' columns as arrays, one element per row: a statement of constant shape (compiled once,
+# with a handful of bind parameters), whatever the run's length.
+_KNOWN_ALERT_COLUMNS = (
+    column("alert_id", String),
+    column("customer_id", String),
+    column("recall_id", String),
+    column("alert_version", Integer),
+    column("lines", Text),
+    column("units", Integer),
+)
+_KNOWN_ALERT_ARRAYS = (
+    func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _KNOWN_ALERT_COLUMNS))
+    .table_valued(*_KNOWN_ALERT_COLUMNS)
+    .render_derived("known_alerts")
+)
+# Core, not the ORM: an ORM-enabled INSERT would read the arrays' names as column values.
+_KNOWN_ALERTS = cast_type(Table, KnownAlert.__table__)
+_KNOWN_ALERT_INSERT = insert(_KNOWN_ALERTS).from_select(
+    ["alert_id", "customer_id", "recall_id", "alert_version", "lines", "units", "status"],
+    select(
+        _KNOWN_ALERT_ARRAYS.c.alert_id,
+        _KNOWN_ALERT_ARRAYS.c.customer_id,
+        _KNOWN_ALERT_ARRAYS.c.recall_id,
+        _KNOWN_ALERT_ARRAYS.c.alert_version,
+        cast(_KNOWN_ALERT_ARRAYS.c.lines, JSONB),
+        _KNOWN_ALERT_ARRAYS.c.units,
+        literal("open"),
+    ),
+)
+UPSERT_KNOWN_ALERTS = _KNOWN_ALERT_INSERT.on_conflict_do_update(
+    index_elements=["alert_id"],
+    set_={
+        k: _KNOWN_ALERT_INSERT.excluded[k]
+        for k in ("customer_id", "recall_id", "alert_version", "status", "lines", "units")
+    },
+    where=_KNOWN_ALERTS.c.alert_version <= _KNOWN_ALERT_INSERT.excluded.alert_version,
+)
+
+
+async def _upsert_known_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(
+            UPSERT_KNOWN_ALERTS, {name: [r[name] for r in rows] for name in rows[0]}
+        )
+
+
+def _forget_alerts(session: AsyncSession, alert_ids: Collection[str]) -> None:
+    """Bulk statements bypass the session: expire its copies of these alerts, so that case logic
+    later in the same batch (``session.get``) reads the rows as they are now."""
+    for alert_id in alert_ids:
+        cached = session.identity_map.get(session.identity_key(KnownAlert, alert_id))
+        if cached is not None:
+            session.expire(cached)
 
 
 def case_id_for(request_id: str) -> str:
@@ -144,18 +239,19 @@ class Cases:
                 customer_id=case.customer_id,
                 recall_id=case.recall_id,
                 seller_id=case.seller_id,
-                remedy=case.remedy,  # type: ignore[arg-type]
+                remedy=case.remedy,
                 transition=name,
                 from_state=previous,
-                state=case.state,  # type: ignore[arg-type]
+                state=case.state,
                 refunded_amount=case.refunded_amount,
                 currency=case.currency,
                 reason=case.reason,
                 occurred_at=case.updated_at,
             ),
             causation_id=cause,
-            # Deterministic, and short enough for the 64-character outbox/inbox event ids: the readable
-            # "case:{case_id}:{transition}:{from}" is up to 68 characters (e.g. refer_to_seller).
+            # Deterministic, and short enough for the 64-character outbox/inbox event ids: the
+            # readable "case:{case_id}:{transition}:{from}" is up to 68 characters
+            # (e.g. refer_to_seller).
             event_id=f"case:{uuid.uuid5(CASE_NAMESPACE, f'{case.case_id}:{name}:{previous}')}",
         )
         await self.fault("after_outbox", case.case_id)
@@ -196,25 +292,9 @@ class Cases:
     async def on_alert(
         self, session: AsyncSession, event: ev.AlertRaised | ev.AlertUpdated, env: Envelope
     ) -> None:
-        a = event.alert
-        values = {
-            "alert_id": a.alert_id,
-            "customer_id": a.customer_id,
-            "recall_id": a.recall_id,
-            "alert_version": a.alert_version,
-            "status": "open",
-            "lines": [l.model_dump(mode="json") for l in a.lines],
-            "units": sum(l.units for l in a.lines),
-        }
-        stmt = insert(KnownAlert).values(**values)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["alert_id"],
-                set_={k: stmt.excluded[k] for k in values},
-                where=KnownAlert.alert_version <= stmt.excluded.alert_version,
-            )
-        )
-        await self._resume(session, env, alert_id=a.alert_id)
+        await _upsert_known_alerts(session, [_known_alert_row(event.alert)])
+        _forget_alerts(session, [event.alert.alert_id])
+        await self._resume(session, env, alert_id=event.alert.alert_id)
 
     async def on_alert_withdrawn(
         self, session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope
@@ -252,6 +332,132 @@ class Cases:
         else:
             stmt = stmt.on_conflict_do_nothing()
         await session.execute(stmt)
+
+    # ------------------------------------------------------------------ read models, in bulk
+    # What the consumers run: the batch forms of the one-event handlers above. Each leaves the
+    # rows (and the cases) exactly as its one-event form applied to every delivery in order would,
+    # writing a run of deliveries with one statement per table (a bulk statement touches a row only
+    # once, so each first folds its run to one row per key).
+
+    async def on_alerts(
+        self,
+        session: AsyncSession,
+        deliveries: Sequence[Delivery[ev.AlertRaised | ev.AlertUpdated]],
+    ) -> None:
+        """on_alert for a run. An alert that a case waits for takes the one-event path, so the case
+        goes on with the very version it would have seen; the rest are folded to their newest state
+        (the highest version; on a tie the later one, since ``<=`` lets it win) and upserted at
+        once."""
+        alert_ids = {d.event.alert.alert_id for d in deliveries}
+        awaited = {case.alert_id for case in await self._cases_waiting_for(session, alert_ids)}
+        newest: dict[str, Delivery[ev.AlertRaised | ev.AlertUpdated]] = {}
+        for d in deliveries:
+            a = d.event.alert
+            if a.alert_id in awaited:
+                await self.on_alert(session, d.event, d.envelope)
+                continue
+            kept = newest.get(a.alert_id)
+            if kept is None or a.alert_version >= kept.event.alert.alert_version:
+                newest[a.alert_id] = d
+        await _upsert_known_alerts(
+            session, [_known_alert_row(d.event.alert) for d in newest.values()]
+        )
+        _forget_alerts(session, newest.keys())
+        # None waited above; a case committed since (a remedy request on another partition) goes
+        # on now, as on_alert's own resume would take it.
+        for case in await self._cases_waiting_for(session, newest.keys()):
+            await self._advance(session, case, newest[case.alert_id].envelope.id)
+
+    async def _cases_waiting_for(
+        self, session: AsyncSession, alert_ids: Collection[str]
+    ) -> list[Case]:
+        """The cases of these alerts that _resume would go on with (locked, as it locks them)."""
+        cases: list[Case] = []
+        for chunk in _chunks(sorted(alert_ids)):
+            stmt = (
+                select(Case)
+                .where(Case.waiting_for.in_(("alert", "recall")), Case.alert_id.in_(chunk))
+                .with_for_update()
+            )
+            cases.extend((await session.execute(stmt)).scalars())
+        return cases
+
+    async def on_alerts_withdrawn(
+        self, session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertWithdrawn]]
+    ) -> None:
+        """on_alert_withdrawn for a run: withdrawals of one alert apply while each is newer than the
+        row, so their net effect is the highest version's; one guarded UPDATE with it per alert."""
+        highest: dict[str, int] = {}
+        for d in deliveries:
+            e = d.event
+            highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
+        for chunk in _chunks(list(highest.items())):
+            withdrawn = values(
+                column("alert_id", String), column("alert_version", Integer), name="withdrawn"
+            ).data(list(chunk))
+            await session.execute(
+                update(KnownAlert)
+                .where(
+                    KnownAlert.alert_id == withdrawn.c.alert_id,
+                    KnownAlert.alert_version < withdrawn.c.alert_version,
+                )
+                .values(status="withdrawn", alert_version=withdrawn.c.alert_version)
+                .execution_options(synchronize_session=False)
+            )
+        _forget_alerts(session, highest.keys())
+
+    async def on_alerts_closed(
+        self, session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
+    ) -> None:
+        alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
+        for chunk in _chunks(alert_ids):
+            await session.execute(
+                update(KnownAlert)
+                .where(KnownAlert.alert_id.in_(chunk), KnownAlert.status == "open")
+                .values(status="closed")
+                .execution_options(synchronize_session=False)
+            )
+        _forget_alerts(session, alert_ids)
+
+    async def on_notices(
+        self, session: AsyncSession, deliveries: Sequence[Delivery[ev.NoticeSent | ev.NoticeFailed]]
+    ) -> None:
+        """on_notice for a run. A notice's first event inserts it; a later "sent" marks it sent at
+        its time, a later "failed" changes nothing. So: the first event's row, sent at the last
+        "sent" time if one was heard (upserted), else failed (inserted if new)."""
+        rows: dict[str, dict[str, Any]] = {}
+        last_sent: dict[str, datetime] = {}
+        for d in deliveries:
+            e = d.event
+            sent = isinstance(e, ev.NoticeSent)
+            rows.setdefault(
+                e.notice_id,
+                {
+                    "notice_id": e.notice_id,
+                    "alert_id": e.alert_id,
+                    "customer_id": e.customer_id,
+                    "recall_id": e.recall_id,
+                    "kind": e.kind,
+                    "channel": e.channel,
+                    "status": "sent" if sent else "failed",
+                    "at": e.sent_at if isinstance(e, ev.NoticeSent) else e.failed_at,
+                },
+            )
+            if isinstance(e, ev.NoticeSent):
+                last_sent[e.notice_id] = e.sent_at
+        sent_rows = [
+            r | {"status": "sent", "at": last_sent[n]} for n, r in rows.items() if n in last_sent
+        ]
+        failed_rows = [r for n, r in rows.items() if n not in last_sent]
+        for chunk in _chunks(sent_rows):
+            stmt = insert(NoticeRecord).values(list(chunk))
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
+                )
+            )
+        for chunk in _chunks(failed_rows):
+            await session.execute(insert(NoticeRecord).values(list(chunk)).on_conflict_do_nothing())
 
     async def on_not_affected(
         self, session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope
@@ -452,11 +658,12 @@ class Cases:
     async def submit_proof(
         self, case_id: str, customer_id: str, image: bytes, content_type: str
     ) -> tuple[Case, CaseProof]:
-        """The customer's photo of the destroyed unit; then the refund. Repeating the same photo is a no-op
-        (it only nudges a pending refund); a different photo after the first is a conflict. Returns the
-        case and its proof as they are afterwards."""
+        """The customer's photo of the destroyed unit; then the refund. Repeating the same photo is
+        a no-op (it only nudges a pending refund); a different photo after the first is a conflict.
+        Returns the case and its proof as they are afterwards."""
         digest = hashlib.sha256(image).hexdigest()
-        # Fast path, without a lock: a repeated upload (a client's retry, a double tap, 1,000 at once).
+        # Fast path, without a lock: a repeated upload (a client's retry, a double tap, 1,000 at
+        # once).
         seen = await self._case_and_proof(case_id)
         if seen is None or seen[0].customer_id != customer_id:
             raise CaseNotFound(case_id)
@@ -478,7 +685,8 @@ class Cases:
                 else:
                     if case.remedy != "refund_on_destruction":
                         raise CaseConflict(
-                            f"a proof of destruction is for refund_on_destruction cases; this case is {case.remedy}"
+                            "a proof of destruction is for refund_on_destruction cases; "
+                            f"this case is {case.remedy}"
                         )
                     apply(
                         case.state, "issue_refund"
@@ -515,8 +723,8 @@ class Cases:
         return (row[0], row[1]) if row is not None else None
 
     async def item_received(self, case_id: str) -> None:
-        """The carrier's or warehouse's webhook: the returned item arrived; then the refund. Redelivered
-        webhooks are answered with the case as it is."""
+        """The carrier's or warehouse's webhook: the returned item arrived; then the refund.
+        Redelivered webhooks are answered with the case as it is."""
         async with self._sf()() as session:
             seen = (
                 await session.execute(
@@ -615,20 +823,20 @@ class Cases:
                 select(KnownAlert).where(KnownAlert.alert_id == case.alert_id).with_for_update()
             )
         ).scalar_one()
-        lines = [ev.AffectedLine.model_validate(l) for l in alert.lines]
+        lines = [ev.AffectedLine.model_validate(line) for line in alert.lines]
         already = dict(
             (
                 await session.execute(
                     select(Refund.line_id, func.sum(Refund.amount))
                     .where(
-                        Refund.line_id.in_([l.line_id for l in lines]),
+                        Refund.line_id.in_([line.line_id for line in lines]),
                         Refund.status.in_(("pending", "paid")),
                     )
                     .group_by(Refund.line_id)
                 )
             ).all()
         )
-        by_line = {l.line_id: l for l in lines}
+        by_line = {line.line_id: line for line in lines}
         due = refunds_due(lines, already)
         if not due:
             if case.state == "requested":
@@ -662,7 +870,8 @@ class Cases:
         case.updated_at = datetime.now(UTC)
 
     async def settle(self, case_id: str) -> bool:
-        """Steps 2-4 for a case's pending refunds; False when another caller holds them (or none are pending)."""
+        """Steps 2-4 for a case's pending refunds; False when another caller holds them (or none
+        are pending)."""
         async with self._sf()() as session, session.begin():
             claimed = (
                 await session.execute(
@@ -708,7 +917,8 @@ class Cases:
                 )
                 if not exc.transient:
                     failed[refund_id] = str(exc)[:2000]
-                continue  # transient: the lease runs out and the recovery loop tries again with the same key
+                # Transient: the lease runs out and the recovery loop tries again with the same key.
+                continue
             paid[refund_id] = (result.provider_ref, result.amount, result.currency, result.method)
         await self.fault("after_provider_call", case_id)
         await self._record(case_id, paid, failed)
@@ -720,7 +930,7 @@ class Cases:
     ) -> None:
         async with self._sf()() as session, session.begin():
             case = await self._locked_case(session, case_id)
-            for refund_id, (ref, amount, currency, method) in paid.items():
+            for refund_id, (ref, amount, paid_currency, method) in paid.items():
                 await session.execute(
                     update(Refund)
                     .where(Refund.refund_id == refund_id, Refund.status == "pending")
@@ -728,7 +938,7 @@ class Cases:
                         status="paid",
                         provider_ref=ref,
                         amount=amount,
-                        currency=currency,
+                        currency=paid_currency,
                         method=method,
                         paid_at=func.now(),
                         claimed_until=None,
@@ -797,8 +1007,8 @@ class Cases:
     # ------------------------------------------------------------------ recovery
 
     async def recover(self) -> int:
-        """Settle refund intents whose lease ran out (a crash, a transient failure) and retry return labels
-        the carrier could not issue. Returns how many cases were looked at."""
+        """Settle refund intents whose lease ran out (a crash, a transient failure) and retry return
+        labels the carrier could not issue. Returns how many cases were looked at."""
         async with self._sf()() as session:
             case_ids = list(
                 (
@@ -848,22 +1058,24 @@ class Cases:
                 await self.recover()
             except Exception:
                 log.exception("recovery pass failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
 
-    def handlers(self) -> dict:
+    def handlers(self) -> HandlerMap:
+        # One object per batch form: the runner hands a run of consecutive deliveries registered
+        # to the same object to its handle_many in one call (raised and updated interleave in one).
+        alerts = batched(self.on_alerts)
+        notices = batched(self.on_notices)
         return {
             ev.RecallPublished: self.on_recall,
             ev.RecallAmended: self.on_recall,
             ev.RecallClosed: self.on_recall,
-            ev.AlertRaised: self.on_alert,
-            ev.AlertUpdated: self.on_alert,
-            ev.AlertWithdrawn: self.on_alert_withdrawn,
-            ev.AlertClosed: self.on_alert_closed,
-            ev.NoticeSent: self.on_notice,
-            ev.NoticeFailed: self.on_notice,
+            ev.AlertRaised: alerts,
+            ev.AlertUpdated: alerts,
+            ev.AlertWithdrawn: batched(self.on_alerts_withdrawn),
+            ev.AlertClosed: batched(self.on_alerts_closed),
+            ev.NoticeSent: notices,
+            ev.NoticeFailed: notices,
             ev.RemedyRequested: self.on_remedy_requested,
             ev.NotAffectedDeclared: self.on_not_affected,
         }

@@ -472,13 +472,18 @@ class ConsumerRunner:
                     fresh.discard(item.envelope.id)  # the first of repeats within the batch
                     todo.append(item)
             for handler, run in _runs(todo):
+                # Each handler sees the rows as the previous ones left them, not objects the
+                # session loaded before another handler changed them with plain SQL.
+                session.expire_all()
                 if isinstance(handler, BatchHandler):
                     with log_context(correlation_id=run[0].envelope.correlation_id):
                         await handler.handle_many(
                             session, [Delivery(i.event, i.envelope) for i in run]
                         )
                     continue
-                for item in run:
+                for n, item in enumerate(run):
+                    if n:
+                        session.expire_all()
                     env = item.envelope
                     with log_context(
                         correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id

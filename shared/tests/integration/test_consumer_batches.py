@@ -9,6 +9,8 @@ from collections import Counter
 
 import orjson
 import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import registry
 
 from recall_shared import envelope
 from recall_shared import events as ev
@@ -206,3 +208,42 @@ async def _dead_lettered(a, b, metric_total, n: int) -> bool:  # type: ignore[no
 
 async def _letters(infra) -> int:  # type: ignore[no-untyped-def]
     return len(await read_topic(infra.topic(DLQ), count=10**6, timeout=2))
+
+
+async def test_a_handler_never_reads_a_copy_another_handler_made_stale(
+    infra, topics, make_alert_closed, make_alert_withdrawn, run_task
+) -> None:
+    """One batch, one session: a handler loads a row as an ORM object, the next changes that row
+    with plain SQL, the third loads it again and must see the change, not the session's copy."""
+
+    class Row:
+        subject: str
+
+    registry().map_imperatively(Row, infra.applied)
+    async with infra.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO applied (id, event_id, subject) VALUES (1, 'x', 'old')")
+        )
+    producer = await infra.producer()
+    seen: list[str] = []
+
+    async def load(session, event, env) -> None:  # type: ignore[no-untyped-def]
+        seen.append((await session.get(Row, 1)).subject)
+
+    async def change(session, event, env) -> None:  # type: ignore[no-untyped-def]
+        await session.execute(text("UPDATE applied SET subject = 'new' WHERE id = 1"))
+
+    # One key, one partition, one batch: load, change, load.
+    await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))
+    await infra.send(producer, ALERTS, make_alert_withdrawn("cust-1", 1))
+    await infra.send(producer, ALERTS, make_alert_closed("al-2", "cust-1"))
+    runner = infra.runner(
+        {ev.AlertClosed: load, ev.AlertWithdrawn: change}, [ALERTS], producer=producer
+    )
+    async with run_task(runner):
+        await eventually(lambda: _seen(seen, 2), timeout=25)
+    assert seen == ["old", "new"]
+
+
+async def _seen(seen: list[str], n: int) -> bool:
+    return len(seen) >= n

@@ -227,8 +227,11 @@ async def test_a_handler_never_reads_a_copy_another_handler_made_stale(
     producer = await infra.producer()
     seen: list[str] = []
 
+    held: list[Row] = []  # the session's identity map holds objects weakly: keep them alive
+
     async def load(session, event, env) -> None:  # type: ignore[no-untyped-def]
-        seen.append((await session.get(Row, 1)).subject)
+        held.append(await session.get(Row, 1))
+        seen.append(held[-1].subject)
 
     async def change(session, event, env) -> None:  # type: ignore[no-untyped-def]
         await session.execute(text("UPDATE applied SET subject = 'new' WHERE id = 1"))

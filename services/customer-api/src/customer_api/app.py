@@ -23,8 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Recall Alerts: customer alerts API",
         version="1.0.0",
-        description="The signed-in customer's recalls and product safety alerts, the orders-page banner, "
-        "and remedy choices. Every route is scoped to the customer in the bearer JWT.",
+        description="The signed-in customer's recalls and product safety alerts, the orders-page "
+        "banner, and remedy choices. Every route is scoped to the customer in the bearer JWT.",
         lifespan=runtime.lifespan,
     )
     app.state.token_verifier = CustomerTokenVerifier(
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
         cache_size=settings.jwt_cache_size,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
     )
     # The hot read routes' own asyncpg pool (customer_api.reads), closed when the runtime stops.
     read_pool = ReadPool(settings.database_url)

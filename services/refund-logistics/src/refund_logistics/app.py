@@ -60,8 +60,8 @@ def create_app(
     app = FastAPI(
         title="Recall Alerts: refund and returns logistics",
         version="1.0.0",
-        description="Remedy cases run on the seller's behalf: refunds, return labels, replacements, repairs; "
-        "enrolment and effectiveness reports for sellers.",
+        description="Remedy cases run on the seller's behalf: refunds, return labels, "
+        "replacements, repairs; enrolment and effectiveness reports for sellers.",
         lifespan=runtime.lifespan,
     )
     install_common(app, runtime)
@@ -72,6 +72,7 @@ def create_app(
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
     )
     app.include_router(router)
     return app

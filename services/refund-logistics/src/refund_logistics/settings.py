@@ -34,3 +34,6 @@ class Settings(ServiceSettings):
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_max_lifetime_s: int = Field(
+        default=24 * 3600, gt=0, description="Customer tokens that would live longer are refused"
+    )

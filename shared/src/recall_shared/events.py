@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from recall_shared.scope import Collation, collation_key, in_range, normalise_code
 from recall_shared.validation import INT64_MAX, INT64_MIN, find_unsafe, unsafe_text_reason
@@ -27,7 +27,8 @@ from recall_shared.validation import INT64_MAX, INT64_MIN, find_unsafe, unsafe_t
 TEXT_MAX = 20_000
 """The longest string any field takes (a hazard description, say); most fields take far less."""
 
-Id = Annotated[str, Field(min_length=1, max_length=100)]
+ID_MAX = 100
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
 """An identifier the platform gives (customer, seller, order, line, product), stored as
 VARCHAR(100)."""
 MintedId = Annotated[str, Field(min_length=1, max_length=36)]
@@ -266,6 +267,27 @@ class RecallContent(Model):
     texts: dict[Locale, LocalizedText] = Field(
         default={}, description='Translations by locale, e.g. {"de": {...}}'
     )
+
+
+def _https_only(url: str) -> str:
+    if not url[:8].lower() == "https://":
+        raise ValueError(
+            "must be an https:// URL: an email client fetching a plain-http (or any other) image "
+            "tells its host who opened the notice, and when"
+        )
+    return url
+
+
+HttpsUrl = Annotated[Url, AfterValidator(_https_only)]
+
+
+class SellerRecallContent(RecallContent):
+    """Recall content as a seller submits it (recall-intake's API): images only over https.
+
+    The events carry :class:`RecallContent`, which takes any image URL: recalls already stored and
+    regulators' imports may hold others, and the notifier puts only https images in its emails."""
+
+    images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
 
 
 class RecallSnapshot(Model):

@@ -32,13 +32,14 @@ class ScopeRuleIn(ev.ScopeRule):
     model_config = ConfigDict(extra="forbid", frozen=True)
     gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(  # type: ignore[assignment]
         default=[],
-        description='UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens ("0-11110-91128-5")',
+        description="UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens "
+        '("0-11110-91128-5")',
     )
 
 
 class RecallIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent
+    content: ev.SellerRecallContent
     rules: list[ScopeRuleIn] = Field(min_length=1)
     logistics_enrolled: bool = Field(
         default=False,
@@ -48,7 +49,7 @@ class RecallIn(BaseModel):
 
 class AmendmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent | None = Field(
+    content: ev.SellerRecallContent | None = Field(
         default=None, description="New content; omitted keeps the current"
     )
     rules: list[ScopeRuleIn] = Field(min_length=1, description="The full scope of the new version")
@@ -392,7 +393,7 @@ async def publish_recall(
 
 class DraftEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent | None = None
+    content: ev.SellerRecallContent | None = None
     rules: list[ScopeRuleIn] | None = Field(default=None, min_length=1)
     logistics_enrolled: bool | None = None
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from jwt.algorithms import RSAAlgorithm
 
 from recall_shared.events import ID_MAX
 from recall_shared.validation import unsafe_text_reason
@@ -38,6 +39,16 @@ def key_display_prefix(key: str) -> str:
 
 class InvalidToken(Exception):
     pass
+
+
+def public_key_problem(pem: str) -> str | None:
+    """Why ``pem`` cannot verify RS256 customer tokens, or None. Settings check it at start: a key
+    that does not load would refuse every customer."""
+    try:
+        RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(pem)
+    except jwt.PyJWTError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)

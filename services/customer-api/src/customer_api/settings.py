@@ -1,6 +1,9 @@
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from recall_shared.auth import public_key_problem
 from recall_shared.settings import ServiceSettings
 
 
@@ -20,3 +23,10 @@ class Settings(ServiceSettings):
     jwt_cache_size: int = (
         10_000  # verified tokens remembered (exp still checked on every use); 0: verify every time
     )
+
+    @model_validator(mode="after")
+    def _usable_token_key(self) -> Self:
+        if self.jwt_public_key is not None and (problem := public_key_problem(self.jwt_public_key)):
+            var = f"{self.model_config.get('env_prefix', '')}jwt_public_key".upper()
+            raise ValueError(f"{var} is not an RS256 public key (PEM): {problem}")
+        return self

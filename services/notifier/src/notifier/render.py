@@ -340,8 +340,18 @@ def _encoded_words(value: str) -> str:
     return line if len(line) < 900 else "\r\n ".join(words)
 
 
+def usable_address(addr: str) -> bool:
+    """Whether ``addr`` can stand in an address header as it is (one mailbox, nothing to escape)."""
+    return (
+        bool(addr)
+        and "@" in addr
+        and not _HEADER_UNSAFE.search(addr)
+        and not any(c in addr for c in ' <>,;"')
+    )
+
+
 def _address(display: str, addr: str) -> str:
-    if _HEADER_UNSAFE.search(addr) or not addr or any(c in addr for c in ' <>,;"'):
+    if not usable_address(addr):
         raise ValueError(f"not a usable e-mail address: {addr!r}")
     return formataddr((header_safe(display, 100), addr), charset="utf-8") if display else addr
 

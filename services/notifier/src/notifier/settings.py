@@ -1,8 +1,10 @@
-from typing import Literal
+from email.utils import parseaddr
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from notifier.render import usable_address
 from recall_shared.settings import ServiceSettings
 
 DeliveryGuarantee = Literal["at_least_once", "at_most_once"]
@@ -23,7 +25,8 @@ class Settings(ServiceSettings):
     smtp_concurrency: int = Field(
         default=4,
         ge=1,
-        description="Open SMTP connections to the relay (the pool size) = messages in flight at once",
+        description="Open SMTP connections to the relay (the pool size) = messages in flight at "
+        "once",
     )
     smtp_idle_check_s: float = Field(
         default=30.0,
@@ -47,14 +50,15 @@ class Settings(ServiceSettings):
     sender_poll_s: float = Field(default=2.0, gt=0)
     delivery_guarantee: DeliveryGuarantee = Field(
         default="at_least_once",
-        description="What happens to a notice whose sender died while its SMTP transaction may have reached the "
-        "relay: at_least_once re-sends it with the same Message-ID (a duplicate is possible, a lost safety notice "
-        "is not); at_most_once records it as 'in_doubt' with a notification.failed.v1 and never re-sends it.",
+        description="What happens to a notice whose sender died while its SMTP transaction may "
+        "have reached the relay: at_least_once re-sends it with the same Message-ID (a duplicate "
+        "is possible, a lost safety notice is not); at_most_once records it as 'in_doubt' with a "
+        "notification.failed.v1 and never re-sends it.",
     )
     reminder_schedule_days: tuple[float, ...] = Field(
         default=(7.0, 30.0),
-        description="Reminders to customers who have neither chosen a remedy nor answered 'not affected', in days "
-        "after the initial notice was sent; empty disables reminders",
+        description="Reminders to customers who have neither chosen a remedy nor answered 'not "
+        "affected', in days after the initial notice was sent; empty disables reminders",
     )
     reminder_poll_s: float = Field(
         default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders"
@@ -66,3 +70,27 @@ class Settings(ServiceSettings):
         if any(d <= 0 for d in v) or list(v) != sorted(set(v)):
             raise ValueError("reminder_schedule_days must be positive and strictly ascending")
         return v
+
+    @model_validator(mode="after")
+    def _usable_combination(self) -> Self:
+        """Refuse to start on settings with which no notice could go out, naming the variable."""
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            given, missing = (
+                ("smtp_username", "smtp_password")
+                if self.smtp_password is None
+                else ("smtp_password", "smtp_username")
+            )
+            raise ValueError(f"{self._var(missing)} must be set with {self._var(given)}")
+        if not usable_address(parseaddr(self.mail_from)[1]):
+            raise ValueError(f"{self._var('mail_from')} is not a usable sender: {self.mail_from!r}")
+        if not self.customer_portal_url.startswith(("https://", "http://")):
+            raise ValueError(f"{self._var('customer_portal_url')} must be an http(s) URL")
+        if self.send_backoff_initial_s > self.send_backoff_max_s:
+            raise ValueError(
+                f"{self._var('send_backoff_initial_s')} must not exceed "
+                f"{self._var('send_backoff_max_s')}"
+            )
+        return self
+
+    def _var(self, field: str) -> str:
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()

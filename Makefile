@@ -16,9 +16,10 @@ help:
 
 # uv builds the workspace from uv.lock; installed with pip when missing.
 install: .venv/.installed
-.venv/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+.venv/.installed: uv.lock docs/openapi/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	uv sync --frozen
+	@if command -v npm >/dev/null 2>&1; then cd docs/openapi && npm ci --no-audit --no-fund --silent; fi
 	@touch $@
 
 infra-up: install

@@ -1,9 +1,10 @@
 """Fixtures for the notifier's tests.
 
-Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
-Kafka topic prefix, fed by CloudEvents on ``customers.v1`` and ``alerts.v1``; mail goes to the real local
-SMTP sink and is read back through its HTTP viewer. Every test uses its own customers and uuid email
-addresses, so tests sharing a running service (and the sink) never see each other's mail.
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a
+unique Kafka topic prefix, fed by CloudEvents on ``customers.v1`` and ``alerts.v1``; mail goes to
+the real local SMTP sink and is read back through its HTTP viewer. Every test uses its own customers
+and uuid email addresses, so tests sharing a running service (and the sink) never see each other's
+mail.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from notifier.sender import FaultHook, MailTransport
 from notifier.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
+from recall_shared.auth import generate_api_key, hash_api_key
 from recall_shared.envelope import Envelope, read_headers
 from recall_shared.testing import (
     eventually,
@@ -234,6 +236,28 @@ class Notifier:
         )
         return env.id
 
+    async def issue_key(self, role: str, seller_id: str | None = None) -> str:
+        """A key as recall-intake issues it on sellers.v1 (its plaintext), once it works here."""
+        plaintext = generate_api_key()
+        await self.publish(
+            ev.ApiKeyIssued(
+                key_id=str(uuid.uuid4()),
+                key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
+                role=role,  # type: ignore[arg-type]
+                seller_id=seller_id,
+                issued_at=datetime.now(UTC),
+            )
+        )
+
+        async def known() -> bool:
+            r = await self.client.get(
+                f"/v1/alerts/{uuid.uuid4()}/notices", headers={"X-Api-Key": plaintext}
+            )
+            return r.status_code != 401
+
+        await eventually(known, timeout=15, interval=0.1)
+        return plaintext
+
     async def notices(self, alert_id: str) -> list[dict]:
         r = await self.client.get(f"/v1/alerts/{alert_id}/notices")
         assert r.status_code == 200, r.text
@@ -280,7 +304,11 @@ async def _app_on(
     settings = make_settings(url, prefix, **overrides)
     app = create_app(settings, transport=transport, clock=clock, fault=fault)
     async with running_app(app) as client, started_producer(settings) as producer:
-        yield Notifier(client=client, settings=settings, producer=producer, app=app)
+        n = Notifier(client=client, settings=settings, producer=producer, app=app)
+        # The read API takes an operator key: one issued on sellers.v1 as recall-intake would, sent
+        # by default on every request of the client.
+        client.headers["X-Api-Key"] = await n.issue_key("operator")
+        yield n
 
 
 @contextlib.asynccontextmanager
@@ -291,17 +319,20 @@ async def started_notifier(
     fault: FaultHook | None = None,
     **overrides: object,
 ) -> AsyncIterator[Notifier]:
-    async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="notifier") as url:
-        async with _app_on(url, prefix, transport, clock, fault, overrides) as n:
-            yield n
+    async with (
+        own_topics() as prefix,
+        migrated_database(MIGRATIONS, prefix="notifier") as url,
+        _app_on(url, prefix, transport, clock, fault, overrides) as n,
+    ):
+        yield n
 
 
 @contextlib.asynccontextmanager
 async def restartable_notifier(
     **overrides: object,
 ) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Notifier]]]:
-    """One database and topic prefix kept across several runs of the service: ``async with start() as n``
-    starts a fresh app (a restart) on the same state."""
+    """One database and topic prefix kept across several runs of the service: ``async with start()
+    as n`` starts a fresh app (a restart) on the same state."""
     async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="notifier") as url:
 
         def start(
@@ -318,8 +349,8 @@ async def restartable_notifier(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def svc() -> AsyncIterator[Notifier]:
-    """One running notifier per test module (mail to the real SMTP sink). Modules using it run on the
-    module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
+    """One running notifier per test module (mail to the real SMTP sink). Modules using it run on
+    the module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
     async with started_notifier() as n:
         yield n
 
@@ -338,7 +369,8 @@ def restart_notifier() -> Callable[..., contextlib.AbstractAsyncContextManager]:
 
 @pytest.fixture(scope="session")
 def kit() -> object:
-    """Builders and helpers for the test modules (which may not import each other or this conftest)."""
+    """Builders and helpers for the test modules (which may not import each other or this
+    conftest)."""
 
     class _Kit:
         alert = staticmethod(make_alert)

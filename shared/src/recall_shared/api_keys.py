@@ -1,8 +1,10 @@
-"""Seller and operator API keys in a service other than recall-intake: the ``seller_keys`` read model of
-sellers.v1, its two handlers, and the FastAPI dependencies that authenticate ``X-Api-Key`` against it.
+"""Seller and operator API keys in a service other than recall-intake: the ``seller_keys`` read
+model of sellers.v1, its two handlers, and the FastAPI dependencies that authenticate ``X-Api-Key``
+against it.
 
-recall-intake issues keys and publishes only their HMAC hashes (``ev.ApiKeyIssued`` / ``ev.ApiKeyRevoked``).
-A service that serves sellers or operators keeps its own copy of those hashes::
+recall-intake issues keys and publishes only their HMAC hashes (``ev.ApiKeyIssued`` /
+``ev.ApiKeyRevoked``). A service that serves sellers or operators keeps its own copy of those
+hashes::
 
     class SellerKey(SellerKeyColumns, Base):          # models.py: the seller_keys table
         pass
@@ -13,19 +15,22 @@ A service that serves sellers or operators keeps its own copy of those hashes::
     PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
     OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 
-The seller comes from the key, never from the request. A seller sees only its own resources; anything else
-should be answered "not found" (404), so ids of other sellers' resources are not confirmed to exist.
+The seller comes from the key, never from the request. A seller sees only its own resources;
+anything else should be answered "not found" (404), so ids of other sellers' resources are not
+confirmed to exist.
 """
 
-# No ``from __future__ import annotations``: FastAPI reads the dependencies' annotations at runtime, and those
-# of the closures in ApiKeyAuth name a local function (a string annotation could not be resolved).
+# No ``from __future__ import annotations``: FastAPI reads the dependencies' annotations at runtime,
+# and those of the closures in ApiKeyAuth name a local function (a string annotation could not be
+# resolved).
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal, Protocol
 
-from fastapi import Depends, Header, HTTPException, status
+from fastapi import Depends, HTTPException, Security, status
+from fastapi.security import APIKeyHeader
 from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +40,7 @@ from recall_shared import events as ev
 from recall_shared.auth import hash_api_key
 from recall_shared.envelope import Envelope
 from recall_shared.http import RuntimeDep, SessionDep
+from recall_shared.openapi import raises
 
 Role = Literal["seller", "operator"]
 
@@ -43,9 +49,9 @@ Role = Literal["seller", "operator"]
 
 
 class SellerKeyColumns:
-    """Mixin for a service's declarative ``Base``: the ``seller_keys`` table, API key hashes (HMAC under the
-    system-wide pepper), never plaintext. With the shared naming convention: ``pk_seller_keys``,
-    ``uq_seller_keys_key_hash``."""
+    """Mixin for a service's declarative ``Base``: the ``seller_keys`` table, API key hashes (HMAC
+    under the system-wide pepper), never plaintext. With the shared naming convention:
+    ``pk_seller_keys``, ``uq_seller_keys_key_hash``."""
 
     __tablename__ = "seller_keys"
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -92,7 +98,8 @@ KeyHandler = Callable[[AsyncSession, ev.Event, Envelope], Awaitable[None]]
 
 
 def key_handlers(model: KeyModel) -> Mapping[type[ev.Event], KeyHandler]:
-    """The sellers.v1 handlers for ``runtime.add_consumer`` (one transaction each, like any handler)."""
+    """The sellers.v1 handlers for ``runtime.add_consumer`` (one transaction each, like any
+    handler)."""
 
     async def on_key_issued(session: AsyncSession, event: ev.ApiKeyIssued, env: Envelope) -> None:
         await record_key_issued(session, model, event)
@@ -125,16 +132,28 @@ class Principal:
 
     @property
     def owner_key(self) -> str:
-        """Whose a resource it creates is: its seller's id, or "operator" (idempotency keys are scoped to it)."""
+        """Whose a resource it creates is: its seller's id, or "operator" (idempotency keys are
+        scoped to it)."""
         return self.seller_id if self.role == "seller" and self.seller_id else "operator"
 
     def may_see(self, seller_id: str | None) -> bool:
-        """Operators see everything; a seller only what belongs to it (a resource's ``seller_id``)."""
+        """Operators see everything; a seller only what belongs to it (a resource's
+        ``seller_id``)."""
         return self.is_operator or (self.seller_id is not None and seller_id == self.seller_id)
 
     def owns(self, resource: Owned | None) -> bool:
         """``may_see`` for a resource that may not exist: nobody owns a missing one."""
         return resource is not None and self.may_see(resource.seller_id)
+
+
+# The ``ApiKey`` security scheme of every service's OpenAPI document (auto_error off: the 401 below,
+# with the project's error shape and WWW-Authenticate, rather than FastAPI's 403).
+API_KEY_HEADER = APIKeyHeader(
+    name="X-Api-Key",
+    scheme_name="ApiKey",
+    description="A seller's or operator's API key (recall-intake issues them)",
+    auto_error=False,
+)
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -146,19 +165,19 @@ def _unauthorized(message: str) -> HTTPException:
 class ApiKeyAuth:
     """The ``X-Api-Key`` dependencies of one service, over its ``seller_keys`` model:
 
-    - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a seller);
+    - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a
+      seller);
     - ``require_operator``: that, and 403 for a seller key.
     """
 
     def __init__(self, model: KeyModel) -> None:
         self.model = model
 
+        @raises(401)
         async def current_principal(
             session: SessionDep,
             runtime: RuntimeDep,
-            x_api_key: Annotated[
-                str | None, Header(description="Seller or operator API key")
-            ] = None,
+            x_api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
         ) -> Principal:
             if not x_api_key:
                 raise _unauthorized("missing X-Api-Key header")
@@ -170,8 +189,9 @@ class ApiKeyAuth:
                     )
                 )
             ).first()
-            # Give the connection back before the route runs: a command opens its own transaction, and holding
-            # two connections per request would let a burst of requests exhaust the pool.
+            # Give the connection back before the route runs: a command opens its own transaction,
+            # and holding two connections per request would let a burst of requests exhaust the
+            # pool.
             await session.rollback()
             if (
                 row is None
@@ -181,6 +201,7 @@ class ApiKeyAuth:
                 raise _unauthorized("invalid or revoked API key")
             return Principal(role=row.role, seller_id=row.seller_id, key_id=row.key_id)
 
+        @raises(401, 403)
         async def require_operator(
             principal: Annotated[Principal, Depends(current_principal)],
         ) -> Principal:

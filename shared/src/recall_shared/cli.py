@@ -1,6 +1,7 @@
 """The command line every service shares: serve, migrate, create-topics, redrive-dead-letters.
 
-Services add their own commands (``recall-intake issue-api-key`` ...) with :meth:`ServiceCli.command`.
+Services add their own commands (``recall-intake issue-api-key`` ...) with
+:meth:`ServiceCli.command`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from recall_shared.consumer import redrive_dead_letters
 from recall_shared.kafka import create_topics
 from recall_shared.logging import configure_logging
 from recall_shared.migrations import make_revision, upgrade
@@ -83,8 +83,9 @@ class ServiceCli:
         if args.migrate:
             upgrade(self.migrations_dir, settings.database_url)
         app = self.create_app(settings)
-        # What exists now (modules, models, schemas, the app) lives as long as the process: once per process,
-        # keep it out of the collector's scans, which otherwise walk it on every full collection.
+        # What exists now (modules, models, schemas, the app) lives as long as the process: once per
+        # process, keep it out of the collector's scans, which otherwise walk it on every full
+        # collection.
         gc.collect()
         gc.freeze()
         uvicorn.run(
@@ -107,18 +108,8 @@ class ServiceCli:
         print(f"purged {purged:,} inbox entries older than {settings.inbox_retention_days:g} days")
 
     async def _redrive(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
-        app = self.create_app(settings)
-        runtime = app.state.runtime
-        await runtime.start()
-        try:
-            totals: dict[str, int] = {}
-            for runner in list(runtime.consumers):
-                runner.stop()
-                for k, v in (await redrive_dead_letters(runner, limit=args.limit)).items():
-                    totals[k] = totals.get(k, 0) + v
-            print(
-                "redriven: "
-                + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing")
-            )
-        finally:
-            await runtime.stop()
+        runtime = self.create_app(settings).state.runtime
+        totals = await runtime.redrive_dead_letters(limit=args.limit)
+        print(
+            "redriven: " + (", ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing")
+        )

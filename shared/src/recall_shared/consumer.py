@@ -1,14 +1,28 @@
-"""The consumer runner: inbox-deduplicated handling, explicit offset commits, retries and dead letters.
+"""The consumer runner: batched, partition-parallel, inbox-deduplicated, never dropping a record.
 
-For each record, in partition order:
-1. read the CloudEvents envelope; unreadable -> dead letter (``undecodable``);
-2. types this service does not handle are skipped (a newer producer may add types);
-3. validate against the event model; invalid -> dead letter (``invalid``);
-4. in ONE database transaction: claim the event id in the inbox (a redelivery stops here) and run the
-   handler; on an exception retry with exponential backoff, then dead letter (``failed``); a handler may
-   raise :class:`PermanentError` to dead-letter at once (``rejected``).
-The partition's offset is committed explicitly only after every record of the batch is applied or
-dead-lettered. A crash anywhere before that redelivers, and the inbox makes the redelivery a no-op.
+One Kafka consumer per runner polls; the assigned partitions are worked by one task per slot (at
+most ``consumer_max_parallel_partitions`` applying at once), so one slow partition never holds the
+others. A slot is a partition number modulo the gcd of the runner's topics' partition counts: topics
+keyed alike (by customer id) put one key in the same slot, so a customer's alert and contact are
+never applied concurrently by one instance (the order between topics is still not defined). A slot's
+worker takes what has arrived, up to ``consumer_batch_max_records``, and:
+
+1. reads each record's envelope: unreadable -> dead letter ``undecodable``; a type this service does
+   not handle -> skipped and counted (``events_ignored_total``; a type unknown to this build is also
+   logged, once per type and interval: a newer producer may add types); a body failing its schema ->
+   dead letter ``invalid``;
+2. applies the valid events in ONE database transaction: the inbox claims of the whole batch in one
+   statement (redeliveries drop out), then each handler in partition order, consecutive deliveries
+   of the same :class:`~recall_shared.handlers.BatchHandler` in one call; then the commit;
+3. commits the partition's Kafka offset, explicitly, only after every record before it is applied or
+   dead-lettered.
+
+Failures are settled by :mod:`recall_shared.batch`: the infrastructure's are waited out (the
+partition pauses and retries with capped, jittered backoff for as long as it takes; ``/readyz``
+names the cause), a poison record is isolated by bisection and only it is dead-lettered. A crash
+anywhere redelivers from the last committed offset, and the inbox makes the repeats no-ops. On a
+rebalance a revoked partition's worker finishes the batch in hand (or abandons a wait) before the
+partition moves; no offset is ever committed past uncommitted work.
 """
 
 from __future__ import annotations
@@ -16,19 +30,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recall_shared import inbox
+from recall_shared.batch import Settler, WaitItOut, backoff_delay
+from recall_shared.db import ping
+from recall_shared.dead_letters import DLQ_PREFIX, DeadLetters, Record, redrive
 from recall_shared.envelope import Envelope, EnvelopeError, InvalidEvent, parse, read_headers
-from recall_shared.events import Event
-from recall_shared.handlers import Handler, PermanentError
+from recall_shared.events import EVENTS_BY_TYPE, Event
+from recall_shared.failures import cause_label, describe, is_transient
+from recall_shared.handlers import BatchHandler, Delivery, Handler, HandlerMap, PermanentError
 from recall_shared.kafka import create_consumer
 from recall_shared.logging import log_context, new_correlation_id
 from recall_shared.metrics import Metrics
@@ -37,26 +57,107 @@ from recall_shared.topics import TopicSpec, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DLQ_PREFIX", "ConsumerRunner", "Handler", "PermanentError", "Record"]
 
-DLQ_PREFIX = "dlq_"
+UNKNOWN_TYPE_LOG_INTERVAL_S = 300.0
 
 
-@dataclass
-class Record:
-    """The parts of a Kafka record the runner needs (also rebuilt from a dead letter on redrive)."""
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A record whose event is valid and handled here."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
+    record: Record
+    envelope: Envelope
+    event: Event
+    handler: Handler[Any] | BatchHandler[Any]
 
-    @classmethod
-    def of(cls, rec: object) -> Record:
-        return cls(
-            rec.topic, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers or ())
-        )  # type: ignore[attr-defined]
+
+def _runs(items: Sequence[_Item]) -> Iterator[tuple[Handler[Any] | BatchHandler[Any], list[_Item]]]:
+    """Consecutive items of the same batch handler together; every plain handler's item alone."""
+    run: list[_Item] = []
+    for item in items:
+        if run and (
+            not isinstance(item.handler, BatchHandler) or item.handler is not run[0].handler
+        ):
+            yield run[0].handler, run
+            run = []
+        run.append(item)
+    if run:
+        yield run[0].handler, run
+
+
+class _PartitionWorker:
+    """Applies the records of one slot: the partitions whose number is equal modulo the runner's
+    slot count. Topics keyed alike (customer id) put a key on partitions of the same slot, so one
+    key's events from several topics are never applied concurrently in one instance."""
+
+    def __init__(self, runner: ConsumerRunner, slot: int) -> None:
+        self.runner = runner
+        self.slot = slot
+        self.queue: deque[Record] = deque()
+        self.queued: Counter[TopicPartition] = Counter()
+        self.unsettled: dict[
+            TopicPartition, int
+        ] = {}  # first offset not yet committed, per partition
+        self.arrived = asyncio.Event()
+        self.halted = (
+            asyncio.Event()
+        )  # revoked or stopping: finish the batch in hand, abandon a wait
+        self.waiting: tuple[str, float] | None = None  # (cause, since) while waiting out a failure
+        self.task = asyncio.create_task(self._run(), name=f"{runner.group}-slot-{slot}")
+
+    @property
+    def partitions(self) -> set[TopicPartition]:
+        return set(self.queued) | set(self.unsettled)
+
+    def add(self, tp: TopicPartition, records: Sequence[Record]) -> None:
+        if records:
+            self.unsettled.setdefault(tp, records[0].offset)
+            self.queue.extend(records)
+            self.queued[tp] += len(records)
+            self.arrived.set()
+
+    def settled(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            if self.queued[tp] > 0:
+                self.unsettled[tp] = offset
+            else:
+                self.unsettled.pop(tp, None)
+                del self.queued[tp]
+
+    def halt(self) -> None:
+        self.halted.set()
+        self.arrived.set()
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep, cut short by a halt; True when halted."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.halted.wait(), timeout=seconds)
+        return self.halted.is_set()
+
+    async def _run(self) -> None:
+        limit = self.runner.settings.consumer_batch_max_records
+        while not self.halted.is_set():
+            if not self.queue:
+                self.arrived.clear()
+                await self.arrived.wait()
+                continue
+            batch = [self.queue.popleft() for _ in range(min(limit, len(self.queue)))]
+            for rec in batch:
+                self.queued[TopicPartition(rec.topic, rec.partition)] -= 1
+            async with self.runner.parallel:
+                await self.runner.process_batch(batch, worker=self)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runner.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
 
 
 class ConsumerRunner:
@@ -65,7 +166,7 @@ class ConsumerRunner:
         *,
         settings: ServiceSettings,
         topics: Sequence[TopicSpec],
-        handlers: Mapping[type[Event], Handler],
+        handlers: HandlerMap,
         session_factory: async_sessionmaker[AsyncSession],
         producer: AIOKafkaProducer,
         metrics: Metrics,
@@ -74,7 +175,8 @@ class ConsumerRunner:
     ) -> None:
         self.settings = settings
         self.topics = [t.physical(settings.topic_prefix) for t in topics]
-        self.handlers: dict[str, tuple[type[Event], Handler]] = {
+        self.slots = math.gcd(*(t.partitions for t in topics)) if topics else 1
+        self.handlers: dict[str, tuple[type[Event], Handler[Any] | BatchHandler[Any]]] = {
             cls.event_type: (cls, h) for cls, h in handlers.items()
         }
         self.session_factory = session_factory
@@ -84,73 +186,163 @@ class ConsumerRunner:
         self.dead_letter_topic = dead_letter_topic(settings.service_name).physical(
             settings.topic_prefix
         )
-        self.on_applied = (
-            on_applied  # a fault-injection and observation point: after the effect commits
-        )
-        self._stopping = asyncio.Event()
+        self.dead_letters = DeadLetters(producer, self.dead_letter_topic, self.group, metrics)
+        # A fault-injection and observation point: called per applied record after its batch commits
+        # and before the offset commit.
+        self.on_applied = on_applied
+        self.parallel = asyncio.Semaphore(settings.consumer_max_parallel_partitions)
         self.consumer: AIOKafkaConsumer | None = None
         self.running = False
+        self._stopping = asyncio.Event()
+        self._workers: dict[int, _PartitionWorker] = {}
+        self._paused: set[TopicPartition] = set()
+        self._connect_error: str | None = None
+        self._unknown_logged: dict[str, float] = {}
+        self._lag_observed = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
     def stop(self) -> None:
-        """Finish the record in hand, commit what is applied, and return from run()."""
+        """Finish the batches in hand, commit what is applied, and return from run()."""
         self._stopping.set()
+        for worker in self._workers.values():
+            worker.halt()
 
     async def run(self) -> None:
-        backoff = 0.5
+        attempt = 0
         while not self._stopping.is_set():
             try:
                 await self._consume()
-                backoff = 0.5
+                attempt = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, initial=0.5, cap=10.0)
+                self._connect_error = describe(exc)
                 log.exception(
-                    "consumer failed; restarting",
-                    extra={"group": self.group, "retry_in_s": backoff},
+                    "consumer failed; restarting", extra={"group": self.group, "retry_in_s": delay}
                 )
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    def health(self) -> str:
+        """'ok', or why this runner is not keeping up (for /readyz)."""
+        now = time.monotonic()
+        waits = [
+            f"slot {w.slot} waiting out {cause} for {now - since:.0f}s"
+            for w in self._workers.values()
+            if w.waiting
+            for cause, since in [w.waiting]
+        ]
+        if waits:
+            return "; ".join(waits)[:500]
+        if not self.running and self._connect_error:
+            return f"not consuming: {self._connect_error}"
+        return "ok"
 
     async def _consume(self) -> None:
-        consumer = create_consumer(self.settings, self.group, self.topics)
+        consumer = create_consumer(
+            self.settings, self.group, [], max_poll_records=self.settings.consumer_max_poll_records
+        )
+        consumer.subscribe(self.topics, listener=_Rebalance(self))
         self.consumer = consumer
         await consumer.start()
         self.running = True
+        self._connect_error = None
+        high_water = 2 * self.settings.consumer_batch_max_records
         try:
             while not self._stopping.is_set():
+                self._raise_if_a_worker_died()
                 batches = await consumer.getmany(
                     timeout_ms=500, max_records=self.settings.consumer_max_poll_records
                 )
                 for tp, records in batches.items():
-                    next_offset = None
-                    for rec in records:
-                        if self._stopping.is_set():
-                            break
-                        await self.process(Record.of(rec))
-                        next_offset = rec.offset + 1
-                    if next_offset is not None:
-                        await self._commit(consumer, tp, next_offset)
+                    slot = tp.partition % self.slots
+                    worker = self._workers.get(slot)
+                    if worker is None:
+                        worker = self._workers[slot] = _PartitionWorker(self, slot)
+                    worker.add(tp, [Record.of(r) for r in records])
+                    if len(worker.queue) >= high_water and tp not in self._paused:
+                        consumer.pause(tp)
+                        self._paused.add(tp)
+                for tp in list(self._paused):
+                    worker = self._workers.get(tp.partition % self.slots)
+                    if worker is None or len(worker.queue) < high_water // 2:
+                        with contextlib.suppress(IllegalStateError):
+                            consumer.resume(tp)
+                        self._paused.discard(tp)
                 await self._observe_lag(consumer)
         finally:
             self.running = False
+            everything: set[TopicPartition] = set(self._paused)
+            for worker in self._workers.values():
+                everything |= worker.partitions
+            everything |= {TopicPartition("", slot) for slot in self._workers}  # idle workers too
+            await self.release(everything)
             self.consumer = None
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    def _raise_if_a_worker_died(self) -> None:
+        for slot, worker in list(self._workers.items()):
+            if worker.task.done() and not worker.task.cancelled():
+                del self._workers[slot]
+                exc = worker.task.exception()
+                if exc is not None:
+                    raise exc
+
+    async def release(self, partitions: set[TopicPartition]) -> None:
+        """Let the workers of these partitions finish the batch in hand (commit included), then drop
+        them. A dropped worker's other partitions, still assigned, are rewound to their first
+        uncommitted offset, so nothing it had queued is skipped."""
+        slots = {tp.partition % self.slots for tp in partitions}
+        workers = [self._workers.pop(slot) for slot in slots if slot in self._workers]
+        self._paused -= partitions
+        for worker in workers:
+            worker.halt()
+        if not workers:
+            return
+        tasks = [w.task for w in workers]
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.consumer_revoke_timeout_s)
+        for task in pending:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        consumer = self.consumer
+        if consumer is not None:
+            assigned = consumer.assignment()
+            for worker in workers:
+                for tp, offset in worker.unsettled.items():
+                    if tp not in partitions and tp in assigned:
+                        consumer.seek(tp, offset)
+                        self._paused.discard(tp)
+                        with contextlib.suppress(IllegalStateError):
+                            consumer.resume(tp)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError | Exception
+            ):
+                raise result  # a crash stand-in (BaseException) in a worker ends the runner
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        consumer = self.consumer
+        if consumer is None or not offsets:
+            return
         try:
-            await consumer.commit({tp: offset})
+            await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            # The partition moved to another member during the batch; it will redeliver from the last
-            # committed offset and the inbox turns the repeats into no-ops.
+            # The partition moved to another member; it redelivers from the last committed offset
+            # and the inbox turns the repeats into no-ops.
             log.warning(
                 "offset commit refused after rebalance",
-                extra={"partition": str(tp), "error": str(exc)},
+                extra={"partitions": sorted(map(str, offsets)), "error": str(exc)},
             )
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_observed < 1.0:
+            return
+        self._lag_observed = now
         for tp in consumer.assignment():
             hw = consumer.highwater(tp)
             if hw is None:
@@ -159,161 +351,211 @@ class ConsumerRunner:
                 pos = await consumer.position(tp)
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(hw - pos, 0))
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
+    # ------------------------------------------------------------------ one batch
+
+    async def process_batch(
+        self, records: Sequence[Record], *, worker: _PartitionWorker | None = None
+    ) -> dict[str, int]:
+        """Settle a partition's records (see the module's docstring) and, for a partition worker,
+        commit the offset after the last. Returns how many were applied, duplicate, ignored or
+        dead_lettered. Waits out infrastructure failures until they pass or the worker is halted."""
+        outcomes: Counter[str] = Counter()
+        bad, items = self._decode(records, outcomes)
+        pending: deque[_Item] = deque(items)
+        settler: Settler[_Item] = Settler(
+            apply=lambda chunk: self._apply(chunk, outcomes),
+            dead_letter=lambda item, reason, exc, attempts: self._dead_letter(
+                item.record, reason, exc, attempts, outcomes
+            ),
+            healthy=self._database_healthy,
+            max_attempts=self.settings.consumer_max_attempts,
+            backoff_initial_s=self.settings.consumer_backoff_initial_s,
+            backoff_max_s=self.settings.consumer_backoff_max_s,
+            on_failure=self._count_failure,
+        )
+        offsets: dict[TopicPartition, int] = {}
+        for rec in records:  # the next offset of each partition in the batch
+            offsets[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
+        wait = 0
+        committed = worker is None
+        while bad or pending or not committed:
+            try:
+                while bad:
+                    rec, reason, exc = bad[0]
+                    await self._dead_letter(rec, reason, exc, 1, outcomes)
+                    bad.popleft()
+                await settler.settle(pending)
+                if not committed and worker is not None:
+                    await self._commit(offsets)
+                    worker.settled(offsets)
+                committed = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                cause = exc.cause if isinstance(exc, WaitItOut) else exc
+                if not is_transient(cause) and not isinstance(exc, WaitItOut):
+                    raise
+                wait += 1
+                delay = backoff_delay(
+                    wait,
+                    initial=self.settings.consumer_backoff_initial_s,
+                    cap=self.settings.consumer_wait_max_s,
+                )
+                self.metrics.consumer_waits.labels(cause_label(cause)).inc()
+                if worker is not None and worker.waiting is None:
+                    worker.waiting = (describe(cause), time.monotonic())
+                log.warning(
+                    "infrastructure failure; waiting it out",
+                    extra={"group": self.group, "cause": describe(cause), "retry_in_s": delay},
+                )
+                halted = await worker.pause(delay) if worker else await self._pause(delay)
+                if halted:
+                    return dict(outcomes)  # abandoned: nothing committed past the applied work
+        if worker is not None:
+            worker.waiting = None
+        return dict(outcomes)
+
+    async def _pause(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        return self._stopping.is_set()
 
-    # ------------------------------------------------------------------ one record
-
-    async def process(self, rec: Record) -> str:
-        """Apply one record; returns what happened: applied, duplicate, ignored or dead_lettered."""
-        try:
-            env = read_headers(rec.headers, rec.value)
-        except EnvelopeError as exc:
-            await self.dead_letter(rec, "undecodable", exc)
-            return "dead_lettered"
-        with log_context(
-            correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id
-        ):
+    def _decode(
+        self, records: Sequence[Record], outcomes: Counter[str]
+    ) -> tuple[deque[tuple[Record, str, BaseException]], list[_Item]]:
+        bad: deque[tuple[Record, str, BaseException]] = deque()
+        items: list[_Item] = []
+        for rec in records:
+            try:
+                env = read_headers(rec.headers, rec.value)
+            except EnvelopeError as exc:
+                bad.append((rec, "undecodable", exc))
+                continue
             entry = self.handlers.get(env.type)
             if entry is None:
-                self.metrics.events_ignored.labels(rec.topic, env.type).inc()
-                return "ignored"
+                self._skip(rec, env, outcomes)
+                continue
             cls, handler = entry
             try:
                 event = parse(env, {env.type: cls})
             except (InvalidEvent, EnvelopeError) as exc:
-                await self.dead_letter(rec, "invalid", exc)
-                return "dead_lettered"
-            return await self._apply(rec, env, event, handler)
-
-    async def _apply(self, rec: Record, env: Envelope, event: Event, handler: Handler) -> str:
-        delay = self.settings.consumer_backoff_initial_s
-        for attempt in range(1, self.settings.consumer_max_attempts + 1):
-            started = time.perf_counter()
-            try:
-                async with self.session_factory() as session, session.begin():
-                    if not await inbox.claim(session, self.group, env.id):
-                        self.metrics.events_duplicate.labels(rec.topic).inc()
-                        return "duplicate"
-                    await handler(session, event, env)
-            except asyncio.CancelledError:
-                raise
-            except PermanentError as exc:
-                await self.dead_letter(rec, "rejected", exc, attempts=attempt)
-                return "dead_lettered"
-            except Exception as exc:
-                self.metrics.events_failed.labels(rec.topic).inc()
-                if attempt >= self.settings.consumer_max_attempts:
-                    log.exception(
-                        "event failed after %d attempts; dead-lettering",
-                        attempt,
-                        extra={"event_type": env.type},
-                    )
-                    await self.dead_letter(rec, "failed", exc, attempts=attempt)
-                    return "dead_lettered"
-                log.warning(
-                    "event handling failed; retrying",
-                    extra={
-                        "event_type": env.type,
-                        "attempt": attempt,
-                        "retry_in_s": delay,
-                        "error": repr(exc),
-                    },
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_backoff_max_s)
+                bad.append((rec, "invalid", exc))
                 continue
-            self.metrics.handle_seconds.labels(rec.topic).observe(time.perf_counter() - started)
-            self.metrics.events_consumed.labels(rec.topic, env.type).inc()
-            if self.on_applied is not None:
-                await self.on_applied(rec)
-            return "applied"
-        raise AssertionError("unreachable")
+            items.append(_Item(rec, env, event, handler))
+        return bad, items
 
-    async def dead_letter(
-        self, rec: Record, reason: str, error: BaseException, attempts: int = 1
+    def _skip(self, rec: Record, env: Envelope, outcomes: Counter[str]) -> None:
+        """A type this service does not handle: counted; logged when this build does not know it."""
+        outcomes["ignored"] += 1
+        self.metrics.events_ignored.labels(rec.topic, env.type).inc()
+        if env.type in EVENTS_BY_TYPE:
+            return  # a known type meant for other consumers of the topic
+        now = time.monotonic()
+        if now - self._unknown_logged.get(env.type, -UNKNOWN_TYPE_LOG_INTERVAL_S) >= (
+            UNKNOWN_TYPE_LOG_INTERVAL_S
+        ):
+            self._unknown_logged[env.type] = now
+            log.warning(
+                "skipping events of a type this build does not know (a newer producer?)",
+                extra={"event_type": env.type, "topic": rec.topic, "event_id": env.id},
+            )
+
+    async def _apply(self, chunk: Sequence[_Item], outcomes: Counter[str]) -> None:
+        started = time.perf_counter()
+        ids = list(dict.fromkeys(item.envelope.id for item in chunk))
+        async with self.session_factory() as session, session.begin():
+            fresh = await inbox.claim_many(session, self.group, ids)
+            todo: list[_Item] = []
+            for item in chunk:
+                if item.envelope.id in fresh:
+                    fresh.discard(item.envelope.id)  # the first of repeats within the batch
+                    todo.append(item)
+            for handler, run in _runs(todo):
+                if isinstance(handler, BatchHandler):
+                    with log_context(correlation_id=run[0].envelope.correlation_id):
+                        await handler.handle_many(
+                            session, [Delivery(i.event, i.envelope) for i in run]
+                        )
+                    continue
+                for item in run:
+                    env = item.envelope
+                    with log_context(
+                        correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id
+                    ):
+                        await handler(session, item.event, env)
+        elapsed = time.perf_counter() - started
+        topic = chunk[0].record.topic
+        self.metrics.handle_seconds.labels(topic).observe(elapsed)
+        self.metrics.batch_size.labels(topic).observe(len(chunk))
+        duplicates = len(chunk) - len(todo)
+        if duplicates:
+            self.metrics.events_duplicate.labels(topic).inc(duplicates)
+            outcomes["duplicate"] += duplicates
+        for item in todo:
+            self.metrics.events_consumed.labels(item.record.topic, item.envelope.type).inc()
+        outcomes["applied"] += len(todo)
+        if self.on_applied is not None:
+            for item in todo:
+                await self.on_applied(item.record)
+
+    async def _dead_letter(
+        self, rec: Record, reason: str, exc: BaseException, attempts: int, outcomes: Counter[str]
     ) -> None:
-        """Park the record, with its origin and the error, on the service's dead-letter topic.
+        await self.dead_letters.publish(rec, reason, exc, attempts)
+        outcomes["dead_lettered"] += 1
 
-        Awaited to the broker's acknowledgement before the offset moves on: nothing is dropped.
-        """
-        headers = [(k, v) for k, v in rec.headers if not k.startswith(DLQ_PREFIX)]
-        headers += [
-            ("dlq_reason", reason.encode()),
-            ("dlq_error", f"{type(error).__name__}: {error}"[:4000].encode()),
-            ("dlq_original_topic", rec.topic.encode()),
-            ("dlq_original_partition", str(rec.partition).encode()),
-            ("dlq_original_offset", str(rec.offset).encode()),
-            ("dlq_consumer_group", self.group.encode()),
-            ("dlq_attempts", str(attempts).encode()),
-            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
-        ]
-        await self.producer.send_and_wait(
-            self.dead_letter_topic, value=rec.value, key=rec.key, headers=headers
-        )
-        self.metrics.events_dead_lettered.labels(rec.topic, reason).inc()
-        log.error(
-            "message dead-lettered",
-            extra={
-                "reason": reason,
-                "error": str(error)[:500],
-                "topic": rec.topic,
-                "partition": rec.partition,
-                "offset": rec.offset,
-            },
-        )
+    def _count_failure(self, chunk: Sequence[_Item], exc: BaseException) -> None:
+        self.metrics.events_failed.labels(chunk[0].record.topic).inc()
+        if len(chunk) == 1 and not is_transient(exc):
+            log.warning(
+                "event handling failed",
+                extra={
+                    "event_id": chunk[0].envelope.id,
+                    "event_type": chunk[0].envelope.type,
+                    "error": repr(exc)[:500],
+                },
+            )
+
+    async def _database_healthy(self) -> bool:
+        async with self.session_factory() as session:
+            try:
+                await asyncio.wait_for(ping(session.bind), timeout=5)  # type: ignore[arg-type]
+            except Exception:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ tools
+
+    async def process(self, rec: Record) -> str:
+        """Settle one record (a test and tooling entry point); returns what happened to it."""
+        outcomes = await self.process_batch([rec])
+        return next(iter(outcomes), "abandoned")
+
+    async def redrive_dead_letters(self, *, limit: int | None = None) -> dict[str, int]:
+        """Put this runner's dead letters back through its handlers (see dead_letters.redrive)."""
+        consumer = create_consumer(self.settings, self.redrive_group, [])
+        await consumer.start()
+        try:
+            return await redrive(
+                consumer,
+                self.dead_letter_topic,
+                group=self.group,
+                original_topics=self.topics,
+                process=self.process_batch,
+                limit=limit,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    @property
+    def redrive_group(self) -> str:
+        return self.group + ".redrive"
 
 
 async def redrive_dead_letters(
     runner: ConsumerRunner, *, idle_timeout_s: float = 3.0, limit: int | None = None
 ) -> dict[str, int]:
-    """Put this service's dead letters back through its handlers.
-
-    Reads the dead-letter topic with its own consumer group (so each letter is redriven once), rebuilds
-    each original record and processes it as the consumer would; one that fails again is dead-lettered
-    anew. Stops when the topic is drained (no record for ``idle_timeout_s``) or after ``limit`` records.
-    """
-    outcomes: dict[str, int] = {}
-    consumer = create_consumer(
-        runner.settings, runner.group + ".redrive", [runner.dead_letter_topic]
-    )
-    await consumer.start()
-    seen = 0
-    # A letter that fails again is dead-lettered anew onto this same topic: stop at letters written after
-    # the redrive began (left uncommitted for the next redrive), or a poison message would loop forever.
-    started_ms = int(time.time() * 1000)
-    drained = False
-    try:
-        while not drained and (limit is None or seen < limit):
-            batches = await consumer.getmany(timeout_ms=int(idle_timeout_s * 1000), max_records=100)
-            if not batches:
-                break
-            for tp, records in batches.items():
-                last = None
-                for rec in records:
-                    if limit is not None and seen >= limit:
-                        break
-                    if rec.timestamp >= started_ms:
-                        drained = True
-                        break
-                    hs = dict(rec.headers or ())
-                    original = Record(
-                        topic=hs.get("dlq_original_topic", b"?").decode(),
-                        partition=int(hs.get("dlq_original_partition", b"-1")),
-                        offset=int(hs.get("dlq_original_offset", b"-1")),
-                        key=rec.key,
-                        value=rec.value,
-                        headers=[
-                            (k, v) for k, v in rec.headers or () if not k.startswith(DLQ_PREFIX)
-                        ],
-                    )
-                    outcome = await runner.process(original)
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                    seen += 1
-                    last = rec.offset
-                if last is not None:
-                    await consumer.commit({tp: last + 1})
-    finally:
-        await consumer.stop()
-    return outcomes
+    """Redrive one runner's letters (kept for callers of the earlier function; idle_timeout_s
+    unused: the redrive stops at the end offsets taken when it starts)."""
+    return await runner.redrive_dead_letters(limit=limit)

@@ -61,7 +61,11 @@ def new_metadata() -> MetaData:
 
 
 def create_engine(settings: ServiceSettings, **overrides: object) -> AsyncEngine:
-    options: dict[str, object] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    options: dict[str, object] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_pre_ping": True,
+    }
     options.update(overrides)
     return create_async_engine(settings.database_url, **options)
 

@@ -2,19 +2,19 @@
 
 The runner applies a partition's records in batches, each batch in ONE database transaction (inbox
 claims, effects, commit; the Kafka offset after). Inside a batch, each event goes to its handler in
-partition order. Consecutive events whose entry is the same :class:`BatchHandler` go to it in one call,
-so a hot consumer can write a thousand alerts with one statement instead of a thousand.
+partition order. Consecutive events whose entry is the same :class:`BatchHandler` go to it in one
+call, so a hot consumer can write a thousand alerts with one statement instead of a thousand.
 
 A batch handler must leave the database exactly as calling the one-event form for each delivery in
-order would: several deliveries may touch the same row (an alert raised, then updated, in one batch),
-so bulk upserts keep the last (highest version) per key. The runner may call it with any contiguous
-slice of a batch (it bisects a failing batch to isolate a poison record), so it must not assume a
-delivery's neighbours are present.
+order would: several deliveries may touch the same row (an alert raised, then updated, in one
+batch), so bulk upserts keep the last (highest version) per key. The runner may call it with any
+contiguous slice of a batch (it bisects a failing batch to isolate a poison record), so it must not
+assume a delivery's neighbours are present.
 
-A handler raises :class:`PermanentError` for input it will never accept (a declared domain rejection):
-the record goes to the dead-letter topic at once. Any other exception is classified by
-:mod:`recall_shared.failures`: infrastructure failures are waited out, others retried a bounded number
-of times, then dead-lettered.
+A handler raises :class:`PermanentError` for input it will never accept (a declared domain
+rejection): the record goes to the dead-letter topic at once. Any other exception is classified by
+:mod:`recall_shared.failures`: infrastructure failures are waited out, others retried a bounded
+number of times, then dead-lettered.
 """
 
 from __future__ import annotations

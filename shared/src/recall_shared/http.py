@@ -1,21 +1,32 @@
-"""HTTP pieces every service shares: health, readiness, metrics, correlation ids, error shape."""
+"""HTTP pieces every service shares: health, readiness, metrics, correlation ids, the error shape,
+the input guard (recall_shared.http_guard), write rate limits (recall_shared.rate_limit) and the
+OpenAPI document (recall_shared.openapi)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recall_shared.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from recall_shared.http_errors import ERROR_CODES, error_response
+from recall_shared.http_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from recall_shared.logging import correlation_id_var, new_correlation_id
+from recall_shared.openapi import install_openapi
+from recall_shared.rate_limit import WriteRateLimit
 from recall_shared.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -30,24 +41,33 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def _runtime(request: Request) -> ServiceRuntime:
-    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+    # request.
     return runtime_of(request)
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
 
+# The shape of every id the services hand out or take (uuids, "sale:<uuid>", seller ids): a
+# malformed one is a 422 naming the parameter, before any query.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+ID_MAX_LENGTH = 200
+PathId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+QueryId = Annotated[str, Query(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="next_cursor of the previous page",
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=CURSOR_PATTERN,
+    ),
+]
 
-_ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    422: "validation_failed",
-    429: "too_many_requests",
-}
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str] = Field(description='Each dependency: "ok" or what failed')
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -59,8 +79,14 @@ def validation_message(exc: RequestValidationError) -> str:
 
 
 class CorrelationMiddleware:
-    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it, and counts
-    the request. Plain ASGI: no per-request task or body streaming as BaseHTTPMiddleware would add."""
+    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it, and
+    counts the request. Plain ASGI: no per-request task or body streaming as BaseHTTPMiddleware
+    would add.
+
+    An unexpected exception ends here: logged, answered 500 with the error shape, and not raised
+    further. Raised on, Starlette's ServerErrorMiddleware would answer the same 500 and then
+    re-raise, and uvicorn, seeing an exception after the response started, closes the connection: a
+    keep-alive client's next request on it was reset."""
 
     def __init__(self, app: ASGIApp, runtime: ServiceRuntime) -> None:
         self.app = app
@@ -84,46 +110,75 @@ class CorrelationMiddleware:
                 ]
             await send(message)
 
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_id(message)
+
         token = correlation_id_var.set(cid)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            log.exception("unexpected error in %s %s", scope["method"], scope["path"])
+            if not started:
+                await error_response(500, "internal server error")(scope, receive, send_tracked)
         finally:
             correlation_id_var.reset(token)
             route = getattr(scope.get("route"), "path", "unmatched")
             self.runtime.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
 
 
-def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Health, readiness, metrics, correlation-id middleware and a uniform 422."""
-    app.state.runtime = runtime
+def install_common(
+    app: FastAPI,
+    runtime: ServiceRuntime,
+    *,
+    body_limits: Mapping[str, int] | None = None,
+    session_cookies: Sequence[str] = (),
+) -> None:
+    """Health, readiness, metrics, the middleware (correlation ids, rate limits, input guard), the
+    error shape for every error, and the OpenAPI document.
 
+    ``body_limits``: path patterns (regular expressions, whole path) whose body limit is not the
+    settings' ``http_max_body_bytes``. ``session_cookies``: cookies that carry a customer token (for
+    rate limits)."""
+    app.state.runtime = runtime
+    settings = runtime.settings
+
+    # add_middleware puts each one outside the ones before: guard innermost, correlation outermost.
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=getattr(settings, "http_max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+        body_limits=body_limits,
+    )
+    app.add_middleware(
+        WriteRateLimit,
+        limits=getattr(settings, "write_rate_limit", ""),
+        cookies=session_cookies,
+    )
     app.add_middleware(CorrelationMiddleware, runtime=runtime)
+    install_openapi(app)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "error": "validation_failed",
-                "message": validation_message(exc),
-                "detail": jsonable_encoder(exc.errors()),
-            },
-        )
+        return error_response(422, validation_message(exc), detail=jsonable_encoder(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # One error shape everywhere: {"error": code, "message": text}; "detail" kept as FastAPI clients expect.
+        # One error shape everywhere: {"error": code, "message": text}; "detail" kept as FastAPI
+        # clients expect.
         if exc.status_code == 304:
             return Response(status_code=304, headers=exc.headers)
         if isinstance(exc.detail, dict):
             body = {
-                "error": exc.detail.get("error", _ERROR_CODES.get(exc.status_code, "error")),
+                "error": exc.detail.get("error", ERROR_CODES.get(exc.status_code, "error")),
                 "message": str(exc.detail.get("message", "")),
                 "detail": exc.detail,
             }
         else:
             body = {
-                "error": _ERROR_CODES.get(exc.status_code, "error"),
+                "error": ERROR_CODES.get(exc.status_code, "error"),
                 "message": str(exc.detail),
                 "detail": exc.detail,
             }
@@ -131,16 +186,23 @@ def install_common(app: FastAPI, runtime: ServiceRuntime) -> None:
             status_code=exc.status_code, content=jsonable_encoder(body), headers=exc.headers
         )
 
-    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    @app.get("/healthz", tags=["operations"], summary="The process is up (public)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": runtime.settings.service_name}
 
-    @app.get("/readyz", tags=["operations"], summary="Database and Kafka are reachable")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Database and Kafka are reachable (public)",
+        responses={503: {"description": "Not ready", "model": Readiness}},
+        response_model=Readiness,
+    )
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
-            status_code=200 if ready else 503, content={"ready": ready, "checks": checks}
+            status_code=200 if ready else 503,
+            content={"ready": ready, "checks": checks, **runtime.details()},
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from recall_shared.settings import ServiceSettings
@@ -147,7 +148,7 @@ class KeyedBatchSender:
 
 
 def create_consumer(
-    settings: ServiceSettings, group_id: str, topics: Iterable[str], **overrides: object
+    settings: ServiceSettings, group_id: str | None, topics: Iterable[str], **overrides: object
 ) -> AIOKafkaConsumer:
     """A group consumer that never auto-commits: offsets are committed by the runner after the effect."""
     bad = _UNSAFE_CONSUMER & overrides.keys()
@@ -161,6 +162,9 @@ def create_consumer(
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": 500,
+        # Range keeps the same partition numbers of co-partitioned topics on one member, so a key's
+        # events from several topics reach the same instance (see consumer.py's slots).
+        "partition_assignment_strategy": (RangePartitionAssignor,),
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

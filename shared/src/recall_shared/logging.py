@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 import orjson
 
+from recall_shared.quiet_logs import RepeatFilter
+
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
@@ -78,6 +80,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    # While a broker is down its client repeats the same error thousands of times a second.
+    handler.addFilter(RepeatFilter())
     if json:
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -52,8 +52,27 @@ class Metrics:
         )
         self.handle_seconds = Histogram(
             "event_handle_seconds",
-            "Time to handle one event, transaction included.",
+            "Time to apply one batch of events, transaction included.",
             ["topic"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "consumer_batch_records",
+            "Records applied in one consumer transaction.",
+            ["topic"],
+            buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.consumer_waits = Counter(
+            "consumer_infrastructure_waits_total",
+            "Times a partition paused to wait out an infrastructure failure, by cause.",
+            ["cause"],
+            registry=r,
+        )
+        self.dead_letters_pending = Gauge(
+            "dead_letters_pending",
+            "Dead letters of a consumer group not yet redriven, by original topic.",
+            ["group", "topic"],
             registry=r,
         )
         self.http_requests = Counter(

@@ -1,7 +1,7 @@
 """A service's runtime: the database engine, Kafka producer, outbox relay and consumers it owns.
 
-Built by each service's composition root (``create_app(settings)``), started and stopped by the app's
-lifespan. Nothing here is a module-level global.
+Built by each service's composition root (``create_app(settings)``), started and stopped by the
+app's lifespan. Nothing here is a module-level global.
 """
 
 from __future__ import annotations
@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from recall_shared import inbox
-from recall_shared.consumer import ConsumerRunner, Handler
+from recall_shared.consumer import ConsumerRunner
 from recall_shared.db import create_engine, create_session_factory, ping
-from recall_shared.events import Event
-from recall_shared.kafka import create_producer
+from recall_shared.dead_letters import PendingLetters
+from recall_shared.handlers import HandlerMap
+from recall_shared.kafka import create_consumer, create_producer
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox, OutboxRelay
 from recall_shared.settings import ServiceSettings
@@ -36,7 +38,7 @@ BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
 @dataclass
 class ConsumerSpec:
     topics: Sequence[TopicSpec]
-    handlers: Mapping[type[Event], Handler]
+    handlers: HandlerMap
     group_suffix: str = ""
 
 
@@ -60,11 +62,14 @@ class ServiceRuntime:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stoppers: list[Callable[[], None]] = []
         self._stopping = asyncio.Event()
+        # group -> original topic -> dead letters not yet redriven (kept by the dead-letter watch)
+        self.pending_dead_letters: dict[str, dict[str, int]] = {}
+        self._pending_topics: dict[str, set[str]] = {}
 
     def add_consumer(
         self,
         topics: Sequence[TopicSpec],
-        handlers: Mapping[type[Event], Handler],
+        handlers: HandlerMap,
         group_suffix: str = "",
     ) -> None:
         self._consumer_specs.append(ConsumerSpec(topics, handlers, group_suffix))
@@ -72,15 +77,16 @@ class ServiceRuntime:
     def add_background(
         self, name: str, task: BackgroundTask, stop: Callable[[], None] | None = None
     ) -> None:
-        """A long-running task of the service (a sender loop, a scheduler); cancelled at shutdown."""
+        """A long-running task of the service (a sender loop, a scheduler); cancelled at
+        shutdown."""
         self._background.append((name, task))
         if stop is not None:
             self._stoppers.append(stop)
 
     async def start(self) -> None:
-        """Start the runtime. When Kafka cannot be reached, the service still starts (HTTP, and writes into
-        the outbox), reports ``kafka`` not ready, and connects in the background; the relay and the consumers
-        start once it is connected."""
+        """Start the runtime. When Kafka cannot be reached, the service still starts (HTTP, and
+        writes into the outbox), reports ``kafka`` not ready, and connects in the background; the
+        relay and the consumers start once it is connected."""
         self._stopping.clear()
         try:
             self.producer = await self._started_producer()
@@ -148,18 +154,88 @@ class ServiceRuntime:
                 fallback_poll_s=self.settings.outbox_fallback_poll_s,
             )
             self._tasks["outbox-relay"] = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        for i, spec in enumerate(self._consumer_specs):
-            runner = ConsumerRunner(
+        self.consumers = self._build_runners(self.producer)
+        for i, runner in enumerate(self.consumers):
+            self._tasks[f"consumer-{i}"] = asyncio.create_task(runner.run(), name=f"consumer-{i}")
+        if self.consumers:
+            self._tasks["dead-letter-watch"] = asyncio.create_task(
+                self._watch_dead_letters(), name="dead-letter-watch"
+            )
+
+    def _build_runners(self, producer: AIOKafkaProducer) -> list[ConsumerRunner]:
+        return [
+            ConsumerRunner(
                 settings=self.settings,
                 topics=spec.topics,
                 handlers=spec.handlers,
                 session_factory=self.session_factory,
-                producer=self.producer,
+                producer=producer,
                 metrics=self.metrics,
                 group_suffix=spec.group_suffix,
             )
-            self.consumers.append(runner)
-            self._tasks[f"consumer-{i}"] = asyncio.create_task(runner.run(), name=f"consumer-{i}")
+            for spec in self._consumer_specs
+        ]
+
+    async def redrive_dead_letters(self, limit: int | None = None) -> dict[str, int]:
+        """Redrive every runner's own dead letters (the ``redrive-dead-letters`` command), with
+        runners that are built but not consuming; returns the summed outcomes."""
+        producer = await self._started_producer()
+        totals: dict[str, int] = {}
+        try:
+            for runner in self._build_runners(producer):
+                for outcome, n in (await runner.redrive_dead_letters(limit=limit)).items():
+                    totals[outcome] = totals.get(outcome, 0) + n
+        finally:
+            await producer.stop()
+            await self.engine.dispose()
+        return totals
+
+    async def _watch_dead_letters(self) -> None:
+        """Keep ``dead_letters_pending`` and the readiness details current, per runner and topic."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id=f"{self.settings.service_name}-dead-letter-watch",
+        )
+        reader = create_consumer(self.settings, None, [])
+        watches: list[tuple[ConsumerRunner, PendingLetters]] = []
+        for runner in self.consumers:
+
+            async def offsets(group: str = runner.redrive_group) -> dict[int, int]:
+                got = await admin.list_consumer_group_offsets(group)
+                return {tp.partition: meta.offset for tp, meta in got.items() if meta.offset >= 0}
+
+            watches.append(
+                (runner, PendingLetters(runner.dead_letter_topic, runner.group, offsets))
+            )
+        started = False
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not started:
+                        await admin.start()
+                        await reader.start()
+                        started = True
+                    for runner, watch in watches:
+                        counts = await watch.scan(reader)
+                        self.pending_dead_letters[runner.group] = counts
+                        for topic in set(counts) | self._pending_topics.get(runner.group, set()):
+                            self.metrics.dead_letters_pending.labels(runner.group, topic).set(
+                                counts.get(topic, 0)
+                            )
+                        self._pending_topics[runner.group] = set(counts)
+                except Exception as exc:
+                    log.warning(
+                        "counting dead letters failed; retrying", extra={"error": repr(exc)}
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopping.wait(), timeout=self.settings.dead_letter_scan_interval_s
+                    )
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.stop()
+            with contextlib.suppress(Exception):
+                await admin.close()
 
     async def purge_inbox(self) -> int:
         """Forget applied event ids older than ``inbox_retention_days``; returns how many."""
@@ -231,4 +307,22 @@ class ServiceRuntime:
             if t.done() and not (name == "kafka-connect" and self.producer)
         ]
         checks["background_tasks"] = "ok" if not dead else f"stopped: {', '.join(dead)}"
+        if self.consumers:
+            waiting = [h for h in (r.health() for r in self.consumers) if h != "ok"]
+            checks["consumers"] = "ok" if not waiting else "; ".join(waiting)[:500]
         return checks
+
+    def details(self) -> dict[str, object]:
+        """What /readyz adds without affecting readiness: dead letters waiting for a redrive."""
+        pending = {
+            group: counts
+            for group, counts in self.pending_dead_letters.items()
+            if any(counts.values())
+        }
+        if not pending:
+            return {"dead_letters": "none pending"}
+        package = self.settings.service_name.replace("-", "_")
+        return {
+            "dead_letters": pending,
+            "redrive": f"python -m {package} redrive-dead-letters",
+        }

@@ -1,10 +1,10 @@
 """Settings shared by every service (pydantic-settings).
 
-Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NOTIFIER_`` ...). A few
-infrastructure addresses are the same for the whole system and may be given once, unprefixed:
+Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NOTIFIER_`` ...). A
+few infrastructure addresses are the same for the whole system and may be given once, unprefixed:
 ``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``,
-``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``. A prefixed variable
-wins over the unprefixed one.
+``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``. A
+prefixed variable wins over the unprefixed one.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field(
         default="",
-        description="Prepended to every topic name; isolates test runs or tenants on a shared cluster.",
+        description="Prepended to every topic name; isolates test runs or tenants on a cluster.",
     )
     log_level: str = "INFO"
     log_json: bool = True
@@ -54,11 +54,32 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=5.0, gt=0)
     consumer_max_poll_records: int = Field(default=500, ge=1)
+    consumer_batch_max_records: int = Field(
+        default=500, ge=1, description="Records of one partition applied in one transaction."
+    )
+    consumer_max_parallel_partitions: int = Field(
+        default=4,
+        ge=1,
+        description="Partitions of one consumer applied at once (each holds a connection).",
+    )
+    consumer_wait_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between retries while infrastructure is down.",
+    )
+    consumer_revoke_timeout_s: float = Field(
+        default=15.0, gt=0, description="How long a revoked partition may take to finish its batch."
+    )
+    dead_letter_scan_interval_s: float = Field(
+        default=30.0, gt=0, description="How often pending dead letters are counted."
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     outbox_batch_size: int = Field(default=1000, ge=1)
     inbox_retention_days: float = Field(
         default=30,
         gt=0,
-        description="Applied event ids older than this are forgotten (duplicates arrive within minutes).",
+        description="Applied event ids older than this are forgotten (repeats come in minutes).",
     )
     inbox_purge_interval_s: float = Field(default=3600, gt=0)
     outbox_fallback_poll_s: float = Field(
@@ -78,7 +99,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
-        # Only development runs on the well-known defaults; tests and production bring their own secrets.
+        # Only development runs on the well-known defaults; tests and production bring their own
+        # secrets.
         if self.environment != "development":
             weak = [
                 name

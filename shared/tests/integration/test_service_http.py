@@ -73,7 +73,13 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
         assert ready.status_code == 200, ready.text
         assert ready.json() == {
             "ready": True,
-            "checks": {"database": "ok", "kafka": "ok", "background_tasks": "ok"},
+            "checks": {
+                "database": "ok",
+                "kafka": "ok",
+                "background_tasks": "ok",
+                "consumers": "ok",
+            },
+            "dead_letters": "none pending",
         }
 
         # A request writes an event through the outbox; the relay publishes it; the consumer applies it,

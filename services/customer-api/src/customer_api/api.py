@@ -18,13 +18,15 @@ from customer_api import logic, reads
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken
-from recall_shared.http import RuntimeDep, SessionDep
+from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
+from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1/me", tags=["my alerts"])
 
 
 def authenticated_customer(request: Request) -> str:
-    """The customer id of the request's bearer JWT (the verifier remembers tokens it verified), or 401."""
+    """The customer id of the request's bearer JWT (the verifier remembers tokens it verified), or
+    401."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
     if not token or scheme.lower() != "bearer":
@@ -45,8 +47,10 @@ def authenticated_customer(request: Request) -> str:
 
 
 class BearerCustomer(HTTPBearer):
-    """:func:`authenticated_customer` as one dependency (rather than FastAPI's HTTPBearer plus a dependency
-    on it), documented in OpenAPI as the same ``HTTPBearer`` security scheme."""
+    """:func:`authenticated_customer` as one dependency (rather than FastAPI's HTTPBearer plus a
+    dependency on it), documented in OpenAPI as the same ``HTTPBearer`` security scheme."""
+
+    __openapi_errors__ = (401,)  # recall_shared.openapi: every route using it documents its 401
 
     def __init__(self) -> None:
         super().__init__(auto_error=False, scheme_name="HTTPBearer")
@@ -56,8 +60,8 @@ class BearerCustomer(HTTPBearer):
 
 
 current_customer = BearerCustomer()
-# For a route that calls authenticated_customer itself, first thing (the banner: every dependency level costs
-# per request): documents the same security requirement as CustomerDep.
+# For a route that calls authenticated_customer itself, first thing (the banner: every dependency
+# level costs per request): documents the same security requirement as CustomerDep.
 BEARER_SECURITY = {"security": [{current_customer.scheme_name: []}]}
 CustomerDep = Annotated[str, Depends(current_customer)]
 
@@ -150,7 +154,7 @@ def _summary(a: CustomerAlert) -> AlertSummary:
         hazard=st.recall.hazard,
         stop_using=st.recall.stop_using,
         images=list(st.recall.images),
-        units=sum(l.units for l in st.lines),
+        units=sum(line.units for line in st.lines),
         acknowledged=a.acknowledged_at is not None,
         created_at=a.created_at,
         updated_at=a.updated_at,
@@ -178,7 +182,12 @@ def _http_error(exc: logic.AlertError) -> HTTPException:
 # ------------------------------------------------------------------ routes
 
 
-@router.get("/alerts", response_model=AlertPage, summary="My recalls and product safety alerts")
+@router.get(
+    "/alerts",
+    response_model=AlertPage,
+    summary="My recalls and product safety alerts",
+    responses=error_responses(400),
+)
 async def list_alerts(
     request: Request,
     customer_id: CustomerDep,
@@ -186,7 +195,7 @@ async def list_alerts(
         Literal["open", "resolved", "all"], Query(description="open: needs my attention")
     ] = "all",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Cursor = None,
 ) -> Response:
     try:
         rows, next_cursor = await logic.list_alert_rows(
@@ -200,8 +209,9 @@ async def list_alerts(
 async def banner_response(
     app_state: State, customer_id: str, if_none_match: str | None
 ) -> Response:
-    """The banner of an authenticated customer: 200 with the body, or 304 when ``If-None-Match`` names its tag.
-    Answered by the route below, and for a valid token by :class:`customer_api.hot_path.BannerHotPath`."""
+    """The banner of an authenticated customer: 200 with the body, or 304 when ``If-None-Match``
+    names its tag. Answered by the route below, and for a valid token by
+    :class:`customer_api.hot_path.BannerHotPath`."""
     body, etag = reads.banner_json(await logic.banner_row(app_state.read_pool, customer_id))
     headers = {
         "ETag": etag,
@@ -218,6 +228,8 @@ async def banner_response(
     response_model=Banner,
     summary="What the orders page shows above the orders",
     openapi_extra=BEARER_SECURITY,
+    responses={304: {"description": "Not modified: If-None-Match names the current ETag"}}
+    | error_responses(401),
 )
 async def banner(
     request: Request, if_none_match: Annotated[str | None, Header()] = None
@@ -225,8 +237,13 @@ async def banner(
     return await banner_response(request.app.state, authenticated_customer(request), if_none_match)
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="One of my alerts, in full")
-async def get_alert(alert_id: str, customer_id: CustomerDep, session: SessionDep) -> AlertDetail:
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertDetail,
+    summary="One of my alerts, in full",
+    responses=error_responses(404),
+)
+async def get_alert(alert_id: PathId, customer_id: CustomerDep, session: SessionDep) -> AlertDetail:
     try:
         a = await logic.own_alert(session, customer_id, alert_id)
     except logic.AlertError as exc:
@@ -248,9 +265,14 @@ async def get_alert(alert_id: str, customer_id: CustomerDep, session: SessionDep
 
 
 @router.post(
-    "/alerts/{alert_id}/acknowledge", response_model=AlertSummary, summary="I have read this alert"
+    "/alerts/{alert_id}/acknowledge",
+    response_model=AlertSummary,
+    summary="I have read this alert",
+    responses=error_responses(404, 409),
 )
-async def acknowledge(alert_id: str, customer_id: CustomerDep, session: SessionDep) -> AlertSummary:
+async def acknowledge(
+    alert_id: PathId, customer_id: CustomerDep, session: SessionDep
+) -> AlertSummary:
     try:
         return _summary(await logic.acknowledge(session, customer_id, alert_id))
     except logic.AlertError as exc:
@@ -261,9 +283,10 @@ async def acknowledge(alert_id: str, customer_id: CustomerDep, session: SessionD
     "/alerts/{alert_id}/not-affected",
     response_model=AlertSummary,
     summary="My unit is not affected",
+    responses=error_responses(404, 409),
 )
 async def not_affected(
-    alert_id: str,
+    alert_id: PathId,
     customer_id: CustomerDep,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -283,9 +306,11 @@ async def not_affected(
     status_code=202,
     response_model=RemedyStatus,
     summary="Choose a remedy",
+    responses={200: {"description": "Already chosen: the remedy's progress", "model": RemedyStatus}}
+    | error_responses(404, 409),
 )
 async def choose_remedy(
-    alert_id: str,
+    alert_id: PathId,
     body: RemedyChoice,
     customer_id: CustomerDep,
     session: SessionDep,
@@ -307,9 +332,14 @@ async def choose_remedy(
 
 
 @router.get(
-    "/alerts/{alert_id}/remedy", response_model=RemedyStatus, summary="My remedy's progress"
+    "/alerts/{alert_id}/remedy",
+    response_model=RemedyStatus,
+    summary="My remedy's progress",
+    responses=error_responses(404),
 )
-async def get_remedy(alert_id: str, customer_id: CustomerDep, session: SessionDep) -> RemedyStatus:
+async def get_remedy(
+    alert_id: PathId, customer_id: CustomerDep, session: SessionDep
+) -> RemedyStatus:
     try:
         await logic.own_alert(session, customer_id, alert_id)
     except logic.AlertError as exc:

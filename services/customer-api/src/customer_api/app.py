@@ -7,13 +7,15 @@ from fastapi import FastAPI
 from customer_api.api import router
 from customer_api.handlers import HANDLERS
 from customer_api.hot_path import BannerHotPath
-from customer_api.pages import install_pages
+from customer_api.pages import MAX_FORM_BYTES, SESSION_COOKIE, install_pages
 from customer_api.reads import ReadPool
 from customer_api.settings import Settings
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
 from recall_shared.topics import ALERTS, NOTIFICATIONS, REMEDIES
+
+PAGE_FORMS = r"/recalls/[^/]+/(remedy|acknowledge|not-affected)|/signout"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,7 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BannerHotPath
     )  # added before install_common's middleware, so it runs inside it
-    install_common(app, runtime)
+    # The pages' forms are small (a CSRF token, a remedy, a short reason): bounded far below the
+    # JSON default. The session cookie carries the customer token, so a form post counts against its
+    # rate limit.
+    install_common(
+        app,
+        runtime,
+        body_limits={PAGE_FORMS: MAX_FORM_BYTES},
+        session_cookies=(SESSION_COOKIE,),
+    )
     app.include_router(router)
     install_pages(app)  # the customer's HTML pages: /orders, /recalls, /signin ...
     return app

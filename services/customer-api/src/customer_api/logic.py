@@ -22,6 +22,7 @@ from customer_api import queries
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from customer_api.reads import ReadPool
 from recall_shared import events as ev
+from recall_shared.cursors import decode_cursor, encode_cursor
 from recall_shared.service import ServiceRuntime
 
 _Row = TypeVar("_Row")
@@ -79,14 +80,12 @@ async def own_alert(
 def parse_cursor(cursor: str) -> tuple[datetime, str]:
     """The (created_at, alert_id) a ``next_cursor`` stands for."""
     try:
-        ts, aid = cursor.split("_", 1)
-        return datetime.fromtimestamp(int(ts) / 1_000_000, UTC), aid
-    except (ValueError, OverflowError, OSError):  # OverflowError/OSError: a number, but no date
+        return decode_cursor(cursor)
+    except ValueError:
         raise BadCursor("cursor: not a cursor this API returned") from None
 
 
-def next_cursor_of(created_at: datetime, alert_id: str) -> str:
-    return f"{int(created_at.timestamp() * 1_000_000)}_{alert_id}"
+next_cursor_of = encode_cursor
 
 
 def _page(

@@ -4,10 +4,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from recall_shared.auth import public_key_problem
-from recall_shared.settings import ServiceSettings
+from recall_shared.http_settings import HttpServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CUSTOMER_API_", extra="ignore", frozen=True)
 
     service_name: str = "customer-api"

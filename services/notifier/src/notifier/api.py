@@ -1,17 +1,27 @@
-"""notifier's read API for operators and customer service: notices of an alert."""
+"""notifier's read API for operators and customer service: notices of an alert.
+ An operator's API key only (``X-Api-Key``, recall_shared.api_keys over the sellers.v1 read model
+``seller_keys``): the answers name recipients and their remedy state, and alert ids can be computed
+from a recall id and a customer id, so an open route would tell anyone who bought a recalled
+product.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from notifier.models import Notice, Reminder
-from recall_shared.http import SessionDep
+from notifier.models import Notice, Reminder, SellerKey
+from recall_shared.api_keys import ApiKeyAuth, Principal
+from recall_shared.http import PathId, SessionDep
 
 router = APIRouter(prefix="/v1")
+
+keys = ApiKeyAuth(SellerKey)
+OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 
 
 class NoticeOut(BaseModel):
@@ -34,9 +44,11 @@ class NoticeOut(BaseModel):
     "/alerts/{alert_id}/notices",
     response_model=list[NoticeOut],
     tags=["notices"],
-    summary="Notices of an alert",
+    summary="Notices of an alert (operator key)",
 )
-async def notices_of_alert(alert_id: str, session: SessionDep) -> list[NoticeOut]:
+async def notices_of_alert(
+    alert_id: PathId, _: OperatorDep, session: SessionDep
+) -> list[NoticeOut]:
     rows = (
         await session.execute(
             select(Notice)
@@ -61,8 +73,10 @@ class ReminderOut(BaseModel):
     "/alerts/{alert_id}/reminders",
     response_model=list[ReminderOut],
     tags=["notices"],
-    summary="Reminder schedule of an alert, per recipient",
+    summary="Reminder schedule of an alert, per recipient (operator key)",
 )
-async def reminders_of_alert(alert_id: str, session: SessionDep) -> list[ReminderOut]:
+async def reminders_of_alert(
+    alert_id: PathId, _: OperatorDep, session: SessionDep
+) -> list[ReminderOut]:
     rows = (await session.execute(select(Reminder).where(Reminder.alert_id == alert_id))).scalars()
     return [ReminderOut.model_validate(r, from_attributes=True) for r in rows]

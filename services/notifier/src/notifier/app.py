@@ -7,12 +7,14 @@ from fastapi import FastAPI
 from notifier.api import router
 from notifier.clock import Clock, SystemClock
 from notifier.handlers import HANDLERS
+from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
 from notifier.sender import FaultHook, MailTransport, NoticeSender, SmtpTransport
 from notifier.settings import Settings
+from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ALERTS, CUSTOMERS, REMEDIES
+from recall_shared.topics import ALERTS, CUSTOMERS, REMEDIES, SELLERS
 
 
 def create_app(
@@ -26,6 +28,9 @@ def create_app(
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
     runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES], HANDLERS)
+    # Operator keys (hashes) for the read API, on their own consumer group: a new or revoked key
+    # takes effect without waiting behind an alert backlog.
+    runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
     sender = NoticeSender(
         settings=settings,
         session_factory=runtime.session_factory,
@@ -43,7 +48,9 @@ def create_app(
     app = FastAPI(
         title="Recall Alerts: notifier",
         version="1.0.0",
-        description="Sends one personal recall notice per affected customer, with updates, withdrawals and reminders.",
+        description="Sends one personal recall notice per affected customer, with updates, "
+        "withdrawals and reminders. The read API (notices and reminders of an alert, for operators "
+        "and customer service) takes an operator's API key (X-Api-Key).",
         lifespan=runtime.lifespan,
     )
     install_common(app, runtime)

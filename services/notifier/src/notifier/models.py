@@ -8,6 +8,7 @@ from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from recall_shared.api_keys import SellerKeyColumns
 from recall_shared.db import new_metadata
 
 
@@ -38,12 +39,13 @@ class KnownAlert(Base):
 
 
 class Notice(Base):
-    """One notice to one recipient; unique per (alert, kind, alert version, recipient, reminder number).
+    """One notice to one recipient; unique per (alert, kind, alert version, recipient, reminder
+    number).
 
-    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled. ``sending`` is
-    committed before the SMTP transaction begins, with the deterministic Message-ID: a 'sending' notice whose
-    lease expired belongs to a sender that died mid-send, and the mail may or may not have reached the relay
-    (see ``Settings.delivery_guarantee``)."""
+    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled.
+    ``sending`` is committed before the SMTP transaction begins, with the deterministic Message-ID:
+    a 'sending' notice whose lease expired belongs to a sender that died mid-send, and the mail may
+    or may not have reached the relay (see ``Settings.delivery_guarantee``)."""
 
     __tablename__ = "notices"
     notice_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -94,9 +96,11 @@ class Notice(Base):
 
 
 class Reminder(Base):
-    """The reminder schedule of one recipient of one alert, from the moment its initial notice was sent.
+    """The reminder schedule of one recipient of one alert, from the moment its initial notice was
+    sent.
 
-    ``next_due_at`` is NULL once the last reminder is queued or reminders were stopped (``stopped_reason``)."""
+    ``next_due_at`` is NULL once the last reminder is queued or reminders were stopped
+    (``stopped_reason``)."""
 
     __tablename__ = "reminders"
     alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -114,8 +118,9 @@ class Reminder(Base):
 
 
 class AlertResponse(Base):
-    """The customer acted on an alert (remedy requested, a remedy case, 'not affected'): no more reminders.
-    Kept apart from ``alerts`` because remedies.v1 and alerts.v1 are not ordered with each other."""
+    """The customer acted on an alert (remedy requested, a remedy case, 'not affected'): no more
+    reminders. Kept apart from ``alerts`` because remedies.v1 and alerts.v1 are not ordered with
+    each other."""
 
     __tablename__ = "alert_responses"
     alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -124,6 +129,11 @@ class AlertResponse(Base):
         String(40)
     )  # remedy_requested | remedy_case | not_affected
     responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SellerKey(SellerKeyColumns, Base):
+    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never
+    plaintext; an operator key authenticates the read API (recall_shared.api_keys)."""
 
 
 metadata = Base.metadata

@@ -1,8 +1,9 @@
 """purchase-matcher's small read API for operators and sellers: alerts of a recall.
 
 Callers authenticate with an ``X-Api-Key`` (recall_shared.api_keys, over the sellers.v1 read model
-``seller_keys``): operators see every recall, a seller only the recalls it published (the ``seller_id`` of
-the stored snapshot). Anything else, and a recall the matcher has not seen, is 404 "recall not found".
+``seller_keys``): operators see every recall, a seller only the recalls it published (the
+``seller_id`` of the stored snapshot). Anything else, and a recall the matcher has not seen, is 404
+"recall not found".
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from sqlalchemy import func, select
 
 from purchase_matcher.models import ActiveRecall, Alert, SellerKey
 from recall_shared.api_keys import ApiKeyAuth, Principal
-from recall_shared.http import SessionDep
+from recall_shared.http import PathId, SessionDep
+from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1")
 
@@ -35,14 +37,12 @@ class RecallMatchSummary(BaseModel):
     "/recalls/{recall_id}/matches",
     response_model=RecallMatchSummary,
     tags=["matches"],
-    summary="How many customers and units a recall reaches (operator key, or the recalling seller's key)",
-    responses={
-        401: {"description": "Missing, unknown or revoked API key"},
-        404: {"description": "No such recall, or another seller's"},
-    },
+    summary="How many customers and units a recall reaches "
+    "(operator key, or the recalling seller's key)",
+    responses=error_responses(404),
 )
 async def recall_matches(
-    recall_id: str, principal: PrincipalDep, session: SessionDep
+    recall_id: PathId, principal: PrincipalDep, session: SessionDep
 ) -> RecallMatchSummary:
     found = (
         await session.execute(

@@ -21,8 +21,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.outbox, lambda: runtime.producer, reader_work_mem=settings.reconcile_work_mem
     )
     runtime.add_consumer([RECALLS, ORDERS], matcher.handlers())
-    # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes effect
-    # without waiting behind an order or recall backlog.
+    # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes
+    # effect without waiting behind an order or recall backlog.
     runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
     app = FastAPI(
         title="Recall Alerts: purchase matcher",

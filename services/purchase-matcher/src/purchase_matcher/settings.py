@@ -1,10 +1,10 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from recall_shared.settings import ServiceSettings
+from recall_shared.http_settings import HttpServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PURCHASE_MATCHER_", extra="ignore", frozen=True)
 
     service_name: str = "purchase-matcher"
@@ -15,6 +15,7 @@ class Settings(ServiceSettings):
     reconcile_work_mem: str = Field(
         default="128MB",
         pattern=r"^[0-9]+(kB|MB|GB)$",
-        description="PostgreSQL work_mem of a reconcile pass's reading transaction: sorting a recall's lines "
-        "by customer in memory instead of on disk (a million lines need about 100 MB).",
+        description="PostgreSQL work_mem of a reconcile pass's reading transaction: sorting a "
+        "recall's lines by customer in memory instead of on disk (a million lines need about "
+        "100 MB).",
     )

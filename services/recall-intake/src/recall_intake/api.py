@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -18,7 +17,9 @@ from recall_intake.domain import IllegalTransition, fingerprint, transition
 from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
 from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
 from recall_shared import events as ev
-from recall_shared.http import RuntimeDep, SessionDep
+from recall_shared.cursors import decode_cursor, encode_cursor
+from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
+from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1")
 
@@ -98,14 +99,16 @@ class SellerIn(BaseModel):
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["seller", "operator"]
-    seller_id: str | None = None
+    seller_id: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$"
+    )
     label: str = Field(default="", max_length=200)
 
     @model_validator(mode="after")
     def _seller_matches_role(self) -> ApiKeyIn:
-        if self.role == "seller" and not self.seller_id:
+        if self.role == "seller" and self.seller_id is None:
             raise ValueError("seller_id is required for a seller key")
-        if self.role == "operator" and self.seller_id:
+        if self.role == "operator" and self.seller_id is not None:
             raise ValueError("an operator key has no seller_id")
         return self
 
@@ -194,19 +197,7 @@ def _snapshot(recall: Recall) -> ev.RecallSnapshot:
 
 
 def _encode_cursor(recall: Recall) -> str:
-    return base64.urlsafe_b64encode(
-        f"{recall.created_at.isoformat()}|{recall.recall_id}".encode()
-    ).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        ts, rid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(ts), rid
-    except Exception:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, detail="cursor: not a cursor this API returned"
-        ) from None
+    return encode_cursor(recall.created_at, recall.recall_id)
 
 
 def _conflict(exc: IllegalTransition) -> HTTPException:
@@ -294,7 +285,13 @@ def _replay(prior: Recall, fp: str, response: Response) -> RecallOut:
     return _out(prior)
 
 
-@router.get("/recalls", response_model=RecallPage, tags=["recalls"], summary="List my recalls")
+@router.get(
+    "/recalls",
+    response_model=RecallPage,
+    tags=["recalls"],
+    summary="List my recalls",
+    responses=error_responses(400),
+)
 async def list_recalls(
     principal: PrincipalDep,
     session: SessionDep,
@@ -302,7 +299,7 @@ async def list_recalls(
         Literal["draft", "published", "closed"] | None, Query(alias="status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> RecallPage:
     stmt = (
         select(Recall).order_by(Recall.created_at.desc(), Recall.recall_id.desc()).limit(limit + 1)
@@ -312,7 +309,7 @@ async def list_recalls(
     if status_:
         stmt = stmt.where(Recall.status == status_)
     if cursor:
-        ts, rid = _decode_cursor(cursor)
+        ts, rid = decode_cursor(cursor)
         stmt = stmt.where(tuple_(Recall.created_at, Recall.recall_id) < tuple_(ts, rid))
     rows = list((await session.execute(stmt)).scalars())
     more = len(rows) > limit
@@ -328,8 +325,9 @@ async def list_recalls(
     response_model=RecallOut,
     tags=["recalls"],
     summary="A recall with all its versions",
+    responses=error_responses(404),
 )
-async def get_recall(recall_id: str, principal: PrincipalDep, session: SessionDep) -> RecallOut:
+async def get_recall(recall_id: PathId, principal: PrincipalDep, session: SessionDep) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id)
     versions = list(
         (
@@ -365,9 +363,10 @@ async def _record_version(
     response_model=RecallOut,
     tags=["recalls"],
     summary="Publish a draft",
+    responses=error_responses(404, 409),
 )
 async def publish_recall(
-    recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+    recall_id: PathId, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
 ) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
@@ -403,6 +402,7 @@ class DraftEdit(BaseModel):
     response_model=RecallOut,
     tags=["recalls"],
     summary="Edit a draft (for example an imported one) before publishing",
+    responses=error_responses(404, 409),
 )
 async def edit_draft(
     recall_id: str, body: DraftEdit, principal: PrincipalDep, session: SessionDep
@@ -433,9 +433,10 @@ async def edit_draft(
     response_model=RecallOut,
     tags=["recalls"],
     summary="Amend a published recall: a new version with its full scope",
+    responses=error_responses(404, 409),
 )
 async def amend_recall(
-    recall_id: str,
+    recall_id: PathId,
     body: AmendmentIn,
     principal: PrincipalDep,
     session: SessionDep,
@@ -465,9 +466,10 @@ async def amend_recall(
     response_model=RecallOut,
     tags=["recalls"],
     summary="Close a recall",
+    responses=error_responses(404, 409),
 )
 async def close_recall(
-    recall_id: str, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+    recall_id: PathId, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
 ) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
@@ -488,7 +490,13 @@ async def close_recall(
 # ------------------------------------------------------------------ operator: sellers and keys
 
 
-@router.post("/operator/sellers", status_code=201, tags=["operator"], summary="Register a seller")
+@router.post(
+    "/operator/sellers",
+    status_code=201,
+    tags=["operator"],
+    summary="Register a seller",
+    responses=error_responses(409),
+)
 async def create_seller(body: SellerIn, _: OperatorDep, session: SessionDep) -> dict[str, str]:
     if await session.get(Seller, body.seller_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"seller {body.seller_id!r} exists")
@@ -503,11 +511,12 @@ async def create_seller(body: SellerIn, _: OperatorDep, session: SessionDep) -> 
     response_model=ApiKeyIssued,
     tags=["operator"],
     summary="Issue an API key",
+    responses=error_responses(422),
 )
 async def create_api_key(
     body: ApiKeyIn, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
 ) -> ApiKeyIssued:
-    if body.seller_id and await session.get(Seller, body.seller_id) is None:
+    if body.seller_id is not None and await session.get(Seller, body.seller_id) is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
             detail=f"seller_id: unknown seller {body.seller_id!r}",
@@ -531,10 +540,14 @@ async def create_api_key(
 
 
 @router.delete(
-    "/operator/api-keys/{key_id}", status_code=204, tags=["operator"], summary="Revoke an API key"
+    "/operator/api-keys/{key_id}",
+    status_code=204,
+    tags=["operator"],
+    summary="Revoke an API key",
+    responses=error_responses(404),
 )
 async def revoke_api_key(
-    key_id: str, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
+    key_id: PathId, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     row = await session.get(ApiKey, key_id, with_for_update=True)
     if row is None:

@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Recall Alerts: recall intake",
         version="1.0.0",
-        description="Sellers and operators create, publish, amend and close structured, versioned recalls.",
+        description="Sellers and operators create, publish, amend and close structured, versioned "
+        "recalls.",
         lifespan=runtime.lifespan,
     )
     install_common(app, runtime)

@@ -1,9 +1,9 @@
 from pydantic_settings import SettingsConfigDict
 
-from recall_shared.settings import ServiceSettings
+from recall_shared.http_settings import HttpServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RECALL_INTAKE_", extra="ignore", frozen=True)
 
     service_name: str = "recall-intake"

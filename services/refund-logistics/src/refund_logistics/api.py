@@ -1,5 +1,6 @@
-"""refund-logistics' HTTP API: the seller-facing cases, enrolment and effectiveness reports, the customer's
-proof of destruction, and the carrier/warehouse webhook. Who may call what: RLS.md ("Authorization")."""
+"""refund-logistics' HTTP API: the seller-facing cases, enrolment and effectiveness reports, the
+customer's proof of destruction, and the carrier/warehouse webhook. Who may call what: RLS.md
+("Authorization")."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared import events as ev
-from recall_shared.http import SessionDep
+from recall_shared.cursors import decode_cursor, encode_cursor
+from recall_shared.http import Cursor, PathId, QueryId, SessionDep
+from recall_shared.openapi import error_responses
 from refund_logistics.auth import CustomerDep, OperatorDep, Principal, PrincipalDep
 from refund_logistics.domain import IllegalCaseTransition, Period
 from refund_logistics.handlers import CaseConflict, CaseNotFound, Cases
@@ -38,6 +41,8 @@ from refund_logistics.models import (
 from refund_logistics.report import CPSC_COLUMNS, cpsc_csv, cpsc_row, effectiveness
 
 router = APIRouter(prefix="/v1")
+
+PERIOD_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
 
 IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
@@ -214,16 +219,6 @@ async def _case_out(session: AsyncSession, case: Case) -> CaseOut:
     return out
 
 
-def _encode_cursor(created_at: datetime, case_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{case_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(at), case_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HTTPException(422, "invalid cursor") from None
 
 
 def _period(period: str | None) -> Period:
@@ -247,10 +242,10 @@ def _period(period: str | None) -> Period:
 async def list_cases(
     principal: PrincipalDep,
     session: SessionDep,
-    recall_id: str | None = None,
+    recall_id: QueryId | None = None,
     state: Annotated[ev.CaseState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> CasePage:
     stmt = select(Case)
     if not principal.is_operator:
@@ -262,7 +257,7 @@ async def list_cases(
     if state is not None:
         stmt = stmt.where(Case.state == state)
     if cursor:
-        at, cid = _decode_cursor(cursor)
+        at, cid = decode_cursor(cursor)
         stmt = stmt.where(
             or_(Case.created_at < at, and_(Case.created_at == at, Case.case_id < cid))
         )
@@ -277,7 +272,7 @@ async def list_cases(
     rows = rows[:limit]
     return CasePage(
         items=[CaseSummary.model_validate(c, from_attributes=True) for c in rows],
-        next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].case_id) if more else None,
+        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].case_id) if more else None,
     )
 
 
@@ -286,8 +281,9 @@ async def list_cases(
     response_model=CaseOut,
     tags=["cases"],
     summary="A remedy case with its history",
+    responses=error_responses(404),
 )
-async def get_case(case_id: str, principal: PrincipalDep, session: SessionDep) -> CaseOut:
+async def get_case(case_id: PathId, principal: PrincipalDep, session: SessionDep) -> CaseOut:
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
@@ -296,9 +292,14 @@ async def get_case(case_id: str, principal: PrincipalDep, session: SessionDep) -
     response_model=CaseOut,
     tags=["cases"],
     summary="The seller shipped the replacement or repaired the unit",
+    responses=error_responses(404, 409),
 )
 async def fulfil(
-    case_id: str, body: FulfilmentIn, principal: PrincipalDep, session: SessionDep, request: Request
+    case_id: PathId,
+    body: FulfilmentIn,
+    principal: PrincipalDep,
+    session: SessionDep,
+    request: Request,
 ) -> CaseOut:
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
@@ -319,9 +320,10 @@ async def fulfil(
     response_model=CaseOut,
     tags=["cases"],
     summary="Close a completed case",
+    responses=error_responses(404, 409),
 )
 async def close_case(
-    case_id: str, principal: PrincipalDep, session: SessionDep, request: Request
+    case_id: PathId, principal: PrincipalDep, session: SessionDep, request: Request
 ) -> CaseOut:
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
@@ -335,9 +337,10 @@ async def close_case(
     response_model=CaseOut,
     tags=["operator"],
     summary="Reject a case, with a reason",
+    responses=error_responses(404, 409),
 )
 async def reject_case(
-    case_id: str, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
+    case_id: PathId, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
 ) -> CaseOut:
     await cases_of(request).reject(case_id, body.reason)
     return await _case_out(session, await _visible_case(session, principal, case_id))
@@ -348,9 +351,11 @@ async def reject_case(
     response_model=CaseOut,
     tags=["operator"],
     summary="Carrier/warehouse webhook: the returned item arrived (then the refund is paid)",
+    responses={202: {"description": "Item received; the refund is being paid", "model": CaseOut}}
+    | error_responses(404, 409),
 )
 async def item_received(
-    case_id: str, principal: OperatorDep, session: SessionDep, request: Request
+    case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
 ) -> Response:
     await cases_of(request).item_received(case_id)
     out = await _case_out(session, await _visible_case(session, principal, case_id))
@@ -363,10 +368,18 @@ async def item_received(
 # ------------------------------------------------------------------ the customer's side
 
 
+def proof_body_limit(max_bytes: int) -> int:
+    """The largest upload of a photo of ``max_bytes``: base64 in JSON, or multipart framing, add to
+    it."""
+    return max_bytes * 4 // 3 + 64 * 1024
+
+
+PROOF_PATH = r"/v1/cases/[^/]+/proof"
+
+
 async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes * 4 // 3 + 4096:
-        raise HTTPException(413, f"the photo may be at most {max_bytes} bytes")
+    # The body was counted while it streamed in, against proof_body_limit
+    # (recall_shared.http_guard).
     raw = await request.body()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
@@ -394,7 +407,8 @@ async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
     else:
         raise HTTPException(
             415,
-            "send the photo as multipart/form-data (field 'photo'), image/*, or JSON {image_base64}",
+            "send the photo as multipart/form-data (field 'photo'), image/*, "
+            "or JSON {image_base64}",
         )
     if not data:
         raise HTTPException(422, "the photo is empty")
@@ -407,7 +421,8 @@ async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
 
 
 class ProofReceipt(BaseModel):
-    """What the customer sees after an upload: their case's progress, not the seller's view of it."""
+    """What the customer sees after an upload: their case's progress, not the seller's view of
+    it."""
 
     case_id: str
     remedy: str
@@ -425,9 +440,10 @@ class ProofReceipt(BaseModel):
     tags=["customer"],
     summary="The customer's photo of the destroyed unit (bearer JWT); the refund follows",
     responses={
-        202: {"description": "Proof stored; the refund is being paid"},
+        202: {"description": "Proof stored; the refund is being paid", "model": ProofReceipt},
         200: {"description": "Proof stored; refunded"},
-    },
+    }
+    | error_responses(404, 409, 413, 415),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -444,7 +460,7 @@ class ProofReceipt(BaseModel):
         }
     },
 )
-async def submit_proof(case_id: str, customer_id: CustomerDep, request: Request) -> Response:
+async def submit_proof(case_id: PathId, customer_id: CustomerDep, request: Request) -> Response:
     data, kind = await _read_proof(request, request.app.state.runtime.settings.proof_max_bytes)
     case, proof = await cases_of(request).submit_proof(case_id, customer_id, data, kind)
     out = ProofReceipt(
@@ -468,8 +484,11 @@ async def submit_proof(case_id: str, customer_id: CustomerDep, request: Request)
     response_model=LabelOut,
     tags=["customer"],
     summary="The customer's prepaid return label (bearer JWT)",
+    responses=error_responses(404),
 )
-async def customer_label(case_id: str, customer_id: CustomerDep, session: SessionDep) -> LabelOut:
+async def customer_label(
+    case_id: PathId, customer_id: CustomerDep, session: SessionDep
+) -> LabelOut:
     case = await session.get(Case, case_id)
     label = await session.get(ReturnLabel, case_id)
     if case is None or case.customer_id != customer_id or label is None:
@@ -520,9 +539,10 @@ async def _set_enrolment(
     response_model=EnrolmentOut,
     tags=["enrolment"],
     summary="Is this recall run by RLS?",
+    responses=error_responses(404),
 )
 async def get_enrolment(
-    recall_id: str, principal: PrincipalDep, session: SessionDep
+    recall_id: PathId, principal: PrincipalDep, session: SessionDep
 ) -> EnrolmentOut:
     return await _enrolment_out(session, await _owned_recall(session, principal, recall_id))
 
@@ -532,8 +552,9 @@ async def get_enrolment(
     response_model=EnrolmentOut,
     tags=["enrolment"],
     summary="Enrol the recall: RLS runs refunds and returns for new remedy requests",
+    responses=error_responses(404),
 )
-async def enrol(recall_id: str, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
+async def enrol(recall_id: PathId, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
     return await _set_enrolment(session, principal, recall_id, True)
 
 
@@ -542,8 +563,9 @@ async def enrol(recall_id: str, principal: PrincipalDep, session: SessionDep) ->
     response_model=EnrolmentOut,
     tags=["enrolment"],
     summary="Un-enrol: new remedy requests are referred to the seller; open cases continue",
+    responses=error_responses(404),
 )
-async def unenrol(recall_id: str, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
+async def unenrol(recall_id: PathId, principal: PrincipalDep, session: SessionDep) -> EnrolmentOut:
     return await _set_enrolment(session, principal, recall_id, False)
 
 
@@ -551,12 +573,16 @@ async def unenrol(recall_id: str, principal: PrincipalDep, session: SessionDep) 
     "/recalls/{recall_id}/report",
     tags=["reports"],
     summary="Effectiveness of a recall (to date and in a month)",
+    responses=error_responses(404),
 )
 async def report(
-    recall_id: str,
+    recall_id: PathId,
     principal: PrincipalDep,
     session: SessionDep,
-    period: Annotated[str | None, Query(description="YYYY-MM (UTC); default: this month")] = None,
+    period: Annotated[
+        str | None,
+        Query(description="YYYY-MM (UTC); default: this month", pattern=PERIOD_PATTERN),
+    ] = None,
 ) -> dict[str, Any]:
     recall = await _owned_recall(session, principal, recall_id)
     return await effectiveness(session, recall, _period(period))
@@ -566,12 +592,26 @@ async def report(
     "/recalls/{recall_id}/report/cpsc-monthly",
     tags=["reports"],
     summary="Export in the shape of CPSC's monthly progress report (CSV or JSON)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The report: CSV with format=csv, else JSON",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    }
+    | error_responses(404),
 )
 async def cpsc_monthly(
-    recall_id: str,
+    recall_id: PathId,
     principal: PrincipalDep,
     session: SessionDep,
-    period: Annotated[str | None, Query(description="YYYY-MM (UTC); default: this month")] = None,
+    period: Annotated[
+        str | None,
+        Query(description="YYYY-MM (UTC); default: this month", pattern=PERIOD_PATTERN),
+    ] = None,
     format: Literal["csv", "json"] = "json",
 ) -> Response:
     recall = await _owned_recall(session, principal, recall_id)
@@ -582,7 +622,8 @@ async def cpsc_monthly(
             cpsc_csv(row),
             media_type="text/csv; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="cpsc-monthly-{recall_id[:64]}-{p}.csv"'
+                "Content-Disposition": "attachment; "
+                f'filename="cpsc-monthly-{recall_id[:64]}-{p}.csv"'
             },
         )
     return JSONResponse(
@@ -591,12 +632,15 @@ async def cpsc_monthly(
 
 
 @router.get(
-    "/ledger", tags=["billing"], summary="Refunds paid on a seller's behalf and fees billed"
+    "/ledger",
+    tags=["billing"],
+    summary="Refunds paid on a seller's behalf and fees billed",
+    responses=error_responses(404),
 )
 async def ledger(
     principal: PrincipalDep,
     session: SessionDep,
-    seller_id: str | None = None,
+    seller_id: QueryId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     if not principal.is_operator:
@@ -623,7 +667,8 @@ async def ledger(
 
 
 def install_errors(app: FastAPI) -> None:
-    """Domain errors as HTTP: unknown case 404, a command that does not fit the state 409 with the message."""
+    """Domain errors as HTTP: unknown case 404, a command that does not fit the state 409 with the
+    message."""
 
     @app.exception_handler(CaseNotFound)
     async def _not_found(request: Request, exc: CaseNotFound) -> JSONResponse:

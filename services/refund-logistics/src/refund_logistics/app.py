@@ -11,7 +11,7 @@ from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
 from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLERS
-from refund_logistics.api import install_errors, router
+from refund_logistics.api import PROOF_PATH, install_errors, proof_body_limit, router
 from refund_logistics.carrier import Carrier, HttpCarrier, SandboxCarrier
 from refund_logistics.handlers import Cases
 from refund_logistics.models import SellerKey
@@ -64,7 +64,9 @@ def create_app(
         "replacements, repairs; enrolment and effectiveness reports for sellers.",
         lifespan=runtime.lifespan,
     )
-    install_common(app, runtime)
+    install_common(
+        app, runtime, body_limits={PROOF_PATH: proof_body_limit(settings.proof_max_bytes)}
+    )
     install_errors(app)
     app.state.cases = cases
     app.state.token_verifier = CustomerTokenVerifier(

@@ -1,7 +1,9 @@
-"""Who is calling: sellers and operators by API key (from the sellers.v1 read model), customers by JWT.
+"""Who is calling: sellers and operators by API key (from the sellers.v1 read model), customers by
+JWT.
 
-The seller comes from the key, never from the request. A seller sees only its own recalls and their cases;
-anything else is "not found" (404), so ids of other sellers' recalls are not confirmed to exist.
+The seller comes from the key, never from the request. A seller sees only its own recalls and their
+cases; anything else is "not found" (404), so ids of other sellers' recalls are not confirmed to
+exist.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from recall_shared.api_keys import ApiKeyAuth, Principal
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken
+from recall_shared.openapi import raises
 from refund_logistics.models import SellerKey
 
 __all__ = ["CustomerDep", "OperatorDep", "Principal", "PrincipalDep", "current_customer", "keys"]
 
-# X-Api-Key against the seller_keys read model (recall_shared.api_keys): 401 for a missing, unknown or
-# revoked key; operator routes 403 for seller keys.
+# X-Api-Key against the seller_keys read model (recall_shared.api_keys): 401 for a missing, unknown
+# or revoked key; operator routes 403 for seller keys.
 keys = ApiKeyAuth(SellerKey)
 PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
 OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
@@ -26,6 +29,7 @@ OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 _bearer = HTTPBearer(auto_error=False)
 
 
+@raises(401)
 async def current_customer(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:

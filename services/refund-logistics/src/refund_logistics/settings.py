@@ -5,10 +5,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from recall_shared.auth import public_key_problem
-from recall_shared.settings import ServiceSettings
+from recall_shared.http_settings import HttpServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REFUND_LOGISTICS_", extra="ignore", frozen=True)
 
     service_name: str = "refund-logistics"
@@ -27,9 +27,9 @@ class Settings(ServiceSettings):
     carrier_api_key: str = ""
     return_warehouse: str = "RLS returns centre, Recall Alerts Logistics, 1 Warehouse Way"
     case_fee: Decimal = Decimal("2.50")
-    # Refund settlement: a claimed refund intent is not retried by anyone else before its
-    # lease ends;
-    # the recovery loop settles intents whose lease ran out (a crash, a transient provider failure).
+    # Refund settlement: a claimed refund intent is not retried by anyone else before its lease
+    # ends; the recovery loop settles intents whose lease ran out (a crash, a transient provider
+    # failure).
     refund_lease_s: float = Field(default=30.0, gt=0)
     refund_recovery_interval_s: float = Field(default=5.0, gt=0)
     proof_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

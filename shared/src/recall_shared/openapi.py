@@ -1,0 +1,152 @@
+"""The OpenAPI document as the code answers: every error status with the real error body, the
+security of each operation, the license.
+
+Statuses come from three places, so none is forgotten:
+
+- each route's own ``responses`` (``error_responses(404, 409)``): what its code raises;
+- its dependencies: an authentication dependency marked ``@raises(401)`` documents 401 on every
+  route that uses it (and ``@raises(401, 403)`` for an operator-only one);
+- what the shared middleware answers anywhere: 422 (unsafe text in the path or query, bad
+  parameters), 413 for a body too large, 429 on a rate-limited write, 500 for an unexpected error.
+
+Every 4xx/5xx is documented with the shared ``Error`` schema (recall_shared.http_errors.ErrorBody).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, routing
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+
+from recall_shared.http_errors import ErrorBody
+from recall_shared.rate_limit import WRITE_METHODS
+
+F = TypeVar("F")
+
+LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, unknown, expired or revoked credentials",
+    403: "The credentials do not allow this",
+    404: "No such resource, or not one the caller may see",
+    409: "The resource is not in a state that allows this",
+    413: "The request body is too large",
+    415: "Unsupported content type",
+    422: "Invalid input: the message names the field",
+    429: "Too many write requests for this credential; see Retry-After",
+    500: "Unexpected error",
+}
+
+
+def raises(*statuses: int) -> Callable[[F], F]:
+    """Marks a dependency with the error statuses it answers, for every route that depends on it."""
+
+    def mark(dependency: F) -> F:
+        dependency.__openapi_errors__ = statuses  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` for the errors its own code raises (the body schema is added for
+    it)."""
+    return {s: {"description": DESCRIPTIONS.get(s, "Error")} for s in statuses}
+
+
+def _dependency_errors(dependant: Dependant) -> Iterator[int]:
+    for dep in dependant.dependencies:
+        yield from getattr(dep.call, "__openapi_errors__", ())
+        yield from _dependency_errors(dep)
+
+
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": ERROR_REF}}
+
+
+def _is_default_content(content: dict[str, Any] | None) -> bool:
+    """No content, or what FastAPI puts there (an empty schema, its own validation error)."""
+    if not content:
+        return True
+    schema = content.get("application/json", {}).get("schema")
+    return len(content) == 1 and schema in (
+        {},
+        None,
+        {"$ref": "#/components/schemas/HTTPValidationError"},
+    )
+
+
+def _document_operation(route: Any, method: str, op: dict[str, Any]) -> None:
+    responses = op.setdefault("responses", {})
+    statuses = set(_dependency_errors(route.dependant)) | {422, 500}
+    if "requestBody" in op:
+        statuses.add(413)
+    if method.upper() in WRITE_METHODS and op.get("security"):
+        statuses.add(429)
+    for status in statuses:
+        responses.setdefault(str(status), {"description": DESCRIPTIONS.get(status, "Error")})
+    for code, response in responses.items():
+        if code[0] in "45" and _is_default_content(response.get("content")):
+            response["content"] = _error_content()
+            if code == "422":
+                response["description"] = DESCRIPTIONS[422]
+            if code == "429":
+                response["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before retrying",
+                        "schema": {"type": "integer"},
+                    }
+                }
+    if "security" not in op:
+        op["security"] = []  # public on purpose (tests/contracts/test_route_auth.py keeps the list)
+    op["responses"] = dict(sorted(responses.items()))
+
+
+def api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every API route of the app, included routers flattened (FastAPI's route contexts, which answer
+    as an APIRoute does: path_format, methods, dependant, include_in_schema)."""
+    for context in routing.iter_route_contexts(app.routes):
+        if isinstance(context.original_route, routing.APIRoute):
+            yield context
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+        license_info=LICENSE,
+        # Relative: the service answers wherever this document is served from.
+        servers=[{"url": "/", "description": "This service"}],
+    )
+    for route in api_routes(app):
+        if not route.include_in_schema:
+            continue
+        item = doc["paths"].get(route.path_format, {})
+        for method in route.methods:
+            if method.lower() in item:
+                _document_operation(route, method, item[method.lower()])
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ErrorBody.model_json_schema()
+    schemas.pop("HTTPValidationError", None)
+    if "#/components/schemas/ValidationError" not in json.dumps(doc):
+        schemas.pop("ValidationError", None)
+    return doc
+
+
+def install_openapi(app: FastAPI) -> None:
+    """``app.openapi()`` (and /openapi.json) gives :func:`build_openapi`, built once."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -3,22 +3,29 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: docs help install infra-up infra-down infra-status run test test-unit test-integration test-e2e schemas check-schemas bench clean
+.PHONY: docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
+# uv from PATH, else the private copy `make deps` puts in .cache/uv-venv (expanded when a recipe runs).
+UV = $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv-venv/bin/uv)
 
 help:
 	@echo "make run          infrastructure + migrations + topics + five services + demo data (Ctrl-C stops)"
 	@echo "make test         the whole test suite (starts the infrastructure it needs)"
+	@echo "make deps         Debian packages and uv (both commands above run it first; safe to repeat)"
+	@echo "make lint         ruff check, ruff format --check, mypy"
 	@echo "make infra-up     Kafka, PostgreSQL and the SMTP sink, started locally"
 	@echo "make infra-down   stop them"
 	@echo "make test-unit | test-integration | test-e2e    one layer of the suite"
 	@echo "make schemas      regenerate the committed JSON Schemas of the events and docs/asyncapi.json"
 	@echo "make docs         schemas + the OpenAPI documents in docs/openapi/"
 
-# uv builds the workspace from uv.lock; installed with pip when missing.
+# Debian packages and uv; idempotent (deploy/deps.sh says what it installs).
+deps:
+	@deploy/deps.sh
+
+# uv builds the workspace from uv.lock.
 install: .venv/.installed
-.venv/.installed: uv.lock docs/openapi/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	uv sync --frozen
+.venv/.installed: uv.lock docs/openapi/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) | deps
+	$(UV) sync --frozen
 	@if command -v npm >/dev/null 2>&1; then cd docs/openapi && npm ci --no-audit --no-fund --silent; fi
 	@touch $@
 
@@ -31,10 +38,11 @@ infra-down:
 infra-status:
 	deploy/infra.sh status
 
-run: infra-up
+# devstack starts the infrastructure that is not running yet, and on Ctrl-C stops exactly that.
+run: deps install
 	$(PY) deploy/devstack.py run
 
-test: infra-up
+test: deps infra-up
 	$(PYTEST)
 
 test-unit: install
@@ -46,6 +54,15 @@ test-integration: infra-up
 test-e2e: infra-up
 	$(PYTEST) -m e2e
 
+# mypy once for the sources and scripts (files in pyproject), then once per test tree: each tree has its
+# own conftest.py, and one run would see several modules named conftest.
+TEST_TREES := shared/tests $(wildcard services/*/tests) tests
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	$(PY) -m mypy
+	@set -e; for tree in $(TEST_TREES); do echo "mypy $$tree"; $(PY) -m mypy "$$tree"; done
+
 schemas: install
 	$(PY) -m recall_shared.schemas write
 
@@ -56,4 +73,4 @@ bench: infra-up
 	$(PY) bench/outbox_relay.py
 
 clean:
-	rm -rf .venv .pytest_cache test-artifacts
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache test-artifacts

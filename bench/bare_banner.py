@@ -1,6 +1,7 @@
-"""The limit for bench/customer_api_load.py: the banner and alert-list queries on raw asyncpg, with the
-same JWT check, in the smallest ASGI app (plain Starlette, no ORM, no dependencies, no middleware).
-The SQL is customer-api's own (customer_api.queries), so both sides do the same database work.
+"""The limit for bench/customer_api_load.py: the banner and alert-list queries on raw asyncpg, with
+the same JWT check, in the smallest ASGI app (plain Starlette, no ORM, no dependencies, no
+middleware). The SQL is customer-api's own (customer_api.queries), so both sides do the same
+database work.
 
     BARE_DSN=postgresql://... BARE_JWT_SECRET=... uvicorn bench.bare_banner:app --port 18906
 """
@@ -60,8 +61,9 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-    # As customer-api's read pool (customer_api.reads): no reset query on release (fixed read-only statements).
+async def lifespan(app: Starlette):
+    # As customer-api's read pool (customer_api.reads): no reset query on release (fixed read-only
+    # statements).
     app.state.pool = await asyncpg.create_pool(
         os.environ["BARE_DSN"], min_size=5, max_size=10, reset=_no_reset
     )

@@ -1,12 +1,21 @@
-"""Benchmark: customer-api's /v1/me/banner and /v1/me/alerts under a fixed request rate, against a bare
-endpoint running the same queries on raw asyncpg (bench/bare_banner.py), in the same run.
+"""Benchmark: customer-api's /v1/me/banner and /v1/me/alerts under a fixed request rate, against a
+bare endpoint running the same queries on raw asyncpg (bench/bare_banner.py), in the same run.
 
     .venv/bin/python bench/customer_api_load.py --rate 1000 --seconds 10
 
 Both servers run as their own uvicorn processes on one core's worth of work each (one worker), on a
-fresh database seeded with 10,000 customers (a fifth with 1-3 alerts). The load is open-loop: request i is
-due at t0 + i/rate whatever happened before, and its latency counts from when it was due, so a slow
-server cannot hide its queue (no coordinated omission). Prints one JSON line.
+fresh database seeded with ``--customers`` customers (10,000; a fifth with 1-3 alerts). The load is
+open-loop: request i is due at t0 + i/rate whatever happened before, and its latency counts from
+when it was due, so a slow server cannot hide its queue (no coordinated omission).
+
+Every customer has a token of its own, and requests go through them in a shuffled cycle, so a run
+of ``rate * seconds`` requests uses min(that, customers) distinct customers and tokens (the output
+says how many). Per endpoint: a warm-up with other tokens (the same customers, issued a minute
+earlier: other strings), so it warms the code and the database but not customer-api's cache of
+verified tokens; then a ``cold`` run (every measured token new to the cache) and a ``warm`` run (the
+same tokens again, remembered while the cache holds them: CUSTOMER_API_JWT_CACHE_SIZE, 10,000 by
+default). Each endpoint has token sets of its own. The bare endpoint verifies every token every time
+and gets the same sequence. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -28,13 +37,11 @@ from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from customer_api.cli import MIGRATIONS  # noqa: E402
-from recall_shared import events as ev  # noqa: E402
-from recall_shared.auth import issue_customer_token  # noqa: E402
-from recall_shared.kafka import create_topics  # noqa: E402
-from recall_shared.migrations import upgrade  # noqa: E402
+from customer_api.cli import MIGRATIONS
+from recall_shared import events as ev
+from recall_shared.auth import issue_customer_token
+from recall_shared.kafka import create_topics
+from recall_shared.migrations import upgrade
 from recall_shared.testing import (
     create_database,
     delete_topics,
@@ -42,10 +49,12 @@ from recall_shared.testing import (
     kafka_bootstrap,
     unique_name,
 )
-from recall_shared.topics import ALERTS, NOTIFICATIONS, REMEDIES, dead_letter_topic  # noqa: E402
+from recall_shared.topics import ALERTS, NOTIFICATIONS, REMEDIES, dead_letter_topic
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-jwt-secret-" + "b" * 32
 SEVERITIES = ("critical", "high", "medium", "low")
+PATHS = ("/v1/me/banner", "/v1/me/alerts")
 
 
 def free_port() -> int:
@@ -88,7 +97,7 @@ async def seed(dsn: str, customers: int) -> list[str]:
                     title=f"Recall {k}",
                     hazard="Burns.",
                     severity=sev,
-                    stop_using="Stop.",  # type: ignore[arg-type]
+                    stop_using="Stop.",
                     remedies=[ev.Remedy(type="refund_on_destruction")],
                 ),
             )
@@ -106,8 +115,9 @@ async def seed(dsn: str, customers: int) -> list[str]:
                 )
             )
     await conn.executemany(
-        "INSERT INTO alerts (alert_id, customer_id, recall_id, alert_version, status, resolution, severity_rank, state, "
-        "created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$9)",
+        "INSERT INTO alerts (alert_id, customer_id, recall_id, alert_version, status, resolution, "
+        "severity_rank, state, created_at, updated_at) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$9)",
         rows,
     )
     await conn.execute("ANALYZE alerts")
@@ -135,6 +145,7 @@ async def _request(
 async def load(
     port: int, path: str, tokens: list[str], rate: float, seconds: float, connections: int = 64
 ) -> dict:
+    """Open-loop load; request i uses ``tokens[i % len(tokens)]``."""
     total = int(rate * seconds)
     latencies: list[float] = []
     errors = 0
@@ -159,9 +170,8 @@ async def load(
             latencies.append(time.perf_counter() - due)
         writer.close()
 
-    rnd = random.Random(1)
     for i in range(total):
-        queue.put_nowait((t0 + i / rate, rnd.choice(tokens)))
+        queue.put_nowait((t0 + i / rate, tokens[i % len(tokens)]))
     for _ in range(connections):
         queue.put_nowait(None)
     started = time.perf_counter()
@@ -170,12 +180,25 @@ async def load(
     latencies.sort()
     return {
         "requests": total,
+        "distinct_tokens": len(set(tokens[:total])),
         "errors": errors,
         "rps": round(total / elapsed),
         "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
         "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 2),
         "mean_ms": round(1000 * statistics.fmean(latencies), 2),
     }
+
+
+def token_set(customers: list[str], minutes_ago: int) -> list[str]:
+    """One token per customer, issued ``minutes_ago`` (each set's strings its own), shuffled."""
+    issued = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    tokens = [issue_customer_token(c, SECRET, now=issued) for c in customers]
+    random.Random(minutes_ago).shuffle(tokens)
+    return tokens
+
+
+def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *argv], env=env, cwd=ROOT)
 
 
 def wait_ready(port: int, timeout: float = 60) -> None:
@@ -201,12 +224,12 @@ async def main() -> None:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     procs: list[subprocess.Popen] = []
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {
+        f"{side}{p}": {} for side in ("customer_api", "bare") for p in PATHS
+    }
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url)
         customers = await seed(dsn, args.customers)
-        with_alerts = customers[::5]
-        tokens = [issue_customer_token(c, SECRET) for c in (with_alerts * 4 + customers)[:5000]]
         await create_topics(
             kafka_bootstrap(),
             prefix,
@@ -223,48 +246,43 @@ async def main() -> None:
             "BARE_DSN": dsn,
             "BARE_JWT_SECRET": SECRET,
         }
-        procs.append(
-            subprocess.Popen([sys.executable, "-m", "customer_api", "serve"], env=env, cwd=ROOT)
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.bare_banner:app",
-                    "--port",
-                    str(bare_port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                env=env,
-                cwd=ROOT,
-            )
-        )
+        procs.append(start(["customer_api", "serve"], env))
+        bare_args = ["--port", str(bare_port), "--log-level", "warning", "--no-access-log"]
+        procs.append(start(["uvicorn", "bench.bare_banner:app", *bare_args], env))
         wait_ready(api_port)
         wait_ready(bare_port)
-        for path in ("/v1/me/banner", "/v1/me/alerts"):
-            await load(api_port, path, tokens, args.rate, 2)  # warm-up, both sides
-            await load(bare_port, path, tokens, args.rate, 2)
-            results[f"customer_api{path}"] = await load(
-                api_port, path, tokens, args.rate, args.seconds
-            )
-            results[f"bare{path}"] = await load(bare_port, path, tokens, args.rate, args.seconds)
+        for k, path in enumerate(PATHS):
+            warmup = token_set(customers, minutes_ago=2 * k + 1)
+            measured = token_set(customers, minutes_ago=2 * k)
+            await load(api_port, path, warmup, args.rate, 2)  # warm-up, both sides
+            await load(bare_port, path, warmup, args.rate, 2)
+            for cache in ("cold", "warm"):
+                results[f"customer_api{path}"][cache] = await load(
+                    api_port, path, measured, args.rate, args.seconds
+                )
+                results[f"bare{path}"][cache] = await load(
+                    bare_port, path, measured, args.rate, args.seconds
+                )
     finally:
         for p in procs:
             p.terminate()
             p.wait(30)
         await drop_database(db)
         await delete_topics(prefix)
-    out = {"rate": args.rate, "seconds": args.seconds, **results}
-    for path in ("/v1/me/banner", "/v1/me/alerts"):
-        api, bare = results[f"customer_api{path}"], results[f"bare{path}"]
-        out[f"ratio{path}"] = {
-            "rps": round(api["rps"] / bare["rps"], 2),
-            "p99": round(api["p99_ms"] / bare["p99_ms"], 2),
-        }
+    out = {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "customers": args.customers,
+        "distinct_customers_per_run": min(int(args.rate * args.seconds), args.customers),
+        **results,
+    }
+    for path in PATHS:
+        for cache in ("cold", "warm"):
+            api, bare = results[f"customer_api{path}"][cache], results[f"bare{path}"][cache]
+            out.setdefault(f"ratio{path}", {})[cache] = {
+                "rps": round(api["rps"] / bare["rps"], 2),
+                "p99": round(api["p99_ms"] / bare["p99_ms"], 2),
+            }
     print(json.dumps(out))
 
 

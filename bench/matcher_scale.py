@@ -1,20 +1,27 @@
-"""Benchmark: a recall reaching many order lines, from recall.published.v1 to the last alert on alerts.v1.
+"""Benchmark: a recall reaching many order lines, recall.published.v1 -> last alert on alerts.v1.
 
     .venv/bin/python bench/matcher_scale.py --index-lines 1000000 --matching-lines 100000
-    .venv/bin/python bench/matcher_scale.py --index-lines 10000000 --matching-lines 1000000   # the issue's size
+    # the issue's size:
+    .venv/bin/python bench/matcher_scale.py --index-lines 10000000 --matching-lines 1000000
 
 The purchase index is bulk-loaded (COPY) into a fresh database; the matcher runs as its own process
 (``python -m purchase_matcher serve``) on a fresh topic prefix, and the recall is published once its
 consumer has joined its group. Measured in the same run:
-- ``read``: a bare server-side cursor reading the matching rows in customer order (PostgreSQL's share);
-- ``produce``: the same records as below, encoded beforehand, produced with the batch API (Kafka's share);
-- ``bare``: cursor -> one alert.raised.v1 record per customer, the same bytes the matcher sends (JSON body,
-  CloudEvents headers, customer key on its murmur2 partition), encoded by hand with orjson -> aiokafka batch
-  produce (create_batch/send_batch), to the last acknowledgement: the limit a hand-written pipeline reaches;
-- ``system``: recall published -> the last alert on alerts.v1 (end offsets polled every 20 ms; the records
-  are then read back and checked: one alert.raised.v1 per affected customer), through the matcher's
-  consumer, reconcile and producer; and the matcher process's peak RSS (VmHWM).
-Prints one JSON line.
+- ``read``: a bare server-side cursor reading the matching rows in customer order (PostgreSQL's
+  share);
+- ``produce``: the same records as below, encoded beforehand, produced with the batch API (Kafka's
+  share);
+- ``bare``: cursor -> one alert.raised.v1 record per customer, the same bytes the matcher sends
+  (JSON body, CloudEvents headers, customer key on its murmur2 partition), encoded by hand with
+  orjson -> aiokafka batch produce (create_batch/send_batch), to the last acknowledgement: the limit
+  a hand-written pipeline reaches;
+- ``system``: recall published -> the last alert on alerts.v1 (end offsets polled every 20 ms; the
+  records are then read back and checked: one alert.raised.v1 per affected customer), through the
+  matcher's consumer, reconcile and producer; and the matcher process's peak RSS (VmHWM).
+``--rounds`` (default 2) repeats both sides, each round with a new recall of the same lines,
+alternating which side goes first (even rounds the system, odd rounds the limits), so neither always
+meets the warmest cache; the figures are the rounds' medians, each round listed too. Prints one JSON
+line.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -30,22 +38,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 from aiokafka.partitioner import murmur2
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from purchase_matcher.cli import MIGRATIONS  # noqa: E402
-from purchase_matcher.domain import ALERT_NAMESPACE as NAMESPACE  # noqa: E402
-from recall_shared import events as ev  # noqa: E402
-from recall_shared.envelope import wrap  # noqa: E402
-from recall_shared.kafka import create_producer, create_topics  # noqa: E402
-from recall_shared.migrations import upgrade  # noqa: E402
-from recall_shared.settings import ServiceSettings  # noqa: E402
+from purchase_matcher.cli import MIGRATIONS
+from purchase_matcher.domain import ALERT_NAMESPACE as NAMESPACE
+from recall_shared import events as ev
+from recall_shared.envelope import wrap
+from recall_shared.kafka import create_producer, create_topics
+from recall_shared.migrations import upgrade
+from recall_shared.settings import ServiceSettings
 from recall_shared.testing import (
     create_database,
     delete_topics,
@@ -54,8 +66,9 @@ from recall_shared.testing import (
     read_to_end,
     unique_name,
 )
-from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic  # noqa: E402
+from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
 
+ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = "bench-kettle"
 COLUMNS = (
     "line_id",
@@ -153,7 +166,7 @@ async def append_or_send(
     futures: list,
     p: int,
     key: bytes,
-    body: bytes,  # type: ignore[no-untyped-def]
+    body: bytes,
     headers: list,
 ) -> None:
     """The bare pipelines' batching, by hand: append to the partition's batch, send it when full."""
@@ -173,9 +186,9 @@ async def bare_pipeline(
     work_mem: str,
     collect: list | None = None,
 ) -> tuple[float, int]:
-    """Cursor -> the same alert.raised.v1 records the matcher sends, encoded by hand -> aiokafka batch produce,
-    to the last acknowledgement. No matching, no state: what a hand-written pipeline costs. With ``collect``
-    the records are only gathered there (for ``produce_only``), not sent."""
+    """Cursor -> the same alert.raised.v1 records the matcher sends, encoded by hand -> aiokafka
+    batch produce, to the last acknowledgement. No matching, no state: what a hand-written pipeline
+    costs. With ``collect`` the records are only gathered there (for ``produce_only``), not sent."""
     conn = await asyncpg.connect(dsn, server_settings={"work_mem": work_mem})
     producer = create_producer(settings)
     await producer.start()
@@ -184,8 +197,9 @@ async def bare_pipeline(
         content = orjson.Fragment(recall.content.model_dump_json())
         started = time.perf_counter()
         now = datetime.now(UTC).isoformat().encode()
-        batches: dict[int, object] = {}
-        futures = []
+        # aiokafka is untyped: its batch builders and send futures are Any.
+        batches: dict[int, Any] = {}
+        futures: list[Any] = []
         sent = 0
         current, lines = None, []
 
@@ -271,13 +285,14 @@ async def bare_pipeline(
 
 
 async def produce_only(settings: BenchSettings, topic: str, records: list) -> float:
-    """The same records, already encoded, produced with the batch API to the last acknowledgement."""
+    """The same records, encoded beforehand, batch-produced to the last acknowledgement."""
     producer = create_producer(settings)
     await producer.start()
     try:
         started = time.perf_counter()
-        batches: dict[int, object] = {}
-        futures = []
+        # aiokafka is untyped: its batch builders and send futures are Any.
+        batches: dict[int, Any] = {}
+        futures: list[Any] = []
         for p, key, body, headers in records:
             await append_or_send(producer, topic, batches, futures, p, key, body, headers)
         for p, batch in batches.items():
@@ -289,7 +304,7 @@ async def produce_only(settings: BenchSettings, topic: str, records: list) -> fl
         await producer.stop()
 
 
-async def wait_until_on_topic(topic: str, expected: int, timeout: float) -> float:
+async def wait_until_on_topic(topic: str, expected: int, within_s: float) -> float:
     """When the topic's end offsets first add up to ``expected`` records (polled every 20 ms)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka_bootstrap(), group_id=None, enable_auto_commit=False
@@ -297,31 +312,44 @@ async def wait_until_on_topic(topic: str, expected: int, timeout: float) -> floa
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in range(ALERTS.partitions)]
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             if sum((await consumer.end_offsets(parts)).values()) >= expected:
                 return time.perf_counter()
             await asyncio.sleep(0.02)
-        raise RuntimeError(f"fewer than {expected} records on {topic} within {timeout}s")
+        raise RuntimeError(f"fewer than {expected} records on {topic} within {within_s}s")
     finally:
         await consumer.stop()
 
 
-async def wait_for_group(group: str, timeout: float) -> None:
-    """Until the matcher's consumer group is stable with a member: the recall is then read at once."""
+# A fresh broker (or a group not yet placed) answers the coordinator lookup with these for a while.
+COORDINATOR_NOT_READY = (
+    GroupCoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+
+
+async def wait_for_group(group: str, within_s: float) -> None:
+    """Until the consumer group is stable with a member: a recall published then is read at once.
+    Coordinator errors of a fresh broker are retried meanwhile."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
     await admin.start()
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
-            described = await admin.describe_consumer_groups([group])
+            try:
+                described = await admin.describe_consumer_groups([group])
+            except COORDINATOR_NOT_READY:
+                await asyncio.sleep(0.2)
+                continue
             for response in described:
                 for g in response.groups:
                     # (error_code, group_id, state, protocol_type, protocol, members, ...)
                     if g[2] == "Stable" and g[5]:
                         return
             await asyncio.sleep(0.2)
-        raise RuntimeError(f"consumer group {group} not stable within {timeout}s")
+        raise RuntimeError(f"consumer group {group} not stable within {within_s}s")
     finally:
         await admin.close()
 
@@ -342,6 +370,74 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def start_matcher(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT)
+
+
+def bench_recall() -> ev.RecallSnapshot:
+    """A new recall of the bench product (a new id: each round raises every alert anew)."""
+    return ev.RecallSnapshot(
+        recall_id=str(uuid.uuid4()),
+        version=1,
+        seller_id=None,
+        published_at=datetime.now(UTC),
+        content=ev.RecallContent(
+            title="Bench kettle",
+            hazard="Burns.",
+            severity="high",
+            stop_using="Stop.",
+            remedies=[ev.Remedy(type="refund_on_destruction")],
+        ),
+        rules=[ev.ScopeRule(product_ids=[PRODUCT])],
+    )
+
+
+async def run_limits(
+    dsn: str, settings: BenchSettings, topic: str, recall: ev.RecallSnapshot, work_mem: str
+) -> dict[str, float]:
+    read_s, read_rows = await bare_read(dsn, work_mem)
+    bare_s, bare_sent = await bare_pipeline(dsn, settings, topic, recall, work_mem)
+    records: list = []
+    await bare_pipeline(dsn, settings, topic, recall, work_mem, collect=records)
+    produce_s = await produce_only(settings, topic, records)
+    return {
+        "read_s": read_s,
+        "bare_pipeline_s": bare_s,
+        "produce_s": produce_s,
+        "matching_lines": read_rows,
+        "bare_alerts": bare_sent,
+    }
+
+
+async def run_system(
+    settings: BenchSettings, recall: ev.RecallSnapshot, expected: int, within_s: float
+) -> float:
+    """recall.published.v1 produced -> ``expected`` more records on alerts.v1 than before."""
+    alerts_topic = settings.topic_prefix + ALERTS.name
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(alerts_topic, p) for p in range(ALERTS.partitions)]
+        before = sum((await consumer.end_offsets(parts)).values())
+    finally:
+        await consumer.stop()
+    event = ev.RecallPublished(recall=recall)
+    producer = create_producer(settings)
+    await producer.start()
+    on_topic = asyncio.create_task(wait_until_on_topic(alerts_topic, before + expected, within_s))
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    e = wrap(event, source="/bench")
+    await producer.send_and_wait(
+        settings.topic_prefix + RECALLS.name,
+        e.data,
+        key=event.partition_key().encode(),
+        headers=e.headers(),
+    )
+    await producer.stop()
+    return await on_topic - started
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-lines", type=int, default=1_000_000)
@@ -358,6 +454,12 @@ async def main() -> None:
         default="128MB",
         help="PostgreSQL work_mem for the reads, system and limits alike",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of (system, limits); even rounds run the system first, odd ones the limits",
+    )
     args = ap.parse_args()
     customers = args.customers or args.matching_lines * 2
     prefix = f"bench{uuid.uuid4().hex[:8]}."
@@ -368,6 +470,7 @@ async def main() -> None:
         database_url=url, kafka_bootstrap_servers=kafka_bootstrap(), topic_prefix=prefix
     )
     proc = None
+    rounds: list[dict] = []
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url)
         t = time.perf_counter()
@@ -389,27 +492,6 @@ async def main() -> None:
         )
         await conn.close()
 
-        read_s, read_rows = await bare_read(dsn, args.work_mem)
-        recall = ev.RecallSnapshot(
-            recall_id=str(uuid.uuid4()),
-            version=1,
-            seller_id=None,
-            published_at=datetime.now(UTC),
-            content=ev.RecallContent(
-                title="Bench kettle",
-                hazard="Burns.",
-                severity="high",
-                stop_using="Stop.",
-                remedies=[ev.Remedy(type="refund_on_destruction")],
-            ),
-            rules=[ev.ScopeRule(product_ids=[PRODUCT])],
-        )
-        bare_s, bare_sent = await bare_pipeline(dsn, settings, bare_topic, recall, args.work_mem)
-        records: list = []
-        await bare_pipeline(dsn, settings, bare_topic, recall, args.work_mem, collect=records)
-        produce_s = await produce_only(settings, bare_topic, records)
-        del records
-
         env = {
             **os.environ,
             "PURCHASE_MATCHER_DATABASE_URL": url,
@@ -418,27 +500,25 @@ async def main() -> None:
             "PURCHASE_MATCHER_RECONCILE_WORK_MEM": args.work_mem,
             "PURCHASE_MATCHER_LOG_LEVEL": os.environ.get("BENCH_MATCHER_LOG_LEVEL", "WARNING"),
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "purchase_matcher", "serve"], env=env, cwd=ROOT
-        )
-        await wait_for_group(prefix + "purchase-matcher", timeout=60)
-        event = ev.RecallPublished(recall=recall)
-        producer = create_producer(settings)
-        await producer.start()
-        alerts_topic = prefix + ALERTS.name
-        on_topic = asyncio.create_task(wait_until_on_topic(alerts_topic, expected, args.timeout))
-        await asyncio.sleep(0.5)
-        started = time.perf_counter()
-        e = wrap(event, source="/bench")
-        await producer.send_and_wait(
-            prefix + "recalls.v1", e.data, key=event.partition_key().encode(), headers=e.headers()
-        )
-        await producer.stop()
-        finished = await on_topic
-        system_s = finished - started
-        raised = await count_raised(alerts_topic)
-        if raised != expected:
-            raise RuntimeError(f"{raised} alert.raised.v1 on the topic, expected {expected}")
+        proc = start_matcher(env)
+        await wait_for_group(prefix + "purchase-matcher", within_s=60)
+        for i in range(args.rounds):
+            recall = bench_recall()
+            figures: dict = {"first": "system" if i % 2 == 0 else "limits"}
+            for side in ("system", "limits") if i % 2 == 0 else ("limits", "system"):
+                if side == "system":
+                    figures["system_s"] = await run_system(settings, recall, expected, args.timeout)
+                else:
+                    figures.update(
+                        await run_limits(dsn, settings, bare_topic, recall, args.work_mem)
+                    )
+            rounds.append(figures)
+            print(f"round {i + 1}: {figures}", file=sys.stderr, flush=True)
+        raised = await count_raised(prefix + ALERTS.name)
+        if raised != expected * args.rounds:
+            raise RuntimeError(
+                f"{raised} alert.raised.v1 on the topic, expected {expected * args.rounds}"
+            )
         rss = peak_rss_mb(proc.pid)
     finally:
         if proc is not None:
@@ -446,18 +526,33 @@ async def main() -> None:
             proc.wait(30)
         await drop_database(db)
         await delete_topics(prefix)
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    system_s, bare_s = median("system_s"), median("bare_pipeline_s")
+    read_s, produce_s = median("read_s"), median("produce_s")
     print(
         json.dumps(
             {
                 "index_lines": args.index_lines,
                 "work_mem": args.work_mem,
-                "matching_lines": read_rows,
+                "matching_lines": rounds[0]["matching_lines"],
                 "alerts": expected,
                 "load_index_s": round(load_s, 1),
+                "rounds": [
+                    {
+                        "first": r["first"],
+                        **{k: round(r[k], 2) for k in ("read_s", "produce_s", "bare_pipeline_s")},
+                        "system_s": round(r["system_s"], 2),
+                        "system_vs_bare": round(r["system_s"] / r["bare_pipeline_s"], 2),
+                    }
+                    for r in rounds
+                ],
                 "read_s": round(read_s, 2),
                 "produce_s": round(produce_s, 2),
                 "bare_pipeline_s": round(bare_s, 2),
-                "bare_alerts": bare_sent,
+                "bare_alerts": rounds[0]["bare_alerts"],
                 "system_s": round(system_s, 2),
                 "system_alerts_per_s": round(expected / system_s),
                 "system_vs_bare": round(system_s / bare_s, 2),

@@ -3,10 +3,10 @@
     .venv/bin/python bench/outbox_relay.py [--events 20000] [--payload-bytes 1500]
 
 Both sides send the same CloudEvents (same headers, bodies and keys) to fresh topics with the same
-idempotent acks=all producer settings. The limit is raw aiokafka: send every message, await every ack.
-The outbox side measures the relay alone (rows already committed, relay started, until the table is
-empty and every ack is in), and separately the cost of writing the rows in the services' transactions.
-Prints one JSON line; docs/benchmarks.md records the figures.
+idempotent acks=all producer settings. The limit is raw aiokafka: send every message, await every
+ack. The outbox side measures the relay alone (rows already committed, relay started, until the
+table is empty and every ack is in), and separately the cost of writing the rows in the services'
+transactions. Prints one JSON line; docs/benchmarks.md records the figures.
 """
 
 from __future__ import annotations
@@ -107,8 +107,9 @@ async def raw_produce(settings: BenchSettings, topic: str, events: list[ev.Alert
         await producer.stop()
 
 
-async def _warm_up(producer, topic: str) -> None:  # type: ignore[no-untyped-def]
-    """Metadata, connections and producer ids in place before the clock starts, for both sides alike."""
+async def _warm_up(producer, topic: str) -> None:
+    """Metadata, connections and producer ids in place before the clock starts, for both sides
+    alike."""
     await asyncio.gather(
         *[await producer.send(topic, b"warm-up", key=str(i).encode()) for i in range(200)]
     )

@@ -19,6 +19,7 @@ import httpx
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import wrap
+from recall_shared.event_ids import event_id
 from recall_shared.kafka import create_client_producer
 from recall_shared.settings import INSECURE_DEFAULT
 
@@ -143,8 +144,13 @@ RECALL = {
     "content": {
         "kind": "recall",
         "title": "ACME Electric Kettle K1",
-        "product_description": "1.7 litre electric kettle, white, model K1-1700, sold since January.",
-        "hazard": "The lid can open while the water boils. Boiling water can spill and cause serious burns.",
+        "product_description": (
+            "1.7 litre electric kettle, white, model K1-1700, sold since January."
+        ),
+        "hazard": (
+            "The lid can open while the water boils. "
+            "Boiling water can spill and cause serious burns."
+        ),
         "severity": "high",
         "stop_using": "Stop using the kettle and unplug it.",
         "remedies": [
@@ -172,7 +178,7 @@ async def publish_upstream(bootstrap: str, prefix: str) -> None:
             env = wrap(
                 event,
                 source="/recall-alerts/demo-loader",
-                event_id=f"demo:{event.event_type}:{event.partition_key()}:{i}",
+                event_id=event_id("demo", event.event_type, event.partition_key(), i),
             )
             await producer.send_and_wait(
                 prefix + event.topic,
@@ -191,31 +197,25 @@ async def load_demo(stack: Stack) -> dict[str, Any]:
     operator_key = stack.run_cli(
         intake, "issue-api-key", "--label", "demo operator", capture=True
     ).splitlines()[-1]
+    stack.run_cli(intake, "register-seller", "acme-home", "--name", "ACME Home", "--exist-ok")
     seller_key = stack.run_cli(
-        intake,
-        "issue-api-key",
-        "--seller-id",
-        "acme-home",
-        "--seller-name",
-        "ACME Home",
-        "--label",
-        "demo",
-        capture=True,
+        intake, "issue-api-key", "--seller-id", "acme-home", "--label", "demo", capture=True
     ).splitlines()[-1]
     await publish_upstream(
         stack.env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         stack.env.get("RECALL_ALERTS_TOPIC_PREFIX", ""),
     )
-    # The key follows the body, so a changed demo recall is a new recall rather than a refused retry.
+    # The key follows the body: a changed demo recall is a new recall, not a refused retry.
     body_key = hashlib.sha256(json.dumps(RECALL, sort_keys=True).encode()).hexdigest()[:16]
     headers = {"X-Api-Key": seller_key, "Idempotency-Key": f"demo-kettle-recall-{body_key}"}
     async with httpx.AsyncClient(base_url=stack.url("recall-intake"), timeout=10) as client:
-        # recall-intake learns who sells the kettle from catalog.listings.v1; wait for it.
-        for _ in range(120):
+        # recall-intake learns who sells the kettle from catalog.listings.v1: until it has read the
+        # listing it answers 409 not_known_yet with a Retry-After.
+        for _ in range(60):
             r = await client.post("/v1/recalls", json=RECALL, headers=headers)
-            if r.status_code != 422 or r.json().get("error") != "not_your_product":
+            if r.status_code != 409:
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
         r.raise_for_status()
         recall = r.json()
         if recall["status"] == "draft":

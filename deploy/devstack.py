@@ -1,9 +1,14 @@
 """Run the five services as separate processes: used by ``make run`` and by the end-to-end tests.
 
-    python deploy/devstack.py run        migrate, create topics, start all five, load demo data, wait for Ctrl-C
+    python deploy/devstack.py run
 
-Each service is ``python -m <package> serve`` with its own environment (port, database, topic prefix),
-so the same code starts the demo on 8001-8005 and an isolated copy for a test on other ports.
+starts the infrastructure that is not running yet, migrates, creates the topics, starts all
+five services, loads the demo data and waits for Ctrl-C; then it stops the services and the
+infrastructure this run started.
+
+Each service is ``python -m <package> serve`` with its own environment (port, database, topic
+prefix), so the same code starts the demo on 8001-8005 and an isolated copy for a test on other
+ports.
 """
 
 from __future__ import annotations
@@ -22,7 +27,86 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
 PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Component:
+    """One piece of local infrastructure, driven by its deploy/ script (start, stop and status)."""
+
+    name: str
+    script: Path
+    before_start: tuple[str, ...] = ()  # idempotent steps run every time, before `start`
+    after_start: tuple[str, ...] = ()  # idempotent steps run every time, after `start`
+
+
+INFRA = (
+    Component(
+        "PostgreSQL",
+        DEPLOY / "postgres" / "postgres.sh",
+        before_start=("install",),
+        after_start=("create-databases",),
+    ),
+    Component("Kafka", DEPLOY / "kafka" / "kafka.sh"),
+    Component("SMTP sink", DEPLOY / "smtp" / "smtp.sh"),
+)
+
+
+@dataclass
+class Infra:
+    """Starts what is not running yet and, on :meth:`down`, stops only that.
+
+    What was running before (another ``make run``, ``make infra-up``, a shared server) is left
+    alone, and :meth:`down` says so and how to stop it.
+    """
+
+    env: dict[str, str]
+    components: tuple[Component, ...]
+    started: list[Component] = field(default_factory=list)
+
+    def _step(self, component: Component, step: str, *, quiet: bool = False) -> int:
+        # Its own session: a second Ctrl-C while stopping must not kill the stop scripts half-way.
+        return subprocess.run(
+            [str(component.script), step],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL if quiet else None,
+            stderr=subprocess.DEVNULL if quiet else None,
+            start_new_session=step == "stop",
+            check=False,
+        ).returncode
+
+    def running(self, component: Component) -> bool:
+        return self._step(component, "status", quiet=True) == 0
+
+    def up(self) -> None:
+        for component in self.components:
+            for step in component.before_start:
+                self._check(component, step)
+            if not self.running(component):
+                # Recorded before it is up: an interrupted start may leave a process behind.
+                self.started.append(component)
+            self._check(component, "start")  # also waits until ready when it was already starting
+            for step in component.after_start:
+                self._check(component, step)
+
+    def _check(self, component: Component, step: str) -> None:
+        if self._step(component, step) != 0:
+            raise RuntimeError(f"{component.script.relative_to(ROOT)} {step} failed (see above)")
+
+    def down(self) -> None:
+        if self.started:
+            print(f"==> stopping what this run started: {', '.join(c.name for c in self.started)}")
+        for component in reversed(self.started):
+            self._step(component, "stop")
+        kept = [c.name for c in self.components if c not in self.started and self.running(c)]
+        if kept:
+            print(
+                f"Left running (it was running before this run): {', '.join(kept)}. "
+                "`make infra-down` stops it."
+            )
+        self.started.clear()
 
 
 @dataclass(frozen=True)
@@ -74,8 +158,9 @@ class Stack:
             check=False,
         )
         if result.returncode != 0:
+            command = " ".join(args)
             raise RuntimeError(
-                f"{svc.name} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+                f"{svc.name} {command} failed ({result.returncode}):\n{result.stderr[-3000:]}"
             )
         return result.stdout.strip() if capture else ""
 
@@ -89,8 +174,8 @@ class Stack:
         busy = [f"{name} ({port})" for name, port in self.ports.items() if _port_in_use(port)]
         if busy:
             raise RuntimeError(
-                f"ports already in use: {', '.join(busy)}. Is another `make run` (or a service) still running? "
-                "Stop it first, or set <SERVICE>_HTTP_PORT."
+                f"ports already in use: {', '.join(busy)}. Is another `make run` (or a service) "
+                "still running? Stop it first, or set <SERVICE>_HTTP_PORT."
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for svc in SERVICES:
@@ -110,9 +195,8 @@ class Stack:
             for name in sorted(pending):
                 proc = self.processes[name]
                 if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
-                    )
+                    log_file = self.log_dir / f"{name}.log"
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_file}")
                 try:
                     r = httpx.get(self.url(name) + "/readyz", timeout=2)
                     if r.status_code == 200:
@@ -127,6 +211,31 @@ class Stack:
             raise RuntimeError(
                 f"not ready within {timeout}s: {', '.join(sorted(pending))}; last: {last}"
             )
+
+    def restart_service(self, name: str, timeout: float = 60.0) -> None:
+        """Start one service again after its process ended (a crash test); wait until ready."""
+        svc = next(s for s in SERVICES if s.name == name)
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {old.pid})")
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[name] = proc = subprocess.Popen(
+            [PYTHON, "-m", svc.package, "serve"],
+            env=self.service_env(svc),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass  # not listening yet
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} not ready after a restart; see {self.log_dir / name}.log")
 
     def stop(self, timeout: float = 20.0) -> None:
         for proc in self.processes.values():
@@ -155,61 +264,83 @@ def default_stack() -> Stack:
 
 
 def run(args: argparse.Namespace) -> int:
+    stack = default_stack()
+    infra = Infra(env={**stack.env, "PYTHON": PYTHON}, components=INFRA)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            print("\n(already stopping; one moment)", file=sys.stderr)
+            return
+        stopping = True
+        raise KeyboardInterrupt  # unwinds what runs; the finally blocks stop what was started
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    exit_code = 0
+    try:
+        print("==> infrastructure: PostgreSQL, Kafka, SMTP sink (started only where not running)")
+        infra.up()
+        try:
+            exit_code = _serve(stack)
+        finally:
+            stopping = True  # from here on a further Ctrl-C only prints; the clean-up goes on
+            print("\n==> stopping services")
+            stack.stop()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        exit_code = 1
+    finally:
+        stopping = True
+        infra.down()
+    return exit_code
+
+
+def _serve(stack: Stack) -> int:
+    """Migrate, start the services, load the demo data, wait for Ctrl-C (or a service's exit)."""
     from demo import load_demo  # deploy/demo.py, beside this file
 
-    stack = default_stack()
     print("==> migrating databases and creating topics")
     stack.prepare()
     print("==> starting the five services (logs in .data/logs/)")
     stack.start()
-    stopping = False
-    loading = True
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        if loading:
-            raise KeyboardInterrupt  # abort the demo load; the finally block stops the services
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        print("==> loading demo data")
-        info = asyncio.run(load_demo(stack))
-        loading = False
-        print(
-            "\nRecall Alerts is running.\n"
-            f"  recall-intake     {stack.url('recall-intake')}/docs   (seller key: {info['seller_key']})\n"
-            f"                                                 (operator key: {info['operator_key']})\n"
-            f"  purchase-matcher  {stack.url('purchase-matcher')}/docs\n"
-            f"  notifier          {stack.url('notifier')}/docs\n"
-            f"  refund-logistics  {stack.url('refund-logistics')}/docs\n"
-            f"  customer-api      {stack.url('customer-api')}/docs\n"
-            f"  customer pages    {stack.url('customer-api')}/dev/signin   (sign in as a demo customer: "
-            f"the orders banner and the recalls page)\n"
-            f"  mail (SMTP sink)  http://127.0.0.1:8025\n"
-            f"  metrics           {stack.url('notifier')}/metrics (each service has /metrics, /healthz, /readyz)\n"
-        )
-        print("Demo customers (bearer tokens for customer-api, valid 12 h):")
-        for customer, token in info["tokens"].items():
-            print(f"  {customer}: {token}")
-        print(
-            f"\nTry: curl -H 'Authorization: Bearer {info['tokens']['alice']}' {stack.url('customer-api')}/v1/me/banner"
-        )
-        print("\nPress Ctrl-C to stop.")
-        while not stopping:
-            for name, proc in stack.processes.items():
-                if proc.poll() is not None:
-                    print(
-                        f"{name} exited with {proc.returncode}; see .data/logs/{name}.log",
-                        file=sys.stderr,
-                    )
-                    stopping = True
-            time.sleep(0.5)
-    finally:
-        print("\n==> stopping services")
-        stack.stop()
-    return 0
+    print("==> loading demo data")
+    info = asyncio.run(load_demo(stack))
+    print(
+        "\nRecall Alerts is running.\n"
+        f"  recall-intake     {stack.url('recall-intake')}/docs   "
+        f"(seller key: {info['seller_key']})\n"
+        f"                                                 (operator key: {info['operator_key']})\n"
+        f"  purchase-matcher  {stack.url('purchase-matcher')}/docs\n"
+        f"  notifier          {stack.url('notifier')}/docs\n"
+        f"  refund-logistics  {stack.url('refund-logistics')}/docs\n"
+        f"  customer-api      {stack.url('customer-api')}/docs\n"
+        f"  customer pages    {stack.url('customer-api')}/dev/signin   "
+        "(sign in as a demo customer: the orders banner and the recalls page)\n"
+        f"  mail (SMTP sink)  http://127.0.0.1:8025\n"
+        f"  metrics           {stack.url('notifier')}/metrics "
+        "(each service has /metrics, /healthz, /readyz)\n"
+    )
+    print("Demo customers (bearer tokens for customer-api, valid 12 h):")
+    for customer, token in info["tokens"].items():
+        print(f"  {customer}: {token}")
+    alice = info["tokens"]["alice"]
+    print(
+        f"\nTry: curl -H 'Authorization: Bearer {alice}' {stack.url('customer-api')}/v1/me/banner"
+    )
+    print("\nPress Ctrl-C to stop.")
+    while True:
+        for name, proc in stack.processes.items():
+            if proc.poll() is not None:
+                print(
+                    f"{name} exited with {proc.returncode}; see .data/logs/{name}.log",
+                    file=sys.stderr,
+                )
+                return 1
+        time.sleep(0.5)
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""Fixtures for the cross-service tests: an isolated copy of the whole system, as separate processes."""
+"""Fixtures for the cross-service tests: an isolated copy of the whole system, as separate
+processes."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ JWT_SECRET = "e2e-" + "s" * 40
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """All five services on ports 18001-18005, with fresh databases and a unique topic prefix, so a test
-    run never sees another run's (or the demo's) data on the shared broker and server."""
+    """All five services on ports 18001-18005, with fresh databases and a unique topic prefix, so a
+    test run never sees another run's (or the demo's) data on the shared broker and server."""
     run_id = uuid.uuid4().hex[:8]
     db_names = {svc.name: f"e2e_{run_id}_{svc.package}" for svc in SERVICES}
     urls = {name: asyncio.run(create_database(db)) for name, db in db_names.items()}

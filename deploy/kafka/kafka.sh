@@ -72,6 +72,28 @@ our_pid() { # prints the pid if our broker process is alive
     echo "$pid"
 }
 
+download_progress() { # Maven's batch output on stdin -> "kafka: downloaded N files, X MB" as it goes
+    local tty=0
+    [[ -t 1 ]] && tty=1
+    awk -v tty="$tty" '
+        function report(final) {
+            line = sprintf("kafka: downloaded %d files, %.1f MB", n, bytes / 1048576)
+            if (tty) { printf "\r%s%s", line, (final ? "\n" : ""); fflush() }
+            else if (final || n % 50 == 0) { print line; fflush() }
+        }
+        /^(\[INFO\] )?Downloaded from / {
+            n++
+            if (match($0, /\(([0-9.]+) (B|kB|MB|GB)/)) {
+                split(substr($0, RSTART + 1, RLENGTH - 1), part, " ")
+                unit = part[2]
+                bytes += part[1] * (unit == "GB" ? 1073741824 : unit == "MB" ? 1048576 : unit == "kB" ? 1024 : 1)
+            }
+            report(0)
+        }
+        END { if (n) report(1) }
+    '
+}
+
 cmd_fetch() {
     if [[ -f "$JARS_MARKER" ]]; then
         log "jars for Kafka $KAFKA_VERSION already in ${JARS_DIR#"$REPO_ROOT"/}"
@@ -83,9 +105,11 @@ cmd_fetch() {
     rm -rf "$JARS_DIR"
     mkdir -p "$JARS_DIR"
     local mvn_log="$REPO_ROOT/.cache/kafka/mvn-$KAFKA_VERSION.log"
-    if ! mvn -q -B -Dstyle.color=never -f "$POM" \
+    # Maven's full output goes to the log; the terminal gets a running count of the files fetched (a cold
+    # local Maven repository means a few hundred files, plugins included, before the broker's own jars).
+    if ! mvn -B -Dstyle.color=never -f "$POM" \
         org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-        -DoutputDirectory="$JARS_DIR" -DincludeScope=runtime >"$mvn_log" 2>&1; then
+        -DoutputDirectory="$JARS_DIR" -DincludeScope=runtime 2>&1 | tee "$mvn_log" | download_progress; then
         rm -rf "$JARS_DIR"
         tail -n 40 "$mvn_log" >&2
         die "maven could not download the Kafka jars (is Maven Central reachable? full output: ${mvn_log#"$REPO_ROOT"/})"

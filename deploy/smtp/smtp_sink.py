@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Local SMTP sink for development and tests (never delivers anything).
 
-Accepts every message on 127.0.0.1:1025 and stores it in a Maildir (default <repo>/.data/mail)
-with the SMTP envelope added as headers ``X-Sink-Mail-From`` / ``X-Sink-Rcpt-To``.
-Any AUTH credentials are accepted; STARTTLS is not offered.
+Accepts every message on 127.0.0.1:1025 and stores it in a Maildir (default <repo>/.data/mail) with
+the SMTP envelope added as headers ``X-Sink-Mail-From`` / ``X-Sink-Rcpt-To``. Any AUTH credentials
+are accepted; STARTTLS is not offered.
 
 A read-only HTTP view runs on 127.0.0.1:8025:
   /                  HTML list of messages (newest first)
-  /messages          JSON list: [{"id", "from", "to", "subject", "date", "mail_from", "rcpt_to", "received_at"}]
-                     optional filter ?rcpt=<substring> (matches envelope recipients or the To header)
+  /messages          JSON list: [{"id", "from", "to", "subject", "date", "mail_from", "rcpt_to",
+  "received_at"}]
+                     optional filter ?rcpt=<substring> (matches envelope recipients or the To
+                     header)
   /messages/<id>     raw message (text/plain)
 
-Run: python deploy/smtp/smtp_sink.py [--host H] [--port P] [--maildir DIR] [--http-port P]
-Requires aiosmtpd (in the project venv).
+Run: python deploy/smtp/smtp_sink.py [--host H] [--port P] [--maildir DIR] [--http-port P] Requires
+aiosmtpd (in the project venv).
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class MailStore:
                 if cached is None:
                     try:
                         with self._box.get_file(key) as fh:
-                            headers = _HEADER_PARSER.parse(fh, headersonly=True)
+                            # typeshed: mailbox's _ProxyFile lacks members of the _WrappedBuffer
+                            # protocol BytesParser declares, though parse() only reads it.
+                            headers = _HEADER_PARSER.parse(fh, headersonly=True)  # type: ignore[arg-type]
                     except (KeyError, FileNotFoundError):
                         continue
                     try:
@@ -132,7 +136,7 @@ def _header(headers: Any, name: str) -> str:
         value = headers.get(name)
         return "" if value is None else str(value)
     except Exception:  # malformed header: fall back to the raw value
-        raw = headers.get_all(name, failobj=[""])  # type: ignore[union-attr]
+        raw = headers.get_all(name, failobj=[""])
         return str(raw[0]) if raw else ""
 
 
@@ -248,9 +252,7 @@ def _make_http_handler(store: MailStore) -> type[BaseHTTPRequestHandler]:
 def _render_index(store: MailStore) -> str:
     rows = []
     for m in store.summaries():
-        received = datetime.fromtimestamp(m["received_at"], UTC).strftime(
-            "%Y-%m-%d %H:%M:%S"
-        )
+        received = datetime.fromtimestamp(m["received_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
         rows.append(
             "<tr>"
             f"<td>{html.escape(received)}</td>"
@@ -274,8 +276,8 @@ JSON: <a href="/messages">/messages</a></p>
 """
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    store = MailStore(Path(args.maildir).resolve())
+async def _serve(args: argparse.Namespace, maildir: Path) -> None:
+    store = MailStore(maildir)
     handler = SinkHandler(store)
     loop = asyncio.get_running_loop()
 
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        asyncio.run(_serve(args))
+        asyncio.run(_serve(args, Path(args.maildir).resolve()))
     except OSError as exc:
         print(f"smtp_sink: cannot listen: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -1,7 +1,8 @@
 """Fixtures for the shared library's tests.
 
-Integration fixtures use the real PostgreSQL and Kafka: every test gets a fresh database (outbox, inbox
-and an ``applied`` table the test handlers write to) and a unique topic prefix, both removed afterwards.
+Integration fixtures use the real PostgreSQL and Kafka: every test gets a fresh database (outbox,
+inbox and an ``applied`` table the test handlers write to) and a unique topic prefix, both removed
+afterwards.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def settings_factory() -> Callable[..., SharedTestSettings]:
     return make_settings
 
 
-# --------------------------------------------------------------------------- events used by the tests
+# --------------------------------------------------------------------------- events used by the
+# tests
 
 
 def alert_closed(alert_id: str, customer_id: str = "cust-1") -> ev.AlertClosed:
@@ -105,7 +107,8 @@ def make_alert_withdrawn() -> Callable[..., ev.AlertWithdrawn]:
     return alert_withdrawn
 
 
-# --------------------------------------------------------------------------- integration environment
+# --------------------------------------------------------------------------- integration
+# environment
 
 
 @dataclass
@@ -147,7 +150,8 @@ class Infra:
         *,
         event_id: str | None = None,
     ) -> tuple[str, object]:
-        """Publish one event as a service would (CloudEvents headers); returns (ce_id, RecordMetadata)."""
+        """Publish one event as a service would (CloudEvents headers); returns (ce_id,
+        RecordMetadata)."""
         env = envelope.wrap(event, source="/tests", event_id=event_id, correlation_id="corr-test")
         meta = await producer.send_and_wait(
             self.topic(spec),
@@ -247,7 +251,8 @@ async def infra() -> AsyncIterator[Infra]:
 
 @contextlib.asynccontextmanager
 async def running(component: ConsumerRunner | OutboxRelay) -> AsyncIterator[asyncio.Task[None]]:
-    """Run a runner or relay as a task for the block; stop it (cancel if it does not stop) afterwards."""
+    """Run a runner or relay as a task for the block; stop it (cancel if it does not stop)
+    afterwards."""
     task = asyncio.create_task(component.run())
     try:
         yield task
@@ -271,7 +276,8 @@ def run_task() -> Callable[
 
 
 async def end_offsets(topic: str, bootstrap: str | None = None) -> dict[int, int]:
-    """The end offset of every partition of ``topic`` (the number of records: no transactions here)."""
+    """The end offset of every partition of ``topic`` (the number of records: no transactions
+    here)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap or kafka_bootstrap(), enable_auto_commit=False
     )

@@ -1,5 +1,5 @@
-"""Each service's Alembic migrations, applied to an empty database, produce exactly its models' schema
-(and downgrade cleanly), so a model change without a migration fails here."""
+"""Each service's Alembic migrations, applied to an empty database, produce exactly its models'
+schema (and downgrade cleanly), so a model change without a migration fails here."""
 
 from __future__ import annotations
 

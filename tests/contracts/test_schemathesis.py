@@ -87,6 +87,10 @@ def test_schemathesis_default_checks_pass(
 ) -> None:
     schema = schemathesis.openapi.from_url(stack.url(service) + "/openapi.json", timeout=10)
     schema.config.update(base_url=stack.url(service), headers=credentials)
+    # Every API refuses NUL and lone surrogates in any string with a 422 naming the field (one rule
+    # for every string, stated in each document's description, which JSON Schema cannot say per
+    # field without a pattern on each): examples keep to text that rule admits.
+    schema.config.generation.update(allow_x00=False, codec="utf-8")
     failures = [
         f
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)

@@ -1,6 +1,7 @@
 """One recall end to end, through real Kafka, PostgreSQL, SMTP and the five services as processes:
-seller POST -> recalls.v1 -> matcher -> alerts.v1 -> notifier -> email; customer-api shows the alert to
-its customer only; the customer asks for a refund -> refund-logistics pays it -> the status shows."""
+seller POST -> recalls.v1 -> matcher -> alerts.v1 -> notifier -> email; customer-api shows the alert
+to its customer only; the customer asks for a refund -> refund-logistics pays it -> the status
+shows."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
         f"lamp-{run}",
     )
     alice_mail, bob_mail = f"{alice}@example.test", f"{bob}@example.test"
+    stack.run_cli(SERVICES[0], "register-seller", seller)
     seller_key = stack.run_cli(
         SERVICES[0], "issue-api-key", "--seller-id", seller, "--label", "e2e", capture=True
     ).splitlines()[-1]
@@ -216,9 +218,9 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
 
 
 def test_services_stop_cleanly_on_sigterm(stack: Stack) -> None:
-    """Runs last in this module: on SIGTERM every service drains (consumers commit, relay stops, producer
-    flushes) and logs it, within the stop timeout. uvicorn re-raises the signal after its graceful
-    shutdown, so the exit status is -SIGTERM, never a kill."""
+    """Runs last in this module: on SIGTERM every service drains (consumers commit, relay stops,
+    producer flushes) and logs it, within the stop timeout. uvicorn re-raises the signal after its
+    graceful shutdown, so the exit status is -SIGTERM, never a kill."""
     processes = dict(stack.processes)
     stack.stop()
     assert {name: p.returncode for name, p in processes.items()} == {

@@ -1,8 +1,9 @@
 """Fixtures for customer-api's tests.
 
-Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
-Kafka topic prefix. The read model is fed the way production feeds it: by publishing CloudEvents on
-``alerts.v1``, ``remedies.v1`` and ``notifications.v1``; what the service emits is read back from Kafka.
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a
+unique Kafka topic prefix. The read model is fed the way production feeds it: by publishing
+CloudEvents on ``alerts.v1``, ``remedies.v1`` and ``notifications.v1``; what the service emits is
+read back from Kafka.
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ class Api:
     async def wait_for_alert(
         self, customer_id: str, alert_id: str, timeout: float = 15.0, **expect: object
     ) -> dict:
-        """Wait until the customer sees the alert (and, optionally, fields with the expected values)."""
+        """Wait until the customer sees the alert (and, optionally, fields with the expected
+        values)."""
 
         async def check() -> dict | None:
             r = await self.get_alert(customer_id, alert_id)
@@ -231,14 +233,14 @@ def make_settings(url: str, prefix: str) -> Settings:
 class _QuietServer(uvicorn.Server):
     """uvicorn on the test's own event loop (the app's pools live there); signals stay pytest's."""
 
-    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+    def capture_signals(self):
         return contextlib.nullcontext()
 
 
 @contextlib.asynccontextmanager
 async def http_server(app: object) -> AsyncIterator[str]:
-    """Serve ``app`` on a free 127.0.0.1 port (for a real browser); yields the base URL. The app's runtime
-    is started by the caller (``running_app``), so uvicorn's lifespan is off."""
+    """Serve ``app`` on a free 127.0.0.1 port (for a real browser); yields the base URL. The app's
+    runtime is started by the caller (``running_app``), so uvicorn's lifespan is off."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -277,8 +279,8 @@ async def started_api(*, serve_http: bool = False) -> AsyncIterator[Api]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api() -> AsyncIterator[Api]:
     """One running service shared by a module's tests; every test uses its own customers, and every
-    query of this API is scoped to one customer, so the tests cannot see each other's data.
-    Modules using it run on the module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
+    query of this API is scoped to one customer, so the tests cannot see each other's data. Modules
+    using it run on the module's event loop: ``pytest.mark.asyncio(loop_scope="module")``."""
     async with started_api() as a:
         yield a
 
@@ -291,7 +293,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served_api() -> AsyncIterator[Api]:
-    """Like ``api``, and also served over real HTTP on a free 127.0.0.1 port (``base_url``), for a browser."""
+    """Like ``api``, and also served over real HTTP on a free 127.0.0.1 port (``base_url``), for a
+    browser."""
     async with started_api(serve_http=True) as a:
         yield a
 

@@ -1,9 +1,9 @@
 """Fixtures for recall-intake's tests.
 
-Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
-Kafka topic prefix (``running_app`` starts its producer, outbox relay and catalog.listings.v1 consumer).
-Listings reach the ownership read model the production way: as CloudEvents on catalog.listings.v1.
-What the service emits is read back from Kafka.
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a
+unique Kafka topic prefix (``running_app`` starts its producer, outbox relay and catalog.listings.v1
+consumer). Listings reach the ownership read model the production way: as CloudEvents on
+catalog.listings.v1. What the service emits is read back from Kafka.
 """
 
 from __future__ import annotations
@@ -98,11 +98,12 @@ class Intake:
         return self.prefix + name
 
     @property
-    def session_factory(self):  # type: ignore[no-untyped-def]
+    def session_factory(self):
         return self.app.state.runtime.session_factory
 
     async def seller_key(self, seller_id: str | None = None) -> tuple[str, str]:
-        """Register a seller (if new) and issue it a key inside a session; returns (seller_id, plaintext key)."""
+        """Register a seller (if new) and issue it a key inside a session; returns (seller_id,
+        plaintext key)."""
         seller_id = seller_id or new_id("seller")
         async with self.session_factory() as session:
             if await session.get(Seller, seller_id) is None:

@@ -1,12 +1,12 @@
 """Fixtures for refund-logistics' tests.
 
-Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a unique
-Kafka topic prefix, fed by CloudEvents on ``recalls.v1``, ``alerts.v1`` and ``remedies.v1``; the case
-transitions it emits are read back from ``remedies.v1``. Payments and labels go to the in-process
-sandboxes (:class:`SandboxPaymentProvider`, :class:`SandboxCarrier`, the service's own development/test
-parties), which the tests inspect. Sellers and operators authenticate with API keys issued on
-``sellers.v1`` (as recall-intake does); customers with HS256 JWTs. Every test uses its own recall,
-customers and request ids.
+Integration tests run the real app (``create_app``) on a fresh migrated PostgreSQL database and a
+unique Kafka topic prefix, fed by CloudEvents on ``recalls.v1``, ``alerts.v1`` and ``remedies.v1``;
+the case transitions it emits are read back from ``remedies.v1``. Payments and labels go to the
+in-process sandboxes (:class:`SandboxPaymentProvider`, :class:`SandboxCarrier`, the service's own
+development/test parties), which the tests inspect. Sellers and operators authenticate with API keys
+issued on ``sellers.v1`` (as recall-intake does); customers with HS256 JWTs. Every test uses its own
+recall, customers and request ids.
 """
 
 from __future__ import annotations
@@ -200,7 +200,8 @@ class Rls:
     async def issue_key(
         self, role: str = "seller", seller_id: str | None = None, *, wait: bool = True
     ) -> tuple[str, str]:
-        """A key as recall-intake issues it on sellers.v1: (plaintext, key_id); waits until it works."""
+        """A key as recall-intake issues it on sellers.v1: (plaintext, key_id); waits until it
+        works."""
         plaintext, key_id = generate_api_key(), str(uuid.uuid4())
         await self.publish(
             ev.ApiKeyIssued(
@@ -305,8 +306,8 @@ def make_settings(url: str, prefix: str) -> Settings:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def rls() -> AsyncIterator[Rls]:
-    """One running refund-logistics per test module. Modules using it run on the module's event loop:
-    ``pytest.mark.asyncio(loop_scope="module")``."""
+    """One running refund-logistics per test module. Modules using it run on the module's event
+    loop: ``pytest.mark.asyncio(loop_scope="module")``."""
     payments = CountingSandbox()
     carrier = SandboxCarrier()
     async with own_topics() as prefix, migrated_database(MIGRATIONS, prefix="rls") as url:

@@ -11,7 +11,7 @@ import asyncio
 import gc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI
 
@@ -20,13 +20,16 @@ from recall_shared.logging import configure_logging
 from recall_shared.migrations import make_revision, upgrade
 from recall_shared.settings import ServiceSettings
 
+# A service's own settings class: its `create_app` and its commands take that class, not the base.
+S = TypeVar("S", bound=ServiceSettings)
 
-class ServiceCli:
+
+class ServiceCli(Generic[S]):
     def __init__(
         self,
         *,
-        settings_factory: Callable[[], ServiceSettings],
-        create_app: Callable[[ServiceSettings], FastAPI],
+        settings_factory: Callable[[], S],
+        create_app: Callable[[S], FastAPI],
         migrations_dir: Path,
     ) -> None:
         self.settings_factory = settings_factory
@@ -34,7 +37,7 @@ class ServiceCli:
         self.migrations_dir = migrations_dir
         self.parser = argparse.ArgumentParser()
         self.sub = self.parser.add_subparsers(dest="command", required=True)
-        self.handlers: dict[str, Callable[[ServiceSettings, argparse.Namespace], Any]] = {}
+        self.handlers: dict[str, Callable[[S, argparse.Namespace], Any]] = {}
 
         serve = self.command("serve", "Run the HTTP API, consumers and outbox relay")(self._serve)
         serve.add_argument("--migrate", action="store_true", help="Apply migrations before serving")
@@ -77,7 +80,7 @@ class ServiceCli:
             result = asyncio.run(result)
         return int(result or 0)
 
-    def _serve(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+    def _serve(self, settings: S, args: argparse.Namespace) -> None:
         import uvicorn
 
         if args.migrate:
@@ -92,14 +95,14 @@ class ServiceCli:
             app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
         )
 
-    async def _create_topics(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+    async def _create_topics(self, settings: S, args: argparse.Namespace) -> None:
         created = await create_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
         print(
             f"created {len(created)} topics"
             + (f": {', '.join(created)}" if created else " (all present)")
         )
 
-    async def _purge_inbox(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+    async def _purge_inbox(self, settings: S, args: argparse.Namespace) -> None:
         runtime = self.create_app(settings).state.runtime
         try:
             purged = await runtime.purge_inbox()
@@ -107,7 +110,7 @@ class ServiceCli:
             await runtime.engine.dispose()
         print(f"purged {purged:,} inbox entries older than {settings.inbox_retention_days:g} days")
 
-    async def _redrive(self, settings: ServiceSettings, args: argparse.Namespace) -> None:
+    async def _redrive(self, settings: S, args: argparse.Namespace) -> None:
         runtime = self.create_app(settings).state.runtime
         totals = await runtime.redrive_dead_letters(limit=args.limit)
         print(

@@ -230,10 +230,11 @@ class ConsumerRunner:
         """'ok', or why this runner is not keeping up (for /readyz)."""
         now = time.monotonic()
         waits = [
-            f"slot {w.slot} waiting out {cause} for {now - since:.0f}s"
+            f"slot {w.slot} ({', '.join(sorted(f'{tp.topic}[{tp.partition}]' for tp in parts))})"
+            f" waiting out {cause} for {now - since:.0f}s"
             for w in self._workers.values()
             if w.waiting
-            for cause, since in [w.waiting]
+            for (cause, since), parts in [(w.waiting, w.partitions)]
         ]
         if waits:
             return "; ".join(waits)[:500]

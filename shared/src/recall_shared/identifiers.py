@@ -1,8 +1,9 @@
 """Product identifiers as the contracts carry them: GTIN-14 and normalised model numbers.
 
-Recalls quote UPCs and EANs in many shapes: "0-11110-91128-5", "4 006381 333931", with the check digit
-dropped, or mistyped. Everything is normalised to GTIN-14 (zero-padded, check digit verified); a
-dropped check digit is repaired and flagged, a wrong one is refused with a message that says which.
+Recalls quote UPCs and EANs in many shapes: "0-11110-91128-5", "4 006381 333931", with the check
+digit dropped, or mistyped. Everything is normalised to GTIN-14 (zero-padded, check digit verified);
+a dropped check digit is repaired and flagged, a wrong one is refused with a message that says
+which.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ class GtinResult:
 def normalise_gtin(raw: str) -> GtinResult:
     """GTIN-8, UPC-A (12), EAN-13 or GTIN-14 in any common spelling -> GTIN-14.
 
-    An 11-digit UPC-A or 7-digit EAN-8 is taken as missing its check digit, which is added and flagged.
-    A 12- or 13-digit code whose check digit does not verify is refused (a typo cannot be repaired
-    safely); the message gives the check digit it should have had.
+    An 11-digit UPC-A or 7-digit EAN-8 is taken as missing its check digit, which is added and
+    flagged. A 12- or 13-digit code whose check digit does not verify is refused (a typo cannot be
+    repaired safely); the message gives the check digit it should have had.
     """
     digits = _SEPARATORS.sub("", raw.strip())
     if not digits.isdigit():
@@ -52,10 +53,11 @@ def normalise_gtin(raw: str) -> GtinResult:
         if int(digits[-1]) == expected:
             return GtinResult(raw, digits.zfill(14), "valid")
         if n in (12, 13):
-            # A 12-digit code may be an EAN-13 that lost its check digit: that reading verifies trivially,
-            # so it is only offered as a hint, never applied.
+            # A 12-digit code may be an EAN-13 that lost its check digit: that reading verifies
+            # trivially, so it is only offered as a hint, never applied.
             hint = (
-                f"; if the check digit was dropped from an EAN-13, it is {digits}{check_digit(digits)}"
+                f"; if the check digit was dropped from an EAN-13, it is "
+                f"{digits}{check_digit(digits)}"
                 if n == 12
                 else ""
             )
@@ -77,7 +79,8 @@ def normalise_gtin(raw: str) -> GtinResult:
             raw,
             repaired.zfill(14),
             "check_digit_added",
-            f"{raw!r} has {n} digits: check digit {repaired[-1]} added ({'EAN-8' if n == 7 else 'UPC-A'})",
+            f"{raw!r} has {n} digits: check digit {repaired[-1]} added "
+            f"({'EAN-8' if n == 7 else 'UPC-A'})",
         )
     return GtinResult(
         raw, None, "invalid", f"{raw!r}: {n} digits is not a GTIN length (8, 12, 13 or 14)"
@@ -85,7 +88,8 @@ def normalise_gtin(raw: str) -> GtinResult:
 
 
 def model_key(model_number: str | None) -> str | None:
-    """Model numbers compared without case, spaces, hyphens, dots or slashes: 'AB-12 c' == 'ab12C'."""
+    """Model numbers compared without case, spaces, hyphens, dots or slashes: 'AB-12 c' ==
+    'ab12C'."""
     if not model_number:
         return None
     key = _MODEL_NOISE.sub("", model_number).upper()

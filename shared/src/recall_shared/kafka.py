@@ -1,7 +1,7 @@
 """Kafka client factories with safe settings, and topic creation from the catalog.
 
-aiokafka's defaults (acks=1, no idempotence, auto-committing consumers) lose or duplicate messages on
-failure; every client in the system is built here so nobody gets those defaults by accident.
+aiokafka's defaults (acks=1, no idempotence, auto-committing consumers) lose or duplicate messages
+on failure; every client in the system is built here so nobody gets those defaults by accident.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _UNSAFE_CONSUMER = {"enable_auto_commit"}
 
 
 def create_producer(settings: ServiceSettings, **overrides: object) -> AIOKafkaProducer:
-    """An idempotent producer with acks=all: no loss, no duplicates from its own retries, order kept."""
+    """An idempotent producer with acks=all: no loss, no duplicates from its own retries, order
+    kept."""
     return create_client_producer(
         settings.kafka_bootstrap_servers, f"{settings.service_name}-producer", **overrides
     )
@@ -36,7 +37,8 @@ def create_producer(settings: ServiceSettings, **overrides: object) -> AIOKafkaP
 def create_client_producer(
     bootstrap_servers: str, client_id: str, **overrides: object
 ) -> AIOKafkaProducer:
-    """The same safe producer for a client that is not a service (demo loader, upstream stand-ins, tools)."""
+    """The same safe producer for a client that is not a service (demo loader, upstream stand-ins,
+    tools)."""
     bad = _UNSAFE_PRODUCER & overrides.keys()
     if bad:
         raise ValueError(f"refusing to override safe producer settings: {sorted(bad)}")
@@ -57,8 +59,9 @@ _M = 0x5BD1E995
 
 
 def murmur2(key: bytes) -> int:
-    """Kafka's key hash (the Java client's ``Utils.murmur2``, which every client's default partitioner uses),
-    equal to ``aiokafka.partitioner.murmur2`` and about three times faster: words are unpacked at once."""
+    """Kafka's key hash (the Java client's ``Utils.murmur2``, which every client's default
+    partitioner uses), equal to ``aiokafka.partitioner.murmur2`` and about three times faster: words
+    are unpacked at once."""
     length = len(key)
     h = 0x9747B28C ^ length
     words = length // 4
@@ -83,11 +86,11 @@ class KeyedBatchSender:
     """Streams many keyed records to one topic through aiokafka's batch API (``create_batch`` /
     ``send_batch``), a fraction of the per-record cost of ``send()``.
 
-    Each key goes to the partition ``send()`` would choose (murmur2 of the key, as every Kafka client
-    does), so records sent here and records relayed from an outbox keep their per-key order. At most
-    ``max_inflight`` batches wait for acknowledgement at once, so memory stays bounded however many
-    records stream through. ``flush()`` returns once the broker has acknowledged every record and raises
-    if any batch failed.
+    Each key goes to the partition ``send()`` would choose (murmur2 of the key, as every Kafka
+    client does), so records sent here and records relayed from an outbox keep their per-key order.
+    At most ``max_inflight`` batches wait for acknowledgement at once, so memory stays bounded
+    however many records stream through. ``flush()`` returns once the broker has acknowledged every
+    record and raises if any batch failed.
     """
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, *, max_inflight: int = 32) -> None:
@@ -114,8 +117,9 @@ class KeyedBatchSender:
         if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
             await self._send(partition, batch)
             batch = self._batches[partition] = self.producer.create_batch()
-            # An empty batch takes any record, even one over max_batch_size (the broker's limit still applies).
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
+            # An empty batch takes any record, even one over max_batch_size (the broker's limit
+            # still applies).
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"record for key {key!r} does not fit an empty batch")
         self.sent += 1
 
@@ -127,8 +131,8 @@ class KeyedBatchSender:
             await self._inflight.popleft()
 
     async def flush(self) -> int:
-        """Send what is buffered and wait for every acknowledgement; returns how many records were sent.
-        Raises the first failure, after every batch in flight has settled."""
+        """Send what is buffered and wait for every acknowledgement; returns how many records were
+        sent. Raises the first failure, after every batch in flight has settled."""
         for partition, batch in list(self._batches.items()):
             if batch.record_count():  # type: ignore[attr-defined]
                 await self._send(partition, batch)
@@ -140,8 +144,8 @@ class KeyedBatchSender:
         return self.sent
 
     async def abandon(self) -> None:
-        """Give up: drop what is not sent yet; batches already handed to the producer finish on their own
-        (their outcome is collected, not raised)."""
+        """Give up: drop what is not sent yet; batches already handed to the producer finish on
+        their own (their outcome is collected, not raised)."""
         self._batches.clear()
         inflight, self._inflight = list(self._inflight), deque()
         await asyncio.gather(*inflight, return_exceptions=True)
@@ -150,7 +154,8 @@ class KeyedBatchSender:
 def create_consumer(
     settings: ServiceSettings, group_id: str | None, topics: Iterable[str], **overrides: object
 ) -> AIOKafkaConsumer:
-    """A group consumer that never auto-commits: offsets are committed by the runner after the effect."""
+    """A group consumer that never auto-commits: offsets are committed by the runner after the
+    effect."""
     bad = _UNSAFE_CONSUMER & overrides.keys()
     if bad:
         raise ValueError(f"refusing to override safe consumer settings: {sorted(bad)}")
@@ -173,7 +178,8 @@ def create_consumer(
 async def create_topics(
     bootstrap_servers: str, prefix: str = "", specs: Iterable[TopicSpec] | None = None
 ) -> list[str]:
-    """Create missing topics from the catalog; returns the names created. Existing topics are left as they are."""
+    """Create missing topics from the catalog; returns the names created. Existing topics are left
+    as they are."""
     specs = list(specs if specs is not None else all_topics())
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, client_id="recall-alerts-topic-bootstrap"

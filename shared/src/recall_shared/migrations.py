@@ -13,13 +13,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 def run_env(metadata: MetaData) -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:  # alembic_config() always sets it; a hand-made config might not
+        raise RuntimeError("alembic config has no sqlalchemy.url")
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
         return
 
-    def migrate(connection) -> None:  # type: ignore[no-untyped-def]
+    def migrate(connection) -> None:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
@@ -42,7 +44,8 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
 
 
 def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
-    """Migrate to ``revision``. Synchronous (Alembic runs its own loop): call via asyncio.to_thread from async code."""
+    """Migrate to ``revision``. Synchronous (Alembic runs its own loop): call via asyncio.to_thread
+    from async code."""
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
 
 
@@ -54,7 +57,8 @@ def make_revision(migrations_dir: Path, database_url: str, message: str) -> None
 
 
 def create_messaging_tables() -> None:
-    """The outbox and inbox every service has (recall_shared.db.new_metadata), for its first migration."""
+    """The outbox and inbox every service has (recall_shared.db.new_metadata), for its first
+    migration."""
     import sqlalchemy as sa
     from alembic import op
     from sqlalchemy.dialects import postgresql
@@ -101,8 +105,8 @@ def drop_messaging_tables() -> None:
 
 
 def create_seller_keys_table() -> None:
-    """The ``seller_keys`` read model of sellers.v1 (recall_shared.api_keys.SellerKeyColumns), for the
-    migration of a service that authenticates sellers and operators."""
+    """The ``seller_keys`` read model of sellers.v1 (recall_shared.api_keys.SellerKeyColumns), for
+    the migration of a service that authenticates sellers and operators."""
     import sqlalchemy as sa
     from alembic import op
 

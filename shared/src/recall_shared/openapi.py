@@ -108,11 +108,18 @@ def _document_operation(route: Any, method: str, op: dict[str, Any]) -> None:
 
 
 def api_routes(app: FastAPI) -> Iterator[Any]:
-    """Every API route of the app, included routers flattened (FastAPI's route contexts, which answer
-    as an APIRoute does: path_format, methods, dependant, include_in_schema)."""
+    """Every API route of the app, included routers flattened (FastAPI's route contexts, which
+    answer as an APIRoute does: path_format, methods, dependant, include_in_schema)."""
     for context in routing.iter_route_contexts(app.routes):
         if isinstance(context.original_route, routing.APIRoute):
             yield context
+
+
+TEXT_RULE = (
+    "Every string (path, query, body, form) must be text PostgreSQL can store: no NUL character "
+    "(U+0000) and no lone surrogate; every integer fits 64 bits. Otherwise the answer is a 422 "
+    "naming the field (`error: validation_failed`)."
+)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -120,7 +127,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title,
         version=app.version,
         openapi_version=app.openapi_version,
-        description=app.description,
+        description=(app.description + "\n\n" if app.description else "") + TEXT_RULE,
         routes=app.routes,
         license_info=LICENSE,
         # Relative: the service answers wherever this document is served from.

@@ -8,10 +8,11 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """``[#######.......]  70%  7,000/10,000  created 6,900 skipped 100  1,234/s``, redrawn in place.
+    """``[#######.......]  70%  7,000/10,000  created 6,900 skipped 100  1,234/s``, redrawn in
+    place.
 
-    With no total (a stream of unknown length) it shows the count and rate only. On a stream that is not
-    a terminal it prints a line at most every ``every_s`` seconds instead of redrawing.
+    With no total (a stream of unknown length) it shows the count and rate only. On a stream that is
+    not a terminal it prints a line at most every ``every_s`` seconds instead of redrawing.
     """
 
     def __init__(
@@ -51,7 +52,8 @@ class ProgressBar:
         if self.total:
             filled = int(self.width * min(self.done / self.total, 1.0))
             parts.append(
-                f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * self.done / self.total:3.0f}%"
+                f"[{'#' * filled}{'.' * (self.width - filled)}] "
+                f"{100 * self.done / self.total:3.0f}%"
             )
             parts.append(f"{self.done:,}/{self.total:,}")
         else:

@@ -1,9 +1,9 @@
 """How lot and serial codes compare, free of I/O: the collations a recall's scope may state.
 
-Real scopes: "lots 00112 through 10412" (zero-padded numbers: ``numeric``), serials "FFP 49 1203 0001"
-to "FFP 49 1237 00974" (segments of uneven width: ``natural``, which compares letter runs as text and
-digit runs as numbers), or codes compared as written (``exact``). Codes are compared without case and
-without spaces or hyphens.
+Real scopes: "lots 00112 through 10412" (zero-padded numbers: ``numeric``), serials "FFP 49 1203
+0001" to "FFP 49 1237 00974" (segments of uneven width: ``natural``, which compares letter runs as
+text and digit runs as numbers), or codes compared as written (``exact``). Codes are compared
+without case and without spaces or hyphens.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def normalise_code(code: str) -> str:
 
 
 def natural_key(code: str) -> SortKey:
-    """'FFP 49 1203 0001' -> (('FFP'), 49, 1203, 1): digit runs compare by value, whatever their width."""
+    """'FFP 49 1203 0001' -> (('FFP'), 49, 1203, 1): digit runs compare by value, whatever their
+    width."""
     return tuple((0, int(t)) if t.isdigit() else (1, t) for t in _TOKENS.findall(code.upper()))
 
 

@@ -82,7 +82,8 @@ async def eventually(
 async def read_topic(
     topic: str, *, count: int, timeout: float = 30.0, bootstrap: str | None = None
 ) -> list[tuple[bytes | None, Envelope | None, object]]:
-    """Read ``count`` records from the start of a topic: (key, envelope or None if unreadable, raw record)."""
+    """Read ``count`` records from the start of a topic: (key, envelope or None if unreadable, raw
+    record)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap or kafka_bootstrap(),
@@ -111,7 +112,8 @@ async def read_topic(
 
 @asynccontextmanager
 async def migrated_database(migrations_dir: Path, prefix: str = "t") -> AsyncIterator[str]:
-    """A fresh database migrated to head with a service's migrations; dropped afterwards. Yields its URL."""
+    """A fresh database migrated to head with a service's migrations; dropped afterwards. Yields its
+    URL."""
     name = unique_name(prefix)
     url = await create_database(name)
     try:
@@ -129,7 +131,8 @@ def unique_topic_prefix() -> str:
 async def running_app(
     app: FastAPI, *, base_url: str = "http://testserver"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Start the app's runtime (producer, relay, consumers) and give an HTTP client bound to the app in-process.
+    """Start the app's runtime (producer, relay, consumers) and give an HTTP client bound to the app
+    in-process.
 
     The topics of the app's prefix are created first, from the catalog."""
     runtime = app.state.runtime
@@ -145,8 +148,8 @@ async def running_app(
 
 
 async def read_to_end(topic: str, *, timeout: float = 10.0, bootstrap: str | None = None) -> list:
-    """Every record on ``topic`` up to its end offsets at the call, partition by partition in offset order
-    (raw aiokafka records). Unlike :func:`read_topic` it needs no expected count."""
+    """Every record on ``topic`` up to its end offsets at the call, partition by partition in offset
+    order (raw aiokafka records). Unlike :func:`read_topic` it needs no expected count."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap or kafka_bootstrap(),
         group_id=None,
@@ -193,8 +196,8 @@ async def delete_topics(prefix: str, bootstrap: str | None = None) -> None:
 
 @asynccontextmanager
 async def own_topics() -> AsyncIterator[str]:
-    """A unique topic prefix for one test or module; its topics are deleted afterwards (or the local broker
-    slows down run after run)."""
+    """A unique topic prefix for one test or module; its topics are deleted afterwards (or the local
+    broker slows down run after run)."""
     prefix = unique_topic_prefix()
     try:
         yield prefix
@@ -216,7 +219,8 @@ async def started_producer(settings: ServiceSettings) -> AsyncIterator[AIOKafkaP
 
 def fast_test_settings(**overrides: object) -> dict[str, object]:
     """Settings for a service under test: the test environment with its own secrets (it refuses the
-    development defaults), quick retries and a short outbox poll. Pass to the service's Settings(**...)."""
+    development defaults), quick retries and a short outbox poll. Pass to the service's
+    Settings(**...)."""
     values: dict[str, object] = {
         "environment": "test",
         "log_json": False,

@@ -1,7 +1,8 @@
 """The topic catalog: every topic the system uses, its key, partitions, retention and events.
 
 Topics are created by an explicit bootstrap step (``create-topics``), never by broker auto-create.
-``RECALL_ALERTS_TOPIC_PREFIX`` prefixes every physical name, so test runs or tenants can share a cluster.
+``RECALL_ALERTS_TOPIC_PREFIX`` prefixes every physical name, so test runs or tenants can share a
+cluster.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ CUSTOMERS = TopicSpec(
     "customer id",
     3,
     "accounts (upstream)",
-    "Customer contacts: email, safety-only contact, locale, marketing preference (ignored for safety).",
+    "Customer contacts: email, safety-only contact, locale, marketing preference (ignored for "
+    "safety).",
     (ev.CustomerUpdated,),
     compacted=True,
 )
@@ -111,7 +113,8 @@ SELLERS = TopicSpec(
     "key id",
     3,
     "recall-intake",
-    "Seller and operator API keys issued and revoked (HMAC hashes only), for services that authenticate sellers.",
+    "Seller and operator API keys issued and revoked (HMAC hashes only), for services that "
+    "authenticate sellers.",
     (ev.ApiKeyIssued, ev.ApiKeyRevoked),
     compacted=True,
 )

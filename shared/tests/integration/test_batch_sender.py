@@ -1,5 +1,5 @@
-"""KeyedBatchSender on a real broker: every record acknowledged, on the partition send() would choose,
-in order per key, with a bounded number of batches in flight."""
+"""KeyedBatchSender on a real broker: every record acknowledged, on the partition send() would
+choose, in order per key, with a bounded number of batches in flight."""
 
 from __future__ import annotations
 

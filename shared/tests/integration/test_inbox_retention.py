@@ -1,5 +1,5 @@
-"""The inbox forgets applied event ids after the retention period, in batches, and a service does it by
-itself in the background."""
+"""The inbox forgets applied event ids after the retention period, in batches, and a service does it
+by itself in the background."""
 
 from __future__ import annotations
 

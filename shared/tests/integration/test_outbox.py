@@ -93,7 +93,7 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
     )
     # Nothing else on the topic: exactly the 50 committed events.
     assert sum((await topic_end_offsets(topic)).values()) == 50
-    assert 'events_produced_total{topic="%s"} 50.0' % topic in metrics.render().decode()
+    assert f'events_produced_total{{topic="{topic}"}} 50.0' in metrics.render().decode()
 
 
 async def _empty(infra) -> bool:  # type: ignore[no-untyped-def]
@@ -137,11 +137,13 @@ async def test_relay_wakes_on_notify_not_on_the_slow_poll(
 
 
 class RelayCrash(BaseException):
-    """Stands for the process dying: not an Exception, so the relay's own retry loop does not catch it."""
+    """Stands for the process dying: not an Exception, so the relay's own retry loop does not catch
+    it."""
 
 
 class _CrashOnDelete:
-    """Delegates to the relay's connection but dies when the relay tries to delete published rows."""
+    """Delegates to the relay's connection but dies when the relay tries to delete published
+    rows."""
 
     def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
         self._conn = conn
@@ -185,7 +187,8 @@ async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_ded
     assert sum((await topic_end_offsets(topic)).values()) == 12
     assert await _outbox_rows(infra) == 12
 
-    # A new relay (the restarted process) publishes them again, with the same ids, and empties the outbox.
+    # A new relay (the restarted process) publishes them again, with the same ids, and empties the
+    # outbox.
     relay = infra.relay(producer)
     async with run_task(relay):
         await eventually(lambda: _empty(infra), timeout=20)
@@ -285,7 +288,7 @@ async def test_two_relays_only_one_publishes_and_the_other_takes_over(
         assert follower.published_total == 15
         assert leader.published_total == 30
     finally:
-        for relay, task in tasks.items():
+        for relay in tasks:
             relay.stop()
         await asyncio.wait_for(asyncio.gather(*tasks.values(), return_exceptions=True), timeout=10)
 

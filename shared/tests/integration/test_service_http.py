@@ -1,4 +1,5 @@
-"""ServiceRuntime with install_common on a FastAPI app: health, readiness, metrics, correlation ids."""
+"""ServiceRuntime with install_common on a FastAPI app: health, readiness, metrics, correlation
+ids."""
 
 from __future__ import annotations
 
@@ -82,16 +83,16 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
             "dead_letters": "none pending",
         }
 
-        # A request writes an event through the outbox; the relay publishes it; the consumer applies it,
-        # and the correlation id of the request travels with the event.
+        # A request writes an event through the outbox; the relay publishes it; the consumer applies
+        # it, and the correlation id of the request travels with the event.
         resp = await client.post(
             "/close", json={"alert_id": "al-1", "count": 1}, headers={CORRELATION_HEADER: "req-123"}
         )
         assert resp.status_code == 200 and resp.headers[CORRELATION_HEADER] == "req-123"
         event_id = resp.json()["event_id"]
 
-        async def applied() -> bool:
-            return await infra.applied_ids() == [event_id]
+        async def applied(expected: str = event_id) -> bool:
+            return await infra.applied_ids() == [expected]
 
         await eventually(applied, timeout=25)
         ((_, env, _),) = await read_topic(infra.topic(ALERTS), count=1, timeout=10)
@@ -105,12 +106,11 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
         assert bad.json()["error"] == "validation_failed" and "count" in bad.json()["message"]
 
         metrics = (await client.get("/metrics")).text
+        topic = infra.topic(ALERTS)
         assert (
-            'events_consumed_total{event_type="alert.closed.v1",topic="%s"} 1.0'
-            % infra.topic(ALERTS)
-            in metrics
+            f'events_consumed_total{{event_type="alert.closed.v1",topic="{topic}"}} 1.0' in metrics
         )
-        assert 'events_produced_total{topic="%s"} 1.0' % infra.topic(ALERTS) in metrics
+        assert f'events_produced_total{{topic="{topic}"}} 1.0' in metrics
         assert 'http_requests_total{method="POST",route="/close",status="422"} 1.0' in metrics
         assert "events_dead_lettered_total" in metrics and "outbox_backlog" in metrics
 

@@ -53,7 +53,7 @@ async def test_create_topics_applies_the_catalog_and_is_idempotent(infra) -> Non
 
 async def test_create_topics_reports_broker_refusals(infra) -> None:
     bad = TopicSpec("bad.v1", "k", 0, "tests", "zero partitions is refused by the broker", ())
-    with pytest.raises(RuntimeError, match="bad.v1"):
+    with pytest.raises(RuntimeError, match=r"bad\.v1"):
         await create_topics(kafka_bootstrap(), infra.prefix, [bad])
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
     await admin.start()

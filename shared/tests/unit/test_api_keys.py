@@ -1,4 +1,5 @@
-"""recall_shared.api_keys without a database: who may see what, and the seller_keys table a service gets."""
+"""recall_shared.api_keys without a database: who may see what, and the seller_keys table a service
+gets."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def test_expired_token_is_refused() -> None:
     token = issue_customer_token(
         "c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1)
     )
-    with pytest.raises(InvalidToken, match="^token expired$"):
+    with pytest.raises(InvalidToken, match=r"^token expired$"):
         CustomerTokenVerifier(secret=SECRET).customer_id(token)
 
 

@@ -85,16 +85,16 @@ def test_no_headers_at_all_is_an_envelope_error() -> None:
 
 
 def test_bad_specversion_is_an_envelope_error() -> None:
-    headers = _headers_without("ce_specversion") + [("ce_specversion", b"0.3")]
+    headers = [*_headers_without("ce_specversion"), ("ce_specversion", b"0.3")]
     with pytest.raises(EnvelopeError, match="specversion"):
         read_headers(headers, b"{}")
 
 
 def test_bad_time_and_non_utf8_headers_are_envelope_errors() -> None:
     with pytest.raises(EnvelopeError, match="ce_time"):
-        read_headers(_headers_without("ce_time") + [("ce_time", b"yesterday")], b"{}")
+        read_headers([*_headers_without("ce_time"), ("ce_time", b"yesterday")], b"{}")
     with pytest.raises(EnvelopeError, match="UTF-8"):
-        read_headers(_headers_without("ce_source") + [("ce_source", b"\xff\xfe")], b"{}")
+        read_headers([*_headers_without("ce_source"), ("ce_source", b"\xff\xfe")], b"{}")
 
 
 def test_missing_body_is_an_envelope_error() -> None:
@@ -123,8 +123,8 @@ def test_schema_violation_is_invalid_event() -> None:
 
 def test_unknown_type_is_unknown_event_type() -> None:
     env = wrap(_order(), source="s")
-    headers = _headers_without("ce_type") + [("ce_type", b"order.placed.v2")]
-    with pytest.raises(UnknownEventType, match="order.placed.v2"):
+    headers = [*_headers_without("ce_type"), ("ce_type", b"order.placed.v2")]
+    with pytest.raises(UnknownEventType, match=r"order\.placed\.v2"):
         parse(read_headers(headers, env.data))
 
 

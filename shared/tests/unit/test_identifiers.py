@@ -1,5 +1,5 @@
-"""Identifier normalisation on the forms real recalls use (product.md: "0-11110-91128-5", dropped check
-digits, typos)."""
+"""Identifier normalisation on the forms real recalls use (product.md: "0-11110-91128-5", dropped
+check digits, typos)."""
 
 from __future__ import annotations
 

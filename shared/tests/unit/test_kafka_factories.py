@@ -1,5 +1,5 @@
-"""The client factories enforce safe settings. Clients are constructed, never started (no broker needed);
-AIOKafkaProducer wants a running loop at construction, hence async tests."""
+"""The client factories enforce safe settings. Clients are constructed, never started (no broker
+needed); AIOKafkaProducer wants a running loop at construction, hence async tests."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ async def test_producer_is_idempotent_with_acks_all(settings_factory: Callable) 
         settings_factory(kafka_bootstrap_servers="broker-a:9092"), linger_ms=50
     )
     try:
-        # aiokafka keeps acks in the sender (-1 is "all") and builds a transaction manager (producer id,
-        # sequence numbers) only for an idempotent producer.
+        # aiokafka keeps acks in the sender (-1 is "all") and builds a transaction manager (producer
+        # id, sequence numbers) only for an idempotent producer.
         assert producer._sender._acks == -1
         assert producer._txn_manager is not None
         assert producer.client._bootstrap_servers == "broker-a:9092"
@@ -85,6 +85,7 @@ def test_murmur2_is_kafkas_key_hash() -> None:
     ]
     for key in keys:
         assert murmur2(key) == reference(key), key
-    # the Java client's values for two known keys (Utils.murmur2, masked as the default partitioner does)
+    # the Java client's values for two known keys (Utils.murmur2, masked as the default partitioner
+    # does)
     assert murmur2(b"21") & 0x7FFFFFFF == (-973932308) & 0x7FFFFFFF
     assert murmur2(b"foobar") & 0x7FFFFFFF == (-790332482) & 0x7FFFFFFF

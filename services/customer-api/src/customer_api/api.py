@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPBearer
@@ -62,7 +62,7 @@ class BearerCustomer(HTTPBearer):
 current_customer = BearerCustomer()
 # For a route that calls authenticated_customer itself, first thing (the banner: every dependency
 # level costs per request): documents the same security requirement as CustomerDep.
-BEARER_SECURITY = {"security": [{current_customer.scheme_name: []}]}
+BEARER_SECURITY: dict[str, Any] = {"security": [{current_customer.scheme_name: []}]}
 CustomerDep = Annotated[str, Depends(current_customer)]
 
 
@@ -146,7 +146,7 @@ def _summary(a: CustomerAlert) -> AlertSummary:
         alert_id=a.alert_id,
         recall_id=a.recall_id,
         status=a.status,
-        resolution=a.resolution,  # type: ignore[arg-type]
+        resolution=a.resolution,
         tier=st.tier,
         kind=st.recall.kind,
         title=st.recall.title,
@@ -166,7 +166,7 @@ def _remedy_status(r: RemedyRequest) -> RemedyStatus:
         request_id=r.request_id,
         remedy=r.remedy,
         state=r.case_state,
-        case_id=r.case_id,  # type: ignore[arg-type]
+        case_id=r.case_id,
         refunded_amount=r.refunded_amount,
         currency=r.currency,
         reason=r.reason,

@@ -17,7 +17,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def _demo_token(settings: Settings, args: argparse.Namespace) -> None:
     if settings.environment == "production":
         raise SystemExit(
-            "demo tokens are for development and tests; production tokens come from the identity provider"
+            "demo tokens are for development and tests; production tokens come from the identity "
+            "provider"
         )
     print(
         issue_customer_token(args.customer_id, settings.jwt_secret, ttl=timedelta(hours=args.hours))

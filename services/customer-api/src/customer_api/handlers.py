@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.remedy_states import COMPLETED_CASE_STATES
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-FINAL_CASE_STATES = {"refunded", "replacement_shipped", "repaired", "closed"}
+FINAL_CASE_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_shared.remedy_states)
 
 
 async def _upsert_alert(session: AsyncSession, state: ev.AlertState) -> None:

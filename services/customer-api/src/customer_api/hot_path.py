@@ -1,15 +1,17 @@
-"""GET /v1/me/banner for a valid bearer token, answered beneath FastAPI's routing and dependency solving.
+"""GET /v1/me/banner for a valid bearer token, answered beneath FastAPI's routing and dependency
+solving.
 
-The orders page asks for the banner on every view. After the query itself was made cheap (one round trip on
-raw asyncpg, JSON written from the row), FastAPI's per-request machinery (exception and exit-stack
-middlewares, route matching, dependency solving, parameter validation) was the largest cost left. This ASGI
-middleware answers the one common case, a GET with a bearer token that verifies, with the same function as the
-route (:func:`customer_api.api.banner_response`), so the answer is the same, byte for byte. Everything else (no
-token, a refused token, another method or path) goes on to the FastAPI route unchanged, which gives the usual
-401 and error shapes; the route also keeps the banner in the OpenAPI document.
+The orders page asks for the banner on every view. After the query itself was made cheap (one round
+trip on raw asyncpg, JSON written from the row), FastAPI's per-request machinery (exception and
+exit-stack middlewares, route matching, dependency solving, parameter validation) was the largest
+cost left. This ASGI middleware answers the one common case, a GET with a bearer token that
+verifies, with the same function as the route (:func:`customer_api.api.banner_response`), so the
+answer is the same, byte for byte. Everything else (no token, a refused token, another method or
+path) goes on to the FastAPI route unchanged, which gives the usual 401 and error shapes; the route
+also keeps the banner in the OpenAPI document.
 
-It sits inside the correlation middleware, so correlation ids and the request metrics (labelled with the
-route's path, as FastAPI's routing would) are the same for either way.
+It sits inside the correlation middleware, so correlation ids and the request metrics (labelled with
+the route's path, as FastAPI's routing would) are the same for either way.
 """
 
 from __future__ import annotations

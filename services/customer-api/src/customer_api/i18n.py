@@ -34,7 +34,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "banner.most_severe": "Most urgent:",
         "banner.all": "See all your recalls and product safety alerts",
         "recalls.title": "Your recalls and product safety alerts",
-        "recalls.intro": "Products you bought that have been recalled or have a safety alert, and what to do.",
+        "recalls.intro": "Products you bought that have been recalled or have a safety alert, and "
+        "what to do.",
         "recalls.empty": "You have no recalls or product safety alerts.",
         "recalls.older": "Older alerts",
         "recalls.back": "All your recalls and product safety alerts",
@@ -56,8 +57,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "line.serial": "Serial number {serial}",
         "tier.confirmed": "Your purchase is affected by this recall.",
         "tier.possibly_affected": "Your purchase may be affected.",
-        "check_label": "We do not know the {what} of the unit we sent you. Check the label on your product "
-        "against the recall details on this page. If your unit is not affected, tell us so.",
+        "check_label": "We do not know the {what} of the unit we sent you. Check the label on your "
+        "product against the recall details on this page. If your unit is not affected, tell us "
+        "so.",
         "check_label.generic": "lot or serial number",
         "attr.lot": "lot number",
         "attr.serial": "serial number",
@@ -72,8 +74,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "remedy.heading": "What you can choose",
         "remedy.legend": "Choose your remedy",
         "remedy.submit": "Confirm my choice",
-        "remedy.refund_with_return": "A full refund of the price you paid, with a prepaid return label",
-        "remedy.refund_on_destruction": "A full refund of the price you paid, on proof of destruction",
+        "remedy.refund_with_return": "A full refund of the price you paid, with a prepaid return "
+        "label",
+        "remedy.refund_on_destruction": "A full refund of the price you paid, on proof of "
+        "destruction",
         "remedy.replacement": "A free replacement",
         "remedy.repair": "A free repair",
         "remedy.none": "No remedy is offered for this alert. Follow the instructions above.",
@@ -95,13 +99,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "state.repaired": "Repaired",
         "state.closed": "Completed",
         "state.rejected": "Declined",
-        "status.withdrawn": "This alert was withdrawn: after a correction of the recall, your purchase is not affected.",
+        "status.withdrawn": "This alert was withdrawn: after a correction of the recall, your "
+        "purchase is not affected.",
         "status.closed": "This recall has been closed.",
         "contact": "Questions",
         "done.remedy": "Your choice was recorded. We will keep you informed here and by email.",
         "done.acknowledge": "Thank you for confirming that you have read this notice.",
         "done.not_affected": "Thank you. We recorded that your unit is not affected.",
-        "error.conflict": "This could not be done: the alert has changed or a remedy was already chosen.",
+        "error.conflict": "This could not be done: the alert has changed or a remedy was already "
+        "chosen.",
         "error.not_offered": "Please choose one of the remedies offered.",
         "error.choose": "Please choose a remedy first.",
         "notfound.title": "Alert not found",
@@ -109,16 +115,19 @@ STRINGS: dict[str, dict[str, str]] = {
         "forbidden.title": "This form has expired",
         "forbidden.text": "Please go back, reload the page and try again.",
         "signin.title": "Sign in to see your recalls",
-        "signin.text": "Your recalls and product safety alerts are private. Sign in with your marketplace "
-        "account, or open the link in the recall email we sent you.",
-        "signin.expired": "Your session has expired or the sign-in link is no longer valid. Please sign in again.",
+        "signin.text": "Your recalls and product safety alerts are private. Sign in with your "
+        "marketplace account, or open the link in the recall email we sent you.",
+        "signin.expired": "Your session has expired or the sign-in link is no longer valid. Please "
+        "sign in again.",
         "signin.signed_out": "You have signed out.",
         "signin.dev": "Development: sign in as a demo customer",
         "dev.title": "Sign in as a demo customer",
-        "dev.text": "Development only. Each link signs you in with a token made with this service's secret.",
+        "dev.text": "Development only. Each link signs you in with a token made with this "
+        "service's secret.",
         "dev.other": "Another customer id",
         "dev.submit": "Sign in",
-        "dev.rs256": "This service verifies RS256 tokens; demo tokens (HS256) will not be accepted.",
+        "dev.rs256": "This service verifies RS256 tokens; demo tokens (HS256) will not be "
+        "accepted.",
         "footer": "Safety notices are sent regardless of your marketing preferences.",
     },
     "de": {
@@ -130,20 +139,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "nav.language": "Sprache",
         "signout": "Abmelden",
         "orders.title": "Meine Bestellungen",
-        "orders.note": "Demoseite: Die gezeigten Bestellungen sind die in Ihren Rückrufen genannten Käufe.",
+        "orders.note": "Demoseite: Die gezeigten Bestellungen sind die in Ihren Rückrufen "
+        "genannten Käufe.",
         "orders.empty": "Es gibt keine Bestellungen anzuzeigen.",
         "orders.order": "Bestellung {order}",
         "orders.placed": "Bestellt am {date}",
         "orders.line": "{units} × {price}",
         "orders.recalled": "Rückruf: So gehen Sie vor",
         "banner.label": "Rückrufhinweis",
-        "banner.heading.one": "Rückruf: 1 von Ihnen gekauftes Produkt erfordert Ihre Aufmerksamkeit",
-        "banner.heading.many": "Rückruf: {count} von Ihnen gekaufte Produkte erfordern Ihre Aufmerksamkeit",
+        "banner.heading.one": "Rückruf: 1 von Ihnen gekauftes Produkt erfordert Ihre "
+        "Aufmerksamkeit",
+        "banner.heading.many": "Rückruf: {count} von Ihnen gekaufte Produkte erfordern Ihre "
+        "Aufmerksamkeit",
         "banner.most_severe": "Am dringendsten:",
         "banner.all": "Alle Ihre Rückrufe und Produktsicherheitswarnungen",
         "recalls.title": "Ihre Rückrufe und Produktsicherheitswarnungen",
-        "recalls.intro": "Von Ihnen gekaufte Produkte, die zurückgerufen wurden oder für die eine Sicherheitswarnung "
-        "besteht, und was zu tun ist.",
+        "recalls.intro": "Von Ihnen gekaufte Produkte, die zurückgerufen wurden oder für die eine "
+        "Sicherheitswarnung besteht, und was zu tun ist.",
         "recalls.empty": "Sie haben keine Rückrufe oder Produktsicherheitswarnungen.",
         "recalls.older": "Ältere Meldungen",
         "recalls.back": "Alle Ihre Rückrufe und Produktsicherheitswarnungen",
@@ -165,8 +177,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "line.serial": "Seriennummer {serial}",
         "tier.confirmed": "Ihr Kauf ist von diesem Rückruf betroffen.",
         "tier.possibly_affected": "Ihr Kauf ist möglicherweise betroffen.",
-        "check_label": "Wir wissen nicht, welche {what} Ihr Exemplar hat. Vergleichen Sie das Etikett Ihres Produkts "
-        "mit den Angaben zu diesem Rückruf. Ist Ihr Exemplar nicht betroffen, teilen Sie es uns mit.",
+        "check_label": "Wir wissen nicht, welche {what} Ihr Exemplar hat. Vergleichen Sie das "
+        "Etikett Ihres Produkts mit den Angaben zu diesem Rückruf. Ist Ihr Exemplar nicht "
+        "betroffen, teilen Sie es uns mit.",
         "check_label.generic": "Charge oder Seriennummer",
         "attr.lot": "Chargennummer",
         "attr.serial": "Seriennummer",
@@ -175,17 +188,21 @@ STRINGS: dict[str, dict[str, str]] = {
         "attr.expires_on": "Verfallsdatum",
         "not_affected.reason": "Was steht auf Ihrem Etikett? (optional)",
         "not_affected.button": "Mein Exemplar ist nicht betroffen",
-        "not_affected.done": "Sie haben uns mitgeteilt, dass Ihr Exemplar nicht betroffen ist. Vielen Dank.",
+        "not_affected.done": "Sie haben uns mitgeteilt, dass Ihr Exemplar nicht betroffen ist. "
+        "Vielen Dank.",
         "ack.button": "Ich habe diesen Hinweis gelesen",
         "ack.done": "Sie haben bestätigt, dass Sie diesen Hinweis gelesen haben.",
         "remedy.heading": "Ihre Wahl",
         "remedy.legend": "Wählen Sie Ihre Abhilfe",
         "remedy.submit": "Auswahl bestätigen",
-        "remedy.refund_with_return": "Volle Erstattung des gezahlten Preises, mit frankiertem Rücksendeetikett",
-        "remedy.refund_on_destruction": "Volle Erstattung des gezahlten Preises gegen Nachweis der Vernichtung",
+        "remedy.refund_with_return": "Volle Erstattung des gezahlten Preises, mit frankiertem "
+        "Rücksendeetikett",
+        "remedy.refund_on_destruction": "Volle Erstattung des gezahlten Preises gegen Nachweis der "
+        "Vernichtung",
         "remedy.replacement": "Kostenloser Ersatz",
         "remedy.repair": "Kostenlose Reparatur",
-        "remedy.none": "Für diese Meldung wird keine Abhilfe angeboten. Befolgen Sie die Anweisungen oben.",
+        "remedy.none": "Für diese Meldung wird keine Abhilfe angeboten. Befolgen Sie die "
+        "Anweisungen oben.",
         "progress.heading": "Ihre Abhilfe",
         "progress.chosen": "Ihre Wahl: {remedy}",
         "progress.status": "Stand: {state}",
@@ -204,31 +221,40 @@ STRINGS: dict[str, dict[str, str]] = {
         "state.repaired": "Repariert",
         "state.closed": "Abgeschlossen",
         "state.rejected": "Abgelehnt",
-        "status.withdrawn": "Diese Meldung wurde zurückgezogen: Nach einer Korrektur des Rückrufs ist Ihr Kauf nicht betroffen.",
+        "status.withdrawn": "Diese Meldung wurde zurückgezogen: Nach einer Korrektur des Rückrufs "
+        "ist Ihr Kauf nicht betroffen.",
         "status.closed": "Dieser Rückruf ist abgeschlossen.",
         "contact": "Fragen",
-        "done.remedy": "Ihre Wahl wurde gespeichert. Wir halten Sie hier und per E-Mail auf dem Laufenden.",
+        "done.remedy": "Ihre Wahl wurde gespeichert. Wir halten Sie hier und per E-Mail auf dem "
+        "Laufenden.",
         "done.acknowledge": "Danke für Ihre Bestätigung, dass Sie diesen Hinweis gelesen haben.",
         "done.not_affected": "Danke. Wir haben gespeichert, dass Ihr Exemplar nicht betroffen ist.",
-        "error.conflict": "Das war nicht möglich: Die Meldung hat sich geändert oder eine Abhilfe wurde bereits gewählt.",
+        "error.conflict": "Das war nicht möglich: Die Meldung hat sich geändert oder eine Abhilfe "
+        "wurde bereits gewählt.",
         "error.not_offered": "Bitte wählen Sie eine der angebotenen Abhilfen.",
         "error.choose": "Bitte wählen Sie zuerst eine Abhilfe.",
         "notfound.title": "Meldung nicht gefunden",
         "notfound.text": "Wir konnten diese Meldung in Ihrem Konto nicht finden.",
         "forbidden.title": "Dieses Formular ist abgelaufen",
-        "forbidden.text": "Bitte gehen Sie zurück, laden Sie die Seite neu und versuchen Sie es noch einmal.",
+        "forbidden.text": "Bitte gehen Sie zurück, laden Sie die Seite neu und versuchen Sie es "
+        "noch einmal.",
         "signin.title": "Melden Sie sich an, um Ihre Rückrufe zu sehen",
-        "signin.text": "Ihre Rückrufe und Produktsicherheitswarnungen sind privat. Melden Sie sich mit Ihrem "
-        "Marktplatz-Konto an oder öffnen Sie den Link in der Rückruf-E-Mail, die wir Ihnen gesendet haben.",
-        "signin.expired": "Ihre Sitzung ist abgelaufen oder der Anmeldelink ist nicht mehr gültig. Bitte melden Sie sich erneut an.",
+        "signin.text": "Ihre Rückrufe und Produktsicherheitswarnungen sind privat. Melden Sie sich "
+        "mit Ihrem Marktplatz-Konto an oder öffnen Sie den Link in der Rückruf-E-Mail, die wir "
+        "Ihnen gesendet haben.",
+        "signin.expired": "Ihre Sitzung ist abgelaufen oder der Anmeldelink ist nicht mehr gültig. "
+        "Bitte melden Sie sich erneut an.",
         "signin.signed_out": "Sie haben sich abgemeldet.",
         "signin.dev": "Entwicklung: als Demokunde anmelden",
         "dev.title": "Als Demokunde anmelden",
-        "dev.text": "Nur für die Entwicklung. Jeder Link meldet Sie mit einem Token an, das mit dem Schlüssel dieses Dienstes erstellt wird.",
+        "dev.text": "Nur für die Entwicklung. Jeder Link meldet Sie mit einem Token an, das mit "
+        "dem Schlüssel dieses Dienstes erstellt wird.",
         "dev.other": "Andere Kundennummer",
         "dev.submit": "Anmelden",
-        "dev.rs256": "Dieser Dienst prüft RS256-Tokens; Demo-Tokens (HS256) werden nicht angenommen.",
-        "footer": "Sicherheitsmitteilungen werden unabhängig von Ihren Werbeeinstellungen versandt.",
+        "dev.rs256": "Dieser Dienst prüft RS256-Tokens; Demo-Tokens (HS256) werden nicht "
+        "angenommen.",
+        "footer": "Sicherheitsmitteilungen werden unabhängig von Ihren Werbeeinstellungen "
+        "versandt.",
     },
 }
 

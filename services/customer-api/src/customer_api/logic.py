@@ -1,8 +1,9 @@
-"""What the customer can see and do, free of HTTP: one implementation behind the JSON API and the pages.
+"""What the customer can see and do, free of HTTP: one implementation behind the JSON API and the
+pages.
 
-Every function takes the signed-in customer's id and scopes its queries to it; another customer's alert
-raises :class:`AlertNotFound`, exactly like a missing one. The callers map :class:`AlertError` to their
-own answer (a JSON error, an HTML page).
+Every function takes the signed-in customer's id and scopes its queries to it; another customer's
+alert raises :class:`AlertNotFound`, exactly like a missing one. The callers map :class:`AlertError`
+to their own answer (a JSON error, an HTML page).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal
 from typing import Literal, TypeVar
 
 from asyncpg import Record
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import TextClause, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,7 @@ from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from customer_api.reads import ReadPool
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
+from recall_shared.event_ids import event_id
 from recall_shared.service import ServiceRuntime
 
 _Row = TypeVar("_Row")
@@ -31,7 +33,8 @@ RemedyOutcome = Literal["created", "replayed", "concurrent"]
 
 
 class AlertError(Exception):
-    """A refusal the customer can be told about; ``status`` is the HTTP status both front ends use."""
+    """A refusal the customer can be told about; ``status`` is the HTTP status both front ends
+    use."""
 
     status: int = 400
 
@@ -56,8 +59,9 @@ class IdempotencyKeyReused(AlertError):
     status = 422
 
 
-def unresolved_open():  # type: ignore[no-untyped-def]
-    return and_(CustomerAlert.status == "open", CustomerAlert.resolution.is_(None))
+def unresolved_open() -> TextClause:
+    """queries.OPEN_ALERT as a condition for ORM statements over the alerts table."""
+    return text(queries.OPEN_ALERT)
 
 
 # ------------------------------------------------------------------ reading
@@ -91,7 +95,8 @@ next_cursor_of = encode_cursor
 def _page(
     rows: list[_Row], limit: int, position: Callable[[_Row], tuple[datetime, str]]
 ) -> tuple[list[_Row], str | None]:
-    """A page of ``limit`` from the ``limit + 1`` rows read, and the cursor of the next page (None on the last)."""
+    """A page of ``limit`` from the ``limit + 1`` rows read, and the cursor of the next page (None
+    on the last)."""
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
@@ -116,9 +121,7 @@ async def list_alerts(
     if state == "open":
         stmt = stmt.where(unresolved_open())
     elif state == "resolved":
-        stmt = stmt.where(
-            or_(CustomerAlert.status != "open", CustomerAlert.resolution.is_not(None))
-        )
+        stmt = stmt.where(text(queries.RESOLVED_ALERT))
     if cursor:
         stmt = stmt.where(
             tuple_(CustomerAlert.created_at, CustomerAlert.alert_id) < tuple_(*parse_cursor(cursor))
@@ -136,8 +139,8 @@ async def list_alert_rows(
     limit: int = 20,
     cursor: str | None = None,
 ) -> tuple[list[Record], str | None]:
-    """:func:`list_alerts` as summary rows (queries.SUMMARY_COLUMNS) read with raw asyncpg: the same filters,
-    order, page and cursor, without loading ORM entities (GET /v1/me/alerts)."""
+    """:func:`list_alerts` as summary rows (queries.SUMMARY_COLUMNS) read with raw asyncpg: the same
+    filters, order, page and cursor, without loading ORM entities (GET /v1/me/alerts)."""
     if cursor:
         rows = await pool.fetch(
             queries.ALERTS[state, True], customer_id, limit + 1, *parse_cursor(cursor)
@@ -147,26 +150,22 @@ async def list_alert_rows(
     return _page(rows, limit, lambda r: (r["created_at"], r["alert_id"]))
 
 
-async def banner(session: AsyncSession, customer_id: str) -> tuple[int, CustomerAlert | None]:
-    """What the orders page shows: the number of open, unresolved alerts and the most severe of them.
-
-    One round trip: the most severe row, with the count of all open ones as a window aggregate."""
-    row = (
-        await session.execute(
-            select(CustomerAlert, func.count().over().label("open_count"))
-            .where(CustomerAlert.customer_id == customer_id, unresolved_open())
-            .order_by(CustomerAlert.severity_rank, CustomerAlert.created_at.desc())
-            .limit(1)
-        )
-    ).first()
+async def banner(
+    session: AsyncSession, pool: ReadPool, customer_id: str
+) -> tuple[int, CustomerAlert | None]:
+    """What the orders page shows: the number of open alerts and the most severe of them, chosen by
+    the same query as GET /v1/me/banner (:func:`banner_row`); the page renders the whole alert, so
+    that one is then loaded as an entity."""
+    row = await banner_row(pool, customer_id)
     if row is None:
         return 0, None
-    return int(row.open_count), row[0]
+    return int(row["open_count"]), await own_alert(session, customer_id, row["alert_id"])
 
 
 async def banner_row(pool: ReadPool, customer_id: str) -> Record | None:
-    """The banner's data in one round trip, read straight from the row (queries.BANNER: no ORM entity, no
-    validation of the stored alert state): asked on every orders-page view, so it must be cheap."""
+    """The banner's data in one round trip, read straight from the row (queries.BANNER: no ORM
+    entity, no validation of the stored alert state): asked on every orders-page view, so it must be
+    cheap."""
     rows = await pool.fetch(queries.BANNER, customer_id)
     return rows[0] if rows else None
 
@@ -235,7 +234,7 @@ async def declare_not_affected(
                 declared_at=now,
                 reason=reason,
             ),
-            event_id=f"not-affected:{a.alert_id}",
+            event_id=event_id("not-affected", a.alert_id),
         )
         await session.commit()
     return a
@@ -253,8 +252,8 @@ async def choose_remedy(
     remedy: ev.RemedyType,
     idempotency_key: str | None = None,
 ) -> tuple[RemedyRequest, RemedyOutcome]:
-    """Record the choice and queue a remedy request on remedies.v1 (outbox). The same choice again is
-    answered with the first request ("replayed"); a different one conflicts."""
+    """Record the choice and queue a remedy request on remedies.v1 (outbox). The same choice again
+    is answered with the first request ("replayed"); a different one conflicts."""
     a = await own_alert(session, customer_id, alert_id, lock=True)
     existing = await remedy_of(session, alert_id)
     if existing is not None:
@@ -266,7 +265,8 @@ async def choose_remedy(
     offered = set(offered_remedies(a))
     if remedy not in offered:
         raise RemedyNotOffered(
-            f"remedy: {remedy!r} is not offered for this recall; offered: {', '.join(sorted(offered))}"
+            f"remedy: {remedy!r} is not offered for this recall; offered: "
+            f"{', '.join(sorted(offered))}"
         )
     now = datetime.now(UTC)
     req = RemedyRequest(
@@ -281,7 +281,8 @@ async def choose_remedy(
         updated_at=now,
     )
     try:
-        # The outbox insert autoflushes the request row, so a unique violation can surface there too.
+        # The outbox insert autoflushes the request row, so a unique violation can surface there
+        # too.
         session.add(req)
         await runtime.outbox.add(
             session,
@@ -293,7 +294,7 @@ async def choose_remedy(
                 remedy=remedy,
                 requested_at=now,
             ),
-            event_id=f"remedy-request:{req.request_id}",
+            event_id=event_id("remedy-request", req.request_id),
         )
         await session.commit()
     except IntegrityError:

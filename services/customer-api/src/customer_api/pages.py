@@ -1,12 +1,14 @@
-"""The customer's pages, server-rendered: "Your Orders" with the recall banner, "Your recalls and product
-safety alerts", one alert in full, and the forms to acknowledge, answer "not affected" and choose a remedy.
+"""The customer's pages, server-rendered: "Your Orders" with the recall banner, "Your recalls and
+product safety alerts", one alert in full, and the forms to acknowledge, answer "not affected" and
+choose a remedy.
 
-- Authentication: the same customer JWT as the JSON API, carried in an HttpOnly, SameSite=Lax cookie set by
-  ``GET /signin?token=...``. No valid cookie: a redirect to the sign-in explanation, never anyone's data.
-- Authorization: everything goes through :mod:`customer_api.logic`, scoped to the cookie's customer; another
-  customer's alert is the same 404 page as a missing one.
-- CSRF: every form carries a per-session token (an HMAC of the session token under a key derived from the
-  service's secret) that is checked on POST, on top of the SameSite=Lax cookie.
+- Authentication: the same customer JWT as the JSON API, carried in an HttpOnly, SameSite=Lax cookie
+  set by ``GET /signin?token=...``. No valid cookie: a redirect to the sign-in explanation, never
+  anyone's data.
+- Authorization: everything goes through :mod:`customer_api.logic`, scoped to the cookie's customer;
+  another customer's alert is the same 404 page as a missing one.
+- CSRF: every form carries a per-session token (an HMAC of the session token under a key derived
+  from the service's secret) that is checked on POST, on top of the SameSite=Lax cookie.
 - Escaping: Jinja autoescape is on for every template; seller-written text is never marked safe.
 - Language: ``?lang=en|de`` (remembered in a cookie), else Accept-Language, else English.
 """
@@ -32,6 +34,7 @@ from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
+from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
 
@@ -106,8 +109,8 @@ def _lang(request: Request) -> str:
 
 
 def _session(request: Request) -> PageSession:
-    """The signed-in customer, from the session cookie; otherwise off to the sign-in explanation (and back
-    to this page, or to the recalls page after a form post, afterwards)."""
+    """The signed-in customer, from the session cookie; otherwise off to the sign-in explanation
+    (and back to this page, or to the recalls page after a form post, afterwards)."""
     back = request.url.path if request.method == "GET" else "/recalls"
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -211,7 +214,8 @@ def install_pages(app: FastAPI) -> None:
 
 
 def _localized(recall: ev.RecallContent, lang: str) -> ev.LocalizedText | None:
-    """The seller's translation into ``lang``, if there is one and the main texts are in another language."""
+    """The seller's translation into ``lang``, if there is one and the main texts are in another
+    language."""
     if recall.locale.split("-")[0].lower() == lang:
         return None
     for key, texts in recall.texts.items():
@@ -234,7 +238,7 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
     elif state == "closed":
         steps = [*steps, "closed"]
     current = steps.index(state) if state in steps else 0
-    final = state in ("refunded", "replacement_shipped", "repaired", "closed", "rejected")
+    final = state in ENDED_CASE_STATES
     items = []
     for i, step in enumerate(steps):
         if i < current or (i == current and final):
@@ -266,7 +270,8 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
 
 
 def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dict[str, Any]:
-    """Everything a template shows of one alert, in the customer's language; values are plain text."""
+    """Everything a template shows of one alert, in the customer's language; values are plain
+    text."""
     s = i18n.STRINGS[lang]
     st = ev.AlertState.model_validate(a.state)
     rc = st.recall
@@ -345,8 +350,9 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
 
 
 def _orders(alerts: list[CustomerAlert], lang: str) -> list[dict[str, Any]]:
-    """A plausible "Your Orders" list. This service keeps no order history of its own (that belongs to the
-    marketplace's order system): the demo page shows the order lines named in the customer's alerts."""
+    """A plausible "Your Orders" list. This service keeps no order history of its own (that belongs
+    to the marketplace's order system): the demo page shows the order lines named in the customer's
+    alerts."""
     s = i18n.STRINGS[lang]
     orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
     lines_seen: dict[str, dict[str, Any]] = {}
@@ -405,9 +411,8 @@ async def home(request: Request) -> Response:
 async def orders_page(request: Request, db: SessionDep) -> Response:
     session = _session(request)
     lang = _lang(request)
-    # The same alerts, order and count as GET /v1/me/banner (which reads summary columns on its own pool); the
-    # page needs the whole alert to render, so it reads the row through the ORM.
-    count, top = await logic.banner(db, session.customer_id)
+    # The same query as GET /v1/me/banner chooses the alert and counts them (logic.banner).
+    count, top = await logic.banner(db, request.app.state.read_pool, session.customer_id)
     banner = None
     if count and top is not None:
         s = i18n.STRINGS[lang]
@@ -595,7 +600,8 @@ def _dev(request: Request) -> bool:
 
 @router.get("/dev/signin", response_class=HTMLResponse)
 async def dev_signin(request: Request, customer_id: str | None = None) -> Response:
-    """Development only: sign in as a demo customer with a token minted with this service's secret."""
+    """Development only: sign in as a demo customer with a token minted with this service's
+    secret."""
     settings = _settings(request)
     if not _dev(request):
         return _render(

@@ -1,9 +1,10 @@
 """The row-level read path of the hot routes (GET /v1/me/banner and GET /v1/me/alerts).
 
-The orders page asks for the banner on every view, so these routes skip what costs per request and gives them
-nothing: the SQLAlchemy session (a pre-ping, BEGIN and ROLLBACK round trip around each one-statement read,
-plus the ORM), validating each alert's stored state, and a response model. They run the queries of
-:mod:`customer_api.queries` on a small asyncpg pool of their own and write the JSON with orjson.
+The orders page asks for the banner on every view, so these routes skip what costs per request and
+gives them nothing: the SQLAlchemy session (a pre-ping, BEGIN and ROLLBACK round trip around each
+one-statement read, plus the ORM), validating each alert's stored state, and a response model. They
+run the queries of :mod:`customer_api.queries` on a small asyncpg pool of their own and write the
+JSON with orjson.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "customer-api-reads"
 
-# How a pooled connection the server dropped (restart, failover, idle-session kill) shows: as an error of the
-# query, or, when the server's goodbye arrived while it sat idle in the pool, as a connection stuck in a state
-# that no reset query clears any more (the pool skips it, see _no_session_reset).
+# How a pooled connection the server dropped (restart, failover, idle-session kill) shows: as an
+# error of the query, or, when the server's goodbye arrived while it sat idle in the pool, as a
+# connection stuck in a state that no reset query clears any more (the pool skips it, see
+# _no_session_reset).
 _CONNECTION_BROKEN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError among them
-    asyncpg.exceptions.OperatorInterventionError,  # admin_shutdown, crash_shutdown, cannot_connect_now
+    # admin_shutdown, crash_shutdown, cannot_connect_now
+    asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InterfaceError,  # "connection is closed"
-    asyncpg.exceptions.InternalClientError,  # "cannot switch to state ...; another operation is in progress"
+    # "cannot switch to state ...; another operation is in progress"
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
 )
 
@@ -39,14 +43,16 @@ _JSON_OPTS = orjson.OPT_UTC_Z  # datetimes as pydantic writes them: ...Z
 
 
 async def _no_session_reset(conn: asyncpg.Connection) -> None:
-    """The pool's connections only run the read-only statements of :mod:`customer_api.queries`: they never
-    SET, LISTEN, lock or open cursors, so there is no session state to clear on release, and asyncpg's reset
-    query (a round trip per request) is skipped. An open transaction is still rolled back by asyncpg."""
+    """The pool's connections only run the read-only statements of :mod:`customer_api.queries`: they
+    never SET, LISTEN, lock or open cursors, so there is no session state to clear on release, and
+    asyncpg's reset query (a round trip per request) is skipped. An open transaction is still rolled
+    back by asyncpg."""
 
 
 class ReadPool:
-    """An asyncpg pool for the read-only hot routes. It runs as one of the runtime's background tasks: opened
-    when the service starts (or on first use, if the database was not reachable then), closed when it stops."""
+    """An asyncpg pool for the read-only hot routes. It runs as one of the runtime's background
+    tasks: opened when the service starts (or on first use, if the database was not reachable then),
+    closed when it stops."""
 
     def __init__(self, database_url: str, *, min_size: int = 5, max_size: int = 10) -> None:
         self.dsn = asyncpg_dsn(database_url)
@@ -76,8 +82,9 @@ class ReadPool:
         try:
             return await self._fetch(pool, query, args)
         except _CONNECTION_BROKEN:
-            # The server dropped a pooled connection; the others most likely went with it. Replace them all (as
-            # SQLAlchemy's pool does on a disconnect, which pool_pre_ping then hides) and read once more.
+            # The server dropped a pooled connection; the others most likely went with it. Replace
+            # them all (as SQLAlchemy's pool does on a disconnect, which pool_pre_ping then hides)
+            # and read once more.
             await pool.expire_connections()
             return await self._fetch(pool, query, args)
 
@@ -116,7 +123,8 @@ class ReadPool:
 
 
 def summary_of(row: asyncpg.Record) -> dict[str, Any]:
-    """An AlertSummary (api.AlertSummary, same fields and order) from a row of queries.SUMMARY_COLUMNS."""
+    """An AlertSummary (api.AlertSummary, same fields and order) from a row of
+    queries.SUMMARY_COLUMNS."""
     return {
         "alert_id": row[0],
         "recall_id": row[1],

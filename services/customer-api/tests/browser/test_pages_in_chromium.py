@@ -1,10 +1,10 @@
 """The customer's pages in a real browser: Debian's headless Chromium driven by Playwright.
 
-customer-api runs as it does in production (a real uvicorn server on a free 127.0.0.1 port, its runtime
-consuming real Kafka and writing real PostgreSQL); alerts arrive as ``alert.raised.v1`` events and remedy
-progress as ``remedy.case_transitioned.v1``. Playwright never downloads a browser: it launches
-/usr/bin/chromium (``apt-get install chromium``; .ci/run installs it). Screenshots of every step go to
-test-artifacts/screenshots/.
+customer-api runs as it does in production (a real uvicorn server on a free 127.0.0.1 port, its
+runtime consuming real Kafka and writing real PostgreSQL); alerts arrive as ``alert.raised.v1``
+events and remedy progress as ``remedy.case_transitioned.v1``. Playwright never downloads a browser:
+it launches /usr/bin/chromium (``apt-get install chromium``; .ci/run installs it). Screenshots of
+every step go to test-artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[4] / "test-artifacts" / "screensh
 # An inline image, so the page's <img> renders without any network access.
 KETTLE_SVG = (
     "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='160' height='120'>"
-    "<rect width='160' height='120' fill='%23eeeeee'/><rect x='45' y='35' width='70' height='60' rx='8' "
-    "fill='%23555555'/><rect x='40' y='92' width='80' height='12' fill='%23222222'/></svg>"
+    "<rect width='160' height='120' fill='%23eeeeee'/><rect x='45' y='35' width='70' height='60' "
+    "rx='8' fill='%23555555'/><rect x='40' y='92' width='80' height='12' fill='%23222222'/></svg>"
 )
 
 pytestmark = [
@@ -62,7 +62,7 @@ class Browser:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(served_api) -> AsyncIterator[Browser]:  # type: ignore[no-untyped-def]
+async def browser(served_api) -> AsyncIterator[Browser]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="customer-api-chromium-") as profile:
@@ -99,7 +99,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     assert browser.console_errors == [], f"the page logged errors: {browser.console_errors}"
 
 
-async def sign_in(page: Page, api, customer_id: str, next_path: str = "/orders") -> None:  # type: ignore[no-untyped-def]
+async def sign_in(page: Page, api, customer_id: str, next_path: str = "/orders") -> None:
     await page.context.clear_cookies()
     response = await page.goto(
         f"{api.base_url}/signin?token={api.token(customer_id)}&next={next_path}"

@@ -89,7 +89,7 @@ async def world(api, events) -> World:
     return World(api, owner, other, alerts, untouched.alert_id, mine.alert_id)
 
 
-def _headers(world: World, case: str, events) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _headers(world: World, case: str, events) -> dict[str, str]:
     api = world.api
     if case == "owner":
         return {"Authorization": f"Bearer {api.token(world.owner)}"}

@@ -1,8 +1,8 @@
 """The HTML pages at request level: who may see what, CSRF, sign-in, escaping, language.
 
-The pages carry the same customer JWT as the JSON API in an HttpOnly, SameSite=Lax cookie. Without a valid
-one every page redirects to the sign-in explanation; another customer's alert is the same 404 page as a
-missing one; a form without its CSRF token is refused with 403 and changes nothing.
+The pages carry the same customer JWT as the JSON API in an HttpOnly, SameSite=Lax cookie. Without a
+valid one every page redirects to the sign-in explanation; another customer's alert is the same 404
+page as a missing one; a form without its CSRF token is refused with 403 and changes nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def csrf_of(html: str) -> str:
 class World:
     def __init__(
         self, api, owner: str, other: str, alert: ev.AlertState, others_alert: ev.AlertState
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self.api, self.owner, self.other, self.alert, self.others_alert = (
             api,
             owner,
@@ -206,9 +206,11 @@ async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> Non
     await api.raise_alert(other)
     cookie = api.page_cookie(customer_id)
     token = csrf_of((await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)).text)
-    post = lambda path, data: api.client.post(
-        path, data={**data, "csrf_token": token}, headers={**cookie, **FORM_HEADERS}
-    )
+
+    def post(path: str, data: dict[str, str]):
+        return api.client.post(
+            path, data={**data, "csrf_token": token}, headers={**cookie, **FORM_HEADERS}
+        )
 
     r = await post(f"/recalls/{alert.alert_id}/acknowledge", {"return_to": "detail"})
     assert (
@@ -218,7 +220,8 @@ async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> Non
     )
     assert (await api.get_alert(customer_id, alert.alert_id)).json()["acknowledged"] is True
 
-    # No remedy chosen, or one the recall does not offer: back to the form with a message, nothing recorded.
+    # No remedy chosen, or one the recall does not offer: back to the form with a message, nothing
+    # recorded.
     r = await post(f"/recalls/{alert.alert_id}/remedy", {"return_to": "list"})
     assert r.status_code == 303 and "error=choose" in r.headers["location"]
     r = await post(f"/recalls/{alert.alert_id}/remedy", {"remedy": "repair"})

@@ -1,4 +1,5 @@
-"""Remedy choices and 'not affected' answers: through the outbox to remedies.v1, and their progress."""
+"""Remedy choices and 'not affected' answers: through the outbox to remedies.v1, and their
+progress."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from recall_shared.topics import REMEDIES
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def _remedy_events(api, events, customer_id: str, event_type: str) -> list:  # type: ignore[no-untyped-def]
+async def _remedy_events(api, events, customer_id: str, event_type: str) -> list:
     records = await events.read_all(api.topic(REMEDIES))
     return [(k, env) for k, env in records if k == customer_id.encode() and env.type == event_type]
 
@@ -122,7 +123,7 @@ async def test_case_transitions_update_the_progress_and_a_final_state_resolves_t
         )
     )
 
-    async def progress(state: str):  # type: ignore[no-untyped-def]
+    async def progress(state: str):
         body = (await api.client.get(url, headers=api.auth(customer_id))).json()
         return body if body["state"] == state and body["case_id"] else None
 
@@ -178,7 +179,7 @@ async def test_a_non_final_case_state_keeps_the_alert_open(api, events, customer
         )
     )
 
-    async def labelled():  # type: ignore[no-untyped-def]
+    async def labelled():
         return (await api.client.get(url, headers=api.auth(customer_id))).json()[
             "state"
         ] == "label_issued"

@@ -1,4 +1,5 @@
-"""Pieces of customer-api that need no database or broker: request schemas, summaries, severity order."""
+"""Pieces of customer-api that need no database or broker: request schemas, summaries, severity
+order."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The cheap hot path's pieces that need no database or broker: the verified-token cache, the read pool's one
-retry on a dropped connection, the documented security of the routes that check the token themselves, cursors."""
+"""The cheap hot path's pieces that need no database or broker: the verified-token cache, the read
+pool's one retry on a dropped connection, the documented security of the routes that check the token
+themselves, cursors."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ SECRET = "unit-secret-" + "s" * 40
 OTHER = "other-secret-" + "o" * 40
 
 
-# --------------------------------------------------------------------------- the verified-token cache
+# --------------------------------------------------------------------------- the verified-token
+# cache
 
 
 def test_a_cached_token_is_refused_once_it_expires() -> None:
@@ -35,9 +37,9 @@ def test_a_cached_token_is_refused_once_it_expires() -> None:
     assert token in verifier._verified
     while time.time() <= exp + 0.05:
         time.sleep(0.05)
-    with pytest.raises(InvalidToken, match="^token expired$"):
+    with pytest.raises(InvalidToken, match=r"^token expired$"):
         verifier.customer_id(token)
-    with pytest.raises(InvalidToken, match="^token expired$"):
+    with pytest.raises(InvalidToken, match=r"^token expired$"):
         verifier.customer_id(token)
     assert token not in verifier._verified
 
@@ -91,7 +93,8 @@ def test_forged_tokens_are_refused_even_when_a_good_one_of_the_customer_is_cache
     forged = issue_customer_token("cust-a", OTHER)  # same claims, wrong key
     header, payload, signature = good.split(".")
     tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
-    swapped = f"{header}.{issue_customer_token('cust-b', SECRET).split('.')[1]}.{signature}"  # B's claims, A's signature
+    # B's claims, A's signature
+    swapped = f"{header}.{issue_customer_token('cust-b', SECRET).split('.')[1]}.{signature}"
     for bad in (forged, tampered, swapped, good + " ", "Bearer " + good):
         for _ in range(2):
             with pytest.raises(InvalidToken):
@@ -105,7 +108,7 @@ def test_refused_tokens_are_never_cached() -> None:
         "c", SECRET, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1)
     )
     for _ in range(3):
-        with pytest.raises(InvalidToken, match="^token expired$"):
+        with pytest.raises(InvalidToken, match=r"^token expired$"):
             verifier.customer_id(expired)
     assert verifier._verified == {}
 
@@ -166,23 +169,23 @@ async def test_a_read_replaces_dropped_connections_and_is_retried_once() -> None
     reads = ReadPool("postgresql+asyncpg://u:p@127.0.0.1:1/db")
     flaky = reads._pool = _FlakyPool(
         [asyncpg.exceptions.AdminShutdownError("terminating connection")]
-    )  # type: ignore[assignment]
+    )
     assert await reads.fetch("SELECT 1") == ["row"]
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 1, 1)
     # Only once.
-    flaky = reads._pool = _FlakyPool([ConnectionResetError(), ConnectionResetError()])  # type: ignore[assignment]
+    flaky = reads._pool = _FlakyPool([ConnectionResetError(), ConnectionResetError()])
     with pytest.raises(ConnectionResetError):
         await reads.fetch("SELECT 1")
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 2, 1)
     # A query error is not retried, and the connection (ready again) is kept.
-    flaky = reads._pool = _FlakyPool([asyncpg.exceptions.UndefinedColumnError("no such column")])  # type: ignore[assignment]
+    flaky = reads._pool = _FlakyPool([asyncpg.exceptions.UndefinedColumnError("no such column")])
     with pytest.raises(asyncpg.exceptions.UndefinedColumnError):
         await reads.fetch("SELECT 1")
     assert (flaky.calls, flaky.terminated, flaky.expired) == (1, 0, 0)
     # A connection the server's goodbye reached while it was idle in the pool: dropped, not reused.
     flaky = reads._pool = _FlakyPool(
         [asyncpg.exceptions.InternalClientError("another operation is in progress")]
-    )  # type: ignore[assignment]
+    )
     assert await reads.fetch("SELECT 1") == ["row"]
     assert (flaky.calls, flaky.terminated, flaky.expired) == (2, 1, 1)
 
@@ -239,7 +242,7 @@ async def _call_hot_path(
     state.banner_cache_control = "private, max-age=15"
     passed_on: list[str] = []
 
-    async def route(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def route(scope, receive, send) -> None:
         passed_on.append(scope["path"])
 
     class _App:

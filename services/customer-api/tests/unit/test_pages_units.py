@@ -1,4 +1,5 @@
-"""Pieces of the pages that need no database: language choice, formats, the alert view, remedy progress."""
+"""Pieces of the pages that need no database: language choice, formats, the alert view, remedy
+progress."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def _alert(**recall: object) -> CustomerAlert:
         severity="high",
         stop_using="Unplug it.",
         remedies=[ev.Remedy(type="refund_with_return", instructions="Pack it.")],
-        **recall,  # type: ignore[arg-type]
+        **recall,
     )
     state = ev.AlertState(
         alert_id="a-1",

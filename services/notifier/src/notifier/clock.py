@@ -1,7 +1,8 @@
 """Business time for the notifier: when a notice was sent and when a reminder falls due.
 
-Injected (``create_app(clock=...)``) so tests move time with :class:`FakeClock` instead of sleeping days.
-Operational timers (send leases, retry backoff) use the database's clock, shared by every replica.
+Injected (``create_app(clock=...)``) so tests move time with :class:`FakeClock` instead of sleeping
+days. Operational timers (send leases, retry backoff) use the database's clock, shared by every
+replica.
 """
 
 from __future__ import annotations

@@ -1,17 +1,25 @@
 """notifier's consumers: contacts from customers.v1; alerts from alerts.v1 become notices to send;
-remedies.v1 (a remedy chosen, 'not affected') stops the reminders."""
+remedies.v1 (a remedy chosen, 'not affected') stops the reminders.
+
+``alert.raised.v1`` and ``alert.updated.v1`` are applied in bulk (:data:`on_alert_events`, a batch
+handler): a run of them costs three statements however long it is. ``on_alert_raised`` and
+``on_alert_updated`` are their one-event form, the reference the bulk form is tested against.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifier.domain import AlertEvent, plan_alert_events, recipients
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.handlers import Delivery, HandlerMap, batched
 
 NOTICE_NAMESPACE = uuid.UUID("0b8f7d2e-9c4a-4f51-8e0e-5a3c1d9b7e21")
 SENDER_CHANNEL = "notices_notifier"
@@ -27,12 +35,33 @@ def notice_id_for(
 
 
 def message_id_for(notice_id: str) -> str:
-    """The Message-ID of a notice: the same on every attempt, so a re-send after a crash is recognisable."""
+    """The Message-ID of a notice: the same on every attempt, so a re-send after a crash is
+    recognisable."""
     return f"<{notice_id}@recall-alerts.notices>"
 
 
 async def wake_sender(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": SENDER_CHANNEL})
+
+
+# A notice decides "pending" or "waiting_contact" from the recipient's contact, and a contact
+# update releases the waiting notices: two transactions (alerts.v1 and customers.v1 partitions,
+# possibly on two instances) that must not miss each other under READ COMMITTED. Queuing takes a
+# shared lock per recipient, a contact update the exclusive one, so one always sees the other.
+_LOCK_CONTACTS_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(k) FROM ("
+    "SELECT DISTINCT hashtextextended('notifier.contact:' || r, 0) AS k "
+    "FROM unnest(CAST(:ids AS text[])) r ORDER BY k) s"
+)
+_LOCK_CONTACT = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('notifier.contact:' || :id, 0))"
+)
+
+
+async def lock_recipients(session: AsyncSession, recipient_ids: Sequence[str]) -> None:
+    """Hold the recipients' contacts steady until this transaction ends (see above)."""
+    if recipient_ids:
+        await session.execute(_LOCK_CONTACTS_SHARED, {"ids": list(recipient_ids)})
 
 
 async def _has_address(session: AsyncSession, customer_id: str) -> bool:
@@ -51,8 +80,10 @@ async def queue_notice(
     alert_version: int,
     reminder_no: int = 0,
 ) -> bool:
-    """One notice per (alert, kind, version, recipient, reminder number): a redelivered alert queues nothing
-    new. Without a contact yet, the notice waits for it; it is never dropped. True when queued now."""
+    """One notice per (alert, kind, version, recipient, reminder number): a redelivered alert queues
+    nothing new. Without a contact yet, the notice waits for it; it is never dropped. True when
+    queued now."""
+    await lock_recipients(session, [recipient_customer_id])
     status = "pending" if await _has_address(session, recipient_customer_id) else "waiting_contact"
     stmt = (
         insert(Notice)
@@ -119,23 +150,13 @@ async def _store_alert(session: AsyncSession, state: ev.AlertState, status: str 
 
 
 async def _queue_for_alert(session: AsyncSession, state: ev.AlertState, kind: str) -> None:
-    await queue_notice(
-        session,
-        alert_id=state.alert_id,
-        customer_id=state.customer_id,
-        recipient_customer_id=state.customer_id,
-        role="purchaser",
-        kind=kind,
-        alert_version=state.alert_version,
-    )
-    admin = state.business_account_admin_id
-    if admin and admin != state.customer_id:
+    for role, recipient in recipients(state):
         await queue_notice(
             session,
             alert_id=state.alert_id,
             customer_id=state.customer_id,
-            recipient_customer_id=admin,
-            role="account_admin",
+            recipient_customer_id=recipient,
+            role=role,
             kind=kind,
             alert_version=state.alert_version,
         )
@@ -155,6 +176,89 @@ async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: E
         await _queue_for_alert(session, event.alert, "update")
 
 
+_LOCK_KNOWN = text(
+    "SELECT alert_id, alert_version FROM alerts WHERE alert_id = ANY(CAST(:ids AS text[])) "
+    "ORDER BY alert_id FOR UPDATE"
+)
+_UPSERT_ALERTS = text(
+    """
+    INSERT INTO alerts (alert_id, customer_id, alert_version, status, state)
+    SELECT v.alert_id, v.customer_id, v.alert_version, 'open', CAST(v.state AS jsonb)
+    FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), CAST(:versions AS int[]),
+                CAST(:states AS text[])) AS v(alert_id, customer_id, alert_version, state)
+    ON CONFLICT (alert_id) DO UPDATE SET customer_id = excluded.customer_id,
+        alert_version = excluded.alert_version, status = excluded.status, state = excluded.state
+    """
+)
+# One statement: the recipients' contacts looked up, the notices inserted (a repeat is a no-op on
+# the unique key), and the sender woken once if any of them can be sent now.
+_QUEUE_NOTICES = text(
+    """
+    WITH queued AS (
+        INSERT INTO notices (notice_id, alert_id, customer_id, recipient_customer_id,
+                             recipient_role, kind, alert_version, reminder_no, status, attempts)
+        SELECT v.notice_id, v.alert_id, v.customer_id, v.recipient, v.role, v.kind, v.alert_version,
+               0, CASE WHEN coalesce(c.safety_email, '') <> '' OR coalesce(c.email, '') <> ''
+                       THEN 'pending' ELSE 'waiting_contact' END, 0
+        FROM unnest(CAST(:ids AS text[]), CAST(:alert_ids AS text[]), CAST(:customers AS text[]),
+                    CAST(:recipients AS text[]), CAST(:roles AS text[]), CAST(:kinds AS text[]),
+                    CAST(:versions AS int[]))
+             AS v(notice_id, alert_id, customer_id, recipient, role, kind, alert_version)
+        LEFT JOIN contacts c ON c.customer_id = v.recipient
+        ON CONFLICT DO NOTHING
+        RETURNING status)
+    SELECT pg_notify(:channel, '') FROM (SELECT 1 FROM queued WHERE status = 'pending' LIMIT 1) p
+    """
+)
+
+
+async def apply_alert_events(
+    session: AsyncSession, deliveries: Sequence[Delivery[AlertEvent]]
+) -> None:
+    """A run of raised/updated alerts in bulk, with the effects of the one-event handlers applied in
+    order: the versions held are locked and read in one query, the newest state per alert upserted
+    in one statement, the notices queued in one (see ``_QUEUE_NOTICES``)."""
+    events = [d.event for d in deliveries]
+    ids = sorted({e.alert.alert_id for e in events})
+    known = {r.alert_id: r.alert_version for r in await session.execute(_LOCK_KNOWN, {"ids": ids})}
+    plan = plan_alert_events(known, events)
+    if plan.stored:
+        states = list(plan.stored.values())
+        await session.execute(
+            _UPSERT_ALERTS,
+            {
+                "ids": [s.alert_id for s in states],
+                "customers": [s.customer_id for s in states],
+                "versions": [s.alert_version for s in states],
+                "states": [s.model_dump_json() for s in states],
+            },
+        )
+    if plan.notices:
+        ns = plan.notices
+        await lock_recipients(session, [n.recipient_customer_id for n in ns])
+        await session.execute(
+            _QUEUE_NOTICES,
+            {
+                "ids": [
+                    notice_id_for(n.alert_id, n.kind, n.alert_version, n.recipient_customer_id)
+                    for n in ns
+                ],
+                "alert_ids": [n.alert_id for n in ns],
+                "customers": [n.customer_id for n in ns],
+                "recipients": [n.recipient_customer_id for n in ns],
+                "roles": [n.role for n in ns],
+                "kinds": [n.kind for n in ns],
+                "versions": [n.alert_version for n in ns],
+                "channel": SENDER_CHANNEL,
+            },
+        )
+
+
+on_alert_events = batched(apply_alert_events)
+"""The consumer's entry for both alert.raised.v1 and alert.updated.v1 (one object, so a run mixing
+them is one call)."""
+
+
 async def on_alert_withdrawn(
     session: AsyncSession, event: ev.AlertWithdrawn, env: Envelope
 ) -> None:
@@ -167,9 +271,9 @@ async def on_alert_withdrawn(
         .where(Notice.alert_id == event.alert_id, Notice.status.in_(("pending", "waiting_contact")))
         .values(status="cancelled", last_error="alert withdrawn")
     )
-    # 'sending': the notice is in flight or its delivery is in doubt after a crash; either way the customer
-    # may have been told, so they are told of the withdrawal too (the sender does not re-send it: the alert
-    # is withdrawn by then).
+    # 'sending': the notice is in flight or its delivery is in doubt after a crash; either way the
+    # customer may have been told, so they are told of the withdrawal too (the sender does not
+    # re-send it: the alert is withdrawn by then).
     told = await session.scalar(
         select(Notice.notice_id)
         .where(
@@ -210,8 +314,8 @@ async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Env
 async def _responded(
     session: AsyncSession, alert_id: str, customer_id: str, response: str, at: object
 ) -> None:
-    """The customer acted on the alert: remembered even before the alert itself arrives (the topics are not
-    ordered with each other), and any reminder schedule stops."""
+    """The customer acted on the alert: remembered even before the alert itself arrives (the topics
+    are not ordered with each other), and any reminder schedule stops."""
     await session.execute(
         insert(AlertResponse)
         .values(alert_id=alert_id, customer_id=customer_id, response=response, responded_at=at)
@@ -237,8 +341,8 @@ async def on_not_affected(
 async def on_remedy_case(
     session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope
 ) -> None:
-    # A case exists only because the customer chose a remedy (the request may be on another partition's
-    # history or compacted away): that is a response.
+    # A case exists only because the customer chose a remedy (the request may be on another
+    # partition's history or compacted away): that is a response.
     await _responded(session, event.alert_id, event.customer_id, "remedy_case", event.occurred_at)
 
 
@@ -252,6 +356,7 @@ async def on_customer_updated(
         "safety_email": event.safety_email,
         "locale": event.locale,
     }
+    await session.execute(_LOCK_CONTACT, {"id": event.customer_id})
     stmt = insert(Contact).values(**values)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -272,9 +377,9 @@ async def on_customer_updated(
             await wake_sender(session)
 
 
-HANDLERS = {
-    ev.AlertRaised: on_alert_raised,
-    ev.AlertUpdated: on_alert_updated,
+HANDLERS: HandlerMap = {
+    ev.AlertRaised: on_alert_events,
+    ev.AlertUpdated: on_alert_events,
     ev.AlertWithdrawn: on_alert_withdrawn,
     ev.AlertClosed: on_alert_closed,
     ev.CustomerUpdated: on_customer_updated,

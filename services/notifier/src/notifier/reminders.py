@@ -1,12 +1,14 @@
-"""Reminders: customers who have neither chosen a remedy nor answered "not affected" are reminded on a
-schedule (``Settings.reminder_schedule_days``, by default 7 and 30 days after their initial notice was sent).
+"""Reminders: customers who have neither chosen a remedy nor answered "not affected" are reminded on
+a schedule (``Settings.reminder_schedule_days``, by default 7 and 30 days after their initial notice
+was sent).
 
-The sender starts a recipient's schedule when it records the initial notice as sent. The scheduler queues
-reminder notices as they fall due by the injected :class:`~notifier.clock.Clock`; each is an ordinary
-notice of kind "reminder" with its number in the unique key, so a second scheduler, a restart or a repeated
-tick never queues one twice. A remedy request, a remedy case, a "not affected" answer, a withdrawal or a
-closed alert stops the schedule (handlers.stop_reminders) and cancels a reminder not yet sent. When the
-service was down past several due dates, only the latest due reminder is sent.
+The sender starts a recipient's schedule when it records the initial notice as sent. The scheduler
+queues reminder notices as they fall due by the injected :class:`~notifier.clock.Clock`; each is an
+ordinary notice of kind "reminder" with its number in the unique key, so a second scheduler, a
+restart or a repeated tick never queues one twice. A remedy request, a remedy case, a "not affected"
+answer, a withdrawal or a closed alert stops the schedule (handlers.stop_reminders) and cancels a
+reminder not yet sent. When the service was down past several due dates, only the latest due
+reminder is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 _DUE = text(
     """
-    SELECT r.alert_id, r.recipient_customer_id, r.customer_id, r.recipient_role, r.base_at, r.next_no,
+    SELECT r.alert_id, r.recipient_customer_id, r.customer_id, r.recipient_role, r.base_at,
+    r.next_no,
            a.status AS alert_status, a.alert_version,
            (SELECT x.response FROM alert_responses x WHERE x.alert_id = r.alert_id) AS response
     FROM reminders r JOIN alerts a ON a.alert_id = r.alert_id
@@ -108,26 +111,25 @@ class ReminderScheduler:
                     )
                     continue
                 number = due_number(r.base_at, now, schedule)
-                if number >= r.next_no:
-                    if await queue_notice(
-                        session,
-                        alert_id=r.alert_id,
-                        customer_id=r.customer_id,
-                        recipient_customer_id=r.recipient_customer_id,
-                        role=r.recipient_role,
-                        kind="reminder",
-                        alert_version=r.alert_version,
-                        reminder_no=number,
-                    ):
-                        queued += 1
-                        log.info(
-                            "reminder queued",
-                            extra={
-                                "alert_id": r.alert_id,
-                                "reminder_no": number,
-                                "skipped": number - r.next_no,
-                            },
-                        )
+                if number >= r.next_no and await queue_notice(
+                    session,
+                    alert_id=r.alert_id,
+                    customer_id=r.customer_id,
+                    recipient_customer_id=r.recipient_customer_id,
+                    role=r.recipient_role,
+                    kind="reminder",
+                    alert_version=r.alert_version,
+                    reminder_no=number,
+                ):
+                    queued += 1
+                    log.info(
+                        "reminder queued",
+                        extra={
+                            "alert_id": r.alert_id,
+                            "reminder_no": number,
+                            "skipped": number - r.next_no,
+                        },
+                    )
                 next_no = max(number, r.next_no - 1) + 1
                 due = (
                     r.base_at + timedelta(days=schedule[next_no - 1])

@@ -1,32 +1,44 @@
-"""The sender: claims due notices, renders and sends them over pooled SMTP connections, records the result
-with an event.
+"""The sender: claims due notices, renders and sends them over pooled SMTP connections, records
+the result with an event.
 
 State machine of a notice (all transitions are committed rows):
 
-    pending --claim--> sending --SMTP 250--> sent          (+ notification.sent.v1)
+    pending --claim--> sending --SMTP 250--> sent     (+ notification.sent.v1)
                          |----4xx / connection error--> pending, retried with exponential backoff
-                         |----5xx, or attempts used up--> failed (+ notification.failed.v1 with the reason)
+                         |----5xx, or attempts used up--> failed (+ notification.failed.v1)
                          '----lease expired (the sender died)--> in doubt, see below
 
-**Exactly once, as far as SMTP allows.** SMTP has no idempotency key and a relay cannot be asked whether it
-already took a message, so after a crash between the relay's "250" and our commit of 'sent' nobody can know
-whether the mail left. Everything short of that window is exactly once: a notice has one row per (alert,
-kind, version, recipient, reminder number) and a redelivered event cannot add a second; a claim is a lease
-(``FOR UPDATE SKIP LOCKED``), so two senders never hold the same notice; 'sending' is committed before the
-SMTP transaction begins, with the deterministic Message-ID. A 'sending' notice whose lease expired is *in
-doubt*, and ``Settings.delivery_guarantee`` decides:
+**A pipeline that keeps every connection busy.** Claimed notices flow through concurrent stages
+(:class:`_Flow`): the claim and the load of what rendering needs are one statement, and the next
+batch is claimed while half of the current one is still unsent; one preparer renders a few messages
+per connection ahead of the senders; one worker per pooled connection sends; one recorder
+group-commits the outcomes of everything that finished meanwhile, while the next messages go out. No
+commit waits on the path from one SMTP transaction to the next (under at-least-once).
 
-- ``at_least_once`` (default): re-send it, with the identical Message-ID and ``X-Recall-Notice-Id`` (counted
-  in ``resent_in_doubt``). A duplicate safety notice costs the customer a second look; a lost one can cost
-  an injury, so a missing notice is the worse error. Mail systems and the customer's client can recognise
-  the duplicate by its Message-ID. In this mode the claim itself marks the batch 'sending' (one write per
-  batch, not per message), so "in doubt" also covers a crash after the claim but before the send.
-- ``at_most_once``: the claim only leases; each notice is marked 'sending' in its own transaction right
-  before its SMTP transaction, so only a notice whose SMTP transaction may really have started is in doubt.
-  It is never re-sent: it becomes 'in_doubt' with a ``notification.failed.v1`` for an operator to resolve.
+**Exactly once, as far as SMTP allows.** SMTP has no idempotency key and a relay cannot be asked
+whether it already took a message, so after a crash between the relay's "250" and our commit of
+'sent' nobody can know whether the mail left. Everything short of that window is exactly once: a
+notice has one row per (alert, kind, version, recipient, reminder number) and a redelivered event
+cannot add a second; a claim is a lease (``FOR UPDATE SKIP LOCKED``), so two senders never hold the
+same notice (and a notice still waiting for a connection when its lease ends is not sent by this
+sender); 'sending' is committed before the SMTP transaction begins, with the deterministic
+Message-ID. A 'sending' notice whose lease expired is *in doubt*, and
+``Settings.delivery_guarantee`` decides:
 
-Connection errors once the SMTP transaction started are likewise in doubt (the relay may have taken the
-message before the connection broke); at-least-once retries them, at-most-once records them as in doubt.
+- ``at_least_once`` (default): re-send it, with the identical Message-ID and ``X-Recall-Notice-Id``
+  (counted in ``resent_in_doubt``). A duplicate safety notice costs the customer a second look; a
+  lost one can cost an injury, so a missing notice is the worse error. Mail systems and the
+  customer's client can recognise the duplicate by its Message-ID. In this mode the claim itself
+  marks the batch 'sending' (one write per batch, not per message), so "in doubt" also covers a
+  crash after the claim but before the send, or after the send but before the group commit.
+- ``at_most_once``: the claim only leases; each notice is marked 'sending' in its own transaction
+  right before its SMTP transaction, so only a notice whose SMTP transaction may really have started
+  is in doubt. It is never re-sent: it becomes 'in_doubt' with a ``notification.failed.v1`` for an
+  operator to resolve.
+
+Connection errors once the SMTP transaction started are likewise in doubt (the relay may have taken
+the message before the connection broke); at-least-once retries them, at-most-once records them as
+in doubt.
 """
 
 from __future__ import annotations
@@ -61,8 +73,8 @@ log = logging.getLogger(__name__)
 
 
 class MailError(Exception):
-    """A failed send. ``permanent``: the relay refused for good (5xx). ``in_doubt``: the connection broke
-    after the SMTP transaction began, so the relay may have taken the message."""
+    """A failed send. ``permanent``: the relay refused for good (5xx). ``in_doubt``: the connection
+    broke after the SMTP transaction began, so the relay may have taken the message."""
 
     def __init__(self, message: str, *, permanent: bool, in_doubt: bool = False) -> None:
         super().__init__(message)
@@ -71,13 +83,13 @@ class MailError(Exception):
 
 
 class MailTransport(Protocol):
-    """Sends one notice. ``message`` is an :class:`~notifier.render.OutgoingMail` (envelope and bytes; its
-    headers can be read like a message's: ``message["Message-ID"]``)."""
+    """Sends one notice. ``message`` is an :class:`~notifier.render.OutgoingMail` (envelope and
+    bytes; its headers can be read like a message's: ``message["Message-ID"]``)."""
 
     async def send(self, message: OutgoingMail) -> None: ...
 
 
-# --------------------------------------------------------------------------- the SMTP connection pool
+# ------------------------------------------------------------------ the SMTP connection pool
 
 
 @dataclass
@@ -90,9 +102,10 @@ class _Connection:
 class SmtpPool:
     """A bounded pool of open SMTP connections to the relay (``smtp_concurrency`` of them).
 
-    Connections are opened on demand up to the bound and kept open between messages; one that has been
-    idle longer than ``smtp_idle_check_s`` is checked with NOOP before reuse, one that failed is dropped
-    and replaced, and after a refused transaction the envelope is reset (RSET, done by aiosmtplib). A
+    Connections are opened on demand up to the bound and kept open between messages; one that
+    has been idle longer than ``smtp_idle_check_s`` is checked with NOOP before reuse, one that
+    failed is dropped and replaced, and after a refused transaction the envelope is reset (RSET,
+    done by aiosmtplib). A
     connection that carried ``smtp_max_messages_per_connection`` messages is closed and replaced.
     """
 
@@ -136,8 +149,8 @@ class SmtpPool:
             await self.send_on(conn, message)
 
     async def send_on(self, conn: _Connection, message: OutgoingMail | EmailMessage) -> None:
-        """One SMTP transaction on ``conn``; failures become :class:`MailError`. A broken connection raises
-        out of the ``connection()`` block, so it is dropped."""
+        """One SMTP transaction on ``conn``; failures become :class:`MailError`. A broken connection
+        raises out of the ``connection()`` block, so it is dropped."""
         sender, recipients, data = envelope_of(message)
         conn.messages += 1
         try:
@@ -237,44 +250,50 @@ def envelope_of(message: OutgoingMail | EmailMessage) -> tuple[str, list[str], b
     return sender, recipients, serialize_message(message)
 
 
-# --------------------------------------------------------------------------- the sender
+# ------------------------------------------------------------------ the sender
 
-
-_CLAIM_AT_LEAST_ONCE = text(
-    """
+# The claim and the load in one statement: lease the due notices (under at-least-once also mark them
+# 'sending' with their Message-ID) and return what rendering and the checks before sending need.
+_DUE = """
     WITH due AS (
         SELECT notice_id, status FROM notices
         WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
-        ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
-    UPDATE notices n SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease),
-        status = 'sending', sending_at = now(), message_id = '<' || n.notice_id || '@recall-alerts.notices>',
-        resent_in_doubt = n.resent_in_doubt + CASE WHEN due.status = 'sending' THEN 1 ELSE 0 END
-    FROM due WHERE n.notice_id = due.notice_id
-    RETURNING n.notice_id, n.attempts, due.status AS was
+        ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED),
+"""
+_CLAIMED_ROWS = """
+    SELECT c.notice_id, c.attempts, c.was, c.alert_id, c.customer_id, c.recipient_customer_id,
+           c.recipient_role, c.kind, c.alert_version, c.reminder_no, a.status AS alert_status,
+           a.alert_version AS current_version, a.state,
+           ct.name, ct.email, ct.safety_email, ct.locale,
+           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
+    FROM claimed c
+    LEFT JOIN alerts a ON a.alert_id = c.alert_id
+    LEFT JOIN contacts ct ON ct.customer_id = c.recipient_customer_id
+"""
+_CLAIM_AT_LEAST_ONCE = text(
+    _DUE
+    + """
+    claimed AS (
+        UPDATE notices n SET attempts = n.attempts + 1,
+            next_attempt_at = now() + make_interval(secs => :lease),
+            status = 'sending', sending_at = now(),
+            message_id = '<' || n.notice_id || '@recall-alerts.notices>',
+            resent_in_doubt = n.resent_in_doubt + CASE WHEN due.status = 'sending' THEN 1 ELSE 0 END
+        FROM due WHERE n.notice_id = due.notice_id
+        RETURNING n.*, due.status AS was)
     """
+    + _CLAIMED_ROWS
 )
 _CLAIM_AT_MOST_ONCE = text(
+    _DUE
+    + """
+    claimed AS (
+        UPDATE notices n SET attempts = n.attempts + 1,
+            next_attempt_at = now() + make_interval(secs => :lease)
+        FROM due WHERE n.notice_id = due.notice_id
+        RETURNING n.*, due.status AS was)
     """
-    WITH due AS (
-        SELECT notice_id, status FROM notices
-        WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
-        ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
-    UPDATE notices n SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease)
-    FROM due WHERE n.notice_id = due.notice_id
-    RETURNING n.notice_id, n.attempts, due.status AS was
-    """
-)
-_LOAD = text(
-    """
-    SELECT n.notice_id, n.alert_id, n.customer_id, n.recipient_customer_id, n.recipient_role, n.kind,
-           n.alert_version, n.reminder_no, a.status AS alert_status, a.alert_version AS current_version, a.state,
-           c.name, c.email, c.safety_email, c.locale,
-           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = n.alert_id) AS responded
-    FROM notices n
-    JOIN alerts a ON a.alert_id = n.alert_id
-    LEFT JOIN contacts c ON c.customer_id = n.recipient_customer_id
-    WHERE n.notice_id = ANY(:ids)
-    """
+    + _CLAIMED_ROWS
 )
 _MARK_SENDING = text(
     """
@@ -285,7 +304,8 @@ _MARK_SENDING = text(
 )
 _RECORD_SENT = text(
     """
-    UPDATE notices n SET status = 'sent', sent_at = v.sent_at, sent_to = v.sent_to, last_error = NULL
+    UPDATE notices n
+    SET status = 'sent', sent_at = v.sent_at, sent_to = v.sent_to, last_error = NULL
     FROM (SELECT unnest(CAST(:ids AS text[])) AS notice_id, unnest(CAST(:tos AS text[])) AS sent_to,
                  unnest(CAST(:ats AS timestamptz[])) AS sent_at) v
     WHERE n.notice_id = v.notice_id AND n.status = 'sending'
@@ -294,9 +314,11 @@ _RECORD_SENT = text(
 )
 _START_REMINDERS = text(
     """
-    INSERT INTO reminders (alert_id, recipient_customer_id, customer_id, recipient_role, base_at, next_no, next_due_at)
-    SELECT * FROM unnest(CAST(:alert_ids AS text[]), CAST(:recipients AS text[]), CAST(:customers AS text[]),
-                         CAST(:roles AS text[]), CAST(:bases AS timestamptz[]), CAST(:nos AS int[]),
+    INSERT INTO reminders (alert_id, recipient_customer_id, customer_id, recipient_role, base_at,
+                           next_no, next_due_at)
+    SELECT * FROM unnest(CAST(:alert_ids AS text[]), CAST(:recipients AS text[]),
+                         CAST(:customers AS text[]), CAST(:roles AS text[]),
+                         CAST(:bases AS timestamptz[]), CAST(:nos AS int[]),
                          CAST(:dues AS timestamptz[]))
     ON CONFLICT DO NOTHING
     """
@@ -304,25 +326,131 @@ _START_REMINDERS = text(
 
 FaultHook = Callable[[str, str], Awaitable[None]]
 
+# Group commit of outcomes: the recorder waits this long after the first outcome for more to join
+# (fewer, larger transactions; sending goes on meanwhile), and takes at most this many in one.
+_RECORD_LINGER_S = 0.05
+_RECORD_MAX = 500
+_RECORD_ATTEMPTS = 5  # a database blip while recording must not turn sent notices "in doubt"
+
 
 @dataclass
 class _Job:
     notice_id: str
     attempt: int
     in_doubt: bool  # the previous attempt was interrupted after 'sending' was recorded
-    row: Any = None
+    row: Any
+    lease_ends: float  # monotonic: after this another sender may hold the notice
+
+
+@dataclass
+class _Ready:
+    """A notice rendered and addressed, waiting for a connection."""
+
+    job: _Job
+    message: OutgoingMail
+    to: str
+    role: str
+    state: ev.AlertState
 
 
 @dataclass
 class _Outcome:
     job: _Job
-    status: str  # sent | retry | failed | in_doubt | cancelled | waiting_contact
+    # sent | retry | failed | in_doubt | cancelled | waiting_contact | superseded | released
+    status: str
     at: datetime
     to: str = ""
     role: str = ""
     reason: str = ""
     permanent: bool = False
     state: ev.AlertState | None = None
+
+
+class _Flow:
+    """Claimed notices flowing through concurrent stages, so the SMTP connections never wait on
+    rendering or the database: one preparer renders just ahead of the senders (``ready`` holds a few
+    messages per connection), one worker per connection sends, one recorder group-commits the
+    outcomes while the next messages go out. ``unsent`` counts notices claimed and not yet through
+    their SMTP transaction; the claimer tops it up (``NoticeSender._flow_until_stopped``)."""
+
+    def __init__(self, sender: NoticeSender) -> None:
+        self.sender = sender
+        self.workers = sender.settings.smtp_concurrency
+        self.todo: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self.ready: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=2 * self.workers)
+        self.done: asyncio.Queue[_Outcome | None] = asyncio.Queue()
+        self.unsent = 0
+        self._changed = asyncio.Event()
+
+    def feed(self, jobs: list[_Job]) -> None:
+        for job in jobs:
+            self.todo.put_nowait(job)
+        self.unsent += len(jobs)
+
+    def close(self) -> None:
+        """No more jobs: the stages finish what they hold, then end."""
+        self.todo.put_nowait(None)
+
+    async def below(self, watermark: int) -> None:
+        while self.unsent > watermark:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _through(self, outcome: _Outcome) -> None:
+        self.unsent -= 1
+        self._changed.set()
+        self.done.put_nowait(outcome)
+
+    async def run(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
+        """Run the stages while ``claim`` feeds them; return once all it claimed is recorded. If
+        any part fails, the rest is cancelled (what was claimed, not recorded, awaits its lease)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._record())
+            stages = [tg.create_task(self._prepare())]
+            stages += [tg.create_task(self._send()) for _ in range(self.workers)]
+            try:
+                await claim(self)
+            finally:
+                self.close()
+            await asyncio.gather(*stages)
+            self.done.put_nowait(None)
+
+    async def _prepare(self) -> None:
+        states: dict[tuple[str, int], ev.AlertState] = {}
+        while (job := await self.todo.get()) is not None:
+            if len(states) > 1000:
+                states.clear()
+            item = await self.sender._prepare(job, states)
+            if isinstance(item, _Outcome):
+                self._through(item)
+            else:
+                await self.ready.put(item)
+            await asyncio.sleep(0)  # rendering is CPU: let the connections read their replies
+        for _ in range(self.workers):
+            await self.ready.put(None)
+
+    async def _send(self) -> None:
+        while (item := await self.ready.get()) is not None:
+            self._through(await self.sender._send(item))
+
+    async def _record(self) -> None:
+        ended = False
+        while not ended:
+            first = await self.done.get()
+            if first is None:
+                return
+            batch = [first]
+            await asyncio.sleep(_RECORD_LINGER_S)
+            while len(batch) < _RECORD_MAX:
+                try:
+                    item = self.done.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    ended = True
+                    break
+                batch.append(item)
+            await self.sender._record_retrying(batch)
 
 
 class NoticeSender:
@@ -343,14 +471,11 @@ class NoticeSender:
         self.metrics = metrics
         self.transport = transport
         self.clock = clock or SystemClock()
-        self.fault = (
-            fault  # fault injection for tests: awaited at "claimed", "marked" and "sent" per notice
-        )
+        # Fault injection for tests: awaited at "claimed", "marked" and "sent" per notice.
+        self.fault = fault
         self.renderer = NoticeRenderer(settings.customer_portal_url)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        # Rendering and bookkeeping of the next messages overlap the SMTP transactions in flight.
-        self._slots = asyncio.Semaphore(settings.smtp_concurrency * 4)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -364,13 +489,7 @@ class NoticeSender:
                     if conn is None or conn.is_closed():
                         conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
                         await conn.add_listener(SENDER_CHANNEL, lambda *_: self._wake.set())
-                    self._wake.clear()
-                    # Two claim loops: one batch's bookkeeping overlaps the other's SMTP transactions.
-                    await asyncio.gather(self._drain(), self._drain())
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(
-                            self._wake.wait(), timeout=self.settings.sender_poll_s
-                        )
+                    await self._flow_until_stopped(conn)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -389,37 +508,63 @@ class NoticeSender:
                 with contextlib.suppress(Exception):
                     await close()
 
-    async def _drain(self) -> None:
-        while not self._stopping.is_set() and await self.send_due() > 0:
-            pass
+    async def _flow_until_stopped(self, listener: asyncpg.Connection) -> None:
+        """Claim whenever fewer than half a batch is left unsent, so the next batch is claimed and
+        loaded while the previous one still keeps every connection busy. On stop, what is claimed
+        is still sent and recorded."""
+        batch = self.settings.send_batch_size
+
+        async def claim(flow: _Flow) -> None:
+            while not self._stopping.is_set() and not listener.is_closed():
+                await flow.below(batch // 2)
+                if self._stopping.is_set():
+                    break
+                self._wake.clear()
+                if await self._claim_into(flow, batch):
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.sender_poll_s)
+
+        await _Flow(self).run(claim)
 
     async def send_due(self, limit: int | None = None) -> int:
-        """Claim up to ``limit`` due notices, send them, record the results; returns how many were claimed."""
+        """Claim up to ``limit`` due notices, send them, record the results; returns how many were
+        claimed."""
+        claimed = 0
+
+        async def claim(flow: _Flow) -> None:
+            nonlocal claimed
+            claimed = await self._claim_into(flow, limit or self.settings.send_batch_size)
+
+        await _Flow(self).run(claim)
+        return claimed
+
+    async def _claim_into(self, flow: _Flow, limit: int) -> int:
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
+        lease = self.settings.send_lease_s
         async with self.session_factory() as session, session.begin():
+            lease_ends = time.monotonic() + lease
             rows = (
                 await session.execute(
                     _CLAIM_AT_MOST_ONCE if at_most_once else _CLAIM_AT_LEAST_ONCE,
-                    {
-                        "lease": self.settings.send_lease_s,
-                        "n": limit or self.settings.send_batch_size,
-                    },
+                    {"lease": lease, "n": limit},
                 )
             ).all()
-        if not rows:
-            return 0
-        jobs = {r.notice_id: _Job(r.notice_id, r.attempts, r.was == "sending") for r in rows}
-        async with self.session_factory() as session:
-            for row in (await session.execute(_LOAD, {"ids": list(jobs)})).all():
-                jobs[row.notice_id].row = row
-        states: dict[tuple[str, int], ev.AlertState] = {}
-        outcomes = await asyncio.gather(
-            *(self._send_one(job, states) for job in jobs.values() if job.row is not None)
+        # A notice without its alert (never the case: both come with it) is left to its lease.
+        flow.feed(
+            [
+                _Job(r.notice_id, r.attempts, r.was == "sending", r, lease_ends)
+                for r in rows
+                if r.state is not None
+            ]
         )
-        await self._record(list(outcomes))
         return len(rows)
 
-    async def _send_one(self, job: _Job, states: dict[tuple[str, int], ev.AlertState]) -> _Outcome:
+    async def _prepare(
+        self, job: _Job, states: dict[tuple[str, int], ev.AlertState]
+    ) -> _Ready | _Outcome:
+        """Decide whether the notice is still to be sent, and render it (off the connections'
+        path)."""
         row = job.row
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         if self.fault is not None:
@@ -429,7 +574,8 @@ class NoticeSender:
                 "notice delivery in doubt: its sender stopped mid-send",
                 extra={"notice_id": job.notice_id, "guarantee": self.settings.delivery_guarantee},
             )
-        # Not to be sent (any more): checked before an in-doubt notice too, so a withdrawn alert is not re-sent.
+        # Not to be sent (any more): checked before an in-doubt notice too, so a withdrawn alert is
+        # not re-sent.
         if row.kind != "withdrawal" and row.alert_status == "withdrawn":
             return _Outcome(job, "cancelled", self.clock.now(), reason="alert withdrawn")
         if row.kind == "reminder" and (row.alert_status != "open" or row.responded):
@@ -455,58 +601,68 @@ class NoticeSender:
             return _Outcome(job, "waiting_contact", self.clock.now())
         state = self._state(row, states)
         kind: ev.NoticeKind = row.kind
-        async with self._slots:
-            rendered = self.renderer.render(
-                state,
-                kind=kind,
-                locale=row.locale,
-                recipient_name=row.name or "",
-                recipient_role=row.recipient_role,
+        rendered = self.renderer.render(
+            state,
+            kind=kind,
+            locale=row.locale,
+            recipient_name=row.name or "",
+            recipient_role=row.recipient_role,
+        )
+        try:
+            message = outgoing(
+                rendered,
+                to=to,
+                name=row.name or "",
+                mail_from=self.settings.mail_from,
+                message_id=message_id_for(job.notice_id),
+                notice_id=job.notice_id,
             )
-            try:
-                message = outgoing(
-                    rendered,
-                    to=to,
-                    name=row.name or "",
-                    mail_from=self.settings.mail_from,
-                    message_id=message_id_for(job.notice_id),
-                    notice_id=job.notice_id,
-                )
-            except ValueError as exc:  # an address that cannot be written into a header
-                return _Outcome(
-                    job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
-                )
-            role = (
-                "safety_contact"
-                if row.safety_email and row.recipient_role == "purchaser"
-                else row.recipient_role
+        except ValueError as exc:  # an address that cannot be written into a header
+            return _Outcome(
+                job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
             )
-            try:
-                await self._deliver(job, message, at_most_once)
-            except _Superseded:
-                return _Outcome(job, "superseded", self.clock.now())
-            except MailError as exc:
-                if exc.in_doubt and at_most_once:
-                    return _Outcome(
-                        job,
-                        "in_doubt",
-                        self.clock.now(),
-                        permanent=True,
-                        state=state,
-                        reason=f"delivery in doubt: {exc}; not re-sent (delivery_guarantee=at_most_once)",
-                    )
-                give_up = exc.permanent or job.attempt >= self.settings.send_max_attempts
+        role = (
+            "safety_contact"
+            if row.safety_email and row.recipient_role == "purchaser"
+            else row.recipient_role
+        )
+        return _Ready(job, message, to, role, state)
+
+    async def _send(self, ready: _Ready) -> _Outcome:
+        """One SMTP transaction (on the connection this worker holds) and what came of it."""
+        job, state = ready.job, ready.state
+        at_most_once = self.settings.delivery_guarantee == "at_most_once"
+        if time.monotonic() >= job.lease_ends:
+            # Waited past its lease (a very slow relay): another sender may hold it by now, so it
+            # is not sent here but released, unless it was claimed again meanwhile.
+            return _Outcome(job, "released", self.clock.now())
+        try:
+            await self._deliver(job, ready.message, at_most_once)
+        except _Superseded:
+            return _Outcome(job, "superseded", self.clock.now())
+        except MailError as exc:
+            if exc.in_doubt and at_most_once:
                 return _Outcome(
                     job,
-                    "failed" if give_up else "retry",
+                    "in_doubt",
                     self.clock.now(),
-                    reason=str(exc),
-                    permanent=exc.permanent,
+                    permanent=True,
                     state=state,
+                    reason=f"delivery in doubt: {exc}; not re-sent "
+                    "(delivery_guarantee=at_most_once)",
                 )
+            give_up = exc.permanent or job.attempt >= self.settings.send_max_attempts
+            return _Outcome(
+                job,
+                "failed" if give_up else "retry",
+                self.clock.now(),
+                reason=str(exc),
+                permanent=exc.permanent,
+                state=state,
+            )
         if self.fault is not None:
             await self.fault("sent", job.notice_id)
-        return _Outcome(job, "sent", self.clock.now(), to=to, role=role, state=state)
+        return _Outcome(job, "sent", self.clock.now(), to=ready.to, role=ready.role, state=state)
 
     async def _deliver(self, job: _Job, message: OutgoingMail, at_most_once: bool) -> None:
         if not at_most_once:
@@ -517,8 +673,8 @@ class NoticeSender:
             await self._mark_sending(job)
             await self.transport.send(message)
             return
-        # At most once: hold the connection first, so 'sending' is recorded as close to the SMTP transaction
-        # as possible and a crash while waiting for a connection is not "in doubt".
+        # At most once: hold the connection first, so 'sending' is recorded as close to the SMTP
+        # transaction as possible and a crash while waiting for a connection is not "in doubt".
         async with pool.connection() as conn:
             await self._mark_sending(job)
             await pool.send_on(conn, message)
@@ -548,6 +704,25 @@ class NoticeSender:
         return cache[key]
 
     # ------------------------------------------------------------------ recording
+
+    async def _record_retrying(self, outcomes: list[_Outcome]) -> None:
+        """Record, waiting out a short database outage: the mails are out, so giving up here would
+        make them "in doubt" (and, under at-least-once, sent twice)."""
+        delay = 0.2
+        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+            try:
+                await self._record(outcomes)
+                return
+            except Exception:
+                if attempt == _RECORD_ATTEMPTS:
+                    raise
+                log.warning(
+                    "recording notice outcomes failed; retrying",
+                    exc_info=True,
+                    extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """All outcomes of a batch in one transaction (a group commit)."""
@@ -601,7 +776,7 @@ class NoticeSender:
                         kind=row.kind,
                         alert_version=row.alert_version,
                         recipient_role=o.role,
-                        sent_at=o.at,  # type: ignore[arg-type]
+                        sent_at=o.at,
                     ),
                     f"notice:{o.job.notice_id}:sent",
                 )
@@ -628,6 +803,16 @@ class NoticeSender:
     async def _record_other(self, session: AsyncSession, o: _Outcome) -> None:
         nid, row = o.job.notice_id, o.job.row
         if o.status == "superseded":
+            return
+        if o.status == "released":
+            await session.execute(
+                text(
+                    "UPDATE notices SET status = 'pending', next_attempt_at = now() "
+                    "WHERE notice_id = :id AND attempts = :attempt "
+                    "AND status IN ('pending', 'sending')"
+                ),
+                {"id": nid, "attempt": o.job.attempt},
+            )
             return
         if o.status in ("cancelled", "waiting_contact"):
             await session.execute(

@@ -1,8 +1,9 @@
-"""Exactly once, as far as SMTP allows: crashes of the sender at each step, with the real SMTP sink and a
-real PostgreSQL; redelivery and restarts of the whole service with Kafka.
+"""Exactly once, as far as SMTP allows: crashes of the sender at each step, with the real SMTP sink
+and a real PostgreSQL; redelivery and restarts of the whole service with Kafka.
 
-A crash is simulated by cancelling the sender task at a fault-injection point (nothing after that point
-runs, as if the process died); the recovery is a fresh sender on the same database once the lease expired.
+A crash is simulated by cancelling the sender task at a fault-injection point (nothing after that
+point runs, as if the process died); the recovery is a fresh sender on the same database once the
+lease expired.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ LEASE_S = 0.6
 
 
 class Crash:
-    """Fault hook: at ``step`` for the first notice reaching it, park forever (the test then kills the task)."""
+    """Fault hook: at ``step`` for the first notice reaching it, park forever (the test then kills
+    the task)."""
 
     def __init__(self, step: str) -> None:
         self.step = step
@@ -115,7 +117,8 @@ async def environment(kit, **overrides: object) -> AsyncIterator[Env]:  # type: 
 
 
 async def crash_at(env: Env, step: str) -> str:
-    """Run a sender until it reaches ``step`` for a notice, then kill it there. Returns the notice id."""
+    """Run a sender until it reaches ``step`` for a notice, then kill it there. Returns the notice
+    id."""
     crash = Crash(step)
     sender = env.sender(fault=crash)
     task = asyncio.create_task(sender.send_due())
@@ -177,7 +180,8 @@ async def test_crash_after_the_send_before_the_record_resends_with_the_same_iden
 
         await recover(env)
         first, second = await kit.wait_for_mails(addr, 2)
-        # The one duplicate SMTP allows: identical Message-ID and notice id, so it can be recognised.
+        # The one duplicate SMTP allows: identical Message-ID and notice id, so it can be
+        # recognised.
         assert (
             first.message["Message-ID"]
             == second.message["Message-ID"]

@@ -114,8 +114,8 @@ async def test_redelivered_or_republished_alert_sends_nothing_new(svc, kit) -> N
         kit.raised(alert)
     )  # the matcher re-publishing the same alert version: new ce_id
     await svc.publish(kit.updated(alert))  # an update that does not change the version
-    # A second alert for the same customer (same partition) is processed after those, so when its mail
-    # arrives, the repeats have been handled.
+    # A second alert for the same customer (same partition) is processed after those, so when its
+    # mail arrives, the repeats have been handled.
     marker = kit.alert(cid, title="Marker lamp")
     await svc.publish(kit.raised(marker))
 
@@ -265,9 +265,11 @@ async def test_delivered_notice_carries_the_full_content_in_the_customers_langua
             "images": ["https://img.example/kx1.jpg"],
             "texts": {
                 "de": ev.LocalizedText(
-                    title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen beschreibenden Produktnamen",
+                    title="Acme Wasserkocher KX-1 1,7 l Edelstahl, weiß, mit einem langen "
+                    "beschreibenden Produktnamen",
                     hazard="Der Sockel kann überhitzen und Verbrennungen verursachen.",
-                    stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht mehr.",
+                    stop_using="Ziehen Sie den Stecker und benutzen Sie den Wasserkocher nicht "
+                    "mehr.",
                 )
             },
         }

@@ -1,5 +1,6 @@
-"""Reminders on a schedule (7 and 30 days after the initial notice by default), moved by a fake clock;
-stopped by a remedy request, a 'not affected' answer, a withdrawal. Real Kafka, PostgreSQL and SMTP sink."""
+"""Reminders on a schedule (7 and 30 days after the initial notice by default), moved by a fake
+clock; stopped by a remedy request, a 'not affected' answer, a withdrawal. Real Kafka, PostgreSQL
+and SMTP sink."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ CLOCK = FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def rsvc(start_notifier) -> AsyncIterator:  # type: ignore[no-untyped-def]
-    # The background scheduler is slowed down: each test ticks it itself, right after moving the clock.
+    # The background scheduler is slowed down: each test ticks it itself, right after moving the
+    # clock.
     async with start_notifier(clock=CLOCK, reminder_poll_s=3600) as n:
         yield n
 
@@ -30,7 +32,8 @@ async def tick(svc) -> int:  # type: ignore[no-untyped-def]
 
 
 async def notified(svc, kit, *, locale: str = "en"):  # type: ignore[no-untyped-def]
-    """A customer with one recall notice sent; returns (alert, address, time the notice was sent)."""
+    """A customer with one recall notice sent; returns (alert, address, time the notice was
+    sent)."""
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(cid, title=f"Reminder heater {uuid.uuid4().hex[:6]}")
     await svc.publish(kit.customer(cid, email_=addr, locale=locale))
@@ -101,7 +104,7 @@ async def test_after_downtime_only_the_latest_due_reminder_is_sent(rsvc, kit) ->
 
 @pytest.mark.parametrize("answer", ["remedy", "not_affected", "remedy_case"])
 async def test_a_customer_response_stops_the_reminders(rsvc, kit, answer: str) -> None:
-    alert, addr, base = await notified(rsvc, kit)
+    alert, _addr, base = await notified(rsvc, kit)
     now = CLOCK.now()
     common = {
         "alert_id": alert.alert_id,
@@ -166,7 +169,7 @@ async def test_a_response_before_the_alert_arrives_still_stops_the_reminders(rsv
 
 
 async def test_withdrawal_stops_the_reminders(rsvc, kit) -> None:
-    alert, addr, base = await notified(rsvc, kit)
+    alert, _addr, base = await notified(rsvc, kit)
     await rsvc.publish(kit.withdrawn(alert))
     await rsvc.wait_for_notices(
         alert.alert_id, lambda ns: len(ns) == 2 and ns[-1]["status"] == "sent"

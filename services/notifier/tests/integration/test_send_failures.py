@@ -1,5 +1,6 @@
-"""Mail relay failures: a permanent refusal is recorded with a notification.failed.v1 event; a transient
-one is retried. The relay is replaced by a test double (only the SMTP relay; Kafka and PostgreSQL are real)."""
+"""Mail relay failures: a permanent refusal is recorded with a notification.failed.v1 event; a
+transient one is retried. The relay is replaced by a test double (only the SMTP relay; Kafka and
+PostgreSQL are real)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The bounded pool of SMTP connections: reuse over few connections (counted at the real sink), reconnect
-after a broken connection, and the relay's answers classified (4xx retried with backoff, 5xx recorded)."""
+"""The bounded pool of SMTP connections: reuse over few connections (counted at the real sink),
+reconnect after a broken connection, and the relay's answers classified (4xx retried with backoff,
+5xx recorded)."""
 
 from __future__ import annotations
 
@@ -97,8 +98,8 @@ async def test_pooled_connections_are_reused_at_the_real_sink(kit) -> None:
 
 
 async def test_fifty_messages_over_two_connections(relay) -> None:  # type: ignore[no-untyped-def]
-    # Counted at the server: the peer (host, port) of every transaction. (A scripted relay rather than the
-    # shared sink, whose viewer slows down with every message stored.)
+    # Counted at the server: the peer (host, port) of every transaction. (A scripted relay rather
+    # than the shared sink, whose viewer slows down with every message stored.)
     handler, port = relay([])
     pool = SmtpPool(settings(smtp_host="127.0.0.1", smtp_port=port, smtp_concurrency=2))
     try:

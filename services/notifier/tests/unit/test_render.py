@@ -293,7 +293,8 @@ def test_build_message_has_both_parts_and_identifying_headers(renderer: NoticeRe
     assert msg.get_body(preferencelist=("html",)) is not None
 
 
-# --------------------------------------------------------------------------- content added for issue 5
+# --------------------------------------------------------------------------- content added for
+# issue 5
 
 
 def possibly_line(unknown: list[str]) -> ev.AffectedLine:
@@ -446,8 +447,8 @@ def test_images_have_alt_text_and_only_web_urls(renderer: NoticeRenderer) -> Non
     )
     r = render(renderer, a.model_copy(update={"recall": recall}))
     assert (
-        '<img src="https://img.example/kettle.jpg" alt="Photo of the recalled product: Acme kettle KX-1"'
-        in r.html
+        '<img src="https://img.example/kettle.jpg" alt="Photo of the recalled product: Acme kettle '
+        'KX-1"' in r.html
     )
     assert "javascript:" not in r.html and "onerror" not in r.html
     assert "Photo: https://img.example/kettle.jpg" in r.text

@@ -1,1 +1,2 @@
-"""purchase-matcher: joins recalls with order history and emits one alert per affected customer (port 8002)."""
+"""purchase-matcher: joins recalls with order history and emits one alert per affected customer
+(port 8002)."""

@@ -1,15 +1,16 @@
 """Bulk backfill of order history that predates orders.v1: from a JSON-lines export or an HTTP API.
 
-Both read CloudEvents in structured mode (one object per event: specversion, id, type, source, data) in
-the order history's order. Lines go into the purchase index in batches (insert-if-absent by line id);
-cancellations and returns are applied once each (their event ids go through the inbox under the
-``backfill`` group, so a re-run never returns a unit twice). The HTTP pull keeps its cursor in the same
-transaction as each page's effects, so an interrupted pull resumes where it stopped. Alerts are not
-raised per order here: after a backfill, every active recall is reconciled once.
+Both read CloudEvents in structured mode (one object per event: specversion, id, type, source, data)
+in the order history's order. Lines go into the purchase index in batches (insert-if-absent by line
+id); cancellations and returns are applied once each (their event ids go through the inbox under the
+``backfill`` group, so a re-run never returns a unit twice). The HTTP pull keeps its cursor in the
+same transaction as each page's effects, so an interrupted pull resumes where it stopped. Alerts are
+not raised per order here: after a backfill, every active recall is reconciled once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from recall_shared.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 BACKFILL_GROUP = "backfill"
-ORDER_EVENTS = {
+ORDER_EVENTS: dict[str, type[ev.Event]] = {
     cls.event_type: cls
     for cls in (ev.OrderPlaced, ev.OrderLineShipped, ev.OrderCancelled, ev.OrderLineReturned)
 }
@@ -52,7 +53,8 @@ class BackfillReport:
 
     def summary(self) -> str:
         lines = [
-            f"events {self.events:,}: order lines added {self.lines:,}, skipped {self.skipped:,}, failed {self.failed:,}"
+            f"events {self.events:,}: order lines added {self.lines:,}, "
+            f"skipped {self.skipped:,}, failed {self.failed:,}"
         ]
         lines += [
             f"  {n:,} x {reason}"
@@ -66,8 +68,9 @@ async def apply_batch(
 ) -> None:
     """Apply one batch of order events inside the caller's transaction.
 
-    All placements first (one bulk insert), then cancellations, returns and shipments in stream order:
-    in order history a change never precedes the order it changes, so this keeps the stream's meaning.
+    All placements first (one bulk insert), then cancellations, returns and shipments in stream
+    order: in order history a change never precedes the order it changes, so this keeps the stream's
+    meaning.
     """
     rows = [row for _, e in batch if isinstance(e, ev.OrderPlaced) for row in order_line_rows(e)]
     report.events += len(batch)
@@ -139,7 +142,7 @@ async def backfill_file(
     progress: bool = True,
 ) -> BackfillReport:
     report = BackfillReport()
-    total = path.stat().st_size
+    total = (await asyncio.to_thread(path.stat)).st_size
     bar = ProgressBar(total, label=f"backfill {path.name} (bytes)") if progress else None
     batch: list[tuple[str, ev.Event]] = []
     with path.open("rb") as fh:
@@ -187,9 +190,11 @@ async def backfill_http(
     progress: bool = True,
     max_pages: int | None = None,
 ) -> BackfillReport:
-    """Pull ``GET url?cursor=&limit=`` -> ``{"events": [...], "next_cursor": "..."|null}`` until done.
+    """Pull ``GET url?cursor=&limit=`` -> ``{"events": [...], "next_cursor": "..."|null}`` until
+    done.
 
-    The cursor is saved with each page's effects; a second call resumes after the last committed page.
+    The cursor is saved with each page's effects; a second call resumes after the last committed
+    page.
     """
     report = BackfillReport()
     async with session_factory() as session:

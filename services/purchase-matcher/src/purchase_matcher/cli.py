@@ -25,8 +25,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def reconcile_active(settings: Settings, recall_id: str | None = None) -> dict[str, int]:
-    """Bring the alerts of every active recall (or one) in line with the purchase index; new alerts go to
-    alerts.v1 directly, the rest through the outbox (the running service's relay publishes it)."""
+    """Bring the alerts of every active recall (or one) in line with the purchase index; new alerts
+    go to alerts.v1 directly, the rest through the outbox (the running service's relay publishes
+    it)."""
     engine = create_engine(settings)
     producer = create_producer(settings)
     totals: dict[str, int] = {}

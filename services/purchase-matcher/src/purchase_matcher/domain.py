@@ -1,5 +1,5 @@
-"""Matching, free of I/O: which order lines a recall's rules reach, grouped into one alert per customer,
-and what changed since the last announcement."""
+"""Matching, free of I/O: which order lines a recall's rules reach, grouped into one alert per
+customer, and what changed since the last announcement."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ _NAMESPACE_BYTES = ALERT_NAMESPACE.bytes
 
 
 def alert_id_for(recall_id: str, customer_id: str) -> str:
-    """Deterministic: the same (recall, customer) always gets the same alert id, on any replica or replay.
+    """Deterministic: the same (recall, customer) always gets the same alert id, on any replica or
+    replay.
 
-    ``uuid.uuid5(ALERT_NAMESPACE, recall_id + "\\x1f" + customer_id)``, computed without the UUID object:
-    this runs once per affected customer."""
+    ``uuid.uuid5(ALERT_NAMESPACE, recall_id + "\\x1f" + customer_id)``, computed without the UUID
+    object: this runs once per affected customer."""
     digest = bytearray(
         hashlib.sha1(_NAMESPACE_BYTES + f"{recall_id}\x1f{customer_id}".encode()).digest()[:16]
     )
@@ -39,7 +40,8 @@ def alert_id_for(recall_id: str, customer_id: str) -> str:
 
 
 class Line(NamedTuple):
-    """One order line as matching sees it. A tuple: a recall can stream a million of them through."""
+    """One order line as matching sees it. A tuple: a recall can stream a million of them
+    through."""
 
     line_id: str
     order_id: str
@@ -72,7 +74,8 @@ IdentifierKind = Literal["product", "gtin", "model"]
 
 
 def recall_identifiers(recall: ev.RecallSnapshot) -> dict[IdentifierKind, list[str]]:
-    """Every identifier the recall's rules name, by kind (model numbers as keys): what finds candidate lines."""
+    """Every identifier the recall's rules name, by kind (model numbers as keys): what finds
+    candidate lines."""
     return {
         "product": sorted({p for r in recall.rules for p in r.product_ids}),
         "gtin": sorted({g for r in recall.rules for g in r.gtins}),
@@ -84,14 +87,15 @@ def line_identifiers(lines: Iterable[Line]) -> dict[IdentifierKind, list[str]]:
     """The same, for order lines: what finds the recalls that could reach them."""
     lines = list(lines)
     return {
-        "product": sorted({l.product_id for l in lines}),
-        "gtin": sorted({l.gtin for l in lines if l.gtin}),
-        "model": sorted({k for l in lines if (k := model_key(l.model_number))}),
+        "product": sorted({line.product_id for line in lines}),
+        "gtin": sorted({line.gtin for line in lines if line.gtin}),
+        "model": sorted({k for line in lines if (k := model_key(line.model_number))}),
     }
 
 
 class Reach(NamedTuple):
-    """How a recall reaches one line: confirmed, or possibly affected because of what we do not know."""
+    """How a recall reaches one line: confirmed, or possibly affected because of what we do not
+    know."""
 
     tier: ev.AlertTier
     unknown: tuple[str, ...] = ()
@@ -101,8 +105,9 @@ CONFIRMED = Reach("confirmed")
 
 
 def rule_reach(rule: ev.ScopeRule, line: Line) -> Reach | None:
-    """One rule against one line. Every constraint must hold (AND); a constraint on an attribute the line
-    does not know makes it possibly affected; known and outside the constraint means not affected."""
+    """One rule against one line. Every constraint must hold (AND); a constraint on an attribute the
+    line does not know makes it possibly affected; known and outside the constraint means not
+    affected."""
     identified = (
         line.product_id in rule.product_ids
         or (line.gtin is not None and line.gtin in rule.gtins)
@@ -170,9 +175,9 @@ def line_tier(rules: Iterable[ev.ScopeRule], line: Line) -> ev.AlertTier | None:
 class AlertDraft(NamedTuple):
     """What the recall means for one customer now: the affected lines and how each is reached.
 
-    ``document`` is the alert's state as the JSON the contract defines (``AlertState``), built directly
-    because a recall can reach a million customers; ``state`` is the same document as the validated model
-    (tests check that the two always agree, field by field).
+    ``document`` is the alert's state as the JSON the contract defines (``AlertState``), built
+    directly because a recall can reach a million customers; ``state`` is the same document as the
+    validated model (tests check that the two always agree, field by field).
     """
 
     alert_id: str
@@ -187,8 +192,9 @@ class AlertDraft(NamedTuple):
     units: int  # affected units in all
 
     def document(self, alert_version: int = 1, recall_content: object = None) -> dict:
-        """The ``AlertState`` JSON object. ``recall_content`` lets a caller pass the recall's content
-        serialised once for a whole pass (an ``orjson.Fragment``); by default the model is embedded."""
+        """The ``AlertState`` JSON object. ``recall_content`` lets a caller pass the recall's
+        content serialised once for a whole pass (an ``orjson.Fragment``); by default the model is
+        embedded."""
         recall = self.recall
         return {
             "alert_id": self.alert_id,
@@ -230,7 +236,8 @@ class AlertDraft(NamedTuple):
 def build_alert(
     recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line]
 ) -> AlertDraft | None:
-    """One customer's alert for a recall, from all their lines; None when nothing of theirs is affected.
+    """One customer's alert for a recall, from all their lines; None when nothing of theirs is
+    affected.
 
     Runs once per affected customer of a recall (a million for a big one), hence the plain loops."""
     rules = recall.rules
@@ -272,8 +279,9 @@ def _purchase_order(affected: tuple[Line, Reach, int]) -> tuple[datetime, str]:
 def alert_event_body(
     draft: AlertDraft, alert_version: int, recall_content: orjson.Fragment
 ) -> bytes:
-    """The JSON body of ``alert.raised.v1`` / ``alert.updated.v1`` for a draft: ``{"alert": AlertState}``,
-    encoded without building the model (datetimes in UTC as pydantic writes them, money as strings)."""
+    """The JSON body of ``alert.raised.v1`` / ``alert.updated.v1`` for a draft: ``{"alert":
+    AlertState}``, encoded without building the model (datetimes in UTC as pydantic writes them,
+    money as strings)."""
     return orjson.dumps(
         {"alert": draft.document(alert_version, recall_content)}, option=orjson.OPT_UTC_Z
     )
@@ -286,7 +294,7 @@ def _fingerprint(tier: str, lines: list[tuple]) -> str:
 def scope_fingerprint(state: ev.AlertState) -> str:
     """What makes an alert 'changed' for the customer: its tier and affected lines and units."""
     return _fingerprint(
-        state.tier, [(l.line_id, l.units, l.lot, l.serial, l.tier) for l in state.lines]
+        state.tier, [(x.line_id, x.units, x.lot, x.serial, x.tier) for x in state.lines]
     )
 
 
@@ -313,9 +321,111 @@ def decide(previous: Previous | None, draft: AlertDraft | None, recall_version: 
 
 
 def next_version(previous: Previous | None, draft: AlertDraft) -> int:
-    """The alert version moves when the customer's scope changes (a new notice is due), not for wording."""
+    """The alert version moves when the customer's scope changes (a new notice is due), not for
+    wording."""
     if previous is None:
         return 1
     if previous.status != "open" or previous.fingerprint != draft.fingerprint:
         return previous.alert_version + 1
     return previous.alert_version
+
+
+class Announced(NamedTuple):
+    """A new alert a pass announced (sent straight to alerts.v1 as alert version 1) whose row was
+    never committed: its pass failed or was abandoned after sending. Consumers may hold it, or may
+    never have received it."""
+
+    fingerprint: str
+    tier: str
+    recall_version: int
+
+    @property
+    def previous(self) -> Previous:
+        return Previous(1, "open", self.fingerprint, self.recall_version)
+
+
+CatchUp = Literal["resend", "update", "withdraw"]
+
+
+def catch_up(announced: Announced, draft: AlertDraft | None, recall_version: int) -> CatchUp:
+    """What a later pass sends about an announced alert so every consumer ends with what is true
+    now.
+
+    Nothing of the customer's is reached any more: withdraw it (a consumer that never got it ignores
+    the withdrawal). The same content: send the same event again, under the same id (a consumer that
+    has it drops the repeat, one that never got it takes it). Anything else: an update under a new
+    event id (``next_version`` of ``announced.previous``), which replaces what the first attempt
+    sent."""
+    if draft is None:
+        return "withdraw"
+    if decide(announced.previous, draft, recall_version) == "none":
+        return "resend"
+    return "update"
+
+
+# ---------------------------------------------------------------------- order facts that contradict
+
+
+class LineUnits(NamedTuple):
+    """What the purchase index knows of a line, enough to tell whether a return or cancellation
+    fits."""
+
+    line_id: str
+    order_id: str
+    customer_id: str
+    quantity: int
+    returned_quantity: int
+    cancelled: bool
+
+    @property
+    def remaining(self) -> int:
+        return 0 if self.cancelled else max(self.quantity - self.returned_quantity, 0)
+
+
+def _not_theirs(line: LineUnits, order_id: str, customer_id: str) -> str | None:
+    if line.order_id != order_id:
+        return f"line {line.line_id!r} is on order {line.order_id!r}, not {order_id!r}"
+    if line.customer_id != customer_id:
+        return f"line {line.line_id!r} belongs to another customer than {customer_id!r}"
+    return None
+
+
+def return_refusal(
+    line: LineUnits | None, order_id: str, customer_id: str, quantity: int
+) -> str | None:
+    """Why a return of ``quantity`` units of ``line`` cannot be true, or None when it can.
+
+    A line the index does not know is accepted (nothing contradicts it; the order may predate the
+    index). Refused: a line of another order or customer, and more units than remain with the
+    customer (the line's quantity less earlier returns; none once cancelled)."""
+    if line is None:
+        return None
+    if reason := _not_theirs(line, order_id, customer_id):
+        return reason
+    if quantity > line.remaining:
+        held = (
+            "it was cancelled" if line.cancelled else f"{line.remaining} of {line.quantity} remain"
+        )
+        return f"return of {quantity} units of line {line.line_id!r}, but {held}"
+    return None
+
+
+def cancellation_refusal(
+    lines: Iterable[LineUnits], order_id: str, customer_id: str, line_ids: list[str] | None
+) -> str | None:
+    """Why a cancellation (of ``line_ids``, or of the whole order when None) cannot be true, or
+    None.
+
+    ``lines`` are the known lines among those named (or of the order). Refused: a line of another
+    order or customer, and a named line already returned in full (nothing remains to cancel).
+    Cancelling a line again is a repeat, not a contradiction; a whole-order cancellation leaves
+    fully returned lines as they are; unknown lines are accepted as for returns."""
+    for line in lines:
+        if reason := _not_theirs(line, order_id, customer_id):
+            return reason
+        if line_ids is not None and not line.cancelled and line.remaining == 0:
+            return (
+                f"cancellation of line {line.line_id!r}, "
+                f"but all {line.quantity} units were returned"
+            )
+    return None

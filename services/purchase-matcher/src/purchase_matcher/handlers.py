@@ -7,33 +7,40 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import and_, delete, exists, false, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from purchase_matcher.domain import (
     ALERT_NAMESPACE,
     AlertDraft,
+    Announced,
     Line,
+    LineUnits,
     Previous,
     alert_event_body,
+    alert_id_for,
     build_alert,
+    cancellation_refusal,
+    catch_up,
     decide,
     line_identifiers,
     line_tier,
     model_key,
     next_version,
     recall_identifiers,
+    return_refusal,
 )
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, FanOutHeaders
+from recall_shared.handlers import PermanentError
 from recall_shared.identifiers import normalise_gtin
 from recall_shared.kafka import KeyedBatchSender
 from recall_shared.logging import current_correlation_id
@@ -43,43 +50,46 @@ log = logging.getLogger(__name__)
 
 
 def sale_event_id(recall_id: str, line_id: str) -> str:
-    """Deterministic, and short enough for the outbox's 64-character event id whatever the upstream ids."""
+    """Deterministic, and short enough for the outbox's 64-character event id whatever the upstream
+    ids."""
     return "sale:" + str(uuid.uuid5(ALERT_NAMESPACE, f"{recall_id}\x1f{line_id}"))
 
 
 def gtin14(raw: str | None) -> str | None:
-    """Order history spells GTINs every way ("0-11110-91128-5", UPC-12, EAN-13); recalls carry GTIN-14.
-    An unreadable GTIN is dropped (it could match no rule, and must not stop the order from being indexed)."""
+    """Order history spells GTINs every way ("0-11110-91128-5", UPC-12, EAN-13); recalls carry
+    GTIN-14. An unreadable GTIN is dropped (it could match no rule, and must not stop the order from
+    being indexed)."""
     return normalise_gtin(raw).gtin14 if raw else None
 
 
 def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
-    """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers keyed."""
+    """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers
+    keyed."""
     return [
         {
-            "line_id": l.line_id,
+            "line_id": ol.line_id,
             "order_id": event.order_id,
             "customer_id": event.customer_id,
-            "product_id": l.product_id,
-            "title": l.title,
-            "gtin": gtin14(l.gtin),
-            "model_number": l.model_number,
-            "model_key": model_key(l.model_number),
-            "seller_id": l.seller_id,
-            "quantity": l.quantity,
+            "product_id": ol.product_id,
+            "title": ol.title,
+            "gtin": gtin14(ol.gtin),
+            "model_number": ol.model_number,
+            "model_key": model_key(ol.model_number),
+            "seller_id": ol.seller_id,
+            "quantity": ol.quantity,
             "returned_quantity": 0,
             "cancelled": False,
-            "unit_price": l.unit_price,
-            "currency": l.currency,
-            "lot": l.lot,
-            "serial": l.serial,
+            "unit_price": ol.unit_price,
+            "currency": ol.currency,
+            "lot": ol.lot,
+            "serial": ol.serial,
             "placed_at": event.placed_at,
-            "manufactured_on": l.manufactured_on,
-            "best_before": l.best_before,
-            "expires_on": l.expires_on,
+            "manufactured_on": ol.manufactured_on,
+            "best_before": ol.best_before,
+            "expires_on": ol.expires_on,
             "business_account_admin_id": event.business_account_admin_id,
         }
-        for l in event.lines
+        for ol in event.lines
     ]
 
 
@@ -107,8 +117,9 @@ _NEW_ALERT_COLUMNS = (
     "updated_at",
 )
 _REOPEN_OR_UPDATE = (
-    "UPDATE alerts SET status = 'open', recall_version = $3, alert_version = $4, tier = $5, fingerprint = $6, "
-    "line_count = $7, units = $8, reconcile_pass = $9, updated_at = now() WHERE recall_id = $1 AND customer_id = $2"
+    "UPDATE alerts SET status = 'open', recall_version = $3, alert_version = $4, tier = $5, "
+    "fingerprint = $6, line_count = $7, units = $8, reconcile_pass = $9, updated_at = now() "
+    "WHERE recall_id = $1 AND customer_id = $2"
 )
 
 
@@ -116,6 +127,48 @@ _INSERT_NEW = (
     f"INSERT INTO alerts ({', '.join(_NEW_ALERT_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i + 1}' for i in range(len(_NEW_ALERT_COLUMNS)))})"
 )
+_ANNOUNCE = (
+    "INSERT INTO alert_announcements (recall_id, recall_version, pass_id, customer_ids, "
+    "fingerprints, tiers) VALUES ($1, $2, $3, $4::text[], $5, $6)"
+)
+# Announced alerts without a row: sent by a pass that never committed. The latest entry per customer
+# wins.
+_PENDING_ANNOUNCEMENTS = (
+    "SELECT a.customer_ids[i], encode(substring(a.fingerprints FROM i * 32 - 31 FOR 32), 'hex'), "
+    "substr(a.tiers, i, 1), a.recall_version FROM alert_announcements a "
+    "CROSS JOIN LATERAL generate_subscripts(a.customer_ids, 1) AS i "
+    "WHERE a.recall_id = $1 AND ($2::text[] IS NULL OR a.customer_ids[i] = ANY($2::text[])) "
+    "AND NOT EXISTS (SELECT 1 FROM alerts al WHERE al.recall_id = a.recall_id "
+    "AND al.customer_id = a.customer_ids[i]) ORDER BY a.announcement_id"
+)
+# An announcement's tiers, one letter each.
+_TIER_LETTER = {"confirmed": "c", "possibly_affected": "p"}
+_TIER_OF_LETTER = {letter: tier for tier, letter in _TIER_LETTER.items()}
+WITHDRAWN_REASON = "Your purchase is no longer within the scope of this recall."
+
+
+async def pending_announcements(
+    conn: asyncpg.Connection, recall_id: str, customer_ids: list[str] | None
+) -> dict[str, Announced]:
+    """Alerts of ``recall_id`` (of these customers, or all) that consumers may hold without a row
+    here."""
+    rows = await conn.fetch(_PENDING_ANNOUNCEMENTS, recall_id, customer_ids)
+    return {r[0]: Announced(r[1], _TIER_OF_LETTER[r[2]], r[3]) for r in rows}
+
+
+def withdrawal(
+    alert_id: str, alert_version: int, customer_id: str, recall: ev.RecallSnapshot
+) -> tuple[ev.Event, str]:
+    """An alert.withdrawn.v1 event and its deterministic id."""
+    withdrawn = ev.AlertWithdrawn(
+        alert_id=alert_id,
+        alert_version=alert_version,
+        customer_id=customer_id,
+        recall_id=recall.recall_id,
+        recall_version=recall.version,
+        reason=WITHDRAWN_REASON,
+    )
+    return withdrawn, f"{alert_id}:{alert_version}:{withdrawn.event_type}"
 
 
 def matching_lines_sql(recall: ev.RecallSnapshot, only_customers: bool) -> tuple[str, list] | None:
@@ -138,28 +191,36 @@ _LINE_COLUMN_OF = {"product": "product_id", "gtin": "gtin", "model": "model_key"
 
 
 async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The session's own asyncpg connection, inside its transaction: the bulk path reads with a cursor and
-    writes with COPY, which the ORM does not offer."""
+    """The session's own asyncpg connection, inside its transaction: the bulk path reads with a
+    cursor and writes with COPY, which the ORM does not offer."""
     raw = await (await session.connection()).get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
+    return raw.driver_connection
 
 
-async def _fetch_chunks(conn: asyncpg.Connection, sql: str, params: list) -> AsyncIterator[list]:
+async def _fetch_chunks(
+    conn: asyncpg.Connection, sql: str, params: list
+) -> AsyncGenerator[list, None]:
     cursor = await conn.cursor(sql, *params)
     while rows := await cursor.fetch(RECONCILE_STREAM_ROWS):
         yield rows
 
 
+def _engine_of(session: AsyncSession) -> AsyncEngine:
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the matcher's sessions are bound to an engine")
+    return engine
+
+
 async def _read_on_own_connection(
     session: AsyncSession, sql: str, params: list, work_mem: str | None
 ) -> AsyncIterator[list]:
-    engine = session.bind
-    async with engine.connect() as reader:  # type: ignore[union-attr]
+    async with _engine_of(session).connect() as reader:
         await reader.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         if work_mem:
             await reader.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
         raw = await reader.get_raw_connection()
-        async with contextlib.aclosing(_fetch_chunks(raw.driver_connection, sql, params)) as chunks:  # type: ignore[arg-type]
+        async with contextlib.aclosing(_fetch_chunks(raw.driver_connection, sql, params)) as chunks:
             async for rows in chunks:
                 yield rows
 
@@ -171,8 +232,8 @@ _END = object()
 async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[AsyncIterator[list]]:
     """Read ``chunks`` in a task up to ``depth`` chunks ahead of the consumer (bounded memory).
 
-    A reader failure reaches the consumer as that exception; leaving early closes the reader (and gives its
-    connection back) before returning."""
+    A reader failure reaches the consumer as that exception; leaving early closes the reader (and
+    gives its connection back) before returning."""
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
 
     async def pump() -> None:
@@ -205,8 +266,11 @@ async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[A
 class _Pass:
     """One reconcile pass of one recall: shared encodings, counts, and the stream of new alerts."""
 
-    def __init__(self, matcher: Matcher, recall: ev.RecallSnapshot, env: Envelope) -> None:
+    def __init__(
+        self, matcher: Matcher, recall: ev.RecallSnapshot, env: Envelope, engine: AsyncEngine
+    ) -> None:
         self.recall = recall
+        self.engine = engine
         self.id = str(uuid.uuid4())
         self.started = time.perf_counter()
         self.started_cpu = time.process_time()
@@ -219,6 +283,14 @@ class _Pass:
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
         self.matcher = matcher
         self.sender: KeyedBatchSender | None = None
+        # Alerts earlier passes announced without committing their rows (Matcher.reconcile loads
+        # them).
+        self.announced: dict[str, Announced] = {}
+        # The announcements' own connection (autocommit), and the batch whose announcement is being
+        # written.
+        self.announcer: AsyncConnection | None = None
+        self.announcing: tuple[asyncio.Future, list[AlertDraft]] | None = None
+        self.announced_batches = 0
         self.writing: asyncio.Task | None = (
             None  # the previous batch's COPY, running while the next is built
         )
@@ -226,8 +298,9 @@ class _Pass:
     async def write_new(
         self, conn: asyncpg.Connection, rows: list[tuple], background: bool
     ) -> None:
-        """Insert new alert rows: in bulk with COPY, in the background while the next batch is built. No other
-        transaction inserts alerts of this recall meanwhile: reconcile holds the recall's row lock."""
+        """Insert new alert rows: in bulk with COPY, in the background while the next batch is
+        built. No other transaction inserts alerts of this recall meanwhile: reconcile holds the
+        recall's row lock."""
         await self.settle_writes()
         if background:
             self.writing = asyncio.ensure_future(
@@ -243,7 +316,14 @@ class _Pass:
             await writing
 
     async def abandon(self) -> None:
-        """The pass failed: stop the pending COPY (the transaction rolls back) and drop unsent batches."""
+        """The pass failed: stop the pending COPY (the transaction rolls back) and drop unsent
+        batches."""
+        if self.announcing is not None:
+            announcing, self.announcing = self.announcing[0], None
+            announcing.cancel()
+            await asyncio.wait([announcing])
+            if not announcing.cancelled():
+                announcing.exception()
         if self.writing is not None:
             writing, self.writing = self.writing, None
             writing.cancel()
@@ -255,8 +335,50 @@ class _Pass:
         if self.sender is not None:
             await self.sender.abandon()
 
+    async def raise_new(self, drafts: list[AlertDraft]) -> None:
+        """Brand-new alerts go straight to alerts.v1, each batch only once its announcement is
+        committed.
+
+        The announcement of this batch is written in the background while the next batch is built;
+        the previous batch, announced by now, is sent first."""
+        await self._send_announced()
+        if drafts:
+            self.announcing = (asyncio.ensure_future(self._announce(drafts)), drafts)
+            self.announced_batches += 1
+
+    async def _announce(self, drafts: list[AlertDraft]) -> None:
+        if self.announcer is None:
+            self.announcer = await self.engine.connect()
+        raw = await self.announcer.get_raw_connection()
+        # Straight on the driver, outside any transaction: the row commits by itself, before the
+        # send.
+        await raw.driver_connection.execute(  # type: ignore[union-attr]
+            _ANNOUNCE,
+            self.recall.recall_id,
+            self.recall.version,
+            self.id,
+            [d.customer_id for d in drafts],
+            bytes.fromhex("".join(d.fingerprint for d in drafts)),
+            "".join(_TIER_LETTER[d.tier] for d in drafts),
+        )
+
+    async def _send_announced(self) -> None:
+        if self.announcing is None:
+            return
+        announcing, drafts = self.announcing
+        await announcing
+        self.announcing = None
+        for draft in drafts:
+            await self.stream_raised(draft)
+
+    async def close(self) -> None:
+        if self.announcer is not None:
+            announcer, self.announcer = self.announcer, None
+            await announcer.close()
+
     async def stream_raised(self, draft: AlertDraft) -> None:
-        """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is safe)."""
+        """A brand-new alert goes straight to alerts.v1 (see Matcher.reconcile for why that is
+        safe)."""
         if self.sender is None or self.raised_headers is None or self.recall_content is None:
             self.sender = await KeyedBatchSender(
                 self.matcher.producer(), self.matcher.alerts_topic
@@ -276,9 +398,28 @@ class _Pass:
         )
 
     async def flush(self) -> None:
+        await self._send_announced()
         await self.settle_writes()
         if self.sender is not None:
             await self.sender.flush()
+
+
+def _open_row(run: _Pass, draft: AlertDraft, alert_version: int) -> tuple:
+    """A new open alert row (columns ``_NEW_ALERT_COLUMNS``), stamped with the pass."""
+    return (
+        draft.alert_id,
+        draft.customer_id,
+        run.recall.recall_id,
+        run.recall.version,
+        alert_version,
+        "open",
+        draft.tier,
+        draft.fingerprint,
+        len(draft.affected),
+        draft.units,
+        run.id,
+        run.now,
+    )
 
 
 class Matcher:
@@ -312,63 +453,72 @@ class Matcher:
         env: Envelope,
         customer_ids: Iterable[str] | None = None,
     ) -> dict[str, int]:
-        """Bring the alerts of ``recall`` (for the given customers, or all) in line with the purchase index.
+        """Bring the alerts of ``recall`` (for the given customers, or all) in line with the
+        purchase index.
 
         Streams the matching lines in customer order through a server-side cursor and settles them
-        ``RECONCILE_BATCH`` customers at a time, so memory stays bounded however many customers a recall
-        reaches. Every alert this pass confirms is stamped with the pass id; open alerts left unstamped at
-        the end are the ones to withdraw.
+        ``RECONCILE_BATCH`` customers at a time, so memory stays bounded however many customers a
+        recall reaches. Every alert this pass confirms is stamped with the pass id; open alerts left
+        unstamped at the end are the ones to withdraw.
 
-        New alerts (no row for this customer and recall yet) are the bulk of a publication, a million for a
-        big recall; they are produced straight to alerts.v1 with the batch API while the pass runs, and the
-        pass returns only after the broker acknowledged all of them, so the transaction (alert rows, inbox
-        claim) commits after the events exist. A failure before the commit re-runs the pass: the same
-        alerts are raised again with the same deterministic event ids, which every consumer's inbox drops.
-        No earlier event of a new alert can be waiting in the outbox, so per-alert order holds. Updates,
-        re-raises and withdrawals of existing alerts go through the outbox as every other event does.
+        New alerts (no row for this customer and recall yet) are the bulk of a publication, a
+        million for a big recall; they are produced straight to alerts.v1 with the batch API while
+        the pass runs, and the pass returns only after the broker acknowledged all of them, so the
+        transaction (alert rows, inbox claim) commits after the events exist. A failure before the
+        commit re-runs the pass: the same alerts are raised again with the same deterministic event
+        ids, which every consumer's inbox drops. No earlier event of a new alert can be waiting in
+        the outbox, so per-alert order holds. Updates, re-raises and withdrawals of existing alerts
+        go through the outbox as every other event does.
         """
         only = sorted(set(customer_ids)) if customer_ids is not None else None
-        # A whole-recall pass holds the recall's row exclusively, a re-check of some customers shares it: a
-        # re-check waits for a running pass (and then sees its alerts), and two passes never interleave.
+        # A whole-recall pass holds the recall's row exclusively, a re-check of some customers
+        # shares it: a re-check waits for a running pass (and then sees its alerts), and two passes
+        # never interleave.
         await session.execute(
             select(ActiveRecall.recall_id)
             .where(ActiveRecall.recall_id == recall.recall_id)
             .with_for_update(read=only is not None)
         )
-        run = _Pass(self, recall, env)
+        run = _Pass(self, recall, env, _engine_of(session))
+        conn = await _driver_connection(session)
+        run.announced = await pending_announcements(conn, recall.recall_id, only)
         query = matching_lines_sql(recall, only is not None)
-        if query is not None:
-            # A recall without any alert yet (a publication) needs no per-batch lookup of existing ones.
-            fresh = only is None and not await session.scalar(
-                select(exists().where(Alert.recall_id == recall.recall_id))
-            )
-            conn = await _driver_connection(session)
-            sql, params = query
-            if only is not None:
-                params.append(only)
-            try:
-                if (
-                    only is not None
-                ):  # one customer's re-check: a few rows, all on the transaction's connection
-                    await self._stream(
-                        session,
-                        conn,
-                        run,
-                        _fetch_chunks(conn, sql, params),
-                        fresh,
-                        background=False,
-                    )
+        try:
+            if query is not None:
+                # A recall without any alert yet (a publication) needs no per-batch lookup of
+                # existing ones.
+                fresh = only is None and not await session.scalar(
+                    select(exists().where(Alert.recall_id == recall.recall_id))
+                )
+                sql, params = query
+                if only is not None:
+                    # One customer's re-check: a few rows, all on the transaction's connection.
+                    params.append(only)
+                    chunks = _fetch_chunks(conn, sql, params)
+                    await self._stream(session, conn, run, chunks, fresh, background=False)
                 else:
-                    # A whole recall: lines are read on a second connection (its own read-only snapshot) ahead of
-                    # the writer, so PostgreSQL reads, PostgreSQL writes and this process's encoding overlap.
-                    async with _ahead(
-                        _read_on_own_connection(session, sql, params, self.reader_work_mem)
-                    ) as chunks:
-                        await self._stream(session, conn, run, chunks, fresh, background=True)
-                await run.flush()
-            except BaseException:
-                await run.abandon()
-                raise
+                    # A whole recall: lines are read on a second connection (its own read-only
+                    # snapshot) ahead of the writer, so PostgreSQL reads, PostgreSQL writes and this
+                    # process's encoding overlap.
+                    reading = _read_on_own_connection(session, sql, params, self.reader_work_mem)
+                    async with _ahead(reading) as ahead:
+                        await self._stream(session, conn, run, ahead, fresh, background=True)
+            if run.announced:  # announced customers none of whose lines the recall reaches any more
+                await self._catch_up_unseen(session, conn, run)
+            await run.flush()
+        except BaseException:
+            await run.abandon()
+            raise
+        finally:
+            await run.close()
+        # Every announcement settled by this pass is settled when it commits (each such customer has
+        # a row by then); a whole pass settles its recall's, a re-check those of its customers.
+        if only is None:
+            await conn.execute(
+                "DELETE FROM alert_announcements WHERE recall_id = $1", recall.recall_id
+            )
+        elif run.announced_batches:
+            await conn.execute("DELETE FROM alert_announcements WHERE pass_id = $1", run.id)
         stale = select(Alert).where(
             Alert.recall_id == recall.recall_id,
             Alert.status == "open",
@@ -409,7 +559,8 @@ class Matcher:
         *,
         background: bool,
     ) -> None:
-        """Group the lines (in customer order) into batches of ``RECONCILE_BATCH`` customers and settle each."""
+        """Group the lines (in customer order) into batches of ``RECONCILE_BATCH`` customers and
+        settle each."""
         batch: dict[str, list[Line]] = {}
         async for rows in chunks:
             for row in rows:
@@ -438,7 +589,8 @@ class Matcher:
         existing = {}
         if not fresh:
             await run.settle_writes()
-            # One array parameter, not one bind per customer: the statement stays the same for every batch.
+            # One array parameter, not one bind per customer: the statement stays the same for every
+            # batch.
             existing = {
                 r["customer_id"]: r
                 for r in await conn.fetch(_EXISTING, recall.recall_id, list(batch))
@@ -447,8 +599,17 @@ class Matcher:
         changed_rows: list[tuple] = []
         unchanged: list[str] = []
         events: list[tuple[ev.Event, str | None]] = []
+        raised: list[AlertDraft] = []
         for customer_id, lines in batch.items():
             row = existing.get(customer_id)
+            if row is None and run.announced:
+                announced = run.announced.pop(customer_id, None)
+                if announced is not None:
+                    draft = build_alert(recall, customer_id, lines)
+                    resend = self._catch_up(run, customer_id, announced, draft, new_rows, events)
+                    if resend and draft is not None:
+                        raised.append(draft)
+                    continue
             prev = (
                 Previous(
                     row["alert_version"], row["status"], row["fingerprint"], row["recall_version"]
@@ -469,23 +630,8 @@ class Matcher:
             version = next_version(prev, draft)
             units = draft.units
             if prev is None:
-                await run.stream_raised(draft)
-                new_rows.append(
-                    (
-                        draft.alert_id,
-                        customer_id,
-                        recall.recall_id,
-                        recall.version,
-                        version,
-                        "open",
-                        draft.tier,
-                        draft.fingerprint,
-                        len(draft.affected),
-                        units,
-                        run.id,
-                        run.now,
-                    )
-                )
+                raised.append(draft)
+                new_rows.append(_open_row(run, draft, version))
                 continue
             changed_rows.append(
                 (
@@ -513,7 +659,8 @@ class Matcher:
             await conn.executemany(_REOPEN_OR_UPDATE, changed_rows)
         if unchanged:
             await conn.execute(
-                "UPDATE alerts SET reconcile_pass = $1 WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
+                "UPDATE alerts SET reconcile_pass = $1 "
+                "WHERE recall_id = $2 AND customer_id = ANY($3::text[])",
                 run.id,
                 recall.recall_id,
                 unchanged,
@@ -522,6 +669,69 @@ class Matcher:
             await self.outbox.add_many(session, events, causation_id=run.causation_id)
         if new_rows:
             await run.write_new(conn, new_rows, background)
+        await run.raise_new(raised)
+
+    def _catch_up(
+        self,
+        run: _Pass,
+        customer_id: str,
+        announced: Announced,
+        draft: AlertDraft | None,
+        new_rows: list[tuple],
+        events: list[tuple[ev.Event, str | None]],
+    ) -> bool:
+        """An alert an earlier pass announced without committing its row: bring consumers in line
+        with ``draft`` (domain.catch_up) and give it its row. True when it is to be sent again as
+        announced."""
+        recall = run.recall
+        action = catch_up(announced, draft, recall.version)
+        if action == "withdraw":
+            alert_id = alert_id_for(recall.recall_id, customer_id)
+            new_rows.append(
+                (
+                    alert_id,
+                    customer_id,
+                    recall.recall_id,
+                    recall.version,
+                    2,
+                    "withdrawn",
+                    announced.tier,
+                    announced.fingerprint,
+                    0,
+                    0,
+                    run.id,
+                    run.now,
+                )
+            )
+            events.append(withdrawal(alert_id, 2, customer_id, recall))
+            run.counts["withdraw"] += 1
+            return False
+        assert draft is not None
+        if action == "resend":
+            new_rows.append(_open_row(run, draft, 1))
+            run.counts["raise"] += 1
+            return True
+        version = next_version(announced.previous, draft)
+        new_rows.append(_open_row(run, draft, version))
+        state = ev.AlertState.model_validate(draft.document(version))
+        updated = ev.AlertUpdated(alert=state)
+        events.append(
+            (updated, f"{state.alert_id}:{version}:{recall.version}:{updated.event_type}")
+        )
+        run.counts["update"] += 1
+        return False
+
+    async def _catch_up_unseen(
+        self, session: AsyncSession, conn: asyncpg.Connection, run: _Pass
+    ) -> None:
+        """Announced alerts of customers the recall's lines no longer reach at all: withdrawn."""
+        new_rows: list[tuple] = []
+        events: list[tuple[ev.Event, str | None]] = []
+        for customer_id, announced in sorted(run.announced.items()):
+            self._catch_up(run, customer_id, announced, None, new_rows, events)
+        run.announced = {}
+        await run.write_new(conn, new_rows, background=False)
+        await self.outbox.add_many(session, events, causation_id=run.causation_id)
 
     async def _withdraw(
         self,
@@ -537,15 +747,7 @@ class Matcher:
             row.alert_version += 1
             row.recall_version = recall.version
             row.reconcile_pass = pass_id
-            withdrawn = ev.AlertWithdrawn(
-                alert_id=row.alert_id,
-                alert_version=row.alert_version,
-                customer_id=row.customer_id,
-                recall_id=recall.recall_id,
-                recall_version=recall.version,
-                reason="Your purchase is no longer within the scope of this recall.",
-            )
-            events.append((withdrawn, f"{row.alert_id}:{row.alert_version}:{withdrawn.event_type}"))
+            events.append(withdrawal(row.alert_id, row.alert_version, row.customer_id, recall))
         await session.flush()
         await self.outbox.add_many(session, events, causation_id=env.id)
 
@@ -601,9 +803,10 @@ class Matcher:
         await self._store_recall(session, snap, "closed")
         # In batches, through the outbox (an earlier event of these alerts may still wait there).
         close = text(
-            "UPDATE alerts SET status = 'closed', updated_at = now() WHERE recall_id = :rid AND customer_id IN "
-            "(SELECT customer_id FROM alerts WHERE recall_id = :rid AND status = 'open' ORDER BY customer_id LIMIT :n "
-            "FOR UPDATE) RETURNING alert_id, customer_id"
+            "UPDATE alerts SET status = 'closed', updated_at = now() "
+            "WHERE recall_id = :rid AND customer_id IN (SELECT customer_id FROM alerts "
+            "WHERE recall_id = :rid AND status = 'open' ORDER BY customer_id LIMIT :n FOR UPDATE) "
+            "RETURNING alert_id, customer_id"
         )
         while rows := (
             await session.execute(close, {"rid": snap.recall_id, "n": RECONCILE_BATCH})
@@ -618,13 +821,56 @@ class Matcher:
                 )
                 events.append((closed, f"{alert_id}:{closed.event_type}"))
             await self.outbox.add_many(session, events, causation_id=env.id)
+        await self._close_announced(session, event, env)
+
+    async def _close_announced(
+        self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
+    ) -> None:
+        """Alerts a failed pass announced without a row are closed too (consumers may hold them
+        open); they get their row, and the recall's announcements are settled."""
+        snap = event.recall
+        conn = await _driver_connection(session)
+        pending = await pending_announcements(conn, snap.recall_id, None)
+        rows: list[tuple] = []
+        events: list[tuple[ev.Event, str | None]] = []
+        now = datetime.now(UTC)
+        for customer_id, announced in sorted(pending.items()):
+            alert_id = alert_id_for(snap.recall_id, customer_id)
+            rows.append(
+                (
+                    alert_id,
+                    customer_id,
+                    snap.recall_id,
+                    announced.recall_version,
+                    1,
+                    "closed",
+                    announced.tier,
+                    announced.fingerprint,
+                    0,
+                    0,
+                    None,
+                    now,
+                )
+            )
+            closed = ev.AlertClosed(
+                alert_id=alert_id,
+                customer_id=customer_id,
+                recall_id=snap.recall_id,
+                closed_at=event.closed_at,
+            )
+            events.append((closed, f"{alert_id}:{closed.event_type}"))
+        if rows:
+            await conn.executemany(_INSERT_NEW, rows)
+            await self.outbox.add_many(session, events, causation_id=env.id)
+        await conn.execute("DELETE FROM alert_announcements WHERE recall_id = $1", snap.recall_id)
 
     # ------------------------------------------------------------------ orders.v1
 
     async def _recalls_reaching(
         self, session: AsyncSession, customer_id: str, lines: list[Line]
     ) -> list[ev.RecallSnapshot]:
-        """Active recalls naming an identifier of these lines, or with an open alert for this customer."""
+        """Active recalls naming an identifier of these lines, or with an open alert for this
+        customer."""
         wanted = [(kind, values) for kind, values in line_identifiers(lines).items() if values]
         by_identifier = select(RecallIdentifier.recall_id).where(
             or_(
@@ -660,8 +906,8 @@ class Matcher:
     async def _recheck_customer(
         self, session: AsyncSession, customer_id: str, lines: list[Line], env: Envelope
     ) -> list[ev.RecallSnapshot]:
-        """Reconcile this customer's alert for every active recall that could reach one of the changed lines
-        or already has an alert for them."""
+        """Reconcile this customer's alert for every active recall that could reach one of the
+        changed lines or already has an alert for them."""
         recalls = await self._recalls_reaching(session, customer_id, lines)
         for recall in recalls:
             await self.reconcile(session, recall, env, customer_ids=[customer_id])
@@ -724,9 +970,26 @@ class Matcher:
             )
         await self._changed(session, event.customer_id, [event.line_id], env)
 
+    async def _line_units(
+        self, session: AsyncSession, where: ColumnElement[bool]
+    ) -> list[LineUnits]:
+        """The lines ``where`` selects, locked: a return or cancellation is checked against them."""
+        columns = [getattr(PurchaseLine, f) for f in LineUnits._fields]
+        rows = await session.execute(select(*columns).where(where).with_for_update())
+        return [LineUnits(*r) for r in rows]
+
     async def on_order_cancelled(
         self, session: AsyncSession, event: ev.OrderCancelled, env: Envelope
     ) -> None:
+        named = (
+            PurchaseLine.order_id == event.order_id
+            if event.line_ids is None
+            else PurchaseLine.line_id.in_(event.line_ids)
+        )
+        known = await self._line_units(session, named)
+        reason = cancellation_refusal(known, event.order_id, event.customer_id, event.line_ids)
+        if reason:
+            raise PermanentError(reason)
         stmt = update(PurchaseLine).where(PurchaseLine.order_id == event.order_id)
         if event.line_ids is not None:
             stmt = stmt.where(PurchaseLine.line_id.in_(event.line_ids))
@@ -736,6 +999,12 @@ class Matcher:
     async def on_line_returned(
         self, session: AsyncSession, event: ev.OrderLineReturned, env: Envelope
     ) -> None:
+        known = await self._line_units(session, PurchaseLine.line_id == event.line_id)
+        reason = return_refusal(
+            known[0] if known else None, event.order_id, event.customer_id, event.quantity
+        )
+        if reason:
+            raise PermanentError(reason)
         await session.execute(
             update(PurchaseLine)
             .where(PurchaseLine.line_id == event.line_id)

@@ -1,12 +1,26 @@
-"""purchase-matcher's tables: the purchase index, active recall scopes, alerts, and seller API keys."""
+"""purchase-matcher's tables: the purchase index, active recall scopes, alerts, and seller API
+keys."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from recall_shared.api_keys import SellerKeyColumns
@@ -66,8 +80,9 @@ class ActiveRecall(Base):
 
 
 class RecallIdentifier(Base):
-    """The identifiers each active recall names (product ids, GTIN-14s, model keys): an order event finds the
-    recalls that could reach its lines through this index instead of reading every active recall."""
+    """The identifiers each active recall names (product ids, GTIN-14s, model keys): an order event
+    finds the recalls that could reach its lines through this index instead of reading every active
+    recall."""
 
     __tablename__ = "recall_identifiers"
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # product | gtin | model
@@ -80,10 +95,12 @@ class RecallIdentifier(Base):
 class Alert(Base):
     """One alert per (customer, recall): what was last announced about it, enough to tell a change.
 
-    The full state goes out on alerts.v1 and is not kept here (a recall can reach a million customers)."""
+    The full state goes out on alerts.v1 and is not kept here (a recall can reach a million
+    customers)."""
 
     __tablename__ = "alerts"
-    # Keyed the way reconcile writes (a recall's customers in order); alert_id is derived from the pair.
+    # Keyed the way reconcile writes (a recall's customers in order); alert_id is derived from the
+    # pair.
     recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     alert_id: Mapped[str] = mapped_column(String(36))
@@ -104,6 +121,32 @@ class Alert(Base):
     __table_args__ = (Index("ix_alerts_customer_id", "customer_id"),)
 
 
+class AlertAnnouncement(Base):
+    """New alerts a reconcile pass is about to send straight to alerts.v1, one row per batch of
+    customers, committed on a connection of its own before the batch goes out (their alert rows
+    commit only after every acknowledgement). An entry whose (recall, customer) has no alert row is
+    an alert consumers may hold that the database does not: the next pass of that recall or customer
+    brings them in line (domain.catch_up). A whole-recall pass deletes its recall's rows as it
+    commits; a re-check its own."""
+
+    __tablename__ = "alert_announcements"
+    announcement_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(String(64))
+    recall_version: Mapped[int] = mapped_column(Integer)
+    pass_id: Mapped[str] = mapped_column(String(36))
+    # One entry per customer, in the same order: what its alert version 1 said. Packed (a
+    # fingerprint as its 32 bytes, a tier as one letter, c or p) so that announcing costs the fast
+    # path little.
+    customer_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    fingerprints: Mapped[bytes] = mapped_column(LargeBinary)
+    tiers: Mapped[str] = mapped_column(Text)
+    announced_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (Index("ix_alert_announcements_recall_id", "recall_id"),)
+
+
 class BackfillCursor(Base):
     """Where an HTTP backfill stopped, saved with each page's effects so a restart resumes there."""
 
@@ -115,8 +158,8 @@ class BackfillCursor(Base):
 
 
 class SellerKey(SellerKeyColumns, Base):
-    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never plaintext; they
-    authenticate the read API (recall_shared.api_keys)."""
+    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never
+    plaintext; they authenticate the read API (recall_shared.api_keys)."""
 
 
 metadata = Base.metadata

@@ -1,9 +1,10 @@
 """A realistic synthetic marketplace, deterministic by seed: catalog, customers, orders.
 
-Used by the demo, tests and benchmarks. It has what real order history has: products with variants and
-several GTINs, model numbers written in different ways, lots and serials known for some lines only,
-multi-unit lines, repeat purchases, gifts, business accounts with an admin, cancellations and (partial)
-returns. The same seed always gives the same data, so a benchmark or a failing test can be replayed.
+Used by the demo, tests and benchmarks. It has what real order history has: products with variants
+and several GTINs, model numbers written in different ways, lots and serials known for some lines
+only, multi-unit lines, repeat purchases, gifts, business accounts with an admin, cancellations and
+(partial) returns. The same seed always gives the same data, so a benchmark or a failing test can be
+replayed.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class Marketplace:
             )
 
     def orders(self, count: int, *, start: datetime = EPOCH, days: int = 700) -> Iterator[ev.Event]:
-        """``count`` orders in time order, each followed by its shipment, cancellation or return events."""
+        """``count`` orders in time order, each followed by its shipment, cancellation or return
+        events."""
         rnd = random.Random(self.seed + 2)
         step = timedelta(days=days) / max(count, 1)
         popular = self.products[: max(len(self.products) // 10, 1)]

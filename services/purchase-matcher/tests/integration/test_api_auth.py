@@ -1,8 +1,9 @@
-"""Who may read GET /v1/recalls/{id}/matches: API keys from sellers.v1 (hashes only), as refund-logistics.
+"""Who may read GET /v1/recalls/{id}/matches: API keys from sellers.v1 (hashes only), as
+refund-logistics.
 
-Operators see every recall; a seller only the recalls whose stored snapshot names it as the seller. Another
-seller's recall and a recall the matcher has never seen are both 404 "recall not found", so a seller cannot
-tell the two apart. A missing, unknown or revoked key is 401.
+Operators see every recall; a seller only the recalls whose stored snapshot names it as the seller.
+Another seller's recall and a recall the matcher has never seen are both 404 "recall not found", so
+a seller cannot tell the two apart. A missing, unknown or revoked key is 401.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ async def test_a_key_revoked_on_sellers_v1_stops_working(matcher, build) -> None
         await matcher.client.get(f"/v1/recalls/{rid}/matches", headers={"X-Api-Key": other_key})
     ).status_code == 200
 
-    # the issue event again (recall-intake republishing it under a new event id) does not bring the key back
+    # the issue event again (recall-intake republishing it under a new event id) does not bring the
+    # key back
     await matcher.send(
         ev.ApiKeyIssued(
             key_id=key_id,

@@ -1,5 +1,5 @@
-"""Bulk backfill of order history: from a JSON-lines export, and from a paginated HTTP API that can be
-interrupted and resumed. Real PostgreSQL; the upstream order-history API is served in-process."""
+"""Bulk backfill of order history: from a JSON-lines export, and from a paginated HTTP API that can
+be interrupted and resumed. Real PostgreSQL; the upstream order-history API is served in-process."""
 
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ def _expected(events: list[ev.Event]) -> dict[str, tuple[int, int, bool]]:
     orders: dict[str, list[str]] = {}
     for e in events:
         if isinstance(e, ev.OrderPlaced):
-            for l in e.lines:
-                state[l.line_id] = [l.quantity, 0, False]
-            orders[e.order_id] = [l.line_id for l in e.lines]
+            for line in e.lines:
+                state[line.line_id] = [line.quantity, 0, False]
+            orders[e.order_id] = [line.line_id for line in e.lines]
         elif isinstance(e, ev.OrderCancelled):
             for lid in e.line_ids or orders[e.order_id]:
                 state[lid][2] = True
@@ -75,7 +75,8 @@ async def test_file_backfill_loads_every_line_and_a_rerun_changes_nothing(
     with path.open("ab") as fh:  # bad lines are reported, not fatal
         fh.write(b"not json\n")
         fh.write(
-            b'{"specversion": "1.0", "id": "x", "type": "order.placed.v1", "data": {"order_id": ""}}\n'
+            b'{"specversion": "1.0", "id": "x", "type": "order.placed.v1", "data": {"order_id": '
+            b'""}}\n'
         )
     report = await backfill_file(sessions, path, batch_size=200, progress=False)
     expected = _expected(events)

@@ -27,8 +27,9 @@ async def test_alert_states_become_counts_and_active_recalls_get_their_identifie
         try:
             state = {"lines": [{"line_id": "l1", "units": 2}, {"line_id": "l2", "units": 3}]}
             await conn.execute(
-                "INSERT INTO alerts (alert_id, customer_id, recall_id, recall_version, alert_version, status, tier, "
-                "fingerprint, state) VALUES ('a1', 'c1', 'r1', 1, 1, 'open', 'confirmed', 'f', $1::jsonb)",
+                "INSERT INTO alerts (alert_id, customer_id, recall_id, recall_version, "
+                "alert_version, status, tier, fingerprint, state) "
+                "VALUES ('a1', 'c1', 'r1', 1, 1, 'open', 'confirmed', 'f', $1::jsonb)",
                 orjson.dumps(state).decode(),
             )
             snapshot = {
@@ -55,7 +56,8 @@ async def test_alert_states_become_counts_and_active_recalls_get_their_identifie
         conn = await asyncpg.connect(dsn)
         try:
             row = await conn.fetchrow(
-                "SELECT line_count, units, alert_id FROM alerts WHERE recall_id = 'r1' AND customer_id = 'c1'"
+                "SELECT line_count, units, alert_id FROM alerts WHERE recall_id = 'r1' AND "
+                "customer_id = 'c1'"
             )
             assert (row["line_count"], row["units"], row["alert_id"]) == (2, 5, "a1")
             ids = {

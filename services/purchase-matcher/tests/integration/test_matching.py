@@ -1,4 +1,5 @@
-"""The matcher through Kafka: orders.v1 and recalls.v1 in, alerts.v1 out, and only the difference."""
+"""The matcher through Kafka: orders.v1 and recalls.v1 in, alerts.v1 out, and only the
+difference."""
 
 from __future__ import annotations
 
@@ -61,11 +62,11 @@ async def test_published_recall_raises_one_alert_per_affected_customer(matcher, 
     a = raised[alice]
     assert a.alert_id == alert_id_for(rid, alice) and a.alert_version == 1 and a.recall_version == 1
     assert a.recall_id == rid and a.tier == "confirmed" and a.recall.title == recall.content.title
-    assert sorted((l.order_id, l.product_id, l.units) for l in a.lines) == sorted(
+    assert sorted((ln.order_id, ln.product_id, ln.units) for ln in a.lines) == sorted(
         [(alice_1.order_id, kettle, 2), (alice_2.order_id, kettle_v2, 1)]
     )
     assert raised[bob].business_account_admin_id == "bob-admin"
-    assert [l.line_id for l in raised[bob].lines] == [bob_1.lines[0].line_id]
+    assert [ln.line_id for ln in raised[bob].lines] == [bob_1.lines[0].line_id]
     assert all(r.event.alert.alert_id == alert_id_for(rid, r.key) for r in records)
     assert await matcher.scalar("SELECT count(*) FROM alerts WHERE status = 'open'") == 2
 
@@ -107,7 +108,7 @@ async def test_amendment_emits_only_the_difference(matcher, build) -> None:
     grown = [r for r in new if r.key == grow]
     assert [r.type for r in grown] == ["alert.updated.v1"]
     assert grown[0].event.alert.alert_version == 2
-    assert [l.line_id for l in grown[0].event.alert.lines] == [grow_2.lines[0].line_id]
+    assert [ln.line_id for ln in grown[0].event.alert.lines] == [grow_2.lines[0].line_id]
     # unchanged scope: no raise, no withdrawal and no new alert version (so no new notice is due)
     unchanged = [r for r in new if r.key == keep]
     assert all(r.type == "alert.updated.v1" and r.event.alert.alert_version == 1 for r in unchanged)
@@ -174,7 +175,8 @@ async def test_late_order_for_a_recalled_product_alerts_and_flags_the_sale(match
     late_order = build.order(
         late, product, other, placed_at=published_at + timedelta(minutes=30), seller_id="seller-9"
     )
-    # an order placed before publication that only reaches us now (a backfill) is matched but is no incident
+    # an order placed before publication that only reaches us now (a backfill) is matched but is no
+    # incident
     old_order = build.order(backfilled, product, placed_at=published_at - timedelta(days=1))
     await matcher.send_and_settle(
         late_order, old_order, build.order(unrelated, other, placed_at=datetime.now(UTC))
@@ -189,7 +191,7 @@ async def test_late_order_for_a_recalled_product_alerts_and_flags_the_sale(match
         ]
     )
     raised = next(r.event.alert for r in new if r.key == late and r.type == "alert.raised.v1")
-    assert [l.line_id for l in raised.lines] == [
+    assert [ln.line_id for ln in raised.lines] == [
         late_order.lines[0].line_id
     ]  # not the unrelated line
     incident = next(r.event for r in new if r.type == "alert.sale_after_recall_detected.v1")
@@ -202,8 +204,9 @@ async def test_late_order_for_a_recalled_product_alerts_and_flags_the_sale(match
 async def test_late_orders_find_their_recalls_by_gtin_and_model_number_not_by_scanning(
     matcher, build
 ) -> None:
-    """An order event looks up the recalls naming its lines' identifiers (recall_identifiers); a recall
-    found by a GTIN in another spelling or a model number in another spelling alerts, a closed one not."""
+    """An order event looks up the recalls naming its lines' identifiers (recall_identifiers); a
+    recall found by a GTIN in another spelling or a model number in another spelling alerts, a
+    closed one not."""
     by_gtin, by_model, closed_rid = (
         build.new_id("rc-gtin"),
         build.new_id("rc-model"),
@@ -241,7 +244,8 @@ async def test_late_orders_find_their_recalls_by_gtin_and_model_number_not_by_sc
     )
     assert (
         await matcher.scalar(
-            f"SELECT count(*) FROM recall_identifiers WHERE recall_id IN ('{by_gtin}', '{by_model}', '{closed_rid}')"
+            "SELECT count(*) FROM recall_identifiers "
+            f"WHERE recall_id IN ('{by_gtin}', '{by_model}', '{closed_rid}')"
         )
         == 2
     )
@@ -401,6 +405,57 @@ async def test_returns_and_cancellations_after_the_alert_update_or_withdraw_it(
     assert (
         new[partial].event.alert.alert_version == 2 and new[partial].event.alert.lines[0].units == 2
     )
+
+
+async def test_a_return_or_cancellation_the_line_cannot_hold_is_dead_lettered_unapplied(
+    matcher, build
+) -> None:
+    """Returning 99 units of a line of 1, or cancelling a line already returned in full, contradicts
+    what the index knows: the event is dead-lettered as rejected, with the reason, and changes
+    nothing (the alert stays open). A fitting return after it is applied as usual."""
+    rid = build.new_id("rc")
+    product = build.new_id("p")
+    one, two = build.new_id("one"), build.new_id("two")
+    one_order, two_order = build.order(one, product), build.order(two, product, quantity=2)
+    await matcher.send_and_settle(one_order, two_order)
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[product])))
+    )
+    first = await matcher.alerts()
+    now = datetime.now(UTC)
+    two_line = two_order.lines[0].line_id
+    too_many = ev.OrderLineReturned(
+        order_id=one_order.order_id,
+        customer_id=one,
+        line_id=one_order.lines[0].line_id,
+        quantity=99,
+        returned_at=now,
+    )
+    returned = ev.OrderLineReturned(
+        order_id=two_order.order_id, customer_id=two, line_id=two_line, quantity=2, returned_at=now
+    )
+    cancel_returned = ev.OrderCancelled(
+        order_id=two_order.order_id, customer_id=two, line_ids=[two_line], cancelled_at=now
+    )
+    ids = await matcher.send_and_settle(too_many, returned, cancel_returned)
+    matcher.expected_dead_letters = {ids[0], ids[2]}
+    letters = await matcher.dead_letters()
+    reasons = {
+        dict(r.headers)["ce_id"].decode(): dict(r.headers)["dlq_error"].decode() for r in letters
+    }
+    assert set(reasons) == {ids[0], ids[2]}
+    assert {dict(r.headers)["dlq_reason"] for r in letters} == {b"rejected"}
+    assert "return of 99 units" in reasons[ids[0]] and "1 of 1 remain" in reasons[ids[0]]
+    assert "all 2 units were returned" in reasons[ids[2]]
+    assert (
+        await matcher.scalar(
+            "SELECT returned_quantity FROM purchase_lines WHERE line_id = :l",
+            l=one_order.lines[0].line_id,
+        )
+        == 0
+    )
+    new = {r.key: r.type for r in await matcher.alerts_after(first)}
+    assert new == {two: "alert.withdrawn.v1"}  # only the return that fits took effect
 
 
 async def test_matches_endpoint_reports_counts(matcher, build) -> None:

@@ -1,5 +1,5 @@
-"""Matching, free of I/O: identifiers, seller restriction, units, grouping, deterministic ids, and the
-difference between what was announced and what is true now."""
+"""Matching, free of I/O: identifiers, seller restriction, units, grouping, deterministic ids, and
+the difference between what was announced and what is true now."""
 
 from __future__ import annotations
 
@@ -13,15 +13,20 @@ import pytest
 from purchase_matcher.domain import (
     ALERT_NAMESPACE,
     AlertDraft,
+    Announced,
     Line,
+    LineUnits,
     Previous,
     alert_event_body,
     alert_id_for,
     build_alert,
+    cancellation_refusal,
+    catch_up,
     decide,
     line_tier,
     model_key,
     next_version,
+    return_refusal,
     rule_tier,
     scope_fingerprint,
 )
@@ -146,7 +151,7 @@ def test_cancelled_and_fully_returned_lines_raise_no_alert() -> None:
     assert build_alert(recall, "c-1", [line(cancelled=True)]) is None
     assert build_alert(recall, "c-1", [line(quantity=2, returned_quantity=2)]) is None
     partial = build_alert(recall, "c-1", [line(quantity=4, returned_quantity=1)])
-    assert partial is not None and [l.units for l in partial.state.lines] == [3]
+    assert partial is not None and [ln.units for ln in partial.state.lines] == [3]
 
 
 # --------------------------------------------------------------------------- grouping
@@ -178,7 +183,7 @@ def test_repeat_purchases_are_one_alert_with_every_line_oldest_first() -> None:
     draft = build_alert(recall, "c-1", lines)
     assert draft is not None
     state = draft.state
-    assert [(l.line_id, l.order_id, l.units) for l in state.lines] == [
+    assert [(ln.line_id, ln.order_id, ln.units) for ln in state.lines] == [
         ("l-1", "o-1", 1),
         ("l-2", "o-2", 1),
         ("l-3", "o-3", 2),
@@ -298,7 +303,7 @@ def test_a_withdrawn_alert_that_matches_again_is_raised_with_a_new_version() -> 
     assert next_version(prev, d) == 3
 
 
-# --------------------------------------------------------------------------- the event body, built without the model
+# ---------------------------------------------------------- the event body, built without the model
 
 
 @pytest.mark.parametrize(
@@ -352,3 +357,76 @@ def test_event_body_is_exactly_what_the_model_would_write(
     # the same JSON, field for field, as pydantic writes it, and it reads back to the same event
     assert orjson.loads(body) == orjson.loads(expected.model_dump_json())
     assert ev.AlertRaised.model_validate_json(body) == expected
+
+
+# --------------------------------------------------------------------- catch_up (announced, no row)
+
+
+def test_an_announced_alert_nothing_reaches_any_more_is_withdrawn() -> None:
+    announced = Announced(draft_for(line()).fingerprint, "confirmed", 1)
+    assert catch_up(announced, None, 1) == "withdraw"
+
+
+def test_an_announced_alert_with_the_same_content_is_sent_again_as_it_was() -> None:
+    d = draft_for(line())
+    assert catch_up(Announced(d.fingerprint, d.tier, 1), d, 1) == "resend"
+
+
+def test_an_announced_alert_whose_content_changed_is_updated_under_a_new_version() -> None:
+    announced = Announced(draft_for(line(quantity=2)).fingerprint, "confirmed", 1)
+    returned = draft_for(line()._replace(quantity=2, returned_quantity=1))
+    assert catch_up(announced, returned, 1) == "update"
+    assert next_version(announced.previous, returned) == 2
+
+
+def test_an_announced_alert_of_an_older_recall_version_is_updated_in_the_same_alert_version() -> (
+    None
+):
+    d = draft_for(line(), version=2)
+    announced = Announced(d.fingerprint, d.tier, 1)
+    assert catch_up(announced, d, 2) == "update"
+    assert next_version(announced.previous, d) == 1  # the event id differs by recall version
+
+
+# ------------------------------------------------------------------------ returns and cancellations
+
+
+def units(quantity: int = 1, returned: int = 0, cancelled: bool = False, **kw: str) -> LineUnits:
+    facts = {"line_id": "l-1", "order_id": "o-1", "customer_id": "c-1"} | kw
+    return LineUnits(
+        facts["line_id"], facts["order_id"], facts["customer_id"], quantity, returned, cancelled
+    )
+
+
+def test_a_return_of_what_remains_is_accepted() -> None:
+    assert return_refusal(units(3, returned=1), "o-1", "c-1", 2) is None
+    assert return_refusal(None, "o-1", "c-1", 99) is None  # a line the index never saw
+
+
+def test_a_return_larger_than_what_remains_is_refused() -> None:
+    assert return_refusal(units(1), "o-1", "c-1", 99) == (
+        "return of 99 units of line 'l-1', but 1 of 1 remain"
+    )
+    assert "0 of 3 remain" in (return_refusal(units(3, returned=3), "o-1", "c-1", 1) or "")
+    assert "cancelled" in (return_refusal(units(2, cancelled=True), "o-1", "c-1", 1) or "")
+
+
+def test_a_return_of_another_order_or_customer_s_line_is_refused() -> None:
+    assert "on order 'o-2'" in (return_refusal(units(order_id="o-2"), "o-1", "c-1", 1) or "")
+    assert "another customer" in (return_refusal(units(customer_id="c-9"), "o-1", "c-1", 1) or "")
+
+
+def test_a_cancellation_is_refused_only_where_facts_contradict_it() -> None:
+    assert cancellation_refusal([units(2, returned=1)], "o-1", "c-1", ["l-1"]) is None
+    assert cancellation_refusal([units(cancelled=True)], "o-1", "c-1", ["l-1"]) is None  # a repeat
+    assert cancellation_refusal([units(2, returned=2)], "o-1", "c-1", None) is None  # whole order
+    assert cancellation_refusal([], "o-1", "c-1", ["unknown"]) is None
+    assert cancellation_refusal([units(2, returned=2)], "o-1", "c-1", ["l-1"]) == (
+        "cancellation of line 'l-1', but all 2 units were returned"
+    )
+    assert "another customer" in (
+        cancellation_refusal([units(customer_id="c-9")], "o-1", "c-1", None) or ""
+    )
+    assert "on order 'o-2'" in (
+        cancellation_refusal([units(order_id="o-2")], "o-1", "c-1", ["l-1"]) or ""
+    )

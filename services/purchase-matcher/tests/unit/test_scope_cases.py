@@ -144,7 +144,7 @@ def test_one_confirmed_line_makes_the_alert_confirmed() -> None:
         [line(line_id="l1"), line(line_id="l2", lot="A1"), line(line_id="l3", lot="B2")],
     )
     assert alert is not None and alert.state.tier == "confirmed"
-    assert [(l.line_id, l.tier) for l in alert.state.lines] == [
+    assert [(alert_line.line_id, alert_line.tier) for alert_line in alert.state.lines] == [
         ("l1", "possibly_affected"),
         ("l2", "confirmed"),
     ]

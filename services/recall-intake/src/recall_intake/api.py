@@ -12,7 +12,14 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recall_intake.auth import OperatorDep, Principal, PrincipalDep, issue_key, revoke_key
+from recall_intake.auth import (
+    OperatorDep,
+    Principal,
+    PrincipalDep,
+    UnknownSeller,
+    issue_key,
+    revoke_key,
+)
 from recall_intake.domain import IllegalTransition, fingerprint, transition
 from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
 from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
@@ -179,6 +186,12 @@ async def _prepare(
     try:
         return await prepare_rules(session, principal, [r.model_dump(mode="json") for r in rules])
     except ScopeProblems as exc:
+        if exc.retry_after is not None:  # not_known_yet: the same request may succeed shortly
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail={"error": exc.error, "message": str(exc)},
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY, detail={"error": exc.error, "message": str(exc)}
         ) from None
@@ -516,19 +529,17 @@ async def create_seller(body: SellerIn, _: OperatorDep, session: SessionDep) -> 
 async def create_api_key(
     body: ApiKeyIn, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
 ) -> ApiKeyIssued:
-    if body.seller_id is not None and await session.get(Seller, body.seller_id) is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail=f"seller_id: unknown seller {body.seller_id!r}",
+    try:
+        plaintext, row = await issue_key(
+            session,
+            role=body.role,
+            seller_id=body.seller_id,
+            label=body.label,
+            pepper=runtime.settings.api_key_pepper,
+            outbox=runtime.outbox,
         )
-    plaintext, row = await issue_key(
-        session,
-        role=body.role,
-        seller_id=body.seller_id,
-        label=body.label,
-        pepper=runtime.settings.api_key_pepper,
-        outbox=runtime.outbox,
-    )
+    except UnknownSeller as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
     await session.commit()
     return ApiKeyIssued(
         key_id=row.key_id,

@@ -41,11 +41,12 @@ class ImportOut(BaseModel):
     response_model=ImportOut,
     tags=["imports"],
     summary="Import one regulator record as a draft recall",
-    description="The body is one raw record as the regulator publishes it (CPSC Recalls API or normalised "
-    "CPSC record, USA.gov/GSA CPSC record, openFDA enforcement report, EU Safety Gate record); `auto` "
-    "detects the shape. 201 when a draft was created; 200 when the record was already imported (skipped) or "
-    "is the same event as another agency's record (linked); 422 when the record is not usable (an error "
-    "returned as a record, no reference, an unknown shape).",
+    description="The body is one raw record as the regulator publishes it (CPSC Recalls API or "
+    "normalised CPSC record, USA.gov/GSA CPSC record, openFDA enforcement report, EU Safety Gate "
+    "record); `auto` detects the shape. 201 when a draft was created; 200 when the record was "
+    "already imported (skipped) or is the same event as another agency's record (linked); 422 "
+    "when the record is not usable (an error returned as a record, no reference, an unknown "
+    "shape).",
     responses={
         200: {"description": "Skipped or linked", "model": ImportOut},
         422: {"description": "The record is not a usable recall"},

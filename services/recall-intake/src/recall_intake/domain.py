@@ -38,8 +38,9 @@ def fingerprint(payload: object) -> str:
 
 
 # One severity scale for every regulator's classes. FDA Class I: reasonable probability of serious
-# harm or death; Class II: temporary or reversible harm; Class III: unlikely to cause harm. EU Safety Gate
-# risk levels map one to one. CPSC does not classify; its hazards with death or serious injury are high.
+# harm or death; Class II: temporary or reversible harm; Class III: unlikely to cause harm. EU
+# Safety Gate risk levels map one to one. CPSC does not classify; its hazards with death or serious
+# injury are high.
 _SEVERITY: dict[tuple[str, str], str] = {
     ("FDA", "CLASS I"): "critical",
     ("FDA", "CLASS II"): "medium",
@@ -63,7 +64,8 @@ _SERIOUS_WORDS = (
 
 
 def severity_for(agency: str, classification: str = "", hazard: str = "") -> str:
-    """The project's severity for a regulator's classification, or from the hazard's words when none."""
+    """The project's severity for a regulator's classification, or from the hazard's words when
+    none."""
     mapped = _SEVERITY.get((agency.upper(), " ".join(classification.upper().split())))
     if mapped:
         return mapped

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recall_intake.models import Listing
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
+from recall_shared.handlers import HandlerMap
 from recall_shared.identifiers import model_key, normalise_gtin
 
 
@@ -44,4 +45,4 @@ async def on_listing_updated(
     await session.execute(stmt)
 
 
-HANDLERS = {ev.ListingUpdated: on_listing_updated}
+HANDLERS: HandlerMap = {ev.ListingUpdated: on_listing_updated}

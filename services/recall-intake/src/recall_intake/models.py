@@ -92,7 +92,8 @@ class Listing(Base):
 
 
 class RegulatorRecord(Base):
-    """Every regulator record imported, so a re-published or re-imported record never makes a second recall."""
+    """Every regulator record imported, so a re-published or re-imported record never makes a second
+    recall."""
 
     __tablename__ = "regulator_records"
     agency: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -1,4 +1,5 @@
-"""Who may call what: every route, for seller A, seller B, an operator, and no, bad or revoked keys."""
+"""Who may call what: every route, for seller A, seller B, an operator, and no, bad or revoked
+keys."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def routes(
 
 async def call_all(
     intake, headers: dict[str, str], recall_id: str, key_id: str, product_id: str, body, unique
-):  # type: ignore[no-untyped-def]
+):
     statuses: dict[str, int] = {}
     responses = {}
     for name, method, path, payload in routes(recall_id, key_id, product_id, body, unique):
@@ -63,9 +64,9 @@ async def call_all(
 
 
 @pytest.fixture
-async def world(intake, make_recall_body, unique):  # type: ignore[no-untyped-def]
-    """Seller A with a draft recall on its product, seller B with its own product, an operator, a revoked key,
-    and a spare key for the revoke route."""
+async def world(intake, make_recall_body, unique):
+    """Seller A with a draft recall on its product, seller B with its own product, an operator, a
+    revoked key, and a spare key for the revoke route."""
     seller_a, key_a = await intake.seller_key()
     seller_b, key_b = await intake.seller_key()
     operator = await intake.operator_key()
@@ -136,7 +137,8 @@ async def test_every_route_refuses_missing_bad_and_revoked_keys(
     )
     assert statuses == dict.fromkeys(ROUTE_NAMES, 401)
     assert all(r.headers.get("www-authenticate") == "ApiKey" for r in responses.values())
-    # nothing happened: the recall is still a draft, the spare key still works, no recall was created
+    # nothing happened: the recall is still a draft, the spare key still works, no recall was
+    # created
     assert await intake.scalar("SELECT count(*) FROM recalls") == 1
     assert await intake.scalar("SELECT status FROM recalls") == "draft"
     assert (

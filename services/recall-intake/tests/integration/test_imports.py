@@ -1,7 +1,7 @@
-"""Regulator import against the real database: whole files, re-imports, re-publication, the cross-agency
-link, the import-recalls command and POST /v1/imports/{format}.
+"""Regulator import against the real database: whole files, re-imports, re-publication, the
+cross-agency link, the import-recalls command and POST /v1/imports/{format}.
 
-Records come from ../shared/data/recalls (origins in its README.md: FDA/openfda @ 2c152208,
+Records come from tests/data/regulators (origins in its README.md: FDA/openfda @ 2c152208,
 peggybustamante/python-samples @ a0e67739, shubhL-research/canon-event @ 7ea2ef60)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from recall_intake.models import Recall, RegulatorRecord
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "recalls"
+DATA = Path(__file__).resolve().parents[1] / "data" / "regulators"
 OPENFDA = DATA / "openfda_res_ucm308307_enforcement_2012-06.jsonl"
 GSA = DATA / "gsa_recalls_api_cpsc_2013.json"
 SEEDS = DATA / "canon-event_seeds_cpsc_and_eu_safetygate_2024-2026.json"
@@ -33,7 +33,7 @@ def _records(path: Path) -> list[Any]:
     return list(open_records(path)[1])
 
 
-async def _import_all(intake, path: Path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def _import_all(intake, path: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     for raw in _records(path):
         try:
@@ -47,7 +47,7 @@ async def _import_all(intake, path: Path) -> dict[str, int]:  # type: ignore[no-
     return counts
 
 
-async def test_whole_files_import_once_and_a_second_time_create_nothing(intake) -> None:  # type: ignore[no-untyped-def]
+async def test_whole_files_import_once_and_a_second_time_create_nothing(intake) -> None:
     assert await _import_all(intake, OPENFDA) == {"created": 70, "failed": 2}
     assert await _import_all(intake, GSA) == {"created": 50}
     assert await _import_all(intake, SEEDS) == {
@@ -88,7 +88,7 @@ async def test_whole_files_import_once_and_a_second_time_create_nothing(intake) 
     )
 
 
-async def test_republished_record_with_a_changed_body_is_skipped(intake) -> None:  # type: ignore[no-untyped-def]
+async def test_republished_record_with_a_changed_body_is_skipped(intake) -> None:
     raw = next(r for r in _records(GSA) if r["recall_number"] == "14702")
     async with intake.session_factory() as session:
         first = await import_record(session, parse_record("cpsc-gsa", raw))
@@ -109,7 +109,7 @@ async def test_republished_record_with_a_changed_body_is_skipped(intake) -> None
     assert await intake.scalar("SELECT count(*) FROM recalls") == 1
 
 
-async def test_same_event_from_two_agencies_is_linked(intake) -> None:  # type: ignore[no-untyped-def]
+async def test_same_event_from_two_agencies_is_linked(intake) -> None:
     seeds = _records(SEEDS)
     eu = next(r for r in seeds if r["ref"] == "A12/02381/24")  # Replay fragrance, GTIN 737052268675
     # A CPSC record of the same product a month later (constructed: no CPSC seed carries a GTIN).
@@ -157,8 +157,9 @@ async def test_same_event_from_two_agencies_is_linked(intake) -> None:  # type: 
 
 
 @pytest.fixture
-def restore_logging():  # type: ignore[no-untyped-def]
-    """The command configures logging onto the captured stderr; put the test session's logging back after."""
+def restore_logging():
+    """The command configures logging onto the captured stderr; put the test session's logging back
+    after."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -168,8 +169,8 @@ def restore_logging():  # type: ignore[no-untyped-def]
 
 async def test_import_command_on_a_file(
     intake, tmp_path, monkeypatch, capsys, restore_logging
-) -> None:  # type: ignore[no-untyped-def]
-    records = _records(SEEDS)[:20] + [{"RecallID": 0, "RecallNumber": None}, {"hello": "world"}]
+) -> None:
+    records = [*_records(SEEDS)[:20], {"RecallID": 0, "RecallNumber": None}, {"hello": "world"}]
     path = tmp_path / "cpsc.json"
     path.write_text(json.dumps(records))
     monkeypatch.setenv("RECALL_INTAKE_DATABASE_URL", intake.settings.database_url)
@@ -196,7 +197,7 @@ async def test_import_command_on_a_file(
     assert "cannot read" in capsys.readouterr().err
 
 
-async def test_import_endpoint(intake) -> None:  # type: ignore[no-untyped-def]
+async def test_import_endpoint(intake) -> None:
     operator = {"X-Api-Key": await intake.operator_key()}
     _, seller_key = await intake.seller_key()
     record = next(r for r in _records(OPENFDA) if "F-1398-2012" in r["product-description"])

@@ -1,5 +1,5 @@
-"""Recalls through the API: product ownership from catalog.listings.v1, the lifecycle and its events on
-recalls.v1 (via the outbox), Idempotency-Key, validation, listing and pagination."""
+"""Recalls through the API: product ownership from catalog.listings.v1, the lifecycle and its events
+on recalls.v1 (via the outbox), Idempotency-Key, validation, listing and pagination."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import parse
 from recall_shared.events import RecallAmended, RecallClosed, RecallPublished
@@ -15,7 +16,7 @@ from recall_shared.testing import read_topic
 pytestmark = pytest.mark.integration
 
 
-async def _seller(intake, unique):  # type: ignore[no-untyped-def]
+async def _seller(intake, unique):
     seller_id, key = await intake.seller_key()
     product = unique("prod")
     await intake.listing(product, [seller_id])
@@ -33,20 +34,25 @@ async def test_seller_may_recall_a_product_only_once_the_catalog_says_it_sells_i
     headers = {"X-Api-Key": key}
     product, gtin = unique("prod"), "00012345678905"
 
+    # No listing names the product yet: not final, retry (the listing event may be on its way).
+    early = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
+    assert early.status_code == 409, early.text
+    assert early.headers["Retry-After"] == "2"
+    detail = early.json()["detail"]
+    assert detail["error"] == "not_known_yet"
+    assert detail["message"].startswith(f"rules[0].product_ids[0]: product {product!r} is not")
+    assert "send the same request again" in detail["message"]
+
+    # the catalog lists the product for somebody else: not this seller's (final)
+    await intake.listing(product, [other_id])
     refused = await intake.client.post(
         "/v1/recalls", json=make_recall_body(product), headers=headers
     )
     assert refused.status_code == 422, refused.text
     detail = refused.json()["detail"]
     assert detail["error"] == "not_your_product"
+    assert "Retry-After" not in refused.headers
     assert detail["message"].startswith("rules[0].product_ids[0]:") and product in detail["message"]
-
-    # the catalog lists the product for somebody else: still not this seller's
-    await intake.listing(product, [other_id])
-    still = await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
-    assert (
-        still.status_code == 422 and "rules[0].product_ids[0]" in still.json()["detail"]["message"]
-    )
 
     # a later listing event adds this seller (and a GTIN): the same request now succeeds
     await intake.send_listing(product, [other_id, seller_id], gtins=[gtin, "not-a-gtin"])
@@ -63,13 +69,20 @@ async def test_seller_may_recall_a_product_only_once_the_catalog_says_it_sells_i
         "/v1/recalls", json=make_recall_body(product, gtins=(gtin,)), headers=headers
     )
     assert by_gtin.status_code == 201, by_gtin.text
+    unknown_gtin = await intake.client.post(
+        "/v1/recalls", json=make_recall_body(product, gtins=("00099999999990",)), headers=headers
+    )
+    assert unknown_gtin.status_code == 409, unknown_gtin.text
+    assert unknown_gtin.json()["detail"]["error"] == "not_known_yet"
+    assert "rules[0].gtins[0]" in unknown_gtin.json()["detail"]["message"]
+    # a GTIN the catalog lists for another seller only: final
+    await intake.listing(unique("lamp"), [other_id], gtins=["00099999999990"])
     foreign_gtin = await intake.client.post(
-        "/v1/recalls", json=make_recall_body(product, gtins=("00099999999997",)), headers=headers
+        "/v1/recalls", json=make_recall_body(product, gtins=("00099999999990",)), headers=headers
     )
-    assert (
-        foreign_gtin.status_code == 422
-        and "rules[0].gtins[0]" in foreign_gtin.json()["detail"]["message"]
-    )
+    assert foreign_gtin.status_code == 422, foreign_gtin.text
+    assert foreign_gtin.json()["detail"]["error"] == "not_your_product"
+    assert "rules[0].gtins[0]" in foreign_gtin.json()["detail"]["message"]
     assert await intake.scalar("SELECT count(*) FROM recalls") == 2
 
 
@@ -89,10 +102,19 @@ async def test_ownership_is_checked_on_amendments_and_operators_may_name_any_pro
         json={"rules": [{"product_ids": [product]}, {"product_ids": [foreign]}]},
         headers=headers,
     )
-    assert (
-        widened.status_code == 422
-        and "rules[1].product_ids[0]" in widened.json()["detail"]["message"]
+    assert widened.status_code == 409, widened.text  # nobody lists it yet: not_known_yet
+    assert widened.json()["detail"]["error"] == "not_known_yet"
+    assert "rules[1].product_ids[0]" in widened.json()["detail"]["message"]
+    other, _ = await intake.seller_key()
+    await intake.listing(foreign, [other])
+    widened = await intake.client.post(
+        f"/v1/recalls/{rid}/amendments",
+        json={"rules": [{"product_ids": [product]}, {"product_ids": [foreign]}]},
+        headers=headers,
     )
+    assert widened.status_code == 422, widened.text
+    assert widened.json()["detail"]["error"] == "not_your_product"
+    assert "rules[1].product_ids[0]" in widened.json()["detail"]["message"]
     assert await intake.scalar("SELECT version FROM recalls WHERE recall_id = :r", r=rid) == 1
 
     operator = {"X-Api-Key": await intake.operator_key()}
@@ -199,7 +221,8 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(
     assert got["versions"][1]["recall"]["rules"][0]["product_ids"] == [product, second]
     assert got["versions"][0]["recall"]["content"]["severity"] == "high"
 
-    # the outbox published exactly three events, in order, keyed by the recall id, with full snapshots
+    # the outbox published exactly three events, in order, keyed by the recall id, with full
+    # snapshots
     records = await read_topic(intake.topic("recalls.v1"), count=3, timeout=20)
     assert len(records) == 3
     assert {key for key, _, _ in records} == {rid.encode()}
@@ -460,8 +483,8 @@ async def test_bad_cursor_limit_and_status_are_client_errors(
     await intake.client.post("/v1/recalls", json=make_recall_body(product), headers=headers)
     for cursor in ("garbage", "bm90LWEtY3Vyc29y", "!!!"):
         resp = await intake.client.get("/v1/recalls", params={"cursor": cursor}, headers=headers)
-        assert resp.status_code == 400, (cursor, resp.text)
-        assert "cursor" in resp.json()["detail"]
+        assert resp.status_code == 422, (cursor, resp.text)  # not of the documented shape
+        assert "cursor" in resp.text
     assert (
         await intake.client.get("/v1/recalls", params={"limit": 0}, headers=headers)
     ).status_code == 422
@@ -471,3 +494,35 @@ async def test_bad_cursor_limit_and_status_are_client_errors(
     assert (
         await intake.client.get("/v1/recalls", params={"status": "archived"}, headers=headers)
     ).status_code == 422
+
+
+async def test_model_numbers_unknown_yet_or_another_sellers(
+    intake, make_recall_body, unique
+) -> None:
+    _, key = await intake.seller_key()
+    other, _ = await intake.seller_key()
+    headers = {"X-Api-Key": key}
+    model = unique("KX").upper()
+    body = make_recall_body()
+    body["rules"] = [{"model_numbers": [model]}]
+
+    early = await intake.client.post("/v1/recalls", json=body, headers=headers)
+    assert early.status_code == 409, early.text
+    assert early.json()["detail"]["error"] == "not_known_yet"
+    assert early.json()["detail"]["message"].startswith("rules[0].model_numbers[0]:")
+
+    lamp = unique("lamp")
+    listing = ev.ListingUpdated(
+        product_id=lamp, title="Lamp", seller_ids=[other], model_numbers=[model]
+    )
+    env = envelope.wrap(listing, source="/tests/catalog")
+    await intake.producer.send_and_wait(
+        intake.topic(listing.topic),
+        value=env.data,
+        key=listing.partition_key().encode(),
+        headers=env.headers(),
+    )
+    await intake.listing_seen(lamp, other)
+    refused = await intake.client.post("/v1/recalls", json=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"]["error"] == "not_your_product"

@@ -1,5 +1,5 @@
-"""Keys issued and revoked go out on sellers.v1 (hashes only), so other services can authenticate sellers
-from their own read model."""
+"""Keys issued and revoked go out on sellers.v1 (hashes only), so other services can authenticate
+sellers from their own read model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from recall_shared.testing import read_topic
 pytestmark = pytest.mark.integration
 
 
-async def test_issue_and_revoke_are_published_with_the_hash_never_the_key(intake) -> None:  # type: ignore[no-untyped-def]
+async def test_issue_and_revoke_are_published_with_the_hash_never_the_key(intake) -> None:
     operator = await intake.operator_key()
     await intake.client.post(
         "/v1/operator/sellers",

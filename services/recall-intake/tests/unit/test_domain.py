@@ -38,7 +38,7 @@ def test_closed_is_terminal() -> None:
 
 def test_unknown_status_is_illegal_not_a_crash() -> None:
     with pytest.raises(IllegalTransition):
-        transition("archived", "publish")  # type: ignore[arg-type]
+        transition("archived", "publish")
 
 
 def test_fingerprint_is_stable_and_ignores_key_order() -> None:
@@ -46,7 +46,8 @@ def test_fingerprint_is_stable_and_ignores_key_order() -> None:
     b = {"rules": [{"product_ids": ["p1", "p2"]}], "content": {"severity": "high", "title": "T"}}
     assert fingerprint(a) == fingerprint(b) == fingerprint(dict(a))
     assert len(fingerprint(a)) == 64 and int(fingerprint(a), 16) >= 0
-    # A known value: the hash is stable across processes and releases (it is stored with every recall).
+    # A known value: the hash is stable across processes and releases (it is stored with every
+    # recall).
     assert fingerprint({"b": 1, "a": [1, 2]}) == fingerprint({"a": [1, 2], "b": 1})
     assert fingerprint({}) == "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 

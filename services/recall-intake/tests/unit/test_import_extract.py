@@ -1,10 +1,10 @@
-"""extract.py on the real strings of the regulator files in ../shared/data/recalls (quoted verbatim).
+"""extract.py on the real strings of the regulator files in tests/data/regulators (quoted verbatim).
 
-Sources (see ../shared/data/recalls/README.md):
-- openfda_res_ucm308307_enforcement_2012-06.jsonl: FDA/openfda @ 2c152208aaa02323696d904e94a1d114e66247ec :
-  openfda/res/tests/data/ucm308307.json
-- gsa_recalls_api_cpsc_2013.json: peggybustamante/python-samples @ a0e677398966b0837ce9a3335776706d87d15787 :
-  data/cpsc_recalls.json
+Sources (see tests/data/regulators/README.md):
+- openfda_res_ucm308307_enforcement_2012-06.jsonl: FDA/openfda @
+  2c152208aaa02323696d904e94a1d114e66247ec : openfda/res/tests/data/ucm308307.json
+- gsa_recalls_api_cpsc_2013.json: peggybustamante/python-samples @
+  a0e677398966b0837ce9a3335776706d87d15787 : data/cpsc_recalls.json
 - canon-event_seeds_cpsc_and_eu_safetygate_2024-2026.json: shubhL-research/canon-event @
   7ea2ef6036b62e2b9f58ffa0eb437434161821d1 : data/seeds.json
 """
@@ -38,8 +38,9 @@ def test_printed_upc_a_from_an_fda_label_is_read_and_verifies() -> None:
 
 def test_hyphenated_upc_and_truncated_ones_are_flagged_not_used() -> None:
     text = (
-        "a) Private Selections Organic Baby Spinach, 5 oz plastic clamshell, UPC 0-11110-91128-5; b) Marketside "
-        "Baby Spinach Organic, 10 oz plastic clamshell, UPC: 6-8113132900-2. Recall # F-1398-2012"
+        "a) Private Selections Organic Baby Spinach, 5 oz plastic clamshell, UPC 0-11110-91128-5; "
+        "b) Marketside Baby Spinach Organic, 10 oz plastic clamshell, UPC: 6-8113132900-2. Recall "
+        "# F-1398-2012"
     )
     gtins, flags = x.extract_gtins(text, "product-description")
     assert _values(gtins) == ["00011110911285", "00681131329002"]
@@ -65,15 +66,17 @@ def test_wrong_check_digit_is_flagged_and_the_right_code_beside_it_used() -> Non
 
 
 def test_eleven_digit_upc_is_read_without_inventing_a_digit_when_it_verifies() -> None:
-    # Smiling Hara tempeh (F-1384-2012): "UPC: 13964447019" verifies as a UPC-A whose leading zero was
-    # dropped, so that reading is taken (normalise_gtin alone would have appended a check digit).
+    # Smiling Hara tempeh (F-1384-2012): "UPC: 13964447019" verifies as a UPC-A whose leading zero
+    # was dropped, so that reading is taken (normalise_gtin alone would have appended a check
+    # digit).
     gtins, flags = x.extract_gtins(
         "Smiling Hara Handcrafted Unpasteurized Tempeh Traditional Soy, 12 oz., UPC: 13964447019",
         "d",
     )
     assert _values(gtins) == ["00013964447019"]
     assert flags[0].reason.startswith("leading_zero_restored")
-    # Evergreen "UPC# 89076725873" does not verify as written: its dropped check digit is added, and flagged.
+    # Evergreen "UPC# 89076725873" does not verify as written: its dropped check digit is added, and
+    # flagged.
     gtins, flags = x.extract_gtins(
         "Evergreen Farm Doen Jang (Soybean Paste). UPC# 89076725873. Recall # F-1343-2012", "d"
     )
@@ -99,7 +102,10 @@ def test_lot_and_unit_numbers_are_not_mistaken_for_gtins() -> None:
 
 
 def test_gsa_model_numbers_in_prose() -> None:
-    text = "Infinity Green Candelabra LED Bulbs, model numbers are UDC3CW in cool white, and UDC3WW in warm white"
+    text = (
+        "Infinity Green Candelabra LED Bulbs, model numbers are UDC3CW in cool white, "
+        "and UDC3WW in warm white"
+    )
     models = x.extract_model_numbers(text, "descriptions[0]")
     assert _values(models) == ["UDC3CW", "UDC3WW"]
     assert models[0].text == "model numbers are UDC3CW in cool white, and UDC3WW"
@@ -108,19 +114,22 @@ def test_gsa_model_numbers_in_prose() -> None:
 def test_model_lists_items_and_what_is_not_a_model() -> None:
     assert _values(
         x.extract_model_numbers(
-            "Dolan Designs Ceiling-Mounted Light Fixture, models 502-30, 522-09, 522-14, and 5392-20",
+            "Dolan Designs Ceiling-Mounted Light Fixture, models 502-30, 522-09, 522-14, and "
+            "5392-20",
             "d",
         )
     ) == ["502-30", "522-09", "522-14", "5392-20"]
     assert _values(
         x.extract_model_numbers(
-            "Target Circo-brand Chloe and Conner Sitting Stools, Item numbers 249200218 (red), 249200207 (white)",
+            "Target Circo-brand Chloe and Conner Sitting Stools, Item numbers 249200218 (red), "
+            "249200207 (white)",
             "d",
         )
     ) == ["249200218", "249200207"]
     assert _values(
         x.extract_model_numbers(
-            "Crosman Semi-automatic Style Air Pistols, model numbers C21, C31 and 9-C31BRM with serial numbers",
+            "Crosman Semi-automatic Style Air Pistols, model numbers C21, C31 and 9-C31BRM with "
+            "serial numbers",
             "d",
         )
     ) == ["C21", "C31", "9-C31BRM"]
@@ -162,7 +171,10 @@ def test_model_field_values_too_generic_to_identify_a_product() -> None:
 
 
 def test_fda_lot_range_and_expiry_window_of_one_scope() -> None:
-    text = "Expiration dates from 01/19/2012 through 05/02/2012 and lot number from 00112 through 10412"
+    text = (
+        "Expiration dates from 01/19/2012 through 05/02/2012 and lot number from 00112 "
+        "through 10412"
+    )
     lots, flags = x.extract_lots(text, "code-info")
     assert flags == []
     assert [lot.as_dict() for lot in lots] == [
@@ -190,7 +202,10 @@ def test_fda_lot_range_and_expiry_window_of_one_scope() -> None:
 
 
 def test_lot_lists_with_expiry_per_group() -> None:
-    text = "Lot #: LF00478C, LF00479C, Exp 10/12; LF00551C, LF00552C, Exp 01/13; LF00687C, LF00688C, Exp 04/13"
+    text = (
+        "Lot #: LF00478C, LF00479C, Exp 10/12; LF00551C, LF00552C, Exp 01/13; "
+        "LF00687C, LF00688C, Exp 04/13"
+    )
     lots, _ = x.extract_lots(text, "code-info")
     assert x.merge_code_rules(lots)["values"] == [
         "LF00478C",
@@ -224,8 +239,8 @@ def test_lots_with_spaces_and_numbered_groups() -> None:
 
 def test_a_not_exhaustive_lot_list_is_not_the_scope_but_the_manufacturing_window_is() -> None:
     text = (
-        "1) All lots manufactured and distributed between December 15, 2010 and November 15, 2011 including but "
-        "not limited to lots: 02031103, 09241101, 10251101"
+        "1) All lots manufactured and distributed between December 15, 2010 and November 15, 2011 "
+        "including but not limited to lots: 02031103, 09241101, 10251101"
     )
     lots, flags = x.extract_lots(text, "code-info")
     assert lots == [] and "not exhaustive" in flags[0].reason
@@ -238,8 +253,8 @@ def test_a_not_exhaustive_lot_list_is_not_the_scope_but_the_manufacturing_window
 
 def test_serial_ranges_of_uneven_width_and_prefixes() -> None:
     serials, _ = x.extract_serials(
-        "Frigidaire Professional blenders, model FPJB56B7MS with a serial number between FFP 49 1203 0001 and "
-        "FFP 49 1237 00974",
+        "Frigidaire Professional blenders, model FPJB56B7MS with a serial number between FFP 49 "
+        "1203 0001 and FFP 49 1237 00974",
         "descriptions[0]",
     )
     value = serials[0].value

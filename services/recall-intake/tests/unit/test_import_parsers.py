@@ -1,6 +1,6 @@
-"""The parsers on the real regulator files, read from ../shared/data/recalls (beside the repository; see its
-README.md for origins: FDA/openfda @ 2c152208, peggybustamante/python-samples @ a0e67739,
-shubhL-research/canon-event @ 7ea2ef60)."""
+"""The parsers on the real regulator files in tests/data/regulators (see its README.md for origins:
+FDA/openfda @ 2c152208, peggybustamante/python-samples @ a0e67739, shubhL-research/canon-event @
+7ea2ef60)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from recall_intake.importers import RecordError, parse_record
 from recall_intake.importers.reader import UnreadableFile, open_records
 
-DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "recalls"
+DATA = Path(__file__).resolve().parents[1] / "data" / "regulators"
 OPENFDA = DATA / "openfda_res_ucm308307_enforcement_2012-06.jsonl"
 GSA = DATA / "gsa_recalls_api_cpsc_2013.json"
 SEEDS = DATA / "canon-event_seeds_cpsc_and_eu_safetygate_2024-2026.json"

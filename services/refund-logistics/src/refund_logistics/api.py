@@ -219,8 +219,6 @@ async def _case_out(session: AsyncSession, case: Case) -> CaseOut:
     return out
 
 
-
-
 def _period(period: str | None) -> Period:
     if period is None:
         return Period.containing(datetime.now(UTC))

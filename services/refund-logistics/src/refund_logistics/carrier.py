@@ -1,4 +1,5 @@
-"""The carrier port (prepaid return labels), its HTTP adapter and a local sandbox. Contract: RLS.md."""
+"""The carrier port (prepaid return labels), its HTTP adapter and a local sandbox. Contract:
+RLS.md."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def _label(body: dict) -> Label:
 
 class HttpCarrier(IdempotentHttpParty):
     """``POST {base}/v1/labels`` with ``Idempotency-Key``; answer 201 (200 on a replay)
-    {id, tracking_number, label_url, cost, currency}. Transient failures are retried with the same key."""
+    {id, tracking_number, label_url, cost, currency}. Transient failures are retried with the same
+    key."""
 
     party = "carrier"
 

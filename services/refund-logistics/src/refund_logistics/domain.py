@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from recall_shared import events as ev
+from recall_shared.remedy_states import COMPLETED_CASE_STATES
 
 # (from_state, transition) -> to_state
 TRANSITIONS: dict[tuple[str | None, str], str] = {
@@ -49,7 +51,8 @@ class LineRefund:
 def refunds_due(
     lines: list[ev.AffectedLine], already_refunded: dict[str, Decimal]
 ) -> list[LineRefund]:
-    """The price paid for the affected units, per line, less what was already refunded; never more."""
+    """The price paid for the affected units, per line, less what was already refunded; never
+    more."""
     due = []
     for line in lines:
         paid = (line.unit_price * line.units).quantize(Decimal("0.01"))
@@ -59,8 +62,7 @@ def refunds_due(
     return due
 
 
-# States in which the remedy was delivered (the unit is corrected); "closed" follows only from these.
-COMPLETED_STATES = frozenset({"refunded", "replacement_shipped", "repaired", "closed"})
+COMPLETED_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_shared.remedy_states)
 # The transitions that complete a remedy: their time is when the units count as corrected.
 COMPLETING_TRANSITIONS = frozenset({"issue_refund", "ship_replacement", "repair"})
 
@@ -72,16 +74,31 @@ class Period:
     year: int
     month: int
 
+    # Reports start with the system; the last year is the last whose months all end within
+    # datetime's range (9999-12 would end in year 10000).
+    FIRST_YEAR: ClassVar[int] = 2000
+    LAST_YEAR: ClassVar[int] = 9998
+
     @classmethod
     def parse(cls, text: str) -> Period:
-        try:
-            year_s, month_s = text.split("-")
-            year, month = int(year_s), int(month_s)
-        except ValueError:
-            raise ValueError(f"period must be YYYY-MM, not {text!r}") from None
-        if len(year_s) != 4 or len(month_s) != 2 or not 1 <= month <= 12 or year < 2000:
+        """``YYYY-MM`` in ASCII digits, a month from 2000-01 to 9998-12; otherwise a ValueError
+        naming the text."""
+        year_s, _, month_s = text.partition("-")
+        if not (
+            len(year_s) == 4
+            and len(month_s) == 2
+            and (year_s + month_s).isascii()
+            and (year_s + month_s).isdigit()
+            and 1 <= int(month_s) <= 12
+        ):
             raise ValueError(f"period must be YYYY-MM, not {text!r}")
-        return cls(year, month)
+        year = int(year_s)
+        if not cls.FIRST_YEAR <= year <= cls.LAST_YEAR:
+            raise ValueError(
+                f"period {text!r} is out of range: the year must be from {cls.FIRST_YEAR} "
+                f"to {cls.LAST_YEAR}"
+            )
+        return cls(year, int(month_s))
 
     @classmethod
     def containing(cls, moment: datetime) -> Period:
@@ -101,7 +118,8 @@ class Period:
 
 
 def correction_rate(corrected: int, affected: int) -> Decimal:
-    """Units corrected as a percentage of units affected, to one decimal; 0 when nothing is affected."""
+    """Units corrected as a percentage of units affected, to one decimal; 0 when nothing is
+    affected."""
     if affected <= 0:
         return Decimal("0.0")
     return (Decimal(corrected) * 100 / Decimal(affected)).quantize(Decimal("0.1"))

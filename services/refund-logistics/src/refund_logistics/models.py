@@ -1,4 +1,5 @@
-"""refund-logistics' tables: read models of recalls and alerts, cases, refunds and the seller ledger."""
+"""refund-logistics' tables: read models of recalls and alerts, cases, refunds and the seller
+ledger."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ class Case(Base):
     seller_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     remedy: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(30))
-    # recall | alert (not known yet), proof, item, payment, seller: what the case waits for; null otherwise
+    # recall | alert (not known yet), proof, item, payment, seller: what the case waits for; null
+    # otherwise
     waiting_for: Mapped[str | None] = mapped_column(String(30), nullable=True)
     units: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0"
@@ -97,10 +99,12 @@ class CaseTransition(Base):
 
 
 class Refund(Base):
-    """One refund per (case, order line); the idempotency key makes the provider call safe to repeat.
+    """One refund per (case, order line); the idempotency key makes the provider call safe to
+    repeat.
 
-    Written as an intent (``pending``) before the provider is called, settled (``paid``) after: a crash in
-    between leaves a pending row that the recovery loop settles with the same key (see RLS.md)."""
+    Written as an intent (``pending``) before the provider is called, settled (``paid``) after: a
+    crash in between leaves a pending row that the recovery loop settles with the same key (see
+    RLS.md)."""
 
     __tablename__ = "refunds"
     refund_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -145,11 +149,13 @@ class LedgerEntry(Base):
 
 
 class SellerKey(SellerKeyColumns, Base):
-    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never plaintext."""
+    """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never
+    plaintext."""
 
 
 class Enrolment(Base):
-    """A seller's (or operator's) explicit RLS enrolment of a recall; overrides the published flag."""
+    """A seller's (or operator's) explicit RLS enrolment of a recall; overrides the published
+    flag."""
 
     __tablename__ = "enrolments"
     recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -184,7 +190,8 @@ class NoticeRecord(Base):
 
 
 class CaseProof(Base):
-    """The customer's proof of destruction: what was received (the bytes live in case_proof_images)."""
+    """The customer's proof of destruction: what was received (the bytes live in
+    case_proof_images)."""
 
     __tablename__ = "case_proofs"
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), primary_key=True)

@@ -65,8 +65,8 @@ def refund_body(
 class HttpPaymentProvider(IdempotentHttpParty):
     """``POST {base}/v1/refunds`` with ``Idempotency-Key`` and ``Authorization: Bearer``; body
     {amount, currency, method, order_id, order_line_id, reference}; answer 201 (200 on a replay)
-    {id, amount, currency, method, status}. Timeouts, 408/409/425/429 and 5xx are transient and retried
-    here with the same key; other 4xx are permanent."""
+    {id, amount, currency, method, status}. Timeouts, 408/409/425/429 and 5xx are transient and
+    retried here with the same key; other 4xx are permanent."""
 
     party = "payment provider"
 
@@ -102,9 +102,10 @@ class HttpPaymentProvider(IdempotentHttpParty):
 
 
 class SandboxPaymentProvider:
-    """The sandbox payment provider in process (development default and tests): the same behaviour as
-    ``python -m refund_logistics.sandbox`` without a socket. Clearly not a real payment: refs start with
-    ``sandbox_re_``. A transient failure surfaces as ``PaymentError(transient=True)``, as from the adapter."""
+    """The sandbox payment provider in process (development default and tests): the same behaviour
+    as ``python -m refund_logistics.sandbox`` without a socket. Clearly not a real payment: refs
+    start with ``sandbox_re_``. A transient failure surfaces as ``PaymentError(transient=True)``, as
+    from the adapter."""
 
     def __init__(self, latency_s: float = 0.0, behaviour: SandboxBehaviour | None = None) -> None:
         self.core = SandboxCore(behaviour or SandboxBehaviour(latency_s=latency_s))

@@ -46,7 +46,8 @@ async def effectiveness(
         SELECT count(DISTINCT customer_id),
                count(DISTINCT customer_id) FILTER (WHERE status = 'sent'),
                count(DISTINCT customer_id) FILTER (WHERE at >= :start AND at < :end),
-               count(DISTINCT customer_id) FILTER (WHERE status = 'sent' AND at >= :start AND at < :end),
+               count(DISTINCT customer_id)
+                   FILTER (WHERE status = 'sent' AND at >= :start AND at < :end),
                count(*) FILTER (WHERE status = 'sent' AND at >= :start AND at < :end)
         FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'""",
         **p,
@@ -54,9 +55,11 @@ async def effectiveness(
     responded, responded_period = await _one(
         session,
         """
-        SELECT count(DISTINCT customer_id), count(DISTINCT customer_id) FILTER (WHERE at >= :start AND at < :end) FROM (
+        SELECT count(DISTINCT customer_id),
+               count(DISTINCT customer_id) FILTER (WHERE at >= :start AND at < :end) FROM (
             SELECT customer_id, created_at AS at FROM cases WHERE recall_id = :r
-            UNION ALL SELECT customer_id, declared_at AS at FROM not_affected WHERE recall_id = :r) AS answers""",
+            UNION ALL SELECT customer_id, declared_at AS at FROM not_affected WHERE recall_id = :r
+        ) AS answers""",
         **p,
     )
     (not_affected,) = await _one(
@@ -101,7 +104,8 @@ async def effectiveness(
     corrected = (
         await session.execute(
             text("""
-        SELECT c.remedy, coalesce(sum(c.units), 0), coalesce(sum(c.units) FILTER (WHERE t.at >= :start AND t.at < :end), 0)
+        SELECT c.remedy, coalesce(sum(c.units), 0),
+               coalesce(sum(c.units) FILTER (WHERE t.at >= :start AND t.at < :end), 0)
         FROM case_transitions t JOIN cases c ON c.case_id = t.case_id
         WHERE c.recall_id = :r AND t.transition = ANY(:completing) GROUP BY c.remedy"""),
             {**p, "completing": sorted(COMPLETING_TRANSITIONS)},
@@ -120,14 +124,16 @@ async def effectiveness(
                count(*) FILTER (WHERE r.paid_at >= :start AND r.paid_at < :end),
                coalesce(sum(r.amount) FILTER (WHERE r.paid_at >= :start AND r.paid_at < :end), 0)
         FROM refunds r JOIN cases c ON c.case_id = r.case_id
-        WHERE c.recall_id = :r AND r.status = 'paid' GROUP BY r.currency ORDER BY sum(r.amount) DESC"""),
+        WHERE c.recall_id = :r AND r.status = 'paid'
+        GROUP BY r.currency ORDER BY sum(r.amount) DESC"""),
             p,
         )
     ).all()
     billed = (
         await session.execute(
             text("""
-        SELECT l.kind, l.currency, sum(l.amount) FROM seller_ledger l JOIN cases c ON c.case_id = l.case_id
+        SELECT l.kind, l.currency, sum(l.amount)
+        FROM seller_ledger l JOIN cases c ON c.case_id = l.case_id
         WHERE c.recall_id = :r GROUP BY l.kind, l.currency ORDER BY l.kind, l.currency"""),
             p,
         )

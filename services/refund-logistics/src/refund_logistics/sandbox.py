@@ -1,19 +1,22 @@
-"""A local stand-in for the payment provider and the carrier, speaking their HTTP contracts (RLS.md).
+"""A local stand-in for the payment provider and the carrier, speaking their HTTP contracts
+(RLS.md).
 
-It behaves like the real parties where it matters to us: it takes time (latency with jitter), it fails
-now and then with a transient ``503`` (a configurable, seedable rate; a failure may come *after* the
-effect is recorded, as when a response is lost), and it keeps its own idempotency store, so a request
-repeated with the same ``Idempotency-Key`` answers the original result instead of paying or printing twice.
+It behaves like the real parties where it matters to us: it takes time (latency with jitter), it
+fails now and then with a transient ``503`` (a configurable, seedable rate; a failure may come
+*after* the effect is recorded, as when a response is lost), and it keeps its own idempotency store,
+so a request repeated with the same ``Idempotency-Key`` answers the original result instead of
+paying or printing twice.
 
 The idempotency store is an in-memory dict per process (restarting the sandbox forgets it, as a test
 double may); requests with the same key are serialised by a per-key lock, so concurrent repeats wait
 for the first and get its answer.
 
 Two ways to use it:
-- over HTTP: ``python -m refund_logistics.sandbox --port 8091`` (``create_sandbox_app``), with the HTTP
-  adapters pointed at it (``REFUND_LOGISTICS_PAYMENT_PROVIDER=http``, ``..._CARRIER=http``);
+- over HTTP: ``python -m refund_logistics.sandbox --port 8091`` (``create_sandbox_app``), with the
+  HTTP adapters pointed at it (``REFUND_LOGISTICS_PAYMENT_PROVIDER=http``, ``..._CARRIER=http``);
 - in process: :class:`refund_logistics.payments.SandboxPaymentProvider` and
-  :class:`refund_logistics.carrier.SandboxCarrier` run the same :class:`SandboxCore` without a socket.
+  :class:`refund_logistics.carrier.SandboxCarrier` run the same :class:`SandboxCore` without a
+  socket.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ class SandboxRejected(Exception):
 
 @dataclass
 class SandboxCore:
-    """Latency, transient failures and the idempotency store, shared by the HTTP app and in-process fakes."""
+    """Latency, transient failures and the idempotency store, shared by the HTTP app and in-process
+    fakes."""
 
     behaviour: SandboxBehaviour = field(default_factory=SandboxBehaviour)
     store: dict[str, dict[str, Any]] = field(
@@ -90,8 +94,8 @@ class SandboxCore:
     async def execute(
         self, kind: str, key: str, create: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
-        """Run ``create`` once per (kind, key); returns (answer, replayed). May raise SandboxTransientError
-        before or after the effect, and SandboxRejected from ``create``."""
+        """Run ``create`` once per (kind, key); returns (answer, replayed). May raise
+        SandboxTransientError before or after the effect, and SandboxRejected from ``create``."""
         await self._latency()
         store_key = f"{kind}:{key}"
         lock = self._locks.setdefault(store_key, asyncio.Lock())

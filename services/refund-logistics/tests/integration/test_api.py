@@ -65,7 +65,7 @@ async def world(rls, kit):  # type: ignore[no-untyped-def]
     made = {name: await _case(rls, kit, w.rc, remedy) for name, remedy in specs.items()}
     w.alerts = {name: a for name, (a, _, _) in made.items()}
     w.cases = {name: cid for name, (_, cid, _) in made.items()}
-    for name, (_, cid, wait) in made.items():
+    for _, cid, wait in made.values():
         await rls.wait_for_case(cid, wait)
     for name in ("close_a", "close_op"):
         r = await rls.client.post(f"/v1/cases/{w.cases[name]}/fulfilment", json={}, headers=rls.op)
@@ -100,55 +100,55 @@ async def test_the_authorization_matrix_on_every_seller_and_operator_route(rls, 
     w = world
     r, c = w.rc.recall_id, w.cases
     matrix: list[tuple[str, str, dict | None, list[tuple[str, int]]]] = [
-        ("GET", "/v1/cases", None, DENIED + [("B", 200), ("A", 200), ("op", 200)]),
-        ("GET", f"/v1/cases/{c['ret']}", None, DENIED + [("B", 404), ("A", 200), ("op", 200)]),
-        ("GET", f"/v1/recalls/{r}/enrolment", None, DENIED + [("B", 404), ("A", 200), ("op", 200)]),
+        ("GET", "/v1/cases", None, [*DENIED, ("B", 200), ("A", 200), ("op", 200)]),
+        ("GET", f"/v1/cases/{c['ret']}", None, [*DENIED, ("B", 404), ("A", 200), ("op", 200)]),
+        ("GET", f"/v1/recalls/{r}/enrolment", None, [*DENIED, ("B", 404), ("A", 200), ("op", 200)]),
         (
             "POST",
             f"/v1/recalls/{r}/enrolment",
             None,
-            DENIED + [("B", 404), ("A", 200), ("op", 200)],
+            [*DENIED, ("B", 404), ("A", 200), ("op", 200)],
         ),
         (
             "DELETE",
             f"/v1/recalls/{w.rc_other.recall_id}/enrolment",
             None,
-            DENIED + [("A", 404), ("B", 200), ("op", 200)],
+            [*DENIED, ("A", 404), ("B", 200), ("op", 200)],
         ),
-        ("GET", f"/v1/recalls/{r}/report", None, DENIED + [("B", 404), ("A", 200), ("op", 200)]),
+        ("GET", f"/v1/recalls/{r}/report", None, [*DENIED, ("B", 404), ("A", 200), ("op", 200)]),
         (
             "GET",
             f"/v1/recalls/{r}/report/cpsc-monthly?format=csv",
             None,
-            DENIED + [("B", 404), ("A", 200), ("op", 200)],
+            [*DENIED, ("B", 404), ("A", 200), ("op", 200)],
         ),
-        ("GET", "/v1/ledger", None, DENIED + [("B", 200), ("A", 200), ("op", 200)]),
+        ("GET", "/v1/ledger", None, [*DENIED, ("B", 200), ("A", 200), ("op", 200)]),
         (
             "GET",
             f"/v1/ledger?seller_id={w.rc.seller_id}",
             None,
-            DENIED + [("B", 404), ("A", 200), ("op", 200)],
+            [*DENIED, ("B", 404), ("A", 200), ("op", 200)],
         ),
-        ("POST", f"/v1/cases/{c['rep_a']}/fulfilment", {}, DENIED + [("B", 404), ("A", 200)]),
+        ("POST", f"/v1/cases/{c['rep_a']}/fulfilment", {}, [*DENIED, ("B", 404), ("A", 200)]),
         (
             "POST",
             f"/v1/cases/{c['rep_op']}/fulfilment",
             {"kind": "repair"},
-            DENIED + [("B", 404), ("op", 200)],
+            [*DENIED, ("B", 404), ("op", 200)],
         ),
-        ("POST", f"/v1/cases/{c['close_a']}/close", None, DENIED + [("B", 404), ("A", 200)]),
-        ("POST", f"/v1/cases/{c['close_op']}/close", None, DENIED + [("B", 404), ("op", 200)]),
+        ("POST", f"/v1/cases/{c['close_a']}/close", None, [*DENIED, ("B", 404), ("A", 200)]),
+        ("POST", f"/v1/cases/{c['close_op']}/close", None, [*DENIED, ("B", 404), ("op", 200)]),
         (
             "POST",
             f"/v1/cases/{c['rej']}/reject",
             {"reason": "fraud suspected"},
-            DENIED + [("B", 403), ("A", 403), ("op", 200)],
+            [*DENIED, ("B", 403), ("A", 403), ("op", 200)],
         ),
         (
             "POST",
             f"/v1/cases/{c['ret']}/events/item-received",
             None,
-            DENIED + [("B", 403), ("A", 403), ("op", 200)],
+            [*DENIED, ("B", 403), ("A", 403), ("op", 200)],
         ),
     ]
     failures = []

@@ -98,8 +98,8 @@ async def test_redelivered_remedy_request_never_refunds_twice(rls, kit) -> None:
 
     await rls.publish(req, event_id=ce_id)  # Kafka redelivery: same ce_id
     await rls.publish(req)  # customer-api re-emitting the same request: new ce_id, same request_id
-    # A marker request of the same customer (same key, so the same partition of remedies.v1, behind the
-    # repeats): when its case is done, the repeats have been handled.
+    # A marker request of the same customer (same key, so the same partition of remedies.v1, behind
+    # the repeats): when its case is done, the repeats have been handled.
     marker_rc = kit.recall()
     marker_alert = kit.alert(marker_rc, a.customer_id)
     await rls.publish(kit.published(marker_rc))
@@ -184,7 +184,7 @@ async def test_recall_not_enrolled_is_referred_to_the_seller_with_the_contact(rl
 async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_back(
     rls, kit
 ) -> None:
-    rc, a = await _setup(rls, kit)
+    _rc, a = await _setup(rls, kit)
     req = kit.remedy_request(a, "refund_with_return")
     await rls.publish(req)
     case_id = case_id_for(req.request_id)
@@ -210,7 +210,8 @@ async def test_refund_with_return_issues_a_label_then_refunds_when_the_item_is_b
     )
     assert other.status_code == 404
 
-    # The warehouse's webhook: the item arrived -> receive_item -> issue_refund. A redelivered webhook is a no-op.
+    # The warehouse's webhook: the item arrived -> receive_item -> issue_refund. A redelivered
+    # webhook is a no-op.
     r = await rls.client.post(f"/v1/cases/{case_id}/events/item-received", headers=rls.op)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "refunded" and Decimal(str(r.json()["refunded_amount"])) == Decimal(

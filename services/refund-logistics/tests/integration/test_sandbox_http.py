@@ -1,5 +1,5 @@
-"""The HTTP adapters against the sandbox app over real HTTP on 127.0.0.1 (uvicorn on a free port), and the
-sandbox as its own process (``python -m refund_logistics.sandbox``)."""
+"""The HTTP adapters against the sandbox app over real HTTP on 127.0.0.1 (uvicorn on a free port),
+and the sandbox as its own process (``python -m refund_logistics.sandbox``)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ async def serving(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
 
 
 async def test_a_transient_503_is_retried_with_the_same_key_and_pays_once() -> None:
-    # Every key's first attempt answers 503 after the refund was made (the answer is lost), with latency.
+    # Every key's first attempt answers 503 after the refund was made (the answer is lost), with
+    # latency.
     app = create_sandbox_app(
         SandboxBehaviour(latency_s=0.01, fail_first_attempts=1), api_key="sk_test"
     )
@@ -102,20 +103,18 @@ async def test_a_transient_503_is_retried_with_the_same_key_and_pays_once() -> N
 
 async def test_the_sandbox_runs_as_its_own_process() -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "refund_logistics.sandbox",
-            "--port",
-            str(port),
-            "--latency-ms",
-            "0",
-            "--jitter-ms",
-            "0",
-            "--failure-rate",
-            "0",
-        ],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "refund_logistics.sandbox",
+        "--port",
+        str(port),
+        "--latency-ms",
+        "0",
+        "--jitter-ms",
+        "0",
+        "--failure-rate",
+        "0",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=os.environ.copy(),
@@ -145,4 +144,4 @@ async def test_the_sandbox_runs_as_its_own_process() -> None:
             ).headers["Idempotent-Replayed"] == "true"
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        await asyncio.wait_for(proc.wait(), timeout=10)

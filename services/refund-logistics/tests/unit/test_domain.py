@@ -123,8 +123,19 @@ def test_a_period_is_a_calendar_month_in_utc() -> None:
     assert str(p) == "2026-12" and Period.containing(
         datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
     ) == Period(2026, 11)
-    for bad in ("2026-13", "2026-1", "26-11", "2026/11", "", "2026-00"):
-        with pytest.raises(ValueError):
+    for bad in ("2026-13", "2026-1", "26-11", "2026/11", "", "2026-00", "2026-11-01", "+202-01"):
+        with pytest.raises(ValueError, match="must be YYYY-MM"):
+            Period.parse(bad)
+    with pytest.raises(ValueError, match="must be YYYY-MM"):
+        Period.parse("\u0662\u0660\u0662\u0666-11")  # digits, but not ASCII ones
+    assert Period.parse("9998-12").end == datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def test_a_period_out_of_range_is_refused_before_its_bounds_are_computed() -> None:
+    from refund_logistics.domain import Period
+
+    for bad in ("9999-12", "9999-01", "1999-12", "0000-01"):
+        with pytest.raises(ValueError, match="out of range: the year must be from 2000 to 9998"):
             Period.parse(bad)
 
 

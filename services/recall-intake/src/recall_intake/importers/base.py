@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,15 +14,18 @@ import orjson
 from recall_intake.domain import severity_for
 from recall_intake.importers.extract import Extracted, Flag
 from recall_shared import events as ev
+from recall_shared.validation import unsafe_text_reason
 
-# The agency codes used in RegulatorReference.agency and RegulatorRecord.agency (and by severity_for).
+# The agency codes used in RegulatorReference.agency and RegulatorRecord.agency (and by
+# severity_for).
 CPSC = "CPSC"
 FDA = "FDA"
 EU_SAFETY_GATE = "EU_SAFETY_GATE"
 
 
 class RecordError(Exception):
-    """The record is unusable: not a recall (an error returned as a record), no reference, wrong shape."""
+    """The record is unusable: not a recall (an error returned as a record), no reference, wrong
+    shape."""
 
 
 @dataclass
@@ -89,12 +93,12 @@ class ImportedRecall:
 
     def content(self) -> ev.RecallContent:
         return ev.RecallContent(
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             title=self.title[:500],
             product_description=self.product_description[:20_000],
             hazard=self.hazard[:20_000],
             hazard_type=self.hazard_type[:100],
-            severity=self.severity,  # type: ignore[arg-type]
+            severity=self.severity,
             stop_using=self.stop_using,
             remedies=[ev.Remedy.model_validate(r) for r in self.remedies],
             units_affected=self.units_affected,
@@ -105,7 +109,8 @@ class ImportedRecall:
         )
 
     def provenance(self) -> dict[str, Any]:
-        """Where every extracted value came from: {"field", "text", "value"} per value, grouped by kind."""
+        """Where every extracted value came from: {"field", "text", "value"} per value, grouped by
+        kind."""
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for e in self.extracted:
             by_kind.setdefault(e.kind, []).append(e.as_dict())
@@ -178,14 +183,18 @@ def stop_using_for(product: str, product_type: str = "") -> str:
         return f"Do not eat or serve {product}. Throw it away or keep it for the remedy."
     if kind in ("drugs", "drug", "biologics"):
         return (
-            f"Do not use {product} from the affected lots. If it is a prescribed medicine, talk to your "
-            "doctor or pharmacist before you stop taking it."
+            f"Do not use {product} from the affected lots. If it is a prescribed medicine, talk to "
+            "your doctor or pharmacist before you stop taking it."
         )
-    return f"Stop using {product} immediately and keep it away from children until you have followed the remedy."
+    return (
+        f"Stop using {product} immediately and keep it away from children until you have followed "
+        "the remedy."
+    )
 
 
 def brand_keys(*brands: str) -> set[str]:
-    """A brand's comparable key: its first significant word, lower case ("ECHO Inc., of ..." -> "echo")."""
+    """A brand's comparable key: its first significant word, lower case ("ECHO Inc., of ..." ->
+    "echo")."""
     out = set()
     for b in brands:
         b = re.split(r",\s*(?:of|dba|d/b/a)\b", b or "", maxsplit=1)[0]
@@ -199,16 +208,93 @@ def clean_brand(brand: str) -> str:
     return re.split(r",\s*(?:of|dba|d/b/a)\b", brand or "", maxsplit=1)[0].strip(" ,")
 
 
-def parse_iso_date(value: Any) -> date | None:
-    if not value or not isinstance(value, str):
+# ------------------------------------------------------------------ field types and ranges
+
+# Identifiers (recall numbers, GTINs) are short; a model field may list several models.
+MAX_IDENTIFIER_LENGTH = 100
+MAX_MODEL_FIELD_LENGTH = 2000
+# Dates a regulator's record can carry: no consumer product recall predates 1900, none is dated
+# after 2100.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+
+def json_type(value: Any) -> str:
+    """How a JSON value's type reads in an error message."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, float):
+        return "a fractional number"
+    if isinstance(value, int):
+        return "a number"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def identifier(value: Any, field: str, *, max_length: int = MAX_IDENTIFIER_LENGTH) -> str:
+    """An identifier a record gives (a recall number, a model number, a GTIN): text, or a whole
+    number where the source uses numbers; "" when absent. Anything else refuses the record
+    (RecordError naming the field): an object or array (``{"a": 1}`` must not become the reference
+    ``"{'a': 1}"``), a boolean, a fractional or negative number, control characters, or more than
+    ``max_length``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError(f"{field} must be text or a whole number, not {json_type(value)}")
+    if isinstance(value, int):
+        if value < 0:
+            raise RecordError(f"{field} must not be a negative number ({value})")
+        text = str(value)
+    else:
+        text = value.strip()
+    if len(text) > max_length:
+        raise RecordError(f"{field} is longer than {max_length} characters")
+    reason = unsafe_text_reason(text)
+    if reason is None and any(unicodedata.category(c) == "Cc" for c in text):
+        reason = "must not contain control characters"
+    if reason:
+        raise RecordError(f"{field} {reason}")
+    return text
+
+
+def text_field(value: Any, field: str) -> str:
+    """A free-text field: text or a number (as written); "" when absent. An object or array refuses
+    the record instead of being stored as its Python spelling."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | bool):
+        raise RecordError(f"{field} must be text, not {json_type(value)}")
+    return str(value)
+
+
+def checked_date(day: date, field: str) -> date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise RecordError(
+            f"{field} {day.isoformat()} is out of range ({EARLIEST_DATE.isoformat()} to "
+            f"{LATEST_DATE.isoformat()})"
+        )
+    return day
+
+
+def parse_iso_date(value: Any, field: str = "date") -> date | None:
+    """A date given as ``YYYY-MM-DD`` or ``YYYYMMDD`` (a time may follow); None when absent or
+    empty. Text that is no such date, an impossible day, a date out of range (1900 to 2100) or a
+    value that is not text refuses the record (RecordError naming the field)."""
+    if value is None or value == "":
         return None
-    m = re.match(r"(\d{4})-?(\d{2})-?(\d{2})", value.strip())
+    if not isinstance(value, str):
+        raise RecordError(f"{field} must be a date as text (YYYY-MM-DD), not {json_type(value)}")
+    m = re.match(r"(\d{4})-?(\d{2})-?(\d{2})(?![\d-])", value.strip())
     if not m:
-        return None
+        raise RecordError(f"{field} is not a date (YYYY-MM-DD): {value[:40]!r}")
     try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
+        day = date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
-        return None
+        raise RecordError(f"{field} is not a calendar date: {value[:40]!r}") from None
+    return checked_date(day, field)
 
 
 def severity(agency: str, classification: str, hazard: str) -> str:

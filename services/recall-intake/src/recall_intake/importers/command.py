@@ -1,5 +1,6 @@
-"""``recall-intake import-recalls --format FORMAT FILE``: a whole regulator file, with a progress bar on
-stderr and a summary on stdout. Exit code 0 even when some records failed; 1 when the file cannot be read."""
+"""``recall-intake import-recalls --format FORMAT FILE``: a whole regulator file, with a progress
+bar on stderr and a summary on stdout. Exit code 0 even when some records failed; 1 when the file
+cannot be read."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ async def import_file(settings: ServiceSettings, args: argparse.Namespace) -> in
     c = progress.counts
     print(
         f"{args.file}: {progress.done} records: created {c['created']} ({with_rules} with rules, "
-        f"{c['created'] - with_rules} without), linked {c['linked']}, skipped {c['skipped']}, failed {c['failed']}"
+        f"{c['created'] - with_rules} without), linked {c['linked']}, skipped {c['skipped']}, "
+        f"failed {c['failed']}"
     )
     for reason, n in failures.most_common():
         print(f"  failed {n}: {reason}")

@@ -1,11 +1,11 @@
 """Identifiers, lots, serials and date windows from regulators' prose, free of I/O.
 
-Every value found is returned with its provenance: the record field it came from, the exact snippet and
-the normalised value. The functions are conservative: a wrong identifier frightens customers who are not
-affected, so a code that cannot be read with confidence is *flagged* (returned as a :class:`Flag`) and
-never used. Nothing is guessed: no year is added to a date that has none, no check digit is invented for
-a code that does not have one, and a lot list introduced by "including but not limited to" is not taken
-as the complete scope.
+Every value found is returned with its provenance: the record field it came from, the exact snippet
+and the normalised value. The functions are conservative: a wrong identifier frightens customers who
+are not affected, so a code that cannot be read with confidence is *flagged* (returned as a
+:class:`Flag`) and never used. Nothing is guessed: no year is added to a date that has none, no
+check digit is invented for a code that does not have one, and a lot list introduced by "including
+but not limited to" is not taken as the complete scope.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from recall_shared.scope import collation_key
 
 @dataclass(frozen=True)
 class Extracted:
-    kind: str  # gtin | model_number | lots | serials | expiry | best_before | manufactured | units_affected | reference
+    # gtin | model_number | lots | serials | expiry | best_before | manufactured | units_affected
+    # | reference
+    kind: str
     field: str
     text: str
     value: Any
@@ -50,7 +52,8 @@ class Flag:
 _LABEL = r"\b(?:UPC|EAN|GTIN|ISBN|bar\s?code)(?:[\s-]*(?:code|no\.?|number|A))?\s*[#:]?\s*[#:]?\s*"
 _DIGITS = r"(\d(?:[ \-]?\d){4,16})"
 _LABELLED = re.compile(_LABEL + _DIGITS + r"(?![\d])", re.IGNORECASE)
-# Printed barcode forms without a label: UPC-A "7 05432 00194 5" / "0-11110-91128-5", EAN-13 "4 006381 333931".
+# Printed barcode forms without a label: UPC-A "7 05432 00194 5" / "0-11110-91128-5", EAN-13 "4
+# 006381 333931".
 _PRINTED = re.compile(
     r"(?<![\d\-/.])(\d[ \-]\d{5}[ \-]\d{5}[ \-]\d|\d[ \-]\d{6}[ \-]\d{6})(?![\d\-/])"
 )
@@ -60,10 +63,11 @@ _BARE_RUN = re.compile(r"(?<![\d\-/.,])(\d{12,13})(?![\d\-/]|\.\d)")
 def read_gtin(raw: str) -> tuple[str | None, str, str]:
     """(GTIN-14 or None, status, message) for one code as written.
 
-    status: valid | leading_zero_restored | check_digit_added | invalid. An 11-digit UPC-A is ambiguous: a
-    leading zero or the check digit may have been dropped. When the digits verify as written (leading zero
-    dropped) that reading is taken, since it adds nothing that was not printed; otherwise the check digit is
-    added, as recall_shared.identifiers.normalise_gtin does, and flagged.
+    status: valid | leading_zero_restored | check_digit_added | invalid. An 11-digit UPC-A is
+    ambiguous: a leading zero or the check digit may have been dropped. When the digits verify as
+    written (leading zero dropped) that reading is taken, since it adds nothing that was not
+    printed; otherwise the check digit is added, as recall_shared.identifiers.normalise_gtin does,
+    and flagged.
     """
     digits = re.sub(r"\D", "", raw)
     if len(digits) in (7, 11) and check_digit(digits[:-1]) == int(digits[-1]):
@@ -72,15 +76,17 @@ def read_gtin(raw: str) -> tuple[str | None, str, str]:
             digits.zfill(14),
             "leading_zero_restored",
             f"{raw!r} has {len(digits)} digits and verifies with a leading zero restored; read as "
-            f"{digits.zfill(12 if len(digits) == 11 else 8)} (if its check digit was dropped instead it would be {alt})",
+            f"{digits.zfill(12 if len(digits) == 11 else 8)} (if its check digit was dropped "
+            f"instead it would be {alt})",
         )
     result = normalise_gtin(raw)
     return result.gtin14, result.status, result.message
 
 
 def extract_gtins(text: str, field: str) -> tuple[list[Extracted], list[Flag]]:
-    """UPC/EAN/GTIN codes: labelled ones ("UPC # 0-11110-91128-5"), printed barcode forms ("7 05432 00194 5")
-    and bare 12/13-digit runs that verify. Labelled or printed codes that cannot be read are flagged."""
+    """UPC/EAN/GTIN codes: labelled ones ("UPC # 0-11110-91128-5"), printed barcode forms ("7 05432
+    00194 5") and bare 12/13-digit runs that verify. Labelled or printed codes that cannot be read
+    are flagged."""
     found: list[Extracted] = []
     flags: list[Flag] = []
     taken: list[tuple[int, int]] = []
@@ -140,8 +146,9 @@ _YEAR = re.compile(r"^(?:19|20)\d{2}$")
 
 
 def model_is_usable(code: str, *, keyword: bool) -> bool:
-    """Whether a code is specific enough to name a product on its own. After an explicit "model"/"item"
-    keyword a short code is accepted (C21, 7280); a bare field value must be stronger (PB-5810H, 82411614)."""
+    """Whether a code is specific enough to name a product on its own. After an explicit
+    "model"/"item" keyword a short code is accepted (C21, 7280); a bare field value must be stronger
+    (PB-5810H, 82411614)."""
     key = model_key(code)
     if not key or _MEASURE.match(code.strip()) or _BATTERY.match(key) or " " in code.strip():
         return False
@@ -159,13 +166,15 @@ def model_is_usable(code: str, *, keyword: bool) -> bool:
 
 
 def extract_model_numbers(text: str, field: str, *, items: bool = True) -> list[Extracted]:
-    """Model, item and style numbers after their keyword: "model numbers are UDC3CW in cool white, and UDC3WW
-    in warm white" -> UDC3CW, UDC3WW; "Model PB-5810H"; "models 502-30, 522-09 ... and 5392-20"."""
+    """Model, item and style numbers after their keyword: "model numbers are UDC3CW in cool white,
+    and UDC3WW in warm white" -> UDC3CW, UDC3WW; "Model PB-5810H"; "models 502-30, 522-09 ... and
+    5392-20"."""
     out: list[Extracted] = []
     seen: set[str] = set()
     for kw in _MODEL_KW.finditer(text):
         if not items and not kw.group(0).lower().startswith("model"):
-            continue  # e.g. FDA's "Item no. 71136" is a firm's internal number, not a product identifier
+            # e.g. FDA's "Item no. 71136" is a firm's internal number, not a product identifier
+            continue
         tail_start = kw.end()
         stop = re.search(
             r"[;\n]|\.(?:\s|$)|\b(?:with|serial|sold|lot|date|between|from|for\s+use)\b",
@@ -197,7 +206,8 @@ def extract_model_numbers(text: str, field: str, *, items: bool = True) -> list[
 
 
 def model_from_field(value: str | None, field: str) -> tuple[Extracted | None, Flag | None]:
-    """A model number given in its own field (CPSC/Safety Gate seeds): used only when specific enough."""
+    """A model number given in its own field (CPSC/Safety Gate seeds): used only when specific
+    enough."""
     if not value or not value.strip():
         return None, None
     code = value.strip().rstrip(",.;").strip()
@@ -243,7 +253,8 @@ def _month_span(year: int, month: int) -> tuple[date, date]:
 
 
 def parse_date_token(m: re.Match[str]) -> tuple[date, date] | None:
-    """The days a date token covers: one day ("05/02/2012"), or a whole month ("Exp 12/2013", "02/13")."""
+    """The days a date token covers: one day ("05/02/2012"), or a whole month ("Exp 12/2013",
+    "02/13")."""
     try:
         if m["mdy"]:
             return (d := date(_year(m["y1"]), int(m["m1"]), int(m["d1"]))), d
@@ -285,10 +296,10 @@ _ANY_WINDOW_KW = re.compile("|".join(f"(?:{p.pattern})" for _, p in _WINDOW_KW),
 
 
 def extract_date_windows(text: str, field: str) -> list[Extracted]:
-    """Expiry, best-by and manufacturing windows: "Expiration dates from 01/19/2012 through 05/02/2012",
-    "Best By dates between 7/11/12 and 10/25/12", "manufactured ... between December 15, 2010 and November
-    15, 2011", "Exp 12/2013" (the whole month). Several dates of one kind make the window that spans them.
-    Value: {"start": iso, "end": iso}."""
+    """Expiry, best-by and manufacturing windows: "Expiration dates from 01/19/2012 through
+    05/02/2012", "Best By dates between 7/11/12 and 10/25/12", "manufactured ... between December
+    15, 2010 and November 15, 2011", "Exp 12/2013" (the whole month). Several dates of one kind make
+    the window that spans them. Value: {"start": iso, "end": iso}."""
     found: dict[str, list[tuple[date, date, int, int]]] = {}
     for kind, pattern in _WINDOW_KW:
         for kw in pattern.finditer(text):
@@ -326,7 +337,8 @@ def extract_date_windows(text: str, field: str) -> list[Extracted]:
 # ================================================================== lots and serials
 
 _LOT_KW = re.compile(
-    r"(?<!Big )\b(?:lot|batch)(?:s|\s*(?:numbers?|nos?\.?|codes?|#\s*'?s|#))?(?![A-Za-z])\s*(?:#\s*)?(?:'s)?\s*[:#]?\s*",
+    r"(?<!Big )\b(?:lot|batch)(?:s|\s*(?:numbers?|nos?\.?|codes?|#\s*'?s|#))?"
+    r"(?![A-Za-z])\s*(?:#\s*)?(?:'s)?\s*[:#]?\s*",
     re.IGNORECASE,
 )
 _SERIAL_KW = re.compile(
@@ -368,9 +380,10 @@ def _range_ok(first: str, last: str, collation: str) -> bool:
 def _code_rule(
     kind: str, text: str, field: str, kw: re.Pattern[str]
 ) -> tuple[list[Extracted], list[Flag]]:
-    """Explicit codes, ranges ("from 00112 through 10412", "between FFP 49 1203 0001 and FFP 49 1237 00974")
-    and prefixes ("beginning with 12J, 12K ...") after a lot/serial keyword. Values are CodeRule parts:
-    {"values": [...]}, {"ranges": [{"first", "last"}], "collation": ...} or {"prefixes": [...]}."""
+    """Explicit codes, ranges ("from 00112 through 10412", "between FFP 49 1203 0001 and FFP 49 1237
+    00974") and prefixes ("beginning with 12J, 12K ...") after a lot/serial keyword. Values are
+    CodeRule parts: {"values": [...]}, {"ranges": [{"first", "last"}], "collation": ...} or
+    {"prefixes": [...]}."""
     out: list[Extracted] = []
     flags: list[Flag] = []
     consumed_to = 0
@@ -384,10 +397,10 @@ def _code_rule(
         for n, seg in enumerate(segments):
             seg_start = pos
             pos += len(seg) + 1
-            if n > 0:
-                # A following ";"-segment continues the list when it starts with more codes (no new keyword).
-                if kw.search(seg) or _ANY_WINDOW_KW.match(_ITEM_MARK.sub("", seg).strip()):
-                    break
+            # A following ";"-segment continues the list when it starts with more codes (no new
+            # keyword).
+            if n > 0 and (kw.search(seg) or _ANY_WINDOW_KW.match(_ITEM_MARK.sub("", seg).strip())):
+                break
             body = _ITEM_MARK.sub("", seg)
             offset = seg_start + (len(seg) - len(body))
             if n == 0 and re.match(r"\s*(?:numbers?\s+)?beginning\s+with\b", body, re.IGNORECASE):
@@ -403,7 +416,7 @@ def _code_rule(
                     if pm
                     else []
                 )
-                if prefixes:
+                if prefixes and pm:
                     out.append(
                         Extracted(
                             kind,
@@ -432,7 +445,8 @@ def _code_rule(
                         kind,
                         field,
                         text[max(0, m.start() - 40) : m.end() + 40].strip(),
-                        'the list is not exhaustive ("including but not limited to"); not used as the scope',
+                        'the list is not exhaustive ("including but not limited to"); not used as '
+                        "the scope",
                     )
                 )
                 consumed_to = pos
@@ -507,9 +521,9 @@ def extract_serials(text: str, field: str) -> tuple[list[Extracted], list[Flag]]
 
 
 def merge_code_rules(parts: list[Extracted]) -> dict[str, Any] | None:
-    """One CodeRule dict from several extracted parts (values, ranges and prefixes are alternatives).
-    Ranges of different collations cannot share one rule: then the numeric ones are stated as natural,
-    which orders zero-padded numbers the same way."""
+    """One CodeRule dict from several extracted parts (values, ranges and prefixes are
+    alternatives). Ranges of different collations cannot share one rule: then the numeric ones are
+    stated as natural, which orders zero-padded numbers the same way."""
     if not parts:
         return None
     values: list[str] = []
@@ -535,12 +549,16 @@ def merge_code_rules(parts: list[Extracted]) -> dict[str, Any] | None:
 
 # ================================================================== quantities and references
 
-_COUNT_NOUNS = r"units?|bottles?|autoinjectors?|devices?|loaves|buckets?|unit\s+cartons?|cartons?|corneas?|pieces?|items?|packages?|pouches?|jars?|boxes"
+_COUNT_NOUNS = (
+    r"units?|bottles?|autoinjectors?|devices?|loaves|buckets?|unit\s+cartons?|cartons?|corneas?|"
+    r"pieces?|items?|packages?|pouches?|jars?|boxes"
+)
 
 
 def extract_units_affected(text: str | None, field: str) -> Extracted | None:
-    """ "529,327 units" -> 529327; "198,648 units of A and 110,718 units of B" -> their sum. Weights, cases
-    and anything less plain give None (a wrong count misleads the effectiveness report)."""
+    """ "529,327 units" -> 529327; "198,648 units of A and 110,718 units of B" -> their sum.
+    Weights, cases and anything less plain give None (a wrong count misleads the effectiveness
+    report)."""
     if not text:
         return None
     t = text.strip()

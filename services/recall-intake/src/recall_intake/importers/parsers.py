@@ -1,14 +1,16 @@
 """One parser per source shape; each turns one raw record into an :class:`ImportedRecall` or raises
 :class:`RecordError`.
 
-Shapes (samples in ../shared/data/recalls):
+Shapes (samples in services/recall-intake/tests/data/regulators):
 
-- ``cpsc``: the CPSC Recalls REST API (``RecallID``, ``RecallNumber``, ``Products`` ...) and the normalised
-  CPSC records of the canon-event seeds (``authority: "CPSC"``, ``ref``, ``model`` ...).
-- ``cpsc-gsa``: the retired USA.gov/GSA recalls API (``recall_number``, ``descriptions``, ``upcs`` ...).
+- ``cpsc``: the CPSC Recalls REST API (``RecallID``, ``RecallNumber``, ``Products`` ...) and the
+  normalised CPSC records of the canon-event seeds (``authority: "CPSC"``, ``ref``, ``model`` ...).
+- ``cpsc-gsa``: the retired USA.gov/GSA recalls API (``recall_number``, ``descriptions``, ``upcs``
+  ...).
 - ``openfda``: openFDA enforcement reports, legacy hyphenated keys (``code-info``) or current ones
   (``code_info``, ``recall_number``).
-- ``safety-gate``: EU Safety Gate records (``authority: "SAFETY_GATE"``, ``ref`` like ``A12/02381/24``).
+- ``safety-gate``: EU Safety Gate records (``authority: "SAFETY_GATE"``, ``ref`` like
+  ``A12/02381/24``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,20 @@ from recall_intake.importers.base import (
     CPSC,
     EU_SAFETY_GATE,
     FDA,
+    MAX_MODEL_FIELD_LENGTH,
     ImportedRecall,
     RecordError,
     brand_keys,
+    checked_date,
     clean_brand,
     hazard_type_for,
+    identifier,
+    json_type,
     parse_iso_date,
     remedies_for,
     severity,
     stop_using_for,
+    text_field,
 )
 from recall_shared import events as ev
 from recall_shared.identifiers import model_key
@@ -45,7 +52,8 @@ FORMATS = ("cpsc", "cpsc-gsa", "openfda", "safety-gate", "auto")
 
 
 class _Item:
-    """What was found for one product of a record: identifiers and constraints, each with provenance."""
+    """What was found for one product of a record: identifiers and constraints, each with
+    provenance."""
 
     def __init__(self, label: str = "") -> None:
         self.label = label
@@ -108,7 +116,8 @@ def _finish(imp: ImportedRecall, items: list[_Item], brands: list[str]) -> Impor
             f"no identifier could be read for {', '.join(unidentified)}: not in the scope; "
             "add a rule for it before publishing"
         )
-    # The same extracted value may have been found for several items: keep one provenance entry each.
+    # The same extracted value may have been found for several items: keep one provenance entry
+    # each.
     seen: set[tuple[str, str, str]] = set()
     unique = []
     for e in imp.extracted:
@@ -157,6 +166,13 @@ def _scan(
         item.windows += x.extract_date_windows(text, field)
 
 
+def _model_field(raw: dict[str, Any]) -> tuple[x.Extracted | None, x.Flag | None]:
+    """A record's own model field (seeds, Safety Gate), type-checked first."""
+    return x.model_from_field(
+        identifier(raw.get("model"), "model", max_length=MAX_MODEL_FIELD_LENGTH) or None, "model"
+    )
+
+
 def _short_name(text: str, limit: int = 100) -> str:
     name = re.split(r"\.\s| --- |\*\*\*|\"|;|\(", text.strip(), maxsplit=1)[0].strip(" .,:-")
     if len(name) > limit:
@@ -178,11 +194,12 @@ def _first(value: Any) -> str:
 
 def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
     """A record of the CPSC Recalls REST API (saferproducts.gov/RestWebServices/Recall)."""
-    recall_id = raw.get("RecallID")
-    number = str(raw.get("RecallNumber") or "").strip()
-    if recall_id in (0, "0", None, "") or not number:
+    recall_id = identifier(raw.get("RecallID"), "RecallID")
+    number = identifier(raw.get("RecallNumber"), "RecallNumber")
+    if recall_id in ("", "0") or not number:
         raise RecordError(
-            f"CPSC API error returned as a record (RecallID {recall_id!r}, RecallNumber {number!r}): not a recall"
+            f"CPSC API error returned as a record (RecallID {recall_id!r}, "
+            f"RecallNumber {number!r}): not a recall"
         )
     flags: list[x.Flag] = []
     hazards = [h.get("Name", "") for h in raw.get("Hazards") or [] if isinstance(h, dict)]
@@ -198,7 +215,7 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
         hazard=hazard,
         severity=severity(CPSC, "", hazard),
         hazard_type=hazard_type_for(hazard),
-        published_on=parse_iso_date(raw.get("RecallDate")),
+        published_on=parse_iso_date(raw.get("RecallDate"), "RecallDate"),
         product_description=str(raw.get("Description") or ""),
         url=str(raw.get("URL") or ""),
         brand=_first(raw.get("Manufacturers")),
@@ -212,7 +229,9 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
     items = []
     for i, p in enumerate(products or [{}]):
         item = _Item(p.get("Name") or f"product {i + 1}")
-        model = str(p.get("Model") or "")
+        model = identifier(
+            p.get("Model"), f"Products[{i}].Model", max_length=MAX_MODEL_FIELD_LENGTH
+        )
         if re.search(r"\bmodels?\b", model, re.IGNORECASE):
             item.models += x.extract_model_numbers(model, f"Products[{i}].Model")
         else:
@@ -234,22 +253,23 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
         items.append(item)
     upcs = _Item("ProductUPCs")
     for j, u in enumerate(raw.get("ProductUPCs") or []):
-        code = u.get("UPC") if isinstance(u, dict) else u
+        code = identifier(u.get("UPC") if isinstance(u, dict) else u, f"ProductUPCs[{j}]")
         if code:
             gtins, gflags = x.extract_gtins(f"UPC {code}", f"ProductUPCs[{j}]")
             upcs.gtins += gtins
             flags += gflags
     shared = _Item()
     _scan(shared, str(raw.get("Description") or ""), "Description", identifiers=False, flags=flags)
-    for item in items + [upcs]:
+    for item in [*items, upcs]:
         item.constraints_from(shared)
     imp.flags = flags
     return _finish(imp, items + ([upcs] if raw.get("ProductUPCs") else []), [imp.brand, name])
 
 
 def parse_cpsc_seed(raw: dict[str, Any]) -> ImportedRecall:
-    """A normalised CPSC record (canon-event seeds): authority, ref, published, name, brand, model, hazard, url."""
-    ref = str(raw.get("ref") or "").strip()
+    """A normalised CPSC record (canon-event seeds): authority, ref, published, name, brand, model,
+    hazard, url."""
+    ref = identifier(raw.get("ref"), "ref")
     if not ref:
         raise RecordError("CPSC record without a recall number (ref)")
     name = str(raw.get("name") or "").strip()
@@ -264,7 +284,7 @@ def parse_cpsc_seed(raw: dict[str, Any]) -> ImportedRecall:
         hazard=hazard or "Not stated in the regulator's record; see its notice.",
         severity=severity(CPSC, "", hazard),
         hazard_type=hazard_type_for(hazard),
-        published_on=parse_iso_date(raw.get("published")),
+        published_on=parse_iso_date(raw.get("published"), "published"),
         product_description=name,
         url=str(raw.get("url") or ""),
         brand=clean_brand(str(raw.get("brand") or "")),
@@ -272,14 +292,14 @@ def parse_cpsc_seed(raw: dict[str, Any]) -> ImportedRecall:
         stop_using=stop_using_for(name),
     )
     item = _Item(name)
-    model, flag = x.model_from_field(raw.get("model"), "model")
+    model, flag = _model_field(raw)
     if model:
         item.models.append(model)
     elif flag:
         flags.append(flag)
     _scan(item, name, "name", flags=flags)
-    if raw.get("gtin"):
-        gtins, gflags = x.extract_gtins(f"GTIN {raw['gtin']}", "gtin")
+    if gtin := identifier(raw.get("gtin"), "gtin"):
+        gtins, gflags = x.extract_gtins(f"GTIN {gtin}", "gtin")
         item.gtins += gtins
         flags += gflags
     imp.flags = flags
@@ -288,7 +308,7 @@ def parse_cpsc_seed(raw: dict[str, Any]) -> ImportedRecall:
 
 def parse_cpsc_gsa(raw: dict[str, Any]) -> ImportedRecall:
     """A CPSC record of the retired USA.gov/GSA recalls API (2013)."""
-    number = str(raw.get("recall_number") or "").strip()
+    number = identifier(raw.get("recall_number"), "recall_number")
     if not number:
         raise RecordError("GSA/CPSC record without a recall_number")
     descriptions = [d for d in raw.get("descriptions") or [] if isinstance(d, str) and d.strip()]
@@ -311,7 +331,7 @@ def parse_cpsc_gsa(raw: dict[str, Any]) -> ImportedRecall:
         else "Not stated in the regulator's record; see its notice.",
         severity=severity(CPSC, "", hazard),
         hazard_type=hazard_type_for(hazard),
-        published_on=parse_iso_date(raw.get("recall_date")),
+        published_on=parse_iso_date(raw.get("recall_date"), "recall_date"),
         product_description="\n".join(descriptions),
         url=str(raw.get("recall_url") or ""),
         brand=_first(raw.get("manufacturers")),
@@ -324,7 +344,8 @@ def parse_cpsc_gsa(raw: dict[str, Any]) -> ImportedRecall:
         _scan(item, d, f"descriptions[{i}]", flags=flags)
         items.append(item)
     upcs = _Item("upcs")
-    for j, code in enumerate(raw.get("upcs") or []):  # a list, or null (CPSC almost never fills it)
+    for j, given in enumerate(raw.get("upcs") or []):  # a list, or null (CPSC rarely fills it)
+        code = identifier(given, f"upcs[{j}]")
         gtins, gflags = x.extract_gtins(f"UPC {code}", f"upcs[{j}]")
         upcs.gtins += gtins
         flags += gflags
@@ -390,12 +411,19 @@ def _split_code_info(text: str) -> list[tuple[set[int] | None, str]]:
     return out
 
 
-def _fda_get(raw: dict[str, Any], name: str) -> tuple[str, str]:
-    """A field by its current name (code_info) or its legacy one (code-info): (field name as given, text)."""
+def _fda_value(raw: dict[str, Any], name: str) -> tuple[str, Any]:
+    """A field by its current name (code_info) or its legacy one (code-info): (field name as given,
+    value), None when absent."""
     for key in (name, name.replace("_", "-")):
         if key in raw and raw[key] is not None:
-            return key, str(raw[key])
-    return name.replace("_", "-"), ""
+            return key, raw[key]
+    return name.replace("_", "-"), None
+
+
+def _fda_get(raw: dict[str, Any], name: str) -> tuple[str, str]:
+    """The same as text (an object or array refuses the record)."""
+    key, value = _fda_value(raw, name)
+    return key, text_field(value, key)
 
 
 def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
@@ -407,8 +435,9 @@ def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
     _, firm = _fda_get(raw, "recalling_firm")
     qty_field, qty = _fda_get(raw, "product_quantity")
     numbers: list[x.Extracted] = []
-    _, given = _fda_get(raw, "recall_number")
-    if given.strip():
+    number_field, number = _fda_value(raw, "recall_number")
+    given = identifier(number, number_field)
+    if given:
         numbers.append(x.Extracted("reference", "recall_number", given, given.strip()))
     numbers += [
         n for n in x.extract_fda_recall_numbers(desc, desc_field) if n.value != given.strip()
@@ -421,8 +450,8 @@ def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
     if not desc.strip():
         raise RecordError("openFDA record without a product description")
     reference = numbers[0].value if given.strip() else min(n.value for n in numbers)
-    published = _fda_date(_fda_get(raw, "report_date")[1]) or _fda_date(
-        _fda_get(raw, "recall_initiation_date")[1]
+    published = _fda_date(*_fda_value(raw, "report_date")) or _fda_date(
+        *_fda_value(raw, "recall_initiation_date")
     )
     pieces = _split_items(desc)
     name = _short_name(pieces[0][1])
@@ -466,21 +495,27 @@ def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
     return _finish(imp, list(items.values()), [brand])
 
 
-def _fda_date(value: str) -> date | None:
-    value = (value or "").strip()
+def _fda_date(field: str, value: Any) -> date | None:
+    """openFDA's dates (``20120613``, ``06/13/2012`` or ISO); None when absent. Anything else
+    refuses the record, as :func:`parse_iso_date` does."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{field} must be a date as text, not {json_type(value)}")
     for fmt in ("%m/%d/%Y", "%Y%m%d", "%Y-%m-%d"):
         try:
-            return datetime.strptime(value, fmt).date()
+            return checked_date(datetime.strptime(value.strip(), fmt).date(), field)
         except ValueError:
             continue
-    return None
+    raise RecordError(f"{field} is not a date (YYYYMMDD, MM/DD/YYYY or YYYY-MM-DD): {value[:40]!r}")
 
 
 # ================================================================== EU Safety Gate
 
 
 def parse_safety_gate(raw: dict[str, Any]) -> ImportedRecall:
-    ref = str(raw.get("ref") or raw.get("reference") or "").strip()
+    ref_field = "ref" if raw.get("ref") not in (None, "") else "reference"
+    ref = identifier(raw.get(ref_field), ref_field)
     if not ref:
         raise RecordError("Safety Gate record without an alert reference (ref)")
     name = str(raw.get("name") or "").strip()
@@ -488,6 +523,7 @@ def parse_safety_gate(raw: dict[str, Any]) -> ImportedRecall:
     brand = str(raw.get("brand") or "").strip()
     risk = str(raw.get("risk_level") or raw.get("riskLevel") or "").strip()
     product = " ".join(p for p in (brand, name) if p) or "the product"
+    gtin = identifier(raw.get("gtin"), "gtin")
     imp = ImportedRecall(
         agency=EU_SAFETY_GATE,
         reference=ref,
@@ -498,7 +534,7 @@ def parse_safety_gate(raw: dict[str, Any]) -> ImportedRecall:
         severity=severity(EU_SAFETY_GATE, risk, hazard),
         classification=risk,
         hazard_type=hazard_type_for(hazard, str(raw.get("category") or "")),
-        published_on=parse_iso_date(raw.get("published")),
+        published_on=parse_iso_date(raw.get("published"), "published"),
         product_description=" · ".join(str(v) for v in (name, raw.get("category")) if v),
         url=str(raw.get("url") or ""),
         brand=brand,
@@ -507,12 +543,12 @@ def parse_safety_gate(raw: dict[str, Any]) -> ImportedRecall:
     )
     flags: list[x.Flag] = []
     item = _Item(product)
-    if raw.get("gtin"):
-        gtins, gflags = x.extract_gtins(f"GTIN {raw['gtin']}", "gtin")
+    if gtin:
+        gtins, gflags = x.extract_gtins(f"GTIN {gtin}", "gtin")
         item.gtins += gtins
         flags += gflags
-    model, flag = x.model_from_field(raw.get("model"), "model")
-    if model and re.sub(r"\D", "", str(raw.get("gtin") or "")) != re.sub(r"\D", "", model.value):
+    model, flag = _model_field(raw)
+    if model and re.sub(r"\D", "", gtin) != re.sub(r"\D", "", model.value):
         item.models.append(model)
     elif flag:
         flags.append(flag)

@@ -1,9 +1,11 @@
-"""Reading a regulator file record by record: JSON lines, a JSON array, ``{"success": {"results": [...]}}``
-(USA.gov/GSA recalls API), ``{"seeds": [...]}`` (canon-event seeds) or ``{"results": [...]}`` (openFDA API).
+"""Reading a regulator file record by record: JSON lines, a JSON array, ``{"success": {"results":
+[...]}}`` (USA.gov/GSA recalls API), ``{"seeds": [...]}`` (canon-event seeds) or ``{"results":
+[...]}`` (openFDA API).
 
-JSON lines are read one line at a time. A JSON document is parsed whole (the regulators' files are a few
-megabytes; CPSC's live API answers with one unpaginated array anyway) and its records are then yielded one
-by one. A line that is not JSON is yielded as a :class:`BadLine` so the import can count it as failed.
+JSON lines are read one line at a time. A JSON document is parsed whole (the regulators' files are a
+few megabytes; CPSC's live API answers with one unpaginated array anyway) and its records are then
+yielded one by one. A line that is not JSON is yielded as a :class:`BadLine` so the import can count
+it as failed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 
 class UnreadableFile(Exception):
-    """The file cannot be read at all (missing, not JSON, or no records where records were expected)."""
+    """The file cannot be read at all (missing, not JSON, or no records where records were
+    expected)."""
 
 
 @dataclass(frozen=True)
@@ -84,4 +87,7 @@ def _iter_lines(p: Path) -> Iterator[Any]:
             try:
                 yield json.loads(line)
             except ValueError as exc:
-                yield BadLine(n, f"line {n} is not JSON: {exc.msg}")
+                # JSONDecodeError carries the parser's message; other ValueErrors (an integer
+                # over the digit limit) their own.
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                yield BadLine(n, f"line {n} is not JSON: {why}")

@@ -1,13 +1,14 @@
 """Turning an :class:`ImportedRecall` into a draft recall, once.
 
-- Every regulator record is remembered in ``regulator_records`` by (agency, reference): the same record
-  imported again, or re-published by the regulator with a changed body, is *skipped* (``times_seen`` and
-  ``last_seen_at`` updated) and never makes a second recall.
+- Every regulator record is remembered in ``regulator_records`` by (agency, reference): the same
+  record imported again, or re-published by the regulator with a changed body, is *skipped*
+  (``times_seen`` and ``last_seen_at`` updated) and never makes a second recall.
 - The same event published by two agencies (the same GTIN, or the same brand and model, within
-  ``LINK_WINDOW_DAYS``) is *linked*: the second agency's reference is added to the first draft, its rules
-  join the draft's scope, and its record points at the same recall.
-- Otherwise a draft is *created* for an operator to review: no seller, source "import", the provenance of
-  every extracted value in ``Recall.provenance``, and the rules prepared as the API prepares an operator's.
+  ``LINK_WINDOW_DAYS``) is *linked*: the second agency's reference is added to the first draft, its
+  rules join the draft's scope, and its record points at the same recall.
+- Otherwise a draft is *created* for an operator to review: no seller, source "import", the
+  provenance of every extracted value in ``Recall.provenance``, and the rules prepared as the API
+  prepares an operator's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import array
@@ -55,7 +56,8 @@ class ImportOutcome:
 
 
 async def import_record(session: AsyncSession, imported: ImportedRecall) -> ImportOutcome:
-    """Create, skip or link one imported record; commits. Safe to run concurrently for the same record."""
+    """Create, skip or link one imported record; commits. Safe to run concurrently for the same
+    record."""
     try:
         return await _import(session, imported)
     except IntegrityError:
@@ -64,8 +66,13 @@ async def import_record(session: AsyncSession, imported: ImportedRecall) -> Impo
         return await _import(session, imported)
 
 
+class _Source(TypedDict):
+    agency: str
+    reference: str
+
+
 async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutcome:
-    base = {"agency": imported.agency, "reference": imported.reference}
+    base = _Source(agency=imported.agency, reference=imported.reference)
     now = datetime.now(UTC)
     seen = await session.get(
         RegulatorRecord, (imported.agency, imported.reference), with_for_update=True
@@ -109,7 +116,10 @@ async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutc
             target.provenance = tprov
             target.updated_at = now
         else:
-            reason += f"; the recall is {target.status}, so its content was not changed (amend it to add the reference)"
+            reason += (
+                f"; the recall is {target.status}, so its content was not changed "
+                "(amend it to add the reference)"
+            )
         session.add(
             RegulatorRecord(
                 agency=imported.agency,
@@ -180,7 +190,8 @@ async def _prepared_rules(
 
 
 async def _same_event(session: AsyncSession, imported: ImportedRecall) -> Recall | None:
-    """An imported recall of *another* agency with a shared GTIN or brand+model, published within the window."""
+    """An imported recall of *another* agency with a shared GTIN or brand+model, published within
+    the window."""
     if not imported.match_keys:
         return None
     candidates = (
@@ -196,7 +207,9 @@ async def _same_event(session: AsyncSession, imported: ImportedRecall) -> Recall
     ).scalars()
     for recall in candidates:
         if imported.agency in _agencies(recall):
-            continue  # the same agency publishing twice is two recalls (or a re-publication, caught by reference)
+            # the same agency publishing twice is two recalls (or a re-publication, caught by
+            # reference)
+            continue
         published = _published(recall)
         if (
             imported.published_on

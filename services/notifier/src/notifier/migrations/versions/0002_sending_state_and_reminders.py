@@ -1,8 +1,8 @@
 """sending state and reminders
 
-Notices get a 'sending' state recorded before the SMTP transaction (with ``sending_at``), a counter of
-re-sends after an interrupted attempt, and a reminder number in their unique key; the reminder schedule
-and the customers' responses get their own tables.
+Notices get a 'sending' state recorded before the SMTP transaction (with ``sending_at``), a counter
+of re-sends after an interrupted attempt, and a reminder number in their unique key; the reminder
+schedule and the customers' responses get their own tables.
 
 Revision ID: 0002
 Revises: 0001

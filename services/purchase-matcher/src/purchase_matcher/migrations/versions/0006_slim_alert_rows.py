@@ -1,9 +1,10 @@
 """alerts: small rows keyed by (recall, customer)
 
-The alert's full state travels on alerts.v1; the matcher decides changes from the fingerprint and reports
-lines and units per recall, so a recall reaching a million customers writes a million small rows. The key
-is (recall_id, customer_id), the order reconcile writes in, with one index by customer for re-checks; the
-alert id is derived from that pair, so it needs no index of its own (three indexes per row were one too many).
+The alert's full state travels on alerts.v1; the matcher decides changes from the fingerprint and
+reports lines and units per recall, so a recall reaching a million customers writes a million small
+rows. The key is (recall_id, customer_id), the order reconcile writes in, with one index by customer
+for re-checks; the alert id is derived from that pair, so it needs no index of its own (three
+indexes per row were one too many).
 
 Revision ID: 0006
 Revises: 0005
@@ -27,7 +28,8 @@ def upgrade() -> None:
     op.add_column("alerts", sa.Column("units", sa.Integer(), nullable=False, server_default="0"))
     op.execute(
         "UPDATE alerts SET line_count = jsonb_array_length(state->'lines'), "
-        "units = (SELECT coalesce(sum((l->>'units')::int), 0) FROM jsonb_array_elements(state->'lines') l)"
+        "units = (SELECT coalesce(sum((l->>'units')::int), 0) FROM "
+        "jsonb_array_elements(state->'lines') l)"
     )
     op.alter_column("alerts", "line_count", server_default=None)
     op.alter_column("alerts", "units", server_default=None)
@@ -49,7 +51,8 @@ def downgrade() -> None:
     op.create_index(
         "ix_alerts_recall_customer", "alerts", ["recall_id", "customer_id"], unique=False
     )
-    # The full state is not kept any more; a downgraded row carries an empty one until the next reconcile.
+    # The full state is not kept any more; a downgraded row carries an empty one until the next
+    # reconcile.
     op.add_column(
         "alerts", sa.Column("state", postgresql.JSONB(), nullable=False, server_default="{}")
     )

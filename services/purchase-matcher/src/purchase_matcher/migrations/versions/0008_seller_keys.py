@@ -16,8 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Filled by the sellers.v1 consumer (group suffix ".sellers"), which starts at the topic's beginning:
-    # every key recall-intake has issued works here once the consumer has caught up.
+    # Filled by the sellers.v1 consumer (group suffix ".sellers"), which starts at the topic's
+    # beginning: every key recall-intake has issued works here once the consumer has caught up.
     create_seller_keys_table()
 
 

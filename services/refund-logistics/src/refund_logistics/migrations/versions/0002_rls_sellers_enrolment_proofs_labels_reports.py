@@ -123,7 +123,8 @@ def upgrade() -> None:
     op.add_column("recalls", sa.Column("regulator_number", sa.String(length=200), nullable=True))
     op.add_column("alerts", sa.Column("units", sa.Integer(), server_default="0", nullable=False))
     op.execute(
-        "UPDATE alerts SET units = COALESCE((SELECT sum((l->>'units')::int) FROM jsonb_array_elements(lines) AS l), 0)"
+        "UPDATE alerts SET units = COALESCE((SELECT sum((l->>'units')::int) FROM "
+        "jsonb_array_elements(lines) AS l), 0)"
     )
     op.add_column("cases", sa.Column("units", sa.Integer(), server_default="0", nullable=False))
     op.create_index("ix_cases_created_at_case_id", "cases", ["created_at", "case_id"], unique=False)

@@ -1,0 +1,159 @@
+"""The sending pipeline's own guarantees, on a real PostgreSQL (and the real SMTP sink where mail is
+read back): a notice that waited past its lease is released rather than sent, and a database blip
+while group-committing outcomes does not turn sent notices into "in doubt" ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notifier import handlers
+from notifier.clock import FakeClock
+from notifier.render import OutgoingMail
+from notifier.sender import MailTransport, NoticeSender, SmtpTransport
+from notifier.settings import Settings
+from recall_shared import events as ev
+from recall_shared.db import create_engine, create_session_factory
+from recall_shared.envelope import wrap
+from recall_shared.metrics import Metrics
+from recall_shared.outbox import Outbox
+from recall_shared.testing import migrated_database
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Env:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+
+    def sender(self, transport: MailTransport, sessions: object = None, fault=None) -> NoticeSender:  # type: ignore[no-untyped-def]
+        return NoticeSender(
+            settings=self.settings,
+            session_factory=sessions or self.sessions,  # type: ignore[arg-type]
+            outbox=Outbox(source="/tests/notifier", service="notifier"),
+            metrics=Metrics("notifier"),
+            transport=transport,
+            clock=FakeClock(),
+            fault=fault,
+        )
+
+    async def queue(self, kit, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+        """``n`` customers with an address and an alert each; returns the alert ids."""
+        ids = []
+        async with self.sessions() as session, session.begin():
+            for _ in range(n):
+                cid = kit.new_customer()
+                alert = kit.alert(cid, title=f"Pipeline kettle {uuid.uuid4().hex[:6]}")
+                for event in (kit.customer(cid, email_=kit.new_email()), kit.raised(alert)):
+                    await handlers.HANDLERS[type(event)](session, event, wrap(event, source="/t"))
+                ids.append(alert.alert_id)
+        return ids
+
+    async def notice(self, alert_id: str) -> dict:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                text("SELECT * FROM notices WHERE alert_id = :a"), {"a": alert_id}
+            )
+            return dict(rows.mappings().one())
+
+
+@contextlib.asynccontextmanager
+async def environment(kit, **overrides: object) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
+    async with migrated_database(kit.migrations, prefix="notifier") as url:
+        settings = Settings(
+            database_url=url,
+            environment="test",
+            log_json=False,
+            log_level="WARNING",
+            customer_portal_url=kit.portal,
+            **overrides,
+        )
+        engine = create_engine(settings)
+        try:
+            yield Env(settings, create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+
+class SlowRelay:
+    """A relay taking ``seconds`` per message (only the relay is a double)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.delivered: list[str] = []
+
+    async def send(self, message: OutgoingMail) -> None:
+        await asyncio.sleep(self.seconds)
+        self.delivered.append(str(message["X-Recall-Notice-Id"]))
+
+
+async def test_a_notice_that_waited_past_its_lease_is_released_not_sent(kit) -> None:
+    # One connection, 0.35 s per message, a 0.5 s lease: the third notice of the claim is still
+    # waiting for the connection when its lease ends; another sender may hold it by then.
+    async with environment(kit, smtp_concurrency=1, send_lease_s=0.5) as env:
+        alerts = await env.queue(kit, 3)
+        relay = SlowRelay(0.35)
+        assert await env.sender(relay).send_due() == 3
+        assert len(relay.delivered) == 2
+        notices = [await env.notice(a) for a in alerts]
+        assert [n["status"] for n in notices] == ["sent", "sent", "pending"]
+        released = notices[2]
+        assert released["attempts"] == 1 and released["resent_in_doubt"] == 0
+        assert released["notice_id"] not in relay.delivered
+
+        assert await env.sender(relay).send_due() == 1, "due again at once, not after a backoff"
+        again = await env.notice(alerts[2])
+        assert again["status"] == "sent" and again["resent_in_doubt"] == 0, "never in doubt"
+        assert relay.delivered.count(released["notice_id"]) == 1
+
+
+class BlinkingSessions:
+    """The real session factory, made to fail ``fail_next`` times (a database connection reset)."""
+
+    def __init__(self, real: async_sessionmaker[AsyncSession]) -> None:
+        self.real = real
+        self.fail_next = 0
+
+    def __call__(self) -> AsyncSession:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionResetError("connection to the database was reset")
+        return self.real()
+
+
+async def test_a_database_blip_while_recording_does_not_make_sent_notices_in_doubt(kit) -> None:
+    async with environment(kit) as env:
+        cid, addr = kit.new_customer(), kit.new_email()
+        alert = kit.alert(cid, title=f"Blip kettle {uuid.uuid4().hex[:6]}")
+        async with env.sessions() as session, session.begin():
+            for event in (kit.customer(cid, email_=addr), ev.AlertRaised(alert=alert)):
+                await handlers.HANDLERS[type(event)](session, event, wrap(event, source="/t"))
+        sessions = BlinkingSessions(env.sessions)
+
+        async def blink_after_the_send(step: str, notice_id: str) -> None:
+            if step == "sent":
+                sessions.fail_next = 2  # the group commit fails twice, then the database is back
+
+        transport = SmtpTransport(env.settings)
+        try:
+            await env.sender(transport, sessions, fault=blink_after_the_send).send_due()
+        finally:
+            await transport.close()
+        assert sessions.fail_next == 0
+        n = await env.notice(alert.alert_id)
+        assert n["status"] == "sent" and n["attempts"] == 1 and n["resent_in_doubt"] == 0
+        async with env.sessions() as session:
+            events = await session.scalar(
+                text("SELECT count(*) FROM outbox WHERE event_id = :e"),
+                {"e": f"notice:{n['notice_id']}:sent"},
+            )
+        assert events == 1
+        assert len(await kit.wait_for_mails(addr, 1)) == 1

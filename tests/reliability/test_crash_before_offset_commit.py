@@ -1,0 +1,112 @@
+"""A service killed after its batch committed and before the Kafka offset did: the batch is
+redelivered and the inbox drops every repeat, so no effect is applied twice and none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from system import SERVICE_NAMES, System
+
+from recall_shared.testing import eventually
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+
+CUSTOMERS = 2000
+FROZEN_S = 2.0
+
+
+async def committed_alert_offsets(system: System) -> int:
+    """customer-api's committed offsets on alerts.v1, summed over the partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(system.prefix + "customer-api")
+    finally:
+        await admin.close()
+    topic = system.prefix + "alerts.v1"
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_twice(
+    system: System,
+) -> None:
+    """Orders of 2,000 customers are loaded, then their recall is published: the matcher raises
+    2,000 alerts at once and customer-api ingests them in batches. As soon as its first batch is in,
+    the broker is frozen (SIGSTOP): the batches in hand still commit to PostgreSQL, but their offset
+    commits hang. customer-api is then SIGKILLed, the broker thawed, customer-api started again.
+
+    Freezing the broker holds the window between the two commits open, so the kill lands in it
+    every time (random kills during ingest only hit it now and then); the test checks it did: fewer
+    offsets were committed than alerts applied. After the restart those alerts are redelivered and
+    every one must be dropped by the inbox (``events_duplicate_total`` counts exactly them), and
+    every service must end with each effect once.
+
+    Old behaviour: the per-record runner deduplicated redeliveries the same way; this guards the
+    batch runner's order of commits (one that committed offsets before its transaction would lose
+    the killed batches) and its one-statement inbox claim for a batch (one that let a redelivered
+    batch through would apply it twice, and count no duplicates).
+    """
+    cohort = system.cohort(CUSTOMERS)
+    letters_before = await system.dead_letters()
+    await system.contacts_known(cohort)
+    await system.publish(cohort.orders())
+
+    async def orders_indexed() -> bool:
+        n = await system.scalar(
+            "purchase-matcher",
+            "SELECT count(*) FROM purchase_lines WHERE product_id = $1",
+            cohort.product_id,
+        )
+        return n == CUSTOMERS
+
+    await eventually(orders_indexed, timeout=90, interval=0.5)
+
+    async def customer_api_caught_up() -> int:
+        await system.scalar("customer-api", "SELECT 1")
+        lag = await system.metric("customer-api", "consumer_lag", topic=system.prefix + "alerts.v1")
+        return 1 if lag == 0 else 0
+
+    await eventually(customer_api_caught_up, timeout=60)
+    offsets_before = await committed_alert_offsets(system)
+
+    recall_id = await system.publish_recall(cohort)
+
+    async def applied() -> int:
+        return await system.scalar(
+            "customer-api", "SELECT count(*) FROM alerts WHERE recall_id = $1", recall_id
+        )
+
+    await eventually(applied, timeout=60, interval=0.02)
+    system.kafka.freeze()
+    try:
+        await asyncio.sleep(FROZEN_S)  # the batches in hand commit; their offset commits hang
+        system.stack.processes["customer-api"].send_signal(signal.SIGKILL)
+        system.stack.processes["customer-api"].wait()
+    finally:
+        system.kafka.thaw()
+    # An offset commit sent before the kill may still sit in the frozen broker's socket buffer: let
+    # the thawed broker take it before counting what was committed.
+    await asyncio.sleep(3)
+    applied_at_kill = await applied()
+    uncommitted = applied_at_kill - (await committed_alert_offsets(system) - offsets_before)
+    assert 0 < applied_at_kill < CUSTOMERS, applied_at_kill
+    assert uncommitted > 0, "the kill did not land between a batch commit and its offset commit"
+
+    started = time.monotonic()
+    await asyncio.to_thread(system.stack.restart_service, "customer-api")
+    got = await system.applied_once(cohort, within=150)
+    assert got["customer-api alerts"] == CUSTOMERS
+    duplicates = await system.metric(
+        "customer-api", "events_duplicate_total", topic=system.prefix + "alerts.v1"
+    )
+    assert duplicates == uncommitted, (
+        f"{uncommitted} alerts were applied but not committed at the kill; the restarted "
+        f"customer-api dropped {duplicates} redeliveries ({time.monotonic() - started:.0f}s)"
+    )
+    letters = await system.new_dead_letters(letters_before)
+    assert {name: len(recs) for name, recs in letters.items()} == dict.fromkeys(SERVICE_NAMES, 0)
+    await system.all_ready()

@@ -1,0 +1,169 @@
+"""A poison record in the middle of a batch: only it goes to the dead-letter topic, every other
+record of the batch is applied once, and the partition moves on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from system import SERVICE_NAMES, System
+
+from recall_shared import events as ev
+from recall_shared.envelope import wrap
+from recall_shared.kafka import create_client_producer, murmur2
+from recall_shared.testing import eventually
+from recall_shared.topics import ALERTS
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+
+VALID = 400
+ALERT_CONSUMERS = ("customer-api", "notifier", "refund-logistics")
+
+
+def partition_of(key: str) -> int:
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % ALERTS.partitions
+
+
+def alert(run: str, customer_id: str, *, alert_version: int = 1) -> ev.AlertRaised:
+    return ev.AlertRaised(
+        alert=ev.AlertState(
+            alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{customer_id}")),
+            alert_version=alert_version,
+            customer_id=customer_id,
+            recall_id=f"recall-{run}",
+            recall_version=1,
+            seller_id="seller",
+            tier="confirmed",
+            lines=[
+                ev.AffectedLine(
+                    order_id=f"o-{customer_id}"[:60],
+                    line_id=f"l-{customer_id}"[:60],
+                    product_id="kettle",
+                    seller_id="seller",
+                    purchased_at=datetime(2026, 1, 5, tzinfo=UTC),
+                    units=1,
+                    unit_price=Decimal("19.95"),
+                    currency="EUR",
+                )
+            ],
+            recall=ev.RecallContent(
+                title="Kettle",
+                hazard="Burns.",
+                severity="high",
+                stop_using="Stop using it.",
+                remedies=[ev.Remedy(type="refund_on_destruction")],
+            ),
+        )
+    )
+
+
+def one_partition_customers(run: str, n: int, partition: int = 0) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        customer = f"p{run}-{i:05d}"
+        if partition_of(customer) == partition:
+            out.append(customer)
+        i += 1
+    return out
+
+
+async def test_a_poison_record_is_isolated_from_its_batch(system: System) -> None:
+    """400 valid alerts on one partition of alerts.v1 and, in the middle, one the schema accepts but
+    storage cannot hold: alert_version 2**31 (a valid 64-bit integer; the alert_version columns of
+    the three alert consumers are 32-bit). Each consumer dead-letters that one alone (reason
+    ``failed``), after splitting the batch around it, and applies the 400.
+
+    Old behaviour: the per-record runner also dead-lettered only the poison, one record per
+    transaction. This guards the batch runner: one that dead-lettered, skipped or endlessly retried
+    the whole batch (400 customers without their alert) fails here, and so does one that never split
+    the batch (the failure count shows the split).
+    """
+    run = uuid.uuid4().hex[:8]
+    customers = one_partition_customers(run, VALID + 1)
+    poison = alert(run, customers.pop(), alert_version=2**31)
+    events: list[ev.Event] = [alert(run, c) for c in customers]
+    events.insert(VALID // 2, poison)
+    letters_before = await system.dead_letters()
+    failed_before = {
+        name: await system.metric(name, "events_failed_total", topic=system.prefix + "alerts.v1")
+        for name in ALERT_CONSUMERS
+    }
+    poison_id = await _publish_on_partition_zero(system, events)
+    recall_id = f"recall-{run}"
+
+    async def valid_applied() -> bool:
+        counts = {
+            "customer-api": await system.scalar(
+                "customer-api", "SELECT count(*) FROM alerts WHERE recall_id = $1", recall_id
+            ),
+            "notifier": await system.scalar(
+                "notifier",
+                "SELECT count(*) FROM alerts WHERE state->>'recall_id' = $1",
+                recall_id,
+            ),
+            "refund-logistics": await system.scalar(
+                "refund-logistics", "SELECT count(*) FROM alerts WHERE recall_id = $1", recall_id
+            ),
+        }
+        assert counts == dict.fromkeys(ALERT_CONSUMERS, VALID), counts
+        return True
+
+    async def one_letter_each() -> dict[str, list]:
+        letters = await system.new_dead_letters(letters_before)
+        counts = {name: len(recs) for name, recs in letters.items()}
+        assert counts == {name: int(name in ALERT_CONSUMERS) for name in SERVICE_NAMES}, counts
+        return letters
+
+    await eventually(valid_applied, timeout=60, interval=0.5)
+    letters = await eventually(one_letter_each, timeout=30, interval=0.5)
+    for name in ALERT_CONSUMERS:
+        (letter,) = letters[name]
+        headers = {k: v.decode() for k, v in letter.headers}
+        assert headers["ce_id"] == poison_id, headers
+        assert headers["dlq_reason"] == "failed", headers
+        # Bisection: the whole batch failed, then halves of it, before the record stood alone and
+        # had its own attempts; a record handled alone from the start fails only max_attempts times.
+        failed = await system.metric(name, "events_failed_total", topic=system.prefix + "alerts.v1")
+        assert failed - failed_before[name] > system.max_attempts, (name, failed)
+
+    # Readiness reports the letter waiting for a redrive, and stays 200: the partition moved on.
+    async def letter_reported() -> bool:
+        status, body = await system.readyz("customer-api")
+        pending = body["dead_letters"]
+        assert status == 200 and isinstance(pending, dict), body
+        assert pending[system.prefix + "customer-api"][system.prefix + "alerts.v1"] >= 1, body
+        assert "redrive-dead-letters" in body["redrive"], body
+        return True
+
+    await eventually(letter_reported, timeout=20, interval=0.5)
+
+
+async def _publish_on_partition_zero(system: System, events: list[ev.Event]) -> str:
+    """Publish in order onto partition 0, where every key of ``events`` belongs, all sent before
+    any is awaited (so they reach the consumers together); returns the middle (poison) one's id."""
+    producer = create_client_producer(system.kafka.bootstrap, "reliability-poison")
+    await producer.start()
+    try:
+        futures = []
+        poison_id = ""
+        for i, event in enumerate(events):
+            env = wrap(event, source="/tests/reliability/poison")
+            if i == VALID // 2:
+                poison_id = env.id
+            futures.append(
+                await producer.send(
+                    system.prefix + event.topic,
+                    env.data,
+                    key=event.partition_key().encode(),
+                    partition=0,
+                    headers=env.headers(),
+                )
+            )
+        for f in futures:
+            await f
+    finally:
+        await producer.stop()
+    return poison_id

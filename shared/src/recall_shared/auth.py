@@ -1,8 +1,9 @@
 """Credentials: seller/operator API keys and customer bearer JWTs.
 
-API keys are 32 random bytes, shown once and stored only as an HMAC-SHA256 under a server-side pepper
-(a fast hash is right here: the keys carry full entropy, unlike passwords). Customer tokens come from
-the platform's identity provider and are verified with a configured HS256 secret or RS256 public key.
+API keys are 32 random bytes, shown once and stored only as an HMAC-SHA256 under a server-side
+pepper (a fast hash is right here: the keys carry full entropy, unlike passwords). Customer tokens
+come from the platform's identity provider and are verified with a configured HS256 secret or RS256
+public key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from jwt.algorithms import RSAAlgorithm
+
+from recall_shared.events import ID_MAX
+from recall_shared.validation import unsafe_text_reason
 
 API_KEY_PREFIX = "rak_"
 
@@ -36,15 +41,31 @@ class InvalidToken(Exception):
     pass
 
 
+def public_key_problem(pem: str) -> str | None:
+    """Why ``pem`` cannot verify RS256 customer tokens, or None. Settings check it at start: a key
+    that does not load would refuse every customer."""
+    try:
+        RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(pem)
+    except jwt.PyJWTError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class CustomerTokenVerifier:
     """Verifies customer JWTs: HS256 with ``secret``, or RS256 with ``public_key`` (PEM).
 
-    Tokens that verified are remembered, keyed by the exact token string, with their subject and expiry: a
-    page view's requests (and an RS256 signature check) then cost one dictionary lookup. A remembered token
-    is still refused once it expires (its ``exp`` is checked on every use, with the same leeway); only
-    successes are remembered, so a forged, malformed or expired token is verified, and refused, every time.
-    At most ``cache_size`` tokens are kept (the oldest are dropped first); 0 turns the cache off."""
+    A token is refused when it would live longer than ``max_lifetime_s`` (its ``exp`` more than that
+    after its ``iat``, or after now): a leaked token must not open the account for years. Its
+    subject must be a customer id the system can store (at most ``ID_MAX`` characters, no NUL), and
+    a token longer than ``max_token_length`` is refused unread.
+
+    Tokens that verified are remembered, keyed by the exact token string, with their subject and
+    expiry: a page view's requests (and an RS256 signature check) then cost one dictionary lookup. A
+    remembered token is still refused once it expires (its ``exp`` is checked on every use, with the
+    same leeway); only successes are remembered, so a forged, malformed or expired token is
+    verified, and refused, every time. At most ``cache_size`` tokens are kept (the oldest are
+    dropped first); 0 turns the cache off."""
 
     secret: str | None = None
     public_key: str | None = None
@@ -52,11 +73,15 @@ class CustomerTokenVerifier:
     issuer: str | None = None
     leeway_s: int = 30
     cache_size: int = 10_000
+    max_lifetime_s: int = 24 * 3600
+    max_token_length: int = 8192
     _verified: dict[str, tuple[str, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def customer_id(self, token: str) -> str:
+        if len(token) > self.max_token_length:
+            raise InvalidToken(f"invalid token: longer than {self.max_token_length} characters")
         hit = self._verified.get(token)
         if hit is not None:
             sub, exp = hit
@@ -96,7 +121,20 @@ class CustomerTokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise InvalidToken("token has no subject")
-        return sub, int(claims["exp"])
+        if len(sub) > ID_MAX:
+            raise InvalidToken(f"token subject is longer than {ID_MAX} characters")
+        if reason := unsafe_text_reason(sub):
+            raise InvalidToken(f"token subject {reason}")
+        exp = int(claims["exp"])  # PyJWT checked it is an integer
+        self._check_lifetime(exp, claims.get("iat"))
+        return sub, exp
+
+    def _check_lifetime(self, exp: int, iat: float | None) -> None:
+        limit = self.max_lifetime_s
+        if exp - time.time() > limit + self.leeway_s:
+            raise InvalidToken(f"token lifetime exceeds the maximum of {limit} s")
+        if iat is not None and exp - int(iat) > limit:
+            raise InvalidToken(f"token lifetime exceeds the maximum of {limit} s")
 
 
 def issue_customer_token(

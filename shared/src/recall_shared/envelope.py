@@ -1,7 +1,8 @@
 """CloudEvents 1.0 in Kafka binary mode.
 
-Attributes travel as ``ce_*`` headers, the body is the event's JSON. The correlation id travels as the
-``ce_correlationid`` extension and the id of the event that caused this one as ``ce_causationid``.
+Attributes travel as ``ce_*`` headers, the body is the event's JSON. The correlation id travels as
+the ``ce_correlationid`` extension and the id of the event that caused this one as
+``ce_causationid``.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ Headers = list[tuple[str, bytes]]
 
 
 class EnvelopeError(ValueError):
-    """The message is not a CloudEvent we can read (missing or malformed attributes, body not JSON)."""
+    """The message is not a CloudEvent we can read (missing or malformed attributes, body not
+    JSON)."""
 
 
 class UnknownEventType(LookupError):
-    """A well-formed event of a type this build does not know (for example a newer major version)."""
+    """A well-formed event of a type this build does not know (a newer major version, say)."""
 
 
 class InvalidEvent(ValueError):
-    """The body does not satisfy the event type's schema."""
+    """The body does not satisfy the event type's schema (which refuses what storage cannot hold:
+    NUL, lone surrogates, out-of-range numbers, strings longer than their field), or an event cannot
+    be encoded."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ class Envelope:
 
 
 class FanOutHeaders:
-    """The headers of many events that differ only in id and subject (one fan-out), built once: a recall
-    raising a million alerts should not encode the same seven attributes a million times."""
+    """The headers of many events that differ only in id and subject (one fan-out), built once: a
+    recall raising a million alerts should not encode the same seven attributes a million times."""
 
     def __init__(
         self,
@@ -98,7 +102,23 @@ class FanOutHeaders:
 
 
 def serialize(event: Event) -> bytes:
-    return orjson.dumps(event.model_dump(mode="json"))
+    try:
+        return orjson.dumps(event.model_dump(mode="json"))
+    except (
+        orjson.JSONEncodeError
+    ) as exc:  # a lone surrogate or a >64-bit integer, in an unvalidated event
+        raise InvalidEvent(f"{event.event_type}: cannot be encoded: {exc}") from exc
+
+
+def check_emittable(envelope: Envelope, cls: type[Event]) -> None:
+    """Decode ``envelope`` as every consumer of ``cls`` will, raising InvalidEvent if one would
+    refuse it.
+
+    Events built the usual way were validated already; this catches the ones built without
+    validation (``model_construct``, ``model_copy(update=...)``), so no service emits an event
+    another cannot apply.
+    """
+    parse(envelope, {envelope.type: cls})
 
 
 def wrap(
@@ -123,7 +143,8 @@ def wrap(
 
 
 def read_headers(headers: Headers | tuple | None, value: bytes | None) -> Envelope:
-    """Read the envelope of a Kafka record; raise EnvelopeError when it is not a readable CloudEvent."""
+    """Read the envelope of a Kafka record; raise EnvelopeError when it is not a readable
+    CloudEvent."""
     hs: dict[str, bytes] = {}
     for k, v in headers or ():
         hs[k] = v if v is not None else b""
@@ -184,7 +205,8 @@ def _short_errors(exc: ValidationError, limit: int = 5) -> str:
 def to_structured(
     event: Event, *, source: str, event_id: str | None = None, time: datetime | None = None
 ) -> dict:
-    """The event as a CloudEvents structured-mode JSON object (files, HTTP APIs): attributes and data together."""
+    """The event as a CloudEvents structured-mode JSON object (files, HTTP APIs): attributes and
+    data together."""
     return {
         "specversion": SPECVERSION,
         "id": event_id or str(uuid.uuid4()),
@@ -200,7 +222,8 @@ def to_structured(
 def from_structured(
     obj: object, known: dict[str, type[Event]] = EVENTS_BY_TYPE
 ) -> tuple[str, Event]:
-    """(event id, event) from a structured-mode CloudEvent; raises EnvelopeError, UnknownEventType or InvalidEvent."""
+    """(event id, event) from a structured-mode CloudEvent; raises EnvelopeError, UnknownEventType
+    or InvalidEvent."""
     if not isinstance(obj, dict):
         raise EnvelopeError("a structured CloudEvent must be a JSON object")
     missing = [a for a in ("id", "type", "specversion", "data") if a not in obj]

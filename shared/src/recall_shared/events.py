@@ -1,25 +1,56 @@
 """Event contracts: one pydantic model per event type and major version.
 
-The type string carries the major version (``recall.published.v1``). A compatible change (a new optional
-field) keeps the version; a breaking one adds a new model ``...v2`` beside the old. Consumers ignore
-unknown fields (``extra="ignore"``), so producers may add optional fields without coordination.
-The committed JSON Schemas in ``schemas/`` are generated from these models (``make schemas``) and a test
-fails when the two disagree or a change would break an existing consumer.
+The type string carries the major version (``recall.published.v1``). A compatible change (a new
+optional field) keeps the version; a breaking one adds a new model ``...v2`` beside the old.
+Consumers ignore unknown fields (``extra="ignore"``), so producers may add optional fields without
+coordination. The committed JSON Schemas in ``schemas/`` are generated from these models (``make
+schemas``) and a test fails when the two disagree or a change would break an existing consumer.
+
+Every model refuses what storage cannot hold: text with NUL or a lone surrogate, integers beyond 64
+bits (``recall_shared.validation``), and strings longer than their field allows (identifiers as long
+as the columns that store them, every other string at most ``TEXT_MAX``). So a record carrying one
+is ``invalid`` when it is decoded, never retried against a database that refuses it, and no producer
+can build one.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from recall_shared.scope import Collation, collation_key, in_range, normalise_code
+from recall_shared.validation import INT64_MAX, INT64_MIN, find_unsafe, unsafe_text_reason
 
+TEXT_MAX = 20_000
+"""The longest string any field takes (a hazard description, say); most fields take far less."""
+
+ID_MAX = 100
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
+"""An identifier the platform gives (customer, seller, order, line, product), stored as
+VARCHAR(100)."""
+MintedId = Annotated[str, Field(min_length=1, max_length=36)]
+"""An identifier this system mints (recall, alert, notice, request, case, key): a UUID's 36
+characters."""
+Code = Annotated[str, Field(max_length=200)]
+"""A code as printed or quoted (lot, serial, model number, GTIN as written), stored as VARCHAR(200).
+"""
+NonEmptyCode = Annotated[str, Field(min_length=1, max_length=200)]
 NonEmptyStr = Annotated[str, Field(min_length=1, max_length=500)]
-Text = Annotated[str, Field(max_length=20_000)]
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Title = Annotated[str, Field(max_length=500)]
+Text = Annotated[str, Field(max_length=TEXT_MAX)]
+Url = Annotated[str, Field(max_length=2000)]
+Email = Annotated[str, Field(max_length=320)]
+Locale = Annotated[str, Field(max_length=10)]
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+"""Versions, quantities and units are stored as PostgreSQL integers."""
+Version = Annotated[int, Field(ge=1, le=INT32_MAX)]
+Quantity = Annotated[int, Field(ge=1, le=INT32_MAX)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", max_length=3)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 RecallKind = Literal["recall", "safety_alert"]
@@ -29,8 +60,37 @@ AlertTier = Literal["confirmed", "possibly_affected"]
 NoticeKind = Literal["initial", "update", "withdrawal", "reminder"]
 
 
+def _storable(value: object) -> bool:
+    """Whether storage takes ``value`` (a cheap screen; ``find_unsafe`` says where and why when it
+    does not). Nested models are not entered: each checked itself when it was built."""
+    if type(value) is str:
+        return unsafe_text_reason(value) is None
+    if type(value) is int:
+        return INT64_MIN <= value <= INT64_MAX
+    if type(value) is list or type(value) is tuple:
+        return all(map(_storable, value))
+    if type(value) is dict:
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    return True
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    """Base of every contract model: unknown fields ignored, values immutable, and nothing storage
+    refuses."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=TEXT_MAX)
+
+    @model_validator(mode="after")
+    def _fits_storage(self) -> Self:
+        # One check per model rather than a validator per field: decoding stays cheap on
+        # the hot paths.
+        for name, value in self.__dict__.items():
+            if type(value) is str and "\x00" not in value and value.isascii():
+                continue  # the common case, without a call
+            if not _storable(value):
+                path, reason = next(find_unsafe(value, (name,)))
+                raise ValueError(f"{'.'.join(str(p) for p in path)}: {reason}")
+        return self
 
 
 class Event(Model):
@@ -60,7 +120,8 @@ class CodeRange(Model):
 
 
 class CodeRule(Model):
-    """Which lot or serial codes are affected: explicit codes, inclusive ranges and prefixes (any matches)."""
+    """Which lot or serial codes are affected: explicit codes, inclusive ranges and prefixes (any
+    matches)."""
 
     values: list[NonEmptyStr] = []
     ranges: list[CodeRange] = []
@@ -69,8 +130,9 @@ class CodeRule(Model):
     )
     collation: Collation = Field(
         default="natural",
-        description="How ranges compare: numeric (zero-padded numbers), natural (letter runs as text, digit "
-        "runs as numbers, for codes of uneven width) or exact (as written, without case, spaces, hyphens)",
+        description="How ranges compare: numeric (zero-padded numbers), natural (letter runs as "
+        "text, digit runs as numbers, for codes of uneven width) or exact (as written, without "
+        "case, spaces, hyphens)",
     )
 
     @model_validator(mode="after")
@@ -123,21 +185,21 @@ class DateWindow(Model):
 
 
 class ScopeRule(Model):
-    """One affected-product rule. The identifiers within a rule are alternatives (any one identifies the
-    product); every other constraint present must hold too (AND); the rules of a recall combine with OR.
-    A constraint on an attribute the order line does not know (its lot, say) makes the line "possibly
-    affected"; known and outside the constraint means not affected."""
+    """One affected-product rule. The identifiers within a rule are alternatives (any one identifies
+    the product); every other constraint present must hold too (AND); the rules of a recall combine
+    with OR. A constraint on an attribute the order line does not know (its lot, say) makes the line
+    "possibly affected"; known and outside the constraint means not affected."""
 
-    product_ids: list[NonEmptyStr] = []
-    parent_product_ids: list[NonEmptyStr] = Field(
+    product_ids: list[Id] = []
+    parent_product_ids: list[Id] = Field(
         default=[],
         description="All variants of these products; recall-intake expands them into product_ids",
     )
     gtins: list[Annotated[str, Field(pattern=r"^\d{14}$")]] = Field(
         default=[], description="GTIN-14"
     )
-    model_numbers: list[NonEmptyStr] = []
-    seller_ids: list[NonEmptyStr] = Field(
+    model_numbers: list[NonEmptyCode] = []
+    seller_ids: list[Id] = Field(
         default=[],
         description="Only units sold by these sellers are affected; empty means any seller.",
     )
@@ -154,7 +216,8 @@ class ScopeRule(Model):
     def _identified(self) -> ScopeRule:
         if not (self.product_ids or self.parent_product_ids or self.gtins or self.model_numbers):
             raise ValueError(
-                "a rule needs at least one identifier: product_ids, parent_product_ids, gtins or model_numbers"
+                "a rule needs at least one identifier: product_ids, parent_product_ids, gtins or "
+                "model_numbers"
             )
         return self
 
@@ -163,8 +226,8 @@ class RegulatorReference(Model):
     agency: Annotated[
         str, Field(min_length=2, max_length=40, description="CPSC, FDA, EU_SAFETY_GATE, ...")
     ]
-    number: NonEmptyStr
-    url: Annotated[str, Field(max_length=2000)] = ""
+    number: NonEmptyCode
+    url: Url = ""
     published_on: date | None = None
     classification: str = Field(
         default="", max_length=100, description='As the regulator states it, e.g. "Class I"'
@@ -172,9 +235,10 @@ class RegulatorReference(Model):
 
 
 class LocalizedText(Model):
-    """The customer-facing texts in one more language; a missing field falls back to the main text."""
+    """The customer-facing texts in one more language; a missing field falls back to the main
+    text."""
 
-    title: str = Field(default="", max_length=500)
+    title: Title = ""
     product_description: Text = ""
     hazard: Text = ""
     stop_using: Text = ""
@@ -195,22 +259,43 @@ class RecallContent(Model):
     severity: Severity
     stop_using: Text = Field(description="The 'stop using' instruction, shown first.")
     remedies: list[Remedy]
-    images: list[Annotated[str, Field(max_length=2000)]] = []
+    images: list[Url] = []
     consumer_contact: Text = ""
     units_affected: int | None = Field(default=None, ge=0)
     regulator_references: list[RegulatorReference] = []
     locale: str = Field(default="en", max_length=10, description="The language of the main texts")
-    texts: dict[Annotated[str, Field(max_length=10)], LocalizedText] = Field(
+    texts: dict[Locale, LocalizedText] = Field(
         default={}, description='Translations by locale, e.g. {"de": {...}}'
     )
+
+
+def _https_only(url: str) -> str:
+    if not url[:8].lower() == "https://":
+        raise ValueError(
+            "must be an https:// URL: an email client fetching a plain-http (or any other) image "
+            "tells its host who opened the notice, and when"
+        )
+    return url
+
+
+HttpsUrl = Annotated[Url, AfterValidator(_https_only)]
+
+
+class SellerRecallContent(RecallContent):
+    """Recall content as a seller submits it (recall-intake's API): images only over https.
+
+    The events carry :class:`RecallContent`, which takes any image URL: recalls already stored and
+    regulators' imports may hold others, and the notifier puts only https images in its emails."""
+
+    images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
 
 
 class RecallSnapshot(Model):
     """A recall at one version, with its full scope."""
 
-    recall_id: str
-    version: int = Field(ge=1)
-    seller_id: str | None = Field(
+    recall_id: MintedId
+    version: Version
+    seller_id: Id | None = Field(
         description="The recalling seller; null for operator/regulator recalls."
     )
     content: RecallContent
@@ -218,7 +303,8 @@ class RecallSnapshot(Model):
     published_at: datetime
     logistics_enrolled: bool = Field(
         default=False,
-        description="The seller opted in: the marketplace runs refunds and returns for this recall.",
+        description="The seller opted in: the marketplace runs refunds and returns for this "
+        "recall.",
     )
 
 
@@ -254,17 +340,17 @@ class RecallClosed(Event):
 
 
 class OrderLine(Model):
-    line_id: NonEmptyStr
-    product_id: NonEmptyStr
-    title: str = ""
-    gtin: str | None = None
-    model_number: str | None = None
-    seller_id: NonEmptyStr
-    quantity: int = Field(ge=1)
+    line_id: Id
+    product_id: Id
+    title: Title = ""
+    gtin: Code | None = None
+    model_number: Code | None = None
+    seller_id: Id
+    quantity: Quantity
     unit_price: Money
     currency: CurrencyCode
-    lot: str | None = None
-    serial: str | None = None
+    lot: Code | None = None
+    serial: Code | None = None
     manufactured_on: date | None = None
     best_before: date | None = None
     expires_on: date | None = None
@@ -273,12 +359,12 @@ class OrderLine(Model):
 class OrderPlaced(Event):
     event_type: ClassVar[str] = "order.placed.v1"
     topic: ClassVar[str] = "orders.v1"
-    order_id: NonEmptyStr
-    customer_id: NonEmptyStr
+    order_id: Id
+    customer_id: Id
     placed_at: datetime
     lines: list[OrderLine] = Field(min_length=1)
     is_gift: bool = False
-    business_account_admin_id: str | None = Field(
+    business_account_admin_id: Id | None = Field(
         default=None,
         description="For business accounts: the admin customer to notify beside the purchaser.",
     )
@@ -290,12 +376,12 @@ class OrderPlaced(Event):
 class OrderLineShipped(Event):
     event_type: ClassVar[str] = "order.line_shipped.v1"
     topic: ClassVar[str] = "orders.v1"
-    order_id: NonEmptyStr
-    customer_id: NonEmptyStr
-    line_id: NonEmptyStr
+    order_id: Id
+    customer_id: Id
+    line_id: Id
     shipped_at: datetime
-    lot: str | None = None
-    serial: str | None = None
+    lot: Code | None = None
+    serial: Code | None = None
     manufactured_on: date | None = None
     best_before: date | None = None
     expires_on: date | None = None
@@ -307,9 +393,9 @@ class OrderLineShipped(Event):
 class OrderCancelled(Event):
     event_type: ClassVar[str] = "order.cancelled.v1"
     topic: ClassVar[str] = "orders.v1"
-    order_id: NonEmptyStr
-    customer_id: NonEmptyStr
-    line_ids: list[str] | None = Field(
+    order_id: Id
+    customer_id: Id
+    line_ids: list[Id] | None = Field(
         default=None, description="Cancelled lines; null cancels the whole order."
     )
     cancelled_at: datetime
@@ -321,10 +407,10 @@ class OrderCancelled(Event):
 class OrderLineReturned(Event):
     event_type: ClassVar[str] = "order.line_returned.v1"
     topic: ClassVar[str] = "orders.v1"
-    order_id: NonEmptyStr
-    customer_id: NonEmptyStr
-    line_id: NonEmptyStr
-    quantity: int = Field(ge=1)
+    order_id: Id
+    customer_id: Id
+    line_id: Id
+    quantity: Quantity
     returned_at: datetime
     refunded_amount: Money | None = None
 
@@ -332,38 +418,38 @@ class OrderLineReturned(Event):
         return self.customer_id
 
 
-# --------------------------------------------------------------------------- catalog.listings.v1 (upstream)
+# ------------------------------------------------------------------- catalog.listings.v1 (upstream)
 
 
 class ListingUpdated(Event):
     event_type: ClassVar[str] = "catalog.listing_updated.v1"
     topic: ClassVar[str] = "catalog.listings.v1"
-    product_id: NonEmptyStr
-    title: str
-    brand: str = ""
-    gtins: list[str] = []
-    model_numbers: list[str] = []
-    parent_product_id: str | None = None
-    image_url: str | None = None
-    seller_ids: list[str] = []
+    product_id: Id
+    title: Title
+    brand: Title = ""
+    gtins: list[Code] = []
+    model_numbers: list[Code] = []
+    parent_product_id: Id | None = None
+    image_url: Url | None = None
+    seller_ids: list[Id] = []
 
     def partition_key(self) -> str:
         return self.product_id
 
 
-# --------------------------------------------------------------------------- customers.v1 (upstream)
+# -------------------------------------------------------------------------- customers.v1 (upstream)
 
 
 class CustomerUpdated(Event):
     event_type: ClassVar[str] = "customer.updated.v1"
     topic: ClassVar[str] = "customers.v1"
-    customer_id: NonEmptyStr
-    name: str = ""
-    email: str | None = None
-    safety_email: str | None = Field(
+    customer_id: Id
+    name: Title = ""
+    email: Email | None = None
+    safety_email: Email | None = Field(
         default=None, description="Safety-only contact; takes precedence."
     )
-    locale: str = "en"
+    locale: Locale = "en"
     marketing_opt_in: bool = Field(
         default=False, description="Ignored for safety notices, on purpose."
     )
@@ -376,21 +462,21 @@ class CustomerUpdated(Event):
 
 
 class AffectedLine(Model):
-    order_id: str
-    line_id: str
-    product_id: str
-    title: str = ""
-    gtin: str | None = None
-    model_number: str | None = None
-    seller_id: str
+    order_id: Id
+    line_id: Id
+    product_id: Id
+    title: Title = ""
+    gtin: Code | None = None
+    model_number: Code | None = None
+    seller_id: Id
     purchased_at: datetime
-    units: int = Field(ge=1, description="Affected units: ordered minus cancelled and returned.")
+    units: Quantity = Field(description="Affected units: ordered minus cancelled and returned.")
     unit_price: Money
     currency: CurrencyCode
-    lot: str | None = None
-    serial: str | None = None
+    lot: Code | None = None
+    serial: Code | None = None
     tier: AlertTier = "confirmed"
-    unknown_attributes: list[str] = Field(
+    unknown_attributes: list[Annotated[str, Field(max_length=100)]] = Field(
         default=[],
         description="What the scope needs but we do not know for this line (lot, serial, ...): "
         "the customer is asked to check the label",
@@ -400,16 +486,16 @@ class AffectedLine(Model):
 class AlertState(Model):
     """An alert's full state; every alert event but withdrawal carries it."""
 
-    alert_id: str
-    alert_version: int = Field(ge=1, description="Increments whenever lines, units or tier change.")
-    customer_id: str
-    recall_id: str
-    recall_version: int
-    seller_id: str | None
+    alert_id: MintedId
+    alert_version: Version = Field(description="Increments whenever lines, units or tier change.")
+    customer_id: Id
+    recall_id: MintedId
+    recall_version: Int32
+    seller_id: Id | None
     tier: AlertTier
     lines: list[AffectedLine] = Field(min_length=1)
     recall: RecallContent
-    business_account_admin_id: str | None = None
+    business_account_admin_id: Id | None = None
 
 
 class AlertRaised(Event):
@@ -439,12 +525,12 @@ class AlertUpdated(Event):
 class AlertWithdrawn(Event):
     event_type: ClassVar[str] = "alert.withdrawn.v1"
     topic: ClassVar[str] = "alerts.v1"
-    alert_id: str
-    alert_version: int
-    customer_id: str
-    recall_id: str
-    recall_version: int
-    reason: str
+    alert_id: MintedId
+    alert_version: Int32
+    customer_id: Id
+    recall_id: MintedId
+    recall_version: Int32
+    reason: Text
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -456,9 +542,9 @@ class AlertWithdrawn(Event):
 class AlertClosed(Event):
     event_type: ClassVar[str] = "alert.closed.v1"
     topic: ClassVar[str] = "alerts.v1"
-    alert_id: str
-    customer_id: str
-    recall_id: str
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
     closed_at: datetime
 
     def partition_key(self) -> str:
@@ -473,13 +559,13 @@ class SaleAfterRecallDetected(Event):
 
     event_type: ClassVar[str] = "alert.sale_after_recall_detected.v1"
     topic: ClassVar[str] = "alerts.v1"
-    recall_id: str
-    recall_version: int
-    customer_id: str
-    order_id: str
-    line_id: str
-    product_id: str
-    seller_id: str
+    recall_id: MintedId
+    recall_version: Int32
+    customer_id: Id
+    order_id: Id
+    line_id: Id
+    product_id: Id
+    seller_id: Id
     placed_at: datetime
     recall_published_at: datetime
 
@@ -493,12 +579,12 @@ class SaleAfterRecallDetected(Event):
 class NoticeSent(Event):
     event_type: ClassVar[str] = "notification.sent.v1"
     topic: ClassVar[str] = "notifications.v1"
-    notice_id: str
-    alert_id: str
-    customer_id: str
-    recall_id: str
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
     kind: NoticeKind
-    alert_version: int
+    alert_version: Int32
     channel: Literal["email"] = "email"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
     sent_at: datetime
@@ -513,14 +599,14 @@ class NoticeSent(Event):
 class NoticeFailed(Event):
     event_type: ClassVar[str] = "notification.failed.v1"
     topic: ClassVar[str] = "notifications.v1"
-    notice_id: str
-    alert_id: str
-    customer_id: str
-    recall_id: str
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
     kind: NoticeKind
-    alert_version: int
+    alert_version: Int32
     channel: Literal["email"] = "email"
-    reason: str
+    reason: Text
     permanent: bool
     failed_at: datetime
 
@@ -539,10 +625,10 @@ class RemedyRequested(Event):
 
     event_type: ClassVar[str] = "remedy.requested.v1"
     topic: ClassVar[str] = "remedies.v1"
-    request_id: str
-    alert_id: str
-    customer_id: str
-    recall_id: str
+    request_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
     remedy: RemedyType
     requested_at: datetime
 
@@ -556,11 +642,11 @@ class RemedyRequested(Event):
 class NotAffectedDeclared(Event):
     event_type: ClassVar[str] = "remedy.not_affected_declared.v1"
     topic: ClassVar[str] = "remedies.v1"
-    alert_id: str
-    customer_id: str
-    recall_id: str
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
     declared_at: datetime
-    reason: str = ""
+    reason: Text = ""
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -587,19 +673,21 @@ class RemedyCaseTransitioned(Event):
 
     event_type: ClassVar[str] = "remedy.case_transitioned.v1"
     topic: ClassVar[str] = "remedies.v1"
-    case_id: str
-    request_id: str
-    alert_id: str
-    customer_id: str
-    recall_id: str
-    seller_id: str | None
+    case_id: MintedId
+    request_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    seller_id: Id | None
     remedy: RemedyType
-    transition: str = Field(description="Named transition, e.g. 'open', 'issue_refund'.")
+    transition: str = Field(
+        max_length=40, description="Named transition, e.g. 'open', 'issue_refund'."
+    )
     from_state: CaseState | None
     state: CaseState
     refunded_amount: Money = Decimal("0")
     currency: CurrencyCode | None = None
-    reason: str | None = None
+    reason: Text | None = None
     occurred_at: datetime
 
     def partition_key(self) -> str:
@@ -613,15 +701,17 @@ class RemedyCaseTransitioned(Event):
 
 
 class ApiKeyIssued(Event):
-    """A seller or operator API key, as a hash: lets other services authenticate sellers from their own
-    read model. The plaintext key never leaves recall-intake."""
+    """A seller or operator API key, as a hash: lets other services authenticate sellers from their
+    own read model. The plaintext key never leaves recall-intake."""
 
     event_type: ClassVar[str] = "seller.api_key_issued.v1"
     topic: ClassVar[str] = "sellers.v1"
-    key_id: str
-    key_hash: str = Field(description="HMAC-SHA256 of the key under the system's API key pepper")
+    key_id: MintedId
+    key_hash: str = Field(
+        max_length=64, description="HMAC-SHA256 of the key under the system's API key pepper"
+    )
     role: Literal["seller", "operator"]
-    seller_id: str | None
+    seller_id: Id | None
     issued_at: datetime
 
     def partition_key(self) -> str:
@@ -631,7 +721,7 @@ class ApiKeyIssued(Event):
 class ApiKeyRevoked(Event):
     event_type: ClassVar[str] = "seller.api_key_revoked.v1"
     topic: ClassVar[str] = "sellers.v1"
-    key_id: str
+    key_id: MintedId
     revoked_at: datetime
 
     def partition_key(self) -> str:

@@ -1,13 +1,14 @@
 """Transactional outbox and its relay.
 
 A service writes its events as rows in the same transaction as the change they describe, and sends a
-``NOTIFY`` that PostgreSQL delivers only when that transaction commits. The relay wakes on it (with a slow
-poll as a safety net), publishes pending rows in id order with the idempotent producer, waits for every
-acknowledgement, then deletes them. A crash before the delete republishes those rows with the same
-``ce_id``, which the consumers' inbox discards: delivery is at least once, effects exactly once.
+``NOTIFY`` that PostgreSQL delivers only when that transaction commits. The relay wakes on it (with
+a slow poll as a safety net), publishes pending rows in id order with the idempotent producer, waits
+for every acknowledgement, then deletes them. A crash before the delete republishes those rows with
+the same ``ce_id``, which the consumers' inbox discards: delivery is at least once, effects exactly
+once.
 
-Only one relay per service publishes at a time (a PostgreSQL advisory lock), so per-key order holds even
-with several replicas.
+Only one relay per service publishes at a time (a PostgreSQL advisory lock), so per-key order holds
+even with several replicas.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared.db import asyncpg_dsn
-from recall_shared.envelope import wrap
+from recall_shared.envelope import check_emittable, wrap
 from recall_shared.events import Event
 from recall_shared.logging import current_correlation_id
 from recall_shared.metrics import Metrics
@@ -62,7 +63,9 @@ class Outbox:
         causation_id: str | None = None,
         time: datetime | None = None,
     ) -> str:
-        """Add one event; returns its id. A deterministic ``event_id`` makes re-emission a no-op."""
+        """Add one event; returns its id. A deterministic ``event_id`` makes re-emission a no-op.
+
+        Raises InvalidEvent, writing nothing, for an event its consumers would refuse."""
         (eid,) = await self.add_many(
             session,
             [(event, event_id)],
@@ -92,6 +95,7 @@ class Outbox:
                 event_id=event_id,
                 time=time,
             )
+            check_emittable(env, type(event))
             rows.append(
                 {
                     "event_id": env.id,
@@ -109,7 +113,8 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes outbox rows to Kafka in order. Run one per service process; only one publishes at a time."""
+    """Publishes outbox rows to Kafka in order. Run one per service process; only one publishes at a
+    time."""
 
     def __init__(
         self,
@@ -185,15 +190,17 @@ class OutboxRelay:
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish every pending row in id order; returns how many.
 
-        Pipelined: while the broker acknowledges one batch, the next is read and sent, so the database
-        and Kafka round trips overlap. A batch is deleted only after all its acknowledgements.
+        Pipelined: while the broker acknowledges one batch, the next is read and sent, so the
+        database and Kafka round trips overlap. A batch is deleted only after all its
+        acknowledgements.
         """
         published = 0
         last_id = 0
         inflight: tuple[list[int], list[asyncio.Future], list[str]] | None = None
         while True:
             rows = await conn.fetch(
-                "SELECT id, topic, key, headers, payload FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT id, topic, key, headers, payload FROM outbox "
+                "WHERE id > $1 ORDER BY id LIMIT $2",
                 last_id,
                 self.batch_size,
             )

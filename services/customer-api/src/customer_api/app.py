@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
         cache_size=settings.jwt_cache_size,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
     )
     # The hot read routes' own asyncpg pool (customer_api.reads), closed when the runtime stops.
     read_pool = ReadPool(settings.database_url)

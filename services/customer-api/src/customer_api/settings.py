@@ -1,5 +1,9 @@
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from recall_shared.auth import public_key_problem
 from recall_shared.http_settings import HttpServiceSettings
 
 
@@ -12,7 +16,17 @@ class Settings(HttpServiceSettings):
     jwt_public_key: str | None = None  # RS256 PEM; when set, HS256 with jwt_secret is not accepted
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_max_lifetime_s: int = Field(
+        default=24 * 3600, gt=0, description="Customer tokens that would live longer are refused"
+    )
     banner_max_age_s: int = 15
     jwt_cache_size: int = (
         10_000  # verified tokens remembered (exp still checked on every use); 0: verify every time
     )
+
+    @model_validator(mode="after")
+    def _usable_token_key(self) -> Self:
+        if self.jwt_public_key is not None and (problem := public_key_problem(self.jwt_public_key)):
+            var = f"{self.model_config.get('env_prefix', '')}jwt_public_key".upper()
+            raise ValueError(f"{var} is not an RS256 public key (PEM): {problem}")
+        return self

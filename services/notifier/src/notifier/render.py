@@ -3,10 +3,13 @@
 The wording follows what regulators ask of a recall notice: the word "recall" in the subject, the
 product and the customer's own purchase, the hazard without softening, "stop using" first, the
 remedies, and a contact. Every seller-written value is escaped in HTML (autoescape) and stripped of
-line breaks in headers. No marketing, ever.
+line breaks and bidirectional controls in headers (a right-to-left override could make a subject
+read as something else). Images are https only: a plain-http image would let its host see who opened
+the notice. No marketing, ever.
 
-Seller texts come in the recall's language, with translations in ``RecallContent.texts`` (by locale, e.g.
-"de" or "de-AT"): the customer's locale is used when the recall has it, field by field, else the main text.
+Seller texts come in the recall's language, with translations in ``RecallContent.texts`` (by locale,
+e.g. "de" or "de-AT"): the customer's locale is used when the recall has it, field by field, else
+the main text.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from email.utils import formataddr, formatdate, parseaddr
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from recall_shared import events as ev
+from recall_shared.validation import strip_bidi_controls
 
 SUPPORTED_LOCALES = ("en", "de")
 
@@ -38,11 +42,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "greeting.anonymous": "Dear customer,",
         "intro.recall": "A product you bought from us is being recalled because it is unsafe.",
         "intro.safety_alert": "A safety alert has been issued for a product you bought from us.",
-        "intro.admin": "A product bought on your business account is being recalled because it is unsafe.",
+        "intro.admin": "A product bought on your business account is being recalled because it is "
+        "unsafe.",
         "intro.update": "The recall of a product you bought has changed. Here is what applies now.",
-        "intro.reminder": "You have not yet told us what you want to do about this recalled product.",
-        "withdrawal": 'We told you earlier that a product you bought was affected by the recall "{title}". '
-        "After a correction of the recall, your purchase is no longer affected. You do not need to do anything.",
+        "intro.reminder": "You have not yet told us what you want to do about this recalled "
+        "product.",
+        "withdrawal": "We told you earlier that a product you bought was affected by the recall "
+        '"{title}". After a correction of the recall, your purchase is no longer affected. '
+        "You do not need to do anything.",
         "stop_using": "Stop using this product now.",
         "hazard": "The hazard",
         "your_purchase": "Your purchase",
@@ -58,18 +65,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "attr.manufacture date": "the manufacturing date",
         "attr.best-before date": "the best-before date",
         "attr.expiry date": "the expiry date",
-        "possibly": "We do not know every detail of the unit we sent you (see what to check above). "
-        "Check the label on your product against the affected lots, serial numbers or dates on your recalls page. "
+        "possibly": "We do not know every detail of the unit we sent you (see what to check "
+        "above). "
+        "Check the label on your product against the affected lots, serial numbers or dates on "
+        "your recalls page. "
         "If your unit is not affected, you can tell us there.",
         "remedies": "What you can choose",
-        "remedy.refund_with_return": "A full refund of the price you paid, with a prepaid return label",
-        "remedy.refund_on_destruction": "A full refund of the price you paid, on proof of destruction",
+        "remedy.refund_with_return": "A full refund of the price you paid, with a prepaid return "
+        "label",
+        "remedy.refund_on_destruction": "A full refund of the price you paid, on proof of "
+        "destruction",
         "remedy.replacement": "A free replacement",
         "remedy.repair": "A free repair",
         "action": "Choose your remedy on your recalls page",
         "contact": "Questions",
-        "footer": "You receive this notice because you bought this product. Safety notices are sent "
-        "regardless of your marketing preferences.",
+        "footer": "You receive this notice because you bought this product. Safety notices are "
+        "sent regardless of your marketing preferences.",
     },
     "de": {
         "subject.recall": "Produktsicherheitsrückruf: {title}",
@@ -79,13 +90,20 @@ STRINGS: dict[str, dict[str, str]] = {
         "subject.reminder": " (Erinnerung)",
         "greeting": "Guten Tag {name},",
         "greeting.anonymous": "Guten Tag,",
-        "intro.recall": "Ein Produkt, das Sie bei uns gekauft haben, wird zurückgerufen, weil es nicht sicher ist.",
-        "intro.safety_alert": "Für ein Produkt, das Sie bei uns gekauft haben, wurde eine Sicherheitswarnung veröffentlicht.",
-        "intro.admin": "Ein über Ihr Geschäftskonto gekauftes Produkt wird zurückgerufen, weil es nicht sicher ist.",
-        "intro.update": "Der Rückruf eines von Ihnen gekauften Produkts hat sich geändert. Das gilt jetzt.",
-        "intro.reminder": "Sie haben uns noch nicht mitgeteilt, was mit diesem zurückgerufenen Produkt geschehen soll.",
-        "withdrawal": 'Wir hatten Ihnen mitgeteilt, dass ein von Ihnen gekauftes Produkt vom Rückruf "{title}" '
-        "betroffen ist. Nach einer Korrektur des Rückrufs ist Ihr Kauf nicht mehr betroffen. Sie müssen nichts tun.",
+        "intro.recall": "Ein Produkt, das Sie bei uns gekauft haben, wird zurückgerufen, weil es "
+        "nicht sicher ist.",
+        "intro.safety_alert": "Für ein Produkt, das Sie bei uns gekauft haben, wurde eine "
+        "Sicherheitswarnung veröffentlicht.",
+        "intro.admin": "Ein über Ihr Geschäftskonto gekauftes Produkt wird zurückgerufen, weil es "
+        "nicht sicher ist.",
+        "intro.update": "Der Rückruf eines von Ihnen gekauften Produkts hat sich geändert. Das "
+        "gilt jetzt.",
+        "intro.reminder": "Sie haben uns noch nicht mitgeteilt, was mit diesem zurückgerufenen "
+        "Produkt geschehen soll.",
+        "withdrawal": "Wir hatten Ihnen mitgeteilt, dass ein von Ihnen gekauftes Produkt vom "
+        'Rückruf "{title}" '
+        "betroffen ist. Nach einer Korrektur des Rückrufs ist Ihr Kauf nicht mehr betroffen. Sie "
+        "müssen nichts tun.",
         "stop_using": "Verwenden Sie dieses Produkt ab sofort nicht mehr.",
         "hazard": "Die Gefahr",
         "your_purchase": "Ihr Kauf",
@@ -101,24 +119,28 @@ STRINGS: dict[str, dict[str, str]] = {
         "attr.manufacture date": "das Herstellungsdatum",
         "attr.best-before date": "das Mindesthaltbarkeitsdatum",
         "attr.expiry date": "das Verfallsdatum",
-        "possibly": "Wir kennen nicht alle Angaben zu dem Exemplar, das wir Ihnen geschickt haben (was zu prüfen ist, "
-        "steht oben). Vergleichen Sie das Etikett Ihres Produkts mit den betroffenen Chargen, Seriennummern oder "
+        "possibly": "Wir kennen nicht alle Angaben zu dem Exemplar, das wir Ihnen geschickt haben "
+        "(was zu prüfen ist, "
+        "steht oben). Vergleichen Sie das Etikett Ihres Produkts mit den betroffenen Chargen, "
+        "Seriennummern oder "
         "Daten auf Ihrer Rückrufseite. "
         "Ist Ihr Exemplar nicht betroffen, können Sie uns das dort mitteilen.",
         "remedies": "Ihre Wahl",
-        "remedy.refund_with_return": "Volle Erstattung des gezahlten Preises, mit frankiertem Rücksendeetikett",
-        "remedy.refund_on_destruction": "Volle Erstattung des gezahlten Preises gegen Nachweis der Vernichtung",
+        "remedy.refund_with_return": "Volle Erstattung des gezahlten Preises, mit frankiertem "
+        "Rücksendeetikett",
+        "remedy.refund_on_destruction": "Volle Erstattung des gezahlten Preises gegen Nachweis der "
+        "Vernichtung",
         "remedy.replacement": "Kostenloser Ersatz",
         "remedy.repair": "Kostenlose Reparatur",
         "action": "Wählen Sie Ihre Abhilfe auf Ihrer Rückrufseite",
         "contact": "Fragen",
-        "footer": "Sie erhalten diese Mitteilung, weil Sie dieses Produkt gekauft haben. Sicherheitsmitteilungen "
-        "werden unabhängig von Ihren Werbeeinstellungen versandt.",
+        "footer": "Sie erhalten diese Mitteilung, weil Sie dieses Produkt gekauft haben. "
+        "Sicherheitsmitteilungen werden unabhängig von Ihren Werbeeinstellungen versandt.",
     },
 }
 
 _HEADER_UNSAFE = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
-_SAFE_IMAGE_URL = re.compile(r"^https?://[^\s\"'<>]+$", re.IGNORECASE)
+_SAFE_IMAGE_URL = re.compile(r"^https://[^\s\"'<>]+$", re.IGNORECASE)
 
 # Headers of a notice are never folded (one-line Subject, whatever its length); the body parts are
 # encoded quoted-printable under the default policy, so their lines stay within SMTP's limits.
@@ -127,8 +149,8 @@ _WIRE_POLICY = NOTICE_POLICY.clone(linesep="\r\n")
 
 
 def header_safe(value: str, limit: int = 200) -> str:
-    """One line, no control characters: seller text cannot inject headers."""
-    return _HEADER_UNSAFE.sub(" ", value).strip()[:limit]
+    """One line, no control characters: seller text cannot inject headers or disguise them."""
+    return _HEADER_UNSAFE.sub(" ", strip_bidi_controls(value)).strip()[:limit]
 
 
 def pick_locale(locale: str | None) -> str:
@@ -138,7 +160,8 @@ def pick_locale(locale: str | None) -> str:
 
 @dataclass(frozen=True)
 class LocalTexts:
-    """The seller-written texts of a recall in one locale (a missing translation falls back per field)."""
+    """The seller-written texts of a recall in one locale (a missing translation falls back per
+    field)."""
 
     title: str
     product_description: str
@@ -297,8 +320,9 @@ class NoticeRenderer:
 
 
 def _encoded_words(value: str) -> str:
-    """An unstructured header value: ASCII as is; otherwise RFC 2047 encoded words of at most 75 characters,
-    on one line (decoders join adjacent encoded words), folded only if the line would break SMTP's limit."""
+    """An unstructured header value: ASCII as is; otherwise RFC 2047 encoded words of at most 75
+    characters, on one line (decoders join adjacent encoded words), folded only if the line would
+    break SMTP's limit."""
     if value.isascii():
         return value
     words: list[str] = []
@@ -316,8 +340,18 @@ def _encoded_words(value: str) -> str:
     return line if len(line) < 900 else "\r\n ".join(words)
 
 
+def usable_address(addr: str) -> bool:
+    """Whether ``addr`` can stand in an address header as it is (one mailbox, nothing to escape)."""
+    return (
+        bool(addr)
+        and "@" in addr
+        and not _HEADER_UNSAFE.search(addr)
+        and not any(c in addr for c in ' <>,;"')
+    )
+
+
 def _address(display: str, addr: str) -> str:
-    if _HEADER_UNSAFE.search(addr) or not addr or any(c in addr for c in ' <>,;"'):
+    if not usable_address(addr):
         raise ValueError(f"not a usable e-mail address: {addr!r}")
     return formataddr((header_safe(display, 100), addr), charset="utf-8") if display else addr
 
@@ -339,9 +373,9 @@ def wire_message(
     notice_id: str,
     date: str | None = None,
 ) -> bytes:
-    """The notice as sent, written directly (the stdlib email package costs milliseconds per message): CRLF
-    line ends, one-line headers, a multipart/alternative of quoted-printable text and HTML. The boundary
-    starts with "=_", which quoted-printable content can never contain."""
+    """The notice as sent, written directly (the stdlib email package costs milliseconds per
+    message): CRLF line ends, one-line headers, a multipart/alternative of quoted-printable text and
+    HTML. The boundary starts with "=_", which quoted-printable content can never contain."""
     from_name, from_addr = parseaddr(mail_from)
     boundary = "=_recall_" + re.sub(r"[^0-9A-Za-z]", "", notice_id)[:60]
     headers = [
@@ -369,8 +403,8 @@ def wire_message(
 
 
 class OutgoingMail:
-    """A notice ready for SMTP: envelope and bytes. Header lookups (``mail["Message-ID"]``) parse the bytes
-    on first use only, so the sending path never pays for the email package."""
+    """A notice ready for SMTP: envelope and bytes. Header lookups (``mail["Message-ID"]``) parse
+    the bytes on first use only, so the sending path never pays for the email package."""
 
     __slots__ = ("_message", "data", "recipients", "sender")
 
@@ -412,7 +446,8 @@ def build_message(
 
 
 def serialize_message(msg: EmailMessage) -> bytes:
-    """A message as sent: CRLF line ends, headers unfolded (aiosmtplib's own flattening would fold them)."""
+    """A message as sent: CRLF line ends, headers unfolded (aiosmtplib's own flattening would fold
+    them)."""
     buf = io.BytesIO()
     BytesGenerator(buf, policy=_WIRE_POLICY).flatten(msg)
     return buf.getvalue()

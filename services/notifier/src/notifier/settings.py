@@ -1,8 +1,10 @@
-from typing import Literal
+from email.utils import parseaddr
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from notifier.render import usable_address
 from recall_shared.http_settings import HttpServiceSettings
 
 DeliveryGuarantee = Literal["at_least_once", "at_most_once"]
@@ -68,3 +70,27 @@ class Settings(HttpServiceSettings):
         if any(d <= 0 for d in v) or list(v) != sorted(set(v)):
             raise ValueError("reminder_schedule_days must be positive and strictly ascending")
         return v
+
+    @model_validator(mode="after")
+    def _usable_combination(self) -> Self:
+        """Refuse to start on settings with which no notice could go out, naming the variable."""
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            given, missing = (
+                ("smtp_username", "smtp_password")
+                if self.smtp_password is None
+                else ("smtp_password", "smtp_username")
+            )
+            raise ValueError(f"{self._var(missing)} must be set with {self._var(given)}")
+        if not usable_address(parseaddr(self.mail_from)[1]):
+            raise ValueError(f"{self._var('mail_from')} is not a usable sender: {self.mail_from!r}")
+        if not self.customer_portal_url.startswith(("https://", "http://")):
+            raise ValueError(f"{self._var('customer_portal_url')} must be an http(s) URL")
+        if self.send_backoff_initial_s > self.send_backoff_max_s:
+            raise ValueError(
+                f"{self._var('send_backoff_initial_s')} must not exceed "
+                f"{self._var('send_backoff_max_s')}"
+            )
+        return self
+
+    def _var(self, field: str) -> str:
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()

@@ -47,7 +47,7 @@ class ScopeRuleIn(ev.ScopeRule):
 
 class RecallIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent
+    content: ev.SellerRecallContent
     rules: list[ScopeRuleIn] = Field(min_length=1)
     logistics_enrolled: bool = Field(
         default=False,
@@ -57,7 +57,7 @@ class RecallIn(BaseModel):
 
 class AmendmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent | None = Field(
+    content: ev.SellerRecallContent | None = Field(
         default=None, description="New content; omitted keeps the current"
     )
     rules: list[ScopeRuleIn] = Field(min_length=1, description="The full scope of the new version")
@@ -405,7 +405,7 @@ async def publish_recall(
 
 class DraftEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: ev.RecallContent | None = None
+    content: ev.SellerRecallContent | None = None
     rules: list[ScopeRuleIn] | None = Field(default=None, min_length=1)
     logistics_enrolled: bool | None = None
 

@@ -74,6 +74,7 @@ def create_app(
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
     )
     app.include_router(router)
     return app

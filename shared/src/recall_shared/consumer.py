@@ -280,10 +280,14 @@ class ConsumerRunner:
             for worker in self._workers.values():
                 everything |= worker.partitions
             everything |= {TopicPartition("", slot) for slot in self._workers}  # idle workers too
-            await self.release(everything)
-            self.consumer = None
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            try:
+                await self.release(everything)
+            finally:
+                # Always leave the group, even when a worker's crash ends the runner: a member
+                # that never leaves holds its partitions until its session times out.
+                self.consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
 
     def _raise_if_a_worker_died(self) -> None:
         for slot, worker in list(self._workers.items()):

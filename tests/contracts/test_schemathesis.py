@@ -67,6 +67,7 @@ def _failures(schema: BaseSchema, credentials: dict[str, str], mode: GenerationM
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
+            derandomize=True,  # the same examples every run: a failure here is never luck
             phases=[Phase.explicit, Phase.generate],  # no shrinking: the first failure is enough
         )
         def run(case: schemathesis.Case) -> None:
@@ -81,7 +82,28 @@ def _failures(schema: BaseSchema, credentials: dict[str, str], mode: GenerationM
     return found
 
 
-@pytest.mark.parametrize("service", list(KEY_PROBES))
+# Checks schemathesis still fails on, because JSON Schema cannot state the rule: a GTIN's check
+# digit (recall-intake answers 422 invalid_scope), an uploaded photo's content (refund-logistics
+# answers 422/415 for an empty or non-image part). Strict: once such a service passes, this fails
+# until it is taken off the list (issue 13 stays open on them).
+KNOWN_SEMANTIC_REJECTIONS = {
+    "recall-intake": "GTIN check digits are validated beyond the schema",
+    "refund-logistics": "proof photos are validated (non-empty, an image) beyond the schema",
+}
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        pytest.param(
+            name,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_SEMANTIC_REJECTIONS[name])]
+            if name in KNOWN_SEMANTIC_REJECTIONS
+            else [],
+        )
+        for name in KEY_PROBES
+    ],
+)
 def test_schemathesis_default_checks_pass(
     stack: Stack, credentials: dict[str, str], service: str
 ) -> None:

@@ -184,6 +184,9 @@ class DateWindow(Model):
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
 
 
+IDENTIFIER_LISTS = ("product_ids", "parent_product_ids", "gtins", "model_numbers")
+
+
 class ScopeRule(Model):
     """One affected-product rule. The identifiers within a rule are alternatives (any one identifies
     the product); every other constraint present must hold too (AND); the rules of a recall combine

@@ -83,7 +83,8 @@ def _is_default_content(content: dict[str, Any] | None) -> bool:
 
 def _document_operation(route: Any, method: str, op: dict[str, Any]) -> None:
     responses = op.setdefault("responses", {})
-    statuses = set(_dependency_errors(route.dependant)) | {422, 500}
+    # 400: a request HTTP itself refuses (a malformed header, say), answered before any route.
+    statuses = set(_dependency_errors(route.dependant)) | {400, 422, 500}
     if "requestBody" in op:
         statuses.add(413)
     if method.upper() in WRITE_METHODS and op.get("security"):

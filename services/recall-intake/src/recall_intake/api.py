@@ -37,7 +37,17 @@ router = APIRouter(prefix="/v1")
 class ScopeRuleIn(ev.ScopeRule):
     """A rule as written: GTINs in any common spelling (normalised to GTIN-14 on the way in)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The schema says what the validator checks: at least one identifier list is non-empty.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"minItems": 1}}}
+                for name in ev.IDENTIFIER_LISTS
+            ]
+        },
+    )
     gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(  # type: ignore[assignment]
         default=[],
         description="UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens "

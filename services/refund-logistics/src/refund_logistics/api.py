@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,6 +141,7 @@ class CasePage(BaseModel):
 
 
 class FulfilmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     kind: Literal["replacement", "repair"] | None = Field(
         default=None, description="Must match the case's remedy"
     )
@@ -149,10 +150,12 @@ class FulfilmentIn(BaseModel):
 
 
 class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class ProofJson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     image_base64: str = Field(min_length=1, description="The photo, base64 encoded")
     content_type: str | None = Field(default=None, max_length=100)
 
@@ -450,6 +453,7 @@ class ProofReceipt(BaseModel):
                     "schema": {
                         "type": "object",
                         "properties": {"photo": {"type": "string", "format": "binary"}},
+                        "required": ["photo"],
                     }
                 },
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 from system import SERVICE_NAMES, System
 
@@ -71,19 +72,19 @@ def one_partition_customers(run: str, n: int, partition: int = 0) -> list[str]:
 
 
 async def test_a_poison_record_is_isolated_from_its_batch(system: System) -> None:
-    """400 valid alerts on one partition of alerts.v1 and, in the middle, one the schema accepts but
-    storage cannot hold: alert_version 2**31 (a valid 64-bit integer; the alert_version columns of
-    the three alert consumers are 32-bit). Each consumer dead-letters that one alone (reason
-    ``failed``), after splitting the batch around it, and applies the 400.
+    """400 valid alerts on one partition of alerts.v1 and, in the middle, one whose
+    alert_version is 2**31: a valid 64-bit integer, beyond the 32-bit version columns of the three
+    alert consumers, so the contract refuses it at decode. Each consumer dead-letters that one alone
+    (reason ``invalid``, at once: no handler attempt) and applies the 400 around it in batches.
 
-    Old behaviour: the per-record runner also dead-lettered only the poison, one record per
-    transaction. This guards the batch runner: one that dead-lettered, skipped or endlessly retried
-    the whole batch (400 customers without their alert) fails here, and so does one that never split
-    the batch (the failure count shows the split).
+    Old behaviour: the old contract accepted it, every handler failed on it, and it was retried
+    five times before dead-lettering as ``failed`` (issue 20). A runner that dead-lettered, skipped
+    or endlessly retried the batch around it (400 customers without their alert) fails here.
+    (Bisection of a batch that fails in a handler: shared/tests/integration/test_consumer.py.)
     """
     run = uuid.uuid4().hex[:8]
     customers = one_partition_customers(run, VALID + 1)
-    poison = alert(run, customers.pop(), alert_version=2**31)
+    poison = alert(run, customers.pop())  # sent with alert_version 2**31 (see the docstring)
     events: list[ev.Event] = [alert(run, c) for c in customers]
     events.insert(VALID // 2, poison)
     letters_before = await system.dead_letters()
@@ -123,11 +124,11 @@ async def test_a_poison_record_is_isolated_from_its_batch(system: System) -> Non
         (letter,) = letters[name]
         headers = {k: v.decode() for k, v in letter.headers}
         assert headers["ce_id"] == poison_id, headers
-        assert headers["dlq_reason"] == "failed", headers
-        # Bisection: the whole batch failed, then halves of it, before the record stood alone and
-        # had its own attempts; a record handled alone from the start fails only max_attempts times.
+        assert headers["dlq_reason"] == "invalid", headers
+        assert headers["dlq_attempts"] == "1", headers
+        # Refused at decode: no handler ever ran on it, and no batch failed because of it.
         failed = await system.metric(name, "events_failed_total", topic=system.prefix + "alerts.v1")
-        assert failed - failed_before[name] > system.max_attempts, (name, failed)
+        assert failed == failed_before[name], (name, failed)
 
     # Readiness reports the letter waiting for a redrive, and stays 200: the partition moved on.
     async def letter_reported() -> bool:
@@ -151,12 +152,16 @@ async def _publish_on_partition_zero(system: System, events: list[ev.Event]) -> 
         poison_id = ""
         for i, event in enumerate(events):
             env = wrap(event, source="/tests/reliability/poison")
+            data = env.data
             if i == VALID // 2:
                 poison_id = env.id
+                body = orjson.loads(data)
+                body["alert"]["alert_version"] = 2**31  # beyond the 32-bit version columns
+                data = orjson.dumps(body)
             futures.append(
                 await producer.send(
                     system.prefix + event.topic,
-                    env.data,
+                    data,
                     key=event.partition_key().encode(),
                     partition=0,
                     headers=env.headers(),

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import aiosmtplib
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared" / "src"))
@@ -182,7 +183,9 @@ def locale_of(i: int) -> str:
     return "de" if i % 2 else "en"
 
 
-async def seed_contacts(sessions, alerts: list[ev.AlertState], run: str) -> None:  # type: ignore[no-untyped-def]
+async def seed_contacts(
+    sessions: async_sessionmaker[AsyncSession], alerts: list[ev.AlertState], run: str
+) -> None:
     rows = [
         {
             "customer_id": a.customer_id,
@@ -202,7 +205,9 @@ async def seed_contacts(sessions, alerts: list[ev.AlertState], run: str) -> None
         )
 
 
-async def queue_waiting_notices(sessions, alerts: list[ev.AlertState]) -> None:  # type: ignore[no-untyped-def]
+async def queue_waiting_notices(
+    sessions: async_sessionmaker[AsyncSession], alerts: list[ev.AlertState]
+) -> None:
     """The alerts stored and their notices queued (by the consumer's handler), held back as
     waiting in the same transaction, so the sender sees none of them yet."""
     async with sessions() as session, session.begin():
@@ -212,7 +217,7 @@ async def queue_waiting_notices(sessions, alerts: list[ev.AlertState]) -> None: 
         await session.execute(text("UPDATE notices SET status = 'waiting_contact'"))
 
 
-async def make_due(sessions, alerts: list[ev.AlertState]) -> None:  # type: ignore[no-untyped-def]
+async def make_due(sessions: async_sessionmaker[AsyncSession], alerts: list[ev.AlertState]) -> None:
     async with sessions() as session, session.begin():
         await session.execute(
             text("UPDATE notices SET status = 'pending' WHERE alert_id = ANY(:ids)"),
@@ -250,7 +255,7 @@ def plain_messages(settings: Settings, alerts: list[ev.AlertState], run: str) ->
     return out
 
 
-async def _outbox_empty(session) -> bool:  # type: ignore[no-untyped-def]
+async def _outbox_empty(session: AsyncSession) -> bool:
     return not await session.scalar(text("SELECT count(*) FROM outbox"))
 
 

@@ -27,7 +27,7 @@ confirmed to exist.
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, ClassVar, Literal, Protocol
 
 from fastapi import Depends, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
@@ -63,6 +63,18 @@ class SellerKeyColumns:
 
 
 KeyModel = type[SellerKeyColumns]
+
+
+class KeyColumns(Protocol):
+    """The columns ApiKeyAuth reads: a ``seller_keys`` read model (SellerKeyColumns), or
+    recall-intake's own ``api_keys`` table, the source it is copied from. Class attributes (the
+    mapped columns), as the queries read them."""
+
+    key_id: ClassVar[Mapped[str]]
+    key_hash: ClassVar[Mapped[str]]
+    role: ClassVar[Mapped[str]]
+    seller_id: ClassVar[Mapped[str | None]]
+    revoked_at: ClassVar[Mapped[datetime | None]]
 
 
 async def record_key_issued(session: AsyncSession, model: KeyModel, event: ev.ApiKeyIssued) -> None:
@@ -170,7 +182,7 @@ class ApiKeyAuth:
     - ``require_operator``: that, and 403 for a seller key.
     """
 
-    def __init__(self, model: KeyModel) -> None:
+    def __init__(self, model: type[KeyColumns]) -> None:
         self.model = model
 
         @raises(401)

@@ -149,7 +149,7 @@ class _PartitionWorker:
                 await self.runner.process_batch(batch, worker=self)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, runner: ConsumerRunner) -> None:
         self.runner = runner
 

@@ -8,6 +8,7 @@ the ``ce_correlationid`` extension and the id of the event that caused this one 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -142,7 +143,9 @@ def wrap(
     )
 
 
-def read_headers(headers: Headers | tuple | None, value: bytes | None) -> Envelope:
+def read_headers(
+    headers: Iterable[tuple[str, bytes | None]] | None, value: bytes | None
+) -> Envelope:
     """Read the envelope of a Kafka record; raise EnvelopeError when it is not a readable
     CloudEvent."""
     hs: dict[str, bytes] = {}

@@ -53,10 +53,15 @@ def raises(*statuses: int) -> Callable[[F], F]:
     return mark
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(
+    *statuses: int, also: dict[int | str, dict[str, Any]] | None = None
+) -> dict[int | str, dict[str, Any]]:
     """A route's ``responses=`` for the errors its own code raises (the body schema is added for
-    it)."""
-    return {s: {"description": DESCRIPTIONS.get(s, "Error")} for s in statuses}
+    it), after the route's other documented responses ``also`` (``{304: {...}}``, say)."""
+    errors: dict[int | str, dict[str, Any]] = {
+        s: {"description": DESCRIPTIONS.get(s, "Error")} for s in statuses
+    }
+    return (also or {}) | errors
 
 
 def _dependency_errors(dependant: Dependant) -> Iterator[int]:

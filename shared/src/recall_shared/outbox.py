@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -85,7 +86,7 @@ class Outbox:
         time: datetime | None = None,
     ) -> list[str]:
         cid = correlation_id or current_correlation_id()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for event, event_id in events:
             env = wrap(
                 event,

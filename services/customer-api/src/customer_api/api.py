@@ -228,8 +228,9 @@ async def banner_response(
     response_model=Banner,
     summary="What the orders page shows above the orders",
     openapi_extra=BEARER_SECURITY,
-    responses={304: {"description": "Not modified: If-None-Match names the current ETag"}}
-    | error_responses(401),
+    responses=error_responses(
+        401, also={304: {"description": "Not modified: If-None-Match names the current ETag"}}
+    ),
 )
 async def banner(
     request: Request, if_none_match: Annotated[str | None, Header()] = None
@@ -306,8 +307,11 @@ async def not_affected(
     status_code=202,
     response_model=RemedyStatus,
     summary="Choose a remedy",
-    responses={200: {"description": "Already chosen: the remedy's progress", "model": RemedyStatus}}
-    | error_responses(404, 409),
+    responses=error_responses(
+        404,
+        409,
+        also={200: {"description": "Already chosen: the remedy's progress", "model": RemedyStatus}},
+    ),
 )
 async def choose_remedy(
     alert_id: PathId,

@@ -417,8 +417,8 @@ class OutgoingMail:
     @property
     def message(self) -> EmailMessage:
         if self._message is None:
-            self._message = email.message_from_bytes(self.data, policy=NOTICE_POLICY)  # type: ignore[assignment]
-        return self._message  # type: ignore[return-value]
+            self._message = email.message_from_bytes(self.data, policy=NOTICE_POLICY)
+        return self._message
 
     def __getitem__(self, name: str) -> object:
         return self.message[name]

@@ -48,7 +48,7 @@ class ScopeRuleIn(ev.ScopeRule):
             ]
         },
     )
-    gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(  # type: ignore[assignment]
+    gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
         default=[],
         description="UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens "
         '("0-11110-91128-5")',
@@ -144,7 +144,7 @@ class ApiKeyIssued(BaseModel):
 def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallOut:
     return RecallOut(
         recall_id=recall.recall_id,
-        status=recall.status,  # type: ignore[arg-type]
+        status=recall.status,
         version=recall.version,
         seller_id=recall.seller_id,
         content=ev.RecallContent.model_validate(recall.content),

@@ -352,8 +352,11 @@ async def reject_case(
     response_model=CaseOut,
     tags=["operator"],
     summary="Carrier/warehouse webhook: the returned item arrived (then the refund is paid)",
-    responses={202: {"description": "Item received; the refund is being paid", "model": CaseOut}}
-    | error_responses(404, 409),
+    responses=error_responses(
+        404,
+        409,
+        also={202: {"description": "Item received; the refund is being paid", "model": CaseOut}},
+    ),
 )
 async def item_received(
     case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
@@ -402,7 +405,9 @@ async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
         ]
         if not parts:
             raise HTTPException(422, "multipart upload needs a file field named 'photo'")
-        data = parts[0].get_payload(decode=True) or b""
+        # decode=True: the bytes of a non-multipart part (None for a multipart one).
+        payload = parts[0].get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
     elif ctype.startswith("image/"):
         data = raw
     else:
@@ -440,11 +445,16 @@ class ProofReceipt(BaseModel):
     response_model=ProofReceipt,
     tags=["customer"],
     summary="The customer's photo of the destroyed unit (bearer JWT); the refund follows",
-    responses={
-        202: {"description": "Proof stored; the refund is being paid", "model": ProofReceipt},
-        200: {"description": "Proof stored; refunded"},
-    }
-    | error_responses(404, 409, 413, 415),
+    responses=error_responses(
+        404,
+        409,
+        413,
+        415,
+        also={
+            202: {"description": "Proof stored; the refund is being paid", "model": ProofReceipt},
+            200: {"description": "Proof stored; refunded"},
+        },
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -595,16 +605,18 @@ async def report(
     tags=["reports"],
     summary="Export in the shape of CPSC's monthly progress report (CSV or JSON)",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The report: CSV with format=csv, else JSON",
-            "content": {
-                "application/json": {"schema": {"type": "object"}},
-                "text/csv": {"schema": {"type": "string"}},
-            },
-        }
-    }
-    | error_responses(404),
+    responses=error_responses(
+        404,
+        also={
+            200: {
+                "description": "The report: CSV with format=csv, else JSON",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    ),
 )
 async def cpsc_monthly(
     recall_id: PathId,

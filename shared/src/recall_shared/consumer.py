@@ -477,7 +477,9 @@ class ConsumerRunner:
                     todo.append(item)
             for handler, run in _runs(todo):
                 # Each handler sees the rows as the previous ones left them, not objects the
-                # session loaded before another handler changed them with plain SQL.
+                # session loaded before another handler changed them with plain SQL. Flushed first:
+                # expiring an object discards its unflushed changes.
+                await session.flush()
                 session.expire_all()
                 if isinstance(handler, BatchHandler):
                     with log_context(correlation_id=run[0].envelope.correlation_id):
@@ -487,6 +489,7 @@ class ConsumerRunner:
                     continue
                 for n, item in enumerate(run):
                     if n:
+                        await session.flush()
                         session.expire_all()
                     env = item.envelope
                     with log_context(

@@ -250,3 +250,37 @@ async def test_a_handler_never_reads_a_copy_another_handler_made_stale(
 
 async def _seen(seen: list[str], n: int) -> bool:
     return len(seen) >= n
+
+
+async def test_a_handlers_unflushed_changes_survive_the_next_handler(
+    infra, topics, make_alert_closed, make_alert_withdrawn, run_task
+) -> None:
+    """A handler that changes an ORM object and leaves the flush to the commit keeps its change
+    when the runner refreshes the session for the next handler of the batch."""
+
+    class Row:
+        subject: str
+
+    registry().map_imperatively(Row, infra.applied)
+    async with infra.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO applied (id, event_id, subject) VALUES (1, 'x', 'old')")
+        )
+    producer = await infra.producer()
+    done: list[str] = []
+
+    async def change(session, event, env) -> None:  # type: ignore[no-untyped-def]
+        (await session.get(Row, 1)).subject = "changed"  # flushed by the commit, not here
+
+    async def other(session, event, env) -> None:  # type: ignore[no-untyped-def]
+        done.append(env.id)
+
+    await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))
+    await infra.send(producer, ALERTS, make_alert_withdrawn("cust-1", 1))
+    runner = infra.runner(
+        {ev.AlertClosed: change, ev.AlertWithdrawn: other}, [ALERTS], producer=producer
+    )
+    async with run_task(runner):
+        await eventually(lambda: _seen(done, 1), timeout=25)
+        await asyncio.sleep(0.3)
+    assert await infra.scalar("SELECT subject FROM applied WHERE id = 1") == "changed"

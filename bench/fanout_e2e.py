@@ -232,6 +232,7 @@ async def create_recall(stack: Stack, product: str, seller: str, run: str) -> tu
         )
     finally:
         await producer.stop()
+    stack.run_cli(SERVICE["recall-intake"], "register-seller", seller)
     key = stack.run_cli(
         SERVICE["recall-intake"], "issue-api-key", "--seller-id", seller, "--label", "bench",
         capture=True,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -24,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from recall_shared.settings import ServiceSettings
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -82,3 +87,14 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+# PostgreSQL takes at most 32,767 bind parameters per statement; bulk writes of rows of up to 16
+# columns stay under it in slices of this many rows.
+ROWS_PER_STATEMENT = 2000
+
+
+def statement_chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``rows`` in slices small enough for one statement's bind parameters."""
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]

@@ -8,7 +8,7 @@ once, so each batch form first folds its run to one row per key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from typing import cast as cast_type
@@ -34,21 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
 from recall_shared import events as ev
+from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.remedy_states import COMPLETED_CASE_STATES
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 FINAL_CASE_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_shared.remedy_states)
-
-# PostgreSQL takes at most 32,767 bind parameters per statement; a row here has at most 8 columns.
-ROWS_PER_STATEMENT = 2000
-
-
-def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        yield rows[start : start + ROWS_PER_STATEMENT]
-
 
 # --------------------------------------------------------------------------- alert states
 
@@ -191,7 +183,7 @@ async def apply_withdrawals(
         e = d.event
         highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
     now = datetime.now(UTC)
-    for chunk in _chunks(list(highest.items())):
+    for chunk in statement_chunks(list(highest.items())):
         withdrawn = values(
             column("alert_id", String), column("alert_version", Integer), name="withdrawn"
         ).data(list(chunk))
@@ -219,7 +211,7 @@ async def apply_closures(
 ) -> None:
     alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
     now = datetime.now(UTC)
-    for chunk in _chunks(alert_ids):
+    for chunk in statement_chunks(alert_ids):
         await session.execute(
             update(CustomerAlert)
             .where(CustomerAlert.alert_id.in_(chunk))
@@ -260,7 +252,7 @@ async def apply_case_transitions(
     """Each transition overwrites its request's case columns, so the last one per request stands; an
     alert any of them brought to a final state is remedied."""
     last: dict[str, ev.RemedyCaseTransitioned] = {d.event.request_id: d.event for d in deliveries}
-    for chunk in _chunks(list(last.values())):
+    for chunk in statement_chunks(list(last.values())):
         case = values(
             column("request_id", String),
             column("case_id", String),
@@ -300,10 +292,10 @@ async def apply_case_transitions(
     remedied = list(
         dict.fromkeys(d.event.alert_id for d in deliveries if d.event.state in FINAL_CASE_STATES)
     )
-    for chunk in _chunks(remedied):
+    for ids in statement_chunks(remedied):
         await session.execute(
             update(CustomerAlert)
-            .where(CustomerAlert.alert_id.in_(chunk))
+            .where(CustomerAlert.alert_id.in_(ids))
             .values(resolution="remedied")
             .execution_options(synchronize_session=False)
         )
@@ -327,7 +319,7 @@ def _notice_row(event: ev.NoticeSent | ev.NoticeFailed) -> dict[str, Any]:
 
 
 async def _upsert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    for chunk in _chunks(rows):
+    for chunk in statement_chunks(rows):
         stmt = insert(SentNotice).values(list(chunk))
         await session.execute(
             stmt.on_conflict_do_update(

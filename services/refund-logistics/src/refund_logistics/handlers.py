@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recall_shared import events as ev
+from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.outbox import Outbox
@@ -88,15 +89,6 @@ FAULT_POINTS = (
     "after_outbox",
     "after_commit",
 )
-
-
-# PostgreSQL takes at most 32,767 bind parameters per statement; a row here has at most 8 columns.
-ROWS_PER_STATEMENT = 2000
-
-
-def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        yield rows[start : start + ROWS_PER_STATEMENT]
 
 
 def _known_alert_row(a: ev.AlertState) -> dict[str, Any]:
@@ -373,7 +365,7 @@ class Cases:
     ) -> list[Case]:
         """The cases of these alerts that _resume would go on with (locked, as it locks them)."""
         cases: list[Case] = []
-        for chunk in _chunks(sorted(alert_ids)):
+        for chunk in statement_chunks(sorted(alert_ids)):
             stmt = (
                 select(Case)
                 .where(Case.waiting_for.in_(("alert", "recall")), Case.alert_id.in_(chunk))
@@ -391,7 +383,7 @@ class Cases:
         for d in deliveries:
             e = d.event
             highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
-        for chunk in _chunks(list(highest.items())):
+        for chunk in statement_chunks(list(highest.items())):
             withdrawn = values(
                 column("alert_id", String), column("alert_version", Integer), name="withdrawn"
             ).data(list(chunk))
@@ -410,7 +402,7 @@ class Cases:
         self, session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
     ) -> None:
         alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
-        for chunk in _chunks(alert_ids):
+        for chunk in statement_chunks(alert_ids):
             await session.execute(
                 update(KnownAlert)
                 .where(KnownAlert.alert_id.in_(chunk), KnownAlert.status == "open")
@@ -449,14 +441,14 @@ class Cases:
             r | {"status": "sent", "at": last_sent[n]} for n, r in rows.items() if n in last_sent
         ]
         failed_rows = [r for n, r in rows.items() if n not in last_sent]
-        for chunk in _chunks(sent_rows):
+        for chunk in statement_chunks(sent_rows):
             stmt = insert(NoticeRecord).values(list(chunk))
             await session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
                 )
             )
-        for chunk in _chunks(failed_rows):
+        for chunk in statement_chunks(failed_rows):
             await session.execute(insert(NoticeRecord).values(list(chunk)).on_conflict_do_nothing())
 
     async def on_not_affected(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 import customer_api
 from customer_api import handlers
 from customer_api.handlers import HANDLERS
+from recall_shared import db as recall_db
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.handlers import BatchHandler, Delivery
@@ -354,7 +355,7 @@ async def test_case_transitions_keep_the_last_state_and_remedy_on_a_final_one(tw
 async def test_a_run_longer_than_one_statement_is_written_in_chunks(
     twins: Twins, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers, "ROWS_PER_STATEMENT", 2)
+    monkeypatch.setattr(recall_db, "ROWS_PER_STATEMENT", 2)  # the shared slicing helper
     rows = await both_ways(
         twins,
         [raised(0), raised(1), updated(0, 2), raised(2), notice(0, 0, sent=True)],

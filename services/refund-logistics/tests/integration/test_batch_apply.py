@@ -26,12 +26,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import refund_logistics
+from recall_shared import db as recall_db
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.handlers import BatchHandler, Delivery, HandlerMap
 from recall_shared.outbox import Outbox
 from recall_shared.testing import migrated_database
-from refund_logistics import handlers
 from refund_logistics.carrier import SandboxCarrier
 from refund_logistics.handlers import Cases, case_id_for
 from refund_logistics.payments import SandboxPaymentProvider
@@ -375,7 +375,7 @@ async def test_notices_sent_wins_and_failed_never_overwrites(twins: Twins) -> No
 async def test_a_run_longer_than_one_statement_is_written_in_chunks(
     twins: Twins, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers, "ROWS_PER_STATEMENT", 2)
+    monkeypatch.setattr(recall_db, "ROWS_PER_STATEMENT", 2)  # the shared slicing helper
     rows = await both_ways(
         twins,
         [raised(0), raised(1), updated(0, 2), raised(2), notice(0, 0, sent=True)],

@@ -248,7 +248,11 @@ class PrivateKafka:
             )
         )
         # A cluster id is 16 random bytes in URL-safe base64 (what StorageTool random-uuid prints).
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Like Kafka's Uuid.randomUuid, never one that starts with "-": the tool's argument parser
+        # would take it for an option (1 start in 64 failed that way).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             [
                 *self._java(),

@@ -54,6 +54,7 @@ from recall_shared.logging import log_context, new_correlation_id
 from recall_shared.metrics import Metrics
 from recall_shared.settings import ServiceSettings
 from recall_shared.topics import TopicSpec, dead_letter_topic
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,7 @@ class _PartitionWorker:
 
     async def pause(self, seconds: float) -> bool:
         """Sleep, cut short by a halt; True when halted."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.halted.wait(), timeout=seconds)
-        return self.halted.is_set()
+        return await wait_set(self.halted, seconds)
 
     async def _run(self) -> None:
         limit = self.runner.settings.consumer_batch_max_records
@@ -223,8 +222,7 @@ class ConsumerRunner:
                 log.exception(
                     "consumer failed; restarting", extra={"group": self.group, "retry_in_s": delay}
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                await wait_set(self._stopping, delay)
 
     def health(self) -> str:
         """'ok', or why this runner is not keeping up (for /readyz)."""
@@ -421,9 +419,7 @@ class ConsumerRunner:
         return dict(outcomes)
 
     async def _pause(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        return self._stopping.is_set()
+        return await wait_set(self._stopping, seconds)
 
     def _decode(
         self, records: Sequence[Record], outcomes: Counter[str]

@@ -32,6 +32,7 @@ from recall_shared.envelope import check_emittable, wrap
 from recall_shared.events import Event
 from recall_shared.logging import current_correlation_id
 from recall_shared.metrics import Metrics
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,7 @@ class OutboxRelay:
             await conn.add_listener(self.channel, self._on_notify)
             self._wake.set()  # rows may have been written while nobody listened
             while not self._stopping.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.fallback_poll_s)
+                await wait_set(self._wake, self.fallback_poll_s)
                 self._wake.clear()
                 if self._stopping.is_set():
                     break
@@ -184,9 +184,7 @@ class OutboxRelay:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True when stopping."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        return self._stopping.is_set()
+        return await wait_set(self._stopping, seconds)
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish every pending row in id order; returns how many.

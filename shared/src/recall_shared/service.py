@@ -30,6 +30,7 @@ from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox, OutboxRelay
 from recall_shared.settings import ServiceSettings
 from recall_shared.topics import TopicSpec
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,7 @@ class ServiceRuntime:
     async def _connect_kafka_later(self) -> None:
         delay = 1.0
         while not self._stopping.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            await wait_set(self._stopping, delay)
             if self._stopping.is_set():
                 return
             try:
@@ -228,10 +228,7 @@ class ServiceRuntime:
                     log.warning(
                         "counting dead letters failed; retrying", extra={"error": repr(exc)}
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._stopping.wait(), timeout=self.settings.dead_letter_scan_interval_s
-                    )
+                await wait_set(self._stopping, self.settings.dead_letter_scan_interval_s)
         finally:
             with contextlib.suppress(Exception):
                 await reader.stop()
@@ -252,10 +249,7 @@ class ServiceRuntime:
                 await self.purge_inbox()
             except Exception:
                 log.exception("inbox purge failed; retrying next round")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), timeout=self.settings.inbox_purge_interval_s
-                )
+            await wait_set(self._stopping, self.settings.inbox_purge_interval_s)
 
     async def stop(self) -> None:
         self._stopping.set()

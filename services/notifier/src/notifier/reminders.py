@@ -14,7 +14,6 @@ reminder is sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notifier.clock import Clock, SystemClock
 from notifier.handlers import queue_notice
 from notifier.settings import Settings
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,7 @@ class ReminderScheduler:
                 raise
             except Exception:
                 log.exception("reminder scheduler failed; retrying")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.reminder_poll_s)
+            await wait_set(self._wake, self.settings.reminder_poll_s)
             self._wake.clear()
 
     async def tick(self, batch: int = 500) -> int:

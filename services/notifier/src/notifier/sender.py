@@ -68,6 +68,7 @@ from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -522,8 +523,7 @@ class NoticeSender:
                 self._wake.clear()
                 if await self._claim_into(flow, batch):
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.sender_poll_s)
+                await wait_set(self._wake, self.settings.sender_poll_s)
 
         await _Flow(self).run(claim)
 

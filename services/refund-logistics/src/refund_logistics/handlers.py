@@ -22,7 +22,6 @@ A crash between any two steps leaves a pending intent; when its lease runs out t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -55,6 +54,7 @@ from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.outbox import Outbox
+from recall_shared.waits import wait_set
 from refund_logistics.carrier import Carrier, CarrierError
 from refund_logistics.domain import apply, refunds_due
 from refund_logistics.models import (
@@ -1050,8 +1050,7 @@ class Cases:
                 await self.recover()
             except Exception:
                 log.exception("recovery pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=interval_s)
+            await wait_set(stopping, interval_s)
 
     def handlers(self) -> HandlerMap:
         # One object per batch form: the runner hands a run of consecutive deliveries registered

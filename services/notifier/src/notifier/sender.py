@@ -66,6 +66,7 @@ from notifier.render import NoticeRenderer, OutgoingMail, outgoing, serialize_me
 from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
+from recall_shared.event_ids import event_id
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
 from recall_shared.waits import wait_set
@@ -864,7 +865,7 @@ class NoticeSender:
                 permanent=o.permanent,
                 failed_at=o.at,
             ),
-            event_id=f"notice:{nid}:failed",
+            event_id=event_id("notice", nid, "failed"),
         )
         log.error(
             "notice failed for good",

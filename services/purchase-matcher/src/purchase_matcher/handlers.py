@@ -40,6 +40,7 @@ from purchase_matcher.domain import (
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, FanOutHeaders
+from recall_shared.event_ids import event_id, hashed_event_id
 from recall_shared.handlers import PermanentError
 from recall_shared.identifiers import normalise_gtin
 from recall_shared.kafka import KeyedBatchSender
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 def sale_event_id(recall_id: str, line_id: str) -> str:
     """Deterministic, and short enough for the outbox's 64-character event id whatever the upstream
     ids."""
-    return "sale:" + str(uuid.uuid5(ALERT_NAMESPACE, f"{recall_id}\x1f{line_id}"))
+    return hashed_event_id("sale", ALERT_NAMESPACE, f"{recall_id}\x1f{line_id}")
 
 
 def gtin14(raw: str | None) -> str | None:
@@ -168,7 +169,7 @@ def withdrawal(
         recall_version=recall.version,
         reason=WITHDRAWN_REASON,
     )
-    return withdrawn, f"{alert_id}:{alert_version}:{withdrawn.event_type}"
+    return withdrawn, event_id(alert_id, alert_version, withdrawn.event_type)
 
 
 def matching_lines_sql(recall: ev.RecallSnapshot, only_customers: bool) -> tuple[str, list] | None:
@@ -391,10 +392,10 @@ class _Pass:
                 causation_id=self.causation_id,
             )
             self.recall_content = orjson.Fragment(self.recall.content.model_dump_json())
-        event_id = f"{draft.alert_id}:1:{self.recall.version}:{ev.AlertRaised.event_type}"
+        raised_id = event_id(draft.alert_id, 1, self.recall.version, ev.AlertRaised.event_type)
         body = alert_event_body(draft, 1, self.recall_content)
         await self.sender.add(
-            draft.customer_id.encode(), body, self.raised_headers(event_id, draft.alert_id)
+            draft.customer_id.encode(), body, self.raised_headers(raised_id, draft.alert_id)
         )
 
     async def flush(self) -> None:
@@ -651,7 +652,7 @@ class Matcher:
                 ev.AlertRaised(alert=state) if change == "raise" else ev.AlertUpdated(alert=state)
             )
             events.append(
-                (event, f"{state.alert_id}:{version}:{recall.version}:{event.event_type}")
+                (event, event_id(state.alert_id, version, recall.version, event.event_type))
             )
         if changed_rows or unchanged or events:
             await run.settle_writes()
@@ -716,7 +717,7 @@ class Matcher:
         state = ev.AlertState.model_validate(draft.document(version))
         updated = ev.AlertUpdated(alert=state)
         events.append(
-            (updated, f"{state.alert_id}:{version}:{recall.version}:{updated.event_type}")
+            (updated, event_id(state.alert_id, version, recall.version, updated.event_type))
         )
         run.counts["update"] += 1
         return False
@@ -819,7 +820,7 @@ class Matcher:
                     recall_id=snap.recall_id,
                     closed_at=event.closed_at,
                 )
-                events.append((closed, f"{alert_id}:{closed.event_type}"))
+                events.append((closed, event_id(alert_id, closed.event_type)))
             await self.outbox.add_many(session, events, causation_id=env.id)
         await self._close_announced(session, event, env)
 
@@ -858,7 +859,7 @@ class Matcher:
                 recall_id=snap.recall_id,
                 closed_at=event.closed_at,
             )
-            events.append((closed, f"{alert_id}:{closed.event_type}"))
+            events.append((closed, event_id(alert_id, closed.event_type)))
         if rows:
             await conn.executemany(_INSERT_NEW, rows)
             await self.outbox.add_many(session, events, causation_id=env.id)

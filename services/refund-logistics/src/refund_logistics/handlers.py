@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recall_shared import events as ev
 from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
+from recall_shared.event_ids import hashed_event_id
 from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.outbox import Outbox
 from recall_shared.waits import wait_set
@@ -241,10 +242,9 @@ class Cases:
                 occurred_at=case.updated_at,
             ),
             causation_id=cause,
-            # Deterministic, and short enough for the 64-character outbox/inbox event ids: the
-            # readable "case:{case_id}:{transition}:{from}" is up to 68 characters
-            # (e.g. refer_to_seller).
-            event_id=f"case:{uuid.uuid5(CASE_NAMESPACE, f'{case.case_id}:{name}:{previous}')}",
+            # Hashed: the readable "case:{case_id}:{transition}:{from}" is up to 68 characters
+            # (e.g. refer_to_seller), over the 64 of the outbox's and inboxes' event ids.
+            event_id=hashed_event_id("case", CASE_NAMESPACE, f"{case.case_id}:{name}:{previous}"),
         )
         await self.fault("after_outbox", case.case_id)
 

@@ -253,7 +253,7 @@ class Notifier:
             r = await self.client.get(
                 f"/v1/alerts/{uuid.uuid4()}/notices", headers={"X-Api-Key": plaintext}
             )
-            return r.status_code != 401
+            return r.status_code not in (401, 409)  # 409: not_known_yet
 
         await eventually(known, timeout=15, interval=0.1)
         return plaintext

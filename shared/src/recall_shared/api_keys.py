@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recall_shared import events as ev
-from recall_shared.auth import hash_api_key
+from recall_shared.auth import has_api_key_shape, hash_api_key
 from recall_shared.envelope import Envelope
 from recall_shared.http import RuntimeDep, SessionDep
 from recall_shared.openapi import raises
@@ -174,18 +174,41 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
+# A new key reaches a read model within seconds of recall-intake issuing it (the sellers.v1
+# consumer has a group of its own).
+KEY_RETRY_AFTER_S = 2
+
+
+def _not_known_yet() -> HTTPException:
+    """docs/decisions/0008: a key of the right shape the read model has not seen may have been
+    issued a moment ago; the same request may succeed shortly."""
+    return HTTPException(
+        status.HTTP_409_CONFLICT,
+        detail={
+            "error": "not_known_yet",
+            "message": "this service has not read this API key from sellers.v1 (yet): a key "
+            f"issued seconds ago is known here shortly, send the same request again in "
+            f"{KEY_RETRY_AFTER_S} s; a key that stays unknown was never issued (by this "
+            "installation's recall-intake)",
+        },
+        headers={"Retry-After": str(KEY_RETRY_AFTER_S)},
+    )
+
+
 class ApiKeyAuth:
     """The ``X-Api-Key`` dependencies of one service, over its ``seller_keys`` model:
 
     - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a
-      seller);
+      seller); with ``read_model`` (a copy of sellers.v1, not recall-intake's own table), an
+      unknown key of the issued shape is ``409 not_known_yet`` with ``Retry-After`` instead;
     - ``require_operator``: that, and 403 for a seller key.
     """
 
-    def __init__(self, model: type[KeyColumns]) -> None:
+    def __init__(self, model: type[KeyColumns], *, read_model: bool = False) -> None:
         self.model = model
+        statuses = (401, 409) if read_model else (401,)
 
-        @raises(401)
+        @raises(*statuses)
         async def current_principal(
             session: SessionDep,
             runtime: RuntimeDep,
@@ -205,6 +228,8 @@ class ApiKeyAuth:
             # and holding two connections per request would let a burst of requests exhaust the
             # pool.
             await session.rollback()
+            if row is None and read_model and has_api_key_shape(x_api_key):
+                raise _not_known_yet()
             if (
                 row is None
                 or row.revoked_at is not None
@@ -213,7 +238,7 @@ class ApiKeyAuth:
                 raise _unauthorized("invalid or revoked API key")
             return Principal(role=row.role, seller_id=row.seller_id, key_id=row.key_id)
 
-        @raises(401, 403)
+        @raises(*statuses, 403)
         async def require_operator(
             principal: Annotated[Principal, Depends(current_principal)],
         ) -> Principal:

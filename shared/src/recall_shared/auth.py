@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ API_KEY_PREFIX = "rak_"
 
 def generate_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+_API_KEY_SHAPE = re.compile(rf"^{API_KEY_PREFIX}[A-Za-z0-9_-]{{43}}$")  # 32 bytes, base64url
+
+
+def has_api_key_shape(key: str) -> bool:
+    """Whether ``key`` could be one :func:`generate_api_key` made."""
+    return _API_KEY_SHAPE.match(key) is not None
 
 
 def hash_api_key(key: str, pepper: str) -> str:

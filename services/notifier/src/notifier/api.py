@@ -20,7 +20,7 @@ from recall_shared.http import PathId, SessionDep
 
 router = APIRouter(prefix="/v1")
 
-keys = ApiKeyAuth(SellerKey)
+keys = ApiKeyAuth(SellerKey, read_model=True)
 OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 
 

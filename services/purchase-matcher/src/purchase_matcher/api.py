@@ -21,7 +21,7 @@ from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1")
 
-keys = ApiKeyAuth(SellerKey)
+keys = ApiKeyAuth(SellerKey, read_model=True)
 PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
 
 

@@ -20,9 +20,10 @@ from refund_logistics.models import SellerKey
 
 __all__ = ["CustomerDep", "OperatorDep", "Principal", "PrincipalDep", "current_customer", "keys"]
 
-# X-Api-Key against the seller_keys read model (recall_shared.api_keys): 401 for a missing, unknown
-# or revoked key; operator routes 403 for seller keys.
-keys = ApiKeyAuth(SellerKey)
+# X-Api-Key against the seller_keys read model (recall_shared.api_keys): 401 for a missing,
+# malformed or revoked key, 409 not_known_yet for one not read from sellers.v1 yet; operator routes
+# 403 for seller keys.
+keys = ApiKeyAuth(SellerKey, read_model=True)
 PrincipalDep = Annotated[Principal, Depends(keys.current_principal)]
 OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
 

@@ -121,7 +121,9 @@ class CodeRange(Model):
 
 class CodeRule(Model):
     """Which lot or serial codes are affected: explicit codes, inclusive ranges and prefixes (any
-    matches)."""
+    matches). Give at least one of values, ranges or prefixes; a range's first and last must be
+    readable in the collation (numeric: digits) and of one shape, and first must not come after
+    last (422 otherwise)."""
 
     values: list[NonEmptyStr] = []
     ranges: list[CodeRange] = []
@@ -167,7 +169,8 @@ class CodeRule(Model):
 
 
 class DateWindow(Model):
-    """An inclusive window of dates; an open end is unbounded."""
+    """An inclusive window of dates; an open end is unbounded. Give start, end or both; start must
+    not be after end (422 otherwise)."""
 
     start: date | None = None
     end: date | None = None
@@ -281,7 +284,12 @@ def _https_only(url: str) -> str:
     return url
 
 
-HttpsUrl = Annotated[Url, AfterValidator(_https_only)]
+# The pattern tells the OpenAPI document what _https_only checks (it gives the clearer message).
+HttpsUrl = Annotated[
+    Url,
+    AfterValidator(_https_only),
+    Field(json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]://"}),
+]
 
 
 class SellerRecallContent(RecallContent):

@@ -43,6 +43,19 @@ DESCRIPTIONS = {
 }
 
 
+# docs/decisions/0008: what a read model has not learnt yet is a 409 to retry, not a final refusal.
+NOT_KNOWN_YET = {
+    "description": "`not_known_yet`: something the request names has not reached this service "
+    "yet; send the same request again after Retry-After",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+
+
 def raises(*statuses: int) -> Callable[[F], F]:
     """Marks a dependency with the error statuses it answers, for every route that depends on it."""
 
@@ -121,6 +134,25 @@ def api_routes(app: FastAPI) -> Iterator[Any]:
             yield context
 
 
+# String formats of this project's own: each is a rule JSON Schema cannot state, checked by the
+# code; the document's description defines those it uses (and test_schemathesis.py generates them).
+GTIN_FORMAT = "gtin"
+IMAGE_BASE64_FORMAT = "image-base64"
+CUSTOM_FORMATS = {
+    GTIN_FORMAT: "a GTIN-8, UPC-A (12 digits), EAN-13 or GTIN-14 whose GS1 check digit verifies, "
+    "or a UPC-A or EAN-8 without its check digit (11 or 7 digits: it is added, with a warning); "
+    "spaces, hyphens, dots and slashes between digits are ignored. Otherwise 422 naming the item",
+    IMAGE_BASE64_FORMAT: "base64 of an image of a type the operation takes as a raw body, "
+    "recognised by its signature, not by a declared type. Otherwise 422",
+}
+
+
+def _formats_rule(doc: dict[str, Any]) -> str:
+    text = json.dumps(doc)
+    used = [name for name in CUSTOM_FORMATS if f'"format": "{name}"' in text]
+    return "".join(f"\n\nFormat `{name}`: {CUSTOM_FORMATS[name]}." for name in used)
+
+
 TEXT_RULE = (
     "Every string (path, query, body, form) must be text PostgreSQL can store: no NUL character "
     "(U+0000) and no lone surrogate; every integer fits 64 bits. Otherwise the answer is a 422 "
@@ -147,6 +179,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             if method.lower() in item:
                 _document_operation(route, method, item[method.lower()])
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    doc["info"]["description"] += _formats_rule(doc)
     schemas["Error"] = ErrorBody.model_json_schema()
     schemas.pop("HTTPValidationError", None)
     if "#/components/schemas/ValidationError" not in json.dumps(doc):

@@ -25,8 +25,9 @@ from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
 from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
+from recall_shared.event_ids import event_id
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
-from recall_shared.openapi import error_responses
+from recall_shared.openapi import GTIN_FORMAT, NOT_KNOWN_YET, error_responses
 
 router = APIRouter(prefix="/v1")
 
@@ -48,7 +49,12 @@ class ScopeRuleIn(ev.ScopeRule):
             ]
         },
     )
-    gtins: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+    # The format names the check-digit rule the scope code applies (recall_shared.identifiers).
+    gtins: list[
+        Annotated[
+            str, Field(min_length=1, max_length=40, json_schema_extra={"format": GTIN_FORMAT})
+        ]
+    ] = Field(
         default=[],
         description="UPC-A, EAN-13, GTIN-14 or EAN-8, with or without spaces and hyphens "
         '("0-11110-91128-5")',
@@ -238,6 +244,7 @@ def _conflict(exc: IllegalTransition) -> HTTPException:
     response_model=RecallOut,
     tags=["recalls"],
     summary="Create a draft recall",
+    responses=error_responses(also={409: NOT_KNOWN_YET}),
 )
 async def create_recall(
     body: RecallIn,
@@ -377,7 +384,7 @@ async def _record_version(
         )
     )
     await runtime.outbox.add(
-        session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}"
+        session, event, event_id=event_id(recall.recall_id, recall.version, event.event_type)
     )
 
 
@@ -504,7 +511,7 @@ async def close_recall(
     recall.updated_at = now
     event = ev.RecallClosed(recall=_snapshot(recall), closed_at=now)
     await runtime.outbox.add(
-        session, event, event_id=f"{recall.recall_id}:{recall.version}:{event.event_type}"
+        session, event, event_id=event_id(recall.recall_id, recall.version, event.event_type)
     )
     await session.commit()
     return _out(recall)

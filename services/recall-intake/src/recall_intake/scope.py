@@ -73,9 +73,10 @@ async def prepare_rules(
                 ).scalars()
             )
             if not variants and await session.get(Listing, parent) is None:
-                problems.append(
+                # Like any product no listing names: its listing may not have been read yet.
+                unknown.append(
                     f"rules[{i}].parent_product_ids[{j}]: "
-                    f"no product {parent!r} or variants of it are known"
+                    f"no product {parent!r} or variants of it are known yet"
                 )
             product_ids += [parent, *variants]
         rule["product_ids"] = sorted(set(product_ids))

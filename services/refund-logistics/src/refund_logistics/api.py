@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
 from recall_shared.http import Cursor, PathId, QueryId, SessionDep
-from recall_shared.openapi import error_responses
+from recall_shared.openapi import IMAGE_BASE64_FORMAT, error_responses
 from refund_logistics.auth import CustomerDep, OperatorDep, Principal, PrincipalDep
 from refund_logistics.domain import IllegalCaseTransition, Period
 from refund_logistics.handlers import CaseConflict, CaseNotFound, Cases
@@ -52,6 +52,7 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"ftypheic", 4, "image/heic"),
     (b"ftypmif1", 4, "image/heic"),
 )
+IMAGE_TYPES = sorted({kind for _, _, kind in IMAGE_SIGNATURES})
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -156,7 +157,11 @@ class RejectIn(BaseModel):
 
 class ProofJson(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    image_base64: str = Field(min_length=1, description="The photo, base64 encoded")
+    image_base64: str = Field(
+        min_length=1,
+        description="The photo, base64 encoded",
+        json_schema_extra={"format": IMAGE_BASE64_FORMAT},
+    )
     content_type: str | None = Field(default=None, max_length=100)
 
 
@@ -459,14 +464,18 @@ class ProofReceipt(BaseModel):
         "requestBody": {
             "required": True,
             "content": {
+                # Every form states what _read_proof checks: an image, known by its signature.
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
                         "properties": {"photo": {"type": "string", "format": "binary"}},
                         "required": ["photo"],
-                    }
+                    },
+                    "encoding": {"photo": {"contentType": ", ".join(IMAGE_TYPES)}},
                 },
-                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                **{
+                    kind: {"schema": {"type": "string", "format": "binary"}} for kind in IMAGE_TYPES
+                },
                 "application/json": {"schema": ProofJson.model_json_schema()},
             },
         }

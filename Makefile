@@ -57,13 +57,19 @@ test-e2e: infra-up
 # mypy once for the sources and scripts (files in pyproject), then once per test tree: each tree has its
 # own conftest.py, and one run would see several modules named conftest.
 TEST_TREES := shared/tests $(wildcard services/*/tests) tests
-# `make lint` (run by .ci/run): ruff lint and format, mypy on the sources and scripts; 0 findings.
+# The test trees mypy finds clean; `make lint` keeps them so. Add a tree once `make lint-tests` shows it
+# clean (services/notifier/tests is not yet: settings passed as untyped dicts).
+CLEAN_TEST_TREES := shared/tests services/recall-intake/tests services/purchase-matcher/tests \
+	services/refund-logistics/tests services/customer-api/tests tests
+# `make lint` (run by .ci/run): ruff lint and format, mypy on the sources and scripts and on the clean
+# test trees; 0 findings.
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	$(PY) -m mypy
+	@set -e; for tree in $(CLEAN_TEST_TREES); do echo "mypy $$tree"; $(PY) -m mypy "$$tree"; done
 
-# The test trees are not mypy-clean yet (fixtures passed untyped); `make lint-tests` shows where.
+# Every test tree, the ones not clean yet included.
 lint-tests: install
 	@set -e; for tree in $(TEST_TREES); do echo "mypy $$tree"; $(PY) -m mypy "$$tree"; done
 

@@ -65,11 +65,13 @@ async def test_a_route_refuses_a_request_without_credentials(
 ) -> None:
     app = importlib.import_module(f"{package}.app").create_app()
     url = re.sub(r"\{[^}]+\}", "probe-1", path)
-    body = {"json": {}} if method in ("POST", "PUT", "PATCH") and documented else {}
+    body: dict[str, object] | None = (
+        {} if method in ("POST", "PUT", "PATCH") and documented else None
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as client:
-        r = await client.request(method, url, **body)
+        r = await client.request(method, url, json=body)
     if documented:
         assert r.status_code == 401, f"{method} {path} answered {r.status_code} without credentials"
         assert r.json()["error"] == "unauthorized"

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from devstack import SERVICES, Stack  # type: ignore[import-not-found]  # tests/conftest.py puts deploy/ on the path
+from devstack import SERVICES, Stack  # tests/conftest.py puts deploy/ on the path
 
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token

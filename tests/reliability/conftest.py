@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # private_infra, system (beside this file)
 
-from devstack import SERVICES, Stack  # type: ignore[import-not-found]
+from devstack import SERVICES, Stack
 from private_infra import (
     REPO,
     PrivateKafka,

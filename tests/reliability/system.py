@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import asyncpg
 import httpx
-from devstack import SERVICES, Stack  # type: ignore[import-not-found]  # tests/conftest.py: deploy/
+from devstack import SERVICES, Stack  # tests/conftest.py: deploy/
 from private_infra import PrivateKafka, PrivatePostgres, PrivateSmtp
 
 from recall_shared import events as ev

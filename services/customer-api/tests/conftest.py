@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 
 import customer_api
 from customer_api.app import create_app
@@ -238,7 +239,7 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def http_server(app: object) -> AsyncIterator[str]:
+async def http_server(app: FastAPI) -> AsyncIterator[str]:
     """Serve ``app`` on a free 127.0.0.1 port (for a real browser); yields the base URL. The app's
     runtime is started by the caller (``running_app``), so uvicorn's lifespan is off."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -187,7 +187,7 @@ class MatcherService:
                 seller_id=seller_id,
                 issued_at=datetime.now(UTC),
             )
-        )  # type: ignore[arg-type]
+        )
         if wait:
             await eventually(lambda: self.key_works(plaintext), timeout=15, interval=0.1)
         return plaintext, key_id

@@ -12,7 +12,7 @@ recall, customers and request ids.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -114,7 +114,7 @@ def alert(
     rc: ev.RecallSnapshot,
     customer_id: str,
     *,
-    lines: list[tuple[int, str]] = ((2, "19.99"),),
+    lines: Sequence[tuple[int, str]] = ((2, "19.99"),),
     currency: str = "EUR",
 ) -> ev.AlertState:
     """An alert for ``rc``; ``lines`` are (units, unit price)."""
@@ -211,7 +211,7 @@ class Rls:
                 seller_id=seller_id,
                 issued_at=datetime.now(UTC),
             )
-        )  # type: ignore[arg-type]
+        )
         if wait:
 
             async def works() -> bool:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -61,9 +61,10 @@ async def drop_database(name: str) -> None:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.2
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, interval: float = 0.2
 ) -> T:
-    """Poll ``check`` until it returns a truthy value; fail with its last result or error."""
+    """Poll ``check`` until it returns a truthy value (so never None: the type says so); fail with
+    its last result or error."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
@@ -79,9 +80,16 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+def envelope_of(record: tuple[bytes | None, Envelope | None, Any]) -> Envelope:
+    """The envelope of a record :func:`read_topic` returned; fails on an unreadable one."""
+    env = record[1]
+    assert env is not None, f"unreadable record: {record[2]!r}"
+    return env
+
+
 async def read_topic(
     topic: str, *, count: int, timeout: float = 30.0, bootstrap: str | None = None
-) -> list[tuple[bytes | None, Envelope | None, object]]:
+) -> list[tuple[bytes | None, Envelope | None, Any]]:
     """Read ``count`` records from the start of a topic: (key, envelope or None if unreadable, raw
     record)."""
     consumer = AIOKafkaConsumer(
@@ -217,11 +225,11 @@ async def started_producer(settings: ServiceSettings) -> AsyncIterator[AIOKafkaP
         await producer.stop()
 
 
-def fast_test_settings(**overrides: object) -> dict[str, object]:
+def fast_test_settings(**overrides: object) -> dict[str, Any]:
     """Settings for a service under test: the test environment with its own secrets (it refuses the
     development defaults), quick retries and a short outbox poll. Pass to the service's
     Settings(**...)."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "environment": "test",
         "log_json": False,
         "jwt_secret": "tests-jwt-secret-" + "j" * 40,

@@ -148,7 +148,7 @@ def bad_records() -> list[Bad]:
 
 
 @pytest.fixture
-async def topics(infra) -> None:  # type: ignore[no-untyped-def]
+async def topics(infra) -> None:
     await infra.create_topics(ALERTS, DLQ)
 
 
@@ -171,7 +171,7 @@ async def test_each_kind_of_bad_record_is_dead_lettered_or_skipped_and_the_good_
 
     handled: Counter[str] = Counter()
 
-    async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def handler(session, event, env) -> None:
         handled[env.id] += 1
         await infra.inserting_handler(session, event, env)
 
@@ -194,9 +194,9 @@ async def test_each_kind_of_bad_record_is_dead_lettered_or_skipped_and_the_good_
     assert len(letters) == len(lettered), [b.name for b in lettered]
     by_name: dict[str, dict[str, str]] = {}
     for key, _, raw in letters:
-        hs = {k: v.decode() for k, v in raw.headers if k.startswith("dlq_")}  # type: ignore[attr-defined]
+        hs = {k: v.decode() for k, v in raw.headers if k.startswith("dlq_")}
         bad = bad_offsets[int(hs["dlq_original_offset"])]
-        assert key == KEY and raw.value == bad.value, bad.name  # type: ignore[attr-defined]
+        assert key == KEY and raw.value == bad.value, bad.name
         assert hs["dlq_original_topic"] == topic and hs["dlq_consumer_group"] == runner.group
         by_name[bad.name] = hs
     for bad in lettered:

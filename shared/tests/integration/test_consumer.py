@@ -13,7 +13,7 @@ from sqlalchemy import text
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.consumer import PermanentError, redrive_dead_letters
-from recall_shared.testing import eventually, read_topic
+from recall_shared.testing import envelope_of, eventually, read_topic
 from recall_shared.topics import ALERTS, dead_letter_topic
 
 pytestmark = pytest.mark.integration
@@ -22,11 +22,11 @@ DLQ = dead_letter_topic("recall-intake")
 
 
 @pytest.fixture
-async def topics(infra) -> None:  # type: ignore[no-untyped-def]
+async def topics(infra) -> None:
     await infra.create_topics(ALERTS, DLQ)
 
 
-def _outcomes(runner, metric_total) -> float:  # type: ignore[no-untyped-def]
+def _outcomes(runner, metric_total) -> float:
     m = runner.metrics
     return sum(
         metric_total(m, n)
@@ -44,7 +44,7 @@ async def test_each_event_applied_once_and_offsets_committed(
     ]
     seen_context: list[tuple[str | None, str | None]] = []
 
-    async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def handler(session, event, env) -> None:
         from recall_shared.logging import correlation_id_var, event_id_var
 
         assert isinstance(event, ev.AlertClosed) and env.subject == event.alert_id
@@ -69,14 +69,14 @@ async def test_each_event_applied_once_and_offsets_committed(
     assert runner.group == f"{infra.prefix}recall-intake"
     # The runner sets the log context from the envelope for each event.
     assert {cid for cid, _ in seen_context} == {"corr-test"}
-    assert sorted(eid for _, eid in seen_context) == sorted(ids)
+    assert sorted(str(eid) for _, eid in seen_context) == sorted(ids)
     assert (
         await infra.scalar("SELECT count(*) FROM inbox WHERE consumer_group = :g", g=runner.group)
         == 20
     )
 
 
-async def _count(infra, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _count(infra, n: int) -> bool:
     return await infra.applied_count() >= n
 
 
@@ -93,7 +93,7 @@ async def test_crash_after_commit_before_offset_commit_applies_every_event_once(
         for i in range(20)
     ]
 
-    async def die_after_the_first_commit(rec) -> None:  # type: ignore[no-untyped-def]
+    async def die_after_the_first_commit(rec) -> None:
         raise ProcessDied  # after a batch's transaction committed, before its offset commit
 
     first = infra.runner(
@@ -128,7 +128,7 @@ async def test_crash_after_commit_before_offset_commit_applies_every_event_once(
     assert 1 <= metric_total(second.metrics, "events_duplicate") <= applied_before_crash
 
 
-def _dlq_headers(raw) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _dlq_headers(raw) -> dict[str, str]:
     return {k: v.decode() for k, v in raw.headers if k.startswith("dlq_")}
 
 
@@ -192,7 +192,7 @@ async def test_retries_then_dead_letters_failed_and_rejected(
     producer = await infra.producer()
     attempts: Counter[str] = Counter()
 
-    async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def handler(session, event, env) -> None:
         attempts[event.alert_id] += 1
         await infra.inserting_handler(session, event, env)  # rolled back whenever we raise below
         if event.alert_id == "flaky" and attempts["flaky"] <= 2:
@@ -226,7 +226,7 @@ async def test_retries_then_dead_letters_failed_and_rejected(
     }  # failed claims rolled back with their effects
 
     letters = await read_topic(infra.topic(DLQ), count=2, timeout=15)
-    by_id = {env.id: _dlq_headers(raw) for _, env, raw in letters}
+    by_id = {envelope_of(r).id: _dlq_headers(r[2]) for r in letters}
     assert by_id.keys() == {sent["always"], sent["reject"]}
     assert by_id[sent["always"]]["dlq_reason"] == "failed"
     assert by_id[sent["always"]]["dlq_attempts"] == "3"
@@ -237,11 +237,11 @@ async def test_retries_then_dead_letters_failed_and_rejected(
     assert metric_total(runner.metrics, "consumer_infrastructure_waits", cause="network") == 2
 
 
-async def _has(infra, event_id: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(infra, event_id: str) -> bool:
     return event_id in await infra.applied_ids()
 
 
-async def _rows(infra, sql: str) -> list:  # type: ignore[no-untyped-def]
+async def _rows(infra, sql: str) -> list:
     async with infra.engine.connect() as conn:
         return list(await conn.execute(text(sql)))
 
@@ -252,7 +252,7 @@ async def test_redrive_puts_dead_letters_back_through_the_handler(
     producer = await infra.producer()
     fixed = False
 
-    async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def handler(session, event, env) -> None:
         if not fixed:
             raise RuntimeError("dependency down")
         await infra.inserting_handler(session, event, env)
@@ -280,12 +280,12 @@ async def test_redrive_puts_dead_letters_back_through_the_handler(
     # Drained: a further redrive finds nothing.
     assert await asyncio.wait_for(redrive_dead_letters(runner, idle_timeout_s=1), timeout=20) == {}
     letters = await read_topic(infra.topic(DLQ), count=2, timeout=10)
-    assert [env.id for _, env, _ in letters] == [event_id, event_id]
+    assert [envelope_of(r).id for r in letters] == [event_id, event_id]
     # The second letter still names the original record, not the first letter.
     assert _dlq_headers(letters[1][2])["dlq_original_topic"] == infra.topic(ALERTS)
 
 
-async def _dead_lettered(runner, metric_total, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _dead_lettered(runner, metric_total, n: int) -> bool:
     return metric_total(runner.metrics, "events_dead_lettered") >= n
 
 

@@ -25,7 +25,7 @@ DLQ = dead_letter_topic("recall-intake")
 
 
 @pytest.fixture
-async def topics(infra) -> None:  # type: ignore[no-untyped-def]
+async def topics(infra) -> None:
     await infra.create_topics(ALERTS, DLQ)
 
 
@@ -45,7 +45,7 @@ async def test_a_batch_handler_gets_runs_of_consecutive_deliveries_in_order(
     producer = await infra.producer()
     calls: list[int] = []
 
-    async def insert_many(session, deliveries) -> None:  # type: ignore[no-untyped-def]
+    async def insert_many(session, deliveries) -> None:
         calls.append(len(deliveries))
         for d in deliveries:
             await infra.inserting_handler(session, d.event, d.envelope)
@@ -79,7 +79,7 @@ async def test_a_slow_partition_does_not_hold_the_others(
     release = asyncio.Event()
     applied_at: dict[str, float] = {}
 
-    async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def handler(session, event, env) -> None:
         if event.customer_id == slow_key:
             await release.wait()
         await infra.inserting_handler(session, event, env)
@@ -107,7 +107,7 @@ async def test_a_second_member_joining_mid_stream_loses_and_doubles_nothing(
         for i in range(400)
     ]
 
-    async def slowish(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def slowish(session, event, env) -> None:
         await asyncio.sleep(0.005)
         await infra.inserting_handler(session, event, env)
 
@@ -136,7 +136,7 @@ async def test_redrive_is_per_runner_stops_at_the_end_and_counts_true(
     key = b"cust-1"
     fixed = False
 
-    async def handler(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def handler(session, event, env) -> None:
         if event.alert_id == "reject":
             raise PermanentError("never acceptable")
         if event.alert_id == "broken" and not fixed:
@@ -194,11 +194,11 @@ async def test_redrive_is_per_runner_stops_at_the_end_and_counts_true(
     assert Counter(await infra.applied_ids()) == {broken_id: 2}  # once per group (two read models)
 
 
-async def _count(infra, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _count(infra, n: int) -> bool:
     return await infra.applied_count() >= n
 
 
-async def _dead_lettered(a, b, metric_total, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _dead_lettered(a, b, metric_total, n: int) -> bool:
     return (
         metric_total(a.metrics, "events_dead_lettered")
         + metric_total(b.metrics, "events_dead_lettered")
@@ -206,7 +206,7 @@ async def _dead_lettered(a, b, metric_total, n: int) -> bool:  # type: ignore[no
     )
 
 
-async def _letters(infra) -> int:  # type: ignore[no-untyped-def]
+async def _letters(infra) -> int:
     return len(await read_topic(infra.topic(DLQ), count=10**6, timeout=2))
 
 
@@ -229,11 +229,11 @@ async def test_a_handler_never_reads_a_copy_another_handler_made_stale(
 
     held: list[Row] = []  # the session's identity map holds objects weakly: keep them alive
 
-    async def load(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def load(session, event, env) -> None:
         held.append(await session.get(Row, 1))
         seen.append(held[-1].subject)
 
-    async def change(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def change(session, event, env) -> None:
         await session.execute(text("UPDATE applied SET subject = 'new' WHERE id = 1"))
 
     # One key, one partition, one batch: load, change, load.
@@ -269,10 +269,10 @@ async def test_a_handlers_unflushed_changes_survive_the_next_handler(
     producer = await infra.producer()
     done: list[str] = []
 
-    async def change(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def change(session, event, env) -> None:
         (await session.get(Row, 1)).subject = "changed"  # flushed by the commit, not here
 
-    async def other(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def other(session, event, env) -> None:
         done.append(env.id)
 
     await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))

@@ -17,7 +17,7 @@ from recall_shared.topics import ALERTS
 pytestmark = pytest.mark.integration
 
 
-async def _seed(infra, old: int, recent: int) -> None:  # type: ignore[no-untyped-def]
+async def _seed(infra, old: int, recent: int) -> None:
     now = datetime.now(UTC)
     async with infra.engine.begin() as conn:
         await conn.execute(
@@ -30,7 +30,7 @@ async def _seed(infra, old: int, recent: int) -> None:  # type: ignore[no-untype
         )
 
 
-async def test_purge_forgets_only_ids_older_than_the_cutoff_in_batches(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_purge_forgets_only_ids_older_than_the_cutoff_in_batches(infra) -> None:
     await _seed(infra, old=25, recent=5)
     purged = await inbox.purge(
         infra.engine, datetime.now(UTC) - timedelta(days=30), batch=7
@@ -41,14 +41,14 @@ async def test_purge_forgets_only_ids_older_than_the_cutoff_in_batches(infra) ->
     assert await inbox.purge(infra.engine, datetime.now(UTC) - timedelta(days=30)) == 0
 
 
-async def test_a_running_service_purges_its_inbox_by_itself(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_a_running_service_purges_its_inbox_by_itself(infra) -> None:
     await infra.create_topics(ALERTS)
     await _seed(infra, old=3, recent=2)
     runtime = ServiceRuntime(
         infra.settings(inbox_retention_days=30, inbox_purge_interval_s=0.2), run_relay=False
     )
 
-    async def ignore(session, event, env) -> None:  # type: ignore[no-untyped-def]
+    async def ignore(session, event, env) -> None:
         return None
 
     runtime.add_consumer([ALERTS], {ev.AlertClosed: ignore})
@@ -63,11 +63,11 @@ async def test_a_running_service_purges_its_inbox_by_itself(infra) -> None:  # t
     assert await infra.scalar("SELECT count(*) FROM inbox") == 2
 
 
-async def _count_old(infra) -> bool:  # type: ignore[no-untyped-def]
+async def _count_old(infra) -> bool:
     return await infra.scalar("SELECT count(*) FROM inbox WHERE event_id LIKE 'old-%'") == 0
 
 
-async def _seed_more_old(infra) -> None:  # type: ignore[no-untyped-def]
+async def _seed_more_old(infra) -> None:
     async with infra.engine.begin() as conn:
         await conn.execute(
             text(

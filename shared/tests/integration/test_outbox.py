@@ -11,7 +11,7 @@ import pytest
 from recall_shared import events as ev
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox, OutboxRelay
-from recall_shared.testing import eventually, read_topic
+from recall_shared.testing import envelope_of, eventually, read_topic
 from recall_shared.topics import ALERTS
 
 pytestmark = pytest.mark.integration
@@ -19,15 +19,15 @@ pytestmark = pytest.mark.integration
 KEYS = ("cust-a", "cust-b", "cust-c")
 
 
-def _outbox(infra) -> Outbox:  # type: ignore[no-untyped-def]
+def _outbox(infra) -> Outbox:
     return Outbox(source="/tests", service="recall-intake", topic_prefix=infra.prefix)
 
 
-async def _outbox_rows(infra) -> int:  # type: ignore[no-untyped-def]
+async def _outbox_rows(infra) -> int:
     return await infra.scalar("SELECT count(*) FROM outbox")
 
 
-def _check_order_and_uniqueness(records, expected_ids: set[str]) -> None:  # type: ignore[no-untyped-def]
+def _check_order_and_uniqueness(records, expected_ids: set[str]) -> None:
     """Per key, sequence numbers ascend with no gaps from 0; every expected ce_id exactly once."""
     ids = Counter(env.id for _, env, _ in records)
     assert set(ids) == expected_ids
@@ -86,17 +86,17 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
     records = await read_topic(topic, count=50, timeout=20)
     assert len(records) == 50
     _check_order_and_uniqueness(records, set(committed))
-    assert not set(rolled_back) & {env.id for _, env, _ in records}
+    envs = [envelope_of(r) for r in records]
+    assert not set(rolled_back) & {env.id for env in envs}
     assert all(
-        env.correlation_id == "corr-outbox" and env.type == "alert.withdrawn.v1"
-        for _, env, _ in records
+        env.correlation_id == "corr-outbox" and env.type == "alert.withdrawn.v1" for env in envs
     )
     # Nothing else on the topic: exactly the 50 committed events.
     assert sum((await topic_end_offsets(topic)).values()) == 50
     assert f'events_produced_total{{topic="{topic}"}} 50.0' in metrics.render().decode()
 
 
-async def _empty(infra) -> bool:  # type: ignore[no-untyped-def]
+async def _empty(infra) -> bool:
     return await _outbox_rows(infra) == 0
 
 
@@ -133,7 +133,7 @@ async def test_relay_wakes_on_notify_not_on_the_slow_poll(
         assert relay.published_total == 2
     assert elapsed < 2.0, f"relay took {elapsed:.2f}s: woke by poll, not NOTIFY"
     records = await read_topic(infra.topic(ALERTS), count=2, timeout=10)
-    assert eid in {env.id for _, env, _ in records}
+    assert eid in {envelope_of(r).id for r in records}
 
 
 class RelayCrash(BaseException):
@@ -145,20 +145,20 @@ class _CrashOnDelete:
     """Delegates to the relay's connection but dies when the relay tries to delete published
     rows."""
 
-    def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, conn) -> None:
         self._conn = conn
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         return getattr(self._conn, name)
 
-    async def execute(self, query: str, *args):  # type: ignore[no-untyped-def]
+    async def execute(self, query: str, *args):
         if query.lstrip().upper().startswith("DELETE"):
             raise RelayCrash("killed after publishing, before deleting")
         return await self._conn.execute(query, *args)
 
 
 class CrashingRelay(OutboxRelay):
-    async def publish_pending(self, conn) -> int:  # type: ignore[no-untyped-def]
+    async def publish_pending(self, conn) -> int:
         return await super().publish_pending(_CrashOnDelete(conn))
 
 
@@ -194,7 +194,7 @@ async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_ded
         await eventually(lambda: _empty(infra), timeout=20)
     assert sum((await topic_end_offsets(topic)).values()) == 24
     records = await read_topic(topic, count=24, timeout=20)
-    assert Counter(env.id for _, env, _ in records) == {i: 2 for i in ids}
+    assert Counter(envelope_of(r).id for r in records) == {i: 2 for i in ids}
 
     # A consumer with the inbox applies each event exactly once.
     runner = infra.runner({ev.AlertWithdrawn: infra.inserting_handler}, [ALERTS], producer=producer)
@@ -204,7 +204,7 @@ async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_ded
     assert metric_total(runner.metrics, "events_duplicate") == 12
 
 
-async def _consumed(runner, metric_total, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _consumed(runner, metric_total, n: int) -> bool:
     m = runner.metrics
     return metric_total(m, "events_consumed") + metric_total(m, "events_duplicate") >= n
 
@@ -237,14 +237,14 @@ async def test_rows_written_while_no_relay_runs_survive_a_cancelled_relay(
     async with run_task(relay):
         await eventually(lambda: _empty(infra), timeout=20)
     records = await read_topic(infra.topic(ALERTS), count=10, timeout=20)
-    assert [env.id for _, env, _ in records] == ids  # one key, one partition: order kept
+    assert [envelope_of(r).id for r in records] == ids  # one key, one partition: order kept
 
 
-async def _hold_relay_lock(infra):  # type: ignore[no-untyped-def]
+async def _hold_relay_lock(infra):
     """Take the relay's advisory lock from another connection (as another replica would)."""
     import asyncpg
 
-    probe = OutboxRelay(database_url=infra.database_url, producer=None, service="recall-intake")  # type: ignore[arg-type]
+    probe = OutboxRelay(database_url=infra.database_url, producer=None, service="recall-intake")
     conn = await asyncpg.connect(probe.dsn)
     assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", probe._lock_key)
     return conn

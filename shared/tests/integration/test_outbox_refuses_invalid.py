@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -13,10 +14,15 @@ from recall_shared.outbox import Outbox
 pytestmark = pytest.mark.integration
 
 
-async def test_an_event_with_nul_is_refused_and_nothing_is_written(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_an_event_with_nul_is_refused_and_nothing_is_written(infra) -> None:
     outbox = Outbox(source="/tests", service="recall-intake", topic_prefix=infra.prefix)
     now = datetime.now(UTC)
-    common = {"alert_id": "a-1", "customer_id": "c-1", "recall_id": "r-1", "declared_at": now}
+    common: dict[str, Any] = {
+        "alert_id": "a-1",
+        "customer_id": "c-1",
+        "recall_id": "r-1",
+        "declared_at": now,
+    }
     # Built without validation, as model_construct or model_copy(update=...) would leave it.
     bad = ev.NotAffectedDeclared.model_construct(**common, reason="a\u0000b")
     good = ev.NotAffectedDeclared(**common, reason="fine")

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from recall_shared import events as ev
 from recall_shared.http import CORRELATION_HEADER, RuntimeDep, SessionDep, install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.testing import eventually, read_topic
+from recall_shared.testing import envelope_of, eventually, read_topic
 from recall_shared.topics import ALERTS, dead_letter_topic
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,8 @@ async def test_health_ready_metrics_and_outbox_through_the_runtime(infra) -> Non
             return await infra.applied_ids() == [expected]
 
         await eventually(applied, timeout=25)
-        ((_, env, _),) = await read_topic(infra.topic(ALERTS), count=1, timeout=10)
+        (record,) = await read_topic(infra.topic(ALERTS), count=1, timeout=10)
+        env = envelope_of(record)
         assert env.id == event_id and env.correlation_id == "req-123"
 
         generated = await client.get("/healthz")

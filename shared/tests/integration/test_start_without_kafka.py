@@ -40,11 +40,11 @@ async def _forward(port: int, target: tuple[str, int]) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
-async def _ignore(session, event, env) -> None:  # type: ignore[no-untyped-def]
+async def _ignore(session, event, env) -> None:
     return None
 
 
-async def test_a_service_starts_without_kafka_and_connects_when_it_comes(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_a_service_starts_without_kafka_and_connects_when_it_comes(infra) -> None:
     await infra.create_topics(ALERTS)
     port = _free_port()  # nothing listens here yet
     runtime = ServiceRuntime(infra.settings(kafka_bootstrap_servers=f"127.0.0.1:{port}"))
@@ -73,7 +73,7 @@ async def test_a_service_starts_without_kafka_and_connects_when_it_comes(infra) 
             forwarder.close()
 
 
-async def test_stopping_while_still_connecting_is_prompt(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_stopping_while_still_connecting_is_prompt(infra) -> None:
     runtime = ServiceRuntime(infra.settings(kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}"))
     await asyncio.wait_for(runtime.start(), 30)
     assert runtime.producer is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import DateTime, Table, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 
 from recall_shared import events as ev
@@ -43,6 +44,7 @@ def test_the_mixin_gives_each_service_the_same_seller_keys_table() -> None:
         pass
 
     table = SellerKey.__table__
+    assert isinstance(table, Table)
     assert table.name == "seller_keys"
     assert [(c.name, str(c.type), c.nullable, c.primary_key) for c in table.columns] == [
         ("key_id", "VARCHAR(64)", False, True),
@@ -52,11 +54,12 @@ def test_the_mixin_gives_each_service_the_same_seller_keys_table() -> None:
         ("issued_at", "DATETIME", False, False),
         ("revoked_at", "DATETIME", True, False),
     ]
-    assert table.c.issued_at.type.timezone and table.c.revoked_at.type.timezone
+    assert all(
+        isinstance(col.type, DateTime) and col.type.timezone
+        for col in (table.c.issued_at, table.c.revoked_at)
+    )
     assert any(
-        getattr(c, "columns", None) is not None
-        and [col.name for col in c.columns] == ["key_hash"]
-        and type(c).__name__ == "UniqueConstraint"
+        isinstance(c, UniqueConstraint) and [col.name for col in c.columns] == ["key_hash"]
         for c in table.constraints
     )
     assert set(key_handlers(SellerKey)) == {ev.ApiKeyIssued, ev.ApiKeyRevoked}

@@ -67,7 +67,7 @@ def test_garbage_and_alg_none_are_refused() -> None:
     with pytest.raises(InvalidToken):
         verifier.customer_id("not-a-jwt")
     unsigned = jwt.encode(
-        {"sub": "c", "exp": int(datetime.now(UTC).timestamp()) + 60}, None, algorithm="none"
+        {"sub": "c", "exp": int(datetime.now(UTC).timestamp()) + 60}, "", algorithm="none"
     )
     with pytest.raises(InvalidToken):
         verifier.customer_id(unsigned)

@@ -101,7 +101,7 @@ def test_a_new_enum_value_breaks_consumers_that_validate_it() -> None:
     )
 
 
-def test_write_refuses_a_breaking_change(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_write_refuses_a_breaking_change(tmp_path, monkeypatch, capsys) -> None:
     for name, schema in schemas.committed().items():
         (tmp_path / f"{name}.json").write_text(json.dumps(schema))
     broken = json.loads((tmp_path / "alert.raised.v1.json").read_text())

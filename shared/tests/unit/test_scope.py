@@ -14,7 +14,7 @@ from recall_shared.scope import collation_key, natural_key
 def lots(*ranges: tuple[str, str], collation: str = "natural", **kw: object) -> ev.CodeRule:
     return ev.CodeRule(
         ranges=[ev.CodeRange(first=a, last=b) for a, b in ranges], collation=collation, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_zero_padded_numeric_lot_range() -> None:  # "lots 00112 through 10412"

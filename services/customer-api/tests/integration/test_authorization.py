@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ UNAUTHENTICATED = ["no_token", "expired_token", "wrong_signature", "malformed_to
 
 @dataclass
 class World:
-    api: object
+    api: Any  # the conftest's Api (a test module cannot import its conftest)
     owner: str
     other: str
     alerts: dict[str, str]  # route name -> the owner's alert used by that route's owner call

@@ -314,7 +314,9 @@ async def test_dev_signin_in_development_lists_the_demo_customers_with_working_l
         assert r.status_code == 200
         for name in ("alice", "bruno", "carol", "dave"):
             assert f"({name})" in r.text
-        link = re.search(r'href="(/signin\?token=[^"]+)"', r.text).group(1).replace("&amp;", "&")
+        found = re.search(r'href="(/signin\?token=[^"]+)"', r.text)
+        assert found, r.text
+        link = found.group(1).replace("&amp;", "&")
         signed = await client.get(link)
         assert signed.status_code == 303 and signed.headers["location"] == "/orders"
         assert "recall_session=" in signed.headers["set-cookie"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import jwt
@@ -231,7 +232,7 @@ class _NoAlerts:
 
 async def _call_hot_path(
     method: str, path: str, headers: list[tuple[bytes, bytes]]
-) -> tuple[list[str], list[dict], _NoAlerts]:
+) -> tuple[list[str], list[MutableMapping[str, Any]], _NoAlerts]:
     from starlette.datastructures import State
 
     from customer_api.hot_path import BannerHotPath
@@ -250,12 +251,12 @@ async def _call_hot_path(
 
     app = _App()
     app.state = state  # type: ignore[attr-defined]
-    sent: list[dict] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {

@@ -24,7 +24,7 @@ MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
 
 
 @pytest.fixture
-async def sessions():  # type: ignore[no-untyped-def]
+async def sessions():
     async with migrated_database(MIGRATIONS, "backfill") as url:
         from purchase_matcher.settings import Settings
 
@@ -35,7 +35,7 @@ async def sessions():  # type: ignore[no-untyped-def]
             await engine.dispose()
 
 
-async def _index(sessions) -> dict[str, tuple[int, int, bool]]:  # type: ignore[no-untyped-def]
+async def _index(sessions) -> dict[str, tuple[int, int, bool]]:
     async with sessions() as s:
         rows = (
             await s.execute(
@@ -63,12 +63,12 @@ def _expected(events: list[ev.Event]) -> dict[str, tuple[int, int, bool]]:
                 state[lid][2] = True
         elif isinstance(e, ev.OrderLineReturned):
             state[e.line_id][1] += e.quantity
-    return {k: tuple(v) for k, v in state.items()}  # type: ignore[misc]
+    return {k: tuple(v) for k, v in state.items()}
 
 
 async def test_file_backfill_loads_every_line_and_a_rerun_changes_nothing(
     sessions, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     events = list(Marketplace(seed=21, products=40, customers=300).orders(1500))
     path = tmp_path / "orders.jsonl"
     write_jsonl(path, events)
@@ -107,7 +107,7 @@ def _upstream(events: list[ev.Event], fail_on_page: int | None) -> tuple[FastAPI
     return app, requested
 
 
-async def test_http_backfill_resumes_after_an_interruption(sessions) -> None:  # type: ignore[no-untyped-def]
+async def test_http_backfill_resumes_after_an_interruption(sessions) -> None:
     events = list(Marketplace(seed=22, products=30, customers=200).orders(500))
     app, requested = _upstream(events, fail_on_page=3)
     async with httpx.AsyncClient(

@@ -15,7 +15,7 @@ from recall_shared import events as ev
 pytestmark = pytest.mark.integration
 
 
-def by_type(records, type_: str):  # type: ignore[no-untyped-def]
+def by_type(records, type_: str):
     return [r for r in records if r.type == type_]
 
 

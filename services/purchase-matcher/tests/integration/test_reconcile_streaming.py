@@ -204,7 +204,7 @@ async def test_a_pass_that_fails_half_way_is_rerun_without_a_new_event_id(
         real_write = handlers._Pass.write_new
         calls = 0
 
-        async def failing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
+        async def failing_write(self, conn, rows, background):
             nonlocal calls
             calls += 1
             if calls == 5:
@@ -257,7 +257,7 @@ async def test_a_re_check_of_a_customer_waits_for_a_running_pass_and_then_finds_
         paused, resume = asyncio.Event(), asyncio.Event()
         real_write = handlers._Pass.write_new
 
-        async def pausing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
+        async def pausing_write(self, conn, rows, background):
             if not paused.is_set():
                 paused.set()
                 await resume.wait()
@@ -301,7 +301,7 @@ def _fail_write_at(monkeypatch: pytest.MonkeyPatch, failing_call: int) -> None:
     real_write = handlers._Pass.write_new
     calls = 0
 
-    async def failing_write(self, conn, rows, background):  # type: ignore[no-untyped-def]
+    async def failing_write(self, conn, rows, background):
         nonlocal calls
         calls += 1
         if calls == failing_call:
@@ -313,7 +313,7 @@ def _fail_write_at(monkeypatch: pytest.MonkeyPatch, failing_call: int) -> None:
 
 async def _fail_a_pass(
     monkeypatch: pytest.MonkeyPatch, matcher: Matcher, sessions, recall: ev.RecallSnapshot
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     original = handlers._Pass.write_new
     _fail_write_at(monkeypatch, 4)
     with pytest.raises(ConnectionResetError):
@@ -358,7 +358,7 @@ def _replay(records: list) -> dict[str, tuple[str, int, str | None]]:
     return held
 
 
-async def _assert_consumers_converged(sessions, topic: str) -> dict:  # type: ignore[no-untyped-def]
+async def _assert_consumers_converged(sessions, topic: str) -> dict:
     """A consumer replaying the topic shows exactly the open alerts the database holds (same version
     and scope); every other alert it knows of is not open, and it knows of none the database
     lacks."""

@@ -48,7 +48,7 @@ async def test_reading_ahead_hands_a_reader_failure_to_the_consumer_instead_of_h
 
     closed = []
 
-    async def failing():  # type: ignore[no-untyped-def]
+    async def failing():
         try:
             yield [1]
             yield [2]
@@ -70,7 +70,7 @@ async def test_leaving_early_closes_the_reader() -> None:
 
     closed = []
 
-    async def endless():  # type: ignore[no-untyped-def]
+    async def endless():
         try:
             n = 0
             while True:

@@ -33,7 +33,7 @@ def line(**kw: object) -> Line:
 
 
 def codes(first: str, last: str, collation: str = "natural") -> ev.CodeRule:
-    return ev.CodeRule(ranges=[ev.CodeRange(first=first, last=last)], collation=collation)  # type: ignore[arg-type]
+    return ev.CodeRule(ranges=[ev.CodeRange(first=first, last=last)], collation=collation)
 
 
 def test_lot_range_and_expiry_window_both_must_hold() -> None:

@@ -226,7 +226,7 @@ async def test_lifecycle_versions_conflicts_and_events_on_recalls_topic(
     records = await read_topic(intake.topic("recalls.v1"), count=3, timeout=20)
     assert len(records) == 3
     assert {key for key, _, _ in records} == {rid.encode()}
-    envs = [env for _, env, _ in records]
+    envs = [env for _, env, _ in records if env is not None]
     assert [e.type for e in envs] == [
         "recall.published.v1",
         "recall.amended.v1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from recall_shared import events as ev
 from recall_shared.auth import hash_api_key
 from recall_shared.envelope import parse
 from recall_shared.testing import read_topic
@@ -35,6 +36,8 @@ async def test_issue_and_revoke_are_published_with_the_hash_never_the_key(intake
     events = [parse(env) for _, env, _ in records if env is not None]
     mine = [e for e in events if getattr(e, "key_id", None) == key_id]
     assert [e.event_type for e in mine] == ["seller.api_key_issued.v1", "seller.api_key_revoked.v1"]
-    assert mine[0].key_hash == hash_api_key(key, intake.settings.api_key_pepper)
-    assert mine[0].seller_id == "s-topic" and mine[0].role == "seller"
+    issued = mine[0]
+    assert isinstance(issued, ev.ApiKeyIssued)
+    assert issued.key_hash == hash_api_key(key, intake.settings.api_key_pepper)
+    assert issued.seller_id == "s-topic" and issued.role == "seller"
     assert all(key not in (env.data.decode()) for _, env, _ in records if env is not None)

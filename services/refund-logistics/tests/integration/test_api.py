@@ -29,7 +29,7 @@ async def _case(
     customer=None,
     lines=((2, "19.99"),),
     wait=lambda c: c["waiting_for"] not in (None, "alert", "recall"),
-):  # type: ignore[no-untyped-def]
+):
     a = kit.alert(rc, customer or kit.new_customer(), lines=list(lines))
     await rls.publish(kit.raised(a))
     req = kit.remedy_request(a, remedy)
@@ -41,9 +41,17 @@ async def _case(
 class World:
     """Seller A with a recall and cases in every state the routes need; seller B; the operator."""
 
+    rc: ev.RecallSnapshot
+    rc_other: ev.RecallSnapshot  # seller B's
+    a_key: str
+    b_key: str
+    revoked_key: str
+    alerts: dict[str, ev.AlertState]  # by case name
+    cases: dict[str, str]  # case ids by case name
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(rls, kit):  # type: ignore[no-untyped-def]
+async def world(rls, kit):
     w = World()
     w.rc = kit.recall()
     w.rc_other = kit.recall()  # seller B's recall
@@ -82,7 +90,7 @@ async def world(rls, kit):  # type: ignore[no-untyped-def]
     return w
 
 
-def _who(rls, w, who: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _who(rls, w, who: str) -> dict[str, str]:
     return {
         "A": {"X-Api-Key": w.a_key},
         "B": {"X-Api-Key": w.b_key},

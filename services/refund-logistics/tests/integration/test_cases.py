@@ -14,7 +14,7 @@ from refund_logistics.handlers import case_id_for
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def _setup(rls, kit, *, enrolled: bool = True, lines=((2, "19.99"),)):  # type: ignore[no-untyped-def]
+async def _setup(rls, kit, *, enrolled: bool = True, lines=((2, "19.99"),)):
     rc = kit.recall(enrolled=enrolled)
     a = kit.alert(rc, kit.new_customer(), lines=list(lines))
     await rls.publish(kit.published(rc))

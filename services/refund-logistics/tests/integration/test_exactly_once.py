@@ -27,7 +27,7 @@ class SimulatedCrash(Exception):
     pass
 
 
-async def _proof_case(rls, kit, lines=((1, "59.90"),)):  # type: ignore[no-untyped-def]
+async def _proof_case(rls, kit, lines=((1, "59.90"),)):
     rc = kit.recall()
     a = kit.alert(rc, kit.new_customer(), lines=list(lines))
     await rls.publish(kit.published(rc))
@@ -39,7 +39,7 @@ async def _proof_case(rls, kit, lines=((1, "59.90"),)):  # type: ignore[no-untyp
     return rc, a, case_id
 
 
-async def _assert_paid_once(rls, case_id: str, amount: Decimal, lines: int = 1) -> None:  # type: ignore[no-untyped-def]
+async def _assert_paid_once(rls, case_id: str, amount: Decimal, lines: int = 1) -> None:
     case = await rls.wait_for_case(case_id, lambda c: c["state"] == "refunded", timeout=20)
     assert Decimal(str(case["refunded_amount"])) == amount
     assert [t["transition"] for t in case["transitions"]] == ["open", "issue_refund"]
@@ -156,7 +156,7 @@ async def test_a_transient_provider_failure_is_retried_by_the_recovery_loop_with
         case."""
 
         async def refund(self, **kw: object) -> RefundResult:
-            result = await real.refund(**kw)  # type: ignore[arg-type]
+            result = await real.refund(**kw)
             if kw["reference"] == case_id and not failed:
                 failed.append(str(kw["idempotency_key"]))
                 raise PaymentError("read timeout", transient=True)

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serving(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+async def serving(app) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

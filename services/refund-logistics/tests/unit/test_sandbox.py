@@ -52,7 +52,7 @@ async def test_a_failure_after_the_effect_is_replayed_not_repeated() -> None:
     )
 
 
-def _asgi(app, **kw) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+def _asgi(app, **kw) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://sandbox", **kw
     )

@@ -57,6 +57,9 @@ from recall_shared.topics import TopicSpec, dead_letter_topic
 from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
+# One line per event settled (recall_shared.consumer._log_event); its own logger so an operator can
+# route or silence it alone.
+event_log = logging.getLogger("recall_shared.events")
 
 __all__ = ["DLQ_PREFIX", "ConsumerRunner", "Handler", "PermanentError", "Record"]
 
@@ -85,6 +88,27 @@ def _runs(items: Sequence[_Item]) -> Iterator[tuple[Handler[Any] | BatchHandler[
         run.append(item)
     if run:
         yield run[0].handler, run
+
+
+def _log_event(item: _Item, outcome: str, seconds: float, batch: int) -> None:
+    """The line of one event, after its transaction committed: what it was and what became of it.
+    ``duration_ms`` is the time in its handler (a batch handler's whole call, of ``batch``
+    deliveries)."""
+    env = item.envelope
+    event_log.info(
+        "event handled",
+        extra={
+            "event_id": env.id,
+            "correlation_id": env.correlation_id,
+            "event_type": env.type,
+            "topic": item.record.topic,
+            "partition": item.record.partition,
+            "offset": item.record.offset,
+            "outcome": outcome,
+            "duration_ms": round(seconds * 1000, 3),
+            "batch": batch,
+        },
+    )
 
 
 class _PartitionWorker:
@@ -449,6 +473,17 @@ class ConsumerRunner:
         """A type this service does not handle: counted; logged when this build does not know it."""
         outcomes["ignored"] += 1
         self.metrics.events_ignored.labels(rec.topic, env.type).inc()
+        if event_log.isEnabledFor(logging.DEBUG):  # most records of a shared topic: DEBUG only
+            event_log.debug(
+                "event handled",
+                extra={
+                    "event_id": env.id,
+                    "correlation_id": env.correlation_id,
+                    "event_type": env.type,
+                    "topic": rec.topic,
+                    "outcome": "ignored",
+                },
+            )
         if env.type in EVENTS_BY_TYPE:
             return  # a known type meant for other consumers of the topic
         now = time.monotonic()
@@ -464,6 +499,8 @@ class ConsumerRunner:
     async def _apply(self, chunk: Sequence[_Item], outcomes: Counter[str]) -> None:
         started = time.perf_counter()
         ids = list(dict.fromkeys(item.envelope.id for item in chunk))
+        # (item, seconds in its handler, deliveries in that handler call) for the event lines
+        timings: list[tuple[_Item, float, int]] = []
         async with self.session_factory() as session, session.begin():
             fresh = await inbox.claim_many(session, self.group, ids)
             todo: list[_Item] = []
@@ -478,20 +515,25 @@ class ConsumerRunner:
                 await session.flush()
                 session.expire_all()
                 if isinstance(handler, BatchHandler):
+                    began = time.perf_counter()
                     with log_context(correlation_id=run[0].envelope.correlation_id):
                         await handler.handle_many(
                             session, [Delivery(i.event, i.envelope) for i in run]
                         )
+                    took = time.perf_counter() - began
+                    timings.extend((item, took, len(run)) for item in run)
                     continue
                 for n, item in enumerate(run):
                     if n:
                         await session.flush()
                         session.expire_all()
                     env = item.envelope
+                    began = time.perf_counter()
                     with log_context(
                         correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id
                     ):
                         await handler(session, item.event, env)
+                    timings.append((item, time.perf_counter() - began, 1))
         elapsed = time.perf_counter() - started
         topic = chunk[0].record.topic
         self.metrics.handle_seconds.labels(topic).observe(elapsed)
@@ -500,8 +542,13 @@ class ConsumerRunner:
         if duplicates:
             self.metrics.events_duplicate.labels(topic).inc(duplicates)
             outcomes["duplicate"] += duplicates
-        for item in todo:
+            applied = {id(item) for item in todo}
+            for item in chunk:
+                if id(item) not in applied:
+                    _log_event(item, "duplicate", 0.0, 1)
+        for item, took, batch in timings:
             self.metrics.events_consumed.labels(item.record.topic, item.envelope.type).inc()
+            _log_event(item, "applied", took, batch)
         outcomes["applied"] += len(todo)
         if self.on_applied is not None:
             for item in todo:

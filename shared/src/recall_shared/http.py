@@ -5,6 +5,7 @@ OpenAPI document (recall_shared.openapi)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated
 
@@ -21,12 +22,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from recall_shared.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from recall_shared.http_errors import ERROR_CODES, error_response
 from recall_shared.http_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
-from recall_shared.logging import correlation_id_var, new_correlation_id
+from recall_shared.logging import (
+    RequestFacts,
+    correlation_id_var,
+    new_correlation_id,
+    request_facts_var,
+)
 from recall_shared.openapi import install_openapi
 from recall_shared.rate_limit import WriteRateLimit
 from recall_shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
+# One line per request (recall_shared.http.CorrelationMiddleware); its own logger so an operator
+# can route or silence it alone.
+access_log = logging.getLogger("recall_shared.access")
+# Probes and scrapes come every few seconds from machines: their lines are DEBUG, not INFO.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -79,9 +90,9 @@ def validation_message(exc: RequestValidationError) -> str:
 
 
 class CorrelationMiddleware:
-    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it, and
-    counts the request. Plain ASGI: no per-request task or body streaming as BaseHTTPMiddleware
-    would add.
+    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it,
+    counts and times the request, and writes its access log line. Plain ASGI: no per-request task
+    or body streaming as BaseHTTPMiddleware would add.
 
     An unexpected exception ends here: logged, answered 500 with the error shape, and not raised
     further. Raised on, Starlette's ServerErrorMiddleware would answer the same 500 and then
@@ -96,13 +107,16 @@ class CorrelationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
         cid = given.decode("latin-1")[:128] or new_correlation_id()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
@@ -110,24 +124,33 @@ class CorrelationMiddleware:
                 ]
             await send(message)
 
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send_with_id(message)
-
-        token = correlation_id_var.set(cid)
+        facts = RequestFacts()
+        tokens = (correlation_id_var.set(cid), request_facts_var.set(facts))
         try:
-            await self.app(scope, receive, send_tracked)
+            await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unexpected error in %s %s", scope["method"], scope["path"])
             if not started:
-                await error_response(500, "internal server error")(scope, receive, send_tracked)
+                await error_response(500, "internal server error")(scope, receive, send_with_id)
         finally:
-            correlation_id_var.reset(token)
+            elapsed = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.runtime.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            metrics = self.runtime.metrics
+            metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            metrics.http_duration.labels(scope["method"], route).observe(elapsed)
+            access_log.log(
+                logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "principal": facts.principal,
+                },
+            )
+            request_facts_var.reset(tokens[1])
+            correlation_id_var.reset(tokens[0])
 
 
 def install_common(

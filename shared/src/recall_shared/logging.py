@@ -1,8 +1,9 @@
-"""JSON logs carrying the event id and the correlation id of the work in hand.
+"""JSON logs carrying the event id, the correlation id and the trace of the work in hand.
 
 The ids live in context variables, set by the consumer runner for each message and by the HTTP
 middleware for each request, so every log line inside that work carries them without passing them
-around.
+around. The trace and span ids are OpenTelemetry's current span (itself a context variable), when
+there is one (recall_shared.telemetry).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import orjson
+from opentelemetry import trace
 
 from recall_shared.quiet_logs import RepeatFilter
 
@@ -23,6 +26,29 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
 event_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
+
+
+@dataclass
+class RequestFacts:
+    """What the access log line of a request says that only its handling learns: who called.
+    Mutable on purpose: a dependency that authenticates may run in a copy of the request's context,
+    where a ContextVar.set would not reach the middleware."""
+
+    principal: str = "anonymous"
+
+
+request_facts_var: contextvars.ContextVar[RequestFacts | None] = contextvars.ContextVar(
+    "request_facts", default=None
+)
+
+
+def note_principal(kind: str) -> None:
+    """Record the kind of caller of the request in hand (customer, seller, operator) for its
+    access log line; outside a request, nothing."""
+    facts = request_facts_var.get()
+    if facts is not None:
+        facts.principal = kind
+
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -70,6 +96,10 @@ class JsonFormatter(logging.Formatter):
             entry["correlation_id"] = cid
         if (eid := event_id_var.get()) is not None:
             entry["event_id"] = eid
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

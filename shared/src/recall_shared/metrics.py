@@ -78,6 +78,13 @@ class Metrics:
         self.http_requests = Counter(
             "http_requests_total", "HTTP requests.", ["method", "route", "status"], registry=r
         )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template (not the raw path).",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -79,3 +79,16 @@ def test_metrics_registry_is_per_instance() -> None:
         "consumer_lag",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text_b
+
+
+def test_json_log_carries_the_current_trace_and_span() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    formatter = JsonFormatter("svc")
+    with tracer.start_as_current_span("work") as span:
+        entry = orjson.loads(formatter.format(_record()))
+    ctx = span.get_span_context()
+    assert entry["trace_id"] == format(ctx.trace_id, "032x")
+    assert entry["span_id"] == format(ctx.span_id, "016x")
+    assert "trace_id" not in orjson.loads(formatter.format(_record()))  # none outside a span

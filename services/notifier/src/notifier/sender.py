@@ -66,6 +66,7 @@ from notifier.render import NoticeRenderer, OutgoingMail, outgoing, serialize_me
 from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
+from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
 from recall_shared.waits import wait_set
@@ -730,21 +731,15 @@ class NoticeSender:
         other = [o for o in outcomes if o.status != "sent"]
         if not outcomes:
             return
-        async with self.session_factory() as session, session.begin():
-            if sent:
-                await self._record_sent(session, sent)
-            for o in other:
-                await self._record_other(session, o)
-        for o in sent:
-            log.info(
-                "notice sent",
-                extra={
-                    "notice_id": o.job.notice_id,
-                    "alert_id": o.job.row.alert_id,
-                    "kind": o.job.row.kind,
-                    "resent_in_doubt": o.job.in_doubt,
-                },
-            )
+        # One correlation id for the group commit: its events and its lines carry the same.
+        with log_context(correlation_id=current_correlation_id()):
+            async with self.session_factory() as session, session.begin():
+                if sent:
+                    await self._record_sent(session, sent)
+                for o in other:
+                    await self._record_other(session, o)
+            for o in sent:
+                _log_sent(o)
 
     async def _record_sent(self, session: AsyncSession, sent: list[_Outcome]) -> None:
         recorded = set(
@@ -778,7 +773,7 @@ class NoticeSender:
                         recipient_role=o.role,
                         sent_at=o.at,
                     ),
-                    f"notice:{o.job.notice_id}:sent",
+                    sent_event_id(o.job.notice_id),
                 )
             )
             if row.kind == "initial" and self.settings.reminder_schedule_days:
@@ -874,3 +869,23 @@ class NoticeSender:
 
 class _Superseded(Exception):
     pass
+
+
+def sent_event_id(notice_id: str) -> str:
+    """The id of a notice's NoticeSent event (deterministic: a second record of it is a no-op)."""
+    return f"notice:{notice_id}:sent"
+
+
+def _log_sent(o: _Outcome) -> None:
+    """The "notice sent" line: the notice, and the event and correlation id it was announced with
+    (the correlation id comes from the context)."""
+    log.info(
+        "notice sent",
+        extra={
+            "event_id": sent_event_id(o.job.notice_id),
+            "notice_id": o.job.notice_id,
+            "alert_id": o.job.row.alert_id,
+            "kind": o.job.row.kind,
+            "resent_in_doubt": o.job.in_doubt,
+        },
+    )

@@ -230,4 +230,5 @@ def install_common(
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await runtime.metrics.refresh(runtime.engine, settings.metrics_refresh_interval_s)
         return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

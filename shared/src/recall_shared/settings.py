@@ -87,6 +87,12 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="The relay wakes on NOTIFY; this poll only covers missed wake-ups.",
     )
+    # Observability (recall_shared.metrics, recall_shared.telemetry).
+    metrics_refresh_interval_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="A scrape re-reads the gauges kept in the database at most this often.",
+    )
 
     @model_validator(mode="before")
     @classmethod

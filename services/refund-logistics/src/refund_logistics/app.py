@@ -14,6 +14,7 @@ from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLE
 from refund_logistics.api import PROOF_PATH, install_errors, proof_body_limit, router
 from refund_logistics.carrier import Carrier, HttpCarrier, SandboxCarrier
 from refund_logistics.handlers import Cases
+from refund_logistics.metrics import STATE_GAUGES
 from refund_logistics.models import SellerKey
 from refund_logistics.payments import HttpPaymentProvider, PaymentProvider, SandboxPaymentProvider
 from refund_logistics.settings import Settings
@@ -26,6 +27,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
+    runtime.metrics.add_state_gauges(STATE_GAUGES)
     if payments is None:
         payments = (
             HttpPaymentProvider(settings.payment_base_url, settings.payment_api_key)

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from recall_shared.logging import (
 from recall_shared.openapi import install_openapi
 from recall_shared.rate_limit import WriteRateLimit
 from recall_shared.service import ServiceRuntime
+from recall_shared.telemetry import context_of, within
 
 log = logging.getLogger(__name__)
 # One line per request (recall_shared.http.CorrelationMiddleware); its own logger so an operator
@@ -126,8 +128,10 @@ class CorrelationMiddleware:
 
         facts = RequestFacts()
         tokens = (correlation_id_var.set(cid), request_facts_var.set(facts))
+        span = self._server_span(scope) if self.runtime.telemetry.enabled else None
         try:
-            await self.app(scope, receive, send_with_id)
+            with within(span):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unexpected error in %s %s", scope["method"], scope["path"])
             if not started:
@@ -135,6 +139,13 @@ class CorrelationMiddleware:
         finally:
             elapsed = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", "unmatched")
+            if span is not None:
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                span.end()
             metrics = self.runtime.metrics
             metrics.http_requests.labels(scope["method"], route, str(status)).inc()
             metrics.http_duration.labels(scope["method"], route).observe(elapsed)
@@ -151,6 +162,20 @@ class CorrelationMiddleware:
             )
             request_facts_var.reset(tokens[1])
             correlation_id_var.reset(tokens[0])
+
+    def _server_span(self, scope: Scope) -> Span:
+        """The request's span, a child of the caller's when it sent a ``traceparent``."""
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in (b"traceparent", b"tracestate")
+        }
+        return self.runtime.telemetry.tracer.start_span(
+            scope["method"],
+            context=context_of(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+        )
 
 
 def install_common(

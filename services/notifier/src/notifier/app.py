@@ -41,6 +41,7 @@ def create_app(
         transport=transport or SmtpTransport(settings),
         clock=clock,
         fault=fault,
+        tracer=runtime.telemetry.tracer,
     )
     runtime.add_background("notice-sender", sender.run, stop=sender.stop)
     reminders = ReminderScheduler(

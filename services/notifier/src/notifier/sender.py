@@ -57,6 +57,8 @@ from typing import Any, Protocol
 
 import aiosmtplib
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -466,8 +468,11 @@ class NoticeSender:
         transport: MailTransport,
         clock: Clock | None = None,
         fault: FaultHook | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
+        # A span per SMTP transaction when tracing is on (recall_shared.telemetry).
+        self.tracer = tracer or trace.NoOpTracer()
         self.session_factory = session_factory
         self.outbox = outbox
         self.metrics = metrics
@@ -638,7 +643,12 @@ class NoticeSender:
             # is not sent here but released, unless it was claimed again meanwhile.
             return _Outcome(job, "released", self.clock.now())
         try:
-            await self._deliver(job, ready.message, at_most_once)
+            with self.tracer.start_as_current_span(
+                "smtp send",
+                kind=SpanKind.CLIENT,
+                attributes={"notice.id": job.notice_id, "server.address": self.settings.smtp_host},
+            ):
+                await self._deliver(job, ready.message, at_most_once)
         except _Superseded:
             return _Outcome(job, "superseded", self.clock.now())
         except MailError as exc:

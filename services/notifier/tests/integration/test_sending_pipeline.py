@@ -199,3 +199,24 @@ async def test_the_notice_sent_line_names_its_event_and_correlation_id(kit) -> N
                 )
             # The line's correlation id is the one its event was announced with.
             assert line["correlation_id"] == dict(headers)["ce_correlationid"]
+
+
+async def test_each_smtp_transaction_is_a_span(kit) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    async with environment(kit) as env:
+        await env.queue(kit, 2)
+        sender = env.sender(SlowRelay(0))
+        sender.tracer = provider.get_tracer("test")
+        assert await sender.send_due() == 2
+        async with env.sessions() as session:
+            notices = set((await session.execute(text("SELECT notice_id FROM notices"))).scalars())
+    spans = [s for s in exported.get_finished_spans() if s.name == "smtp send"]
+    assert {s.attributes["notice.id"] for s in spans if s.attributes} == notices
+    assert all(s.kind is SpanKind.CLIENT for s in spans)

@@ -97,3 +97,12 @@ async def test_outgoing_http_is_a_client_span_that_sends_the_context(settings_fa
     refund = next(s for s in exported.get_finished_spans() if s.name == "refund")
     assert outgoing.parent is not None and outgoing.parent.span_id == refund.context.span_id
     assert sent[0].headers["traceparent"].split("-")[2] == f"{outgoing.context.span_id:016x}"
+
+
+def test_the_standard_otlp_variable_turns_tracing_on_for_every_service(
+    settings_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")
+    settings = settings_factory()
+    assert settings.otlp_traces_endpoint == "http://collector:4318/v1/traces"
+    assert Telemetry(settings).enabled

@@ -22,7 +22,7 @@ def _value(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-async def test_outbox_age_and_service_gauges_follow_the_database(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_outbox_age_and_service_gauges_follow_the_database(infra) -> None:
     metrics = Metrics("svc")
     metrics.add_state_gauges([APPLIED_BY_SUBJECT])
     await metrics.refresh(infra.engine, 0)
@@ -49,7 +49,7 @@ async def test_outbox_age_and_service_gauges_follow_the_database(infra) -> None:
     assert _value(metrics, "applied_rows", subject="s2") == 1
 
 
-async def test_an_unreachable_database_keeps_the_last_values(infra, settings_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unreachable_database_keeps_the_last_values(infra, settings_factory) -> None:
     from recall_shared.db import create_engine
 
     metrics = Metrics("svc")

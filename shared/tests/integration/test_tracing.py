@@ -51,7 +51,7 @@ def _one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
     return found[0]
 
 
-async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra) -> None:
     await infra.create_topics(ALERTS, dead_letter_topic("recall-intake"))
     topic = infra.topic(ALERTS)
     exported = InMemorySpanExporter()
@@ -107,7 +107,7 @@ async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra
     assert headers["ce_traceparent"] == headers["traceparent"] == expected.encode()
 
 
-async def test_with_tracing_off_no_record_carries_a_trace(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_with_tracing_off_no_record_carries_a_trace(infra) -> None:
     await infra.create_topics(ALERTS, dead_letter_topic("recall-intake"))
     runtime = ServiceRuntime(infra.settings())
     assert not runtime.telemetry.enabled

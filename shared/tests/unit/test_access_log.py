@@ -28,7 +28,7 @@ def customer(request: Request) -> str:
 CustomerDep = Annotated[str, Depends(customer)]
 
 
-def _app(settings_factory) -> tuple[FastAPI, ServiceRuntime]:  # type: ignore[no-untyped-def]
+def _app(settings_factory) -> tuple[FastAPI, ServiceRuntime]:
     runtime = ServiceRuntime(settings_factory())
     app = FastAPI()
     install_common(app, runtime)
@@ -50,7 +50,7 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 async def test_one_access_line_per_request_with_route_template_status_and_principal(
     settings_factory, caplog
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     app, runtime = _app(settings_factory)
     token = issue_customer_token("cust-7", SECRET)
     caplog.set_level(logging.INFO, logger="recall_shared.access")
@@ -79,7 +79,7 @@ async def test_one_access_line_per_request_with_route_template_status_and_princi
     assert "t-1" not in text
 
 
-async def test_probe_and_scrape_lines_are_debug_only(settings_factory, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_probe_and_scrape_lines_are_debug_only(settings_factory, caplog) -> None:
     app, _ = _app(settings_factory)
     caplog.set_level(logging.INFO, logger="recall_shared.access")
     async with httpx.AsyncClient(

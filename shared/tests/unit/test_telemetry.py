@@ -43,7 +43,7 @@ def test_records_without_it_or_with_only_the_plain_header_are_read() -> None:
     assert read_headers(plain, env.data).traceparent == PARENT
 
 
-def test_fan_out_headers_carry_the_current_span(settings_factory) -> None:  # type: ignore[no-untyped-def]
+def test_fan_out_headers_carry_the_current_span(settings_factory) -> None:
     telemetry = Telemetry(settings_factory(tracing_enabled=True))
     with telemetry.tracer.start_as_current_span("fan-out") as span:
         build = FanOutHeaders(
@@ -60,7 +60,7 @@ def test_fan_out_headers_carry_the_current_span(settings_factory) -> None:  # ty
     )
 
 
-def test_tracing_is_off_by_default_and_costs_no_span(settings_factory) -> None:  # type: ignore[no-untyped-def]
+def test_tracing_is_off_by_default_and_costs_no_span(settings_factory) -> None:
     telemetry = Telemetry(settings_factory())
     assert not telemetry.enabled
     with telemetry.tracer.start_as_current_span("x"):
@@ -77,7 +77,7 @@ def test_a_malformed_traceparent_starts_no_parent() -> None:
     assert context_of({"traceparent": PARENT}) is not None
 
 
-async def test_outgoing_http_is_a_client_span_that_sends_the_context(settings_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_outgoing_http_is_a_client_span_that_sends_the_context(settings_factory) -> None:
     telemetry = Telemetry(settings_factory(tracing_enabled=True))
     exported = InMemorySpanExporter()
     telemetry.add_span_processor(SimpleSpanProcessor(exported))
@@ -101,7 +101,7 @@ async def test_outgoing_http_is_a_client_span_that_sends_the_context(settings_fa
 
 def test_the_standard_otlp_variable_turns_tracing_on_for_every_service(
     settings_factory, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")
     settings = settings_factory()
     assert settings.otlp_traces_endpoint == "http://collector:4318/v1/traces"

@@ -106,3 +106,23 @@ def test_the_standard_otlp_variable_turns_tracing_on_for_every_service(
     settings = settings_factory()
     assert settings.otlp_traces_endpoint == "http://collector:4318/v1/traces"
     assert Telemetry(settings).enabled
+
+
+def test_spans_are_exported_over_otlp_http(settings_factory) -> None:
+    from recall_shared.trace_sink import TraceSink
+
+    sink = TraceSink().start()
+    try:
+        telemetry = Telemetry(settings_factory(otlp_traces_endpoint=sink.endpoint))
+        with telemetry.tracer.start_as_current_span("exported", kind=SpanKind.SERVER):
+            pass
+        telemetry.flush()
+        (span,) = sink.received()
+    finally:
+        sink.stop()
+    assert (span.name, span.service, span.kind, span.parent_span_id) == (
+        "exported",
+        "recall-intake",
+        2,
+        "",
+    )

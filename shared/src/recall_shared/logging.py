@@ -82,11 +82,22 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, created: float, msecs: float) -> str:
+        # One strftime per second, not per line: the per-event lines come by the thousand.
+        second = int(created)
+        if second != self._second:
+            self._second, self._stamp = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        return f"{self._stamp}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -101,14 +112,19 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"] = format(span.trace_id, "032x")
             entry["span_id"] = format(span.span_id, "016x")
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
+def configure_logging(
+    service: str, level: str = "INFO", json: bool = True, levels: str = ""
+) -> None:
+    """``levels``: per-logger levels, ``name=LEVEL`` separated by commas, e.g.
+    ``recall_shared.events=WARNING`` to drop the per-event lines of a service that applies millions
+    of events (see parse_levels)."""
     handler = logging.StreamHandler(sys.stderr)
     # While a broker is down its client repeats the same error thousands of times a second.
     handler.addFilter(RepeatFilter())
@@ -123,3 +139,18 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about every rebalance step; warnings still show.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    for name, logger_level in parse_levels(levels).items():
+        logging.getLogger(name).setLevel(logger_level)
+
+
+def parse_levels(levels: str) -> dict[str, str]:
+    """``"a=WARNING, b.c=debug"`` -> ``{"a": "WARNING", "b.c": "DEBUG"}``; ValueError naming a bad
+    entry."""
+    parsed: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in levels.split(","))):
+        name, sep, value = part.partition("=")
+        value = value.strip().upper()
+        if not sep or not name.strip() or value not in logging.getLevelNamesMapping():
+            raise ValueError(f"log level entry {part!r}: expected logger=LEVEL (DEBUG, INFO, ...)")
+        parsed[name.strip()] = value
+    return parsed

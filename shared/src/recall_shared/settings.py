@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recall_shared.logging import parse_levels
+
 Environment = Literal["development", "test", "production"]
 
 # Fields that fall back to one system-wide, unprefixed variable.
@@ -49,6 +51,10 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    log_levels: str = Field(
+        default="",
+        description="Per-logger levels: recall_shared.events=WARNING,recall_shared.access=WARNING",
+    )
     # Secrets. Defaults exist only so development works out of the box; refused elsewhere.
     jwt_secret: str = INSECURE_DEFAULT
     api_key_pepper: str = INSECURE_DEFAULT
@@ -115,6 +121,11 @@ class ServiceSettings(BaseSettings):
                 if field in cls.model_fields and field not in data and var in os.environ:
                     data[field] = os.environ[var]
         return data
+
+    @model_validator(mode="after")
+    def _check_log_levels(self) -> ServiceSettings:
+        parse_levels(self.log_levels)  # a typo refused at start, naming the entry
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:

@@ -516,51 +516,9 @@ class ConsumerRunner:
         # id(item) -> its process span, when tracing; the batch's claim is under the first's
         spans = {id(item): self._process_span(item) for item in chunk} if self.tracer else {}
         try:
-            async with self.session_factory() as session, session.begin():
-                with within(spans.get(id(chunk[0]))):
-                    fresh = await inbox.claim_many(session, self.group, ids)
-                todo: list[_Item] = []
-                for item in chunk:
-                    if item.envelope.id in fresh:
-                        fresh.discard(item.envelope.id)  # the first of repeats within the batch
-                        todo.append(item)
-                    elif spans:
-                        spans[id(item)].set_attribute("recall_alerts.outcome", "duplicate")
-                for handler, run in _runs(todo):
-                    # Each handler sees the rows as the previous ones left them, not objects the
-                    # session loaded before another handler changed them with plain SQL. Flushed
-                    # first: expiring an object discards its unflushed changes.
-                    await session.flush()
-                    session.expire_all()
-                    if isinstance(handler, BatchHandler):
-                        began = time.perf_counter()
-                        # A batch's own work (statements, events it writes) is under the span of
-                        # its first delivery.
-                        with (
-                            within(spans.get(id(run[0]))),
-                            log_context(correlation_id=run[0].envelope.correlation_id),
-                        ):
-                            await handler.handle_many(
-                                session, [Delivery(i.event, i.envelope) for i in run]
-                            )
-                        took = time.perf_counter() - began
-                        timings.extend((item, took, len(run)) for item in run)
-                        continue
-                    for n, item in enumerate(run):
-                        if n:
-                            await session.flush()
-                            session.expire_all()
-                        env = item.envelope
-                        began = time.perf_counter()
-                        with (
-                            within(spans.get(id(item))),
-                            log_context(
-                                correlation_id=env.correlation_id or new_correlation_id(),
-                                event_id=env.id,
-                            ),
-                        ):
-                            await handler(session, item.event, env)
-                        timings.append((item, time.perf_counter() - began, 1))
+            # The transaction's own statements (claim, flushes, commit) under the first's span.
+            with within(spans.get(id(chunk[0]))):
+                todo = await self._apply_in_transaction(chunk, ids, spans, timings)
         except BaseException as exc:
             for span in spans.values():
                 span.set_status(StatusCode.ERROR, repr(exc)[:200])
@@ -587,6 +545,61 @@ class ConsumerRunner:
         if self.on_applied is not None:
             for item in todo:
                 await self.on_applied(item.record)
+
+    async def _apply_in_transaction(
+        self,
+        chunk: Sequence[_Item],
+        ids: list[str],
+        spans: dict[int, Span],
+        timings: list[tuple[_Item, float, int]],
+    ) -> list[_Item]:
+        """Claim the batch in the inbox and run its handlers, in one transaction; returns the
+        items applied (the others were duplicates)."""
+        async with self.session_factory() as session, session.begin():
+            fresh = await inbox.claim_many(session, self.group, ids)
+            todo: list[_Item] = []
+            for item in chunk:
+                if item.envelope.id in fresh:
+                    fresh.discard(item.envelope.id)  # the first of repeats within the batch
+                    todo.append(item)
+                elif spans:
+                    spans[id(item)].set_attribute("recall_alerts.outcome", "duplicate")
+            for handler, run in _runs(todo):
+                # Each handler sees the rows as the previous ones left them, not objects the
+                # session loaded before another handler changed them with plain SQL. Flushed
+                # first: expiring an object discards its unflushed changes.
+                await session.flush()
+                session.expire_all()
+                if isinstance(handler, BatchHandler):
+                    began = time.perf_counter()
+                    # A batch's own work (statements, events it writes) is under the span of
+                    # its first delivery.
+                    with (
+                        within(spans.get(id(run[0]))),
+                        log_context(correlation_id=run[0].envelope.correlation_id),
+                    ):
+                        await handler.handle_many(
+                            session, [Delivery(i.event, i.envelope) for i in run]
+                        )
+                    took = time.perf_counter() - began
+                    timings.extend((item, took, len(run)) for item in run)
+                    continue
+                for n, item in enumerate(run):
+                    if n:
+                        await session.flush()
+                        session.expire_all()
+                    env = item.envelope
+                    began = time.perf_counter()
+                    with (
+                        within(spans.get(id(item))),
+                        log_context(
+                            correlation_id=env.correlation_id or new_correlation_id(),
+                            event_id=env.id,
+                        ),
+                    ):
+                        await handler(session, item.event, env)
+                    timings.append((item, time.perf_counter() - began, 1))
+        return todo
 
     def _process_span(self, item: _Item) -> Span:
         """The consumer span of one event: a child of the span that published it (the trace

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap
+from recall_shared.trace_sink import TraceSink
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
@@ -23,7 +24,20 @@ JWT_SECRET = "e2e-" + "s" * 40
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def trace_sink() -> Iterator[TraceSink]:
+    """An OTLP receiver the module's stack exports its spans to (a module that sets
+    ``COLLECT_TRACES = True``; the others run with tracing off)."""
+    sink = TraceSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """All five services on ports 18001-18005, with fresh databases and a unique topic prefix, so a
     test run never sees another run's (or the demo's) data on the shared broker and server."""
     run_id = uuid.uuid4().hex[:8]
@@ -41,6 +55,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     for svc in SERVICES:
         env[f"{svc.env_prefix}DATABASE_URL"] = urls[svc.name]
+    if getattr(request.module, "COLLECT_TRACES", False):
+        sink: TraceSink = request.getfixturevalue("trace_sink")
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sink.endpoint
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # export every 0.2 s, not 5 s
     log_dir = ROOT / "test-artifacts" / f"e2e-{run_id}"
     s = Stack(
         env=env,

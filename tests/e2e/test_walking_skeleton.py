@@ -18,8 +18,11 @@ from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import wrap
 from recall_shared.kafka import create_client_producer
 from recall_shared.testing import eventually, read_topic
+from recall_shared.trace_sink import TraceSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+# The stack exports its spans over OTLP to the trace_sink fixture (tests/conftest.py).
+COLLECT_TRACES = True
 
 JWT_SECRET = "e2e-" + "s" * 40
 SMTP_VIEWER = "http://127.0.0.1:8025"
@@ -58,7 +61,7 @@ async def mails_to(address: str) -> list[dict]:
         return [m for m in r.json() if address in m["rcpt_to"]]
 
 
-async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
+async def test_one_recall_from_seller_to_refund(stack: Stack, trace_sink: TraceSink) -> None:
     run = uuid.uuid4().hex[:8]
     alice, bob, seller, product, other = (
         f"alice-{run}",
@@ -215,6 +218,28 @@ async def test_one_recall_from_seller_to_refund(stack: Stack) -> None:
         case = (await rls.get(f"/v1/cases/{remedy['case_id']}")).json()
         assert case["state"] == "refunded"
         assert [t["transition"] for t in case["transitions"]] == ["open", "issue_refund"]
+
+    # One recall, one trace: the seller's publish request is the root of spans in every service it
+    # reached (Kafka hops through the outbox and the matcher's fan-out), each span's parent in it.
+    await eventually(lambda: recall_trace(trace_sink), timeout=30)
+
+
+PUBLISH_ROUTE = "POST /v1/recalls/{recall_id}/publish"
+
+
+async def recall_trace(sink: TraceSink) -> bool:
+    spans = sink.received()
+    roots = [s for s in spans if s.service == "recall-intake" and s.name == PUBLISH_ROUTE]
+    assert len(roots) == 1, [s.name for s in spans if s.service == "recall-intake"]
+    trace = [s for s in spans if s.trace_id == roots[0].trace_id]
+    reached = {s.service for s in trace if s.name.startswith("process ")}
+    if reached != {svc.name for svc in SERVICES} - {"recall-intake"}:
+        return False
+    ids = {s.span_id for s in trace}
+    orphans = [s.name for s in trace if s is not roots[0] and s.parent_span_id not in ids]
+    assert not orphans, orphans
+    assert roots[0].parent_span_id == ""
+    return True
 
 
 def test_services_stop_cleanly_on_sigterm(stack: Stack) -> None:

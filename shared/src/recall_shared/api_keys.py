@@ -40,6 +40,7 @@ from recall_shared import events as ev
 from recall_shared.auth import has_api_key_shape, hash_api_key
 from recall_shared.envelope import Envelope
 from recall_shared.http import RuntimeDep, SessionDep
+from recall_shared.logging import note_principal
 from recall_shared.openapi import raises
 
 Role = Literal["seller", "operator"]
@@ -236,6 +237,7 @@ class ApiKeyAuth:
                 or (row.role == "seller" and not row.seller_id)
             ):
                 raise _unauthorized("invalid or revoked API key")
+            note_principal(row.role)  # for the request's access log line
             return Principal(role=row.role, seller_id=row.seller_id, key_id=row.key_id)
 
         @raises(*statuses, 403)

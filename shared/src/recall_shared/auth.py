@@ -20,6 +20,7 @@ import jwt
 from jwt.algorithms import RSAAlgorithm
 
 from recall_shared.events import ID_MAX
+from recall_shared.logging import note_principal
 from recall_shared.validation import unsafe_text_reason
 
 API_KEY_PREFIX = "rak_"
@@ -89,6 +90,11 @@ class CustomerTokenVerifier:
     )
 
     def customer_id(self, token: str) -> str:
+        sub = self._customer_id(token)
+        note_principal("customer")  # the request's access log line names the kind of caller
+        return sub
+
+    def _customer_id(self, token: str) -> str:
         if len(token) > self.max_token_length:
             raise InvalidToken(f"invalid token: longer than {self.max_token_length} characters")
         hit = self._verified.get(token)

@@ -74,7 +74,9 @@ class ServiceCli(Generic[S]):
     def run(self, argv: list[str] | None = None) -> int:
         args = self.parser.parse_args(argv)
         settings = self.settings_factory()
-        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        configure_logging(
+            settings.service_name, settings.log_level, settings.log_json, settings.log_levels
+        )
         result = self.handlers[args.command](settings, args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -39,6 +39,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recall_shared import inbox
@@ -53,10 +54,14 @@ from recall_shared.kafka import create_consumer
 from recall_shared.logging import log_context, new_correlation_id
 from recall_shared.metrics import Metrics
 from recall_shared.settings import ServiceSettings
+from recall_shared.telemetry import Telemetry, context_of, within
 from recall_shared.topics import TopicSpec, dead_letter_topic
 from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
+# One line per event settled (recall_shared.consumer._log_event); its own logger so an operator can
+# route or silence it alone.
+event_log = logging.getLogger("recall_shared.events")
 
 __all__ = ["DLQ_PREFIX", "ConsumerRunner", "Handler", "PermanentError", "Record"]
 
@@ -85,6 +90,34 @@ def _runs(items: Sequence[_Item]) -> Iterator[tuple[Handler[Any] | BatchHandler[
         run.append(item)
     if run:
         yield run[0].handler, run
+
+
+def _log_event(
+    item: _Item, outcome: str, seconds: float, batch: int, span: Span | None = None
+) -> None:
+    """The line of one event, after its transaction committed: what it was and what became of it.
+    ``duration_ms`` is the time in its handler (a batch handler's whole call, of ``batch``
+    deliveries); the trace is its process span's."""
+    env = item.envelope
+    traced: dict[str, str] = {}
+    if span is not None:
+        ctx = span.get_span_context()
+        traced = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+    event_log.info(
+        "event handled",
+        extra={
+            **traced,
+            "event_id": env.id,
+            "correlation_id": env.correlation_id,
+            "event_type": env.type,
+            "topic": item.record.topic,
+            "partition": item.record.partition,
+            "offset": item.record.offset,
+            "outcome": outcome,
+            "duration_ms": round(seconds * 1000, 3),
+            "batch": batch,
+        },
+    )
 
 
 class _PartitionWorker:
@@ -171,8 +204,11 @@ class ConsumerRunner:
         metrics: Metrics,
         group_suffix: str = "",
         on_applied: Callable[[Record], Awaitable[None]] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        # A span per applied event when tracing is on; no span work at all when it is off.
+        self.tracer = telemetry.tracer if telemetry is not None and telemetry.enabled else None
         self.topics = [t.physical(settings.topic_prefix) for t in topics]
         self.slots = math.gcd(*(t.partitions for t in topics)) if topics else 1
         self.handlers: dict[str, tuple[type[Event], Handler[Any] | BatchHandler[Any]]] = {
@@ -449,6 +485,17 @@ class ConsumerRunner:
         """A type this service does not handle: counted; logged when this build does not know it."""
         outcomes["ignored"] += 1
         self.metrics.events_ignored.labels(rec.topic, env.type).inc()
+        if event_log.isEnabledFor(logging.DEBUG):  # most records of a shared topic: DEBUG only
+            event_log.debug(
+                "event handled",
+                extra={
+                    "event_id": env.id,
+                    "correlation_id": env.correlation_id,
+                    "event_type": env.type,
+                    "topic": rec.topic,
+                    "outcome": "ignored",
+                },
+            )
         if env.type in EVENTS_BY_TYPE:
             return  # a known type meant for other consumers of the topic
         now = time.monotonic()
@@ -464,34 +511,21 @@ class ConsumerRunner:
     async def _apply(self, chunk: Sequence[_Item], outcomes: Counter[str]) -> None:
         started = time.perf_counter()
         ids = list(dict.fromkeys(item.envelope.id for item in chunk))
-        async with self.session_factory() as session, session.begin():
-            fresh = await inbox.claim_many(session, self.group, ids)
-            todo: list[_Item] = []
-            for item in chunk:
-                if item.envelope.id in fresh:
-                    fresh.discard(item.envelope.id)  # the first of repeats within the batch
-                    todo.append(item)
-            for handler, run in _runs(todo):
-                # Each handler sees the rows as the previous ones left them, not objects the
-                # session loaded before another handler changed them with plain SQL. Flushed first:
-                # expiring an object discards its unflushed changes.
-                await session.flush()
-                session.expire_all()
-                if isinstance(handler, BatchHandler):
-                    with log_context(correlation_id=run[0].envelope.correlation_id):
-                        await handler.handle_many(
-                            session, [Delivery(i.event, i.envelope) for i in run]
-                        )
-                    continue
-                for n, item in enumerate(run):
-                    if n:
-                        await session.flush()
-                        session.expire_all()
-                    env = item.envelope
-                    with log_context(
-                        correlation_id=env.correlation_id or new_correlation_id(), event_id=env.id
-                    ):
-                        await handler(session, item.event, env)
+        # (item, seconds in its handler, deliveries in that handler call) for the event lines
+        timings: list[tuple[_Item, float, int]] = []
+        # id(item) -> its process span, when tracing; the batch's claim is under the first's
+        spans = {id(item): self._process_span(item) for item in chunk} if self.tracer else {}
+        try:
+            # The transaction's own statements (claim, flushes, commit) under the first's span.
+            with within(spans.get(id(chunk[0]))):
+                todo = await self._apply_in_transaction(chunk, ids, spans, timings)
+        except BaseException as exc:
+            for span in spans.values():
+                span.set_status(StatusCode.ERROR, repr(exc)[:200])
+                span.end()
+            raise
+        for span in spans.values():
+            span.end()
         elapsed = time.perf_counter() - started
         topic = chunk[0].record.topic
         self.metrics.handle_seconds.labels(topic).observe(elapsed)
@@ -500,12 +534,93 @@ class ConsumerRunner:
         if duplicates:
             self.metrics.events_duplicate.labels(topic).inc(duplicates)
             outcomes["duplicate"] += duplicates
-        for item in todo:
+            applied = {id(item) for item in todo}
+            for item in chunk:
+                if id(item) not in applied:
+                    _log_event(item, "duplicate", 0.0, 1)
+        for item, took, batch in timings:
             self.metrics.events_consumed.labels(item.record.topic, item.envelope.type).inc()
+            _log_event(item, "applied", took, batch, spans.get(id(item)))
         outcomes["applied"] += len(todo)
         if self.on_applied is not None:
             for item in todo:
                 await self.on_applied(item.record)
+
+    async def _apply_in_transaction(
+        self,
+        chunk: Sequence[_Item],
+        ids: list[str],
+        spans: dict[int, Span],
+        timings: list[tuple[_Item, float, int]],
+    ) -> list[_Item]:
+        """Claim the batch in the inbox and run its handlers, in one transaction; returns the
+        items applied (the others were duplicates)."""
+        async with self.session_factory() as session, session.begin():
+            fresh = await inbox.claim_many(session, self.group, ids)
+            todo: list[_Item] = []
+            for item in chunk:
+                if item.envelope.id in fresh:
+                    fresh.discard(item.envelope.id)  # the first of repeats within the batch
+                    todo.append(item)
+                elif spans:
+                    spans[id(item)].set_attribute("recall_alerts.outcome", "duplicate")
+            for handler, run in _runs(todo):
+                # Each handler sees the rows as the previous ones left them, not objects the
+                # session loaded before another handler changed them with plain SQL. Flushed
+                # first: expiring an object discards its unflushed changes.
+                await session.flush()
+                session.expire_all()
+                if isinstance(handler, BatchHandler):
+                    began = time.perf_counter()
+                    # A batch's own work (statements, events it writes) is under the span of
+                    # its first delivery.
+                    with (
+                        within(spans.get(id(run[0]))),
+                        log_context(correlation_id=run[0].envelope.correlation_id),
+                    ):
+                        await handler.handle_many(
+                            session, [Delivery(i.event, i.envelope) for i in run]
+                        )
+                    took = time.perf_counter() - began
+                    timings.extend((item, took, len(run)) for item in run)
+                    continue
+                for n, item in enumerate(run):
+                    if n:
+                        await session.flush()
+                        session.expire_all()
+                    env = item.envelope
+                    began = time.perf_counter()
+                    with (
+                        within(spans.get(id(item))),
+                        log_context(
+                            correlation_id=env.correlation_id or new_correlation_id(),
+                            event_id=env.id,
+                        ),
+                    ):
+                        await handler(session, item.event, env)
+                    timings.append((item, time.perf_counter() - began, 1))
+        return todo
+
+    def _process_span(self, item: _Item) -> Span:
+        """The consumer span of one event: a child of the span that published it (the trace
+        context of its record), or a new trace when the record has none."""
+        assert self.tracer is not None
+        rec, env = item.record, item.envelope
+        return self.tracer.start_span(
+            f"process {rec.topic}",
+            context=context_of(env.trace_context),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": rec.topic,
+                "messaging.destination.partition.id": str(rec.partition),
+                "messaging.kafka.offset": rec.offset,
+                "messaging.message.id": env.id,
+                "messaging.consumer.group.name": self.group,
+                "cloudevents.event_type": env.type,
+            },
+        )
 
     async def _dead_letter(
         self, rec: Record, reason: str, exc: BaseException, attempts: int, outcomes: Counter[str]

@@ -132,7 +132,9 @@ class DeadLetters:
             f"{type(error).__name__}: {error}"[:300],
             extra={
                 "reason": reason,
+                "outcome": "dead_lettered",  # as the runner's "event handled" lines say
                 "event_id": rec.header("ce_id"),
+                "correlation_id": rec.header("ce_correlationid"),
                 "event_type": rec.header("ce_type"),
                 "topic": rec.topic,
                 "partition": rec.partition,

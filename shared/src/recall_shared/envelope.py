@@ -2,13 +2,15 @@
 
 Attributes travel as ``ce_*`` headers, the body is the event's JSON. The correlation id travels as
 the ``ce_correlationid`` extension and the id of the event that caused this one as
-``ce_causationid``.
+``ce_causationid``. The W3C trace context travels in the CloudEvents distributed-tracing extension
+(``ce_traceparent``, ``ce_tracestate``), and also as the plain ``traceparent`` / ``tracestate``
+headers that Kafka tracing tools read; both are optional (recall_shared.telemetry).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from recall_shared.events import EVENTS_BY_TYPE, SCREENED_JSON, Event
+from recall_shared.telemetry import trace_headers as current_trace_context
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -50,6 +53,8 @@ class Envelope:
     causation_id: str | None = None
     specversion: str = SPECVERSION
     extra_headers: dict[str, bytes] = field(default_factory=dict)
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def headers(self) -> Headers:
         hs: Headers = [
@@ -66,7 +71,31 @@ class Envelope:
             hs.append(("ce_correlationid", self.correlation_id.encode()))
         if self.causation_id is not None:
             hs.append(("ce_causationid", self.causation_id.encode()))
+        hs.extend(trace_context_headers(self.traceparent, self.tracestate))
         return hs
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """``traceparent`` / ``tracestate`` as a W3C carrier (empty when the event has none)."""
+        carrier = {}
+        if self.traceparent:
+            carrier["traceparent"] = self.traceparent
+            if self.tracestate:
+                carrier["tracestate"] = self.tracestate
+        return carrier
+
+
+# The distributed-tracing extension's headers, and the plain W3C ones beside them.
+TRACE_HEADERS = ("ce_traceparent", "traceparent", "ce_tracestate", "tracestate")
+
+
+def trace_context_headers(traceparent: str | None, tracestate: str | None) -> Headers:
+    if not traceparent:
+        return []
+    hs: Headers = [("ce_traceparent", traceparent.encode()), ("traceparent", traceparent.encode())]
+    if tracestate:
+        hs += [("ce_tracestate", tracestate.encode()), ("tracestate", tracestate.encode())]
+    return hs
 
 
 class FanOutHeaders:
@@ -81,7 +110,10 @@ class FanOutHeaders:
         time: datetime,
         correlation_id: str | None,
         causation_id: str | None,
+        trace_context: Mapping[str, str] | None = None,
     ) -> None:
+        """``trace_context``: the W3C carrier of the records; by default the current span's."""
+        carrier = dict(trace_context if trace_context is not None else current_trace_context())
         self._base = Envelope(
             id="",
             type=type,
@@ -91,6 +123,8 @@ class FanOutHeaders:
             data=b"",
             correlation_id=correlation_id,
             causation_id=causation_id,
+            traceparent=carrier.get("traceparent"),
+            tracestate=carrier.get("tracestate"),
         ).headers()
         names = [name for name, _ in self._base]
         self._id_at, self._subject_at = names.index("ce_id"), names.index("ce_subject")
@@ -130,7 +164,9 @@ def wrap(
     causation_id: str | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
+    trace_context: Mapping[str, str] | None = None,
 ) -> Envelope:
+    carrier = trace_context or {}
     return Envelope(
         id=event_id or str(uuid.uuid4()),
         type=event.event_type,
@@ -140,6 +176,8 @@ def wrap(
         data=serialize(event),
         correlation_id=correlation_id,
         causation_id=causation_id,
+        traceparent=carrier.get("traceparent"),
+        tracestate=carrier.get("tracestate"),
     )
 
 
@@ -178,8 +216,23 @@ def read_headers(
         correlation_id=attrs.get("ce_correlationid"),
         causation_id=attrs.get("ce_causationid"),
         specversion=attrs["ce_specversion"],
-        extra_headers={k: v for k, v in hs.items() if not k.startswith("ce_")},
+        extra_headers={
+            k: v for k, v in hs.items() if not k.startswith("ce_") and k not in TRACE_HEADERS
+        },
+        traceparent=attrs.get("ce_traceparent") or _plain(hs, "traceparent"),
+        tracestate=attrs.get("ce_tracestate") or _plain(hs, "tracestate"),
     )
+
+
+def _plain(headers: dict[str, bytes], name: str) -> str | None:
+    """A plain (not ``ce_``) header as text; None when absent or not text."""
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 # What storage refuses can reach a model from JSON only as a \u0000 escape: orjson refuses lone

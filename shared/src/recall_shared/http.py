@@ -5,6 +5,7 @@ OpenAPI document (recall_shared.openapi)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,12 +23,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from recall_shared.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from recall_shared.http_errors import ERROR_CODES, error_response
 from recall_shared.http_guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
-from recall_shared.logging import correlation_id_var, new_correlation_id
+from recall_shared.logging import (
+    RequestFacts,
+    correlation_id_var,
+    new_correlation_id,
+    request_facts_var,
+)
 from recall_shared.openapi import install_openapi
 from recall_shared.rate_limit import WriteRateLimit
 from recall_shared.service import ServiceRuntime
+from recall_shared.telemetry import context_of, within
 
 log = logging.getLogger(__name__)
+# One line per request (recall_shared.http.CorrelationMiddleware); its own logger so an operator
+# can route or silence it alone.
+access_log = logging.getLogger("recall_shared.access")
+# Probes and scrapes come every few seconds from machines: their lines are DEBUG, not INFO.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -79,9 +92,9 @@ def validation_message(exc: RequestValidationError) -> str:
 
 
 class CorrelationMiddleware:
-    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it, and
-    counts the request. Plain ASGI: no per-request task or body streaming as BaseHTTPMiddleware
-    would add.
+    """Takes ``X-Correlation-Id`` (or makes one) for the request's logs and events, echoes it,
+    counts and times the request, and writes its access log line. Plain ASGI: no per-request task
+    or body streaming as BaseHTTPMiddleware would add.
 
     An unexpected exception ends here: logged, answered 500 with the error shape, and not raised
     further. Raised on, Starlette's ServerErrorMiddleware would answer the same 500 and then
@@ -96,13 +109,16 @@ class CorrelationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
         cid = given.decode("latin-1")[:128] or new_correlation_id()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
@@ -110,24 +126,56 @@ class CorrelationMiddleware:
                 ]
             await send(message)
 
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send_with_id(message)
-
-        token = correlation_id_var.set(cid)
+        facts = RequestFacts()
+        tokens = (correlation_id_var.set(cid), request_facts_var.set(facts))
+        span = self._server_span(scope) if self.runtime.telemetry.enabled else None
         try:
-            await self.app(scope, receive, send_tracked)
+            with within(span):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unexpected error in %s %s", scope["method"], scope["path"])
             if not started:
-                await error_response(500, "internal server error")(scope, receive, send_tracked)
+                await error_response(500, "internal server error")(scope, receive, send_with_id)
         finally:
-            correlation_id_var.reset(token)
+            elapsed = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.runtime.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            if span is not None:
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                span.end()
+            metrics = self.runtime.metrics
+            metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            metrics.http_duration.labels(scope["method"], route).observe(elapsed)
+            access_log.log(
+                logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "principal": facts.principal,
+                },
+            )
+            request_facts_var.reset(tokens[1])
+            correlation_id_var.reset(tokens[0])
+
+    def _server_span(self, scope: Scope) -> Span:
+        """The request's span, a child of the caller's when it sent a ``traceparent``."""
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in (b"traceparent", b"tracestate")
+        }
+        return self.runtime.telemetry.tracer.start_span(
+            scope["method"],
+            context=context_of(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+        )
 
 
 def install_common(
@@ -207,4 +255,5 @@ def install_common(
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await runtime.metrics.refresh(runtime.engine, settings.metrics_refresh_interval_s)
         return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,8 +1,9 @@
-"""JSON logs carrying the event id and the correlation id of the work in hand.
+"""JSON logs carrying the event id, the correlation id and the trace of the work in hand.
 
 The ids live in context variables, set by the consumer runner for each message and by the HTTP
 middleware for each request, so every log line inside that work carries them without passing them
-around.
+around. The trace and span ids are OpenTelemetry's current span (itself a context variable), when
+there is one (recall_shared.telemetry).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import orjson
+from opentelemetry import trace
 
 from recall_shared.quiet_logs import RepeatFilter
 
@@ -23,6 +26,29 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
 event_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
+
+
+@dataclass
+class RequestFacts:
+    """What the access log line of a request says that only its handling learns: who called.
+    Mutable on purpose: a dependency that authenticates may run in a copy of the request's context,
+    where a ContextVar.set would not reach the middleware."""
+
+    principal: str = "anonymous"
+
+
+request_facts_var: contextvars.ContextVar[RequestFacts | None] = contextvars.ContextVar(
+    "request_facts", default=None
+)
+
+
+def note_principal(kind: str) -> None:
+    """Record the kind of caller of the request in hand (customer, seller, operator) for its
+    access log line; outside a request, nothing."""
+    facts = request_facts_var.get()
+    if facts is not None:
+        facts.principal = kind
+
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -56,11 +82,22 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, created: float, msecs: float) -> str:
+        # One strftime per second, not per line: the per-event lines come by the thousand.
+        second = int(created)
+        if second != self._second:
+            self._second, self._stamp = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        return f"{self._stamp}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -70,15 +107,24 @@ class JsonFormatter(logging.Formatter):
             entry["correlation_id"] = cid
         if (eid := event_id_var.get()) is not None:
             entry["event_id"] = eid
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
+def configure_logging(
+    service: str, level: str = "INFO", json: bool = True, levels: str = ""
+) -> None:
+    """``levels``: per-logger levels, ``name=LEVEL`` separated by commas, e.g.
+    ``recall_shared.events=WARNING`` to drop the per-event lines of a service that applies millions
+    of events (see parse_levels)."""
     handler = logging.StreamHandler(sys.stderr)
     # While a broker is down its client repeats the same error thousands of times a second.
     handler.addFilter(RepeatFilter())
@@ -93,3 +139,18 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about every rebalance step; warnings still show.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    for name, logger_level in parse_levels(levels).items():
+        logging.getLogger(name).setLevel(logger_level)
+
+
+def parse_levels(levels: str) -> dict[str, str]:
+    """``"a=WARNING, b.c=debug"`` -> ``{"a": "WARNING", "b.c": "DEBUG"}``; ValueError naming a bad
+    entry."""
+    parsed: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in levels.split(","))):
+        name, sep, value = part.partition("=")
+        value = value.strip().upper()
+        if not sep or not name.strip() or value not in logging.getLevelNamesMapping():
+            raise ValueError(f"log level entry {part!r}: expected logger=LEVEL (DEBUG, INFO, ...)")
+        parsed[name.strip()] = value
+    return parsed

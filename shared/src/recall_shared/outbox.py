@@ -24,14 +24,22 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared.db import asyncpg_dsn
-from recall_shared.envelope import check_emittable, wrap
+from recall_shared.envelope import (
+    TRACE_HEADERS,
+    Headers,
+    check_emittable,
+    trace_context_headers,
+    wrap,
+)
 from recall_shared.events import Event
 from recall_shared.logging import current_correlation_id
 from recall_shared.metrics import Metrics
+from recall_shared.telemetry import Telemetry, context_of, trace_headers
 from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,10 @@ _INSERT = text(
     "VALUES (:event_id, :topic, :key, :event_type, CAST(:headers AS jsonb), :payload) "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+
+
+# (row ids, acknowledgement futures, topics, publish spans) of one batch in flight
+_Sent = tuple[list[int], list[asyncio.Future], list[str], list[Span]]
 
 
 def notify_channel(service: str) -> str:
@@ -87,6 +99,8 @@ class Outbox:
         time: datetime | None = None,
     ) -> list[str]:
         cid = correlation_id or current_correlation_id()
+        # The row keeps the trace context of the work writing it (recall_shared.telemetry).
+        trace_context = trace_headers()
         rows: list[dict[str, Any]] = []
         for event, event_id in events:
             env = wrap(
@@ -96,6 +110,7 @@ class Outbox:
                 causation_id=causation_id,
                 event_id=event_id,
                 time=time,
+                trace_context=trace_context,
             )
             check_emittable(env, type(event))
             rows.append(
@@ -127,8 +142,10 @@ class OutboxRelay:
         metrics: Metrics | None = None,
         batch_size: int = 500,
         fallback_poll_s: float = 2.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.dsn = asyncpg_dsn(database_url)
+        self.tracer = telemetry.tracer if telemetry is not None and telemetry.enabled else None
         self.producer = producer
         self.service = service
         self.channel = notify_channel(service)
@@ -195,7 +212,7 @@ class OutboxRelay:
         """
         published = 0
         last_id = 0
-        inflight: tuple[list[int], list[asyncio.Future], list[str]] | None = None
+        inflight: _Sent | None = None
         while True:
             rows = await conn.fetch(
                 "SELECT id, topic, key, headers, payload FROM outbox "
@@ -203,11 +220,15 @@ class OutboxRelay:
                 last_id,
                 self.batch_size,
             )
-            sent: tuple[list[int], list[asyncio.Future], list[str]] | None = None
+            sent: _Sent | None = None
             if rows:
-                futures = []
+                futures, spans = [], []
                 for row in rows:
                     headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
+                    if self.tracer is not None:
+                        headers, span = self._publish_span(row["topic"], headers)
+                        if span is not None:
+                            spans.append(span)
                     futures.append(
                         await self.producer.send(
                             row["topic"],
@@ -217,7 +238,7 @@ class OutboxRelay:
                         )
                     )
                 last_id = rows[-1]["id"]
-                sent = ([r["id"] for r in rows], futures, [r["topic"] for r in rows])
+                sent = ([r["id"] for r in rows], futures, [r["topic"] for r in rows], spans)
             if inflight is not None:
                 published += await self._confirm(conn, *inflight)
             inflight = sent
@@ -227,16 +248,52 @@ class OutboxRelay:
             self.metrics.outbox_backlog.set(await conn.fetchval("SELECT count(*) FROM outbox"))
         return published
 
+    def _publish_span(self, topic: str, headers: Headers) -> tuple[Headers, Span | None]:
+        """A publish span, child of the work that wrote the row (its stored trace context); the
+        record then carries the publish span's context. A row written without one is sent as it
+        is."""
+        assert self.tracer is not None
+        stored = {k: v.decode() for k, v in headers if k in TRACE_HEADERS}
+        parent = context_of(
+            {k.removeprefix("ce_"): v for k, v in stored.items() if k.startswith("ce_")}
+        )
+        if parent is None:
+            return headers, None
+        span = self.tracer.start_span(
+            f"publish {topic}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                "messaging.message.id": next((v.decode() for k, v in headers if k == "ce_id"), ""),
+            },
+        )
+        carrier = trace_headers(span)
+        kept = [(k, v) for k, v in headers if k not in TRACE_HEADERS]
+        return kept + trace_context_headers(
+            carrier.get("traceparent"), carrier.get("tracestate")
+        ), span
+
     async def _confirm(
         self,
         conn: asyncpg.Connection,
         ids: list[int],
         futures: list[asyncio.Future],
         topics: list[str],
+        spans: list[Span],
     ) -> int:
-        await asyncio.gather(
-            *futures
-        )  # every row acknowledged by the broker (acks=all) before delete
+        try:
+            # every row acknowledged by the broker (acks=all) before delete
+            await asyncio.gather(*futures)
+        except BaseException as exc:
+            for span in spans:
+                span.set_status(StatusCode.ERROR, repr(exc)[:200])
+                span.end()
+            raise
+        for span in spans:
+            span.end()
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
         self.published_total += len(ids)
         if self.metrics:

@@ -134,6 +134,15 @@ def asyncapi(schemas: dict[str, Schema]) -> dict[str, Any]:
                             "type": "string",
                             "description": "ce_id of the event that caused this",
                         },
+                        # The CloudEvents distributed-tracing extension (recall_shared.telemetry),
+                        # optional, and the same W3C values as plain headers.
+                        "ce_traceparent": {
+                            "type": "string",
+                            "description": "W3C traceparent of the span that published the event",
+                        },
+                        "ce_tracestate": {"type": "string", "description": "W3C tracestate"},
+                        "traceparent": {"type": "string", "description": "= ce_traceparent"},
+                        "tracestate": {"type": "string", "description": "= ce_tracestate"},
                         "content-type": {"const": "application/json"},
                     },
                 }

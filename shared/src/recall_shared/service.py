@@ -29,6 +29,7 @@ from recall_shared.kafka import create_consumer, create_producer
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox, OutboxRelay
 from recall_shared.settings import ServiceSettings
+from recall_shared.telemetry import Telemetry
 from recall_shared.topics import TopicSpec
 from recall_shared.waits import wait_set
 
@@ -48,12 +49,14 @@ class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, run_relay: bool = True) -> None:
         self.settings = settings
         self.metrics = Metrics(settings.service_name)
+        self.telemetry = Telemetry(settings)
         self.outbox = Outbox(
             source=f"/recall-alerts/{settings.service_name}",
             service=settings.service_name,
             topic_prefix=settings.topic_prefix,
         )
         self.engine: AsyncEngine = create_engine(settings)
+        self.telemetry.instrument_engine(self.engine)
         self.session_factory: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
         self.run_relay = run_relay
         self.producer: AIOKafkaProducer | None = None
@@ -153,6 +156,7 @@ class ServiceRuntime:
                 metrics=self.metrics,
                 batch_size=self.settings.outbox_batch_size,
                 fallback_poll_s=self.settings.outbox_fallback_poll_s,
+                telemetry=self.telemetry,
             )
             self._tasks["outbox-relay"] = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.consumers = self._build_runners(self.producer)
@@ -173,6 +177,7 @@ class ServiceRuntime:
                 producer=producer,
                 metrics=self.metrics,
                 group_suffix=spec.group_suffix,
+                telemetry=self.telemetry,
             )
             for spec in self._consumer_specs
         ]
@@ -271,6 +276,7 @@ class ServiceRuntime:
             await self.producer.stop()
             self.producer = None
         await self.engine.dispose()
+        self.telemetry.flush()  # the spans still buffered
         log.info("service stopped")
 
     @asynccontextmanager

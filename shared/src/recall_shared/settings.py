@@ -3,8 +3,9 @@
 Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NOTIFIER_`` ...). A
 few infrastructure addresses are the same for the whole system and may be given once, unprefixed:
 ``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``,
-``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``. A
-prefixed variable wins over the unprefixed one.
+``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``,
+``RECALL_ALERTS_TRACING``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``. A prefixed variable wins over the
+unprefixed one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recall_shared.logging import parse_levels
 
 Environment = Literal["development", "test", "production"]
 
@@ -26,6 +29,8 @@ _SYSTEM_WIDE = {
     "api_key_pepper": "RECALL_ALERTS_API_KEY_PEPPER",
     "smtp_host": "SMTP_HOST",
     "smtp_port": "SMTP_PORT",
+    "tracing_enabled": "RECALL_ALERTS_TRACING",
+    "otlp_traces_endpoint": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
 
 INSECURE_DEFAULT = "insecure-development-secret-change-me"
@@ -46,6 +51,10 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    log_levels: str = Field(
+        default="",
+        description="Per-logger levels: recall_shared.events=WARNING,recall_shared.access=WARNING",
+    )
     # Secrets. Defaults exist only so development works out of the box; refused elsewhere.
     jwt_secret: str = INSECURE_DEFAULT
     api_key_pepper: str = INSECURE_DEFAULT
@@ -87,6 +96,22 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="The relay wakes on NOTIFY; this poll only covers missed wake-ups.",
     )
+    # Observability (recall_shared.metrics, recall_shared.telemetry).
+    tracing_enabled: bool = Field(
+        default=False, description="Record spans (recall_shared.telemetry); on if an endpoint is."
+    )
+    otlp_traces_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); empty: none.",
+    )
+    trace_sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="Share of the traces started here that are kept."
+    )
+    metrics_refresh_interval_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="A scrape re-reads the gauges kept in the database at most this often.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +121,11 @@ class ServiceSettings(BaseSettings):
                 if field in cls.model_fields and field not in data and var in os.environ:
                     data[field] = os.environ[var]
         return data
+
+    @model_validator(mode="after")
+    def _check_log_levels(self) -> ServiceSettings:
+        parse_levels(self.log_levels)  # a typo refused at start, naming the entry
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:

@@ -331,3 +331,34 @@ async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
     assert (
         sum((await topic_end_offsets(infra.topic(DLQ))).values()) == 0
     )  # skipped, not dead-lettered
+
+
+async def test_a_line_per_settled_event_with_its_outcome(
+    infra, topics, make_alert_closed, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from recall_shared.dead_letters import Record
+
+    producer = await infra.producer()
+    runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
+    env = envelope.wrap(make_alert_closed("al-line"), source="/tests", correlation_id="corr-line")
+    good = Record(infra.topic(ALERTS), 0, 7, b"k", env.data, env.headers())
+    bad = Record(infra.topic(ALERTS), 0, 8, b"k", b"{}", [("ce_id", b"x")])
+    caplog.set_level(logging.INFO, logger="recall_shared")
+    assert await runner.process(good) == "applied"
+    assert await runner.process(good) == "duplicate"
+    assert await runner.process(bad) == "dead_lettered"
+    lines = [
+        (r.outcome, r.event_id, getattr(r, "correlation_id", None))  # type: ignore[attr-defined]
+        for r in caplog.records
+        if hasattr(r, "outcome")
+    ]
+    assert lines == [
+        ("applied", env.id, "corr-line"),
+        ("duplicate", env.id, "corr-line"),
+        ("dead_lettered", "x", None),
+    ]
+    applied = next(r for r in caplog.records if getattr(r, "outcome", "") == "applied")
+    assert applied.event_type == "alert.closed.v1" and applied.duration_ms >= 0  # type: ignore[attr-defined]
+    assert applied.offset == 7 and applied.batch == 1  # type: ignore[attr-defined]

@@ -79,3 +79,51 @@ def test_metrics_registry_is_per_instance() -> None:
         "consumer_lag",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text_b
+
+
+def test_json_log_carries_the_current_trace_and_span() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    formatter = JsonFormatter("svc")
+    with tracer.start_as_current_span("work") as span:
+        entry = orjson.loads(formatter.format(_record()))
+    ctx = span.get_span_context()
+    assert entry["trace_id"] == format(ctx.trace_id, "032x")
+    assert entry["span_id"] == format(ctx.span_id, "016x")
+    assert "trace_id" not in orjson.loads(formatter.format(_record()))  # none outside a span
+
+
+def test_the_timestamp_follows_each_record_across_seconds() -> None:
+    formatter = JsonFormatter("svc")
+    stamps = []
+    for created in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5):
+        record = _record()
+        record.created, record.msecs = created, (created % 1) * 1000
+        stamps.append(orjson.loads(formatter.format(record))["ts"])
+    assert stamps == [
+        "2023-11-14T22:13:20.250Z",
+        "2023-11-14T22:13:20.750Z",
+        "2023-11-14T22:13:21.500Z",
+    ]
+
+
+def test_per_logger_levels_silence_one_logger_and_refuse_typos(settings_factory) -> None:
+    import pytest
+
+    from recall_shared.logging import configure_logging, parse_levels
+
+    assert parse_levels(" recall_shared.events=warning, a.b=DEBUG ,") == {
+        "recall_shared.events": "WARNING",
+        "a.b": "DEBUG",
+    }
+    root, events = logging.getLogger(), logging.getLogger("recall_shared.events")
+    saved = (root.handlers[:], root.level, events.level)
+    try:
+        configure_logging("svc", "INFO", levels="recall_shared.events=WARNING")
+        assert not events.isEnabledFor(logging.INFO) and root.isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        events.setLevel(saved[2])
+    with pytest.raises(ValueError, match="LOUD"):
+        settings_factory(log_levels="recall_shared.events=LOUD")

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from notifier.api import router
 from notifier.clock import Clock, SystemClock
 from notifier.handlers import HANDLERS
+from notifier.metrics import STATE_GAUGES
 from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
 from notifier.sender import FaultHook, MailTransport, NoticeSender, SmtpTransport
@@ -27,6 +28,7 @@ def create_app(
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings)
+    runtime.metrics.add_state_gauges(STATE_GAUGES)
     runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES], HANDLERS)
     # Operator keys (hashes) for the read API, on their own consumer group: a new or revoked key
     # takes effect without waiting behind an alert backlog.
@@ -39,6 +41,7 @@ def create_app(
         transport=transport or SmtpTransport(settings),
         clock=clock,
         fault=fault,
+        tracer=runtime.telemetry.tracer,
     )
     runtime.add_background("notice-sender", sender.run, stop=sender.stop)
     reminders = ReminderScheduler(

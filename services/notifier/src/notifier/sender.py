@@ -57,6 +57,8 @@ from typing import Any, Protocol
 
 import aiosmtplib
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -67,6 +69,7 @@ from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
+from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
 from recall_shared.waits import wait_set
@@ -466,8 +469,11 @@ class NoticeSender:
         transport: MailTransport,
         clock: Clock | None = None,
         fault: FaultHook | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
+        # A span per SMTP transaction when tracing is on (recall_shared.telemetry).
+        self.tracer = tracer or trace.NoOpTracer()
         self.session_factory = session_factory
         self.outbox = outbox
         self.metrics = metrics
@@ -638,7 +644,12 @@ class NoticeSender:
             # is not sent here but released, unless it was claimed again meanwhile.
             return _Outcome(job, "released", self.clock.now())
         try:
-            await self._deliver(job, ready.message, at_most_once)
+            with self.tracer.start_as_current_span(
+                "smtp send",
+                kind=SpanKind.CLIENT,
+                attributes={"notice.id": job.notice_id, "server.address": self.settings.smtp_host},
+            ):
+                await self._deliver(job, ready.message, at_most_once)
         except _Superseded:
             return _Outcome(job, "superseded", self.clock.now())
         except MailError as exc:
@@ -731,21 +742,15 @@ class NoticeSender:
         other = [o for o in outcomes if o.status != "sent"]
         if not outcomes:
             return
-        async with self.session_factory() as session, session.begin():
-            if sent:
-                await self._record_sent(session, sent)
-            for o in other:
-                await self._record_other(session, o)
-        for o in sent:
-            log.info(
-                "notice sent",
-                extra={
-                    "notice_id": o.job.notice_id,
-                    "alert_id": o.job.row.alert_id,
-                    "kind": o.job.row.kind,
-                    "resent_in_doubt": o.job.in_doubt,
-                },
-            )
+        # One correlation id for the group commit: its events and its lines carry the same.
+        with log_context(correlation_id=current_correlation_id()):
+            async with self.session_factory() as session, session.begin():
+                if sent:
+                    await self._record_sent(session, sent)
+                for o in other:
+                    await self._record_other(session, o)
+            for o in sent:
+                _log_sent(o)
 
     async def _record_sent(self, session: AsyncSession, sent: list[_Outcome]) -> None:
         recorded = set(
@@ -779,7 +784,7 @@ class NoticeSender:
                         recipient_role=o.role,
                         sent_at=o.at,
                     ),
-                    f"notice:{o.job.notice_id}:sent",
+                    sent_event_id(o.job.notice_id),
                 )
             )
             if row.kind == "initial" and self.settings.reminder_schedule_days:
@@ -875,3 +880,23 @@ class NoticeSender:
 
 class _Superseded(Exception):
     pass
+
+
+def sent_event_id(notice_id: str) -> str:
+    """The id of a notice's NoticeSent event (deterministic: a second record of it is a no-op)."""
+    return f"notice:{notice_id}:sent"
+
+
+def _log_sent(o: _Outcome) -> None:
+    """The "notice sent" line: the notice, and the event and correlation id it was announced with
+    (the correlation id comes from the context)."""
+    log.info(
+        "notice sent",
+        extra={
+            "event_id": sent_event_id(o.job.notice_id),
+            "notice_id": o.job.notice_id,
+            "alert_id": o.job.row.alert_id,
+            "kind": o.job.row.kind,
+            "resent_in_doubt": o.job.in_doubt,
+        },
+    )

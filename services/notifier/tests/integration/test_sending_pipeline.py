@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +24,7 @@ from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import create_engine, create_session_factory
 from recall_shared.envelope import wrap
+from recall_shared.logging import JsonFormatter
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
 from recall_shared.testing import migrated_database
@@ -157,3 +160,63 @@ async def test_a_database_blip_while_recording_does_not_make_sent_notices_in_dou
             )
         assert events == 1
         assert len(await kit.wait_for_mails(addr, 1)) == 1
+
+
+class JsonLines(logging.Handler):
+    """The JSON lines a logger writes, formatted as they are emitted (inside the work's context, as
+    the service's handler formats them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.formatter_ = JsonFormatter("notifier")
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.formatter_.format(record)))
+
+
+async def test_the_notice_sent_line_names_its_event_and_correlation_id(kit) -> None:  # type: ignore[no-untyped-def]
+    async with environment(kit) as env:
+        alerts = await env.queue(kit, 2)
+        capture = JsonLines()
+        sender_log = logging.getLogger("notifier.sender")
+        sender_log.addHandler(capture)
+        level = sender_log.level
+        sender_log.setLevel(logging.INFO)
+        try:
+            assert await env.sender(SlowRelay(0)).send_due() == 2
+        finally:
+            sender_log.removeHandler(capture)
+            sender_log.setLevel(level)
+        lines = [line for line in capture.lines if line["msg"] == "notice sent"]
+        assert {line["alert_id"] for line in lines} == set(alerts)
+        for line in lines:
+            notice = await env.notice(line["alert_id"])
+            assert line["event_id"] == f"notice:{notice['notice_id']}:sent"
+            async with env.sessions() as session:
+                headers = await session.scalar(
+                    text("SELECT headers FROM outbox WHERE event_id = :e"), {"e": line["event_id"]}
+                )
+            # The line's correlation id is the one its event was announced with.
+            assert line["correlation_id"] == dict(headers)["ce_correlationid"]
+
+
+async def test_each_smtp_transaction_is_a_span(kit) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    async with environment(kit) as env:
+        await env.queue(kit, 2)
+        sender = env.sender(SlowRelay(0))
+        sender.tracer = provider.get_tracer("test")
+        assert await sender.send_due() == 2
+        async with env.sessions() as session:
+            notices = set((await session.execute(text("SELECT notice_id FROM notices"))).scalars())
+    spans = [s for s in exported.get_finished_spans() if s.name == "smtp send"]
+    assert {s.attributes["notice.id"] for s in spans if s.attributes} == notices
+    assert all(s.kind is SpanKind.CLIENT for s in spans)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from purchase_matcher.api import router
 from purchase_matcher.handlers import Matcher
+from purchase_matcher.metrics import MatcherMetrics
 from purchase_matcher.models import SellerKey
 from purchase_matcher.settings import Settings
 from recall_shared.api_keys import key_handlers
@@ -18,7 +19,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
     matcher = Matcher(
-        runtime.outbox, lambda: runtime.producer, reader_work_mem=settings.reconcile_work_mem
+        runtime.outbox,
+        lambda: runtime.producer,
+        reader_work_mem=settings.reconcile_work_mem,
+        metrics=MatcherMetrics(runtime.metrics.registry),
     )
     runtime.add_consumer([RECALLS, ORDERS], matcher.handlers())
     # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes

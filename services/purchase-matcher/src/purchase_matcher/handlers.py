@@ -37,6 +37,7 @@ from purchase_matcher.domain import (
     recall_identifiers,
     return_refusal,
 )
+from purchase_matcher.metrics import MatcherMetrics
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope, FanOutHeaders
@@ -432,8 +433,10 @@ class Matcher:
         producer: Callable[[], AIOKafkaProducer | None],
         *,
         reader_work_mem: str | None = None,
+        metrics: MatcherMetrics | None = None,
     ) -> None:
         self.outbox = outbox
+        self.metrics = metrics
         self.reader_work_mem = (
             reader_work_mem  # PostgreSQL work_mem for a whole recall's read (its sort)
         )
@@ -548,6 +551,8 @@ class Matcher:
                     "cpu_seconds": round(time.process_time() - run.started_cpu, 3),
                 },
             )
+        if self.metrics is not None:
+            self.metrics.count_pass(session, run.counts)
         return run.counts
 
     async def _stream(

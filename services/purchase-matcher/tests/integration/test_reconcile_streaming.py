@@ -489,3 +489,29 @@ async def test_a_failed_pass_is_settled_by_a_newer_version_a_re_check_or_the_clo
             assert {status for status, _, _ in held.values()} == (
                 {"withdrawn", "closed"} if close else {"withdrawn"}
             )
+
+
+async def test_alert_changes_are_counted_when_the_pass_commits() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from purchase_matcher.metrics import MatcherMetrics
+
+    lines = [_line(i, f"m{i:02d}") for i in range(5)]
+    async with _matcher_with(lines) as (matcher, sessions, _, _):
+        registry = CollectorRegistry()
+        matcher.metrics = MatcherMetrics(registry)
+        recall = _recall(1, ev.ScopeRule(product_ids=["P"]))
+        env = wrap(ev.RecallPublished(recall=recall), source="/t")
+
+        def raised() -> float | None:
+            return registry.get_sample_value("alerts_changed_total", {"change": "raised"})
+
+        async with sessions() as s, s.begin():
+            await matcher.reconcile(s, recall, env)
+            assert raised() == 0  # not before the commit
+            await s.rollback()
+        assert raised() == 0, "a pass rolled back counts nothing"
+        async with sessions() as s, s.begin():
+            await matcher.reconcile(s, recall, env)
+        assert raised() == 5
+        assert registry.get_sample_value("alerts_changed_total", {"change": "withdrawn"}) == 0

@@ -14,6 +14,8 @@ from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLE
 from refund_logistics.api import PROOF_PATH, install_errors, proof_body_limit, router
 from refund_logistics.carrier import Carrier, HttpCarrier, SandboxCarrier
 from refund_logistics.handlers import Cases
+from refund_logistics.http_retry import IdempotentHttpParty
+from refund_logistics.metrics import STATE_GAUGES
 from refund_logistics.models import SellerKey
 from refund_logistics.payments import HttpPaymentProvider, PaymentProvider, SandboxPaymentProvider
 from refund_logistics.settings import Settings
@@ -26,6 +28,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
+    runtime.metrics.add_state_gauges(STATE_GAUGES)
     if payments is None:
         payments = (
             HttpPaymentProvider(settings.payment_base_url, settings.payment_api_key)
@@ -38,6 +41,9 @@ def create_app(
             if settings.carrier == "http"
             else SandboxCarrier()
         )
+    for party in (payments, carrier):  # their outgoing HTTP traced, when tracing is on
+        if isinstance(party, IdempotentHttpParty):
+            runtime.telemetry.instrument_httpx(party.client)
     cases = Cases(
         runtime.outbox,
         payments,

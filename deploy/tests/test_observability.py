@@ -1,0 +1,107 @@
+"""deploy/observability/: the alert rules pass ``promtool check rules`` and their unit tests
+(``promtool test rules``), the Prometheus config is valid, and every metric the rules and the
+dashboard query is one the services define (or prometheus_client's process and Python collectors,
+or Prometheus' own ``up``). promtool comes from Debian's prometheus package (deploy/deps.sh):
+without it these tests fail, they do not skip."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+OBSERVABILITY = ROOT / "deploy" / "observability"
+SOURCES = [ROOT / "shared" / "src", *sorted((ROOT / "services").glob("*/src"))]
+# Families that come from prometheus_client's collectors or from Prometheus itself.
+BUILT_IN = re.compile(r"^(process_|python_|up$)")
+PROMQL_WORDS = {
+    "sum", "max", "min", "avg", "count", "by", "without", "rate", "increase", "delta", "deriv",
+    "histogram_quantile", "and", "or", "unless", "on", "ignoring", "offset", "bool",
+}  # fmt: skip
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    found = shutil.which("promtool")
+    assert found, "promtool not found: run deploy/deps.sh (Debian package prometheus)"
+    return subprocess.run(
+        [found, *args], cwd=OBSERVABILITY, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_rules_are_valid_and_their_unit_tests_pass() -> None:
+    checked = promtool("check", "rules", "alerts.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", "alerts.test.yml")
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+
+
+def test_the_prometheus_config_is_valid() -> None:
+    checked = promtool("check", "config", "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_alert_is_unit_tested_and_has_a_runbook() -> None:
+    rules = yaml.safe_load((OBSERVABILITY / "alerts.yml").read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    tests = yaml.safe_load((OBSERVABILITY / "alerts.test.yml").read_text())
+    tested = {
+        t["alertname"]
+        for case in tests["tests"]
+        for t in case["alert_rule_test"]
+        if t.get("exp_alerts")
+    }
+    assert alerts == tested, "an alert whose firing no test shows"
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for alert in alerts:
+        assert f"#### {alert}" in operations, f"no runbook for {alert} in docs/operations.md"
+
+
+def _metric_names(expr: str) -> set[str]:
+    bare = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    bare = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", bare)  # grouping labels
+    bare = re.sub(r"\[[^\]]*\]", "", bare)  # ranges
+    bare = re.sub(r'"[^"]*"', "", bare)
+    return {
+        word
+        for word in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare)
+        if word not in PROMQL_WORDS and not re.fullmatch(r"\d+[smhd]?", word)
+    }
+
+
+def _defined(name: str) -> bool:
+    if BUILT_IN.match(name):
+        return True
+    family = re.sub(r"_(bucket|count|sum|total)$", "", name)
+    for source in SOURCES:
+        for path in source.rglob("*.py"):
+            text = path.read_text()
+            if f'"{name}"' in text or f'"{family}"' in text or f'"{family}_total"' in text:
+                return True
+    return False
+
+
+def _exprs() -> list[str]:
+    rules = yaml.safe_load((OBSERVABILITY / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    dashboard = json.loads((OBSERVABILITY / "grafana-dashboard.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels and all(p.get("targets") for p in panels)
+    exprs += [t["expr"] for p in panels for t in p["targets"]]
+    return exprs
+
+
+def test_rules_and_dashboard_query_only_metrics_that_exist() -> None:
+    names = set().union(*(_metric_names(e) for e in _exprs()))
+    assert {"dead_letters_pending", "consumer_lag", "outbox_oldest_age_seconds"} <= names
+    missing = sorted(n for n in names if not _defined(n))
+    assert not missing, f"queried but defined by no service: {missing}"
+
+
+def test_the_check_of_names_catches_a_metric_nobody_defines() -> None:
+    assert not _defined("refunds_that_never_existed_seconds")
+    assert _metric_names('sum by (job) (rate(x_total{a="b"}[5m])) > 3') == {"x_total"}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
+.PHONY: image test-kube-play k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
 # uv from PATH, else the private copy `make deps` puts in .cache/uv-venv (expanded when a recipe runs).
 UV = $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv-venv/bin/uv)
 
@@ -17,6 +17,9 @@ help:
 	@echo "make test-unit | test-integration | test-e2e    one layer of the suite"
 	@echo "make schemas      regenerate the committed JSON Schemas of the events and docs/asyncapi.json"
 	@echo "make docs         schemas + the OpenAPI documents in docs/openapi/"
+	@echo "make image        the service image localhost/recall-alerts (podman; Containerfile)"
+	@echo "make test-kube-play   the Helm chart played with podman kube play + the end-to-end test"
+	@echo "make k8s-manifests    deploy/k8s/recall-alerts.yaml from the Helm chart (helm template)"
 
 # Debian packages and uv; idempotent (deploy/deps.sh says what it installs).
 deps:
@@ -78,6 +81,21 @@ schemas: install
 
 docs: schemas
 	$(PY) docs/openapi/export.py
+
+# One image for the five services (Containerfile); the base is made with debootstrap unless BASE_IMAGE
+# names one (docs/operations.md, Deployment).
+image: deps
+	deploy/image/image.sh build
+
+# deploy/k8s/recall-alerts.yaml: the Helm chart rendered with its default values (helm is built once into
+# .cache/tools from the Go module proxy).
+k8s-manifests: install
+	$(PY) deploy/helm.py write-manifests
+
+# The Helm chart played with podman kube play, and the walking skeleton against it (about 75 s once the
+# image is built; not part of `make test`).
+test-kube-play: deps infra-up
+	$(PYTEST) -m kube_play deploy/tests
 
 bench: infra-up
 	$(PY) bench/outbox_relay.py

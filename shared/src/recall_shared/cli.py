@@ -98,7 +98,12 @@ class ServiceCli(Generic[S]):
         )
 
     async def _create_topics(self, settings: S, args: argparse.Namespace) -> None:
-        created = await create_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        created = await create_topics(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
+        )
         print(
             f"created {len(created)} topics"
             + (f": {', '.join(created)}" if created else " (all present)")

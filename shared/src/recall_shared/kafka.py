@@ -176,10 +176,15 @@ def create_consumer(
 
 
 async def create_topics(
-    bootstrap_servers: str, prefix: str = "", specs: Iterable[TopicSpec] | None = None
+    bootstrap_servers: str,
+    prefix: str = "",
+    specs: Iterable[TopicSpec] | None = None,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[str]:
     """Create missing topics from the catalog; returns the names created. Existing topics are left
-    as they are."""
+    as they are (their replication too: reassigning partitions is the cluster operator's tool)."""
     specs = list(specs if specs is not None else all_topics())
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, client_id="recall-alerts-topic-bootstrap"
@@ -194,8 +199,8 @@ async def create_topics(
             NewTopic(
                 name=s.physical(prefix),
                 num_partitions=s.partitions,
-                replication_factor=1,
-                topic_configs=s.config(),
+                replication_factor=replication_factor,
+                topic_configs=s.config(min_insync_replicas),
             )
             for s in wanted
         ]

@@ -4,8 +4,9 @@ Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``
 few infrastructure addresses are the same for the whole system and may be given once, unprefixed:
 ``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``,
 ``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``,
-``RECALL_ALERTS_TRACING``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``. A prefixed variable wins over the
-unprefixed one.
+``RECALL_ALERTS_TRACING``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
+``RECALL_ALERTS_TOPIC_REPLICATION_FACTOR``, ``RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS``. A prefixed
+variable wins over the unprefixed one.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ _SYSTEM_WIDE = {
     "smtp_port": "SMTP_PORT",
     "tracing_enabled": "RECALL_ALERTS_TRACING",
     "otlp_traces_endpoint": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "topic_replication_factor": "RECALL_ALERTS_TOPIC_REPLICATION_FACTOR",
+    "topic_min_insync_replicas": "RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS",
 }
 
 INSECURE_DEFAULT = "insecure-development-secret-change-me"
@@ -48,6 +51,16 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = Field(
         default="",
         description="Prepended to every topic name; isolates test runs or tenants on a cluster.",
+    )
+    # Topic replication (create-topics): the single local broker takes 1 and 1; a cluster of three
+    # or more, 3 and 2, so a write (acks=all) is on two brokers and one broker may be lost.
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of each partition of the topics create-topics makes."
+    )
+    topic_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="In-sync replicas a write needs (min.insync.replicas of the topics made).",
     )
     log_level: str = "INFO"
     log_json: bool = True
@@ -142,6 +155,16 @@ class ServiceSettings(BaseSettings):
                     f"{', '.join(weak)} must be set to a secret of at least 32 characters "
                     f"outside development (environment={self.environment})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _replication_possible(self) -> ServiceSettings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"topic_min_insync_replicas ({self.topic_min_insync_replicas}) exceeds "
+                f"topic_replication_factor ({self.topic_replication_factor}): no write could "
+                "succeed"
+            )
         return self
 
     @property

@@ -1,6 +1,9 @@
 """The topic catalog: every topic the system uses, its key, partitions, retention and events.
 
-Topics are created by an explicit bootstrap step (``create-topics``), never by broker auto-create.
+Topics are created by an explicit bootstrap step (``create-topics``), never by broker auto-create,
+with the replication factor and ``min.insync.replicas`` of the settings
+(``RECALL_ALERTS_TOPIC_REPLICATION_FACTOR``, ``RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS``: 1 and 1
+for the single local broker, 3 and 2 on a cluster).
 ``RECALL_ALERTS_TOPIC_PREFIX`` prefixes every physical name, so test runs or tenants can share a
 cluster.
 """
@@ -28,8 +31,10 @@ class TopicSpec:
     def physical(self, prefix: str = "") -> str:
         return f"{prefix}{self.name}"
 
-    def config(self) -> dict[str, str]:
-        cfg: dict[str, str] = {"min.insync.replicas": "1"}
+    def config(self, min_insync_replicas: int = 1) -> dict[str, str]:
+        """The topic's configuration at creation; ``min_insync_replicas`` comes from the settings
+        (the cluster's size, not the topic's nature), like the replication factor."""
+        cfg: dict[str, str] = {"min.insync.replicas": str(min_insync_replicas)}
         if self.compacted:
             cfg["cleanup.policy"] = "compact"
         if self.retention_ms is not None:

@@ -29,6 +29,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "UNITSVC_ENVIRONMENT",
         "UNITSVC_JWT_SECRET",
         "UNITSVC_API_KEY_PEPPER",
+        "RECALL_ALERTS_TOPIC_REPLICATION_FACTOR",
+        "RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS",
     ):
         monkeypatch.delenv(var, raising=False)
 
@@ -97,3 +99,23 @@ def test_settings_are_frozen_and_validated() -> None:
 def test_test_environment_refuses_default_secrets_too() -> None:
     with pytest.raises(ValidationError, match="outside development"):
         PrefixedSettings(environment="test")
+
+
+def test_topic_replication_comes_from_the_system_wide_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (
+        PrefixedSettings().topic_replication_factor,
+        PrefixedSettings().topic_min_insync_replicas,
+    ) == (1, 1)
+    monkeypatch.setenv("RECALL_ALERTS_TOPIC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS", "2")
+    s = PrefixedSettings()
+    assert (s.topic_replication_factor, s.topic_min_insync_replicas) == (3, 2)
+
+
+def test_more_in_sync_replicas_than_replicas_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECALL_ALERTS_TOPIC_REPLICATION_FACTOR", "1")
+    monkeypatch.setenv("RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS", "2")
+    with pytest.raises(ValidationError, match="topic_min_insync_replicas"):
+        PrefixedSettings()

@@ -48,3 +48,5 @@ def test_physical_name_and_config() -> None:
     customers = TOPICS_BY_NAME["customers.v1"]
     assert customers.config()["cleanup.policy"] == "compact"
     assert "retention.ms" not in customers.config()
+    # On a cluster the settings ask for more in-sync replicas (recall_shared.settings).
+    assert recalls.config(min_insync_replicas=2)["min.insync.replicas"] == "2"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from purchase_matcher.api import router
+from purchase_matcher.guard import SellabilityGuard
+from purchase_matcher.guard import router as guard_router
 from purchase_matcher.handlers import Matcher
 from purchase_matcher.models import SellerKey
 from purchase_matcher.settings import Settings
@@ -33,4 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_common(app, runtime)
     app.include_router(router)
+    app.state.sellability_guard = SellabilityGuard()
+    app.include_router(guard_router)
     return app

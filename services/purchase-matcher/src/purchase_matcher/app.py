@@ -12,6 +12,7 @@ from purchase_matcher.models import SellerKey
 from purchase_matcher.settings import Settings
 from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
+from recall_shared.read_pool import ReadPool
 from recall_shared.service import ServiceRuntime
 from recall_shared.topics import ORDERS, RECALLS, SELLERS
 
@@ -35,6 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_common(app, runtime)
     app.include_router(router)
-    app.state.sellability_guard = SellabilityGuard()
+    # The checkout guard's own read pool (recall_shared.read_pool), closed when the runtime stops.
+    guard_pool = ReadPool(settings.database_url, "purchase-matcher-guard")
+    runtime.add_background("guard-read-pool", guard_pool.run, stop=guard_pool.stop)
+    app.state.sellability_guard = SellabilityGuard(guard_pool)
     app.include_router(guard_router)
     return app

@@ -13,19 +13,18 @@ only), and each recall version is validated once per process (versions never cha
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import asyncpg
-from fastapi import APIRouter, Depends, Request
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from purchase_matcher.api import keys
 from purchase_matcher.sellability import LineVerdict, SaleLine, judge, sale_identifiers
 from recall_shared import events as ev
 from recall_shared.api_keys import Principal
-from recall_shared.http import SessionDep
 from recall_shared.identifiers import normalise_gtin
+from recall_shared.read_pool import ReadPool
 
 MAX_LINES = 100
 
@@ -111,65 +110,72 @@ class SellabilityAnswer(BaseModel):
 
 
 class SellabilityGuard:
-    """The lookup behind the route, with the process's cache of validated recall versions."""
+    """The lookup behind the route: on a read pool of its own (recall_shared.read_pool: one round
+    trip per statement, no session around it), with the process's cache of validated recall
+    versions."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: ReadPool) -> None:
+        self.pool = pool
         self._snapshots: dict[str, ev.RecallSnapshot] = {}
 
-    async def recalls_naming(
-        self, session: AsyncSession, lines: list[SaleLine]
-    ) -> list[ev.RecallSnapshot]:
+    async def recalls_naming(self, lines: list[SaleLine]) -> list[ev.RecallSnapshot]:
         ids = sale_identifiers(lines)
-        raw = await (await session.connection()).get_raw_connection()
-        conn: asyncpg.Connection = raw.driver_connection
-        found = await conn.fetch(RECALLS_NAMING, ids["product"], ids["gtin"], ids["model"])
+        found = await self.pool.fetch(RECALLS_NAMING, ids["product"], ids["gtin"], ids["model"])
         stale = [
             r["recall_id"]
             for r in found
             if (s := self._snapshots.get(r["recall_id"])) is None or s.version != r["version"]
         ]
         if stale:
-            for row in await conn.fetch(SNAPSHOTS, stale):
+            for row in await self.pool.fetch(SNAPSHOTS, stale):
                 self._snapshots[row["recall_id"]] = ev.RecallSnapshot.model_validate_json(row[2])
-        await session.rollback()
         return [self._snapshots[r["recall_id"]] for r in found]
 
-    async def check(self, session: AsyncSession, request: SellabilityRequest) -> SellabilityAnswer:
+    async def check(self, request: SellabilityRequest) -> bytes:
+        """The answer as JSON (``SellabilityAnswer``), written from plain dicts: no response model
+        is built or validated per request (tests check the two agree)."""
         lines = [line.sale_line() for line in request.lines]
-        recalls = await self.recalls_naming(session, lines)
+        recalls = await self.recalls_naming(lines)
         now = datetime.now(UTC)
         answers = []
         for i, (asked, line) in enumerate(zip(request.lines, lines, strict=True)):
             # every recall found for the request: the rules tell which of them reach this line
-            answers.append(_answer(i, asked.ref, judge(line, recalls, now)))
-        return SellabilityAnswer(checked_at=now, lines=answers)
+            answers.append(answer_of(i, asked.ref, judge(line, recalls, now)))
+        return orjson.dumps({"checked_at": now, "lines": answers}, option=orjson.OPT_UTC_Z)
 
 
-def _answer(index: int, ref: str | None, judged: LineVerdict) -> LineAnswer:
-    return LineAnswer(
-        index=index,
-        ref=ref,
-        verdict=judged.verdict,
-        recalls=[
-            RecallReason(
-                recall_id=h.recall_id,
-                recall_version=h.recall_version,
-                title=h.title,
-                tier=h.tier,
-                unknown_attributes=list(h.unknown_attributes),
-                reason=h.reason,
-            )
+def answer_of(index: int, ref: str | None, judged: LineVerdict) -> dict[str, Any]:
+    """A ``LineAnswer`` as a dict."""
+    return {
+        "index": index,
+        "ref": ref,
+        "verdict": judged.verdict,
+        "recalls": [
+            {
+                "recall_id": h.recall_id,
+                "recall_version": h.recall_version,
+                "title": h.title,
+                "tier": h.tier,
+                "unknown_attributes": list(h.unknown_attributes),
+                "reason": h.reason,
+            }
             for h in judged.recalls
         ],
-    )
-
-
-router = APIRouter(prefix="/v1")
-OperatorDep = Annotated[Principal, Depends(keys.require_operator)]
+    }
 
 
 async def _guard(request: Request) -> SellabilityGuard:
     return request.app.state.sellability_guard
+
+
+def _pool_of(request: Request) -> ReadPool:
+    guard: SellabilityGuard = request.app.state.sellability_guard
+    return guard.pool
+
+
+router = APIRouter(prefix="/v1")
+# The operator key is read on the guard's read pool too: one round trip, no session.
+OperatorDep = Annotated[Principal, Depends(keys.operator_on(_pool_of))]
 
 
 @router.post(
@@ -182,7 +188,6 @@ async def _guard(request: Request) -> SellabilityGuard:
 async def check_sellability(
     body: SellabilityRequest,
     principal: OperatorDep,
-    session: SessionDep,
     guard: Annotated[SellabilityGuard, Depends(_guard)],
-) -> SellabilityAnswer:
-    return await guard.check(session, body)
+) -> Response:
+    return Response(await guard.check(body), media_type="application/json")

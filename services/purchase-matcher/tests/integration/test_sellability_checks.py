@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from purchase_matcher.guard import SellabilityAnswer
 from recall_shared import events as ev
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,7 @@ async def test_confirmed_possibly_affected_and_clean_lines(matcher, build) -> No
     ]
     r = await matcher.client.post(PATH, json={"lines": lines}, headers=headers)
     assert r.status_code == 200, r.text
+    SellabilityAnswer.model_validate_json(r.content)  # the documented model, written without it
     answers = r.json()["lines"]
     assert [(a["index"], a["ref"], a["verdict"]) for a in answers] == [
         (0, "basket-1", "blocked"),

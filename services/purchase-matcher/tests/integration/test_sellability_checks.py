@@ -10,6 +10,7 @@ import pytest
 
 from purchase_matcher.guard import SellabilityAnswer
 from recall_shared import events as ev
+from recall_shared.auth import generate_api_key
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +85,15 @@ async def test_bad_requests_are_4xx_naming_the_field(matcher, build) -> None:
 
 
 async def test_only_operator_keys_may_ask(matcher, build) -> None:
+    """The key is read on the guard's own pool (ApiKeyAuth.operator_on): the same answers as the
+    session-based dependency."""
     seller_key, _ = await matcher.issue_key("seller", build.new_id("s"))
+    revoked_key, revoked_id = await matcher.issue_key("operator")
+    await matcher.revoke_key(revoked_key, revoked_id)
     body = {"lines": [{"product_id": "p-1", "seller_id": "s-1"}]}
     r = await matcher.client.post(PATH, json=body, headers={"X-Api-Key": seller_key})
-    assert r.status_code == 403
-    r = await matcher.client.post(PATH, json=body)
-    assert r.status_code == 401
+    assert (r.status_code, r.json()["error"]) == (403, "forbidden")
+    for headers in ({}, {"X-Api-Key": generate_api_key()}, {"X-Api-Key": revoked_key}):
+        r = await matcher.client.post(PATH, json=body, headers=headers)
+        assert (r.status_code, r.json()["error"]) == (401, "unauthorized"), headers
+        assert r.headers["www-authenticate"] == "ApiKey"

@@ -65,11 +65,18 @@ class ShipmentHolds:
         held = select(ShipmentHold.line_id).where(
             ShipmentHold.recall_id == recall.recall_id, ShipmentHold.status == "held"
         )
-        where = or_(
-            and_(PurchaseLine.awaiting_shipment, or_(false(), *named)),
-            PurchaseLine.line_id.in_(held),
+        # Two statements, not one with OR: each uses its index (the partial ones on lines awaiting
+        # shipment, and the primary key), never a scan of the whole purchase index.
+        awaiting = await self._lines(
+            session, and_(PurchaseLine.awaiting_shipment, or_(false(), *named))
         )
-        await self._settle(session, recall, await self._lines(session, where), None, env)
+        seen = {line.line_id for line, _ in awaiting}
+        held_lines = [
+            (line, waiting)
+            for line, waiting in await self._lines(session, PurchaseLine.line_id.in_(held))
+            if line.line_id not in seen
+        ]
+        await self._settle(session, recall, awaiting + held_lines, None, env)
 
     async def recall_closed(
         self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
@@ -85,6 +92,9 @@ class ShipmentHolds:
     ) -> None:
         """Order events changed these lines; ``recalls`` are the active ones that could reach
         them."""
+        recalls = list(recalls)
+        if not recalls:
+            return  # the common case: nothing to hold or release, and nothing read
         lines = await self._lines(session, PurchaseLine.line_id.in_(line_ids))
         for recall in recalls:
             await self._settle(session, recall, lines, line_ids, env)

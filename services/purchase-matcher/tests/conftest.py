@@ -41,7 +41,14 @@ from recall_shared.testing import (
     running_app,
     started_producer,
 )
-from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
+from recall_shared.topics import (
+    ALERTS,
+    CATALOG_LISTINGS,
+    ORDERS,
+    RECALLS,
+    SELLERS,
+    dead_letter_topic,
+)
 
 MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
 SOURCE = "/tests/upstream"
@@ -258,6 +265,35 @@ class MatcherService:
             return True
 
         await eventually(check, timeout=within_s, interval=0.1)
+
+    async def catalog_settled(self, within_s: float = 30.0) -> None:
+        """Every record on catalog.listings.v1 is consumed and committed by the matcher's catalog
+        group, and the outbox is published."""
+
+        async def check() -> bool:
+            ends = await end_offsets([self.topic(CATALOG_LISTINGS)])
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+            await admin.start()
+            try:
+                offsets = await admin.list_consumer_group_offsets(self.group + ".catalog")
+            finally:
+                await admin.close()
+            committed = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+            lagging = {
+                tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end
+            }
+            assert not lagging, f"not yet consumed: {lagging}"
+            return await self.scalar("SELECT count(*) FROM outbox") == 0
+
+        await eventually(check, timeout=within_s, interval=0.1)
+
+    async def announced(self, spec: Any) -> list[tuple[str, Any]]:
+        """(ce_id, event) of everything on one of the matcher's topics, parsed."""
+        out = []
+        for _, rec in await read_all(self.topic(spec)):
+            env = read_headers(rec.headers, rec.value)
+            out.append((env.id, parse(env)))
+        return out
 
     async def alerts(self) -> list[AlertRecord]:
         """Everything on alerts.v1, parsed."""

@@ -24,12 +24,12 @@ confirmed to exist.
 # and those of the closures in ApiKeyAuth name a local function (a string annotation could not be
 # resolved).
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from fastapi import Depends, HTTPException, Security, status
+from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -196,18 +196,45 @@ def _not_known_yet() -> HTTPException:
     )
 
 
+class Fetcher(Protocol):
+    """A read pool (recall_shared.read_pool.ReadPool): one statement, its rows."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+
+def _principal_of(row: Sequence[Any] | None) -> Principal:
+    """Who a key's row (key_id, role, seller_id, revoked_at) says is calling; 401 for an unknown or
+    revoked key, and a seller key without a seller."""
+    if row is None:
+        raise _unauthorized("invalid or revoked API key")
+    key_id, role, seller_id, revoked_at = row
+    if revoked_at is not None or (role == "seller" and not seller_id):
+        raise _unauthorized("invalid or revoked API key")
+    return Principal(role=role, seller_id=seller_id, key_id=key_id)
+
+
+def _operator(principal: Principal) -> Principal:
+    if not principal.is_operator:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="operator key required")
+    return principal
+
+
 class ApiKeyAuth:
     """The ``X-Api-Key`` dependencies of one service, over its ``seller_keys`` model:
 
     - ``current_principal``: 401 for a missing, unknown or revoked key (and a seller key without a
       seller); with ``read_model`` (a copy of sellers.v1, not recall-intake's own table), an
       unknown key of the issued shape is ``409 not_known_yet`` with ``Retry-After`` instead;
-    - ``require_operator``: that, and 403 for a seller key.
+    - ``require_operator``: that, and 403 for a seller key;
+    - ``operator_on(pool_of)``: ``require_operator`` reading the key on a hot route's read pool
+      (one round trip) instead of a session.
     """
 
     def __init__(self, model: type[KeyColumns], *, read_model: bool = False) -> None:
         self.model = model
+        self.read_model = read_model
         statuses = (401, 409) if read_model else (401,)
+        self.statuses = statuses
 
         @raises(*statuses)
         async def current_principal(
@@ -231,22 +258,43 @@ class ApiKeyAuth:
             await session.rollback()
             if row is None and read_model and has_api_key_shape(x_api_key):
                 raise _not_known_yet()
-            if (
-                row is None
-                or row.revoked_at is not None
-                or (row.role == "seller" and not row.seller_id)
-            ):
-                raise _unauthorized("invalid or revoked API key")
-            note_principal(row.role)  # for the request's access log line
-            return Principal(role=row.role, seller_id=row.seller_id, key_id=row.key_id)
+            principal = _principal_of(row)
+            note_principal(principal.role)  # for the request's access log line
+            return principal
 
         @raises(*statuses, 403)
         async def require_operator(
             principal: Annotated[Principal, Depends(current_principal)],
         ) -> Principal:
-            if not principal.is_operator:
-                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="operator key required")
-            return principal
+            return _operator(principal)
 
         self.current_principal = current_principal
         self.require_operator = require_operator
+
+    def operator_on(
+        self, pool_of: Callable[[Request], Fetcher]
+    ) -> Callable[..., Awaitable[Principal]]:
+        """``require_operator`` for a hot route: the key's row read on the route's own read pool
+        (``pool_of(request)``), the same answers."""
+        query = (
+            f"SELECT key_id, role, seller_id, revoked_at FROM {self.model.__tablename__} "  # type: ignore[attr-defined]
+            "WHERE key_hash = $1"
+        )
+
+        @raises(*self.statuses, 403)
+        async def require_operator(
+            request: Request,
+            runtime: RuntimeDep,
+            x_api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+        ) -> Principal:
+            if not x_api_key:
+                raise _unauthorized("missing X-Api-Key header")
+            key_hash = hash_api_key(x_api_key, runtime.settings.api_key_pepper)
+            rows = await pool_of(request).fetch(query, key_hash)
+            if not rows and self.read_model and has_api_key_shape(x_api_key):
+                raise _not_known_yet()
+            principal = _principal_of(rows[0] if rows else None)
+            note_principal(principal.role)  # for the request's access log line
+            return _operator(principal)
+
+        return require_operator

@@ -752,6 +752,121 @@ class ApiKeyRevoked(Event):
         return self.key_id
 
 
+# --------------------------------------------------------------------------- stop_sales.v1
+# Facts, in the past tense: purchase-matcher declared (or lifted) a stop-sale of one seller's
+# listing because of one recall. What the catalog does about it (suppressing the listing) is the
+# catalog's own act and its own event; a name such as "listing.suppression_requested" would be a
+# command to it in disguise (docs/events.md, "Naming").
+
+StopSaleTier = Literal["confirmed", "possibly_affected"]
+
+
+class StopSaleDeclared(Event):
+    """A recall reaches this seller's listing of a product: stop selling it until lifted.
+
+    ``possibly_affected``: the scope depends on what a listing does not say (lot, serial, dates;
+    ``unknown_attributes``), so some units may be fine; the sale stops all the same. Declared again
+    (a new event id) when an amendment changes how the recall reaches the listing."""
+
+    event_type: ClassVar[str] = "stop_sale.declared.v1"
+    topic: ClassVar[str] = "stop_sales.v1"
+    recall_id: MintedId
+    recall_version: Int32
+    product_id: Id
+    seller_id: Id
+    tier: StopSaleTier
+    unknown_attributes: list[Annotated[str, Field(max_length=100)]] = []
+    title: Title = Field(default="", description="The recall's title, for the catalog's tools")
+    severity: Severity
+    declared_at: datetime
+
+    def partition_key(self) -> str:
+        return self.product_id
+
+    def subject(self) -> str:
+        return f"{self.recall_id}/{self.product_id}/{self.seller_id}"
+
+
+StopSaleLiftReason = Literal["recall_closed", "out_of_scope", "no_longer_listed"]
+
+
+class StopSaleLifted(Event):
+    """The recall no longer stops the sale of this listing. A listing is sellable again once every
+    recall that declared a stop-sale of it has lifted it."""
+
+    event_type: ClassVar[str] = "stop_sale.lifted.v1"
+    topic: ClassVar[str] = "stop_sales.v1"
+    recall_id: MintedId
+    recall_version: Int32
+    product_id: Id
+    seller_id: Id
+    reason: StopSaleLiftReason = Field(
+        description="recall_closed; out_of_scope: an amended scope no longer covers the listing; "
+        "no_longer_listed: the catalog no longer lists the product for this seller, or no longer "
+        "with the identifiers the recall names"
+    )
+    lifted_at: datetime
+
+    def partition_key(self) -> str:
+        return self.product_id
+
+    def subject(self) -> str:
+        return f"{self.recall_id}/{self.product_id}/{self.seller_id}"
+
+
+# --------------------------------------------------------------------------- shipment_holds.v1
+# Facts as well: purchase-matcher declared a hold of an order line that is placed but not shipped;
+# fulfilment holds the parcel (its own act).
+
+ShipmentHoldReleaseReason = Literal["recall_closed", "out_of_scope", "shipped", "cancelled"]
+
+
+class ShipmentHoldDeclared(Event):
+    """A recall reaches an order line not shipped yet: do not ship it (``possibly_affected``: check
+    the unit's ``unknown_attributes`` first; a shipment event with them settles it)."""
+
+    event_type: ClassVar[str] = "shipment_hold.declared.v1"
+    topic: ClassVar[str] = "shipment_holds.v1"
+    recall_id: MintedId
+    recall_version: Int32
+    order_id: Id
+    line_id: Id
+    customer_id: Id
+    product_id: Id
+    seller_id: Id
+    tier: AlertTier
+    unknown_attributes: list[Annotated[str, Field(max_length=100)]] = []
+    declared_at: datetime
+
+    def partition_key(self) -> str:
+        return self.order_id
+
+    def subject(self) -> str:
+        return f"{self.recall_id}/{self.line_id}"
+
+
+class ShipmentHoldReleased(Event):
+    event_type: ClassVar[str] = "shipment_hold.released.v1"
+    topic: ClassVar[str] = "shipment_holds.v1"
+    recall_id: MintedId
+    recall_version: Int32
+    order_id: Id
+    line_id: Id
+    customer_id: Id
+    reason: ShipmentHoldReleaseReason = Field(
+        description="recall_closed; out_of_scope: the line is outside the (amended) scope, or its "
+        "lot or serial learnt at shipment is; shipped: it shipped regardless (the customer's "
+        "alert takes over); cancelled: no units left to ship"
+    )
+    released_at: datetime
+
+    def partition_key(self) -> str:
+        return self.order_id
+
+    def subject(self) -> str:
+        return f"{self.recall_id}/{self.line_id}"
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     RecallPublished,
     RecallAmended,
@@ -774,6 +889,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RemedyCaseTransitioned,
     ApiKeyIssued,
     ApiKeyRevoked,
+    StopSaleDeclared,
+    StopSaleLifted,
+    ShipmentHoldDeclared,
+    ShipmentHoldReleased,
 )
 
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type: cls for cls in ALL_EVENTS}

@@ -123,6 +123,26 @@ SELLERS = TopicSpec(
     (ev.ApiKeyIssued, ev.ApiKeyRevoked),
     compacted=True,
 )
+STOP_SALES = TopicSpec(
+    "stop_sales.v1",
+    "product id",
+    3,
+    "purchase-matcher",
+    "Stop-sales of listings (product, seller) a recall reaches, declared and lifted, for the "
+    "catalog to suppress and reinstate them.",
+    (ev.StopSaleDeclared, ev.StopSaleLifted),
+    retention_ms=-1,
+)
+SHIPMENT_HOLDS = TopicSpec(
+    "shipment_holds.v1",
+    "order id",
+    3,
+    "purchase-matcher",
+    "Holds of order lines placed but not shipped that a recall reaches, declared and released, "
+    "for fulfilment.",
+    (ev.ShipmentHoldDeclared, ev.ShipmentHoldReleased),
+    retention_ms=-1,
+)
 
 CATALOG: tuple[TopicSpec, ...] = (
     RECALLS,
@@ -133,6 +153,8 @@ CATALOG: tuple[TopicSpec, ...] = (
     NOTIFICATIONS,
     REMEDIES,
     SELLERS,
+    STOP_SALES,
+    SHIPMENT_HOLDS,
 )
 TOPICS_BY_NAME = {t.name: t for t in CATALOG}
 

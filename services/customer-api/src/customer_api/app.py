@@ -8,7 +8,7 @@ from customer_api.api import router
 from customer_api.handlers import HANDLERS
 from customer_api.hot_path import BannerHotPath
 from customer_api.pages import MAX_FORM_BYTES, SESSION_COOKIE, install_pages
-from customer_api.reads import ReadPool
+from customer_api.reads import APPLICATION_NAME, ReadPool
 from customer_api.settings import Settings
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_lifetime_s=settings.jwt_max_lifetime_s,
     )
     # The hot read routes' own asyncpg pool (customer_api.reads), closed when the runtime stops.
-    read_pool = ReadPool(settings.database_url)
+    read_pool = ReadPool(settings.database_url, APPLICATION_NAME)
     runtime.add_background("read-pool", read_pool.run, stop=read_pool.stop)
     app.state.read_pool = read_pool
     app.state.banner_cache_control = f"private, max-age={settings.banner_max_age_s}"

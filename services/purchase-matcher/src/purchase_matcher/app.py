@@ -5,14 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from purchase_matcher.api import router
+from purchase_matcher.guard import SellabilityGuard
+from purchase_matcher.guard import router as guard_router
 from purchase_matcher.handlers import Matcher
 from purchase_matcher.metrics import MatcherMetrics
+from purchase_matcher.holds import ShipmentHolds
 from purchase_matcher.models import SellerKey
 from purchase_matcher.settings import Settings
+from purchase_matcher.stop_sales import StopSales
+from recall_shared import events as ev
 from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
+from recall_shared.read_pool import ReadPool
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ORDERS, RECALLS, SELLERS
+from recall_shared.topics import CATALOG_LISTINGS, ORDERS, RECALLS, SELLERS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,7 +30,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reader_work_mem=settings.reconcile_work_mem,
         metrics=MatcherMetrics(runtime.metrics.registry),
     )
+    stop_sales = StopSales(runtime.outbox, matcher.snapshot)
+    matcher.followers += [stop_sales, ShipmentHolds(runtime.outbox)]
     runtime.add_consumer([RECALLS, ORDERS], matcher.handlers())
+    # The catalog read model on a group of its own: a catalog backlog does not delay orders or
+    # recalls (listing and recall passes lock the listing rows they settle: stop_sales).
+    runtime.add_consumer(
+        [CATALOG_LISTINGS],
+        {ev.ListingUpdated: stop_sales.on_listing_updated},
+        group_suffix=".catalog",
+    )
     # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes
     # effect without waiting behind an order or recall backlog.
     runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
@@ -37,4 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_common(app, runtime)
     app.include_router(router)
+    # The checkout guard's own read pool (recall_shared.read_pool), closed when the runtime stops.
+    guard_pool = ReadPool(settings.database_url, "purchase-matcher-guard")
+    runtime.add_background("guard-read-pool", guard_pool.run, stop=guard_pool.stop)
+    app.state.sellability_guard = SellabilityGuard(guard_pool)
+    app.include_router(guard_router)
     return app

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import orjson
 
@@ -429,3 +429,127 @@ def cancellation_refusal(
                 f"but all {line.quantity} units were returned"
             )
     return None
+
+
+# ---------------------------------------------------------------- stop-sales and shipment holds
+
+
+class ListingFacts(NamedTuple):
+    """A catalog listing as stop-sales see it (GTIN-14s and model keys already normalised)."""
+
+    product_id: str
+    parent_product_id: str | None
+    gtins: tuple[str, ...]
+    model_keys: tuple[str, ...]
+    seller_ids: tuple[str, ...]
+
+
+def _as_sold_now(listing: ListingFacts, seller_id: str, now: datetime) -> list[Line]:
+    """The order lines a sale of the listing could become, one per identifier it carries (a rule's
+    identifiers are alternatives, its other constraints do not depend on which one matched): so the
+    listing is judged by the very rules that match order lines."""
+    base = Line(
+        line_id="",
+        order_id="",
+        customer_id="",
+        product_id=listing.product_id,
+        title="",
+        gtin=None,
+        model_number=None,
+        seller_id=seller_id,
+        quantity=1,
+        returned_quantity=0,
+        cancelled=False,
+        unit_price=Decimal(0),
+        currency="XXX",
+        lot=None,
+        serial=None,
+        placed_at=now,
+    )
+    return [
+        base,
+        *(base._replace(gtin=g) for g in listing.gtins),
+        *(base._replace(model_number=m) for m in listing.model_keys),
+    ]
+
+
+def merge_reaches(reaches: Iterable[Reach | None]) -> Reach | None:
+    """Several ways to reach one thing combine like rules (OR): confirmed wins, otherwise possibly
+    affected with everything any of them could not check."""
+    possible = [r for r in reaches if r is not None]
+    if not possible:
+        return None
+    if any(r.tier == "confirmed" for r in possible):
+        return CONFIRMED
+    return Reach("possibly_affected", tuple(dict.fromkeys(u for r in possible for u in r.unknown)))
+
+
+def listing_reach(
+    rules: list[ev.ScopeRule], listing: ListingFacts, seller_id: str, now: datetime
+) -> Reach | None:
+    """How a recall's rules reach one seller's listing, for a sale now. A variant is reached through
+    its parent when a rule names the parent in ``parent_product_ids`` (a variant listed after the
+    recall was published, too). A listing knows no lot, serial or dates: a rule constrained on them
+    makes it possibly affected."""
+    lines = _as_sold_now(listing, seller_id, now)
+    reaches = [line_reach(rules, line) for line in lines]
+    parent = listing.parent_product_id
+    if parent is not None:
+        by_parent = [
+            rule.model_copy(update={"product_ids": [*rule.product_ids, parent]})
+            for rule in rules
+            if parent in rule.parent_product_ids
+        ]
+        if by_parent:  # the variant sold as its parent, which these rules name
+            reaches += [line_reach(by_parent, line._replace(product_id=parent)) for line in lines]
+    return merge_reaches(reaches)
+
+
+def offers_reached(
+    recall: ev.RecallSnapshot, listings: Iterable[ListingFacts], now: datetime
+) -> dict[tuple[str, str], Reach]:
+    """Every (product id, seller id) listing the recall stops the sale of, and how."""
+    reached: dict[tuple[str, str], Reach] = {}
+    for listing in listings:
+        for seller_id in listing.seller_ids:
+            reach = listing_reach(recall.rules, listing, seller_id, now)
+            if reach is not None:
+                reached[listing.product_id, seller_id] = reach
+    return reached
+
+
+class Recorded(NamedTuple):
+    """What was last announced about a stop-sale or a hold."""
+
+    active: bool  # declared (stop-sale) or held (hold), not lifted or released
+    tier: str
+    unknown: tuple[str, ...]
+
+
+Settlement = Literal["declare", "lift"]
+
+
+K = TypeVar("K", bound=tuple[str, ...])
+
+
+def settle(
+    recorded: dict[K, Recorded], wanted: dict[K, Reach]
+) -> list[tuple[K, Settlement, Reach | None]]:
+    """What to announce so consumers hold exactly ``wanted``: declare what is new, or reached
+    another way than announced; lift what is announced and no longer wanted. ``recorded`` holds the
+    keys in question (what is not in ``wanted`` there is lifted). In key order."""
+    changes: list[tuple[K, Settlement, Reach | None]] = []
+    for key in sorted(recorded.keys() | wanted.keys()):
+        before, reach = recorded.get(key), wanted.get(key)
+        if reach is not None:
+            if before is None or not before.active or (before.tier, before.unknown) != reach:
+                changes.append((key, "declare", reach))
+        elif before is not None and before.active:
+            changes.append((key, "lift", None))
+    return changes
+
+
+def transition_id(kind: str, parts: tuple[str, ...], transitions: int) -> str:
+    """Deterministic event id of the n-th announcement about a stop-sale or hold (at most 64
+    characters whatever the upstream ids)."""
+    return f"{kind}:{uuid.uuid5(ALERT_NAMESPACE, chr(0x1F).join(parts))}:{transitions}"

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 import orjson
@@ -424,6 +425,27 @@ def _open_row(run: _Pass, draft: AlertDraft, alert_version: int) -> tuple:
     )
 
 
+class RecallFollower(Protocol):
+    """What else follows a recall's changes in the matcher's transaction (stop-sales, holds):
+    called after the alerts are reconciled, with the recall's row locked."""
+
+    async def recall_changed(
+        self, session: AsyncSession, recall: ev.RecallSnapshot, env: Envelope
+    ) -> None: ...
+
+    async def recall_closed(
+        self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
+    ) -> None: ...
+
+    async def lines_changed(
+        self,
+        session: AsyncSession,
+        line_ids: list[str],
+        recalls: Iterable[ev.RecallSnapshot],
+        env: Envelope,
+    ) -> None: ...
+
+
 class Matcher:
     """Reconciles alerts with the purchase index and announces the difference on alerts.v1."""
 
@@ -435,6 +457,7 @@ class Matcher:
         reader_work_mem: str | None = None,
         metrics: MatcherMetrics | None = None,
     ) -> None:
+        self.followers: list[RecallFollower] = []  # the composition root adds them
         self.outbox = outbox
         self.metrics = metrics
         self.reader_work_mem = (
@@ -798,6 +821,8 @@ class Matcher:
             return  # an older version, or a recall already closed: nothing to do
         await self._store_recall(session, snap, "active")
         await self.reconcile(session, snap, env)
+        for follower in self.followers:
+            await follower.recall_changed(session, snap, env)
 
     async def on_recall_closed(
         self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
@@ -828,6 +853,8 @@ class Matcher:
                 events.append((closed, event_id(alert_id, closed.event_type)))
             await self.outbox.add_many(session, events, causation_id=env.id)
         await self._close_announced(session, event, env)
+        for follower in self.followers:
+            await follower.recall_closed(session, event, env)
 
     async def _close_announced(
         self, session: AsyncSession, event: ev.RecallClosed, env: Envelope
@@ -900,9 +927,9 @@ class Matcher:
                 .order_by(ActiveRecall.recall_id)
             )
         ).all()
-        return [self._snapshot(r.recall_id, r.version, r.snapshot) for r in rows]
+        return [self.snapshot(r.recall_id, r.version, r.snapshot) for r in rows]
 
-    def _snapshot(self, recall_id: str, version: int, stored: dict) -> ev.RecallSnapshot:
+    def snapshot(self, recall_id: str, version: int, stored: dict) -> ev.RecallSnapshot:
         """Recall versions never change, so each is validated once per process."""
         cached = self._snapshots.get(recall_id)
         if cached is None or cached.version != version:
@@ -917,12 +944,15 @@ class Matcher:
         recalls = await self._recalls_reaching(session, customer_id, lines)
         for recall in recalls:
             await self.reconcile(session, recall, env, customer_ids=[customer_id])
+        for follower in self.followers:
+            await follower.lines_changed(session, [line.line_id for line in lines], recalls, env)
         return recalls
 
     async def on_order_placed(
         self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope
     ) -> None:
-        rows = order_line_rows(event)
+        # Placed, so awaiting shipment (a backfill of history shares order_line_rows, not this).
+        rows = [{**row, "awaiting_shipment": True} for row in order_line_rows(event)]
         await session.execute(
             insert(PurchaseLine).values(rows).on_conflict_do_nothing(index_elements=["line_id"])
         )
@@ -970,10 +1000,11 @@ class Matcher:
             ("expires_on", event.expires_on),
         )
         values = {k: v for k, v in learnt if v is not None}
-        if values:
-            await session.execute(
-                update(PurchaseLine).where(PurchaseLine.line_id == event.line_id).values(**values)
-            )
+        await session.execute(
+            update(PurchaseLine)
+            .where(PurchaseLine.line_id == event.line_id)
+            .values(**values, awaiting_shipment=False)
+        )
         await self._changed(session, event.customer_id, [event.line_id], env)
 
     async def _line_units(

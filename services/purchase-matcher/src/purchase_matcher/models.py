@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -58,12 +59,24 @@ class PurchaseLine(Base):
     best_before: Mapped[date | None] = mapped_column(Date, nullable=True)
     expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     business_account_admin_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Placed from orders.v1 and not shipped yet: what a recall holds (shipment_holds). Lines
+    # indexed before this column, and backfilled history, count as shipped.
+    awaiting_shipment: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
     __table_args__ = (
         Index("ix_purchase_lines_product", "product_id"),
         Index("ix_purchase_lines_gtin", "gtin"),
         Index("ix_purchase_lines_model_key", "model_key"),
         Index("ix_purchase_lines_customer", "customer_id"),
+        # Small: only lines awaiting shipment (holds look them up by identifier).
+        *(
+            Index(
+                f"ix_purchase_lines_unshipped_{column}",
+                column,
+                postgresql_where=text("awaiting_shipment"),
+            )
+            for column in ("product_id", "gtin", "model_key")
+        ),
     )
 
 
@@ -155,6 +168,60 @@ class BackfillCursor(Base):
     cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CatalogListing(Base):
+    """Read model of catalog.listings.v1: which sellers list which products (with their GTIN-14s,
+    model keys and parent). Stop-sales are worked out against it."""
+
+    __tablename__ = "catalog_listings"
+    product_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    parent_product_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    gtins: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    model_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    seller_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_catalog_listings_parent", "parent_product_id"),
+        Index("ix_catalog_listings_gtins", "gtins", postgresql_using="gin"),
+        Index("ix_catalog_listings_model_keys", "model_keys", postgresql_using="gin"),
+    )
+
+
+class StopSale(Base):
+    """What stop_sales.v1 last said about one recall and one seller's listing of a product."""
+
+    __tablename__ = "stop_sales"
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    recall_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # declared | lifted
+    tier: Mapped[str] = mapped_column(String(20))
+    unknown_attributes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    transitions: Mapped[int] = mapped_column(Integer)  # events sent: part of the next event's id
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_stop_sales_product_id", "product_id"),)
+
+
+class ShipmentHold(Base):
+    """What shipment_holds.v1 last said about one recall and one order line."""
+
+    __tablename__ = "shipment_holds"
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(100))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    recall_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # held | released
+    tier: Mapped[str] = mapped_column(String(20))
+    unknown_attributes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    transitions: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_shipment_holds_line_id", "line_id"),)
 
 
 class SellerKey(SellerKeyColumns, Base):

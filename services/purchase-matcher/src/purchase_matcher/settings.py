@@ -19,3 +19,9 @@ class Settings(HttpServiceSettings):
         "recall's lines by customer in memory instead of on disk (a million lines need about "
         "100 MB).",
     )
+
+    @property
+    def write_rate_limit(self) -> str:
+        """The limit set, else none: purchase-matcher's only POST is the checkout guard, a read
+        that checkout calls for every basket (purchase_matcher.guard)."""
+        return self.http_write_rate_limit or ""

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no types (uvicorn[standard] brings it)
+import yaml  # PyYAML ships no types (uvicorn[standard] brings it)
 
 from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap
 

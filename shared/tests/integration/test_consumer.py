@@ -335,7 +335,7 @@ async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
 
 async def test_a_line_per_settled_event_with_its_outcome(
     infra, topics, make_alert_closed, caplog
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     import logging
 
     from recall_shared.dead_letters import Record
@@ -350,7 +350,7 @@ async def test_a_line_per_settled_event_with_its_outcome(
     assert await runner.process(good) == "duplicate"
     assert await runner.process(bad) == "dead_lettered"
     lines = [
-        (r.outcome, r.event_id, getattr(r, "correlation_id", None))  # type: ignore[attr-defined]
+        (r.outcome, r.event_id, getattr(r, "correlation_id", None))
         for r in caplog.records
         if hasattr(r, "outcome")
     ]
@@ -360,5 +360,5 @@ async def test_a_line_per_settled_event_with_its_outcome(
         ("dead_lettered", "x", None),
     ]
     applied = next(r for r in caplog.records if getattr(r, "outcome", "") == "applied")
-    assert applied.event_type == "alert.closed.v1" and applied.duration_ms >= 0  # type: ignore[attr-defined]
-    assert applied.offset == 7 and applied.batch == 1  # type: ignore[attr-defined]
+    assert applied.event_type == "alert.closed.v1" and applied.duration_ms >= 0
+    assert applied.offset == 7 and applied.batch == 1

@@ -8,8 +8,8 @@ from purchase_matcher.api import router
 from purchase_matcher.guard import SellabilityGuard
 from purchase_matcher.guard import router as guard_router
 from purchase_matcher.handlers import Matcher
-from purchase_matcher.metrics import MatcherMetrics
 from purchase_matcher.holds import ShipmentHolds
+from purchase_matcher.metrics import MatcherMetrics
 from purchase_matcher.models import SellerKey
 from purchase_matcher.settings import Settings
 from purchase_matcher.stop_sales import StopSales

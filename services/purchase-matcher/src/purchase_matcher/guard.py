@@ -24,6 +24,7 @@ from purchase_matcher.sellability import LineVerdict, SaleLine, judge, sale_iden
 from recall_shared import events as ev
 from recall_shared.api_keys import Principal
 from recall_shared.identifiers import normalise_gtin
+from recall_shared.openapi import GTIN_FORMAT
 from recall_shared.read_pool import ReadPool
 
 MAX_LINES = 100
@@ -51,7 +52,10 @@ def _gtin14(raw: str | None) -> str | None:
     return result.gtin14
 
 
-Gtin = Annotated[ev.Code | None, AfterValidator(_gtin14)]
+Gtin = Annotated[
+    Annotated[ev.Code, Field(json_schema_extra={"format": GTIN_FORMAT})] | None,
+    AfterValidator(_gtin14),
+]
 
 
 class CheckLine(BaseModel):

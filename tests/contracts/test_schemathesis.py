@@ -209,12 +209,14 @@ def credentials(stack: Stack) -> dict[str, str]:
     return headers
 
 
-def _failures(schema: BaseSchema, credentials: dict[str, str], mode: GenerationMode) -> list[str]:
-    """Each operation's examples in one generation mode; what failed, one line per operation."""
-    found: list[str] = []
+def _failures(
+    schema: BaseSchema, credentials: dict[str, str], mode: GenerationMode
+) -> list[tuple[str, str]]:
+    """Each operation's examples in one generation mode; what failed: (operation, report)."""
+    found: list[tuple[str, str]] = []
     for result in schema.get_all_operations():
         if isinstance(result, Err):
-            found.append(f"{mode}: an operation schemathesis cannot read: {result.err()}")
+            found.append(("?", f"{mode}: an operation schemathesis cannot read: {result.err()}"))
             continue
         operation = result.ok()
 
@@ -234,9 +236,21 @@ def _failures(schema: BaseSchema, credentials: dict[str, str], mode: GenerationM
             run()
         except Unsatisfiable:
             continue  # negative mode on an operation without inputs: nothing to make invalid
-        except Exception as exc:  # a failed check, reported with the operation it came from
-            found.append(f"{mode} {operation.label}: {str(exc)[:1500]}")
+        # A failed check, reported with the operation it came from (schemathesis' FailureGroup is
+        # a BaseExceptionGroup, not an Exception).
+        except (Exception, BaseExceptionGroup) as exc:
+            found.append((operation.label, f"{mode} {operation.label}: {str(exc)[:1500]}"))
     return found
+
+
+# Operations whose body is a document of a foreign format the schema does not describe, so most
+# "schema-valid" bodies are ones the code must refuse. Strict: once such an operation passes, the
+# test fails until it is taken off this list.
+UNDESCRIBED_BODIES = {
+    ("recall-intake", "POST /v1/imports/{format}"): "a raw regulator record in one of five "
+    "foreign shapes (CPSC API and seed, GSA, openFDA, EU Safety Gate), typed as any object; an "
+    "unusable one is 422 unusable_record",
+}
 
 
 @pytest.mark.parametrize("service", list(KEY_PROBES))
@@ -250,9 +264,17 @@ def test_schemathesis_default_checks_pass(
     # for every string, stated in each document's description, which JSON Schema cannot say per
     # field without a pattern on each): examples keep to text that rule admits.
     schema.config.generation.update(allow_x00=False, codec="utf-8")
-    failures = [
+    found = [
         f
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
         for f in _failures(schema, credentials, mode)
     ]
+    undescribed = {label for (name, label) in UNDESCRIBED_BODIES if name == service}
+
+    def known(label: str, report: str) -> bool:  # that rejection, and nothing else
+        return label in undescribed and "found 1 distinct failure" in report and "ST202" in report
+
+    failures = [report for label, report in found if not known(label, report)]
     assert not failures, "\n\n".join(failures)
+    rejected = {label for label, report in found if known(label, report)}
+    assert rejected == undescribed, f"{undescribed - rejected} pass now: take them off the list"

@@ -21,18 +21,20 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from devstack import SERVICES, Stack
+from devstack import SERVICES, Stack  # tests/conftest.py: deploy/
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from PIL import Image
 from schemathesis import GenerationMode, HookContext
+from schemathesis.core.result import Err
 from schemathesis.schemas import BaseSchema
 
 from recall_shared.auth import issue_customer_token
 from recall_shared.identifiers import check_digit, normalise_gtin
 from recall_shared.openapi import CUSTOM_FORMATS, GTIN_FORMAT, IMAGE_BASE64_FORMAT
 from recall_shared.scope import collation_key
+from recall_shared.validation import INT64_MAX, INT64_MIN
 from refund_logistics.api import IMAGE_TYPES, sniff_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -153,22 +155,38 @@ def _window_in_order(window: dict[str, Any]) -> None:
         window["start"], window["end"] = end, start
 
 
+def _within_64_bits(value: Any) -> Any:
+    """Every document's description: every integer fits 64 bits, anywhere in a request (unknown
+    fields of the nested contract objects too, which the schema cannot bound)."""
+    if isinstance(value, dict):
+        return {k: _within_64_bits(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_within_64_bits(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return min(max(value, INT64_MIN), INT64_MAX)
+    return value
+
+
 def map_case(context: HookContext, case: schemathesis.Case) -> schemathesis.Case:
-    """recall-intake's scope rules, in positive mode, kept to the rules between fields their
-    descriptions state (a range's order, a window's ends), as the formats keep values to theirs."""
-    body = case.body
-    if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(body, dict):
+    """Positive examples kept to the rules the documents state in words: integers within 64 bits
+    (as ``allow_x00`` keeps strings to the text rule) and, in recall-intake's scope rules, a
+    range's order and a window's ends (as the formats keep values to theirs)."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
         return case
-    rules = body.get("rules")
-    for rule in rules if isinstance(rules, list) else []:
+    if isinstance(case.body, dict | list):
+        case.body = _within_64_bits(case.body)
+    body: Any = case.body
+    if not isinstance(body, dict):
+        return case
+    for rule in body.get("rules") or []:
         if not isinstance(rule, dict):
             continue
         for name in ("lots", "serials"):
-            if isinstance(code_rule := rule.get(name), dict):
-                _code_rule_in_order(code_rule)
+            if isinstance(rule.get(name), dict):
+                _code_rule_in_order(rule[name])
         for name in DATE_WINDOWS:
-            if isinstance(window := rule.get(name), dict):
-                _window_in_order(window)
+            if isinstance(rule.get(name), dict):
+                _window_in_order(rule[name])
     return case
 
 
@@ -191,11 +209,16 @@ def credentials(stack: Stack) -> dict[str, str]:
     return headers
 
 
-def _failures(schema: BaseSchema, credentials: dict[str, str], mode: GenerationMode) -> list[str]:
-    """Each operation's examples in one generation mode; what failed, one line per operation."""
-    found: list[str] = []
+def _failures(
+    schema: BaseSchema, credentials: dict[str, str], mode: GenerationMode
+) -> list[tuple[str, str]]:
+    """Each operation's examples in one generation mode; what failed: (operation, report)."""
+    found: list[tuple[str, str]] = []
     for result in schema.get_all_operations():
-        operation = result.ok()  # type: ignore[union-attr]  # an invalid schema fails the lint test
+        if isinstance(result, Err):
+            found.append(("?", f"{mode}: an operation schemathesis cannot read: {result.err()}"))
+            continue
+        operation = result.ok()
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
@@ -213,9 +236,21 @@ def _failures(schema: BaseSchema, credentials: dict[str, str], mode: GenerationM
             run()
         except Unsatisfiable:
             continue  # negative mode on an operation without inputs: nothing to make invalid
-        except Exception as exc:  # a failed check, reported with the operation it came from
-            found.append(f"{mode} {operation.label}: {str(exc)[:1500]}")
+        # A failed check, reported with the operation it came from (schemathesis' FailureGroup is
+        # a BaseExceptionGroup, not an Exception).
+        except (Exception, BaseExceptionGroup) as exc:
+            found.append((operation.label, f"{mode} {operation.label}: {str(exc)[:1500]}"))
     return found
+
+
+# Operations whose body is a document of a foreign format the schema does not describe, so most
+# "schema-valid" bodies are ones the code must refuse. Strict: once such an operation passes, the
+# test fails until it is taken off this list.
+UNDESCRIBED_BODIES = {
+    ("recall-intake", "POST /v1/imports/{format}"): "a raw regulator record in one of five "
+    "foreign shapes (CPSC API and seed, GSA, openFDA, EU Safety Gate), typed as any object; an "
+    "unusable one is 422 unusable_record",
+}
 
 
 @pytest.mark.parametrize("service", list(KEY_PROBES))
@@ -224,15 +259,22 @@ def test_schemathesis_default_checks_pass(
 ) -> None:
     schema = schemathesis.openapi.from_url(stack.url(service) + "/openapi.json", timeout=10)
     schema.config.update(base_url=stack.url(service), headers=credentials)
-    if service == "recall-intake":
-        schema.hook(map_case)
+    schema.hook(map_case)
     # Every API refuses NUL and lone surrogates in any string with a 422 naming the field (one rule
     # for every string, stated in each document's description, which JSON Schema cannot say per
     # field without a pattern on each): examples keep to text that rule admits.
     schema.config.generation.update(allow_x00=False, codec="utf-8")
-    failures = [
+    found = [
         f
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
         for f in _failures(schema, credentials, mode)
     ]
+    undescribed = {label for (name, label) in UNDESCRIBED_BODIES if name == service}
+
+    def known(label: str, report: str) -> bool:  # that rejection, and nothing else
+        return label in undescribed and "found 1 distinct failure" in report and "ST202" in report
+
+    failures = [report for label, report in found if not known(label, report)]
     assert not failures, "\n\n".join(failures)
+    rejected = {label for label, report in found if known(label, report)}
+    assert rejected == undescribed, f"{undescribed - rejected} pass now: take them off the list"

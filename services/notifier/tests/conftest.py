@@ -22,7 +22,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
@@ -35,12 +34,11 @@ from notifier.settings import Settings
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key
-from recall_shared.envelope import Envelope, read_headers
 from recall_shared.testing import (
     eventually,
     migrated_database,
     own_topics,
-    read_to_end,
+    read_events,
     running_app,
     started_producer,
 )
@@ -203,14 +201,7 @@ async def wait_for_mails(address: str, count: int, timeout: float = 15.0) -> lis
 # --------------------------------------------------------------------------- Kafka helpers
 
 
-async def read_all(
-    topic: str, *, timeout: float = 10.0
-) -> list[tuple[bytes | None, Envelope, dict]]:
-    """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
-    envs = [
-        (r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)
-    ]
-    return [(key, env, orjson.loads(env.data)) for key, env in envs]
+read_all = read_events  # (key, envelope, JSON body) of every record on a topic
 
 
 # --------------------------------------------------------------------------- the running service

@@ -19,7 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
@@ -30,12 +29,12 @@ import refund_logistics
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key, issue_customer_token
-from recall_shared.envelope import Envelope, read_headers
+from recall_shared.envelope import Envelope
 from recall_shared.testing import (
     eventually,
     migrated_database,
     own_topics,
-    read_to_end,
+    read_events,
     running_app,
     started_producer,
 )
@@ -170,14 +169,7 @@ PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"destroyed kettle, cord cut" * 40
 # --------------------------------------------------------------------------- Kafka helpers
 
 
-async def read_all(
-    topic: str, *, timeout: float = 10.0
-) -> list[tuple[bytes | None, Envelope, dict]]:
-    """Every record currently on ``topic`` (up to its end offsets): (key, envelope, JSON body)."""
-    envs = [
-        (r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)
-    ]
-    return [(key, env, orjson.loads(env.data)) for key, env in envs]
+read_all = read_events  # (key, envelope, JSON body) of every record on a topic
 
 
 # --------------------------------------------------------------------------- the running service

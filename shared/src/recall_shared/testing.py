@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
@@ -188,6 +189,17 @@ async def read_to_end(topic: str, *, timeout: float = 10.0, bootstrap: str | Non
     finally:
         await consumer.stop()
     return out
+
+
+async def read_events(
+    topic: str, *, timeout: float = 10.0
+) -> list[tuple[bytes | None, Envelope, dict[str, Any]]]:
+    """Every record on ``topic`` up to its end offsets (:func:`read_to_end`), decoded: (key,
+    envelope, JSON body)."""
+    envs = [
+        (r.key, read_headers(r.headers, r.value)) for r in await read_to_end(topic, timeout=timeout)
+    ]
+    return [(key, env, orjson.loads(env.data)) for key, env in envs]
 
 
 async def delete_topics(prefix: str, bootstrap: str | None = None) -> None:

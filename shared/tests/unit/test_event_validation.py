@@ -288,5 +288,5 @@ def test_screened_decoding_gives_the_event_full_validation_gives() -> None:
     assert screened == ev.AlertRaised.model_validate(body)
     # The characters backslash-u0000 written as text: a false alarm for the screen, still valid.
     body["alert"]["recall"]["hazard"] = "Hot \\u0000"
-    decoded = _parse_body("alert.raised.v1", body)
-    assert isinstance(decoded, ev.AlertRaised) and decoded.alert.recall.hazard == "Hot \\u0000"
+    parsed = _parse_body("alert.raised.v1", body)
+    assert isinstance(parsed, ev.AlertRaised) and parsed.alert.recall.hazard == "Hot \\u0000"

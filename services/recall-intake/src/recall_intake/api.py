@@ -120,7 +120,19 @@ class SellerIn(BaseModel):
 
 
 class ApiKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The schema says what _seller_matches_role checks.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {"role": {"const": "seller"}, "seller_id": {"type": "string"}},
+                    "required": ["seller_id"],
+                },
+                {"properties": {"role": {"const": "operator"}, "seller_id": {"type": "null"}}},
+            ]
+        },
+    )
     role: Literal["seller", "operator"]
     seller_id: str | None = Field(
         default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$"
@@ -541,7 +553,7 @@ async def create_seller(body: SellerIn, _: OperatorDep, session: SessionDep) -> 
     response_model=ApiKeyIssued,
     tags=["operator"],
     summary="Issue an API key",
-    responses=error_responses(422),
+    responses=error_responses(409, 422),
 )
 async def create_api_key(
     body: ApiKeyIn, _: OperatorDep, session: SessionDep, runtime: RuntimeDep
@@ -555,8 +567,11 @@ async def create_api_key(
             pepper=runtime.settings.api_key_pepper,
             outbox=runtime.outbox,
         )
-    except UnknownSeller as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+    except UnknownSeller as exc:  # a well-formed request the state refuses: register it first
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail={"error": "unknown_seller", "message": f"{exc}; register it first"},
+        ) from None
     await session.commit()
     return ApiKeyIssued(
         key_id=row.key_id,

@@ -352,7 +352,7 @@ async def test_operator_key_api_validates_roles_and_sellers(intake, world) -> No
     unknown = await intake.client.post(
         "/v1/operator/api-keys", json={"role": "seller", "seller_id": "no-such-seller"}, headers=op
     )
-    assert unknown.status_code == 422 and "seller_id" in unknown.text
+    assert unknown.status_code == 409 and unknown.json()["error"] == "unknown_seller", unknown.text
     dup = await intake.client.post(
         "/v1/operator/sellers", json={"seller_id": world["seller_a"], "name": "again"}, headers=op
     )

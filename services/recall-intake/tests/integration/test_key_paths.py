@@ -42,8 +42,9 @@ async def test_unknown_seller_is_refused_by_both_paths(intake, unique, cli_env, 
         json={"role": "seller", "seller_id": seller},
         headers={"X-Api-Key": operator},
     )
-    assert resp.status_code == 422
-    assert resp.json()["detail"] == f"seller_id: unknown seller {seller!r}"
+    assert resp.status_code == 409
+    assert resp.json()["error"] == "unknown_seller"
+    assert resp.json()["message"].startswith(f"seller_id: unknown seller {seller!r}")
 
     assert await _cli("issue-api-key", "--seller-id", seller) == 1
     out, err = capsys.readouterr()

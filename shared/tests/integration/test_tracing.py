@@ -108,9 +108,9 @@ async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra
     assert env.traceparent == expected
     # The request's access line and the event's line name their spans.
     lines = {r.getMessage(): r for r in caplog.records if r.name.startswith("recall_shared.")}
-    assert lines["request"].span_id == f"{server.context.span_id:016x}"  # type: ignore[attr-defined]
-    assert lines["event handled"].span_id == f"{process.context.span_id:016x}"  # type: ignore[attr-defined]
-    assert lines["event handled"].trace_id == CALLER_TRACE  # type: ignore[attr-defined]
+    assert lines["request"].span_id == f"{server.context.span_id:016x}"
+    assert lines["event handled"].span_id == f"{process.context.span_id:016x}"
+    assert lines["event handled"].trace_id == CALLER_TRACE
     assert headers["ce_traceparent"] == headers["traceparent"] == expected.encode()
 
 
@@ -130,4 +130,4 @@ async def test_with_tracing_off_no_record_carries_a_trace(infra) -> None:
     finally:
         await runtime.stop()
     assert env is not None and env.traceparent is None
-    assert not {k for k, _ in raw.headers if "trace" in k}  # type: ignore[attr-defined]
+    assert not {k for k, _ in raw.headers if "trace" in k}

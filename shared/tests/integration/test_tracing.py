@@ -130,4 +130,4 @@ async def test_with_tracing_off_no_record_carries_a_trace(infra) -> None:
     finally:
         await runtime.stop()
     assert env is not None and env.traceparent is None
-    assert not {k for k, _ in raw.headers if "trace" in k}
+    assert not {k for k, _ in raw.headers if "trace" in k}  # type: ignore[attr-defined]

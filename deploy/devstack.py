@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -252,6 +253,32 @@ class Stack:
         self.processes.clear()
 
 
+PROMETHEUS_PORT = 9090
+
+
+def start_prometheus(
+    data_dir: Path, port: int = PROMETHEUS_PORT, log: Path | None = None
+) -> subprocess.Popen | None:
+    """A local Prometheus scraping the five services with the alert rules of deploy/observability/
+    (Debian's prometheus package, which deploy/deps.sh installs); None when it is not installed or
+    the port is taken."""
+    binary = shutil.which("prometheus")
+    if binary is None or _port_in_use(port):
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [
+            binary,
+            f"--config.file={DEPLOY / 'observability' / 'prometheus.yml'}",
+            f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -307,6 +334,11 @@ def _serve(stack: Stack) -> int:
     stack.prepare()
     print("==> starting the five services (logs in .data/logs/)")
     stack.start()
+    prometheus = start_prometheus(
+        ROOT / ".data" / "prometheus", log=stack.log_dir / "prometheus.log"
+    )
+    if prometheus is not None:
+        stack.processes["prometheus"] = prometheus  # stopped with the services
     print("==> loading demo data")
     info = asyncio.run(load_demo(stack))
     print(
@@ -323,6 +355,12 @@ def _serve(stack: Stack) -> int:
         f"  mail (SMTP sink)  http://127.0.0.1:8025\n"
         f"  metrics           {stack.url('notifier')}/metrics "
         "(each service has /metrics, /healthz, /readyz)\n"
+        + (
+            f"  prometheus        http://127.0.0.1:{PROMETHEUS_PORT}/alerts   "
+            "(rules: deploy/observability/alerts.yml)\n"
+            if prometheus is not None
+            else ""
+        )
     )
     print("Demo customers (bearer tokens for customer-api, valid 12 h):")
     for customer, token in info["tokens"].items():

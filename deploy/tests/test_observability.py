@@ -105,3 +105,35 @@ def test_rules_and_dashboard_query_only_metrics_that_exist() -> None:
 def test_the_check_of_names_catches_a_metric_nobody_defines() -> None:
     assert not _defined("refunds_that_never_existed_seconds")
     assert _metric_names('sum by (job) (rate(x_total{a="b"}[5m])) > 3') == {"x_total"}
+
+
+def test_the_local_prometheus_of_make_run_loads_the_rules(tmp_path: Path) -> None:
+    """devstack's Prometheus (``make run``) on a free port: it starts with the config, loads every
+    alert rule, and stops on SIGTERM."""
+    import socket
+    import sys
+    import time
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "deploy"))
+    from devstack import start_prometheus  # deploy/ is not a package
+
+    assert shutil.which("prometheus"), "prometheus not found: run deploy/deps.sh"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = start_prometheus(tmp_path / "data", port=port, log=tmp_path / "prometheus.log")
+    assert process is not None
+    try:
+        deadline, rules = time.monotonic() + 30, list[str]()
+        while time.monotonic() < deadline and not rules:
+            try:
+                got = httpx.get(f"http://127.0.0.1:{port}/api/v1/rules", timeout=2).json()
+                rules = [r["name"] for g in got["data"]["groups"] for r in g["rules"]]
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert len(rules) == 7 and "OutboxStuck" in rules, (tmp_path / "prometheus.log").read_text()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0

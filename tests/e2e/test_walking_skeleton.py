@@ -5,6 +5,9 @@ shows."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -240,6 +243,26 @@ async def recall_trace(sink: TraceSink) -> bool:
     assert not orphans, orphans
     assert roots[0].parent_span_id == ""
     return True
+
+
+async def test_every_running_service_serves_metrics_promtool_accepts(stack: Stack) -> None:
+    """A scrape of each running service (consumers and relay started, after the recall above):
+    ``promtool check metrics`` finds no problem, and the lag and dead-letter gauges are there."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: run deploy/deps.sh (Debian package prometheus)"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for svc in SERVICES:
+            body = (await client.get(f"{stack.url(svc.name)}/metrics")).text
+            assert "consumer_lag{" in body and "dead_letters_pending{" in body, svc.name
+            checked = await asyncio.to_thread(
+                subprocess.run,
+                [promtool, "check", "metrics"],
+                input=body,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert checked.returncode == 0, (svc.name, checked.stdout + checked.stderr)
 
 
 def test_services_stop_cleanly_on_sigterm(stack: Stack) -> None:

@@ -139,7 +139,10 @@ class CorrelationMiddleware:
         finally:
             elapsed = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", "unmatched")
+            traced: dict[str, str] = {}
             if span is not None:
+                ctx = span.get_span_context()
+                traced = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
@@ -153,6 +156,7 @@ class CorrelationMiddleware:
                 logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
                 "request",
                 extra={
+                    **traced,
                     "method": scope["method"],
                     "route": route,
                     "status": status,

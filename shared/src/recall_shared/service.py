@@ -224,7 +224,9 @@ class ServiceRuntime:
                     for runner, watch in watches:
                         counts = await watch.scan(reader)
                         self.pending_dead_letters[runner.group] = counts
-                        for topic in set(counts) | self._pending_topics.get(runner.group, set()):
+                        # Every topic the runner reads has a series, 0 when nothing waits.
+                        known = self._pending_topics.get(runner.group, set()) | set(runner.topics)
+                        for topic in set(counts) | known:
                             self.metrics.dead_letters_pending.labels(runner.group, topic).set(
                                 counts.get(topic, 0)
                             )

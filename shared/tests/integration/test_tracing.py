@@ -5,6 +5,7 @@ with the SDK's own in-memory exporter (the one OpenTelemetry ships for tests).""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import httpx
@@ -51,10 +52,11 @@ def _one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
     return found[0]
 
 
-async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra) -> None:
+async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra, caplog) -> None:
     await infra.create_topics(ALERTS, dead_letter_topic("recall-intake"))
     topic = infra.topic(ALERTS)
     exported = InMemorySpanExporter()
+    caplog.set_level(logging.INFO, logger="recall_shared")
     writer = ServiceRuntime(infra.settings(tracing_enabled=True))
     writer.telemetry.add_span_processor(SimpleSpanProcessor(exported))
     # The consuming side is another service: its own provider, the same exporter.
@@ -104,6 +106,11 @@ async def test_a_consume_span_is_a_child_of_the_publish_through_the_outbox(infra
     expected = f"00-{CALLER_TRACE}-{publish.context.span_id:016x}-01"
     headers = dict(env.headers())
     assert env.traceparent == expected
+    # The request's access line and the event's line name their spans.
+    lines = {r.getMessage(): r for r in caplog.records if r.name.startswith("recall_shared.")}
+    assert lines["request"].span_id == f"{server.context.span_id:016x}"
+    assert lines["event handled"].span_id == f"{process.context.span_id:016x}"
+    assert lines["event handled"].trace_id == CALLER_TRACE
     assert headers["ce_traceparent"] == headers["traceparent"] == expected.encode()
 
 

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: image test-kube-play k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
+.PHONY: image test-kube-play test-two-instances k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
 # uv from PATH, else the private copy `make deps` puts in .cache/uv-venv (expanded when a recipe runs).
 UV = $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv-venv/bin/uv)
 
@@ -90,6 +90,10 @@ k8s-manifests: install
 # image is built; not part of `make test`).
 test-kube-play: deps infra-up
 	$(PYTEST) -m kube_play deploy/tests
+
+# Two instances of each service on three local brokers; one of each killed during a fan-out.
+test-two-instances: deps infra-up
+	$(PYTEST) -m two_instances deploy/tests
 
 bench: infra-up
 	$(PY) bench/outbox_relay.py

@@ -20,6 +20,7 @@ help:
 	@echo "make image        the service image localhost/recall-alerts (podman; Containerfile)"
 	@echo "make test-kube-play   the Helm chart played with podman kube play + the end-to-end test"
 	@echo "make k8s-manifests    deploy/k8s/recall-alerts.yaml from the Helm chart (helm template)"
+	@echo "make test-two-instances   two instances of each service on three brokers, killed mid fan-out"
 
 # Debian packages and uv; idempotent (deploy/deps.sh says what it installs).
 deps:

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: image test-kube-play k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
+.PHONY: deps-containers image test-kube-play test-two-instances k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
 # uv from PATH, else the private copy `make deps` puts in .cache/uv-venv (expanded when a recipe runs).
 UV = $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv-venv/bin/uv)
 
@@ -20,10 +20,15 @@ help:
 	@echo "make image        the service image localhost/recall-alerts (podman; Containerfile)"
 	@echo "make test-kube-play   the Helm chart played with podman kube play + the end-to-end test"
 	@echo "make k8s-manifests    deploy/k8s/recall-alerts.yaml from the Helm chart (helm template)"
+	@echo "make test-two-instances   two instances of each service on three brokers, killed mid fan-out"
 
 # Debian packages and uv; idempotent (deploy/deps.sh says what it installs).
 deps:
 	@deploy/deps.sh
+
+# deps, and podman, runc and debootstrap: the suite builds and runs the service image (make run needs none).
+deps-containers:
+	@RECALL_ALERTS_DEPS_CONTAINERS=1 deploy/deps.sh
 
 # uv builds the workspace from uv.lock.
 install: .venv/.installed
@@ -45,13 +50,13 @@ infra-status:
 run: deps install
 	$(PY) deploy/devstack.py run
 
-test: deps infra-up
+test: deps-containers infra-up
 	$(PYTEST)
 
 test-unit: install
 	$(PYTEST) -m "not integration and not e2e"
 
-test-integration: infra-up
+test-integration: deps-containers infra-up
 	$(PYTEST) -m integration
 
 test-e2e: infra-up
@@ -84,7 +89,7 @@ docs: schemas
 
 # One image for the five services (Containerfile); the base is made with debootstrap unless BASE_IMAGE
 # names one (docs/operations.md, Deployment).
-image: deps
+image: deps-containers
 	deploy/image/image.sh build
 
 # deploy/k8s/recall-alerts.yaml: the Helm chart rendered with its default values (helm is built once into
@@ -94,8 +99,12 @@ k8s-manifests: install
 
 # The Helm chart played with podman kube play, and the walking skeleton against it (about 75 s once the
 # image is built; not part of `make test`).
-test-kube-play: deps infra-up
+test-kube-play: deps-containers infra-up
 	$(PYTEST) -m kube_play deploy/tests
+
+# Two instances of each service on three local brokers; one of each killed during a fan-out.
+test-two-instances: deps infra-up
+	$(PYTEST) -m two_instances deploy/tests
 
 bench: infra-up
 	$(PY) bench/outbox_relay.py

@@ -5,8 +5,9 @@
 #   Debian packages  postgresql, openjdk-17-jre-headless + maven (the Kafka broker and its one-time jar
 #                    download), chromium (the browser tests), make, python3 + python3-venv, ca-certificates,
 #                    prometheus (its promtool checks deploy/observability/ and the services' /metrics),
-#                    podman + runc + debootstrap (the service image: `make image` and the tests that
-#                    build it and run it, also with `podman kube play`)
+#                    and with RECALL_ALERTS_DEPS_CONTAINERS=1 (`make test`, `make image`: the tests
+#                    build the service image and run it, also with `podman kube play`) podman + runc +
+#                    debootstrap
 #   uv               the one on PATH if there is one; otherwise uv from PyPI in a private virtualenv,
 #                    .cache/uv-venv/ (never pip into the system Python: Debian refuses that, PEP 668)
 #
@@ -34,9 +35,11 @@ local_kafka() {
 
 wanted_packages() {
     echo make python3 python3-venv ca-certificates chromium prometheus
-    # podman runs the image with runc (deploy/image/containers.conf); debootstrap makes its base where
-    # no container registry is reachable.
-    echo podman runc debootstrap
+    # Only for the targets that build or run the service image (make test, make image): podman runs it
+    # with runc (deploy/image/containers.conf); debootstrap makes its base where no registry is reachable.
+    if [[ "${RECALL_ALERTS_DEPS_CONTAINERS:-}" == "1" ]]; then
+        echo podman runc debootstrap
+    fi
     [[ "${RECALL_ALERTS_EXTERNAL_POSTGRES:-}" == "1" ]] || echo postgresql
     if local_kafka; then
         # Any Java 17+ will do; only install one if there is none.

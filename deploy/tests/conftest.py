@@ -1,15 +1,22 @@
-"""deploy/tests: the kube_play tests run only when asked for (`make test-kube-play`, or
-`pytest -m kube_play`): they play the whole chart, which `make test` leaves out for time."""
+"""deploy/tests: the kube_play and two_instances tests run only when asked for (`make
+test-kube-play`, `make test-two-instances`, or `pytest -m <marker>`): `make test` leaves them out
+for time."""
 
 from __future__ import annotations
 
 import pytest
 
+ON_REQUEST = {
+    "kube_play": "plays the Helm chart with podman: make test-kube-play",
+    "two_instances": "three brokers and ten service processes: make test-two-instances",
+}
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "kube_play" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="plays the Helm chart with podman: make test-kube-play")
-    for item in items:
-        if item.get_closest_marker("kube_play"):
-            item.add_marker(skip)
+    asked = config.getoption("markexpr") or ""
+    for marker, reason in ON_REQUEST.items():
+        if marker in asked:
+            continue
+        for item in items:
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))

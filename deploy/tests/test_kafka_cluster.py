@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -25,40 +24,9 @@ from recall_shared.topics import ALERTS, all_topics
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = ROOT / "deploy" / "kafka" / "cluster.sh"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _free_port_base() -> int:
-    """A base whose six ports (base+1..3, base+101..103) are all free now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1]) // 10 * 10
-        if base + 103 > 65535:
-            continue
-        ports = [base + n for n in (1, 2, 3, 101, 102, 103)]
-        if all(socket.socket().connect_ex(("127.0.0.1", p)) != 0 for p in ports):
-            return base
-    raise RuntimeError("no free port range for the cluster")
-
-
-class Cluster:
-    def __init__(self, directory: Path) -> None:
-        self.env = {
-            **os.environ,
-            "KAFKA_CLUSTER_DIR": str(directory),
-            "KAFKA_CLUSTER_PORT_BASE": str(_free_port_base()),
-            "KAFKA_HEAP_OPTS": "-Xmx384m -Xms128m",
-        }
-
-    def __call__(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(CLUSTER), *args], env=self.env, capture_output=True, text=True, timeout=180
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"cluster.sh {' '.join(args)}: {result.stdout}{result.stderr}")
-        return result.stdout.strip()
+from kafka_cluster import Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,12 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+MIGRATION_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('recall_alerts.migrations', 0))"
+)
 
 
 def run_env(metadata: MetaData) -> None:
@@ -24,6 +28,10 @@ def run_env(metadata: MetaData) -> None:
     def migrate(connection) -> None:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
+            # Instances started with `serve --migrate`, or a Job beside them, may migrate at once:
+            # one at a time, and the next reads the version the previous one committed (nothing to
+            # do). The lock is the transaction's: released by the commit, or by a crash.
+            connection.execute(MIGRATION_LOCK)
             context.run_migrations()
 
     async def online() -> None:

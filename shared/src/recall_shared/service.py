@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from recall_shared import inbox
@@ -36,6 +37,12 @@ from recall_shared.waits import wait_set
 log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
+
+
+# One inbox purge at a time per service database (its instances share it).
+_PURGE_KEY = "hashtextextended('recall_alerts.inbox_purge', 0)"
+_TRY_PURGE_LOCK = text(f"SELECT pg_try_advisory_lock({_PURGE_KEY})")
+_PURGE_UNLOCK = text(f"SELECT pg_advisory_unlock({_PURGE_KEY})")
 
 
 @dataclass
@@ -243,9 +250,17 @@ class ServiceRuntime:
                 await admin.close()
 
     async def purge_inbox(self) -> int:
-        """Forget applied event ids older than ``inbox_retention_days``; returns how many."""
+        """Forget applied event ids older than ``inbox_retention_days``; returns how many. Once
+        across the service's instances: while one purges (it holds the advisory lock), the others'
+        rounds skip (0)."""
         before = datetime.now(UTC) - timedelta(days=self.settings.inbox_retention_days)
-        purged = await inbox.purge(self.engine, before)
+        async with self.engine.connect() as lock:
+            if not await lock.scalar(_TRY_PURGE_LOCK):
+                return 0
+            try:
+                purged = await inbox.purge(self.engine, before)
+            finally:
+                await lock.execute(_PURGE_UNLOCK)
         if purged:
             log.info("purged inbox", extra={"purged": purged, "before": before.isoformat()})
         return purged

@@ -75,3 +75,20 @@ async def _seed_more_old(infra) -> None:
                 "VALUES ('g', 'old-late', now() - interval '31 days')"
             )
         )
+
+
+async def test_one_instance_purges_at_a_time(infra) -> None:  # type: ignore[no-untyped-def]
+    """Instances of a service share its database: while one purges (holding the purge lock), the
+    round of another skips, and it purges once the lock is free."""
+    await _seed(infra, old=3, recent=0)
+    runtime = ServiceRuntime(infra.settings(inbox_retention_days=30), run_relay=False)
+    key = "hashtextextended('recall_alerts.inbox_purge', 0)"
+    async with infra.engine.connect() as other_instance:
+        await other_instance.execute(text(f"SELECT pg_advisory_lock({key})"))
+        assert await runtime.purge_inbox() == 0
+        assert await infra.scalar("SELECT count(*) FROM inbox") == 3
+        await other_instance.execute(text(f"SELECT pg_advisory_unlock({key})"))
+    try:
+        assert await runtime.purge_inbox() == 3
+    finally:
+        await runtime.engine.dispose()

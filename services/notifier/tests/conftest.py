@@ -30,8 +30,9 @@ from aiokafka import AIOKafkaProducer
 import notifier
 from notifier.app import create_app
 from notifier.clock import Clock
-from notifier.sender import FaultHook, MailTransport
+from notifier.sender import FaultHook
 from notifier.settings import Settings
+from notifier.smtp_pool import MailTransport
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key

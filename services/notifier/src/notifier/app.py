@@ -9,8 +9,9 @@ from notifier.clock import Clock, SystemClock
 from notifier.handlers import HANDLERS
 from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
-from notifier.sender import FaultHook, MailTransport, NoticeSender, SmtpTransport
+from notifier.sender import FaultHook, NoticeSender
 from notifier.settings import Settings
+from notifier.smtp_pool import MailTransport, SmtpTransport
 from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime

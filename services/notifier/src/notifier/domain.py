@@ -80,3 +80,90 @@ def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertE
                 keys.add(draft.key)
                 plan.notices.append(draft)
     return plan
+
+
+# --------------------------------------------------------------------------- sending decisions
+# What the sender does with a claimed notice, and with the answer of a send: pure, so every rule
+# is unit-tested (tests/unit/test_domain.py) and the sender only does the I/O.
+
+Channel: TypeAlias = str  # email (the only channel so far)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotice:
+    """What the decisions need to know of a claimed notice, its alert and its recipient."""
+
+    kind: str
+    recipient_role: str
+    alert_status: str | None
+    responded: bool
+    in_doubt: bool  # the previous attempt was interrupted after 'sending' was recorded
+    email: str | None
+    safety_email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send it on ``channel`` to ``to``; ``role`` is the recipient role the events report (a
+    purchaser's safety contact is reported as such)."""
+
+    channel: Channel
+    to: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Do not send: ``status`` is the notice's next state (cancelled | in_doubt |
+    waiting_contact), ``reason`` its last_error; ``final`` ones get a notification.failed.v1."""
+
+    status: str
+    reason: str = ""
+    final: bool = False
+
+
+def decide_send(notice: ClaimedNotice, *, at_most_once: bool) -> Send | Hold:
+    """Whether a claimed notice still goes out, and where. Checked before an in-doubt notice too,
+    so a withdrawn alert is never re-sent."""
+    if notice.kind != "withdrawal" and notice.alert_status == "withdrawn":
+        return Hold("cancelled", "alert withdrawn")
+    if notice.kind == "reminder" and (notice.alert_status != "open" or notice.responded):
+        return Hold(
+            "cancelled",
+            f"reminders stopped: alert {notice.alert_status}"
+            + (", customer responded" if notice.responded else ""),
+        )
+    if notice.in_doubt and at_most_once:
+        return Hold(
+            "in_doubt",
+            "delivery in doubt: the sender stopped after the SMTP transaction began; "
+            "not re-sent (delivery_guarantee=at_most_once)",
+            final=True,
+        )
+    to = notice.safety_email or notice.email
+    if not to:
+        return Hold("waiting_contact")
+    role = (
+        "safety_contact"
+        if notice.safety_email and notice.recipient_role == "purchaser"
+        else notice.recipient_role
+    )
+    return Send("email", to, role)
+
+
+def after_send_error(
+    *, permanent: bool, in_doubt: bool, at_most_once: bool, attempt: int, max_attempts: int
+) -> str:
+    """The next state after a failed send: in_doubt (at-most-once never re-sends what may have
+    left), failed (refused for good, or attempts used up), else retry."""
+    if in_doubt and at_most_once:
+        return "in_doubt"
+    if permanent or attempt >= max_attempts:
+        return "failed"
+    return "retry"
+
+
+def retry_delay_s(attempt: int, *, initial_s: float, max_s: float, jitter: float = 1.0) -> float:
+    """Exponential backoff after attempt ``attempt`` (1-based), capped; ``jitter`` (0.9..1.1 in
+    use) spreads retries of a batch that failed together."""
+    return min(initial_s * 2 ** max(attempt - 1, 0), max_s) * jitter

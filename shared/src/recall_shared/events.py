@@ -620,6 +620,86 @@ class NoticeFailed(Event):
         return self.alert_id
 
 
+# What became of a sent notice, as the recipient's mail system or the email provider reported it
+# (notifier: DSN bounces to a per-notice return path, the provider's delivery webhook). New types
+# rather than a changed meaning of notification.sent.v1: "sent" stays "the relay accepted it";
+# reach counts "delivered" and leaves a bounced notice out.
+
+DeliverySource = Literal["dsn", "arf", "mailgun"]
+
+
+class NoticeDelivered(Event):
+    """The recipient's mail system took the notice (a DSN with Action: delivered, or the
+    provider's delivered event)."""
+
+    event_type: ClassVar[str] = "notification.delivered.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["email"] = "email"
+    source: DeliverySource
+    delivered_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeBounced(Event):
+    """The notice did not reach the recipient, for good: a hard bounce (the address does not
+    work), or a soft one (a temporary failure) that outlived its re-sends."""
+
+    event_type: ClassVar[str] = "notification.bounced.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["email"] = "email"
+    bounce_type: Literal["hard", "soft"]
+    status: Code = Field(default="", description="Enhanced status code (RFC 3463), e.g. 5.1.1")
+    reason: Text = ""
+    source: DeliverySource
+    bounced_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeComplained(Event):
+    """The recipient marked the notice as spam (a feedback report, or the provider's complained
+    event): it was delivered, and the address should not get marketing (it never does)."""
+
+    event_type: ClassVar[str] = "notification.complained.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["email"] = "email"
+    source: DeliverySource
+    complained_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
 # --------------------------------------------------------------------------- remedies.v1
 
 
@@ -748,6 +828,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SaleAfterRecallDetected,
     NoticeSent,
     NoticeFailed,
+    NoticeDelivered,
+    NoticeBounced,
+    NoticeComplained,
     RemedyRequested,
     NotAffectedDeclared,
     RemedyCaseTransitioned,

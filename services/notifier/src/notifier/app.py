@@ -5,13 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from notifier.api import router
+from notifier.bounce_listener import BounceListener
 from notifier.clock import Clock, SystemClock
+from notifier.delivery import DeliveryRecorder
 from notifier.handlers import HANDLERS
 from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
 from notifier.sender import FaultHook, NoticeSender
 from notifier.settings import Settings
 from notifier.smtp_pool import MailTransport, SmtpTransport
+from notifier.webhook import router as webhook_router
 from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
@@ -42,6 +45,16 @@ def create_app(
         fault=fault,
     )
     runtime.add_background("notice-sender", sender.run, stop=sender.stop)
+    delivery = DeliveryRecorder(
+        settings=settings,
+        session_factory=runtime.session_factory,
+        outbox=runtime.outbox,
+        registry=runtime.metrics.registry,
+    )
+    bounces: BounceListener | None = None
+    if settings.bounce_smtp_port is not None:
+        bounces = BounceListener(settings=settings, recorder=delivery, clock=clock)
+        runtime.add_background("bounce-listener", bounces.run, stop=bounces.stop)
     reminders = ReminderScheduler(
         settings=settings, session_factory=runtime.session_factory, clock=clock
     )
@@ -56,7 +69,11 @@ def create_app(
     )
     install_common(app, runtime)
     app.include_router(router)
+    app.include_router(webhook_router)
     app.state.sender = sender
     app.state.reminders = reminders
+    app.state.delivery = delivery
+    app.state.bounces = bounces
+    app.state.settings = settings
     app.state.clock = clock
     return app

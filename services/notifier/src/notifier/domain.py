@@ -167,3 +167,99 @@ def retry_delay_s(attempt: int, *, initial_s: float, max_s: float, jitter: float
     """Exponential backoff after attempt ``attempt`` (1-based), capped; ``jitter`` (0.9..1.1 in
     use) spreads retries of a batch that failed together."""
     return min(initial_s * 2 ** max(attempt - 1, 0), max_s) * jitter
+
+
+# --------------------------------------------------------------------------- delivery reports
+# What a report about a sent notice means (a DSN, a feedback report, a provider's event), and what
+# it does to the notice: queued -> sent -> delivered | bounced (hard, soft) | complained.
+
+ReportKind: TypeAlias = str  # delivered | bounced | complained | delayed
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """One recipient's fate as reported back. ``bounce_type`` is set for ``bounced`` only;
+    ``status`` is the enhanced status code (RFC 3463) when known."""
+
+    kind: ReportKind
+    bounce_type: str | None = None  # hard | soft
+    status: str = ""
+    detail: str = ""
+
+
+# Mailbox full (RFC 3463 X.2.2): many systems answer it with 5.2.2 although it passes; providers
+# (and we) count it as a soft bounce.
+_SOFT_PERMANENT_STATUSES = frozenset({"5.2.2"})
+
+
+def classify_dsn(action: str, status: str, detail: str = "") -> DeliveryReport | None:
+    """A DSN recipient block (RFC 3464 Action and Status fields) as a report; None for an action
+    that says nothing about the recipient (``expanded`` to a list, or an unknown one)."""
+    action = action.strip().lower()
+    status = status.strip().split(" ", 1)[0]
+    if action in ("delivered", "relayed"):
+        return DeliveryReport("delivered", status=status, detail=detail)
+    if action == "delayed":
+        return DeliveryReport("delayed", status=status, detail=detail)
+    if action == "failed":
+        hard = status.startswith("5.") and status not in _SOFT_PERMANENT_STATUSES
+        return DeliveryReport("bounced", "hard" if hard else "soft", status, detail)
+    return None
+
+
+def classify_mailgun(
+    event: str, severity: str, status: str = "", detail: str = ""
+) -> DeliveryReport | None:
+    """A Mailgun webhook event as a report: ``failed`` with severity ``permanent`` is a hard bounce
+    (Mailgun gave up); ``temporary`` means Mailgun is still retrying, so only a delay. Events that
+    say nothing about delivery (accepted, opened, clicked, unsubscribed) give None."""
+    if event == "delivered":
+        return DeliveryReport("delivered", status=status, detail=detail)
+    if event == "complained":
+        return DeliveryReport("complained", detail=detail)
+    if event == "failed":
+        if severity == "permanent":
+            return DeliveryReport("bounced", "hard", status, detail)
+        return DeliveryReport("delayed", status=status, detail=detail)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryChange:
+    """What a report does to a notice. ``delivery``: the notice's new delivery state (None: no
+    change); ``resend``: send it again later (a soft bounce with re-sends left); ``emit``: the
+    event to publish (delivered | bounced | complained), if any."""
+
+    delivery: str | None = None
+    bounce_type: str | None = None
+    resend: bool = False
+    emit: str | None = None
+
+
+def apply_report(
+    *, status: str, delivery: str | None, soft_bounces: int, report: DeliveryReport, resends: int
+) -> DeliveryChange:
+    """The delivery state machine of one notice (``status``: the send state, ``delivery``: what
+    was reported so far).
+
+    Only a sent notice has a delivery state; a report for one not (yet, or again) sent changes
+    nothing. A final bounce is final: a late 'delivered' does not undo it (it would be about a
+    copy the recipient never had). A complaint proves the notice arrived and wins over anything.
+    A soft bounce re-sends the notice up to ``resends`` times, then counts as a (soft) bounce."""
+    if status != "sent" or delivery == "complained":
+        return DeliveryChange()
+    if report.kind == "complained":
+        return DeliveryChange("complained", emit="complained")
+    if delivery == "bounced":
+        return DeliveryChange()
+    if report.kind == "delivered":
+        return (
+            DeliveryChange()
+            if delivery == "delivered"
+            else DeliveryChange("delivered", emit="delivered")
+        )
+    if report.kind == "bounced":
+        if report.bounce_type == "soft" and soft_bounces < resends:
+            return DeliveryChange(resend=True)
+        return DeliveryChange("bounced", report.bounce_type or "hard", emit="bounced")
+    return DeliveryChange()  # delayed: the relay keeps trying; nothing is decided yet

@@ -42,7 +42,9 @@ class Notice(Base):
     """One notice to one recipient; unique per (alert, kind, alert version, recipient, reminder
     number).
 
-    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled.
+    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled. A sent
+    notice's ``delivery`` then follows what is reported back: delivered | bounced | complained (a
+    soft bounce with re-sends left puts it back to pending).
     ``sending`` is committed before the SMTP transaction begins, with the deterministic Message-ID:
     a 'sending' notice whose lease expired belongs to a sender that died mid-send, and the mail may
     or may not have reached the relay (see ``Settings.delivery_guarantee``)."""
@@ -72,6 +74,14 @@ class Notice(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resent_in_doubt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What became of it once sent (notifier.domain.apply_report): delivered | bounced |
+    # complained, or NULL while nothing was reported.
+    delivery: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    bounce_type: Mapped[str | None] = mapped_column(String(10), nullable=True)  # hard | soft
+    delivery_status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # e.g. 5.1.1
+    delivery_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint(
@@ -91,6 +101,13 @@ class Notice(Base):
             "ix_notices_waiting",
             "recipient_customer_id",
             postgresql_where=text("status = 'waiting_contact'"),
+        ),
+        Index(
+            "ix_notices_unreachable",
+            "recipient_customer_id",
+            postgresql_where=text(
+                "status IN ('waiting_contact', 'failed') OR delivery = 'bounced'"
+            ),
         ),
     )
 

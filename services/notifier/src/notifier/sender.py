@@ -57,6 +57,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
 from notifier.handlers import SENDER_CHANNEL, message_id_for
@@ -436,6 +437,10 @@ class NoticeSender:
             return _Outcome(
                 job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
             )
+        # Its own return path (VERP): a bounce names the notice whatever it quotes of it.
+        message.sender = verp_address(
+            self.settings.bounce_mailbox, job.notice_id, self.settings.verp_key
+        )
         return _Ready(job, message, to, decision.role, state)
 
     async def _send(self, ready: _Ready) -> _Outcome:

@@ -10,10 +10,15 @@ import pytest
 
 from notifier.domain import (
     ClaimedNotice,
+    DeliveryChange,
+    DeliveryReport,
     Hold,
     NoticeDraft,
     Send,
     after_send_error,
+    apply_report,
+    classify_dsn,
+    classify_mailgun,
     decide_send,
     plan_alert_events,
     recipients,
@@ -181,3 +186,65 @@ def test_retry_delays_double_up_to_the_cap() -> None:
     delays = [retry_delay_s(a, initial_s=5, max_s=30) for a in (1, 2, 3, 4, 5)]
     assert delays == [5, 10, 20, 30, 30]
     assert retry_delay_s(2, initial_s=5, max_s=30, jitter=1.1) == pytest.approx(11)
+
+
+# --------------------------------------------------------------------------- delivery reports
+
+HARD = DeliveryReport("bounced", "hard", "5.1.1")
+SOFT = DeliveryReport("bounced", "soft", "4.2.2")
+
+
+def change(
+    report: DeliveryReport, *, status: str = "sent", delivery: str | None = None, soft: int = 0
+) -> DeliveryChange:
+    return apply_report(
+        status=status, delivery=delivery, soft_bounces=soft, report=report, resends=2
+    )
+
+
+def test_dsn_actions_and_statuses_mean_what_rfc_3464_says() -> None:
+    assert classify_dsn("failed", "5.1.1") == DeliveryReport("bounced", "hard", "5.1.1")
+    assert classify_dsn("Failed", "4.4.7 (expired)") == DeliveryReport("bounced", "soft", "4.4.7")
+    full = classify_dsn("failed", "5.2.2")
+    assert full is not None and full.bounce_type == "soft", "mailbox full passes"
+    assert classify_dsn("delayed", "4.4.1").kind == "delayed"  # type: ignore[union-attr]
+    assert classify_dsn("delivered", "2.0.0").kind == "delivered"  # type: ignore[union-attr]
+    assert classify_dsn("expanded", "2.0.0") is None
+
+
+def test_mailgun_events_mean_what_its_docs_say() -> None:
+    assert classify_mailgun("failed", "permanent", "550").bounce_type == "hard"  # type: ignore[union-attr]
+    assert classify_mailgun("failed", "temporary").kind == "delayed"  # type: ignore[union-attr]
+    assert classify_mailgun("delivered", "").kind == "delivered"  # type: ignore[union-attr]
+    assert classify_mailgun("complained", "").kind == "complained"  # type: ignore[union-attr]
+    assert classify_mailgun("opened", "") is None
+
+
+def test_a_sent_notice_is_delivered_once() -> None:
+    assert change(DeliveryReport("delivered")) == DeliveryChange("delivered", emit="delivered")
+    assert change(DeliveryReport("delivered"), delivery="delivered") == DeliveryChange()
+
+
+def test_a_hard_bounce_is_final() -> None:
+    assert change(HARD) == DeliveryChange("bounced", "hard", emit="bounced")
+    assert change(HARD, delivery="delivered") == DeliveryChange("bounced", "hard", emit="bounced")
+    assert change(DeliveryReport("delivered"), delivery="bounced") == DeliveryChange()
+    assert change(HARD, delivery="bounced") == DeliveryChange()
+
+
+def test_a_soft_bounce_resends_until_the_resends_are_used_up() -> None:
+    assert change(SOFT, soft=0) == DeliveryChange(resend=True)
+    assert change(SOFT, soft=1) == DeliveryChange(resend=True)
+    assert change(SOFT, soft=2) == DeliveryChange("bounced", "soft", emit="bounced")
+
+
+def test_a_complaint_proves_delivery_and_wins() -> None:
+    for before in (None, "delivered", "bounced"):
+        assert change(DeliveryReport("complained"), delivery=before).emit == "complained"
+    assert change(HARD, delivery="complained") == DeliveryChange()
+
+
+def test_delays_and_reports_for_unsent_notices_change_nothing() -> None:
+    assert change(DeliveryReport("delayed", status="4.4.1")) == DeliveryChange()
+    for status in ("pending", "sending", "failed", "cancelled"):
+        assert change(HARD, status=status) == DeliveryChange()

@@ -72,6 +72,7 @@ from refund_logistics.models import (
     Refund,
     ReturnLabel,
 )
+from refund_logistics.notice_states import REPORTED, REPORTED_AFTER
 from refund_logistics.payments import PaymentError, PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -317,9 +318,11 @@ class Cases:
             status="sent" if sent else "failed",
             at=event.sent_at if isinstance(event, ev.NoticeSent) else event.failed_at,
         )
-        if sent:  # a notice that went out counts as sent, whatever else was heard about it
+        if sent:  # a notice that went out counts as sent, unless more was heard of it since
             stmt = stmt.on_conflict_do_update(
-                index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
+                index_elements=["notice_id"],
+                set_={"status": "sent", "at": stmt.excluded.at},
+                where=NoticeRecord.status.in_(("sent", "failed")),
             )
         else:
             stmt = stmt.on_conflict_do_nothing()
@@ -445,11 +448,32 @@ class Cases:
             stmt = insert(NoticeRecord).values(list(chunk))
             await session.execute(
                 stmt.on_conflict_do_update(
-                    index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
+                    index_elements=["notice_id"],
+                    set_={"status": "sent", "at": stmt.excluded.at},
+                    where=NoticeRecord.status.in_(("sent", "failed")),
                 )
             )
         for chunk in statement_chunks(failed_rows):
             await session.execute(insert(NoticeRecord).values(list(chunk)).on_conflict_do_nothing())
+
+    async def on_notice_reported(
+        self,
+        session: AsyncSession,
+        event: ev.NoticeDelivered | ev.NoticeBounced | ev.NoticeComplained,
+        env: Envelope,
+    ) -> None:
+        """What became of a sent notice (notice_states.REPORTED_AFTER): delivered, bounced,
+        complained. The notice's send came before it on the same partition."""
+        status = REPORTED[type(event)]
+        await session.execute(
+            update(NoticeRecord)
+            .where(
+                NoticeRecord.notice_id == event.notice_id,
+                NoticeRecord.status.in_(REPORTED_AFTER[status]),
+            )
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
 
     async def on_not_affected(
         self, session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope
@@ -1067,6 +1091,9 @@ class Cases:
             ev.AlertClosed: batched(self.on_alerts_closed),
             ev.NoticeSent: notices,
             ev.NoticeFailed: notices,
+            ev.NoticeDelivered: self.on_notice_reported,
+            ev.NoticeBounced: self.on_notice_reported,
+            ev.NoticeComplained: self.on_notice_reported,
             ev.RemedyRequested: self.on_remedy_requested,
             ev.NotAffectedDeclared: self.on_not_affected,
         }

@@ -14,6 +14,8 @@ from notifier.reminders import ReminderScheduler
 from notifier.sender import FaultHook, NoticeSender
 from notifier.settings import Settings
 from notifier.smtp_pool import MailTransport, SmtpTransport
+from notifier.unreachable import UnreachableGauge
+from notifier.unreachable import router as unreachable_router
 from notifier.webhook import router as webhook_router
 from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
@@ -55,6 +57,12 @@ def create_app(
     if settings.bounce_smtp_port is not None:
         bounces = BounceListener(settings=settings, recorder=delivery, clock=clock)
         runtime.add_background("bounce-listener", bounces.run, stop=bounces.stop)
+    unreachable = UnreachableGauge(
+        settings=settings,
+        session_factory=runtime.session_factory,
+        registry=runtime.metrics.registry,
+    )
+    runtime.add_background("unreachable-gauge", unreachable.run, stop=unreachable.stop)
     reminders = ReminderScheduler(
         settings=settings, session_factory=runtime.session_factory, clock=clock
     )
@@ -70,9 +78,11 @@ def create_app(
     install_common(app, runtime)
     app.include_router(router)
     app.include_router(webhook_router)
+    app.include_router(unreachable_router)
     app.state.sender = sender
     app.state.reminders = reminders
     app.state.delivery = delivery
+    app.state.unreachable = unreachable
     app.state.bounces = bounces
     app.state.settings = settings
     app.state.clock = clock

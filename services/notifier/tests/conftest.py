@@ -302,8 +302,9 @@ async def _app_on(
     fault: FaultHook | None,
     overrides: dict,
 ) -> AsyncIterator[Notifier]:
+    sms = overrides.pop("sms", None)  # an SmsProvider (e.g. TwilioSms on the sandbox)
     settings = make_settings(url, prefix, **overrides)
-    app = create_app(settings, transport=transport, clock=clock, fault=fault)
+    app = create_app(settings, transport=transport, clock=clock, fault=fault, sms=sms)
     async with running_app(app) as client, started_producer(settings) as producer:
         n = Notifier(client=client, settings=settings, producer=producer, app=app)
         # The read API takes an operator key: one issued on sellers.v1 as recall-intake would, sent

@@ -96,7 +96,14 @@ NOTIFICATIONS = TopicSpec(
     "notifier",
     "Notices sent and failed, per alert, kind and alert version; then delivered, bounced or "
     "complained about, as reported back.",
-    (ev.NoticeSent, ev.NoticeFailed, ev.NoticeDelivered, ev.NoticeBounced, ev.NoticeComplained),
+    (
+        ev.NoticeSent,
+        ev.NoticeFailed,
+        ev.NoticeSmsSent,
+        ev.NoticeDelivered,
+        ev.NoticeBounced,
+        ev.NoticeComplained,
+    ),
     retention_ms=90 * DAY_MS,
 )
 REMEDIES = TopicSpec(

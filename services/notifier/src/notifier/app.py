@@ -13,6 +13,8 @@ from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
 from notifier.sender import FaultHook, NoticeSender
 from notifier.settings import Settings
+from notifier.sms import SmsProvider, TwilioSms
+from notifier.sms_sender import SmsSender
 from notifier.smtp_pool import MailTransport, SmtpTransport
 from notifier.unreachable import UnreachableGauge
 from notifier.unreachable import router as unreachable_router
@@ -29,9 +31,17 @@ def create_app(
     *,
     clock: Clock | None = None,
     fault: FaultHook | None = None,
+    sms: SmsProvider | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     clock = clock or SystemClock()
+    if sms is None and settings.sms_provider == "twilio":
+        sms = TwilioSms(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            from_=settings.twilio_from,
+            base_url=settings.twilio_base_url,
+        )
     runtime = ServiceRuntime(settings)
     runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES], HANDLERS)
     # Operator keys (hashes) for the read API, on their own consumer group: a new or revoked key
@@ -45,13 +55,25 @@ def create_app(
         transport=transport or SmtpTransport(settings),
         clock=clock,
         fault=fault,
+        sms_available=sms is not None,
     )
     runtime.add_background("notice-sender", sender.run, stop=sender.stop)
+    sms_sender: SmsSender | None = None
+    if sms is not None:
+        sms_sender = SmsSender(
+            settings=settings,
+            session_factory=runtime.session_factory,
+            outbox=runtime.outbox,
+            provider=sms,
+            clock=clock,
+        )
+        runtime.add_background("sms-sender", sms_sender.run, stop=sms_sender.stop)
     delivery = DeliveryRecorder(
         settings=settings,
         session_factory=runtime.session_factory,
         outbox=runtime.outbox,
         registry=runtime.metrics.registry,
+        sms_available=sms is not None,
     )
     bounces: BounceListener | None = None
     if settings.bounce_smtp_port is not None:
@@ -82,6 +104,7 @@ def create_app(
     app.state.sender = sender
     app.state.reminders = reminders
     app.state.delivery = delivery
+    app.state.sms_sender = sms_sender
     app.state.unreachable = unreachable
     app.state.bounces = bounces
     app.state.settings = settings

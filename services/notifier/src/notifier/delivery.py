@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.domain import DeliveryChange, DeliveryReport, apply_report
+from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import wake_sender
 from notifier.settings import Settings
 from recall_shared import events as ev
@@ -24,8 +25,11 @@ log = logging.getLogger(__name__)
 _LOAD = text(
     """
     SELECT n.notice_id, n.status, n.delivery, n.soft_bounces, n.alert_id, n.customer_id, n.kind,
-           n.alert_version, a.state ->> 'recall_id' AS recall_id
+           n.alert_version, n.channel, n.recipient_customer_id, n.recipient_role, n.reminder_no,
+           a.state ->> 'recall_id' AS recall_id, a.state -> 'recall' ->> 'severity' AS severity,
+           ct.phone, ct.sms_opt_out
     FROM notices n LEFT JOIN alerts a ON a.alert_id = n.alert_id
+    LEFT JOIN contacts ct ON ct.customer_id = n.recipient_customer_id
     WHERE n.notice_id = :id FOR UPDATE OF n
     """
 )
@@ -59,8 +63,10 @@ class DeliveryRecorder:
         session_factory: async_sessionmaker[AsyncSession],
         outbox: Outbox,
         registry: CollectorRegistry,
+        sms_available: bool = False,
     ) -> None:
         self.settings = settings
+        self.sms_available = sms_available
         self.session_factory = session_factory
         self.outbox = outbox
         self.reports = Counter(
@@ -120,8 +126,26 @@ class DeliveryRecorder:
                     "at": at,
                 },
             )
-        elif report.kind == "delayed" and row.status == "sent" and row.delivery is None:
+        elif report.kind == "delayed" and row.delivery is None:
             await session.execute(_NOTE, values)
+        if change.emit == "bounced" and row.channel == "email":
+            await queue_fallback(  # it did not reach them: the next channel, if any
+                session,
+                Unreached(
+                    notice_id=row.notice_id,
+                    alert_id=row.alert_id,
+                    customer_id=row.customer_id,
+                    recipient_customer_id=row.recipient_customer_id,
+                    recipient_role=row.recipient_role,
+                    kind=row.kind,
+                    alert_version=row.alert_version,
+                    reminder_no=row.reminder_no,
+                    severity=row.severity,
+                    phone=row.phone,
+                    sms_opt_out=bool(row.sms_opt_out),
+                ),
+                sms_available=self.sms_available,
+            )
         if change.emit is not None and row.recall_id is not None:
             await self.outbox.add(
                 session,
@@ -157,6 +181,7 @@ class DeliveryRecorder:
             "recall_id": row.recall_id,
             "kind": row.kind,
             "alert_version": row.alert_version,
+            "channel": row.channel,
             "source": source,
         }
         if change.emit == "delivered":

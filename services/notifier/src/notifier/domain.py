@@ -228,6 +228,19 @@ def classify_mailgun(
     return None
 
 
+def classify_twilio(status: str, error_code: str = "") -> DeliveryReport | None:
+    """A Twilio status callback as a report: ``delivered``, or ``undelivered`` / ``failed`` (the
+    carrier or Twilio gave up: a hard bounce, with Twilio's error code); the steps before
+    (queued, sending, sent) decide nothing."""
+    if status == "delivered":
+        return DeliveryReport("delivered", status=error_code)
+    if status in ("undelivered", "failed"):
+        return DeliveryReport(
+            "bounced", "hard", error_code, f"Twilio: {status} {error_code}".strip()
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryChange:
     """What a report does to a notice. ``delivery``: the notice's new delivery state (None: no
@@ -246,11 +259,13 @@ def apply_report(
     """The delivery state machine of one notice (``status``: the send state, ``delivery``: what
     was reported so far).
 
-    Only a sent notice has a delivery state; a report for one not (yet, or again) sent changes
-    nothing. A final bounce is final: a late 'delivered' does not undo it (it would be about a
-    copy the recipient never had). A complaint proves the notice arrived and wins over anything.
+    Only a notice that went out has a delivery state: ``sent``, or ``sending`` (a fast report can
+    overtake the sender's record of "sent", which leaves the delivery state alone); a report for
+    one not (yet, or again) sent changes nothing. A final bounce is final: a late 'delivered' does
+    not undo it (it would be about a copy the recipient never had). A complaint proves the notice
+    arrived and wins over anything.
     A soft bounce re-sends the notice up to ``resends`` times, then counts as a (soft) bounce."""
-    if status != "sent" or delivery == "complained":
+    if status not in ("sent", "sending") or delivery == "complained":
         return DeliveryChange()
     if report.kind == "complained":
         return DeliveryChange("complained", emit="complained")
@@ -267,3 +282,57 @@ def apply_report(
             return DeliveryChange(resend=True)
         return DeliveryChange("bounced", report.bounce_type or "hard", emit="bounced")
     return DeliveryChange()  # delayed: the relay keeps trying; nothing is decided yet
+
+
+# --------------------------------------------------------------------------- channel policy
+# Which channels a notice may use, by the recall's severity: email first, then SMS where the
+# severity allows it. A fallback SMS is sent once per notice (its own row, unique per channel),
+# only for what must be told (not reminders), and never to a customer who refused SMS. Safety
+# notices still ignore marketing opt-outs: an SMS opt-out is a refusal of the channel, not of
+# marketing. Not built: falling back when email is "not delivered or not opened after N days".
+
+CHANNEL_POLICY: dict[str, tuple[Channel, ...]] = {
+    "critical": ("email", "sms"),
+    "high": ("email", "sms"),
+    "medium": ("email", "sms"),
+    "low": ("email",),
+}
+SMS_KINDS = frozenset({"initial", "update", "withdrawal"})
+
+
+def fallback_channel(
+    *,
+    channel: Channel,
+    severity: str | None,
+    kind: str,
+    phone: str | None,
+    sms_opt_out: bool,
+    sms_available: bool,
+) -> Channel | None:
+    """The next channel after ``channel`` could not reach the recipient (no address, a hard
+    bounce, a final failure), or None: the recipient is then unreachable."""
+    allowed = CHANNEL_POLICY.get(severity or "", ("email", "sms"))  # unknown: the cautious side
+    if channel != "email" or "sms" not in allowed or kind not in SMS_KINDS:
+        return None
+    if not sms_available or not phone or sms_opt_out:
+        return None
+    return "sms"
+
+
+def decide_sms(notice: ClaimedNotice, phone: str | None) -> Send | Hold:
+    """Whether a claimed SMS notice goes out (the email rules, with the phone as address)."""
+    decision = decide_send(
+        ClaimedNotice(
+            kind=notice.kind,
+            recipient_role=notice.recipient_role,
+            alert_status=notice.alert_status,
+            responded=notice.responded,
+            in_doubt=False,
+            email=phone,
+            safety_email=None,
+        ),
+        at_most_once=False,
+    )
+    if isinstance(decision, Send):
+        return Send("sms", decision.to, decision.role)
+    return decision

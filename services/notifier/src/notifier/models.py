@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,6 +22,8 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     safety_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     locale: Mapped[str] = mapped_column(String(10), default="en")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -56,6 +58,8 @@ class Notice(Base):
     recipient_customer_id: Mapped[str] = mapped_column(String(100))
     recipient_role: Mapped[str] = mapped_column(String(20))  # purchaser | account_admin
     kind: Mapped[str] = mapped_column(String(20))  # initial | update | withdrawal | reminder
+    # email, or sms: a fallback notice of the same (alert, kind, version, recipient), own row and id
+    channel: Mapped[str] = mapped_column(String(10), default="email", server_default="email")
     alert_version: Mapped[int] = mapped_column(Integer)
     reminder_no: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0"
@@ -90,7 +94,8 @@ class Notice(Base):
             "alert_version",
             "recipient_customer_id",
             "reminder_no",
-            name="uq_notices_alert_kind_version_recipient_reminder",
+            "channel",
+            name="uq_notices_alert_kind_version_recipient_reminder_channel",
         ),
         Index(
             "ix_notices_due",

@@ -60,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
+from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
@@ -77,14 +78,15 @@ log = logging.getLogger(__name__)
 _DUE = """
     WITH due AS (
         SELECT notice_id, status FROM notices
-        WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
+        WHERE status IN ('pending', 'sending') AND next_attempt_at <= now() AND channel = 'email'
         ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED),
 """
 _CLAIMED_ROWS = """
     SELECT c.notice_id, c.attempts, c.was, c.alert_id, c.customer_id, c.recipient_customer_id,
            c.recipient_role, c.kind, c.alert_version, c.reminder_no, a.status AS alert_status,
            a.alert_version AS current_version, a.state,
-           ct.name, ct.email, ct.safety_email, ct.locale,
+           ct.name, ct.email, ct.safety_email, ct.locale, ct.phone, ct.sms_opt_out,
+           a.state -> 'recall' ->> 'severity' AS severity,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
@@ -284,8 +286,10 @@ class NoticeSender:
         transport: MailTransport,
         clock: Clock | None = None,
         fault: FaultHook | None = None,
+        sms_available: bool = False,
     ) -> None:
         self.settings = settings
+        self.sms_available = sms_available  # an SMS channel to fall back to (notifier.fallback)
         self.session_factory = session_factory
         self.outbox = outbox
         self.metrics = metrics
@@ -629,13 +633,15 @@ class NoticeSender:
             )
             return
         if o.status in ("cancelled", "waiting_contact"):
-            await session.execute(
+            result = await session.execute(
                 text(
                     "UPDATE notices SET status = :st, last_error = :err WHERE notice_id = :id "
-                    "AND status IN ('pending', 'sending')"
+                    "AND status IN ('pending', 'sending') RETURNING notice_id"
                 ),
                 {"st": o.status, "err": o.reason or None, "id": nid},
             )
+            if o.status == "waiting_contact" and result.first() is not None:
+                await self._fall_back(session, o)  # no address: the next channel, if any
             return
         if o.status == "retry":
             delay = retry_delay_s(
@@ -667,6 +673,8 @@ class NoticeSender:
         )
         if result.first() is None or o.state is None:
             return
+        if o.status == "failed" and o.permanent:
+            await self._fall_back(session, o)  # refused for good: the next channel, if any
         await self.outbox.add(
             session,
             ev.NoticeFailed(
@@ -685,6 +693,26 @@ class NoticeSender:
         log.error(
             "notice failed for good",
             extra={"notice_id": nid, "error": o.reason, "status": o.status},
+        )
+
+    async def _fall_back(self, session: AsyncSession, o: _Outcome) -> None:
+        row = o.job.row
+        await queue_fallback(
+            session,
+            Unreached(
+                notice_id=o.job.notice_id,
+                alert_id=row.alert_id,
+                customer_id=row.customer_id,
+                recipient_customer_id=row.recipient_customer_id,
+                recipient_role=row.recipient_role,
+                kind=row.kind,
+                alert_version=row.alert_version,
+                reminder_no=row.reminder_no,
+                severity=row.severity,
+                phone=row.phone,
+                sms_opt_out=bool(row.sms_opt_out),
+            ),
+            sms_available=self.sms_available,
         )
 
 

@@ -94,6 +94,25 @@ class Settings(HttpServiceSettings):
     mailgun_webhook_max_age_s: float = Field(
         default=900.0, gt=0, description="Older signed webhook requests are refused (replays)"
     )
+    sms_provider: Literal["none", "twilio"] = Field(
+        default="none",
+        description="The SMS channel: none (email only), or Twilio's Messages API at "
+        "twilio_base_url (the local sandbox: python -m notifier.sms_sandbox)",
+    )
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = Field(
+        default="", description="Signs the status callbacks too (X-Twilio-Signature)"
+    )
+    twilio_from: str = Field(default="", description="The sending number (E.164) or sender id")
+    public_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="This service's URL as the SMS provider reaches it (status callbacks; the "
+        "signature covers it, so it must be the exact URL the provider calls)",
+    )
+    sms_batch_size: int = Field(default=50, ge=1)
+    sms_concurrency: int = Field(default=8, ge=1, description="SMS API requests in flight")
+    sms_poll_s: float = Field(default=2.0, gt=0)
     unreachable_refresh_s: float = Field(
         default=30.0, gt=0, description="How often the unreachable-customers gauge is recounted"
     )
@@ -122,6 +141,10 @@ class Settings(HttpServiceSettings):
             raise ValueError(f"{self._var('mail_from')} is not a usable sender: {self.mail_from!r}")
         if self.bounce_address is not None and not usable_address(self.bounce_address):
             raise ValueError(f"{self._var('bounce_address')} is not a usable address")
+        if self.sms_provider == "twilio":
+            for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from"):
+                if not getattr(self, name):
+                    raise ValueError(f"{self._var(name)} must be set with sms_provider=twilio")
         if not self.customer_portal_url.startswith(("https://", "http://")):
             raise ValueError(f"{self._var('customer_portal_url')} must be an http(s) URL")
         if self.send_backoff_initial_s > self.send_backoff_max_s:

@@ -2,8 +2,9 @@
 
 A recipient of an open alert is *unreachable* when none of its notices of that alert reached them
 or is still on its way (pending, sending, in doubt, or sent without a bounce), and one of them is
-stuck: ``no_contact`` (waiting for an address: customers.v1 gave none) or ``all_channels_failed``
-(failed for good, or bounced; email is the only channel so far). The queue is a query over the
+stuck: ``no_contact`` (waiting for an address: customers.v1 gave none we may use) or
+``all_channels_failed`` (every channel tried failed for good or bounced: email, and SMS where the
+policy and the customer allow it). The queue is a query over the
 notices, not a table of its own, so it can never disagree with them: a customer leaves it the moment
 a new address releases their notice, or another notice reaches them.
 
@@ -49,7 +50,7 @@ _STUCK = """
                      OR (r.status = 'sent' AND r.delivery IS DISTINCT FROM 'bounced')))),
     queue AS (
         SELECT customer_id,
-               CASE WHEN bool_or(status = 'waiting_contact') THEN 'no_contact'
+               CASE WHEN bool_and(status = 'waiting_contact') THEN 'no_contact'
                     ELSE 'all_channels_failed' END AS reason,
                array_agg(DISTINCT alert_id ORDER BY alert_id) AS alert_ids,
                array_agg(DISTINCT recipient_role ORDER BY recipient_role) AS roles,

@@ -1,5 +1,5 @@
-"""The email provider's delivery events over HTTP: Mailgun's webhooks (delivered, failed,
-complained), as its documentation describes them.
+"""The providers' delivery events over HTTP: Mailgun's webhooks (delivered, failed, complained)
+for email, Twilio's status callbacks for SMS, as their documentation describes them.
 
 Mailgun signs each request in its body: ``signature.signature`` is the hex HMAC-SHA256, under the
 webhook signing key, of ``signature.timestamp`` followed by ``signature.token``. A request whose
@@ -18,18 +18,21 @@ import hmac
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifier.bounces import notice_of_message_id
 from notifier.delivery import DeliveryRecorder
-from notifier.domain import classify_mailgun
+from notifier.domain import classify_mailgun, classify_twilio
 from notifier.settings import Settings
+from notifier.sms import twilio_signature
 
 router = APIRouter(prefix="/v1/webhooks")
 
 Short = Annotated[str, Field(max_length=500)]
+_NOTICE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class MailgunSignature(BaseModel):
@@ -138,3 +141,66 @@ async def mailgun_webhook(body: MailgunWebhook, request: Request) -> WebhookAnsw
     change = await recorder.record(notice_id, report, source="mailgun", at=at)
     recorded = change is not None and (change.delivery is not None or change.resend)
     return WebhookAnswer(recorded=recorded)
+
+
+# ------------------------------------------------------------------- Twilio's status callbacks
+# Twilio POSTs each status change of an SMS to the StatusCallback we gave it, form-encoded, signed
+# in X-Twilio-Signature: base64 HMAC-SHA1, under the auth token, of the full URL followed by every
+# POST parameter's name and value sorted by name (sms.twilio_signature). The URL is ours
+# (public_url), with the notice id in it, so the signature also vouches for the notice.
+
+
+async def form_items(request: Request) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body's fields, in order (what Twilio sends)."""
+    body = await request.body()
+    try:
+        return parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=100)
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(422, "body: not a form (application/x-www-form-urlencoded)") from None
+
+
+async def twilio_signed(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    token = settings.twilio_auth_token
+    if settings.sms_provider != "twilio" or not token:
+        raise HTTPException(503, "the SMS channel is not configured")
+    given = request.headers.get("x-twilio-signature", "")
+    if not given:
+        raise _unsigned("X-Twilio-Signature: missing")
+    url = settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    params = await form_items(request)
+    if not hmac.compare_digest(twilio_signature(token, url, params), given):
+        raise _unsigned("X-Twilio-Signature: does not match the auth token")
+
+
+@router.post(
+    "/twilio",
+    response_model=WebhookAnswer,
+    tags=["delivery"],
+    summary="Twilio SMS status callbacks (signed by Twilio)",
+    description="No API key: Twilio signs each request (`X-Twilio-Signature`), checked first.",
+    responses={
+        401: {"description": "signature missing or wrong"},
+        422: {"description": "a field is missing"},
+        503: {"description": "the SMS channel is not configured"},
+    },
+    dependencies=[Depends(twilio_signed)],
+)
+async def twilio_status(
+    request: Request,
+    notice_id: Annotated[str, Query(pattern=_NOTICE_ID_PATTERN)],
+) -> WebhookAnswer:
+    form = dict(await form_items(request))
+    status = form.get("MessageStatus", "")
+    if not status:
+        raise HTTPException(422, "MessageStatus: required")
+    report = classify_twilio(status, form.get("ErrorCode", ""))
+    if report is None:
+        return WebhookAnswer(recorded=False)
+    recorder: DeliveryRecorder = request.app.state.delivery
+    change = await recorder.record(
+        notice_id, report, source="twilio", at=request.app.state.clock.now()
+    )
+    return WebhookAnswer(recorded=change is not None and change.delivery is not None)

@@ -8,6 +8,8 @@ notifier's own state machine does: a bounce is final, a complaint proves deliver
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from recall_shared import events as ev
 
 # status a report sets -> the statuses it may replace
@@ -16,6 +18,10 @@ REPORTED_AFTER: dict[str, tuple[str, ...]] = {
     "bounced": ("sent", "delivered"),
     "complained": ("sent", "delivered", "bounced"),
 }
+
+# A notice went out: by email (notification.sent.v1) or by SMS (notification.sms_sent.v1).
+SENT = (ev.NoticeSent, ev.NoticeSmsSent)
+AnyNotice: TypeAlias = ev.NoticeSent | ev.NoticeSmsSent | ev.NoticeFailed
 
 REPORTED: dict[type[ev.Event], str] = {
     ev.NoticeDelivered: "delivered",

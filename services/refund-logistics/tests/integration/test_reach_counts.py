@@ -58,6 +58,24 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
     )
     await rls.publish(ev.NoticeDelivered(**complained_late, source="dsn", delivered_at=now))
     await rls.publish(ev.NoticeComplained(**complained_late, source="arf", complained_at=now))
+    # A sixth customer, reached by SMS after their email bounced: their delivered report came
+    # before the SMS's own sent event (a fast provider), and still counts.
+    texted = kit.new_customer()
+    a6 = kit.alert(rc, texted, lines=[(1, "19.99")])
+    await rls.publish(kit.raised(a6))
+    email6 = {
+        **commons[0],
+        "notice_id": str(uuid.uuid4()),
+        "alert_id": a6.alert_id,
+        "customer_id": texted,
+    }
+    sms6 = {**email6, "notice_id": str(uuid.uuid4())}
+    await rls.publish(ev.NoticeSent(**email6, recipient_role="purchaser", sent_at=now))
+    await rls.publish(
+        ev.NoticeBounced(**email6, bounce_type="hard", source="mailgun", bounced_at=now)
+    )
+    await rls.publish(ev.NoticeDelivered(**sms6, channel="sms", source="twilio", delivered_at=now))
+    await rls.publish(ev.NoticeSmsSent(**sms6, recipient_role="purchaser", sent_at=now))
     key, _ = await rls.issue_key("seller", rc.seller_id)
     seller = {"X-Api-Key": key}
     period = f"{now.year:04d}-{now.month:02d}"
@@ -68,20 +86,26 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
                 f"/v1/recalls/{rc.recall_id}/report?period={period}", headers=seller
             )
         ).json()
-        return rep if rep["customers_delivered"] == 2 and rep["customers_bounced"] == 1 else {}
+        return rep if rep["customers_delivered"] == 3 and rep["customers_bounced"] == 1 else {}
 
     rep = await eventually(settled, timeout=15, interval=0.2)
-    assert rep["customers_attempted"] == 5
-    assert rep["customers_notified"] == 3, "delivered, sent without a bounce, complained"
-    assert rep["customers_notified_period"] == 3 and rep["customers_delivered_period"] == 2
-    assert rep["notices_sent_period"] == 4
+    assert rep["customers_attempted"] == 6
+    assert rep["customers_notified"] == 4, "delivered, sent without a bounce, complained, texted"
+    assert rep["customers_notified_period"] == 4 and rep["customers_delivered_period"] == 3
+    assert rep["notices_sent_period"] == 6
     assert rep["notices_by_channel"] == {
         "email": {
-            "customers_attempted": 5,
+            "customers_attempted": 6,
             "customers_notified": 3,
             "customers_delivered": 2,
-            "customers_bounced": 1,
-        }
+            "customers_bounced": 2,
+        },
+        "sms": {
+            "customers_attempted": 1,
+            "customers_notified": 1,
+            "customers_delivered": 1,
+            "customers_bounced": 0,
+        },
     }
     csv_resp = await rls.client.get(
         f"/v1/recalls/{rc.recall_id}/report/cpsc-monthly?period={period}&format=csv", headers=seller
@@ -91,4 +115,4 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
         row["customers_notified_direct_to_date"],
         row["customers_notice_delivered_to_date"],
         row["customers_notice_bounced_to_date"],
-    ) == ("3", "2", "1")
+    ) == ("4", "3", "1")

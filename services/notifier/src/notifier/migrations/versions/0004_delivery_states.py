@@ -1,5 +1,6 @@
 """notices: what became of a sent notice (delivered, bounced hard or soft, complained), as DSNs,
-feedback reports and the provider's webhook report it
+feedback reports and the providers' webhooks report it; the SMS channel (a notice's channel, the
+contact's phone and SMS opt-out)
 
 Revision ID: 0004
 Revises: 0003
@@ -16,6 +17,21 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("contacts", sa.Column("phone", sa.String(20), nullable=True))
+    op.add_column(
+        "contacts",
+        sa.Column("sms_opt_out", sa.Boolean(), nullable=False, server_default="false"),
+    )
+    op.add_column(
+        "notices", sa.Column("channel", sa.String(10), nullable=False, server_default="email")
+    )
+    # A fallback SMS is its own notice of the same (alert, kind, version, recipient, reminder).
+    op.drop_constraint("uq_notices_alert_kind_version_recipient_reminder", "notices")
+    op.create_unique_constraint(
+        "uq_notices_alert_kind_version_recipient_reminder_channel",
+        "notices",
+        ["alert_id", "kind", "alert_version", "recipient_customer_id", "reminder_no", "channel"],
+    )
     op.add_column("notices", sa.Column("delivery", sa.String(20), nullable=True))
     op.add_column("notices", sa.Column("bounce_type", sa.String(10), nullable=True))
     op.add_column("notices", sa.Column("delivery_status", sa.String(20), nullable=True))
@@ -35,6 +51,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_notices_unreachable", table_name="notices")
+    op.execute("DELETE FROM notices WHERE channel <> 'email'")
+    op.drop_constraint("uq_notices_alert_kind_version_recipient_reminder_channel", "notices")
+    op.create_unique_constraint(
+        "uq_notices_alert_kind_version_recipient_reminder",
+        "notices",
+        ["alert_id", "kind", "alert_version", "recipient_customer_id", "reminder_no"],
+    )
+    op.drop_column("notices", "channel")
+    op.drop_column("contacts", "sms_opt_out")
+    op.drop_column("contacts", "phone")
     for column in (
         "soft_bounces",
         "delivery_at",

@@ -89,7 +89,7 @@ class Settings(HttpServiceSettings):
     )
     mailgun_webhook_signing_key: str | None = Field(
         default=None,
-        description="Mailgun's HTTP webhook signing key; unset: the Mailgun webhook answers 503",
+        description="Mailgun's HTTP webhook signing key; unset: the Mailgun webhook answers 404",
     )
     mailgun_webhook_max_age_s: float = Field(
         default=900.0, gt=0, description="Older signed webhook requests are refused (replays)"

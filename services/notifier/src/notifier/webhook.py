@@ -87,7 +87,7 @@ async def mailgun_signed(request: Request) -> None:
     settings: Settings = request.app.state.settings
     key = settings.mailgun_webhook_signing_key
     if not key:
-        raise HTTPException(503, "the Mailgun webhook is not configured")
+        raise HTTPException(404, "no Mailgun webhook here (NOTIFIER_MAILGUN_WEBHOOK_SIGNING_KEY)")
     try:
         body = json.loads(await request.body())
         sig = MailgunSignature.model_validate(body["signature"])
@@ -117,7 +117,7 @@ def _unsigned(message: str) -> HTTPException:
     "(`signature.timestamp`, `token`, `signature`), checked first.",
     responses={
         401: {"description": "signature missing, wrong or too old"},
-        503: {"description": "no webhook signing key configured"},
+        404: {"description": "no webhook signing key configured: no such webhook here"},
     },
     dependencies=[Depends(mailgun_signed)],
 )
@@ -163,7 +163,7 @@ async def twilio_signed(request: Request) -> None:
     settings: Settings = request.app.state.settings
     token = settings.twilio_auth_token
     if settings.sms_provider != "twilio" or not token:
-        raise HTTPException(503, "the SMS channel is not configured")
+        raise HTTPException(404, "no Twilio webhook here (NOTIFIER_SMS_PROVIDER=twilio)")
     given = request.headers.get("x-twilio-signature", "")
     if not given:
         raise _unsigned("X-Twilio-Signature: missing")
@@ -184,7 +184,7 @@ async def twilio_signed(request: Request) -> None:
     responses={
         401: {"description": "signature missing or wrong"},
         422: {"description": "a field is missing"},
-        503: {"description": "the SMS channel is not configured"},
+        404: {"description": "the SMS channel is not configured: no such webhook here"},
     },
     dependencies=[Depends(twilio_signed)],
 )

@@ -269,3 +269,11 @@ async def test_a_mailgun_event_about_someone_elses_mail_is_taken_and_ignored(rea
     body["event-data"]["message"]["headers"]["message-id"] = "2026.abc@sample.mailgun.com"
     r = await reach.client.post("/v1/webhooks/mailgun", json=body)
     assert r.status_code == 200 and r.json() == {"recorded": False}
+
+
+async def test_without_keys_the_webhooks_are_not_there(start_notifier: Any) -> None:
+    async with start_notifier() as n:
+        r = await n.client.post("/v1/webhooks/mailgun", json=mailgun_body(str(uuid.uuid4()), "x"))
+        assert r.status_code == 404 and "NOTIFIER_MAILGUN_WEBHOOK_SIGNING_KEY" in r.text
+        r = await n.client.post(f"/v1/webhooks/twilio?notice_id={uuid.uuid4()}", data={})
+        assert r.status_code == 404 and "NOTIFIER_SMS_PROVIDER" in r.text

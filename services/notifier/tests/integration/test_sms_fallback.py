@@ -100,7 +100,8 @@ async def events_for(reach: Any, kit: Any, notice_id: str) -> list[tuple[str, di
 
 
 async def test_a_hard_bounce_falls_back_to_an_sms_that_is_delivered(reach: Any, kit: Any) -> None:
-    cid = await customer_with(reach, kit, email=kit.new_email(), phone=PHONE)
+    address = kit.new_email()
+    cid = await customer_with(reach, kit, email=address, phone=PHONE)
     alert = kit.alert(cid)
     await reach.publish(kit.raised(alert))
     (email,) = await reach.wait_for_notices(
@@ -125,6 +126,7 @@ async def test_a_hard_bounce_falls_back_to_an_sms_that_is_delivered(reach: Any, 
     assert events["notification.sms_sent.v1"]["channel"] == "sms"
     assert events["notification.delivered.v1"]["channel"] == "sms"
     assert events["notification.delivered.v1"]["source"] == "twilio"
+    assert len(await kit.mails_to(address)) == 1, "the SMS notice never goes out by email"
 
 
 async def test_a_customer_without_email_is_reached_by_sms(reach: Any, kit: Any) -> None:

@@ -44,6 +44,13 @@ _REACH = """
                GROUP BY customer_id
                HAVING bool_or(status = 'bounced') AND NOT bool_or(status = ANY(:reached))) b)
     FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'"""
+# Customers of the recall's alerts (not withdrawn) no notice has reached (yet): pending, waiting for
+# an address, failed or bounced on every channel (the notifier's unreachable queue says which).
+_NOT_REACHED = """
+    SELECT count(DISTINCT a.customer_id) FROM alerts a
+    WHERE a.recall_id = :r AND a.status <> 'withdrawn' AND NOT EXISTS (
+        SELECT 1 FROM notices n WHERE n.recall_id = :r AND n.customer_id = a.customer_id
+          AND n.kind <> 'withdrawal' AND n.status = ANY(:reached))"""
 _REACH_BY_CHANNEL = """
     SELECT channel, count(DISTINCT customer_id),
            count(DISTINCT customer_id) FILTER (WHERE status = ANY(:reached)),
@@ -86,6 +93,7 @@ async def effectiveness(
         notices_period,
         bounced,
     ) = await _one(session, _REACH, **p, **reach)
+    (not_reached,) = await _one(session, _NOT_REACHED, **p, **reach)
     responded, responded_period = await _one(
         session,
         """
@@ -191,6 +199,7 @@ async def effectiveness(
         "customers_notified": int(notified),
         "customers_delivered": int(delivered),
         "customers_bounced": int(bounced),
+        "customers_not_reached": int(not_reached),
         "customers_notified_period": int(notified_period),
         "customers_delivered_period": int(delivered_period),
         "notices_sent_period": int(notices_period),

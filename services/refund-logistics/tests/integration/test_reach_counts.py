@@ -90,6 +90,7 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
 
     rep = await eventually(settled, timeout=15, interval=0.2)
     assert rep["customers_attempted"] == 6
+    assert rep["customers_not_reached"] == 2, "the bounced one and the failed one"
     assert rep["customers_notified"] == 4, "delivered, sent without a bounce, complained, texted"
     assert rep["customers_notified_period"] == 4 and rep["customers_delivered_period"] == 3
     assert rep["notices_sent_period"] == 6

@@ -33,6 +33,16 @@ PUBLIC = {
     ): "customer pages: the sign-in page itself (takes the identity provider's token)",
     ("GET", "/dev/signin"): "customer pages: development only; 404 in any other environment",
     ("GET", "/assets/pages.css"): "customer pages: the stylesheet",
+    (
+        "POST",
+        "/v1/webhooks/mailgun",
+    ): "notifier: Mailgun's delivery events carry no API key but Mailgun's HMAC signature in the "
+    "body, checked before anything else (401 without a good one; tested in the notifier)",
+    (
+        "POST",
+        "/v1/webhooks/twilio",
+    ): "notifier: Twilio's SMS status callbacks carry no API key but Twilio's X-Twilio-Signature, "
+    "checked before anything else (401 without a good one; tested in the notifier)",
 }
 # FastAPI's own documentation routes: the OpenAPI document is published in docs/openapi/ anyway.
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -29,8 +29,9 @@ from aiokafka import AIOKafkaProducer
 import notifier
 from notifier.app import create_app
 from notifier.clock import Clock
-from notifier.sender import FaultHook, MailTransport
+from notifier.sender import FaultHook
 from notifier.settings import Settings
+from notifier.smtp_pool import MailTransport
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key
@@ -292,8 +293,9 @@ async def _app_on(
     fault: FaultHook | None,
     overrides: dict,
 ) -> AsyncIterator[Notifier]:
+    sms = overrides.pop("sms", None)  # an SmsProvider (e.g. TwilioSms on the sandbox)
     settings = make_settings(url, prefix, **overrides)
-    app = create_app(settings, transport=transport, clock=clock, fault=fault)
+    app = create_app(settings, transport=transport, clock=clock, fault=fault, sms=sms)
     async with running_app(app) as client, started_producer(settings) as producer:
         n = Notifier(client=client, settings=settings, producer=producer, app=app)
         # The read API takes an operator key: one issued on sellers.v1 as recall-intake would, sent

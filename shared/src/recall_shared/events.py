@@ -50,6 +50,7 @@ Title = Annotated[str, Field(max_length=500)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Url = Annotated[str, Field(max_length=2000)]
 Email = Annotated[str, Field(max_length=320)]
+Phone = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164")]
 Locale = Annotated[str, Field(max_length=10)]
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -65,6 +66,7 @@ Severity = Literal["critical", "high", "medium", "low"]
 RemedyType = Literal["refund_with_return", "refund_on_destruction", "replacement", "repair"]
 AlertTier = Literal["confirmed", "possibly_affected"]
 NoticeKind = Literal["initial", "update", "withdrawal", "reminder"]
+NoticeChannel = Literal["email", "sms"]  # "sms" added with the SMS channel (issue 15)
 
 
 def _storable(value: object) -> bool:
@@ -477,6 +479,17 @@ class CustomerUpdated(Event):
     marketing_opt_in: bool = Field(
         default=False, description="Ignored for safety notices, on purpose."
     )
+    # Added in customers.v1 without a version change (optional, with defaults): the second channel.
+    phone: Phone | None = Field(
+        default=None,
+        description="Mobile number in E.164 (+4915112345678), for safety notices by SMS when email "
+        "is missing or fails (the recall's severity decides, see the notifier's channel policy).",
+    )
+    sms_opt_out: bool = Field(
+        default=False,
+        description="The customer refused SMS as a channel: honoured even for safety notices "
+        "(unlike marketing_opt_in, which they ignore).",
+    )
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -633,6 +646,110 @@ class NoticeFailed(Event):
     reason: Text
     permanent: bool
     failed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeSmsSent(Event):
+    """A notice went out by SMS (the provider accepted it): the notifier's fallback channel. Its
+    own type, since notification.sent.v1 is email by contract. What became of it follows as
+    notification.delivered.v1 / bounced.v1 with channel "sms"."""
+
+    event_type: ClassVar[str] = "notification.sms_sent.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["sms"] = "sms"
+    recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    sent_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+# What became of a sent notice, as the recipient's mail system or the email provider reported it
+# (notifier: DSN bounces to a per-notice return path, the provider's delivery webhook). New types
+# rather than a changed meaning of notification.sent.v1: "sent" stays "the relay accepted it";
+# reach counts "delivered" and leaves a bounced notice out.
+
+DeliverySource = Literal["dsn", "arf", "mailgun", "twilio"]
+
+
+class NoticeDelivered(Event):
+    """The recipient's mail system took the notice (a DSN with Action: delivered, or the
+    provider's delivered event)."""
+
+    event_type: ClassVar[str] = "notification.delivered.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: NoticeChannel = "email"
+    source: DeliverySource
+    delivered_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeBounced(Event):
+    """The notice did not reach the recipient, for good: a hard bounce (the address does not
+    work), or a soft one (a temporary failure) that outlived its re-sends."""
+
+    event_type: ClassVar[str] = "notification.bounced.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: NoticeChannel = "email"
+    bounce_type: Literal["hard", "soft"]
+    status: Code = Field(default="", description="Enhanced status code (RFC 3463), e.g. 5.1.1")
+    reason: Text = ""
+    source: DeliverySource
+    bounced_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeComplained(Event):
+    """The recipient marked the notice as spam (a feedback report, or the provider's complained
+    event): it was delivered, and the address should not get marketing (it never does)."""
+
+    event_type: ClassVar[str] = "notification.complained.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: NoticeChannel = "email"
+    source: DeliverySource
+    complained_at: datetime
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -884,6 +1001,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SaleAfterRecallDetected,
     NoticeSent,
     NoticeFailed,
+    NoticeSmsSent,
+    NoticeDelivered,
+    NoticeBounced,
+    NoticeComplained,
     RemedyRequested,
     NotAffectedDeclared,
     RemedyCaseTransitioned,

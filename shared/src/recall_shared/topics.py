@@ -99,8 +99,16 @@ NOTIFICATIONS = TopicSpec(
     "customer id",
     3,
     "notifier",
-    "Notices sent and failed, per alert, kind and alert version.",
-    (ev.NoticeSent, ev.NoticeFailed),
+    "Notices sent and failed, per alert, kind and alert version; then delivered, bounced or "
+    "complained about, as reported back.",
+    (
+        ev.NoticeSent,
+        ev.NoticeFailed,
+        ev.NoticeSmsSent,
+        ev.NoticeDelivered,
+        ev.NoticeBounced,
+        ev.NoticeComplained,
+    ),
     retention_ms=90 * DAY_MS,
 )
 REMEDIES = TopicSpec(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from notifier.models import Notice, Reminder, SellerKey
@@ -30,6 +30,7 @@ class NoticeOut(BaseModel):
     kind: str
     alert_version: int
     reminder_no: int
+    channel: str = Field(description="email, or sms (a fallback notice of the same one)")
     recipient_role: str
     status: str
     attempts: int
@@ -38,6 +39,15 @@ class NoticeOut(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    delivery: str | None = Field(
+        description="What became of it once sent, as reported back: delivered | bounced | "
+        "complained; null while nothing was reported"
+    )
+    bounce_type: str | None = Field(description="hard | soft, for a bounced notice")
+    delivery_status: str | None = Field(description="The last report's status code, e.g. 5.1.1")
+    delivery_detail: str | None
+    delivery_at: datetime | None
+    soft_bounces: int = Field(description="Soft bounces so far (each re-sent the notice)")
 
 
 @router.get(

@@ -84,3 +84,255 @@ def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertE
                 keys.add(draft.key)
                 plan.notices.append(draft)
     return plan
+
+
+# --------------------------------------------------------------------------- sending decisions
+# What the sender does with a claimed notice, and with the answer of a send: pure, so every rule
+# is unit-tested (tests/unit/test_domain.py) and the sender only does the I/O.
+
+Channel: TypeAlias = str  # email (the only channel so far)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotice:
+    """What the decisions need to know of a claimed notice, its alert and its recipient."""
+
+    kind: str
+    recipient_role: str
+    alert_status: str | None
+    responded: bool
+    in_doubt: bool  # the previous attempt was interrupted after 'sending' was recorded
+    email: str | None
+    safety_email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send it on ``channel`` to ``to``; ``role`` is the recipient role the events report (a
+    purchaser's safety contact is reported as such)."""
+
+    channel: Channel
+    to: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Do not send: ``status`` is the notice's next state (cancelled | in_doubt |
+    waiting_contact), ``reason`` its last_error; ``final`` ones get a notification.failed.v1."""
+
+    status: str
+    reason: str = ""
+    final: bool = False
+
+
+def decide_send(notice: ClaimedNotice, *, at_most_once: bool) -> Send | Hold:
+    """Whether a claimed notice still goes out, and where. Checked before an in-doubt notice too,
+    so a withdrawn alert is never re-sent."""
+    if notice.kind != "withdrawal" and notice.alert_status == "withdrawn":
+        return Hold("cancelled", "alert withdrawn")
+    if notice.kind == "reminder" and (notice.alert_status != "open" or notice.responded):
+        return Hold(
+            "cancelled",
+            f"reminders stopped: alert {notice.alert_status}"
+            + (", customer responded" if notice.responded else ""),
+        )
+    if notice.in_doubt and at_most_once:
+        return Hold(
+            "in_doubt",
+            "delivery in doubt: the sender stopped after the SMTP transaction began; "
+            "not re-sent (delivery_guarantee=at_most_once)",
+            final=True,
+        )
+    to = notice.safety_email or notice.email
+    if not to:
+        return Hold("waiting_contact")
+    role = (
+        "safety_contact"
+        if notice.safety_email and notice.recipient_role == "purchaser"
+        else notice.recipient_role
+    )
+    return Send("email", to, role)
+
+
+def after_send_error(
+    *, permanent: bool, in_doubt: bool, at_most_once: bool, attempt: int, max_attempts: int
+) -> str:
+    """The next state after a failed send: in_doubt (at-most-once never re-sends what may have
+    left), failed (refused for good, or attempts used up), else retry."""
+    if in_doubt and at_most_once:
+        return "in_doubt"
+    if permanent or attempt >= max_attempts:
+        return "failed"
+    return "retry"
+
+
+def retry_delay_s(attempt: int, *, initial_s: float, max_s: float, jitter: float = 1.0) -> float:
+    """Exponential backoff after attempt ``attempt`` (1-based), capped; ``jitter`` (0.9..1.1 in
+    use) spreads retries of a batch that failed together."""
+    return min(initial_s * 2 ** max(attempt - 1, 0), max_s) * jitter
+
+
+# --------------------------------------------------------------------------- delivery reports
+# What a report about a sent notice means (a DSN, a feedback report, a provider's event), and what
+# it does to the notice: queued -> sent -> delivered | bounced (hard, soft) | complained.
+
+ReportKind: TypeAlias = str  # delivered | bounced | complained | delayed
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """One recipient's fate as reported back. ``bounce_type`` is set for ``bounced`` only;
+    ``status`` is the enhanced status code (RFC 3463) when known."""
+
+    kind: ReportKind
+    bounce_type: str | None = None  # hard | soft
+    status: str = ""
+    detail: str = ""
+
+
+# Mailbox full (RFC 3463 X.2.2): many systems answer it with 5.2.2 although it passes; providers
+# (and we) count it as a soft bounce.
+_SOFT_PERMANENT_STATUSES = frozenset({"5.2.2"})
+
+
+def classify_dsn(action: str, status: str, detail: str = "") -> DeliveryReport | None:
+    """A DSN recipient block (RFC 3464 Action and Status fields) as a report; None for an action
+    that says nothing about the recipient (``expanded`` to a list, or an unknown one)."""
+    action = action.strip().lower()
+    status = status.strip().split(" ", 1)[0]
+    if action in ("delivered", "relayed"):
+        return DeliveryReport("delivered", status=status, detail=detail)
+    if action == "delayed":
+        return DeliveryReport("delayed", status=status, detail=detail)
+    if action == "failed":
+        hard = status.startswith("5.") and status not in _SOFT_PERMANENT_STATUSES
+        return DeliveryReport("bounced", "hard" if hard else "soft", status, detail)
+    return None
+
+
+def classify_mailgun(
+    event: str, severity: str, status: str = "", detail: str = ""
+) -> DeliveryReport | None:
+    """A Mailgun webhook event as a report: ``failed`` with severity ``permanent`` is a hard bounce
+    (Mailgun gave up); ``temporary`` means Mailgun is still retrying, so only a delay. Events that
+    say nothing about delivery (accepted, opened, clicked, unsubscribed) give None."""
+    if event == "delivered":
+        return DeliveryReport("delivered", status=status, detail=detail)
+    if event == "complained":
+        return DeliveryReport("complained", detail=detail)
+    if event == "failed":
+        if severity == "permanent":
+            return DeliveryReport("bounced", "hard", status, detail)
+        return DeliveryReport("delayed", status=status, detail=detail)
+    return None
+
+
+def classify_twilio(status: str, error_code: str = "") -> DeliveryReport | None:
+    """A Twilio status callback as a report: ``delivered``, or ``undelivered`` / ``failed`` (the
+    carrier or Twilio gave up: a hard bounce, with Twilio's error code); the steps before
+    (queued, sending, sent) decide nothing."""
+    if status == "delivered":
+        return DeliveryReport("delivered", status=error_code)
+    if status in ("undelivered", "failed"):
+        return DeliveryReport(
+            "bounced", "hard", error_code, f"Twilio: {status} {error_code}".strip()
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryChange:
+    """What a report does to a notice. ``delivery``: the notice's new delivery state (None: no
+    change); ``resend``: send it again later (a soft bounce with re-sends left); ``emit``: the
+    event to publish (delivered | bounced | complained), if any."""
+
+    delivery: str | None = None
+    bounce_type: str | None = None
+    resend: bool = False
+    emit: str | None = None
+
+
+def apply_report(
+    *, status: str, delivery: str | None, soft_bounces: int, report: DeliveryReport, resends: int
+) -> DeliveryChange:
+    """The delivery state machine of one notice (``status``: the send state, ``delivery``: what
+    was reported so far).
+
+    Only a notice that went out has a delivery state: ``sent``, or ``sending`` (a fast report can
+    overtake the sender's record of "sent", which leaves the delivery state alone); a report for
+    one not (yet, or again) sent changes nothing. A final bounce is final: a late 'delivered' does
+    not undo it (it would be about a copy the recipient never had). A complaint proves the notice
+    arrived and wins over anything.
+    A soft bounce re-sends the notice up to ``resends`` times, then counts as a (soft) bounce."""
+    if status not in ("sent", "sending") or delivery == "complained":
+        return DeliveryChange()
+    if report.kind == "complained":
+        return DeliveryChange("complained", emit="complained")
+    if delivery == "bounced":
+        return DeliveryChange()
+    if report.kind == "delivered":
+        return (
+            DeliveryChange()
+            if delivery == "delivered"
+            else DeliveryChange("delivered", emit="delivered")
+        )
+    if report.kind == "bounced":
+        if report.bounce_type == "soft" and soft_bounces < resends:
+            return DeliveryChange(resend=True)
+        return DeliveryChange("bounced", report.bounce_type or "hard", emit="bounced")
+    return DeliveryChange()  # delayed: the relay keeps trying; nothing is decided yet
+
+
+# --------------------------------------------------------------------------- channel policy
+# Which channels a notice may use, by the recall's severity: email first, then SMS where the
+# severity allows it. A fallback SMS is sent once per notice (its own row, unique per channel),
+# only for what must be told (not reminders), and never to a customer who refused SMS. Safety
+# notices still ignore marketing opt-outs: an SMS opt-out is a refusal of the channel, not of
+# marketing. Not built: falling back when email is "not delivered or not opened after N days".
+
+CHANNEL_POLICY: dict[str, tuple[Channel, ...]] = {
+    "critical": ("email", "sms"),
+    "high": ("email", "sms"),
+    "medium": ("email", "sms"),
+    "low": ("email",),
+}
+SMS_KINDS = frozenset({"initial", "update", "withdrawal"})
+
+
+def fallback_channel(
+    *,
+    channel: Channel,
+    severity: str | None,
+    kind: str,
+    phone: str | None,
+    sms_opt_out: bool,
+    sms_available: bool,
+) -> Channel | None:
+    """The next channel after ``channel`` could not reach the recipient (no address, a hard
+    bounce, a final failure), or None: the recipient is then unreachable."""
+    allowed = CHANNEL_POLICY.get(severity or "", ("email", "sms"))  # unknown: the cautious side
+    if channel != "email" or "sms" not in allowed or kind not in SMS_KINDS:
+        return None
+    if not sms_available or not phone or sms_opt_out:
+        return None
+    return "sms"
+
+
+def decide_sms(notice: ClaimedNotice, phone: str | None) -> Send | Hold:
+    """Whether a claimed SMS notice goes out (the email rules, with the phone as address)."""
+    decision = decide_send(
+        ClaimedNotice(
+            kind=notice.kind,
+            recipient_role=notice.recipient_role,
+            alert_status=notice.alert_status,
+            responded=notice.responded,
+            in_doubt=False,
+            email=phone,
+            safety_email=None,
+        ),
+        at_most_once=False,
+    )
+    if isinstance(decision, Send):
+        return Send("sms", decision.to, decision.role)
+    return decision

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,6 +22,8 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     safety_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     locale: Mapped[str] = mapped_column(String(10), default="en")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -42,7 +44,9 @@ class Notice(Base):
     """One notice to one recipient; unique per (alert, kind, alert version, recipient, reminder
     number).
 
-    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled.
+    Status: waiting_contact -> pending -> sending -> sent | failed | in_doubt; or cancelled. A sent
+    notice's ``delivery`` then follows what is reported back: delivered | bounced | complained (a
+    soft bounce with re-sends left puts it back to pending).
     ``sending`` is committed before the SMTP transaction begins, with the deterministic Message-ID:
     a 'sending' notice whose lease expired belongs to a sender that died mid-send, and the mail may
     or may not have reached the relay (see ``Settings.delivery_guarantee``)."""
@@ -54,6 +58,8 @@ class Notice(Base):
     recipient_customer_id: Mapped[str] = mapped_column(String(100))
     recipient_role: Mapped[str] = mapped_column(String(20))  # purchaser | account_admin
     kind: Mapped[str] = mapped_column(String(20))  # initial | update | withdrawal | reminder
+    # email, or sms: a fallback notice of the same (alert, kind, version, recipient), own row and id
+    channel: Mapped[str] = mapped_column(String(10), default="email", server_default="email")
     alert_version: Mapped[int] = mapped_column(Integer)
     reminder_no: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0"
@@ -72,6 +78,14 @@ class Notice(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resent_in_doubt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What became of it once sent (notifier.domain.apply_report): delivered | bounced |
+    # complained, or NULL while nothing was reported.
+    delivery: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    bounce_type: Mapped[str | None] = mapped_column(String(10), nullable=True)  # hard | soft
+    delivery_status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # e.g. 5.1.1
+    delivery_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint(
@@ -80,7 +94,8 @@ class Notice(Base):
             "alert_version",
             "recipient_customer_id",
             "reminder_no",
-            name="uq_notices_alert_kind_version_recipient_reminder",
+            "channel",
+            name="uq_notices_alert_kind_version_recipient_reminder_channel",
         ),
         Index(
             "ix_notices_due",
@@ -91,6 +106,13 @@ class Notice(Base):
             "ix_notices_waiting",
             "recipient_customer_id",
             postgresql_where=text("status = 'waiting_contact'"),
+        ),
+        Index(
+            "ix_notices_unreachable",
+            "recipient_customer_id",
+            postgresql_where=text(
+                "status IN ('waiting_contact', 'failed') OR delivery = 'bounced'"
+            ),
         ),
     )
 

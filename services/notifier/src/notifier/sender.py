@@ -48,24 +48,25 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import getaddresses, parseaddr
-from typing import Any, Protocol
+from typing import Any
 
-import aiosmtplib
 import asyncpg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
+from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
+from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
-from notifier.render import NoticeRenderer, OutgoingMail, outgoing, serialize_message
+from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
+from notifier.smtp_pool import MailError, MailTransport, SmtpPool
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
@@ -76,200 +77,20 @@ from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
-
-class MailError(Exception):
-    """A failed send. ``permanent``: the relay refused for good (5xx). ``in_doubt``: the connection
-    broke after the SMTP transaction began, so the relay may have taken the message."""
-
-    def __init__(self, message: str, *, permanent: bool, in_doubt: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.in_doubt = in_doubt
-
-
-class MailTransport(Protocol):
-    """Sends one notice. ``message`` is an :class:`~notifier.render.OutgoingMail` (envelope and
-    bytes; its headers can be read like a message's: ``message["Message-ID"]``)."""
-
-    async def send(self, message: OutgoingMail) -> None: ...
-
-
-# ------------------------------------------------------------------ the SMTP connection pool
-
-
-@dataclass
-class _Connection:
-    smtp: aiosmtplib.SMTP
-    last_used: float
-    messages: int = 0
-
-
-class SmtpPool:
-    """A bounded pool of open SMTP connections to the relay (``smtp_concurrency`` of them).
-
-    Connections are opened on demand up to the bound and kept open between messages; one that
-    has been idle longer than ``smtp_idle_check_s`` is checked with NOOP before reuse, one that
-    failed is dropped and replaced, and after a refused transaction the envelope is reset (RSET,
-    done by aiosmtplib). A
-    connection that carried ``smtp_max_messages_per_connection`` messages is closed and replaced.
-    """
-
-    def __init__(self, settings: Settings, size: int | None = None) -> None:
-        self.settings = settings
-        self.size = size or settings.smtp_concurrency
-        self._slots = asyncio.Semaphore(self.size)
-        self._idle: list[_Connection] = []
-        self._closed = False
-        self.connections_opened = 0
-
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[_Connection]:
-        """One healthy connection for the caller alone; returned to the pool unless it failed."""
-        async with self._slots:
-            conn = await self._checkout()
-            healthy = False
-            try:
-                yield conn
-                healthy = True
-            except MailError:
-                healthy = (
-                    True  # the relay answered (the connection is still open) or send_on closed it
-                )
-                raise
-            finally:
-                conn.last_used = time.monotonic()
-                limit = self.settings.smtp_max_messages_per_connection
-                if (
-                    healthy
-                    and not self._closed
-                    and conn.smtp.is_connected
-                    and not (limit and conn.messages >= limit)
-                ):
-                    self._idle.append(conn)
-                else:
-                    await self._discard(conn, quit_=healthy)
-
-    async def send(self, message: OutgoingMail | EmailMessage) -> None:
-        async with self.connection() as conn:
-            await self.send_on(conn, message)
-
-    async def send_on(self, conn: _Connection, message: OutgoingMail | EmailMessage) -> None:
-        """One SMTP transaction on ``conn``; failures become :class:`MailError`. A broken connection
-        raises out of the ``connection()`` block, so it is dropped."""
-        sender, recipients, data = envelope_of(message)
-        conn.messages += 1
-        try:
-            await conn.smtp.sendmail(sender, recipients, data)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [e.code for e in exc.recipients]
-            permanent = all(500 <= c < 600 for c in codes)
-            detail = "; ".join(f"{e.recipient}: {e.code} {e.message}" for e in exc.recipients)
-            raise MailError(
-                f"SMTP {codes[0] if codes else '?'}: recipient refused: {detail}",
-                permanent=permanent,
-            ) from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            if (
-                exc.code == 421 or not conn.smtp.is_connected
-            ):  # the relay is closing this connection
-                conn.smtp.close()
-            raise MailError(
-                f"SMTP {exc.code}: {exc.message}", permanent=500 <= exc.code < 600
-            ) from exc
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            conn.smtp.close()
-            raise MailError(f"{type(exc).__name__}: {exc}", permanent=False, in_doubt=True) from exc
-
-    async def _checkout(self) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.smtp.is_connected:
-                continue
-            if time.monotonic() - conn.last_used <= self.settings.smtp_idle_check_s:
-                return conn
-            try:
-                await conn.smtp.noop()
-                return conn
-            except (TimeoutError, aiosmtplib.SMTPException, OSError):
-                await self._discard(conn, quit_=False)
-        return await self._open()
-
-    async def _open(self) -> _Connection:
-        s = self.settings
-        smtp = aiosmtplib.SMTP(
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username,
-            password=s.smtp_password,
-            start_tls=s.smtp_starttls,
-            timeout=s.smtp_timeout_s,
-        )
-        try:
-            await smtp.connect()
-        except aiosmtplib.SMTPResponseException as exc:
-            smtp.close()
-            raise MailError(f"SMTP {exc.code} on connect: {exc.message}", permanent=False) from exc
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            smtp.close()
-            raise MailError(
-                f"cannot connect to the relay: {type(exc).__name__}: {exc}", permanent=False
-            ) from exc
-        self.connections_opened += 1
-        return _Connection(smtp=smtp, last_used=time.monotonic())
-
-    async def _discard(self, conn: _Connection, *, quit_: bool) -> None:
-        if quit_ and conn.smtp.is_connected:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.smtp.quit(), timeout=2)
-        conn.smtp.close()
-
-    async def close(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        await asyncio.gather(*(self._discard(c, quit_=True) for c in idle), return_exceptions=True)
-
-
-class SmtpTransport:
-    """SMTP to the configured relay (the local sink in development and tests) over the pool."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.pool = SmtpPool(settings)
-
-    async def send(self, message: OutgoingMail | EmailMessage) -> None:
-        await self.pool.send(message)
-
-    async def close(self) -> None:
-        await self.pool.close()
-
-
-def envelope_of(message: OutgoingMail | EmailMessage) -> tuple[str, list[str], bytes]:
-    """SMTP envelope (MAIL FROM, RCPT TO) and the bytes of a notice."""
-    if isinstance(message, OutgoingMail):
-        return message.sender, message.recipients, message.data
-    sender = parseaddr(str(message["From"]))[1]
-    recipients = [
-        addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])]) if addr
-    ]
-    if not sender or not recipients:
-        raise MailError("message has no sender or recipient", permanent=True)
-    return sender, recipients, serialize_message(message)
-
-
-# ------------------------------------------------------------------ the sender
-
 # The claim and the load in one statement: lease the due notices (under at-least-once also mark them
 # 'sending' with their Message-ID) and return what rendering and the checks before sending need.
 _DUE = """
     WITH due AS (
         SELECT notice_id, status FROM notices
-        WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
+        WHERE status IN ('pending', 'sending') AND next_attempt_at <= now() AND channel = 'email'
         ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED),
 """
 _CLAIMED_ROWS = """
     SELECT c.notice_id, c.attempts, c.was, c.alert_id, c.customer_id, c.recipient_customer_id,
            c.recipient_role, c.kind, c.alert_version, c.reminder_no, a.status AS alert_status,
            a.alert_version AS current_version, a.state,
-           ct.name, ct.email, ct.safety_email, ct.locale,
+           ct.name, ct.email, ct.safety_email, ct.locale, ct.phone, ct.sms_opt_out,
+           a.state -> 'recall' ->> 'severity' AS severity,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
@@ -470,10 +291,12 @@ class NoticeSender:
         clock: Clock | None = None,
         fault: FaultHook | None = None,
         tracer: Tracer | None = None,
+        sms_available: bool = False,
     ) -> None:
         self.settings = settings
         # A span per SMTP transaction when tracing is on (recall_shared.telemetry).
         self.tracer = tracer or trace.NoOpTracer()
+        self.sms_available = sms_available  # an SMS channel to fall back to (notifier.fallback)
         self.session_factory = session_factory
         self.outbox = outbox
         self.metrics = metrics
@@ -581,31 +404,28 @@ class NoticeSender:
                 "notice delivery in doubt: its sender stopped mid-send",
                 extra={"notice_id": job.notice_id, "guarantee": self.settings.delivery_guarantee},
             )
-        # Not to be sent (any more): checked before an in-doubt notice too, so a withdrawn alert is
-        # not re-sent.
-        if row.kind != "withdrawal" and row.alert_status == "withdrawn":
-            return _Outcome(job, "cancelled", self.clock.now(), reason="alert withdrawn")
-        if row.kind == "reminder" and (row.alert_status != "open" or row.responded):
+        decision = decide_send(
+            ClaimedNotice(
+                kind=row.kind,
+                recipient_role=row.recipient_role,
+                alert_status=row.alert_status,
+                responded=bool(row.responded),
+                in_doubt=job.in_doubt,
+                email=row.email,
+                safety_email=row.safety_email,
+            ),
+            at_most_once=at_most_once,
+        )
+        if isinstance(decision, Hold):
             return _Outcome(
                 job,
-                "cancelled",
+                decision.status,
                 self.clock.now(),
-                reason=f"reminders stopped: alert {row.alert_status}"
-                + (", customer responded" if row.responded else ""),
+                reason=decision.reason,
+                permanent=decision.final,
+                state=self._state(row, states) if decision.final else None,
             )
-        if job.in_doubt and at_most_once:
-            return _Outcome(
-                job,
-                "in_doubt",
-                self.clock.now(),
-                permanent=True,
-                state=self._state(row, states),
-                reason="delivery in doubt: the sender stopped after the SMTP transaction began; "
-                "not re-sent (delivery_guarantee=at_most_once)",
-            )
-        to = row.safety_email or row.email
-        if not to:
-            return _Outcome(job, "waiting_contact", self.clock.now())
+        to = decision.to
         state = self._state(row, states)
         kind: ev.NoticeKind = row.kind
         rendered = self.renderer.render(
@@ -628,12 +448,11 @@ class NoticeSender:
             return _Outcome(
                 job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
             )
-        role = (
-            "safety_contact"
-            if row.safety_email and row.recipient_role == "purchaser"
-            else row.recipient_role
+        # Its own return path (VERP): a bounce names the notice whatever it quotes of it.
+        message.sender = verp_address(
+            self.settings.bounce_mailbox, job.notice_id, self.settings.verp_key
         )
-        return _Ready(job, message, to, role, state)
+        return _Ready(job, message, to, decision.role, state)
 
     async def _send(self, ready: _Ready) -> _Outcome:
         """One SMTP transaction (on the connection this worker holds) and what came of it."""
@@ -653,23 +472,22 @@ class NoticeSender:
         except _Superseded:
             return _Outcome(job, "superseded", self.clock.now())
         except MailError as exc:
-            if exc.in_doubt and at_most_once:
-                return _Outcome(
-                    job,
-                    "in_doubt",
-                    self.clock.now(),
-                    permanent=True,
-                    state=state,
-                    reason=f"delivery in doubt: {exc}; not re-sent "
-                    "(delivery_guarantee=at_most_once)",
-                )
-            give_up = exc.permanent or job.attempt >= self.settings.send_max_attempts
+            next_state = after_send_error(
+                permanent=exc.permanent,
+                in_doubt=exc.in_doubt,
+                at_most_once=at_most_once,
+                attempt=job.attempt,
+                max_attempts=self.settings.send_max_attempts,
+            )
+            reason = str(exc)
+            if next_state == "in_doubt":
+                reason = f"delivery in doubt: {exc}; not re-sent (delivery_guarantee=at_most_once)"
             return _Outcome(
                 job,
-                "failed" if give_up else "retry",
+                next_state,
                 self.clock.now(),
-                reason=str(exc),
-                permanent=exc.permanent,
+                reason=reason,
+                permanent=exc.permanent or next_state == "in_doubt",
                 state=state,
             )
         if self.fault is not None:
@@ -821,19 +639,23 @@ class NoticeSender:
             )
             return
         if o.status in ("cancelled", "waiting_contact"):
-            await session.execute(
+            result = await session.execute(
                 text(
                     "UPDATE notices SET status = :st, last_error = :err WHERE notice_id = :id "
-                    "AND status IN ('pending', 'sending')"
+                    "AND status IN ('pending', 'sending') RETURNING notice_id"
                 ),
                 {"st": o.status, "err": o.reason or None, "id": nid},
             )
+            if o.status == "waiting_contact" and result.first() is not None:
+                await self._fall_back(session, o)  # no address: the next channel, if any
             return
         if o.status == "retry":
-            delay = min(
-                self.settings.send_backoff_initial_s * 2 ** max(o.job.attempt - 1, 0),
-                self.settings.send_backoff_max_s,
-            ) * random.uniform(0.9, 1.1)
+            delay = retry_delay_s(
+                o.job.attempt,
+                initial_s=self.settings.send_backoff_initial_s,
+                max_s=self.settings.send_backoff_max_s,
+                jitter=random.uniform(0.9, 1.1),
+            )
             await session.execute(
                 text(
                     "UPDATE notices SET status = 'pending', last_error = :err, "
@@ -857,6 +679,8 @@ class NoticeSender:
         )
         if result.first() is None or o.state is None:
             return
+        if o.status == "failed" and o.permanent:
+            await self._fall_back(session, o)  # refused for good: the next channel, if any
         await self.outbox.add(
             session,
             ev.NoticeFailed(
@@ -875,6 +699,26 @@ class NoticeSender:
         log.error(
             "notice failed for good",
             extra={"notice_id": nid, "error": o.reason, "status": o.status},
+        )
+
+    async def _fall_back(self, session: AsyncSession, o: _Outcome) -> None:
+        row = o.job.row
+        await queue_fallback(
+            session,
+            Unreached(
+                notice_id=o.job.notice_id,
+                alert_id=row.alert_id,
+                customer_id=row.customer_id,
+                recipient_customer_id=row.recipient_customer_id,
+                recipient_role=row.recipient_role,
+                kind=row.kind,
+                alert_version=row.alert_version,
+                reminder_no=row.reminder_no,
+                severity=row.severity,
+                phone=row.phone,
+                sms_opt_out=bool(row.sms_opt_out),
+            ),
+            sms_available=self.sms_available,
         )
 
 

@@ -1,3 +1,5 @@
+import hashlib
+import hmac
 from email.utils import parseaddr
 from typing import Literal, Self
 
@@ -60,6 +62,60 @@ class Settings(HttpServiceSettings):
         description="Reminders to customers who have neither chosen a remedy nor answered 'not "
         "affected', in days after the initial notice was sent; empty disables reminders",
     )
+    bounce_address: str | None = Field(
+        default=None,
+        description="Where DSNs go: each notice's return path is this address with the notice id "
+        "and a tag added (VERP, bounces+<id>.<tag>@domain). Default: bounces@ the domain of "
+        "mail_from",
+    )
+    bounce_secret: str | None = Field(
+        default=None,
+        description="Key of the tag in each return path (only return paths we minted are taken); "
+        "default: derived from api_key_pepper",
+    )
+    bounce_smtp_host: str = "127.0.0.1"
+    bounce_smtp_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Inbound SMTP for bounces (the MX of the bounce domain hands DSNs and "
+        "feedback reports here); unset: not listening (0: any free port, for tests)",
+    )
+    soft_bounce_resends: int = Field(
+        default=2, ge=0, description="A soft-bounced notice is sent again this many times"
+    )
+    soft_bounce_retry_s: float = Field(
+        default=4 * 3600.0, gt=0, description="Wait before re-sending a soft-bounced notice"
+    )
+    mailgun_webhook_signing_key: str | None = Field(
+        default=None,
+        description="Mailgun's HTTP webhook signing key; unset: the Mailgun webhook answers 404",
+    )
+    mailgun_webhook_max_age_s: float = Field(
+        default=900.0, gt=0, description="Older signed webhook requests are refused (replays)"
+    )
+    sms_provider: Literal["none", "twilio"] = Field(
+        default="none",
+        description="The SMS channel: none (email only), or Twilio's Messages API at "
+        "twilio_base_url (the local sandbox: python -m notifier.sms_sandbox)",
+    )
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = Field(
+        default="", description="Signs the status callbacks too (X-Twilio-Signature)"
+    )
+    twilio_from: str = Field(default="", description="The sending number (E.164) or sender id")
+    public_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="This service's URL as the SMS provider reaches it (status callbacks; the "
+        "signature covers it, so it must be the exact URL the provider calls)",
+    )
+    sms_batch_size: int = Field(default=50, ge=1)
+    sms_concurrency: int = Field(default=8, ge=1, description="SMS API requests in flight")
+    sms_poll_s: float = Field(default=2.0, gt=0)
+    unreachable_refresh_s: float = Field(
+        default=30.0, gt=0, description="How often the unreachable-customers gauge is recounted"
+    )
     reminder_poll_s: float = Field(
         default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders"
     )
@@ -83,6 +139,12 @@ class Settings(HttpServiceSettings):
             raise ValueError(f"{self._var(missing)} must be set with {self._var(given)}")
         if not usable_address(parseaddr(self.mail_from)[1]):
             raise ValueError(f"{self._var('mail_from')} is not a usable sender: {self.mail_from!r}")
+        if self.bounce_address is not None and not usable_address(self.bounce_address):
+            raise ValueError(f"{self._var('bounce_address')} is not a usable address")
+        if self.sms_provider == "twilio":
+            for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from"):
+                if not getattr(self, name):
+                    raise ValueError(f"{self._var(name)} must be set with sms_provider=twilio")
         if not self.customer_portal_url.startswith(("https://", "http://")):
             raise ValueError(f"{self._var('customer_portal_url')} must be an http(s) URL")
         if self.send_backoff_initial_s > self.send_backoff_max_s:
@@ -91,6 +153,21 @@ class Settings(HttpServiceSettings):
                 f"{self._var('send_backoff_max_s')}"
             )
         return self
+
+    @property
+    def bounce_mailbox(self) -> str:
+        """The bounce address in use (see ``bounce_address``)."""
+        if self.bounce_address:
+            return self.bounce_address
+        return "bounces@" + parseaddr(self.mail_from)[1].rpartition("@")[2]
+
+    @property
+    def verp_key(self) -> str:
+        """The key of the return-path tags: ``bounce_secret``, else one derived from the pepper
+        (which is refused outside development when weak)."""
+        if self.bounce_secret:
+            return self.bounce_secret
+        return hmac.new(self.api_key_pepper.encode(), b"notifier.verp", hashlib.sha256).hexdigest()
 
     def _var(self, field: str) -> str:
         return f"{self.model_config.get('env_prefix', '')}{field}".upper()

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier import handlers
 from notifier.clock import FakeClock
-from notifier.sender import NoticeSender, SmtpTransport
+from notifier.sender import NoticeSender
 from notifier.settings import Settings
+from notifier.smtp_pool import SmtpTransport
 from recall_shared import events as ev
 from recall_shared.db import create_engine, create_session_factory
 from recall_shared.envelope import wrap

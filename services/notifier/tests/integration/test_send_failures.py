@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from notifier.sender import MailError
+from notifier.smtp_pool import MailError
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
 

@@ -14,8 +14,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from notifier.render import NoticeRenderer, build_message
-from notifier.sender import MailError, SmtpPool
 from notifier.settings import Settings
+from notifier.smtp_pool import MailError, SmtpPool
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
 

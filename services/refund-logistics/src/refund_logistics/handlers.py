@@ -74,6 +74,7 @@ from refund_logistics.models import (
     Refund,
     ReturnLabel,
 )
+from refund_logistics.notice_states import REPORTED, REPORTED_AFTER, SENT, AnyNotice
 from refund_logistics.payments import PaymentError, PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -317,10 +318,8 @@ class Cases:
         if alert is not None and alert.status == "open":
             alert.status = "closed"  # the recall closed; its units still count as affected
 
-    async def on_notice(
-        self, session: AsyncSession, event: ev.NoticeSent | ev.NoticeFailed, env: Envelope
-    ) -> None:
-        sent = isinstance(event, ev.NoticeSent)
+    async def on_notice(self, session: AsyncSession, event: AnyNotice, env: Envelope) -> None:
+        sent = isinstance(event, SENT)
         stmt = insert(NoticeRecord).values(
             notice_id=event.notice_id,
             alert_id=event.alert_id,
@@ -329,11 +328,13 @@ class Cases:
             kind=event.kind,
             channel=event.channel,
             status="sent" if sent else "failed",
-            at=event.sent_at if isinstance(event, ev.NoticeSent) else event.failed_at,
+            at=event.sent_at if isinstance(event, SENT) else event.failed_at,
         )
-        if sent:  # a notice that went out counts as sent, whatever else was heard about it
+        if sent:  # a notice that went out counts as sent, unless more was heard of it since
             stmt = stmt.on_conflict_do_update(
-                index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
+                index_elements=["notice_id"],
+                set_={"status": "sent", "at": stmt.excluded.at},
+                where=NoticeRecord.status.in_(("sent", "failed")),
             )
         else:
             stmt = stmt.on_conflict_do_nothing()
@@ -426,7 +427,7 @@ class Cases:
         _forget_alerts(session, alert_ids)
 
     async def on_notices(
-        self, session: AsyncSession, deliveries: Sequence[Delivery[ev.NoticeSent | ev.NoticeFailed]]
+        self, session: AsyncSession, deliveries: Sequence[Delivery[AnyNotice]]
     ) -> None:
         """on_notice for a run. A notice's first event inserts it; a later "sent" marks it sent at
         its time, a later "failed" changes nothing. So: the first event's row, sent at the last
@@ -435,7 +436,7 @@ class Cases:
         last_sent: dict[str, datetime] = {}
         for d in deliveries:
             e = d.event
-            sent = isinstance(e, ev.NoticeSent)
+            sent = isinstance(e, SENT)
             rows.setdefault(
                 e.notice_id,
                 {
@@ -446,10 +447,10 @@ class Cases:
                     "kind": e.kind,
                     "channel": e.channel,
                     "status": "sent" if sent else "failed",
-                    "at": e.sent_at if isinstance(e, ev.NoticeSent) else e.failed_at,
+                    "at": e.sent_at if isinstance(e, SENT) else e.failed_at,
                 },
             )
-            if isinstance(e, ev.NoticeSent):
+            if isinstance(e, SENT):
                 last_sent[e.notice_id] = e.sent_at
         sent_rows = [
             r | {"status": "sent", "at": last_sent[n]} for n, r in rows.items() if n in last_sent
@@ -459,11 +460,49 @@ class Cases:
             stmt = insert(NoticeRecord).values(list(chunk))
             await session.execute(
                 stmt.on_conflict_do_update(
-                    index_elements=["notice_id"], set_={"status": "sent", "at": stmt.excluded.at}
+                    index_elements=["notice_id"],
+                    set_={"status": "sent", "at": stmt.excluded.at},
+                    where=NoticeRecord.status.in_(("sent", "failed")),
                 )
             )
         for chunk in statement_chunks(failed_rows):
             await session.execute(insert(NoticeRecord).values(list(chunk)).on_conflict_do_nothing())
+
+    async def on_notice_reported(
+        self,
+        session: AsyncSession,
+        event: ev.NoticeDelivered | ev.NoticeBounced | ev.NoticeComplained,
+        env: Envelope,
+    ) -> None:
+        """What became of a sent notice (notice_states.REPORTED_AFTER): delivered, bounced,
+        complained. A fast report can come before the notice's own sent event (the provider
+        answered before the notifier recorded the send): then it makes the row, and the sent
+        event that follows leaves it."""
+        status = REPORTED[type(event)]
+        at = (
+            event.delivered_at
+            if isinstance(event, ev.NoticeDelivered)
+            else event.bounced_at
+            if isinstance(event, ev.NoticeBounced)
+            else event.complained_at
+        )
+        stmt = insert(NoticeRecord).values(
+            notice_id=event.notice_id,
+            alert_id=event.alert_id,
+            customer_id=event.customer_id,
+            recall_id=event.recall_id,
+            kind=event.kind,
+            channel=event.channel,
+            status=status,
+            at=at,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["notice_id"],
+                set_={"status": status},
+                where=NoticeRecord.status.in_(REPORTED_AFTER[status]),
+            )
+        )
 
     async def on_not_affected(
         self, session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope
@@ -1081,7 +1120,11 @@ class Cases:
             ev.AlertWithdrawn: batched(self.on_alerts_withdrawn),
             ev.AlertClosed: batched(self.on_alerts_closed),
             ev.NoticeSent: notices,
+            ev.NoticeSmsSent: notices,
             ev.NoticeFailed: notices,
+            ev.NoticeDelivered: self.on_notice_reported,
+            ev.NoticeBounced: self.on_notice_reported,
+            ev.NoticeComplained: self.on_notice_reported,
             ev.RemedyRequested: self.on_remedy_requested,
             ev.NotAffectedDeclared: self.on_not_affected,
         }

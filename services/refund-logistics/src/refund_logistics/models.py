@@ -176,7 +176,7 @@ class NotAffected(Base):
 
 
 class NoticeRecord(Base):
-    """Read model of notifications.v1: a notice sent or failed for good."""
+    """Read model of notifications.v1: a notice sent or failed for good, and what became of it."""
 
     __tablename__ = "notices"
     notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -185,7 +185,8 @@ class NoticeRecord(Base):
     recall_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))  # sent | failed
+    # sent | failed, then as reported: delivered | bounced | complained (notice_states)
+    status: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -18,12 +18,45 @@ from refund_logistics.domain import (
     correction_rate,
 )
 from refund_logistics.models import KnownRecall
+from refund_logistics.notice_states import CONFIRMED, REACHED
 
 REMEDIES = ("refund_with_return", "refund_on_destruction", "replacement", "repair")
 
 
 async def _one(session: AsyncSession, sql: str, **params: Any) -> Any:
     return (await session.execute(text(sql), params)).one()
+
+
+# Reach (RLS.md): per customer, over the recall's notices but withdrawal notices. "Notified" is a
+# notice that reached them (notice_states.REACHED: never a bounced or failed one), "delivered" one
+# confirmed by their mail system; "bounced": a bounce and nothing that reached them.
+_REACH = """
+    SELECT count(DISTINCT customer_id),
+           count(DISTINCT customer_id) FILTER (WHERE status = ANY(:reached)),
+           count(DISTINCT customer_id) FILTER (WHERE status = ANY(:confirmed)),
+           count(DISTINCT customer_id)
+               FILTER (WHERE status = ANY(:reached) AND at >= :start AND at < :end),
+           count(DISTINCT customer_id)
+               FILTER (WHERE status = ANY(:confirmed) AND at >= :start AND at < :end),
+           count(*) FILTER (WHERE status <> 'failed' AND at >= :start AND at < :end),
+           (SELECT count(*) FROM (
+               SELECT 1 FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'
+               GROUP BY customer_id
+               HAVING bool_or(status = 'bounced') AND NOT bool_or(status = ANY(:reached))) b)
+    FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'"""
+# Customers of the recall's alerts (not withdrawn) no notice has reached (yet): pending, waiting for
+# an address, failed or bounced on every channel (the notifier's unreachable queue says which).
+_NOT_REACHED = """
+    SELECT count(DISTINCT a.customer_id) FROM alerts a
+    WHERE a.recall_id = :r AND a.status <> 'withdrawn' AND NOT EXISTS (
+        SELECT 1 FROM notices n WHERE n.recall_id = :r AND n.customer_id = a.customer_id
+          AND n.kind <> 'withdrawal' AND n.status = ANY(:reached))"""
+_REACH_BY_CHANNEL = """
+    SELECT channel, count(DISTINCT customer_id),
+           count(DISTINCT customer_id) FILTER (WHERE status = ANY(:reached)),
+           count(DISTINCT customer_id) FILTER (WHERE status = ANY(:confirmed)),
+           count(DISTINCT customer_id) FILTER (WHERE status = 'bounced')
+    FROM notices WHERE recall_id = :r AND kind <> 'withdrawal' GROUP BY channel ORDER BY channel"""
 
 
 async def effectiveness(
@@ -40,18 +73,27 @@ async def effectiveness(
     (alerts_withdrawn,) = await _one(
         session, "SELECT count(*) FROM alerts WHERE recall_id = :r AND status = 'withdrawn'", **p
     )
-    notified, delivered, notified_period, delivered_period, notices_period = await _one(
-        session,
-        """
-        SELECT count(DISTINCT customer_id),
-               count(DISTINCT customer_id) FILTER (WHERE status = 'sent'),
-               count(DISTINCT customer_id) FILTER (WHERE at >= :start AND at < :end),
-               count(DISTINCT customer_id)
-                   FILTER (WHERE status = 'sent' AND at >= :start AND at < :end),
-               count(*) FILTER (WHERE status = 'sent' AND at >= :start AND at < :end)
-        FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'""",
-        **p,
-    )
+    reach = {"reached": list(REACHED), "confirmed": list(CONFIRMED)}
+    by_channel: dict[str, dict[str, int]] = {}
+    for channel, attempted_c, notified_c, delivered_c, bounced_c in (
+        await session.execute(text(_REACH_BY_CHANNEL), {**p, **reach})
+    ).all():
+        by_channel[channel] = {
+            "customers_attempted": int(attempted_c),
+            "customers_notified": int(notified_c),
+            "customers_delivered": int(delivered_c),
+            "customers_bounced": int(bounced_c),
+        }
+    (
+        attempted,
+        notified,
+        delivered,
+        notified_period,
+        delivered_period,
+        notices_period,
+        bounced,
+    ) = await _one(session, _REACH, **p, **reach)
+    (not_reached,) = await _one(session, _NOT_REACHED, **p, **reach)
     responded, responded_period = await _one(
         session,
         """
@@ -153,14 +195,15 @@ async def effectiveness(
         "alerts_open": int(alerts_open),
         "alerts_withdrawn": int(alerts_withdrawn),
         "customers_affected": int(customers_affected),
+        "customers_attempted": int(attempted),
         "customers_notified": int(notified),
         "customers_delivered": int(delivered),
+        "customers_bounced": int(bounced),
+        "customers_not_reached": int(not_reached),
         "customers_notified_period": int(notified_period),
         "customers_delivered_period": int(delivered_period),
         "notices_sent_period": int(notices_period),
-        "notices_by_channel": {
-            "email": {"customers_notified": int(notified), "customers_delivered": int(delivered)}
-        },
+        "notices_by_channel": by_channel,
         "customers_responded": int(responded),
         "customers_responded_period": int(responded_period),
         "customers_requested_remedy": int(requested),
@@ -201,6 +244,7 @@ CPSC_COLUMNS = (
     "customers_notified_direct_to_date",
     "customers_notice_delivered_period",
     "customers_notice_delivered_to_date",
+    "customers_notice_bounced_to_date",
     "notices_email_sent_period",
     "customers_responded_period",
     "customers_responded_to_date",
@@ -240,6 +284,7 @@ def cpsc_row(report: dict[str, Any]) -> dict[str, Any]:
         "customers_notified_direct_to_date": report["customers_notified"],
         "customers_notice_delivered_period": report["customers_delivered_period"],
         "customers_notice_delivered_to_date": report["customers_delivered"],
+        "customers_notice_bounced_to_date": report["customers_bounced"],
         "notices_email_sent_period": report["notices_sent_period"],
         "customers_responded_period": report["customers_responded_period"],
         "customers_responded_to_date": report["customers_responded"],

@@ -77,7 +77,7 @@ async def _seed_more_old(infra) -> None:
         )
 
 
-async def test_one_instance_purges_at_a_time(infra) -> None:  # type: ignore[no-untyped-def]
+async def test_one_instance_purges_at_a_time(infra) -> None:
     """Instances of a service share its database: while one purges (holding the purge lock), the
     round of another skips, and it purges once the lock is free."""
     await _seed(infra, old=3, recent=0)

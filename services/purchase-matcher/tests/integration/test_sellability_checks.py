@@ -37,7 +37,7 @@ async def test_confirmed_possibly_affected_and_clean_lines(matcher, build) -> No
     headers = await matcher.operator()
     lines = [
         {"ref": "basket-1", "product_id": kettle, "seller_id": seller},
-        {"ref": "basket-2", "product_id": lamp, "seller_id": seller, "gtin": "0-12345-67890-5"},
+        {"ref": "basket-2", "product_id": lamp, "seller_id": seller, "gtin": "012345678905"},
         {"product_id": lamp, "seller_id": seller, "gtin": GTIN, "lot": "L-8"},
         {"product_id": build.new_id("p"), "seller_id": seller},
     ]

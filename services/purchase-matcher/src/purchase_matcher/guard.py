@@ -175,13 +175,15 @@ def _pool_of(request: Request) -> ReadPool:
     return guard.pool
 
 
-router = APIRouter(prefix="/v1")
+GUARD_PATH = "/v1/sellability-checks"
+router = APIRouter()
 # The operator key is read on the guard's read pool too: one round trip, no session.
-OperatorDep = Annotated[Principal, Depends(keys.operator_on(_pool_of))]
+require_operator = keys.operator_on(_pool_of)
+OperatorDep = Annotated[Principal, Depends(require_operator)]
 
 
 @router.post(
-    "/sellability-checks",
+    GUARD_PATH,
     response_model=SellabilityAnswer,
     tags=["checkout guard"],
     summary="May these lines be sold or shipped now? Per line: allowed, blocked or needs_check, "

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from purchase_matcher.api import router
 from purchase_matcher.guard import SellabilityGuard
 from purchase_matcher.guard import router as guard_router
+from purchase_matcher.guard_hot_path import GuardHotPath
 from purchase_matcher.handlers import Matcher
 from purchase_matcher.holds import ShipmentHolds
 from purchase_matcher.metrics import MatcherMetrics
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "The read API takes an operator's or the recalling seller's API key (X-Api-Key).",
         lifespan=runtime.lifespan,
     )
+    # The guard's hot path (purchase_matcher.guard_hot_path): added before install_common, so it
+    # runs inside the shared middleware.
+    app.add_middleware(GuardHotPath)
     install_common(app, runtime)
     app.include_router(router)
     # The checkout guard's own read pool (recall_shared.read_pool), closed when the runtime stops.

@@ -23,8 +23,6 @@ from purchase_matcher.api import keys
 from purchase_matcher.sellability import LineVerdict, SaleLine, judge, sale_identifiers
 from recall_shared import events as ev
 from recall_shared.api_keys import Principal
-from recall_shared.identifiers import normalise_gtin
-from recall_shared.openapi import GTIN_FORMAT
 from recall_shared.read_pool import ReadPool
 
 MAX_LINES = 100
@@ -44,16 +42,14 @@ SNAPSHOTS = (
 
 
 def _gtin14(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    result = normalise_gtin(raw)
-    if result.gtin14 is None:
-        raise ValueError(result.message)
-    return result.gtin14
+    # A check digit is not verified: a GTIN that fails it is in no recall's scope (recalls carry
+    # verified GTIN-14s), so it matches nothing, and the schema's pattern is the whole rule.
+    return None if raw is None else raw.zfill(14)
 
 
 Gtin = Annotated[
-    Annotated[ev.Code, Field(json_schema_extra={"format": GTIN_FORMAT})] | None,
+    str | None,
+    Field(pattern=r"^([0-9]{8}|[0-9]{12,14})$"),
     AfterValidator(_gtin14),
 ]
 
@@ -66,7 +62,9 @@ class CheckLine(BaseModel):
     )
     product_id: ev.Id
     seller_id: ev.Id = Field(description="Who sells this unit: a recall may cover some sellers'")
-    gtin: Gtin = Field(default=None, description="Any common spelling: GTIN-8/12/13/14")
+    gtin: Gtin = Field(
+        default=None, description="GTIN-8, UPC-A (12), EAN-13 or GTIN-14, digits only"
+    )
     model_number: ev.Code | None = None
     lot: ev.Code | None = Field(default=None, description="When known (the warehouse's pick)")
     serial: ev.Code | None = None
@@ -177,13 +175,15 @@ def _pool_of(request: Request) -> ReadPool:
     return guard.pool
 
 
-router = APIRouter(prefix="/v1")
+GUARD_PATH = "/v1/sellability-checks"
+router = APIRouter()
 # The operator key is read on the guard's read pool too: one round trip, no session.
-OperatorDep = Annotated[Principal, Depends(keys.operator_on(_pool_of))]
+require_operator = keys.operator_on(_pool_of)
+OperatorDep = Annotated[Principal, Depends(require_operator)]
 
 
 @router.post(
-    "/sellability-checks",
+    GUARD_PATH,
     response_model=SellabilityAnswer,
     tags=["checkout guard"],
     summary="May these lines be sold or shipped now? Per line: allowed, blocked or needs_check, "

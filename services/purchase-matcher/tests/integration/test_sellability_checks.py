@@ -4,11 +4,12 @@ why."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from purchase_matcher.guard import SellabilityAnswer
+from purchase_matcher.guard import SellabilityAnswer, SellabilityRequest, check_sellability
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key
 
@@ -37,7 +38,7 @@ async def test_confirmed_possibly_affected_and_clean_lines(matcher, build) -> No
     headers = await matcher.operator()
     lines = [
         {"ref": "basket-1", "product_id": kettle, "seller_id": seller},
-        {"ref": "basket-2", "product_id": lamp, "seller_id": seller, "gtin": "0-12345-67890-5"},
+        {"ref": "basket-2", "product_id": lamp, "seller_id": seller, "gtin": "012345678905"},
         {"product_id": lamp, "seller_id": seller, "gtin": GTIN, "lot": "L-8"},
         {"product_id": build.new_id("p"), "seller_id": seller},
     ]
@@ -101,3 +102,27 @@ async def test_only_operator_keys_may_ask(matcher, build) -> None:
     r = await matcher.client.post(PATH, json=body, headers={"X-Api-Key": generate_api_key()})
     assert (r.status_code, r.json()["error"]) == (409, "not_known_yet")
     assert r.headers["retry-after"]
+
+
+async def test_the_hot_path_answers_as_the_route(matcher, build) -> None:
+    """Valid requests are answered beneath FastAPI's routing (guard_hot_path); the route itself,
+    called directly, gives the same answer."""
+    product = build.new_id("p")
+    rule = ev.ScopeRule(product_ids=[product], lots=ev.CodeRule(values=["L1"]))
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(build.new_id("rc"), rule, seller_id=None))
+    )
+    body = {
+        "lines": [
+            {"ref": "r1", "product_id": product, "seller_id": "s-1"},
+            {"product_id": product, "seller_id": "s-1", "lot": "L1", "gtin": "12345670"},
+        ]
+    }
+    r = await matcher.client.post(PATH, json=body, headers=await matcher.operator())
+    assert r.status_code == 200, r.text
+    guard = matcher.app.state.sellability_guard
+    direct = await check_sellability(SellabilityRequest.model_validate(body), None, guard)
+    hot, route = r.json(), json.loads(direct.body)
+    assert hot.pop("checked_at") and route.pop("checked_at")
+    assert hot == route
+    assert [line["verdict"] for line in hot["lines"]] == ["needs_check", "blocked"]

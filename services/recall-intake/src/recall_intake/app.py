@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from recall_intake.api import router
 from recall_intake.api_imports import router as imports_router
 from recall_intake.handlers import HANDLERS
+from recall_intake.regulator_watcher import RegulatorWatcher
 from recall_intake.settings import Settings
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
@@ -24,6 +25,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "recalls.",
         lifespan=runtime.lifespan,
     )
+    if settings.regulator_poll_interval_s > 0 and settings.regulator_urls():
+        watcher = RegulatorWatcher(settings, runtime.session_factory)
+        runtime.add_background("regulator-watcher", watcher.run)
     install_common(app, runtime)
     app.include_router(router)
     app.include_router(imports_router)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -107,6 +107,18 @@ class RegulatorRecord(Base):
     last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class RegulatorCursor(Base):
+    """Where the regulator watcher stands for one source: the newest record date imported, and the
+    page a pass had reached (saved after each page, so a restart resumes there)."""
+
+    __tablename__ = "regulator_cursors"
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    since: Mapped[date | None] = mapped_column(Date, nullable=True)
+    page: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 metadata = Base.metadata

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from recall_shared.http_settings import HttpServiceSettings
@@ -11,3 +12,30 @@ class Settings(HttpServiceSettings):
     database_url: str = (
         "postgresql+asyncpg://recall_intake:recall_intake@127.0.0.1:5432/recall_intake"
     )
+
+    # The regulator watcher (recall_intake.regulator_watcher): a source without a URL is not
+    # polled; no URL at all, or an interval of 0, and the watcher does not run.
+    regulator_cpsc_url: str = Field(
+        default="", description="e.g. https://www.saferproducts.gov/RestWebServices/Recall"
+    )
+    regulator_openfda_url: str = Field(
+        default="", description="e.g. https://api.fda.gov/food/enforcement.json"
+    )
+    regulator_safety_gate_url: str = Field(default="", description="the Safety Gate search URL")
+    regulator_poll_interval_s: float = Field(default=3600, ge=0)
+    regulator_page_size: int = Field(default=100, ge=1, le=1000)
+    regulator_max_attempts: int = Field(
+        default=6, ge=1, description="Tries per page before a pass gives up (it resumes there)"
+    )
+    regulator_backoff_initial_s: float = Field(default=1.0, gt=0)
+    regulator_backoff_max_s: float = Field(default=60.0, gt=0)
+    regulator_timeout_s: float = Field(default=30.0, gt=0)
+
+    def regulator_urls(self) -> dict[str, str]:
+        """Source name -> URL, for the sources configured."""
+        urls = {
+            "cpsc": self.regulator_cpsc_url,
+            "openfda": self.regulator_openfda_url,
+            "safety-gate": self.regulator_safety_gate_url,
+        }
+        return {name: url for name, url in urls.items() if url}

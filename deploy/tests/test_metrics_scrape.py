@@ -29,7 +29,11 @@ SHARED = (
 OWN = {
     "recall_intake": (),
     "purchase_matcher": ('alerts_changed_total{change="raised"}',),
-    "notifier": ('notices{status="waiting_contact"} 1.0', "unreachable_customers 1.0"),
+    "notifier": (
+        'notices{status="waiting_contact"} 1.0',
+        'notices_reported{bounce_type="hard",channel="email",delivery="bounced"} 1.0',
+        'notices_reported{bounce_type="",channel="email",delivery="unreported"} 1.0',
+    ),
     "refund_logistics": (
         'remedy_cases{state="refund_pending"} 1.0',
         'refunds{currency="EUR",status="pending"} 1.0',
@@ -43,7 +47,11 @@ ROWS = {
     "notifier": [
         "INSERT INTO notices (notice_id, alert_id, customer_id, recipient_customer_id, "
         "recipient_role, kind, alert_version, status, attempts) VALUES "
-        "('n1', 'a1', 'c1', 'c1', 'purchaser', 'initial', 1, 'waiting_contact', 0)"
+        "('n1', 'a1', 'c1', 'c1', 'purchaser', 'initial', 1, 'waiting_contact', 0)",
+        "INSERT INTO notices (notice_id, alert_id, customer_id, recipient_customer_id, "
+        "recipient_role, kind, alert_version, status, attempts, delivery, bounce_type) VALUES "
+        "('n2', 'a2', 'c2', 'c2', 'purchaser', 'initial', 1, 'sent', 1, 'bounced', 'hard'), "
+        "('n3', 'a3', 'c3', 'c3', 'purchaser', 'initial', 1, 'sent', 1, NULL, NULL)",
     ],
     "refund_logistics": [
         "INSERT INTO cases (case_id, request_id, alert_id, customer_id, recall_id, remedy, state, "

@@ -13,9 +13,11 @@ STATE_GAUGES = (
         ("status",),
     ),
     GaugeQuery(
-        "unreachable_customers",
-        "Recipients with a notice waiting for a contact address (none known yet).",
-        "SELECT count(DISTINCT recipient_customer_id) FROM notices "
-        "WHERE status = 'waiting_contact'",
+        "notices_reported",
+        "Notices by channel and what the provider reported back once sent (delivered, bounced, "
+        "complained; unreported while nothing came back), with the bounce type (hard, soft).",
+        "SELECT channel, coalesce(delivery, 'unreported'), coalesce(bounce_type, ''), count(*) "
+        "FROM notices WHERE status = 'sent' OR delivery IS NOT NULL GROUP BY 1, 2, 3",
+        ("channel", "delivery", "bounce_type"),
     ),
 )

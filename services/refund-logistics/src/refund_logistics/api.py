@@ -305,7 +305,7 @@ async def fulfil(
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
-    await cases_of(request).fulfil(
+    await cases_of(request).lifecycle.fulfil(
         case_id,
         kind=body.kind,
         tracking_number=body.tracking_number,
@@ -329,7 +329,7 @@ async def close_case(
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
-    await cases_of(request).close(case_id, may_act)
+    await cases_of(request).lifecycle.close(case_id, may_act)
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
@@ -343,7 +343,7 @@ async def close_case(
 async def reject_case(
     case_id: PathId, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
 ) -> CaseOut:
-    await cases_of(request).reject(case_id, body.reason)
+    await cases_of(request).lifecycle.reject(case_id, body.reason)
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
@@ -361,7 +361,7 @@ async def reject_case(
 async def item_received(
     case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
 ) -> Response:
-    await cases_of(request).item_received(case_id)
+    await cases_of(request).lifecycle.item_received(case_id)
     out = await _case_out(session, await _visible_case(session, principal, case_id))
     return JSONResponse(
         status_code=202 if out.waiting_for == "payment" else 200,
@@ -474,7 +474,7 @@ class ProofReceipt(BaseModel):
 )
 async def submit_proof(case_id: PathId, customer_id: CustomerDep, request: Request) -> Response:
     data, kind = await _read_proof(request, request.app.state.runtime.settings.proof_max_bytes)
-    case, proof = await cases_of(request).submit_proof(case_id, customer_id, data, kind)
+    case, proof = await cases_of(request).lifecycle.submit_proof(case_id, customer_id, data, kind)
     out = ProofReceipt(
         case_id=case.case_id,
         remedy=case.remedy,

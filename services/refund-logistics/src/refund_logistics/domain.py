@@ -275,3 +275,81 @@ def correction_rate(corrected: int, affected: int) -> Decimal:
     if affected <= 0:
         return Decimal("0.0")
     return (Decimal(corrected) * 100 / Decimal(affected)).quantize(Decimal("0.1"))
+
+
+# ---------------------------------------------------------------------------- proofs of destruction
+
+ProofStatus = Literal["pending_review", "accepted", "rejected"]
+
+# Perceptual hashes (64-bit pHash) this close count as the same photo: a re-encoded, resized or
+# lightly cropped copy differs by a few bits, different photos by about 32. Four 16-bit bands
+# find every candidate within 3 bits with an index (two hashes 3 bits apart share a band).
+HASH_BITS = 64
+HASH_BANDS = 4
+DUPLICATE_MAX_DISTANCE = HASH_BANDS - 1
+
+
+def hash_bands(phash: int) -> tuple[int, ...]:
+    """The hash cut into HASH_BANDS equal bands, lowest bits first."""
+    width = HASH_BITS // HASH_BANDS
+    return tuple((phash >> (i * width)) & ((1 << width) - 1) for i in range(HASH_BANDS))
+
+
+def hash_distance(a: int, b: int) -> int:
+    return ((a ^ b) & ((1 << HASH_BITS) - 1)).bit_count()
+
+
+def is_duplicate(a: int, b: int) -> bool:
+    return hash_distance(a, b) <= DUPLICATE_MAX_DISTANCE
+
+
+def size_problem(width: int, height: int, min_side: int) -> str | None:
+    """Why a photo is too small to show a destroyed unit, or None."""
+    if min(width, height) < min_side:
+        return (
+            f"the photo is {width}x{height} pixels; it must be at least {min_side} pixels on its "
+            "shorter side"
+        )
+    return None
+
+
+def case_value(lines: list[ev.AffectedLine]) -> Decimal:
+    """What the affected units cost the customer: the most a case can refund."""
+    return sum(
+        ((line.unit_price * line.units).quantize(Decimal("0.01")) for line in lines), Decimal("0")
+    )
+
+
+def proof_needs_review(
+    flags: Collection[object], value: Decimal, pay_without_review_up_to: Decimal
+) -> bool:
+    """The review policy: a flagged proof always waits for an operator; an unflagged one pays at
+    once when the case is worth at most ``pay_without_review_up_to`` (0: every proof is
+    reviewed)."""
+    return bool(flags) or value > pay_without_review_up_to or pay_without_review_up_to <= 0
+
+
+def check_new_proof(
+    previous_status: str | None, previous_reason: str | None, same_photo: bool
+) -> None:
+    """May a photo be taken when the case already has one (``previous_status``)? Only after a
+    rejection, and not the rejected photo again. Raises CaseConflict."""
+    if previous_status is None:
+        return
+    if previous_status == "rejected":
+        if same_photo:
+            raise CaseConflict(
+                f"this photo was not accepted ({previous_reason}); please upload a new one"
+            )
+        return
+    if previous_status == "pending_review":
+        raise CaseConflict("a proof of destruction was already received and is being reviewed")
+    raise CaseConflict("a proof of destruction was already received for this case")
+
+
+def check_reviewable(waiting_for: str | None, proof_status: str | None) -> None:
+    """An operator's decision fits a case whose proof waits for review. Raises CaseConflict."""
+    if proof_status is None:
+        raise CaseConflict("this case has no proof of destruction to review")
+    if waiting_for != "review" or proof_status != "pending_review":
+        raise CaseConflict(f"the proof is {proof_status.replace('_', ' ')}, not awaiting review")

@@ -1,6 +1,6 @@
 """refund-logistics' service layer, put together: the read models (projections.py), the case
-lifecycle (lifecycle.py) and the refund steps (refund_steps.py), each case transition written by
-transitions.py; the decisions are domain.py's.
+lifecycle (lifecycle.py), proofs of destruction and their review (proofs.py) and the refund steps
+(refund_steps.py), each case event written by transitions.py; the decisions are domain.py's.
 
 Consumers: recalls, alerts (incl. withdrawals and closures), notices, remedy requests and
 "not affected" answers (seller API keys: ``recall_shared.api_keys.key_handlers``, wired in app.py).
@@ -29,6 +29,7 @@ from refund_logistics.lifecycle import CaseLifecycle
 from refund_logistics.models import Case
 from refund_logistics.payments import PaymentProvider
 from refund_logistics.projections import ReadModels
+from refund_logistics.proofs import Proofs
 from refund_logistics.refund_steps import RefundSteps
 from refund_logistics.transitions import FAULT_POINTS, CaseTransitions, FaultHook, Faults
 
@@ -50,6 +51,7 @@ class Cases:
         session_factory: async_sessionmaker[AsyncSession] | None = None,
         refund_lease_s: float = 30.0,
         return_warehouse: str = "RLS returns centre",
+        pay_without_review_up_to: Decimal = Decimal("0"),
         fault: FaultHook | None = None,
     ) -> None:
         self.session_factory = session_factory
@@ -70,6 +72,13 @@ class Cases:
             self.faults,
             session_factory=session_factory,
             return_warehouse=return_warehouse,
+        )
+        self.proofs = Proofs(
+            self.transitions,
+            self.refunds,
+            self.faults,
+            session_factory=session_factory,
+            pay_without_review_up_to=pay_without_review_up_to,
         )
         self.read_models = ReadModels(self.lifecycle)
 

@@ -1,12 +1,11 @@
 """A remedy case's life: opened from a remedy request, moved on as its recall and alert become
-known (domain.next_step), a return label from the carrier, and the commands of the API (proof of
-destruction, item received, fulfilment, reject, close). Refunds are the refund steps' (their own
-file): this side plans them in the transaction that accepts the trigger and asks for settlement
-after it commits."""
+known (domain.next_step), a return label from the carrier, and the API's commands (item received,
+fulfilment, reject, close; proofs of destruction are proofs.py's). Refunds are the refund steps'
+(their own file): this side plans them in the transaction that accepts the trigger and asks for
+settlement after it commits."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,9 +21,7 @@ from refund_logistics.carrier import Carrier, CarrierError
 from refund_logistics.case_rows import CaseNotFound, case_id_for, locked_case
 from refund_logistics.domain import (
     WAITING_FOR_READ_MODEL,
-    CaseConflict,
     CaseFacts,
-    check_proof_accepted,
     check_rejectable,
     fulfilment_transition,
     item_already_received,
@@ -33,8 +30,6 @@ from refund_logistics.domain import (
 )
 from refund_logistics.models import (
     Case,
-    CaseProof,
-    CaseProofImage,
     Enrolment,
     Fulfilment,
     KnownAlert,
@@ -222,7 +217,17 @@ class CaseLifecycle:
             )
         case.waiting_for = "item"
         case.reason = None
-        await self.transitions.transition(session, case, "issue_label", cause=cause)
+        await self.transitions.transition(
+            session,
+            case,
+            "issue_label",
+            cause=cause,
+            label=ev.ReturnLabelRef(
+                tracking_number=label.tracking_number,
+                label_url=label.label_url,
+                carrier_ref=label.carrier_ref,
+            ),
+        )
 
     async def retry_label(self, case_id: str) -> None:
         """The recovery loop: ask the carrier again for a label it could not issue."""
@@ -238,62 +243,6 @@ class CaseLifecycle:
     def _sf(self) -> async_sessionmaker[AsyncSession]:
         assert self.session_factory is not None, "the case lifecycle needs a session factory"
         return self.session_factory
-
-    async def submit_proof(
-        self, case_id: str, customer_id: str, image: bytes, content_type: str
-    ) -> tuple[Case, CaseProof]:
-        """The customer's photo of the destroyed unit; then the refund. Repeating the same photo is
-        a no-op (it only nudges a pending refund); a different photo after the first is a conflict.
-        Returns the case and its proof as they are afterwards."""
-        digest = hashlib.sha256(image).hexdigest()
-        # Fast path, without a lock: a repeated upload (a client's retry, a double tap, 1,000 at
-        # once).
-        seen = await self._case_and_proof(case_id)
-        if seen is None or seen[0].customer_id != customer_id:
-            raise CaseNotFound(case_id)
-        case, proof = seen
-        if proof is not None:
-            if proof.sha256 != digest:
-                raise CaseConflict("a proof of destruction was already received for this case")
-            if case.waiting_for != "payment":
-                return case, proof
-        else:
-            async with self._sf()() as session, session.begin():
-                case = await locked_case(session, case_id)
-                existing = await session.get(CaseProof, case_id)
-                if existing is not None:  # another upload won the race
-                    if existing.sha256 != digest:
-                        raise CaseConflict(
-                            "a proof of destruction was already received for this case"
-                        )
-                else:
-                    check_proof_accepted(case.remedy, case.state, case.waiting_for)
-                    session.add(
-                        CaseProof(
-                            case_id=case_id,
-                            sha256=digest,
-                            size=len(image),
-                            content_type=content_type,
-                        )
-                    )
-                    session.add(CaseProofImage(case_id=case_id, image=image))
-                    await self.refunds.plan(session, case)
-                    await self.fault("after_intent", case_id)
-        await self.refunds.settle(case_id)
-        after = await self._case_and_proof(case_id)
-        assert after is not None and after[1] is not None
-        return after  # type: ignore[return-value]
-
-    async def _case_and_proof(self, case_id: str) -> tuple[Case, CaseProof | None] | None:
-        async with self._sf()() as session:
-            row = (
-                await session.execute(
-                    select(Case, CaseProof)
-                    .outerjoin(CaseProof, CaseProof.case_id == Case.case_id)
-                    .where(Case.case_id == case_id)
-                )
-            ).first()
-        return (row[0], row[1]) if row is not None else None
 
     async def item_received(self, case_id: str) -> None:
         """The carrier's or warehouse's webhook: the returned item arrived; then the refund.

@@ -56,6 +56,7 @@ class CaseTransitions:
         *,
         cause: str | None = None,
         reason: str | None = None,
+        label: ev.ReturnLabelRef | None = None,
     ) -> None:
         previous = case.state if name != "open" else None
         case.state = apply(previous, name)
@@ -90,6 +91,8 @@ class CaseTransitions:
                 currency=case.currency,
                 reason=case.reason,
                 occurred_at=case.updated_at,
+                waiting_for=case.waiting_for,
+                label=label,
             ),
             causation_id=cause,
             # Deterministic, and short enough for the 64-character outbox/inbox event ids: the
@@ -98,3 +101,33 @@ class CaseTransitions:
             event_id=f"case:{uuid.uuid5(CASE_NAMESPACE, f'{case.case_id}:{name}:{previous}')}",
         )
         await self.fault("after_outbox", case.case_id)
+
+    async def progress(
+        self,
+        session: AsyncSession,
+        case: Case,
+        step: ev.ProofStep,
+        attempt: int,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """A step that leaves the state as it is (a proof's review): its remedies.v1 event."""
+        case.updated_at = datetime.now(UTC)
+        await self.outbox.add(
+            session,
+            ev.RemedyCaseProgressed(
+                case_id=case.case_id,
+                request_id=case.request_id,
+                alert_id=case.alert_id,
+                customer_id=case.customer_id,
+                recall_id=case.recall_id,
+                remedy=case.remedy,
+                step=step,
+                attempt=attempt,
+                state=case.state,
+                waiting_for=case.waiting_for,
+                reason=reason,
+                occurred_at=case.updated_at,
+            ),
+            event_id=f"case-step:{uuid.uuid5(CASE_NAMESPACE, f'{case.case_id}:{step}:{attempt}')}",
+        )

@@ -232,14 +232,14 @@ async def test_proof_uploads_multipart_and_base64_and_refuses_non_images(rls, ki
     (a1, c1, _), (a2, c2, _), (a3, c3, _) = made
     multipart = await rls.client.post(
         f"/v1/cases/{c1}/proof",
-        files={"photo": ("kettle.jpg", kit.photo, "image/jpeg")},
+        files={"photo": ("kettle.jpg", kit.photo_for(c1), "image/jpeg")},
         headers=rls.customer_token(a1.customer_id),
     )
     assert multipart.status_code == 200, multipart.text
-    assert multipart.json()["proof"]["size"] == len(kit.photo)
+    assert multipart.json()["proof"]["size"] == len(kit.photo_for(c1))
     b64 = await rls.client.post(
         f"/v1/cases/{c2}/proof",
-        json={"image_base64": base64.b64encode(kit.photo).decode()},
+        json={"image_base64": base64.b64encode(kit.photo_for(c2)).decode()},
         headers=rls.customer_token(a2.customer_id),
     )
     assert b64.status_code == 200 and b64.json()["state"] == "refunded"
@@ -249,7 +249,7 @@ async def test_proof_uploads_multipart_and_base64_and_refuses_non_images(rls, ki
         headers={**rls.customer_token(a3.customer_id), "Content-Type": "image/jpeg"},
     )
     assert text.status_code == 422
-    other = await rls.submit_proof(c1, a1.customer_id, photo=kit.photo + b"different")
+    other = await rls.submit_proof(c1, a1.customer_id, photo=kit.photo_for(c1) + b"different")
     assert other.status_code == 409
     assert (await rls.case(c3))["state"] == "requested" and rls.payments.calls_for(c3) == []
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from refund_logistics.models import Case
 
 CASE_NAMESPACE = uuid.UUID("3d1e4b8a-7c2f-4a9e-b6d0-8f5e2c1a9b34")
+
+# A case whose recall is not known yet waits for it, and a recall arriving resumes the waiting
+# cases: two transactions (remedies.v1 is keyed by customer, recalls.v1 by recall, so they run in
+# different slots or instances) that must not miss each other under READ COMMITTED. A case looks
+# its recall up under a shared lock per recall, a recall is stored under the exclusive one, so one
+# always sees the other's commit.
+LOCK_RECALL_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended('refund-logistics.recall:' || :id, 0))"
+)
+LOCK_RECALL = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('refund-logistics.recall:' || :id, 0))"
+)
 
 
 class CaseNotFound(Exception):

@@ -18,7 +18,12 @@ from recall_shared import events as ev
 from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from refund_logistics.carrier import Carrier, CarrierError
-from refund_logistics.case_rows import CaseNotFound, case_id_for, locked_case
+from refund_logistics.case_rows import (
+    LOCK_RECALL_SHARED,
+    CaseNotFound,
+    case_id_for,
+    locked_case,
+)
 from refund_logistics.domain import (
     WAITING_FOR_READ_MODEL,
     CaseFacts,
@@ -131,6 +136,7 @@ class CaseLifecycle:
         return explicit.enrolled if explicit is not None else recall.logistics_enrolled
 
     async def advance(self, session: AsyncSession, case: Case, cause: str | None) -> None:
+        await session.execute(LOCK_RECALL_SHARED, {"id": case.recall_id})
         recall = await session.get(KnownRecall, case.recall_id)
         alert = await session.get(KnownAlert, case.alert_id)
         step = next_step(

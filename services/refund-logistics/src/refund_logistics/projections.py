@@ -32,6 +32,7 @@ from recall_shared import events as ev
 from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery
+from refund_logistics.case_rows import LOCK_RECALL
 from refund_logistics.lifecycle import CaseLifecycle
 from refund_logistics.models import KnownAlert, KnownRecall, NotAffected, NoticeRecord
 
@@ -129,6 +130,7 @@ class ReadModels:
             "title": snap.content.title,
             "regulator_number": cpsc,
         }
+        await session.execute(LOCK_RECALL, {"id": snap.recall_id})
         stmt = insert(KnownRecall).values(**values)
         await session.execute(
             stmt.on_conflict_do_update(

@@ -62,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
 from notifier.handlers import SENDER_CHANNEL, message_id_for
+from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing, serialize_message
 from notifier.settings import Settings
 from recall_shared import events as ev
@@ -578,13 +579,15 @@ class NoticeSender:
         # not re-sent.
         if row.kind != "withdrawal" and row.alert_status == "withdrawn":
             return _Outcome(job, "cancelled", self.clock.now(), reason="alert withdrawn")
-        if row.kind == "reminder" and (row.alert_status != "open" or row.responded):
+        # A customer's response stops the choose-a-remedy reminders, not a remedy's own (issue 14).
+        responded = row.responded and row.reminder_no < REMEDY_REMINDER_FIRST
+        if row.kind == "reminder" and (row.alert_status != "open" or responded):
             return _Outcome(
                 job,
                 "cancelled",
                 self.clock.now(),
                 reason=f"reminders stopped: alert {row.alert_status}"
-                + (", customer responded" if row.responded else ""),
+                + (", customer responded" if responded else ""),
             )
         if job.in_doubt and at_most_once:
             return _Outcome(
@@ -607,6 +610,7 @@ class NoticeSender:
             locale=row.locale,
             recipient_name=row.name or "",
             recipient_role=row.recipient_role,
+            reminder_no=row.reminder_no,
         )
         try:
             message = outgoing(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack import SERVICES, Stack  # type: ignore[import-not-found]  # tests/conftest.py puts deploy/ on the path
+from devstack import SERVICES, Stack  # tests/conftest.py puts deploy/ on the path
 from PIL import Image
 from playwright.async_api import async_playwright, expect
 

@@ -30,7 +30,7 @@ def texts(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-async def _case(api, events, remedy: str = "refund_on_destruction"):  # type: ignore[no-untyped-def]
+async def _case(api, events, remedy: str = "refund_on_destruction"):
     customer = events.new_customer()
     alert = events.alert(customer, remedies=("refund_on_destruction", "refund_with_return"))
     await api.raise_alert(alert)
@@ -43,7 +43,7 @@ async def _case(api, events, remedy: str = "refund_on_destruction"):  # type: ig
     return customer, alert, r.json()["request_id"]
 
 
-async def _page_when(api, customer: str | dict, alert: ev.AlertState, text: str) -> str:  # type: ignore[no-untyped-def]
+async def _page_when(api, customer: str | dict, alert: ev.AlertState, text: str) -> str:
     cookie = api.page_cookie(customer) if isinstance(customer, str) else customer
 
     async def shown() -> str | None:
@@ -53,7 +53,7 @@ async def _page_when(api, customer: str | dict, alert: ev.AlertState, text: str)
     return await eventually(shown, timeout=15, interval=0.1)
 
 
-def _progressed(request_id: str, alert: ev.AlertState, step: str, attempt: int, **kw: object):  # type: ignore[no-untyped-def]
+def _progressed(request_id: str, alert: ev.AlertState, step: str, attempt: int, **kw: object):
     return ev.RemedyCaseProgressed(
         case_id=f"case-{request_id[:8]}",
         request_id=request_id,
@@ -61,15 +61,15 @@ def _progressed(request_id: str, alert: ev.AlertState, step: str, attempt: int, 
         customer_id=alert.customer_id,
         recall_id=alert.recall_id,
         remedy="refund_on_destruction",
-        step=step,  # type: ignore[arg-type]
+        step=step,
         attempt=attempt,
         state="requested",
         occurred_at=datetime.now(UTC),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-async def _upload(api, cookie: dict, alert: ev.AlertState, csrf: str | None, photo, **form):  # type: ignore[no-untyped-def]
+async def _upload(api, cookie: dict, alert: ev.AlertState, csrf: str | None, photo, **form):
     """Upload as the session of ``cookie`` (the CSRF token is that session's: one cookie per
     test)."""
     data = {"return_to": "detail", **form}
@@ -83,7 +83,7 @@ async def _upload(api, cookie: dict, alert: ev.AlertState, csrf: str | None, pho
     )
 
 
-def _error(r) -> str | None:  # type: ignore[no-untyped-def]
+def _error(r) -> str | None:
     assert r.status_code == 303, r.text
     return parse_qs(urlsplit(r.headers["location"]).query).get("error", [None])[0]
 

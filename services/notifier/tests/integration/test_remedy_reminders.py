@@ -24,16 +24,16 @@ CLOCK = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def rsvc(start_notifier) -> AsyncIterator:  # type: ignore[no-untyped-def]
+async def rsvc(start_notifier) -> AsyncIterator:
     async with start_notifier(clock=CLOCK, reminder_poll_s=3600) as n:
         yield n
 
 
-async def tick(svc) -> int:  # type: ignore[no-untyped-def]
+async def tick(svc) -> int:
     return await svc.app.state.reminders.tick()
 
 
-async def schedule(svc, case_id: str) -> dict | None:  # type: ignore[no-untyped-def]
+async def schedule(svc, case_id: str) -> dict | None:
     engine = create_async_engine(svc.settings.database_url)
     try:
         async with engine.connect() as conn:
@@ -47,7 +47,7 @@ async def schedule(svc, case_id: str) -> dict | None:  # type: ignore[no-untyped
     return dict(row._mapping) if row is not None else None
 
 
-async def notified(svc, kit, locale: str = "en"):  # type: ignore[no-untyped-def]
+async def notified(svc, kit, locale: str = "en"):
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(
         cid,
@@ -60,7 +60,7 @@ async def notified(svc, kit, locale: str = "en"):  # type: ignore[no-untyped-def
     return alert, addr
 
 
-def case_event(alert: ev.AlertState, case_id: str, transition: str, state: str, **kw: object):  # type: ignore[no-untyped-def]
+def case_event(alert: ev.AlertState, case_id: str, transition: str, state: str, **kw: object):
     return ev.RemedyCaseTransitioned(
         case_id=case_id,
         request_id=case_id,
@@ -68,16 +68,16 @@ def case_event(alert: ev.AlertState, case_id: str, transition: str, state: str, 
         customer_id=alert.customer_id,
         recall_id=alert.recall_id,
         seller_id="seller-1",
-        remedy=kw.pop("remedy", "refund_on_destruction"),  # type: ignore[arg-type]
+        remedy=kw.pop("remedy", "refund_on_destruction"),
         transition=transition,
-        from_state=kw.pop("from_state", None),  # type: ignore[arg-type]
-        state=state,  # type: ignore[arg-type]
+        from_state=kw.pop("from_state", None),
+        state=state,
         occurred_at=CLOCK.now(),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-def review_step(alert: ev.AlertState, case_id: str, step: str, attempt: int, waiting_for: str):  # type: ignore[no-untyped-def]
+def review_step(alert: ev.AlertState, case_id: str, step: str, attempt: int, waiting_for: str):
     return ev.RemedyCaseProgressed(
         case_id=case_id,
         request_id=case_id,
@@ -85,15 +85,15 @@ def review_step(alert: ev.AlertState, case_id: str, step: str, attempt: int, wai
         customer_id=alert.customer_id,
         recall_id=alert.recall_id,
         remedy="refund_on_destruction",
-        step=step,  # type: ignore[arg-type]
+        step=step,
         attempt=attempt,
         state="requested",
-        waiting_for=waiting_for,  # type: ignore[arg-type]
+        waiting_for=waiting_for,
         occurred_at=CLOCK.now(),
     )
 
 
-async def until(svc, case_id: str, check) -> dict:  # type: ignore[no-untyped-def]
+async def until(svc, case_id: str, check) -> dict:
     async def ready() -> dict | None:
         row = await schedule(svc, case_id)
         return row if row is not None and check(row) else None
@@ -101,7 +101,7 @@ async def until(svc, case_id: str, check) -> dict:  # type: ignore[no-untyped-de
     return await eventually(ready, timeout=15, interval=0.1)
 
 
-async def remedy_reminders_sent(svc, alert_id: str, count: int) -> list[dict]:  # type: ignore[no-untyped-def]
+async def remedy_reminders_sent(svc, alert_id: str, count: int) -> list[dict]:
     notices = await svc.wait_for_notices(
         alert_id,
         lambda ns: (

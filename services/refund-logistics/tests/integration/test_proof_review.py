@@ -19,7 +19,7 @@ from refund_logistics.handlers import case_id_for
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def _proof_case(rls, kit, price: str = "19.99"):  # type: ignore[no-untyped-def]
+async def _proof_case(rls, kit, price: str = "19.99"):
     rc = kit.recall()
     a = kit.alert(rc, kit.new_customer(), lines=[(1, price)])
     await rls.publish(kit.published(rc))
@@ -31,7 +31,7 @@ async def _proof_case(rls, kit, price: str = "19.99"):  # type: ignore[no-untype
     return a, case_id
 
 
-async def _steps(rls, case_id: str) -> list[tuple[str, int, str | None]]:  # type: ignore[no-untyped-def]
+async def _steps(rls, case_id: str) -> list[tuple[str, int, str | None]]:
     """The remedy.case_progressed.v1 steps of a case on remedies.v1: (step, attempt, reason)."""
     found = []
     for r in await read_to_end(REMEDIES.physical(rls.settings.topic_prefix), timeout=10):

@@ -194,3 +194,9 @@ async def test_the_return_label_is_a_download_on_the_page(api, events) -> None:
     assert '<a href="https://carrier.example/labels/TRK123.pdf" download>' in html
     assert "(parcel tracking number TRK123)" in texts(html)
     assert "Print the return label" in texts(html)
+    status = (
+        await api.client.get(f"/v1/me/alerts/{alert.alert_id}/remedy", headers=api.auth(customer))
+    ).json()
+    assert status["waiting_for"] == "item" and status["label_tracking_number"] == "TRK123"
+    assert status["label_url"] == label.label_url
+    assert [t["step"] for t in status["timeline"]] == ["open", "issue_label"]

@@ -144,3 +144,40 @@ async def test_review_decisions_need_a_proof_under_review(rls, kit) -> None:
         f"/v1/cases/{case_id}/proof/accept", headers={"X-Api-Key": seller_key}
     )
     assert r.status_code in (401, 403)
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("point", ["after_intent", "after_provider_call", "after_refund_row"])
+async def test_a_crash_while_accepting_recovers_without_a_second_payment(
+    rls, kit, point: str
+) -> None:
+    limit = rls.settings.proof_pay_without_review_up_to
+    price = limit + Decimal("5.00")
+    a, case_id = await _proof_case(rls, kit, price=str(price))
+    assert (await rls.submit_proof(case_id, a.customer_id)).status_code == 202
+    cases = rls.app.state.cases
+    armed = {(point, case_id)}
+
+    async def crash(at: str, cid: str) -> None:
+        if (at, cid) in armed:
+            armed.discard((at, cid))
+            raise SimulatedCrash(at)
+
+    previous_fault, previous_lease = cases.fault, cases.refund_lease_s
+    cases.fault, cases.refund_lease_s = crash, 0.3
+    try:
+        crashed = await rls.client.post(f"/v1/cases/{case_id}/proof/accept", headers=rls.op)
+        assert crashed.status_code == 500 and not armed
+        # The operator clicks again; the recovery loop settles whatever the crash left.
+        again = await rls.client.post(f"/v1/cases/{case_id}/proof/accept", headers=rls.op)
+        assert again.status_code in (200, 202), again.text
+        case = await rls.wait_for_case(case_id, lambda c: c["state"] == "refunded", timeout=20)
+    finally:
+        cases.fault, cases.refund_lease_s = previous_fault, previous_lease
+    assert Decimal(str(case["refunded_amount"])) == price
+    made = rls.payments.refunds_for(case_id)
+    assert len(made) == 1 and made[0].amount == price
+    assert [t["transition"] for t in case["transitions"]] == ["open", "issue_refund"]

@@ -52,6 +52,24 @@ async def effectiveness(
         FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'""",
         **p,
     )
+    # Per channel (email today; SMS and letters as the notifier adds them), from the notices held.
+    by_channel = {
+        channel: {
+            "customers_notified": int(n),
+            "customers_delivered": int(d),
+            "customers_failed_only": int(n) - int(d),
+        }
+        for channel, n, d in (
+            await session.execute(
+                text("""
+        SELECT channel, count(DISTINCT customer_id),
+               count(DISTINCT customer_id) FILTER (WHERE status = 'sent')
+        FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'
+        GROUP BY channel ORDER BY channel"""),
+                p,
+            )
+        ).all()
+    }
     responded, responded_period = await _one(
         session,
         """
@@ -158,8 +176,11 @@ async def effectiveness(
         "customers_notified_period": int(notified_period),
         "customers_delivered_period": int(delivered_period),
         "notices_sent_period": int(notices_period),
-        "notices_by_channel": {
-            "email": {"customers_notified": int(notified), "customers_delivered": int(delivered)}
+        # Customers whose every notice failed (no address accepted it): told of nothing.
+        "customers_notice_failed": int(notified) - int(delivered),
+        "notices_by_channel": by_channel
+        or {
+            "email": {"customers_notified": 0, "customers_delivered": 0, "customers_failed_only": 0}
         },
         "customers_responded": int(responded),
         "customers_responded_period": int(responded_period),
@@ -201,6 +222,8 @@ CPSC_COLUMNS = (
     "customers_notified_direct_to_date",
     "customers_notice_delivered_period",
     "customers_notice_delivered_to_date",
+    "customers_notice_failed_to_date",
+    "customers_contacted_by_channel",
     "notices_email_sent_period",
     "customers_responded_period",
     "customers_responded_to_date",
@@ -240,6 +263,11 @@ def cpsc_row(report: dict[str, Any]) -> dict[str, Any]:
         "customers_notified_direct_to_date": report["customers_notified"],
         "customers_notice_delivered_period": report["customers_delivered_period"],
         "customers_notice_delivered_to_date": report["customers_delivered"],
+        "customers_notice_failed_to_date": report["customers_notice_failed"],
+        "customers_contacted_by_channel": "; ".join(
+            f"{channel}={c['customers_delivered']}"
+            for channel, c in report["notices_by_channel"].items()
+        ),
         "notices_email_sent_period": report["notices_sent_period"],
         "customers_responded_period": report["customers_responded_period"],
         "customers_responded_to_date": report["customers_responded"],

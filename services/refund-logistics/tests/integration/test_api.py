@@ -386,6 +386,10 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
     rep = await eventually(settled, timeout=15, interval=0.2)
     assert rep["units_affected"] == 3 and rep["customers_affected"] == 2
     assert (rep["customers_notified"], rep["customers_delivered"]) == (3, 2)
+    assert rep["customers_notice_failed"] == 1
+    assert rep["notices_by_channel"] == {
+        "email": {"customers_notified": 3, "customers_delivered": 2, "customers_failed_only": 1}
+    }
     assert rep["customers_responded"] == 2 and rep["customers_requested_remedy"] == 1
     assert (
         rep["remedies"]["refund_on_destruction"]["chosen"] == 1
@@ -434,6 +438,8 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
         row["units_refunded_on_destruction_to_date"] == "2"
         and row["customers_notified_direct_to_date"] == "3"
     )
+    assert row["customers_notice_failed_to_date"] == "1"
+    assert row["customers_contacted_by_channel"] == "email=2"
     assert (
         row["refunds_paid_to_date"] == "39.98"
         and row["currency"] == "EUR"

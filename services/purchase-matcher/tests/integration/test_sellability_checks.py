@@ -11,6 +11,7 @@ import pytest
 
 from purchase_matcher.guard import SellabilityAnswer, SellabilityRequest, check_sellability
 from recall_shared import events as ev
+from recall_shared.api_keys import Principal
 from recall_shared.auth import generate_api_key
 
 pytestmark = pytest.mark.integration
@@ -121,8 +122,9 @@ async def test_the_hot_path_answers_as_the_route(matcher, build) -> None:
     r = await matcher.client.post(PATH, json=body, headers=await matcher.operator())
     assert r.status_code == 200, r.text
     guard = matcher.app.state.sellability_guard
-    direct = await check_sellability(SellabilityRequest.model_validate(body), None, guard)
-    hot, route = r.json(), json.loads(direct.body)
+    operator = Principal(role="operator", seller_id=None, key_id="test")
+    direct = await check_sellability(SellabilityRequest.model_validate(body), operator, guard)
+    hot, route = r.json(), json.loads(bytes(direct.body))
     assert hot.pop("checked_at") and route.pop("checked_at")
     assert hot == route
     assert [line["verdict"] for line in hot["lines"]] == ["needs_check", "blocked"]

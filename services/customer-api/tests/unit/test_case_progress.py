@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from customer_api.case_progress import may_upload_proof, needed, rejected_last, 
 
 
 def test_the_timeline_is_in_time_order_and_skips_steps_it_does_not_know() -> None:
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"step": "issue_refund", "at": "2026-12-01T12:05:00+00:00"},
         {"step": "open", "at": "2026-12-01T12:00:00+00:00"},
         {"step": "a_future_step", "at": "2026-12-01T12:01:00+00:00"},

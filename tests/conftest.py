@@ -52,6 +52,8 @@ def stack(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
         "NOTIFIER_CUSTOMER_PORTAL_URL": f"http://127.0.0.1:{E2E_PORT_BASE + 5}",
         "NOTIFIER_SENDER_POLL_S": "0.5",
+        # customer-api forwards the page's proof upload to refund-logistics (on the stack's port).
+        "CUSTOMER_API_REFUND_LOGISTICS_URL": f"http://127.0.0.1:{E2E_PORT_BASE + 4}",
     }
     for svc in SERVICES:
         env[f"{svc.env_prefix}DATABASE_URL"] = urls[svc.name]

@@ -6,6 +6,8 @@ shows."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import shutil
 import subprocess
 import uuid
@@ -15,6 +17,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from devstack import SERVICES, Stack  # tests/conftest.py puts deploy/ on the path
+from PIL import Image
 
 from recall_shared import events as ev
 from recall_shared.auth import issue_customer_token
@@ -29,11 +32,16 @@ COLLECT_TRACES = True
 
 JWT_SECRET = "e2e-" + "s" * 40
 SMTP_VIEWER = "http://127.0.0.1:8025"
-# A 1x1 PNG: the customer's "photo" of the destroyed product.
-PNG_1X1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
-    "00015e2b8ed60000000049454e44ae426082"
-)
+
+
+def destroyed_kettle_photo(run: str) -> bytes:
+    """The customer's photo of the destroyed product: a PNG that decodes, large enough for
+    refund-logistics' checks, unlike other runs' photos (it flags a photo reused across cases)."""
+    noise = hashlib.shake_256(run.encode()).digest(16 * 12)
+    image = Image.frombytes("L", (16, 12), noise).resize((320, 240), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 async def publish(stack: Stack, events: list[ev.Event]) -> None:
@@ -189,17 +197,18 @@ async def test_one_recall_from_seller_to_refund(stack: Stack, trace_sink: TraceS
         case_id = (await eventually(case_opened, timeout=30))["case_id"]
 
         # Refund on proof of destruction: Alice uploads her photo of the destroyed kettle to RLS.
+        photo = destroyed_kettle_photo(run)
         async with httpx.AsyncClient(base_url=stack.url("refund-logistics"), timeout=10) as rls:
             proof = await rls.post(
                 f"/v1/cases/{case_id}/proof",
-                content=PNG_1X1,
+                content=photo,
                 headers={**bearer(alice), "Content-Type": "image/png"},
             )
             assert proof.status_code in (200, 202), proof.text
             assert (
                 await rls.post(
                     f"/v1/cases/{case_id}/proof",
-                    content=PNG_1X1,
+                    content=photo,
                     headers={**bearer(bob), "Content-Type": "image/png"},
                 )
             ).status_code == 404

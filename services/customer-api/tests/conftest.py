@@ -225,6 +225,10 @@ def make_settings(url: str, prefix: str) -> Settings:
         log_json=False,
         log_level="WARNING",
         jwt_secret=JWT_SECRET,
+        # Nothing listens here: the page's proof upload meets an unreachable refund-logistics
+        # (tests/e2e runs the real one).
+        refund_logistics_url="http://127.0.0.1:9",
+        refund_logistics_timeout_s=2.0,
         consumer_backoff_initial_s=0.05,
         consumer_backoff_max_s=0.2,
         outbox_fallback_poll_s=0.5,

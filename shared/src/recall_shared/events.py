@@ -809,6 +809,20 @@ CaseState = Literal[
 ]
 
 
+# What a case waits for and its return label (issue 14), on the events below.
+CaseWaitingFor = Literal[
+    "recall", "alert", "proof", "review", "label", "item", "payment", "seller", "operator"
+]
+
+
+class ReturnLabelRef(Model):
+    """A return label as the customer needs it: where to fetch it and how to track the parcel."""
+
+    tracking_number: Code
+    label_url: Url
+    carrier_ref: Code = ""
+
+
 class RemedyCaseTransitioned(Event):
     """Every transition of a remedy case, with the case's full state after it."""
 
@@ -828,6 +842,46 @@ class RemedyCaseTransitioned(Event):
     state: CaseState
     refunded_amount: Money = Decimal("0")
     currency: CurrencyCode | None = None
+    reason: Text | None = None
+    occurred_at: datetime
+    # Added for the customer's case page (issue 14); absent from older events.
+    waiting_for: CaseWaitingFor | None = Field(
+        default=None, description="What the case waits for after the transition, if anything."
+    )
+    label: ReturnLabelRef | None = Field(
+        default=None, description="The prepaid return label, on the issue_label transition."
+    )
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.case_id
+
+
+# The steps of a proof of destruction's review (issue 14), which move a case without changing its
+# state.
+
+ProofStep = Literal["proof_under_review", "proof_accepted", "proof_rejected"]
+
+
+class RemedyCaseProgressed(Event):
+    """A step of a case that does not change its state: a proof of destruction held for an
+    operator's review, accepted (by the review or the policy) or rejected (with the reason the
+    customer sees; the customer may upload another)."""
+
+    event_type: ClassVar[str] = "remedy.case_progressed.v1"
+    topic: ClassVar[str] = "remedies.v1"
+    case_id: MintedId
+    request_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    remedy: RemedyType
+    step: ProofStep
+    attempt: Version = Field(description="The proof upload this step is about: 1, 2, ...")
+    state: CaseState
+    waiting_for: CaseWaitingFor | None = None
     reason: Text | None = None
     occurred_at: datetime
 
@@ -1008,6 +1062,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RemedyRequested,
     NotAffectedDeclared,
     RemedyCaseTransitioned,
+    RemedyCaseProgressed,
     ApiKeyIssued,
     ApiKeyRevoked,
     StopSaleDeclared,

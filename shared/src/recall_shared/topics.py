@@ -116,8 +116,14 @@ REMEDIES = TopicSpec(
     "customer id",
     3,
     "customer-api (requests), refund-logistics (cases)",
-    "Remedy requests and 'not affected' answers from customers; every remedy case transition.",
-    (ev.RemedyRequested, ev.NotAffectedDeclared, ev.RemedyCaseTransitioned),
+    "Remedy requests and 'not affected' answers from customers; every remedy case transition "
+    "and proof review step.",
+    (
+        ev.RemedyRequested,
+        ev.NotAffectedDeclared,
+        ev.RemedyCaseTransitioned,
+        ev.RemedyCaseProgressed,
+    ),
     retention_ms=-1,
 )
 

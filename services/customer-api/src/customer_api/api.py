@@ -79,6 +79,15 @@ class RemedyStatus(BaseModel):
     reason: str | None
     requested_at: datetime
     updated_at: datetime
+    # What the recalls page shows of the case (issue 14), for frontends built on this API.
+    waiting_for: str | None = Field(
+        default=None, description="What the case waits for: proof, review, item, payment, ..."
+    )
+    label_url: str | None = Field(default=None, description="The prepaid return label")
+    label_tracking_number: str | None = None
+    timeline: list[dict[str, Any]] = Field(
+        default_factory=list, description="The case's steps, oldest first: {step, at, attempt?}"
+    )
 
 
 class NoticeOut(BaseModel):
@@ -172,6 +181,10 @@ def _remedy_status(r: RemedyRequest) -> RemedyStatus:
         reason=r.reason,
         requested_at=r.requested_at,
         updated_at=r.updated_at,
+        waiting_for=r.waiting_for,
+        label_url=r.label_url,
+        label_tracking_number=r.label_tracking_number,
+        timeline=r.timeline or [],
     )
 
 

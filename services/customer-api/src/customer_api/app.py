@@ -8,7 +8,10 @@ from customer_api.api import router
 from customer_api.handlers import HANDLERS
 from customer_api.hot_path import BannerHotPath
 from customer_api.pages import MAX_FORM_BYTES, SESSION_COOKIE, install_pages
+from customer_api.proof_upload import PROOF_UPLOAD_PATH, upload_body_limit
+from customer_api.proof_upload import router as proof_upload_router
 from customer_api.reads import APPLICATION_NAME, ReadPool
+from customer_api.rls_client import RefundLogisticsClient
 from customer_api.settings import Settings
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
@@ -51,9 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_common(
         app,
         runtime,
-        body_limits={PAGE_FORMS: MAX_FORM_BYTES},
+        body_limits={
+            PAGE_FORMS: MAX_FORM_BYTES,
+            PROOF_UPLOAD_PATH: upload_body_limit(settings.proof_max_bytes),
+        },
         session_cookies=(SESSION_COOKIE,),
     )
     app.include_router(router)
     install_pages(app)  # the customer's HTML pages: /orders, /recalls, /signin ...
+    app.state.refund_logistics = RefundLogisticsClient(
+        settings.refund_logistics_url, settings.refund_logistics_timeout_s
+    )
+    app.include_router(proof_upload_router)  # the page's proof of destruction upload
     return app

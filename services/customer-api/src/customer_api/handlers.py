@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from typing import cast as cast_type
 
+import orjson
 from sqlalchemy import (
     DateTime,
     Integer,
@@ -223,9 +224,21 @@ async def apply_closures(
 # --------------------------------------------------------------------------- remedy cases
 
 
+def _timeline_entry(event: ev.RemedyCaseTransitioned | ev.RemedyCaseProgressed) -> dict[str, Any]:
+    """One step of the case page's timeline (case_progress.py reads it)."""
+    if isinstance(event, ev.RemedyCaseProgressed):
+        return {"step": event.step, "at": event.occurred_at.isoformat(), "attempt": event.attempt}
+    return {"step": event.transition, "at": event.occurred_at.isoformat()}
+
+
 async def on_case_transitioned(
     session: AsyncSession, event: ev.RemedyCaseTransitioned, env: Envelope
 ) -> None:
+    label = (
+        {"label_url": event.label.label_url, "label_tracking_number": event.label.tracking_number}
+        if event.label
+        else {}
+    )
     await session.execute(
         update(RemedyRequest)
         .where(RemedyRequest.request_id == event.request_id)
@@ -236,6 +249,11 @@ async def on_case_transitioned(
             currency=event.currency,
             reason=event.reason,
             updated_at=event.occurred_at,
+            waiting_for=event.waiting_for,
+            timeline=RemedyRequest.timeline.op("||")(
+                cast(literal(orjson.dumps([_timeline_entry(event)]).decode()), JSONB)
+            ),
+            **label,
         )
     )
     if event.state in FINAL_CASE_STATES:
@@ -249,9 +267,16 @@ async def on_case_transitioned(
 async def apply_case_transitions(
     session: AsyncSession, deliveries: Sequence[Delivery[ev.RemedyCaseTransitioned]]
 ) -> None:
-    """Each transition overwrites its request's case columns, so the last one per request stands; an
-    alert any of them brought to a final state is remedied."""
+    """Each transition overwrites its request's case columns, so the last one per request stands
+    (the label: the last one given); every one adds its step to the timeline; an alert any of them
+    brought to a final state is remedied."""
     last: dict[str, ev.RemedyCaseTransitioned] = {d.event.request_id: d.event for d in deliveries}
+    steps: dict[str, list[dict[str, Any]]] = {}
+    labels: dict[str, ev.ReturnLabelRef] = {}
+    for d in deliveries:
+        steps.setdefault(d.event.request_id, []).append(_timeline_entry(d.event))
+        if d.event.label is not None:
+            labels[d.event.request_id] = d.event.label
     for chunk in statement_chunks(list(last.values())):
         case = values(
             column("request_id", String),
@@ -261,6 +286,10 @@ async def apply_case_transitions(
             column("currency", String),
             column("reason", Text),
             column("updated_at", DateTime(timezone=True)),
+            column("waiting_for", String),
+            column("label_url", Text),
+            column("label_tracking_number", String),
+            column("steps", Text),
             name="transitioned",
         ).data(
             [
@@ -272,6 +301,10 @@ async def apply_case_transitions(
                     e.currency,
                     e.reason,
                     e.occurred_at,
+                    e.waiting_for,
+                    labels[e.request_id].label_url if e.request_id in labels else None,
+                    labels[e.request_id].tracking_number if e.request_id in labels else None,
+                    orjson.dumps(steps[e.request_id]).decode(),
                 )
                 for e in chunk
             ]
@@ -286,6 +319,12 @@ async def apply_case_transitions(
                 currency=case.c.currency,
                 reason=case.c.reason,
                 updated_at=case.c.updated_at,
+                waiting_for=case.c.waiting_for,
+                label_url=func.coalesce(case.c.label_url, RemedyRequest.label_url),
+                label_tracking_number=func.coalesce(
+                    case.c.label_tracking_number, RemedyRequest.label_tracking_number
+                ),
+                timeline=RemedyRequest.timeline.op("||")(cast(case.c.steps, JSONB)),
             )
             .execution_options(synchronize_session=False)
         )
@@ -299,6 +338,47 @@ async def apply_case_transitions(
             .values(resolution="remedied")
             .execution_options(synchronize_session=False)
         )
+
+
+# A proof of destruction's review steps (issue 14): what the case waits for, the reason the
+# customer sees, and the step on the timeline; the state stays as it is.
+
+
+async def on_case_progressed(
+    session: AsyncSession, event: ev.RemedyCaseProgressed, env: Envelope
+) -> None:
+    await session.execute(
+        update(RemedyRequest)
+        .where(RemedyRequest.request_id == event.request_id)
+        .values(
+            case_id=event.case_id,
+            waiting_for=event.waiting_for,
+            reason=event.reason,
+            updated_at=event.occurred_at,
+            timeline=RemedyRequest.timeline.op("||")(
+                cast(literal(orjson.dumps([_timeline_entry(event)]).decode()), JSONB)
+            ),
+        )
+    )
+
+
+async def apply_case_events(
+    session: AsyncSession,
+    deliveries: Sequence[Delivery[ev.RemedyCaseTransitioned | ev.RemedyCaseProgressed]],
+) -> None:
+    """A run of a case's events in their order: consecutive transitions in one batch, each review
+    step on its own (they are few)."""
+    run: list[Delivery[ev.RemedyCaseTransitioned]] = []
+    for d in deliveries:
+        if isinstance(d.event, ev.RemedyCaseTransitioned):
+            run.append(d)  # type: ignore[arg-type]
+            continue
+        if run:
+            await apply_case_transitions(session, run)
+            run = []
+        await on_case_progressed(session, d.event, d.envelope)
+    if run:
+        await apply_case_transitions(session, run)
 
 
 # --------------------------------------------------------------------------- notices
@@ -353,6 +433,7 @@ async def apply_notices(
 
 ALERT_STATES = batched(apply_alert_states)
 NOTICES = batched(apply_notices)
+CASE_EVENTS = batched(apply_case_events)
 
 # One object per batch form: the runner hands a run of consecutive deliveries registered to the same
 # object to its handle_many in one call (so raised and updated may interleave in one run).
@@ -361,7 +442,8 @@ HANDLERS: HandlerMap = {
     ev.AlertUpdated: ALERT_STATES,
     ev.AlertWithdrawn: batched(apply_withdrawals),
     ev.AlertClosed: batched(apply_closures),
-    ev.RemedyCaseTransitioned: batched(apply_case_transitions),
+    ev.RemedyCaseTransitioned: CASE_EVENTS,
+    ev.RemedyCaseProgressed: CASE_EVENTS,
     ev.NoticeSent: NOTICES,
     ev.NoticeFailed: NOTICES,
 }

@@ -300,3 +300,104 @@ def fmt_money(amount: Decimal, currency: str | None, lang: str) -> str:
     if lang == "de":
         text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
     return f"{text} {currency}" if currency else text
+
+
+# --------------------------------------------------------------------------- the remedy case
+# The case page's strings (issue 14: proof upload, return label, timeline, what is still needed),
+# kept together so that they move to the gettext catalogs in one piece; merged into STRINGS below.
+
+CASE_STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "done.proof": "Thank you. We received your photo.",
+        "error.proof_missing": "Please choose a photo to upload.",
+        "error.proof_too_large": "This photo is too large. Please send a smaller one.",
+        "error.proof_type": "This file is not a photo. Please send a JPEG, PNG, GIF or WebP image.",
+        "error.proof_small": "This photo is too small to see the product. Please send a larger "
+        "one.",
+        "error.proof_unreadable": "We could not open this photo. Please take another one.",
+        "error.proof_conflict": "We already have a photo for this remedy, or we are checking it. "
+        "If we asked you for a new one, please send a different photo.",
+        "error.proof_not_ready": "Your request is still being set up. Please try again in a few "
+        "minutes.",
+        "error.proof_unavailable": "The upload is not available right now. Please try again later.",
+        "needed.heading": "What we need from you:",
+        "needed.proof": "A photo of the product, destroyed (for example with the cord cut off). "
+        "Your refund follows once we have it.",
+        "needed.proof_again": "A new photo of the product, destroyed: we could not accept the last "
+        "one (see the reason above).",
+        "needed.review": "Nothing. We are checking your photo.",
+        "needed.label": "Nothing yet. We are preparing your return label.",
+        "needed.item": "Print the return label, attach it to the parcel and send the product back.",
+        "needed.payment": "Nothing. Your refund is being paid.",
+        "needed.seller": "Nothing. The seller is preparing your remedy.",
+        "needed.processing": "Nothing yet. We are processing your request.",
+        "proof.label": "Photo of the destroyed product",
+        "proof.hint": "A JPEG, PNG, GIF or WebP photo in which the product is clearly destroyed.",
+        "proof.submit": "Send the photo",
+        "label.download": "Download your return label",
+        "label.tracking": "(parcel tracking number {tracking})",
+        "timeline.heading": "What has happened",
+        "timeline.open": "Remedy requested",
+        "timeline.refer_to_seller": "Passed to the seller",
+        "timeline.issue_label": "Return label issued",
+        "timeline.receive_item": "Returned product received",
+        "timeline.proof_under_review": "Photo received, being checked",
+        "timeline.proof_accepted": "Photo accepted",
+        "timeline.proof_rejected": "Photo not accepted",
+        "timeline.issue_refund": "Refunded",
+        "timeline.ship_replacement": "Replacement shipped",
+        "timeline.repair": "Repaired",
+        "timeline.close": "Completed",
+        "timeline.reject": "Declined",
+    },
+    "de": {
+        "done.proof": "Danke. Wir haben Ihr Foto erhalten.",
+        "error.proof_missing": "Bitte wählen Sie ein Foto zum Hochladen aus.",
+        "error.proof_too_large": "Dieses Foto ist zu groß. Bitte senden Sie ein kleineres.",
+        "error.proof_type": "Diese Datei ist kein Foto. Bitte senden Sie ein JPEG-, PNG-, GIF- "
+        "oder WebP-Bild.",
+        "error.proof_small": "Auf diesem Foto ist das Produkt zu klein zu sehen. Bitte senden Sie "
+        "ein größeres.",
+        "error.proof_unreadable": "Wir konnten dieses Foto nicht öffnen. Bitte machen Sie ein "
+        "neues.",
+        "error.proof_conflict": "Wir haben bereits ein Foto für diese Abhilfe oder prüfen es "
+        "gerade. Wenn wir Sie um ein neues gebeten haben, senden Sie bitte ein anderes Foto.",
+        "error.proof_not_ready": "Ihre Anfrage wird noch angelegt. Bitte versuchen Sie es in ein "
+        "paar Minuten noch einmal.",
+        "error.proof_unavailable": "Das Hochladen ist gerade nicht möglich. Bitte versuchen Sie es "
+        "später noch einmal.",
+        "needed.heading": "Was wir von Ihnen brauchen:",
+        "needed.proof": "Ein Foto des zerstörten Produkts (zum Beispiel mit abgeschnittenem "
+        "Kabel). Danach erstatten wir den Kaufpreis.",
+        "needed.proof_again": "Ein neues Foto des zerstörten Produkts: Das letzte konnten wir "
+        "nicht annehmen (Grund siehe oben).",
+        "needed.review": "Nichts. Wir prüfen Ihr Foto.",
+        "needed.label": "Noch nichts. Wir erstellen Ihr Rücksendeetikett.",
+        "needed.item": "Drucken Sie das Rücksendeetikett aus, kleben Sie es auf das Paket und "
+        "senden Sie das Produkt zurück.",
+        "needed.payment": "Nichts. Ihre Erstattung wird ausgezahlt.",
+        "needed.seller": "Nichts. Der Verkäufer bereitet Ihre Abhilfe vor.",
+        "needed.processing": "Noch nichts. Wir bearbeiten Ihre Anfrage.",
+        "proof.label": "Foto des zerstörten Produkts",
+        "proof.hint": "Ein JPEG-, PNG-, GIF- oder WebP-Foto, auf dem das Produkt deutlich zerstört "
+        "ist.",
+        "proof.submit": "Foto senden",
+        "label.download": "Rücksendeetikett herunterladen",
+        "label.tracking": "(Sendungsnummer {tracking})",
+        "timeline.heading": "Bisheriger Verlauf",
+        "timeline.open": "Abhilfe angefordert",
+        "timeline.refer_to_seller": "An den Verkäufer weitergegeben",
+        "timeline.issue_label": "Rücksendeetikett erstellt",
+        "timeline.receive_item": "Rücksendung erhalten",
+        "timeline.proof_under_review": "Foto erhalten, wird geprüft",
+        "timeline.proof_accepted": "Foto angenommen",
+        "timeline.proof_rejected": "Foto nicht angenommen",
+        "timeline.issue_refund": "Erstattet",
+        "timeline.ship_replacement": "Ersatz versandt",
+        "timeline.repair": "Repariert",
+        "timeline.close": "Abgeschlossen",
+        "timeline.reject": "Abgelehnt",
+    },
+}
+for _lang, _strings in CASE_STRINGS.items():
+    STRINGS[_lang].update(_strings)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,6 +66,12 @@ class RemedyRequest(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # What the case page shows (remedies.v1, issue 14): what the case waits for, the return label,
+    # and the case's timeline ({"step", "at", "attempt"?}, oldest first; case_progress.py).
+    waiting_for: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    label_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label_tracking_number: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    timeline: Mapped[list] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
 
     __table_args__ = (UniqueConstraint("customer_id", "idempotency_key"),)
 

@@ -29,7 +29,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from customer_api import i18n, logic
+from customer_api import case_progress, i18n, logic
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
@@ -255,7 +255,7 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
                 "done": i < current or (i == current and final),
             }
         )
-    out = {
+    out: dict[str, Any] = {
         "remedy": s[f"remedy.{remedy.remedy}"],
         "state": s.get(f"state.{state}", state),
         "steps": items,
@@ -266,7 +266,39 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
         out["refunded"] = s["progress.refunded"].format(
             amount=i18n.fmt_money(remedy.refunded_amount, remedy.currency, lang)
         )
+    out["case"] = _case_details(remedy, s, lang)
     return out
+
+
+def _case_details(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, Any]:
+    """The case's timeline, what is still needed, the proof upload and the return label
+    (case_progress.py decides; issue 14)."""
+    entries = remedy.timeline or []
+    has_case = remedy.case_id is not None
+    label = (
+        {"url": remedy.label_url, "tracking": remedy.label_tracking_number or ""}
+        if (remedy.label_url or "").startswith(("https://", "http://"))
+        and remedy.case_state == "label_issued"
+        else None
+    )
+    need = case_progress.needed(
+        remedy.remedy,
+        remedy.case_state,
+        remedy.waiting_for,
+        has_case,
+        case_progress.rejected_last(entries),
+    )
+    return {
+        "timeline": [
+            {"label": s[step.key], "at": i18n.fmt_date(step.at, lang)}
+            for step in case_progress.timeline(entries)
+        ],
+        "needed": s[need] if need else None,
+        "upload": case_progress.may_upload_proof(
+            remedy.remedy, remedy.case_state, remedy.waiting_for, has_case
+        ),
+        "label": label,
+    }
 
 
 def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dict[str, Any]:

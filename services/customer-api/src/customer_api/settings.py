@@ -23,6 +23,11 @@ class Settings(HttpServiceSettings):
     jwt_cache_size: int = (
         10_000  # verified tokens remembered (exp still checked on every use); 0: verify every time
     )
+    # The recalls page's proof of destruction upload, forwarded to refund-logistics' API with the
+    # customer's own token (docs/decisions/0009-proof-upload-through-customer-api.md).
+    refund_logistics_url: str = "http://127.0.0.1:8004"
+    refund_logistics_timeout_s: float = Field(default=30.0, gt=0)
+    proof_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _usable_token_key(self) -> Self:

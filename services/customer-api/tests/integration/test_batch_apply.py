@@ -258,6 +258,7 @@ async def test_the_hot_events_are_registered_in_batch_form() -> None:
     # One object for raised and updated: the runner passes an interleaved run of them in one call.
     assert HANDLERS[ev.AlertRaised] is HANDLERS[ev.AlertUpdated]
     assert HANDLERS[ev.NoticeSent] is HANDLERS[ev.NoticeFailed]
+    assert HANDLERS[ev.RemedyCaseTransitioned] is HANDLERS[ev.RemedyCaseProgressed]
 
 
 async def test_raised_then_updated_in_one_batch_leaves_the_update(twins: Twins) -> None:

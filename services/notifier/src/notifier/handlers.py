@@ -1,5 +1,6 @@
 """notifier's consumers: contacts from customers.v1; alerts from alerts.v1 become notices to send;
-remedies.v1 (a remedy chosen, 'not affected') stops the reminders.
+remedies.v1 (a remedy chosen, 'not affected') stops the reminders; a remedy case's waits start the
+reminders until it is complete (remedy_reminders.py).
 
 ``alert.raised.v1`` and ``alert.updated.v1`` are applied in bulk (:data:`on_alert_events`, a batch
 handler): a run of them costs three statements however long it is. ``on_alert_raised`` and
@@ -15,6 +16,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifier import remedy_reminders
 from notifier.domain import AlertEvent, plan_alert_events, recipients
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from recall_shared import events as ev
@@ -123,6 +125,7 @@ async def stop_reminders(session: AsyncSession, alert_id: str, reason: str) -> N
         .where(
             Notice.alert_id == alert_id,
             Notice.kind == "reminder",
+            Notice.reminder_no < remedy_reminders.REMEDY_REMINDER_FIRST,  # not a remedy's own
             Notice.status.in_(("pending", "waiting_contact")),
         )
         .values(status="cancelled", last_error=f"reminders stopped: {reason}")
@@ -290,6 +293,7 @@ async def on_alert_withdrawn(
         .limit(1)
     )
     await stop_reminders(session, event.alert_id, "withdrawn")
+    await remedy_reminders.stop_cases_of_alert(session, event.alert_id, "withdrawn")
     current.status = "withdrawn"
     current.alert_version = event.alert_version
     if told:
@@ -315,6 +319,7 @@ async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Env
         update(KnownAlert).where(KnownAlert.alert_id == event.alert_id).values(status="closed")
     )
     await stop_reminders(session, event.alert_id, "closed")
+    await remedy_reminders.stop_cases_of_alert(session, event.alert_id, "closed")
 
 
 async def _responded(
@@ -342,6 +347,7 @@ async def on_not_affected(
     session: AsyncSession, event: ev.NotAffectedDeclared, env: Envelope
 ) -> None:
     await _responded(session, event.alert_id, event.customer_id, "not_affected", event.declared_at)
+    await remedy_reminders.stop_cases_of_alert(session, event.alert_id, "not_affected")
 
 
 async def on_remedy_case(
@@ -350,6 +356,30 @@ async def on_remedy_case(
     # A case exists only because the customer chose a remedy (the request may be on another
     # partition's history or compacted away): that is a response.
     await _responded(session, event.alert_id, event.customer_id, "remedy_case", event.occurred_at)
+    await remedy_reminders.track_case(
+        session,
+        case_id=event.case_id,
+        alert_id=event.alert_id,
+        customer_id=event.customer_id,
+        state=event.state,
+        waiting_for=event.waiting_for,
+        at=event.occurred_at,
+    )
+
+
+async def on_remedy_progressed(
+    session: AsyncSession, event: ev.RemedyCaseProgressed, env: Envelope
+) -> None:
+    """A photo held for review pauses the reminders; a rejected one asks again (a new wait)."""
+    await remedy_reminders.track_case(
+        session,
+        case_id=event.case_id,
+        alert_id=event.alert_id,
+        customer_id=event.customer_id,
+        state=event.state,
+        waiting_for=event.waiting_for,
+        at=event.occurred_at,
+    )
 
 
 async def on_customer_updated(
@@ -394,4 +424,5 @@ HANDLERS: HandlerMap = {
     ev.RemedyRequested: on_remedy_requested,
     ev.NotAffectedDeclared: on_not_affected,
     ev.RemedyCaseTransitioned: on_remedy_case,
+    ev.RemedyCaseProgressed: on_remedy_progressed,
 }

@@ -153,6 +153,31 @@ class AlertResponse(Base):
     responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CaseReminder(Base):
+    """The remedy reminder schedule of one case (remedy_reminders.py): what the case waits for from
+    the customer (proof | item) since when; ``next_due_at`` is NULL while paused or once stopped
+    (``stopped_reason``)."""
+
+    __tablename__ = "case_reminders"
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36), index=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    wait: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_no: Mapped[int] = mapped_column(Integer, default=1)
+    next_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stopped_reason: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    queued: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # remedy reminders queued over the case's life (their numbers)
+
+    __table_args__ = (
+        Index(
+            "ix_case_reminders_due", "next_due_at", postgresql_where=text("next_due_at IS NOT NULL")
+        ),
+    )
+
+
 class SellerKey(SellerKeyColumns, Base):
     """Read model of sellers.v1: API key hashes (HMAC under the system-wide pepper), never
     plaintext; an operator key authenticates the read API (recall_shared.api_keys)."""

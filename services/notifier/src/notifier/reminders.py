@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifier import remedy_reminders
 from notifier.clock import Clock, SystemClock
 from notifier.handlers import queue_notice
 from notifier.settings import Settings
@@ -87,13 +88,70 @@ class ReminderScheduler:
             self._wake.clear()
 
     async def tick(self, batch: int = 500) -> int:
-        """Queue every reminder due now; returns how many were queued."""
+        """Queue every reminder due now (choose-a-remedy and remedy-completion reminders); returns
+        how many were queued."""
         queued = 0
         while True:
             n, q = await self._tick_batch(batch)
             queued += q
             if n < batch:
+                break
+        while True:
+            n, q = await self._tick_cases_batch(batch)
+            queued += q
+            if n < batch:
                 return queued
+
+    async def _tick_cases_batch(self, batch: int) -> tuple[int, int]:
+        """Remedy reminders (remedy_reminders.py): the latest one due of each case's schedule."""
+        schedule = self.settings.remedy_reminder_days
+        now = self.clock.now()
+        queued = 0
+        async with self.session_factory() as session, session.begin():
+            rows = (await session.execute(remedy_reminders.DUE, {"now": now, "n": batch})).all()
+            for r in rows:
+                params = {"case_id": r.case_id}
+                if r.alert_status != "open" or r.wait is None:
+                    await session.execute(
+                        remedy_reminders.ADVANCE,
+                        {
+                            **params,
+                            "next_no": r.next_no,
+                            "due": None,
+                            "reason": r.alert_status,
+                            "queued": 0,
+                        },
+                    )
+                    continue
+                number = remedy_reminders.due_count(r.since, now, schedule)
+                sent_now = number >= r.next_no and await queue_notice(
+                    session,
+                    alert_id=r.alert_id,
+                    customer_id=r.customer_id,
+                    recipient_customer_id=r.customer_id,
+                    role="purchaser",
+                    kind="reminder",
+                    alert_version=r.alert_version,
+                    reminder_no=remedy_reminders.reminder_number(r.wait, r.queued),
+                )
+                queued += sent_now
+                next_no = max(number, r.next_no - 1) + 1
+                due = (
+                    r.since + timedelta(days=schedule[next_no - 1])
+                    if next_no <= len(schedule)
+                    else None
+                )
+                await session.execute(
+                    remedy_reminders.ADVANCE,
+                    {
+                        **params,
+                        "next_no": next_no,
+                        "due": due,
+                        "reason": None if due else "schedule complete",
+                        "queued": int(sent_now),
+                    },
+                )
+        return len(rows), queued
 
     async def _tick_batch(self, batch: int) -> tuple[int, int]:
         schedule = self.settings.reminder_schedule_days

@@ -26,6 +26,7 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from notifier.remedy_reminders import reminder_reason
 from recall_shared import events as ev
 from recall_shared.validation import strip_bidi_controls
 
@@ -139,6 +140,31 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
+# Remedy reminders (issue 14): the customer chose a remedy that now waits for them. Kept together
+# for the move to gettext catalogs.
+REMEDY_REMINDER_STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "proof_missing": "You chose a refund on proof of destruction, and we have not received "
+        "your photo of the destroyed product yet. Your refund is paid once we have it.",
+        "label_unused": "You chose a refund with return. Your prepaid return label is ready: "
+        "please send the product back with it.",
+        "item_not_received": "You chose a refund with return, and the returned product has not "
+        "reached us yet. Please send it back with your prepaid return label.",
+        "action": "See what is still needed on your recalls page",
+    },
+    "de": {
+        "proof_missing": "Sie haben die Erstattung gegen Nachweis der Vernichtung gewählt, und "
+        "uns liegt noch kein Foto des zerstörten Produkts vor. Sobald wir es haben, erstatten "
+        "wir den Kaufpreis.",
+        "label_unused": "Sie haben die Erstattung mit Rücksendung gewählt. Ihr frankiertes "
+        "Rücksendeetikett liegt bereit: Bitte senden Sie das Produkt damit zurück.",
+        "item_not_received": "Sie haben die Erstattung mit Rücksendung gewählt, und das Produkt "
+        "ist noch nicht bei uns angekommen. Bitte senden Sie es mit Ihrem frankierten "
+        "Rücksendeetikett zurück.",
+        "action": "Sehen Sie auf Ihrer Rückrufseite, was noch fehlt",
+    },
+}
+
 _HEADER_UNSAFE = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
 _SAFE_IMAGE_URL = re.compile(r"^https://[^\s\"'<>]+$", re.IGNORECASE)
 
@@ -242,15 +268,21 @@ class NoticeRenderer:
         locale: str | None,
         recipient_name: str,
         recipient_role: str,
+        reminder_no: int = 0,
     ) -> RenderedNotice:
         loc = pick_locale(locale)
         s = STRINGS[loc]
+        remedy_reason = reminder_reason(reminder_no) if kind == "reminder" else None
+        if remedy_reason:  # a remedy that waits for the customer (remedy_reminders.py)
+            s = {**s, "action": REMEDY_REMINDER_STRINGS[loc]["action"]}
         recall = alert.recall
         texts = localized(recall, locale or loc)
         if kind == "withdrawal":
             intro = ""
         elif kind == "update":
             intro = s["intro.update"]
+        elif remedy_reason:
+            intro = REMEDY_REMINDER_STRINGS[loc][remedy_reason]
         elif kind == "reminder":
             intro = s["intro.reminder"]
         elif recipient_role == "account_admin":

@@ -64,6 +64,7 @@ from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
+from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
 from notifier.smtp_pool import MailError, MailTransport, SmtpPool
@@ -409,7 +410,9 @@ class NoticeSender:
                 kind=row.kind,
                 recipient_role=row.recipient_role,
                 alert_status=row.alert_status,
-                responded=bool(row.responded),
+                # A customer's response stops the choose-a-remedy reminders, not a remedy's own
+                # (issue 14).
+                responded=bool(row.responded) and row.reminder_no < REMEDY_REMINDER_FIRST,
                 in_doubt=job.in_doubt,
                 email=row.email,
                 safety_email=row.safety_email,
@@ -434,6 +437,7 @@ class NoticeSender:
             locale=row.locale,
             recipient_name=row.name or "",
             recipient_role=row.recipient_role,
+            reminder_no=row.reminder_no,
         )
         try:
             message = outgoing(

@@ -116,15 +116,20 @@ class Settings(HttpServiceSettings):
     unreachable_refresh_s: float = Field(
         default=30.0, gt=0, description="How often the unreachable-customers gauge is recounted"
     )
+    remedy_reminder_days: tuple[float, ...] = Field(
+        default=(7.0, 21.0),
+        description="Reminders to customers whose remedy waits for them (the photo of the "
+        "destroyed unit, the returned item), in days after the wait began; empty disables them",
+    )
     reminder_poll_s: float = Field(
         default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders"
     )
 
-    @field_validator("reminder_schedule_days")
+    @field_validator("reminder_schedule_days", "remedy_reminder_days")
     @classmethod
     def _ascending(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         if any(d <= 0 for d in v) or list(v) != sorted(set(v)):
-            raise ValueError("reminder_schedule_days must be positive and strictly ascending")
+            raise ValueError("reminder schedules must be positive and strictly ascending")
         return v
 
     @model_validator(mode="after")

@@ -25,11 +25,12 @@ from recall_shared.cursors import decode_cursor, encode_cursor
 from recall_shared.http import Cursor, PathId, QueryId, SessionDep
 from recall_shared.openapi import IMAGE_BASE64_FORMAT, error_responses
 from refund_logistics.auth import CustomerDep, OperatorDep, Principal, PrincipalDep
-from refund_logistics.domain import IllegalCaseTransition, Period
+from refund_logistics.domain import IllegalCaseTransition, Period, size_problem
 from refund_logistics.handlers import CaseConflict, CaseNotFound, Cases
 from refund_logistics.models import (
     Case,
     CaseProof,
+    CaseProofImage,
     CaseTransition,
     Enrolment,
     Fulfilment,
@@ -38,28 +39,16 @@ from refund_logistics.models import (
     Refund,
     ReturnLabel,
 )
+from refund_logistics.proof_checks import PHOTO_FORMATS, ImageFacts, UnreadableImage, inspect_image
+from refund_logistics.proofs import ReviewItem
 from refund_logistics.report import CPSC_COLUMNS, cpsc_csv, cpsc_row, effectiveness
 
 router = APIRouter(prefix="/v1")
 
 PERIOD_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
 
-IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"GIF8", 0, "image/gif"),
-    (b"WEBP", 8, "image/webp"),
-    (b"ftypheic", 4, "image/heic"),
-    (b"ftypmif1", 4, "image/heic"),
-)
-IMAGE_TYPES = sorted({kind for _, _, kind in IMAGE_SIGNATURES})
-
-
-def sniff_image(data: bytes) -> str | None:
-    for magic, offset, kind in IMAGE_SIGNATURES:
-        if data[offset : offset + len(magic)] == magic:
-            return kind
-    return None
+# The photo formats proof_checks accepts, as the OpenAPI document states them.
+IMAGE_TYPES = sorted(PHOTO_FORMATS.values())
 
 
 def cases_of(request: Request) -> Cases:
@@ -100,6 +89,36 @@ class ProofOut(BaseModel):
     size: int
     content_type: str
     received_at: datetime
+    status: Literal["pending_review", "accepted", "rejected"] = Field(
+        description="pending_review: an operator looks at it before the refund"
+    )
+    attempt: int = Field(description="1 for the first photo; a new one after a rejection counts up")
+    width: int | None
+    height: int | None
+    rejection_reason: str | None = Field(
+        description="Why the photo was not accepted (shown to the customer)"
+    )
+
+
+class ReviewOut(BaseModel):
+    """A proof waiting for an operator: the case, the photo's facts, and why it was held."""
+
+    case_id: str
+    customer_id: str
+    recall_id: str
+    units: int
+    proof: ProofOut
+    flags: list[dict[str, Any]] = Field(
+        description="duplicate_photo: an earlier photo (case_id, attempt) looks the same"
+    )
+    image_url: str
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page"
+    )
 
 
 class FulfilmentOut(BaseModel):
@@ -310,7 +329,7 @@ async def fulfil(
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
-    await cases_of(request).fulfil(
+    await cases_of(request).lifecycle.fulfil(
         case_id,
         kind=body.kind,
         tracking_number=body.tracking_number,
@@ -334,7 +353,7 @@ async def close_case(
     async def may_act(tx: AsyncSession, case: Case) -> bool:
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
-    await cases_of(request).close(case_id, may_act)
+    await cases_of(request).lifecycle.close(case_id, may_act)
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
@@ -348,7 +367,7 @@ async def close_case(
 async def reject_case(
     case_id: PathId, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
 ) -> CaseOut:
-    await cases_of(request).reject(case_id, body.reason)
+    await cases_of(request).lifecycle.reject(case_id, body.reason)
     return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
@@ -366,7 +385,7 @@ async def reject_case(
 async def item_received(
     case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
 ) -> Response:
-    await cases_of(request).item_received(case_id)
+    await cases_of(request).lifecycle.item_received(case_id)
     out = await _case_out(session, await _visible_case(session, principal, case_id))
     return JSONResponse(
         status_code=202 if out.waiting_for == "payment" else 200,
@@ -386,7 +405,7 @@ def proof_body_limit(max_bytes: int) -> int:
 PROOF_PATH = r"/v1/cases/[^/]+/proof"
 
 
-async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
+async def _read_proof(request: Request, max_bytes: int, min_side: int) -> tuple[bytes, ImageFacts]:
     # The body was counted while it streamed in, against proof_body_limit
     # (recall_shared.http_guard).
     raw = await request.body()
@@ -425,10 +444,13 @@ async def _read_proof(request: Request, max_bytes: int) -> tuple[bytes, str]:
         raise HTTPException(422, "the photo is empty")
     if len(data) > max_bytes:
         raise HTTPException(413, f"the photo may be at most {max_bytes} bytes")
-    kind = sniff_image(data)
-    if kind is None:
-        raise HTTPException(422, "the upload is not a JPEG, PNG, GIF, WebP or HEIC image")
-    return data, kind
+    try:
+        facts = inspect_image(data)
+    except UnreadableImage as exc:
+        raise HTTPException(422, f"photo: {exc}") from None
+    if problem := size_problem(facts.width, facts.height, min_side):
+        raise HTTPException(422, f"photo: {problem}")
+    return data, facts
 
 
 class ProofReceipt(BaseModel):
@@ -456,7 +478,11 @@ class ProofReceipt(BaseModel):
         413,
         415,
         also={
-            202: {"description": "Proof stored; the refund is being paid", "model": ProofReceipt},
+            202: {
+                "description": "Proof stored; the refund is being paid, or an operator reviews "
+                "the photo first",
+                "model": ProofReceipt,
+            },
             200: {"description": "Proof stored; refunded"},
         },
     ),
@@ -464,7 +490,7 @@ class ProofReceipt(BaseModel):
         "requestBody": {
             "required": True,
             "content": {
-                # Every form states what _read_proof checks: an image, known by its signature.
+                # Every form states what _read_proof checks: a photo of a type proof_checks reads.
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
@@ -482,8 +508,9 @@ class ProofReceipt(BaseModel):
     },
 )
 async def submit_proof(case_id: PathId, customer_id: CustomerDep, request: Request) -> Response:
-    data, kind = await _read_proof(request, request.app.state.runtime.settings.proof_max_bytes)
-    case, proof = await cases_of(request).submit_proof(case_id, customer_id, data, kind)
+    settings = request.app.state.runtime.settings
+    data, facts = await _read_proof(request, settings.proof_max_bytes, settings.proof_min_side_px)
+    case, proof = await cases_of(request).proofs.submit(case_id, customer_id, data, facts)
     out = ProofReceipt(
         case_id=case.case_id,
         remedy=case.remedy,
@@ -495,7 +522,7 @@ async def submit_proof(case_id: PathId, customer_id: CustomerDep, request: Reque
         proof=ProofOut.model_validate(proof, from_attributes=True),
     )
     return JSONResponse(
-        status_code=202 if out.waiting_for == "payment" else 200,
+        status_code=202 if out.waiting_for in ("payment", "review") else 200,
         content=out.model_dump(mode="json"),
     )
 
@@ -515,6 +542,101 @@ async def customer_label(
     if case is None or case.customer_id != customer_id or label is None:
         raise HTTPException(404, "label not found")
     return LabelOut.model_validate(label, from_attributes=True)
+
+
+# ------------------------------------------------------------------ proof review (operators)
+
+
+def _review_out(item: ReviewItem) -> ReviewOut:
+    return ReviewOut(
+        case_id=item.case.case_id,
+        customer_id=item.case.customer_id,
+        recall_id=item.case.recall_id,
+        units=item.case.units,
+        proof=ProofOut.model_validate(item.proof, from_attributes=True),
+        flags=item.proof.flags,
+        image_url=f"/v1/cases/{item.case.case_id}/proof/image",
+    )
+
+
+@router.get(
+    "/reviews",
+    response_model=ReviewPage,
+    tags=["operator"],
+    summary="Proofs of destruction waiting for an operator's review, oldest first",
+)
+async def review_queue(
+    principal: OperatorDep,
+    session: SessionDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+) -> ReviewPage:
+    after = decode_cursor(cursor) if cursor else None
+    items = await cases_of(request).proofs.queue(session, limit + 1, after)
+    more = len(items) > limit
+    items = items[:limit]
+    return ReviewPage(
+        items=[_review_out(i) for i in items],
+        next_cursor=(
+            encode_cursor(items[-1].proof.received_at, items[-1].case.case_id) if more else None
+        ),
+    )
+
+
+@router.get(
+    "/cases/{case_id}/proof/image",
+    tags=["operator"],
+    summary="The photo of a case's proof of destruction, for its review",
+    response_class=Response,
+    responses=error_responses(
+        404, also={200: {"description": "The photo", "content": {"image/*": {}}}}
+    ),
+)
+async def proof_image(case_id: PathId, principal: OperatorDep, session: SessionDep) -> Response:
+    proof = await session.get(CaseProof, case_id)
+    image = await session.get(CaseProofImage, case_id)
+    if proof is None or image is None:
+        raise HTTPException(404, "proof not found")
+    return Response(
+        bytes(image.image), media_type=proof.content_type, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.post(
+    "/cases/{case_id}/proof/accept",
+    response_model=CaseOut,
+    tags=["operator"],
+    summary="Accept the proof of destruction: the refund follows, once",
+    responses=error_responses(
+        404,
+        409,
+        also={202: {"description": "Accepted; the refund is being paid", "model": CaseOut}},
+    ),
+)
+async def accept_proof(
+    case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
+) -> Response:
+    await cases_of(request).proofs.accept(case_id, principal.key_id)
+    out = await _case_out(session, await _visible_case(session, principal, case_id))
+    return JSONResponse(
+        status_code=202 if out.waiting_for == "payment" else 200,
+        content=out.model_dump(mode="json"),
+    )
+
+
+@router.post(
+    "/cases/{case_id}/proof/reject",
+    response_model=CaseOut,
+    tags=["operator"],
+    summary="Reject the proof, with the reason the customer sees; they may upload another",
+    responses=error_responses(404, 409),
+)
+async def reject_proof(
+    case_id: PathId, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
+) -> CaseOut:
+    await cases_of(request).proofs.reject(case_id, principal.key_id, body.reason)
+    return await _case_out(session, await _visible_case(session, principal, case_id))
 
 
 # ------------------------------------------------------------------ enrolment and reports

@@ -52,6 +52,7 @@ def create_app(
         session_factory=runtime.session_factory,
         refund_lease_s=settings.refund_lease_s,
         return_warehouse=settings.return_warehouse,
+        pay_without_review_up_to=settings.proof_pay_without_review_up_to,
     )
     runtime.add_consumer([RECALLS, ALERTS, REMEDIES, NOTIFICATIONS], cases.handlers())
     # Keys on their own consumer group, so a new key works without waiting behind an alert backlog.

@@ -202,6 +202,46 @@ class CaseProof(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # The checks and the review (domain.ProofStatus); proofs from before reviews were accepted.
+    status: Mapped[str] = mapped_column(String(20), default="accepted", server_default="accepted")
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flags: Mapped[list] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
+    reviewed_by_key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rejection_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index(
+            "ix_case_proofs_pending_review",
+            "received_at",
+            postgresql_where=text("status = 'pending_review'"),
+        ),  # the review queue
+    )
+
+
+class ProofFingerprint(Base):
+    """Every photo ever received (rejected ones too), by perceptual hash: a photo reused for another
+    case, by the same customer or another, is flagged. The hash is cut into bands
+    (domain.hash_bands), each indexed, to find near matches without scanning."""
+
+    __tablename__ = "proof_fingerprints"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    attempt: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[int] = mapped_column(BigInteger)  # the 64 bits, as a signed integer
+    band0: Mapped[int] = mapped_column(Integer, index=True)
+    band1: Mapped[int] = mapped_column(Integer, index=True)
+    band2: Mapped[int] = mapped_column(Integer, index=True)
+    band3: Mapped[int] = mapped_column(Integer, index=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (UniqueConstraint("case_id", "attempt"),)
 
 
 class CaseProofImage(Base):

@@ -51,12 +51,30 @@ _NOT_REACHED = """
     WHERE a.recall_id = :r AND a.status <> 'withdrawn' AND NOT EXISTS (
         SELECT 1 FROM notices n WHERE n.recall_id = :r AND n.customer_id = a.customer_id
           AND n.kind <> 'withdrawal' AND n.status = ANY(:reached))"""
+# Per channel the notices went on; "failed only": every notice of the customer's on it failed.
 _REACH_BY_CHANNEL = """
     SELECT channel, count(DISTINCT customer_id),
            count(DISTINCT customer_id) FILTER (WHERE status = ANY(:reached)),
            count(DISTINCT customer_id) FILTER (WHERE status = ANY(:confirmed)),
-           count(DISTINCT customer_id) FILTER (WHERE status = 'bounced')
-    FROM notices WHERE recall_id = :r AND kind <> 'withdrawal' GROUP BY channel ORDER BY channel"""
+           count(DISTINCT customer_id) FILTER (WHERE status = 'bounced'),
+           count(DISTINCT customer_id) FILTER (WHERE failed_only)
+    FROM (SELECT channel, customer_id, status,
+                 bool_and(status = 'failed') OVER (PARTITION BY channel, customer_id) AS failed_only
+          FROM notices WHERE recall_id = :r AND kind <> 'withdrawal') n
+    GROUP BY channel ORDER BY channel"""
+_CHANNEL_COUNTS = (
+    "customers_attempted",
+    "customers_notified",
+    "customers_delivered",
+    "customers_bounced",
+    "customers_failed_only",
+)
+# Customers attempted whose every notice failed (no address accepted one; a bounced one was
+# accepted, and counts in customers_bounced): with notified and bounced, all the attempted.
+_NOTICE_FAILED = """
+    SELECT count(*) FROM (
+        SELECT 1 FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'
+        GROUP BY customer_id HAVING bool_and(status = 'failed')) f"""
 
 
 async def effectiveness(
@@ -75,7 +93,7 @@ async def effectiveness(
     )
     reach = {"reached": list(REACHED), "confirmed": list(CONFIRMED)}
     by_channel: dict[str, dict[str, int]] = {}
-    for channel, attempted_c, notified_c, delivered_c, bounced_c in (
+    for channel, attempted_c, notified_c, delivered_c, bounced_c, failed_only_c in (
         await session.execute(text(_REACH_BY_CHANNEL), {**p, **reach})
     ).all():
         by_channel[channel] = {
@@ -83,6 +101,7 @@ async def effectiveness(
             "customers_notified": int(notified_c),
             "customers_delivered": int(delivered_c),
             "customers_bounced": int(bounced_c),
+            "customers_failed_only": int(failed_only_c),
         }
     (
         attempted,
@@ -94,6 +113,7 @@ async def effectiveness(
         bounced,
     ) = await _one(session, _REACH, **p, **reach)
     (not_reached,) = await _one(session, _NOT_REACHED, **p, **reach)
+    (notice_failed,) = await _one(session, _NOTICE_FAILED, **p)
     responded, responded_period = await _one(
         session,
         """
@@ -203,7 +223,9 @@ async def effectiveness(
         "customers_notified_period": int(notified_period),
         "customers_delivered_period": int(delivered_period),
         "notices_sent_period": int(notices_period),
-        "notices_by_channel": by_channel,
+        # Customers whose every notice failed (no address accepted one): told of nothing.
+        "customers_notice_failed": int(notice_failed),
+        "notices_by_channel": by_channel or {"email": dict.fromkeys(_CHANNEL_COUNTS, 0)},
         "customers_responded": int(responded),
         "customers_responded_period": int(responded_period),
         "customers_requested_remedy": int(requested),
@@ -245,6 +267,8 @@ CPSC_COLUMNS = (
     "customers_notice_delivered_period",
     "customers_notice_delivered_to_date",
     "customers_notice_bounced_to_date",
+    "customers_notice_failed_to_date",
+    "customers_contacted_by_channel",
     "notices_email_sent_period",
     "customers_responded_period",
     "customers_responded_to_date",
@@ -285,6 +309,11 @@ def cpsc_row(report: dict[str, Any]) -> dict[str, Any]:
         "customers_notice_delivered_period": report["customers_delivered_period"],
         "customers_notice_delivered_to_date": report["customers_delivered"],
         "customers_notice_bounced_to_date": report["customers_bounced"],
+        "customers_notice_failed_to_date": report["customers_notice_failed"],
+        "customers_contacted_by_channel": "; ".join(
+            f"{channel}={c['customers_notified']}"
+            for channel, c in report["notices_by_channel"].items()
+        ),
         "notices_email_sent_period": report["notices_sent_period"],
         "customers_responded_period": report["customers_responded_period"],
         "customers_responded_to_date": report["customers_responded"],

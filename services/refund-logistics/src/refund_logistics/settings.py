@@ -33,6 +33,11 @@ class Settings(HttpServiceSettings):
     refund_lease_s: float = Field(default=30.0, gt=0)
     refund_recovery_interval_s: float = Field(default=5.0, gt=0)
     proof_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Proof of destruction checks and review (RLS.md "Proof review"): a smaller photo is refused;
+    # an unflagged proof for a case worth at most this pays without an operator's review (0: every
+    # proof is reviewed); a flagged one (a duplicate photo) always waits for review.
+    proof_min_side_px: int = Field(default=200, ge=1)
+    proof_pay_without_review_up_to: Decimal = Field(default=Decimal("100.00"), ge=0)
     # Customer tokens (proof of destruction uploads), as customer-api verifies them.
     jwt_public_key: str | None = None
     jwt_audience: str | None = None

@@ -240,14 +240,14 @@ async def test_proof_uploads_multipart_and_base64_and_refuses_non_images(rls, ki
     (a1, c1, _), (a2, c2, _), (a3, c3, _) = made
     multipart = await rls.client.post(
         f"/v1/cases/{c1}/proof",
-        files={"photo": ("kettle.jpg", kit.photo, "image/jpeg")},
+        files={"photo": ("kettle.jpg", kit.photo_for(c1), "image/jpeg")},
         headers=rls.customer_token(a1.customer_id),
     )
     assert multipart.status_code == 200, multipart.text
-    assert multipart.json()["proof"]["size"] == len(kit.photo)
+    assert multipart.json()["proof"]["size"] == len(kit.photo_for(c1))
     b64 = await rls.client.post(
         f"/v1/cases/{c2}/proof",
-        json={"image_base64": base64.b64encode(kit.photo).decode()},
+        json={"image_base64": base64.b64encode(kit.photo_for(c2)).decode()},
         headers=rls.customer_token(a2.customer_id),
     )
     assert b64.status_code == 200 and b64.json()["state"] == "refunded"
@@ -257,7 +257,7 @@ async def test_proof_uploads_multipart_and_base64_and_refuses_non_images(rls, ki
         headers={**rls.customer_token(a3.customer_id), "Content-Type": "image/jpeg"},
     )
     assert text.status_code == 422
-    other = await rls.submit_proof(c1, a1.customer_id, photo=kit.photo + b"different")
+    other = await rls.submit_proof(c1, a1.customer_id, photo=kit.photo_for(c1) + b"different")
     assert other.status_code == 409
     assert (await rls.case(c3))["state"] == "requested" and rls.payments.calls_for(c3) == []
 
@@ -395,6 +395,16 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
     assert rep["units_affected"] == 3 and rep["customers_affected"] == 2
     # Two sent (no report yet: notified, not confirmed delivered), one failed.
     assert (rep["customers_notified"], rep["customers_delivered"]) == (2, 0)
+    assert rep["customers_notice_failed"] == 1
+    assert rep["notices_by_channel"] == {
+        "email": {
+            "customers_attempted": 3,
+            "customers_notified": 2,
+            "customers_delivered": 0,
+            "customers_bounced": 0,
+            "customers_failed_only": 1,
+        }
+    }
     assert rep["customers_responded"] == 2 and rep["customers_requested_remedy"] == 1
     assert (
         rep["remedies"]["refund_on_destruction"]["chosen"] == 1
@@ -443,6 +453,8 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
         row["units_refunded_on_destruction_to_date"] == "2"
         and row["customers_notified_direct_to_date"] == "2"
     )
+    assert row["customers_notice_failed_to_date"] == "1"
+    assert row["customers_contacted_by_channel"] == "email=2"
     assert (
         row["refunds_paid_to_date"] == "39.98"
         and row["currency"] == "EUR"

@@ -56,7 +56,7 @@ class Twin:
     cases: Cases
 
     def one_event_handlers(self) -> dict[type[ev.Event], Any]:
-        c = self.cases
+        c = self.cases.read_models
         return {
             ev.RecallPublished: c.on_recall,
             ev.AlertRaised: c.on_alert,
@@ -65,7 +65,7 @@ class Twin:
             ev.AlertClosed: c.on_alert_closed,
             ev.NoticeSent: c.on_notice,
             ev.NoticeFailed: c.on_notice,
-            ev.RemedyRequested: c.on_remedy_requested,
+            ev.RemedyRequested: self.cases.lifecycle.on_remedy_requested,
         }
 
 

@@ -36,13 +36,13 @@ async def test_refund_on_destruction_pays_the_price_paid_once(rls, kit) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "refunded"
     assert (
-        r.json()["proof"]["size"] == len(kit.photo)
+        r.json()["proof"]["size"] == len(kit.photo_for(case_id))
         and r.json()["proof"]["content_type"] == "image/jpeg"
     )
     (stored,) = (
         await rls.sql("SELECT image FROM case_proof_images WHERE case_id = :c", c=case_id)
     )[0]
-    assert bytes(stored) == kit.photo
+    assert bytes(stored) == kit.photo_for(case_id)
 
     events = await rls.wait_for_transitions(case_id, 2)
     (k1, e1, opened), (k2, e2, refunded) = events

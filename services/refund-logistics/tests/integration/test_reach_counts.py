@@ -100,12 +100,14 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
             "customers_notified": 3,
             "customers_delivered": 2,
             "customers_bounced": 2,
+            "customers_failed_only": 1,
         },
         "sms": {
             "customers_attempted": 1,
             "customers_notified": 1,
             "customers_delivered": 1,
             "customers_bounced": 0,
+            "customers_failed_only": 0,
         },
     }
     csv_resp = await rls.client.get(
@@ -117,3 +119,5 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
         row["customers_notice_delivered_to_date"],
         row["customers_notice_bounced_to_date"],
     ) == ("4", "3", "1")
+    assert row["customers_notice_failed_to_date"] == "1", "the failed one"
+    assert row["customers_contacted_by_channel"] == "email=3; sms=1"

@@ -106,14 +106,18 @@ async def test_a_recall_arriving_while_its_case_is_opened_is_never_missed() -> N
             )
             wrap = envelope.wrap
             async with sf() as session, session.begin():
-                await cases.on_alert(session, raised, wrap(raised, source="/tests"))
+                await cases.read_models.on_alert(session, raised, wrap(raised, source="/tests"))
 
             async with sf() as first, first.begin():
-                await cases.on_remedy_requested(first, request, wrap(request, source="/tests"))
+                await cases.lifecycle.on_remedy_requested(
+                    first, request, wrap(request, source="/tests")
+                )
 
                 async def recall_arrives() -> None:
                     async with sf() as second, second.begin():
-                        await cases.on_recall(second, recall, wrap(recall, source="/tests"))
+                        await cases.read_models.on_recall(
+                            second, recall, wrap(recall, source="/tests")
+                        )
 
                 arriving = asyncio.create_task(recall_arrives())
                 await asyncio.sleep(0.5)

@@ -1,0 +1,287 @@
+"""A customer finishes a refund on destruction from the recalls page, in Debian's Chromium
+(Playwright), through the five services as separate processes: choose the remedy, upload the photo
+(forwarded by customer-api to refund-logistics), an operator accepts it from the review queue, and
+the page says refunded, with the case's timeline. The case is worth more than refund-logistics'
+default pay-without-review limit (100.00), so the photo waits for the operator."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack import SERVICES, Stack  # tests/conftest.py puts deploy/ on the path
+from PIL import Image
+from playwright.async_api import BrowserContext, async_playwright, expect
+
+from recall_shared import events as ev
+from recall_shared.auth import issue_customer_token
+from recall_shared.envelope import wrap
+from recall_shared.kafka import create_client_producer
+from recall_shared.testing import eventually
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+JWT_SECRET = "e2e-" + "s" * 40  # tests/conftest.py's stack
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
+    ),
+]
+
+
+async def publish(stack: Stack, events: list[ev.Event]) -> None:
+    producer = create_client_producer(stack.env["KAFKA_BOOTSTRAP_SERVERS"], "e2e-upstream")
+    await producer.start()
+    try:
+        for event in events:
+            env = wrap(event, source="/tests/upstream")
+            await producer.send_and_wait(
+                stack.env["RECALL_ALERTS_TOPIC_PREFIX"] + event.topic,
+                env.data,
+                key=event.partition_key().encode(),
+                headers=env.headers(),
+            )
+    finally:
+        await producer.stop()
+
+
+def photo_file(run: str, directory: str) -> Path:
+    noise = hashlib.shake_256(run.encode()).digest(16 * 12)
+    path = Path(directory) / "destroyed-kettle.jpg"
+    image = Image.frombytes("L", (16, 12), noise).resize((480, 360), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG")
+    path.write_bytes(out.getvalue())
+    return path
+
+
+@dataclass
+class Recalled:
+    """A customer with an alert of a published, enrolled recall."""
+
+    alert_id: str
+    recall_id: str
+    token: str
+    operator_key: str
+
+
+async def recalled_customer(stack: Stack, remedies: list[str], price: str) -> Recalled:
+    run = uuid.uuid4().hex[:8]
+    customer, seller, product = f"erika-{run}", f"seller-{run}", f"kettle-{run}"
+    stack.run_cli(SERVICES[0], "register-seller", seller)
+    seller_key = stack.run_cli(
+        SERVICES[0], "issue-api-key", "--seller-id", seller, "--label", "e2e", capture=True
+    ).splitlines()[-1]
+    operator_key = stack.run_cli(
+        SERVICES[0], "issue-api-key", "--label", "e2e-operator", capture=True
+    ).splitlines()[-1]
+    await publish(
+        stack,
+        [
+            ev.ListingUpdated(product_id=product, title="Kettle", seller_ids=[seller]),
+            ev.CustomerUpdated(
+                customer_id=customer, name="Erika", email=f"{customer}@example.test", locale="en"
+            ),
+            ev.OrderPlaced(
+                order_id=f"o-{run}",
+                customer_id=customer,
+                placed_at=datetime.now(UTC) - timedelta(days=3),
+                lines=[
+                    ev.OrderLine(
+                        line_id=f"l-{run}",
+                        product_id=product,
+                        title="Kettle",
+                        seller_id=seller,
+                        quantity=2,
+                        unit_price=Decimal(price),
+                        currency="EUR",
+                    )
+                ],
+            ),
+        ],
+    )
+    recall_body = {
+        "content": {
+            "title": f"Kettle {run}",
+            "hazard": "The lid opens while boiling: burns.",
+            "severity": "high",
+            "stop_using": "Stop using the kettle.",
+            "remedies": [{"type": r} for r in remedies],
+        },
+        "rules": [{"product_ids": [product]}],
+        "logistics_enrolled": True,
+    }
+    async with httpx.AsyncClient(
+        base_url=stack.url("recall-intake"), headers={"X-Api-Key": seller_key}, timeout=10
+    ) as intake:
+
+        async def create() -> httpx.Response | None:
+            r = await intake.post(
+                "/v1/recalls", json=recall_body, headers={"Idempotency-Key": f"e2e-{run}"}
+            )
+            return r if r.status_code == 201 else None
+
+        created = await eventually(create, timeout=30)
+        assert created is not None
+        recall_id = created.json()["recall_id"]
+        assert (await intake.post(f"/v1/recalls/{recall_id}/publish")).status_code == 200
+
+    token = issue_customer_token(customer, JWT_SECRET)
+
+    async def alert_id() -> str | None:
+        async with httpx.AsyncClient(base_url=stack.url("customer-api"), timeout=10) as api:
+            items = (
+                await api.get("/v1/me/alerts", headers={"Authorization": f"Bearer {token}"})
+            ).json()["items"]
+        return items[0]["alert_id"] if items else None
+
+    return Recalled(await eventually(alert_id, timeout=30), recall_id, token, operator_key)
+
+
+@contextlib.asynccontextmanager
+async def chromium(profile: str) -> AsyncIterator[BrowserContext]:
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(Path(profile) / "profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            locale="en-GB",
+        )
+        try:
+            yield context
+        finally:
+            with contextlib.suppress(Exception):
+                await context.close()
+
+
+async def test_refund_on_destruction_from_the_page_to_refunded(stack: Stack) -> None:
+    who = await recalled_customer(stack, ["refund_on_destruction", "replacement"], "59.95")
+    alert, recall_id, token, operator_key = who.alert_id, who.recall_id, who.token, who.operator_key
+    api_url = stack.url("customer-api")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="e2e-chromium-") as profile:
+        photo = photo_file(alert, profile)
+        async with chromium(profile) as context:
+            page = await context.new_page()
+            await page.goto(f"{api_url}/signin?token={token}&next=/recalls/{alert}")
+            await page.get_by_label("A full refund of the price you paid, on proof of").check()
+            await page.get_by_role("button", name="Confirm my choice").click()
+            await expect(page.get_by_text("Your choice was recorded.")).to_be_visible()
+
+            # The upload form appears once refund-logistics' case waits for the photo.
+            async def upload_form_shown() -> bool:
+                await page.goto(f"{api_url}/recalls/{alert}")
+                return await page.get_by_label("Photo of the destroyed product").count() == 1
+
+            await eventually(upload_form_shown, timeout=30, interval=0.5)
+            await expect(page.get_by_text("What we need from you:")).to_be_visible()
+            await page.get_by_label("Photo of the destroyed product").set_input_files(photo)
+            await page.screenshot(path=str(SCREENSHOTS / "e2e-proof-chosen.png"))
+            await page.get_by_role("button", name="Send the photo").click()
+            await expect(page.get_by_text("Thank you. We received your photo.")).to_be_visible()
+
+            async with httpx.AsyncClient(
+                base_url=stack.url("refund-logistics"),
+                headers={"X-Api-Key": operator_key},
+                timeout=10,
+            ) as rls:
+
+                async def queued() -> dict | None:
+                    r = await rls.get("/v1/reviews?limit=200")
+                    if r.status_code != 200:
+                        return None
+                    mine = [i for i in r.json()["items"] if i["recall_id"] == recall_id]
+                    return mine[0] if mine else None
+
+                review = await eventually(queued, timeout=30, interval=0.5)
+                await page.goto(f"{api_url}/recalls/{alert}")
+                await expect(page.get_by_text("We are checking your photo.")).to_be_visible()
+                accepted = await rls.post(f"/v1/cases/{review['case_id']}/proof/accept")
+                assert accepted.status_code in (200, 202), accepted.text
+
+            async def refunded() -> bool:
+                await page.goto(f"{api_url}/recalls/{alert}")
+                return await page.get_by_text("Status: Refunded").count() == 1
+
+            await eventually(refunded, timeout=30, interval=0.5)
+            await expect(
+                page.get_by_text("119.90 EUR has been refunded to your original payment method.")
+            ).to_be_visible()
+            timeline = page.locator("ol.timeline li")
+            await expect(timeline).to_have_count(4)
+            for text in (
+                "Remedy requested",
+                "Photo received, being checked",
+                "Photo accepted",
+                "Refunded",
+            ):
+                await expect(timeline.filter(has_text=text)).to_have_count(1)
+            assert await page.get_by_label("Photo of the destroyed product").count() == 0
+            await page.screenshot(path=str(SCREENSHOTS / "e2e-proof-refunded.png"), full_page=True)
+
+
+async def test_refund_with_return_shows_the_label_then_refunds_when_the_item_arrives(
+    stack: Stack,
+) -> None:
+    who = await recalled_customer(stack, ["refund_with_return"], "24.50")
+    api_url = stack.url("customer-api")
+    with tempfile.TemporaryDirectory(prefix="e2e-chromium-") as profile:
+        async with chromium(profile) as context:
+            page = await context.new_page()
+            await page.goto(f"{api_url}/signin?token={who.token}&next=/recalls/{who.alert_id}")
+            await page.get_by_label("A full refund of the price you paid, with a prepaid").check()
+            await page.get_by_role("button", name="Confirm my choice").click()
+
+            async def label_shown() -> bool:
+                await page.goto(f"{api_url}/recalls/{who.alert_id}")
+                return (
+                    await page.get_by_role("link", name="Download your return label").count() == 1
+                )
+
+            await eventually(label_shown, timeout=30, interval=0.5)
+            link = page.get_by_role("link", name="Download your return label")
+            href = await link.get_attribute("href")
+            assert href is not None and href.startswith("https://") and href.endswith(".pdf")
+            assert await link.get_attribute("download") is not None
+            await expect(page.get_by_text("Print the return label")).to_be_visible()
+            await expect(page.get_by_text("(parcel tracking number ")).to_be_visible()
+
+            async with httpx.AsyncClient(
+                base_url=stack.url("refund-logistics"),
+                headers={"X-Api-Key": who.operator_key},
+                timeout=10,
+            ) as rls:
+                cases = (await rls.get(f"/v1/cases?recall_id={who.recall_id}")).json()["items"]
+                (case,) = cases
+                received = await rls.post(f"/v1/cases/{case['case_id']}/events/item-received")
+                assert received.status_code in (200, 202), received.text
+
+            async def refunded() -> bool:
+                await page.goto(f"{api_url}/recalls/{who.alert_id}")
+                return await page.get_by_text("Status: Refunded").count() == 1
+
+            await eventually(refunded, timeout=30, interval=0.5)
+            await expect(
+                page.get_by_text("49.00 EUR has been refunded to your original payment method.")
+            ).to_be_visible()
+            timeline = page.locator("ol.timeline li")
+            for text in ("Return label issued", "Returned product received", "Refunded"):
+                await expect(timeline.filter(has_text=text)).to_have_count(1)
+            assert await page.get_by_role("link", name="Download your return label").count() == 0
+            await page.screenshot(path=str(SCREENSHOTS / "e2e-return-refunded.png"), full_page=True)

@@ -4,6 +4,7 @@ redelivered and the inbox drops every repeat, so no effect is applied twice and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 
@@ -108,9 +109,20 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
         return await committed_alert_offsets(system) - offsets_before >= CUSTOMERS
 
     await eventually(all_committed, timeout=60, interval=0.5)
-    duplicates = await system.metric(
-        "customer-api", "events_duplicate_total", topic=system.prefix + "alerts.v1"
-    )
+
+    async def duplicates_dropped() -> float:
+        return await system.metric(
+            "customer-api", "events_duplicate_total", topic=system.prefix + "alerts.v1"
+        )
+
+    # Polled, not read once: in CI a read right after every offset was committed saw 213 of the
+    # 748 repeats its log showed dropped within the first second (cause not found yet).
+    async def every_repeat_counted() -> bool:
+        return await duplicates_dropped() == uncommitted
+
+    with contextlib.suppress(AssertionError):  # the assertion below says what was seen
+        await eventually(every_repeat_counted, timeout=30, interval=0.5)
+    duplicates = await duplicates_dropped()
     assert duplicates == uncommitted, (
         f"{uncommitted} alerts were applied but not committed at the kill; the restarted "
         f"customer-api dropped {duplicates} redeliveries ({time.monotonic() - started:.0f}s)"

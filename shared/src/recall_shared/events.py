@@ -17,11 +17,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from recall_shared.scope import Collation, collation_key, in_range, normalise_code
+from recall_shared.scope import (
+    Collation,
+    Verdict,
+    collation_key,
+    combine,
+    prefix_verdict,
+    range_verdict,
+    value_verdict,
+)
 from recall_shared.validation import INT64_MAX, INT64_MIN, find_unsafe, unsafe_text_reason
 
 TEXT_MAX = 20_000
@@ -157,13 +166,20 @@ class CodeRule(Model):
                 raise ValueError(f"ranges[{i}]: first {r.first!r} comes after last {r.last!r}")
         return self
 
+    def verdict(self, code: str) -> Verdict:
+        """``in``, ``out``, or ``unknown`` when the code cannot be compared (letters in a numeric
+        rule, say): the line is then possibly affected (``recall_shared.scope``)."""
+        c = self.collation
+        return combine(
+            chain(
+                (value_verdict(code, v, c) for v in self.values),
+                (prefix_verdict(code, p) for p in self.prefixes),
+                (range_verdict(code, r.first, r.last, c) for r in self.ranges),
+            )
+        )
+
     def matches(self, code: str) -> bool:
-        norm = normalise_code(code)
-        if any(norm == normalise_code(v) for v in self.values):
-            return True
-        if any(norm.startswith(normalise_code(p)) for p in self.prefixes):
-            return True
-        return any(in_range(code, r.first, r.last, self.collation) for r in self.ranges)
+        return self.verdict(code) == "in"
 
 
 class DateWindow(Model):

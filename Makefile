@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
+.PHONY: i18n lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
 # uv from PATH, else the private copy `make deps` puts in .cache/uv-venv (expanded when a recipe runs).
 UV = $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv-venv/bin/uv)
 
@@ -17,6 +17,7 @@ help:
 	@echo "make test-unit | test-integration | test-e2e    one layer of the suite"
 	@echo "make schemas      regenerate the committed JSON Schemas of the events and docs/asyncapi.json"
 	@echo "make docs         schemas + the OpenAPI documents in docs/openapi/"
+	@echo "make i18n         extract the pages' and notices' strings into their gettext catalogs (.pot, .po)"
 
 # Debian packages and uv; idempotent (deploy/deps.sh says what it installs).
 deps:
@@ -72,6 +73,18 @@ schemas: install
 
 docs: schemas
 	$(PY) docs/openapi/export.py
+
+# gettext catalogs (Babel): the msg(key, english) calls of each package's messages.py -> locale/messages.pot
+# -> each language's messages.po (new strings arrive untranslated, changed ones fuzzy: the completeness
+# tests fail until a translator fills them in). The .po files are compiled when a service loads them.
+I18N_PACKAGES := services/customer-api/src/customer_api services/notifier/src/notifier
+i18n: install
+	@set -e; for pkg in $(I18N_PACKAGES); do \
+	  .venv/bin/pybabel --quiet extract -F babel.cfg --no-default-keywords -k msg:1c,2 --no-location \
+	    --omit-header -o $$pkg/locale/messages.pot $$pkg; \
+	  .venv/bin/pybabel --quiet update -i $$pkg/locale/messages.pot -d $$pkg/locale --width 100 --ignore-obsolete \
+	    --ignore-pot-creation-date --previous; \
+	done
 
 bench: infra-up
 	$(PY) bench/outbox_relay.py

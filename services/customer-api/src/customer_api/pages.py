@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,7 +149,7 @@ def _render(request: Request, template: str, status_code: int = 200, **ctx: Any)
     lang = _lang(request)
     html = _env.get_template(template).render(
         lang=lang,
-        s=i18n.STRINGS[lang],
+        s=i18n.strings(lang),
         languages=i18n.LANGUAGE_NAMES,
         path=request.url.path,
         session=ctx.pop("session", None),
@@ -228,7 +229,7 @@ def _safe_image(url: str) -> bool:
     return url.startswith(("https://", "http://", "/", "data:image/")) and not url.startswith("//")
 
 
-def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, Any]:
+def _progress(remedy: RemedyRequest, s: Mapping[str, str], lang: str) -> dict[str, Any]:
     state = remedy.case_state
     steps = list(REMEDY_STEPS.get(remedy.remedy, ("requested",)))
     if state == "referred_to_seller":
@@ -272,7 +273,7 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
 def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dict[str, Any]:
     """Everything a template shows of one alert, in the customer's language; values are plain
     text."""
-    s = i18n.STRINGS[lang]
+    s = i18n.strings(lang)
     st = ev.AlertState.model_validate(a.state)
     rc = st.recall
     tr = _localized(rc, lang)
@@ -353,7 +354,7 @@ def _orders(alerts: list[CustomerAlert], lang: str) -> list[dict[str, Any]]:
     """A plausible "Your Orders" list. This service keeps no order history of its own (that belongs
     to the marketplace's order system): the demo page shows the order lines named in the customer's
     alerts."""
-    s = i18n.STRINGS[lang]
+    s = i18n.strings(lang)
     orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
     lines_seen: dict[str, dict[str, Any]] = {}
     all_lines = []
@@ -415,7 +416,7 @@ async def orders_page(request: Request, db: SessionDep) -> Response:
     count, top = await logic.banner(db, request.app.state.read_pool, session.customer_id)
     banner = None
     if count and top is not None:
-        s = i18n.STRINGS[lang]
+        s = i18n.strings(lang)
         banner = {
             "heading": s["banner.heading.one"]
             if count == 1

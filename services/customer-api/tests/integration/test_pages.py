@@ -368,7 +368,7 @@ async def test_language_from_query_cookie_and_accept_language(api, events, custo
     assert "Kettle KX-1" in en.text and "Wasserkocher" not in en.text
 
     de = await api.client.get(
-        "/recalls", headers={**cookie, "Accept-Language": "fr;q=1, de-DE;q=0.8, en;q=0.5"}
+        "/recalls", headers={**cookie, "Accept-Language": "pt;q=1, de-DE;q=0.8, en;q=0.5"}
     )
     assert '<html lang="de">' in de.text
     assert "Ihre Rückrufe und Produktsicherheitswarnungen" in de.text

@@ -20,7 +20,14 @@ from decimal import Decimal
 from itertools import chain
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from recall_shared.scope import (
     Collation,
@@ -83,6 +90,10 @@ def _storable(value: object) -> bool:
     return True
 
 
+SCREENED_JSON = "recall_shared.screened_json"
+"""Validation context key: the JSON decoded holds nothing storage refuses (see envelope.parse)."""
+
+
 class Model(BaseModel):
     """Base of every contract model: unknown fields ignored, values immutable, and nothing storage
     refuses."""
@@ -90,9 +101,11 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=TEXT_MAX)
 
     @model_validator(mode="after")
-    def _fits_storage(self) -> Self:
+    def _fits_storage(self, info: ValidationInfo) -> Self:
         # One check per model rather than a validator per field: decoding stays cheap on
-        # the hot paths.
+        # the hot paths. Skipped for JSON already screened as a whole (envelope.parse).
+        if info.context is not None and info.context.get(SCREENED_JSON):
+            return self
         for name, value in self.__dict__.items():
             if type(value) is str and "\x00" not in value and value.isascii():
                 continue  # the common case, without a call
@@ -280,7 +293,7 @@ class RecallContent(Model):
     remedies: list[Remedy]
     images: list[Url] = []
     consumer_contact: Text = ""
-    units_affected: int | None = Field(default=None, ge=0)
+    units_affected: int | None = Field(default=None, ge=0, le=INT32_MAX)
     regulator_references: list[RegulatorReference] = []
     locale: str = Field(default="en", max_length=10, description="The language of the main texts")
     texts: dict[Locale, LocalizedText] = Field(

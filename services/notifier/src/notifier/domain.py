@@ -66,9 +66,13 @@ def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertE
         versions[state.alert_id] = state.alert_version
         plan.stored.pop(state.alert_id, None)  # re-inserted: the order is of the last store
         plan.stored[state.alert_id] = state
-        if isinstance(event, ev.AlertRaised):
+        if held is None:
+            # Nothing was told yet, whatever the version: an update whose raise never arrived here
+            # (a matcher pass that failed after announcing) is the customer's first notice.
+            kind = "initial"
+        elif isinstance(event, ev.AlertRaised):
             kind = "initial" if state.alert_version == 1 else "update"
-        elif held is None or held < state.alert_version:
+        elif held < state.alert_version:
             kind = "update"  # the scope changed
         else:
             continue  # an update of the version held: new content, nothing to tell

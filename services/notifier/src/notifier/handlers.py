@@ -163,15 +163,19 @@ async def _queue_for_alert(session: AsyncSession, state: ev.AlertState, kind: st
 
 
 async def on_alert_raised(session: AsyncSession, event: ev.AlertRaised, env: Envelope) -> None:
+    first = await session.get(KnownAlert, event.alert.alert_id) is None
     if await _store_alert(session, event.alert):
-        await _queue_for_alert(
-            session, event.alert, "initial" if event.alert.alert_version == 1 else "update"
-        )
+        initial = first or event.alert.alert_version == 1
+        await _queue_for_alert(session, event.alert, "initial" if initial else "update")
 
 
 async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: Envelope) -> None:
     current = await session.get(KnownAlert, event.alert.alert_id)
-    scope_changed = current is None or current.alert_version < event.alert.alert_version
+    if current is None:  # its raise never arrived: nobody was told yet
+        if await _store_alert(session, event.alert):
+            await _queue_for_alert(session, event.alert, "initial")
+        return
+    scope_changed = current.alert_version < event.alert.alert_version
     if await _store_alert(session, event.alert) and scope_changed:
         await _queue_for_alert(session, event.alert, "update")
 

@@ -84,8 +84,12 @@ def test_the_versions_held_beforehand_count() -> None:
     assert kinds(plan) == [("c-1", "update", 3)], "a raised alert at the held version is queued"
 
 
-def test_an_update_of_an_unknown_alert_is_an_update_notice() -> None:
-    assert kinds(plan_alert_events({}, [updated(version=2)])) == [("c-1", "update", 2)]
+def test_the_first_event_held_of_an_alert_is_its_initial_notice_whatever_its_version() -> None:
+    """A matcher pass that failed after announcing sends a later pass's update (version 2) of an
+    alert whose raise never arrived: the customer was never told, so this is the initial notice."""
+    assert kinds(plan_alert_events({}, [updated(version=2)])) == [("c-1", "initial", 2)]
+    assert kinds(plan_alert_events({}, [raised(version=2)])) == [("c-1", "initial", 2)]
+    assert kinds(plan_alert_events({"al-1": 1}, [updated(version=2)])) == [("c-1", "update", 2)]
 
 
 def test_stored_keeps_the_last_state_per_alert_in_order_of_the_last_store() -> None:

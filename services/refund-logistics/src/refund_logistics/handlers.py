@@ -43,6 +43,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     update,
     values,
 )
@@ -75,6 +76,18 @@ from refund_logistics.models import (
 from refund_logistics.payments import PaymentError, PaymentProvider
 
 log = logging.getLogger(__name__)
+
+# A case whose recall is not known yet waits for it, and a recall arriving resumes the waiting
+# cases: two transactions (remedies.v1 is keyed by customer, recalls.v1 by recall, so they run in
+# different slots or instances) that must not miss each other under READ COMMITTED. A case looks
+# its recall up under a shared lock per recall, a recall is stored under the exclusive one, so one
+# always sees the other's commit.
+_LOCK_RECALL_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended('refund-logistics.recall:' || :id, 0))"
+)
+_LOCK_RECALL = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('refund-logistics.recall:' || :id, 0))"
+)
 
 CASE_NAMESPACE = uuid.UUID("3d1e4b8a-7c2f-4a9e-b6d0-8f5e2c1a9b34")
 
@@ -271,6 +284,7 @@ class Cases:
             "title": snap.content.title,
             "regulator_number": cpsc,
         }
+        await session.execute(_LOCK_RECALL, {"id": snap.recall_id})
         stmt = insert(KnownRecall).values(**values)
         await session.execute(
             stmt.on_conflict_do_update(
@@ -526,6 +540,7 @@ class Cases:
         return explicit.enrolled if explicit is not None else recall.logistics_enrolled
 
     async def _advance(self, session: AsyncSession, case: Case, cause: str | None) -> None:
+        await session.execute(_LOCK_RECALL_SHARED, {"id": case.recall_id})
         recall = await session.get(KnownRecall, case.recall_id)
         alert = await session.get(KnownAlert, case.alert_id)
         if recall is None or alert is None:

@@ -71,13 +71,17 @@ lint-tests: install
 schemas: install
 	$(PY) -m recall_shared.schemas write
 
+# The committed schemas match the models (`make schemas` refuses to write a breaking change).
+check-schemas: install
+	$(PY) -m recall_shared.schemas check
+
 docs: schemas
 	$(PY) docs/openapi/export.py
 
 # gettext catalogs (Babel): the msg(key, english) calls of each package's messages.py -> locale/messages.pot
 # -> each language's messages.po (new strings arrive untranslated, changed ones fuzzy: the completeness
 # tests fail until a translator fills them in). The .po files are compiled when a service loads them.
-I18N_PACKAGES := services/customer-api/src/customer_api services/notifier/src/notifier
+I18N_PACKAGES := shared/src/recall_shared services/customer-api/src/customer_api services/notifier/src/notifier
 i18n: install
 	@set -e; for pkg in $(I18N_PACKAGES); do \
 	  .venv/bin/pybabel --quiet extract -F babel.cfg --no-default-keywords -k msg:1c,2 --no-location \

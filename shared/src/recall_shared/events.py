@@ -15,6 +15,7 @@ can build one.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import chain
@@ -276,6 +277,10 @@ class LocalizedText(Model):
     stop_using: Text = ""
     remedy_instructions: dict[RemedyType, Text] = {}
     consumer_contact: Text = ""
+    # The notice items of issue 17 that are written in words (see RecallContent).
+    identifier_location: Text = ""
+    incidents: Text = ""
+    sale_channels: list[Title] = []
 
 
 class RecallContent(Model):
@@ -300,6 +305,36 @@ class RecallContent(Model):
         default={}, description='Translations by locale, e.g. {"de": {...}}'
     )
 
+    # ---- What a recall notice must state (EU GPSR Art. 36(2), 16 CFR 1115.27), beside the title,
+    # description, hazard, stop-using, remedies and units above. Optional with defaults, so recalls
+    # stored before them stay valid; ``recall_shared.notice_items`` says which are still missing.
+    brand: Title = Field(default="", description="The brand or manufacturer as on the product")
+    identifier_location: Text = Field(
+        default="",
+        description="Where the model, lot, serial or date is printed on the product, in words",
+    )
+    identifier_location_image: Url = Field(
+        default="", description="A photo or drawing of where the identifiers are printed"
+    )
+    sold: DateWindow | None = Field(default=None, description="When the product was sold")
+    sale_channels: list[Title] = Field(
+        default=[],
+        description='Where it was sold: "online at shop.example", "Acme stores nationwide"',
+    )
+    incidents: Text = Field(
+        default="", description="The incidents and injuries reported, as the recall states them"
+    )
+    incidents_reported: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    injuries_reported: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    helpline_phone: str = Field(
+        default="", max_length=100, description="A free helpline, as it should be dialled"
+    )
+    helpline_url: Url = Field(default="", description="A free online service for this recall")
+    pass_it_on: bool = Field(
+        default=True,
+        description="Ask the customer to pass the notice on to anyone they gave or sold it to",
+    )
+
 
 def _https_only(url: str) -> str:
     if not url[:8].lower() == "https://":
@@ -313,6 +348,26 @@ def _https_only(url: str) -> str:
 HttpsUrl = Annotated[Url, AfterValidator(_https_only)]
 
 
+def _https_or_empty(url: str) -> str:
+    if url and url[:8].lower() != "https://":
+        raise ValueError("must be an https:// URL (or empty): a customer follows it from a notice")
+    return url
+
+
+OptionalHttpsUrl = Annotated[Url, AfterValidator(_https_or_empty)]
+
+_PHONE = re.compile(r"^\+?[0-9A-Z][0-9A-Z ()./-]*[0-9A-Z]$")
+
+
+def _phone_number(number: str) -> str:
+    if number and not (_PHONE.match(number) and sum(c.isdigit() for c in number) >= 3):
+        raise ValueError(
+            "a phone number as dialled: digits (capital letters for a vanity number), an optional "
+            "leading +, spaces, hyphens, dots, slashes or parentheses"
+        )
+    return number
+
+
 class SellerRecallContent(RecallContent):
     """Recall content as a seller submits it (recall-intake's API): images only over https.
 
@@ -320,6 +375,15 @@ class SellerRecallContent(RecallContent):
     regulators' imports may hold others, and the notifier puts only https images in its emails."""
 
     images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
+    identifier_location_image: OptionalHttpsUrl = Field(
+        default="", description="https:// URL of a photo or drawing of where the identifiers are"
+    )
+    helpline_url: OptionalHttpsUrl = Field(
+        default="", description="https:// URL of a free online service for this recall"
+    )
+    helpline_phone: Annotated[str, Field(max_length=40), AfterValidator(_phone_number)] = Field(
+        default="", description='As dialled: "+49 800 123 4567", "1-800-555-0100"'
+    )
 
 
 class RecallSnapshot(Model):

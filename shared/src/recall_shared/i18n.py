@@ -20,6 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from importlib import resources
 
+import babel
 import babel.dates
 import babel.numbers
 from babel.messages.catalog import Catalog
@@ -106,6 +107,15 @@ def format_date(value: date | datetime, lang: str) -> str:
     """'4 Mar 2025', '04.03.2025', '4 mars 2025', '4 mar 2025', ... (CLDR medium format)."""
     day = value.date() if isinstance(value, datetime) else value
     return babel.dates.format_date(day, "medium", locale=_format_locale(lang))
+
+
+def language_name(code: str, lang: str) -> str:
+    """The name of a language in another: ('en', 'de') -> 'Englisch'; the code when unknown."""
+    try:
+        name = babel.Locale.parse(code.replace("-", "_")).get_language_name(_format_locale(lang))
+    except (ValueError, babel.UnknownLocaleError):
+        return code
+    return name or code
 
 
 def format_number(value: int | Decimal, lang: str) -> str:

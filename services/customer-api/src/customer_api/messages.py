@@ -49,6 +49,7 @@ SOURCE = source(
     msg("product", "The product"),
     msg("images", "Photos of the recalled product"),
     msg("image_alt", "Photo {n} of the recalled product: {title}"),
+    msg("details", "About this recall"),
     msg("your_purchase", "Your purchase"),
     msg("line", "{title}: order {order}, bought on {date}, {units} unit(s)"),
     msg("line.lot", "Lot {lot}"),

@@ -35,6 +35,7 @@ from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
+from recall_shared.notice_view import notice_items
 from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
@@ -347,6 +348,17 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         "can_declare": unresolved and st.tier == "possibly_affected",
         "can_acknowledge": is_open and a.acknowledged_at is None,
         "progress": _progress(remedy, s, lang) if remedy else None,
+        **_notice_items(rc, lang),
+    }
+
+
+def _notice_items(content: ev.RecallContent, lang: str) -> dict[str, Any]:
+    """The recall's notice items (brand, where the identifiers are, units, sale, incidents,
+    helpline, references; recall_shared.notice_view) and the request to pass it on, shown last."""
+    lines = notice_items(content, lang)
+    return {
+        "items": [x for x in lines if x.item != "pass_it_on"],
+        "pass_it_on": next((x.text for x in lines if x.item == "pass_it_on"), ""),
     }
 
 

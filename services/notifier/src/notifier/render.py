@@ -31,6 +31,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from notifier.messages import SOURCE
 from recall_shared import events as ev
 from recall_shared.i18n import LOCALES, Catalogs, Messages, format_date, pick_locale
+from recall_shared.notice_view import notice_items
 from recall_shared.validation import strip_bidi_controls
 
 __all__ = ["pick_locale"]  # re-exported: the notices' languages are the pages'
@@ -96,6 +97,16 @@ def localized(recall: ev.RecallContent, locale: str | None) -> LocalTexts:
 
 def _attribute(s: Messages, name: str) -> str:
     return s.get(f"attr.{name.strip().lower()}", name)
+
+
+def _notice_items(recall: ev.RecallContent, lang: str) -> dict[str, object]:
+    """The recall's notice items (brand, identifiers' place, units, sale, incidents, helpline,
+    references) for the templates, and the request to pass the notice on, shown last."""
+    lines = notice_items(recall, lang)
+    return {
+        "items": [x for x in lines if x.item != "pass_it_on"],
+        "pass_it_on": next((x.text for x in lines if x.item == "pass_it_on"), ""),
+    }
 
 
 @dataclass(frozen=True)
@@ -214,6 +225,7 @@ class NoticeRenderer:
             ],
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
             "lang": loc,
+            **_notice_items(recall, loc),
         }
         return RenderedNotice(
             subject=self.subject(recall, kind, loc, texts.title),

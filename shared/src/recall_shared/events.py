@@ -348,6 +348,11 @@ def _https_only(url: str) -> str:
 HttpsUrl = Annotated[Url, AfterValidator(_https_only)]
 
 
+# What the validators below check, as JSON Schema patterns (the validators give the clearer message).
+_HTTPS_OR_EMPTY = "^(?:[Hh][Tt][Tt][Pp][Ss]://.+)?$"
+_PHONE_OR_EMPTY = r"^(?:\+?[0-9(][0-9A-Z ()./-]*[0-9A-Z])?$"
+
+
 def _https_or_empty(url: str) -> str:
     if url and url[:8].lower() != "https://":
         raise ValueError("must be an https:// URL (or empty): a customer follows it from a notice")
@@ -356,14 +361,14 @@ def _https_or_empty(url: str) -> str:
 
 OptionalHttpsUrl = Annotated[Url, AfterValidator(_https_or_empty)]
 
-_PHONE = re.compile(r"^\+?[0-9A-Z][0-9A-Z ()./-]*[0-9A-Z]$")
+_PHONE = re.compile(_PHONE_OR_EMPTY)
 
 
 def _phone_number(number: str) -> str:
-    if number and not (_PHONE.match(number) and sum(c.isdigit() for c in number) >= 3):
+    if not _PHONE.match(number):
         raise ValueError(
-            "a phone number as dialled: digits (capital letters for a vanity number), an optional "
-            "leading +, spaces, hyphens, dots, slashes or parentheses"
+            "a phone number as dialled: an optional leading +, a digit or ( first, then digits (capital "
+            "letters for a vanity number), spaces, hyphens, dots, slashes or parentheses"
         )
     return number
 
@@ -376,13 +381,19 @@ class SellerRecallContent(RecallContent):
 
     images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
     identifier_location_image: OptionalHttpsUrl = Field(
-        default="", description="https:// URL of a photo or drawing of where the identifiers are"
+        default="",
+        description="https:// URL of a photo or drawing of where the identifiers are",
+        json_schema_extra={"pattern": _HTTPS_OR_EMPTY},
     )
     helpline_url: OptionalHttpsUrl = Field(
-        default="", description="https:// URL of a free online service for this recall"
+        default="",
+        description="https:// URL of a free online service for this recall",
+        json_schema_extra={"pattern": _HTTPS_OR_EMPTY},
     )
     helpline_phone: Annotated[str, Field(max_length=40), AfterValidator(_phone_number)] = Field(
-        default="", description='As dialled: "+49 800 123 4567", "1-800-555-0100"'
+        default="",
+        description='As dialled: "+49 800 123 4567", "1-800-555-0100"',
+        json_schema_extra={"pattern": _PHONE_OR_EMPTY},
     )
 
 

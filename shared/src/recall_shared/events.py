@@ -348,7 +348,7 @@ def _https_only(url: str) -> str:
 HttpsUrl = Annotated[Url, AfterValidator(_https_only)]
 
 
-# What the validators below check, as JSON Schema patterns (the validators give the clearer message).
+# What the validators below check, as JSON Schema patterns (the validators word it better).
 _HTTPS_OR_EMPTY = "^(?:[Hh][Tt][Tt][Pp][Ss]://.+)?$"
 _PHONE_OR_EMPTY = r"^(?:\+?[0-9(][0-9A-Z ()./-]*[0-9A-Z])?$"
 
@@ -367,8 +367,8 @@ _PHONE = re.compile(_PHONE_OR_EMPTY)
 def _phone_number(number: str) -> str:
     if not _PHONE.match(number):
         raise ValueError(
-            "a phone number as dialled: an optional leading +, a digit or ( first, then digits (capital "
-            "letters for a vanity number), spaces, hyphens, dots, slashes or parentheses"
+            "a phone number as dialled: an optional leading +, a digit or ( first, then digits "
+            "(capital letters for a vanity number), spaces, hyphens, dots, slashes or parentheses"
         )
     return number
 

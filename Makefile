@@ -25,9 +25,10 @@ deps:
 
 # uv builds the workspace from uv.lock.
 install: .venv/.installed
-.venv/.installed: uv.lock docs/openapi/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) | deps
+.venv/.installed: uv.lock docs/openapi/package-lock.json services/customer-api/tests/browser/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) | deps
 	$(UV) sync --frozen
 	@if command -v npm >/dev/null 2>&1; then cd docs/openapi && npm ci --no-audit --no-fund --silent; fi
+	@if command -v npm >/dev/null 2>&1; then cd services/customer-api/tests/browser && npm ci --no-audit --no-fund --silent; fi
 	@touch $@
 
 infra-up: install

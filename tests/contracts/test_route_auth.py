@@ -33,6 +33,12 @@ PUBLIC = {
     ): "customer pages: the sign-in page itself (takes the identity provider's token)",
     ("GET", "/dev/signin"): "customer pages: development only; 404 in any other environment",
     ("GET", "/assets/pages.css"): "customer pages: the stylesheet",
+    (
+        "GET",
+        "/public/recalls",
+    ): "public recall pages (issue 17): published recalls, no customer data",
+    ("GET", "/public/recalls/{recall_id}"): "public recall pages: one published recall",
+    ("GET", "/public/recalls.atom"): "public recall pages: the feed of published recalls",
 }
 # FastAPI's own documentation routes: the OpenAPI document is published in docs/openapi/ anyway.
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -148,4 +148,36 @@ SOURCE = source(
         "This service verifies RS256 tokens; demo tokens (HS256) will not be accepted.",
     ),
     msg("footer", "Safety notices are sent regardless of your marketing preferences."),
+    # The public recall pages (public_pages.py): no sign-in.
+    msg("public.title", "Product recalls"),
+    msg(
+        "public.intro",
+        "Recalls and product safety alerts for products sold on this marketplace. Anyone may read "
+        "them: you do not need an account.",
+    ),
+    msg("public.empty", "There are no published recalls."),
+    msg("public.feed", "Follow new recalls (Atom feed)"),
+    msg("public.back", "All product recalls"),
+    msg("public.status.closed", "Closed"),
+    msg(
+        "public.closed_note",
+        "This recall has been closed. If you still have the product, follow the instructions "
+        "below.",
+    ),
+    msg("public.published", "Published on {date}"),
+    msg("public.updated", "updated on {date}"),
+    msg("public.identifiers", "How to recognise the recalled product:"),
+    msg("public.gtin", "Barcode (GTIN) {gtin}"),
+    msg("public.model", "Model {model}"),
+    msg("public.lots", "Lot numbers: {codes}"),
+    msg("public.serials", "Serial numbers: {codes}"),
+    msg("public.range", "{first} to {last}"),
+    msg("public.prefix", "beginning with {prefix}"),
+    msg("public.remedies", "What you can get"),
+    msg(
+        "public.own",
+        "Bought it from us? Sign in to see your purchase and choose your remedy:",
+    ),
+    msg("public.missing.title", "Recall not found"),
+    msg("public.missing.text", "There is no published recall at this address."),
 )

@@ -180,4 +180,25 @@ SOURCE = source(
     ),
     msg("public.missing.title", "Recall not found"),
     msg("public.missing.text", "There is no published recall at this address."),
+    # "Am I affected?" on the public recall page.
+    msg("check.heading", "Am I affected?"),
+    msg(
+        "check.intro",
+        "Type what the label of your product says. We compare it with this recall as we do for "
+        "the purchases of our customers.",
+    ),
+    msg("check.gtin", "Barcode number (GTIN, EAN or UPC)"),
+    msg("check.lot", "Lot or batch number"),
+    msg("check.serial", "Serial number"),
+    msg("check.submit", "Check"),
+    msg(
+        "check.confirmed",
+        "Your product is affected by this recall. Stop using it and follow the instructions on "
+        "this page.",
+    ),
+    msg("check.not_affected", "By what you typed, your product is not affected by this recall."),
+    msg("check.cannot_tell", "We cannot tell from this. Please also give: {what}."),
+    msg("attr.product", "the barcode number of the product"),
+    msg("attr.seller", "where you bought it (sign in if you bought it from us)"),
+    msg("attr.purchase date", "when you bought it (sign in if you bought it from us)"),
 )

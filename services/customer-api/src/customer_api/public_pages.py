@@ -19,7 +19,15 @@ from sqlalchemy import select
 
 from customer_api import i18n
 from customer_api.models import PublicRecall as Row
-from customer_api.public_view import PublicRecall, atom_feed, etag, json_ld, matches, recall_view
+from customer_api.public_view import (
+    PublicRecall,
+    atom_feed,
+    etag,
+    json_ld,
+    label_check_view,
+    matches,
+    recall_view,
+)
 from recall_shared import events as ev
 from recall_shared.http import SessionDep
 
@@ -132,8 +140,10 @@ async def public_recall(request: Request, recall_id: str, session: SessionDep) -
         body = _page(request, "public_missing.html.j2", lang)
         return _answer(request, "", body, "text/html; charset=utf-8", status_code=404)
     recall = _row(row)
+    typed = {k: request.query_params.get(k, "").strip()[:200] for k in ("gtin", "lot", "serial")}
+    checked = label_check_view(recall, typed, lang) if any(typed.values()) else None
     tag = etag("recall", lang, _base_url(request), recall.recall_id, recall.version, recall.status)
-    if matches(request.headers.get("if-none-match"), tag):
+    if checked is None and matches(request.headers.get("if-none-match"), tag):
         return _answer(request, tag, None, "text/html")
     body = _page(
         request,
@@ -141,5 +151,11 @@ async def public_recall(request: Request, recall_id: str, session: SessionDep) -
         lang,
         r=recall_view(recall, lang),
         json_ld=json_ld(recall, _base_url(request)),
+        typed=typed,
+        checked=checked,
     )
-    return _answer(request, tag, body, "text/html; charset=utf-8")
+    response = _answer(request, tag, body, "text/html; charset=utf-8")
+    if checked is not None:  # an answer to what someone typed: neither cached nor validated
+        response.headers["Cache-Control"] = "no-store"
+        del response.headers["ETag"]
+    return response

@@ -14,6 +14,7 @@ import orjson
 
 from customer_api import i18n
 from recall_shared import events as ev
+from recall_shared.label_check import Label, check
 from recall_shared.notice_view import notice_items, translation
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -179,3 +180,22 @@ def _named(name: str) -> ET.Element:
     element = ET.Element(f"{{{ATOM}}}name")
     element.text = name
     return element
+
+
+def label_check_view(row: PublicRecall, typed: dict[str, str], lang: str) -> dict[str, str]:
+    """The anonymous "am I affected?": a barcode and a lot or serial from the label against the
+    recall's scope (``recall_shared.label_check``, as matching compares them). Nobody's purchase is
+    known here, so a rule limited to a seller or a purchase window cannot be told."""
+    s = i18n.strings(lang)
+    answer = check(
+        row.snapshot.rules,
+        Label(
+            gtin=typed.get("gtin") or None,
+            lot=typed.get("lot") or None,
+            serial=typed.get("serial") or None,
+        ),
+    )
+    if answer.answer != "cannot_tell":
+        return {"answer": answer.answer, "text": s[f"check.{answer.answer}"]}
+    what = ", ".join(s.get(f"attr.{u}", u) for u in answer.unknown)
+    return {"answer": "cannot_tell", "text": s["check.cannot_tell"].format(what=what)}

@@ -201,7 +201,7 @@ async def test_signout_needs_the_csrf_token(world: World) -> None:
 
 async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> None:
     alert = events.alert(customer_id, tier="possibly_affected")
-    other = events.alert(customer_id)
+    other = events.alert(customer_id, tier="possibly_affected")
     await api.raise_alert(alert)
     await api.raise_alert(other)
     cookie = api.page_cookie(customer_id)

@@ -164,3 +164,28 @@ async def test_no_sign_in_and_nothing_personal(api, events, customer_id) -> None
     assert missing.status_code == 404 and "Recall not found" in missing.text
     too_long = await api.client.get("/public/recalls/" + "x" * 300)
     assert too_long.status_code == 404
+
+
+async def test_anyone_can_check_a_label_on_the_public_page(api) -> None:
+    recall = snapshot()  # GTIN 00012345678905, lots L100 to L199
+    url = await published(api, recall)
+
+    async def answer(**typed: str):
+        r = await api.client.get(url, params=typed)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+        assert "etag" not in r.headers
+        return r.text
+
+    assert "Your product is affected by this recall." in await answer(
+        gtin="0 12345 67890 5", lot="l 150"
+    )
+    assert "your product is not affected by this recall" in await answer(
+        gtin="00012345678905", lot="L200"
+    )
+    assert "Please also give: lot number." in await answer(gtin="00012345678905")
+    other = await answer(gtin="4006381333931", lot="L150")
+    assert "not affected" in other  # another product's barcode
+    de = await api.client.get(url, params={"gtin": "00012345678905", "lang": "de"})
+    assert "Bitte geben Sie auch an: Chargennummer." in de.text
+    typed_back = await answer(gtin="00012345678905", lot='"><script>x</script>')
+    assert "<script>x</script>" not in typed_back  # the typed value is escaped

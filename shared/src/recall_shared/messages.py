@@ -26,4 +26,8 @@ SOURCE = source(
         "If you gave or sold this product to someone else, please pass this notice on to them.",
     ),
     msg("in_language", "(in {language}: no translation was provided)"),
+    msg(
+        "texts_fallback",
+        "Some of this recall's texts are in {language}: the seller has not provided a translation.",
+    ),
 )

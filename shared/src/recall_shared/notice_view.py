@@ -76,6 +76,31 @@ def translation(content: RecallContent, lang: str) -> LocalizedText | None:
     )
 
 
+MAIN_TEXTS = ("title", "product_description", "hazard", "stop_using", "consumer_contact")
+
+
+def untranslated(content: RecallContent, lang: str | None) -> dict[str, str]:
+    """For each main text: the recall's own language code when a customer reading ``lang`` gets
+    it untranslated, else "" (for ``lang`` attributes and an honest note)."""
+    loc = pick_locale(lang)
+    own = language(content.locale) or content.locale
+    tr = translation(content, loc) if own != loc else None
+
+    def left(field: str) -> bool:
+        return own != loc and bool(getattr(content, field)) and not (tr and getattr(tr, field))
+
+    return {f: own if left(f) else "" for f in MAIN_TEXTS}
+
+
+def fallback_note(content: RecallContent, lang: str | None) -> str:
+    """The note "Some of this recall's texts are in English: ..." when any is untranslated."""
+    if not any(untranslated(content, lang).values()):
+        return ""
+    loc = pick_locale(lang)
+    name = language_name(content.locale, loc)
+    return catalogs().messages(loc)["texts_fallback"].format(language=name)
+
+
 def _https(url: str) -> str:
     return url if url[:8].lower() == "https://" else ""
 

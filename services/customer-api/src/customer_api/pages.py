@@ -35,7 +35,7 @@ from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
-from recall_shared.notice_view import notice_items
+from recall_shared.notice_view import fallback_note, notice_items, untranslated
 from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
@@ -359,6 +359,9 @@ def _notice_items(content: ev.RecallContent, lang: str) -> dict[str, Any]:
     return {
         "items": [x for x in lines if x.item != "pass_it_on"],
         "pass_it_on": next((x.text for x in lines if x.item == "pass_it_on"), ""),
+        # the seller's texts left in the recall's language: marked (lang) and said so (note)
+        "text_lang": untranslated(content, lang),
+        "fallback_note": fallback_note(content, lang),
     }
 
 

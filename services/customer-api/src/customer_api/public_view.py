@@ -15,7 +15,7 @@ import orjson
 from customer_api import i18n
 from recall_shared import events as ev
 from recall_shared.label_check import Label, check
-from recall_shared.notice_view import notice_items, translation
+from recall_shared.notice_view import fallback_note, notice_items, translation, untranslated
 
 ATOM = "http://www.w3.org/2005/Atom"
 VIEW_VERSION = "1"
@@ -106,6 +106,8 @@ def recall_view(row: PublicRecall, lang: str) -> dict[str, Any]:
         ],
         "items": [x for x in items if x.item != "pass_it_on"],
         "pass_it_on": next((x.text for x in items if x.item == "pass_it_on"), ""),
+        "text_lang": untranslated(content, lang),
+        "fallback_note": fallback_note(content, lang),
     }
 
 

@@ -62,5 +62,9 @@ async def test_the_alert_page_states_every_item(api, events, customer_id) -> Non
         # not translated by the seller: shown in English, marked as such
         '<span lang="en">The model and lot number are printed under the base.</span> '
         "<em>(auf Englisch: es wurde keine Übersetzung bereitgestellt)</em>",
+        # so are the recall's own texts, with a note saying so
+        '<p lang="en">The base can overheat and cause burns.</p>',
+        "Einige Texte dieses Rückrufs sind auf Englisch: Der Verkäufer hat keine Übersetzung",
     ):
         assert text in de, text
+    assert "Übersetzung" not in en and '<p lang="en">' not in en

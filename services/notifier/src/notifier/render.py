@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from notifier.messages import SOURCE
 from recall_shared import events as ev
 from recall_shared.i18n import LOCALES, Catalogs, Messages, format_date, pick_locale
-from recall_shared.notice_view import notice_items
+from recall_shared.notice_view import fallback_note, notice_items, untranslated
 from recall_shared.validation import strip_bidi_controls
 
 __all__ = ["pick_locale"]  # re-exported: the notices' languages are the pages'
@@ -106,6 +106,9 @@ def _notice_items(recall: ev.RecallContent, lang: str) -> dict[str, object]:
     return {
         "items": [x for x in lines if x.item != "pass_it_on"],
         "pass_it_on": next((x.text for x in lines if x.item == "pass_it_on"), ""),
+        # the seller's texts left in the recall's language: marked (lang) and said so (note)
+        "text_lang": untranslated(recall, lang),
+        "fallback_note": fallback_note(recall, lang),
     }
 
 

@@ -124,3 +124,21 @@ def test_every_required_item_is_in_the_notice(lang: str) -> None:
     assert "https://acme.example/recall" in rendered.text
     assert 'href="https://acme.example/recall"' in rendered.html
     assert 'href="tel:+498001234567"' in rendered.html
+
+
+def test_the_sellers_untranslated_texts_are_marked_and_said_so() -> None:
+    renderer = NoticeRenderer(PORTAL)
+    kw = dict(kind="initial", recipient_name="Alex", recipient_role="purchaser")
+    fr = renderer.render(full_alert(), locale="fr", **kw)  # type: ignore[arg-type]
+    note = (
+        "Certains textes de ce rappel sont en anglais : le vendeur n'en a pas fourni de traduction."
+    )
+    assert note in fr.text and note in fr.html.replace("&#39;", "'")
+    assert '<p lang="en">The base can overheat and cause burns.</p>' in fr.html
+    de = renderer.render(full_alert(), locale="de", **kw)  # type: ignore[arg-type]
+    # German translates hazard, description, stop-using; the title stays English and is marked.
+    assert "<p>Der Sockel kann überhitzen und Verbrennungen verursachen.</p>" in de.html
+    assert '<h1 style="font-size: 22px;" lang="en">Acme kettle KX-1</h1>' in de.html
+    assert "Einige Texte dieses Rückrufs sind auf Englisch" in de.text
+    en = renderer.render(full_alert(), locale="en", **kw)  # type: ignore[arg-type]
+    assert "translation" not in en.text and ' lang="en"' not in en.html.split("<body", 1)[1]

@@ -17,7 +17,7 @@ from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
 from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES
 
-PAGE_FORMS = r"/recalls/[^/]+/(remedy|acknowledge|not-affected)|/signout"
+PAGE_FORMS = r"/recalls/[^/]+/(remedy|acknowledge|not-affected|label-check)|/signout"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

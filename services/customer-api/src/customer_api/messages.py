@@ -201,4 +201,21 @@ SOURCE = source(
     msg("attr.product", "the barcode number of the product"),
     msg("attr.seller", "where you bought it (sign in if you bought it from us)"),
     msg("attr.purchase date", "when you bought it (sign in if you bought it from us)"),
+    # "Am I affected?" on the alert page (label_checks).
+    msg(
+        "label_check.intro",
+        "Type the lot or serial number from your product's label: we check it against this recall.",
+    ),
+    msg(
+        "done.label_confirmed",
+        "Your unit is affected by this recall. Stop using it and choose your remedy below.",
+    ),
+    msg(
+        "done.label_not_affected",
+        "Your unit is not affected. We recorded what you typed. Thank you.",
+    ),
+    msg(
+        "done.label_cannot_tell",
+        "We cannot tell from what you typed. Check the number on the label again, or contact us.",
+    ),
 )

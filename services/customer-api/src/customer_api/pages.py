@@ -30,7 +30,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from customer_api import i18n, logic
+from customer_api import i18n, label_checks, logic
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
@@ -346,6 +346,7 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         ],
         "can_choose": unresolved,
         "can_declare": unresolved and st.tier == "possibly_affected",
+        "can_check": unresolved,  # am I affected? (label_checks)
         "can_acknowledge": is_open and a.acknowledged_at is None,
         "progress": _progress(remedy, s, lang) if remedy else None,
         **_notice_items(rc, lang),
@@ -524,6 +525,15 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
             await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)  # type: ignore[arg-type]
         elif action == "acknowledge":
             await logic.acknowledge(db, session.customer_id, alert_id)
+        elif action == "label_check":
+            typed = label_checks.Typed(
+                lot=form.get("lot", "").strip()[:200] or None,
+                serial=form.get("serial", "").strip()[:200] or None,
+            )
+            answer, _ = await label_checks.check_label(
+                db, runtime, session.customer_id, alert_id, typed
+            )
+            action = f"label_{answer.answer}"
         else:
             await logic.declare_not_affected(
                 db, runtime, session.customer_id, alert_id, form.get("reason", "")[:1000]
@@ -545,6 +555,11 @@ async def remedy_form(alert_id: str, request: Request, db: SessionDep) -> Respon
 @router.post("/recalls/{alert_id}/acknowledge")
 async def acknowledge_form(alert_id: str, request: Request, db: SessionDep) -> Response:
     return await _act(request, alert_id, "acknowledge", db)
+
+
+@router.post("/recalls/{alert_id}/label-check")
+async def label_check_form(alert_id: str, request: Request, db: SessionDep) -> Response:
+    return await _act(request, alert_id, "label_check", db)
 
 
 @router.post("/recalls/{alert_id}/not-affected")

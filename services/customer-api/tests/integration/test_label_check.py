@@ -107,3 +107,28 @@ async def test_bad_input_and_another_customers_alert(api, events, customer_id) -
         f"/v1/me/alerts/{alert.alert_id}/label-check", json={"lot": "L1"}, headers=api.auth(other)
     )
     assert r.status_code == 404
+
+
+async def test_the_alert_page_form_checks_the_label(api, events, customer_id) -> None:
+    import re
+
+    alert = await with_scope(api, events, customer_id, tier="confirmed")
+    cookie = api.page_cookie(customer_id)
+    page = (await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)).text
+    assert "Am I affected?" in page and 'name="lot"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
+
+    async def post(lot: str):
+        return await api.client.post(
+            f"/recalls/{alert.alert_id}/label-check",
+            data={"lot": lot, "csrf_token": token, "return_to": "detail"},
+            headers={**cookie, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    r = await post("L 150")
+    assert r.status_code == 303 and "done=label_confirmed" in r.headers["location"]
+    shown = await api.client.get(r.headers["location"].split("#")[0], headers=cookie)
+    assert "Your unit is affected by this recall." in shown.text
+    r = await post("L 999")
+    assert "done=label_not_affected" in r.headers["location"]
+    assert (await api.get_alert(customer_id, alert.alert_id)).json()["resolution"] == "not_affected"

@@ -14,6 +14,7 @@ nothing left after normalising, too few digits to fill the range's segments) get
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Literal
@@ -96,24 +97,41 @@ def _aligned(code: list[str], bound: list[str]) -> tuple[list[Token], bool]:
     return out, True
 
 
-def _natural_compare(code: str, bound: str) -> int | None:
-    mine, theirs = _TOKENS.findall(code.upper()), _TOKENS.findall(bound.upper())
-    if not mine or not theirs:
+Parsed = tuple[list[str], SortKey, tuple[bool, ...]]
+
+
+def _parse(code: str) -> Parsed:
+    """A code's letter and digit runs, its natural key, and which runs are digits."""
+    tokens = _TOKENS.findall(code.upper())
+    return tokens, tuple(_token(t) for t in tokens), tuple(t.isdigit() for t in tokens)
+
+
+_bound = functools.lru_cache(maxsize=4096)(_parse)
+"""Range bounds repeat for every line a recall reaches: parsed once."""
+
+
+def _natural_compare(mine: Parsed, bound: str) -> int | None:
+    tokens, key, kinds = mine
+    theirs, their_key, their_kinds = _bound(bound)
+    if not tokens or not theirs:
         return None
-    if [t.isdigit() for t in mine] == [t.isdigit() for t in theirs]:
-        return _sign(natural_key(code), natural_key(bound))  # written alike: as written
-    aligned, complete = _aligned(mine, theirs)
-    for a, b in zip(aligned, natural_key(bound), strict=False):
+    if kinds == their_kinds:
+        return _sign(key, their_key)  # written alike: as written
+    aligned, complete = _aligned(tokens, theirs)
+    for a, b in zip(aligned, their_key, strict=False):
         if a != b:
             return _sign(a, b)  # decided before the code's reading ran out
     return _sign(len(aligned), len(theirs)) if complete else None
+
+
+_bound_key = functools.lru_cache(maxsize=4096)(collation_key)
 
 
 def compare(code: str, bound: str, collation: Collation) -> int | None:
     """-1, 0 or 1 as ``code`` sorts before, with or after ``bound``; None when they cannot be
     compared in ``collation``."""
     if collation == "natural":
-        return _natural_compare(code, bound)
+        return _natural_compare(_parse(code), bound)
     mine, theirs = collation_key(code, collation), collation_key(bound, collation)
     if mine is None or theirs is None:
         return None
@@ -123,7 +141,14 @@ def compare(code: str, bound: str, collation: Collation) -> int | None:
 def range_verdict(code: str, first: str, last: str, collation: Collation) -> Verdict:
     """Whether ``code`` lies in the inclusive range ``first``...``last``. Known to be outside on
     either side decides, even when the other side cannot be compared."""
-    low, high = compare(code, first, collation), compare(code, last, collation)
+    if collation == "natural":
+        mine = _parse(code)
+        low, high = _natural_compare(mine, first), _natural_compare(mine, last)
+    else:
+        key = collation_key(code, collation)
+        lo, hi = _bound_key(first, collation), _bound_key(last, collation)
+        low = None if key is None or lo is None else _sign(key, lo)
+        high = None if key is None or hi is None else _sign(key, hi)
     if (low is not None and low < 0) or (high is not None and high > 0):
         return "out"
     if low is None or high is None:

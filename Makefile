@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: deps-containers image test-kube-play test-two-instances k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
+.PHONY: i18n deps-containers image test-kube-play test-two-instances k8s-manifests lint-tests docs help deps install infra-up infra-down infra-status run test test-unit test-integration test-e2e lint schemas check-schemas bench clean
 # uv from PATH, else the private copy `make deps` puts in .cache/uv-venv (expanded when a recipe runs).
 UV = $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv-venv/bin/uv)
 
@@ -21,6 +21,7 @@ help:
 	@echo "make test-kube-play   the Helm chart played with podman kube play + the end-to-end test"
 	@echo "make k8s-manifests    deploy/k8s/recall-alerts.yaml from the Helm chart (helm template)"
 	@echo "make test-two-instances   two instances of each service on three brokers, killed mid fan-out"
+	@echo "make i18n         extract the pages' and notices' strings into their gettext catalogs (.pot, .po)"
 
 # Debian packages and uv; idempotent (deploy/deps.sh says what it installs).
 deps:
@@ -32,9 +33,10 @@ deps-containers:
 
 # uv builds the workspace from uv.lock.
 install: .venv/.installed
-.venv/.installed: uv.lock docs/openapi/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) | deps
+.venv/.installed: uv.lock docs/openapi/package-lock.json services/customer-api/tests/browser/package-lock.json pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) | deps
 	$(UV) sync --frozen
 	@if command -v npm >/dev/null 2>&1; then cd docs/openapi && npm ci --no-audit --no-fund --silent; fi
+	@if command -v npm >/dev/null 2>&1; then cd services/customer-api/tests/browser && npm ci --no-audit --no-fund --silent; fi
 	@touch $@
 
 infra-up: install
@@ -84,6 +86,10 @@ lint-tests: install
 schemas: install
 	$(PY) -m recall_shared.schemas write
 
+# The committed schemas match the models (`make schemas` refuses to write a breaking change).
+check-schemas: install
+	$(PY) -m recall_shared.schemas check
+
 docs: schemas
 	$(PY) docs/openapi/export.py
 
@@ -105,6 +111,18 @@ test-kube-play: deps-containers infra-up
 # Two instances of each service on three local brokers; one of each killed during a fan-out.
 test-two-instances: deps infra-up
 	$(PYTEST) -m two_instances deploy/tests
+
+# gettext catalogs (Babel): the msg(key, english) calls of each package's messages.py -> locale/messages.pot
+# -> each language's messages.po (new strings arrive untranslated, changed ones fuzzy: the completeness
+# tests fail until a translator fills them in). The .po files are compiled when a service loads them.
+I18N_PACKAGES := shared/src/recall_shared services/customer-api/src/customer_api services/notifier/src/notifier
+i18n: install
+	@set -e; for pkg in $(I18N_PACKAGES); do \
+	  .venv/bin/pybabel --quiet extract -F babel.cfg --no-default-keywords -k msg:1c,2 --no-location \
+	    --omit-header -o $$pkg/locale/messages.pot $$pkg; \
+	  .venv/bin/pybabel --quiet update -i $$pkg/locale/messages.pot -d $$pkg/locale --width 100 --ignore-obsolete \
+	    --ignore-pot-creation-date --previous; \
+	done
 
 bench: infra-up
 	$(PY) bench/outbox_relay.py

@@ -43,6 +43,12 @@ PUBLIC = {
         "/v1/webhooks/twilio",
     ): "notifier: Twilio's SMS status callbacks carry no API key but Twilio's X-Twilio-Signature, "
     "checked before anything else (401 without a good one; tested in the notifier)",
+    (
+        "GET",
+        "/public/recalls",
+    ): "public recall pages (issue 17): published recalls, no customer data",
+    ("GET", "/public/recalls/{recall_id}"): "public recall pages: one published recall",
+    ("GET", "/public/recalls.atom"): "public recall pages: the feed of published recalls",
 }
 # FastAPI's own documentation routes: the OpenAPI document is published in docs/openapi/ anyway.
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -163,7 +163,8 @@ def _within_64_bits(value: Any) -> Any:
 def map_case(context: HookContext, case: schemathesis.Case) -> schemathesis.Case:
     """Positive examples kept to the rules the documents state in words: integers within 64 bits
     (as ``allow_x00`` keeps strings to the text rule) and, in recall-intake's scope rules, a
-    range's order and a window's ends (as the formats keep values to theirs)."""
+    range's order and a window's ends, and the content's sale period (as the formats keep values to
+    theirs)."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return case
     if isinstance(case.body, dict | list):
@@ -180,6 +181,9 @@ def map_case(context: HookContext, case: schemathesis.Case) -> schemathesis.Case
         for name in DATE_WINDOWS:
             if isinstance(rule.get(name), dict):
                 _window_in_order(rule[name])
+    content = body.get("content")
+    if isinstance(content, dict) and isinstance(content.get("sold"), dict):
+        _window_in_order(content["sold"])  # the notice's sale period (issue 17) is a window too
     return case
 
 

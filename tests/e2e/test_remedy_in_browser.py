@@ -221,7 +221,7 @@ async def test_refund_on_destruction_from_the_page_to_refunded(stack: Stack) -> 
 
             await eventually(refunded, timeout=30, interval=0.5)
             await expect(
-                page.get_by_text("119.90 EUR has been refunded to your original payment method.")
+                page.get_by_text("€119.90 has been refunded to your original payment method.")
             ).to_be_visible()
             timeline = page.locator("ol.timeline li")
             await expect(timeline).to_have_count(4)
@@ -278,7 +278,7 @@ async def test_refund_with_return_shows_the_label_then_refunds_when_the_item_arr
 
             await eventually(refunded, timeout=30, interval=0.5)
             await expect(
-                page.get_by_text("49.00 EUR has been refunded to your original payment method.")
+                page.get_by_text("€49.00 has been refunded to your original payment method.")
             ).to_be_visible()
             timeline = page.locator("ol.timeline li")
             for text in ("Return label issued", "Returned product received", "Refunded"):

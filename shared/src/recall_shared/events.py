@@ -15,8 +15,10 @@ can build one.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import (
@@ -28,7 +30,15 @@ from pydantic import (
     model_validator,
 )
 
-from recall_shared.scope import Collation, collation_key, in_range, normalise_code
+from recall_shared.scope import (
+    Collation,
+    Verdict,
+    collation_key,
+    combine,
+    prefix_verdict,
+    range_verdict,
+    value_verdict,
+)
 from recall_shared.validation import INT64_MAX, INT64_MIN, find_unsafe, unsafe_text_reason
 
 TEXT_MAX = 20_000
@@ -174,13 +184,20 @@ class CodeRule(Model):
                 raise ValueError(f"ranges[{i}]: first {r.first!r} comes after last {r.last!r}")
         return self
 
+    def verdict(self, code: str) -> Verdict:
+        """``in``, ``out``, or ``unknown`` when the code cannot be compared (letters in a numeric
+        rule, say): the line is then possibly affected (``recall_shared.scope``)."""
+        c = self.collation
+        return combine(
+            chain(
+                (value_verdict(code, v, c) for v in self.values),
+                (prefix_verdict(code, p) for p in self.prefixes),
+                (range_verdict(code, r.first, r.last, c) for r in self.ranges),
+            )
+        )
+
     def matches(self, code: str) -> bool:
-        norm = normalise_code(code)
-        if any(norm == normalise_code(v) for v in self.values):
-            return True
-        if any(norm.startswith(normalise_code(p)) for p in self.prefixes):
-            return True
-        return any(in_range(code, r.first, r.last, self.collation) for r in self.ranges)
+        return self.verdict(code) == "in"
 
 
 class DateWindow(Model):
@@ -265,6 +282,10 @@ class LocalizedText(Model):
     stop_using: Text = ""
     remedy_instructions: dict[RemedyType, Text] = {}
     consumer_contact: Text = ""
+    # The notice items of issue 17 that are written in words (see RecallContent).
+    identifier_location: Text = ""
+    incidents: Text = ""
+    sale_channels: list[Title] = []
 
 
 class RecallContent(Model):
@@ -289,6 +310,36 @@ class RecallContent(Model):
         default={}, description='Translations by locale, e.g. {"de": {...}}'
     )
 
+    # ---- What a recall notice must state (EU GPSR Art. 36(2), 16 CFR 1115.27), beside the title,
+    # description, hazard, stop-using, remedies and units above. Optional with defaults, so recalls
+    # stored before them stay valid; ``recall_shared.notice_items`` says which are still missing.
+    brand: Title = Field(default="", description="The brand or manufacturer as on the product")
+    identifier_location: Text = Field(
+        default="",
+        description="Where the model, lot, serial or date is printed on the product, in words",
+    )
+    identifier_location_image: Url = Field(
+        default="", description="A photo or drawing of where the identifiers are printed"
+    )
+    sold: DateWindow | None = Field(default=None, description="When the product was sold")
+    sale_channels: list[Title] = Field(
+        default=[],
+        description='Where it was sold: "online at shop.example", "Acme stores nationwide"',
+    )
+    incidents: Text = Field(
+        default="", description="The incidents and injuries reported, as the recall states them"
+    )
+    incidents_reported: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    injuries_reported: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    helpline_phone: str = Field(
+        default="", max_length=100, description="A free helpline, as it should be dialled"
+    )
+    helpline_url: Url = Field(default="", description="A free online service for this recall")
+    pass_it_on: bool = Field(
+        default=True,
+        description="Ask the customer to pass the notice on to anyone they gave or sold it to",
+    )
+
 
 def _https_only(url: str) -> str:
     if not url[:8].lower() == "https://":
@@ -307,6 +358,31 @@ HttpsUrl = Annotated[
 ]
 
 
+# What the validators below check, as JSON Schema patterns (the validators word it better).
+_HTTPS_OR_EMPTY = "^(?:[Hh][Tt][Tt][Pp][Ss]://.+)?$"
+_PHONE_OR_EMPTY = r"^(?:\+?[0-9(][0-9A-Z ()./-]*[0-9A-Z])?$"
+
+
+def _https_or_empty(url: str) -> str:
+    if url and url[:8].lower() != "https://":
+        raise ValueError("must be an https:// URL (or empty): a customer follows it from a notice")
+    return url
+
+
+OptionalHttpsUrl = Annotated[Url, AfterValidator(_https_or_empty)]
+
+_PHONE = re.compile(_PHONE_OR_EMPTY)
+
+
+def _phone_number(number: str) -> str:
+    if not _PHONE.match(number):
+        raise ValueError(
+            "a phone number as dialled: an optional leading +, a digit or ( first, then digits "
+            "(capital letters for a vanity number), spaces, hyphens, dots, slashes or parentheses"
+        )
+    return number
+
+
 class SellerRecallContent(RecallContent):
     """Recall content as a seller submits it (recall-intake's API): images only over https.
 
@@ -314,6 +390,21 @@ class SellerRecallContent(RecallContent):
     regulators' imports may hold others, and the notifier puts only https images in its emails."""
 
     images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
+    identifier_location_image: OptionalHttpsUrl = Field(
+        default="",
+        description="https:// URL of a photo or drawing of where the identifiers are",
+        json_schema_extra={"pattern": _HTTPS_OR_EMPTY},
+    )
+    helpline_url: OptionalHttpsUrl = Field(
+        default="",
+        description="https:// URL of a free online service for this recall",
+        json_schema_extra={"pattern": _HTTPS_OR_EMPTY},
+    )
+    helpline_phone: Annotated[str, Field(max_length=40), AfterValidator(_phone_number)] = Field(
+        default="",
+        description='As dialled: "+49 800 123 4567", "1-800-555-0100"',
+        json_schema_extra={"pattern": _PHONE_OR_EMPTY},
+    )
 
 
 class RecallSnapshot(Model):

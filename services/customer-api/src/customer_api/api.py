@@ -5,7 +5,7 @@ Another customer's alert is answered exactly like a missing one (404), so ids re
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -14,7 +14,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import State
 
-from customer_api import logic, reads
+from customer_api import label_checks, logic, reads
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken
@@ -365,3 +365,44 @@ async def get_remedy(
     if r is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no remedy chosen for this alert")
     return _remedy_status(r)
+
+
+# ------------------------------------------------------------------ am I affected?
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lot: str | None = Field(default=None, min_length=1, max_length=200)
+    serial: str | None = Field(default=None, min_length=1, max_length=200)
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
+
+
+class LabelCheckOut(BaseModel):
+    answer: Literal["confirmed", "not_affected", "cannot_tell"] = Field(
+        description="not_affected also resolves the alert so (the typed values kept as reason)"
+    )
+    unknown: list[str] = Field(description="What would settle a cannot_tell: lot, serial, ...")
+    alert: AlertSummary
+
+
+@router.post(
+    "/alerts/{alert_id}/label-check",
+    response_model=LabelCheckOut,
+    summary="Am I affected? Check what the product's label says",
+    responses=error_responses(404, 409),
+)
+async def label_check(
+    alert_id: PathId,
+    body: LabelIn,
+    customer_id: CustomerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> LabelCheckOut:
+    typed = label_checks.Typed(**body.model_dump())
+    try:
+        answer, a = await label_checks.check_label(session, runtime, customer_id, alert_id, typed)
+    except logic.AlertError as exc:
+        raise _http_error(exc) from None
+    return LabelCheckOut(answer=answer.answer, unknown=list(answer.unknown), alert=_summary(a))

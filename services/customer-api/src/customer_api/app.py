@@ -10,21 +10,25 @@ from customer_api.hot_path import BannerHotPath
 from customer_api.pages import MAX_FORM_BYTES, SESSION_COOKIE, install_pages
 from customer_api.proof_upload import PROOF_UPLOAD_PATH, upload_body_limit
 from customer_api.proof_upload import router as proof_upload_router
+from customer_api.public_handlers import PUBLIC_RECALL_HANDLERS
+from customer_api.public_pages import router as public_router
 from customer_api.reads import APPLICATION_NAME, ReadPool
 from customer_api.rls_client import RefundLogisticsClient
 from customer_api.settings import Settings
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ALERTS, NOTIFICATIONS, REMEDIES
+from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES
 
-PAGE_FORMS = r"/recalls/[^/]+/(remedy|acknowledge|not-affected)|/signout"
+PAGE_FORMS = r"/recalls/[^/]+/(remedy|acknowledge|not-affected|label-check)|/signout"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
     runtime.add_consumer([ALERTS, REMEDIES, NOTIFICATIONS], HANDLERS)
+    # The public recall pages' read model: every published recall, no customer data.
+    runtime.add_consumer([RECALLS], PUBLIC_RECALL_HANDLERS, group_suffix=".public-recalls")
     app = FastAPI(
         title="Recall Alerts: customer alerts API",
         version="1.0.0",
@@ -66,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.refund_logistics_url, settings.refund_logistics_timeout_s
     )
     app.include_router(proof_upload_router)  # the page's proof of destruction upload
+    app.include_router(public_router)  # /public/recalls: anyone's, without sign-in
     return app

@@ -217,10 +217,18 @@ async def declare_not_affected(
     customer_id: str,
     alert_id: str,
     reason: str = "",
+    *,
+    label_checked: bool = False,
 ) -> CustomerAlert:
     a = await own_alert(session, customer_id, alert_id, lock=True)
     if a.status != "open":
         raise AlertConflict(f"alert is {a.status}")
+    if a.not_affected_at is None and not label_checked and a.state.get("tier") == "confirmed":
+        # We know this unit is in scope: only what its label says can tell otherwise (issue 17).
+        raise AlertConflict(
+            "this purchase is confirmed affected: check its label (POST .../label-check) to "
+            "declare it not affected"
+        )
     if a.not_affected_at is None:
         now = datetime.now(UTC)
         a.not_affected_at = now

@@ -87,3 +87,19 @@ class SentNotice(Base):
 
 
 metadata = Base.metadata
+
+
+class PublicRecall(Base):
+    """A published recall as anyone may read it (the public pages): its latest snapshot from
+    recalls.v1, nothing of any customer."""
+
+    __tablename__ = "public_recalls"
+    recall_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # active | closed
+    snapshot: Mapped[dict] = mapped_column(JSONB)  # RecallSnapshot
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_public_recalls_published", "published_at"),)

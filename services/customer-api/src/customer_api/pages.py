@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,11 +30,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from customer_api import case_progress, i18n, logic
+from customer_api import case_progress, i18n, label_checks, logic
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
+from recall_shared.notice_view import fallback_note, notice_items, untranslated
 from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
@@ -148,7 +150,7 @@ def _render(request: Request, template: str, status_code: int = 200, **ctx: Any)
     lang = _lang(request)
     html = _env.get_template(template).render(
         lang=lang,
-        s=i18n.STRINGS[lang],
+        s=i18n.strings(lang),
         languages=i18n.LANGUAGE_NAMES,
         path=request.url.path,
         session=ctx.pop("session", None),
@@ -228,7 +230,7 @@ def _safe_image(url: str) -> bool:
     return url.startswith(("https://", "http://", "/", "data:image/")) and not url.startswith("//")
 
 
-def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, Any]:
+def _progress(remedy: RemedyRequest, s: Mapping[str, str], lang: str) -> dict[str, Any]:
     state = remedy.case_state
     steps = list(REMEDY_STEPS.get(remedy.remedy, ("requested",)))
     if state == "referred_to_seller":
@@ -270,7 +272,7 @@ def _progress(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, 
     return out
 
 
-def _case_details(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[str, Any]:
+def _case_details(remedy: RemedyRequest, s: Mapping[str, str], lang: str) -> dict[str, Any]:
     """The case's timeline, what is still needed, the proof upload and the return label
     (case_progress.py decides; issue 14)."""
     entries = remedy.timeline or []
@@ -304,7 +306,7 @@ def _case_details(remedy: RemedyRequest, s: dict[str, str], lang: str) -> dict[s
 def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dict[str, Any]:
     """Everything a template shows of one alert, in the customer's language; values are plain
     text."""
-    s = i18n.STRINGS[lang]
+    s = i18n.strings(lang)
     st = ev.AlertState.model_validate(a.state)
     rc = st.recall
     tr = _localized(rc, lang)
@@ -376,8 +378,23 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         ],
         "can_choose": unresolved,
         "can_declare": unresolved and st.tier == "possibly_affected",
+        "can_check": unresolved,  # am I affected? (label_checks)
         "can_acknowledge": is_open and a.acknowledged_at is None,
         "progress": _progress(remedy, s, lang) if remedy else None,
+        **_notice_items(rc, lang),
+    }
+
+
+def _notice_items(content: ev.RecallContent, lang: str) -> dict[str, Any]:
+    """The recall's notice items (brand, where the identifiers are, units, sale, incidents,
+    helpline, references; recall_shared.notice_view) and the request to pass it on, shown last."""
+    lines = notice_items(content, lang)
+    return {
+        "items": [x for x in lines if x.item != "pass_it_on"],
+        "pass_it_on": next((x.text for x in lines if x.item == "pass_it_on"), ""),
+        # the seller's texts left in the recall's language: marked (lang) and said so (note)
+        "text_lang": untranslated(content, lang),
+        "fallback_note": fallback_note(content, lang),
     }
 
 
@@ -385,7 +402,7 @@ def _orders(alerts: list[CustomerAlert], lang: str) -> list[dict[str, Any]]:
     """A plausible "Your Orders" list. This service keeps no order history of its own (that belongs
     to the marketplace's order system): the demo page shows the order lines named in the customer's
     alerts."""
-    s = i18n.STRINGS[lang]
+    s = i18n.strings(lang)
     orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
     lines_seen: dict[str, dict[str, Any]] = {}
     all_lines = []
@@ -447,7 +464,7 @@ async def orders_page(request: Request, db: SessionDep) -> Response:
     count, top = await logic.banner(db, request.app.state.read_pool, session.customer_id)
     banner = None
     if count and top is not None:
-        s = i18n.STRINGS[lang]
+        s = i18n.strings(lang)
         banner = {
             "heading": s["banner.heading.one"]
             if count == 1
@@ -540,6 +557,15 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
             await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)  # type: ignore[arg-type]
         elif action == "acknowledge":
             await logic.acknowledge(db, session.customer_id, alert_id)
+        elif action == "label_check":
+            typed = label_checks.Typed(
+                lot=form.get("lot", "").strip()[:200] or None,
+                serial=form.get("serial", "").strip()[:200] or None,
+            )
+            answer, _ = await label_checks.check_label(
+                db, runtime, session.customer_id, alert_id, typed
+            )
+            action = f"label_{answer.answer}"
         else:
             await logic.declare_not_affected(
                 db, runtime, session.customer_id, alert_id, form.get("reason", "")[:1000]
@@ -561,6 +587,11 @@ async def remedy_form(alert_id: str, request: Request, db: SessionDep) -> Respon
 @router.post("/recalls/{alert_id}/acknowledge")
 async def acknowledge_form(alert_id: str, request: Request, db: SessionDep) -> Response:
     return await _act(request, alert_id, "acknowledge", db)
+
+
+@router.post("/recalls/{alert_id}/label-check")
+async def label_check_form(alert_id: str, request: Request, db: SessionDep) -> Response:
+    return await _act(request, alert_id, "label_check", db)
 
 
 @router.post("/recalls/{alert_id}/not-affected")

@@ -238,9 +238,7 @@ async def test_choosing_a_refund_shows_the_cases_progress(served_api, events, pa
 
     await eventually(refunded, timeout=15, interval=0.3)
     main = page.locator("main")
-    await expect(main).to_contain_text(
-        "39.98 EUR has been refunded to your original payment method."
-    )
+    await expect(main).to_contain_text("€39.98 has been refunded to your original payment method.")
     steps = page.get_by_role("list", name="Progress").get_by_role("listitem")
     await expect(steps).to_have_text(["Done: Requested", "Done: Refunded"])
     await shot(page, "06-remedy-refunded")

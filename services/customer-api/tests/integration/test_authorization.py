@@ -70,7 +70,8 @@ async def world(api, events) -> World:
     owner, other = events.new_customer(), events.new_customer()
     alerts = {}
     for route in ROUTES:
-        a = events.alert(owner, title=f"Kettle for {route.name}")
+        # possibly affected: a confirmed alert is declared not affected only by a label check
+        a = events.alert(owner, title=f"Kettle for {route.name}", tier="possibly_affected")
         await api.publish(events.raised(a))
         alerts[route.name] = a.alert_id
     untouched = events.alert(owner, title="Untouched kettle")

@@ -121,7 +121,7 @@ async def test_exact_page_boundary_has_no_dangling_cursor(api, events, customer_
 
 async def test_state_filter_open_and_resolved(api, events, customer_id) -> None:
     still_open = events.alert(customer_id)
-    declared = events.alert(customer_id)
+    declared = events.alert(customer_id, tier="possibly_affected")
     gone = events.alert(customer_id)
     for a in (still_open, declared, gone):
         await api.raise_alert(a)

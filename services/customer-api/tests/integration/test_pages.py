@@ -201,7 +201,7 @@ async def test_signout_needs_the_csrf_token(world: World) -> None:
 
 async def test_page_forms_act_like_the_json_api(api, events, customer_id) -> None:
     alert = events.alert(customer_id, tier="possibly_affected")
-    other = events.alert(customer_id)
+    other = events.alert(customer_id, tier="possibly_affected")
     await api.raise_alert(alert)
     await api.raise_alert(other)
     cookie = api.page_cookie(customer_id)
@@ -370,7 +370,7 @@ async def test_language_from_query_cookie_and_accept_language(api, events, custo
     assert "Kettle KX-1" in en.text and "Wasserkocher" not in en.text
 
     de = await api.client.get(
-        "/recalls", headers={**cookie, "Accept-Language": "fr;q=1, de-DE;q=0.8, en;q=0.5"}
+        "/recalls", headers={**cookie, "Accept-Language": "pt;q=1, de-DE;q=0.8, en;q=0.5"}
     )
     assert '<html lang="de">' in de.text
     assert "Ihre Rückrufe und Produktsicherheitswarnungen" in de.text

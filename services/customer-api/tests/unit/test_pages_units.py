@@ -21,8 +21,9 @@ from recall_shared import events as ev
         ("", None),
         ("de", "de"),
         ("de-DE,de;q=0.9,en;q=0.8", "de"),
-        ("fr-FR, en-GB;q=0.7, de;q=0.9", "de"),
-        ("fr, es", None),
+        ("fr-FR, en-GB;q=0.7, de;q=0.9", "fr"),
+        ("pt-BR, nl;q=0.5", "nl"),
+        ("pt, ja", None),
         ("en;q=0, de;q=0.1", "de"),
         ("EN-us", "en"),
         ("de;q=abc, en;q=0.5", "en"),
@@ -32,16 +33,33 @@ def test_accept_language(header: str | None, want: str | None) -> None:
     assert i18n.parse_accept_language(header) == want
 
 
-def test_every_language_has_every_string() -> None:
-    assert set(i18n.STRINGS["en"]) == set(i18n.STRINGS["de"])
+@pytest.mark.parametrize("lang", [x for x in i18n.SUPPORTED if x != "en"])
+def test_every_language_translates_every_string(lang: str) -> None:
+    """A missing, empty, fuzzy or stale translation, or one with other placeholders, fails."""
+    assert i18n.catalogs().missing(lang) == []
+    assert i18n.catalogs().unused(lang) == []
+
+
+def test_a_string_without_translation_is_caught_and_shown_in_english() -> None:
+    from recall_shared.i18n import Catalogs
+
+    catalogs = Catalogs("customer_api", {**i18n.catalogs().english, "new.key": "Brand new"})
+    assert catalogs.missing("de") == ["new.key"]
+    assert catalogs.messages("de")["new.key"] == "Brand new"
+    changed = Catalogs("customer_api", {**i18n.catalogs().english, "hazard": "The danger"})
+    assert changed.missing("fr") == ["hazard"]  # translated for another English text
 
 
 def test_dates_and_money_by_language() -> None:
     d = datetime(2025, 3, 4, tzinfo=UTC)
     assert i18n.fmt_date(d, "en") == "4 Mar 2025"
     assert i18n.fmt_date(d, "de") == "04.03.2025"
-    assert i18n.fmt_money(Decimal("1234.5"), "EUR", "en") == "1,234.50 EUR"
-    assert i18n.fmt_money(Decimal("1234.5"), "EUR", "de") == "1.234,50 EUR"
+    assert i18n.fmt_date(d, "fr") == "4 mars 2025"
+    assert i18n.fmt_date(d, "pl") == "4 mar 2025"
+    assert i18n.fmt_money(Decimal("1234.5"), "EUR", "en") == "€1,234.50"
+    assert i18n.fmt_money(Decimal("1234.5"), "EUR", "de") == "1.234,50\xa0€"
+    assert i18n.fmt_money(Decimal("1234.5"), "PLN", "pl") == "1\xa0234,50\xa0zł"
+    assert i18n.fmt_money(Decimal("1234.5"), None, "nl") == "1.234,50"
 
 
 @pytest.mark.parametrize(

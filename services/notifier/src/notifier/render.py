@@ -1,4 +1,5 @@
-"""Rendering a recall notice, free of I/O: subject, plain text and HTML, English and German.
+"""Rendering a recall notice, free of I/O: subject, plain text and HTML, in the languages of
+``recall_shared.i18n`` (strings from the gettext catalogs, dates by Babel).
 
 The wording follows what regulators ask of a recall notice: the word "recall" in the subject, the
 product and the customer's own purchase, the hazard without softening, "stop using" first, the
@@ -17,8 +18,10 @@ from __future__ import annotations
 import binascii
 import email.policy
 import email.quoprimime
+import functools
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
@@ -26,144 +29,24 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from notifier.messages import SOURCE
 from notifier.remedy_reminders import reminder_reason
 from recall_shared import events as ev
+from recall_shared.i18n import LOCALES, Catalogs, format_date, pick_locale
+from recall_shared.notice_view import fallback_note, notice_items, untranslated
 from recall_shared.validation import strip_bidi_controls
 
-SUPPORTED_LOCALES = ("en", "de")
+__all__ = ["pick_locale"]  # re-exported: the notices' languages are the pages'
 
-STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "subject.recall": "Product safety recall: {title}",
-        "subject.safety_alert": "Product safety alert: {title}",
-        "subject.update": " (updated)",
-        "subject.withdrawal": " (your purchase is not affected)",
-        "subject.reminder": " (reminder)",
-        "greeting": "Dear {name},",
-        "greeting.anonymous": "Dear customer,",
-        "intro.recall": "A product you bought from us is being recalled because it is unsafe.",
-        "intro.safety_alert": "A safety alert has been issued for a product you bought from us.",
-        "intro.admin": "A product bought on your business account is being recalled because it is "
-        "unsafe.",
-        "intro.update": "The recall of a product you bought has changed. Here is what applies now.",
-        "intro.reminder": "You have not yet told us what you want to do about this recalled "
-        "product.",
-        "withdrawal": "We told you earlier that a product you bought was affected by the recall "
-        '"{title}". After a correction of the recall, your purchase is no longer affected. '
-        "You do not need to do anything.",
-        "stop_using": "Stop using this product now.",
-        "hazard": "The hazard",
-        "your_purchase": "Your purchase",
-        "bought_on": "bought on {date}, {units} unit(s), order {order}",
-        "identifiers": "Identifiers",
-        "product_identifiers": "Product identifiers",
-        "model": "Model",
-        "image_alt": "Photo of the recalled product: {title}",
-        "photo": "Photo",
-        "check": "Check on the label: {what}",
-        "attr.lot": "the lot number",
-        "attr.serial": "the serial number",
-        "attr.manufacture date": "the manufacturing date",
-        "attr.best-before date": "the best-before date",
-        "attr.expiry date": "the expiry date",
-        "possibly": "We do not know every detail of the unit we sent you (see what to check "
-        "above). "
-        "Check the label on your product against the affected lots, serial numbers or dates on "
-        "your recalls page. "
-        "If your unit is not affected, you can tell us there.",
-        "remedies": "What you can choose",
-        "remedy.refund_with_return": "A full refund of the price you paid, with a prepaid return "
-        "label",
-        "remedy.refund_on_destruction": "A full refund of the price you paid, on proof of "
-        "destruction",
-        "remedy.replacement": "A free replacement",
-        "remedy.repair": "A free repair",
-        "action": "Choose your remedy on your recalls page",
-        "contact": "Questions",
-        "footer": "You receive this notice because you bought this product. Safety notices are "
-        "sent regardless of your marketing preferences.",
-    },
-    "de": {
-        "subject.recall": "Produktsicherheitsrückruf: {title}",
-        "subject.safety_alert": "Produktsicherheitswarnung: {title}",
-        "subject.update": " (aktualisiert)",
-        "subject.withdrawal": " (Ihr Kauf ist nicht betroffen)",
-        "subject.reminder": " (Erinnerung)",
-        "greeting": "Guten Tag {name},",
-        "greeting.anonymous": "Guten Tag,",
-        "intro.recall": "Ein Produkt, das Sie bei uns gekauft haben, wird zurückgerufen, weil es "
-        "nicht sicher ist.",
-        "intro.safety_alert": "Für ein Produkt, das Sie bei uns gekauft haben, wurde eine "
-        "Sicherheitswarnung veröffentlicht.",
-        "intro.admin": "Ein über Ihr Geschäftskonto gekauftes Produkt wird zurückgerufen, weil es "
-        "nicht sicher ist.",
-        "intro.update": "Der Rückruf eines von Ihnen gekauften Produkts hat sich geändert. Das "
-        "gilt jetzt.",
-        "intro.reminder": "Sie haben uns noch nicht mitgeteilt, was mit diesem zurückgerufenen "
-        "Produkt geschehen soll.",
-        "withdrawal": "Wir hatten Ihnen mitgeteilt, dass ein von Ihnen gekauftes Produkt vom "
-        'Rückruf "{title}" '
-        "betroffen ist. Nach einer Korrektur des Rückrufs ist Ihr Kauf nicht mehr betroffen. Sie "
-        "müssen nichts tun.",
-        "stop_using": "Verwenden Sie dieses Produkt ab sofort nicht mehr.",
-        "hazard": "Die Gefahr",
-        "your_purchase": "Ihr Kauf",
-        "bought_on": "gekauft am {date}, {units} Stück, Bestellung {order}",
-        "identifiers": "Kennungen",
-        "product_identifiers": "Produktkennungen",
-        "model": "Modell",
-        "image_alt": "Foto des zurückgerufenen Produkts: {title}",
-        "photo": "Foto",
-        "check": "Prüfen Sie auf dem Etikett: {what}",
-        "attr.lot": "die Chargennummer",
-        "attr.serial": "die Seriennummer",
-        "attr.manufacture date": "das Herstellungsdatum",
-        "attr.best-before date": "das Mindesthaltbarkeitsdatum",
-        "attr.expiry date": "das Verfallsdatum",
-        "possibly": "Wir kennen nicht alle Angaben zu dem Exemplar, das wir Ihnen geschickt haben "
-        "(was zu prüfen ist, "
-        "steht oben). Vergleichen Sie das Etikett Ihres Produkts mit den betroffenen Chargen, "
-        "Seriennummern oder "
-        "Daten auf Ihrer Rückrufseite. "
-        "Ist Ihr Exemplar nicht betroffen, können Sie uns das dort mitteilen.",
-        "remedies": "Ihre Wahl",
-        "remedy.refund_with_return": "Volle Erstattung des gezahlten Preises, mit frankiertem "
-        "Rücksendeetikett",
-        "remedy.refund_on_destruction": "Volle Erstattung des gezahlten Preises gegen Nachweis der "
-        "Vernichtung",
-        "remedy.replacement": "Kostenloser Ersatz",
-        "remedy.repair": "Kostenlose Reparatur",
-        "action": "Wählen Sie Ihre Abhilfe auf Ihrer Rückrufseite",
-        "contact": "Fragen",
-        "footer": "Sie erhalten diese Mitteilung, weil Sie dieses Produkt gekauft haben. "
-        "Sicherheitsmitteilungen werden unabhängig von Ihren Werbeeinstellungen versandt.",
-    },
-}
+SUPPORTED_LOCALES = LOCALES
 
-# Remedy reminders (issue 14): the customer chose a remedy that now waits for them. Kept together
-# for the move to gettext catalogs.
-REMEDY_REMINDER_STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "proof_missing": "You chose a refund on proof of destruction, and we have not received "
-        "your photo of the destroyed product yet. Your refund is paid once we have it.",
-        "label_unused": "You chose a refund with return. Your prepaid return label is ready: "
-        "please send the product back with it.",
-        "item_not_received": "You chose a refund with return, and the returned product has not "
-        "reached us yet. Please send it back with your prepaid return label.",
-        "action": "See what is still needed on your recalls page",
-    },
-    "de": {
-        "proof_missing": "Sie haben die Erstattung gegen Nachweis der Vernichtung gewählt, und "
-        "uns liegt noch kein Foto des zerstörten Produkts vor. Sobald wir es haben, erstatten "
-        "wir den Kaufpreis.",
-        "label_unused": "Sie haben die Erstattung mit Rücksendung gewählt. Ihr frankiertes "
-        "Rücksendeetikett liegt bereit: Bitte senden Sie das Produkt damit zurück.",
-        "item_not_received": "Sie haben die Erstattung mit Rücksendung gewählt, und das Produkt "
-        "ist noch nicht bei uns angekommen. Bitte senden Sie es mit Ihrem frankierten "
-        "Rücksendeetikett zurück.",
-        "action": "Sehen Sie auf Ihrer Rückrufseite, was noch fehlt",
-    },
-}
+
+@functools.cache
+def catalogs() -> Catalogs:
+    """The notices' gettext catalogs (``locale/``, English source in ``messages.py``), read once per
+    process: they are files of the installed package."""
+    return Catalogs("notifier", SOURCE)
+
 
 _HEADER_UNSAFE = re.compile(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+")
 _SAFE_IMAGE_URL = re.compile(r"^https://[^\s\"'<>]+$", re.IGNORECASE)
@@ -177,11 +60,6 @@ _WIRE_POLICY = NOTICE_POLICY.clone(linesep="\r\n")
 def header_safe(value: str, limit: int = 200) -> str:
     """One line, no control characters: seller text cannot inject headers or disguise them."""
     return _HEADER_UNSAFE.sub(" ", strip_bidi_controls(value)).strip()[:limit]
-
-
-def pick_locale(locale: str | None) -> str:
-    lang = (locale or "en").split("-")[0].split("_")[0].lower()
-    return lang if lang in SUPPORTED_LOCALES else "en"
 
 
 @dataclass(frozen=True)
@@ -219,8 +97,21 @@ def localized(recall: ev.RecallContent, locale: str | None) -> LocalTexts:
     )
 
 
-def _attribute(s: dict[str, str], name: str) -> str:
+def _attribute(s: Mapping[str, str], name: str) -> str:
     return s.get(f"attr.{name.strip().lower()}", name)
+
+
+def _notice_items(recall: ev.RecallContent, lang: str) -> dict[str, object]:
+    """The recall's notice items (brand, identifiers' place, units, sale, incidents, helpline,
+    references) for the templates, and the request to pass the notice on, shown last."""
+    lines = notice_items(recall, lang)
+    return {
+        "items": [x for x in lines if x.item != "pass_it_on"],
+        "pass_it_on": next((x.text for x in lines if x.item == "pass_it_on"), ""),
+        # the seller's texts left in the recall's language: marked (lang) and said so (note)
+        "text_lang": untranslated(recall, lang),
+        "fallback_note": fallback_note(recall, lang),
+    }
 
 
 @dataclass(frozen=True)
@@ -251,7 +142,7 @@ class NoticeRenderer:
     def subject(
         self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str, title: str | None = None
     ) -> str:
-        s = STRINGS[locale]
+        s = catalogs().messages(locale)
         base = s["subject.safety_alert" if recall.kind == "safety_alert" else "subject.recall"]
         suffix = {
             "update": s["subject.update"],
@@ -271,10 +162,10 @@ class NoticeRenderer:
         reminder_no: int = 0,
     ) -> RenderedNotice:
         loc = pick_locale(locale)
-        s = STRINGS[loc]
+        s: Mapping[str, str] = catalogs().messages(loc)
         remedy_reason = reminder_reason(reminder_no) if kind == "reminder" else None
         if remedy_reason:  # a remedy that waits for the customer (remedy_reminders.py)
-            s = {**s, "action": REMEDY_REMINDER_STRINGS[loc]["action"]}
+            s = {**s, "action": s["remedy_reminder.action"]}
         recall = alert.recall
         texts = localized(recall, locale or loc)
         if kind == "withdrawal":
@@ -282,7 +173,7 @@ class NoticeRenderer:
         elif kind == "update":
             intro = s["intro.update"]
         elif remedy_reason:
-            intro = REMEDY_REMINDER_STRINGS[loc][remedy_reason]
+            intro = s[f"remedy_reminder.{remedy_reason}"]
         elif kind == "reminder":
             intro = s["intro.reminder"]
         elif recipient_role == "account_admin":
@@ -298,7 +189,9 @@ class NoticeRenderer:
                 if line.unknown_attributes
                 else "",
                 "bought": s["bought_on"].format(
-                    date=line.purchased_at.date().isoformat(), units=line.units, order=line.order_id
+                    date=format_date(line.purchased_at, loc),
+                    units=line.units,
+                    order=line.order_id,
                 ),
                 "identifiers": ", ".join(
                     x
@@ -306,8 +199,8 @@ class NoticeRenderer:
                         line.product_id,
                         f"GTIN {line.gtin}" if line.gtin else "",
                         f"{s['model']} {line.model_number}" if line.model_number else "",
-                        f"Lot {line.lot}" if line.lot else "",
-                        f"Serial {line.serial}" if line.serial else "",
+                        s["lot"].format(lot=line.lot) if line.lot else "",
+                        s["serial"].format(serial=line.serial) if line.serial else "",
                     )
                     if x
                 ),
@@ -343,6 +236,7 @@ class NoticeRenderer:
             ],
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
             "lang": loc,
+            **_notice_items(recall, loc),
         }
         return RenderedNotice(
             subject=self.subject(recall, kind, loc, texts.title),

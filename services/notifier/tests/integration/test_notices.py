@@ -35,7 +35,7 @@ async def test_customer_gets_exactly_one_personal_recall_notice(svc, kit) -> Non
     assert "Dear Alex Doe," in text
     assert alert.recall.stop_using in text
     assert text.index(alert.recall.stop_using) < text.index(alert.recall.hazard)
-    assert "bought on 2025-03-14, 3 unit(s), order ord-20250314-1" in text
+    assert "bought on 14 Mar 2025, 3 unit(s), order ord-20250314-1" in text
     assert "A full refund of the price you paid, on proof of destruction" in text
     assert f"{kit.portal}/recalls/{alert.alert_id}" in text
     assert alert.recall.hazard in mail.html
@@ -289,7 +289,7 @@ async def test_delivered_notice_carries_the_full_content_in_the_customers_langua
         assert "Ziehen Sie den Stecker" in body and "Der Sockel kann überhitzen" in body
         assert "Prüfen Sie auf dem Etikett: die Chargennummer, das Verfallsdatum" in body
         assert "GTIN 00012345678905" in body and "Modell KX-1" in body
-        assert "gekauft am 2025-03-14, 2 Stück, Bestellung ord-20250314-1" in body
+        assert "gekauft am 14.03.2025, 2 Stück, Bestellung ord-20250314-1" in body
         assert f"{kit.portal}/recalls/{alert.alert_id}" in body
     assert text.index("Verwenden Sie dieses Produkt ab sofort nicht mehr.") < text.index(
         "Der Sockel"

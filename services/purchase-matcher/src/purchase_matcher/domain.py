@@ -107,7 +107,7 @@ CONFIRMED = Reach("confirmed")
 def rule_reach(rule: ev.ScopeRule, line: Line) -> Reach | None:
     """One rule against one line. Every constraint must hold (AND); a constraint on an attribute the
     line does not know makes it possibly affected; known and outside the constraint means not
-    affected."""
+    affected. A lot or serial recorded in a form the rule cannot compare counts as unknown."""
     identified = (
         line.product_id in rule.product_ids
         or (line.gtin is not None and line.gtin in rule.gtins)
@@ -123,10 +123,11 @@ def rule_reach(rule: ev.ScopeRule, line: Line) -> Reach | None:
     for name, codes, value in (("lot", rule.lots, line.lot), ("serial", rule.serials, line.serial)):
         if codes is None:
             continue
-        if value is None:
-            unknown.append(name)
-        elif not codes.matches(value):
+        verdict = "unknown" if value is None else codes.verdict(value)
+        if verdict == "out":
             return None
+        if verdict == "unknown":  # not recorded, or recorded in a form the rule cannot compare
+            unknown.append(name)
     for name, window, day in (
         ("manufacture date", rule.manufactured, line.manufactured_on),
         ("best-before date", rule.best_before, line.best_before),

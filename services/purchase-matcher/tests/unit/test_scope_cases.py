@@ -165,3 +165,15 @@ def test_learning_the_lot_changes_the_fingerprint() -> None:
         and before.fingerprint != after.fingerprint
         and after.state.tier == "confirmed"
     )
+
+
+def test_a_serial_recorded_without_its_spaces_is_inside_its_range() -> None:
+    rule = ev.ScopeRule(product_ids=["P1"], serials=codes("AB 12 0500 01", "AB 12 0600 99"))
+    assert rule_reach(rule, line(serial="AB12050007")) == Reach("confirmed")
+    assert rule_reach(rule, line(serial="ab-12-0601-00")) is None
+
+
+def test_a_lot_that_cannot_be_compared_makes_the_line_possibly_affected() -> None:
+    rule = ev.ScopeRule(product_ids=["P1"], lots=codes("00112", "10412", "numeric"))
+    assert rule_reach(rule, line(lot="LOT-A")) == Reach("possibly_affected", ("lot",))
+    assert rule_reach(rule, line(lot="LOT-A", product_id="P2")) is None  # not the product

@@ -27,6 +27,8 @@ from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
 from recall_shared.event_ids import event_id
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
+from recall_shared.notice_items import NoticeItem
+from recall_shared.notice_items import missing as missing_notice_items
 from recall_shared.openapi import GTIN_FORMAT, NOT_KNOWN_YET, error_responses
 
 router = APIRouter(prefix="/v1")
@@ -106,6 +108,12 @@ class RecallOut(BaseModel):
     warnings: list[str] = Field(
         default=[], description="Repairs made to the input, e.g. a GTIN check digit added"
     )
+    missing_notice_items: list[NoticeItem] = Field(
+        default=[],
+        description="What a recall notice must state (GPSR Art. 36(2), 16 CFR 1115) that this "
+        "content does not yet: brand, identifier_location, units_affected, sale_period, "
+        "sale_channels, incidents, helpline, ... (recall_shared.notice_items)",
+    )
 
 
 class RecallPage(BaseModel):
@@ -160,12 +168,14 @@ class ApiKeyIssued(BaseModel):
 
 
 def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallOut:
+    content = ev.RecallContent.model_validate(recall.content)
     return RecallOut(
         recall_id=recall.recall_id,
         status=recall.status,
         version=recall.version,
         seller_id=recall.seller_id,
-        content=ev.RecallContent.model_validate(recall.content),
+        content=content,
+        missing_notice_items=missing_notice_items(content),
         rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
         logistics_enrolled=recall.logistics_enrolled,
         source=recall.source or "api",

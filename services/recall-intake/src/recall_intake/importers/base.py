@@ -63,6 +63,16 @@ class ImportedRecall:
     match_keys: list[str] = field(
         default_factory=list
     )  # "gtin:..." / "model:brand:MODEL" for cross-agency links
+    # Notice items the record states in words (recall_intake.importers.notice_extract).
+    notice_items: list[Extracted] = field(default_factory=list)
+
+    def read_notice_items(self, found: list[Extracted]) -> None:
+        """Keep what a notice_extract function found, with its provenance (the first of a kind
+        wins)."""
+        for e in found:
+            if all(n.kind != e.kind for n in self.notice_items):
+                self.notice_items.append(e)
+                self.extracted.append(e)
 
     @property
     def content_hash(self) -> str:
@@ -106,6 +116,8 @@ class ImportedRecall:
             consumer_contact=self.consumer_contact[:20_000],
             regulator_references=self.references(),
             locale="en",
+            brand=clean_brand(self.brand)[:500],
+            **{e.kind: e.value for e in self.notice_items},
         )
 
     def provenance(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from recall_intake.importers import extract as x
+from recall_intake.importers import notice_extract
 from recall_intake.importers.base import (
     CPSC,
     EU_SAFETY_GATE,
@@ -225,6 +226,27 @@ def parse_cpsc_api(raw: dict[str, Any]) -> ImportedRecall:
         images=[i.get("URL", "") for i in raw.get("Images") or [] if isinstance(i, dict)],
         consumer_contact=str(raw.get("ConsumerContact") or ""),
         stop_using=stop_using_for(name),
+    )
+    imp.read_notice_items(
+        [
+            *(
+                e
+                for i, r in enumerate(raw.get("Retailers") or [])
+                if isinstance(r, dict)
+                for e in notice_extract.extract_sale(
+                    str(r.get("Name") or ""), f"Retailers[{i}].Name"
+                )
+            ),
+            *(
+                e
+                for i, r in enumerate(raw.get("Injuries") or [])
+                if isinstance(r, dict)
+                for e in notice_extract.extract_incidents(
+                    str(r.get("Name") or ""), f"Injuries[{i}].Name"
+                )
+            ),
+            *notice_extract.extract_helpline(imp.consumer_contact, "ConsumerContact"),
+        ]
     )
     items = []
     for i, p in enumerate(products or [{}]):
@@ -476,6 +498,8 @@ def parse_openfda(raw: dict[str, Any]) -> ImportedRecall:
         extra_references=[n.value for n in numbers],
     )
     imp.extracted += numbers
+    distribution_field, distribution = _fda_get(raw, "distribution_pattern")
+    imp.read_notice_items(notice_extract.extract_sale(distribution, distribution_field))
     units = x.extract_units_affected(qty, qty_field)
     if units:
         imp.units_affected = units.value

@@ -1,0 +1,88 @@
+"""The "am I affected?" check for a signed-in customer's alert: what they read on the label
+against the recall's scope (``recall_shared.label_check``, the comparisons of matching), for each
+of their affected lines. Not affected: the alert is resolved so, the typed values kept as the
+reason. Confirmed or cannot tell: nothing changes (matching owns the tier; a confirmed alert can
+only be declared not affected this way)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customer_api import logic
+from customer_api.models import CustomerAlert, PublicRecall
+from recall_shared import events as ev
+from recall_shared.label_check import Label, LabelAnswer, check
+from recall_shared.service import ServiceRuntime
+
+
+@dataclass(frozen=True)
+class Typed:
+    """What the customer typed from the label."""
+
+    lot: str | None = None
+    serial: str | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
+
+    def reason(self) -> str:
+        parts = [
+            f"{name} {value}"
+            for name, value in (
+                ("lot", self.lot),
+                ("serial", self.serial),
+                ("manufactured", self.manufactured_on),
+                ("best before", self.best_before),
+                ("expires", self.expires_on),
+            )
+            if value
+        ]
+        return "label check: " + ", ".join(parts)
+
+
+def answer_for(state: ev.AlertState, rules: list[ev.ScopeRule], typed: Typed) -> LabelAnswer:
+    """Every affected line with the typed values (a typed value stands in for the recorded one):
+    any line confirmed is confirmed, all lines not affected is not affected."""
+    answers = [
+        check(
+            rules,
+            Label(
+                gtin=line.gtin,
+                product_id=line.product_id,
+                model_number=line.model_number,
+                seller_id=line.seller_id,
+                purchased_on=line.purchased_at.date(),
+                lot=typed.lot or line.lot,
+                serial=typed.serial or line.serial,
+                manufactured_on=typed.manufactured_on,
+                best_before=typed.best_before,
+                expires_on=typed.expires_on,
+            ),
+        )
+        for line in state.lines
+    ]
+    if any(a.answer == "confirmed" for a in answers):
+        return LabelAnswer("confirmed")
+    if answers and all(a.answer == "not_affected" for a in answers):
+        return LabelAnswer("not_affected")
+    unknown = dict.fromkeys(u for a in answers for u in a.unknown)
+    return LabelAnswer("cannot_tell", tuple(unknown))
+
+
+async def check_label(
+    session: AsyncSession, runtime: ServiceRuntime, customer_id: str, alert_id: str, typed: Typed
+) -> tuple[LabelAnswer, CustomerAlert]:
+    alert = await logic.own_alert(session, customer_id, alert_id)
+    recall = await session.get(PublicRecall, alert.recall_id)
+    if recall is None:  # the recall's scope has not arrived from recalls.v1 yet
+        return LabelAnswer("cannot_tell", ("recall",)), alert
+    rules = ev.RecallSnapshot.model_validate(recall.snapshot).rules
+    answer = answer_for(ev.AlertState.model_validate(alert.state), rules, typed)
+    if answer.answer == "not_affected":
+        alert = await logic.declare_not_affected(
+            session, runtime, customer_id, alert_id, typed.reason(), label_checked=True
+        )
+    return answer, alert

@@ -42,7 +42,7 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
     Freezing the broker holds the window between the two commits open, so the kill lands in it
     every time (random kills during ingest only hit it now and then); the test checks it did: fewer
     offsets were committed than alerts applied. After the restart those alerts are redelivered and
-    every one must be dropped by the inbox (``events_duplicate_total`` counts exactly them), and
+    every one must be dropped by the inbox (``events_duplicate_total`` counts them), and
     every service must end with each effect once.
 
     Old behaviour: the per-record runner deduplicated redeliveries the same way; this guards the

@@ -1,6 +1,7 @@
 """notifier's consumers: contacts from customers.v1; alerts from alerts.v1 become notices to send;
 remedies.v1 (a remedy chosen, 'not affected') stops the reminders; a remedy case's waits start the
-reminders until it is complete (remedy_reminders.py).
+reminders until it is complete (remedy_reminders.py), and its label, refund or replacement is told
+by email (remedy_notices.py).
 
 ``alert.raised.v1`` and ``alert.updated.v1`` are applied in bulk (:data:`on_alert_events`, a batch
 handler): a run of them costs three statements however long it is. ``on_alert_raised`` and
@@ -16,7 +17,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifier import remedy_reminders
+from notifier import remedy_notices, remedy_reminders
 from notifier.domain import AlertEvent, plan_alert_events, recipients
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from recall_shared import events as ev
@@ -365,6 +366,7 @@ async def on_remedy_case(
         waiting_for=event.waiting_for,
         at=event.occurred_at,
     )
+    await queue_remedy_notice(session, event)
 
 
 async def on_remedy_progressed(
@@ -380,6 +382,30 @@ async def on_remedy_progressed(
         waiting_for=event.waiting_for,
         at=event.occurred_at,
     )
+
+
+# --------------------------------------------------------------------------- remedy notices
+# The label, the refund confirmation, the replacement's dispatch (issue 14, remedy_notices.py).
+
+
+async def queue_remedy_notice(session: AsyncSession, event: ev.RemedyCaseTransitioned) -> None:
+    """The notice a case's transition calls for, queued like any notice (a repeat is a no-op)."""
+    draft = remedy_notices.notice_for(event)
+    if draft is None:
+        return
+    await queue_notice(
+        session,
+        alert_id=draft.alert_id,
+        customer_id=draft.customer_id,
+        recipient_customer_id=draft.customer_id,
+        role="purchaser",
+        kind=draft.kind,
+        alert_version=remedy_notices.REMEDY_NOTICE_VERSION,
+    )
+    notice_id = notice_id_for(
+        draft.alert_id, draft.kind, remedy_notices.REMEDY_NOTICE_VERSION, draft.customer_id
+    )
+    await remedy_notices.store_details(session, notice_id, draft)
 
 
 async def on_customer_updated(

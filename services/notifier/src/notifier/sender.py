@@ -59,11 +59,13 @@ from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifier import remedy_notices
 from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
+from notifier.remedy_notices import REMEDY_NOTICE_KINDS
 from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
@@ -92,10 +94,12 @@ _CLAIMED_ROWS = """
            a.alert_version AS current_version, a.state,
            ct.name, ct.email, ct.safety_email, ct.locale, ct.phone, ct.sms_opt_out,
            a.state -> 'recall' ->> 'severity' AS severity,
-           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
+           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded,
+           to_jsonb(rn) AS remedy, rn.case_id AS remedy_case_id
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = c.recipient_customer_id
+    LEFT JOIN remedy_notices rn ON rn.notice_id = c.notice_id
 """
 _CLAIM_AT_LEAST_ONCE = text(
     _DUE
@@ -430,15 +434,25 @@ class NoticeSender:
             )
         to = decision.to
         state = self._state(row, states)
-        kind: ev.NoticeKind = row.kind
-        rendered = self.renderer.render(
-            state,
-            kind=kind,
-            locale=row.locale,
-            recipient_name=row.name or "",
-            recipient_role=row.recipient_role,
-            reminder_no=row.reminder_no,
-        )
+        if row.kind in REMEDY_NOTICE_KINDS:  # a case's label, refund or replacement (issue 14)
+            rendered = remedy_notices.render(
+                self.renderer,
+                state,
+                row.remedy,
+                kind=row.kind,
+                locale=row.locale,
+                recipient_name=row.name or "",
+            )
+        else:
+            kind: ev.NoticeKind = row.kind
+            rendered = self.renderer.render(
+                state,
+                kind=kind,
+                locale=row.locale,
+                recipient_name=row.name or "",
+                recipient_role=row.recipient_role,
+                reminder_no=row.reminder_no,
+            )
         try:
             message = outgoing(
                 rendered,
@@ -594,6 +608,12 @@ class NoticeSender:
                 continue
             row, state = o.job.row, o.state
             assert state is not None
+            if row.kind in REMEDY_NOTICE_KINDS:
+                sent_event = remedy_notices.status_event(
+                    row, recall_id=state.recall_id, status="sent", at=o.at, role=o.role
+                )
+                events.append((sent_event, sent_event_id(o.job.notice_id)))
+                continue
             events.append(
                 (
                     ev.NoticeSent(
@@ -685,6 +705,12 @@ class NoticeSender:
             return
         if o.status == "failed" and o.permanent:
             await self._fall_back(session, o)  # refused for good: the next channel, if any
+        if row.kind in REMEDY_NOTICE_KINDS:
+            failed_event = remedy_notices.status_event(
+                row, recall_id=o.state.recall_id, status="failed", at=o.at, reason=o.reason
+            )
+            await self.outbox.add(session, failed_event, event_id=event_id("notice", nid, "failed"))
+            return
         await self.outbox.add(
             session,
             ev.NoticeFailed(

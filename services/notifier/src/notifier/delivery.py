@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier import remedy_notices
-from notifier.domain import DeliveryChange, DeliveryReport, apply_report
+from notifier.domain import DeliveryChange, DeliveryReport, apply_report, contract_kind
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import wake_sender
 from notifier.remedy_notices import REMEDY_NOTICE_KINDS
@@ -192,7 +192,7 @@ class DeliveryRecorder:
             "alert_id": row.alert_id,
             "customer_id": row.customer_id,
             "recall_id": row.recall_id,
-            "kind": row.kind,
+            "kind": contract_kind(row.kind),
             "alert_version": row.alert_version,
             "channel": row.channel,
             "source": source,

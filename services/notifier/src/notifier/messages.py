@@ -95,6 +95,13 @@ SOURCE = source(
         "send it back with your prepaid return label.",
     ),
     msg("remedy_reminder.action", "See what is still needed on your recalls page"),
+    # A material amendment of a recall (issue 14, domain.material_changes).
+    msg("subject.amendment", " (important change)"),
+    msg(
+        "intro.amendment",
+        "The recall of a product you bought has changed in a way that matters for your safety. "
+        "Please read what applies now.",
+    ),
     # Remedy notices (issue 14, remedy_notices.py): a case's label, refund and replacement.
     msg("subject.return_label", "Your prepaid return label: {title}"),
     msg("subject.refund_confirmed", "Your refund has been paid: {title}"),

@@ -62,7 +62,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notifier import remedy_notices
 from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
+from notifier.domain import (
+    ClaimedNotice,
+    Hold,
+    after_send_error,
+    contract_kind,
+    decide_send,
+    retry_delay_s,
+)
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
 from notifier.remedy_notices import REMEDY_NOTICE_KINDS
@@ -95,7 +102,8 @@ _CLAIMED_ROWS = """
            ct.name, ct.email, ct.safety_email, ct.locale, ct.phone, ct.sms_opt_out,
            a.state -> 'recall' ->> 'severity' AS severity,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded,
-           to_jsonb(rn) AS remedy, rn.case_id AS remedy_case_id
+           to_jsonb(rn) AS remedy, rn.case_id AS remedy_case_id,
+           a.state ->> 'recall_version' AS current_recall_version
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = c.recipient_customer_id
@@ -247,7 +255,7 @@ class _Flow:
             self.done.put_nowait(None)
 
     async def _prepare(self) -> None:
-        states: dict[tuple[str, int], ev.AlertState] = {}
+        states: dict[tuple[str, int, str], ev.AlertState] = {}
         while (job := await self.todo.get()) is not None:
             if len(states) > 1000:
                 states.clear()
@@ -396,7 +404,7 @@ class NoticeSender:
         return len(rows)
 
     async def _prepare(
-        self, job: _Job, states: dict[tuple[str, int], ev.AlertState]
+        self, job: _Job, states: dict[tuple[str, int, str], ev.AlertState]
     ) -> _Ready | _Outcome:
         """Decide whether the notice is still to be sent, and render it (off the connections'
         path)."""
@@ -545,8 +553,9 @@ class NoticeSender:
             await self.fault("marked", job.notice_id)
 
     @staticmethod
-    def _state(row: Any, cache: dict[tuple[str, int], ev.AlertState]) -> ev.AlertState:
-        key = (row.alert_id, row.current_version)
+    def _state(row: Any, cache: dict[tuple[str, int, str], ev.AlertState]) -> ev.AlertState:
+        # An amendment changes the content, not the alert version: the recall version tells.
+        key = (row.alert_id, row.current_version, row.current_recall_version)
         if key not in cache:
             cache[key] = ev.AlertState.model_validate(row.state)
         return cache[key]
@@ -621,7 +630,7 @@ class NoticeSender:
                         alert_id=row.alert_id,
                         customer_id=row.customer_id,
                         recall_id=state.recall_id,
-                        kind=row.kind,
+                        kind=contract_kind(row.kind),
                         alert_version=row.alert_version,
                         recipient_role=o.role,
                         sent_at=o.at,
@@ -718,7 +727,7 @@ class NoticeSender:
                 alert_id=row.alert_id,
                 customer_id=row.customer_id,
                 recall_id=o.state.recall_id,
-                kind=row.kind,
+                kind=contract_kind(row.kind),
                 alert_version=row.alert_version,
                 reason=o.reason[:2000],
                 permanent=o.permanent,

@@ -4,7 +4,8 @@
 the page says refunded, with the case's timeline, and the refund confirmation arrives by email (the
 SMTP sink). The case is worth more than refund-logistics' default pay-without-review limit (100.00),
 so the photo waits for the operator. A refund with return: the label is downloadable from the page
-and from its email, the item is received, refunded, confirmed by email."""
+and from its email, the item is received, refunded, confirmed by email. And a recall amended at
+recall-intake: a wording edit tells the customer nothing, a raised severity re-notifies them."""
 
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ class Recalled:
     operator_key: str
     email: str
     title: str  # the recall's, in the subjects of its emails
+    seller_key: str
+    recall_body: dict
 
 
 async def recalled_customer(stack: Stack, remedies: list[str], price: str) -> Recalled:
@@ -164,6 +167,8 @@ async def recalled_customer(stack: Stack, remedies: list[str], price: str) -> Re
         operator_key,
         f"{customer}@example.test",
         f"Kettle {run}",
+        seller_key,
+        recall_body,
     )
 
 
@@ -171,7 +176,8 @@ async def mail_with_subject(address: str, subject: str) -> email.message.EmailMe
     """The one message to ``address`` with this subject, from the SMTP sink (waits for it)."""
 
     async def found() -> email.message.EmailMessage | None:
-        async with httpx.AsyncClient(base_url=SMTP_VIEWER, timeout=10) as sink:
+        # The shared sink lists every run's mail (thousands): a listing can take seconds.
+        async with httpx.AsyncClient(base_url=SMTP_VIEWER, timeout=60) as sink:
             listed = (await sink.get("/messages", params={"rcpt": address})).json()
             mine = [m for m in listed if address in m["rcpt_to"] and m["subject"] == subject]
             assert len(mine) <= 1, f"{len(mine)} mails {subject!r} to {address}"
@@ -182,7 +188,7 @@ async def mail_with_subject(address: str, subject: str) -> email.message.EmailMe
         assert isinstance(msg, email.message.EmailMessage)
         return msg
 
-    return await eventually(found, timeout=30, interval=0.5)
+    return await eventually(found, timeout=120, interval=1.0)
 
 
 def body_of(msg: email.message.EmailMessage, subtype: str) -> str:
@@ -350,3 +356,35 @@ async def test_refund_with_return_shows_the_label_then_refunds_when_the_item_arr
             assert "€49.00 has been refunded to your original payment method" in body_of(
                 confirmation, "plain"
             )
+
+
+async def test_a_material_amendment_re_notifies_the_customer_and_a_wording_edit_does_not(
+    stack: Stack,
+) -> None:
+    """recall-intake's amendment -> recalls.v1 -> purchase-matcher (alert.updated.v1, the same
+    alert version) -> notifier: only the material one is mailed."""
+    who = await recalled_customer(stack, ["refund_on_destruction"], "10.00")
+    await mail_with_subject(who.email, f"Product safety recall: {who.title}")
+    content = who.recall_body["content"]
+    async with httpx.AsyncClient(
+        base_url=stack.url("recall-intake"), headers={"X-Api-Key": who.seller_key}, timeout=10
+    ) as intake:
+        for amended in (
+            {**content, "hazard": "The lid may open while the water boils, which can burn."},
+            {**content, "severity": "critical", "stop_using": "Unplug it and stop using it now."},
+        ):
+            r = await intake.post(
+                f"/v1/recalls/{who.recall_id}/amendments",
+                json={"content": amended, "rules": who.recall_body["rules"]},
+            )
+            assert r.status_code == 200, r.text
+    amendment = await mail_with_subject(
+        who.email, f"Product safety recall: {who.title} (important change)"
+    )
+    text = body_of(amendment, "plain")
+    assert "has changed in a way that matters for your safety" in text
+    assert "Unplug it and stop using it now." in text
+    async with httpx.AsyncClient(base_url=SMTP_VIEWER, timeout=60) as sink:
+        listed = (await sink.get("/messages", params={"rcpt": who.email})).json()
+    # The wording edit came first on the same partitions: had it been told, it would be here.
+    assert len([m for m in listed if who.email in m["rcpt_to"]]) == 2

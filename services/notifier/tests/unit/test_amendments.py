@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from notifier.domain import contract_kind, material_changes, plan_alert_events
+from notifier.render import NoticeRenderer, catalogs
 from recall_shared import events as ev
+from recall_shared.i18n import LOCALES
 
 
 def content(**kw: Any) -> ev.RecallContent:
@@ -167,3 +169,19 @@ def test_an_amendment_is_an_update_in_the_events() -> None:
         "withdrawal",
         "reminder",
     ]
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_an_amendment_notice_says_it_is_an_important_change_in_its_language(lang: str) -> None:
+    renderer = NoticeRenderer("https://shop.example/account")
+    state = alert_state(content(severity="high"))
+    amendment = renderer.render(
+        state, kind="amendment", locale=lang, recipient_name="Alex", recipient_role="purchaser"
+    )
+    update = renderer.render(
+        state, kind="update", locale=lang, recipient_name="Alex", recipient_role="purchaser"
+    )
+    s = catalogs().messages(lang)
+    assert amendment.subject.endswith(s["subject.amendment"])
+    assert s["intro.amendment"] in amendment.text and s["intro.amendment"] not in update.text
+    assert amendment.subject != update.subject

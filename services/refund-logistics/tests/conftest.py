@@ -303,6 +303,7 @@ def make_settings(url: str, prefix: str) -> Settings:
         prefix,
         refund_lease_s=5.0,
         refund_recovery_interval_s=0.2,
+        metrics_refresh_interval_s=0,  # a scrape reads the state gauges afresh
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from notifier.domain import contract_kind, material_changes, plan_alert_events
+from notifier.domain import AlertEvent, contract_kind, material_changes, plan_alert_events
 from notifier.render import NoticeRenderer, catalogs
 from recall_shared import events as ev
 from recall_shared.i18n import LOCALES
@@ -99,7 +99,9 @@ def test_fewer_incidents_are_not_a_raise() -> None:
     assert material_changes(before, content(incidents_reported=None)) == []
 
 
-def alert_state(recall: ev.RecallContent, *, version: int = 1, recall_version: int = 2) -> Any:
+def alert_state(
+    recall: ev.RecallContent, *, version: int = 1, recall_version: int = 2
+) -> ev.AlertState:
     return ev.AlertState(
         alert_id="al-1",
         alert_version=version,
@@ -145,7 +147,7 @@ def test_a_cosmetic_amendment_queues_nothing_but_is_stored() -> None:
 def test_each_amendment_in_a_run_is_compared_with_the_one_before() -> None:
     """Raised then amended twice in one run: the second amendment is compared with the first
     (held within the run), and each gets its own notice (numbered by recall version)."""
-    run = [
+    run: list[AlertEvent] = [
         ev.AlertRaised(alert=alert_state(BASE, recall_version=1)),
         ev.AlertUpdated(alert=alert_state(content(severity="high"), recall_version=2)),
         ev.AlertUpdated(alert=alert_state(content(severity="high"), recall_version=3)),

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -80,6 +81,7 @@ from notifier.smtp_pool import MailError, MailTransport, SmtpPool
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
+from recall_shared.failures import is_transient
 from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
@@ -169,7 +171,9 @@ FaultHook = Callable[[str, str], Awaitable[None]]
 # (fewer, larger transactions; sending goes on meanwhile), and takes at most this many in one.
 _RECORD_LINGER_S = 0.05
 _RECORD_MAX = 500
-_RECORD_ATTEMPTS = 5  # a database blip while recording must not turn sent notices "in doubt"
+_RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
+_RECORD_ATTEMPT_TIMEOUT_S = 30.0
+_RECORD_BACKOFF_MAX_S = 5.0
 
 
 @dataclass
@@ -563,15 +567,20 @@ class NoticeSender:
     # ------------------------------------------------------------------ recording
 
     async def _record_retrying(self, outcomes: list[_Outcome]) -> None:
-        """Record, waiting out a short database outage: the mails are out, so giving up here would
-        make them "in doubt" (and, under at-least-once, sent twice)."""
+        """Record, waiting out a database outage for as long as it lasts: the mails are out, so
+        giving up here would make them "in doubt" (and, under at-least-once, sent twice). An
+        attempt that hangs (seen once while PostgreSQL was shutting down: no error, no answer) is
+        cut off and tried again. Other errors are given up after a few attempts."""
         delay = 0.2
-        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+        for attempt in itertools.count(1):
             try:
-                await self._record(outcomes)
+                async with asyncio.timeout(_RECORD_ATTEMPT_TIMEOUT_S):
+                    await self._record(outcomes)
                 return
-            except Exception:
-                if attempt == _RECORD_ATTEMPTS:
+            except Exception as exc:
+                if attempt >= _RECORD_ATTEMPTS and not (
+                    is_transient(exc) or isinstance(exc, TimeoutError)
+                ):
                     raise
                 log.warning(
                     "recording notice outcomes failed; retrying",
@@ -579,7 +588,7 @@ class NoticeSender:
                     extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
                 )
                 await asyncio.sleep(delay)
-                delay *= 2
+                delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """All outcomes of a batch in one transaction (a group commit)."""

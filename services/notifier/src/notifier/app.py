@@ -9,6 +9,7 @@ from notifier.bounce_listener import BounceListener
 from notifier.clock import Clock, SystemClock
 from notifier.delivery import DeliveryRecorder
 from notifier.handlers import HANDLERS
+from notifier.letter_batch import LetterBatcher
 from notifier.metrics import STATE_GAUGES
 from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
@@ -92,6 +93,15 @@ def create_app(
         settings=settings, session_factory=runtime.session_factory, clock=clock
     )
     runtime.add_background("reminder-scheduler", reminders.run, stop=reminders.stop)
+    letters: LetterBatcher | None = None
+    if settings.letters_available:
+        letters = LetterBatcher(
+            settings=settings,
+            session_factory=runtime.session_factory,
+            outbox=runtime.outbox,
+            clock=clock,
+        )
+        runtime.add_background("letter-batch", letters.run, stop=letters.stop)
     app = FastAPI(
         title="Recall Alerts: notifier",
         version="1.0.0",
@@ -110,6 +120,7 @@ def create_app(
     app.state.sms_sender = sms_sender
     app.state.unreachable = unreachable
     app.state.bounces = bounces
+    app.state.letters = letters
     app.state.settings = settings
     app.state.clock = clock
     return app

@@ -68,8 +68,11 @@ async def lock_recipients(session: AsyncSession, recipient_ids: Sequence[str]) -
 
 async def _has_address(session: AsyncSession, customer_id: str) -> bool:
     contact = await session.get(Contact, customer_id)
-    # A phone counts too: the sender falls back to SMS where the policy allows (notifier.fallback).
-    return contact is not None and bool(contact.safety_email or contact.email or contact.phone)
+    # A phone or a postal address counts too: the sender falls back to SMS or a letter where the
+    # policy allows (notifier.fallback).
+    return contact is not None and bool(
+        contact.safety_email or contact.email or contact.phone or contact.postal_address
+    )
 
 
 async def queue_notice(
@@ -207,7 +210,7 @@ _QUEUE_NOTICES = text(
                              recipient_role, kind, alert_version, reminder_no, status, attempts)
         SELECT v.notice_id, v.alert_id, v.customer_id, v.recipient, v.role, v.kind, v.alert_version,
                0, CASE WHEN coalesce(c.safety_email, '') <> '' OR coalesce(c.email, '') <> ''
-                            OR coalesce(c.phone, '') <> ''
+                            OR coalesce(c.phone, '') <> '' OR c.postal_address IS NOT NULL
                        THEN 'pending' ELSE 'waiting_contact' END, 0
         FROM unnest(CAST(:ids AS text[]), CAST(:alert_ids AS text[]), CAST(:customers AS text[]),
                     CAST(:recipients AS text[]), CAST(:roles AS text[]), CAST(:kinds AS text[]),
@@ -393,6 +396,10 @@ async def on_customer_updated(
         "locale": event.locale,
         "phone": event.phone,
         "sms_opt_out": event.sms_opt_out,
+        "postal_address": (
+            event.postal_address.model_dump(mode="json") if event.postal_address else None
+        ),
+        "letter_opt_out": event.letter_opt_out,
     }
     await session.execute(_LOCK_CONTACT, {"id": event.customer_id})
     stmt = insert(Contact).values(**values)
@@ -401,7 +408,7 @@ async def on_customer_updated(
             index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in values}
         )
     )
-    if event.safety_email or event.email or event.phone:
+    if event.safety_email or event.email or event.phone or event.postal_address:
         result = await session.execute(
             update(Notice)
             .where(

@@ -95,4 +95,27 @@ SOURCE = source(
         "send it back with your prepaid return label.",
     ),
     msg("remedy_reminder.action", "See what is still needed on your recalls page"),
+    # Reach (issue 15): letters, gifts, SMS texts.
+    msg(
+        "letter.why",
+        "We are writing to you by post because we could not reach you by email or text message.",
+    ),
+    msg(
+        "letter.scan",
+        "Scan the code with your phone, or type this address, to see your recall page:",
+    ),
+    msg(
+        "gift.pass_on",
+        "You marked this purchase as a gift. Please pass this notice on to the person who has "
+        "the product now, so that they can stop using it.",
+    ),
+    msg("gift.recipient", "{name} bought this product as a gift for you."),
+    msg("sms.recall", "Safety recall: {title}, which you bought from us. Stop using it now."),
+    msg("sms.safety_alert", "Safety alert: {title}, which you bought from us. Stop using it now."),
+    msg("sms.remedy", "Your remedy: {link}"),
+    msg(
+        "sms.withdrawal",
+        "Recall correction: your purchase is not affected by the recall of {title}. Nothing to "
+        "do. {link}",
+    ),
 )

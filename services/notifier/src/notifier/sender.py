@@ -723,6 +723,7 @@ class NoticeSender:
                 sms_opt_out=bool(row.sms_opt_out),
             ),
             sms_available=self.sms_available,
+            letters_available=self.settings.letters_available,
         )
 
 

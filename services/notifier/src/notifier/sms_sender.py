@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, decide_sms, retry_delay_s
-from notifier.fallback import SMS_SENDER_CHANNEL
+from notifier.fallback import SMS_SENDER_CHANNEL, Unreached, queue_fallback
 from notifier.settings import Settings
 from notifier.sms import SmsError, SmsProvider
 from recall_shared import events as ev
@@ -53,7 +53,8 @@ _CLAIM = text(
         FROM due WHERE n.notice_id = due.notice_id
         RETURNING n.*)
     SELECT c.notice_id, c.attempts, c.alert_id, c.customer_id, c.recipient_role, c.kind,
-           c.alert_version, a.status AS alert_status, a.state, ct.phone, ct.sms_opt_out,
+           c.alert_version, c.recipient_customer_id, c.reminder_no,
+           a.status AS alert_status, a.state, ct.phone, ct.sms_opt_out,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
@@ -255,7 +256,30 @@ class SmsSender:
                     ),
                     event_id=f"notice:{row.notice_id}:bounced",
                 )
+                await self._fall_back(session, row, state)
         log.error("SMS notice failed for good", extra={"notice_id": row.notice_id})
+
+    async def _fall_back(self, session: AsyncSession, row: Any, state: ev.AlertState) -> None:
+        """The SMS did not reach them: the channel after SMS (a letter), if the policy allows."""
+        await queue_fallback(
+            session,
+            Unreached(
+                notice_id=row.notice_id,
+                alert_id=row.alert_id,
+                customer_id=row.customer_id,
+                recipient_customer_id=row.recipient_customer_id,
+                recipient_role=row.recipient_role,
+                kind=row.kind,
+                alert_version=row.alert_version,
+                reminder_no=row.reminder_no,
+                severity=state.recall.severity,
+                phone=row.phone,
+                sms_opt_out=bool(row.sms_opt_out),
+                channel="sms",
+            ),
+            sms_available=True,
+            letters_available=self.settings.letters_available,
+        )
 
     async def _write(self, stmt: Any, values: dict[str, Any], row: Any) -> None:
         async with self.session_factory() as session, session.begin():

@@ -25,7 +25,7 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # customers.v1's postal address (recall_shared.events.PostalAddress), for letters
-    postal_address: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+    postal_address: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), nullable=True)
     letter_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     locale: Mapped[str] = mapped_column(String(10), default="en")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

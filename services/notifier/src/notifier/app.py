@@ -18,6 +18,7 @@ from notifier.settings import Settings
 from notifier.sms import SmsProvider, TwilioSms
 from notifier.sms_sender import SmsSender
 from notifier.smtp_pool import MailTransport, SmtpTransport
+from notifier.unconfirmed import UnconfirmedFollowUp
 from notifier.unreachable import UnreachableGauge
 from notifier.unreachable import router as unreachable_router
 from notifier.webhook import router as webhook_router
@@ -102,6 +103,15 @@ def create_app(
             clock=clock,
         )
         runtime.add_background("letter-batch", letters.run, stop=letters.stop)
+    unconfirmed: UnconfirmedFollowUp | None = None
+    if settings.fallback_when_unconfirmed:
+        unconfirmed = UnconfirmedFollowUp(
+            settings=settings,
+            session_factory=runtime.session_factory,
+            sms_available=sms is not None,
+            clock=clock,
+        )
+        runtime.add_background("unconfirmed-follow-up", unconfirmed.run, stop=unconfirmed.stop)
     app = FastAPI(
         title="Recall Alerts: notifier",
         version="1.0.0",
@@ -121,6 +131,7 @@ def create_app(
     app.state.unreachable = unreachable
     app.state.bounces = bounces
     app.state.letters = letters
+    app.state.unconfirmed = unconfirmed
     app.state.settings = settings
     app.state.clock = clock
     return app

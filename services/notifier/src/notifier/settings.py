@@ -145,6 +145,12 @@ class Settings(HttpServiceSettings):
         default="Recall Alerts, Returns, 10115 Berlin, DE",
         description="The sender printed above the address window (one line)",
     )
+    fallback_when_unconfirmed: bool = Field(
+        default=False,
+        description="Follow a sent email or SMS that nothing confirmed within the channel "
+        "policy's days on the next channel. Turn on where deliveries are reported (the Mailgun "
+        "webhook, a relay that sends success DSNs): otherwise every email looks unconfirmed",
+    )
     unconfirmed_poll_s: float = Field(
         default=300.0,
         gt=0,

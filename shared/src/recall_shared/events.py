@@ -475,6 +475,16 @@ class OrderLine(Model):
     expires_on: date | None = None
 
 
+class GiftRecipient(Model):
+    """Whom a gift went to, as the purchaser gave them at checkout: someone to tell of a recall of
+    it too (the notifier sends them the notice, on the purchaser's behalf)."""
+
+    name: Title = ""
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = "en"
+
+
 class OrderPlaced(Event):
     event_type: ClassVar[str] = "order.placed.v1"
     topic: ClassVar[str] = "orders.v1"
@@ -483,6 +493,10 @@ class OrderPlaced(Event):
     placed_at: datetime
     lines: list[OrderLine] = Field(min_length=1)
     is_gift: bool = False
+    # Added in orders.v1 without a version change (optional): the notifier tells them too.
+    gift_recipient: GiftRecipient | None = Field(
+        default=None, description="For a gift: the recipient's contact, if the purchaser gave it"
+    )
     business_account_admin_id: Id | None = Field(
         default=None,
         description="For business accounts: the admin customer to notify beside the purchaser.",
@@ -637,6 +651,11 @@ class AffectedLine(Model):
         description="What the scope needs but we do not know for this line (lot, serial, ...): "
         "the customer is asked to check the label",
     )
+    # Added in alerts.v1 without a version change (optional): the order's gift flag and recipient.
+    is_gift: bool = Field(default=False, description="Bought as a gift: ask to pass it on")
+    gift_recipient: GiftRecipient | None = Field(
+        default=None, description="The gift's recipient, told too (from order.placed.v1)"
+    )
 
 
 class AlertState(Model):
@@ -743,6 +762,11 @@ class NoticeSent(Event):
     alert_version: Int32
     channel: Literal["email"] = "email"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf (recipient_role is then purchaser)",
+    )
     sent_at: datetime
 
     def partition_key(self) -> str:
@@ -788,6 +812,11 @@ class NoticeSmsSent(Event):
     alert_version: Int32
     channel: Literal["sms"] = "sms"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf (recipient_role is then purchaser)",
+    )
     sent_at: datetime
 
     def partition_key(self) -> str:

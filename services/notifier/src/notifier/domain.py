@@ -9,10 +9,11 @@ recipient.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from recall_shared import events as ev
 
@@ -26,7 +27,7 @@ class NoticeDraft:
     alert_id: str
     customer_id: str
     recipient_customer_id: str
-    role: str  # purchaser | account_admin
+    role: str  # purchaser | account_admin | gift_recipient
     kind: str  # initial | update
     alert_version: int
 
@@ -46,12 +47,38 @@ class AlertPlan:
 
 def recipients(state: ev.AlertState) -> list[tuple[str, str]]:
     """(role, recipient customer) of an alert's notices: the purchaser (whose safety contact, when
-    set, gets the mail), and a business account's admin when that is someone else."""
+    set, gets the mail), a business account's admin when that is someone else, and the recipients
+    of gift lines the purchaser gave a contact for (:func:`gift_recipients`)."""
     out = [("purchaser", state.customer_id)]
     admin = state.business_account_admin_id
     if admin and admin != state.customer_id:
         out.append(("account_admin", admin))
+    out += [("gift_recipient", rid) for rid in gift_recipients(state)]
     return out
+
+
+GIFT_NAMESPACE = uuid.UUID("5d8e3b7a-1f2c-4e6d-9a0b-7c4f2e1d3b59")
+
+
+def gift_recipients(state: ev.AlertState) -> dict[str, ev.GiftRecipient]:
+    """The gift recipients of an alert's lines who can be told (an email or a phone), by their
+    recipient id: ``gift-`` and a uuid of the purchaser and the contact, so the same person is told
+    once however many gifts they had, and keeps their id across alert versions."""
+    out: dict[str, ev.GiftRecipient] = {}
+    for line in state.lines:
+        r = line.gift_recipient
+        if line.is_gift and r is not None and (r.email or r.phone):
+            key = f"{state.customer_id}\x1f{(r.email or '').lower()}\x1f{r.phone or ''}"
+            out.setdefault(f"gift-{uuid.uuid5(GIFT_NAMESPACE, key)}", r)
+    return out
+
+
+def reported_role(role: str) -> dict[str, Any]:
+    """The recipient fields of a sent event: a gift recipient is told on the purchaser's behalf
+    (the sent events' ``recipient_role`` has no value for them; ``gift_recipient`` says so)."""
+    if role == "gift_recipient":
+        return {"recipient_role": "purchaser", "gift_recipient": True}
+    return {"recipient_role": role}
 
 
 def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertEvent]) -> AlertPlan:

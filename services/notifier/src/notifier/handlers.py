@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import remedy_reminders
-from notifier.domain import AlertEvent, plan_alert_events, recipients
+from notifier.domain import AlertEvent, gift_recipients, plan_alert_events, recipients
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
@@ -156,7 +156,33 @@ async def _store_alert(session: AsyncSession, state: ev.AlertState, status: str 
     return True
 
 
+async def store_gift_contacts(session: AsyncSession, states: Sequence[ev.AlertState]) -> None:
+    """The contacts of gift recipients, as the orders gave them (they are no customers of ours, so
+    customers.v1 never speaks of them): kept like a customer's, under their recipient id, so their
+    notices are queued, sent and fall back like any other. The newest alert state's wins."""
+    values: dict[str, dict[str, object]] = {}
+    for state in states:
+        for rid, r in gift_recipients(state).items():
+            values[rid] = {
+                "customer_id": rid,
+                "name": r.name,
+                "email": r.email,
+                "phone": r.phone,
+                "locale": r.locale,
+            }
+    if not values:
+        return
+    stmt = insert(Contact).values(list(values.values()))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={k: stmt.excluded[k] for k in ("name", "email", "phone", "locale")},
+        )
+    )
+
+
 async def _queue_for_alert(session: AsyncSession, state: ev.AlertState, kind: str) -> None:
+    await store_gift_contacts(session, [state])
     for role, recipient in recipients(state):
         await queue_notice(
             session,
@@ -247,6 +273,8 @@ async def apply_alert_events(
         )
     if plan.notices:
         ns = plan.notices
+        if any(n.role == "gift_recipient" for n in ns):
+            await store_gift_contacts(session, [e.alert for e in events])
         await lock_recipients(session, [n.recipient_customer_id for n in ns])
         await session.execute(
             _QUEUE_NOTICES,

@@ -109,7 +109,11 @@ SOURCE = source(
         "You marked this purchase as a gift. Please pass this notice on to the person who has "
         "the product now, so that they can stop using it.",
     ),
-    msg("gift.recipient", "{name} bought this product as a gift for you."),
+    msg(
+        "gift.recipient",
+        "A product you received as a gift from a customer of ours is being recalled because it is "
+        "unsafe. The buyer asked us to tell you.",
+    ),
     msg("sms.recall", "Safety recall: {title}, which you bought from us. Stop using it now."),
     msg("sms.safety_alert", "Safety alert: {title}, which you bought from us. Stop using it now."),
     msg("sms.remedy", "Your remedy: {link}"),

@@ -61,7 +61,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
+from notifier.domain import (
+    ClaimedNotice,
+    Hold,
+    after_send_error,
+    decide_send,
+    reported_role,
+    retry_delay_s,
+)
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
 from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
@@ -603,7 +610,7 @@ class NoticeSender:
                         recall_id=state.recall_id,
                         kind=row.kind,
                         alert_version=row.alert_version,
-                        recipient_role=o.role,
+                        **reported_role(o.role),  # a gift recipient: on the purchaser's behalf
                         sent_at=o.at,
                     ),
                     sent_event_id(o.job.notice_id),

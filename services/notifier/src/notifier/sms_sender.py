@@ -20,14 +20,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import Any, Literal, cast
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, decide_sms, retry_delay_s
+from notifier.domain import ClaimedNotice, Hold, decide_sms, reported_role, retry_delay_s
 from notifier.fallback import SMS_SENDER_CHANNEL, Unreached, queue_fallback
 from notifier.render import catalogs, localized
 from notifier.settings import Settings
@@ -41,7 +41,6 @@ from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
-Role = Literal["purchaser", "safety_contact", "account_admin"]
 
 _CLAIM = text(
     """
@@ -213,7 +212,7 @@ class SmsSender:
                     session,
                     ev.NoticeSmsSent(
                         **self._common(row, state),
-                        recipient_role=cast(Role, decision.role),
+                        **reported_role(decision.role),
                         sent_at=at,
                     ),
                     event_id=f"notice:{row.notice_id}:sent",

@@ -5,6 +5,7 @@ longer in the unreachable queue. The batch runs on the service's clock at its ho
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import pytest_asyncio
 import zxingcpp
 from pypdf import PdfReader
 
+from notifier.cli import letter_batch
 from notifier.clock import FakeClock
 from notifier.sms import TwilioSms
 from notifier.sms_sandbox import SandboxSms, create_sms_sandbox_app
@@ -145,6 +147,26 @@ async def test_no_digital_contact_means_a_letter_in_the_daily_batch(post: Any, k
     assert body["channel"] == "letter" and body["batch_id"] == letter["message_id"]
     queue = (await post.client.get("/v1/unreachable")).json()
     assert cid not in [i["customer_id"] for i in queue["items"]]
+
+
+async def test_the_letter_batch_command_writes_the_queued_letters(
+    post: Any, kit: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = await postal_customer(post, kit)
+    alert = kit.alert(cid)
+    await post.publish(kit.raised(alert))
+    await post.wait_for_notices(
+        alert.alert_id, lambda ns: by_channel(ns).get("letter", {}).get("status") == "pending"
+    )
+    settings = post.settings.model_copy(update={"letter_dir": str(tmp_path)})
+    code = await letter_batch(settings, argparse.Namespace(limit=1000, keep_progress=False))
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "1 letter(s), 1 notice(s)" in out and str(tmp_path) in out
+    (row,) = manifest(tmp_path)
+    assert row["customer_id"] == cid
+    notices = await post.notices(alert.alert_id)
+    assert by_channel(notices)["letter"]["status"] == "sent"
 
 
 async def test_every_digital_channel_failed_means_a_letter(post: Any, kit: Any) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,8 +94,9 @@ class BatchResult:
 
 
 def batch_id_for(at: datetime) -> str:
-    """A batch's id and folder name: its time, to the second (UTC)."""
-    return "letters-" + at.strftime("%Y%m%dT%H%M%SZ")
+    """A batch's id and folder name: its time, to the second (UTC), and a random tag, so two
+    runs in the same second (the service's and one from cron) never share a folder."""
+    return f"letters-{at.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

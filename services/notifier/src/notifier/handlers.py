@@ -329,20 +329,16 @@ async def on_alert_withdrawn(
     current.alert_version = event.alert_version
     if told:
         state = ev.AlertState.model_validate(current.state)
-        for role, recipient in (
-            ("purchaser", state.customer_id),
-            ("account_admin", state.business_account_admin_id),
-        ):
-            if recipient and (role == "purchaser" or recipient != state.customer_id):
-                await queue_notice(
-                    session,
-                    alert_id=event.alert_id,
-                    customer_id=state.customer_id,
-                    recipient_customer_id=recipient,
-                    role=role,
-                    kind="withdrawal",
-                    alert_version=event.alert_version,
-                )
+        for role, recipient in recipients(state):  # a gift's recipient too (issue 15)
+            await queue_notice(
+                session,
+                alert_id=event.alert_id,
+                customer_id=state.customer_id,
+                recipient_customer_id=recipient,
+                role=role,
+                kind="withdrawal",
+                alert_version=event.alert_version,
+            )
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:

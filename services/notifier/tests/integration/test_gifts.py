@@ -53,3 +53,27 @@ async def test_a_gift_recipient_is_notified_and_the_buyer_asked_to_pass_it_on(
         True,
         buyer,
     )
+
+
+async def test_a_withdrawal_reaches_the_gift_recipient_too(svc: Any, kit: Any) -> None:
+    buyer, gil_email = kit.new_customer(), kit.new_email("gil")
+    await svc.publish(kit.customer(buyer, email_=kit.new_email()))
+    alert = kit.alert(buyer)
+    gift = alert.lines[0].model_copy(
+        update={"is_gift": True, "gift_recipient": ev.GiftRecipient(email=gil_email)}
+    )
+    alert = alert.model_copy(update={"lines": [gift]})
+    await svc.publish(kit.raised(alert))
+    await svc.wait_for_notices(
+        alert.alert_id, lambda ns: len(ns) == 2 and all(n["status"] == "sent" for n in ns)
+    )
+    await svc.publish(kit.withdrawn(alert))
+    notices = await svc.wait_for_notices(
+        alert.alert_id,
+        lambda ns: sum(n["kind"] == "withdrawal" and n["status"] == "sent" for n in ns) == 2,
+    )
+    assert sorted(n["recipient_role"] for n in notices if n["kind"] == "withdrawal") == [
+        "gift_recipient",
+        "purchaser",
+    ]
+    await kit.wait_for_mails(gil_email, 2)

@@ -887,6 +887,33 @@ class NotAffectedDeclared(Event):
         return self.alert_id
 
 
+class LabelConfirmed(Event):
+    """The customer read the product's label ("am I affected?", customer-api) and the recall's
+    scope rules put the unit in it. purchase-matcher, which owns alerts, takes the typed values as
+    known for the alert's lines and raises its tier to ``confirmed`` (alert.updated.v1). Only a
+    confirmation is sent: "not affected" is ``remedy.not_affected_declared.v1``, "cannot tell"
+    changes nothing."""
+
+    event_type: ClassVar[str] = "remedy.label_confirmed.v1"
+    topic: ClassVar[str] = "remedies.v1"
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    alert_version: Version = Field(description="The alert version the customer checked.")
+    lot: Code | None = None
+    serial: Code | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
+    confirmed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
 CaseState = Literal[
     "requested",
     "referred_to_seller",
@@ -1154,6 +1181,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NotAffectedDeclared,
     RemedyCaseTransitioned,
     RemedyCaseProgressed,
+    LabelConfirmed,
     ApiKeyIssued,
     ApiKeyRevoked,
     StopSaleDeclared,

@@ -15,9 +15,11 @@ from recall_shared.testing import eventually
 pytestmark = pytest.mark.integration
 
 
-def label_confirmed(rid: str, customer: str, lot: str, alert_version: int = 1, **kw: object):
+def label_confirmed(
+    rid: str, customer: str, lot: str, alert_version: int = 1, alert_id: str | None = None
+) -> ev.LabelConfirmed:
     return ev.LabelConfirmed(
-        alert_id=kw.pop("alert_id", None) or alert_id_for(rid, customer),  # type: ignore[arg-type]
+        alert_id=alert_id or alert_id_for(rid, customer),
         customer_id=customer,
         recall_id=rid,
         alert_version=alert_version,

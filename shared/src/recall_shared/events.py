@@ -444,10 +444,21 @@ class RecallAmended(Event):
 
 
 class RecallClosed(Event):
+    """The recall is over: its alerts close. ``withdrawn`` says it ended because it was withdrawn
+    (issued in error: the product is not recalled after all), not completed; a consumer that
+    predates the field takes a withdrawal as a closure, which ends its alerts either way."""
+
     event_type: ClassVar[str] = "recall.closed.v1"
     topic: ClassVar[str] = "recalls.v1"
     recall: RecallSnapshot
     closed_at: datetime
+    withdrawn: bool = Field(
+        default=False,
+        description="Withdrawn (issued in error, the product is not recalled), not completed",
+    )
+    reason: Text = Field(
+        default="", description="Why it was closed or withdrawn, in words the public may read"
+    )
 
     def partition_key(self) -> str:
         return self.recall.recall_id

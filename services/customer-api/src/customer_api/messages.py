@@ -164,6 +164,14 @@ SOURCE = source(
         "This recall has been closed. If you still have the product, follow the instructions "
         "below.",
     ),
+    # Withdrawn recalls (recall.closed.v1 with withdrawn): issued in error, no longer recalled.
+    msg("public.status.withdrawn", "Withdrawn"),
+    msg(
+        "public.withdrawn_note",
+        "This recall was withdrawn on {date}: the product is no longer recalled. What the "
+        "recall said about the product is kept below for reference.",
+    ),
+    msg("public.close_reason", "Reason given: {reason}"),
     msg("public.published", "Published on {date}"),
     msg("public.updated", "updated on {date}"),
     msg("public.identifiers", "How to recognise the recalled product:"),

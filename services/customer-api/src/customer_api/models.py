@@ -97,11 +97,12 @@ class PublicRecall(Base):
     __tablename__ = "public_recalls"
     recall_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))  # active | closed
+    status: Mapped[str] = mapped_column(String(20))  # active | closed | withdrawn
     snapshot: Mapped[dict] = mapped_column(JSONB)  # RecallSnapshot
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (Index("ix_public_recalls_published", "published_at"),)
 

@@ -35,7 +35,7 @@ from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
-from recall_shared.notice_view import fallback_note, notice_items, untranslated
+from recall_shared.notice_view import fallback_note, notice_items, remedy_texts, untranslated
 from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
@@ -370,11 +370,10 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
             {
                 "type": r.type,
                 "label": s[f"remedy.{r.type}"],
-                "instructions": (
-                    (tr.remedy_instructions.get(r.type, "") if tr else "") or r.instructions
-                ),
+                "instructions": r.instructions,
+                "lang": r.lang,  # the seller's own words, untranslated: marked so
             }
-            for r in rc.remedies
+            for r in remedy_texts(rc, lang)
         ],
         "can_choose": unresolved,
         "can_declare": unresolved and st.tier == "possibly_affected",

@@ -15,7 +15,13 @@ import orjson
 from customer_api import i18n
 from recall_shared import events as ev
 from recall_shared.label_check import Label, check
-from recall_shared.notice_view import fallback_note, notice_items, translation, untranslated
+from recall_shared.notice_view import (
+    fallback_note,
+    notice_items,
+    remedy_texts,
+    translation,
+    untranslated,
+)
 
 ATOM = "http://www.w3.org/2005/Atom"
 VIEW_VERSION = "2"
@@ -105,12 +111,8 @@ def recall_view(row: PublicRecall, lang: str) -> dict[str, Any]:
         "images": [u for u in content.images if u[:8].lower() == "https://"],
         "identifiers": identifiers(row.snapshot, s),
         "remedies": [
-            {
-                "label": s[f"remedy.{r.type}"],
-                "instructions": (tr.remedy_instructions.get(r.type, "") if tr else "")
-                or r.instructions,
-            }
-            for r in content.remedies
+            {"label": s[f"remedy.{r.type}"], "instructions": r.instructions, "lang": r.lang}
+            for r in remedy_texts(content, lang)
         ],
         "items": [x for x in items if x.item != "pass_it_on"],
         "pass_it_on": next((x.text for x in items if x.item == "pass_it_on"), ""),

@@ -383,13 +383,31 @@ def _phone_number(number: str) -> str:
     return number
 
 
+LanguageTag = Annotated[
+    str,
+    Field(
+        max_length=10,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        description='A language tag (BCP 47): "de", "de-AT", "pt-BR"',
+    ),
+]
+
+
 class SellerRecallContent(RecallContent):
-    """Recall content as a seller submits it (recall-intake's API): images only over https.
+    """Recall content as a seller submits it (recall-intake's API): images only over https, and
+    languages named by their tags (a translation under "German" would never be shown to anyone).
 
     The events carry :class:`RecallContent`, which takes any image URL: recalls already stored and
     regulators' imports may hold others, and the notifier puts only https images in its emails."""
 
     images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
+    locale: LanguageTag = Field(default="en", description="The language of the main texts")
+    texts: dict[LanguageTag, LocalizedText] = Field(
+        default={},
+        description="The seller's own texts in more languages, by language tag, e.g. "
+        '{"de": {...}}; a reader of a language without them gets the main texts, marked and said '
+        "so",
+    )
     identifier_location_image: OptionalHttpsUrl = Field(
         default="",
         description="https:// URL of a photo or drawing of where the identifiers are",

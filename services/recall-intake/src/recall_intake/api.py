@@ -29,6 +29,7 @@ from recall_shared.event_ids import event_id
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.notice_items import NoticeItem
 from recall_shared.notice_items import missing as missing_notice_items
+from recall_shared.notice_view import untranslated_locales
 from recall_shared.openapi import GTIN_FORMAT, NOT_KNOWN_YET, error_responses
 from recall_shared.validation import SafeStr
 
@@ -113,6 +114,12 @@ class RecallOut(BaseModel):
     warnings: list[str] = Field(
         default=[], description="Repairs made to the input, e.g. a GTIN check digit added"
     )
+    untranslated_locales: list[str] = Field(
+        default=[],
+        description="The interface languages (en, de, fr, es, it, nl, pl) whose readers get some "
+        "of this recall's texts in its own language, as the seller has not given them in theirs "
+        "(``content.texts``); notices and pages say so",
+    )
     missing_notice_items: list[NoticeItem] = Field(
         default=[],
         description="What a recall notice must state (GPSR Art. 36(2), 16 CFR 1115) that this "
@@ -193,6 +200,7 @@ def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallO
         seller_id=recall.seller_id,
         content=content,
         missing_notice_items=missing_notice_items(content),
+        untranslated_locales=untranslated_locales(content),
         rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
         logistics_enrolled=recall.logistics_enrolled,
         source=recall.source or "api",

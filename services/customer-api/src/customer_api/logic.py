@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api import queries
-from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
+from customer_api.models import CustomerAlert, PublicRecall, RemedyRequest, SentNotice
 from customer_api.reads import ReadPool
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
@@ -188,6 +188,19 @@ async def remedies_of(
         )
     )
     return {r.alert_id: r for r in rows.scalars()}
+
+
+async def withdrawn_recalls(session: AsyncSession, recall_ids: Sequence[str]) -> set[str]:
+    """Which of these recalls were withdrawn (issued in error), not completed: their closed alerts
+    say so (public_recalls, from recall.closed.v1)."""
+    if not recall_ids:
+        return set()
+    rows = await session.execute(
+        select(PublicRecall.recall_id).where(
+            PublicRecall.recall_id.in_(recall_ids), PublicRecall.status == "withdrawn"
+        )
+    )
+    return set(rows.scalars())
 
 
 async def notices_of(session: AsyncSession, alert_id: str) -> list[SentNotice]:

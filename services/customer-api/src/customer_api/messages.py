@@ -110,6 +110,11 @@ SOURCE = source(
         "affected.",
     ),
     msg("status.closed", "This recall has been closed."),
+    # A closed alert whose recall was withdrawn (recall.closed.v1 with withdrawn), issue 17.
+    msg(
+        "status.recall_withdrawn",
+        "This recall was withdrawn: it was issued in error, and the product is no longer recalled.",
+    ),
     msg("contact", "Questions"),
     msg("done.remedy", "Your choice was recorded. We will keep you informed here and by email."),
     msg("done.acknowledge", "Thank you for confirming that you have read this notice."),

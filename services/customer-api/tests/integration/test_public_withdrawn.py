@@ -76,3 +76,26 @@ async def test_a_closed_recall_is_closed_in_the_feed_and_keeps_its_instructions(
     )
     assert title == "Heater HC-3 (Closed)"
     assert summary.startswith("Unplug the kettle and stop using it.")
+
+
+async def test_a_customers_closed_alert_says_its_recall_was_withdrawn(
+    api, events, customer_id
+) -> None:
+    alert = events.alert(customer_id)
+    recall = snapshot().model_copy(update={"recall_id": alert.recall_id})
+    await api.raise_alert(alert)
+    await ended(api, recall, "withdrawn on", withdrawn=True, reason=REASON)
+    closed = ev.AlertClosed(
+        alert_id=alert.alert_id,
+        customer_id=customer_id,
+        recall_id=alert.recall_id,
+        closed_at=datetime.now(UTC),
+    )
+    await api.publish(closed)
+    await api.wait_for_alert(customer_id, alert.alert_id, status="closed")
+    cookie = api.page_cookie(customer_id)
+    page = (await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)).text
+    assert "This recall was withdrawn: it was issued in error" in page
+    assert "This recall has been closed." not in page
+    listed = (await api.client.get("/recalls", headers=cookie)).text
+    assert "This recall was withdrawn: it was issued in error" in listed

@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api import queries
-from customer_api.models import CustomerAlert, PublicRecall, RemedyRequest, SentNotice
+from customer_api.models import (
+    CustomerAlert,
+    LabelCheck,
+    PublicRecall,
+    RemedyRequest,
+    SentNotice,
+)
 from customer_api.reads import ReadPool
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
@@ -236,8 +242,13 @@ async def declare_not_affected(
     a = await own_alert(session, customer_id, alert_id, lock=True)
     if a.status != "open":
         raise AlertConflict(f"alert is {a.status}")
-    if a.not_affected_at is None and not label_checked and a.state.get("tier") == "confirmed":
-        # We know this unit is in scope: only what its label says can tell otherwise (issue 17).
+    if (
+        a.not_affected_at is None
+        and not label_checked
+        and (a.state.get("tier") == "confirmed" or await label_confirmed(session, alert_id))
+    ):
+        # We know this unit is in scope (from matching, or from its label while the upgrade is on
+        # its way): only what its label says can tell otherwise (issue 17).
         raise AlertConflict(
             "this purchase is confirmed affected: check its label (POST .../label-check) to "
             "declare it not affected"
@@ -259,6 +270,17 @@ async def declare_not_affected(
         )
         await session.commit()
     return a
+
+
+async def label_confirmed(session: AsyncSession, alert_id: str) -> bool:
+    """Whether the customer's latest label check of this alert confirmed it (label_checks)."""
+    latest = await session.scalar(
+        select(LabelCheck.answer)
+        .where(LabelCheck.alert_id == alert_id)
+        .order_by(LabelCheck.checked_at.desc())
+        .limit(1)
+    )
+    return latest == "confirmed"
 
 
 def offered_remedies(a: CustomerAlert) -> list[str]:

@@ -80,3 +80,15 @@ async def test_every_answer_is_recorded_and_only_news_is_sent(api, events, custo
         "not_affected",
     ]
     assert await _remedy_events(api, events, customer_id, CONFIRMED) == []
+
+
+async def test_a_label_confirmed_alert_is_not_dismissed_while_its_upgrade_is_on_its_way(
+    api, events, customer_id
+) -> None:
+    alert = await with_scope(api, events, customer_id)  # possibly affected
+    assert (await check(api, customer_id, alert, lot="L 110")).json()["answer"] == "confirmed"
+    plain = await api.client.post(
+        f"/v1/me/alerts/{alert.alert_id}/not-affected", json={}, headers=api.auth(customer_id)
+    )
+    assert plain.status_code == 409 and "label" in plain.json()["message"]
+    assert (await check(api, customer_id, alert, lot="L 300")).json()["answer"] == "not_affected"

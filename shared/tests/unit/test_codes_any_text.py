@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 from recall_shared import events as ev
 from recall_shared.identifiers import normalise_gtin
 from recall_shared.label_check import Label, check
-from recall_shared.scope import collation_key, prefix_verdict, range_verdict, value_verdict
+from recall_shared.scope import (
+    Collation,
+    collation_key,
+    prefix_verdict,
+    range_verdict,
+    value_verdict,
+)
 
-COLLATIONS = ("numeric", "natural", "exact")
+COLLATIONS: tuple[Collation, ...] = ("numeric", "natural", "exact")
 # Digits of every kind beside letters and separators, so the awkward ones come up often.
 CODES = st.text(alphabet=st.sampled_from("0123456789³²¹⁴½٣٤۵߄AbZ -./_\u00a0") | st.characters())
 

@@ -407,6 +407,8 @@ class SellerRecallContent(RecallContent):
         description="The seller's own texts in more languages, by language tag, e.g. "
         '{"de": {...}}; a reader of a language without them gets the main texts, marked and said '
         "so",
+        # The keys are the pattern's (patternProperties) and nothing else, as the API checks.
+        json_schema_extra={"additionalProperties": False},
     )
     identifier_location_image: OptionalHttpsUrl = Field(
         default="",

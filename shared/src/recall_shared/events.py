@@ -385,13 +385,33 @@ def _phone_number(number: str) -> str:
     return number
 
 
+LanguageTag = Annotated[
+    str,
+    Field(
+        max_length=10,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        description='A language tag (BCP 47): "de", "de-AT", "pt-BR"',
+    ),
+]
+
+
 class SellerRecallContent(RecallContent):
-    """Recall content as a seller submits it (recall-intake's API): images only over https.
+    """Recall content as a seller submits it (recall-intake's API): images only over https, and
+    languages named by their tags (a translation under "German" would never be shown to anyone).
 
     The events carry :class:`RecallContent`, which takes any image URL: recalls already stored and
     regulators' imports may hold others, and the notifier puts only https images in its emails."""
 
     images: list[HttpsUrl] = Field(default=[], description="https:// URLs only")
+    locale: LanguageTag = Field(default="en", description="The language of the main texts")
+    texts: dict[LanguageTag, LocalizedText] = Field(
+        default={},
+        description="The seller's own texts in more languages, by language tag, e.g. "
+        '{"de": {...}}; a reader of a language without them gets the main texts, marked and said '
+        "so",
+        # The keys are the pattern's (patternProperties) and nothing else, as the API checks.
+        json_schema_extra={"additionalProperties": False},
+    )
     identifier_location_image: OptionalHttpsUrl = Field(
         default="",
         description="https:// URL of a photo or drawing of where the identifiers are",
@@ -446,10 +466,21 @@ class RecallAmended(Event):
 
 
 class RecallClosed(Event):
+    """The recall is over: its alerts close. ``withdrawn`` says it ended because it was withdrawn
+    (issued in error: the product is not recalled after all), not completed; a consumer that
+    predates the field takes a withdrawal as a closure, which ends its alerts either way."""
+
     event_type: ClassVar[str] = "recall.closed.v1"
     topic: ClassVar[str] = "recalls.v1"
     recall: RecallSnapshot
     closed_at: datetime
+    withdrawn: bool = Field(
+        default=False,
+        description="Withdrawn (issued in error, the product is not recalled), not completed",
+    )
+    reason: Text = Field(
+        default="", description="Why it was closed or withdrawn, in words the public may read"
+    )
 
     def partition_key(self) -> str:
         return self.recall.recall_id
@@ -1007,6 +1038,33 @@ class NotAffectedDeclared(Event):
         return self.alert_id
 
 
+class LabelConfirmed(Event):
+    """The customer read the product's label ("am I affected?", customer-api) and the recall's
+    scope rules put the unit in it. purchase-matcher, which owns alerts, takes the typed values as
+    known for the alert's lines and raises its tier to ``confirmed`` (alert.updated.v1). Only a
+    confirmation is sent: "not affected" is ``remedy.not_affected_declared.v1``, "cannot tell"
+    changes nothing."""
+
+    event_type: ClassVar[str] = "remedy.label_confirmed.v1"
+    topic: ClassVar[str] = "remedies.v1"
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    alert_version: Version = Field(description="The alert version the customer checked.")
+    lot: Code | None = None
+    serial: Code | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
+    confirmed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
 CaseState = Literal[
     "requested",
     "referred_to_seller",
@@ -1276,6 +1334,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NotAffectedDeclared,
     RemedyCaseTransitioned,
     RemedyCaseProgressed,
+    LabelConfirmed,
     ApiKeyIssued,
     ApiKeyRevoked,
     StopSaleDeclared,

@@ -40,7 +40,9 @@ def normalise_gtin(raw: str) -> GtinResult:
     repaired safely); the message gives the check digit it should have had.
     """
     digits = _SEPARATORS.sub("", raw.strip())
-    if not digits.isdigit():
+    # ASCII digits only: str.isdigit() also takes "³" (which int() refuses) and other scripts'
+    # digits (which no GTIN is written in, and would never compare equal).
+    if not (digits.isascii() and digits.isdigit()):
         return GtinResult(
             raw,
             None,

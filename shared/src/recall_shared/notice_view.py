@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from recall_shared.events import LocalizedText, RecallContent
 from recall_shared.i18n import (
+    LOCALES,
     Catalogs,
     Messages,
     format_date,
@@ -79,9 +80,34 @@ def translation(content: RecallContent, lang: str) -> LocalizedText | None:
 MAIN_TEXTS = ("title", "product_description", "hazard", "stop_using", "consumer_contact")
 
 
+@dataclass(frozen=True)
+class RemedyText:
+    """A remedy's instructions as a customer reading one language gets them: translated, or the
+    seller's own with their language (``lang``, for the element's ``lang`` attribute)."""
+
+    type: str
+    instructions: str
+    lang: str = ""
+
+
+def remedy_texts(content: RecallContent, lang: str | None) -> list[RemedyText]:
+    """Each remedy's instructions in ``lang`` where the seller translated them, else in the
+    recall's own language and marked so."""
+    loc = pick_locale(lang)
+    own = language(content.locale) or content.locale
+    tr = translation(content, loc) if own != loc else None
+    out = []
+    for r in content.remedies:
+        translated = tr.remedy_instructions.get(r.type, "") if tr else ""
+        left = own != loc and bool(r.instructions) and not translated
+        out.append(RemedyText(r.type, translated or r.instructions, own if left else ""))
+    return out
+
+
 def untranslated(content: RecallContent, lang: str | None) -> dict[str, str]:
-    """For each main text: the recall's own language code when a customer reading ``lang`` gets
-    it untranslated, else "" (for ``lang`` attributes and an honest note)."""
+    """For each main text, and the remedies' instructions (``remedy_instructions``): the recall's
+    own language code when a customer reading ``lang`` gets it untranslated, else "" (for
+    ``lang`` attributes and an honest note)."""
     loc = pick_locale(lang)
     own = language(content.locale) or content.locale
     tr = translation(content, loc) if own != loc else None
@@ -89,7 +115,21 @@ def untranslated(content: RecallContent, lang: str | None) -> dict[str, str]:
     def left(field: str) -> bool:
         return own != loc and bool(getattr(content, field)) and not (tr and getattr(tr, field))
 
-    return {f: own if left(f) else "" for f in MAIN_TEXTS}
+    out = {f: own if left(f) else "" for f in MAIN_TEXTS}
+    out["remedy_instructions"] = next((r.lang for r in remedy_texts(content, lang) if r.lang), "")
+    return out
+
+
+def untranslated_locales(content: RecallContent) -> list[str]:
+    """The interface languages whose readers would get some of the seller's texts in another
+    language (main texts, remedy instructions or worded notice items): what a seller may still
+    translate. The notices and pages then say so (``fallback_note``, ``ItemLine.note``)."""
+    return [
+        loc
+        for loc in LOCALES
+        if any(untranslated(content, loc).values())
+        or any(x.lang for x in notice_items(content, loc))
+    ]
 
 
 def fallback_note(content: RecallContent, lang: str | None) -> str:

@@ -37,7 +37,7 @@ def normalise_code(code: str) -> str:
 
 
 def _token(text: str) -> Token:
-    return (0, int(text)) if text.isdigit() else (1, text)
+    return (0, int(text)) if text.isdecimal() else (1, text)
 
 
 def natural_key(code: str) -> SortKey:
@@ -50,7 +50,8 @@ def collation_key(code: str, collation: Collation) -> int | str | SortKey | None
     """The comparable form of a code, or None when the code cannot be read in that collation."""
     if collation == "numeric":
         digits = normalise_code(code)
-        return int(digits) if digits.isdigit() else None
+        # isdecimal, not isdigit: "³" is a digit to Python but no number for int().
+        return int(digits) if digits.isdecimal() else None
     if collation == "natural":
         key = natural_key(code)
         return key or None
@@ -66,7 +67,7 @@ def _runs(tokens: list[str]) -> list[list[str]]:
     '0500']]."""
     runs: list[list[str]] = []
     for t in tokens:
-        if runs and runs[-1][-1].isdigit() == t.isdigit():
+        if runs and runs[-1][-1].isdecimal() == t.isdecimal():
             runs[-1].append(t)
         else:
             runs.append([t])
@@ -81,7 +82,7 @@ def _aligned(code: list[str], bound: list[str]) -> tuple[list[Token], bool]:
     pieces = ["".join(r) for r in _runs(code)]
     out: list[Token] = []
     for i, run in enumerate(_runs(bound)):
-        if i >= len(pieces) or pieces[i][0].isdigit() != run[0][0].isdigit():
+        if i >= len(pieces) or pieces[i][0].isdecimal() != run[0][0].isdecimal():
             return out, False
         rest = pieces[i]
         for segment in run[:-1]:
@@ -103,7 +104,7 @@ Parsed = tuple[list[str], SortKey, tuple[bool, ...]]
 def _parse(code: str) -> Parsed:
     """A code's letter and digit runs, its natural key, and which runs are digits."""
     tokens = _TOKENS.findall(code.upper())
-    return tokens, tuple(_token(t) for t in tokens), tuple(t.isdigit() for t in tokens)
+    return tokens, tuple(_token(t) for t in tokens), tuple(t.isdecimal() for t in tokens)
 
 
 _bound = functools.lru_cache(maxsize=4096)(_parse)
@@ -173,7 +174,7 @@ def value_verdict(code: str, value: str, collation: Collation) -> Verdict:
     if mine == normalise_code(value):
         return "in"
     # Under numeric a code that is no number cannot be told apart from the number it stands for.
-    return "unknown" if collation == "numeric" and not mine.isdigit() else "out"
+    return "unknown" if collation == "numeric" and not mine.isdecimal() else "out"
 
 
 def prefix_verdict(code: str, prefix: str) -> Verdict:

@@ -118,13 +118,14 @@ REMEDIES = TopicSpec(
     "customer id",
     3,
     "customer-api (requests), refund-logistics (cases)",
-    "Remedy requests and 'not affected' answers from customers; every remedy case transition "
-    "and proof review step.",
+    "Remedy requests, 'not affected' answers and label confirmations from customers; every "
+    "remedy case transition and proof review step.",
     (
         ev.RemedyRequested,
         ev.NotAffectedDeclared,
         ev.RemedyCaseTransitioned,
         ev.RemedyCaseProgressed,
+        ev.LabelConfirmed,
     ),
     retention_ms=-1,
 )

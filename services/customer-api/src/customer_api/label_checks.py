@@ -1,19 +1,23 @@
 """The "am I affected?" check for a signed-in customer's alert: what they read on the label
 against the recall's scope (``recall_shared.label_check``, the comparisons of matching), for each
-of their affected lines. Not affected: the alert is resolved so, the typed values kept as the
-reason. Confirmed or cannot tell: nothing changes (matching owns the tier; a confirmed alert can
-only be declared not affected this way)."""
+of their affected lines. Every answer is recorded (``label_checks``). Not affected: the alert is
+resolved so, the typed values kept as the reason (a confirmed alert can only be declared not
+affected this way). Confirmed: ``remedy.label_confirmed.v1`` goes out (outbox) and
+purchase-matcher, which owns the tier, raises the alert to confirmed on alerts.v1; the page shows
+the new tier once that update arrives. Cannot tell: nothing changes."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api import logic
-from customer_api.models import CustomerAlert, PublicRecall
+from customer_api.models import CustomerAlert, LabelCheck, PublicRecall
 from recall_shared import events as ev
+from recall_shared.event_ids import event_id
 from recall_shared.label_check import Label, LabelAnswer, check
 from recall_shared.service import ServiceRuntime
 
@@ -72,6 +76,32 @@ def answer_for(state: ev.AlertState, rules: list[ev.ScopeRule], typed: Typed) ->
     return LabelAnswer("cannot_tell", tuple(unknown))
 
 
+def confirmation_due(answer: LabelAnswer, alert: CustomerAlert) -> bool:
+    """Whether a label answer is news for purchase-matcher: a confirmation of an open alert whose
+    tier is not confirmed yet (as this read model last heard)."""
+    return (
+        answer.answer == "confirmed"
+        and alert.status == "open"
+        and alert.state.get("tier") != "confirmed"
+    )
+
+
+def _recorded(alert: CustomerAlert, answer: LabelAnswer, typed: Typed, at: datetime) -> LabelCheck:
+    return LabelCheck(
+        check_id=str(uuid.uuid4()),
+        alert_id=alert.alert_id,
+        customer_id=alert.customer_id,
+        alert_version=alert.alert_version,
+        answer=answer.answer,
+        lot=typed.lot,
+        serial=typed.serial,
+        manufactured_on=typed.manufactured_on,
+        best_before=typed.best_before,
+        expires_on=typed.expires_on,
+        checked_at=at,
+    )
+
+
 async def check_label(
     session: AsyncSession, runtime: ServiceRuntime, customer_id: str, alert_id: str, typed: Typed
 ) -> tuple[LabelAnswer, CustomerAlert]:
@@ -81,8 +111,30 @@ async def check_label(
         return LabelAnswer("cannot_tell", ("recall",)), alert
     rules = ev.RecallSnapshot.model_validate(recall.snapshot).rules
     answer = answer_for(ev.AlertState.model_validate(alert.state), rules, typed)
-    if answer.answer == "not_affected":
+    now = datetime.now(UTC)
+    record = _recorded(alert, answer, typed, now)
+    session.add(record)
+    if answer.answer == "not_affected":  # committed with the declaration, or not at all
         alert = await logic.declare_not_affected(
             session, runtime, customer_id, alert_id, typed.reason(), label_checked=True
         )
+        return answer, alert
+    if confirmation_due(answer, alert):
+        await runtime.outbox.add(
+            session,
+            ev.LabelConfirmed(
+                alert_id=alert.alert_id,
+                customer_id=customer_id,
+                recall_id=alert.recall_id,
+                alert_version=alert.alert_version,
+                lot=typed.lot,
+                serial=typed.serial,
+                manufactured_on=typed.manufactured_on,
+                best_before=typed.best_before,
+                expires_on=typed.expires_on,
+                confirmed_at=now,
+            ),
+            event_id=event_id("label-confirmed", record.check_id),
+        )
+    await session.commit()
     return answer, alert

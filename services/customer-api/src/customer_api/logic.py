@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api import queries
-from customer_api.models import CustomerAlert, RemedyRequest, SentNotice
+from customer_api.models import (
+    CustomerAlert,
+    LabelCheck,
+    PublicRecall,
+    RemedyRequest,
+    SentNotice,
+)
 from customer_api.reads import ReadPool
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
@@ -190,6 +196,19 @@ async def remedies_of(
     return {r.alert_id: r for r in rows.scalars()}
 
 
+async def withdrawn_recalls(session: AsyncSession, recall_ids: Sequence[str]) -> set[str]:
+    """Which of these recalls were withdrawn (issued in error), not completed: their closed alerts
+    say so (public_recalls, from recall.closed.v1)."""
+    if not recall_ids:
+        return set()
+    rows = await session.execute(
+        select(PublicRecall.recall_id).where(
+            PublicRecall.recall_id.in_(recall_ids), PublicRecall.status == "withdrawn"
+        )
+    )
+    return set(rows.scalars())
+
+
 async def notices_of(session: AsyncSession, alert_id: str) -> list[SentNotice]:
     return list(
         (
@@ -223,8 +242,13 @@ async def declare_not_affected(
     a = await own_alert(session, customer_id, alert_id, lock=True)
     if a.status != "open":
         raise AlertConflict(f"alert is {a.status}")
-    if a.not_affected_at is None and not label_checked and a.state.get("tier") == "confirmed":
-        # We know this unit is in scope: only what its label says can tell otherwise (issue 17).
+    if (
+        a.not_affected_at is None
+        and not label_checked
+        and (a.state.get("tier") == "confirmed" or await label_confirmed(session, alert_id))
+    ):
+        # We know this unit is in scope (from matching, or from its label while the upgrade is on
+        # its way): only what its label says can tell otherwise (issue 17).
         raise AlertConflict(
             "this purchase is confirmed affected: check its label (POST .../label-check) to "
             "declare it not affected"
@@ -246,6 +270,17 @@ async def declare_not_affected(
         )
         await session.commit()
     return a
+
+
+async def label_confirmed(session: AsyncSession, alert_id: str) -> bool:
+    """Whether the customer's latest label check of this alert confirmed it (label_checks)."""
+    latest = await session.scalar(
+        select(LabelCheck.answer)
+        .where(LabelCheck.alert_id == alert_id)
+        .order_by(LabelCheck.checked_at.desc())
+        .limit(1)
+    )
+    return latest == "confirmed"
 
 
 def offered_remedies(a: CustomerAlert) -> list[str]:

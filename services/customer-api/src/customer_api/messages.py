@@ -110,6 +110,11 @@ SOURCE = source(
         "affected.",
     ),
     msg("status.closed", "This recall has been closed."),
+    # A closed alert whose recall was withdrawn (recall.closed.v1 with withdrawn), issue 17.
+    msg(
+        "status.recall_withdrawn",
+        "This recall was withdrawn: it was issued in error, and the product is no longer recalled.",
+    ),
     msg("contact", "Questions"),
     msg("done.remedy", "Your choice was recorded. We will keep you informed here and by email."),
     msg("done.acknowledge", "Thank you for confirming that you have read this notice."),
@@ -164,6 +169,14 @@ SOURCE = source(
         "This recall has been closed. If you still have the product, follow the instructions "
         "below.",
     ),
+    # Withdrawn recalls (recall.closed.v1 with withdrawn): issued in error, no longer recalled.
+    msg("public.status.withdrawn", "Withdrawn"),
+    msg(
+        "public.withdrawn_note",
+        "This recall was withdrawn on {date}: the product is no longer recalled. What the "
+        "recall said about the product is kept below for reference.",
+    ),
+    msg("public.close_reason", "Reason given: {reason}"),
     msg("public.published", "Published on {date}"),
     msg("public.updated", "updated on {date}"),
     msg("public.identifiers", "How to recognise the recalled product:"),

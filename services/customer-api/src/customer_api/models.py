@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    Date,
     DateTime,
     Index,
     Integer,
@@ -96,10 +97,31 @@ class PublicRecall(Base):
     __tablename__ = "public_recalls"
     recall_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))  # active | closed
+    status: Mapped[str] = mapped_column(String(20))  # active | closed | withdrawn
     snapshot: Mapped[dict] = mapped_column(JSONB)  # RecallSnapshot
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (Index("ix_public_recalls_published", "published_at"),)
+
+
+class LabelCheck(Base):
+    """One "am I affected?" answer a customer got for their alert: what they typed from the label
+    and what the recall's rules said (confirmed | not_affected | cannot_tell)."""
+
+    __tablename__ = "label_checks"
+    check_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    alert_version: Mapped[int] = mapped_column(Integer)
+    answer: Mapped[str] = mapped_column(String(20))
+    lot: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    serial: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    manufactured_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    best_before: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_label_checks_alert_id", "alert_id", "checked_at"),)

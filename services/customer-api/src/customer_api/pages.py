@@ -35,7 +35,7 @@ from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
-from recall_shared.notice_view import fallback_note, notice_items, untranslated
+from recall_shared.notice_view import fallback_note, notice_items, remedy_texts, untranslated
 from recall_shared.remedy_states import ENDED_CASE_STATES
 
 router = APIRouter(include_in_schema=False)
@@ -303,9 +303,11 @@ def _case_details(remedy: RemedyRequest, s: Mapping[str, str], lang: str) -> dic
     }
 
 
-def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dict[str, Any]:
+def alert_view(
+    a: CustomerAlert, remedy: RemedyRequest | None, lang: str, *, recall_withdrawn: bool = False
+) -> dict[str, Any]:
     """Everything a template shows of one alert, in the customer's language; values are plain
-    text."""
+    text. ``recall_withdrawn``: the alert closed because its recall was withdrawn."""
     s = i18n.strings(lang)
     st = ev.AlertState.model_validate(a.state)
     rc = st.recall
@@ -363,18 +365,19 @@ def alert_view(a: CustomerAlert, remedy: RemedyRequest | None, lang: str) -> dic
         "tier_text": s[f"tier.{st.tier}"],
         "check_label": s["check_label"].format(what=what),
         "status": a.status,
-        "status_text": s.get(f"status.{a.status}", ""),
+        "status_text": s["status.recall_withdrawn"]
+        if recall_withdrawn and a.status == "closed"
+        else s.get(f"status.{a.status}", ""),
         "resolution": a.resolution,
         "acknowledged": a.acknowledged_at is not None,
         "remedies": [
             {
                 "type": r.type,
                 "label": s[f"remedy.{r.type}"],
-                "instructions": (
-                    (tr.remedy_instructions.get(r.type, "") if tr else "") or r.instructions
-                ),
+                "instructions": r.instructions,
+                "lang": r.lang,  # the seller's own words, untranslated: marked so
             }
-            for r in rc.remedies
+            for r in remedy_texts(rc, lang)
         ],
         "can_choose": unresolved,
         "can_declare": unresolved and st.tier == "possibly_affected",
@@ -490,7 +493,13 @@ async def recalls_page(request: Request, db: SessionDep, cursor: str | None = No
     remedies = await logic.remedies_of(db, session.customer_id, [a.alert_id for a in alerts])
     # Open alerts that still need the customer first, then the rest, each newest first.
     alerts.sort(key=lambda a: 0 if (a.status == "open" and a.resolution is None) else 1)
-    views = [alert_view(a, remedies.get(a.alert_id), lang) for a in alerts]
+    withdrawn = await logic.withdrawn_recalls(
+        db, [a.recall_id for a in alerts if a.status == "closed"]
+    )
+    views = [
+        alert_view(a, remedies.get(a.alert_id), lang, recall_withdrawn=a.recall_id in withdrawn)
+        for a in alerts
+    ]
     return _render(
         request,
         "recalls.html.j2",
@@ -510,7 +519,10 @@ async def alert_page(alert_id: str, request: Request, db: SessionDep) -> Respons
         a = await logic.own_alert(db, session.customer_id, alert_id)
     except logic.AlertNotFound:
         return _not_found(request, session)
-    view = alert_view(a, await logic.remedy_of(db, alert_id), _lang(request))
+    withdrawn = a.status == "closed" and bool(await logic.withdrawn_recalls(db, [a.recall_id]))
+    view = alert_view(
+        a, await logic.remedy_of(db, alert_id), _lang(request), recall_withdrawn=withdrawn
+    )
     return _render(
         request,
         "alert.html.j2",

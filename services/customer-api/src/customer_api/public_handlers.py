@@ -1,5 +1,6 @@
 """recalls.v1 into the public pages' read model (``public_recalls``): the latest version of every
-published recall, and whether it was closed. Nothing of any customer is stored here."""
+published recall, and whether it was closed or withdrawn (recall.closed.v1 with ``withdrawn``), and
+why. Nothing of any customer is stored here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api.models import PublicRecall
+from customer_api.public_view import ENDED
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import HandlerMap
@@ -21,6 +23,7 @@ async def _store(
     status: str,
     at: datetime,
     closed: datetime | None,
+    reason: str = "",
 ) -> None:
     stmt = insert(PublicRecall).values(
         recall_id=recall.recall_id,
@@ -30,6 +33,7 @@ async def _store(
         published_at=recall.published_at,
         updated_at=at,
         closed_at=closed,
+        close_reason=reason,
     )
     table = PublicRecall.__table__.c
     await session.execute(
@@ -44,12 +48,16 @@ async def _store(
                     "published_at",
                     "updated_at",
                     "closed_at",
+                    "close_reason",
                 )
             },
             # A replay never rolls a recall back; its closure at the same version stands.
             where=or_(
                 table.version < stmt.excluded.version,
-                and_(table.version == stmt.excluded.version, stmt.excluded.status == "closed"),
+                and_(
+                    table.version == stmt.excluded.version,
+                    stmt.excluded.status.in_(ENDED),
+                ),
             ),
         )
     )
@@ -62,7 +70,8 @@ async def on_recall_published(
 
 
 async def on_recall_closed(session: AsyncSession, event: ev.RecallClosed, env: Envelope) -> None:
-    await _store(session, event.recall, "closed", event.closed_at, event.closed_at)
+    status = "withdrawn" if event.withdrawn else "closed"
+    await _store(session, event.recall, status, event.closed_at, event.closed_at, event.reason)
 
 
 PUBLIC_RECALL_HANDLERS: HandlerMap = {

@@ -73,6 +73,7 @@ def _row(row: Row) -> PublicRecall:
         snapshot=ev.RecallSnapshot.model_validate(row.snapshot),
         updated_at=row.updated_at,
         closed_at=row.closed_at,
+        close_reason=row.close_reason,
     )
 
 
@@ -141,7 +142,11 @@ async def public_recall(request: Request, recall_id: str, session: SessionDep) -
         return _answer(request, "", body, "text/html; charset=utf-8", status_code=404)
     recall = _row(row)
     typed = {k: request.query_params.get(k, "").strip()[:200] for k in ("gtin", "lot", "serial")}
-    checked = label_check_view(recall, typed, lang) if any(typed.values()) else None
+    checked = (
+        label_check_view(recall, typed, lang)
+        if any(typed.values()) and recall.status != "withdrawn"  # nothing to check any more
+        else None
+    )
     tag = etag("recall", lang, _base_url(request), recall.recall_id, recall.version, recall.status)
     if checked is None and matches(request.headers.get("if-none-match"), tag):
         return _answer(request, tag, None, "text/html")

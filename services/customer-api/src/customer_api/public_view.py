@@ -15,10 +15,16 @@ import orjson
 from customer_api import i18n
 from recall_shared import events as ev
 from recall_shared.label_check import Label, check
-from recall_shared.notice_view import fallback_note, notice_items, translation, untranslated
+from recall_shared.notice_view import (
+    fallback_note,
+    notice_items,
+    remedy_texts,
+    translation,
+    untranslated,
+)
 
 ATOM = "http://www.w3.org/2005/Atom"
-VIEW_VERSION = "1"
+VIEW_VERSION = "2"
 """Part of every ETag: bump it when the pages' markup changes, so caches drop the old pages."""
 
 
@@ -28,10 +34,15 @@ class PublicRecall:
 
     recall_id: str
     version: int
-    status: str  # active | closed
+    status: str  # active | closed | withdrawn
     snapshot: ev.RecallSnapshot
     updated_at: datetime
     closed_at: datetime | None
+    close_reason: str = ""
+
+
+ENDED = ("closed", "withdrawn")
+"""The statuses of a recall that is over: completed (closed), or withdrawn as issued in error."""
 
 
 def etag(*parts: object) -> str:
@@ -88,6 +99,9 @@ def recall_view(row: PublicRecall, lang: str) -> dict[str, Any]:
         "kind": s[f"kind.{content.kind}"],
         "severity": s[f"severity.{content.severity}"],
         "closed": row.status == "closed",
+        "withdrawn": row.status == "withdrawn",
+        "ended": i18n.fmt_date(row.closed_at, lang) if row.closed_at else "",
+        "close_reason": row.close_reason,
         "published": i18n.fmt_date(row.snapshot.published_at, lang),
         "updated": i18n.fmt_date(row.updated_at, lang),
         "hazard": text("hazard"),
@@ -97,12 +111,8 @@ def recall_view(row: PublicRecall, lang: str) -> dict[str, Any]:
         "images": [u for u in content.images if u[:8].lower() == "https://"],
         "identifiers": identifiers(row.snapshot, s),
         "remedies": [
-            {
-                "label": s[f"remedy.{r.type}"],
-                "instructions": (tr.remedy_instructions.get(r.type, "") if tr else "")
-                or r.instructions,
-            }
-            for r in content.remedies
+            {"label": s[f"remedy.{r.type}"], "instructions": r.instructions, "lang": r.lang}
+            for r in remedy_texts(content, lang)
         ],
         "items": [x for x in items if x.item != "pass_it_on"],
         "pass_it_on": next((x.text for x in items if x.item == "pass_it_on"), ""),
@@ -164,8 +174,7 @@ def atom_feed(rows: list[PublicRecall], base_url: str, lang: str) -> bytes:
         view = recall_view(row, lang)
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         ET.SubElement(entry, f"{{{ATOM}}}id").text = f"urn:uuid:{row.recall_id}"
-        title = view["title"] + (f" ({s['public.status.closed']})" if view["closed"] else "")
-        ET.SubElement(entry, f"{{{ATOM}}}title").text = title
+        ET.SubElement(entry, f"{{{ATOM}}}title").text = _entry_title(view, s)
         ET.SubElement(entry, f"{{{ATOM}}}published").text = row.snapshot.published_at.isoformat()
         ET.SubElement(entry, f"{{{ATOM}}}updated").text = row.updated_at.isoformat()
         ET.SubElement(
@@ -173,9 +182,26 @@ def atom_feed(rows: list[PublicRecall], base_url: str, lang: str) -> bytes:
             f"{{{ATOM}}}link",
             {"rel": "alternate", "type": "text/html", "href": f"{base_url}{view['url']}"},
         )
-        summary = f"{view['stop_using']} {view['hazard']}".strip()
-        ET.SubElement(entry, f"{{{ATOM}}}summary").text = summary
+        ET.SubElement(entry, f"{{{ATOM}}}summary").text = _entry_summary(view, s)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+
+
+def _entry_title(view: dict[str, Any], s: i18n.Messages) -> str:
+    for state in ENDED:
+        if view[state]:
+            return f"{view['title']} ({s[f'public.status.{state}']})"
+    return str(view["title"])
+
+
+def _entry_summary(view: dict[str, Any], s: i18n.Messages) -> str:
+    """What a feed reader shows: a withdrawn recall's withdrawal first, never its "stop using"
+    alone (the product is no longer recalled)."""
+    if view["withdrawn"]:
+        parts = [s["public.withdrawn_note"].format(date=view["ended"])]
+        if view["close_reason"]:
+            parts.append(s["public.close_reason"].format(reason=view["close_reason"]))
+        return " ".join(parts)
+    return f"{view['stop_using']} {view['hazard']}".strip()
 
 
 def _named(name: str) -> ET.Element:

@@ -149,3 +149,29 @@ async def test_public_index_recall_page_and_feed_without_sign_in(served_api, pag
     ]
     assert "Acme kettle KX-1" in titles
     assert await page.context.cookies() == []  # the public pages set none
+
+
+async def test_a_withdrawn_recall_page_says_so_and_passes_axe(served_api, page: Page) -> None:
+    api, withdrawn = served_api, recall()
+    await api.publish(ev.RecallPublished(recall=withdrawn))
+    await api.publish(
+        ev.RecallClosed(
+            recall=withdrawn,
+            closed_at=datetime(2026, 11, 28, 15, tzinfo=UTC),
+            withdrawn=True,
+            reason="Issued in error.",
+        )
+    )
+    path = f"/public/recalls/{withdrawn.recall_id}"
+
+    async def shown():
+        return "withdrawn on" in (await api.client.get(path)).text or None
+
+    await eventually(shown, timeout=15, interval=0.1)
+    await page.goto(f"{api.base_url}{path}")
+    await expect(page.get_by_role("note").filter(has_text="Withdrawn.")).to_contain_text(
+        "Reason given: Issued in error."
+    )
+    await expect(page.get_by_role("heading", name="Am I affected?")).to_have_count(0)
+    assert await axe_violations(page) == []
+    await page.screenshot(path=str(SCREENSHOTS / "public-recall-withdrawn.png"), full_page=True)

@@ -19,7 +19,7 @@ from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.read_pool import ReadPool
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import CATALOG_LISTINGS, ORDERS, RECALLS, SELLERS
+from recall_shared.topics import CATALOG_LISTINGS, ORDERS, RECALLS, REMEDIES, SELLERS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         {ev.ListingUpdated: stop_sales.on_listing_updated},
         group_suffix=".catalog",
     )
+    # Customers' label confirmations ("am I affected?", customer-api) on their own group: the
+    # rest of remedies.v1 (cases, requests) is skipped without delaying orders or recalls.
+    runtime.add_consumer([REMEDIES], matcher.label_handlers(), group_suffix=".labels")
     # API keys (hashes) for the read API, on their own consumer group: a new or revoked key takes
     # effect without waiting behind an order or recall backlog.
     runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")

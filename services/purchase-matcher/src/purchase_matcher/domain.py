@@ -241,11 +241,60 @@ class AlertDraft(NamedTuple):
         return ev.AlertState.model_validate(self.document())
 
 
+class LabelFacts(NamedTuple):
+    """What the customer read on the product's label when customer-api's check confirmed it
+    (``remedy.label_confirmed.v1``): kept per (recall, customer), applied on every pass."""
+
+    lot: str | None = None
+    serial: str | None = None
+    manufactured_on: date | None = None
+    best_before: date | None = None
+    expires_on: date | None = None
+
+
+def as_labelled(line: Line, label: LabelFacts) -> Line:
+    """The line with what the label says standing in for what order history does not know (a
+    typed value wins over a recorded one, as in customer-api's check)."""
+    return line._replace(
+        lot=label.lot or line.lot,
+        serial=label.serial or line.serial,
+        manufactured_on=label.manufactured_on or line.manufactured_on,
+        best_before=label.best_before or line.best_before,
+        expires_on=label.expires_on or line.expires_on,
+    )
+
+
+def labelled_reach(rules: list[ev.ScopeRule], line: Line, reach: Reach, label: LabelFacts) -> Reach:
+    """How the recall reaches a line once the customer's label is known: confirmed when the same
+    rules confirm the labelled line. A label only settles what was unknown: it never takes a line
+    out of scope nor lowers its tier (saying "not affected" is the customer's own declaration), so
+    a line the label does not confirm (the recall amended since, say) keeps its reach."""
+    if reach.tier == "confirmed":
+        return reach
+    labelled = line_reach(rules, as_labelled(line, label))
+    return CONFIRMED if labelled is not None and labelled.tier == "confirmed" else reach
+
+
+def label_mismatch(alert_id: str, recall_id: str, customer_id: str) -> str | None:
+    """Why a label confirmation cannot be about the (recall, customer) alert it names, or None:
+    alert ids are derived from the pair, so another id is a wrong record, not a late one."""
+    expected = alert_id_for(recall_id, customer_id)
+    if alert_id != expected:
+        return (
+            f"alert {alert_id!r} is not the alert of recall {recall_id!r} and customer "
+            f"{customer_id!r} ({expected!r})"
+        )
+    return None
+
+
 def build_alert(
-    recall: ev.RecallSnapshot, customer_id: str, lines: Iterable[Line]
+    recall: ev.RecallSnapshot,
+    customer_id: str,
+    lines: Iterable[Line],
+    label: LabelFacts | None = None,
 ) -> AlertDraft | None:
     """One customer's alert for a recall, from all their lines; None when nothing of theirs is
-    affected.
+    affected. ``label``: what the customer confirmed from the label (``labelled_reach``).
 
     Runs once per affected customer of a recall (a million for a big one), hence the plain loops."""
     rules = recall.rules
@@ -256,6 +305,8 @@ def build_alert(
             continue
         reach = line_reach(rules, line)
         if reach is not None:
+            if label is not None:
+                reach = labelled_reach(rules, line, reach, label)
             affected.append((line, reach, units))
     if not affected:
         return None

@@ -22,6 +22,7 @@ from purchase_matcher.domain import (
     ALERT_NAMESPACE,
     AlertDraft,
     Announced,
+    LabelFacts,
     Line,
     LineUnits,
     Previous,
@@ -31,6 +32,7 @@ from purchase_matcher.domain import (
     cancellation_refusal,
     catch_up,
     decide,
+    label_mismatch,
     line_identifiers,
     line_tier,
     model_key,
@@ -39,7 +41,13 @@ from purchase_matcher.domain import (
     return_refusal,
 )
 from purchase_matcher.metrics import MatcherMetrics
-from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
+from purchase_matcher.models import (
+    ActiveRecall,
+    Alert,
+    LabelConfirmation,
+    PurchaseLine,
+    RecallIdentifier,
+)
 from recall_shared import events as ev
 from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope, FanOutHeaders
@@ -154,6 +162,19 @@ _PENDING_ANNOUNCEMENTS = (
 _TIER_LETTER = {"confirmed": "c", "possibly_affected": "p"}
 _TIER_OF_LETTER = {letter: tier for tier, letter in _TIER_LETTER.items()}
 WITHDRAWN_REASON = "Your purchase is no longer within the scope of this recall."
+_ANY_LABEL = "SELECT EXISTS (SELECT 1 FROM label_confirmations WHERE recall_id = $1)"
+_LABELS = (
+    "SELECT customer_id, lot, serial, manufactured_on, best_before, expires_on "
+    "FROM label_confirmations WHERE recall_id = $1 AND customer_id = ANY($2::text[])"
+)
+
+
+async def labels_of(
+    conn: asyncpg.Connection, recall_id: str, customer_ids: list[str]
+) -> dict[str, LabelFacts]:
+    """What these customers confirmed from their labels for the recall (label_confirmations)."""
+    rows = await conn.fetch(_LABELS, recall_id, customer_ids)
+    return {r[0]: LabelFacts(*r[1:]) for r in rows}
 
 
 async def pending_announcements(
@@ -290,6 +311,8 @@ class _Pass:
         )
         self.recall_content: orjson.Fragment | None = None  # serialised once per pass, likewise
         self.counts = {"raise": 0, "update": 0, "withdraw": 0, "none": 0}
+        # Whether customers' label confirmations are to be read for each batch (Matcher.reconcile).
+        self.labelled = False
         self.matcher = matcher
         self.sender: KeyedBatchSender | None = None
         # Alerts earlier passes announced without committing their rows (Matcher.reconcile loads
@@ -515,6 +538,10 @@ class Matcher:
         run = _Pass(self, recall, env, _engine_of(session))
         conn = await _driver_connection(session)
         run.announced = await pending_announcements(conn, recall.recall_id, only)
+        # A re-check always reads its customers' labels (a confirmation may commit while it waits
+        # for their alert rows); a whole pass only when the recall has any, which none can add
+        # while it holds the recall's row (on_label_confirmed shares that lock first).
+        run.labelled = only is not None or bool(await conn.fetchval(_ANY_LABEL, recall.recall_id))
         query = matching_lines_sql(recall, only is not None)
         try:
             if query is not None:
@@ -630,6 +657,10 @@ class Matcher:
                 r["customer_id"]: r
                 for r in await conn.fetch(_EXISTING, recall.recall_id, list(batch))
             }
+        labels: dict[str, LabelFacts] = {}
+        if run.labelled:  # read after the alert rows are locked: see Matcher.on_label_confirmed
+            await run.settle_writes()
+            labels = await labels_of(conn, recall.recall_id, list(batch))
         new_rows: list[tuple] = []
         changed_rows: list[tuple] = []
         unchanged: list[str] = []
@@ -640,7 +671,7 @@ class Matcher:
             if row is None and run.announced:
                 announced = run.announced.pop(customer_id, None)
                 if announced is not None:
-                    draft = build_alert(recall, customer_id, lines)
+                    draft = build_alert(recall, customer_id, lines, labels.get(customer_id))
                     resend = self._catch_up(run, customer_id, announced, draft, new_rows, events)
                     if resend and draft is not None:
                         raised.append(draft)
@@ -652,7 +683,7 @@ class Matcher:
                 if row
                 else None
             )
-            draft = build_alert(recall, customer_id, lines)
+            draft = build_alert(recall, customer_id, lines, labels.get(customer_id))
             change = decide(prev, draft, recall.version)
             if change == "withdraw":
                 continue  # still open and unstamped: the withdrawal sweep takes it
@@ -1110,6 +1141,59 @@ class Matcher:
             .values(returned_quantity=PurchaseLine.returned_quantity + event.quantity)
         )
         await self._changed(session, event.customer_id, [event.line_id], env)
+
+    # ------------------------------------------------------------------ remedies.v1
+
+    async def on_label_confirmed(
+        self, session: AsyncSession, event: ev.LabelConfirmed, env: Envelope
+    ) -> None:
+        """The customer's label put the unit in scope (customer-api): keep what it says and
+        re-check their alert, which takes it as known (domain.labelled_reach) and so moves to
+        confirmed, announced on alerts.v1 as every change is.
+
+        Locks in the order every pass does, the recall's row (shared) before the alert's: an order
+        event's re-check of the same customer waits for the alert row and then reads this label."""
+        if reason := label_mismatch(event.alert_id, event.recall_id, event.customer_id):
+            raise PermanentError(reason)
+        recall = (
+            await session.execute(
+                select(ActiveRecall)
+                .where(ActiveRecall.recall_id == event.recall_id)
+                .with_for_update(read=True)
+            )
+        ).scalar_one_or_none()
+        await session.execute(
+            select(Alert.alert_id)
+            .where(Alert.recall_id == event.recall_id, Alert.customer_id == event.customer_id)
+            .with_for_update()
+        )
+        facts = {
+            "alert_id": event.alert_id,
+            "lot": event.lot,
+            "serial": event.serial,
+            "manufactured_on": event.manufactured_on,
+            "best_before": event.best_before,
+            "expires_on": event.expires_on,
+            "confirmed_at": event.confirmed_at,
+        }
+        stmt = insert(LabelConfirmation).values(
+            recall_id=event.recall_id, customer_id=event.customer_id, **facts
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[LabelConfirmation.recall_id, LabelConfirmation.customer_id],
+                set_=facts,
+                # An older confirmation delivered late does not replace a newer one.
+                where=LabelConfirmation.confirmed_at <= stmt.excluded.confirmed_at,
+            )
+        )
+        if recall is None or recall.status != "active":
+            return  # kept; a closed recall's alerts change no more
+        snap = self.snapshot(recall.recall_id, recall.version, recall.snapshot)
+        await self.reconcile(session, snap, env, customer_ids=[event.customer_id])
+
+    def label_handlers(self) -> dict:
+        return {ev.LabelConfirmed: self.on_label_confirmed}
 
     def handlers(self) -> dict:
         return {

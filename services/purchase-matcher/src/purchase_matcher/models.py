@@ -163,6 +163,23 @@ class AlertAnnouncement(Base):
     __table_args__ = (Index("ix_alert_announcements_recall_id", "recall_id"),)
 
 
+class LabelConfirmation(Base):
+    """What a customer last read on the label when customer-api's check confirmed their alert
+    (remedies.v1, ``remedy.label_confirmed.v1``): every pass of the recall for that customer takes
+    it as known (domain.labelled_reach), so an amendment or a re-check keeps the upgrade."""
+
+    __tablename__ = "label_confirmations"
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(36))
+    lot: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    serial: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    manufactured_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    best_before: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class BackfillCursor(Base):
     """Where an HTTP backfill stopped, saved with each page's effects so a restart resumes there."""
 

@@ -29,7 +29,9 @@ from recall_shared.event_ids import event_id
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.notice_items import NoticeItem
 from recall_shared.notice_items import missing as missing_notice_items
+from recall_shared.notice_view import untranslated_locales
 from recall_shared.openapi import GTIN_FORMAT, NOT_KNOWN_YET, error_responses
+from recall_shared.validation import SafeStr
 
 router = APIRouter(prefix="/v1")
 
@@ -100,6 +102,10 @@ class RecallOut(BaseModel):
     updated_at: datetime
     published_at: datetime | None
     closed_at: datetime | None
+    withdrawn: bool = Field(
+        default=False, description="Closed because it was withdrawn (issued in error)"
+    )
+    close_reason: str = Field(default="", description="Why it was closed or withdrawn")
     versions: list[VersionOut] | None = None
     source: str = "api"
     provenance: dict | None = Field(
@@ -107,6 +113,12 @@ class RecallOut(BaseModel):
     )
     warnings: list[str] = Field(
         default=[], description="Repairs made to the input, e.g. a GTIN check digit added"
+    )
+    untranslated_locales: list[str] = Field(
+        default=[],
+        description="The interface languages (en, de, fr, es, it, nl, pl) whose readers get some "
+        "of this recall's texts in its own language, as the seller has not given them in theirs "
+        "(``content.texts``); notices and pages say so",
     )
     missing_notice_items: list[NoticeItem] = Field(
         default=[],
@@ -119,6 +131,18 @@ class RecallOut(BaseModel):
 class RecallPage(BaseModel):
     items: list[RecallOut]
     next_cursor: str | None
+
+
+class CloseIn(BaseModel):
+    """How a recall ends: completed (the default), or withdrawn because it was issued in error."""
+
+    model_config = ConfigDict(extra="forbid")
+    withdrawn: bool = False
+    reason: SafeStr = Field(
+        default="",
+        max_length=2000,
+        description="Why, in words the public may read (shown on the public recall page)",
+    )
 
 
 class SellerIn(BaseModel):
@@ -176,6 +200,7 @@ def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallO
         seller_id=recall.seller_id,
         content=content,
         missing_notice_items=missing_notice_items(content),
+        untranslated_locales=untranslated_locales(content),
         rules=[ev.ScopeRule.model_validate(r) for r in recall.rules],
         logistics_enrolled=recall.logistics_enrolled,
         source=recall.source or "api",
@@ -184,6 +209,8 @@ def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallO
         updated_at=recall.updated_at,
         published_at=recall.published_at,
         closed_at=recall.closed_at,
+        withdrawn=recall.withdrawn,
+        close_reason=recall.close_reason,
         versions=None
         if versions is None
         else [
@@ -521,7 +548,11 @@ async def amend_recall(
     responses=error_responses(404, 409),
 )
 async def close_recall(
-    recall_id: PathId, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+    recall_id: PathId,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: CloseIn | None = None,
 ) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
     try:
@@ -531,7 +562,11 @@ async def close_recall(
     now = datetime.now(UTC)
     recall.closed_at = now
     recall.updated_at = now
-    event = ev.RecallClosed(recall=_snapshot(recall), closed_at=now)
+    how = body or CloseIn()
+    recall.withdrawn, recall.close_reason = how.withdrawn, how.reason
+    event = ev.RecallClosed(
+        recall=_snapshot(recall), closed_at=now, withdrawn=how.withdrawn, reason=how.reason
+    )
     await runtime.outbox.add(
         session, event, event_id=event_id(recall.recall_id, recall.version, event.event_type)
     )

@@ -54,6 +54,9 @@ class Recall(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Closed because it was withdrawn (issued in error), not completed; and why, for the public.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (
         Index(

@@ -25,7 +25,11 @@ async def test_sigusr1_logs_the_stack_each_task_waits_at(caplog: pytest.LogCaptu
         with caplog.at_level(logging.WARNING, logger=task_dump.__name__):
             os.kill(os.getpid(), signal.SIGUSR1)
             await asyncio.sleep(0.05)  # the loop runs the handler
-        lines = {r.task: r.stack for r in caplog.records if r.getMessage() == "task stack"}  # type: ignore[attr-defined]
+        lines = {
+            r.__dict__["task"]: r.__dict__["stack"]
+            for r in caplog.records
+            if r.getMessage() == "task stack"
+        }
         assert "the-waiter" in lines
         assert "waits_for_the_gate" in lines["the-waiter"]
         assert "await gate.wait()" in lines["the-waiter"]

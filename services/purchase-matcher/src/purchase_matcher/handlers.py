@@ -110,6 +110,22 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     ]
 
 
+# A recall pass and an order re-check in flight at once would each miss the other under READ
+# COMMITTED (the pass does not see the uncommitted order line, the re-check not the uncommitted
+# recall) and no alert would be raised. A pass holds this lock exclusively, a re-check shares it,
+# so the later of the two reads what the earlier committed. Re-checks run side by side; only passes
+# wait on them, and they on a pass.
+_PASS_OR_RECHECK = 0x52_43_4C_50_41_53_53  # "RCLPASS"
+
+
+async def _lock_for_pass(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PASS_OR_RECHECK})
+
+
+async def _lock_for_recheck(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _PASS_OR_RECHECK})
+
+
 RECONCILE_BATCH = 1000  # customers settled per round trip
 RECONCILE_STREAM_ROWS = 5000  # rows fetched per cursor step
 
@@ -853,6 +869,7 @@ class Matcher:
         self, session: AsyncSession, event: ev.RecallPublished | ev.RecallAmended, env: Envelope
     ) -> None:
         snap = event.recall
+        await _lock_for_pass(session)
         current = await session.get(ActiveRecall, snap.recall_id, with_for_update=True)
         if current is not None and (current.version > snap.version or current.status == "closed"):
             return  # an older version, or a recall already closed: nothing to do
@@ -978,6 +995,7 @@ class Matcher:
     ) -> list[ev.RecallSnapshot]:
         """Reconcile this customer's alert for every active recall that could reach one of the
         changed lines or already has an alert for them."""
+        await _lock_for_recheck(session)
         recalls = await self._recalls_reaching(session, customer_id, lines)
         for recall in recalls:
             await self.reconcile(session, recall, env, customer_ids=[customer_id])
@@ -1007,6 +1025,7 @@ class Matcher:
             by_customer.setdefault(line.customer_id, []).append(line)
         reaching: dict[str, list[ev.RecallSnapshot]] = {}
         customers_of: dict[str, tuple[ev.RecallSnapshot, list[str]]] = {}
+        await _lock_for_recheck(session)
         for customer_id, own in by_customer.items():
             reaching[customer_id] = await self._recalls_reaching(session, customer_id, own)
             for recall in reaching[customer_id]:

@@ -86,6 +86,10 @@ class Notice(Base):
     delivery_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The W3C trace context of the alert event that queued it (notifier.notice_traces): its SMTP
+    # send is a span of that recall's trace. NULL without one (tracing off, a reminder).
+    traceparent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tracestate: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         UniqueConstraint(

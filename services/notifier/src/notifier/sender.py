@@ -64,6 +64,7 @@ from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
+from notifier.notice_traces import send_parent
 from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
@@ -92,7 +93,8 @@ _CLAIMED_ROWS = """
            a.alert_version AS current_version, a.state,
            ct.name, ct.email, ct.safety_email, ct.locale, ct.phone, ct.sms_opt_out,
            a.state -> 'recall' ->> 'severity' AS severity,
-           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
+           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded,
+           c.traceparent, c.tracestate
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = c.recipient_customer_id
@@ -469,6 +471,7 @@ class NoticeSender:
         try:
             with self.tracer.start_as_current_span(
                 "smtp send",
+                context=send_parent(job.row),  # the recall's trace (notifier.notice_traces)
                 kind=SpanKind.CLIENT,
                 attributes={"notice.id": job.notice_id, "server.address": self.settings.smtp_host},
             ):

@@ -1,7 +1,11 @@
 """Two instances of every service on a three-broker cluster: during a recall's fan-out one broker
 and one instance of each service are killed (SIGKILL), and still every affected customer gets
 exactly one alert and one notice (one Message-ID; an in-doubt re-send repeats the same one), and
-nobody else gets any. About 2.5 min here.
+nobody else gets any. Meanwhile some of them ask for a refund on proof of destruction through
+either instance (a client falls back to the other when one is gone): each case is refunded, and
+paid exactly once at the payment provider (the sandbox over HTTP, shared by both instances, so a
+second payment from either would show). 2.5-5 min here (4 min 48 s with the refunds,
+on a machine busy with other test runs).
 
 Marked two_instances and left out of `make test` (three JVMs and ten service processes on two
 cores): `make test-two-instances` runs it."""
@@ -9,20 +13,27 @@ cores): `make test-two-instances` runs it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import os
 import re
+import subprocess
 import sys
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from recall_shared import events as ev
+from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import wrap
 from recall_shared.kafka import create_client_producer
 from recall_shared.testing import create_database, drop_database, eventually, read_to_end
@@ -38,6 +49,10 @@ pytestmark = [pytest.mark.two_instances, pytest.mark.e2e, pytest.mark.integratio
 SMTP_VIEWER = "http://127.0.0.1:8025"
 CUSTOMERS = 120  # 90 of them bought the recalled product
 PORTS_A, PORTS_B = 18300, 18310  # the services on 18301-18305 and 18311-18315
+REFUNDERS = 12  # affected customers who ask for a refund on proof of destruction
+JWT_SECRET = "two-instances-jwt-" + "s" * 40
+PAYMENTS_PORT = 18391  # the payment sandbox both refund-logistics instances pay through
+PAYMENTS_KEY = "two-instances-payments-" + "k" * 24
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +63,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
     run = uuid.uuid4().hex[:8]
     db_names = {svc.name: f"two_{run}_{svc.package}" for svc in SERVICES}
     stacks: list[Stack] = []
+    payments = _start_payments(work / "payments.log")
     try:
         urls = {name: asyncio.run(create_database(db)) for name, db in db_names.items()}
         env = {
@@ -61,6 +77,14 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
             # The notices the killed instance had claimed (a lease, in batches) go out again once
             # the lease ends: 300 s by default, short here.
             "NOTIFIER_SEND_LEASE_S": "15",
+            "RECALL_ALERTS_JWT_SECRET": JWT_SECRET,
+            # One payment provider for both instances (the sandbox over HTTP, transient 503s
+            # included), so a refund paid twice, by either, is seen; a refund intent the killed
+            # instance had claimed is settled by the other once its lease ends.
+            "REFUND_LOGISTICS_PAYMENT_PROVIDER": "http",
+            "REFUND_LOGISTICS_PAYMENT_BASE_URL": f"http://127.0.0.1:{PAYMENTS_PORT}",
+            "REFUND_LOGISTICS_PAYMENT_API_KEY": PAYMENTS_KEY,
+            "REFUND_LOGISTICS_REFUND_LEASE_S": "10",
             **{f"{svc.env_prefix}DATABASE_URL": urls[svc.name] for svc in SERVICES},
         }
         env = {**os.environ, **env}
@@ -80,8 +104,31 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
         for stack in stacks:
             stack.stop()
         cluster("stop")
+        payments.terminate()
+        payments.wait(timeout=20)
         for db in db_names.values():
             asyncio.run(drop_database(db))
+
+
+def _start_payments(log: Path) -> subprocess.Popen:
+    """The payment sandbox (refund_logistics.sandbox) as its own process; waits until it answers."""
+    command = [sys.executable, "-m", "refund_logistics.sandbox", "--port", str(PAYMENTS_PORT)]
+    command += ["--latency-ms", "30", "--jitter-ms", "30", "--failure-rate", "0.05", "--seed", "18"]
+    proc = subprocess.Popen(
+        [*command, "--api-key", PAYMENTS_KEY],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{PAYMENTS_PORT}/healthz", timeout=2).is_success:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the payment sandbox did not start; see {log}")
 
 
 async def _publish(stack: Stack, events: list[ev.Event]) -> None:
@@ -164,6 +211,7 @@ async def test_a_fan_out_survives_a_lost_broker_and_a_lost_instance_of_each_serv
             "remedies": [{"type": "refund_on_destruction"}],
         },
         "rules": [{"product_ids": [product]}],
+        "logistics_enrolled": True,  # refund-logistics pays; a case is not referred to the seller
     }
     async with httpx.AsyncClient(
         base_url=a.url("recall-intake"), headers={"X-Api-Key": key}, timeout=20
@@ -179,6 +227,11 @@ async def test_a_fan_out_survives_a_lost_broker_and_a_lost_instance_of_each_serv
         published = await intake.post(f"/v1/recalls/{recall['recall_id']}/publish")
         assert published.status_code == 200, published.text
 
+    # Some buyers ask for a refund while the fan-out runs, half of them through instance b.
+    refunders = [c for i, c in enumerate(customers) if i % 4][:REFUNDERS]
+    refunding = asyncio.gather(
+        *(_refund(c, (b, a) if n % 2 else (a, b), run) for n, c in enumerate(refunders))
+    )
     # Mid fan-out: the first notices are out. (Here the notices then go out within a second or two,
     # so the kill lands in the sending; notices the killed notifier had claimed go out again when
     # their lease ends, with the same Message-ID.)
@@ -205,6 +258,112 @@ async def test_a_fan_out_survives_a_lost_broker_and_a_lost_instance_of_each_serv
             raised[record.key.decode()].add(dict(record.headers).get("ce_subject", b"").decode())
     assert {k + domain for k in raised} == affected
     assert {k: ids for k, ids in raised.items() if len(ids) != 1} == {}
+
+    # Refunds once: every refunder's case is refunded, and paid once at the provider.
+    cases = dict(zip(refunders, await refunding, strict=True))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PAYMENTS_PORT}", timeout=10) as pay:
+
+        async def all_paid() -> list[dict] | None:
+            paid = (await pay.get("/v1/refunds")).json()["data"]
+            return paid if {r["reference"] for r in paid} >= set(cases.values()) else None
+
+        paid = await eventually(all_paid, timeout=120, interval=1)
+        await asyncio.sleep(5)  # a second payment (a lease taken over too early) would come now
+        paid = (await pay.get("/v1/refunds")).json()["data"]
+        stats = (await pay.get("/_sandbox/stats")).json()
+    per_case = {ref: [r for r in paid if r["reference"] == ref] for ref in cases.values()}
+    assert {ref: len(rs) for ref, rs in per_case.items() if len(rs) != 1} == {}
+    assert len(paid) == stats["refunds"] == REFUNDERS, "nothing but these refunds was paid"
+    assert {Decimal(r["amount"]) for r in paid} == {Decimal("10.00")}
+    async with httpx.AsyncClient(base_url=a.url("customer-api"), timeout=10) as api:
+        for customer in refunders:
+
+            async def refunded(customer: str = customer) -> bool:
+                r = await api.get("/v1/me/alerts", headers=_bearer(customer))
+                (alert,) = r.json()["items"]
+                remedy = await api.get(
+                    f"/v1/me/alerts/{alert['alert_id']}/remedy", headers=_bearer(customer)
+                )
+                return remedy.json()["state"] == "refunded"
+
+            await eventually(refunded, timeout=60, interval=0.5)
+
+
+def _bearer(customer: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_customer_token(customer, JWT_SECRET)}"}
+
+
+def _photo(seed: str) -> bytes:
+    """A photo of the destroyed heater that decodes, unlike any other customer's (refund-logistics
+    holds a photo reused across cases for review)."""
+    noise = hashlib.shake_256(seed.encode()).digest(16 * 12)
+    image = Image.frombytes("L", (16, 12), noise).resize((320, 240), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def _call(
+    stacks: tuple[Stack, ...], service: str, method: str, path: str, **kwargs: Any
+) -> httpx.Response:
+    """The request to the first instance that answers, as a load balancer in front of both would
+    send it (the instance b is killed during the test). Every request here may be repeated."""
+    for stack in stacks:
+        try:
+            async with httpx.AsyncClient(base_url=stack.url(service), timeout=20) as client:
+                return await client.request(method, path, **kwargs)
+        except httpx.TransportError:
+            continue  # that instance is gone (or went mid-request): the next one
+    raise AssertionError(f"no instance of {service} answered {method} {path}")
+
+
+async def _refund(customer: str, stacks: tuple[Stack, ...], run: str) -> str:
+    """The customer asks for a refund on proof of destruction and uploads the photo, through
+    ``stacks`` in order of preference; returns the case id."""
+    auth = _bearer(customer)
+
+    async def alert_id() -> str | None:
+        items = (await _call(stacks, "customer-api", "GET", "/v1/me/alerts", headers=auth)).json()
+        return items["items"][0]["alert_id"] if items.get("items") else None
+
+    alert = await eventually(alert_id, timeout=120, interval=0.5)
+    remedy_path = f"/v1/me/alerts/{alert}/remedy"
+
+    async def chosen() -> bool:
+        r = await _call(
+            stacks,
+            "customer-api",
+            "POST",
+            remedy_path,
+            json={"remedy": "refund_on_destruction"},
+            headers={**auth, "Idempotency-Key": f"remedy-{customer}"},
+        )
+        # 409: not known there yet; 503: its database or Kafka briefly away (the lost broker)
+        assert r.status_code in (202, 409, 503), r.text
+        return r.status_code == 202
+
+    await eventually(chosen, timeout=60, interval=0.5)
+
+    async def case_opened() -> str | None:
+        r = await _call(stacks, "customer-api", "GET", remedy_path, headers=auth)
+        return r.json().get("case_id") if r.status_code == 200 else None
+
+    case_id = await eventually(case_opened, timeout=120, interval=0.5)
+
+    async def proof_taken() -> bool:
+        r = await _call(
+            stacks,
+            "refund-logistics",
+            "POST",
+            f"/v1/cases/{case_id}/proof",
+            content=_photo(f"{run}-{customer}"),
+            headers={**auth, "Content-Type": "image/png"},
+        )
+        assert r.status_code in (200, 202, 404, 503), r.text  # 404: the case not read there yet
+        return r.status_code in (200, 202)
+
+    await eventually(proof_taken, timeout=120, interval=0.5)
+    return case_id
 
 
 async def _some_mail(domain: str) -> bool:

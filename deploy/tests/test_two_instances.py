@@ -1,11 +1,12 @@
 """Two instances of every service on a three-broker cluster: during a recall's fan-out one broker
 and one instance of each service are killed (SIGKILL), and still every affected customer gets
 exactly one alert and one notice (one Message-ID; an in-doubt re-send repeats the same one), and
-nobody else gets any. Meanwhile some of them ask for a refund on proof of destruction through
-either instance (a client falls back to the other when one is gone): each case is refunded, and
-paid exactly once at the payment provider (the sandbox over HTTP, shared by both instances, so a
-second payment from either would show). 2.5-5 min here (4 min 48 s with the refunds,
-on a machine busy with other test runs).
+nobody else gets any. Meanwhile 12 of them ask for a refund on proof of destruction through
+either instance (a client falls back to the other when one is gone); b's refund-logistics is
+started again and killed once more while it pays its half (an intent written, the payment under
+way): each case is refunded, and paid exactly once at the payment provider (the sandbox over
+HTTP, shared by both instances, so a second payment from either would show). 3.5-5 min here
+(on a machine busy with other test runs).
 
 Marked two_instances and left out of `make test` (three JVMs and ten service processes on two
 cores): `make test-two-instances` runs it."""
@@ -28,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from PIL import Image
@@ -113,7 +115,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
 def _start_payments(log: Path) -> subprocess.Popen:
     """The payment sandbox (refund_logistics.sandbox) as its own process; waits until it answers."""
     command = [sys.executable, "-m", "refund_logistics.sandbox", "--port", str(PAYMENTS_PORT)]
-    command += ["--latency-ms", "30", "--jitter-ms", "30", "--failure-rate", "0.05", "--seed", "18"]
+    command += ["--latency-ms", "2000", "--jitter-ms", "0"]  # a payment takes 2 s
+    command += ["--failure-rate", "0.05", "--seed", "18"]
     proc = subprocess.Popen(
         [*command, "--api-key", PAYMENTS_KEY],
         stdout=log.open("ab"),
@@ -227,10 +230,15 @@ async def test_a_fan_out_survives_a_lost_broker_and_a_lost_instance_of_each_serv
         published = await intake.post(f"/v1/recalls/{recall['recall_id']}/publish")
         assert published.status_code == 200, published.text
 
-    # Some buyers ask for a refund while the fan-out runs, half of them through instance b.
+    # Some buyers ask for a refund while the fan-out runs, half of them through instance b; the
+    # photos of b's half are uploaded once via_b is set, the others' once via_a is (below).
     refunders = [c for i, c in enumerate(customers) if i % 4][:REFUNDERS]
+    via_a, via_b = asyncio.Event(), asyncio.Event()
     refunding = asyncio.gather(
-        *(_refund(c, (b, a) if n % 2 else (a, b), run) for n, c in enumerate(refunders))
+        *(
+            _refund(c, (b, a), run, via_b) if n % 2 else _refund(c, (a, b), run, via_a)
+            for n, c in enumerate(refunders)
+        )
     )
     # Mid fan-out: the first notices are out. (Here the notices then go out within a second or two,
     # so the kill lands in the sending; notices the killed notifier had claimed go out again when
@@ -239,6 +247,16 @@ async def test_a_fan_out_survives_a_lost_broker_and_a_lost_instance_of_each_serv
     for proc in b.processes.values():
         proc.kill()
     cluster("kill", "2")
+
+    # Refunds under a kill too: b's refund-logistics comes back, takes its half of the photos, and
+    # is killed while it pays them: once an intent is written (claimed, then sent to the sandbox,
+    # which answers after 2 s). a pays those intents once their lease ends, under the same
+    # idempotency key, so the provider answers with the refund b had made instead of paying again.
+    await asyncio.to_thread(b.restart_service, "refund-logistics")
+    via_b.set()
+    await eventually(lambda: _pending_refunds(a), timeout=120, interval=0.05)
+    b.processes["refund-logistics"].kill()
+    via_a.set()
 
     async def everyone_noticed() -> bool:
         return (await _mails(domain)).keys() >= affected
@@ -317,9 +335,9 @@ async def _call(
     raise AssertionError(f"no instance of {service} answered {method} {path}")
 
 
-async def _refund(customer: str, stacks: tuple[Stack, ...], run: str) -> str:
-    """The customer asks for a refund on proof of destruction and uploads the photo, through
-    ``stacks`` in order of preference; returns the case id."""
+async def _refund(customer: str, stacks: tuple[Stack, ...], run: str, go: asyncio.Event) -> str:
+    """The customer asks for a refund on proof of destruction and, once ``go`` is set, uploads the
+    photo, through ``stacks`` in order of preference; returns the case id."""
     auth = _bearer(customer)
 
     async def alert_id() -> str | None:
@@ -349,6 +367,7 @@ async def _refund(customer: str, stacks: tuple[Stack, ...], run: str) -> str:
         return r.json().get("case_id") if r.status_code == 200 else None
 
     case_id = await eventually(case_opened, timeout=120, interval=0.5)
+    await go.wait()
 
     async def proof_taken() -> bool:
         r = await _call(
@@ -364,6 +383,16 @@ async def _refund(customer: str, stacks: tuple[Stack, ...], run: str) -> str:
 
     await eventually(proof_taken, timeout=120, interval=0.5)
     return case_id
+
+
+async def _pending_refunds(stack: Stack) -> int:
+    """Refund intents written and not yet paid (refund-logistics' database, shared by both)."""
+    url = stack.env["REFUND_LOGISTICS_DATABASE_URL"]
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM refunds WHERE status = 'pending'"))
+    finally:
+        await conn.close()
 
 
 async def _some_mail(domain: str) -> bool:

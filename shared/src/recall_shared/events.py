@@ -849,6 +849,44 @@ class NoticeComplained(Event):
         return self.alert_id
 
 
+# What became of a remedy notice (issue 14): the return label, the refund confirmation, the
+# replacement's dispatch, sent by the notifier from remedies.v1. Its own type, because the kinds of
+# notification.*.v1 are a recall notice's by contract (a new value would fail their consumers).
+
+RemedyNoticeKind = Literal["return_label", "refund_confirmed", "replacement_shipped"]
+RemedyNoticeState = Literal["sent", "failed", "delivered", "bounced", "complained"]
+
+
+class RemedyNoticeStatus(Event):
+    """A remedy notice's step: sent (the relay took it), failed (for good), then what its
+    recipient's mail system reported (delivered, bounced, complained). One event per step, with a
+    deterministic id, like the recall notices' events."""
+
+    event_type: ClassVar[str] = "notification.remedy_notice.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    case_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: RemedyNoticeKind
+    channel: NoticeChannel = "email"
+    status: RemedyNoticeState
+    recipient_role: Literal["purchaser", "safety_contact", "account_admin"] | None = None
+    bounce_type: Literal["hard", "soft"] | None = None
+    reason: Text = ""
+    source: DeliverySource | None = Field(
+        default=None, description="Who reported a delivered, bounced or complained step"
+    )
+    at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.case_id
+
+
 # --------------------------------------------------------------------------- remedies.v1
 
 
@@ -1150,6 +1188,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NoticeDelivered,
     NoticeBounced,
     NoticeComplained,
+    RemedyNoticeStatus,
     RemedyRequested,
     NotAffectedDeclared,
     RemedyCaseTransitioned,

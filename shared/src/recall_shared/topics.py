@@ -108,6 +108,7 @@ NOTIFICATIONS = TopicSpec(
         ev.NoticeDelivered,
         ev.NoticeBounced,
         ev.NoticeComplained,
+        ev.RemedyNoticeStatus,
     ),
     retention_ms=90 * DAY_MS,
 )

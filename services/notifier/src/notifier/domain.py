@@ -4,11 +4,13 @@ which notices it queues.
 A run of ``alert.raised.v1`` / ``alert.updated.v1`` events is planned as if each were applied on
 its own, in order: an event older than the version held is ignored; a stored event's state becomes
 the alert's newest; a raised alert, or an update that moves the version on, queues a notice per
-recipient.
+recipient; an update of the version held queues an "amendment" notice when the recall changed
+materially (:func:`material_changes`), and nothing for a wording edit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -26,12 +28,19 @@ class NoticeDraft:
     customer_id: str
     recipient_customer_id: str
     role: str  # purchaser | account_admin
-    kind: str  # initial | update
+    kind: str  # initial | update | amendment
     alert_version: int
+    number: int = 0  # the notice's reminder_no: an amendment's recall version (see below)
 
     @property
-    def key(self) -> tuple[str, str, int, str]:
-        return (self.alert_id, self.kind, self.alert_version, self.recipient_customer_id)
+    def key(self) -> tuple[str, str, int, str, int]:
+        return (
+            self.alert_id,
+            self.kind,
+            self.alert_version,
+            self.recipient_customer_id,
+            self.number,
+        )
 
 
 @dataclass
@@ -53,19 +62,28 @@ def recipients(state: ev.AlertState) -> list[tuple[str, str]]:
     return out
 
 
-def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertEvent]) -> AlertPlan:
-    """Apply ``events`` in order to the versions held (``known_versions``: alert id -> version)."""
+def plan_alert_events(
+    known_versions: Mapping[str, int],
+    events: Iterable[AlertEvent],
+    held_recalls: Mapping[str, ev.RecallContent] | None = None,
+) -> AlertPlan:
+    """Apply ``events`` in order to the versions held (``known_versions``: alert id -> version;
+    ``held_recalls``: the recall content held, for the alerts whose version an update repeats)."""
     versions = dict(known_versions)
+    recalls = dict(held_recalls or {})
     plan = AlertPlan()
-    keys: set[tuple[str, str, int, str]] = set()
+    keys: set[tuple[str, str, int, str, int]] = set()
     for event in events:
         state = event.alert
         held = versions.get(state.alert_id)
         if held is not None and held > state.alert_version:
             continue  # older than what we hold
         versions[state.alert_id] = state.alert_version
+        before = recalls.get(state.alert_id)
+        recalls[state.alert_id] = state.recall
         plan.stored.pop(state.alert_id, None)  # re-inserted: the order is of the last store
         plan.stored[state.alert_id] = state
+        number = 0
         if held is None:
             # Nothing was told yet, whatever the version: an update whose raise never arrived here
             # (a matcher pass that failed after announcing) is the customer's first notice.
@@ -74,16 +92,80 @@ def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertE
             kind = "initial" if state.alert_version == 1 else "update"
         elif held < state.alert_version:
             kind = "update"  # the scope changed
+        elif before is not None and material_changes(before, state.recall):
+            # The recall was amended in a way that matters for safety: told again, once per
+            # amendment (its recall version numbers the notice).
+            kind, number = "amendment", state.recall_version
         else:
-            continue  # an update of the version held: new content, nothing to tell
+            continue  # an update of the version held: a wording edit, nothing to tell
         for role, recipient in recipients(state):
             draft = NoticeDraft(
-                state.alert_id, state.customer_id, recipient, role, kind, state.alert_version
+                state.alert_id,
+                state.customer_id,
+                recipient,
+                role,
+                kind,
+                state.alert_version,
+                number,
             )
             if draft.key not in keys:
                 keys.add(draft.key)
                 plan.notices.append(draft)
     return plan
+
+
+# --------------------------------------------------------------------------- material amendments
+# Issue 14: an amendment that raises the hazard or the severity, changes what to stop doing, or adds
+# or removes a remedy re-notifies everyone still affected; wording edits do not.
+
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_WORDING = re.compile(r"[\W_]+")
+
+
+def _words(text: str) -> str:
+    """A text as its words: case, spacing and punctuation are wording, not meaning."""
+    return _WORDING.sub(" ", text).strip().casefold()
+
+
+def material_changes(before: ev.RecallContent, after: ev.RecallContent) -> list[str]:
+    """Why the change from ``before`` to ``after`` must be told to those already alerted, in a
+    fixed order; empty for a cosmetic edit (title, description, hazard or contact wording, a
+    lowered severity, photos, translations).
+
+    - ``severity_raised``: a higher severity (low < medium < high < critical);
+    - ``hazard_raised``: a hazard type that was not there, or more incidents or injuries reported,
+      or a safety alert become a recall;
+    - ``stop_using_changed``: the stop-using instruction says other words;
+    - ``remedy_added`` / ``remedy_removed``: the remedies offered changed."""
+    reasons = []
+    if _SEVERITY_RANK[after.severity] > _SEVERITY_RANK[before.severity]:
+        reasons.append("severity_raised")
+    more_reported = any(
+        new is not None and new > (old or 0)
+        for old, new in (
+            (before.incidents_reported, after.incidents_reported),
+            (before.injuries_reported, after.injuries_reported),
+        )
+    )
+    new_hazard = bool(after.hazard_type) and _words(after.hazard_type) != _words(before.hazard_type)
+    escalated = before.kind == "safety_alert" and after.kind == "recall"
+    if new_hazard or more_reported or escalated:
+        reasons.append("hazard_raised")
+    if _words(after.stop_using) != _words(before.stop_using):
+        reasons.append("stop_using_changed")
+    remedies_before = {r.type for r in before.remedies}
+    remedies_after = {r.type for r in after.remedies}
+    if remedies_after - remedies_before:
+        reasons.append("remedy_added")
+    if remedies_before - remedies_after:
+        reasons.append("remedy_removed")
+    return reasons
+
+
+def contract_kind(kind: str) -> str:
+    """A notice's kind as notification.*.v1 states it: an amendment is an update by contract (the
+    recall changed; here is what applies now), so consumers see no new kind."""
+    return "update" if kind == "amendment" else kind
 
 
 # --------------------------------------------------------------------------- sending decisions

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -180,6 +192,20 @@ class CaseReminder(Base):
             "ix_case_reminders_due", "next_due_at", postgresql_where=text("next_due_at IS NOT NULL")
         ),
     )
+
+
+class RemedyNoticeDetail(Base):
+    """What a remedy notice tells (remedy_notices.py), beside its row in ``notices``: the case, the
+    return label's link and tracking number, or the amount refunded."""
+
+    __tablename__ = "remedy_notices"
+    notice_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36))
+    remedy: Mapped[str] = mapped_column(String(40))
+    label_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
 
 
 class SellerKey(SellerKeyColumns, Base):

@@ -140,7 +140,7 @@ class NoticeRenderer:
         )
 
     def subject(
-        self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str, title: str | None = None
+        self, recall: ev.RecallContent, kind: str, locale: str, title: str | None = None
     ) -> str:
         s = catalogs().messages(locale)
         base = s["subject.safety_alert" if recall.kind == "safety_alert" else "subject.recall"]
@@ -148,6 +148,7 @@ class NoticeRenderer:
             "update": s["subject.update"],
             "withdrawal": s["subject.withdrawal"],
             "reminder": s["subject.reminder"],
+            "amendment": s["subject.amendment"],  # a material amendment (domain.material_changes)
         }.get(kind, "")
         return header_safe(base.format(title=header_safe(title or recall.title, 150)) + suffix, 250)
 
@@ -155,7 +156,7 @@ class NoticeRenderer:
         self,
         alert: ev.AlertState,
         *,
-        kind: ev.NoticeKind,
+        kind: str,  # ev.NoticeKind, or "amendment" (its notices' events say "update")
         locale: str | None,
         recipient_name: str,
         recipient_role: str,
@@ -172,6 +173,8 @@ class NoticeRenderer:
             intro = ""
         elif kind == "update":
             intro = s["intro.update"]
+        elif kind == "amendment":
+            intro = s["intro.amendment"]
         elif remedy_reason:
             intro = s[f"remedy_reminder.{remedy_reason}"]
         elif kind == "reminder":

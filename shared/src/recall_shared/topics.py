@@ -105,6 +105,7 @@ NOTIFICATIONS = TopicSpec(
         ev.NoticeSent,
         ev.NoticeFailed,
         ev.NoticeSmsSent,
+        ev.NoticeLetterSent,
         ev.NoticeDelivered,
         ev.NoticeBounced,
         ev.NoticeComplained,

@@ -131,7 +131,7 @@ class DeliveryRecorder:
             )
         elif report.kind == "delayed" and row.delivery is None:
             await session.execute(_NOTE, values)
-        if change.emit == "bounced" and row.channel == "email":
+        if change.emit == "bounced" and row.channel in ("email", "sms"):
             await queue_fallback(  # it did not reach them: the next channel, if any
                 session,
                 Unreached(
@@ -146,8 +146,10 @@ class DeliveryRecorder:
                     severity=row.severity,
                     phone=row.phone,
                     sms_opt_out=bool(row.sms_opt_out),
+                    channel=row.channel,
                 ),
                 sms_available=self.sms_available,
+                letters_available=self.settings.letters_available,
             )
         if change.emit is not None and row.recall_id is not None:
             await self.outbox.add(

@@ -18,7 +18,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import remedy_notices, remedy_reminders
-from notifier.domain import AlertEvent, material_changes, plan_alert_events, recipients
+from notifier.domain import (
+    AlertEvent,
+    gift_recipients,
+    material_changes,
+    plan_alert_events,
+    recipients,
+)
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from notifier.notice_traces import remember_traces
 from recall_shared import events as ev
@@ -70,8 +76,11 @@ async def lock_recipients(session: AsyncSession, recipient_ids: Sequence[str]) -
 
 async def _has_address(session: AsyncSession, customer_id: str) -> bool:
     contact = await session.get(Contact, customer_id)
-    # A phone counts too: the sender falls back to SMS where the policy allows (notifier.fallback).
-    return contact is not None and bool(contact.safety_email or contact.email or contact.phone)
+    # A phone or a postal address counts too: the sender falls back to SMS or a letter where the
+    # policy allows (notifier.fallback).
+    return contact is not None and bool(
+        contact.safety_email or contact.email or contact.phone or contact.postal_address
+    )
 
 
 async def queue_notice(
@@ -155,7 +164,33 @@ async def _store_alert(session: AsyncSession, state: ev.AlertState, status: str 
     return True
 
 
+async def store_gift_contacts(session: AsyncSession, states: Sequence[ev.AlertState]) -> None:
+    """The contacts of gift recipients, as the orders gave them (they are no customers of ours, so
+    customers.v1 never speaks of them): kept like a customer's, under their recipient id, so their
+    notices are queued, sent and fall back like any other. The newest alert state's wins."""
+    values: dict[str, dict[str, object]] = {}
+    for state in states:
+        for rid, r in gift_recipients(state).items():
+            values[rid] = {
+                "customer_id": rid,
+                "name": r.name,
+                "email": r.email,
+                "phone": r.phone,
+                "locale": r.locale,
+            }
+    if not values:
+        return
+    stmt = insert(Contact).values(list(values.values()))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={k: stmt.excluded[k] for k in ("name", "email", "phone", "locale")},
+        )
+    )
+
+
 async def _queue_for_alert(session: AsyncSession, state: ev.AlertState, kind: str) -> None:
+    await store_gift_contacts(session, [state])
     for role, recipient in recipients(state):
         await queue_notice(
             session,
@@ -239,7 +274,7 @@ _QUEUE_NOTICES = text(
         SELECT v.notice_id, v.alert_id, v.customer_id, v.recipient, v.role, v.kind, v.alert_version,
                v.reminder_no,
                CASE WHEN coalesce(c.safety_email, '') <> '' OR coalesce(c.email, '') <> ''
-                         OR coalesce(c.phone, '') <> ''
+                         OR coalesce(c.phone, '') <> '' OR c.postal_address IS NOT NULL
                     THEN 'pending' ELSE 'waiting_contact' END, 0
         FROM unnest(CAST(:ids AS text[]), CAST(:alert_ids AS text[]), CAST(:customers AS text[]),
                     CAST(:recipients AS text[]), CAST(:roles AS text[]), CAST(:kinds AS text[]),
@@ -281,6 +316,8 @@ async def apply_alert_events(
         )
     if plan.notices:
         ns = plan.notices
+        if any(n.role == "gift_recipient" for n in ns):
+            await store_gift_contacts(session, [e.alert for e in events])
         await lock_recipients(session, [n.recipient_customer_id for n in ns])
         await session.execute(
             _QUEUE_NOTICES,
@@ -362,20 +399,16 @@ async def on_alert_withdrawn(
     current.alert_version = event.alert_version
     if told:
         state = ev.AlertState.model_validate(current.state)
-        for role, recipient in (
-            ("purchaser", state.customer_id),
-            ("account_admin", state.business_account_admin_id),
-        ):
-            if recipient and (role == "purchaser" or recipient != state.customer_id):
-                await queue_notice(
-                    session,
-                    alert_id=event.alert_id,
-                    customer_id=state.customer_id,
-                    recipient_customer_id=recipient,
-                    role=role,
-                    kind="withdrawal",
-                    alert_version=event.alert_version,
-                )
+        for role, recipient in recipients(state):  # a gift's recipient too (issue 15)
+            await queue_notice(
+                session,
+                alert_id=event.alert_id,
+                customer_id=state.customer_id,
+                recipient_customer_id=recipient,
+                role=role,
+                kind="withdrawal",
+                alert_version=event.alert_version,
+            )
         await remember_traces(session, [(event.alert_id, event.alert_version, env)])
 
 
@@ -483,6 +516,10 @@ async def on_customer_updated(
         "locale": event.locale,
         "phone": event.phone,
         "sms_opt_out": event.sms_opt_out,
+        "postal_address": (
+            event.postal_address.model_dump(mode="json") if event.postal_address else None
+        ),
+        "letter_opt_out": event.letter_opt_out,
     }
     await session.execute(_LOCK_CONTACT, {"id": event.customer_id})
     stmt = insert(Contact).values(**values)
@@ -491,7 +528,7 @@ async def on_customer_updated(
             index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in values}
         )
     )
-    if event.safety_email or event.email or event.phone:
+    if event.safety_email or event.email or event.phone or event.postal_address:
         result = await session.execute(
             update(Notice)
             .where(

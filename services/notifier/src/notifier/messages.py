@@ -128,4 +128,31 @@ SOURCE = source(
         "remedy_notice.footer",
         "You receive this message because you chose a remedy for a recalled product.",
     ),
+    # Reach (issue 15): letters, gifts, SMS texts.
+    msg(
+        "letter.why",
+        "We are writing to you by post because we could not reach you by email or text message.",
+    ),
+    msg(
+        "letter.scan",
+        "Scan the code with your phone, or type this address, to see your recall page:",
+    ),
+    msg(
+        "gift.pass_on",
+        "You marked this purchase as a gift. Please pass this notice on to the person who has "
+        "the product now, so that they can stop using it.",
+    ),
+    msg(
+        "gift.recipient",
+        "A product you received as a gift from a customer of ours is being recalled because it is "
+        "unsafe. The buyer asked us to tell you.",
+    ),
+    msg("sms.recall", "Safety recall: {title}, which you bought from us. Stop using it now."),
+    msg("sms.safety_alert", "Safety alert: {title}, which you bought from us. Stop using it now."),
+    msg("sms.remedy", "Your remedy: {link}"),
+    msg(
+        "sms.withdrawal",
+        "Recall correction: your purchase is not affected by the recall of {title}. Nothing to "
+        "do. {link}",
+    ),
 )

@@ -181,6 +181,8 @@ class NoticeRenderer:
             intro = s["intro.reminder"]
         elif recipient_role == "account_admin":
             intro = s["intro.admin"]
+        elif recipient_role == "gift_recipient":
+            intro = s["gift.recipient"]
         else:
             intro = s["intro.safety_alert" if recall.kind == "safety_alert" else "intro.recall"]
         lines = [
@@ -209,6 +211,8 @@ class NoticeRenderer:
                 ),
             }
             for line in alert.lines
+            # A gift's recipient is told of the gifts, not of what the buyer kept.
+            if recipient_role != "gift_recipient" or line.is_gift
         ]
         gtins = list(dict.fromkeys(line.gtin for line in alert.lines if line.gtin))
         models = list(dict.fromkeys(line.model_number for line in alert.lines if line.model_number))
@@ -238,6 +242,10 @@ class NoticeRenderer:
                 for r in recall.remedies
             ],
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
+            # The purchaser of a gift is asked to pass the notice on (issue 15).
+            "gift_pass_on": s["gift.pass_on"]
+            if recipient_role != "gift_recipient" and any(x.is_gift for x in alert.lines)
+            else "",
             "lang": loc,
             **_notice_items(recall, loc),
         }

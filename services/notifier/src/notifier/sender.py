@@ -69,6 +69,7 @@ from notifier.domain import (
     after_send_error,
     contract_kind,
     decide_send,
+    reported_role,
     retry_delay_s,
 )
 from notifier.fallback import Unreached, queue_fallback
@@ -644,7 +645,7 @@ class NoticeSender:
                         recall_id=state.recall_id,
                         kind=contract_kind(row.kind),
                         alert_version=row.alert_version,
-                        recipient_role=o.role,
+                        **reported_role(o.role),  # a gift recipient: on the purchaser's behalf
                         sent_at=o.at,
                     ),
                     sent_event_id(o.job.notice_id),
@@ -770,6 +771,7 @@ class NoticeSender:
                 sms_opt_out=bool(row.sms_opt_out),
             ),
             sms_available=self.sms_available,
+            letters_available=self.settings.letters_available,
         )
 
 

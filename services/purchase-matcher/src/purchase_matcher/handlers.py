@@ -69,6 +69,9 @@ def gtin14(raw: str | None) -> str | None:
 def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers
     keyed."""
+    gift_recipient = (
+        event.gift_recipient.model_dump_json() if event.is_gift and event.gift_recipient else None
+    )
     return [
         {
             "line_id": ol.line_id,
@@ -92,6 +95,8 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
             "best_before": ol.best_before,
             "expires_on": ol.expires_on,
             "business_account_admin_id": event.business_account_admin_id,
+            "is_gift": event.is_gift,
+            "gift_recipient": gift_recipient,
         }
         for ol in event.lines
     ]

@@ -26,6 +26,7 @@ from notifier.domain import (
     recipients,
 )
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
+from notifier.notice_traces import remember_traces
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
@@ -337,6 +338,11 @@ async def apply_alert_events(
                 "channel": SENDER_CHANNEL,
             },
         )
+        # Their sends join the events' traces (notifier.notice_traces).
+        queued_by = [
+            (d.event.alert.alert_id, d.event.alert.alert_version, d.envelope) for d in deliveries
+        ]
+        await remember_traces(session, queued_by)
 
 
 async def _held_recalls(
@@ -403,6 +409,7 @@ async def on_alert_withdrawn(
                 kind="withdrawal",
                 alert_version=event.alert_version,
             )
+        await remember_traces(session, [(event.alert_id, event.alert_version, env)])
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:

@@ -74,6 +74,7 @@ from notifier.domain import (
 )
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
+from notifier.notice_traces import send_parent
 from notifier.remedy_notices import REMEDY_NOTICE_KINDS
 from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
@@ -106,7 +107,8 @@ _CLAIMED_ROWS = """
            a.state -> 'recall' ->> 'severity' AS severity,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded,
            to_jsonb(rn) AS remedy, rn.case_id AS remedy_case_id,
-           a.state ->> 'recall_version' AS current_recall_version
+           a.state ->> 'recall_version' AS current_recall_version,
+           c.traceparent, c.tracestate
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = c.recipient_customer_id
@@ -496,6 +498,7 @@ class NoticeSender:
         try:
             with self.tracer.start_as_current_span(
                 "smtp send",
+                context=send_parent(job.row),  # the recall's trace (notifier.notice_traces)
                 kind=SpanKind.CLIENT,
                 attributes={"notice.id": job.notice_id, "server.address": self.settings.smtp_host},
             ):

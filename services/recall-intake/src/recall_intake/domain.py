@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+from datetime import datetime
 from typing import Literal
 
 import orjson
@@ -71,3 +73,80 @@ def severity_for(agency: str, classification: str = "", hazard: str = "") -> str
         return mapped
     text = hazard.lower()
     return "high" if any(w in text for w in _SERIOUS_WORDS) else "medium"
+
+
+# ------------------------------------------------------------------ seller notices (issue 16)
+# GS1 Recall's cycle: notified -> acknowledged -> removal_confirmed -> closed. A repeat of the step
+# a notice has taken is a repeat (the same answer), not a conflict; a removal confirmation implies
+# the acknowledgement.
+
+NoticeStatus = Literal["notified", "acknowledged", "removal_confirmed", "closed"]
+NoticeAction = Literal["acknowledge", "confirm_removal", "close"]
+_NOTICE_ORDER: tuple[NoticeStatus, ...] = (
+    "notified",
+    "acknowledged",
+    "removal_confirmed",
+    "closed",
+)
+_NOTICE_STEP: dict[NoticeAction, NoticeStatus] = {
+    "acknowledge": "acknowledged",
+    "confirm_removal": "removal_confirmed",
+    "close": "closed",
+}
+# The least a notice must have reached before the action (a closeout needs the removal).
+_NOTICE_NEEDS: dict[NoticeAction, NoticeStatus] = {
+    "acknowledge": "notified",
+    "confirm_removal": "notified",
+    "close": "removal_confirmed",
+}
+
+
+def notice_step(status: str, action: NoticeAction) -> tuple[NoticeStatus, bool]:
+    """The status after ``action`` and whether it changed anything (False: a repeat, or a step the
+    notice is already past). :class:`IllegalTransition` when the action comes too early."""
+    rank = _NOTICE_ORDER.index(status)
+    if rank >= _NOTICE_ORDER.index(_NOTICE_STEP[action]):
+        return _NOTICE_ORDER[rank], False
+    if rank < _NOTICE_ORDER.index(_NOTICE_NEEDS[action]):
+        raise IllegalTransition(status, action)
+    return _NOTICE_STEP[action], True
+
+
+def notice_overdue(status: str, ack_due_at: datetime, now: datetime) -> bool:
+    """Not acknowledged (nor further) by the time it was due."""
+    return status == "notified" and ack_due_at <= now
+
+
+def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Recall-Signature`` header, as Stripe signs: HMAC-SHA256 over ``"{t}.{body}"``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_webhook_signature(
+    secret: str, header: str, body: bytes, now: float, tolerance_s: float = 300
+) -> bool:
+    """What a receiver checks: a ``v1`` signature of the body under ``secret``, with a timestamp
+    within ``tolerance_s`` of ``now`` (a replayed old delivery fails)."""
+    parts = [p.partition("=") for p in header.split(",")]
+    stamps = [v for k, _, v in parts if k == "t"]
+    if len(stamps) != 1 or not stamps[0].isdigit():
+        return False
+    timestamp = int(stamps[0])
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = webhook_signature(secret, timestamp, body).rpartition("v1=")[2]
+    return any(k == "v1" and hmac.compare_digest(v, expected) for k, _, v in parts)
+
+
+def retry_delay_s(attempt: int, initial_s: float, cap_s: float, jitter: float) -> float:
+    """The wait after the ``attempt``-th failed try: doubling from ``initial_s``, capped at
+    ``cap_s``, its upper half jittered (``jitter`` in [0, 1)), so a receiver back from an outage is
+    not hit by every sender at once."""
+    ceiling = min(cap_s, initial_s * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def delivered(status_code: int) -> bool:
+    """A 2xx is delivered; anything else (and no answer) is tried again."""
+    return 200 <= status_code < 300

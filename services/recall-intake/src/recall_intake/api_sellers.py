@@ -194,7 +194,7 @@ class SellerReport(BaseModel):
 # ------------------------------------------------------------------ helpers
 
 
-async def _seller(session: AsyncSession, principal: Principal, seller_id: str) -> Seller:
+async def seller_of(session: AsyncSession, principal: Principal, seller_id: str) -> Seller:
     """The seller named in the path, if the caller may act for it (else 404, as if unknown)."""
     if not principal.is_operator and principal.seller_id != seller_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="seller not found")
@@ -204,7 +204,7 @@ async def _seller(session: AsyncSession, principal: Principal, seller_id: str) -
     return row
 
 
-def _page_after(stmt: Select, cursor: str | None, at: object, key: object) -> Select:
+def page_after(stmt: Select, cursor: str | None, at: object, key: object) -> Select:
     """Newest first, after the cursor's position."""
     if cursor:
         ts, item_id = decode_cursor(cursor)
@@ -274,7 +274,7 @@ def _endpoint_out(e: WebhookEndpoint) -> EndpointOut:
 async def put_contact(
     seller_id: PathId, body: ContactIn, principal: PrincipalDep, session: SessionDep
 ) -> ContactOut:
-    await _seller(session, principal, seller_id)
+    await seller_of(session, principal, seller_id)
     stmt = insert(SellerContact).values(seller_id=seller_id, email=body.email)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -302,7 +302,7 @@ async def create_endpoint(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EndpointCreated:
-    await _seller(session, principal, seller_id)
+    await seller_of(session, principal, seller_id)
 
     async def prior() -> WebhookEndpoint | None:
         if not idempotency_key:
@@ -361,11 +361,11 @@ async def list_endpoints(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> EndpointPage:
-    await _seller(session, principal, seller_id)
+    await seller_of(session, principal, seller_id)
     stmt = select(WebhookEndpoint).where(
         WebhookEndpoint.seller_id == seller_id, WebhookEndpoint.disabled_at.is_(None)
     )
-    stmt = _page_after(stmt, cursor, WebhookEndpoint.created_at, WebhookEndpoint.endpoint_id)
+    stmt = page_after(stmt, cursor, WebhookEndpoint.created_at, WebhookEndpoint.endpoint_id)
     rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
     more, rows = len(rows) > limit, rows[:limit]
     return EndpointPage(
@@ -384,7 +384,7 @@ async def list_endpoints(
 async def delete_endpoint(
     seller_id: PathId, endpoint_id: PathId, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    await _seller(session, principal, seller_id)
+    await seller_of(session, principal, seller_id)
     row = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
     if row is None or row.seller_id != seller_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="webhook endpoint not found")
@@ -411,11 +411,11 @@ async def list_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> DeliveryPage:
-    await _seller(session, principal, seller_id)
+    await seller_of(session, principal, seller_id)
     stmt = select(WebhookDelivery).where(WebhookDelivery.seller_id == seller_id)
     if status_:
         stmt = stmt.where(WebhookDelivery.status == status_)
-    stmt = _page_after(stmt, cursor, WebhookDelivery.created_at, WebhookDelivery.delivery_id)
+    stmt = page_after(stmt, cursor, WebhookDelivery.created_at, WebhookDelivery.delivery_id)
     rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
     more, rows = len(rows) > limit, rows[:limit]
     attempts: dict[str, list[AttemptOut]] = {r.delivery_id: [] for r in rows}
@@ -467,7 +467,7 @@ def _visible_notices(principal: Principal) -> Select:
 async def _notice_page(
     session: AsyncSession, stmt: Select, limit: int, cursor: str | None
 ) -> NoticePage:
-    stmt = _page_after(stmt, cursor, SellerNotice.notified_at, SellerNotice.notice_id)
+    stmt = page_after(stmt, cursor, SellerNotice.notified_at, SellerNotice.notice_id)
     rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
     more, rows = len(rows) > limit, rows[:limit]
     now = datetime.now(UTC)
@@ -637,7 +637,7 @@ async def list_incidents(
         stmt = stmt.where(SaleIncident.seller_id == principal.seller_id)
     if status_:
         stmt = stmt.where(SaleIncident.status == status_)
-    stmt = _page_after(stmt, cursor, SaleIncident.detected_at, SaleIncident.incident_id)
+    stmt = page_after(stmt, cursor, SaleIncident.detected_at, SaleIncident.incident_id)
     rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
     more, rows = len(rows) > limit, rows[:limit]
     return IncidentPage(
@@ -675,7 +675,7 @@ async def resolve_incident(
 async def seller_report(
     seller_id: PathId, principal: PrincipalDep, session: SessionDep
 ) -> SellerReport:
-    await _seller(session, principal, seller_id)
+    await seller_of(session, principal, seller_id)
     now = datetime.now(UTC)
     notices: dict[str, int] = {
         "notified": 0,

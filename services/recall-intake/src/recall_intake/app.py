@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from recall_intake.api import router
+from recall_intake.api_compliance import router as compliance_router
 from recall_intake.api_imports import router as imports_router
 from recall_intake.api_sellers import router as sellers_router
 from recall_intake.handlers import HANDLERS
@@ -42,4 +43,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(imports_router)
     app.include_router(sellers_router)
+    app.include_router(compliance_router)
     return app

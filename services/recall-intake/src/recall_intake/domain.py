@@ -150,3 +150,21 @@ def retry_delay_s(attempt: int, initial_s: float, cap_s: float, jitter: float) -
 def delivered(status_code: int) -> bool:
     """A 2xx is delivered; anything else (and no answer) is tried again."""
     return 200 <= status_code < 300
+
+
+# ------------------------------------------------------------ Letters of Compliance (issue 16)
+
+LetterStatus = Literal["submitted", "accepted", "rejected"]
+LetterDecision = Literal["accept", "reject"]
+_LETTER_OUTCOME: dict[LetterDecision, LetterStatus] = {"accept": "accepted", "reject": "rejected"}
+
+
+def letter_decision(status: str, decision: LetterDecision) -> tuple[LetterStatus, bool]:
+    """The letter's status after an operator's decision, and whether it changed (False: the same
+    decision again). The other decision on a decided letter is :class:`IllegalTransition`."""
+    outcome = _LETTER_OUTCOME[decision]
+    if status == outcome:
+        return outcome, False
+    if status != "submitted":
+        raise IllegalTransition(status, decision)
+    return outcome, True

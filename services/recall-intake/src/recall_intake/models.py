@@ -252,4 +252,36 @@ class SaleIncident(Base):
     __table_args__ = (Index("ix_sale_incidents_detected", "detected_at", "incident_id"),)
 
 
+class ComplianceLetter(Base):
+    """A seller's Letter of Compliance: the stock it offers of one listing of a recall from now on
+    (made after a date, of new lots), for an operator to accept or reject."""
+
+    __tablename__ = "compliance_letters"
+    letter_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), index=True)
+    seller_id: Mapped[str] = mapped_column(ForeignKey("sellers.seller_id"), index=True)
+    product_id: Mapped[str] = mapped_column(String(100))
+    made_after: Mapped[date | None] = mapped_column(Date, nullable=True)
+    lots: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
+    statement: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))  # domain.LetterStatus
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index(
+            "uq_compliance_letters_seller_idempotency_key",
+            "seller_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_compliance_letters_submitted", "submitted_at", "letter_id"),
+    )
+
+
 metadata = Base.metadata

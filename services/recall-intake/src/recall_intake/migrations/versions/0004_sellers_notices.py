@@ -1,4 +1,4 @@
-"""seller notices: contacts, webhook endpoints and deliveries, notices, sale incidents (issue 16)
+"""seller notices: contacts, webhooks, notices, sale incidents, compliance letters (issue 16)
 
 Revision ID: 0004
 Revises: 0003
@@ -169,10 +169,58 @@ def upgrade() -> None:
     op.create_index(
         "ix_sale_incidents_detected", "sale_incidents", ["detected_at", "incident_id"], unique=False
     )
+    op.create_table(
+        "compliance_letters",
+        sa.Column("letter_id", sa.String(length=36), nullable=False),
+        sa.Column("recall_id", sa.String(length=36), nullable=False),
+        sa.Column("seller_id", sa.String(length=100), nullable=False),
+        sa.Column("product_id", sa.String(length=100), nullable=False),
+        sa.Column("made_after", sa.Date(), nullable=True),
+        sa.Column("lots", postgresql.ARRAY(sa.String(length=200)), nullable=False),
+        sa.Column("statement", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=True),
+        sa.Column("request_fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=36), nullable=True),
+        sa.Column("decision_note", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["recall_id"],
+            ["recalls.recall_id"],
+            name=op.f("fk_compliance_letters_recall_id_recalls"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["seller_id"],
+            ["sellers.seller_id"],
+            name=op.f("fk_compliance_letters_seller_id_sellers"),
+        ),
+        sa.PrimaryKeyConstraint("letter_id", name=op.f("pk_compliance_letters")),
+    )
+    op.create_index(
+        op.f("ix_compliance_letters_recall_id"), "compliance_letters", ["recall_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_compliance_letters_seller_id"), "compliance_letters", ["seller_id"], unique=False
+    )
+    op.create_index(
+        "uq_compliance_letters_seller_idempotency_key",
+        "compliance_letters",
+        ["seller_id", "idempotency_key"],
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_compliance_letters_submitted",
+        "compliance_letters",
+        ["submitted_at", "letter_id"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "compliance_letters",
         "sale_incidents",
         "webhook_attempts",
         "webhook_deliveries",

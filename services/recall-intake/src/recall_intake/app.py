@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from recall_intake.api import router
 from recall_intake.api_compliance import router as compliance_router
 from recall_intake.api_imports import router as imports_router
+from recall_intake.api_screening import router as screening_router
 from recall_intake.api_sellers import router as sellers_router
 from recall_intake.handlers import HANDLERS
 from recall_intake.regulator_watcher import RegulatorWatcher
@@ -44,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports_router)
     app.include_router(sellers_router)
     app.include_router(compliance_router)
+    app.include_router(screening_router)
     return app

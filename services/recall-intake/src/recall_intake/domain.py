@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import orjson
 
@@ -168,3 +168,74 @@ def letter_decision(status: str, decision: LetterDecision) -> tuple[LetterStatus
     if status != "submitted":
         raise IllegalTransition(status, decision)
     return outcome, True
+
+
+# ------------------------------------------------------------------ catalog screening (issue 16)
+# A new draft (or an imported regulator record) against the catalog: which listings may be the
+# recalled product, and how sure that is. An operator confirms or dismisses each candidate.
+
+GTIN_MATCH = 0.95  # a GTIN names one trade item: as good as it gets short of the product id
+GTIN_AND_MODEL = 0.99  # a GTIN and the model with its brand agree
+MODEL_WITH_BRAND = 0.85
+MODEL_NO_BRAND = 0.6  # one side gives no brand: the same model number may be another maker's
+MODEL_OTHER_BRAND = 0.25  # most likely another maker's product with the same model number
+
+
+class ScreenedRecall(NamedTuple):
+    """What a draft names: the identifiers of its rules (GTIN-14s, model keys) and its brand."""
+
+    product_ids: frozenset[str]
+    gtins: frozenset[str]
+    model_keys: frozenset[str]
+    brand: str
+
+
+class ScreenedListing(NamedTuple):
+    product_id: str
+    brand: str
+    gtins: tuple[str, ...]
+    model_keys: tuple[str, ...]
+
+
+class Candidate(NamedTuple):
+    product_id: str
+    confidence: float
+    reasons: tuple[str, ...]
+
+
+def brand_key(brand: str) -> str:
+    """Brands compared without case, spaces or punctuation ("Acme Inc." is "acmeinc")."""
+    return "".join(ch for ch in brand.casefold() if ch.isalnum())
+
+
+def screen_listing(recall: ScreenedRecall, listing: ScreenedListing) -> Candidate | None:
+    """How likely the listing is the recalled product, or None when nothing ties them. A listing
+    the draft already names by product id is in its scope, not a candidate."""
+    if listing.product_id in recall.product_ids:
+        return None
+    reasons: list[str] = []
+    gtins = sorted(recall.gtins.intersection(listing.gtins))
+    reasons += [f"GTIN {g}" for g in gtins]
+    model_score = 0.0
+    ours, theirs = brand_key(recall.brand), brand_key(listing.brand)
+    for model in sorted(recall.model_keys.intersection(listing.model_keys)):
+        if ours and theirs and ours == theirs:
+            score, why = MODEL_WITH_BRAND, f"model {model} of brand {listing.brand}"
+        elif ours and theirs:
+            why = f"model {model}, but of brand {listing.brand}, not {recall.brand}"
+            score = MODEL_OTHER_BRAND
+        else:
+            score, why = MODEL_NO_BRAND, f"model {model} (no brand to compare)"
+        model_score = max(model_score, score)
+        reasons.append(why)
+    if not reasons:
+        return None
+    if gtins:
+        confidence = GTIN_AND_MODEL if model_score >= MODEL_WITH_BRAND else GTIN_MATCH
+    else:
+        confidence = model_score
+    return Candidate(listing.product_id, confidence, tuple(reasons))
+
+
+def confidence_level(confidence: float) -> Literal["high", "medium", "low"]:
+    return "high" if confidence >= 0.8 else "medium" if confidence >= 0.5 else "low"

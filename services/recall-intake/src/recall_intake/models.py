@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,6 +96,7 @@ class Listing(Base):
     __tablename__ = "listings"
     product_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     title: Mapped[str] = mapped_column(Text, default="")
+    brand: Mapped[str] = mapped_column(Text, default="", server_default="")
     seller_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
     gtins: Mapped[list[str]] = mapped_column(ARRAY(String(14)), default=list)
     model_keys: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
@@ -281,6 +294,29 @@ class ComplianceLetter(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_compliance_letters_submitted", "submitted_at", "letter_id"),
+    )
+
+
+class ScreeningCandidate(Base):
+    """A listing the catalog screening found for a draft (domain.screen_listing), for an operator to
+    confirm (it joins the scope at publication) or dismiss."""
+
+    __tablename__ = "screening_candidates"
+    candidate_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), index=True)
+    product_id: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text, default="")
+    seller_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+    confidence: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    status: Mapped[str] = mapped_column(String(20))  # pending | confirmed | dismissed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    __table_args__ = (
+        Index("uq_screening_candidates_recall_product", "recall_id", "product_id", unique=True),
+        Index("ix_screening_candidates_created", "created_at", "candidate_id"),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -145,6 +146,17 @@ def retry_delay_s(attempt: int, initial_s: float, cap_s: float, jitter: float) -
     not hit by every sender at once."""
     ceiling = min(cap_s, initial_s * 2 ** max(attempt - 1, 0))
     return ceiling / 2 + ceiling / 2 * jitter
+
+
+def webhook_address_allowed(address: str, allow_private: bool) -> bool:
+    """Whether a webhook may be sent to this IP address: public ones only, unless private networks
+    are allowed (a seller's URL must not make the service call its own network: loopback, private,
+    link-local, reserved)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return allow_private or ip.is_global
 
 
 def delivered(status_code: int) -> bool:

@@ -22,7 +22,12 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recall_intake.domain import delivered, retry_delay_s, webhook_signature
+from recall_intake.domain import (
+    delivered,
+    retry_delay_s,
+    webhook_address_allowed,
+    webhook_signature,
+)
 from recall_intake.models import (
     SellerContact,
     SellerNotice,
@@ -103,11 +108,15 @@ class SellerDispatcher:
             started = time.monotonic()
             status_code: int | None = None
             error: str | None = None
+            refused = await self._refused(url)
             try:
-                response = await client.post(url, content=body, headers=headers)
-                status_code = response.status_code
-                if not delivered(status_code):
-                    error = f"answered {status_code}"
+                if refused:
+                    error = refused
+                else:
+                    response = await client.post(url, content=body, headers=headers)
+                    status_code = response.status_code
+                    if not delivered(status_code):
+                        error = f"answered {status_code}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:2000]
             now = datetime.now(UTC)
@@ -126,12 +135,29 @@ class SellerDispatcher:
             delivery.last_error = error
             if error is None:
                 delivery.status, delivery.delivered_at = "delivered", now
-            elif (retry_at := self._retry_at(delivery.attempts, now)) is None:
+            elif refused or (retry_at := self._retry_at(delivery.attempts, now)) is None:
                 delivery.status = "failed"
             else:
                 delivery.next_attempt_at = retry_at
             await session.commit()
             return True
+
+    async def _refused(self, url: str) -> str | None:
+        """Why a URL may not be called (its host resolves to an address not allowed), or None.
+        The connection itself may resolve again; this keeps a seller's URL off the service's own
+        network, not a determined DNS rebinding."""
+        host = httpx.URL(url).host
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            return None  # unresolvable: the POST fails and is retried
+        allow = self.settings.webhook_allow_private_networks
+        bad = sorted(
+            {str(i[4][0]) for i in infos if not webhook_address_allowed(str(i[4][0]), allow)}
+        )
+        return (
+            f"refused: {host} resolves to {', '.join(bad)}, not a public address" if bad else None
+        )
 
     # ------------------------------------------------------------------ email
 

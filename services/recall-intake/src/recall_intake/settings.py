@@ -43,6 +43,11 @@ class Settings(HttpServiceSettings):
         default=2.0, ge=0, description="How often due emails and webhooks are sent; 0: never"
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Send webhooks to loopback and private addresses too (tests, a private "
+        "network of receivers); otherwise such a delivery fails at once",
+    )
     webhook_max_attempts: int = Field(default=8, ge=1)
     webhook_backoff_initial_s: float = Field(default=30.0, gt=0)
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)

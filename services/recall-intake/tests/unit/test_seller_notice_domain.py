@@ -16,6 +16,7 @@ from recall_intake.domain import (
     notice_step,
     retry_delay_s,
     verify_webhook_signature,
+    webhook_address_allowed,
     webhook_signature,
 )
 
@@ -82,3 +83,12 @@ def test_retry_delays_double_up_to_the_cap_with_jitter_in_the_upper_half() -> No
 def test_only_a_2xx_is_delivered() -> None:
     assert delivered(200) and delivered(204)
     assert not delivered(301) and not delivered(410) and not delivered(500)
+
+
+def test_webhooks_go_to_public_addresses_only_unless_private_networks_are_allowed() -> None:
+    assert webhook_address_allowed("93.184.216.34", allow_private=False)
+    assert webhook_address_allowed("2606:2800:220:1:248:1893:25c8:1946", allow_private=False)
+    for private in ("127.0.0.1", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1", "fe80::1%2"):
+        assert not webhook_address_allowed(private, allow_private=False), private
+        assert webhook_address_allowed(private, allow_private=True), private
+    assert not webhook_address_allowed("not-an-address", allow_private=True)

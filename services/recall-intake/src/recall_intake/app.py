@@ -36,10 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.regulator_poll_interval_s > 0 and settings.regulator_urls():
         watcher = RegulatorWatcher(settings, runtime.session_factory)
-        runtime.add_background("regulator-watcher", watcher.run)
+        runtime.add_background("regulator-watcher", watcher.run, stop=watcher.stop)
     if settings.seller_dispatch_interval_s > 0:
         dispatcher = SellerDispatcher(settings, runtime.session_factory)
-        runtime.add_background("seller-dispatch", dispatcher.run)
+        runtime.add_background("seller-dispatch", dispatcher.run, stop=dispatcher.stop)
     install_common(app, runtime)
     app.include_router(router)
     app.include_router(imports_router)

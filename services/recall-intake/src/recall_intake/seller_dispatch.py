@@ -37,6 +37,7 @@ from recall_intake.models import (
 )
 from recall_intake.settings import Settings
 from recall_shared.service import ServiceRuntime
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +50,28 @@ class SellerDispatcher:
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     async def run(self, runtime: ServiceRuntime) -> None:
-        """Background task: send what is due every ``seller_dispatch_interval_s``."""
+        """Background task: send what is due every ``seller_dispatch_interval_s``, until stopped
+        (a try under way is finished first)."""
         async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_s) as client:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     await self.dispatch_once(client)
                 except Exception:
                     log.exception("seller dispatch failed")
-                await asyncio.sleep(self.settings.seller_dispatch_interval_s)
+                await wait_set(self._stopping, self.settings.seller_dispatch_interval_s)
 
     async def dispatch_once(self, client: httpx.AsyncClient) -> int:
         """Send everything due now; returns how many tries were made."""
         tries = 0
-        while await self._next_webhook(client):
+        while not self._stopping.is_set() and await self._next_webhook(client):
             tries += 1
-        while await self._next_email():
+        while not self._stopping.is_set() and await self._next_email():
             tries += 1
         return tries
 

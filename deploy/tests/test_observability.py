@@ -102,6 +102,29 @@ def test_rules_and_dashboard_query_only_metrics_that_exist() -> None:
     assert not missing, f"queried but defined by no service: {missing}"
 
 
+# A service's own metric family: the name a GaugeQuery, Counter, Gauge or Histogram is created with.
+SERVICE_METRIC = re.compile(r'\b(?:GaugeQuery|Counter|Gauge|Histogram)\(\s*"([a-z_:][a-z0-9_:]*)"')
+
+
+def _service_metrics() -> set[str]:
+    """The families the five services define themselves (recall_shared's generic ones aside)."""
+    return {
+        re.sub(r"_total$", "", name)
+        for source in SOURCES[1:]
+        for path in source.rglob("*.py")
+        for name in SERVICE_METRIC.findall(path.read_text())
+    }
+
+
+def test_the_dashboard_shows_every_metric_a_service_defines() -> None:
+    dashboard = json.loads((OBSERVABILITY / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] if p["type"] != "row" for t in p["targets"]]
+    shown = {re.sub(r"_total$", "", n) for e in exprs for n in _metric_names(e)}
+    defined = _service_metrics()
+    assert {"notices_reported", "alerts_changed", "remedy_cases"} <= defined
+    assert not defined - shown, f"defined but on no dashboard panel: {sorted(defined - shown)}"
+
+
 def test_the_check_of_names_catches_a_metric_nobody_defines() -> None:
     assert not _defined("refunds_that_never_existed_seconds")
     assert _metric_names('sum by (job) (rate(x_total{a="b"}[5m])) > 3') == {"x_total"}

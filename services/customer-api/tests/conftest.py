@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,11 +34,15 @@ from recall_shared.auth import issue_customer_token
 from recall_shared.envelope import Envelope, read_headers
 from recall_shared.testing import (
     eventually,
+    make_alert,
     migrated_database,
+    new_customer,
     own_topics,
     read_to_end,
     running_app,
+    settings_under_test,
     started_producer,
+    withdrawn,
 )
 from recall_shared.topics import TopicSpec
 
@@ -49,69 +52,6 @@ OTHER_SECRET = "someone-elses-secret-" + "z" * 40
 
 
 # --------------------------------------------------------------------------- event builders
-
-
-def new_customer() -> str:
-    return f"cust-{uuid.uuid4().hex[:12]}"
-
-
-def make_alert(
-    customer_id: str,
-    *,
-    alert_id: str | None = None,
-    alert_version: int = 1,
-    recall_id: str | None = None,
-    severity: ev.Severity = "high",
-    title: str = "Acme kettle KX-1",
-    remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "replacement"),
-    units: int = 2,
-    unit_price: str = "19.99",
-    tier: ev.AlertTier = "confirmed",
-    kind: ev.RecallKind = "recall",
-) -> ev.AlertState:
-    return ev.AlertState(
-        alert_id=alert_id or str(uuid.uuid4()),
-        alert_version=alert_version,
-        customer_id=customer_id,
-        recall_id=recall_id or f"rc-{uuid.uuid4().hex[:10]}",
-        recall_version=1,
-        seller_id="seller-1",
-        tier=tier,
-        lines=[
-            ev.AffectedLine(
-                order_id="ord-1",
-                line_id=f"line-{uuid.uuid4().hex[:8]}",
-                product_id="prod-kettle",
-                title=title,
-                gtin="00012345678905",
-                seller_id="seller-1",
-                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
-                units=units,
-                unit_price=Decimal(unit_price),
-                currency="EUR",
-            )
-        ],
-        recall=ev.RecallContent(
-            kind=kind,
-            title=title,
-            hazard="The base can overheat and cause burns.",
-            severity=severity,
-            stop_using="Unplug the kettle and stop using it.",
-            remedies=[ev.Remedy(type=r) for r in remedies],
-            consumer_contact="recalls@acme.example",
-        ),
-    )
-
-
-def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
-    return ev.AlertWithdrawn(
-        alert_id=alert.alert_id,
-        alert_version=version or alert.alert_version + 1,
-        customer_id=alert.customer_id,
-        recall_id=alert.recall_id,
-        recall_version=alert.recall_version + 1,
-        reason="scope corrected",
-    )
 
 
 def case_transitioned(
@@ -218,20 +158,15 @@ class Api:
 
 
 def make_settings(url: str, prefix: str) -> Settings:
-    return Settings(
-        database_url=url,
-        topic_prefix=prefix,
-        environment="test",
-        log_json=False,
-        log_level="WARNING",
+    return settings_under_test(
+        Settings,
+        url,
+        prefix,
         jwt_secret=JWT_SECRET,
         # Nothing listens here: the page's proof upload meets an unreachable refund-logistics
         # (tests/e2e runs the real one).
         refund_logistics_url="http://127.0.0.1:9",
         refund_logistics_timeout_s=2.0,
-        consumer_backoff_initial_s=0.05,
-        consumer_backoff_max_s=0.2,
-        outbox_fallback_poll_s=0.5,
     )
 
 

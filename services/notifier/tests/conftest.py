@@ -17,9 +17,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,11 +37,15 @@ from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key
 from recall_shared.testing import (
     eventually,
+    make_alert,
     migrated_database,
+    new_customer,
     own_topics,
     read_events,
     running_app,
+    settings_under_test,
     started_producer,
+    withdrawn,
 )
 from recall_shared.topics import TopicSpec
 
@@ -53,61 +57,8 @@ PORTAL = "https://shop.example/account"
 # --------------------------------------------------------------------------- event builders
 
 
-def new_customer() -> str:
-    return f"cust-{uuid.uuid4().hex[:12]}"
-
-
 def new_email(tag: str = "buyer") -> str:
     return f"{tag}-{uuid.uuid4().hex}@notifier-tests.example"
-
-
-def make_alert(
-    customer_id: str,
-    *,
-    alert_id: str | None = None,
-    alert_version: int = 1,
-    title: str = "Acme kettle KX-1",
-    kind: ev.RecallKind = "recall",
-    tier: ev.AlertTier = "confirmed",
-    admin_id: str | None = None,
-    units: int = 2,
-    remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "replacement"),
-) -> ev.AlertState:
-    return ev.AlertState(
-        alert_id=alert_id or str(uuid.uuid4()),
-        alert_version=alert_version,
-        customer_id=customer_id,
-        recall_id=f"rc-{uuid.uuid4().hex[:10]}",
-        recall_version=1,
-        seller_id="seller-1",
-        tier=tier,
-        lines=[
-            ev.AffectedLine(
-                order_id="ord-20250314-1",
-                line_id="line-1",
-                product_id="prod-kettle",
-                title=title,
-                gtin="00012345678905",
-                model_number="KX-1",
-                seller_id="seller-1",
-                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
-                units=units,
-                unit_price=Decimal("19.99"),
-                currency="EUR",
-            )
-        ],
-        recall=ev.RecallContent(
-            kind=kind,
-            title=title,
-            product_description="A 1.7 l electric kettle, white.",
-            hazard="The base can overheat and cause burns.",
-            severity="high",
-            stop_using="Unplug the kettle and do not use it again.",
-            remedies=[ev.Remedy(type=r) for r in remedies],
-            consumer_contact="recalls@acme.example",
-        ),
-        business_account_admin_id=admin_id,
-    )
 
 
 def customer(
@@ -120,17 +71,6 @@ def customer(
 ) -> ev.CustomerUpdated:
     return ev.CustomerUpdated(
         customer_id=customer_id, name=name, email=email_, safety_email=safety_email, locale=locale
-    )
-
-
-def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
-    return ev.AlertWithdrawn(
-        alert_id=alert.alert_id,
-        alert_version=version or alert.alert_version + 1,
-        customer_id=alert.customer_id,
-        recall_id=alert.recall_id,
-        recall_version=alert.recall_version + 1,
-        reason="scope corrected",
     )
 
 
@@ -176,7 +116,7 @@ async def mails_to(address: str) -> list[Mail]:
                     received_at=m["received_at"],
                     message=msg,
                 )
-            )  # type: ignore[arg-type]
+            )
     out.sort(key=lambda m: (m.received_at, m.id))
     return out
 
@@ -235,7 +175,7 @@ class Notifier:
             ev.ApiKeyIssued(
                 key_id=str(uuid.uuid4()),
                 key_hash=hash_api_key(plaintext, self.settings.api_key_pepper),
-                role=role,  # type: ignore[arg-type]
+                role=role,
                 seller_id=seller_id,
                 issued_at=datetime.now(UTC),
             )
@@ -265,23 +205,19 @@ class Notifier:
         return await eventually(check, timeout=timeout, interval=0.1)
 
 
-def make_settings(url: str, prefix: str, **overrides: object) -> Settings:
-    values: dict = dict(
-        database_url=url,
-        topic_prefix=prefix,
-        environment="test",
-        log_json=False,
-        log_level="WARNING",
-        sender_poll_s=0.2,
-        send_backoff_initial_s=0.2,
-        send_max_attempts=3,
-        customer_portal_url=PORTAL,
-        consumer_backoff_initial_s=0.05,
-        consumer_backoff_max_s=0.2,
-        outbox_fallback_poll_s=0.5,
+def make_settings(url: str, prefix: str, **overrides: Any) -> Settings:
+    return settings_under_test(
+        Settings,
+        url,
+        prefix,
+        **{
+            "sender_poll_s": 0.2,
+            "send_backoff_initial_s": 0.2,
+            "send_max_attempts": 3,
+            "customer_portal_url": PORTAL,
+            **overrides,
+        },
     )
-    values.update(overrides)
-    return Settings(**values)
 
 
 @contextlib.asynccontextmanager

@@ -38,6 +38,7 @@ from recall_shared.testing import (
     kafka_bootstrap,
     migrated_database,
     own_topics,
+    read_to_end,
     running_app,
     started_producer,
 )
@@ -290,7 +291,7 @@ class MatcherService:
     async def announced(self, spec: Any) -> list[tuple[str, Any]]:
         """(ce_id, event) of everything on one of the matcher's topics, parsed."""
         out = []
-        for _, rec in await read_all(self.topic(spec)):
+        for rec in await read_to_end(self.topic(spec)):
             env = read_headers(rec.headers, rec.value)
             out.append((env.id, parse(env)))
         return out
@@ -298,7 +299,8 @@ class MatcherService:
     async def alerts(self) -> list[AlertRecord]:
         """Everything on alerts.v1, parsed."""
         out = []
-        for key, rec in await read_all(self.topic(ALERTS)):
+        for rec in await read_to_end(self.topic(ALERTS)):
+            key = rec.key
             env = read_headers(rec.headers, rec.value)
             out.append(
                 AlertRecord(
@@ -314,7 +316,7 @@ class MatcherService:
         return [r for r in await self.alerts() if r.ce_id not in seen]
 
     async def dead_letters(self) -> list[Any]:
-        return [rec for _, rec in await read_all(self.topic(dead_letter_topic("purchase-matcher")))]
+        return await read_to_end(self.topic(dead_letter_topic("purchase-matcher")))
 
 
 async def end_offsets(topics: list[str]) -> dict[tuple[str, int], int]:
@@ -332,42 +334,6 @@ async def end_offsets(topics: list[str]) -> dict[tuple[str, int], int]:
         return {(tp.topic, tp.partition): off for tp, off in offsets.items()}
     finally:
         await consumer.stop()
-
-
-async def read_all(topic: str) -> list[tuple[bytes | None, Any]]:
-    """Every record on ``topic`` up to its current end offsets, partition by partition, in offset
-    order."""
-    ends = await end_offsets([topic])
-    wanted = {TopicPartition(t, p): end for (t, p), end in ends.items() if end > 0}
-    if not wanted:
-        return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap(),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, Any]] = []
-    try:
-        consumer.assign(list(wanted))
-        await consumer.seek_to_beginning(*wanted)
-        remaining = dict(wanted)
-        for _ in range(100):
-            if not remaining:
-                break
-            batches = await consumer.getmany(timeout_ms=500)
-            for tp, records in batches.items():
-                for rec in records:
-                    if tp in remaining and rec.offset < remaining[tp]:
-                        out.append((rec.key, rec))
-                        if rec.offset + 1 >= remaining[tp]:
-                            del remaining[tp]
-        assert not remaining, f"could not read {topic} to its end: {remaining}"
-    finally:
-        await consumer.stop()
-    return out
 
 
 @pytest.fixture

@@ -37,9 +37,11 @@ from recall_shared.envelope import Envelope
 from recall_shared.testing import (
     eventually,
     migrated_database,
+    new_customer,
     own_topics,
     read_events,
     running_app,
+    settings_under_test,
     started_producer,
 )
 from recall_shared.topics import REMEDIES
@@ -160,10 +162,6 @@ def remedy_request(
         remedy=remedy,
         requested_at=datetime.now(UTC),
     )
-
-
-def new_customer() -> str:
-    return f"cust-{uuid.uuid4().hex[:12]}"
 
 
 @functools.cache
@@ -299,17 +297,13 @@ class Rls:
 
 
 def make_settings(url: str, prefix: str) -> Settings:
-    return Settings(
-        database_url=url,
-        topic_prefix=prefix,
-        environment="test",
-        log_json=False,
-        log_level="WARNING",
-        consumer_backoff_initial_s=0.05,
-        consumer_backoff_max_s=0.2,
-        outbox_fallback_poll_s=0.5,
+    return settings_under_test(
+        Settings,
+        url,
+        prefix,
         refund_lease_s=5.0,
         refund_recovery_interval_s=0.2,
+        metrics_refresh_interval_s=0,  # a scrape reads the state gauges afresh
     )
 
 

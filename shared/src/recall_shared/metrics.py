@@ -158,11 +158,15 @@ class GaugeQuery:
     documentation: str
     sql: str
     labels: tuple[str, ...] = ()
+    # True for labels whose values come and go for good (a recall's id): a series whose row
+    # disappears is removed, so the family stays as small as the rows, instead of dropping to 0.
+    forget_gone: bool = False
 
 
 class StateGauges:
     """Gauges whose values are rows of SQL. A series whose row disappears (no notice is
-    ``failed`` any more) drops to 0 rather than keeping its last value."""
+    ``failed`` any more) drops to 0 rather than keeping its last value, or is removed
+    (``forget_gone``)."""
 
     def __init__(self, registry: CollectorRegistry, queries: Sequence[GaugeQuery]) -> None:
         self.queries = list(queries)
@@ -183,7 +187,10 @@ class StateGauges:
                 child = gauge.labels(*key) if q.labels else gauge
                 child.set(float(value or 0))
             for gone in self._seen[q.name] - seen:
-                gauge.labels(*gone).set(0)
+                if q.forget_gone:
+                    gauge.remove(*gone)
+                else:
+                    gauge.labels(*gone).set(0)
             if not q.labels and not rows:
                 gauge.set(0)
             self._seen[q.name] = seen if q.labels else set()

@@ -9,6 +9,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,12 +21,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
+from recall_shared import events as ev
 from recall_shared.envelope import Envelope, read_headers
 from recall_shared.kafka import create_producer, create_topics
 from recall_shared.migrations import upgrade
 from recall_shared.settings import ServiceSettings
 
 T = TypeVar("T")
+S = TypeVar("S", bound=ServiceSettings)
 
 ADMIN_DSN_ENV = "RECALL_ALERTS_PG_ADMIN_DSN"
 DEFAULT_ADMIN_DSN = "postgresql://recall_alerts:recall_alerts@127.0.0.1:5432/postgres"
@@ -253,3 +257,92 @@ def fast_test_settings(**overrides: object) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
+
+
+def settings_under_test(
+    settings_type: type[S], database_url: str, topic_prefix: str, **overrides: Any
+) -> S:
+    """A service's settings for a test: its own database and topic prefix, quiet logs and
+    :func:`fast_test_settings`; ``overrides`` win."""
+    return settings_type(
+        **fast_test_settings(
+            database_url=database_url,
+            topic_prefix=topic_prefix,
+            log_level="WARNING",
+            **overrides,
+        )
+    )
+
+
+# --------------------------------------------------------------------------- event builders
+
+
+def new_customer() -> str:
+    """A customer id no other test uses."""
+    return f"cust-{uuid.uuid4().hex[:12]}"
+
+
+def make_alert(
+    customer_id: str,
+    *,
+    alert_id: str | None = None,
+    alert_version: int = 1,
+    recall_id: str | None = None,
+    title: str = "Acme kettle KX-1",
+    kind: ev.RecallKind = "recall",
+    severity: ev.Severity = "high",
+    tier: ev.AlertTier = "confirmed",
+    remedies: tuple[ev.RemedyType, ...] = ("refund_on_destruction", "replacement"),
+    units: int = 2,
+    unit_price: str = "19.99",
+    admin_id: str | None = None,
+) -> ev.AlertState:
+    """An alert on one order line of an Acme kettle (bought 14 Mar 2025, order ord-20250314-1),
+    with ids of its own unless given."""
+    return ev.AlertState(
+        alert_id=alert_id or str(uuid.uuid4()),
+        alert_version=alert_version,
+        customer_id=customer_id,
+        recall_id=recall_id or f"rc-{uuid.uuid4().hex[:10]}",
+        recall_version=1,
+        seller_id="seller-1",
+        tier=tier,
+        lines=[
+            ev.AffectedLine(
+                order_id="ord-20250314-1",
+                line_id=f"line-{uuid.uuid4().hex[:8]}",
+                product_id="prod-kettle",
+                title=title,
+                gtin="00012345678905",
+                model_number="KX-1",
+                seller_id="seller-1",
+                purchased_at=datetime(2025, 3, 14, 10, 0, tzinfo=UTC),
+                units=units,
+                unit_price=Decimal(unit_price),
+                currency="EUR",
+            )
+        ],
+        recall=ev.RecallContent(
+            kind=kind,
+            title=title,
+            product_description="A 1.7 l electric kettle, white.",
+            hazard="The base can overheat and cause burns.",
+            severity=severity,
+            stop_using="Unplug the kettle and stop using it.",
+            remedies=[ev.Remedy(type=r) for r in remedies],
+            consumer_contact="recalls@acme.example",
+        ),
+        business_account_admin_id=admin_id,
+    )
+
+
+def withdrawn(alert: ev.AlertState, version: int | None = None) -> ev.AlertWithdrawn:
+    """The withdrawal of ``alert`` (the next version unless given)."""
+    return ev.AlertWithdrawn(
+        alert_id=alert.alert_id,
+        alert_version=version or alert.alert_version + 1,
+        customer_id=alert.customer_id,
+        recall_id=alert.recall_id,
+        recall_version=alert.recall_version + 1,
+        reason="scope corrected",
+    )

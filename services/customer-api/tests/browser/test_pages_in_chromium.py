@@ -181,7 +181,7 @@ async def test_recalls_page_lists_the_alert_with_hazard_images_and_stop_using_fi
     await expect(
         article.get_by_role("img", name="Photo 1 of the recalled product: Acme kettle KX-1")
     ).to_be_visible()
-    await expect(article).to_contain_text("order ord-1, bought on 14 Mar 2025, 2 unit(s)")
+    await expect(article).to_contain_text("order ord-20250314-1, bought on 14 Mar 2025, 2 unit(s)")
     await expect(article).to_contain_text("Your purchase may be affected.")
     await expect(article.get_by_role("button", name="My unit is not affected")).to_be_visible()
     await expect(article.get_by_role("radio", name="A free replacement")).to_be_visible()

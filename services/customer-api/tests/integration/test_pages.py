@@ -398,6 +398,6 @@ async def test_orders_banner_matches_the_banner_api(api, events) -> None:
     assert 'id="recall-banner"' in page.text
     assert f"{banner['open_alerts']} products you bought need your attention" in page.text
     assert f'href="/recalls/{banner["most_severe"]["alert_id"]}"' in page.text
-    assert page.text.index('id="recall-banner"') < page.text.index("Order ord-1")
+    assert page.text.index('id="recall-banner"') < page.text.index("Order ord-20250314-1")
     none = await api.client.get("/orders", headers=api.page_cookie(unaffected))
     assert none.status_code == 200 and 'id="recall-banner"' not in none.text

@@ -24,7 +24,7 @@ from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn, create_engine, create_session_factory
 from recall_shared.envelope import wrap
-from recall_shared.handlers import BatchHandler, Delivery
+from recall_shared.handlers import BatchHandler, Delivery, HandlerMap
 from recall_shared.testing import migrated_database
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ class Db:
 
 
 @contextlib.asynccontextmanager
-async def database(kit) -> AsyncIterator[Db]:  # type: ignore[no-untyped-def]
+async def database(kit) -> AsyncIterator[Db]:
     async with migrated_database(kit.migrations, prefix="notifier") as url:
         engine = create_engine(
             Settings(database_url=url, environment="test", log_json=False, log_level="WARNING")
@@ -68,7 +68,7 @@ async def database(kit) -> AsyncIterator[Db]:  # type: ignore[no-untyped-def]
             await engine.dispose()
 
 
-async def woken(db: Db, apply) -> bool:  # type: ignore[no-untyped-def]
+async def woken(db: Db, apply) -> bool:
     """Run ``apply`` (one transaction) and say whether it woke the sender."""
     listener = await asyncpg.connect(db.dsn)
     heard: list[str] = []
@@ -85,7 +85,7 @@ async def woken(db: Db, apply) -> bool:  # type: ignore[no-untyped-def]
 class Scenario:
     """Customers with every kind of contact, and a run of alert events touching each rule."""
 
-    def __init__(self, kit) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, kit) -> None:
         self.kit = kit
         new = kit.new_customer
         self.mail, self.safety, self.no_address, self.no_contact = new(), new(), new(), new()
@@ -128,7 +128,10 @@ class Scenario:
 
 async def one_by_one(db: Db, events: Sequence[ev.Event]) -> None:
     """The reference: each event through its one-event handler."""
-    singles = {ev.AlertRaised: handlers.on_alert_raised, ev.AlertUpdated: handlers.on_alert_updated}
+    singles: HandlerMap = {
+        ev.AlertRaised: handlers.on_alert_raised,
+        ev.AlertUpdated: handlers.on_alert_updated,
+    }
     async with db.sessions() as session, session.begin():
         for event in events:
             handler = singles.get(type(event)) or handlers.HANDLERS[type(event)]

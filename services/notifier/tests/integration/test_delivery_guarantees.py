@@ -13,6 +13,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier import handlers
 from notifier.clock import FakeClock
-from notifier.sender import NoticeSender
+from notifier.sender import FaultHook, NoticeSender
 from notifier.settings import Settings
 from notifier.smtp_pool import SmtpTransport
 from recall_shared import events as ev
@@ -56,7 +57,7 @@ class Env:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
 
-    def sender(self, fault=None) -> NoticeSender:  # type: ignore[no-untyped-def]
+    def sender(self, fault: FaultHook | None = None) -> NoticeSender:
         outbox = Outbox(source="/tests/notifier", service="notifier", topic_prefix="")
         return NoticeSender(
             settings=self.settings,
@@ -99,7 +100,7 @@ class Env:
 
 
 @contextlib.asynccontextmanager
-async def environment(kit, **overrides: object) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
+async def environment(kit, **overrides: Any) -> AsyncIterator[Env]:
     async with migrated_database(kit.migrations, prefix="notifier") as url:
         settings = Settings(
             database_url=url,
@@ -117,6 +118,12 @@ async def environment(kit, **overrides: object) -> AsyncIterator[Env]:  # type: 
             await engine.dispose()
 
 
+async def close_transport(sender: NoticeSender) -> None:
+    transport = sender.transport
+    assert isinstance(transport, SmtpTransport)  # as Env.sender made it
+    await transport.close()
+
+
 async def crash_at(env: Env, step: str) -> str:
     """Run a sender until it reaches ``step`` for a notice, then kill it there. Returns the notice
     id."""
@@ -127,7 +134,7 @@ async def crash_at(env: Env, step: str) -> str:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await sender.transport.close()  # type: ignore[attr-defined]  # the dead process's sockets close
+    await close_transport(sender)  # the dead process's sockets close
     assert crash.notice_id is not None
     return crash.notice_id
 
@@ -137,11 +144,11 @@ async def recover(env: Env) -> NoticeSender:
     sender = env.sender()
     await asyncio.sleep(LEASE_S + 0.2)
     await sender.send_due()
-    await sender.transport.close()  # type: ignore[attr-defined]
+    await close_transport(sender)
     return sender
 
 
-async def queued_alert(env: Env, kit) -> tuple[ev.AlertState, str]:  # type: ignore[no-untyped-def]
+async def queued_alert(env: Env, kit) -> tuple[ev.AlertState, str]:
     cid, addr = kit.new_customer(), kit.new_email()
     alert = kit.alert(cid, title=f"Crash kettle {uuid.uuid4().hex[:6]}")
     await env.apply(kit.customer(cid, email_=addr))
@@ -235,7 +242,7 @@ async def test_in_doubt_notice_of_a_withdrawn_alert_is_not_resent(kit) -> None:
             "told of the withdrawal, not re-sent"
         )
         async with env.sessions() as session:
-            rows = dict(
+            rows: dict[str, str] = dict(
                 (
                     await session.execute(
                         text("SELECT kind, status FROM notices WHERE alert_id = :a"),
@@ -278,5 +285,5 @@ async def test_redelivery_and_restarts_never_send_twice(restart_notifier, kit) -
         )
 
 
-async def _has_subject(kit, addr: str, needle: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has_subject(kit, addr: str, needle: str) -> bool:
     return any(needle in m.subject for m in await kit.mails_to(addr))

@@ -13,7 +13,7 @@ from recall_shared.topics import NOTIFICATIONS
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def _notification_events(svc, kit, customer_id: str) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+async def _notification_events(svc, kit, customer_id: str) -> list[tuple[str, dict]]:
     return [
         (env.type, body)
         for key, env, body in await kit.read_all(svc.topic(NOTIFICATIONS))

@@ -20,18 +20,18 @@ CLOCK = FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def rsvc(start_notifier) -> AsyncIterator:  # type: ignore[no-untyped-def]
+async def rsvc(start_notifier) -> AsyncIterator:
     # The background scheduler is slowed down: each test ticks it itself, right after moving the
     # clock.
     async with start_notifier(clock=CLOCK, reminder_poll_s=3600) as n:
         yield n
 
 
-async def tick(svc) -> int:  # type: ignore[no-untyped-def]
+async def tick(svc) -> int:
     return await svc.app.state.reminders.tick()
 
 
-async def notified(svc, kit, *, locale: str = "en"):  # type: ignore[no-untyped-def]
+async def notified(svc, kit, *, locale: str = "en"):
     """A customer with one recall notice sent; returns (alert, address, time the notice was
     sent)."""
     cid, addr = kit.new_customer(), kit.new_email()
@@ -48,7 +48,7 @@ async def notified(svc, kit, *, locale: str = "en"):  # type: ignore[no-untyped-
     return alert, addr, base
 
 
-async def schedule_of(svc, alert_id: str) -> dict:  # type: ignore[no-untyped-def]
+async def schedule_of(svc, alert_id: str) -> dict:
     (s,) = (await svc.client.get(f"/v1/alerts/{alert_id}/reminders")).json()
     return s
 

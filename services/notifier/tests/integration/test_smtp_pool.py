@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -22,7 +23,7 @@ from recall_shared.topics import NOTIFICATIONS
 pytestmark = pytest.mark.integration
 
 
-def settings(**overrides: object) -> Settings:
+def settings(**overrides: Any) -> Settings:
     return Settings(
         database_url="postgresql+asyncpg://unused/unused", environment="test", **overrides
     )
@@ -46,7 +47,7 @@ def message(to: str, n: int = 0) -> EmailMessage:
     )
 
 
-def _alert():  # type: ignore[no-untyped-def]
+def _alert():
     from datetime import UTC, datetime
     from decimal import Decimal
 
@@ -97,7 +98,7 @@ async def test_pooled_connections_are_reused_at_the_real_sink(kit) -> None:
     assert len(peers) == 2, peers
 
 
-async def test_fifty_messages_over_two_connections(relay) -> None:  # type: ignore[no-untyped-def]
+async def test_fifty_messages_over_two_connections(relay) -> None:
     # Counted at the server: the peer (host, port) of every transaction. (A scripted relay rather
     # than the shared sink, whose viewer slows down with every message stored.)
     handler, port = relay([])
@@ -116,7 +117,9 @@ async def test_a_broken_connection_is_replaced(kit) -> None:
     pool = SmtpPool(settings(smtp_concurrency=1))
     try:
         await pool.send(message(addr, 1))
-        pool._idle[0].smtp.transport.abort()
+        transport = pool._idle[0].smtp.transport
+        assert isinstance(transport, asyncio.Transport)
+        transport.abort()
         await asyncio.sleep(0.05)
         await pool.send(message(addr, 2))
         assert pool.connections_opened == 2
@@ -140,7 +143,7 @@ class ScriptedRelay:
         self.delivered: list[bytes] = []
         self.peers: set[object] = set()
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.rcpts.append(address)
         self.peers.add(session.peer)
         answer = self.answers.pop(0) if self.answers else "250 OK"
@@ -148,7 +151,7 @@ class ScriptedRelay:
             envelope.rcpt_tos.append(address)
         return answer
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         self.delivered.append(envelope.original_content or envelope.content)
         return "250 Message accepted"
 
@@ -160,7 +163,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def relay() -> Iterator[callable]:  # type: ignore[valid-type]
+def relay() -> Iterator[Callable[[list[str]], tuple[ScriptedRelay, int]]]:
     controllers: list[Controller] = []
 
     def start(answers: list[str]) -> tuple[ScriptedRelay, int]:
@@ -176,7 +179,7 @@ def relay() -> Iterator[callable]:  # type: ignore[valid-type]
         c.stop()
 
 
-async def test_relay_answers_are_classified_and_the_connection_survives(relay) -> None:  # type: ignore[no-untyped-def]
+async def test_relay_answers_are_classified_and_the_connection_survives(relay) -> None:
     handler, port = relay(["451 4.3.0 Try again later", "550 5.1.1 No such user"])
     pool = SmtpPool(settings(smtp_host="127.0.0.1", smtp_port=port, smtp_concurrency=1))
     try:
@@ -205,7 +208,7 @@ async def test_unreachable_relay_is_a_transient_failure() -> None:
 
 async def test_service_retries_a_transient_refusal_with_backoff_then_delivers(
     start_notifier, relay, kit
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     handler, port = relay(["451 4.3.0 Greylisted", "421 4.3.2 Busy"])
     async with start_notifier(smtp_port=port, smtp_host="127.0.0.1") as svc:
         cid, addr = kit.new_customer(), kit.new_email()
@@ -225,7 +228,7 @@ async def test_service_retries_a_transient_refusal_with_backoff_then_delivers(
 
 async def test_service_records_a_permanent_refusal_with_the_reason(
     start_notifier, relay, kit
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     handler, port = relay(["550 5.1.1 Mailbox does not exist"])
     async with start_notifier(smtp_port=port, smtp_host="127.0.0.1") as svc:
         cid, addr = kit.new_customer(), kit.new_email()

@@ -59,15 +59,15 @@ def state(alert_id: str = "al-1", version: int = 1, admin: str | None = None) ->
     )
 
 
-def raised(**kw: object) -> ev.AlertRaised:
-    return ev.AlertRaised(alert=state(**kw))  # type: ignore[arg-type]
+def raised(alert_id: str = "al-1", version: int = 1, admin: str | None = None) -> ev.AlertRaised:
+    return ev.AlertRaised(alert=state(alert_id, version, admin))
 
 
-def updated(**kw: object) -> ev.AlertUpdated:
-    return ev.AlertUpdated(alert=state(**kw))  # type: ignore[arg-type]
+def updated(alert_id: str = "al-1", version: int = 1, admin: str | None = None) -> ev.AlertUpdated:
+    return ev.AlertUpdated(alert=state(alert_id, version, admin))
 
 
-def kinds(plan) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+def kinds(plan) -> list[tuple[str, str, int]]:
     return [(n.recipient_customer_id, n.kind, n.alert_version) for n in plan.notices]
 
 
@@ -211,16 +211,22 @@ def test_dsn_actions_and_statuses_mean_what_rfc_3464_says() -> None:
     assert classify_dsn("Failed", "4.4.7 (expired)") == DeliveryReport("bounced", "soft", "4.4.7")
     full = classify_dsn("failed", "5.2.2")
     assert full is not None and full.bounce_type == "soft", "mailbox full passes"
-    assert classify_dsn("delayed", "4.4.1").kind == "delayed"  # type: ignore[union-attr]
-    assert classify_dsn("delivered", "2.0.0").kind == "delivered"  # type: ignore[union-attr]
+    for action, status in [("delayed", "4.4.1"), ("delivered", "2.0.0")]:
+        report = classify_dsn(action, status)
+        assert report is not None and report.kind == action, (action, status)
     assert classify_dsn("expanded", "2.0.0") is None
 
 
 def test_mailgun_events_mean_what_its_docs_say() -> None:
-    assert classify_mailgun("failed", "permanent", "550").bounce_type == "hard"  # type: ignore[union-attr]
-    assert classify_mailgun("failed", "temporary").kind == "delayed"  # type: ignore[union-attr]
-    assert classify_mailgun("delivered", "").kind == "delivered"  # type: ignore[union-attr]
-    assert classify_mailgun("complained", "").kind == "complained"  # type: ignore[union-attr]
+    hard = classify_mailgun("failed", "permanent", "550")
+    assert hard is not None and hard.bounce_type == "hard"
+    for event, severity, kind in [
+        ("failed", "temporary", "delayed"),
+        ("delivered", "", "delivered"),
+        ("complained", "", "complained"),
+    ]:
+        report = classify_mailgun(event, severity)
+        assert report is not None and report.kind == kind, (event, severity)
     assert classify_mailgun("opened", "") is None
 
 

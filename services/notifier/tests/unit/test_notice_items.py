@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from notifier.render import NoticeRenderer
+from notifier.render import NoticeRenderer, RenderedNotice
 from recall_shared import events as ev
 from recall_shared.notice_items import NOTICE_ITEMS, missing
 
@@ -128,17 +128,26 @@ def test_every_required_item_is_in_the_notice(lang: str) -> None:
 
 def test_the_sellers_untranslated_texts_are_marked_and_said_so() -> None:
     renderer = NoticeRenderer(PORTAL)
-    kw = dict(kind="initial", recipient_name="Alex", recipient_role="purchaser")
-    fr = renderer.render(full_alert(), locale="fr", **kw)  # type: ignore[arg-type]
+
+    def render(locale: str) -> RenderedNotice:
+        return renderer.render(
+            full_alert(),
+            locale=locale,
+            kind="initial",
+            recipient_name="Alex",
+            recipient_role="purchaser",
+        )
+
+    fr = render("fr")
     note = (
         "Certains textes de ce rappel sont en anglais : le vendeur n'en a pas fourni de traduction."
     )
     assert note in fr.text and note in fr.html.replace("&#39;", "'")
     assert '<p lang="en">The base can overheat and cause burns.</p>' in fr.html
-    de = renderer.render(full_alert(), locale="de", **kw)  # type: ignore[arg-type]
+    de = render("de")
     # German translates hazard, description, stop-using; the title stays English and is marked.
     assert "<p>Der Sockel kann überhitzen und Verbrennungen verursachen.</p>" in de.html
     assert '<h1 style="font-size: 22px;" lang="en">Acme kettle KX-1</h1>' in de.html
     assert "Einige Texte dieses Rückrufs sind auf Englisch" in de.text
-    en = renderer.render(full_alert(), locale="en", **kw)  # type: ignore[arg-type]
+    en = render("en")
     assert "translation" not in en.text and ' lang="en"' not in en.html.split("<body", 1)[1]

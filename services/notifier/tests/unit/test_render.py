@@ -85,7 +85,7 @@ def render(
     locale: str = "en",
     name: str = "Alex",
     role: str = "purchaser",
-):  # type: ignore[no-untyped-def]
+):
     return renderer.render(a, kind=kind, locale=locale, recipient_name=name, recipient_role=role)
 
 
@@ -432,7 +432,9 @@ def test_subject_is_one_line_however_long_and_body_lines_stay_short(
     )
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert str(parsed["Subject"]) == r.subject
-    assert parsed.get_body(preferencelist=("plain",)).get_content().count("Überhitzung") == 200
+    plain = parsed.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert plain.get_content().count("Überhitzung") == 200
 
 
 def test_images_have_alt_text_and_only_web_urls(renderer: NoticeRenderer) -> None:

@@ -48,7 +48,7 @@ def _alert(title: str = "Acme kettle KX-1", images: list[str] | None = None) -> 
     return base.model_copy(update={"recall": recall})
 
 
-def _render(a: ev.AlertState):  # type: ignore[no-untyped-def]
+def _render(a: ev.AlertState):
     return NoticeRenderer(PORTAL).render(
         a, kind="initial", locale="en", recipient_name="Alex", recipient_role="purchaser"
     )

@@ -3,6 +3,8 @@ variable."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -30,10 +32,10 @@ from notifier.settings import Settings
     ],
 )
 def test_an_unusable_combination_is_refused_naming_the_variable(
-    values: dict[str, object], message: str
+    values: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValidationError) as err:
-        Settings(**values)  # type: ignore[arg-type]
+        Settings(**values)
     assert message in str(err.value)
 
 

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from recall_shared.metrics import GaugeQuery
+from refund_logistics.notice_states import REACHED
+
+_REACHED_SQL = ", ".join(f"'{status}'" for status in REACHED)
 
 STATE_GAUGES = (
     GaugeQuery(
@@ -29,5 +32,25 @@ STATE_GAUGES = (
         "Age of the oldest refund written as an intent and not yet paid (0 when none is).",
         "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM refunds "
         "WHERE status = 'pending'",
+    ),
+    # Reach per recall, for open (active) recalls only: the label set stays as small as the recalls
+    # in progress, and a closed recall's series go away (decision 0010). "Affected" and "notified"
+    # count as the recall's report does (report.py): customers of its alerts not withdrawn, and
+    # customers a notice reached (notice_states.REACHED).
+    GaugeQuery(
+        "recall_reach_customers",
+        "Customers of each open recall: affected (their alert not withdrawn) and notified (a "
+        "notice reached them: sent with no bounce, delivered or complained about).",
+        f"""
+        SELECT r.recall_id, 'affected', count(DISTINCT a.customer_id)
+        FROM recalls r LEFT JOIN alerts a ON a.recall_id = r.recall_id AND a.status <> 'withdrawn'
+        WHERE r.status = 'active' GROUP BY r.recall_id
+        UNION ALL
+        SELECT r.recall_id, 'notified', count(DISTINCT n.customer_id)
+        FROM recalls r LEFT JOIN notices n ON n.recall_id = r.recall_id
+            AND n.kind <> 'withdrawal' AND n.status IN ({_REACHED_SQL})
+        WHERE r.status = 'active' GROUP BY r.recall_id""",
+        ("recall_id", "measure"),
+        forget_gone=True,
     ),
 )

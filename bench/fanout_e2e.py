@@ -6,7 +6,8 @@
 
 The five services run as processes (``deploy/devstack.py``'s Stack) on ports of their own
 (``--port-base``), with fresh databases and a unique topic prefix on the shared Kafka and
-PostgreSQL, sending to the shared SMTP sink. Set-up, outside the clock: N customers, each with one
+PostgreSQL, sending to a private instance of the local SMTP sink (deploy/smtp/smtp_sink.py on a free
+port, its Maildir in a temporary directory). Set-up, outside the clock: N customers, each with one
 order line of the recalled product and one of another product, COPYed into the matcher's purchase
 index; their contacts COPYed into the notifier's contacts (addresses on a domain of this run's own);
 the listing published on catalog.listings.v1; a seller key issued and the recall created as a draft
@@ -24,8 +25,10 @@ Limits measured in the same run, once the system is stopped: a bare COPY (asyncp
 copy_records_to_table) of the same N rows into a table shaped like customer-api's ``alerts`` (its
 indexes too), and plain aiosmtplib sending N messages of the system's size over as many connections
 as the notifier has (``--smtp-connections``) to the same sink. Peak RSS per service is VmHWM from
-/proc. Progress goes to stderr, the result as one JSON line to stdout. Databases, topics and this
-run's messages in the sink's Maildir are removed at the end; service logs stay in
+/proc. CPU seconds per service and for the whole machine, from publication to each goal
+(``cpu_s_to``, bench/cpu_meter.py), say what the run cost whatever else the machine was doing, and
+how busy it was (``busy_cores_to_banner``). Progress goes to stderr, the result as one JSON line
+to stdout. Databases, topics and the sink are removed at the end; service logs stay in
 test-artifacts/fanout-<run>/.
 """
 
@@ -33,11 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -48,7 +51,9 @@ import aiosmtplib
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from cpu_meter import CpuMeter
 from matcher_scale import COLUMNS, count_raised, peak_rss_mb, wait_for_group
+from notifier_throughput import start_sink
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
@@ -68,7 +73,7 @@ from recall_shared.testing import (  # noqa: E402
 from recall_shared.topics import ALERTS, CATALOG_LISTINGS  # noqa: E402
 
 JWT_SECRET = "bench-fanout-" + "f" * 40
-SMTP_HOST, SMTP_PORT = "127.0.0.1", 1025
+SMTP_HOST = "127.0.0.1"
 SERVICE = {svc.name: svc for svc in SERVICES}
 ALERT_COLUMNS = (
     "alert_id",
@@ -88,26 +93,6 @@ ALERT_COLUMNS = (
 
 def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def sink_maildir(explicit: str | None) -> Path:
-    """The Maildir the SMTP sink on SMTP_PORT writes: --maildir, else the running sink's own
-    --maildir (read from its command line in /proc), else the repository's default .data/mail."""
-    if explicit:
-        return Path(explicit)
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if not any(a.endswith("smtp_sink.py") for a in argv):
-            continue
-        opts = dict(itertools.pairwise(argv))
-        if opts.get("--port", "1025") == str(SMTP_PORT) and "--maildir" in opts:
-            return Path(opts["--maildir"])
-    return ROOT / ".data" / "mail"
 
 
 class MailCount:
@@ -144,17 +129,6 @@ class MailCount:
 
     def times(self, domain: str) -> list[float]:
         return sorted(self.mine.get(domain, {}).values())
-
-    def remove(self) -> int:
-        removed = 0
-        for names in self.mine.values():
-            for name in names:
-                try:
-                    (self.new / name).unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
 
 
 def customer_id(i: int) -> str:
@@ -269,12 +243,18 @@ class Clocks:
         self.t0 = 0.0
         self.wall0 = 0.0
         self.done: dict[str, float] = {}
+        self.meter: CpuMeter | None = None
+        self.cpu: dict[str, dict[str, float]] = {}  # goal -> CPU seconds spent until it
         self.counts: dict[str, int] = {"topic": 0, "rows": 0, "banner": 0, "email": 0}
 
     def start(self) -> None:
         self.t0, self.wall0 = time.perf_counter(), time.time()
+        if self.meter is not None:
+            self.meter.start()
 
     def mark(self, name: str) -> None:
+        if name not in self.done and self.meter is not None:
+            self.cpu[name] = self.meter.snapshot()
         self.done.setdefault(name, time.perf_counter() - self.t0)
 
 
@@ -375,9 +355,9 @@ async def copy_limit(dsn: str, recall_id: str) -> float:
         await conn.close()
 
 
-async def smtp_limit(message: bytes, n: int, connections: int, domain: str) -> float:
+async def smtp_limit(message: bytes, n: int, connections: int, domain: str, port: int) -> float:
     """Plain aiosmtplib: n messages of the system's size over ``connections`` open connections."""
-    clients = [aiosmtplib.SMTP(hostname=SMTP_HOST, port=SMTP_PORT) for _ in range(connections)]
+    clients = [aiosmtplib.SMTP(hostname=SMTP_HOST, port=port) for _ in range(connections)]
     await asyncio.gather(*(c.connect() for c in clients))
     left = iter(range(n))
 
@@ -410,6 +390,11 @@ async def run(args: argparse.Namespace) -> dict:
     domain, plain_domain = f"{run_id}.fanout.test", f"plain.{run_id}.fanout.test"
     product, seller = f"kettle-{run_id}", f"seller-{run_id}"
     db_names = {svc.name: f"fanout_{run_id}_{svc.package}" for svc in SERVICES}
+    # A sink of its own: a run adds N messages (and N more for the limit), which would slow every
+    # mailbox search of tests sharing the local sink, and a shared sink's load would skew the run.
+    sink_dir = tempfile.TemporaryDirectory(prefix="fanout-sink-")
+    sink_proc, sink_port = start_sink(sink_dir.name)
+    mail = MailCount(Path(sink_dir.name))
     urls = {name: await create_database(db) for name, db in db_names.items()}
     dsn = {k: u.replace("postgresql+asyncpg://", "postgresql://") for k, u in urls.items()}
     env = {
@@ -421,7 +406,7 @@ async def run(args: argparse.Namespace) -> dict:
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
         "NOTIFIER_CUSTOMER_PORTAL_URL": f"http://127.0.0.1:{args.port_base + 5}",
         "NOTIFIER_SMTP_HOST": SMTP_HOST,
-        "NOTIFIER_SMTP_PORT": str(SMTP_PORT),
+        "NOTIFIER_SMTP_PORT": str(sink_port),
         "NOTIFIER_SMTP_CONCURRENCY": str(args.smtp_connections),
         **{f"{svc.env_prefix}DATABASE_URL": urls[svc.name] for svc in SERVICES},
     }
@@ -430,7 +415,6 @@ async def run(args: argparse.Namespace) -> dict:
         ports={svc.name: args.port_base + i + 1 for i, svc in enumerate(SERVICES)},
         log_dir=ROOT / "test-artifacts" / f"fanout-{run_id}",
     )
-    mail = MailCount(sink_maildir(args.maildir))
     out: dict = {"customers": n, "run": run_id, "nproc": os.cpu_count()}
     tasks: list[asyncio.Task] = []
     try:
@@ -448,6 +432,7 @@ async def run(args: argparse.Namespace) -> dict:
         picked = random.Random(n).sample(range(n - 1), min(args.banner_sample, n) - 1)
         sample = sorted(customer_id(i) for i in [*picked, n - 1])
         clocks = Clocks()
+        clocks.meter = CpuMeter({name: p.pid for name, p in stack.processes.items()})
         await asyncio.sleep(1.0)  # let the loading settle before the clock starts
         out["loadavg_before"] = [round(x, 2) for x in os.getloadavg()]
         progress(f"publishing recall {recall_id} to {n:,} customers")
@@ -488,7 +473,7 @@ async def run(args: argparse.Namespace) -> dict:
         copy_s = await copy_limit(dsn["customer-api"], recall_id)
         message = system_message(mail, domain)
         progress(f"limits: plain aiosmtplib, {n:,} messages of {len(message):,} bytes")
-        smtp_s = await smtp_limit(message, n, args.smtp_connections, plain_domain)
+        smtp_s = await smtp_limit(message, n, args.smtp_connections, plain_domain, sink_port)
         await asyncio.to_thread(mail.scan, (domain, plain_domain))
         plain_stored = mail.count(plain_domain)
         if plain_stored != n:
@@ -515,6 +500,16 @@ async def run(args: argparse.Namespace) -> dict:
                 "rows_vs_copy_limit": round(clocks.done["rows"] / copy_s, 1),
                 "email_rate_vs_plain": round(email_rate / plain_rate, 2),
                 "alerts_into_customer_api_per_s": round(n / clocks.done["rows"]),
+                # CPU seconds from publication to each goal (see bench/cpu_meter.py), and per
+                # 1,000 customers to the last banner: comparable across runs on a busy machine.
+                "cpu_s_to": clocks.cpu,
+                "cpu_ms_per_customer_to_banner": {
+                    name: round(1000 * spent / n, 3)
+                    for name, spent in clocks.cpu.get("banner", {}).items()
+                },
+                "busy_cores_to_banner": round(
+                    clocks.cpu.get("banner", {}).get("machine", 0.0) / clocks.done["banner"], 2
+                ),
             }
         )
         return out
@@ -526,8 +521,10 @@ async def run(args: argparse.Namespace) -> dict:
         for db in db_names.values():
             await drop_database(db)
         await delete_topics(prefix)
-        await asyncio.to_thread(mail.scan, (domain, plain_domain))
-        progress(f"cleaned up: databases, topics, {mail.remove():,} messages in the sink")
+        sink_proc.terminate()
+        sink_proc.wait(timeout=10)
+        sink_dir.cleanup()
+        progress("cleaned up: databases, topics, the private sink")
 
 
 def main() -> None:
@@ -538,7 +535,6 @@ def main() -> None:
     ap.add_argument(
         "--smtp-connections", type=int, default=4, help="the notifier's and plain aiosmtplib's"
     )
-    ap.add_argument("--maildir", default=None, help="the SMTP sink's Maildir (default: found)")
     ap.add_argument("--timeout", type=float, default=7200)
     args = ap.parse_args()
     print(json.dumps(asyncio.run(run(args))))

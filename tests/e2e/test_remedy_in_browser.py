@@ -1,12 +1,17 @@
 """A customer finishes a refund on destruction from the recalls page, in Debian's Chromium
 (Playwright), through the five services as separate processes: choose the remedy, upload the photo
 (forwarded by customer-api to refund-logistics), an operator accepts it from the review queue, and
-the page says refunded, with the case's timeline. The case is worth more than refund-logistics'
-default pay-without-review limit (100.00), so the photo waits for the operator."""
+the page says refunded, with the case's timeline, and the refund confirmation arrives by email (the
+SMTP sink). The case is worth more than refund-logistics' default pay-without-review limit (100.00),
+so the photo waits for the operator. A refund with return: the label is downloadable from the page
+and from its email, the item is received, refunded, confirmed by email. And a recall amended at
+recall-intake: a wording edit tells the customer nothing, a raised severity re-notifies them."""
 
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import hashlib
 import io
 import tempfile
@@ -32,6 +37,7 @@ from recall_shared.testing import eventually
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 JWT_SECRET = "e2e-" + "s" * 40  # tests/conftest.py's stack
+SMTP_VIEWER = "http://127.0.0.1:8025"  # the shared SMTP sink's viewer (deploy/infra.sh)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 pytestmark = [
@@ -78,6 +84,10 @@ class Recalled:
     recall_id: str
     token: str
     operator_key: str
+    email: str
+    title: str  # the recall's, in the subjects of its emails
+    seller_key: str
+    recall_body: dict
 
 
 async def recalled_customer(stack: Stack, remedies: list[str], price: str) -> Recalled:
@@ -150,7 +160,41 @@ async def recalled_customer(stack: Stack, remedies: list[str], price: str) -> Re
             ).json()["items"]
         return items[0]["alert_id"] if items else None
 
-    return Recalled(await eventually(alert_id, timeout=30), recall_id, token, operator_key)
+    return Recalled(
+        await eventually(alert_id, timeout=30),
+        recall_id,
+        token,
+        operator_key,
+        f"{customer}@example.test",
+        f"Kettle {run}",
+        seller_key,
+        recall_body,
+    )
+
+
+async def mail_with_subject(address: str, subject: str) -> email.message.EmailMessage:
+    """The one message to ``address`` with this subject, from the SMTP sink (waits for it)."""
+
+    async def found() -> email.message.EmailMessage | None:
+        # The shared sink lists every run's mail (thousands): a listing can take seconds.
+        async with httpx.AsyncClient(base_url=SMTP_VIEWER, timeout=60) as sink:
+            listed = (await sink.get("/messages", params={"rcpt": address})).json()
+            mine = [m for m in listed if address in m["rcpt_to"] and m["subject"] == subject]
+            assert len(mine) <= 1, f"{len(mine)} mails {subject!r} to {address}"
+            if not mine:
+                return None
+            raw = (await sink.get(f"/messages/{mine[0]['id']}")).content
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        return msg
+
+    return await eventually(found, timeout=120, interval=1.0)
+
+
+def body_of(msg: email.message.EmailMessage, subtype: str) -> str:
+    part = msg.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())
 
 
 @contextlib.asynccontextmanager
@@ -235,6 +279,17 @@ async def test_refund_on_destruction_from_the_page_to_refunded(stack: Stack) -> 
             assert await page.get_by_label("Photo of the destroyed product").count() == 0
             await page.screenshot(path=str(SCREENSHOTS / "e2e-proof-refunded.png"), full_page=True)
 
+            # ... and the refund confirmation by email, whose link leads back to the page.
+            confirmation = await mail_with_subject(
+                who.email, f"Your refund has been paid: {who.title}"
+            )
+            assert "€119.90 has been refunded to your original payment method" in body_of(
+                confirmation, "plain"
+            )
+            await page.set_content(body_of(confirmation, "html"))
+            own_page = page.get_by_role("link", name="See your remedy on your recalls page")
+            assert await own_page.get_attribute("href") == f"{api_url}/recalls/{alert}"
+
 
 async def test_refund_with_return_shows_the_label_then_refunds_when_the_item_arrives(
     stack: Stack,
@@ -262,6 +317,16 @@ async def test_refund_with_return_shows_the_label_then_refunds_when_the_item_arr
             await expect(page.get_by_text("Print the return label")).to_be_visible()
             await expect(page.get_by_text("(parcel tracking number ")).to_be_visible()
 
+            # The same label from its email: the link as the customer's mail client shows it.
+            label_mail = await mail_with_subject(
+                who.email, f"Your prepaid return label: {who.title}"
+            )
+            assert f"Download your return label: {href}" in body_of(label_mail, "plain")
+            assert not any(p.get_filename() for p in label_mail.walk()), "a link, no attachment"
+            await page.set_content(body_of(label_mail, "html"))
+            mailed = page.get_by_role("link", name="Download your return label")
+            assert await mailed.get_attribute("href") == href
+
             async with httpx.AsyncClient(
                 base_url=stack.url("refund-logistics"),
                 headers={"X-Api-Key": who.operator_key},
@@ -285,3 +350,41 @@ async def test_refund_with_return_shows_the_label_then_refunds_when_the_item_arr
                 await expect(timeline.filter(has_text=text)).to_have_count(1)
             assert await page.get_by_role("link", name="Download your return label").count() == 0
             await page.screenshot(path=str(SCREENSHOTS / "e2e-return-refunded.png"), full_page=True)
+            confirmation = await mail_with_subject(
+                who.email, f"Your refund has been paid: {who.title}"
+            )
+            assert "€49.00 has been refunded to your original payment method" in body_of(
+                confirmation, "plain"
+            )
+
+
+async def test_a_material_amendment_re_notifies_the_customer_and_a_wording_edit_does_not(
+    stack: Stack,
+) -> None:
+    """recall-intake's amendment -> recalls.v1 -> purchase-matcher (alert.updated.v1, the same
+    alert version) -> notifier: only the material one is mailed."""
+    who = await recalled_customer(stack, ["refund_on_destruction"], "10.00")
+    await mail_with_subject(who.email, f"Product safety recall: {who.title}")
+    content = who.recall_body["content"]
+    async with httpx.AsyncClient(
+        base_url=stack.url("recall-intake"), headers={"X-Api-Key": who.seller_key}, timeout=10
+    ) as intake:
+        for amended in (
+            {**content, "hazard": "The lid may open while the water boils, which can burn."},
+            {**content, "severity": "critical", "stop_using": "Unplug it and stop using it now."},
+        ):
+            r = await intake.post(
+                f"/v1/recalls/{who.recall_id}/amendments",
+                json={"content": amended, "rules": who.recall_body["rules"]},
+            )
+            assert r.status_code == 200, r.text
+    amendment = await mail_with_subject(
+        who.email, f"Product safety recall: {who.title} (important change)"
+    )
+    text = body_of(amendment, "plain")
+    assert "has changed in a way that matters for your safety" in text
+    assert "Unplug it and stop using it now." in text
+    async with httpx.AsyncClient(base_url=SMTP_VIEWER, timeout=60) as sink:
+        listed = (await sink.get("/messages", params={"rcpt": who.email})).json()
+    # The wording edit came first on the same partitions: had it been told, it would be here.
+    assert len([m for m in listed if who.email in m["rcpt_to"]]) == 2

@@ -538,9 +538,12 @@ class ConsumerRunner:
             for item in chunk:
                 if id(item) not in applied:
                     _log_event(item, "duplicate", 0.0, 1)
+        consumed: Counter[tuple[str, str]] = Counter()
         for item, took, batch in timings:
-            self.metrics.events_consumed.labels(item.record.topic, item.envelope.type).inc()
+            consumed[(item.record.topic, item.envelope.type)] += 1
             _log_event(item, "applied", took, batch, spans.get(id(item)))
+        for (topic_name, event_type), n in consumed.items():
+            self.metrics.events_consumed.labels(topic_name, event_type).inc(n)
         outcomes["applied"] += len(todo)
         if self.on_applied is not None:
             for item in todo:

@@ -76,7 +76,9 @@ Severity = Literal["critical", "high", "medium", "low"]
 RemedyType = Literal["refund_with_return", "refund_on_destruction", "replacement", "repair"]
 AlertTier = Literal["confirmed", "possibly_affected"]
 NoticeKind = Literal["initial", "update", "withdrawal", "reminder"]
-NoticeChannel = Literal["email", "sms"]  # "sms" added with the SMS channel (issue 15)
+# The channels delivery reports speak of: "sms" added with the SMS channel (issue 15); letters have
+# no reports (notification.letter_sent.v1 is all that is known of one), so no "letter" here.
+NoticeChannel = Literal["email", "sms"]
 
 
 def _storable(value: object) -> bool:
@@ -473,6 +475,16 @@ class OrderLine(Model):
     expires_on: date | None = None
 
 
+class GiftRecipient(Model):
+    """Whom a gift went to, as the purchaser gave them at checkout: someone to tell of a recall of
+    it too (the notifier sends them the notice, on the purchaser's behalf)."""
+
+    name: Title = ""
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = "en"
+
+
 class OrderPlaced(Event):
     event_type: ClassVar[str] = "order.placed.v1"
     topic: ClassVar[str] = "orders.v1"
@@ -481,6 +493,10 @@ class OrderPlaced(Event):
     placed_at: datetime
     lines: list[OrderLine] = Field(min_length=1)
     is_gift: bool = False
+    # Added in orders.v1 without a version change (optional): the notifier tells them too.
+    gift_recipient: GiftRecipient | None = Field(
+        default=None, description="For a gift: the recipient's contact, if the purchaser gave it"
+    )
     business_account_admin_id: Id | None = Field(
         default=None,
         description="For business accounts: the admin customer to notify beside the purchaser.",
@@ -557,6 +573,21 @@ class ListingUpdated(Event):
 # -------------------------------------------------------------------------- customers.v1 (upstream)
 
 
+class PostalAddress(Model):
+    """A postal address as a mail house prints it on the envelope: the recipient line, one to
+    four street lines, postal code, city, an optional region, and the country (ISO 3166-1
+    alpha-2)."""
+
+    recipient: Title = Field(default="", description="Name on the envelope; default: the name")
+    lines: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=4, description="Street, number, building, ..."
+    )
+    postal_code: Annotated[str, Field(max_length=20)] = ""
+    city: Annotated[str, Field(min_length=1, max_length=100)]
+    region: Annotated[str, Field(max_length=100)] = ""
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
 class CustomerUpdated(Event):
     event_type: ClassVar[str] = "customer.updated.v1"
     topic: ClassVar[str] = "customers.v1"
@@ -580,6 +611,17 @@ class CustomerUpdated(Event):
         default=False,
         description="The customer refused SMS as a channel: honoured even for safety notices "
         "(unlike marketing_opt_in, which they ignore).",
+    )
+    # Added in customers.v1 without a version change (optional, with defaults): postal letters.
+    postal_address: PostalAddress | None = Field(
+        default=None,
+        description="Where a letter reaches the customer, for safety notices by post when no "
+        "digital channel can (the recall's severity decides, see the notifier's channel policy).",
+    )
+    letter_opt_out: bool = Field(
+        default=False,
+        description="The customer refused letters as a channel: honoured even for safety notices, "
+        "like sms_opt_out.",
     )
 
     def partition_key(self) -> str:
@@ -608,6 +650,11 @@ class AffectedLine(Model):
         default=[],
         description="What the scope needs but we do not know for this line (lot, serial, ...): "
         "the customer is asked to check the label",
+    )
+    # Added in alerts.v1 without a version change (optional): the order's gift flag and recipient.
+    is_gift: bool = Field(default=False, description="Bought as a gift: ask to pass it on")
+    gift_recipient: GiftRecipient | None = Field(
+        default=None, description="The gift's recipient, told too (from order.placed.v1)"
     )
 
 
@@ -715,6 +762,11 @@ class NoticeSent(Event):
     alert_version: Int32
     channel: Literal["email"] = "email"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf (recipient_role is then purchaser)",
+    )
     sent_at: datetime
 
     def partition_key(self) -> str:
@@ -760,6 +812,36 @@ class NoticeSmsSent(Event):
     alert_version: Int32
     channel: Literal["sms"] = "sms"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf (recipient_role is then purchaser)",
+    )
+    sent_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeLetterSent(Event):
+    """A notice went out by post: its letter is in a batch handed to the mail house (the PDF and
+    the batch's manifest are written). The notifier's last channel, for customers no digital one
+    can reach. Its own type, as notification.sms_sent.v1 is."""
+
+    event_type: ClassVar[str] = "notification.letter_sent.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["letter"] = "letter"
+    recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    batch_id: Code = Field(description="The letter batch (and manifest) it went out in")
     sent_at: datetime
 
     def partition_key(self) -> str:
@@ -847,6 +929,44 @@ class NoticeComplained(Event):
 
     def subject(self) -> str:
         return self.alert_id
+
+
+# What became of a remedy notice (issue 14): the return label, the refund confirmation, the
+# replacement's dispatch, sent by the notifier from remedies.v1. Its own type, because the kinds of
+# notification.*.v1 are a recall notice's by contract (a new value would fail their consumers).
+
+RemedyNoticeKind = Literal["return_label", "refund_confirmed", "replacement_shipped"]
+RemedyNoticeState = Literal["sent", "failed", "delivered", "bounced", "complained"]
+
+
+class RemedyNoticeStatus(Event):
+    """A remedy notice's step: sent (the relay took it), failed (for good), then what its
+    recipient's mail system reported (delivered, bounced, complained). One event per step, with a
+    deterministic id, like the recall notices' events."""
+
+    event_type: ClassVar[str] = "notification.remedy_notice.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    case_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: RemedyNoticeKind
+    channel: NoticeChannel = "email"
+    status: RemedyNoticeState
+    recipient_role: Literal["purchaser", "safety_contact", "account_admin"] | None = None
+    bounce_type: Literal["hard", "soft"] | None = None
+    reason: Text = ""
+    source: DeliverySource | None = Field(
+        default=None, description="Who reported a delivered, bounced or complained step"
+    )
+    at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.case_id
 
 
 # --------------------------------------------------------------------------- remedies.v1
@@ -1182,9 +1302,11 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NoticeSent,
     NoticeFailed,
     NoticeSmsSent,
+    NoticeLetterSent,
     NoticeDelivered,
     NoticeBounced,
     NoticeComplained,
+    RemedyNoticeStatus,
     RemedyRequested,
     NotAffectedDeclared,
     RemedyCaseTransitioned,

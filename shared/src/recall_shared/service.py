@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from recall_shared import inbox
+from recall_shared import inbox, task_dump
 from recall_shared.consumer import ConsumerRunner
 from recall_shared.db import create_engine, create_session_factory, ping
 from recall_shared.dead_letters import PendingLetters
@@ -100,6 +100,7 @@ class ServiceRuntime:
         writes into the outbox), reports ``kafka`` not ready, and connects in the background; the
         relay and the consumers start once it is connected."""
         self._stopping.clear()
+        task_dump.install()
         try:
             self.producer = await self._started_producer()
         except Exception as exc:

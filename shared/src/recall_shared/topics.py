@@ -105,9 +105,11 @@ NOTIFICATIONS = TopicSpec(
         ev.NoticeSent,
         ev.NoticeFailed,
         ev.NoticeSmsSent,
+        ev.NoticeLetterSent,
         ev.NoticeDelivered,
         ev.NoticeBounced,
         ev.NoticeComplained,
+        ev.RemedyNoticeStatus,
     ),
     retention_ms=90 * DAY_MS,
 )

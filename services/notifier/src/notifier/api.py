@@ -30,7 +30,7 @@ class NoticeOut(BaseModel):
     kind: str
     alert_version: int
     reminder_no: int
-    channel: str = Field(description="email, or sms (a fallback notice of the same one)")
+    channel: str = Field(description="email, or sms or letter (a fallback notice of the same one)")
     recipient_role: str
     status: str
     attempts: int

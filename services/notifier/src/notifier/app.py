@@ -9,6 +9,7 @@ from notifier.bounce_listener import BounceListener
 from notifier.clock import Clock, SystemClock
 from notifier.delivery import DeliveryRecorder
 from notifier.handlers import HANDLERS
+from notifier.letter_batch import LetterBatcher
 from notifier.metrics import STATE_GAUGES
 from notifier.models import SellerKey
 from notifier.reminders import ReminderScheduler
@@ -17,6 +18,7 @@ from notifier.settings import Settings
 from notifier.sms import SmsProvider, TwilioSms
 from notifier.sms_sender import SmsSender
 from notifier.smtp_pool import MailTransport, SmtpTransport
+from notifier.unconfirmed import UnconfirmedFollowUp
 from notifier.unreachable import UnreachableGauge
 from notifier.unreachable import router as unreachable_router
 from notifier.webhook import router as webhook_router
@@ -92,6 +94,24 @@ def create_app(
         settings=settings, session_factory=runtime.session_factory, clock=clock
     )
     runtime.add_background("reminder-scheduler", reminders.run, stop=reminders.stop)
+    letters: LetterBatcher | None = None
+    if settings.letters_available:
+        letters = LetterBatcher(
+            settings=settings,
+            session_factory=runtime.session_factory,
+            outbox=runtime.outbox,
+            clock=clock,
+        )
+        runtime.add_background("letter-batch", letters.run, stop=letters.stop)
+    unconfirmed: UnconfirmedFollowUp | None = None
+    if settings.fallback_when_unconfirmed:
+        unconfirmed = UnconfirmedFollowUp(
+            settings=settings,
+            session_factory=runtime.session_factory,
+            sms_available=sms is not None,
+            clock=clock,
+        )
+        runtime.add_background("unconfirmed-follow-up", unconfirmed.run, stop=unconfirmed.stop)
     app = FastAPI(
         title="Recall Alerts: notifier",
         version="1.0.0",
@@ -110,6 +130,8 @@ def create_app(
     app.state.sms_sender = sms_sender
     app.state.unreachable = unreachable
     app.state.bounces = bounces
+    app.state.letters = letters
+    app.state.unconfirmed = unconfirmed
     app.state.settings = settings
     app.state.clock = clock
     return app

@@ -13,9 +13,11 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier.domain import DeliveryChange, DeliveryReport, apply_report
+from notifier import remedy_notices
+from notifier.domain import DeliveryChange, DeliveryReport, apply_report, contract_kind
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import wake_sender
+from notifier.remedy_notices import REMEDY_NOTICE_KINDS
 from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.outbox import Outbox
@@ -27,9 +29,10 @@ _LOAD = text(
     SELECT n.notice_id, n.status, n.delivery, n.soft_bounces, n.alert_id, n.customer_id, n.kind,
            n.alert_version, n.channel, n.recipient_customer_id, n.recipient_role, n.reminder_no,
            a.state ->> 'recall_id' AS recall_id, a.state -> 'recall' ->> 'severity' AS severity,
-           ct.phone, ct.sms_opt_out
+           ct.phone, ct.sms_opt_out, rn.case_id AS remedy_case_id
     FROM notices n LEFT JOIN alerts a ON a.alert_id = n.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = n.recipient_customer_id
+    LEFT JOIN remedy_notices rn ON rn.notice_id = n.notice_id
     WHERE n.notice_id = :id FOR UPDATE OF n
     """
 )
@@ -128,7 +131,7 @@ class DeliveryRecorder:
             )
         elif report.kind == "delayed" and row.delivery is None:
             await session.execute(_NOTE, values)
-        if change.emit == "bounced" and row.channel == "email":
+        if change.emit == "bounced" and row.channel in ("email", "sms"):
             await queue_fallback(  # it did not reach them: the next channel, if any
                 session,
                 Unreached(
@@ -143,8 +146,10 @@ class DeliveryRecorder:
                     severity=row.severity,
                     phone=row.phone,
                     sms_opt_out=bool(row.sms_opt_out),
+                    channel=row.channel,
                 ),
                 sms_available=self.sms_available,
+                letters_available=self.settings.letters_available,
             )
         if change.emit is not None and row.recall_id is not None:
             await self.outbox.add(
@@ -174,12 +179,22 @@ class DeliveryRecorder:
         source: ev.DeliverySource,
         at: datetime,
     ) -> ev.Event:
+        if row.kind in REMEDY_NOTICE_KINDS:  # a case's label, refund or replacement (issue 14)
+            return remedy_notices.status_event(
+                row,
+                recall_id=row.recall_id,
+                status=change.emit or "delivered",
+                at=at,
+                bounce_type=change.bounce_type if change.emit == "bounced" else None,
+                reason=report.detail if change.emit == "bounced" else "",
+                source=source,
+            )
         common = {
             "notice_id": row.notice_id,
             "alert_id": row.alert_id,
             "customer_id": row.customer_id,
             "recall_id": row.recall_id,
-            "kind": row.kind,
+            "kind": contract_kind(row.kind),
             "alert_version": row.alert_version,
             "channel": row.channel,
             "source": source,

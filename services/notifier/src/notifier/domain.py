@@ -4,14 +4,18 @@ which notices it queues.
 A run of ``alert.raised.v1`` / ``alert.updated.v1`` events is planned as if each were applied on
 its own, in order: an event older than the version held is ignored; a stored event's state becomes
 the alert's newest; a raised alert, or an update that moves the version on, queues a notice per
-recipient.
+recipient; an update of the version held queues an "amendment" notice when the recall changed
+materially (:func:`material_changes`), and nothing for a wording edit.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
 
 from recall_shared import events as ev
 
@@ -25,13 +29,20 @@ class NoticeDraft:
     alert_id: str
     customer_id: str
     recipient_customer_id: str
-    role: str  # purchaser | account_admin
-    kind: str  # initial | update
+    role: str  # purchaser | account_admin | gift_recipient
+    kind: str  # initial | update | amendment
     alert_version: int
+    number: int = 0  # the notice's reminder_no: an amendment's recall version (see below)
 
     @property
-    def key(self) -> tuple[str, str, int, str]:
-        return (self.alert_id, self.kind, self.alert_version, self.recipient_customer_id)
+    def key(self) -> tuple[str, str, int, str, int]:
+        return (
+            self.alert_id,
+            self.kind,
+            self.alert_version,
+            self.recipient_customer_id,
+            self.number,
+        )
 
 
 @dataclass
@@ -45,27 +56,62 @@ class AlertPlan:
 
 def recipients(state: ev.AlertState) -> list[tuple[str, str]]:
     """(role, recipient customer) of an alert's notices: the purchaser (whose safety contact, when
-    set, gets the mail), and a business account's admin when that is someone else."""
+    set, gets the mail), a business account's admin when that is someone else, and the recipients
+    of gift lines the purchaser gave a contact for (:func:`gift_recipients`)."""
     out = [("purchaser", state.customer_id)]
     admin = state.business_account_admin_id
     if admin and admin != state.customer_id:
         out.append(("account_admin", admin))
+    out += [("gift_recipient", rid) for rid in gift_recipients(state)]
     return out
 
 
-def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertEvent]) -> AlertPlan:
-    """Apply ``events`` in order to the versions held (``known_versions``: alert id -> version)."""
+GIFT_NAMESPACE = uuid.UUID("5d8e3b7a-1f2c-4e6d-9a0b-7c4f2e1d3b59")
+
+
+def gift_recipients(state: ev.AlertState) -> dict[str, ev.GiftRecipient]:
+    """The gift recipients of an alert's lines who can be told (an email or a phone), by their
+    recipient id: ``gift-`` and a uuid of the purchaser and the contact, so the same person is told
+    once however many gifts they had, and keeps their id across alert versions."""
+    out: dict[str, ev.GiftRecipient] = {}
+    for line in state.lines:
+        r = line.gift_recipient
+        if line.is_gift and r is not None and (r.email or r.phone):
+            key = f"{state.customer_id}\x1f{(r.email or '').lower()}\x1f{r.phone or ''}"
+            out.setdefault(f"gift-{uuid.uuid5(GIFT_NAMESPACE, key)}", r)
+    return out
+
+
+def reported_role(role: str) -> dict[str, Any]:
+    """The recipient fields of a sent event: a gift recipient is told on the purchaser's behalf
+    (the sent events' ``recipient_role`` has no value for them; ``gift_recipient`` says so)."""
+    if role == "gift_recipient":
+        return {"recipient_role": "purchaser", "gift_recipient": True}
+    return {"recipient_role": role}
+
+
+def plan_alert_events(
+    known_versions: Mapping[str, int],
+    events: Iterable[AlertEvent],
+    held_recalls: Mapping[str, ev.RecallContent] | None = None,
+) -> AlertPlan:
+    """Apply ``events`` in order to the versions held (``known_versions``: alert id -> version;
+    ``held_recalls``: the recall content held, for the alerts whose version an update repeats)."""
     versions = dict(known_versions)
+    recalls = dict(held_recalls or {})
     plan = AlertPlan()
-    keys: set[tuple[str, str, int, str]] = set()
+    keys: set[tuple[str, str, int, str, int]] = set()
     for event in events:
         state = event.alert
         held = versions.get(state.alert_id)
         if held is not None and held > state.alert_version:
             continue  # older than what we hold
         versions[state.alert_id] = state.alert_version
+        before = recalls.get(state.alert_id)
+        recalls[state.alert_id] = state.recall
         plan.stored.pop(state.alert_id, None)  # re-inserted: the order is of the last store
         plan.stored[state.alert_id] = state
+        number = 0
         if held is None:
             # Nothing was told yet, whatever the version: an update whose raise never arrived here
             # (a matcher pass that failed after announcing) is the customer's first notice.
@@ -74,11 +120,21 @@ def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertE
             kind = "initial" if state.alert_version == 1 else "update"
         elif held < state.alert_version:
             kind = "update"  # the scope changed
+        elif before is not None and material_changes(before, state.recall):
+            # The recall was amended in a way that matters for safety: told again, once per
+            # amendment (its recall version numbers the notice).
+            kind, number = "amendment", state.recall_version
         else:
-            continue  # an update of the version held: new content, nothing to tell
+            continue  # an update of the version held: a wording edit, nothing to tell
         for role, recipient in recipients(state):
             draft = NoticeDraft(
-                state.alert_id, state.customer_id, recipient, role, kind, state.alert_version
+                state.alert_id,
+                state.customer_id,
+                recipient,
+                role,
+                kind,
+                state.alert_version,
+                number,
             )
             if draft.key not in keys:
                 keys.add(draft.key)
@@ -86,11 +142,65 @@ def plan_alert_events(known_versions: Mapping[str, int], events: Iterable[AlertE
     return plan
 
 
+# --------------------------------------------------------------------------- material amendments
+# Issue 14: an amendment that raises the hazard or the severity, changes what to stop doing, or adds
+# or removes a remedy re-notifies everyone still affected; wording edits do not.
+
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_WORDING = re.compile(r"[\W_]+")
+
+
+def _words(text: str) -> str:
+    """A text as its words: case, spacing and punctuation are wording, not meaning."""
+    return _WORDING.sub(" ", text).strip().casefold()
+
+
+def material_changes(before: ev.RecallContent, after: ev.RecallContent) -> list[str]:
+    """Why the change from ``before`` to ``after`` must be told to those already alerted, in a
+    fixed order; empty for a cosmetic edit (title, description, hazard or contact wording, a
+    lowered severity, photos, translations).
+
+    - ``severity_raised``: a higher severity (low < medium < high < critical);
+    - ``hazard_raised``: a hazard type that was not there, or more incidents or injuries reported,
+      or a safety alert become a recall;
+    - ``stop_using_changed``: the stop-using instruction says other words;
+    - ``remedy_added`` / ``remedy_removed``: the remedies offered changed."""
+    reasons = []
+    if _SEVERITY_RANK[after.severity] > _SEVERITY_RANK[before.severity]:
+        reasons.append("severity_raised")
+    more_reported = any(
+        new is not None and new > (old or 0)
+        for old, new in (
+            (before.incidents_reported, after.incidents_reported),
+            (before.injuries_reported, after.injuries_reported),
+        )
+    )
+    new_hazard = bool(after.hazard_type) and _words(after.hazard_type) != _words(before.hazard_type)
+    escalated = before.kind == "safety_alert" and after.kind == "recall"
+    if new_hazard or more_reported or escalated:
+        reasons.append("hazard_raised")
+    if _words(after.stop_using) != _words(before.stop_using):
+        reasons.append("stop_using_changed")
+    remedies_before = {r.type for r in before.remedies}
+    remedies_after = {r.type for r in after.remedies}
+    if remedies_after - remedies_before:
+        reasons.append("remedy_added")
+    if remedies_before - remedies_after:
+        reasons.append("remedy_removed")
+    return reasons
+
+
+def contract_kind(kind: str) -> str:
+    """A notice's kind as notification.*.v1 states it: an amendment is an update by contract (the
+    recall changed; here is what applies now), so consumers see no new kind."""
+    return "update" if kind == "amendment" else kind
+
+
 # --------------------------------------------------------------------------- sending decisions
 # What the sender does with a claimed notice, and with the answer of a send: pure, so every rule
 # is unit-tested (tests/unit/test_domain.py) and the sender only does the I/O.
 
-Channel: TypeAlias = str  # email (the only channel so far)
+Channel: TypeAlias = str  # email | sms | letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,19 +395,35 @@ def apply_report(
 
 
 # --------------------------------------------------------------------------- channel policy
-# Which channels a notice may use, by the recall's severity: email first, then SMS where the
-# severity allows it. A fallback SMS is sent once per notice (its own row, unique per channel),
-# only for what must be told (not reminders), and never to a customer who refused SMS. Safety
-# notices still ignore marketing opt-outs: an SMS opt-out is a refusal of the channel, not of
-# marketing. Not built: falling back when email is "not delivered or not opened after N days".
+# Which channels a notice may use, by the recall's severity, in order: email first, then SMS, then
+# a postal letter where the severity allows them. A fallback is queued once per notice and channel
+# (its own row, unique per channel), only for what must be told (not reminders), and never on a
+# channel the customer refused. Safety notices still ignore marketing opt-outs: an SMS or letter
+# opt-out is a refusal of the channel, not of marketing. A notice falls back when it cannot reach
+# the recipient (no address, a hard or final bounce, refused for good) or, where the severity says
+# so, when it is still not confirmed delivered ``unconfirmed_after_days`` after it was sent.
 
 CHANNEL_POLICY: dict[str, tuple[Channel, ...]] = {
-    "critical": ("email", "sms"),
-    "high": ("email", "sms"),
+    "critical": ("email", "sms", "letter"),
+    "high": ("email", "sms", "letter"),
     "medium": ("email", "sms"),
     "low": ("email",),
 }
+_UNKNOWN_SEVERITY = CHANNEL_POLICY["critical"]  # an unknown severity: the cautious side
 SMS_KINDS = frozenset({"initial", "update", "withdrawal"})
+FALLBACK_KINDS = SMS_KINDS  # what is told on every channel (a letter too); reminders are email only
+# A sent notice not confirmed delivered after this many days falls back to the next channel (None:
+# only a failure does). Email providers and SMS carriers report deliveries; letters report nothing.
+UNCONFIRMED_FALLBACK_DAYS: dict[str, float | None] = {
+    "critical": 2,
+    "high": 3,
+    "medium": 7,
+    "low": None,
+}
+
+
+def policy_channels(severity: str | None) -> tuple[Channel, ...]:
+    return CHANNEL_POLICY.get(severity or "", _UNKNOWN_SEVERITY)
 
 
 def fallback_channel(
@@ -308,15 +434,43 @@ def fallback_channel(
     phone: str | None,
     sms_opt_out: bool,
     sms_available: bool,
+    postal: bool = False,
+    letter_opt_out: bool = False,
+    letters_available: bool = False,
 ) -> Channel | None:
-    """The next channel after ``channel`` could not reach the recipient (no address, a hard
-    bounce, a final failure), or None: the recipient is then unreachable."""
-    allowed = CHANNEL_POLICY.get(severity or "", ("email", "sms"))  # unknown: the cautious side
-    if channel != "email" or "sms" not in allowed or kind not in SMS_KINDS:
+    """The next channel the policy allows after ``channel`` could not reach the recipient, skipping
+    those the recipient cannot be reached on (no number or address, refused, not configured); None:
+    nothing is left and the recipient is unreachable."""
+    allowed = policy_channels(severity)
+    if channel not in allowed or kind not in FALLBACK_KINDS:
         return None
-    if not sms_available or not phone or sms_opt_out:
-        return None
-    return "sms"
+    usable = {
+        "sms": sms_available and bool(phone) and not sms_opt_out,
+        "letter": letters_available and postal and not letter_opt_out,
+    }
+    return next((c for c in allowed[allowed.index(channel) + 1 :] if usable.get(c)), None)
+
+
+def unconfirmed_fallback_due(
+    *,
+    channel: Channel,
+    severity: str | None,
+    kind: str,
+    sent_at: datetime,
+    delivery: str | None,
+    responded: bool,
+    now: datetime,
+) -> bool:
+    """Whether a sent notice, never confirmed delivered, has waited long enough to be followed on
+    the next channel: the severity's ``UNCONFIRMED_FALLBACK_DAYS`` after it was sent, and only
+    while nothing says it arrived (a delivery report, a complaint, the customer's answer) or
+    failed (a bounce falls back at once)."""
+    days = UNCONFIRMED_FALLBACK_DAYS.get(severity or "", UNCONFIRMED_FALLBACK_DAYS["critical"])
+    if days is None or channel == "letter" or kind not in FALLBACK_KINDS:
+        return False
+    if delivery is not None or responded:
+        return False
+    return now - sent_at >= timedelta(days=days)
 
 
 def decide_sms(notice: ClaimedNotice, phone: str | None) -> Send | Hold:
@@ -335,4 +489,13 @@ def decide_sms(notice: ClaimedNotice, phone: str | None) -> Send | Hold:
     )
     if isinstance(decision, Send):
         return Send("sms", decision.to, decision.role)
+    return decision
+
+
+def decide_letter(notice: ClaimedNotice, *, has_address: bool, letter_opt_out: bool) -> Send | Hold:
+    """Whether a queued letter goes into the batch (the email rules, with the postal address as
+    the address; a letter refused since it was queued is not sent)."""
+    decision = decide_sms(notice, "postal" if has_address and not letter_opt_out else None)
+    if isinstance(decision, Send):
+        return Send("letter", decision.to, decision.role)
     return decision

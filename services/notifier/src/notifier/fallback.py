@@ -1,8 +1,10 @@
-"""The next channel: when an email notice cannot reach its recipient (no address, a hard or final
-bounce, refused for good), a notice of the same (alert, kind, version, recipient) on the next
-channel the policy allows (:func:`notifier.domain.fallback_channel`) is queued in the same
-transaction. It is a notice of its own (own id, row and events, ``channel = 'sms'``), so the
-email notice keeps its history and a customer counts as reached when either reaches them.
+"""The next channel: when a notice cannot reach its recipient (no address, a hard or final bounce,
+refused for good, or not confirmed delivered in the days the policy gives it: ``unconfirmed.py``),
+a notice of the same (alert, kind, version, recipient) on the next channel the policy allows
+(:func:`notifier.domain.fallback_channel`: email, then SMS, then a letter) is queued in the same
+transaction. It is a notice of its own (own id, row and events, ``channel = 'sms'`` or
+``'letter'``), so the first notice keeps its history and a customer counts as reached when any
+reaches them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from notifier.domain import fallback_channel
 from notifier.handlers import NOTICE_NAMESPACE
 
 SMS_SENDER_CHANNEL = "notices_notifier_sms"
+# Queued letters wait for the daily batch (letter_batch.py); nothing to wake.
+_WAKE = {"sms": SMS_SENDER_CHANNEL, "letter": ""}
+_POSTAL = text(
+    "SELECT postal_address IS NOT NULL AS postal, letter_opt_out FROM contacts "
+    "WHERE customer_id = :id"
+)
 
 _QUEUE = text(
     """
@@ -28,7 +36,7 @@ _QUEUE = text(
                 :channel, 'pending', 0)
         ON CONFLICT DO NOTHING
         RETURNING notice_id)
-    SELECT pg_notify(:wake, '') FROM queued
+    SELECT pg_notify(:wake, '') FROM queued WHERE :wake <> ''
     """
 )
 
@@ -48,6 +56,7 @@ class Unreached:
     severity: str | None
     phone: str | None
     sms_opt_out: bool
+    channel: str = "email"  # the channel that did not reach them
 
 
 def fallback_notice_id(notice_id: str, channel: str) -> str:
@@ -56,16 +65,28 @@ def fallback_notice_id(notice_id: str, channel: str) -> str:
 
 
 async def queue_fallback(
-    session: AsyncSession, notice: Unreached, *, sms_available: bool
+    session: AsyncSession,
+    notice: Unreached,
+    *,
+    sms_available: bool,
+    letters_available: bool = False,
 ) -> str | None:
     """Queue the next channel's notice if the policy allows one; its id, or None."""
+    postal, letter_opt_out = False, False
+    if letters_available:
+        row = (await session.execute(_POSTAL, {"id": notice.recipient_customer_id})).first()
+        if row is not None:
+            postal, letter_opt_out = bool(row.postal), bool(row.letter_opt_out)
     channel = fallback_channel(
-        channel="email",
+        channel=notice.channel,
         severity=notice.severity,
         kind=notice.kind,
         phone=notice.phone,
         sms_opt_out=notice.sms_opt_out,
         sms_available=sms_available,
+        postal=postal,
+        letter_opt_out=letter_opt_out,
+        letters_available=letters_available,
     )
     if channel is None:
         return None
@@ -82,7 +103,7 @@ async def queue_fallback(
             "version": notice.alert_version,
             "reminder_no": notice.reminder_no,
             "channel": channel,
-            "wake": SMS_SENDER_CHANNEL,
+            "wake": _WAKE[channel],
         },
     )
     return fallback_id

@@ -1,6 +1,7 @@
 """notifier's consumers: contacts from customers.v1; alerts from alerts.v1 become notices to send;
 remedies.v1 (a remedy chosen, 'not affected') stops the reminders; a remedy case's waits start the
-reminders until it is complete (remedy_reminders.py).
+reminders until it is complete (remedy_reminders.py), and its label, refund or replacement is told
+by email (remedy_notices.py).
 
 ``alert.raised.v1`` and ``alert.updated.v1`` are applied in bulk (:data:`on_alert_events`, a batch
 handler): a run of them costs three statements however long it is. ``on_alert_raised`` and
@@ -16,8 +17,14 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifier import remedy_reminders
-from notifier.domain import AlertEvent, plan_alert_events, recipients
+from notifier import remedy_notices, remedy_reminders
+from notifier.domain import (
+    AlertEvent,
+    gift_recipients,
+    material_changes,
+    plan_alert_events,
+    recipients,
+)
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
@@ -68,8 +75,11 @@ async def lock_recipients(session: AsyncSession, recipient_ids: Sequence[str]) -
 
 async def _has_address(session: AsyncSession, customer_id: str) -> bool:
     contact = await session.get(Contact, customer_id)
-    # A phone counts too: the sender falls back to SMS where the policy allows (notifier.fallback).
-    return contact is not None and bool(contact.safety_email or contact.email or contact.phone)
+    # A phone or a postal address counts too: the sender falls back to SMS or a letter where the
+    # policy allows (notifier.fallback).
+    return contact is not None and bool(
+        contact.safety_email or contact.email or contact.phone or contact.postal_address
+    )
 
 
 async def queue_notice(
@@ -153,7 +163,33 @@ async def _store_alert(session: AsyncSession, state: ev.AlertState, status: str 
     return True
 
 
+async def store_gift_contacts(session: AsyncSession, states: Sequence[ev.AlertState]) -> None:
+    """The contacts of gift recipients, as the orders gave them (they are no customers of ours, so
+    customers.v1 never speaks of them): kept like a customer's, under their recipient id, so their
+    notices are queued, sent and fall back like any other. The newest alert state's wins."""
+    values: dict[str, dict[str, object]] = {}
+    for state in states:
+        for rid, r in gift_recipients(state).items():
+            values[rid] = {
+                "customer_id": rid,
+                "name": r.name,
+                "email": r.email,
+                "phone": r.phone,
+                "locale": r.locale,
+            }
+    if not values:
+        return
+    stmt = insert(Contact).values(list(values.values()))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={k: stmt.excluded[k] for k in ("name", "email", "phone", "locale")},
+        )
+    )
+
+
 async def _queue_for_alert(session: AsyncSession, state: ev.AlertState, kind: str) -> None:
+    await store_gift_contacts(session, [state])
     for role, recipient in recipients(state):
         await queue_notice(
             session,
@@ -180,13 +216,42 @@ async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: E
             await _queue_for_alert(session, event.alert, "initial")
         return
     scope_changed = current.alert_version < event.alert.alert_version
-    if await _store_alert(session, event.alert) and scope_changed:
-        await _queue_for_alert(session, event.alert, "update")
+    before = ev.AlertState.model_validate(current.state).recall
+    same_version = current.alert_version == event.alert.alert_version
+    if await _store_alert(session, event.alert):
+        if scope_changed:
+            await _queue_for_alert(session, event.alert, "update")
+        elif same_version and material_changes(before, event.alert.recall):
+            await _queue_amendment(session, event.alert)
+
+
+async def _queue_amendment(session: AsyncSession, state: ev.AlertState) -> None:
+    """A material amendment of the version held (notifier.domain.material_changes), told once per
+    recall version to those still affected (not to who said their unit is not)."""
+    response = await session.get(AlertResponse, state.alert_id)
+    if response is not None and response.response == "not_affected":
+        return
+    for role, recipient in recipients(state):
+        await queue_notice(
+            session,
+            alert_id=state.alert_id,
+            customer_id=state.customer_id,
+            recipient_customer_id=recipient,
+            role=role,
+            kind="amendment",
+            alert_version=state.alert_version,
+            reminder_no=state.recall_version,
+        )
 
 
 _LOCK_KNOWN = text(
     "SELECT alert_id, alert_version FROM alerts WHERE alert_id = ANY(CAST(:ids AS text[])) "
     "ORDER BY alert_id FOR UPDATE"
+)
+# The recall content held, read only for alerts whose version an update repeats (an amendment).
+_HELD_RECALLS = text(
+    "SELECT alert_id, state -> 'recall' AS recall FROM alerts "
+    "WHERE alert_id = ANY(CAST(:ids AS text[]))"
 )
 _UPSERT_ALERTS = text(
     """
@@ -206,14 +271,20 @@ _QUEUE_NOTICES = text(
         INSERT INTO notices (notice_id, alert_id, customer_id, recipient_customer_id,
                              recipient_role, kind, alert_version, reminder_no, status, attempts)
         SELECT v.notice_id, v.alert_id, v.customer_id, v.recipient, v.role, v.kind, v.alert_version,
-               0, CASE WHEN coalesce(c.safety_email, '') <> '' OR coalesce(c.email, '') <> ''
-                            OR coalesce(c.phone, '') <> ''
-                       THEN 'pending' ELSE 'waiting_contact' END, 0
+               v.reminder_no,
+               CASE WHEN coalesce(c.safety_email, '') <> '' OR coalesce(c.email, '') <> ''
+                         OR coalesce(c.phone, '') <> '' OR c.postal_address IS NOT NULL
+                    THEN 'pending' ELSE 'waiting_contact' END, 0
         FROM unnest(CAST(:ids AS text[]), CAST(:alert_ids AS text[]), CAST(:customers AS text[]),
                     CAST(:recipients AS text[]), CAST(:roles AS text[]), CAST(:kinds AS text[]),
-                    CAST(:versions AS int[]))
-             AS v(notice_id, alert_id, customer_id, recipient, role, kind, alert_version)
+                    CAST(:versions AS int[]), CAST(:numbers AS int[]))
+             AS v(notice_id, alert_id, customer_id, recipient, role, kind, alert_version,
+                  reminder_no)
         LEFT JOIN contacts c ON c.customer_id = v.recipient
+        -- an amendment goes to those still affected: not to who said their unit is not
+        WHERE v.kind <> 'amendment' OR NOT EXISTS (
+            SELECT 1 FROM alert_responses r
+            WHERE r.alert_id = v.alert_id AND r.response = 'not_affected')
         ON CONFLICT DO NOTHING
         RETURNING status)
     SELECT pg_notify(:channel, '') FROM (SELECT 1 FROM queued WHERE status = 'pending' LIMIT 1) p
@@ -230,7 +301,7 @@ async def apply_alert_events(
     events = [d.event for d in deliveries]
     ids = sorted({e.alert.alert_id for e in events})
     known = {r.alert_id: r.alert_version for r in await session.execute(_LOCK_KNOWN, {"ids": ids})}
-    plan = plan_alert_events(known, events)
+    plan = plan_alert_events(known, events, await _held_recalls(session, known, events))
     if plan.stored:
         states = list(plan.stored.values())
         await session.execute(
@@ -244,12 +315,16 @@ async def apply_alert_events(
         )
     if plan.notices:
         ns = plan.notices
+        if any(n.role == "gift_recipient" for n in ns):
+            await store_gift_contacts(session, [e.alert for e in events])
         await lock_recipients(session, [n.recipient_customer_id for n in ns])
         await session.execute(
             _QUEUE_NOTICES,
             {
                 "ids": [
-                    notice_id_for(n.alert_id, n.kind, n.alert_version, n.recipient_customer_id)
+                    notice_id_for(
+                        n.alert_id, n.kind, n.alert_version, n.recipient_customer_id, n.number
+                    )
                     for n in ns
                 ],
                 "alert_ids": [n.alert_id for n in ns],
@@ -258,9 +333,29 @@ async def apply_alert_events(
                 "roles": [n.role for n in ns],
                 "kinds": [n.kind for n in ns],
                 "versions": [n.alert_version for n in ns],
+                "numbers": [n.number for n in ns],
                 "channel": SENDER_CHANNEL,
             },
         )
+
+
+async def _held_recalls(
+    session: AsyncSession, known: dict[str, int], events: Sequence[AlertEvent]
+) -> dict[str, ev.RecallContent]:
+    """The recall content held for the alerts an update of the same version may amend (none in
+    most runs: then no query)."""
+    ids = sorted(
+        {
+            e.alert.alert_id
+            for e in events
+            if isinstance(e, ev.AlertUpdated)
+            and known.get(e.alert.alert_id) == e.alert.alert_version
+        }
+    )
+    if not ids:
+        return {}
+    rows = await session.execute(_HELD_RECALLS, {"ids": ids})
+    return {r.alert_id: ev.RecallContent.model_validate(r.recall) for r in rows}
 
 
 on_alert_events = batched(apply_alert_events)
@@ -298,20 +393,16 @@ async def on_alert_withdrawn(
     current.alert_version = event.alert_version
     if told:
         state = ev.AlertState.model_validate(current.state)
-        for role, recipient in (
-            ("purchaser", state.customer_id),
-            ("account_admin", state.business_account_admin_id),
-        ):
-            if recipient and (role == "purchaser" or recipient != state.customer_id):
-                await queue_notice(
-                    session,
-                    alert_id=event.alert_id,
-                    customer_id=state.customer_id,
-                    recipient_customer_id=recipient,
-                    role=role,
-                    kind="withdrawal",
-                    alert_version=event.alert_version,
-                )
+        for role, recipient in recipients(state):  # a gift's recipient too (issue 15)
+            await queue_notice(
+                session,
+                alert_id=event.alert_id,
+                customer_id=state.customer_id,
+                recipient_customer_id=recipient,
+                role=role,
+                kind="withdrawal",
+                alert_version=event.alert_version,
+            )
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
@@ -365,6 +456,7 @@ async def on_remedy_case(
         waiting_for=event.waiting_for,
         at=event.occurred_at,
     )
+    await queue_remedy_notice(session, event)
 
 
 async def on_remedy_progressed(
@@ -382,6 +474,30 @@ async def on_remedy_progressed(
     )
 
 
+# --------------------------------------------------------------------------- remedy notices
+# The label, the refund confirmation, the replacement's dispatch (issue 14, remedy_notices.py).
+
+
+async def queue_remedy_notice(session: AsyncSession, event: ev.RemedyCaseTransitioned) -> None:
+    """The notice a case's transition calls for, queued like any notice (a repeat is a no-op)."""
+    draft = remedy_notices.notice_for(event)
+    if draft is None:
+        return
+    await queue_notice(
+        session,
+        alert_id=draft.alert_id,
+        customer_id=draft.customer_id,
+        recipient_customer_id=draft.customer_id,
+        role="purchaser",
+        kind=draft.kind,
+        alert_version=remedy_notices.REMEDY_NOTICE_VERSION,
+    )
+    notice_id = notice_id_for(
+        draft.alert_id, draft.kind, remedy_notices.REMEDY_NOTICE_VERSION, draft.customer_id
+    )
+    await remedy_notices.store_details(session, notice_id, draft)
+
+
 async def on_customer_updated(
     session: AsyncSession, event: ev.CustomerUpdated, env: Envelope
 ) -> None:
@@ -393,6 +509,10 @@ async def on_customer_updated(
         "locale": event.locale,
         "phone": event.phone,
         "sms_opt_out": event.sms_opt_out,
+        "postal_address": (
+            event.postal_address.model_dump(mode="json") if event.postal_address else None
+        ),
+        "letter_opt_out": event.letter_opt_out,
     }
     await session.execute(_LOCK_CONTACT, {"id": event.customer_id})
     stmt = insert(Contact).values(**values)
@@ -401,7 +521,7 @@ async def on_customer_updated(
             index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in values}
         )
     )
-    if event.safety_email or event.email or event.phone:
+    if event.safety_email or event.email or event.phone or event.postal_address:
         result = await session.execute(
             update(Notice)
             .where(

@@ -95,4 +95,64 @@ SOURCE = source(
         "send it back with your prepaid return label.",
     ),
     msg("remedy_reminder.action", "See what is still needed on your recalls page"),
+    # A material amendment of a recall (issue 14, domain.material_changes).
+    msg("subject.amendment", " (important change)"),
+    msg(
+        "intro.amendment",
+        "The recall of a product you bought has changed in a way that matters for your safety. "
+        "Please read what applies now.",
+    ),
+    # Remedy notices (issue 14, remedy_notices.py): a case's label, refund and replacement.
+    msg("subject.return_label", "Your prepaid return label: {title}"),
+    msg("subject.refund_confirmed", "Your refund has been paid: {title}"),
+    msg("subject.replacement_shipped", "Your replacement is on its way: {title}"),
+    msg(
+        "remedy_notice.return_label",
+        'Your prepaid return label for the recalled product "{title}" is ready. Print it, stick it '
+        "on the parcel and hand the parcel to the carrier. We refund you once the product reaches "
+        "us.",
+    ),
+    msg("remedy_notice.label_link", "Download your return label"),
+    msg("remedy_notice.tracking", "Parcel tracking number: {tracking}"),
+    msg(
+        "remedy_notice.refund_confirmed",
+        "{amount} has been refunded to your original payment method for the recalled product "
+        '"{title}". Depending on your bank, it can take a few days to appear.',
+    ),
+    msg(
+        "remedy_notice.replacement_shipped",
+        'Your free replacement for the recalled product "{title}" has been sent to you.',
+    ),
+    msg("remedy_notice.action", "See your remedy on your recalls page"),
+    msg(
+        "remedy_notice.footer",
+        "You receive this message because you chose a remedy for a recalled product.",
+    ),
+    # Reach (issue 15): letters, gifts, SMS texts.
+    msg(
+        "letter.why",
+        "We are writing to you by post because we could not reach you by email or text message.",
+    ),
+    msg(
+        "letter.scan",
+        "Scan the code with your phone, or type this address, to see your recall page:",
+    ),
+    msg(
+        "gift.pass_on",
+        "You marked this purchase as a gift. Please pass this notice on to the person who has "
+        "the product now, so that they can stop using it.",
+    ),
+    msg(
+        "gift.recipient",
+        "A product you received as a gift from a customer of ours is being recalled because it is "
+        "unsafe. The buyer asked us to tell you.",
+    ),
+    msg("sms.recall", "Safety recall: {title}, which you bought from us. Stop using it now."),
+    msg("sms.safety_alert", "Safety alert: {title}, which you bought from us. Stop using it now."),
+    msg("sms.remedy", "Your remedy: {link}"),
+    msg(
+        "sms.withdrawal",
+        "Recall correction: your purchase is not affected by the recall of {title}. Nothing to "
+        "do. {link}",
+    ),
 )

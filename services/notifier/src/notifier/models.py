@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -24,6 +36,9 @@ class Contact(Base):
     safety_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # customers.v1's postal address (recall_shared.events.PostalAddress), for letters
+    postal_address: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), nullable=True)
+    letter_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     locale: Mapped[str] = mapped_column(String(10), default="en")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -58,7 +73,8 @@ class Notice(Base):
     recipient_customer_id: Mapped[str] = mapped_column(String(100))
     recipient_role: Mapped[str] = mapped_column(String(20))  # purchaser | account_admin
     kind: Mapped[str] = mapped_column(String(20))  # initial | update | withdrawal | reminder
-    # email, or sms: a fallback notice of the same (alert, kind, version, recipient), own row and id
+    # email, or sms / letter: a fallback notice of the same (alert, kind, version, recipient), own
+    # row and id
     channel: Mapped[str] = mapped_column(String(10), default="email", server_default="email")
     alert_version: Mapped[int] = mapped_column(Integer)
     reminder_no: Mapped[int] = mapped_column(
@@ -86,6 +102,8 @@ class Notice(Base):
     delivery_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The fall back after N days (unconfirmed.py) has dealt with this sent notice.
+    followed_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
     __table_args__ = (
         UniqueConstraint(
@@ -106,6 +124,18 @@ class Notice(Base):
             "ix_notices_waiting",
             "recipient_customer_id",
             postgresql_where=text("status = 'waiting_contact'"),
+        ),
+        Index(
+            "ix_notices_letters_queued",
+            "created_at",
+            postgresql_where=text("channel = 'letter' AND status IN ('pending', 'sending')"),
+        ),
+        Index(
+            "ix_notices_unconfirmed",
+            "sent_at",
+            postgresql_where=text(
+                "status = 'sent' AND delivery IS NULL AND NOT followed_up AND channel <> 'letter'"
+            ),
         ),
         Index(
             "ix_notices_unreachable",
@@ -176,6 +206,20 @@ class CaseReminder(Base):
             "ix_case_reminders_due", "next_due_at", postgresql_where=text("next_due_at IS NOT NULL")
         ),
     )
+
+
+class RemedyNoticeDetail(Base):
+    """What a remedy notice tells (remedy_notices.py), beside its row in ``notices``: the case, the
+    return label's link and tracking number, or the amount refunded."""
+
+    __tablename__ = "remedy_notices"
+    notice_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36))
+    remedy: Mapped[str] = mapped_column(String(40))
+    label_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
 
 
 class SellerKey(SellerKeyColumns, Base):

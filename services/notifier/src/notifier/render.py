@@ -140,7 +140,7 @@ class NoticeRenderer:
         )
 
     def subject(
-        self, recall: ev.RecallContent, kind: ev.NoticeKind, locale: str, title: str | None = None
+        self, recall: ev.RecallContent, kind: str, locale: str, title: str | None = None
     ) -> str:
         s = catalogs().messages(locale)
         base = s["subject.safety_alert" if recall.kind == "safety_alert" else "subject.recall"]
@@ -148,6 +148,7 @@ class NoticeRenderer:
             "update": s["subject.update"],
             "withdrawal": s["subject.withdrawal"],
             "reminder": s["subject.reminder"],
+            "amendment": s["subject.amendment"],  # a material amendment (domain.material_changes)
         }.get(kind, "")
         return header_safe(base.format(title=header_safe(title or recall.title, 150)) + suffix, 250)
 
@@ -155,7 +156,7 @@ class NoticeRenderer:
         self,
         alert: ev.AlertState,
         *,
-        kind: ev.NoticeKind,
+        kind: str,  # ev.NoticeKind, or "amendment" (its notices' events say "update")
         locale: str | None,
         recipient_name: str,
         recipient_role: str,
@@ -172,12 +173,16 @@ class NoticeRenderer:
             intro = ""
         elif kind == "update":
             intro = s["intro.update"]
+        elif kind == "amendment":
+            intro = s["intro.amendment"]
         elif remedy_reason:
             intro = s[f"remedy_reminder.{remedy_reason}"]
         elif kind == "reminder":
             intro = s["intro.reminder"]
         elif recipient_role == "account_admin":
             intro = s["intro.admin"]
+        elif recipient_role == "gift_recipient":
+            intro = s["gift.recipient"]
         else:
             intro = s["intro.safety_alert" if recall.kind == "safety_alert" else "intro.recall"]
         lines = [
@@ -206,6 +211,8 @@ class NoticeRenderer:
                 ),
             }
             for line in alert.lines
+            # A gift's recipient is told of the gifts, not of what the buyer kept.
+            if recipient_role != "gift_recipient" or line.is_gift
         ]
         gtins = list(dict.fromkeys(line.gtin for line in alert.lines if line.gtin))
         models = list(dict.fromkeys(line.model_number for line in alert.lines if line.model_number))
@@ -235,6 +242,10 @@ class NoticeRenderer:
                 for r in recall.remedies
             ],
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
+            # The purchaser of a gift is asked to pass the notice on (issue 15).
+            "gift_pass_on": s["gift.pass_on"]
+            if recipient_role != "gift_recipient" and any(x.is_gift for x in alert.lines)
+            else "",
             "lang": loc,
             **_notice_items(recall, loc),
         }

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -59,11 +60,21 @@ from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifier import remedy_notices
 from notifier.bounces import verp_address
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, after_send_error, decide_send, retry_delay_s
+from notifier.domain import (
+    ClaimedNotice,
+    Hold,
+    after_send_error,
+    contract_kind,
+    decide_send,
+    reported_role,
+    retry_delay_s,
+)
 from notifier.fallback import Unreached, queue_fallback
 from notifier.handlers import SENDER_CHANNEL, message_id_for
+from notifier.remedy_notices import REMEDY_NOTICE_KINDS
 from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
@@ -71,6 +82,7 @@ from notifier.smtp_pool import MailError, MailTransport, SmtpPool
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
+from recall_shared.failures import is_transient
 from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
@@ -92,10 +104,13 @@ _CLAIMED_ROWS = """
            a.alert_version AS current_version, a.state,
            ct.name, ct.email, ct.safety_email, ct.locale, ct.phone, ct.sms_opt_out,
            a.state -> 'recall' ->> 'severity' AS severity,
-           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
+           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded,
+           to_jsonb(rn) AS remedy, rn.case_id AS remedy_case_id,
+           a.state ->> 'recall_version' AS current_recall_version
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = c.recipient_customer_id
+    LEFT JOIN remedy_notices rn ON rn.notice_id = c.notice_id
 """
 _CLAIM_AT_LEAST_ONCE = text(
     _DUE
@@ -157,7 +172,9 @@ FaultHook = Callable[[str, str], Awaitable[None]]
 # (fewer, larger transactions; sending goes on meanwhile), and takes at most this many in one.
 _RECORD_LINGER_S = 0.05
 _RECORD_MAX = 500
-_RECORD_ATTEMPTS = 5  # a database blip while recording must not turn sent notices "in doubt"
+_RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
+_RECORD_ATTEMPT_TIMEOUT_S = 30.0
+_RECORD_BACKOFF_MAX_S = 5.0
 
 
 @dataclass
@@ -243,7 +260,7 @@ class _Flow:
             self.done.put_nowait(None)
 
     async def _prepare(self) -> None:
-        states: dict[tuple[str, int], ev.AlertState] = {}
+        states: dict[tuple[str, int, str], ev.AlertState] = {}
         while (job := await self.todo.get()) is not None:
             if len(states) > 1000:
                 states.clear()
@@ -392,7 +409,7 @@ class NoticeSender:
         return len(rows)
 
     async def _prepare(
-        self, job: _Job, states: dict[tuple[str, int], ev.AlertState]
+        self, job: _Job, states: dict[tuple[str, int, str], ev.AlertState]
     ) -> _Ready | _Outcome:
         """Decide whether the notice is still to be sent, and render it (off the connections'
         path)."""
@@ -430,15 +447,25 @@ class NoticeSender:
             )
         to = decision.to
         state = self._state(row, states)
-        kind: ev.NoticeKind = row.kind
-        rendered = self.renderer.render(
-            state,
-            kind=kind,
-            locale=row.locale,
-            recipient_name=row.name or "",
-            recipient_role=row.recipient_role,
-            reminder_no=row.reminder_no,
-        )
+        if row.kind in REMEDY_NOTICE_KINDS:  # a case's label, refund or replacement (issue 14)
+            rendered = remedy_notices.render(
+                self.renderer,
+                state,
+                row.remedy,
+                kind=row.kind,
+                locale=row.locale,
+                recipient_name=row.name or "",
+            )
+        else:
+            kind: ev.NoticeKind = row.kind
+            rendered = self.renderer.render(
+                state,
+                kind=kind,
+                locale=row.locale,
+                recipient_name=row.name or "",
+                recipient_role=row.recipient_role,
+                reminder_no=row.reminder_no,
+            )
         try:
             message = outgoing(
                 rendered,
@@ -531,8 +558,9 @@ class NoticeSender:
             await self.fault("marked", job.notice_id)
 
     @staticmethod
-    def _state(row: Any, cache: dict[tuple[str, int], ev.AlertState]) -> ev.AlertState:
-        key = (row.alert_id, row.current_version)
+    def _state(row: Any, cache: dict[tuple[str, int, str], ev.AlertState]) -> ev.AlertState:
+        # An amendment changes the content, not the alert version: the recall version tells.
+        key = (row.alert_id, row.current_version, row.current_recall_version)
         if key not in cache:
             cache[key] = ev.AlertState.model_validate(row.state)
         return cache[key]
@@ -540,15 +568,20 @@ class NoticeSender:
     # ------------------------------------------------------------------ recording
 
     async def _record_retrying(self, outcomes: list[_Outcome]) -> None:
-        """Record, waiting out a short database outage: the mails are out, so giving up here would
-        make them "in doubt" (and, under at-least-once, sent twice)."""
+        """Record, waiting out a database outage for as long as it lasts: the mails are out, so
+        giving up here would make them "in doubt" (and, under at-least-once, sent twice). An
+        attempt that hangs (seen once while PostgreSQL was shutting down: no error, no answer) is
+        cut off and tried again. Other errors are given up after a few attempts."""
         delay = 0.2
-        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+        for attempt in itertools.count(1):
             try:
-                await self._record(outcomes)
+                async with asyncio.timeout(_RECORD_ATTEMPT_TIMEOUT_S):
+                    await self._record(outcomes)
                 return
-            except Exception:
-                if attempt == _RECORD_ATTEMPTS:
+            except Exception as exc:
+                if attempt >= _RECORD_ATTEMPTS and not (
+                    is_transient(exc) or isinstance(exc, TimeoutError)
+                ):
                     raise
                 log.warning(
                     "recording notice outcomes failed; retrying",
@@ -556,7 +589,7 @@ class NoticeSender:
                     extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
                 )
                 await asyncio.sleep(delay)
-                delay *= 2
+                delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """All outcomes of a batch in one transaction (a group commit)."""
@@ -594,6 +627,12 @@ class NoticeSender:
                 continue
             row, state = o.job.row, o.state
             assert state is not None
+            if row.kind in REMEDY_NOTICE_KINDS:
+                sent_event = remedy_notices.status_event(
+                    row, recall_id=state.recall_id, status="sent", at=o.at, role=o.role
+                )
+                events.append((sent_event, sent_event_id(o.job.notice_id)))
+                continue
             events.append(
                 (
                     ev.NoticeSent(
@@ -601,9 +640,9 @@ class NoticeSender:
                         alert_id=row.alert_id,
                         customer_id=row.customer_id,
                         recall_id=state.recall_id,
-                        kind=row.kind,
+                        kind=contract_kind(row.kind),
                         alert_version=row.alert_version,
-                        recipient_role=o.role,
+                        **reported_role(o.role),  # a gift recipient: on the purchaser's behalf
                         sent_at=o.at,
                     ),
                     sent_event_id(o.job.notice_id),
@@ -685,6 +724,12 @@ class NoticeSender:
             return
         if o.status == "failed" and o.permanent:
             await self._fall_back(session, o)  # refused for good: the next channel, if any
+        if row.kind in REMEDY_NOTICE_KINDS:
+            failed_event = remedy_notices.status_event(
+                row, recall_id=o.state.recall_id, status="failed", at=o.at, reason=o.reason
+            )
+            await self.outbox.add(session, failed_event, event_id=event_id("notice", nid, "failed"))
+            return
         await self.outbox.add(
             session,
             ev.NoticeFailed(
@@ -692,7 +737,7 @@ class NoticeSender:
                 alert_id=row.alert_id,
                 customer_id=row.customer_id,
                 recall_id=o.state.recall_id,
-                kind=row.kind,
+                kind=contract_kind(row.kind),
                 alert_version=row.alert_version,
                 reason=o.reason[:2000],
                 permanent=o.permanent,
@@ -723,6 +768,7 @@ class NoticeSender:
                 sms_opt_out=bool(row.sms_opt_out),
             ),
             sms_available=self.sms_available,
+            letters_available=self.settings.letters_available,
         )
 
 

@@ -124,6 +124,39 @@ class Settings(HttpServiceSettings):
     reminder_poll_s: float = Field(
         default=60.0, gt=0, description="How often the reminder scheduler looks for due reminders"
     )
+    # Postal letters (issue 15, letter_batch.py): the last channel, for customers no digital one
+    # can reach.
+    letter_dir: str | None = Field(
+        default=None,
+        description="Where the daily letter batches are written (one folder per batch: a PDF per "
+        "customer and manifest.csv for the mail house); unset: no letters",
+    )
+    letter_batch_hour: int | None = Field(
+        default=5,
+        ge=0,
+        le=23,
+        description="The hour (UTC, by the service's clock) the service writes the day's letter "
+        "batch; None: only `notifier letter-batch` writes batches (e.g. from cron)",
+    )
+    letter_batch_poll_s: float = Field(
+        default=300.0, gt=0, description="How often the service checks whether a batch is due"
+    )
+    letter_return_address: str = Field(
+        default="Recall Alerts, Returns, 10115 Berlin, DE",
+        description="The sender printed above the address window (one line)",
+    )
+    fallback_when_unconfirmed: bool = Field(
+        default=False,
+        description="Follow a sent email or SMS that nothing confirmed within the channel "
+        "policy's days on the next channel. Turn on where deliveries are reported (the Mailgun "
+        "webhook, a relay that sends success DSNs): otherwise every email looks unconfirmed",
+    )
+    unconfirmed_poll_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often sent notices not confirmed delivered are checked for the "
+        "channel policy's fall back after N days",
+    )
 
     @field_validator("reminder_schedule_days", "remedy_reminder_days")
     @classmethod
@@ -158,6 +191,11 @@ class Settings(HttpServiceSettings):
                 f"{self._var('send_backoff_max_s')}"
             )
         return self
+
+    @property
+    def letters_available(self) -> bool:
+        """Whether letters are a channel here (a batch folder is configured)."""
+        return bool(self.letter_dir)
 
     @property
     def bounce_mailbox(self) -> str:

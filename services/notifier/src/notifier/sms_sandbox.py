@@ -29,11 +29,12 @@ import argparse
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -92,13 +93,28 @@ def _authorized(request: Request, sandbox: SandboxSms) -> bool:
 
 def create_sms_sandbox_app(sandbox: SandboxSms | None = None) -> FastAPI:
     sandbox = sandbox or SandboxSms()
-    app = FastAPI(title="SMS sandbox (Twilio Messages API subset; sends nothing)")
+    # One client for every status callback: a client per callback costs more than the request
+    # (its TLS context), which made the sandbox, not the caller, the limit under load.
+    clients: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    app = FastAPI(
+        title="SMS sandbox (Twilio Messages API subset; sends nothing)", lifespan=lifespan
+    )
     app.state.sandbox = sandbox
     base = "/2010-04-01/Accounts/{account_sid}"
 
     async def post_callback(url: str, data: dict[str, str], headers: dict[str, str]) -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
-            await client.post(url, data=data, headers=headers)
+        if not clients:
+            clients.append(httpx.AsyncClient(timeout=10))
+        await clients[0].post(url, data=data, headers=headers)
 
     async def report(msg: dict[str, Any], statuses: list[tuple[str, str]], url: str) -> None:
         send = sandbox.callback or post_callback

@@ -20,26 +20,27 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import Any, Literal, cast
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, decide_sms, retry_delay_s
-from notifier.fallback import SMS_SENDER_CHANNEL
+from notifier.domain import ClaimedNotice, Hold, decide_sms, reported_role, retry_delay_s
+from notifier.fallback import SMS_SENDER_CHANNEL, Unreached, queue_fallback
+from notifier.render import catalogs, localized
 from notifier.settings import Settings
 from notifier.sms import SmsError, SmsProvider
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
+from recall_shared.i18n import pick_locale
 from recall_shared.outbox import Outbox
 from recall_shared.validation import strip_bidi_controls
 from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
-Role = Literal["purchaser", "safety_contact", "account_admin"]
 
 _CLAIM = text(
     """
@@ -53,7 +54,8 @@ _CLAIM = text(
         FROM due WHERE n.notice_id = due.notice_id
         RETURNING n.*)
     SELECT c.notice_id, c.attempts, c.alert_id, c.customer_id, c.recipient_role, c.kind,
-           c.alert_version, a.status AS alert_status, a.state, ct.phone, ct.sms_opt_out,
+           c.alert_version, c.recipient_customer_id, c.reminder_no,
+           a.status AS alert_status, a.state, ct.phone, ct.sms_opt_out, ct.locale,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
     LEFT JOIN alerts a ON a.alert_id = c.alert_id
@@ -88,20 +90,21 @@ _HOLD = text(
 )
 
 
-def sms_text(state: ev.AlertState, kind: str, portal_url: str) -> str:
-    """The notice as one SMS: what, stop using it, where to act. Short (one or two segments), no
-    seller-written text beyond the title, which is cut and cleaned of controls."""
-    title = " ".join(strip_bidi_controls(state.recall.title).split())
+def sms_text(state: ev.AlertState, kind: str, portal_url: str, locale: str | None = None) -> str:
+    """The notice as one SMS, in the customer's language (the notices' gettext catalogs): what,
+    stop using it, where to act. Short (one or two segments), no seller-written text beyond the
+    title (in the customer's language when the recall has it), which is cut and cleaned of
+    controls."""
+    s = catalogs().messages(pick_locale(locale))
+    title = localized(state.recall, locale).title
+    title = " ".join(strip_bidi_controls(title).split())
     if len(title) > 60:
         title = title[:59] + "…"
     link = f"{portal_url.rstrip('/')}/recalls/{state.alert_id}"
     if kind == "withdrawal":
-        return (
-            f"Recall correction: your purchase is not affected by the recall of {title}. "
-            f"Nothing to do. {link}"
-        )
-    what = "Safety alert" if state.recall.kind == "safety_alert" else "Safety recall"
-    return f"{what}: {title}, which you bought from us. Stop using it now. Your remedy: {link}"
+        return s["sms.withdrawal"].format(title=title, link=link)
+    what = s["sms.safety_alert" if state.recall.kind == "safety_alert" else "sms.recall"]
+    return f"{what.format(title=title)} {s['sms.remedy'].format(link=link)}"
 
 
 class SmsSender:
@@ -189,7 +192,7 @@ class SmsSender:
         callback = (
             f"{self.settings.public_url.rstrip('/')}/v1/webhooks/twilio?notice_id={row.notice_id}"
         )
-        body = sms_text(state, row.kind, self.settings.customer_portal_url)
+        body = sms_text(state, row.kind, self.settings.customer_portal_url, row.locale)
         try:
             async with self._slots:
                 accepted = await self.provider.send(
@@ -209,7 +212,7 @@ class SmsSender:
                     session,
                     ev.NoticeSmsSent(
                         **self._common(row, state),
-                        recipient_role=cast(Role, decision.role),
+                        **reported_role(decision.role),
                         sent_at=at,
                     ),
                     event_id=f"notice:{row.notice_id}:sent",
@@ -255,7 +258,30 @@ class SmsSender:
                     ),
                     event_id=f"notice:{row.notice_id}:bounced",
                 )
+                await self._fall_back(session, row, state)
         log.error("SMS notice failed for good", extra={"notice_id": row.notice_id})
+
+    async def _fall_back(self, session: AsyncSession, row: Any, state: ev.AlertState) -> None:
+        """The SMS did not reach them: the channel after SMS (a letter), if the policy allows."""
+        await queue_fallback(
+            session,
+            Unreached(
+                notice_id=row.notice_id,
+                alert_id=row.alert_id,
+                customer_id=row.customer_id,
+                recipient_customer_id=row.recipient_customer_id,
+                recipient_role=row.recipient_role,
+                kind=row.kind,
+                alert_version=row.alert_version,
+                reminder_no=row.reminder_no,
+                severity=state.recall.severity,
+                phone=row.phone,
+                sms_opt_out=bool(row.sms_opt_out),
+                channel="sms",
+            ),
+            sms_available=True,
+            letters_available=self.settings.letters_available,
+        )
 
     async def _write(self, stmt: Any, values: dict[str, Any], row: Any) -> None:
         async with self.session_factory() as session, session.begin():

@@ -112,6 +112,8 @@ class Scenario:
             raised(alert=self.alert(self.mail, a, 1)),
             raised(alert=self.alert(self.mail, a, 1)),  # a repeat inside the run
             updated(alert=self.alert(self.mail, a, 1, title="Retitled")),  # same version: content
+            # same version, a remedy added: a material amendment (issue 14), told again
+            updated(alert=self.alert(self.mail, a, 1, remedies=("replacement", "repair"))),
             updated(alert=self.alert(self.mail, a, 2)),  # the scope changed: an update notice
             raised(alert=self.alert(self.mail, a, 1)),  # older than held: ignored
             raised(alert=self.alert(self.no_contact, b, 1, admin_id=self.admin_mail)),
@@ -166,7 +168,8 @@ async def test_handle_many_equals_the_one_event_handlers_for_any_slicing(kit) ->
         assert statuses[(scenario.safety, "initial", 1)]["status"] == "pending"
         assert statuses[(scenario.no_address, "initial", 1)]["status"] == "waiting_contact"
         assert statuses[(scenario.admin_no_contact, "initial", 1)]["status"] == "waiting_contact"
-        assert len(notices) == 11 and len(alerts) == 7
+        assert statuses[(scenario.mail, "amendment", 1)]["reminder_no"] == 1  # recall version
+        assert len(notices) == 12 and len(alerts) == 7
         assert reference_woken
 
         for cuts in ([], [1], [2, 3], [5, 9], list(range(1, len(run)))):

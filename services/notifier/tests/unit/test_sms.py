@@ -175,6 +175,21 @@ def test_an_sms_notice_says_what_to_do_and_where_in_few_characters() -> None:
     assert sms_text(alert(), "withdrawal", "https://s.example").startswith("Recall correction")
 
 
+def test_an_sms_notice_is_in_the_customers_language() -> None:
+    recall = alert().recall.model_copy(
+        update={"texts": {"de": ev.LocalizedText(title="Acme Wasserkocher KX-1")}}
+    )
+    translated = alert().model_copy(update={"recall": recall})
+    de = sms_text(translated, "initial", "https://shop.example/", "de-AT")
+    assert de == (
+        "Sicherheitsrückruf: Acme Wasserkocher KX-1, bei uns gekauft. Benutzen Sie es nicht mehr. "
+        "Ihre Abhilfe: https://shop.example/recalls/5b0c1f0e-3c2a-4f7b-9d7e-1a2b3c4d5e6f"
+    )
+    pl = sms_text(alert(), "withdrawal", "https://shop.example/", "pl")
+    assert pl.startswith("Korekta wycofania:") and "Acme kettle KX-1" in pl, "untranslated title"
+    assert sms_text(alert(), "initial", "https://s.example", "xx").startswith("Safety recall")
+
+
 def test_the_channel_policy_by_severity() -> None:
     def fb(**kw: object) -> str | None:
         values: dict = dict(

@@ -63,6 +63,9 @@ class Line(NamedTuple):
     manufactured_on: date | None = None
     best_before: date | None = None
     expires_on: date | None = None
+    # The order's gift flag and the recipient's contact (a JSON object, as stored), for the alert.
+    is_gift: bool = False
+    gift_recipient: str | None = None
 
     @property
     def units(self) -> int:
@@ -222,6 +225,10 @@ class AlertDraft(NamedTuple):
                     "serial": line.serial,
                     "tier": reach.tier,
                     "unknown_attributes": list(reach.unknown),
+                    "is_gift": line.is_gift,
+                    "gift_recipient": orjson.loads(line.gift_recipient)
+                    if line.gift_recipient
+                    else None,
                 }
                 for line, reach, units in self.affected
             ],

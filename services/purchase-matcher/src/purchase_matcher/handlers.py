@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -41,9 +41,10 @@ from purchase_matcher.domain import (
 from purchase_matcher.metrics import MatcherMetrics
 from purchase_matcher.models import ActiveRecall, Alert, PurchaseLine, RecallIdentifier
 from recall_shared import events as ev
+from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope, FanOutHeaders
 from recall_shared.event_ids import event_id, hashed_event_id
-from recall_shared.handlers import PermanentError
+from recall_shared.handlers import Delivery, PermanentError, batched
 from recall_shared.identifiers import normalise_gtin
 from recall_shared.kafka import KeyedBatchSender
 from recall_shared.logging import current_correlation_id
@@ -68,6 +69,9 @@ def gtin14(raw: str | None) -> str | None:
 def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
     """Purchase-index rows of an order: GTINs as GTIN-14 (unreadable ones dropped), model numbers
     keyed."""
+    gift_recipient = (
+        event.gift_recipient.model_dump_json() if event.is_gift and event.gift_recipient else None
+    )
     return [
         {
             "line_id": ol.line_id,
@@ -91,6 +95,8 @@ def order_line_rows(event: ev.OrderPlaced) -> list[dict]:
             "best_before": ol.best_before,
             "expires_on": ol.expires_on,
             "business_account_admin_id": event.business_account_admin_id,
+            "is_gift": event.is_gift,
+            "gift_recipient": gift_recipient,
         }
         for ol in event.lines
     ]
@@ -951,13 +957,69 @@ class Matcher:
     async def on_order_placed(
         self, session: AsyncSession, event: ev.OrderPlaced, env: Envelope
     ) -> None:
+        lines = await self._insert_placed(session, [event])
+        recalls = await self._recheck_customer(session, event.customer_id, lines, env)
+        await self._sales_after_recall(session, event, lines, recalls, env)
+
+    async def on_orders_placed(
+        self, session: AsyncSession, deliveries: Sequence[Delivery[ev.OrderPlaced]]
+    ) -> None:
+        """on_order_placed for a run: every order's lines in one statement, then each recall that
+        reaches any of them reconciled once for all the run's customers it reaches, not once per
+        order. An alert ends as the orders one by one would leave it (it follows the customer's
+        lines alone); a customer with two orders in the run gets one alert event, not two."""
+        env = deliveries[0].envelope  # causation of the run's alerts; their ids are their own
+        events = [d.event for d in deliveries]
+        lines = await self._insert_placed(session, events)
+        by_customer: dict[str, list[Line]] = {}
+        for line in lines:
+            by_customer.setdefault(line.customer_id, []).append(line)
+        reaching: dict[str, list[ev.RecallSnapshot]] = {}
+        customers_of: dict[str, tuple[ev.RecallSnapshot, list[str]]] = {}
+        for customer_id, own in by_customer.items():
+            reaching[customer_id] = await self._recalls_reaching(session, customer_id, own)
+            for recall in reaching[customer_id]:
+                customers_of.setdefault(recall.recall_id, (recall, []))[1].append(customer_id)
+        for recall_id in sorted(customers_of):  # in recall order, as one customer's re-check
+            recall, customer_ids = customers_of[recall_id]
+            await self.reconcile(session, recall, env, customer_ids=customer_ids)
+        for customer_id, own in by_customer.items():
+            for follower in self.followers:
+                await follower.lines_changed(
+                    session, [line.line_id for line in own], reaching[customer_id], env
+                )
+        for d in deliveries:
+            own = by_customer[d.event.customer_id]
+            placed = [line for line in own if line.order_id == d.event.order_id]
+            await self._sales_after_recall(
+                session, d.event, placed, reaching[d.event.customer_id], d.envelope
+            )
+
+    async def _insert_placed(
+        self, session: AsyncSession, events: Sequence[ev.OrderPlaced]
+    ) -> list[Line]:
         # Placed, so awaiting shipment (a backfill of history shares order_line_rows, not this).
-        rows = [{**row, "awaiting_shipment": True} for row in order_line_rows(event)]
-        await session.execute(
-            insert(PurchaseLine).values(rows).on_conflict_do_nothing(index_elements=["line_id"])
-        )
-        lines = [Line(**{f: r[f] for f in Line._fields}) for r in rows]
-        for recall in await self._recheck_customer(session, event.customer_id, lines, env):
+        rows = [
+            {**row, "awaiting_shipment": True} for event in events for row in order_line_rows(event)
+        ]
+        for chunk in statement_chunks(rows):
+            await session.execute(
+                insert(PurchaseLine)
+                .values(list(chunk))
+                .on_conflict_do_nothing(index_elements=["line_id"])
+            )
+        return [Line(**{f: r[f] for f in Line._fields}) for r in rows]
+
+    async def _sales_after_recall(
+        self,
+        session: AsyncSession,
+        event: ev.OrderPlaced,
+        lines: list[Line],
+        recalls: list[ev.RecallSnapshot],
+        env: Envelope,
+    ) -> None:
+        """An order placed after a recall it falls under was published: an incident per line."""
+        for recall in recalls:
             if event.placed_at <= recall.published_at:
                 continue
             for line in lines:
@@ -1054,7 +1116,7 @@ class Matcher:
             ev.RecallPublished: self.on_recall_changed,
             ev.RecallAmended: self.on_recall_changed,
             ev.RecallClosed: self.on_recall_closed,
-            ev.OrderPlaced: self.on_order_placed,
+            ev.OrderPlaced: batched(self.on_orders_placed),
             ev.OrderLineShipped: self.on_line_shipped,
             ev.OrderCancelled: self.on_order_cancelled,
             ev.OrderLineReturned: self.on_line_returned,

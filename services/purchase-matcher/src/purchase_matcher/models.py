@@ -59,6 +59,9 @@ class PurchaseLine(Base):
     best_before: Mapped[date | None] = mapped_column(Date, nullable=True)
     expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     business_account_admin_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The order's gift flag and recipient (events.GiftRecipient as JSON text), carried to alerts.
+    is_gift: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    gift_recipient: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Placed from orders.v1 and not shipped yet: what a recall holds (shipment_holds). Lines
     # indexed before this column, and backfilled history, count as shipped.
     awaiting_shipment: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")

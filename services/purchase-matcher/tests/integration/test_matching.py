@@ -512,3 +512,22 @@ async def test_matches_endpoint_reports_counts(matcher, build) -> None:
 
     unknown = await matcher.client.get("/v1/recalls/no-such-recall/matches", headers=op)
     assert unknown.status_code == 404 and unknown.json()["message"] == "recall not found"
+
+
+async def test_a_gift_and_its_recipient_reach_the_alert(matcher, build) -> None:
+    """orders.v1's gift flag and recipient are carried to the alert's lines (issue 15): the
+    notifier asks the purchaser to pass the notice on, and tells the recipient."""
+    rid, kettle, fran = build.new_id("rc"), build.new_id("kettle"), build.new_id("fran")
+    recipient = ev.GiftRecipient(name="Gil", email="gil@example.test", locale="de")
+    gift = build.order(fran, kettle).model_copy(
+        update={"is_gift": True, "gift_recipient": recipient}
+    )
+    own = build.order(fran, kettle)
+    await matcher.send_and_settle(gift, own)
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(rid, ev.ScopeRule(product_ids=[kettle])))
+    )
+    (record,) = [r for r in await matcher.alerts() if r.key == fran]
+    lines = {ln.order_id: ln for ln in record.event.alert.lines}
+    assert (lines[gift.order_id].is_gift, lines[gift.order_id].gift_recipient) == (True, recipient)
+    assert (lines[own.order_id].is_gift, lines[own.order_id].gift_recipient) == (False, None)

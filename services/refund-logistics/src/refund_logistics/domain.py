@@ -277,6 +277,24 @@ def correction_rate(corrected: int, affected: int) -> Decimal:
     return (Decimal(corrected) * 100 / Decimal(affected)).quantize(Decimal("0.1"))
 
 
+def incidents_before_and_after(
+    at_publication: int | None, to_date: int | None
+) -> dict[str, int | None]:
+    """Incidents (or injuries) as the CPSC progress report asks: ``before_recall``, what the recall
+    stated when it was published; ``since_recall``, what its amendments added since (never below
+    0: a corrected count is not an incident undone); ``to_date``, the latest count stated. None
+    where the recall never stated a count."""
+    if to_date is None and at_publication is None:
+        return {"before_recall": None, "since_recall": None, "to_date": None}
+    before = at_publication or 0
+    latest = to_date if to_date is not None else before
+    return {
+        "before_recall": at_publication,
+        "since_recall": max(latest - before, 0),
+        "to_date": max(latest, before),
+    }
+
+
 # ---------------------------------------------------------------------------- proofs of destruction
 
 ProofStatus = Literal["pending_review", "accepted", "rejected"]

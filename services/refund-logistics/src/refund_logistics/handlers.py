@@ -164,6 +164,7 @@ class Cases:
             ev.AlertClosed: batched(read.on_alerts_closed),
             ev.NoticeSent: notices,
             ev.NoticeSmsSent: notices,
+            ev.NoticeLetterSent: notices,
             ev.NoticeFailed: notices,
             ev.NoticeDelivered: read.on_notice_reported,
             ev.NoticeBounced: read.on_notice_reported,

@@ -46,6 +46,12 @@ class KnownRecall(Base):
     regulator_number: Mapped[str | None] = mapped_column(
         String(200), nullable=True
     )  # CPSC's, when given
+    # Incidents and injuries the recall states (issue 14): at its publication (before the recall)
+    # and in its latest version; the report tells "before" and "since" (domain).
+    incidents_at_publication: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    injuries_at_publication: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    incidents_reported: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    injuries_reported: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class KnownAlert(Base):

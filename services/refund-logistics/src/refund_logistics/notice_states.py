@@ -19,9 +19,10 @@ REPORTED_AFTER: dict[str, tuple[str, ...]] = {
     "complained": ("sent", "delivered", "bounced"),
 }
 
-# A notice went out: by email (notification.sent.v1) or by SMS (notification.sms_sent.v1).
-SENT = (ev.NoticeSent, ev.NoticeSmsSent)
-AnyNotice: TypeAlias = ev.NoticeSent | ev.NoticeSmsSent | ev.NoticeFailed
+# A notice went out: by email (notification.sent.v1), by SMS (notification.sms_sent.v1) or by post
+# (notification.letter_sent.v1: in a batch handed to the mail house; letters report nothing back).
+SENT = (ev.NoticeSent, ev.NoticeSmsSent, ev.NoticeLetterSent)
+AnyNotice: TypeAlias = ev.NoticeSent | ev.NoticeSmsSent | ev.NoticeLetterSent | ev.NoticeFailed
 
 REPORTED: dict[type[ev.Event], str] = {
     ev.NoticeDelivered: "delivered",

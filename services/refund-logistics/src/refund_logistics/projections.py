@@ -130,13 +130,22 @@ class ReadModels:
             "consumer_contact": snap.content.consumer_contact,
             "title": snap.content.title,
             "regulator_number": cpsc,
+            "incidents_reported": snap.content.incidents_reported,
+            "injuries_reported": snap.content.injuries_reported,
         }
+        # What the recall stated when published: its publication's counts (or the first version
+        # seen), never moved by an amendment.
+        first = {
+            "incidents_at_publication": snap.content.incidents_reported,
+            "injuries_at_publication": snap.content.injuries_reported,
+        }
+        updated = {**values, **first} if isinstance(event, ev.RecallPublished) else values
         await session.execute(LOCK_RECALL, {"id": snap.recall_id})
-        stmt = insert(KnownRecall).values(**values)
+        stmt = insert(KnownRecall).values(**values, **first)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["recall_id"],
-                set_={k: stmt.excluded[k] for k in values},
+                set_={k: stmt.excluded[k] for k in updated},
                 where=KnownRecall.version <= stmt.excluded.version,
             )
         )

@@ -16,6 +16,7 @@ from refund_logistics.domain import (
     COMPLETING_TRANSITIONS,
     Period,
     correction_rate,
+    incidents_before_and_after,
 )
 from refund_logistics.models import KnownRecall
 from refund_logistics.notice_states import CONFIRMED, REACHED
@@ -71,6 +72,14 @@ _CHANNEL_COUNTS = (
 )
 # Customers attempted whose every notice failed (no address accepted one; a bounced one was
 # accepted, and counts in customers_bounced): with notified and bounced, all the attempted.
+# Notices themselves (not customers), but withdrawal notices: delivered (confirmed) vs bounced, to
+# date and by the time of that report in the period.
+_NOTICE_OUTCOMES = """
+    SELECT count(*) FILTER (WHERE status = ANY(:confirmed)),
+           count(*) FILTER (WHERE status = 'bounced'),
+           count(*) FILTER (WHERE status = ANY(:confirmed) AND at >= :start AND at < :end),
+           count(*) FILTER (WHERE status = 'bounced' AND at >= :start AND at < :end)
+    FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'"""
 _NOTICE_FAILED = """
     SELECT count(*) FROM (
         SELECT 1 FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'
@@ -114,6 +123,9 @@ async def effectiveness(
     ) = await _one(session, _REACH, **p, **reach)
     (not_reached,) = await _one(session, _NOT_REACHED, **p, **reach)
     (notice_failed,) = await _one(session, _NOTICE_FAILED, **p)
+    delivered_n, bounced_n, delivered_n_period, bounced_n_period = await _one(
+        session, _NOTICE_OUTCOMES, **p, **reach
+    )
     responded, responded_period = await _one(
         session,
         """
@@ -226,6 +238,14 @@ async def effectiveness(
         # Customers whose every notice failed (no address accepted one): told of nothing.
         "customers_notice_failed": int(notice_failed),
         "notices_by_channel": by_channel or {"email": dict.fromkeys(_CHANNEL_COUNTS, 0)},
+        "notices_delivered": {"period": int(delivered_n_period), "total": int(delivered_n)},
+        "notices_bounced": {"period": int(bounced_n_period), "total": int(bounced_n)},
+        "incidents": incidents_before_and_after(
+            recall.incidents_at_publication, recall.incidents_reported
+        ),
+        "injuries": incidents_before_and_after(
+            recall.injuries_at_publication, recall.injuries_reported
+        ),
         "customers_responded": int(responded),
         "customers_responded_period": int(responded_period),
         "customers_requested_remedy": int(requested),
@@ -284,6 +304,19 @@ CPSC_COLUMNS = (
     "refunds_paid_period",
     "refunds_paid_to_date",
     "currency",
+    # Added for issue 14, at the end so existing readers keep their columns.
+    "notices_delivered_period",
+    "notices_delivered_to_date",
+    "notices_bounced_period",
+    "notices_bounced_to_date",
+    "units_refunded_with_return_period",
+    "units_refunded_on_destruction_period",
+    "units_replaced_period",
+    "units_repaired_period",
+    "incidents_before_recall",
+    "incidents_since_recall",
+    "injuries_before_recall",
+    "injuries_since_recall",
 )
 
 
@@ -331,7 +364,26 @@ def cpsc_row(report: dict[str, Any]) -> dict[str, Any]:
         "refunds_paid_period": main["amount_period"],
         "refunds_paid_to_date": main["amount"],
         "currency": main["currency"],
+        "notices_delivered_period": report["notices_delivered"]["period"],
+        "notices_delivered_to_date": report["notices_delivered"]["total"],
+        "notices_bounced_period": report["notices_bounced"]["period"],
+        "notices_bounced_to_date": report["notices_bounced"]["total"],
+        "units_refunded_with_return_period": rem["refund_with_return"]["units_corrected_period"],
+        "units_refunded_on_destruction_period": rem["refund_on_destruction"][
+            "units_corrected_period"
+        ],
+        "units_replaced_period": rem["replacement"]["units_corrected_period"],
+        "units_repaired_period": rem["repair"]["units_corrected_period"],
+        # an empty cell where the recall never stated a count (unknown is not zero)
+        "incidents_before_recall": _known(report["incidents"]["before_recall"]),
+        "incidents_since_recall": _known(report["incidents"]["since_recall"]),
+        "injuries_before_recall": _known(report["injuries"]["before_recall"]),
+        "injuries_since_recall": _known(report["injuries"]["since_recall"]),
     }
+
+
+def _known(count: int | None) -> int | str:
+    return "" if count is None else count
 
 
 def _cell(value: Any) -> Any:

@@ -121,3 +121,58 @@ async def test_bounced_notices_are_not_counted_as_notified(rls: Any, kit: Any) -
     ) == ("4", "3", "1")
     assert row["customers_notice_failed_to_date"] == "1", "the failed one"
     assert row["customers_contacted_by_channel"] == "email=3; sms=1"
+
+
+async def test_a_letter_counts_as_notified_on_its_own_channel(rls: Any, kit: Any) -> None:
+    """A customer no digital channel reached, told by post (notification.letter_sent.v1)."""
+    rc = kit.recall()
+    await rls.publish(kit.published(rc))
+    now = datetime.now(UTC)
+    posted = kit.new_customer()
+    alert = kit.alert(rc, posted, lines=[(1, "19.99")])
+    await rls.publish(kit.raised(alert))
+    common = {
+        "alert_id": alert.alert_id,
+        "customer_id": posted,
+        "recall_id": rc.recall_id,
+        "kind": "initial",
+        "alert_version": 1,
+    }
+    await rls.publish(
+        ev.NoticeFailed(
+            **common,
+            notice_id=str(uuid.uuid4()),
+            reason="no address",
+            permanent=True,
+            failed_at=now,
+        )
+    )
+    await rls.publish(
+        ev.NoticeLetterSent(
+            **common,
+            notice_id=str(uuid.uuid4()),
+            recipient_role="purchaser",
+            batch_id="letters-20261201T050000Z",
+            sent_at=now,
+        )
+    )
+    key, _ = await rls.issue_key("seller", rc.seller_id)
+    period = f"{now.year:04d}-{now.month:02d}"
+
+    async def settled() -> dict:
+        rep = (
+            await rls.client.get(
+                f"/v1/recalls/{rc.recall_id}/report?period={period}", headers={"X-Api-Key": key}
+            )
+        ).json()
+        return rep if rep["customers_notified"] == 1 else {}
+
+    rep = await eventually(settled, timeout=15, interval=0.2)
+    assert rep["customers_not_reached"] == 0
+    assert rep["notices_by_channel"]["letter"] == {
+        "customers_attempted": 1,
+        "customers_notified": 1,
+        "customers_delivered": 0,
+        "customers_bounced": 0,
+        "customers_failed_only": 0,
+    }

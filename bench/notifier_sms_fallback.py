@@ -1,0 +1,283 @@
+"""Benchmark: the notifier's fallback path, from ``alert.raised.v1`` on alerts.v1 to SMS accepted by
+the SMS sandbox, against plain HTTP calls to the same sandbox with the same number in flight, in the
+same run (issue 15).
+
+    .venv/bin/python bench/notifier_sms_fallback.py [--notices 2000] [--concurrency 8] [--rounds 4]
+
+Every customer has a phone and no email, so each notice takes the whole fallback path: consumed,
+queued, claimed by the email sender and held (no address), its SMS queued by the channel policy in
+the same transaction, claimed by the SMS sender, worded, POSTed to the sandbox (Twilio's Messages
+API, the real adapter), recorded 'sent' with its outbox event. Timed: from the first alert of a
+round being published to the last SMS recorded sent. The plain side POSTs the same form (To, From,
+Body, StatusCallback) with ``--concurrency`` requests in flight, timed to the last answer. The
+sandbox runs in its own process (``python -m notifier.sms_sandbox``); its status callbacks go to a
+port nobody listens on, for both sides alike. Rounds alternate which side runs first. One JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "shared" / "src"))
+sys.path.insert(0, str(ROOT / "services" / "notifier" / "src"))
+
+import notifier  # noqa: E402
+from notifier.app import create_app  # noqa: E402
+from notifier.settings import Settings  # noqa: E402
+from notifier.sms import TwilioSms  # noqa: E402
+from notifier.sms_sandbox import SandboxSms  # noqa: E402
+from notifier.sms_sender import sms_text  # noqa: E402
+from recall_shared import envelope  # noqa: E402
+from recall_shared import events as ev  # noqa: E402
+from recall_shared.db import create_engine, create_session_factory  # noqa: E402
+from recall_shared.migrations import upgrade  # noqa: E402
+from recall_shared.testing import (  # noqa: E402
+    create_database,
+    drop_database,
+    own_topics,
+    running_app,
+    started_producer,
+    unique_name,
+)
+from recall_shared.topics import ALERTS  # noqa: E402
+
+MIGRATIONS = Path(notifier.__file__).parent / "migrations"
+PORTAL = "https://shop.example/account"
+FROM = "+15005550006"
+ROUND_LIMIT_S = 300.0
+NOBODY = "http://127.0.0.1:9/v1/webhooks/twilio"  # the discard port: callbacks fail at once
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "notifier.sms_sandbox", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/sandbox/messages?to=none", timeout=1).raise_for_status()
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the SMS sandbox did not start")
+
+
+def make_alert(i: int, run: str) -> ev.AlertState:
+    return ev.AlertState(
+        alert_id=str(uuid.uuid4()),
+        alert_version=1,
+        customer_id=f"sms-{run}-{i}",
+        recall_id=f"rc-{run}",
+        recall_version=1,
+        seller_id="seller-1",
+        tier="confirmed",
+        lines=[
+            ev.AffectedLine(
+                order_id=f"ord-{i}",
+                line_id=f"line-{i}",
+                product_id="prod-kettle",
+                title="Acme kettle KX-1",
+                seller_id="seller-1",
+                purchased_at=datetime(2025, 3, 14, tzinfo=UTC),
+                units=1,
+                unit_price=Decimal("19.99"),
+                currency="EUR",
+            )
+        ],
+        recall=ev.RecallContent(
+            title="Acme kettle KX-1",
+            hazard="The base can overheat.",
+            severity="high",
+            stop_using="Unplug it.",
+            remedies=[ev.Remedy(type="replacement")],
+        ),
+    )
+
+
+def phone(i: int) -> str:
+    return f"+4915{i:09d}"
+
+
+async def notifier_round(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    alerts: list[ev.AlertState],
+    producer: AIOKafkaProducer,
+) -> float:
+    """Publish the round's alerts; time to the last of their SMS recorded sent."""
+    ids = [a.alert_id for a in alerts]
+    start = time.perf_counter()
+    deadline = time.monotonic() + ROUND_LIMIT_S
+    for a in alerts:
+        env = envelope.wrap(ev.AlertRaised(alert=a), source="/bench")
+        await producer.send(
+            f"{settings.topic_prefix}{ALERTS.name}",
+            value=env.data,
+            key=a.customer_id.encode(),
+            headers=env.headers(),
+        )
+    await producer.flush()
+    while True:
+        async with sessions() as s:
+            done = await s.scalar(
+                text(
+                    "SELECT count(*) FROM notices WHERE channel = 'sms' AND status = 'sent' "
+                    "AND alert_id = ANY(CAST(:ids AS text[]))"
+                ),
+                {"ids": ids},
+            )
+        if (done or 0) >= len(alerts):
+            return time.perf_counter() - start
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{done} of {len(alerts)} SMS sent in {ROUND_LIMIT_S} s")
+        await asyncio.sleep(0.02)
+
+
+async def plain_round(client: httpx.AsyncClient, bodies: list[str], concurrency: int) -> float:
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for i, body in enumerate(bodies):
+        queue.put_nowait((i, body))
+    sid = SandboxSms.account_sid
+
+    async def worker() -> None:
+        while not queue.empty():
+            i, body = queue.get_nowait()
+            r = await client.post(
+                f"/2010-04-01/Accounts/{sid}/Messages.json",
+                data={"To": phone(i), "From": FROM, "Body": body, "StatusCallback": NOBODY},
+            )
+            r.raise_for_status()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--notices", type=int, default=2000, help="timed, over all rounds")
+    parser.add_argument("--concurrency", type=int, default=8, help="SMS requests in flight")
+    parser.add_argument("--rounds", type=int, default=4, help="timed rounds per side (even)")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed notices per side")
+    args = parser.parse_args()
+    run, c = uuid.uuid4().hex[:8], args.concurrency
+    per_round = args.notices // args.rounds
+    total = args.warmup + per_round * args.rounds
+    sandbox, sandbox_url = start_sandbox()
+    db = unique_name("bench_sms")
+    url = await create_database(db)
+    try:
+        await asyncio.to_thread(upgrade, MIGRATIONS, url)
+        async with own_topics() as prefix:
+            settings = Settings(
+                database_url=url,
+                topic_prefix=prefix,
+                environment="development",
+                log_json=False,
+                log_level="WARNING",
+                customer_portal_url=PORTAL,
+                sms_provider="twilio",
+                twilio_base_url=sandbox_url,
+                twilio_account_sid=SandboxSms.account_sid,
+                twilio_auth_token=SandboxSms.auth_token,
+                twilio_from=FROM,
+                public_url="http://127.0.0.1:9",
+                sms_concurrency=c,
+                sms_batch_size=max(50, 4 * c),
+                sender_poll_s=0.2,
+                sms_poll_s=0.2,
+                reminder_schedule_days=(),
+            )
+            alerts = [make_alert(i, run) for i in range(total)]
+            engine = create_engine(settings)
+            sessions = create_session_factory(engine)
+            async with sessions() as s, s.begin():
+                await s.execute(
+                    text(
+                        "INSERT INTO contacts (customer_id, name, phone, locale, sms_opt_out) "
+                        "SELECT unnest(CAST(:ids AS text[])), 'Alex', "
+                        "unnest(CAST(:phones AS text[])), 'en', false"
+                    ),
+                    {
+                        "ids": [a.customer_id for a in alerts],
+                        "phones": [phone(i) for i in range(total)],
+                    },
+                )
+            sms = TwilioSms(
+                account_sid=SandboxSms.account_sid,
+                auth_token=SandboxSms.auth_token,
+                from_=FROM,
+                base_url=sandbox_url,
+            )
+            app = create_app(settings, sms=sms)
+            auth = (SandboxSms.account_sid, SandboxSms.auth_token)
+            limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
+            async with (
+                running_app(app),
+                started_producer(settings) as producer,
+                httpx.AsyncClient(base_url=sandbox_url, auth=auth, limits=limits) as plain,
+            ):
+                bodies = [sms_text(a, "initial", PORTAL) for a in alerts]
+                w = args.warmup
+                await notifier_round(settings, sessions, alerts[:w], producer)
+                await plain_round(plain, bodies[:w], c)
+                times: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
+                for r in range(args.rounds):
+                    lo = w + r * per_round
+                    chunk = slice(lo, lo + per_round)
+                    sides = ["notifier", "plain"] if r % 2 == 0 else ["plain", "notifier"]
+                    for side in sides:
+                        if side == "notifier":
+                            times[side] += await notifier_round(
+                                settings, sessions, alerts[chunk], producer
+                            )
+                        else:
+                            times[side] += await plain_round(plain, bodies[chunk], c)
+            await engine.dispose()
+            timed = per_round * args.rounds
+            print(
+                json.dumps(
+                    {
+                        "bench": "notifier_sms_fallback",
+                        "notices": timed,
+                        "concurrency": c,
+                        "notifier_per_s": round(timed / times["notifier"], 1),
+                        "plain_per_s": round(timed / times["plain"], 1),
+                        "ratio": round(times["plain"] / times["notifier"], 3),
+                    }
+                )
+            )
+    finally:
+        sandbox.terminate()
+        await drop_database(db)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,7 +1,7 @@
 """stop_sale_clearances: accepted Letters of Compliance (issue 16, sellers)
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011_reach
 Create Date: 2026-12-01 15:20:00
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011_reach"
 branch_labels = None
 depends_on = None
 

@@ -179,9 +179,17 @@ class Intake:
 
 
 @pytest.fixture
-async def intake() -> AsyncIterator[Intake]:
+def intake_settings() -> dict[str, Any]:
+    """Settings of the service under test beyond the fast test defaults (a module overrides it)."""
+    return {}
+
+
+@pytest.fixture
+async def intake(intake_settings: dict[str, Any]) -> AsyncIterator[Intake]:
     async with own_topics() as prefix, migrated_database(MIGRATIONS, "intake_test") as url:
-        settings = Settings(**fast_test_settings(database_url=url, topic_prefix=prefix))
+        settings = Settings(
+            **fast_test_settings(database_url=url, topic_prefix=prefix, **intake_settings)
+        )
         app = create_app(settings)
         async with running_app(app) as client, started_producer(settings) as producer:
             yield Intake(app=app, client=client, settings=settings, producer=producer)

@@ -1246,6 +1246,11 @@ class StopSaleLifted(Event):
         "with the identifiers the recall names"
     )
     lifted_at: datetime
+    compliance_letter_id: MintedId | None = Field(
+        default=None,
+        description="out_of_scope because of this accepted Letter of Compliance "
+        "(compliance_letter.accepted.v1): the stock the seller now offers is outside the scope",
+    )
 
     def partition_key(self) -> str:
         return self.product_id
@@ -1307,6 +1312,36 @@ class ShipmentHoldReleased(Event):
         return f"{self.recall_id}/{self.line_id}"
 
 
+# --------------------------------------------------------------------------- compliance_letters.v1
+# A seller's Letter of Compliance (Amazon's term): the stock it now offers of a recalled listing is
+# outside the recall (made after a date, or of new lots). recall-intake records the letter; once an
+# operator accepts it, purchase-matcher lifts the stop-sale of the listing if the recall's scope no
+# longer covers that stock (stop_sale.lifted.v1 with the letter's id).
+
+
+class ComplianceLetterAccepted(Event):
+    """An operator accepted a seller's corrected scope for one listing of a recall: the stock the
+    seller offers from now on is ``lots`` (any of them) and/or made after ``made_after``."""
+
+    event_type: ClassVar[str] = "compliance_letter.accepted.v1"
+    topic: ClassVar[str] = "compliance_letters.v1"
+    letter_id: MintedId
+    recall_id: MintedId
+    product_id: Id
+    seller_id: Id
+    made_after: date | None = Field(
+        default=None, description="Every unit offered was made after this day"
+    )
+    lots: list[NonEmptyCode] = Field(default=[], description="Every unit offered is of these lots")
+    accepted_at: datetime
+
+    def partition_key(self) -> str:
+        return self.recall_id
+
+    def subject(self) -> str:
+        return self.letter_id
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     RecallPublished,
     RecallAmended,
@@ -1341,6 +1376,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     StopSaleLifted,
     ShipmentHoldDeclared,
     ShipmentHoldReleased,
+    ComplianceLetterAccepted,
 )
 
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type: cls for cls in ALL_EVENTS}

@@ -160,6 +160,16 @@ SHIPMENT_HOLDS = TopicSpec(
     (ev.ShipmentHoldDeclared, ev.ShipmentHoldReleased),
     retention_ms=-1,
 )
+COMPLIANCE_LETTERS = TopicSpec(
+    "compliance_letters.v1",
+    "recall id",
+    3,
+    "recall-intake",
+    "Letters of Compliance an operator accepted: a seller's corrected scope for one listing of a "
+    "recall (made after a date, new lots), for stop-sales to reinstate what it no longer covers.",
+    (ev.ComplianceLetterAccepted,),
+    retention_ms=-1,
+)
 
 CATALOG: tuple[TopicSpec, ...] = (
     RECALLS,
@@ -172,6 +182,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     SELLERS,
     STOP_SALES,
     SHIPMENT_HOLDS,
+    COMPLIANCE_LETTERS,
 )
 TOPICS_BY_NAME = {t.name: t for t in CATALOG}
 

@@ -19,7 +19,14 @@ from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.read_pool import ReadPool
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import CATALOG_LISTINGS, ORDERS, RECALLS, REMEDIES, SELLERS
+from recall_shared.topics import (
+    CATALOG_LISTINGS,
+    COMPLIANCE_LETTERS,
+    ORDERS,
+    RECALLS,
+    REMEDIES,
+    SELLERS,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,8 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The catalog read model on a group of its own: a catalog backlog does not delay orders or
     # recalls (listing and recall passes lock the listing rows they settle: stop_sales).
     runtime.add_consumer(
-        [CATALOG_LISTINGS],
-        {ev.ListingUpdated: stop_sales.on_listing_updated},
+        [CATALOG_LISTINGS, COMPLIANCE_LETTERS],
+        {
+            ev.ListingUpdated: stop_sales.on_listing_updated,
+            ev.ComplianceLetterAccepted: stop_sales.on_letter_accepted,
+        },
         group_suffix=".catalog",
     )
     # Customers' label confirmations ("am I affected?", customer-api) on their own group: the

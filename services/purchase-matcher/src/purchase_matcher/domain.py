@@ -577,6 +577,67 @@ def offers_reached(
     return reached
 
 
+class CorrectedScope(NamedTuple):
+    """An accepted Letter of Compliance: the stock a seller offers of a listing from now on is of
+    ``lots`` (any of them) and/or made after ``made_after``."""
+
+    letter_id: str
+    made_after: date | None
+    lots: tuple[str, ...]
+
+
+def _rule_leaves_out(rule: ev.ScopeRule, scope: CorrectedScope) -> bool:
+    """Whether none of the stock the letter describes is in the rule: every lot declared is known
+    to be outside the rule's lots, or the rule's manufacture window ends on or before the day
+    after which everything was made. A rule without such a constraint covers all stock."""
+    codes = rule.lots
+    if scope.lots and codes is not None and all(codes.verdict(lot) == "out" for lot in scope.lots):
+        return True
+    window = rule.manufactured
+    return (
+        scope.made_after is not None
+        and window is not None
+        and window.end is not None
+        and window.end <= scope.made_after
+    )
+
+
+def letter_clears(
+    rules: list[ev.ScopeRule],
+    listing: ListingFacts,
+    seller_id: str,
+    scope: CorrectedScope,
+    now: datetime,
+) -> bool:
+    """The seller's listing is no longer covered: every rule that reaches it leaves out the stock
+    the letter describes."""
+    return all(
+        _rule_leaves_out(rule, scope)
+        for rule in rules
+        if listing_reach([rule], listing, seller_id, now) is not None
+    )
+
+
+def cleared_offers(
+    recall: ev.RecallSnapshot,
+    listings: Iterable[ListingFacts],
+    letters: dict[tuple[str, str], CorrectedScope],
+    now: datetime,
+) -> dict[tuple[str, str], str]:
+    """The (product id, seller id) listings an accepted letter takes out of the recall, with the
+    letter's id: their stop-sale is lifted (or never declared) while the recall's scope leaves out
+    the stock the letter describes; an amendment that covers it again declares it again."""
+    by_product = {listing.product_id: listing for listing in listings}
+    cleared: dict[tuple[str, str], str] = {}
+    for (product_id, seller_id), scope in letters.items():
+        listing = by_product.get(product_id)
+        if listing is None or seller_id not in listing.seller_ids:
+            continue
+        if letter_clears(recall.rules, listing, seller_id, scope, now):
+            cleared[product_id, seller_id] = scope.letter_id
+    return cleared
+
+
 class Recorded(NamedTuple):
     """What was last announced about a stop-sale or a hold."""
 

@@ -226,6 +226,20 @@ class StopSale(Base):
     __table_args__ = (Index("ix_stop_sales_product_id", "product_id"),)
 
 
+class StopSaleClearance(Base):
+    """An accepted Letter of Compliance (compliance_letters.v1): the stock one seller offers of one
+    listing from now on, which the recall's scope may leave out (domain.letter_clears)."""
+
+    __tablename__ = "stop_sale_clearances"
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    letter_id: Mapped[str] = mapped_column(String(64))
+    made_after: Mapped[date | None] = mapped_column(Date, nullable=True)
+    lots: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ShipmentHold(Base):
     """What shipment_holds.v1 last said about one recall and one order line."""
 

@@ -4,7 +4,10 @@ When a recall is published or amended, every seller's listing it reaches gets a
 ``stop_sale.declared.v1``; when it is closed, or an amendment or a listing change means it no longer
 reaches a listing, a ``stop_sale.lifted.v1`` (domain.listing_reach decides, domain.settle tells the
 difference from what was announced). A listing that appears or changes after publication is judged
-against the active recalls when its event arrives.
+against the active recalls when its event arrives. A seller's Letter of Compliance an operator
+accepted (compliance_letters.v1) is kept in ``stop_sale_clearances``: while the recall's scope
+leaves out the stock it describes (domain.cleared_offers), that seller's listing is not stopped,
+and a stop-sale already declared is lifted (``out_of_scope``, with the letter's id).
 
 Concurrency: a recall's pass locks the listings it reads (in product id order) and a listing event
 locks its own row by writing it, so a recall pass and a listing event never settle the same listing
@@ -21,16 +24,24 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from purchase_matcher.domain import (
+    CorrectedScope,
     ListingFacts,
     Reach,
     Recorded,
+    cleared_offers,
     model_key,
     offers_reached,
     recall_identifiers,
     settle,
     transition_id,
 )
-from purchase_matcher.models import ActiveRecall, CatalogListing, RecallIdentifier, StopSale
+from purchase_matcher.models import (
+    ActiveRecall,
+    CatalogListing,
+    RecallIdentifier,
+    StopSale,
+    StopSaleClearance,
+)
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.identifiers import normalise_gtin
@@ -140,6 +151,56 @@ class StopSales:
     ) -> None:
         await self._settle(session, event.recall, [], None, env, closed=True)
 
+    # ------------------------------------------------------------------ compliance_letters.v1
+
+    async def on_letter_accepted(
+        self, session: AsyncSession, event: ev.ComplianceLetterAccepted, env: Envelope
+    ) -> None:
+        """Keep the letter (the latest accepted one per listing and seller), then settle that
+        listing against the recall; a recall not seen yet applies it when it arrives."""
+        values = {
+            "recall_id": event.recall_id,
+            "product_id": event.product_id,
+            "seller_id": event.seller_id,
+            "letter_id": event.letter_id,
+            "made_after": event.made_after,
+            "lots": list(event.lots),
+            "accepted_at": event.accepted_at,
+        }
+        stmt = insert(StopSaleClearance).values(**values)
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["recall_id", "product_id", "seller_id"],
+                set_={
+                    k: stmt.excluded[k] for k in ("letter_id", "made_after", "lots", "accepted_at")
+                },
+                where=StopSaleClearance.accepted_at <= stmt.excluded.accepted_at,
+            )
+        )
+        recall = (
+            await session.execute(
+                select(ActiveRecall.recall_id, ActiveRecall.version, ActiveRecall.snapshot).where(
+                    ActiveRecall.recall_id == event.recall_id, ActiveRecall.status == "active"
+                )
+            )
+        ).first()
+        listing = await session.get(CatalogListing, event.product_id, with_for_update=True)
+        if recall is None or listing is None:
+            return
+        snapshot = self.snapshot_of(recall.recall_id, recall.version, recall.snapshot)
+        await self._settle(session, snapshot, [listing_facts(listing)], [event.product_id], env)
+
+    async def _letters(
+        self, session: AsyncSession, recall_id: str, product_ids: list[str] | None
+    ) -> dict[Offer, CorrectedScope]:
+        query = select(StopSaleClearance).where(StopSaleClearance.recall_id == recall_id)
+        if product_ids is not None:
+            query = query.where(StopSaleClearance.product_id.in_(product_ids))
+        return {
+            (c.product_id, c.seller_id): CorrectedScope(c.letter_id, c.made_after, tuple(c.lots))
+            for c in (await session.execute(query)).scalars()
+        }
+
     async def lines_changed(
         self,
         session: AsyncSession,
@@ -164,7 +225,14 @@ class StopSales:
         """Announce the difference between what was said of ``recall`` and ``listings`` (those of
         ``product_ids``, or every listing of the recall when None) and what is true now."""
         now = datetime.now(UTC)
+        listings = list(listings)
         wanted: dict[Offer, Reach] = {} if closed else offers_reached(recall, listings, now)
+        cleared: dict[Offer, str] = {}
+        if wanted:
+            letters = await self._letters(session, recall.recall_id, product_ids)
+            cleared = cleared_offers(recall, listings, letters, now) if letters else {}
+            for key in cleared:
+                del wanted[key]
         query = select(StopSale).where(StopSale.recall_id == recall.recall_id)
         if product_ids is not None:
             query = query.where(StopSale.product_id.in_(product_ids))
@@ -204,13 +272,15 @@ class StopSales:
                 )
                 status, tier, unknown = "declared", str(reach.tier), list(reach.unknown)
             else:
+                letter_id = cleared.get(key)
                 event = ev.StopSaleLifted(
                     recall_id=recall.recall_id,
                     recall_version=recall.version,
                     product_id=product_id,
                     seller_id=seller_id,
-                    reason=lift_reason,
+                    reason="out_of_scope" if letter_id else lift_reason,
                     lifted_at=now,
+                    compliance_letter_id=letter_id,
                 )
                 assert row is not None  # only announced stop-sales are lifted
                 status, tier, unknown = "lifted", row.tier, list(row.unknown_attributes)

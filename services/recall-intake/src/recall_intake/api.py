@@ -23,6 +23,7 @@ from recall_intake.auth import (
 from recall_intake.domain import IllegalTransition, fingerprint, transition
 from recall_intake.models import ApiKey, Recall, RecallVersion, Seller
 from recall_intake.scope import PreparedScope, ScopeProblems, prepare_rules
+from recall_intake.screening import screen_draft
 from recall_shared import events as ev
 from recall_shared.cursors import decode_cursor, encode_cursor
 from recall_shared.event_ids import event_id
@@ -333,6 +334,8 @@ async def create_recall(
     )
     session.add(recall)
     try:
+        await session.flush()
+        await screen_draft(session, recall)
         await session.commit()
     except IntegrityError:
         # A concurrent retry with the same Idempotency-Key won the race: answer as it did.
@@ -448,6 +451,13 @@ async def publish_recall(
     recall_id: PathId, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
 ) -> RecallOut:
     recall = await _load_owned(session, principal, recall_id, lock=True)
+    await publish(session, runtime, recall)
+    await session.commit()
+    return _out(recall)
+
+
+async def publish(session: AsyncSession, runtime: RuntimeDep, recall: Recall) -> None:
+    """Publish a draft (locked by the caller) in the caller's transaction: recall.published.v1."""
     try:
         recall.status = transition(recall.status, "publish")
     except IllegalTransition as exc:
@@ -465,8 +475,6 @@ async def publish_recall(
     recall.published_at = now
     recall.updated_at = now
     await _record_version(session, runtime, recall, ev.RecallPublished(recall=_snapshot(recall)))
-    await session.commit()
-    return _out(recall)
 
 
 class DraftEdit(BaseModel):
@@ -501,6 +509,7 @@ async def edit_draft(
     if body.logistics_enrolled is not None:
         recall.logistics_enrolled = body.logistics_enrolled
     recall.updated_at = datetime.now(UTC)
+    await screen_draft(session, recall)
     await session.commit()
     out = _out(recall)
     out.warnings = warnings

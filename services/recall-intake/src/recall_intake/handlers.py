@@ -19,6 +19,7 @@ async def on_listing_updated(
     values = {
         "product_id": event.product_id,
         "title": event.title,
+        "brand": event.brand,
         "seller_ids": list(event.seller_ids),
         "gtins": gtins,
         "model_keys": sorted({k for m in event.model_numbers if (k := model_key(m))}),
@@ -32,6 +33,7 @@ async def on_listing_updated(
             k: stmt.excluded[k]
             for k in (
                 "title",
+                "brand",
                 "seller_ids",
                 "gtins",
                 "model_keys",

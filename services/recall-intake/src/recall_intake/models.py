@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -87,6 +99,7 @@ class Listing(Base):
     __tablename__ = "listings"
     product_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     title: Mapped[str] = mapped_column(Text, default="")
+    brand: Mapped[str] = mapped_column(Text, default="", server_default="")
     seller_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
     gtins: Mapped[list[str]] = mapped_column(ARRAY(String(14)), default=list)
     model_keys: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
@@ -122,6 +135,192 @@ class RegulatorCursor(Base):
     page: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# ------------------------------------------------------------------ seller notices (issue 16)
+# GS1 Recall's message cycle: notification -> acknowledgement -> removal confirmation -> closeout.
+
+
+class SellerContact(Base):
+    """Where a seller's recall notices are emailed."""
+
+    __tablename__ = "seller_contacts"
+    seller_id: Mapped[str] = mapped_column(ForeignKey("sellers.seller_id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookEndpoint(Base):
+    """A seller's webhook: notices and incidents are POSTed to ``url``, signed with ``secret``."""
+
+    __tablename__ = "webhook_endpoints"
+    endpoint_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(ForeignKey("sellers.seller_id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # The signing secret must be readable to sign with (as Stripe's): shown once, kept here.
+    secret: Mapped[str] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(
+            "uq_webhook_endpoints_seller_idempotency_key",
+            "seller_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+
+class SellerNotice(Base):
+    """One recall's notice to one seller of listings it reaches (stop_sales.v1)."""
+
+    __tablename__ = "seller_notices"
+    notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(String(64), index=True)
+    seller_id: Mapped[str] = mapped_column(String(100), index=True)
+    recall_version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(20))
+    product_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+    status: Mapped[str] = mapped_column(String(30))  # domain.NoticeStatus
+    notified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ack_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    removal_confirmed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    units_removed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    email_status: Mapped[str] = mapped_column(String(20))  # pending | sent | no_contact | failed
+    email_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    email_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index("uq_seller_notices_recall_seller", "recall_id", "seller_id", unique=True),
+        Index("ix_seller_notices_notified", "notified_at", "notice_id"),
+    )
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint, tried until delivered or out of attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.endpoint_id"))
+    seller_id: Mapped[str] = mapped_column(String(100), index=True)
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(20))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_created", "created_at", "delivery_id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """The delivery log: every try, with what the endpoint answered."""
+
+    __tablename__ = "webhook_attempts"
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.delivery_id"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class SaleIncident(Base):
+    """A sale after a recall (alert.sale_after_recall_detected.v1), in the operators' queue."""
+
+    __tablename__ = "sale_incidents"
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(String(64), index=True)
+    seller_id: Mapped[str] = mapped_column(String(100), index=True)
+    product_id: Mapped[str] = mapped_column(String(100))
+    order_id: Mapped[str] = mapped_column(String(100))
+    line_id: Mapped[str] = mapped_column(String(100))
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recall_published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20))  # open | resolved
+    resolution: Mapped[str] = mapped_column(Text, default="")
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_sale_incidents_detected", "detected_at", "incident_id"),)
+
+
+class ComplianceLetter(Base):
+    """A seller's Letter of Compliance: the stock it offers of one listing of a recall from now on
+    (made after a date, of new lots), for an operator to accept or reject."""
+
+    __tablename__ = "compliance_letters"
+    letter_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), index=True)
+    seller_id: Mapped[str] = mapped_column(ForeignKey("sellers.seller_id"), index=True)
+    product_id: Mapped[str] = mapped_column(String(100))
+    made_after: Mapped[date | None] = mapped_column(Date, nullable=True)
+    lots: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
+    statement: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))  # domain.LetterStatus
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index(
+            "uq_compliance_letters_seller_idempotency_key",
+            "seller_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_compliance_letters_submitted", "submitted_at", "letter_id"),
+    )
+
+
+class ScreeningCandidate(Base):
+    """A listing the catalog screening found for a draft (domain.screen_listing), for an operator to
+    confirm (it joins the scope at publication) or dismiss."""
+
+    __tablename__ = "screening_candidates"
+    candidate_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recall_id: Mapped[str] = mapped_column(ForeignKey("recalls.recall_id"), index=True)
+    product_id: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text, default="")
+    seller_ids: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+    confidence: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    status: Mapped[str] = mapped_column(String(20))  # pending | confirmed | dismissed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    __table_args__ = (
+        Index("uq_screening_candidates_recall_product", "recall_id", "product_id", unique=True),
+        Index("ix_screening_candidates_created", "created_at", "candidate_id"),
+    )
 
 
 metadata = Base.metadata

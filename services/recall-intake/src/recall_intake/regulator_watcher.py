@@ -35,6 +35,7 @@ from recall_intake.models import RegulatorCursor
 from recall_intake.regulator_sources import SOURCES, Source
 from recall_intake.settings import Settings
 from recall_shared.service import ServiceRuntime
+from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ class RegulatorWatcher:
         self.settings = settings
         self.session_factory = session_factory
         self.sleep = sleep  # waits between retries (tests count them)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     async def poll_once(self) -> list[PassResult]:
         """One pass over every configured source."""
@@ -86,8 +91,8 @@ class RegulatorWatcher:
         return results
 
     async def run(self, runtime: ServiceRuntime) -> None:
-        """Background task: a pass every ``regulator_poll_interval_s`` until the service stops."""
-        while True:
+        """Background task: a pass every ``regulator_poll_interval_s`` until stopped."""
+        while not self._stopping.is_set():
             try:
                 for result in await self.poll_once():
                     log.info(
@@ -96,7 +101,8 @@ class RegulatorWatcher:
                     )
             except Exception:
                 log.exception("regulator pass failed")
-            await asyncio.sleep(self.settings.regulator_poll_interval_s)
+            # Stopping ends the wait at once (the service's stop waits for its tasks).
+            await wait_set(self._stopping, self.settings.regulator_poll_interval_s)
 
     async def poll_source(self, client: httpx.AsyncClient, source: Source, url: str) -> PassResult:
         result = PassResult(source.name)

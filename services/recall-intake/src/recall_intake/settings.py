@@ -31,6 +31,27 @@ class Settings(HttpServiceSettings):
     regulator_backoff_max_s: float = Field(default=60.0, gt=0)
     regulator_timeout_s: float = Field(default=30.0, gt=0)
 
+    # Seller notices (recall_intake.seller_dispatch): email through SMTP, signed webhooks.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    seller_notice_from: str = "recalls@marketplace.example"
+    seller_ack_window_s: float = Field(
+        default=48 * 3600, ge=0, description="How long a seller has to acknowledge a notice"
+    )
+    seller_dispatch_interval_s: float = Field(
+        default=2.0, ge=0, description="How often due emails and webhooks are sent; 0: never"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Send webhooks to loopback and private addresses too (tests, a private "
+        "network of receivers); otherwise such a delivery fails at once",
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_backoff_initial_s: float = Field(default=30.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+
     def regulator_urls(self) -> dict[str, str]:
         """Source name -> URL, for the sources configured."""
         urls = {

@@ -34,7 +34,7 @@ from recall_intake.regulator_sources import _day
 from recall_intake.regulator_watcher import RegulatorWatcher
 from recall_intake.settings import Settings
 from recall_shared.db import create_engine, create_session_factory
-from recall_shared.testing import fast_test_settings, migrated_database
+from recall_shared.testing import eventually, fast_test_settings, migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -244,3 +244,19 @@ async def test_a_503_is_retried_and_a_feed_that_stays_down_is_resumed(rig: Rig) 
     resumed = (await rig.poll())["safety-gate"]
     assert [q["page"] for path, q in rig.sandbox.asked if path == "/gate"] == ["2", "3", "4"]
     assert drafted(resumed) == len(GATE) - 2 * PAGE and resumed.error is None
+
+
+async def test_stopping_ends_the_wait_between_passes_at_once(rig: Rig) -> None:
+    """The service's stop waits for its background tasks: the watcher must not sit out its poll
+    interval (an hour by default) first."""
+    rig.sandbox.down |= {"/cpsc", "/fda", "/gate"}  # a pass that gives up quickly
+    task = asyncio.create_task(rig.watcher.run(None))  # type: ignore[arg-type]
+
+    async def asked() -> bool:
+        return bool(rig.sandbox.asked)
+
+    await eventually(asked, timeout=10, interval=0.02)
+    started = time.monotonic()
+    rig.watcher.stop()
+    await asyncio.wait_for(task, timeout=5)
+    assert time.monotonic() - started < 2

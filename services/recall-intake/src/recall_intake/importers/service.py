@@ -27,6 +27,7 @@ from recall_intake.auth import Principal
 from recall_intake.importers.base import ImportedRecall
 from recall_intake.models import Recall, RegulatorRecord
 from recall_intake.scope import ScopeProblems, prepare_rules
+from recall_intake.screening import screen_draft
 from recall_shared import events as ev
 
 LINK_WINDOW_DAYS = 120
@@ -115,6 +116,7 @@ async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutc
             tprov["linked_records"] = [*(tprov.get("linked_records") or []), provenance]
             target.provenance = tprov
             target.updated_at = now
+            await screen_draft(session, target)
         else:
             reason += (
                 f"; the recall is {target.status}, so its content was not changed "
@@ -150,6 +152,7 @@ async def _import(session: AsyncSession, imported: ImportedRecall) -> ImportOutc
     )
     session.add(recall)
     await session.flush()
+    await screen_draft(session, recall)
     session.add(
         RegulatorRecord(
             agency=imported.agency,

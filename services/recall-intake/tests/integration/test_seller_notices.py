@@ -1,0 +1,331 @@
+"""Seller notices end to end: stop_sales.v1 and alerts.v1 on real Kafka, the service's PostgreSQL,
+the SMTP sink, and a webhook receiver over HTTP on loopback (uvicorn on a free port) that checks the
+Recall-Signature itself (HMAC-SHA256 over "t.body", as Stripe signs) and answers 500 to the first
+delivery.
+
+Covered: a stop-sale declared for a seller's listing gives that seller one notice (a second listing
+of the recall joins it), an email and a signed webhook, retried after the 500, both tries in the
+delivery log; an operator lists the notice as unacknowledged once it is due, and no more after the
+seller acknowledges; removal confirmation and closeout are recorded; a sale after the recall lands
+in the operators' incident queue, the seller's incidents and report, and the seller's webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import hashlib
+import hmac
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from recall_shared import envelope
+from recall_shared import events as ev
+from recall_shared.testing import eventually
+
+pytestmark = pytest.mark.integration
+
+Intake = Any  # the conftest's Intake (a test module cannot import its conftest)
+SINK_VIEWER = os.environ.get("SMTP_SINK_VIEWER", "http://127.0.0.1:8025")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Receiver:
+    """A seller's webhook endpoint: verifies each request's signature with the secret it was given,
+    answers ``fail_first`` 500s, then 200s."""
+
+    secret: str = ""
+    fail_first: int = 1
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def verified(self, header: str, body: bytes) -> bool:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        signed = fields["t"].encode() + b"." + body
+        expected = hmac.new(self.secret.encode(), signed, hashlib.sha256).hexdigest()
+        fresh = abs(time.time() - int(fields["t"])) < 300
+        return fresh and hmac.compare_digest(expected, fields["v1"])
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        self.received.append(
+            {
+                "verified": self.verified(request.headers["recall-signature"], body),
+                "body": orjson.loads(body),
+            }
+        )
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return Response(status_code=500)
+        return Response(status_code=204)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the test's loop keeps its own signal handlers
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = _Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert not task.done() and time.monotonic() < deadline, "receiver did not start"
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/recalls"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)
+        sock.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    hooks = Receiver()
+    async with serving(
+        Starlette(routes=[Route("/hooks/recalls", hooks.hook, methods=["POST"])])
+    ) as url:
+        yield hooks, url
+
+
+@pytest.fixture
+def intake_settings() -> dict[str, Any]:
+    """The dispatcher sending every 0.1 s, retries after 0.2-0.4 s, and notices due for
+    acknowledgement at once (so "not acknowledged in time" needs no waiting)."""
+    return {
+        "seller_dispatch_interval_s": 0.1,
+        "webhook_backoff_initial_s": 0.4,
+        "webhook_backoff_max_s": 1.0,
+        "seller_ack_window_s": 0,
+        "webhook_allow_private_networks": True,  # the receiver is on loopback
+    }
+
+
+async def send(intake: Intake, event: ev.Event) -> None:
+    """Publish an event as its producer (purchase-matcher) does."""
+    env = envelope.wrap(event, source="/tests/purchase-matcher")
+    await intake.producer.send_and_wait(
+        intake.topic(event.topic),
+        value=env.data,
+        key=event.partition_key().encode(),
+        headers=env.headers(),
+    )
+
+
+def declared(recall_id: str, product_id: str, seller_id: str) -> ev.StopSaleDeclared:
+    return ev.StopSaleDeclared(
+        recall_id=recall_id,
+        recall_version=1,
+        product_id=product_id,
+        seller_id=seller_id,
+        tier="confirmed",
+        title="Acme kettle KX-1 recall",
+        severity="high",
+        declared_at=datetime.now(UTC),
+    )
+
+
+async def mail_to(address: str) -> email.message.EmailMessage | None:
+    async with httpx.AsyncClient(base_url=SINK_VIEWER, timeout=10) as client:
+        r = await client.get("/messages", params={"rcpt": address})
+        r.raise_for_status()
+        found = [m for m in r.json() if address in m["rcpt_to"]]
+        if not found:
+            return None
+        raw = await client.get(f"/messages/{found[0]['id']}")
+        raw.raise_for_status()
+        return email.message_from_bytes(raw.content, policy=email.policy.default)
+
+
+async def test_a_seller_is_notified_by_email_and_signed_webhook_and_acknowledges(
+    intake: Intake, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    seller_id, seller_key = await intake.seller_key()
+    other_seller, _ = await intake.seller_key()
+    operator = {"X-Api-Key": await intake.operator_key()}
+    seller = {"X-Api-Key": seller_key}
+    address = f"{seller_id}@sellers.example"
+    r = await intake.client.put(
+        f"/v1/sellers/{seller_id}/notice-contact", json={"email": address}, headers=seller
+    )
+    assert r.status_code == 200, r.text
+    registered = await intake.client.post(
+        f"/v1/sellers/{seller_id}/webhook-endpoints",
+        json={"url": url},
+        headers={**seller, "Idempotency-Key": "hook-1"},
+    )
+    assert registered.status_code == 201, registered.text
+    hooks.secret = registered.json()["secret"]
+    again = await intake.client.post(
+        f"/v1/sellers/{seller_id}/webhook-endpoints",
+        json={"url": url},
+        headers={**seller, "Idempotency-Key": "hook-1"},
+    )
+    assert again.json()["endpoint_id"] == registered.json()["endpoint_id"]  # a retry, not a second
+    bad = await intake.client.post(
+        f"/v1/sellers/{seller_id}/webhook-endpoints", json={"url": "ftp://x"}, headers=seller
+    )
+    assert bad.status_code == 422 and "url" in bad.text
+    other = await intake.client.post(
+        f"/v1/sellers/{other_seller}/webhook-endpoints", json={"url": url}, headers=seller
+    )
+    assert other.status_code == 404  # another seller's endpoints are not this seller's to set
+
+    recall_id = str(uuid.uuid4())
+    kettle, kettle_blue = new_id("kettle"), new_id("kettle-blue")
+    await send(intake, declared(recall_id, kettle, seller_id))
+    await send(intake, declared(recall_id, kettle_blue, seller_id))
+    await send(intake, declared(recall_id, kettle, seller_id))  # redelivered: changes nothing
+
+    # The webhook: a 500 first, delivered on the retry; both tries signed and logged.
+    await eventually(lambda: asyncio.sleep(0, len(hooks.received) >= 2 or None), timeout=20)
+    assert [h["verified"] for h in hooks.received] == [True, True]
+    assert hooks.received[0]["body"] == hooks.received[1]["body"]
+    body = hooks.received[0]["body"]
+    assert body["type"] == "seller_notice.created"
+    assert body["data"]["recall_id"] == recall_id and body["data"]["seller_id"] == seller_id
+
+    async def delivered() -> dict[str, Any] | None:
+        r = await intake.client.get(f"/v1/sellers/{seller_id}/webhook-deliveries", headers=seller)
+        items = r.json()["items"]
+        return items[0] if items and items[0]["status"] == "delivered" else None
+
+    delivery = await eventually(delivered, timeout=20)
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 204]
+
+    async def one_notice() -> dict[str, Any] | None:
+        r = await intake.client.get("/v1/seller-notices", headers=seller)
+        items = r.json()["items"]
+        return items[0] if items and len(items[0]["product_ids"]) == 2 else None
+
+    notice = await eventually(one_notice, timeout=20)
+    assert sorted(notice["product_ids"]) == sorted([kettle, kettle_blue])
+    assert notice["status"] == "notified"
+
+    mail = await eventually(lambda: mail_to(address), timeout=20)
+    assert recall_id in str(mail["Subject"])
+    assert f"/v1/seller-notices/{notice['notice_id']}/acknowledgement" in mail.get_content()
+
+    # Not acknowledged in time (the window is 0 here): on the operators' list, until acknowledged.
+    async def overdue_ids() -> set[str]:
+        r = await intake.client.get("/v1/operator/unacknowledged-notices", headers=operator)
+        assert r.status_code == 200, r.text
+        return {n["notice_id"] for n in r.json()["items"]}
+
+    assert notice["notice_id"] in await overdue_ids()
+    refused = await intake.client.get("/v1/operator/unacknowledged-notices", headers=seller)
+    assert refused.status_code == 403
+    early = await intake.client.post(
+        f"/v1/seller-notices/{notice['notice_id']}/closeout", json={}, headers=operator
+    )
+    assert early.status_code == 409  # no closeout before the removal is confirmed
+    acked = await intake.client.post(
+        f"/v1/seller-notices/{notice['notice_id']}/acknowledgement", json={}, headers=seller
+    )
+    assert acked.status_code == 200 and acked.json()["status"] == "acknowledged"
+    repeat = await intake.client.post(
+        f"/v1/seller-notices/{notice['notice_id']}/acknowledgement", json={}, headers=seller
+    )
+    assert repeat.json() == acked.json()
+    assert notice["notice_id"] not in await overdue_ids()
+
+    removed = await intake.client.post(
+        f"/v1/seller-notices/{notice['notice_id']}/removal-confirmation",
+        json={"units_removed": 40},
+        headers=seller,
+    )
+    assert removed.json()["status"] == "removal_confirmed"
+    assert removed.json()["units_removed"] == 40
+    closed = await intake.client.post(
+        f"/v1/seller-notices/{notice['notice_id']}/closeout",
+        json={"note": "stock destroyed"},
+        headers=operator,
+    )
+    assert closed.json()["status"] == "closed" and closed.json()["closed_at"]
+
+
+async def test_a_sale_after_the_recall_is_an_incident_for_operators_and_the_seller(
+    intake: Intake, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    hooks.fail_first = 0
+    seller_id, seller_key = await intake.seller_key()
+    seller = {"X-Api-Key": seller_key}
+    operator = {"X-Api-Key": await intake.operator_key()}
+    r = await intake.client.post(
+        f"/v1/sellers/{seller_id}/webhook-endpoints", json={"url": url}, headers=seller
+    )
+    hooks.secret = r.json()["secret"]
+    recall_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    sale = ev.SaleAfterRecallDetected(
+        recall_id=recall_id,
+        recall_version=1,
+        customer_id=new_id("cust"),
+        order_id=new_id("order"),
+        line_id=new_id("line"),
+        product_id=new_id("kettle"),
+        seller_id=seller_id,
+        placed_at=now,
+        recall_published_at=now - timedelta(days=2),
+    )
+    await send(intake, sale)
+    await send(intake, sale)  # redelivered: one incident
+
+    async def queued() -> list[dict[str, Any]] | None:
+        r = await intake.client.get("/v1/incidents", params={"status": "open"}, headers=operator)
+        mine = [i for i in r.json()["items"] if i["recall_id"] == recall_id]
+        return mine or None
+
+    incidents = await eventually(queued, timeout=20)
+    assert len(incidents) == 1 and incidents[0]["line_id"] == sale.line_id
+    own = await intake.client.get("/v1/incidents", headers=seller)
+    assert [i["incident_id"] for i in own.json()["items"]] == [incidents[0]["incident_id"]]
+    report = (await intake.client.get(f"/v1/sellers/{seller_id}/report", headers=seller)).json()
+    assert report["incidents"] == {"open": 1, "resolved": 0}
+    assert report["open_incidents"][0]["order_id"] == sale.order_id
+
+    await eventually(lambda: asyncio.sleep(0, hooks.received or None), timeout=20)
+    assert hooks.received[0]["verified"]
+    assert hooks.received[0]["body"]["type"] == "sale_incident.detected"
+
+    resolved = await intake.client.post(
+        f"/v1/operator/incidents/{incidents[0]['incident_id']}/resolution",
+        json={"resolution": "seller re-trained; order refunded"},
+        headers=operator,
+    )
+    assert resolved.json()["status"] == "resolved"
+    missing = await intake.client.post(
+        f"/v1/operator/incidents/{incidents[0]['incident_id']}/resolution",
+        json={},
+        headers=operator,
+    )
+    assert missing.status_code == 422 and "resolution" in missing.text
+    report = (await intake.client.get(f"/v1/sellers/{seller_id}/report", headers=seller)).json()
+    assert report["incidents"] == {"open": 0, "resolved": 1}

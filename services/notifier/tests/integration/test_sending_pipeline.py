@@ -106,11 +106,12 @@ class SlowRelay:
 
 
 async def test_a_notice_that_waited_past_its_lease_is_released_not_sent(kit) -> None:
-    # One connection, 0.35 s per message, a 0.5 s lease: the third notice of the claim is still
-    # waiting for the connection when its lease ends; another sender may hold it by then.
-    async with environment(kit, smtp_concurrency=1, send_lease_s=0.5) as env:
+    # One connection, 1 s per message, a 1.6 s lease: the third notice of the claim is still
+    # waiting for the connection when its lease ends (at 2 s); another sender may hold it by then.
+    # The second starts at 1 s, 0.6 s before the lease ends: room for a loaded machine's delays.
+    async with environment(kit, smtp_concurrency=1, send_lease_s=1.6) as env:
         alerts = await env.queue(kit, 3)
-        relay = SlowRelay(0.35)
+        relay = SlowRelay(1.0)
         assert await env.sender(relay).send_due() == 3
         assert len(relay.delivered) == 2
         notices = [await env.notice(a) for a in alerts]

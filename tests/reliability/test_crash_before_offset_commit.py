@@ -133,7 +133,7 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
     )
     # The restarted service dropped repeats through its inbox, and never more than the alerts
     # applied but not committed at the kill (more would be repeats of committed records). Not
-    # asserted equal: once in five runs the restarted service met fewer (359 of 974), though no
+    # asserted equal: in one run the restarted service met fewer (359 of 974), though no
     # commit can land late now; perhaps the restarted broker's coordinator, still loading the
     # group, answered the offsets of some partitions only (issue 12's note).
     assert 0 < duplicates <= uncommitted, (

@@ -324,6 +324,13 @@ class PrivateKafka:
             proc.kill()
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the broker (frozen or not): requests it received but had not handled die too."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def freeze(self) -> None:
         """SIGSTOP: the broker holds every connection open and answers nothing."""
         assert self.process is not None

@@ -317,3 +317,42 @@ def kit() -> object:
         raw_mail = staticmethod(raw_mail)
 
     return _Kit()
+
+
+@contextlib.asynccontextmanager
+async def _twilio_sandbox() -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """The SMS sandbox (Twilio's Messages API contract) and the notifier settings that send through
+    it with the real Twilio adapter."""
+    from notifier.sms import TwilioSms
+    from notifier.sms_sandbox import SandboxSms, create_sms_sandbox_app
+
+    sandbox = SandboxSms()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_sms_sandbox_app(sandbox)),
+        base_url="http://sms-sandbox",
+    ) as client:
+        sms = TwilioSms(
+            account_sid=sandbox.account_sid,
+            auth_token=sandbox.auth_token,
+            from_="+15005550006",
+            base_url="http://sms-sandbox",
+            client=client,
+        )
+        yield (
+            sandbox,
+            {
+                "sms": sms,
+                "sms_provider": "twilio",
+                "twilio_account_sid": sandbox.account_sid,
+                "twilio_auth_token": sandbox.auth_token,
+                "twilio_from": "+15005550006",
+                "public_url": "http://testserver",
+                "sms_poll_s": 0.2,
+            },
+        )
+
+
+@pytest.fixture(scope="session")
+def twilio_sandbox() -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
+    """``async with twilio_sandbox() as (sandbox, settings)``: see _twilio_sandbox."""
+    return _twilio_sandbox

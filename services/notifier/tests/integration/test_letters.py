@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 import zxingcpp
@@ -21,8 +20,6 @@ from pypdf import PdfReader
 
 from notifier.cli import letter_batch
 from notifier.clock import FakeClock
-from notifier.sms import TwilioSms
-from notifier.sms_sandbox import SandboxSms, create_sms_sandbox_app
 from recall_shared import events as ev
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
@@ -37,34 +34,21 @@ START = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def post(start_notifier: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
-    sandbox = SandboxSms()
-    sandbox_client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_sms_sandbox_app(sandbox)),
-        base_url="http://sms-sandbox",
-    )
-    sms = TwilioSms(
-        account_sid=sandbox.account_sid,
-        auth_token=sandbox.auth_token,
-        from_="+15005550006",
-        base_url="http://sms-sandbox",
-        client=sandbox_client,
-    )
+async def post(
+    start_notifier: Any, twilio_sandbox: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
     clock = FakeClock(START)
     folder = tmp_path_factory.mktemp("letters")
-    async with start_notifier(
-        clock=clock,
-        sms=sms,
-        sms_provider="twilio",
-        twilio_account_sid=sandbox.account_sid,
-        twilio_auth_token=sandbox.auth_token,
-        twilio_from="+15005550006",
-        public_url="http://testserver",
-        sms_poll_s=0.2,
-        letter_dir=str(folder),
-        letter_batch_hour=5,
-        letter_batch_poll_s=0.1,
-    ) as n:
+    async with (
+        twilio_sandbox() as (sandbox, via_sandbox),
+        start_notifier(
+            clock=clock,
+            **via_sandbox,
+            letter_dir=str(folder),
+            letter_batch_hour=5,
+            letter_batch_poll_s=0.1,
+        ) as n,
+    ):
 
         async def callback(url: str, data: dict[str, str], headers: dict[str, str]) -> None:
             await n.client.post(url, data=data, headers=headers)
@@ -72,7 +56,6 @@ async def post(start_notifier: Any, tmp_path_factory: pytest.TempPathFactory) ->
         sandbox.callback = callback
         n.clock, n.folder = clock, folder
         yield n
-    await sandbox_client.aclose()
 
 
 def by_channel(notices: list[dict]) -> dict[str, dict]:

@@ -10,12 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
-from notifier.sms import TwilioSms, twilio_signature
-from notifier.sms_sandbox import SandboxSms, create_sms_sandbox_app
+from notifier.sms import twilio_signature
 from notifier.webhook import mailgun_signature
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
@@ -27,29 +25,14 @@ PHONE = "+4915112345678"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def reach(start_notifier: Any) -> AsyncIterator[Any]:
-    sandbox = SandboxSms()
-    sandbox_client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_sms_sandbox_app(sandbox)),
-        base_url="http://sms-sandbox",
-    )
-    sms = TwilioSms(
-        account_sid=sandbox.account_sid,
-        auth_token=sandbox.auth_token,
-        from_="+15005550006",
-        base_url="http://sms-sandbox",
-        client=sandbox_client,
-    )
-    async with start_notifier(
-        sms=sms,
-        sms_provider="twilio",
-        twilio_account_sid=sandbox.account_sid,
-        twilio_auth_token=sandbox.auth_token,
-        twilio_from="+15005550006",
-        public_url="http://testserver",
-        sms_poll_s=0.2,
-        mailgun_webhook_signing_key=MAILGUN_KEY,
-    ) as n:
+async def reach(start_notifier: Any, twilio_sandbox: Any) -> AsyncIterator[Any]:
+    async with (
+        twilio_sandbox() as (sandbox, via_sandbox),
+        start_notifier(
+            **via_sandbox,
+            mailgun_webhook_signing_key=MAILGUN_KEY,
+        ) as n,
+    ):
 
         async def callback(url: str, data: dict[str, str], headers: dict[str, str]) -> None:
             r = await n.client.post(url, data=data, headers=headers)
@@ -58,7 +41,6 @@ async def reach(start_notifier: Any) -> AsyncIterator[Any]:
         sandbox.callback = callback  # the sandbox calls the notifier back, as Twilio would
         n.sandbox = sandbox
         yield n
-    await sandbox_client.aclose()
 
 
 async def customer_with(reach: Any, kit: Any, *, email: str | None, phone: str | None) -> str:

@@ -9,13 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from notifier.clock import FakeClock
-from notifier.sms import TwilioSms
-from notifier.sms_sandbox import SandboxSms, create_sms_sandbox_app
 from notifier.webhook import mailgun_signature
 from recall_shared import events as ev
 from recall_shared.testing import eventually
@@ -27,33 +24,18 @@ PHONE = "+4915112345678"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def later(start_notifier: Any) -> AsyncIterator[Any]:
-    sandbox = SandboxSms()
-    sandbox_client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_sms_sandbox_app(sandbox)),
-        base_url="http://sms-sandbox",
-    )
-    sms = TwilioSms(
-        account_sid=sandbox.account_sid,
-        auth_token=sandbox.auth_token,
-        from_="+15005550006",
-        base_url="http://sms-sandbox",
-        client=sandbox_client,
-    )
+async def later(start_notifier: Any, twilio_sandbox: Any) -> AsyncIterator[Any]:
     clock = FakeClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
-    async with start_notifier(
-        clock=clock,
-        sms=sms,
-        sms_provider="twilio",
-        twilio_account_sid=sandbox.account_sid,
-        twilio_auth_token=sandbox.auth_token,
-        twilio_from="+15005550006",
-        public_url="http://testserver",
-        sms_poll_s=0.2,
-        mailgun_webhook_signing_key=MAILGUN_KEY,
-        fallback_when_unconfirmed=True,
-        unconfirmed_poll_s=3600,  # the test runs the follow-up itself, after moving the clock
-    ) as n:
+    async with (
+        twilio_sandbox() as (sandbox, via_sandbox),
+        start_notifier(
+            clock=clock,
+            **via_sandbox,
+            mailgun_webhook_signing_key=MAILGUN_KEY,
+            fallback_when_unconfirmed=True,
+            unconfirmed_poll_s=3600,  # the test runs the follow-up itself, after moving the clock
+        ) as n,
+    ):
 
         async def callback(url: str, data: dict[str, str], headers: dict[str, str]) -> None:
             await n.client.post(url, data=data, headers=headers)
@@ -61,7 +43,6 @@ async def later(start_notifier: Any) -> AsyncIterator[Any]:
         sandbox.callback = callback  # the SMS is reported delivered, as Twilio would
         n.clock = clock
         yield n
-    await sandbox_client.aclose()
 
 
 def channels(notices: list[dict]) -> list[str]:

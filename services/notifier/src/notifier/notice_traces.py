@@ -6,7 +6,8 @@ Nothing is written when the events carry no trace context (tracing off upstream)
 costs nothing then. A notice queued by no event keeps the trace of the notices it follows: a
 fallback that of the notice that did not reach them (notifier.fallback), a reminder that of its
 alert's first traced notice (:func:`continue_alert_traces`), so a recall's trace runs as long as
-its reminder schedule (weeks). A notice with none starts a trace when sent.
+its reminder schedule (weeks). A remedy notice (the label, the refund) joins the trace of the case
+transition that queued it. A notice with none starts a trace when sent.
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ async def remember_traces(
             "states": [env.tracestate for _, _, env in traced],
         },
     )
+
+
+_REMEMBER_ONE = text(
+    "UPDATE notices SET traceparent = :parent, tracestate = :state "
+    "WHERE notice_id = :id AND traceparent IS NULL"
+)
+
+
+async def remember_trace(session: AsyncSession, notice_id: str, env: Envelope) -> None:
+    """One notice's trace context from the event that queued it (a remedy case's transition:
+    the notice joins the case's trace); a repeat of the event changes nothing."""
+    if env.traceparent:
+        await session.execute(
+            _REMEMBER_ONE, {"id": notice_id, "parent": env.traceparent, "state": env.tracestate}
+        )
 
 
 # The reminders queued without a context (in this transaction: still pending or waiting) take that

@@ -1,16 +1,19 @@
 """The sends after the email join the recall's trace as the ``smtp send`` does (test_send_traces):
 the SMS sent in the email's place is an ``sms send`` client span with the provider's HTTP request
 on it, each letter a ``letter write`` span (under a ``letter batch`` span of its own trace that
-counts the letters), a reminder's email a span of the alert's trace. On a real PostgreSQL, through
+counts the letters), a reminder's email a span of the alert's trace, a remedy notice's a span of
+its case transition's. On a real PostgreSQL, through
 the real handlers, senders, the real Twilio adapter against the SMS sandbox and the letter batch;
 only the SMTP relay is a double, the spans go to the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +283,35 @@ async def test_a_reminder_continues_its_alerts_trace(kit: Any) -> None:
 
     sends = {str((s.attributes or {})["notice.id"]): s for s in t.spans("smtp send")}
     assert t.in_upstream_trace(sends[reminder]), "the reminder's send is in the recall's trace"
+
+
+async def test_a_remedy_notice_joins_the_trace_of_its_case_transition(kit: Any) -> None:
+    async with traced_notifier(kit) as t:
+        contact = kit.customer(kit.new_customer(), email_=kit.new_email())
+        alert_id = await t.alert_for(contact, traced=False)
+        emails = t.emails()
+        assert await emails.send_due() == 1, "the recall notice"
+        refunded = ev.RemedyCaseTransitioned(
+            case_id=str(uuid.uuid4()),
+            request_id="req-1",
+            alert_id=alert_id,
+            customer_id=contact.customer_id,
+            recall_id="rc-1",
+            seller_id="seller-1",
+            remedy="refund_on_destruction",
+            transition="refund",
+            from_state="item_received",
+            state="refunded",
+            refunded_amount=Decimal("39.98"),
+            currency="EUR",
+            occurred_at=START,
+        )
+        # Stands for refund-logistics' relay publishing the transition.
+        envelope = wrap(refunded, source="/t", trace_context=trace_headers(t.upstream))
+        async with t.sessions() as session, session.begin():
+            await handlers.HANDLERS[ev.RemedyCaseTransitioned](session, refunded, envelope)
+        assert await emails.send_due() == 1
+        confirmation = await t.notice_of(alert_id, "email", kind="refund_confirmed")
+
+    sends = {str((s.attributes or {})["notice.id"]): s for s in t.spans("smtp send")}
+    assert t.in_upstream_trace(sends[confirmation])

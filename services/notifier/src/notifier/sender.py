@@ -85,6 +85,7 @@ from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
 from recall_shared.failures import is_transient
+from recall_shared.listening import keep_listening
 from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
@@ -380,27 +381,19 @@ class NoticeSender:
         self._wake.set()
 
     async def run(self, _runtime: object = None) -> None:
-        conn: asyncpg.Connection | None = None
         try:
-            while not self._stopping.is_set():
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                        await conn.add_listener(SENDER_CHANNEL, lambda *_: self._wake.set())
-                    await self._flow_until_stopped(conn)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("notice sender failed; retrying")
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close(timeout=2)
-                    conn = None
-                    await asyncio.sleep(1.0)
+            await keep_listening(
+                asyncpg_dsn(self.settings.database_url),
+                SENDER_CHANNEL,
+                self._flow_until_stopped,
+                on_notify=self._wake.set,
+                stopping=self._stopping,
+                name="notice sender",
+                logger=log,
+                retry_initial_s=1.0,
+                retry_max_s=2.0,
+            )
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
             close = getattr(self.transport, "close", None)
             if close is not None and self._stopping.is_set():
                 with contextlib.suppress(Exception):

@@ -17,8 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier import handlers
-from notifier import sender as sender_module
+from notifier import handlers, stages
 from notifier.clock import FakeClock
 from notifier.render import OutgoingMail
 from notifier.sender import FaultHook, NoticeSender
@@ -256,12 +255,12 @@ async def test_a_stage_that_ignores_cancellation_is_left_behind_and_sending_goes
 ) -> None:
     """Old behaviour caught: the flow's task group waited for every part to end once one failed,
     so a part that swallowed its cancellation held the sender still for good, logging nothing."""
-    monkeypatch.setattr(sender_module, "_STOP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(stages, "STOP_TIMEOUT_S", 0.5)
     async with environment(kit, smtp_concurrency=2, send_lease_s=2, sender_poll_s=0.2) as env:
         alerts = await env.queue(kit, 2)
         relay = StubbornRelay()
         capture = JsonLines()
-        sender_log = logging.getLogger("notifier.sender")
+        sender_log = logging.getLogger("notifier")
         sender_log.addHandler(capture)
         sender = env.sender(relay)
         running = asyncio.create_task(sender.run())

@@ -398,14 +398,34 @@ def _notice_row(event: ev.NoticeSent | ev.NoticeFailed) -> dict[str, Any]:
     }
 
 
+# The notices' columns as arrays, as the alerts': one statement of constant shape (compiled once).
+_NOTICE_COLUMNS = (
+    column("notice_id", String),
+    column("alert_id", String),
+    column("customer_id", String),
+    column("kind", String),
+    column("status", String),
+    column("at", DateTime(timezone=True)),
+)
+_NOTICE_ARRAYS = (
+    func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _NOTICE_COLUMNS))
+    .table_valued(*_NOTICE_COLUMNS)
+    .render_derived("notice_rows")
+)
+_NOTICE_INSERT = insert(cast_type(Table, SentNotice.__table__)).from_select(
+    [c.name for c in _NOTICE_COLUMNS], select(*_NOTICE_ARRAYS.c)
+)
+UPSERT_NOTICES = _NOTICE_INSERT.on_conflict_do_update(
+    index_elements=["notice_id"],
+    set_={"status": _NOTICE_INSERT.excluded.status, "at": _NOTICE_INSERT.excluded.at},
+)
+
+
 async def _upsert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    for chunk in statement_chunks(rows):
-        stmt = insert(SentNotice).values(list(chunk))
+    """``rows``: one per notice (a bulk upsert may touch a row only once)."""
+    if rows:
         await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["notice_id"],
-                set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
-            )
+            UPSERT_NOTICES, {c.name: [r[c.name] for r in rows] for c in _NOTICE_COLUMNS}
         )
 
 

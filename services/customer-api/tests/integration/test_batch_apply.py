@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import customer_api
@@ -333,6 +333,45 @@ async def test_notices_keep_their_first_alert_and_the_last_status(twins: Twins) 
     assert by_id[NOTICE_IDS[0]][1] == ALERT_IDS[0]
     assert by_id[NOTICE_IDS[0]][4:] == ("sent", T0 + timedelta(minutes=2))
     assert by_id[NOTICE_IDS[1]][4] == "sent"
+
+
+async def test_a_notice_takes_its_last_event_whatever_its_time(twins: Twins) -> None:
+    rows = await both_ways(
+        twins,
+        [notice(0, 0, sent=True, minute=4), notice(0, 0, sent=False, minute=1)],
+        [notice(1, 1, sent=True, minute=2), notice(2, 2, sent=False)],
+        [notice(1, 1, sent=True, minute=1), notice(2, 2, sent=True, minute=3)],
+    )
+    by_id = {r[0]: r[4:] for r in rows["notices"]}
+    assert [by_id[n] for n in NOTICE_IDS] == [
+        ("failed", T0 + timedelta(minutes=1)),
+        ("sent", T0 + timedelta(minutes=1)),
+        ("sent", T0 + timedelta(minutes=3)),
+    ]
+
+
+async def test_the_notices_statement_is_the_same_text_for_any_run(twins: Twins) -> None:
+    """Of constant shape, so compiled once and cached (a multi-row VALUES is compiled anew for
+    every run length)."""
+    engine = twins.batched.kw["bind"].sync_engine
+    texts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO notices"):
+            texts.append(statement)
+
+    await reset(twins.batched)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for batch in (
+            [notice(0, 0, sent=True)],
+            [notice(1, 1, sent=True), notice(2, 2, sent=False), notice(0, 0, sent=False)],
+        ):
+            await apply_as_batch(twins.batched, batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(texts) == 2
+    assert texts[0] == texts[1]
 
 
 async def test_case_transitions_keep_the_last_state_and_remedy_on_a_final_one(twins: Twins) -> None:

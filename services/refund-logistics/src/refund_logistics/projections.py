@@ -12,6 +12,7 @@ from typing import Any
 from typing import cast as cast_type
 
 from sqlalchemy import (
+    DateTime,
     Integer,
     String,
     Table,
@@ -93,6 +94,41 @@ async def _upsert_known_alerts(session: AsyncSession, rows: Sequence[dict[str, A
         await session.execute(
             UPSERT_KNOWN_ALERTS, {name: [r[name] for r in rows] for name in rows[0]}
         )
+
+
+# The notices' columns as arrays, as the alerts': statements of constant shape (compiled once).
+_NOTICE_COLUMNS = (
+    column("notice_id", String),
+    column("alert_id", String),
+    column("customer_id", String),
+    column("recall_id", String),
+    column("kind", String),
+    column("channel", String),
+    column("status", String),
+    column("at", DateTime(timezone=True)),
+)
+_NOTICE_ARRAYS = (
+    func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _NOTICE_COLUMNS))
+    .table_valued(*_NOTICE_COLUMNS)
+    .render_derived("notice_rows")
+)
+_NOTICES = cast_type(Table, NoticeRecord.__table__)
+_NOTICE_INSERT = insert(_NOTICES).from_select(
+    [c.name for c in _NOTICE_COLUMNS], select(*_NOTICE_ARRAYS.c)
+)
+# A notice that went out counts as sent, unless more was heard of it since (on_notice).
+UPSERT_SENT_NOTICES = _NOTICE_INSERT.on_conflict_do_update(
+    index_elements=["notice_id"],
+    set_={"status": "sent", "at": _NOTICE_INSERT.excluded.at},
+    where=_NOTICES.c.status.in_(("sent", "failed")),
+)
+INSERT_FAILED_NOTICES = _NOTICE_INSERT.on_conflict_do_nothing()
+
+
+def _notice_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The bind parameters of the notices' statements: one list per column, one row per notice
+    (a bulk statement may touch a row only once)."""
+    return {c.name: [r[c.name] for r in rows] for c in _NOTICE_COLUMNS}
 
 
 def _forget_alerts(session: AsyncSession, alert_ids: Collection[str]) -> None:
@@ -299,17 +335,10 @@ class ReadModels:
             r | {"status": "sent", "at": last_sent[n]} for n, r in rows.items() if n in last_sent
         ]
         failed_rows = [r for n, r in rows.items() if n not in last_sent]
-        for chunk in statement_chunks(sent_rows):
-            stmt = insert(NoticeRecord).values(list(chunk))
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["notice_id"],
-                    set_={"status": "sent", "at": stmt.excluded.at},
-                    where=NoticeRecord.status.in_(("sent", "failed")),
-                )
-            )
-        for chunk in statement_chunks(failed_rows):
-            await session.execute(insert(NoticeRecord).values(list(chunk)).on_conflict_do_nothing())
+        if sent_rows:
+            await session.execute(UPSERT_SENT_NOTICES, _notice_arrays(sent_rows))
+        if failed_rows:
+            await session.execute(INSERT_FAILED_NOTICES, _notice_arrays(failed_rows))
 
     async def on_notice_reported(
         self,

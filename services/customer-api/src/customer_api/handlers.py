@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     column,
@@ -174,6 +175,35 @@ async def on_alert_withdrawn(
     )
 
 
+# A run's highest withdrawal per alert as arrays, and its closures as one array: statements of
+# constant shape, compiled once (a VALUES list or an IN list is rendered anew for every run).
+_WITHDRAWN = (
+    func.unnest(
+        bindparam("withdrawn_ids", type_=ARRAY(String)),
+        bindparam("withdrawn_versions", type_=ARRAY(Integer)),
+    )
+    .table_valued(column("alert_id", String), column("alert_version", Integer))
+    .render_derived("withdrawn")
+)
+WITHDRAW_ALERTS = (
+    update(_ALERTS)
+    .where(
+        _ALERTS.c.alert_id == _WITHDRAWN.c.alert_id,
+        _ALERTS.c.alert_version < _WITHDRAWN.c.alert_version,
+    )
+    .values(
+        status="withdrawn",
+        alert_version=_WITHDRAWN.c.alert_version,
+        updated_at=bindparam("now", type_=DateTime(timezone=True)),
+    )
+)
+CLOSE_ALERTS = (
+    update(_ALERTS)
+    .where(_ALERTS.c.alert_id == any_(bindparam("alert_ids", type_=ARRAY(String))))
+    .values(status="closed", updated_at=bindparam("now", type_=DateTime(timezone=True)))
+)
+
+
 async def apply_withdrawals(
     session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertWithdrawn]]
 ) -> None:
@@ -183,20 +213,14 @@ async def apply_withdrawals(
     for d in deliveries:
         e = d.event
         highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
-    now = datetime.now(UTC)
-    for chunk in statement_chunks(list(highest.items())):
-        withdrawn = values(
-            column("alert_id", String), column("alert_version", Integer), name="withdrawn"
-        ).data(list(chunk))
-        await session.execute(
-            update(CustomerAlert)
-            .where(
-                CustomerAlert.alert_id == withdrawn.c.alert_id,
-                CustomerAlert.alert_version < withdrawn.c.alert_version,
-            )
-            .values(status="withdrawn", alert_version=withdrawn.c.alert_version, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    await session.execute(
+        WITHDRAW_ALERTS,
+        {
+            "withdrawn_ids": list(highest),
+            "withdrawn_versions": list(highest.values()),
+            "now": datetime.now(UTC),
+        },
+    )
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
@@ -211,14 +235,7 @@ async def apply_closures(
     session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
 ) -> None:
     alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
-    now = datetime.now(UTC)
-    for chunk in statement_chunks(alert_ids):
-        await session.execute(
-            update(CustomerAlert)
-            .where(CustomerAlert.alert_id.in_(chunk))
-            .values(status="closed", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    await session.execute(CLOSE_ALERTS, {"alert_ids": alert_ids, "now": datetime.now(UTC)})
 
 
 # --------------------------------------------------------------------------- remedy cases

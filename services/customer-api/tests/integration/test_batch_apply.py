@@ -350,14 +350,14 @@ async def test_a_notice_takes_its_last_event_whatever_its_time(twins: Twins) -> 
     ]
 
 
-async def test_the_notices_statement_is_the_same_text_for_any_run(twins: Twins) -> None:
-    """Of constant shape, so compiled once and cached (a multi-row VALUES is compiled anew for
-    every run length)."""
+async def test_the_bulk_statements_are_the_same_text_for_any_run(twins: Twins) -> None:
+    """Of constant shape, so compiled once and cached (a multi-row VALUES or an IN list is
+    rendered anew for every run length)."""
     engine = twins.batched.kw["bind"].sync_engine
     texts: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("INSERT INTO notices"):
+        if statement.startswith(("INSERT INTO notices", "INSERT INTO alerts", "UPDATE alerts")):
             texts.append(statement)
 
     await reset(twins.batched)
@@ -366,12 +366,19 @@ async def test_the_notices_statement_is_the_same_text_for_any_run(twins: Twins) 
         for batch in (
             [notice(0, 0, sent=True)],
             [notice(1, 1, sent=True), notice(2, 2, sent=False), notice(0, 0, sent=False)],
+            [raised(0)],
+            [raised(1), updated(2, 2)],
+            [withdrawn(0, 2)],
+            [withdrawn(1, 2), withdrawn(2, 3)],
+            [closed(0)],
+            [closed(1), closed(2)],
         ):
             await apply_as_batch(twins.batched, batch)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert len(texts) == 2
-    assert texts[0] == texts[1]
+    # Two each of: notices upserted, alerts upserted, withdrawn, closed. Four texts.
+    assert len(texts) == 8
+    assert len(set(texts)) == 4, "\n".join(sorted(set(texts)))
 
 
 async def test_case_transitions_keep_the_last_state_and_remedy_on_a_final_one(twins: Twins) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     column,
@@ -24,13 +25,11 @@ from sqlalchemy import (
     literal,
     select,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_shared import events as ev
-from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery
 from refund_logistics.case_rows import LOCK_RECALL
@@ -99,6 +98,34 @@ async def _upsert_known_alerts(session: AsyncSession, rows: Sequence[dict[str, A
             UPSERT_KNOWN_ALERTS, {name: [r[name] for r in rows] for name in rows[0]}
         )
 
+
+# A run's highest withdrawal per alert as arrays, and its closures as one array: statements of
+# constant shape, compiled once (a VALUES list or an IN list is rendered anew for every run).
+_WITHDRAWN = (
+    func.unnest(
+        bindparam("withdrawn_ids", type_=ARRAY(String)),
+        bindparam("withdrawn_versions", type_=ARRAY(Integer)),
+    )
+    .table_valued(column("alert_id", String), column("alert_version", Integer))
+    .render_derived("withdrawn")
+)
+WITHDRAW_KNOWN_ALERTS = (
+    update(_KNOWN_ALERTS)
+    .where(
+        _KNOWN_ALERTS.c.alert_id == _WITHDRAWN.c.alert_id,
+        _KNOWN_ALERTS.c.alert_version < _WITHDRAWN.c.alert_version,
+    )
+    .values(status="withdrawn", alert_version=_WITHDRAWN.c.alert_version)
+)
+# The recall closed; its units still count as affected.
+CLOSE_KNOWN_ALERTS = (
+    update(_KNOWN_ALERTS)
+    .where(
+        _KNOWN_ALERTS.c.alert_id == any_(bindparam("alert_ids", type_=ARRAY(String))),
+        _KNOWN_ALERTS.c.status == "open",
+    )
+    .values(status="closed")
+)
 
 # The notices' columns as arrays, as the alerts': statements of constant shape (compiled once).
 _NOTICE_COLUMNS = (
@@ -281,32 +308,17 @@ class ReadModels:
         for d in deliveries:
             e = d.event
             highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
-        for chunk in statement_chunks(list(highest.items())):
-            withdrawn = values(
-                column("alert_id", String), column("alert_version", Integer), name="withdrawn"
-            ).data(list(chunk))
-            await session.execute(
-                update(KnownAlert)
-                .where(
-                    KnownAlert.alert_id == withdrawn.c.alert_id,
-                    KnownAlert.alert_version < withdrawn.c.alert_version,
-                )
-                .values(status="withdrawn", alert_version=withdrawn.c.alert_version)
-                .execution_options(synchronize_session=False)
-            )
+        await session.execute(
+            WITHDRAW_KNOWN_ALERTS,
+            {"withdrawn_ids": list(highest), "withdrawn_versions": list(highest.values())},
+        )
         _forget_alerts(session, highest.keys())
 
     async def on_alerts_closed(
         self, session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
     ) -> None:
         alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
-        for chunk in statement_chunks(alert_ids):
-            await session.execute(
-                update(KnownAlert)
-                .where(KnownAlert.alert_id.in_(chunk), KnownAlert.status == "open")
-                .values(status="closed")
-                .execution_options(synchronize_session=False)
-            )
+        await session.execute(CLOSE_KNOWN_ALERTS, {"alert_ids": alert_ids})
         _forget_alerts(session, alert_ids)
 
     async def on_notices(

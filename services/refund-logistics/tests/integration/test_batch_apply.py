@@ -26,7 +26,6 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import refund_logistics
-from recall_shared import db as recall_db
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.handlers import BatchHandler, Delivery, HandlerMap
@@ -402,14 +401,15 @@ async def test_a_report_heard_first_stands_against_the_sent_event_after_it(twins
     assert [status[n] for n in NOTICE_IDS] == ["delivered", "bounced", "sent"]
 
 
-async def test_the_notices_statements_are_the_same_text_for_any_run(twins: Twins) -> None:
-    """Of constant shape, so compiled once and cached (a multi-row VALUES is compiled anew for
-    every run length)."""
+async def test_the_bulk_statements_are_the_same_text_for_any_run(twins: Twins) -> None:
+    """Of constant shape, so compiled once and cached (a multi-row VALUES or an IN list is
+    rendered anew for every run length)."""
     engine = twins.batched.sf.kw["bind"].sync_engine
     texts: list[str] = []
+    bulk = ("INSERT INTO notices", "UPDATE alerts", "SELECT cases")
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("INSERT INTO notices"):
+        if statement.startswith(bulk):
             texts.append(statement)
 
     await reset(twins.batched)
@@ -420,18 +420,23 @@ async def test_the_notices_statements_are_the_same_text_for_any_run(twins: Twins
             [notice(1, 0, sent=True), notice(2, 1, sent=True)],
             [notice(0, 0, sent=False)],
             [notice(1, 0, sent=False), notice(2, 1, sent=False)],
+            [raised(0)],
+            [raised(1), raised(2)],
+            [withdrawn(0, 2)],
+            [withdrawn(1, 2), withdrawn(2, 2)],
+            [closed(0)],
+            [closed(1), closed(2)],
         ):
             await apply_as_batch(twins.batched, delivered(batch))
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert len(texts) == 4
-    assert len(set(texts)) == 2  # the upsert of sent notices, the insert of failed ones
+    # Two each of: sent notices upserted, failed ones inserted, alerts withdrawn, closed; four
+    # lookups of the waiting cases (before and after each run of raised alerts). Five texts.
+    assert len(texts) == 12
+    assert len(set(texts)) == 5, "\n".join(sorted(set(texts)))
 
 
-async def test_a_run_longer_than_one_statement_is_written_in_chunks(
-    twins: Twins, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(recall_db, "ROWS_PER_STATEMENT", 2)  # the shared slicing helper
+async def test_runs_of_every_read_model_in_a_row(twins: Twins) -> None:
     rows = await both_ways(
         twins,
         [raised(0), raised(1), updated(0, 2), raised(2), notice(0, 0, sent=True)],

@@ -165,6 +165,8 @@ def _notice_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
 def _forget_alerts(session: AsyncSession, alert_ids: Collection[str]) -> None:
     """Bulk statements bypass the session: expire its copies of these alerts, so that case logic
     later in the same batch (``session.get``) reads the rows as they are now."""
+    if not len(session.identity_map):  # the common case on the hot path: nothing loaded
+        return
     for alert_id in alert_ids:
         cached = session.identity_map.get(session.identity_key(KnownAlert, alert_id))
         if cached is not None:

@@ -12,6 +12,10 @@ What became of a sent SMS comes back on the provider's status callback (``webhoo
 or undelivered/failed (a hard bounce). An SMS API, like SMTP, takes no idempotency key: a crash
 between the provider's answer and our commit sends the text again, the lesser harm for a safety
 notice.
+
+Each send is an ``sms send`` client span of the trace the notice keeps (its alert event's, copied
+onto the fallback: notifier.notice_traces), as the email's ``smtp send``; the adapter adds the HTTP
+request's attributes to it.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ import random
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, decide_sms, reported_role, retry_delay_s
 from notifier.fallback import SMS_SENDER_CHANNEL, Unreached, queue_fallback
+from notifier.notice_traces import send_parent
 from notifier.render import catalogs, localized
 from notifier.settings import Settings
 from notifier.sms import SmsError, SmsProvider
@@ -54,7 +61,7 @@ _CLAIM = text(
         FROM due WHERE n.notice_id = due.notice_id
         RETURNING n.*)
     SELECT c.notice_id, c.attempts, c.alert_id, c.customer_id, c.recipient_role, c.kind,
-           c.alert_version, c.recipient_customer_id, c.reminder_no,
+           c.alert_version, c.recipient_customer_id, c.reminder_no, c.traceparent, c.tracestate,
            a.status AS alert_status, a.state, ct.phone, ct.sms_opt_out, ct.locale,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
@@ -116,8 +123,10 @@ class SmsSender:
         outbox: Outbox,
         provider: SmsProvider,
         clock: Clock | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
+        self.tracer = tracer or trace.NoOpTracer()
         self.session_factory = session_factory
         self.outbox = outbox
         self.provider = provider
@@ -195,9 +204,15 @@ class SmsSender:
         body = sms_text(state, row.kind, self.settings.customer_portal_url, row.locale)
         try:
             async with self._slots:
-                accepted = await self.provider.send(
-                    to=decision.to, body=body, status_callback=callback
-                )
+                with self.tracer.start_as_current_span(
+                    "sms send",
+                    context=send_parent(row),  # the recall's trace (notifier.notice_traces)
+                    kind=SpanKind.CLIENT,
+                    attributes={"notice.id": row.notice_id},
+                ):
+                    accepted = await self.provider.send(
+                        to=decision.to, body=body, status_callback=callback
+                    )
         except SmsError as exc:
             await self._failed(row, state, exc)
             return

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     column,
@@ -174,6 +175,35 @@ async def on_alert_withdrawn(
     )
 
 
+# A run's highest withdrawal per alert as arrays, and its closures as one array: statements of
+# constant shape, compiled once (a VALUES list or an IN list is rendered anew for every run).
+_WITHDRAWN = (
+    func.unnest(
+        bindparam("withdrawn_ids", type_=ARRAY(String)),
+        bindparam("withdrawn_versions", type_=ARRAY(Integer)),
+    )
+    .table_valued(column("alert_id", String), column("alert_version", Integer))
+    .render_derived("withdrawn")
+)
+WITHDRAW_ALERTS = (
+    update(_ALERTS)
+    .where(
+        _ALERTS.c.alert_id == _WITHDRAWN.c.alert_id,
+        _ALERTS.c.alert_version < _WITHDRAWN.c.alert_version,
+    )
+    .values(
+        status="withdrawn",
+        alert_version=_WITHDRAWN.c.alert_version,
+        updated_at=bindparam("now", type_=DateTime(timezone=True)),
+    )
+)
+CLOSE_ALERTS = (
+    update(_ALERTS)
+    .where(_ALERTS.c.alert_id == any_(bindparam("alert_ids", type_=ARRAY(String))))
+    .values(status="closed", updated_at=bindparam("now", type_=DateTime(timezone=True)))
+)
+
+
 async def apply_withdrawals(
     session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertWithdrawn]]
 ) -> None:
@@ -183,20 +213,14 @@ async def apply_withdrawals(
     for d in deliveries:
         e = d.event
         highest[e.alert_id] = max(highest.get(e.alert_id, e.alert_version), e.alert_version)
-    now = datetime.now(UTC)
-    for chunk in statement_chunks(list(highest.items())):
-        withdrawn = values(
-            column("alert_id", String), column("alert_version", Integer), name="withdrawn"
-        ).data(list(chunk))
-        await session.execute(
-            update(CustomerAlert)
-            .where(
-                CustomerAlert.alert_id == withdrawn.c.alert_id,
-                CustomerAlert.alert_version < withdrawn.c.alert_version,
-            )
-            .values(status="withdrawn", alert_version=withdrawn.c.alert_version, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    await session.execute(
+        WITHDRAW_ALERTS,
+        {
+            "withdrawn_ids": list(highest),
+            "withdrawn_versions": list(highest.values()),
+            "now": datetime.now(UTC),
+        },
+    )
 
 
 async def on_alert_closed(session: AsyncSession, event: ev.AlertClosed, env: Envelope) -> None:
@@ -211,14 +235,7 @@ async def apply_closures(
     session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertClosed]]
 ) -> None:
     alert_ids = list(dict.fromkeys(d.event.alert_id for d in deliveries))
-    now = datetime.now(UTC)
-    for chunk in statement_chunks(alert_ids):
-        await session.execute(
-            update(CustomerAlert)
-            .where(CustomerAlert.alert_id.in_(chunk))
-            .values(status="closed", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    await session.execute(CLOSE_ALERTS, {"alert_ids": alert_ids, "now": datetime.now(UTC)})
 
 
 # --------------------------------------------------------------------------- remedy cases
@@ -398,14 +415,34 @@ def _notice_row(event: ev.NoticeSent | ev.NoticeFailed) -> dict[str, Any]:
     }
 
 
+# The notices' columns as arrays, as the alerts': one statement of constant shape (compiled once).
+_NOTICE_COLUMNS = (
+    column("notice_id", String),
+    column("alert_id", String),
+    column("customer_id", String),
+    column("kind", String),
+    column("status", String),
+    column("at", DateTime(timezone=True)),
+)
+_NOTICE_ARRAYS = (
+    func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _NOTICE_COLUMNS))
+    .table_valued(*_NOTICE_COLUMNS)
+    .render_derived("notice_rows")
+)
+_NOTICE_INSERT = insert(cast_type(Table, SentNotice.__table__)).from_select(
+    [c.name for c in _NOTICE_COLUMNS], select(*_NOTICE_ARRAYS.c)
+)
+UPSERT_NOTICES = _NOTICE_INSERT.on_conflict_do_update(
+    index_elements=["notice_id"],
+    set_={"status": _NOTICE_INSERT.excluded.status, "at": _NOTICE_INSERT.excluded.at},
+)
+
+
 async def _upsert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    for chunk in statement_chunks(rows):
-        stmt = insert(SentNotice).values(list(chunk))
+    """``rows``: one per notice (a bulk upsert may touch a row only once)."""
+    if rows:
         await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["notice_id"],
-                set_={"status": stmt.excluded.status, "at": stmt.excluded.at},
-            )
+            UPSERT_NOTICES, {c.name: [r[c.name] for r in rows] for c in _NOTICE_COLUMNS}
         )
 
 

@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import customer_api
@@ -333,6 +333,52 @@ async def test_notices_keep_their_first_alert_and_the_last_status(twins: Twins) 
     assert by_id[NOTICE_IDS[0]][1] == ALERT_IDS[0]
     assert by_id[NOTICE_IDS[0]][4:] == ("sent", T0 + timedelta(minutes=2))
     assert by_id[NOTICE_IDS[1]][4] == "sent"
+
+
+async def test_a_notice_takes_its_last_event_whatever_its_time(twins: Twins) -> None:
+    rows = await both_ways(
+        twins,
+        [notice(0, 0, sent=True, minute=4), notice(0, 0, sent=False, minute=1)],
+        [notice(1, 1, sent=True, minute=2), notice(2, 2, sent=False)],
+        [notice(1, 1, sent=True, minute=1), notice(2, 2, sent=True, minute=3)],
+    )
+    by_id = {r[0]: r[4:] for r in rows["notices"]}
+    assert [by_id[n] for n in NOTICE_IDS] == [
+        ("failed", T0 + timedelta(minutes=1)),
+        ("sent", T0 + timedelta(minutes=1)),
+        ("sent", T0 + timedelta(minutes=3)),
+    ]
+
+
+async def test_the_bulk_statements_are_the_same_text_for_any_run(twins: Twins) -> None:
+    """Of constant shape, so compiled once and cached (a multi-row VALUES or an IN list is
+    rendered anew for every run length)."""
+    engine = twins.batched.kw["bind"].sync_engine
+    texts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(("INSERT INTO notices", "INSERT INTO alerts", "UPDATE alerts")):
+            texts.append(statement)
+
+    await reset(twins.batched)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for batch in (
+            [notice(0, 0, sent=True)],
+            [notice(1, 1, sent=True), notice(2, 2, sent=False), notice(0, 0, sent=False)],
+            [raised(0)],
+            [raised(1), updated(2, 2)],
+            [withdrawn(0, 2)],
+            [withdrawn(1, 2), withdrawn(2, 3)],
+            [closed(0)],
+            [closed(1), closed(2)],
+        ):
+            await apply_as_batch(twins.batched, batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # Two each of: notices upserted, alerts upserted, withdrawn, closed. Four texts.
+    assert len(texts) == 8
+    assert len(set(texts)) == 4, "\n".join(sorted(set(texts)))
 
 
 async def test_case_transitions_keep_the_last_state_and_remedy_on_a_final_one(twins: Twins) -> None:

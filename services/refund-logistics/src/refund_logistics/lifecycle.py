@@ -10,12 +10,11 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recall_shared import events as ev
-from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from refund_logistics.carrier import Carrier, CarrierError
 from refund_logistics.case_rows import (
@@ -44,6 +43,17 @@ from refund_logistics.models import (
 )
 from refund_logistics.refund_steps import RefundSteps
 from refund_logistics.transitions import CaseTransitions, Faults
+
+# The ids as one array parameter, not an IN list: a statement of constant text, compiled once
+# (an IN list is rendered anew for every run of alerts, one bind parameter per id).
+CASES_WAITING_FOR_ALERTS = (
+    select(Case)
+    .where(
+        Case.waiting_for == any_(bindparam("waiting_for", type_=ARRAY(String))),
+        Case.alert_id == any_(bindparam("alert_ids", type_=ARRAY(String))),
+    )
+    .with_for_update()
+)
 
 
 class CaseLifecycle:
@@ -120,15 +130,13 @@ class CaseLifecycle:
         self, session: AsyncSession, alert_ids: Collection[str]
     ) -> list[Case]:
         """The cases of these alerts that resume would go on with (locked, as it locks them)."""
-        cases: list[Case] = []
-        for chunk in statement_chunks(sorted(alert_ids)):
-            stmt = (
-                select(Case)
-                .where(Case.waiting_for.in_(WAITING_FOR_READ_MODEL), Case.alert_id.in_(chunk))
-                .with_for_update()
-            )
-            cases.extend((await session.execute(stmt)).scalars())
-        return cases
+        if not alert_ids:
+            return []
+        found = await session.execute(
+            CASES_WAITING_FOR_ALERTS,
+            {"waiting_for": list(WAITING_FOR_READ_MODEL), "alert_ids": sorted(alert_ids)},
+        )
+        return list(found.scalars())
 
     async def is_enrolled(self, session: AsyncSession, recall: KnownRecall) -> bool:
         """An explicit enrolment (API) wins over the flag the recall was published with."""

@@ -22,11 +22,10 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import refund_logistics
-from recall_shared import db as recall_db
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.handlers import BatchHandler, Delivery, HandlerMap
@@ -65,6 +64,8 @@ class Twin:
             ev.AlertClosed: c.on_alert_closed,
             ev.NoticeSent: c.on_notice,
             ev.NoticeFailed: c.on_notice,
+            ev.NoticeDelivered: c.on_notice_reported,
+            ev.NoticeBounced: c.on_notice_reported,
             ev.RemedyRequested: self.cases.lifecycle.on_remedy_requested,
         }
 
@@ -262,6 +263,23 @@ def notice(number: int, alert: int, *, sent: bool, minute: int = 0) -> ev.Event:
     return ev.NoticeFailed(**common, reason="451 try later", permanent=False, failed_at=at)
 
 
+def reported(number: int, alert: int, *, bounced: bool, minute: int = 0) -> ev.Event:
+    alert_id = ALERT_IDS[alert]
+    common: dict[str, Any] = {
+        "notice_id": NOTICE_IDS[number],
+        "alert_id": alert_id,
+        "customer_id": CUSTOMER_OF[alert_id],
+        "recall_id": RECALL_OF[alert_id],
+        "kind": "initial",
+        "alert_version": 1,
+        "source": "dsn",
+    }
+    at = T0 + timedelta(minutes=minute)
+    if bounced:
+        return ev.NoticeBounced(**common, bounce_type="hard", bounced_at=at)
+    return ev.NoticeDelivered(**common, delivered_at=at)
+
+
 def requested(
     number: int, alert: int, remedy: ev.RemedyType = "refund_on_destruction"
 ) -> ev.RemedyRequested:
@@ -372,10 +390,53 @@ async def test_notices_sent_wins_and_failed_never_overwrites(twins: Twins) -> No
     assert by_id[NOTICE_IDS[2]][6:] == ("failed", T0 + timedelta(minutes=1))
 
 
-async def test_a_run_longer_than_one_statement_is_written_in_chunks(
-    twins: Twins, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(recall_db, "ROWS_PER_STATEMENT", 2)  # the shared slicing helper
+async def test_a_report_heard_first_stands_against_the_sent_event_after_it(twins: Twins) -> None:
+    rows = await both_ways(
+        twins,
+        [reported(0, 0, bounced=False, minute=1), notice(0, 0, sent=True, minute=0)],
+        [notice(1, 0, sent=True), reported(1, 0, bounced=True, minute=2)],
+        [notice(1, 0, sent=True, minute=3), notice(2, 1, sent=False), notice(2, 1, sent=True)],
+    )
+    status = {r[0]: r[6] for r in rows["notices"]}
+    assert [status[n] for n in NOTICE_IDS] == ["delivered", "bounced", "sent"]
+
+
+async def test_the_bulk_statements_are_the_same_text_for_any_run(twins: Twins) -> None:
+    """Of constant shape, so compiled once and cached (a multi-row VALUES or an IN list is
+    rendered anew for every run length)."""
+    engine = twins.batched.sf.kw["bind"].sync_engine
+    texts: list[str] = []
+    bulk = ("INSERT INTO notices", "UPDATE alerts", "SELECT cases")
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(bulk):
+            texts.append(statement)
+
+    await reset(twins.batched)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for batch in (
+            [notice(0, 0, sent=True)],
+            [notice(1, 0, sent=True), notice(2, 1, sent=True)],
+            [notice(0, 0, sent=False)],
+            [notice(1, 0, sent=False), notice(2, 1, sent=False)],
+            [raised(0)],
+            [raised(1), raised(2)],
+            [withdrawn(0, 2)],
+            [withdrawn(1, 2), withdrawn(2, 2)],
+            [closed(0)],
+            [closed(1), closed(2)],
+        ):
+            await apply_as_batch(twins.batched, delivered(batch))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # Two each of: sent notices upserted, failed ones inserted, alerts withdrawn, closed; four
+    # lookups of the waiting cases (before and after each run of raised alerts). Five texts.
+    assert len(texts) == 12
+    assert len(set(texts)) == 5, "\n".join(sorted(set(texts)))
+
+
+async def test_runs_of_every_read_model_in_a_row(twins: Twins) -> None:
     rows = await both_ways(
         twins,
         [raised(0), raised(1), updated(0, 2), raised(2), notice(0, 0, sent=True)],
@@ -400,6 +461,13 @@ an_event = st.one_of(
         st.integers(0, len(NOTICE_IDS) - 1),
         alert_no,
         sent=st.booleans(),
+        minute=st.integers(0, 5),
+    ),
+    st.builds(
+        reported,
+        st.integers(0, len(NOTICE_IDS) - 1),
+        alert_no,
+        bounced=st.booleans(),
         minute=st.integers(0, 5),
     ),
     st.builds(

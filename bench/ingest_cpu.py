@@ -1,0 +1,232 @@
+"""Benchmark: the CPU customer-api and refund-logistics spend per alert and per notice they take in.
+
+    .venv/bin/python bench/ingest_cpu.py                        # 20,000 of each, both services
+    .venv/bin/python bench/ingest_cpu.py --events 5000 --profile test-artifacts/ingest-profile
+
+The two services run as processes on databases and a topic prefix of their own (ports
+``--port-base`` + 4 and + 5; nothing else of the system runs). Once their consumer groups are
+stable, the bench produces N ``alert.raised.v1`` of one recall (one per customer, as the matcher
+emits them) to alerts.v1, waits until both services hold N alert rows, then N
+``notification.sent.v1`` for those alerts to notifications.v1 and waits for N notice rows. CPU
+seconds of each service process (bench/cpu_meter.py) over each phase, divided by N, are its cost
+per event: what fanout_e2e.py's ``cpu_s_to`` shows for the whole system, for these two consumers
+alone and without the notifier's and the matcher's work competing. The services' idle CPU (their
+background loops, measured over ``--idle-s`` before the first phase) is reported beside it.
+``--profile DIR`` records each service with py-spy (``py-spy`` on PATH or ``--py-spy``) over each
+phase, as collapsed stacks (``DIR/<service>-<phase>.txt``) for a flame graph or a grep. One JSON
+line on stdout; databases and topics are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from cpu_meter import CpuMeter
+from matcher_scale import wait_for_group
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))
+
+from devstack import SERVICES, Stack  # noqa: E402
+
+from recall_shared import events as ev  # noqa: E402
+from recall_shared.envelope import wrap  # noqa: E402
+from recall_shared.kafka import KeyedBatchSender, create_client_producer  # noqa: E402
+from recall_shared.testing import (  # noqa: E402
+    create_database,
+    delete_topics,
+    drop_database,
+    kafka_bootstrap,
+    make_alert,
+)
+from recall_shared.topics import ALERTS, NOTIFICATIONS  # noqa: E402
+
+BENCHED = ("customer-api", "refund-logistics")
+SERVICE = {svc.name: svc for svc in SERVICES}
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def alerts(n: int, recall_id: str) -> list[ev.AlertState]:
+    return [make_alert(f"cust-{i:07d}", recall_id=recall_id) for i in range(n)]
+
+
+def notices(states: list[ev.AlertState]) -> list[ev.NoticeSent]:
+    now = datetime.now(UTC)
+    return [
+        ev.NoticeSent(
+            notice_id=str(uuid.uuid4()),
+            alert_id=a.alert_id,
+            customer_id=a.customer_id,
+            recall_id=a.recall_id,
+            kind="initial",
+            alert_version=a.alert_version,
+            recipient_role="purchaser",
+            sent_at=now,
+        )
+        for a in states
+    ]
+
+
+async def produce(topic: str, events: list[ev.Event]) -> None:
+    producer = create_client_producer(kafka_bootstrap(), "bench-ingest")
+    await producer.start()
+    try:
+        sender = await KeyedBatchSender(producer, topic).start()
+        for event in events:
+            e = wrap(event, source="/bench/ingest")
+            await sender.add(event.partition_key().encode(), e.data, e.headers())
+        await sender.flush()
+    finally:
+        await producer.stop()
+
+
+async def wait_rows(dsn: dict[str, str], table: str, n: int, timeout: float) -> None:
+    """Until every benched database holds n rows in ``table`` (polled every 100 ms)."""
+    deadline = time.monotonic() + timeout
+    conns = {name: await asyncpg.connect(url) for name, url in dsn.items()}
+    try:
+        pending = set(conns)
+        while pending:
+            for name in sorted(pending):
+                if await conns[name].fetchval(f"SELECT count(*) FROM {table}") >= n:
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"{sorted(pending)}: fewer than {n} rows in {table}")
+            await asyncio.sleep(0.1)
+    finally:
+        for conn in conns.values():
+            await conn.close()
+
+
+def start_profilers(
+    py_spy: str, pids: dict[str, int], out: Path, phase: str
+) -> list[subprocess.Popen]:
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                *(py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200"),
+                *("--nonblocking", "--output", str(out / f"{name}-{phase}.txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for p in profilers:
+        p.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    for p in profilers:
+        p.wait(timeout=30)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    n = args.events
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"ingest-{run_id}."
+    names = args.services
+    db_names = {name: f"ingest_{run_id}_{SERVICE[name].package}" for name in names}
+    urls = {name: await create_database(db) for name, db in db_names.items()}
+    dsn = {k: u.replace("postgresql+asyncpg://", "postgresql://") for k, u in urls.items()}
+    env = {
+        **os.environ,
+        "RECALL_ALERTS_ENV": "test",
+        "RECALL_ALERTS_TOPIC_PREFIX": prefix,
+        "RECALL_ALERTS_JWT_SECRET": "bench-ingest-" + "i" * 40,
+        "RECALL_ALERTS_API_KEY_PEPPER": "bench-pepper-" + "p" * 32,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
+        **{f"{SERVICE[name].env_prefix}DATABASE_URL": urls[name] for name in names},
+    }
+    stack = Stack(
+        env=env,
+        ports={svc.name: args.port_base + i + 1 for i, svc in enumerate(SERVICES)},
+        log_dir=ROOT / "test-artifacts" / f"ingest-{run_id}",
+    )
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    out: dict = {"events": n, "run": run_id, "nproc": os.cpu_count()}
+    profilers: list[subprocess.Popen] = []
+    try:
+        progress(f"ingest {run_id}: migrating, creating topics; building {n:,} events of each")
+        for name in names:
+            await asyncio.to_thread(stack.run_cli, SERVICE[name], "migrate")
+        await asyncio.to_thread(stack.run_cli, SERVICE[names[0]], "create-topics")
+        states = alerts(n, str(uuid.uuid4()))
+        raised: list[ev.Event] = [ev.AlertRaised(alert=a) for a in states]
+        sent: list[ev.Event] = list(notices(states))
+        for name in names:
+            await asyncio.to_thread(stack.restart_service, name)
+        for name in names:
+            await wait_for_group(prefix + name, within_s=60)
+        meter = CpuMeter({name: p.pid for name, p in stack.processes.items()})
+        meter.start()
+        await asyncio.sleep(args.idle_s)
+        idle = meter.snapshot()
+        out["idle_cpu_ms_per_s"] = {
+            name: round(1000 * idle[name] / args.idle_s, 1) for name in names
+        }
+        out["loadavg_before"] = [round(x, 2) for x in os.getloadavg()]
+        py_spy = args.py_spy or shutil.which("py-spy") or "py-spy"
+        pids = {name: p.pid for name, p in stack.processes.items()}
+        for phase, topic, events, table in (
+            ("alert", ALERTS, raised, "alerts"),
+            ("notice", NOTIFICATIONS, sent, "notices"),
+        ):
+            progress(f"{phase}: producing {n:,}, waiting for the rows")
+            if args.profile:
+                profilers = start_profilers(py_spy, pids, Path(args.profile), phase)
+            meter.start()
+            t = time.perf_counter()
+            await produce(prefix + topic.name, events)
+            await wait_rows(dsn, table, n, args.timeout)
+            wall = time.perf_counter() - t
+            spent = meter.snapshot()
+            stop_profilers(profilers)
+            profilers = []
+            out[f"{phase}_s"] = round(wall, 2)
+            out[f"cpu_us_per_{phase}"] = {name: round(1e6 * spent[name] / n, 1) for name in names}
+            out[f"machine_busy_cores_{phase}"] = round(spent["machine"] / wall, 2)
+        out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        return out
+    finally:
+        if profilers:
+            stop_profilers(profilers)
+        if stack.processes:
+            await asyncio.to_thread(stack.stop)
+        for db in db_names.values():
+            await drop_database(db)
+        await delete_topics(prefix)
+        progress("cleaned up: databases, topics")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=20_000, help="alerts, and as many notices")
+    ap.add_argument("--services", nargs="+", choices=BENCHED, default=list(BENCHED))
+    ap.add_argument("--port-base", type=int, default=17100, help="services on base+1 .. base+5")
+    ap.add_argument("--idle-s", type=float, default=3.0)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--profile", help="a directory for py-spy's collapsed stacks per service")
+    ap.add_argument("--py-spy", help="the py-spy binary (default: on PATH)")
+    args = ap.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

@@ -130,6 +130,11 @@ class NoticeOut(BaseModel):
     closed_at: datetime | None
     note: str
     email_status: Literal["pending", "sent", "no_contact", "failed"]
+    updates: int = Field(
+        description="How many times the seller was told again: an amendment, or a listing the "
+        "catalog sent later, added listings once the notice had gone out"
+    )
+    added_product_ids: list[str] = Field(description="The listings the latest update added")
 
 
 class NoticePage(BaseModel):
@@ -231,6 +236,8 @@ def _notice_out(n: SellerNotice, now: datetime) -> NoticeOut:
         closed_at=n.closed_at,
         note=n.note,
         email_status=n.email_status,
+        updates=n.updates,
+        added_product_ids=list(n.added_product_ids),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections.abc import Collection
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -116,6 +117,23 @@ def notice_step(status: str, action: NoticeAction) -> tuple[NoticeStatus, bool]:
 def notice_overdue(status: str, ack_due_at: datetime, now: datetime) -> bool:
     """Not acknowledged (nor further) by the time it was due."""
     return status == "notified" and ack_due_at <= now
+
+
+NoticeChange = Literal["none", "join", "update"]
+
+
+def notice_change(
+    listed: Collection[str], lifted: Collection[str], product_id: str, told: bool
+) -> NoticeChange:
+    """What a stop-sale of ``product_id`` declared to a seller who has a notice of the recall does
+    to it. A listing the notice names and still stops changes nothing the seller must do (an
+    amendment that only re-declares it: another tier, other unknown attributes). A listing it does
+    not name, or one a lift had made sellable again, is more stock to take off sale: it joins the
+    notice while nothing of it has gone out yet (the listings of one publication), and once the
+    seller has been told, the seller is told again (an ``update``)."""
+    if product_id in listed and product_id not in lifted:
+        return "none"
+    return "update" if told else "join"
 
 
 def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -200,6 +200,15 @@ class SellerNotice(Base):
     email_attempts: Mapped[int] = mapped_column(Integer, default=0)
     email_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Told again (seller_notices.SellerNotices): how many times, and which listings the latest
+    # update added; listings a lift made sellable again (a new stop of one is news again).
+    updates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    added_product_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), default=list, server_default="{}"
+    )
+    lifted_product_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), default=list, server_default="{}"
+    )
 
     __table_args__ = (
         Index("uq_seller_notices_recall_seller", "recall_id", "seller_id", unique=True),

@@ -209,12 +209,24 @@ class SellerDispatcher:
         msg = EmailMessage()
         msg["From"] = self.settings.seller_notice_from
         msg["To"] = address
-        msg["Subject"] = f"Stop selling: {notice.title} (recall {notice.recall_id})"
-        msg["Message-ID"] = f"<{notice.notice_id}@recall-intake>"
         listings = "\n".join(f"  - {p}" for p in notice.product_ids)
+        if notice.updates == 0:
+            msg["Subject"] = f"Stop selling: {notice.title} (recall {notice.recall_id})"
+            msg["Message-ID"] = f"<{notice.notice_id}@recall-intake>"
+            opening = f"A recall ({notice.severity}) reaches your listings:\n{listings}\n\n"
+        else:  # an update: the listings it added first, so they are not missed
+            msg["Subject"] = (
+                f"More listings to stop selling: {notice.title} (recall {notice.recall_id})"
+            )
+            msg["Message-ID"] = f"<{notice.notice_id}.{notice.updates}@recall-intake>"
+            msg["References"] = f"<{notice.notice_id}@recall-intake>"
+            added = "\n".join(f"  - {p}" for p in notice.added_product_ids)
+            opening = (
+                f"The recall ({notice.severity}) now reaches more of your listings:\n{added}\n\n"
+                f"All the listings it reaches:\n{listings}\n\n"
+            )
         msg.set_content(
-            f"A recall ({notice.severity}) reaches your listings:\n{listings}\n\n"
-            "They are suppressed: stop selling them and remove the stock from sale.\n"
+            opening + "They are suppressed: stop selling them and remove the stock from sale.\n"
             f"Acknowledge this notice by {notice.ack_due_at:%Y-%m-%d %H:%M} UTC:\n"
             f"  POST /v1/seller-notices/{notice.notice_id}/acknowledgement\n"
             "and confirm the removal when done:\n"

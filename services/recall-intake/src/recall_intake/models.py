@@ -69,6 +69,14 @@ class Recall(Base):
     # Closed because it was withdrawn (issued in error), not completed; and why, for the public.
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # What the catalog screening matched a draft by (recall_intake.screening): a listing that comes
+    # later with one of them is screened against the draft.
+    screening_gtins: Mapped[list[str]] = mapped_column(
+        ARRAY(String(14)), default=list, server_default="{}"
+    )
+    screening_model_keys: Mapped[list[str]] = mapped_column(
+        ARRAY(String(200)), default=list, server_default="{}"
+    )
 
     __table_args__ = (
         Index(
@@ -79,6 +87,15 @@ class Recall(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_recalls_created", "created_at", "recall_id"),
+        *(
+            Index(
+                f"ix_recalls_{column}",
+                column,
+                postgresql_using="gin",
+                postgresql_where=text("status = 'draft'"),
+            )
+            for column in ("screening_gtins", "screening_model_keys")
+        ),
     )
 
 

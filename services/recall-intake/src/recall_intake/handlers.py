@@ -29,7 +29,7 @@ async def on_listing_updated(
         "updated_at": env.time,
     }
     stmt = insert(Listing).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[Listing.product_id],
         set_={
             k: stmt.excluded[k]
@@ -46,7 +46,7 @@ async def on_listing_updated(
         where=Listing.updated_at
         <= stmt.excluded.updated_at,  # a compacted topic may replay older states
     ).returning(Listing.product_id)
-    if (await session.execute(stmt)).first() is None:
+    if (await session.execute(upsert)).first() is None:
         return  # an older state than the one kept
     await screen_new_listing(session, Listing(**values))
 

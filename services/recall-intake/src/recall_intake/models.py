@@ -151,6 +151,11 @@ class RegulatorCursor(Base):
     since: Mapped[date | None] = mapped_column(Date, nullable=True)
     page: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Conditional requests: per request of the latest pass (its URL with the query), the ETag and
+    # Last-Modified it answered with and the page after it (regulator_watcher.Validators).
+    validators: Mapped[dict] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -1,8 +1,10 @@
 """Letters of Compliance through the API: a seller declares the corrected scope of the stock it
-offers of a recalled listing (made after a date, of new lots); an operator accepts or rejects it.
-An accepted letter goes out as ``compliance_letter.accepted.v1`` (compliance_letters.v1), from which
-purchase-matcher's stop-sales lift the listing's stop-sale when the recall's scope leaves that
-stock out (stop_sale.lifted.v1, ``out_of_scope``, with the letter's id).
+offers of a recalled listing (made after a date, of new lots, with serials in given ranges, best
+before a later day); an operator accepts or rejects it. An accepted letter goes out as
+``compliance_letter.accepted.v1`` (compliance_letters.v1), from which purchase-matcher's stop-sales
+lift the listing's stop-sale when the recall's scope leaves that stock out (stop_sale.lifted.v1,
+``out_of_scope``, with the letter's id). An operator may withdraw an accepted letter (the stock was
+not as it said): ``compliance_letter.withdrawn.v1``, and the stop-sale is declared again.
 """
 
 from __future__ import annotations
@@ -29,17 +31,22 @@ from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1")
 
-LetterStatus = Literal["submitted", "accepted", "rejected"]
+LetterStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
 
 
 class LetterIn(BaseModel):
-    # The schema says what _scoped checks: made_after, lots or both.
+    # The schema says what _scoped checks: at least one statement about the stock.
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "anyOf": [
                 {"required": ["made_after"], "properties": {"made_after": {"type": "string"}}},
                 {"required": ["lots"], "properties": {"lots": {"minItems": 1}}},
+                {"required": ["serials"], "properties": {"serials": {"minItems": 1}}},
+                {
+                    "required": ["best_before_after"],
+                    "properties": {"best_before_after": {"type": "string"}},
+                },
             ]
         },
     )
@@ -51,15 +58,26 @@ class LetterIn(BaseModel):
     lots: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default=[], max_length=100, description="Every unit offered from now on is of these lots"
     )
+    serials: list[ev.CodeRange] = Field(
+        default=[],
+        max_length=100,
+        description="Every unit offered from now on has a serial in one of these inclusive ranges "
+        "(compared in the collation of the recall's serials)",
+    )
+    best_before_after: date | None = Field(
+        default=None, description="Every unit offered from now on is best before a day after this"
+    )
     statement: str = Field(
         default="", max_length=4000, description="The seller's statement, e.g. the supplier's"
     )
 
     @model_validator(mode="after")
     def _scoped(self) -> LetterIn:
-        if self.made_after is None and not self.lots:
+        statements = (self.made_after, self.lots, self.serials, self.best_before_after)
+        if not any(x is not None and x != [] for x in statements):
             raise ValueError(
-                "made_after, lots: give the day after which the stock was made, its lots or both"
+                "made_after, lots, serials, best_before_after: say at least one of when the "
+                "stock was made, its lots, its serial ranges, the day it is best before after"
             )
         return self
 
@@ -74,6 +92,11 @@ class RejectionIn(BaseModel):
     note: str = Field(min_length=1, max_length=2000, description="Why the letter is not accepted")
 
 
+class WithdrawalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000, description="Why the acceptance is taken back")
+
+
 class LetterOut(BaseModel):
     letter_id: str
     recall_id: str
@@ -81,6 +104,8 @@ class LetterOut(BaseModel):
     product_id: str
     made_after: date | None
     lots: list[str]
+    serials: list[ev.CodeRange]
+    best_before_after: date | None
     statement: str
     status: LetterStatus
     submitted_at: datetime
@@ -101,6 +126,8 @@ def _out(letter: ComplianceLetter) -> LetterOut:
         product_id=letter.product_id,
         made_after=letter.made_after,
         lots=list(letter.lots),
+        serials=[ev.CodeRange(**r) for r in letter.serials or []],
+        best_before_after=letter.best_before_after,
         statement=letter.statement,
         status=letter.status,
         submitted_at=letter.submitted_at,
@@ -176,6 +203,8 @@ async def submit_letter(
         product_id=body.product_id,
         made_after=body.made_after,
         lots=list(body.lots),
+        serials=[r.model_dump() for r in body.serials],
+        best_before_after=body.best_before_after,
         statement=body.statement,
         status="submitted",
         idempotency_key=idempotency_key,
@@ -280,9 +309,24 @@ async def _decide(
                 seller_id=letter.seller_id,
                 made_after=letter.made_after,
                 lots=list(letter.lots),
+                serials=[ev.CodeRange(**r) for r in letter.serials or []],
+                best_before_after=letter.best_before_after,
                 accepted_at=letter.decided_at,
             ),
             event_id=event_id("compliance-letter", letter.letter_id, "accepted"),
+        )
+    elif decision == "withdraw":
+        await runtime.outbox.add(
+            session,
+            ev.ComplianceLetterWithdrawn(
+                letter_id=letter.letter_id,
+                recall_id=letter.recall_id,
+                product_id=letter.product_id,
+                seller_id=letter.seller_id,
+                reason=note,
+                withdrawn_at=letter.decided_at,
+            ),
+            event_id=event_id("compliance-letter", letter.letter_id, "withdrawn"),
         )
     await session.commit()
     return _out(letter)
@@ -320,3 +364,20 @@ async def reject_letter(
     runtime: RuntimeDep,
 ) -> LetterOut:
     return await _decide(session, runtime, principal, letter_id, "reject", body.note)
+
+
+@router.post(
+    "/operator/compliance-letters/{letter_id}/withdrawal",
+    response_model=LetterOut,
+    tags=["compliance letters"],
+    summary="Withdraw an accepted Letter of Compliance: the stop-sale it lifted is declared again",
+    responses=error_responses(404, 409),
+)
+async def withdraw_letter(
+    letter_id: PathId,
+    body: WithdrawalIn,
+    principal: OperatorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> LetterOut:
+    return await _decide(session, runtime, principal, letter_id, "withdraw", body.note)

@@ -184,18 +184,29 @@ def delivered(status_code: int) -> bool:
 
 # ------------------------------------------------------------ Letters of Compliance (issue 16)
 
-LetterStatus = Literal["submitted", "accepted", "rejected"]
-LetterDecision = Literal["accept", "reject"]
-_LETTER_OUTCOME: dict[LetterDecision, LetterStatus] = {"accept": "accepted", "reject": "rejected"}
+LetterStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
+LetterDecision = Literal["accept", "reject", "withdraw"]
+_LETTER_OUTCOME: dict[LetterDecision, LetterStatus] = {
+    "accept": "accepted",
+    "reject": "rejected",
+    "withdraw": "withdrawn",
+}
+# What a letter must be for the decision: a withdrawal takes back an acceptance.
+_LETTER_FROM: dict[LetterDecision, LetterStatus] = {
+    "accept": "submitted",
+    "reject": "submitted",
+    "withdraw": "accepted",
+}
 
 
 def letter_decision(status: str, decision: LetterDecision) -> tuple[LetterStatus, bool]:
     """The letter's status after an operator's decision, and whether it changed (False: the same
-    decision again). The other decision on a decided letter is :class:`IllegalTransition`."""
+    decision again). Any other decision on a decided letter is :class:`IllegalTransition` (a
+    withdrawn letter stays withdrawn: the seller files a new one)."""
     outcome = _LETTER_OUTCOME[decision]
     if status == outcome:
         return outcome, False
-    if status != "submitted":
+    if status != _LETTER_FROM[decision]:
         raise IllegalTransition(status, decision)
     return outcome, True
 

@@ -301,7 +301,8 @@ class SaleIncident(Base):
 
 class ComplianceLetter(Base):
     """A seller's Letter of Compliance: the stock it offers of one listing of a recall from now on
-    (made after a date, of new lots), for an operator to accept or reject."""
+    (made after a date, of new lots, serial ranges, best before a later day), for an operator to
+    accept or reject, and to withdraw once accepted."""
 
     __tablename__ = "compliance_letters"
     letter_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -310,6 +311,10 @@ class ComplianceLetter(Base):
     product_id: Mapped[str] = mapped_column(String(100))
     made_after: Mapped[date | None] = mapped_column(Date, nullable=True)
     lots: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
+    serials: Mapped[list] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )  # [{"first", "last"}]
+    best_before_after: Mapped[date | None] = mapped_column(Date, nullable=True)
     statement: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20))  # domain.LetterStatus
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -7,7 +7,8 @@ difference from what was announced). A listing that appears or changes after pub
 against the active recalls when its event arrives. A seller's Letter of Compliance an operator
 accepted (compliance_letters.v1) is kept in ``stop_sale_clearances``: while the recall's scope
 leaves out the stock it describes (domain.cleared_offers), that seller's listing is not stopped,
-and a stop-sale already declared is lifted (``out_of_scope``, with the letter's id).
+and a stop-sale already declared is lifted (``out_of_scope``, with the letter's id); a letter
+withdrawn is forgotten and the stop-sale declared again.
 
 Concurrency: a recall's pass locks the listings it reads (in product id order) and a listing event
 locks its own row by writing it, so a recall pass and a listing event never settle the same listing

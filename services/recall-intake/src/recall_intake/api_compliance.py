@@ -16,15 +16,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recall_intake.api_sellers import Limit, page_after, seller_of
+from recall_intake.api_common import Limit, created_once, keyset_page, one_or_404
+from recall_intake.api_sellers import seller_of
 from recall_intake.auth import OperatorDep, Principal, PrincipalDep
 from recall_intake.domain import IllegalTransition, LetterDecision, fingerprint, letter_decision
 from recall_intake.models import ComplianceLetter, Listing, Recall
 from recall_shared import events as ev
-from recall_shared.cursors import encode_cursor
 from recall_shared.event_ids import event_id
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.openapi import error_responses
@@ -152,19 +151,6 @@ async def _prior(session: AsyncSession, seller_id: str, key: str | None) -> Comp
     ).scalar_one_or_none()
 
 
-def _replay(prior: ComplianceLetter, fp: str, response: Response) -> LetterOut:
-    if prior.request_fingerprint != fp:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={
-                "error": "idempotency_key_reused",
-                "message": "Idempotency-Key was used with a different body",
-            },
-        )
-    response.headers["Idempotent-Replayed"] = "true"
-    return _out(prior)
-
-
 @router.post(
     "/sellers/{seller_id}/compliance-letters",
     status_code=201,
@@ -183,8 +169,19 @@ async def submit_letter(
 ) -> LetterOut:
     await seller_of(session, principal, seller_id)
     fp = fingerprint(body.model_dump(mode="json"))
-    if (prior := await _prior(session, seller_id, idempotency_key)) is not None:
-        return _replay(prior, fp, response)
+    letter, _ = await created_once(
+        session,
+        response,
+        find=lambda: _prior(session, seller_id, idempotency_key),
+        create=lambda: _new_letter(session, seller_id, body, fp, idempotency_key),
+        same=lambda prior: prior.request_fingerprint == fp,
+    )
+    return _out(letter)
+
+
+async def _new_letter(
+    session: AsyncSession, seller_id: str, body: LetterIn, fp: str, idempotency_key: str | None
+) -> ComplianceLetter:
     recall = await session.get(Recall, body.recall_id)
     if recall is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="recall_id: recall not found")
@@ -213,14 +210,7 @@ async def submit_letter(
         decision_note="",
     )
     session.add(letter)
-    try:
-        await session.commit()
-    except IntegrityError:  # a concurrent retry with the same Idempotency-Key won
-        await session.rollback()
-        prior = await _prior(session, seller_id, idempotency_key)
-        assert prior is not None
-        return _replay(prior, fp, response)
-    return _out(letter)
+    return letter
 
 
 @router.get(
@@ -245,13 +235,10 @@ async def list_letters(
         stmt = stmt.where(ComplianceLetter.status == status_)
     if recall_id:
         stmt = stmt.where(ComplianceLetter.recall_id == recall_id)
-    stmt = page_after(stmt, cursor, ComplianceLetter.submitted_at, ComplianceLetter.letter_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
-    return LetterPage(
-        items=[_out(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].submitted_at, rows[-1].letter_id) if more else None,
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, ComplianceLetter.submitted_at, ComplianceLetter.letter_id
     )
+    return LetterPage(items=[_out(r) for r in rows], next_cursor=next_cursor)
 
 
 async def _load(
@@ -260,11 +247,7 @@ async def _load(
     stmt = select(ComplianceLetter).where(ComplianceLetter.letter_id == letter_id)
     if not principal.is_operator:
         stmt = stmt.where(ComplianceLetter.seller_id == principal.seller_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    letter = (await session.execute(stmt)).scalar_one_or_none()
-    if letter is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="compliance letter not found")
+    letter: ComplianceLetter = await one_or_404(session, stmt, "compliance letter", lock=lock)
     return letter
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -265,7 +265,8 @@ def _endpoint_out(e: WebhookEndpoint) -> EndpointOut:
     "/sellers/{seller_id}/notice-contact",
     response_model=ContactOut,
     tags=["seller notices"],
-    summary="Set the address a seller's recall notices are emailed to",
+    summary="Set the address a seller's recall notices are emailed to (open notices that had "
+    "none are emailed now)",
     responses=error_responses(404),
 )
 async def put_contact(
@@ -278,6 +279,16 @@ async def put_contact(
             index_elements=["seller_id"],
             set_={"email": stmt.excluded.email, "updated_at": func.now()},
         )
+    )
+    # Notices that found no address are emailed now (those still open: a closed one is done).
+    await session.execute(
+        update(SellerNotice)
+        .where(
+            SellerNotice.seller_id == seller_id,
+            SellerNotice.email_status == "no_contact",
+            SellerNotice.status != "closed",
+        )
+        .values(email_status="pending", email_attempts=0, email_next_at=func.now())
     )
     await session.commit()
     return ContactOut(seller_id=seller_id, email=body.email)

@@ -2,12 +2,13 @@
 
 - ``stop_sale.declared.v1``: the seller of the listing gets one notice per recall (a second listing
   of the same recall joins the notice while nothing of it has gone out), emailed and POSTed to each
-  of its webhook endpoints by the dispatcher (recall_intake.seller_dispatch). A listing added once
-  the seller has been told (an amendment, a listing the catalog sent later, a listing stopped again
-  after a lift) tells the seller again: an update (``seller_notice.updated``, the email again)
-  naming the listings added; a listing re-declared with no more to do tells nobody
-  (domain.notice_change). The seller acknowledges, confirms the removal, and the
-  notice is closed out (recall_intake.api_sellers).
+  of its webhook endpoints by the dispatcher (recall_intake.seller_dispatch) after
+  ``seller_notice_settle_s`` (the listings of one publication arrive on several partitions: they go
+  out together). A listing added once the seller has been told (an amendment, a listing the
+  catalog sent later, a listing stopped again after a lift) tells the seller again: an update
+  (``seller_notice.updated``, the email again) naming the listings added; a listing re-declared
+  with no more to do tells nobody (domain.notice_change). The seller acknowledges, confirms the
+  removal, and the notice is closed out (recall_intake.api_sellers).
 - ``stop_sale.lifted.v1`` with ``recall_closed``: the recall's closeout closes the notice.
 - ``alert.sale_after_recall_detected.v1``: an incident in the operators' queue and the seller's
   report, and a webhook to the seller.
@@ -80,9 +81,16 @@ def incident_document(incident: SaleIncident) -> dict[str, Any]:
 
 
 async def queue_webhooks(
-    session: AsyncSession, seller_id: str, event_type: str, key: str, data: dict[str, Any]
+    session: AsyncSession,
+    seller_id: str,
+    event_type: str,
+    key: str,
+    data: dict[str, Any],
+    *,
+    not_before: datetime | None = None,
 ) -> int:
-    """One delivery per active endpoint of the seller; returns how many were queued."""
+    """One delivery per active endpoint of the seller, first tried at ``not_before`` (now if
+    None); returns how many were queued."""
     endpoints = (
         await session.execute(
             select(WebhookEndpoint.endpoint_id).where(
@@ -103,7 +111,7 @@ async def queue_webhooks(
             payload=payload,
             status="pending",
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=not_before or now,
             created_at=now,
         )
         result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["delivery_id"]))
@@ -114,6 +122,7 @@ async def queue_webhooks(
 class SellerNotices:
     def __init__(self, settings: Settings) -> None:
         self.ack_window = timedelta(seconds=settings.seller_ack_window_s)
+        self.settle = timedelta(seconds=settings.seller_notice_settle_s)
 
     async def on_stop_sale_declared(
         self, session: AsyncSession, event: ev.StopSaleDeclared, env: Envelope
@@ -136,7 +145,7 @@ class SellerNotices:
                     ack_due_at=now + self.ack_window,
                     email_status="pending",
                     email_attempts=0,
-                    email_next_at=now,
+                    email_next_at=now + self.settle,
                     note="",
                 )
                 .on_conflict_do_nothing(index_elements=["recall_id", "seller_id"])
@@ -149,7 +158,14 @@ class SellerNotices:
         assert notice is not None
         if inserted is not None:
             event_type, key = notice_round(notice)
-            await queue_webhooks(session, event.seller_id, event_type, key, notice_document(notice))
+            await queue_webhooks(
+                session,
+                event.seller_id,
+                event_type,
+                key,
+                notice_document(notice),
+                not_before=now + self.settle,
+            )
             return
         # Another listing of a recall the seller has a notice of, an amendment, or a repeat.
         # Locked first (the dispatcher holds a delivery or the notice while it sends it), so
@@ -182,11 +198,18 @@ class SellerNotices:
         notice.added_product_ids = [event.product_id]
         notice.status, notice.closed_at = "notified", None
         notice.ack_due_at = now + self.ack_window
-        notice.email_status, notice.email_attempts, notice.email_next_at = "pending", 0, now
-        notice.email_error = None
+        notice.email_status, notice.email_attempts = "pending", 0
+        notice.email_next_at, notice.email_error = now + self.settle, None
         event_type, key = notice_round(notice)
         await session.flush()
-        await queue_webhooks(session, event.seller_id, event_type, key, notice_document(notice))
+        await queue_webhooks(
+            session,
+            event.seller_id,
+            event_type,
+            key,
+            notice_document(notice),
+            not_before=now + self.settle,
+        )
 
     async def _round_deliveries(
         self, session: AsyncSession, notice: SellerNotice

@@ -10,7 +10,7 @@ seller acknowledges; removal confirmation and closeout are recorded; a sale afte
 in the operators' incident queue, the seller's incidents and report, and the seller's webhook; an
 amendment that adds a listing tells its seller again (an update, once) and a seller newly reached
 its notice, while a listing re-declared with no more to do tells nobody, and one stopped again after
-a lift is news again."""
+a lift is news again; a notice that found no address is emailed once the seller gives one."""
 
 from __future__ import annotations
 
@@ -118,13 +118,15 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def intake_settings() -> dict[str, Any]:
-    """The dispatcher sending every 0.1 s, retries after 0.2-0.4 s, and notices due for
-    acknowledgement at once (so "not acknowledged in time" needs no waiting)."""
+    """The dispatcher sending every 0.1 s, retries after 0.2-0.4 s, a notice sent 1 s after its
+    first listing, and notices due for acknowledgement at once (so "not acknowledged in time" needs
+    no waiting)."""
     return {
         "seller_dispatch_interval_s": 0.1,
         "webhook_backoff_initial_s": 0.4,
         "webhook_backoff_max_s": 1.0,
         "seller_ack_window_s": 0,
+        "seller_notice_settle_s": 1.0,  # the two listings of one recall go out together
         "webhook_allow_private_networks": True,  # the receiver is on loopback
     }
 
@@ -432,3 +434,27 @@ async def test_an_amendment_adding_a_listing_tells_its_sellers_and_no_one_else(
     assert again["added_product_ids"] == [kettle]
     await eventually(lambda: asyncio.sleep(0, len(hooks.received) >= 3 or None), timeout=20)
     assert hooks.received[2]["body"]["data"]["updates"] == 2
+
+
+async def test_a_notice_that_found_no_address_is_emailed_once_the_seller_gives_one(
+    intake: Intake,
+) -> None:
+    seller_id, seller_key = await intake.seller_key()
+    seller = {"X-Api-Key": seller_key}
+    recall_id = str(uuid.uuid4())
+    await send(intake, declared(recall_id, new_id("kettle"), seller_id))
+
+    async def email_status(wanted: str) -> bool | None:
+        r = await intake.client.get("/v1/seller-notices", headers=seller)
+        items = r.json()["items"]
+        return True if items and items[0]["email_status"] == wanted else None
+
+    await eventually(lambda: email_status("no_contact"), timeout=20)
+    address = f"{seller_id}@sellers.example"
+    r = await intake.client.put(
+        f"/v1/sellers/{seller_id}/notice-contact", json={"email": address}, headers=seller
+    )
+    assert r.status_code == 200, r.text
+    await eventually(lambda: email_status("sent"), timeout=20)
+    mail = await eventually(lambda: mail_to(address), timeout=20)
+    assert recall_id in str(mail["Subject"])

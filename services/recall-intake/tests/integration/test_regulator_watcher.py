@@ -1,4 +1,4 @@
-"""The regulator watcher against a local sandbox over HTTP (uvicorn on a free port) that serves
+"""The regulator watcher against a local sandbox over HTTP (the conftest's ``loopback``) that serves
 the real recorded records (tests/data/regulators) the way each feed does: CPSC as one array
 filtered by RecallDateStart, openFDA paged by skip/limit with meta.results.total, Safety Gate paged
 by page/size. Drafts land in a real, migrated PostgreSQL database.
@@ -17,13 +17,11 @@ parsed or imported and the 304s are counted, and a change is fetched again."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import json
-import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -31,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -158,31 +155,6 @@ class Sandbox:
         )
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the test's loop keeps its own signal handlers
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert not task.done() and time.monotonic() < deadline, "sandbox did not start"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=5)
-        sock.close()
-
-
 @dataclass
 class Rig:
     sandbox: Sandbox
@@ -200,9 +172,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(loopback: Any) -> AsyncIterator[Rig]:
     sandbox = Sandbox()
-    async with serving(sandbox.app()) as base, migrated_database(MIGRATIONS, "watch") as url:
+    async with loopback(sandbox.app()) as base, migrated_database(MIGRATIONS, "watch") as url:
         settings = Settings(
             **fast_test_settings(
                 database_url=url,

@@ -1,7 +1,7 @@
 """Seller notices end to end: stop_sales.v1 and alerts.v1 on real Kafka, the service's PostgreSQL,
-the SMTP sink, and a webhook receiver over HTTP on loopback (uvicorn on a free port) that checks the
-Recall-Signature itself (HMAC-SHA256 over "t.body", as Stripe signs) and answers 500 to the first
-delivery.
+the SMTP sink, and a webhook receiver over HTTP on loopback (the conftest's ``loopback``) that
+checks the Recall-Signature itself (HMAC-SHA256 over "t.body", as Stripe signs) and answers 500 to
+the first delivery.
 
 Covered: a stop-sale declared for a seller's listing gives that seller one notice (a second listing
 of the recall joins it), an email and a signed webhook, retried after the 500, both tries in the
@@ -15,16 +15,14 @@ a lift is news again; a notice that found no address is emailed once the seller 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
 import hashlib
 import hmac
 import os
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +30,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -82,38 +79,13 @@ class Receiver:
         return Response(status_code=204)
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the test's loop keeps its own signal handlers
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert not task.done() and time.monotonic() < deadline, "receiver did not start"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/recalls"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=5)
-        sock.close()
-
-
 @pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+async def receiver(loopback: Any) -> AsyncIterator[tuple[Receiver, str]]:
     hooks = Receiver()
-    async with serving(
+    async with loopback(
         Starlette(routes=[Route("/hooks/recalls", hooks.hook, methods=["POST"])])
-    ) as url:
-        yield hooks, url
+    ) as base:
+        yield hooks, f"{base}/hooks/recalls"
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def declared(
         recall_version=version,
         product_id=product_id,
         seller_id=seller_id,
-        tier=tier,  # type: ignore[arg-type]
+        tier=tier,
         title="Acme kettle KX-1 recall",
         severity="high",
         declared_at=datetime.now(UTC),

@@ -2,7 +2,8 @@
 and every notice email is sent once, by one of them, never by both (rows are claimed with
 ``FOR UPDATE SKIP LOCKED``). The service's own dispatcher is off here; the two run side by side,
 each with its own engine, against a loopback receiver that answers slowly enough for their claims
-to overlap, and the SMTP sink."""
+to overlap (its URL by name: the connection goes to the address checked, with the name as
+Host), and the SMTP sink."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ async def test_two_dispatchers_send_each_delivery_and_email_once(
     received: Counter[str] = Counter()
 
     async def hook(request: Request) -> Response:
+        assert request.headers["host"].startswith("localhost:")
         received[request.headers["recall-delivery-id"]] += 1
         await asyncio.sleep(0.02)
         return Response(status_code=204)
@@ -65,7 +67,8 @@ async def test_two_dispatchers_send_each_delivery_and_email_once(
                     WebhookEndpoint(
                         endpoint_id=endpoint_id,
                         seller_id=seller_id,
-                        url=f"{base}/hook",
+                        # By name: sent to the address it was checked at, Host kept.
+                        url=f"{base.replace('127.0.0.1', 'localhost')}/hook",
                         secret="whsec_test",
                         created_at=now,
                     )

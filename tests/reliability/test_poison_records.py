@@ -1,9 +1,11 @@
 """A poison record in the middle of a batch: only it goes to the dead-letter topic, every other
-record of the batch is applied once, and the partition moves on."""
+record of the batch is applied once, and the partition moves on. On alerts.v1 (its three
+consumers) and on stop_sales.v1 (recall-intake's seller notices, consumer group ``.sellers``)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,7 +17,7 @@ from recall_shared import events as ev
 from recall_shared.envelope import wrap
 from recall_shared.kafka import create_client_producer, murmur2
 from recall_shared.testing import eventually
-from recall_shared.topics import ALERTS
+from recall_shared.topics import ALERTS, STOP_SALES
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -23,8 +25,8 @@ VALID = 400
 ALERT_CONSUMERS = ("customer-api", "notifier", "refund-logistics")
 
 
-def partition_of(key: str) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % ALERTS.partitions
+def partition_of(key: str, partitions: int = ALERTS.partitions) -> int:
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def alert(run: str, customer_id: str, *, alert_version: int = 1) -> ev.AlertRaised:
@@ -92,7 +94,7 @@ async def test_a_poison_record_is_isolated_from_its_batch(system: System) -> Non
         name: await system.metric(name, "events_failed_total", topic=system.prefix + "alerts.v1")
         for name in ALERT_CONSUMERS
     }
-    poison_id = await _publish_on_partition_zero(system, events)
+    poison_id = await _publish_on_partition_zero(system, events, _alert_version_too_big)
     recall_id = f"recall-{run}"
 
     async def valid_applied() -> bool:
@@ -142,9 +144,74 @@ async def test_a_poison_record_is_isolated_from_its_batch(system: System) -> Non
     await eventually(letter_reported, timeout=20, interval=0.5)
 
 
-async def _publish_on_partition_zero(system: System, events: list[ev.Event]) -> str:
+def _alert_version_too_big(body: dict) -> None:
+    body["alert"]["alert_version"] = 2**31  # beyond the 32-bit version columns
+
+
+def _recall_version_too_big(body: dict) -> None:
+    body["recall_version"] = 2**31  # a valid 64-bit integer; the contract's is 32-bit
+
+
+async def test_a_poison_stop_sale_is_isolated_from_the_seller_notices_around_it(
+    system: System,
+) -> None:
+    """200 stop-sales declared on one partition of stop_sales.v1 (each of its own recall, so each
+    is a seller notice) and, in the middle, one whose recall_version is 2**31. recall-intake's
+    ``.sellers`` consumer group dead-letters it alone (``invalid``, at decode) and the 200 around
+    it become notices. No other service reads stop_sales.v1, so no other letter."""
+    n = 200
+    run = uuid.uuid4().hex[:8]
+    seller_id = f"seller-poison-{run}"
+    products: list[str] = []
+    i = 0
+    while len(products) < n + 1:
+        product = f"p{run}-{i:05d}"
+        if partition_of(product, STOP_SALES.partitions) == 0:
+            products.append(product)
+        i += 1
+    events: list[ev.Event] = [
+        ev.StopSaleDeclared(
+            recall_id=str(uuid.uuid4()),
+            recall_version=1,
+            product_id=product,
+            seller_id=seller_id,
+            tier="confirmed",
+            title="Kettle",
+            severity="high",
+            declared_at=datetime.now(UTC),
+        )
+        for product in products
+    ]
+    letters_before = await system.dead_letters()
+    poison_id = await _publish_on_partition_zero(system, events, _recall_version_too_big, at=n // 2)
+
+    async def notices_applied() -> bool:
+        count = await system.scalar(
+            "recall-intake", "SELECT count(*) FROM seller_notices WHERE seller_id = $1", seller_id
+        )
+        assert count == n, count
+        return True
+
+    async def one_letter() -> dict[str, list]:
+        letters = await system.new_dead_letters(letters_before)
+        counts = {name: len(recs) for name, recs in letters.items()}
+        assert counts == {name: int(name == "recall-intake") for name in SERVICE_NAMES}, counts
+        return letters
+
+    await eventually(notices_applied, timeout=60, interval=0.5)
+    (letter,) = (await eventually(one_letter, timeout=30, interval=0.5))["recall-intake"]
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["ce_id"] == poison_id, headers
+    assert headers["dlq_reason"] == "invalid" and headers["dlq_attempts"] == "1", headers
+    assert headers["dlq_consumer_group"].endswith("recall-intake.sellers"), headers
+
+
+async def _publish_on_partition_zero(
+    system: System, events: list[ev.Event], spoil: Callable[[dict], None], *, at: int = VALID // 2
+) -> str:
     """Publish in order onto partition 0, where every key of ``events`` belongs, all sent before
-    any is awaited (so they reach the consumers together); returns the middle (poison) one's id."""
+    any is awaited (so they reach the consumers together), the one at ``at`` spoiled by ``spoil``
+    (its JSON body); returns that poison one's id."""
     producer = create_client_producer(system.kafka.bootstrap, "reliability-poison")
     await producer.start()
     try:
@@ -153,10 +220,10 @@ async def _publish_on_partition_zero(system: System, events: list[ev.Event]) -> 
         for i, event in enumerate(events):
             env = wrap(event, source="/tests/reliability/poison")
             data = env.data
-            if i == VALID // 2:
+            if i == at:
                 poison_id = env.id
                 body = orjson.loads(data)
-                body["alert"]["alert_version"] = 2**31  # beyond the 32-bit version columns
+                spoil(body)
                 data = orjson.dumps(body)
             futures.append(
                 await producer.send(

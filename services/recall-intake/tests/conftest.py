@@ -8,17 +8,24 @@ catalog.listings.v1. What the service emits is read back from Kafka.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.types import ASGIApp
 
 import recall_intake
 from recall_intake.app import create_app
@@ -193,3 +200,41 @@ async def intake(intake_settings: dict[str, Any]) -> AsyncIterator[Intake]:
         app = create_app(settings)
         async with running_app(app) as client, started_producer(settings) as producer:
             yield Intake(app=app, client=client, settings=settings, producer=producer)
+
+
+# --------------------------------------------------------------------------- loopback servers
+# What the service calls out to (a regulator's feed, a seller's webhook receiver), served over
+# HTTP on loopback by uvicorn on a free port.
+
+
+class _LoopbackServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the test's loop keeps its own signal handlers
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` until the block ends; yields its base URL (``http://127.0.0.1:<port>``)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+    server = _LoopbackServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert not task.done() and time.monotonic() < deadline, "server did not start"
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)
+        sock.close()
+
+
+@pytest.fixture
+def loopback() -> Callable[[ASGIApp], AbstractAsyncContextManager[str]]:
+    """``async with loopback(app) as base_url``: ``app`` served on loopback for the block."""
+    return serving

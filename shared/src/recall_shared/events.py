@@ -1333,7 +1333,33 @@ class ComplianceLetterAccepted(Event):
         default=None, description="Every unit offered was made after this day"
     )
     lots: list[NonEmptyCode] = Field(default=[], description="Every unit offered is of these lots")
+    serials: list[CodeRange] = Field(
+        default=[], description="Every unit offered has a serial in one of these ranges"
+    )
+    best_before_after: date | None = Field(
+        default=None, description="Every unit offered is best before a day after this one"
+    )
     accepted_at: datetime
+
+    def partition_key(self) -> str:
+        return self.recall_id
+
+    def subject(self) -> str:
+        return self.letter_id
+
+
+class ComplianceLetterWithdrawn(Event):
+    """An operator withdrew a Letter of Compliance it had accepted (the stock was not as the
+    letter said): the stop-sale it lifted is declared again while the recall reaches the listing."""
+
+    event_type: ClassVar[str] = "compliance_letter.withdrawn.v1"
+    topic: ClassVar[str] = "compliance_letters.v1"
+    letter_id: MintedId
+    recall_id: MintedId
+    product_id: Id
+    seller_id: Id
+    reason: Text = ""
+    withdrawn_at: datetime
 
     def partition_key(self) -> str:
         return self.recall_id
@@ -1377,6 +1403,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ShipmentHoldDeclared,
     ShipmentHoldReleased,
     ComplianceLetterAccepted,
+    ComplianceLetterWithdrawn,
 )
 
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type: cls for cls in ALL_EVENTS}

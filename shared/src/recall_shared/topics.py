@@ -166,8 +166,9 @@ COMPLIANCE_LETTERS = TopicSpec(
     3,
     "recall-intake",
     "Letters of Compliance an operator accepted: a seller's corrected scope for one listing of a "
-    "recall (made after a date, new lots), for stop-sales to reinstate what it no longer covers.",
-    (ev.ComplianceLetterAccepted,),
+    "recall (made after a date, new lots, serial ranges, best before a later day), for stop-sales "
+    "to reinstate what it no longer covers; and accepted letters withdrawn (stopped again).",
+    (ev.ComplianceLetterAccepted, ev.ComplianceLetterWithdrawn),
     retention_ms=-1,
 )
 

@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         {
             ev.ListingUpdated: stop_sales.on_listing_updated,
             ev.ComplianceLetterAccepted: stop_sales.on_letter_accepted,
+            ev.ComplianceLetterWithdrawn: stop_sales.on_letter_withdrawn,
         },
         group_suffix=".catalog",
     )

@@ -15,6 +15,7 @@ import orjson
 
 from recall_shared import events as ev
 from recall_shared.identifiers import model_key
+from recall_shared.scope import range_verdict
 
 __all__ = ["model_key"]  # re-exported: the matcher's notion of a model number is the contract's
 
@@ -579,26 +580,55 @@ def offers_reached(
 
 class CorrectedScope(NamedTuple):
     """An accepted Letter of Compliance: the stock a seller offers of a listing from now on is of
-    ``lots`` (any of them) and/or made after ``made_after``."""
+    ``lots`` (any of them), made after ``made_after``, with serials in ``serials`` (inclusive
+    (first, last) ranges) and best before a day after ``best_before_after``: each one given is a
+    statement about every unit."""
 
     letter_id: str
     made_after: date | None
     lots: tuple[str, ...]
+    serials: tuple[tuple[str, str], ...] = ()
+    best_before_after: date | None = None
+
+
+def _ends_by(window: ev.DateWindow | None, day: date | None) -> bool:
+    """The window ends on or before ``day``: nothing dated after ``day`` is in it."""
+    return day is not None and window is not None and window.end is not None and window.end <= day
+
+
+def serials_outside(codes: ev.CodeRule, ranges: Iterable[tuple[str, str]]) -> bool:
+    """Every serial in the ranges is known to be outside the rule's codes: no code the rule names
+    and no range of it meets a range, compared in the rule's collation. A prefix, or a code that
+    cannot be compared, may meet one: not known to be outside."""
+    ranges = list(ranges)
+    if not ranges or codes.prefixes:
+        return False
+    c = codes.collation
+    for first, last in ranges:
+        if any(range_verdict(v, first, last, c) != "out" for v in codes.values):
+            return False
+        for r in codes.ranges:
+            # Disjoint: neither end of ours in theirs, and their start not in ours.
+            ends = (first, last)
+            if any(range_verdict(end, r.first, r.last, c) != "out" for end in ends):
+                return False
+            if range_verdict(r.first, first, last, c) != "out":
+                return False
+    return True
 
 
 def _rule_leaves_out(rule: ev.ScopeRule, scope: CorrectedScope) -> bool:
     """Whether none of the stock the letter describes is in the rule: every lot declared is known
-    to be outside the rule's lots, or the rule's manufacture window ends on or before the day
-    after which everything was made. A rule without such a constraint covers all stock."""
+    to be outside the rule's lots, or every serial range outside its serials, or the rule's
+    manufacture (best-before) window ends on or before the day after which everything was made
+    (is best before). A rule without such a constraint covers all stock."""
     codes = rule.lots
     if scope.lots and codes is not None and all(codes.verdict(lot) == "out" for lot in scope.lots):
         return True
-    window = rule.manufactured
-    return (
-        scope.made_after is not None
-        and window is not None
-        and window.end is not None
-        and window.end <= scope.made_after
+    if rule.serials is not None and serials_outside(rule.serials, scope.serials):
+        return True
+    return _ends_by(rule.manufactured, scope.made_after) or _ends_by(
+        rule.best_before, scope.best_before_after
     )
 
 

@@ -237,6 +237,10 @@ class StopSaleClearance(Base):
     letter_id: Mapped[str] = mapped_column(String(64))
     made_after: Mapped[date | None] = mapped_column(Date, nullable=True)
     lots: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # [{"first", "last"}] ranges, and a day every unit is best before a later one (letters by serial
+    # range or best-before date)
+    serials: Mapped[list] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
+    best_before_after: Mapped[date | None] = mapped_column(Date, nullable=True)
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

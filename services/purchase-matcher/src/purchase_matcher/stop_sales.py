@@ -7,7 +7,8 @@ difference from what was announced). A listing that appears or changes after pub
 against the active recalls when its event arrives. A seller's Letter of Compliance an operator
 accepted (compliance_letters.v1) is kept in ``stop_sale_clearances``: while the recall's scope
 leaves out the stock it describes (domain.cleared_offers), that seller's listing is not stopped,
-and a stop-sale already declared is lifted (``out_of_scope``, with the letter's id).
+and a stop-sale already declared is lifted (``out_of_scope``, with the letter's id); a letter
+withdrawn is forgotten and the stop-sale declared again.
 
 Concurrency: a recall's pass locks the listings it reads (in product id order) and a listing event
 locks its own row by writing it, so a recall pass and a listing event never settle the same listing
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, delete, false, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,30 +166,58 @@ class StopSales:
             "letter_id": event.letter_id,
             "made_after": event.made_after,
             "lots": list(event.lots),
+            "serials": [r.model_dump() for r in event.serials],
+            "best_before_after": event.best_before_after,
             "accepted_at": event.accepted_at,
         }
         stmt = insert(StopSaleClearance).values(**values)
+        kept = ("letter_id", "made_after", "lots", "serials", "best_before_after", "accepted_at")
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["recall_id", "product_id", "seller_id"],
-                set_={
-                    k: stmt.excluded[k] for k in ("letter_id", "made_after", "lots", "accepted_at")
-                },
+                set_={k: stmt.excluded[k] for k in kept},
                 where=StopSaleClearance.accepted_at <= stmt.excluded.accepted_at,
             )
         )
+        await self._settle_listing(session, event.recall_id, event.product_id, env)
+
+    async def on_letter_withdrawn(
+        self, session: AsyncSession, event: ev.ComplianceLetterWithdrawn, env: Envelope
+    ) -> None:
+        """Forget the letter (if it is still the one kept for the listing and seller), then settle
+        that listing: a stop-sale it had lifted is declared again while the recall reaches it."""
+        removed = (
+            await session.execute(
+                delete(StopSaleClearance)
+                .where(
+                    StopSaleClearance.recall_id == event.recall_id,
+                    StopSaleClearance.product_id == event.product_id,
+                    StopSaleClearance.seller_id == event.seller_id,
+                    StopSaleClearance.letter_id == event.letter_id,
+                )
+                .returning(StopSaleClearance.letter_id)
+            )
+        ).first()
+        if removed is not None:
+            await self._settle_listing(session, event.recall_id, event.product_id, env)
+
+    async def _settle_listing(
+        self, session: AsyncSession, recall_id: str, product_id: str, env: Envelope
+    ) -> None:
+        """Settle one listing against one recall (a letter of it accepted or withdrawn); a recall
+        not seen yet applies its letters when it arrives."""
         recall = (
             await session.execute(
                 select(ActiveRecall.recall_id, ActiveRecall.version, ActiveRecall.snapshot).where(
-                    ActiveRecall.recall_id == event.recall_id, ActiveRecall.status == "active"
+                    ActiveRecall.recall_id == recall_id, ActiveRecall.status == "active"
                 )
             )
         ).first()
-        listing = await session.get(CatalogListing, event.product_id, with_for_update=True)
+        listing = await session.get(CatalogListing, product_id, with_for_update=True)
         if recall is None or listing is None:
             return
         snapshot = self.snapshot_of(recall.recall_id, recall.version, recall.snapshot)
-        await self._settle(session, snapshot, [listing_facts(listing)], [event.product_id], env)
+        await self._settle(session, snapshot, [listing_facts(listing)], [product_id], env)
 
     async def _letters(
         self, session: AsyncSession, recall_id: str, product_ids: list[str] | None
@@ -197,7 +226,13 @@ class StopSales:
         if product_ids is not None:
             query = query.where(StopSaleClearance.product_id.in_(product_ids))
         return {
-            (c.product_id, c.seller_id): CorrectedScope(c.letter_id, c.made_after, tuple(c.lots))
+            (c.product_id, c.seller_id): CorrectedScope(
+                c.letter_id,
+                c.made_after,
+                tuple(c.lots),
+                tuple((r["first"], r["last"]) for r in c.serials or []),
+                c.best_before_after,
+            )
             for c in (await session.execute(query)).scalars()
         }
 

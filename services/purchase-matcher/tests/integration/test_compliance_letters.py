@@ -1,7 +1,9 @@
 """Letter-of-Compliance reinstatement over real Kafka and PostgreSQL: a recall of units made until
 a day stops the sale of two sellers' listings; one seller's accepted letter (compliance_letters.v1:
 its stock is made after that day) lifts that seller's stop-sale only, with the letter's id; an
-amendment whose window covers that stock again declares it again."""
+amendment whose window covers that stock again declares it again. A letter by serial range lifts
+a recall of serials, and withdrawn (compliance_letter.withdrawn.v1) the stop-sale is declared
+again."""
 
 from __future__ import annotations
 
@@ -79,3 +81,51 @@ async def test_an_accepted_letter_lifts_that_sellers_stop_sale_while_the_scope_l
 
     again = await eventually(declared_again, timeout=20)
     assert [e.seller_id for e in again] == [a]
+
+
+async def test_a_letter_by_serials_lifts_the_stop_sale_and_its_withdrawal_declares_it_again(
+    matcher: Any, build: Any
+) -> None:
+    n = build.new_id
+    kettle, seller = n("p"), n("seller")
+    await matcher.send(ev.ListingUpdated(product_id=kettle, title="Kettle", seller_ids=[seller]))
+    await matcher.catalog_settled()
+    recall_id = n("rc")
+    serials = ev.CodeRule(ranges=[ev.CodeRange(first="SN1000", last="SN1999")])
+    rule = ev.ScopeRule(product_ids=[kettle], serials=serials)
+    await matcher.send_and_settle(
+        ev.RecallPublished(recall=build.snapshot(recall_id, rule, seller_id=None))
+    )
+
+    async def announced(count: int) -> list[ev.Event] | None:
+        found = [e for _, e in await matcher.announced(STOP_SALES) if e.recall_id == recall_id]
+        return found if len(found) >= count else None
+
+    await eventually(lambda: announced(1), timeout=20)
+    letter = ev.ComplianceLetterAccepted(
+        letter_id=str(uuid.uuid4()),
+        recall_id=recall_id,
+        product_id=kettle,
+        seller_id=seller,
+        serials=[ev.CodeRange(first="SN2000", last="SN2999")],
+        accepted_at=datetime.now(UTC),
+    )
+    await matcher.send(letter)
+    await eventually(lambda: announced(2), timeout=20)
+    withdrawn = ev.ComplianceLetterWithdrawn(
+        letter_id=letter.letter_id,
+        recall_id=recall_id,
+        product_id=kettle,
+        seller_id=seller,
+        reason="the serials were not as declared",
+        withdrawn_at=datetime.now(UTC),
+    )
+    await matcher.send(withdrawn)
+    events = await eventually(lambda: announced(3), timeout=20)
+    assert [type(e).__name__ for e in events] == [
+        "StopSaleDeclared",
+        "StopSaleLifted",
+        "StopSaleDeclared",
+    ]
+    assert events[1].compliance_letter_id == letter.letter_id  # type: ignore[attr-defined]
+    assert events[2].seller_id == seller  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
-"""Letters of Compliance, free of I/O: when a seller's corrected scope (stock made after a date, or
-of new lots) takes its listing out of a recall."""
+"""Letters of Compliance, free of I/O: when a seller's corrected scope (stock made after a date, of
+new lots, with serials in given ranges, best before a later day) takes its listing out of a
+recall."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from purchase_matcher.domain import (
     ListingFacts,
     cleared_offers,
     letter_clears,
+    serials_outside,
 )
 from recall_shared import events as ev
 
@@ -92,3 +94,42 @@ def test_cleared_offers_are_the_letter_sellers_listings_only() -> None:
         ("p-2", "s-1"): of_lots("L200"),  # a listing not in question
     }
     assert cleared_offers(recall, [KETTLE], letters, NOW) == {("p-1", "s-1"): "loc-1"}
+
+
+def of_serials(*ranges: tuple[str, str]) -> CorrectedScope:
+    return CorrectedScope("loc-1", None, (), ranges)
+
+
+def serials(**kw: object) -> ev.ScopeRule:
+    return rule(serials=ev.CodeRule(**kw))
+
+
+def test_serial_ranges_outside_the_recalled_serials_are_cleared() -> None:
+    recalled = serials(ranges=[ev.CodeRange(first="SN1000", last="SN1999")])
+    assert letter_clears([recalled], KETTLE, "s-1", of_serials(("SN2000", "SN2999")), NOW)
+    assert letter_clears([recalled], KETTLE, "s-1", of_serials(("SN0001", "SN0999")), NOW)
+    # Overlapping at one end, or wrapping the recalled range whole: still covered.
+    assert not letter_clears([recalled], KETTLE, "s-1", of_serials(("SN1999", "SN2999")), NOW)
+    assert not letter_clears([recalled], KETTLE, "s-1", of_serials(("SN0001", "SN9999")), NOW)
+    # One range of several inside is enough to keep the stop.
+    both = of_serials(("SN2000", "SN2999"), ("SN1500", "SN1600"))
+    assert not letter_clears([recalled], KETTLE, "s-1", both, NOW)
+
+
+def test_recalled_serial_values_and_prefixes_against_a_range() -> None:
+    values = ev.CodeRule(values=["120", "450"], collation="numeric")
+    assert serials_outside(values, [("500", "900")])
+    assert not serials_outside(values, [("400", "900")])  # 450 is in it
+    # A prefix can meet any range (codes of any length start with it): never known outside.
+    assert not serials_outside(ev.CodeRule(prefixes=["12J"]), [("13A000", "13A999")])
+    assert not serials_outside(values, [])  # a letter saying nothing of serials
+
+
+def test_stock_best_before_a_day_after_the_recalled_window_is_cleared() -> None:
+    recalled = rule(best_before=ev.DateWindow(start=date(2026, 1, 1), end=date(2026, 3, 31)))
+    later = CorrectedScope("loc-1", None, (), (), date(2026, 3, 31))
+    assert letter_clears([recalled], KETTLE, "s-1", later, NOW)
+    inside = CorrectedScope("loc-1", None, (), (), date(2026, 3, 30))
+    assert not letter_clears([recalled], KETTLE, "s-1", inside, NOW)
+    # A letter by best-before does not clear a rule by manufacture date.
+    assert not letter_clears([made_until(date(2025, 6, 30))], KETTLE, "s-1", later, NOW)

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recall_intake.api_common import created_once, one_or_404
 from recall_intake.auth import (
     OperatorDep,
     Principal,
@@ -226,10 +226,6 @@ def _out(recall: Recall, versions: list[RecallVersion] | None = None) -> RecallO
     )
 
 
-def _not_found() -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail="recall not found")
-
-
 async def _load_owned(
     session: AsyncSession, principal: Principal, recall_id: str, *, lock: bool = False
 ) -> Recall:
@@ -238,11 +234,7 @@ async def _load_owned(
         stmt = stmt.where(
             Recall.seller_id == principal.seller_id
         )  # another seller's recall is "not found"
-    if lock:
-        stmt = stmt.with_for_update()
-    recall = (await session.execute(stmt)).scalar_one_or_none()
-    if recall is None:
-        raise _not_found()
+    recall: Recall = await one_or_404(session, stmt, "recall", lock=lock)
     return recall
 
 
@@ -305,8 +297,11 @@ async def create_recall(
 ) -> RecallOut:
     payload = body.model_dump(mode="json")
     fp = fingerprint(payload)
-    if idempotency_key:
-        prior = (
+
+    async def prior() -> Recall | None:
+        if not idempotency_key:
+            return None
+        return (
             await session.execute(
                 select(Recall).where(
                     Recall.owner_key == principal.owner_key,
@@ -314,57 +309,43 @@ async def create_recall(
                 )
             )
         ).scalar_one_or_none()
-        if prior is not None:
-            return _replay(prior, fp, response)
-    scope = await _prepare(session, principal, body.rules)
-    now = datetime.now(UTC)
-    recall = Recall(
-        recall_id=str(uuid.uuid4()),
-        seller_id=principal.seller_id if principal.role == "seller" else None,
-        status="draft",
-        version=1,
-        content=payload["content"],
-        rules=[r.model_dump(mode="json") for r in scope.rules],
-        logistics_enrolled=body.logistics_enrolled,
-        owner_key=principal.owner_key,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fp,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(recall)
-    try:
+
+    warnings: list[str] = []
+
+    async def create() -> Recall:
+        scope = await _prepare(session, principal, body.rules)
+        warnings.extend(scope.warnings)
+        now = datetime.now(UTC)
+        recall = Recall(
+            recall_id=str(uuid.uuid4()),
+            seller_id=principal.seller_id if principal.role == "seller" else None,
+            status="draft",
+            version=1,
+            content=payload["content"],
+            rules=[r.model_dump(mode="json") for r in scope.rules],
+            logistics_enrolled=body.logistics_enrolled,
+            owner_key=principal.owner_key,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fp,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(recall)
         await session.flush()
         await screen_draft(session, recall)
-        await session.commit()
-    except IntegrityError:
-        # A concurrent retry with the same Idempotency-Key won the race: answer as it did.
-        await session.rollback()
-        prior = (
-            await session.execute(
-                select(Recall).where(
-                    Recall.owner_key == principal.owner_key,
-                    Recall.idempotency_key == idempotency_key,
-                )
-            )
-        ).scalar_one()
-        return _replay(prior, fp, response)
+        return recall
+
+    recall, replayed = await created_once(
+        session,
+        response,
+        find=prior,
+        create=create,
+        same=lambda found: found.request_fingerprint == fp,
+    )
     out = _out(recall)
-    out.warnings = scope.warnings
+    if not replayed:
+        out.warnings = warnings
     return out
-
-
-def _replay(prior: Recall, fp: str, response: Response) -> RecallOut:
-    if prior.request_fingerprint != fp:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={
-                "error": "idempotency_key_reused",
-                "message": "Idempotency-Key was used with a different body",
-            },
-        )
-    response.headers["Idempotent-Replayed"] = "true"
-    return _out(prior)
 
 
 @router.get(

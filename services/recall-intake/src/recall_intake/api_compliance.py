@@ -1,8 +1,10 @@
 """Letters of Compliance through the API: a seller declares the corrected scope of the stock it
-offers of a recalled listing (made after a date, of new lots); an operator accepts or rejects it.
-An accepted letter goes out as ``compliance_letter.accepted.v1`` (compliance_letters.v1), from which
-purchase-matcher's stop-sales lift the listing's stop-sale when the recall's scope leaves that
-stock out (stop_sale.lifted.v1, ``out_of_scope``, with the letter's id).
+offers of a recalled listing (made after a date, of new lots, with serials in given ranges, best
+before a later day); an operator accepts or rejects it. An accepted letter goes out as
+``compliance_letter.accepted.v1`` (compliance_letters.v1), from which purchase-matcher's stop-sales
+lift the listing's stop-sale when the recall's scope leaves that stock out (stop_sale.lifted.v1,
+``out_of_scope``, with the letter's id). An operator may withdraw an accepted letter (the stock was
+not as it said): ``compliance_letter.withdrawn.v1``, and the stop-sale is declared again.
 """
 
 from __future__ import annotations
@@ -14,32 +16,36 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recall_intake.api_sellers import Limit, page_after, seller_of
+from recall_intake.api_common import Limit, created_once, keyset_page, one_or_404
+from recall_intake.api_sellers import seller_of
 from recall_intake.auth import OperatorDep, Principal, PrincipalDep
 from recall_intake.domain import IllegalTransition, LetterDecision, fingerprint, letter_decision
 from recall_intake.models import ComplianceLetter, Listing, Recall
 from recall_shared import events as ev
-from recall_shared.cursors import encode_cursor
 from recall_shared.event_ids import event_id
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.openapi import error_responses
 
 router = APIRouter(prefix="/v1")
 
-LetterStatus = Literal["submitted", "accepted", "rejected"]
+LetterStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
 
 
 class LetterIn(BaseModel):
-    # The schema says what _scoped checks: made_after, lots or both.
+    # The schema says what _scoped checks: at least one statement about the stock.
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "anyOf": [
                 {"required": ["made_after"], "properties": {"made_after": {"type": "string"}}},
                 {"required": ["lots"], "properties": {"lots": {"minItems": 1}}},
+                {"required": ["serials"], "properties": {"serials": {"minItems": 1}}},
+                {
+                    "required": ["best_before_after"],
+                    "properties": {"best_before_after": {"type": "string"}},
+                },
             ]
         },
     )
@@ -51,15 +57,26 @@ class LetterIn(BaseModel):
     lots: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default=[], max_length=100, description="Every unit offered from now on is of these lots"
     )
+    serials: list[ev.CodeRange] = Field(
+        default=[],
+        max_length=100,
+        description="Every unit offered from now on has a serial in one of these inclusive ranges "
+        "(compared in the collation of the recall's serials)",
+    )
+    best_before_after: date | None = Field(
+        default=None, description="Every unit offered from now on is best before a day after this"
+    )
     statement: str = Field(
         default="", max_length=4000, description="The seller's statement, e.g. the supplier's"
     )
 
     @model_validator(mode="after")
     def _scoped(self) -> LetterIn:
-        if self.made_after is None and not self.lots:
+        statements = (self.made_after, self.lots, self.serials, self.best_before_after)
+        if not any(x is not None and x != [] for x in statements):
             raise ValueError(
-                "made_after, lots: give the day after which the stock was made, its lots or both"
+                "made_after, lots, serials, best_before_after: say at least one of when the "
+                "stock was made, its lots, its serial ranges, the day it is best before after"
             )
         return self
 
@@ -74,6 +91,11 @@ class RejectionIn(BaseModel):
     note: str = Field(min_length=1, max_length=2000, description="Why the letter is not accepted")
 
 
+class WithdrawalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000, description="Why the acceptance is taken back")
+
+
 class LetterOut(BaseModel):
     letter_id: str
     recall_id: str
@@ -81,6 +103,8 @@ class LetterOut(BaseModel):
     product_id: str
     made_after: date | None
     lots: list[str]
+    serials: list[ev.CodeRange]
+    best_before_after: date | None
     statement: str
     status: LetterStatus
     submitted_at: datetime
@@ -101,6 +125,8 @@ def _out(letter: ComplianceLetter) -> LetterOut:
         product_id=letter.product_id,
         made_after=letter.made_after,
         lots=list(letter.lots),
+        serials=[ev.CodeRange(**r) for r in letter.serials or []],
+        best_before_after=letter.best_before_after,
         statement=letter.statement,
         status=letter.status,
         submitted_at=letter.submitted_at,
@@ -125,19 +151,6 @@ async def _prior(session: AsyncSession, seller_id: str, key: str | None) -> Comp
     ).scalar_one_or_none()
 
 
-def _replay(prior: ComplianceLetter, fp: str, response: Response) -> LetterOut:
-    if prior.request_fingerprint != fp:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={
-                "error": "idempotency_key_reused",
-                "message": "Idempotency-Key was used with a different body",
-            },
-        )
-    response.headers["Idempotent-Replayed"] = "true"
-    return _out(prior)
-
-
 @router.post(
     "/sellers/{seller_id}/compliance-letters",
     status_code=201,
@@ -156,8 +169,19 @@ async def submit_letter(
 ) -> LetterOut:
     await seller_of(session, principal, seller_id)
     fp = fingerprint(body.model_dump(mode="json"))
-    if (prior := await _prior(session, seller_id, idempotency_key)) is not None:
-        return _replay(prior, fp, response)
+    letter, _ = await created_once(
+        session,
+        response,
+        find=lambda: _prior(session, seller_id, idempotency_key),
+        create=lambda: _new_letter(session, seller_id, body, fp, idempotency_key),
+        same=lambda prior: prior.request_fingerprint == fp,
+    )
+    return _out(letter)
+
+
+async def _new_letter(
+    session: AsyncSession, seller_id: str, body: LetterIn, fp: str, idempotency_key: str | None
+) -> ComplianceLetter:
     recall = await session.get(Recall, body.recall_id)
     if recall is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="recall_id: recall not found")
@@ -176,6 +200,8 @@ async def submit_letter(
         product_id=body.product_id,
         made_after=body.made_after,
         lots=list(body.lots),
+        serials=[r.model_dump() for r in body.serials],
+        best_before_after=body.best_before_after,
         statement=body.statement,
         status="submitted",
         idempotency_key=idempotency_key,
@@ -184,14 +210,7 @@ async def submit_letter(
         decision_note="",
     )
     session.add(letter)
-    try:
-        await session.commit()
-    except IntegrityError:  # a concurrent retry with the same Idempotency-Key won
-        await session.rollback()
-        prior = await _prior(session, seller_id, idempotency_key)
-        assert prior is not None
-        return _replay(prior, fp, response)
-    return _out(letter)
+    return letter
 
 
 @router.get(
@@ -216,13 +235,10 @@ async def list_letters(
         stmt = stmt.where(ComplianceLetter.status == status_)
     if recall_id:
         stmt = stmt.where(ComplianceLetter.recall_id == recall_id)
-    stmt = page_after(stmt, cursor, ComplianceLetter.submitted_at, ComplianceLetter.letter_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
-    return LetterPage(
-        items=[_out(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].submitted_at, rows[-1].letter_id) if more else None,
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, ComplianceLetter.submitted_at, ComplianceLetter.letter_id
     )
+    return LetterPage(items=[_out(r) for r in rows], next_cursor=next_cursor)
 
 
 async def _load(
@@ -231,11 +247,7 @@ async def _load(
     stmt = select(ComplianceLetter).where(ComplianceLetter.letter_id == letter_id)
     if not principal.is_operator:
         stmt = stmt.where(ComplianceLetter.seller_id == principal.seller_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    letter = (await session.execute(stmt)).scalar_one_or_none()
-    if letter is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="compliance letter not found")
+    letter: ComplianceLetter = await one_or_404(session, stmt, "compliance letter", lock=lock)
     return letter
 
 
@@ -280,9 +292,24 @@ async def _decide(
                 seller_id=letter.seller_id,
                 made_after=letter.made_after,
                 lots=list(letter.lots),
+                serials=[ev.CodeRange(**r) for r in letter.serials or []],
+                best_before_after=letter.best_before_after,
                 accepted_at=letter.decided_at,
             ),
             event_id=event_id("compliance-letter", letter.letter_id, "accepted"),
+        )
+    elif decision == "withdraw":
+        await runtime.outbox.add(
+            session,
+            ev.ComplianceLetterWithdrawn(
+                letter_id=letter.letter_id,
+                recall_id=letter.recall_id,
+                product_id=letter.product_id,
+                seller_id=letter.seller_id,
+                reason=note,
+                withdrawn_at=letter.decided_at,
+            ),
+            event_id=event_id("compliance-letter", letter.letter_id, "withdrawn"),
         )
     await session.commit()
     return _out(letter)
@@ -320,3 +347,20 @@ async def reject_letter(
     runtime: RuntimeDep,
 ) -> LetterOut:
     return await _decide(session, runtime, principal, letter_id, "reject", body.note)
+
+
+@router.post(
+    "/operator/compliance-letters/{letter_id}/withdrawal",
+    response_model=LetterOut,
+    tags=["compliance letters"],
+    summary="Withdraw an accepted Letter of Compliance: the stop-sale it lifted is declared again",
+    responses=error_responses(404, 409),
+)
+async def withdraw_letter(
+    letter_id: PathId,
+    body: WithdrawalIn,
+    principal: OperatorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> LetterOut:
+    return await _decide(session, runtime, principal, letter_id, "withdraw", body.note)

@@ -13,12 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from recall_intake.api import RecallOut, ScopeRuleIn, _load_owned, _out, _prepare, publish
-from recall_intake.api_sellers import Limit, page_after
+from recall_intake.api_common import Limit, keyset_page
 from recall_intake.auth import OperatorDep
 from recall_intake.domain import confidence_level
 from recall_intake.models import ScreeningCandidate
 from recall_intake.screening import screen_draft
-from recall_shared.cursors import encode_cursor
 from recall_shared.http import Cursor, PathId, RuntimeDep, SessionDep
 from recall_shared.openapi import error_responses
 
@@ -94,13 +93,10 @@ async def list_candidates(
         stmt = stmt.where(ScreeningCandidate.status == status_)
     if recall_id:
         stmt = stmt.where(ScreeningCandidate.recall_id == recall_id)
-    stmt = page_after(stmt, cursor, ScreeningCandidate.created_at, ScreeningCandidate.candidate_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
-    return CandidatePage(
-        items=[_candidate_out(c) for c in rows],
-        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].candidate_id) if more else None,
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, ScreeningCandidate.created_at, ScreeningCandidate.candidate_id
     )
+    return CandidatePage(items=[_candidate_out(c) for c in rows], next_cursor=next_cursor)
 
 
 async def _decide(

@@ -16,11 +16,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recall_intake.api_common import Limit, created_once, keyset_page, one_or_404
 from recall_intake.auth import OperatorDep, Principal, PrincipalDep
 from recall_intake.domain import IllegalTransition, NoticeAction, notice_overdue, notice_step
 from recall_intake.models import (
@@ -32,7 +32,6 @@ from recall_intake.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from recall_shared.cursors import decode_cursor, encode_cursor
 from recall_shared.http import Cursor, PathId, SessionDep
 from recall_shared.openapi import error_responses
 
@@ -41,7 +40,6 @@ router = APIRouter(prefix="/v1")
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
 # http for receivers on a private network (and tests on loopback); a path of plain characters.
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$"
-Limit = Annotated[int, Query(ge=1, le=200)]
 Note = Annotated[str, Field(max_length=2000)]
 
 
@@ -130,6 +128,11 @@ class NoticeOut(BaseModel):
     closed_at: datetime | None
     note: str
     email_status: Literal["pending", "sent", "no_contact", "failed"]
+    updates: int = Field(
+        description="How many times the seller was told again: an amendment, or a listing the "
+        "catalog sent later, added listings once the notice had gone out"
+    )
+    added_product_ids: list[str] = Field(description="The listings the latest update added")
 
 
 class NoticePage(BaseModel):
@@ -204,14 +207,6 @@ async def seller_of(session: AsyncSession, principal: Principal, seller_id: str)
     return row
 
 
-def page_after(stmt: Select, cursor: str | None, at: object, key: object) -> Select:
-    """Newest first, after the cursor's position."""
-    if cursor:
-        ts, item_id = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(at, key) < tuple_(ts, item_id))
-    return stmt.order_by(at.desc(), key.desc())  # type: ignore[attr-defined]
-
-
 def _notice_out(n: SellerNotice, now: datetime) -> NoticeOut:
     return NoticeOut(
         notice_id=n.notice_id,
@@ -231,6 +226,8 @@ def _notice_out(n: SellerNotice, now: datetime) -> NoticeOut:
         closed_at=n.closed_at,
         note=n.note,
         email_status=n.email_status,
+        updates=n.updates,
+        added_product_ids=list(n.added_product_ids),
     )
 
 
@@ -268,7 +265,8 @@ def _endpoint_out(e: WebhookEndpoint) -> EndpointOut:
     "/sellers/{seller_id}/notice-contact",
     response_model=ContactOut,
     tags=["seller notices"],
-    summary="Set the address a seller's recall notices are emailed to",
+    summary="Set the address a seller's recall notices are emailed to (open notices that had "
+    "none are emailed now)",
     responses=error_responses(404),
 )
 async def put_contact(
@@ -281,6 +279,16 @@ async def put_contact(
             index_elements=["seller_id"],
             set_={"email": stmt.excluded.email, "updated_at": func.now()},
         )
+    )
+    # Notices that found no address are emailed now (those still open: a closed one is done).
+    await session.execute(
+        update(SellerNotice)
+        .where(
+            SellerNotice.seller_id == seller_id,
+            SellerNotice.email_status == "no_contact",
+            SellerNotice.status != "closed",
+        )
+        .values(email_status="pending", email_attempts=0, email_next_at=func.now())
     )
     await session.commit()
     return ContactOut(seller_id=seller_id, email=body.email)
@@ -316,8 +324,7 @@ async def create_endpoint(
             )
         ).scalar_one_or_none()
 
-    found = await prior()
-    if found is None:
+    async def create() -> WebhookEndpoint:
         row = WebhookEndpoint(
             endpoint_id=str(uuid.uuid4()),
             seller_id=seller_id,
@@ -327,24 +334,17 @@ async def create_endpoint(
             created_at=datetime.now(UTC),
         )
         session.add(row)
-        try:
-            await session.commit()
-        except IntegrityError:  # a concurrent retry with the same key won
-            await session.rollback()
-            found = await prior()
-            assert found is not None
-        else:
-            return EndpointCreated(**_endpoint_out(row).model_dump(), secret=row.secret)
-    if found.url != body.url:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail={
-                "error": "idempotency_key_reused",
-                "message": "Idempotency-Key was used with a different url",
-            },
-        )
-    response.headers["Idempotent-Replayed"] = "true"
-    return EndpointCreated(**_endpoint_out(found).model_dump(), secret=found.secret)
+        return row
+
+    row, _ = await created_once(
+        session,
+        response,
+        find=prior,
+        create=create,
+        same=lambda found: found.url == body.url,
+        differs="url",
+    )
+    return EndpointCreated(**_endpoint_out(row).model_dump(), secret=row.secret)
 
 
 @router.get(
@@ -365,13 +365,10 @@ async def list_endpoints(
     stmt = select(WebhookEndpoint).where(
         WebhookEndpoint.seller_id == seller_id, WebhookEndpoint.disabled_at.is_(None)
     )
-    stmt = page_after(stmt, cursor, WebhookEndpoint.created_at, WebhookEndpoint.endpoint_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
-    return EndpointPage(
-        items=[_endpoint_out(e) for e in rows],
-        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].endpoint_id) if more else None,
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, WebhookEndpoint.created_at, WebhookEndpoint.endpoint_id
     )
+    return EndpointPage(items=[_endpoint_out(e) for e in rows], next_cursor=next_cursor)
 
 
 @router.delete(
@@ -415,9 +412,9 @@ async def list_deliveries(
     stmt = select(WebhookDelivery).where(WebhookDelivery.seller_id == seller_id)
     if status_:
         stmt = stmt.where(WebhookDelivery.status == status_)
-    stmt = page_after(stmt, cursor, WebhookDelivery.created_at, WebhookDelivery.delivery_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, WebhookDelivery.created_at, WebhookDelivery.delivery_id
+    )
     attempts: dict[str, list[AttemptOut]] = {r.delivery_id: [] for r in rows}
     if rows:
         for a in (
@@ -450,7 +447,7 @@ async def list_deliveries(
             )
             for r in rows
         ],
-        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].delivery_id) if more else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -467,14 +464,11 @@ def _visible_notices(principal: Principal) -> Select:
 async def _notice_page(
     session: AsyncSession, stmt: Select, limit: int, cursor: str | None
 ) -> NoticePage:
-    stmt = page_after(stmt, cursor, SellerNotice.notified_at, SellerNotice.notice_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
-    now = datetime.now(UTC)
-    return NoticePage(
-        items=[_notice_out(n, now) for n in rows],
-        next_cursor=encode_cursor(rows[-1].notified_at, rows[-1].notice_id) if more else None,
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, SellerNotice.notified_at, SellerNotice.notice_id
     )
+    now = datetime.now(UTC)
+    return NoticePage(items=[_notice_out(n, now) for n in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -524,11 +518,7 @@ async def _load_notice(
     session: AsyncSession, principal: Principal, notice_id: str, *, lock: bool
 ) -> SellerNotice:
     stmt = _visible_notices(principal).where(SellerNotice.notice_id == notice_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    notice = (await session.execute(stmt)).scalar_one_or_none()
-    if notice is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="seller notice not found")
+    notice: SellerNotice = await one_or_404(session, stmt, "seller notice", lock=lock)
     return notice
 
 
@@ -637,13 +627,10 @@ async def list_incidents(
         stmt = stmt.where(SaleIncident.seller_id == principal.seller_id)
     if status_:
         stmt = stmt.where(SaleIncident.status == status_)
-    stmt = page_after(stmt, cursor, SaleIncident.detected_at, SaleIncident.incident_id)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more, rows = len(rows) > limit, rows[:limit]
-    return IncidentPage(
-        items=[_incident_out(i) for i in rows],
-        next_cursor=encode_cursor(rows[-1].detected_at, rows[-1].incident_id) if more else None,
+    rows, next_cursor = await keyset_page(
+        session, stmt, cursor, limit, SaleIncident.detected_at, SaleIncident.incident_id
     )
+    return IncidentPage(items=[_incident_out(i) for i in rows], next_cursor=next_cursor)
 
 
 @router.post(

@@ -10,6 +10,7 @@ from recall_intake.api_imports import router as imports_router
 from recall_intake.api_screening import router as screening_router
 from recall_intake.api_sellers import router as sellers_router
 from recall_intake.handlers import HANDLERS
+from recall_intake.metrics import WatcherMetrics
 from recall_intake.regulator_watcher import RegulatorWatcher
 from recall_intake.seller_dispatch import SellerDispatcher
 from recall_intake.seller_notices import SellerNotices
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=runtime.lifespan,
     )
     if settings.regulator_poll_interval_s > 0 and settings.regulator_urls():
-        watcher = RegulatorWatcher(settings, runtime.session_factory)
+        metrics = WatcherMetrics(runtime.metrics.registry)
+        watcher = RegulatorWatcher(settings, runtime.session_factory, metrics)
         runtime.add_background("regulator-watcher", watcher.run, stop=watcher.stop)
     if settings.seller_dispatch_interval_s > 0:
         dispatcher = SellerDispatcher(settings, runtime.session_factory)

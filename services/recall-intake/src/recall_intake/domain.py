@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections.abc import Collection
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -118,6 +119,23 @@ def notice_overdue(status: str, ack_due_at: datetime, now: datetime) -> bool:
     return status == "notified" and ack_due_at <= now
 
 
+NoticeChange = Literal["none", "join", "update"]
+
+
+def notice_change(
+    listed: Collection[str], lifted: Collection[str], product_id: str, told: bool
+) -> NoticeChange:
+    """What a stop-sale of ``product_id`` declared to a seller who has a notice of the recall does
+    to it. A listing the notice names and still stops changes nothing the seller must do (an
+    amendment that only re-declares it: another tier, other unknown attributes). A listing it does
+    not name, or one a lift had made sellable again, is more stock to take off sale: it joins the
+    notice while nothing of it has gone out yet (the listings of one publication), and once the
+    seller has been told, the seller is told again (an ``update``)."""
+    if product_id in listed and product_id not in lifted:
+        return "none"
+    return "update" if told else "join"
+
+
 def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
     """The ``Recall-Signature`` header, as Stripe signs: HMAC-SHA256 over ``"{t}.{body}"``."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
@@ -166,18 +184,29 @@ def delivered(status_code: int) -> bool:
 
 # ------------------------------------------------------------ Letters of Compliance (issue 16)
 
-LetterStatus = Literal["submitted", "accepted", "rejected"]
-LetterDecision = Literal["accept", "reject"]
-_LETTER_OUTCOME: dict[LetterDecision, LetterStatus] = {"accept": "accepted", "reject": "rejected"}
+LetterStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
+LetterDecision = Literal["accept", "reject", "withdraw"]
+_LETTER_OUTCOME: dict[LetterDecision, LetterStatus] = {
+    "accept": "accepted",
+    "reject": "rejected",
+    "withdraw": "withdrawn",
+}
+# What a letter must be for the decision: a withdrawal takes back an acceptance.
+_LETTER_FROM: dict[LetterDecision, LetterStatus] = {
+    "accept": "submitted",
+    "reject": "submitted",
+    "withdraw": "accepted",
+}
 
 
 def letter_decision(status: str, decision: LetterDecision) -> tuple[LetterStatus, bool]:
     """The letter's status after an operator's decision, and whether it changed (False: the same
-    decision again). The other decision on a decided letter is :class:`IllegalTransition`."""
+    decision again). Any other decision on a decided letter is :class:`IllegalTransition` (a
+    withdrawn letter stays withdrawn: the seller files a new one)."""
     outcome = _LETTER_OUTCOME[decision]
     if status == outcome:
         return outcome, False
-    if status != "submitted":
+    if status != _LETTER_FROM[decision]:
         raise IllegalTransition(status, decision)
     return outcome, True
 

@@ -1,4 +1,5 @@
-"""recall-intake's consumers: the product-ownership read model from catalog.listings.v1."""
+"""recall-intake's consumers: the product-ownership read model from catalog.listings.v1, and each
+listing screened against the drafts screened before it came (recall_intake.screening)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recall_intake.models import Listing
+from recall_intake.screening import screen_new_listing
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import HandlerMap
@@ -27,7 +29,7 @@ async def on_listing_updated(
         "updated_at": env.time,
     }
     stmt = insert(Listing).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[Listing.product_id],
         set_={
             k: stmt.excluded[k]
@@ -43,8 +45,10 @@ async def on_listing_updated(
         },
         where=Listing.updated_at
         <= stmt.excluded.updated_at,  # a compacted topic may replay older states
-    )
-    await session.execute(stmt)
+    ).returning(Listing.product_id)
+    if (await session.execute(upsert)).first() is None:
+        return  # an older state than the one kept
+    await screen_new_listing(session, Listing(**values))
 
 
 HANDLERS: HandlerMap = {ev.ListingUpdated: on_listing_updated}

@@ -69,6 +69,14 @@ class Recall(Base):
     # Closed because it was withdrawn (issued in error), not completed; and why, for the public.
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # What the catalog screening matched a draft by (recall_intake.screening): a listing that comes
+    # later with one of them is screened against the draft.
+    screening_gtins: Mapped[list[str]] = mapped_column(
+        ARRAY(String(14)), default=list, server_default="{}"
+    )
+    screening_model_keys: Mapped[list[str]] = mapped_column(
+        ARRAY(String(200)), default=list, server_default="{}"
+    )
 
     __table_args__ = (
         Index(
@@ -79,6 +87,15 @@ class Recall(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_recalls_created", "created_at", "recall_id"),
+        *(
+            Index(
+                f"ix_recalls_{column}",
+                column,
+                postgresql_using="gin",
+                postgresql_where=text("status = 'draft'"),
+            )
+            for column in ("screening_gtins", "screening_model_keys")
+        ),
     )
 
 
@@ -134,6 +151,11 @@ class RegulatorCursor(Base):
     since: Mapped[date | None] = mapped_column(Date, nullable=True)
     page: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Conditional requests: per request of the latest pass (its URL with the query), the ETag and
+    # Last-Modified it answered with and the page after it (regulator_watcher.Validators).
+    validators: Mapped[dict] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -200,6 +222,15 @@ class SellerNotice(Base):
     email_attempts: Mapped[int] = mapped_column(Integer, default=0)
     email_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Told again (seller_notices.SellerNotices): how many times, and which listings the latest
+    # update added; listings a lift made sellable again (a new stop of one is news again).
+    updates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    added_product_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), default=list, server_default="{}"
+    )
+    lifted_product_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), default=list, server_default="{}"
+    )
 
     __table_args__ = (
         Index("uq_seller_notices_recall_seller", "recall_id", "seller_id", unique=True),
@@ -270,7 +301,8 @@ class SaleIncident(Base):
 
 class ComplianceLetter(Base):
     """A seller's Letter of Compliance: the stock it offers of one listing of a recall from now on
-    (made after a date, of new lots), for an operator to accept or reject."""
+    (made after a date, of new lots, serial ranges, best before a later day), for an operator to
+    accept or reject, and to withdraw once accepted."""
 
     __tablename__ = "compliance_letters"
     letter_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -279,6 +311,10 @@ class ComplianceLetter(Base):
     product_id: Mapped[str] = mapped_column(String(100))
     made_after: Mapped[date | None] = mapped_column(Date, nullable=True)
     lots: Mapped[list[str]] = mapped_column(ARRAY(String(200)), default=list)
+    serials: Mapped[list] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )  # [{"first", "last"}]
+    best_before_after: Mapped[date | None] = mapped_column(Date, nullable=True)
     statement: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20))  # domain.LetterStatus
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -5,8 +5,11 @@ an operator to confirm or dismiss (recall_intake.api_screening). A seller's own 
 products and is not screened.
 
 Screening runs when such a draft is created, when its rules are edited, when an import creates or
-extends it, and on an operator's request (listings the catalog sent later). A candidate already
-decided keeps its decision; a pending one gets the new confidence.
+extends it, and on an operator's request; and a listing the catalog sends later (new, or with new
+identifiers) is screened against the drafts screened before it came, by the identifiers they were
+screened by (``recalls.screening_gtins``, ``screening_model_keys``). A candidate already decided
+keeps its decision; a pending one gets the new confidence. Published recalls are not screened:
+purchase-matcher stops the sale of every listing with the GTINs and models they name.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ async def screen_draft(session: AsyncSession, recall: Recall) -> int:
     if recall.seller_id is not None or recall.status != "draft":
         return 0
     names = screened(recall)
+    # Kept, so a listing that comes later is screened against the draft (screen_new_listing).
+    recall.screening_gtins = sorted(names.gtins)
+    recall.screening_model_keys = sorted(names.model_keys)
     if not (names.gtins or names.model_keys):
         return 0
     rows = (
@@ -68,33 +74,68 @@ async def screen_draft(session: AsyncSession, recall: Recall) -> int:
     now = datetime.now(UTC)
     found = 0
     for listing in rows:
-        candidate = screen_listing(
-            names,
-            ScreenedListing(
-                listing.product_id, listing.brand, tuple(listing.gtins), tuple(listing.model_keys)
-            ),
-        )
-        if candidate is None:
-            continue
-        found += 1
-        stmt = insert(ScreeningCandidate).values(
-            candidate_id=candidate_id(recall.recall_id, listing.product_id),
-            recall_id=recall.recall_id,
-            product_id=listing.product_id,
-            title=listing.title,
-            seller_ids=list(listing.seller_ids),
-            confidence=candidate.confidence,
-            reasons=list(candidate.reasons),
-            status="pending",
-            created_at=now,
-        )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["candidate_id"],
-                set_={
-                    k: stmt.excluded[k] for k in ("title", "seller_ids", "confidence", "reasons")
-                },
-                where=ScreeningCandidate.status == "pending",
-            )
-        )
+        found += await _keep(session, recall, listing, now)
     return found
+
+
+async def screen_new_listing(session: AsyncSession, listing: Listing) -> int:
+    """Screen a listing the catalog sent (new or changed) against the drafts screened before it
+    came, by the identifiers they were screened by; returns how many candidates it is now."""
+    if not (listing.gtins or listing.model_keys):
+        return 0
+    drafts = (
+        await session.execute(
+            select(Recall)
+            .where(
+                Recall.status == "draft",
+                Recall.seller_id.is_(None),
+                or_(
+                    false(),
+                    *([Recall.screening_gtins.overlap(listing.gtins)] if listing.gtins else []),
+                    *(
+                        [Recall.screening_model_keys.overlap(listing.model_keys)]
+                        if listing.model_keys
+                        else []
+                    ),
+                ),
+            )
+            .order_by(Recall.recall_id)
+        )
+    ).scalars()
+    now = datetime.now(UTC)
+    found = 0
+    for recall in drafts:
+        found += await _keep(session, recall, listing, now)
+    return found
+
+
+async def _keep(session: AsyncSession, recall: Recall, listing: Listing, now: datetime) -> int:
+    """Keep the listing as a candidate of the draft if the screening ties them (1), else 0. A
+    candidate already decided keeps its decision; a pending one gets the new confidence."""
+    candidate = screen_listing(
+        screened(recall),
+        ScreenedListing(
+            listing.product_id, listing.brand, tuple(listing.gtins), tuple(listing.model_keys)
+        ),
+    )
+    if candidate is None:
+        return 0
+    stmt = insert(ScreeningCandidate).values(
+        candidate_id=candidate_id(recall.recall_id, listing.product_id),
+        recall_id=recall.recall_id,
+        product_id=listing.product_id,
+        title=listing.title,
+        seller_ids=list(listing.seller_ids),
+        confidence=candidate.confidence,
+        reasons=list(candidate.reasons),
+        status="pending",
+        created_at=now,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["candidate_id"],
+            set_={k: stmt.excluded[k] for k in ("title", "seller_ids", "confidence", "reasons")},
+            where=ScreeningCandidate.status == "pending",
+        )
+    )
+    return 1

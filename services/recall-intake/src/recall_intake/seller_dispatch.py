@@ -3,8 +3,10 @@ signed as Stripe signs: ``Recall-Signature: t=<unix time>,v1=<HMAC-SHA256 of "t.
 
 A failed try (no answer, a non-2xx, an SMTP error) is tried again after a capped, jittered,
 doubling delay (domain.retry_delay_s), up to ``webhook_max_attempts``; then the delivery or the
-email is ``failed``. Every webhook try is logged (``webhook_attempts``). Work is claimed one row at
-a time with ``FOR UPDATE SKIP LOCKED``, so several instances never send the same thing at once.
+email is ``failed``. Every webhook try is logged (``webhook_attempts``). A webhook goes to the
+address its host was checked at (``pinned``: no second lookup, so no DNS rebinding onto a private
+address). Work is claimed one row at a time with ``FOR UPDATE SKIP LOCKED``, so several instances
+never send the same thing at once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ from recall_shared.waits import wait_set
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Recall-Signature"
+
+
+def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The request to ``url`` sent to ``address`` (the one checked): the URL with that address as
+    its host, the ``Host`` header of the URL's name, and its name for TLS (SNI and the certificate
+    check). Unchanged when there is no address."""
+    parsed = httpx.URL(url)
+    if address is None or address == parsed.host:
+        return url, {}, {}
+    host = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    return str(parsed.copy_with(host=address)), {"Host": host}, extensions
 
 
 class SellerDispatcher:
@@ -114,12 +128,12 @@ class SellerDispatcher:
             started = time.monotonic()
             status_code: int | None = None
             error: str | None = None
-            refused = await self._refused(url)
+            refused, addresses = await self._resolve(url)
             try:
                 if refused:
                     error = refused
                 else:
-                    response = await client.post(url, content=body, headers=headers)
+                    response = await self._post(client, url, addresses, body, headers)
                     status_code = response.status_code
                     if not delivered(status_code):
                         error = f"answered {status_code}"
@@ -148,22 +162,43 @@ class SellerDispatcher:
             await session.commit()
             return True
 
-    async def _refused(self, url: str) -> str | None:
-        """Why a URL may not be called (its host resolves to an address not allowed), or None.
-        The connection itself may resolve again; this keeps a seller's URL off the service's own
-        network, not a determined DNS rebinding."""
+    async def _resolve(self, url: str) -> tuple[str | None, list[str | None]]:
+        """Why a URL may not be called (its host resolves to an address not allowed), or None; and
+        the addresses to connect to, checked, IPv4 first ([None]: unresolvable, the POST fails and
+        is retried). The connection goes to one of them, not to a second lookup, so a name that
+        resolves to a public address for the check and to a private one after (DNS rebinding) is
+        not followed."""
         host = httpx.URL(url).host
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, None)
         except OSError:
-            return None  # unresolvable: the POST fails and is retried
+            return None, [None]
         allow = self.settings.webhook_allow_private_networks
-        bad = sorted(
-            {str(i[4][0]) for i in infos if not webhook_address_allowed(str(i[4][0]), allow)}
-        )
-        return (
-            f"refused: {host} resolves to {', '.join(bad)}, not a public address" if bad else None
-        )
+        addresses = sorted(dict.fromkeys(str(i[4][0]) for i in infos), key=lambda a: ":" in a)
+        bad = sorted({a for a in addresses if not webhook_address_allowed(a, allow)})
+        if bad:
+            return f"refused: {host} resolves to {', '.join(bad)}, not a public address", []
+        return None, [*addresses] or [None]
+
+    async def _post(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        addresses: list[str | None],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """POST to the first of the addresses that takes the connection."""
+        for i, address in enumerate(addresses):
+            target, host, extensions = pinned(url, address)
+            try:
+                return await client.post(
+                    target, content=body, headers={**headers, **host}, extensions=extensions
+                )
+            except httpx.ConnectError:
+                if i == len(addresses) - 1:
+                    raise
+        raise AssertionError("no address to try")
 
     # ------------------------------------------------------------------ email
 
@@ -209,12 +244,24 @@ class SellerDispatcher:
         msg = EmailMessage()
         msg["From"] = self.settings.seller_notice_from
         msg["To"] = address
-        msg["Subject"] = f"Stop selling: {notice.title} (recall {notice.recall_id})"
-        msg["Message-ID"] = f"<{notice.notice_id}@recall-intake>"
         listings = "\n".join(f"  - {p}" for p in notice.product_ids)
+        if notice.updates == 0:
+            msg["Subject"] = f"Stop selling: {notice.title} (recall {notice.recall_id})"
+            msg["Message-ID"] = f"<{notice.notice_id}@recall-intake>"
+            opening = f"A recall ({notice.severity}) reaches your listings:\n{listings}\n\n"
+        else:  # an update: the listings it added first, so they are not missed
+            msg["Subject"] = (
+                f"More listings to stop selling: {notice.title} (recall {notice.recall_id})"
+            )
+            msg["Message-ID"] = f"<{notice.notice_id}.{notice.updates}@recall-intake>"
+            msg["References"] = f"<{notice.notice_id}@recall-intake>"
+            added = "\n".join(f"  - {p}" for p in notice.added_product_ids)
+            opening = (
+                f"The recall ({notice.severity}) now reaches more of your listings:\n{added}\n\n"
+                f"All the listings it reaches:\n{listings}\n\n"
+            )
         msg.set_content(
-            f"A recall ({notice.severity}) reaches your listings:\n{listings}\n\n"
-            "They are suppressed: stop selling them and remove the stock from sale.\n"
+            opening + "They are suppressed: stop selling them and remove the stock from sale.\n"
             f"Acknowledge this notice by {notice.ack_due_at:%Y-%m-%d %H:%M} UTC:\n"
             f"  POST /v1/seller-notices/{notice.notice_id}/acknowledgement\n"
             "and confirm the removal when done:\n"

@@ -1,9 +1,14 @@
 """Seller notices from stop_sales.v1, and sale-after-recall incidents from alerts.v1.
 
 - ``stop_sale.declared.v1``: the seller of the listing gets one notice per recall (a second listing
-  of the same recall joins the notice), emailed and POSTed to each of its webhook endpoints by the
-  dispatcher (recall_intake.seller_dispatch). The seller acknowledges, confirms the removal, and the
-  notice is closed out (recall_intake.api_sellers).
+  of the same recall joins the notice while nothing of it has gone out), emailed and POSTed to each
+  of its webhook endpoints by the dispatcher (recall_intake.seller_dispatch) after
+  ``seller_notice_settle_s`` (the listings of one publication arrive on several partitions: they go
+  out together). A listing added once the seller has been told (an amendment, a listing the
+  catalog sent later, a listing stopped again after a lift) tells the seller again: an update
+  (``seller_notice.updated``, the email again) naming the listings added; a listing re-declared
+  with no more to do tells nobody (domain.notice_change). The seller acknowledges, confirms the
+  removal, and the notice is closed out (recall_intake.api_sellers).
 - ``stop_sale.lifted.v1`` with ``recall_closed``: the recall's closeout closes the notice.
 - ``alert.sale_after_recall_detected.v1``: an incident in the operators' queue and the seller's
   report, and a webhook to the seller.
@@ -21,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recall_intake.domain import notice_change
 from recall_intake.models import SaleIncident, SellerNotice, WebhookDelivery, WebhookEndpoint
 from recall_intake.settings import Settings
 from recall_shared import events as ev
@@ -32,6 +38,14 @@ _NAMESPACE = uuid.UUID("6f1c7d2e-5a4b-4c1e-9d3f-16a0b5e2c7a1")
 
 def stable_id(kind: str, *parts: str) -> str:
     return f"{kind}_{uuid.uuid5(_NAMESPACE, chr(0x1F).join(parts)).hex}"
+
+
+def notice_round(notice: SellerNotice) -> tuple[str, str]:
+    """The webhook event type and delivery key of what the seller is told now: the notice, or its
+    latest update (each update is delivered once, whatever came before)."""
+    if notice.updates == 0:
+        return "seller_notice.created", notice.notice_id
+    return "seller_notice.updated", f"{notice.notice_id}/{notice.updates}"
 
 
 def notice_document(notice: SellerNotice) -> dict[str, Any]:
@@ -47,6 +61,8 @@ def notice_document(notice: SellerNotice) -> dict[str, Any]:
         "status": notice.status,
         "notified_at": notice.notified_at.isoformat(),
         "ack_due_at": notice.ack_due_at.isoformat(),
+        "updates": notice.updates,
+        "added_product_ids": list(notice.added_product_ids),
     }
 
 
@@ -65,9 +81,16 @@ def incident_document(incident: SaleIncident) -> dict[str, Any]:
 
 
 async def queue_webhooks(
-    session: AsyncSession, seller_id: str, event_type: str, key: str, data: dict[str, Any]
+    session: AsyncSession,
+    seller_id: str,
+    event_type: str,
+    key: str,
+    data: dict[str, Any],
+    *,
+    not_before: datetime | None = None,
 ) -> int:
-    """One delivery per active endpoint of the seller; returns how many were queued."""
+    """One delivery per active endpoint of the seller, first tried at ``not_before`` (now if
+    None); returns how many were queued."""
     endpoints = (
         await session.execute(
             select(WebhookEndpoint.endpoint_id).where(
@@ -88,7 +111,7 @@ async def queue_webhooks(
             payload=payload,
             status="pending",
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=not_before or now,
             created_at=now,
         )
         result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["delivery_id"]))
@@ -99,6 +122,7 @@ async def queue_webhooks(
 class SellerNotices:
     def __init__(self, settings: Settings) -> None:
         self.ack_window = timedelta(seconds=settings.seller_ack_window_s)
+        self.settle = timedelta(seconds=settings.seller_notice_settle_s)
 
     async def on_stop_sale_declared(
         self, session: AsyncSession, event: ev.StopSaleDeclared, env: Envelope
@@ -121,37 +145,117 @@ class SellerNotices:
                     ack_due_at=now + self.ack_window,
                     email_status="pending",
                     email_attempts=0,
-                    email_next_at=now,
+                    email_next_at=now + self.settle,
                     note="",
                 )
                 .on_conflict_do_nothing(index_elements=["recall_id", "seller_id"])
                 .returning(SellerNotice.notice_id)
             )
         ).first()
-        if inserted is None:  # another listing of a recall the seller was told of, or a repeat
-            await session.execute(
-                update(SellerNotice)
-                .where(
-                    SellerNotice.notice_id == notice_id,
-                    ~SellerNotice.product_ids.contains([event.product_id]),
-                )
-                .values(
-                    product_ids=func.array_append(SellerNotice.product_ids, event.product_id),
-                    recall_version=func.greatest(SellerNotice.recall_version, event.recall_version),
-                )
+        notice = await session.get(
+            SellerNotice, notice_id, with_for_update=True, populate_existing=True
+        )
+        assert notice is not None
+        if inserted is not None:
+            event_type, key = notice_round(notice)
+            await queue_webhooks(
+                session,
+                event.seller_id,
+                event_type,
+                key,
+                notice_document(notice),
+                not_before=now + self.settle,
             )
             return
-        notice = await session.get(SellerNotice, notice_id)
-        assert notice is not None
-        await queue_webhooks(
-            session, event.seller_id, "seller_notice.created", notice_id, notice_document(notice)
+        # Another listing of a recall the seller has a notice of, an amendment, or a repeat.
+        # Locked first (the dispatcher holds a delivery or the notice while it sends it), so
+        # "told" is what has gone out, not what was about to.
+        pending = await self._round_deliveries(session, notice)
+        told = (
+            notice.email_status != "pending"
+            or notice.email_attempts > 0
+            or any(d.attempts > 0 or d.status != "pending" for d in pending)
         )
+        change = notice_change(
+            notice.product_ids, notice.lifted_product_ids, event.product_id, told
+        )
+        notice.recall_version = max(notice.recall_version, event.recall_version)
+        if change == "none":
+            return
+        notice.title, notice.severity = event.title, event.severity
+        if event.product_id not in notice.product_ids:
+            notice.product_ids = [*notice.product_ids, event.product_id]
+        notice.lifted_product_ids = [p for p in notice.lifted_product_ids if p != event.product_id]
+        if change == "join":  # nothing has gone out: what is about to go names the listing too
+            if notice.updates > 0 and event.product_id not in notice.added_product_ids:
+                notice.added_product_ids = [*notice.added_product_ids, event.product_id]
+            for delivery in pending:
+                delivery.payload = {**delivery.payload, "data": notice_document(notice)}
+            return
+        # Told already: more stock to take off sale, so the seller is told again, and is due to
+        # acknowledge again.
+        notice.updates += 1
+        notice.added_product_ids = [event.product_id]
+        notice.status, notice.closed_at = "notified", None
+        notice.ack_due_at = now + self.ack_window
+        notice.email_status, notice.email_attempts = "pending", 0
+        notice.email_next_at, notice.email_error = now + self.settle, None
+        event_type, key = notice_round(notice)
+        await session.flush()
+        await queue_webhooks(
+            session,
+            event.seller_id,
+            event_type,
+            key,
+            notice_document(notice),
+            not_before=now + self.settle,
+        )
+
+    async def _round_deliveries(
+        self, session: AsyncSession, notice: SellerNotice
+    ) -> list[WebhookDelivery]:
+        """The webhook deliveries of the notice's latest round (its creation, or its latest
+        update), locked."""
+        event_type, key = notice_round(notice)
+        endpoints = (
+            await session.execute(
+                select(WebhookEndpoint.endpoint_id).where(
+                    WebhookEndpoint.seller_id == notice.seller_id
+                )
+            )
+        ).scalars()
+        ids = [stable_id("whd", endpoint_id, event_type, key) for endpoint_id in endpoints]
+        if not ids:
+            return []
+        rows = await session.execute(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.delivery_id.in_(ids))
+            .order_by(WebhookDelivery.delivery_id)
+            .with_for_update()
+        )
+        return list(rows.scalars())
 
     async def on_stop_sale_lifted(
         self, session: AsyncSession, event: ev.StopSaleLifted, env: Envelope
     ) -> None:
         if event.reason != "recall_closed":
-            return  # the listing is sellable again; the notice of the recall stands
+            # The listing is sellable again; the notice of the recall stands, and a stop-sale of
+            # the listing declared again (a letter withdrawn, an amendment) is news to the seller.
+            await session.execute(
+                update(SellerNotice)
+                .where(
+                    SellerNotice.recall_id == event.recall_id,
+                    SellerNotice.seller_id == event.seller_id,
+                    SellerNotice.product_ids.contains([event.product_id]),
+                    ~SellerNotice.lifted_product_ids.contains([event.product_id]),
+                )
+                .values(
+                    lifted_product_ids=func.array_append(
+                        SellerNotice.lifted_product_ids, event.product_id
+                    )
+                )
+            )
+            return
         await session.execute(
             update(SellerNotice)
             .where(

@@ -39,6 +39,12 @@ class Settings(HttpServiceSettings):
     seller_ack_window_s: float = Field(
         default=48 * 3600, ge=0, description="How long a seller has to acknowledge a notice"
     )
+    seller_notice_settle_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a new notice, or an update of one, waits before it is sent: the "
+        "listings of one publication arrive on several partitions and go out together",
+    )
     seller_dispatch_interval_s: float = Field(
         default=2.0, ge=0, description="How often due emails and webhooks are sent; 0: never"
     )

@@ -1,35 +1,43 @@
-"""The regulator watcher against a local sandbox over HTTP (uvicorn on a free port) that serves
+"""The regulator watcher against a local sandbox over HTTP (the conftest's ``loopback``) that serves
 the real recorded records (tests/data/regulators) the way each feed does: CPSC as one array
 filtered by RecallDateStart, openFDA paged by skip/limit with meta.results.total, Safety Gate paged
 by page/size. Drafts land in a real, migrated PostgreSQL database.
 
+The sandbox answers conditional requests as HTTP defines them (RFC 9110 8.8 and 13; none of the
+three regulators documents validators of its own): a strong ETag over each response's body and a
+Last-Modified (the newest record's day); If-None-Match decides when it is sent, If-Modified-Since
+otherwise; a 304 has the validators and no body. Safety Gate is served with Last-Modified only.
+
 Covered: new records become drafts and the cursors are saved; an unchanged feed creates nothing; a
 re-published (changed) record is skipped and a new one created; a 503 is retried with backoff (its
 Retry-After honoured); a feed that stays down stops the pass at that page, which the next pass
-resumes."""
+resumes; once the cursors have settled, an unchanged feed answers 304 to every page, nothing is
+parsed or imported and the 304s are counted, and a change is fetched again."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
+import hashlib
 import json
-import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from recall_intake.cli import MIGRATIONS
+from recall_intake.metrics import WatcherMetrics
 from recall_intake.regulator_sources import _day
 from recall_intake.regulator_watcher import RegulatorWatcher
 from recall_intake.settings import Settings
@@ -61,6 +69,41 @@ class Sandbox:
     fail: dict[tuple[str, int], int] = field(default_factory=dict)  # (path, page) -> 503s left
     down: set[str] = field(default_factory=set)
     asked: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    # (path, If-None-Match, If-Modified-Since, status answered) of every request
+    answered: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
+    no_etag: set[str] = field(default_factory=lambda: {"/gate"})  # Last-Modified only
+
+    def conditional(self, request: Request, path: str, body: Any, records: list[dict]) -> Response:
+        """200 with the body and its validators, or 304 when the request's condition says the
+        client has this representation already."""
+        content = json.dumps(body, sort_keys=True).encode()
+        days = [d for r in records if (d := _day(r.get("published") or r.get("report-date")))]
+        newest = max(days, default=date(2000, 1, 1))
+        last_modified = format_datetime(
+            datetime(newest.year, newest.month, newest.day, tzinfo=UTC), usegmt=True
+        )
+        headers = {"Last-Modified": last_modified}
+        if path not in self.no_etag:
+            headers["ETag"] = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+        if_none_match = request.headers.get("if-none-match")
+        if_modified_since = request.headers.get("if-modified-since")
+        if if_none_match is not None:  # RFC 9110 13.2.2: then If-Modified-Since is not looked at
+            tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+            fresh = "*" in tags or headers.get("ETag") in tags
+        elif if_modified_since is not None:
+            try:
+                fresh = parsedate_to_datetime(last_modified) <= parsedate_to_datetime(
+                    if_modified_since
+                )
+            except (TypeError, ValueError):
+                fresh = False  # an invalid date: the condition is ignored
+        else:
+            fresh = False
+        status = 304 if fresh else 200
+        self.answered.append((path, if_none_match, if_modified_since, status))
+        if fresh:
+            return Response(status_code=304, headers=headers)
+        return Response(content, headers=headers, media_type="application/json")
 
     def _fault(self, path: str, page: int) -> Response | None:
         if path in self.down:
@@ -75,7 +118,8 @@ class Sandbox:
         if fault := self._fault("/cpsc", 0):
             return fault
         start = _day(request.query_params.get("RecallDateStart", "1900-01-01"))
-        return JSONResponse([r for r in self.cpsc if _day(r["published"]) >= start])  # type: ignore[operator]
+        found = [r for r in self.cpsc if _day(r["published"]) >= start]  # type: ignore[operator]
+        return self.conditional(request, "/cpsc", found, found)
 
     async def fda_feed(self, request: Request) -> Response:
         q = request.query_params
@@ -86,7 +130,8 @@ class Sandbox:
         start = _day(q["search"].split("[", 1)[1].split(" ", 1)[0])
         found = [r for r in self.fda if _day(r["report-date"]) >= start]  # type: ignore[operator]
         meta = {"results": {"skip": skip, "limit": limit, "total": len(found)}}
-        return JSONResponse({"meta": meta, "results": found[skip : skip + limit]})
+        page = found[skip : skip + limit]
+        return self.conditional(request, "/fda", {"meta": meta, "results": page}, page)
 
     async def gate_feed(self, request: Request) -> Response:
         q = request.query_params
@@ -97,7 +142,8 @@ class Sandbox:
         start = _day(q.get("publishedFrom", "1900-01-01"))
         found = [r for r in self.gate if _day(r["published"]) >= start]  # type: ignore[operator]
         content = found[page * size : (page + 1) * size]
-        return JSONResponse({"content": content, "last": (page + 1) * size >= len(found)})
+        body = {"content": content, "last": (page + 1) * size >= len(found)}
+        return self.conditional(request, "/gate", body, content)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -109,37 +155,13 @@ class Sandbox:
         )
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the test's loop keeps its own signal handlers
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert not task.done() and time.monotonic() < deadline, "sandbox did not start"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=5)
-        sock.close()
-
-
 @dataclass
 class Rig:
     sandbox: Sandbox
     watcher: RegulatorWatcher
     waits: list[float]
     settings: Settings
+    registry: CollectorRegistry
 
     async def scalar(self, sql: str) -> Any:
         async with self.watcher.session_factory() as session:
@@ -150,9 +172,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(loopback: Any) -> AsyncIterator[Rig]:
     sandbox = Sandbox()
-    async with serving(sandbox.app()) as base, migrated_database(MIGRATIONS, "watch") as url:
+    async with loopback(sandbox.app()) as base, migrated_database(MIGRATIONS, "watch") as url:
         settings = Settings(
             **fast_test_settings(
                 database_url=url,
@@ -170,9 +192,12 @@ async def rig() -> AsyncIterator[Rig]:
         async def no_wait(seconds: float) -> None:
             waits.append(seconds)
 
+        registry = CollectorRegistry()
         try:
-            watcher = RegulatorWatcher(settings, create_session_factory(engine), sleep=no_wait)
-            yield Rig(sandbox, watcher, waits, settings)
+            watcher = RegulatorWatcher(
+                settings, create_session_factory(engine), WatcherMetrics(registry), sleep=no_wait
+            )
+            yield Rig(sandbox, watcher, waits, settings, registry)
         finally:
             await engine.dispose()
 
@@ -216,6 +241,35 @@ async def test_new_then_unchanged_then_changed_records(rig: Rig) -> None:
     seen = f"SELECT times_seen FROM regulator_records WHERE reference = '{old['ref']}'"
     assert await rig.scalar(seen) == 2  # imported, then re-published: skipped, no second draft
     assert changed["cpsc"].counts["skipped"] >= 1
+
+
+async def test_an_unchanged_feed_answers_304_and_nothing_is_parsed_or_imported(rig: Rig) -> None:
+    await rig.poll()  # everything new: imported, the cursors move to the newest day
+    settled = await rig.poll()  # from the cursors: a new request (the newest day), skipped
+    assert all(r.not_modified == 0 for r in settled.values())
+    imported = await rig.scalar("SELECT count(*) FROM regulator_records")
+    rig.sandbox.answered.clear()
+
+    # Asked again, every page is conditional and answered 304: no body, nothing parsed.
+    unchanged = await rig.poll()
+    for result in unchanged.values():
+        assert result.error is None and result.pages >= 1
+        assert result.not_modified == result.pages and not result.counts, result
+    assert rig.sandbox.answered and all(a[3] == 304 for a in rig.sandbox.answered)
+    by_path = {path: (etag, since) for path, etag, since, _ in rig.sandbox.answered}
+    assert by_path["/cpsc"][0] and by_path["/fda"][0]  # If-None-Match where there are ETags
+    assert by_path["/gate"][0] is None and by_path["/gate"][1]  # If-Modified-Since alone
+    assert await rig.scalar("SELECT count(*) FROM regulator_records") == imported
+    for name, result in unchanged.items():
+        labels = {"source": name, "outcome": "not_modified"}
+        assert rig.registry.get_sample_value("regulator_pages_total", labels) == result.pages
+
+    # A new CPSC record: that feed's body changes and is fetched; the others stay 304.
+    rig.sandbox.cpsc.append({**copy.deepcopy(CPSC[1]), "ref": "26998", "published": "2026-12-02"})
+    changed = await rig.poll()
+    assert changed["cpsc"].not_modified == 0 and changed["cpsc"].counts["created"] == 1
+    assert changed["openfda"].not_modified == changed["openfda"].pages
+    assert changed["safety-gate"].not_modified == changed["safety-gate"].pages
 
 
 async def test_a_503_is_retried_and_a_feed_that_stays_down_is_resumed(rig: Rig) -> None:

@@ -1,7 +1,8 @@
 """Catalog screening on a real PostgreSQL and Kafka: listings reach the read model on
 catalog.listings.v1; an operator's draft and an imported regulator record are screened into
 candidates with a confidence; an operator confirms or dismisses them in the review queue and
-publishes the draft with the confirmed listings in its scope (read back from recalls.v1)."""
+publishes the draft with the confirmed listings in its scope (read back from recalls.v1); a listing
+the catalog sends after a draft was screened is screened against it on arrival, once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from recall_intake.importers.reader import open_records
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.envelope import parse
-from recall_shared.testing import read_topic
+from recall_shared.testing import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +143,7 @@ async def test_an_imported_regulator_record_is_screened(intake: Any, unique: Any
     [candidate] = queue.json()["items"]
     assert candidate["product_id"] == listed and candidate["reasons"] == ["GTIN 00011110911285"]
 
-    # A listing the catalog sends later is found when the operator screens again.
+    # A listing the catalog sends later is screened on arrival; screening again finds the same.
     later = unique("p")
     await list_product(
         intake,
@@ -154,3 +155,79 @@ async def test_an_imported_regulator_record_is_screened(intake: Any, unique: Any
         f"/v1/operator/recalls/{recall_id}/screening", headers=operator
     )
     assert again.json() == {"recall_id": recall_id, "candidates": 2, "pending": 2}
+
+
+async def test_a_listing_that_comes_after_the_screening_is_screened_on_arrival(
+    intake: Any, unique: Any
+) -> None:
+    operator = {"X-Api-Key": await intake.operator_key()}
+    gtin = "04006381333931"
+    body = {
+        "content": {
+            "title": "Acme toaster T-9 recall",
+            "brand": "Acme",
+            "hazard": "The toaster can overheat.",
+            "severity": "high",
+            "stop_using": "Unplug the toaster.",
+            "remedies": [{"type": "refund_on_destruction"}],
+        },
+        "rules": [{"gtins": [gtin], "model_numbers": ["T-9"]}],
+    }
+    created = await intake.client.post("/v1/recalls", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    recall_id = created.json()["recall_id"]
+
+    async def candidates() -> dict[str, dict[str, Any]]:
+        r = await intake.client.get(
+            "/v1/operator/screening-candidates", params={"recall_id": recall_id}, headers=operator
+        )
+        return {c["product_id"]: c for c in r.json()["items"]}
+
+    assert await candidates() == {}  # nothing in the catalog yet
+    by_gtin, by_model, unrelated = unique("p"), unique("p"), unique("p")
+    seller = unique("s")
+    await list_product(
+        intake,
+        ev.ListingUpdated(product_id=by_gtin, title="Toaster", gtins=[gtin], seller_ids=[seller]),
+    )
+    await list_product(
+        intake,
+        ev.ListingUpdated(
+            product_id=by_model,
+            title="Toaster T9",
+            brand="ACME",
+            model_numbers=["T9"],
+            seller_ids=[seller],
+        ),
+    )
+    await list_product(
+        intake, ev.ListingUpdated(product_id=unrelated, title="Lamp", seller_ids=[seller])
+    )
+    found = await candidates()
+    assert set(found) == {by_gtin, by_model}
+    assert found[by_gtin]["reasons"] == [f"GTIN {gtin}"] and found[by_gtin]["status"] == "pending"
+    assert found[by_model]["level"] == "high"
+
+    # Dismissed, then sent again by the catalog: still one candidate, and still dismissed.
+    dismissed = await intake.client.post(
+        f"/v1/operator/screening-candidates/{found[by_gtin]['candidate_id']}/dismissal",
+        json={},
+        headers=operator,
+    )
+    assert dismissed.status_code == 200, dismissed.text
+    await list_product(
+        intake,
+        ev.ListingUpdated(
+            product_id=by_gtin, title="Toaster (new photo)", gtins=[gtin], seller_ids=[seller]
+        ),
+    )
+
+    async def retitled() -> bool:
+        title = await intake.scalar("SELECT title FROM listings WHERE product_id = :p", p=by_gtin)
+        return title == "Toaster (new photo)"
+
+    await eventually(retitled, timeout=20)
+    again = await candidates()
+    assert set(again) == {by_gtin, by_model}
+    assert again[by_gtin]["status"] == "dismissed"
+    assert again[by_gtin]["candidate_id"] == found[by_gtin]["candidate_id"]

@@ -1,27 +1,28 @@
 """Seller notices end to end: stop_sales.v1 and alerts.v1 on real Kafka, the service's PostgreSQL,
-the SMTP sink, and a webhook receiver over HTTP on loopback (uvicorn on a free port) that checks the
-Recall-Signature itself (HMAC-SHA256 over "t.body", as Stripe signs) and answers 500 to the first
-delivery.
+the SMTP sink, and a webhook receiver over HTTP on loopback (the conftest's ``loopback``) that
+checks the Recall-Signature itself (HMAC-SHA256 over "t.body", as Stripe signs) and answers 500 to
+the first delivery.
 
 Covered: a stop-sale declared for a seller's listing gives that seller one notice (a second listing
 of the recall joins it), an email and a signed webhook, retried after the 500, both tries in the
 delivery log; an operator lists the notice as unacknowledged once it is due, and no more after the
 seller acknowledges; removal confirmation and closeout are recorded; a sale after the recall lands
-in the operators' incident queue, the seller's incidents and report, and the seller's webhook."""
+in the operators' incident queue, the seller's incidents and report, and the seller's webhook; an
+amendment that adds a listing tells its seller again (an update, once) and a seller newly reached
+its notice, while a listing re-declared with no more to do tells nobody, and one stopped again after
+a lift is news again; a notice that found no address is emailed once the seller gives one."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
 import hashlib
 import hmac
 import os
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,49 +79,26 @@ class Receiver:
         return Response(status_code=204)
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the test's loop keeps its own signal handlers
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert not task.done() and time.monotonic() < deadline, "receiver did not start"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/recalls"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=5)
-        sock.close()
-
-
 @pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+async def receiver(loopback: Any) -> AsyncIterator[tuple[Receiver, str]]:
     hooks = Receiver()
-    async with serving(
+    async with loopback(
         Starlette(routes=[Route("/hooks/recalls", hooks.hook, methods=["POST"])])
-    ) as url:
-        yield hooks, url
+    ) as base:
+        yield hooks, f"{base}/hooks/recalls"
 
 
 @pytest.fixture
 def intake_settings() -> dict[str, Any]:
-    """The dispatcher sending every 0.1 s, retries after 0.2-0.4 s, and notices due for
-    acknowledgement at once (so "not acknowledged in time" needs no waiting)."""
+    """The dispatcher sending every 0.1 s, retries after 0.2-0.4 s, a notice sent 1 s after its
+    first listing, and notices due for acknowledgement at once (so "not acknowledged in time" needs
+    no waiting)."""
     return {
         "seller_dispatch_interval_s": 0.1,
         "webhook_backoff_initial_s": 0.4,
         "webhook_backoff_max_s": 1.0,
         "seller_ack_window_s": 0,
+        "seller_notice_settle_s": 1.0,  # the two listings of one recall go out together
         "webhook_allow_private_networks": True,  # the receiver is on loopback
     }
 
@@ -137,29 +114,37 @@ async def send(intake: Intake, event: ev.Event) -> None:
     )
 
 
-def declared(recall_id: str, product_id: str, seller_id: str) -> ev.StopSaleDeclared:
+def declared(
+    recall_id: str, product_id: str, seller_id: str, version: int = 1, tier: str = "confirmed"
+) -> ev.StopSaleDeclared:
     return ev.StopSaleDeclared(
         recall_id=recall_id,
-        recall_version=1,
+        recall_version=version,
         product_id=product_id,
         seller_id=seller_id,
-        tier="confirmed",
+        tier=tier,
         title="Acme kettle KX-1 recall",
         severity="high",
         declared_at=datetime.now(UTC),
     )
 
 
-async def mail_to(address: str) -> email.message.EmailMessage | None:
+async def mails_to(address: str) -> list[email.message.EmailMessage]:
     async with httpx.AsyncClient(base_url=SINK_VIEWER, timeout=10) as client:
         r = await client.get("/messages", params={"rcpt": address})
         r.raise_for_status()
-        found = [m for m in r.json() if address in m["rcpt_to"]]
-        if not found:
-            return None
-        raw = await client.get(f"/messages/{found[0]['id']}")
-        raw.raise_for_status()
-        return email.message_from_bytes(raw.content, policy=email.policy.default)
+        found = []
+        for m in r.json():
+            if address in m["rcpt_to"]:
+                raw = await client.get(f"/messages/{m['id']}")
+                raw.raise_for_status()
+                found.append(email.message_from_bytes(raw.content, policy=email.policy.default))
+        return found
+
+
+async def mail_to(address: str) -> email.message.EmailMessage | None:
+    found = await mails_to(address)
+    return found[0] if found else None
 
 
 async def test_a_seller_is_notified_by_email_and_signed_webhook_and_acknowledges(
@@ -329,3 +314,119 @@ async def test_a_sale_after_the_recall_is_an_incident_for_operators_and_the_sell
     assert missing.status_code == 422 and "resolution" in missing.text
     report = (await intake.client.get(f"/v1/sellers/{seller_id}/report", headers=seller)).json()
     assert report["incidents"] == {"open": 0, "resolved": 1}
+
+
+async def test_an_amendment_adding_a_listing_tells_its_sellers_and_no_one_else(
+    intake: Intake, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    hooks.fail_first = 0
+    seller_id, seller_key = await intake.seller_key()
+    newcomer, newcomer_key = await intake.seller_key()
+    seller = {"X-Api-Key": seller_key}
+    address, newcomer_address = f"{seller_id}@sellers.example", f"{newcomer}@sellers.example"
+    for who, key, mail in (
+        (seller_id, seller_key, address),
+        (newcomer, newcomer_key, newcomer_address),
+    ):
+        r = await intake.client.put(
+            f"/v1/sellers/{who}/notice-contact", json={"email": mail}, headers={"X-Api-Key": key}
+        )
+        assert r.status_code == 200, r.text
+    r = await intake.client.post(
+        f"/v1/sellers/{seller_id}/webhook-endpoints", json={"url": url}, headers=seller
+    )
+    hooks.secret = r.json()["secret"]
+    recall_id = str(uuid.uuid4())
+    kettle, kettle_xl = new_id("kettle"), new_id("kettle-xl")
+
+    async def notice(headers: dict[str, str], check: Any) -> dict[str, Any] | None:
+        r = await intake.client.get("/v1/seller-notices", headers=headers)
+        mine = [n for n in r.json()["items"] if n["recall_id"] == recall_id]
+        return mine[0] if mine and check(mine[0]) else None
+
+    def told(n: dict[str, Any]) -> dict[str, Any] | None:
+        return n if n["email_status"] == "sent" else None
+
+    # Version 1: the seller's kettle. Told (email and webhook), then acknowledged.
+    await send(intake, declared(recall_id, kettle, seller_id))
+    first = await eventually(lambda: notice(seller, told), timeout=20)
+    await eventually(lambda: asyncio.sleep(0, hooks.received or None), timeout=20)
+    acked = await intake.client.post(
+        f"/v1/seller-notices/{first['notice_id']}/acknowledgement", json={}, headers=seller
+    )
+    assert acked.json()["status"] == "acknowledged"
+
+    # Version 2 re-declares the kettle (another tier: still off sale, nothing more to do) ...
+    await send(intake, declared(recall_id, kettle, seller_id, version=2, tier="possibly_affected"))
+    await eventually(lambda: notice(seller, lambda n: n["recall_version"] == 2), timeout=20)
+    # ... and adds the XL kettle, which the seller and a seller not reached before both list.
+    await send(intake, declared(recall_id, kettle_xl, seller_id, version=2))
+    updated = await eventually(
+        lambda: notice(seller, lambda n: n["updates"] == 1 and told(n)), timeout=20
+    )
+    assert updated["added_product_ids"] == [kettle_xl]
+    assert sorted(updated["product_ids"]) == sorted([kettle, kettle_xl])
+    assert updated["status"] == "notified"  # due to acknowledge again: there is more to do
+    await send(intake, declared(recall_id, kettle_xl, seller_id, version=2))  # redelivered
+    await send(intake, declared(recall_id, kettle_xl, newcomer, version=2))  # same partition: after
+    newcomer_notice = await eventually(
+        lambda: notice({"X-Api-Key": newcomer_key}, told), timeout=20
+    )
+    assert newcomer_notice["product_ids"] == [kettle_xl] and newcomer_notice["updates"] == 0
+
+    await eventually(lambda: asyncio.sleep(0, len(hooks.received) >= 2 or None), timeout=20)
+    assert [h["body"]["type"] for h in hooks.received] == [
+        "seller_notice.created",
+        "seller_notice.updated",
+    ]
+    assert all(h["verified"] for h in hooks.received)
+    assert hooks.received[1]["body"]["data"]["added_product_ids"] == [kettle_xl]
+    mails = await mails_to(address)
+    assert len(mails) == 2, [str(m["Subject"]) for m in mails]
+    update_mail = next(m for m in mails if str(m["Subject"]).startswith("More listings"))
+    assert kettle_xl in update_mail.get_content() and recall_id in str(update_mail["Subject"])
+    assert len(await mails_to(newcomer_address)) == 1
+
+    # A lift makes the kettle sellable (an accepted letter); stopped again (the letter withdrawn),
+    # it is news to the seller again.
+    lifted = ev.StopSaleLifted(
+        recall_id=recall_id,
+        recall_version=2,
+        product_id=kettle,
+        seller_id=seller_id,
+        reason="out_of_scope",
+        lifted_at=datetime.now(UTC),
+    )
+    await send(intake, lifted)
+    await send(intake, declared(recall_id, kettle, seller_id, version=3))
+    again = await eventually(
+        lambda: notice(seller, lambda n: n["updates"] == 2 and told(n)), timeout=20
+    )
+    assert again["added_product_ids"] == [kettle]
+    await eventually(lambda: asyncio.sleep(0, len(hooks.received) >= 3 or None), timeout=20)
+    assert hooks.received[2]["body"]["data"]["updates"] == 2
+
+
+async def test_a_notice_that_found_no_address_is_emailed_once_the_seller_gives_one(
+    intake: Intake,
+) -> None:
+    seller_id, seller_key = await intake.seller_key()
+    seller = {"X-Api-Key": seller_key}
+    recall_id = str(uuid.uuid4())
+    await send(intake, declared(recall_id, new_id("kettle"), seller_id))
+
+    async def email_status(wanted: str) -> bool | None:
+        r = await intake.client.get("/v1/seller-notices", headers=seller)
+        items = r.json()["items"]
+        return True if items and items[0]["email_status"] == wanted else None
+
+    await eventually(lambda: email_status("no_contact"), timeout=20)
+    address = f"{seller_id}@sellers.example"
+    r = await intake.client.put(
+        f"/v1/sellers/{seller_id}/notice-contact", json={"email": address}, headers=seller
+    )
+    assert r.status_code == 200, r.text
+    await eventually(lambda: email_status("sent"), timeout=20)
+    mail = await eventually(lambda: mail_to(address), timeout=20)
+    assert recall_id in str(mail["Subject"])

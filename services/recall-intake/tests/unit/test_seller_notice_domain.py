@@ -1,5 +1,5 @@
-"""Seller notices' pure decisions: the acknowledgement cycle, what is overdue, the webhook
-signature and the retry delays."""
+"""Seller notices' pure decisions: the acknowledgement cycle, what is overdue, when a seller is
+told again, a Letter of Compliance's decisions, the webhook signature and the retry delays."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from recall_intake.domain import (
     IllegalTransition,
     delivered,
+    letter_decision,
+    notice_change,
     notice_overdue,
     notice_step,
     retry_delay_s,
@@ -92,3 +94,29 @@ def test_webhooks_go_to_public_addresses_only_unless_private_networks_are_allowe
         assert not webhook_address_allowed(private, allow_private=False), private
         assert webhook_address_allowed(private, allow_private=True), private
     assert not webhook_address_allowed("not-an-address", allow_private=True)
+
+
+def test_a_seller_is_told_again_only_of_more_to_take_off_sale() -> None:
+    listed, lifted = ["kettle"], ["toaster"]
+    # The same listing declared again (an amendment's new tier): nothing more to do.
+    assert notice_change(listed, [], "kettle", told=True) == "none"
+    # Another listing: it joins what has not gone out yet, or tells the seller again.
+    assert notice_change(listed, [], "kettle-blue", told=False) == "join"
+    assert notice_change(listed, [], "kettle-blue", told=True) == "update"
+    # A listing a lift had made sellable, stopped again (a letter withdrawn): news again.
+    assert notice_change([*listed, "toaster"], lifted, "toaster", told=True) == "update"
+
+
+def test_a_letter_is_decided_once_and_only_an_accepted_one_is_withdrawn() -> None:
+    assert letter_decision("submitted", "accept") == ("accepted", True)
+    assert letter_decision("accepted", "accept") == ("accepted", False)
+    assert letter_decision("accepted", "withdraw") == ("withdrawn", True)
+    assert letter_decision("withdrawn", "withdraw") == ("withdrawn", False)
+    for status, decision in (
+        ("submitted", "withdraw"),  # nothing to take back yet
+        ("rejected", "withdraw"),
+        ("withdrawn", "accept"),  # the seller files a new letter
+        ("accepted", "reject"),
+    ):
+        with pytest.raises(IllegalTransition):
+            letter_decision(status, decision)  # type: ignore[arg-type]

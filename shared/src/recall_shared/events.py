@@ -514,6 +514,11 @@ class GiftRecipient(Model):
     email: Email | None = None
     phone: Phone | None = None
     locale: Locale = "en"
+    # Added in orders.v1 without a version change (optional): without an email or a phone, the
+    # recipient of a critical or high recall is sent a letter (notifier letter batch).
+    postal_address: PostalAddress | None = Field(
+        default=None, description="The recipient's postal address, if the purchaser gave it"
+    )
 
 
 class OrderPlaced(Event):
@@ -872,6 +877,11 @@ class NoticeLetterSent(Event):
     alert_version: Int32
     channel: Literal["letter"] = "letter"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf (recipient_role is then purchaser)",
+    )
     batch_id: Code = Field(description="The letter batch (and manifest) it went out in")
     sent_at: datetime
 

@@ -177,14 +177,17 @@ async def store_gift_contacts(session: AsyncSession, states: Sequence[ev.AlertSt
                 "email": r.email,
                 "phone": r.phone,
                 "locale": r.locale,
+                "postal_address": (
+                    r.postal_address.model_dump(mode="json") if r.postal_address else None
+                ),
             }
     if not values:
         return
     stmt = insert(Contact).values(list(values.values()))
+    kept = ("name", "email", "phone", "locale", "postal_address")
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={k: stmt.excluded[k] for k in ("name", "email", "phone", "locale")},
+            index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in kept}
         )
     )
 

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, decide_letter
+from notifier.domain import ClaimedNotice, Hold, decide_letter, reported_role
 from notifier.letters import Letter, LetterNotice, LetterRenderer, manifest_csv, manifest_row
 from notifier.settings import Settings
 from recall_shared import events as ev
@@ -42,7 +42,6 @@ from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
-Role = Literal["purchaser", "safety_contact", "account_admin"]
 MANIFEST = "manifest.csv"
 # A batch holds its letters this long; a run that died is taken up once it has passed.
 BATCH_LEASE_S = 3600
@@ -265,7 +264,7 @@ class LetterBatcher:
                         recall_id=state.recall_id,
                         kind=row.kind,
                         alert_version=row.alert_version,
-                        recipient_role=cast(Role, row.recipient_role),
+                        **reported_role(row.recipient_role),  # a gift's: on the buyer's behalf
                         batch_id=batch_id,
                         sent_at=at,
                     ),

@@ -20,6 +20,7 @@ from pypdf import PdfReader
 
 from notifier.cli import letter_batch
 from notifier.clock import FakeClock
+from notifier.domain import gift_recipients
 from recall_shared import events as ev
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
@@ -200,6 +201,51 @@ async def test_a_withdrawn_alert_takes_its_letter_out_of_the_batch(post: Any, ki
     await post.app.state.letters.run_batch()
     assert by_channel(await post.notices(alert.alert_id))["letter"]["status"] == "cancelled"
     assert cid not in {r["customer_id"] for r in manifest(post.folder)}
+
+
+async def test_a_gift_recipient_with_only_a_postal_address_gets_a_letter(
+    post: Any, kit: Any
+) -> None:
+    buyer = kit.new_customer()
+    await post.publish(kit.customer(buyer, email_=kit.new_email()))
+    alert = kit.alert(buyer)
+    gil = ev.GiftRecipient(name="Gil Graf", locale="de", postal_address=ADDRESS)
+    gift = alert.lines[0].model_copy(update={"is_gift": True, "gift_recipient": gil})
+    alert = alert.model_copy(update={"lines": [gift]})
+    await post.publish(kit.raised(alert))
+
+    def gil_letter(ns: list[dict]) -> dict | None:
+        return next(
+            (n for n in ns if n["recipient_role"] == "gift_recipient" and n["channel"] == "letter"),
+            None,
+        )
+
+    notices = await post.wait_for_notices(
+        alert.alert_id, lambda ns: (gil_letter(ns) or {}).get("status") == "pending"
+    )
+    letter = gil_letter(notices)
+    assert letter is not None
+    assert {(n["recipient_role"], n["channel"]) for n in notices} == {
+        ("purchaser", "email"),
+        ("gift_recipient", "email"),
+        ("gift_recipient", "letter"),
+    }, "no SMS without a phone: the letter follows the email at once"
+    await post.app.state.letters.run_batch()
+    notices = await post.wait_for_notices(
+        alert.alert_id, lambda ns: (gil_letter(ns) or {}).get("status") == "sent"
+    )
+    letter = gil_letter(notices)
+    assert letter is not None
+    (row,) = [r for r in manifest(post.folder) if r["notice_ids"] == letter["notice_id"]]
+    (gil_id,) = gift_recipients(alert)
+    assert row["customer_id"] == gil_id, "the letter is the recipient's, not the buyer's"
+    assert (row["recipient"], row["address_lines"], row["city"]) == (
+        "Gil Graf",
+        "Hauptstraße 5",
+        "Berlin",
+    )
+    text, _ = read_pdf(post.folder / letter["message_id"] / row["file"])
+    assert "geschenkt bekommen" in text, "told as a gift's recipient, in their language"
 
 
 async def test_the_batch_runs_once_a_day(post: Any) -> None:

@@ -892,6 +892,32 @@ class NoticeLetterSent(Event):
         return self.alert_id
 
 
+class NoticeLetterReturned(Event):
+    """A letter came back undeliverable: the mail house's return file named it. A bounce of the
+    post, as final as a hard one: the notice did not reach the recipient, and the address is not
+    written to again until it changes. Its own type (notification.bounced.v1's ``channel`` is email
+    or SMS by contract)."""
+
+    event_type: ClassVar[str] = "notification.letter_returned.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["letter"] = "letter"
+    letter_id: Code = Field(description="The letter's id in its batch's manifest")
+    reason: Text = Field(default="", description="As the mail house gave it, e.g. moved away")
+    returned_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
 # What became of a sent notice, as the recipient's mail system or the email provider reported it
 # (notifier: DSN bounces to a per-notice return path, the provider's delivery webhook). New types
 # rather than a changed meaning of notification.sent.v1: "sent" stays "the relay accepted it";
@@ -1371,6 +1397,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NoticeFailed,
     NoticeSmsSent,
     NoticeLetterSent,
+    NoticeLetterReturned,
     NoticeDelivered,
     NoticeBounced,
     NoticeComplained,

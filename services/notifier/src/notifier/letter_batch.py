@@ -20,6 +20,7 @@ Run daily by the service at ``letter_batch_hour`` (by its clock), or by ``notifi
 from __future__ import annotations
 
 import asyncio
+import csv
 import logging
 import os
 import secrets
@@ -60,7 +61,9 @@ _CLAIM = text(
         RETURNING n.*)
     SELECT c.notice_id, c.message_id AS batch_id, c.alert_id, c.customer_id,
            c.recipient_customer_id, c.recipient_role, c.kind, c.alert_version, c.reminder_no,
-           a.status AS alert_status, a.state, ct.name, ct.locale, ct.postal_address,
+           a.status AS alert_status, a.state, ct.name, ct.locale,
+           CASE WHEN ct.postal_undeliverable_at IS NULL THEN ct.postal_address END
+               AS postal_address,
            coalesce(ct.letter_opt_out, false) AS letter_opt_out,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
@@ -76,7 +79,7 @@ _HOLD = text(
 _SENT = text(
     """
     UPDATE notices SET status = 'sent', sent_at = :at, sent_to = :to, message_id = :batch,
-        last_error = NULL
+        letter_id = :letter, last_error = NULL
     WHERE notice_id = :id AND status = 'sending' RETURNING notice_id
     """
 )
@@ -90,6 +93,16 @@ class BatchResult:
     held: int = 0
     folder: Path | None = None
     files: list[str] = field(default_factory=list)
+
+
+def _letter_ids_in(manifest: Path) -> dict[str, str]:
+    """notice id -> letter id, as a batch's manifest lists them."""
+    with manifest.open(encoding="utf-8", newline="") as f:
+        return {
+            notice_id: row["letter_id"]
+            for row in csv.DictReader(f)
+            for notice_id in row["notice_ids"].split(";")
+        }
 
 
 def batch_id_for(at: datetime) -> str:
@@ -161,7 +174,10 @@ class LetterBatcher:
         stale = [r for r in rows if r.batch_id != batch]
         done_elsewhere = [r for r in stale if (self.root / r.batch_id / MANIFEST).exists()]
         if done_elsewhere:
-            await self._record_sent(done_elsewhere, at)
+            letter_ids: dict[str, str] = {}
+            for old in {r.batch_id for r in done_elsewhere}:
+                letter_ids |= await asyncio.to_thread(_letter_ids_in, self.root / old / MANIFEST)
+            await self._record_sent(done_elsewhere, at, letter_ids=letter_ids)
         taken = {r.notice_id for r in done_elsewhere}
         letters, held = self._letters(batch, [r for r in rows if r.notice_id not in taken])
         result.held = len(held)
@@ -186,7 +202,8 @@ class LetterBatcher:
                 progress(i, len(letters))
         await asyncio.to_thread(_write_atomically, folder / MANIFEST, manifest_csv(manifest))
         sent_rows = [r for _letter, rs in letters for r in rs]
-        await self._record_sent(sent_rows, at, batch=batch)
+        letter_ids = {r.notice_id: letter.letter_id for letter, rs in letters for r in rs}
+        await self._record_sent(sent_rows, at, batch=batch, letter_ids=letter_ids)
         result.letters, result.notices, result.folder = len(letters), len(sent_rows), folder
         log.info(
             "letter batch written",
@@ -245,12 +262,26 @@ class LetterBatcher:
             )
         return letters, held
 
-    async def _record_sent(self, rows: list[Any], at: datetime, batch: str | None = None) -> None:
+    async def _record_sent(
+        self,
+        rows: list[Any],
+        at: datetime,
+        batch: str | None = None,
+        *,
+        letter_ids: dict[str, str],
+    ) -> None:
         async with self.session_factory() as session, session.begin():
             for row in rows:
                 batch_id = batch or row.batch_id
                 done = await session.execute(
-                    _SENT, {"id": row.notice_id, "at": at, "to": "postal", "batch": batch_id}
+                    _SENT,
+                    {
+                        "id": row.notice_id,
+                        "at": at,
+                        "to": "postal",
+                        "batch": batch_id,
+                        "letter": letter_ids.get(row.notice_id),
+                    },
                 )
                 if done.first() is None or row.state is None:
                     continue

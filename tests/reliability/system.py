@@ -4,7 +4,9 @@ and a recall, and read back what every service applied, its readiness, metrics a
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ from decimal import Decimal
 
 import asyncpg
 import httpx
+import orjson
 from devstack import SERVICES, Stack  # tests/conftest.py: deploy/
 from private_infra import PrivateKafka, PrivatePostgres, PrivateSmtp
 
@@ -333,7 +336,26 @@ class System:
             "notifier notices not sent: "
             + ("; ".join(str(dict(r)) for r in rows) or "none")
             + f"\nwaiting for a contact: {dict(stuck[0])}"
+            + "\n"
+            + await self.sender_tasks()
         )
+
+    async def sender_tasks(self) -> str:
+        """Where the notifier's sender waits (its task stacks, recall_shared.task_dump): a sender
+        stuck without an error shows here, not in its log's errors."""
+        log_file = self.stack.log_dir / "notifier.log"
+        start = log_file.stat().st_size
+        os.kill(self.stack.processes["notifier"].pid, signal.SIGUSR1)
+        await asyncio.sleep(1.0)
+        with log_file.open("rb") as f:
+            f.seek(start)
+            lines = [orjson.loads(line) for line in f if line.startswith(b"{")]
+        stacks = [
+            f"{line['task']}:\n{line['stack']}"
+            for line in lines
+            if line.get("msg") == "task stack" and "notifier/sender.py" in line.get("stack", "")
+        ]
+        return "notifier sender tasks:\n" + ("\n".join(stacks) or "none")
 
     async def mails_to(self, cohort: Cohort) -> dict[str, int]:
         """How many messages reached the sink for each of the cohort's customers."""

@@ -66,6 +66,9 @@ event_log = logging.getLogger("recall_shared.events")
 __all__ = ["DLQ_PREFIX", "ConsumerRunner", "Handler", "PermanentError", "Record"]
 
 UNKNOWN_TYPE_LOG_INTERVAL_S = 300.0
+# How long the "starting positions" line waits for the positions of a new assignment; a partition
+# still without one then is logged as null.
+STARTING_POSITIONS_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+        self.runner.log_starting_positions(assigned)
 
 
 class ConsumerRunner:
@@ -234,6 +238,7 @@ class ConsumerRunner:
         self._connect_error: str | None = None
         self._unknown_logged: dict[str, float] = {}
         self._lag_observed = 0.0
+        self._position_logs: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -310,6 +315,8 @@ class ConsumerRunner:
                 await self._observe_lag(consumer)
         finally:
             self.running = False
+            for task in self._position_logs:
+                task.cancel()
             everything: set[TopicPartition] = set(self._paused)
             for worker in self._workers.values():
                 everything |= worker.partitions
@@ -362,6 +369,49 @@ class ConsumerRunner:
                 result, asyncio.CancelledError | Exception
             ):
                 raise result  # a crash stand-in (BaseException) in a worker ends the runner
+
+    def log_starting_positions(self, assigned: set[TopicPartition]) -> None:
+        """One INFO line per assignment: where each assigned partition starts (the offset of the
+        first record it will apply: the group's committed offset, or the earliest one without a
+        commit) and the committed offsets the coordinator answers (null: none), so what a restarted
+        instance applies again can be counted (the offsets applied before minus ``positions``).
+        Logged from a task of its own, off the rebalance, so it never holds the assignment up."""
+        consumer = self.consumer
+        if consumer is None or not assigned:
+            return
+        task = asyncio.create_task(self._log_starting_positions(consumer, sorted(assigned)))
+        self._position_logs.add(task)
+        task.add_done_callback(self._position_logs.discard)
+
+    async def _log_starting_positions(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> None:
+        positions = [asyncio.ensure_future(consumer.position(tp)) for tp in partitions]
+        committed = [asyncio.ensure_future(consumer.committed(tp)) for tp in partitions]
+        try:
+            await asyncio.wait(positions + committed, timeout=STARTING_POSITIONS_TIMEOUT_S)
+        finally:
+            for future in positions + committed:
+                future.cancel()
+
+        def offsets(futures: list[asyncio.Future[Any]]) -> dict[str, int | None]:
+            return {
+                f"{tp.topic}[{tp.partition}]": (
+                    f.result() if f.done() and not f.cancelled() and f.exception() is None else None
+                )
+                for tp, f in zip(partitions, futures, strict=True)
+            }
+
+        log.info(
+            "starting positions",
+            extra={
+                "group": self.group,
+                "positions": offsets(positions),
+                "committed": offsets(committed),
+                # false: some answer did not come in time, its partition shows null
+                "complete": all(f.done() and not f.cancelled() for f in positions + committed),
+            },
+        )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         consumer = self.consumer

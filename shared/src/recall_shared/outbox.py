@@ -14,7 +14,6 @@ even with several replicas.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -37,6 +36,7 @@ from recall_shared.envelope import (
     wrap,
 )
 from recall_shared.events import Event
+from recall_shared.listening import keep_listening
 from recall_shared.logging import current_correlation_id
 from recall_shared.metrics import Metrics
 from recall_shared.telemetry import Telemetry, context_of, trace_headers
@@ -165,39 +165,29 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until stopped; reconnects after database or Kafka failures with backoff."""
-        backoff = 0.5
+        await keep_listening(
+            self.dsn,
+            self.channel,
+            self._run_connected,
+            on_notify=self._wake.set,
+            stopping=self._stopping,
+            name="outbox relay",
+            logger=log,
+        )
+
+    async def _run_connected(self, conn: asyncpg.Connection) -> None:
+        # Wait for leadership: only the holder of the advisory lock publishes (the lock goes with
+        # the connection).
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+            if await self._sleep(self.fallback_poll_s):
+                return
+        self._wake.set()  # rows may have been written while another relay led
         while not self._stopping.is_set():
-            try:
-                await self._run_connected()
-                backoff = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying", extra={"retry_in_s": backoff})
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _run_connected(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
-        try:
-            # Wait for leadership: only the holder of the advisory lock publishes.
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
-                if await self._sleep(self.fallback_poll_s):
-                    return
-            await conn.add_listener(self.channel, self._on_notify)
-            self._wake.set()  # rows may have been written while nobody listened
-            while not self._stopping.is_set():
-                await wait_set(self._wake, self.fallback_poll_s)
-                self._wake.clear()
-                if self._stopping.is_set():
-                    break
-                await self.publish_pending(conn)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+            await wait_set(self._wake, self.fallback_poll_s)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            await self.publish_pending(conn)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True when stopping."""

@@ -71,6 +71,7 @@ def create_app(
             outbox=runtime.outbox,
             provider=sms,
             clock=clock,
+            tracer=runtime.telemetry.tracer,
         )
         runtime.add_background("sms-sender", sms_sender.run, stop=sms_sender.stop)
     delivery = DeliveryRecorder(
@@ -101,6 +102,7 @@ def create_app(
             session_factory=runtime.session_factory,
             outbox=runtime.outbox,
             clock=clock,
+            tracer=runtime.telemetry.tracer,
         )
         runtime.add_background("letter-batch", letters.run, stop=letters.stop)
     unconfirmed: UnconfirmedFollowUp | None = None

@@ -4,7 +4,8 @@ a notice of the same (alert, kind, version, recipient) on the next channel the p
 (:func:`notifier.domain.fallback_channel`: email, then SMS, then a letter) is queued in the same
 transaction. It is a notice of its own (own id, row and events, ``channel = 'sms'`` or
 ``'letter'``), so the first notice keeps its history and a customer counts as reached when any
-reaches them.
+reaches them. It keeps the first notice's trace context, so its send joins the recall's trace too
+(notifier.notice_traces).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ _QUEUE = text(
     WITH queued AS (
         INSERT INTO notices (notice_id, alert_id, customer_id, recipient_customer_id,
                              recipient_role, kind, alert_version, reminder_no, channel, status,
-                             attempts)
+                             attempts, traceparent, tracestate)
         VALUES (:id, :alert_id, :customer_id, :recipient, :role, :kind, :version, :reminder_no,
-                :channel, 'pending', 0)
+                :channel, 'pending', 0,
+                (SELECT traceparent FROM notices WHERE notice_id = :unreached),
+                (SELECT tracestate FROM notices WHERE notice_id = :unreached))
         ON CONFLICT DO NOTHING
         RETURNING notice_id)
     SELECT pg_notify(:wake, '') FROM queued WHERE :wake <> ''
@@ -96,6 +99,7 @@ async def queue_fallback(
         _QUEUE,
         {
             "id": fallback_id,
+            "unreached": notice.notice_id,
             "alert_id": notice.alert_id,
             "customer_id": notice.customer_id,
             "recipient": notice.recipient_customer_id,

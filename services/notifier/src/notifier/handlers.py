@@ -27,7 +27,7 @@ from notifier.domain import (
 )
 from notifier.letter_returns import undeliverable_unless_moved
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
-from notifier.notice_traces import remember_traces
+from notifier.notice_traces import remember_trace, remember_traces
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
@@ -471,7 +471,9 @@ async def on_remedy_case(
         waiting_for=event.waiting_for,
         at=event.occurred_at,
     )
-    await queue_remedy_notice(session, event)
+    notice_id = await queue_remedy_notice(session, event)
+    if notice_id is not None:
+        await remember_trace(session, notice_id, env)  # its send joins the case's trace
 
 
 async def on_remedy_progressed(
@@ -493,11 +495,14 @@ async def on_remedy_progressed(
 # The label, the refund confirmation, the replacement's dispatch (issue 14, remedy_notices.py).
 
 
-async def queue_remedy_notice(session: AsyncSession, event: ev.RemedyCaseTransitioned) -> None:
-    """The notice a case's transition calls for, queued like any notice (a repeat is a no-op)."""
+async def queue_remedy_notice(
+    session: AsyncSession, event: ev.RemedyCaseTransitioned
+) -> str | None:
+    """The notice a case's transition calls for, queued like any notice (a repeat is a no-op);
+    its id, or None when the transition calls for none."""
     draft = remedy_notices.notice_for(event)
     if draft is None:
-        return
+        return None
     await queue_notice(
         session,
         alert_id=draft.alert_id,
@@ -511,6 +516,7 @@ async def queue_remedy_notice(session: AsyncSession, event: ev.RemedyCaseTransit
         draft.alert_id, draft.kind, remedy_notices.REMEDY_NOTICE_VERSION, draft.customer_id
     )
     await remedy_notices.store_details(session, notice_id, draft)
+    return notice_id
 
 
 async def on_customer_updated(

@@ -15,6 +15,10 @@ and, but for a crash between the manifest's rename and the commit, once.
 
 Run daily by the service at ``letter_batch_hour`` (by its clock), or by ``notifier letter-batch``
 (e.g. from cron; it shows a progress bar).
+
+Traced (when tracing is on): a ``letter batch`` span per run, a trace of its own with the count of
+letters, and a ``letter write`` span per letter in the trace its (first) notice keeps, the recall's
+(notifier.notice_traces), linked to the batch's span and to its other notices' traces.
 """
 
 from __future__ import annotations
@@ -25,17 +29,21 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, decide_letter, reported_role
 from notifier.letters import Letter, LetterNotice, LetterRenderer, manifest_csv, manifest_row
+from notifier.notice_traces import send_parent
 from notifier.settings import Settings
 from recall_shared import events as ev
 from recall_shared.outbox import Outbox
@@ -61,6 +69,7 @@ _CLAIM = text(
         RETURNING n.*)
     SELECT c.notice_id, c.message_id AS batch_id, c.alert_id, c.customer_id,
            c.recipient_customer_id, c.recipient_role, c.kind, c.alert_version, c.reminder_no,
+           c.traceparent, c.tracestate,
            a.status AS alert_status, a.state, ct.name, ct.locale,
            CASE WHEN ct.postal_undeliverable_at IS NULL THEN ct.postal_address END
                AS postal_address,
@@ -125,6 +134,7 @@ class LetterBatcher:
         session_factory: async_sessionmaker[AsyncSession],
         outbox: Outbox,
         clock: Clock | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if not settings.letter_dir:
             raise ValueError("letters need NOTIFIER_LETTER_DIR")
@@ -133,6 +143,7 @@ class LetterBatcher:
         self.session_factory = session_factory
         self.outbox = outbox
         self.clock = clock or SystemClock()
+        self.tracer = tracer or trace.NoOpTracer()
         self.renderer = LetterRenderer(
             portal_url=settings.customer_portal_url,
             return_address=settings.letter_return_address,
@@ -163,6 +174,21 @@ class LetterBatcher:
     ) -> BatchResult:
         """Batch every queued letter (up to ``limit`` notices); ``progress(done, total)`` is
         called after each letter written."""
+        with self.tracer.start_as_current_span("letter batch") as span:
+            result = await self._run_batch(limit, progress, span)
+            span.set_attributes(
+                {
+                    "letter.batch.id": result.batch_id,
+                    "letter.batch.letters": result.letters,
+                    "letter.batch.notices": result.notices,
+                    "letter.batch.held": result.held,
+                }
+            )
+            return result
+
+    async def _run_batch(
+        self, limit: int, progress: Callable[[int, int], None] | None, batch_span: Span
+    ) -> BatchResult:
         at = self.clock.now()
         batch = batch_id_for(at)
         async with self.session_factory() as session, session.begin():
@@ -192,10 +218,11 @@ class LetterBatcher:
         folder = self.root / batch
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         manifest: list[dict[str, object]] = []
-        for i, (letter, _rows) in enumerate(letters, 1):
-            data, pages = await asyncio.to_thread(self.renderer.pdf, letter, date=at)
+        for i, (letter, rows_of_letter) in enumerate(letters, 1):
             name = f"{letter.letter_id}.pdf"
-            await asyncio.to_thread(_write_atomically, folder / name, data)
+            with self._letter_span(letter, rows_of_letter, batch_span):
+                data, pages = await asyncio.to_thread(self.renderer.pdf, letter, date=at)
+                await asyncio.to_thread(_write_atomically, folder / name, data)
             manifest.append(manifest_row(letter, file=name, pages=pages))
             result.files.append(name)
             if progress is not None:
@@ -210,6 +237,25 @@ class LetterBatcher:
             extra={"batch_id": batch, "letters": result.letters, "notices": result.notices},
         )
         return result
+
+    def _letter_span(
+        self, letter: Letter, rows: list[Any], batch_span: Span
+    ) -> AbstractContextManager[Span]:
+        """The ``letter write`` span: a child in the trace of the letter's first traced notice
+        (else of the batch's), linked to the batch and to its other notices' traces."""
+        contexts = [c for c in map(send_parent, rows) if c is not None]
+        parent = contexts[0] if contexts else trace.set_span_in_context(batch_span)
+        links = [Link(batch_span.get_span_context())] if contexts else []
+        links += [Link(trace.get_current_span(c).get_span_context()) for c in contexts[1:]]
+        return self.tracer.start_as_current_span(
+            "letter write",
+            context=parent,
+            links=links,
+            attributes={
+                "letter.id": letter.letter_id,
+                "notice.ids": [r.notice_id for r in rows],
+            },
+        )
 
     def _letters(
         self, batch: str, rows: list[Any]

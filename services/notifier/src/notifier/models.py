@@ -109,8 +109,9 @@ class Notice(Base):
     soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The fall back after N days (unconfirmed.py) has dealt with this sent notice.
     followed_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    # The W3C trace context of the alert event that queued it (notifier.notice_traces): its SMTP
-    # send is a span of that recall's trace. NULL without one (tracing off, a reminder).
+    # The W3C trace context of the event that queued it, or of the notice a fallback or reminder
+    # follows (notifier.notice_traces): its send is a span of that trace (the recall's, or a remedy
+    # case's). NULL without one (tracing off upstream).
     traceparent: Mapped[str | None] = mapped_column(Text, nullable=True)
     tracestate: Mapped[str | None] = mapped_column(Text, nullable=True)
     # A letter's id in its batch's manifest (letter notices), which a mail house's return file

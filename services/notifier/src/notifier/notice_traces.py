@@ -3,7 +3,11 @@ CloudEvents ``ce_traceparent``); the notice row keeps it, and the SMTP send of t
 runs later from the sender loop, is a span of that trace instead of a trace of its own.
 
 Nothing is written when the events carry no trace context (tracing off upstream), so the bulk path
-costs nothing then. A notice queued by no event (a reminder) has none and its send starts a trace.
+costs nothing then. A notice queued by no event keeps the trace of the notices it follows: a
+fallback that of the notice that did not reach them (notifier.fallback), a reminder that of its
+alert's first traced notice (:func:`continue_alert_traces`), so a recall's trace runs as long as
+its reminder schedule (weeks). A remedy notice (the label, the refund) joins the trace of the case
+transition that queued it. A notice with none starts a trace when sent.
 """
 
 from __future__ import annotations
@@ -49,6 +53,44 @@ async def remember_traces(
             "states": [env.tracestate for _, _, env in traced],
         },
     )
+
+
+_REMEMBER_ONE = text(
+    "UPDATE notices SET traceparent = :parent, tracestate = :state "
+    "WHERE notice_id = :id AND traceparent IS NULL"
+)
+
+
+async def remember_trace(session: AsyncSession, notice_id: str, env: Envelope) -> None:
+    """One notice's trace context from the event that queued it (a remedy case's transition:
+    the notice joins the case's trace); a repeat of the event changes nothing."""
+    if env.traceparent:
+        await session.execute(
+            _REMEMBER_ONE, {"id": notice_id, "parent": env.traceparent, "state": env.tracestate}
+        )
+
+
+# The reminders queued without a context (in this transaction: still pending or waiting) take that
+# of their alert's first traced notice that is not a reminder (the initial notice, as a rule).
+_CONTINUE = text(
+    """
+    UPDATE notices n SET traceparent = t.traceparent, tracestate = t.tracestate
+    FROM (SELECT DISTINCT ON (alert_id) alert_id, traceparent, tracestate FROM notices
+          WHERE alert_id = ANY(CAST(:alert_ids AS text[])) AND kind <> 'reminder'
+            AND traceparent IS NOT NULL
+          ORDER BY alert_id, created_at) t
+    WHERE n.alert_id = t.alert_id AND n.kind = 'reminder' AND n.traceparent IS NULL
+      AND n.status IN ('pending', 'waiting_contact')
+    """
+)
+
+
+async def continue_alert_traces(session: AsyncSession, alert_ids: Iterable[str]) -> None:
+    """Give the reminders just queued for these alerts their alert's trace context (inside the
+    transaction that queued them); nothing when there are none."""
+    ids = sorted(set(alert_ids))
+    if ids:
+        await session.execute(_CONTINUE, {"alert_ids": ids})
 
 
 def send_parent(row: Any) -> Context | None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notifier import remedy_reminders
 from notifier.clock import Clock, SystemClock
 from notifier.handlers import queue_notice
+from notifier.notice_traces import continue_alert_traces
 from notifier.settings import Settings
 from recall_shared.waits import wait_set
 
@@ -106,7 +107,7 @@ class ReminderScheduler:
         """Remedy reminders (remedy_reminders.py): the latest one due of each case's schedule."""
         schedule = self.settings.remedy_reminder_days
         now = self.clock.now()
-        queued = 0
+        queued_for: list[str] = []
         async with self.session_factory() as session, session.begin():
             rows = (await session.execute(remedy_reminders.DUE, {"now": now, "n": batch})).all()
             for r in rows:
@@ -134,7 +135,8 @@ class ReminderScheduler:
                     alert_version=r.alert_version,
                     reminder_no=remedy_reminders.reminder_number(r.wait, r.queued),
                 )
-                queued += sent_now
+                if sent_now:
+                    queued_for.append(r.alert_id)
                 next_no = max(number, r.next_no - 1) + 1
                 due = (
                     r.since + timedelta(days=schedule[next_no - 1])
@@ -151,12 +153,13 @@ class ReminderScheduler:
                         "queued": int(sent_now),
                     },
                 )
-        return len(rows), queued
+            await continue_alert_traces(session, queued_for)  # the recall's trace
+        return len(rows), len(queued_for)
 
     async def _tick_batch(self, batch: int) -> tuple[int, int]:
         schedule = self.settings.reminder_schedule_days
         now = self.clock.now()
-        queued = 0
+        queued_for: list[str] = []
         async with self.session_factory() as session, session.begin():
             rows = (await session.execute(_DUE, {"now": now, "n": batch})).all()
             for r in rows:
@@ -178,7 +181,7 @@ class ReminderScheduler:
                     alert_version=r.alert_version,
                     reminder_no=number,
                 ):
-                    queued += 1
+                    queued_for.append(r.alert_id)
                     log.info(
                         "reminder queued",
                         extra={
@@ -202,4 +205,5 @@ class ReminderScheduler:
                         "reason": None if due else "schedule complete",
                     },
                 )
-        return len(rows), queued
+            await continue_alert_traces(session, queued_for)  # the recall's trace
+        return len(rows), len(queued_for)

@@ -126,6 +126,7 @@ class NoticeRenderer:
         self.portal_url = portal_url.rstrip("/")
         self.html_env = Environment(
             loader=PackageLoader("notifier", "templates"),
+            auto_reload=False,  # templates ship with the code: no file check per message
             autoescape=True,  # every seller-written value is escaped
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -133,6 +134,7 @@ class NoticeRenderer:
         )
         self.text_env = Environment(
             loader=PackageLoader("notifier", "templates"),
+            auto_reload=False,
             autoescape=False,
             undefined=StrictUndefined,
             trim_blocks=True,

@@ -45,11 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,7 @@ from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
 from recall_shared.failures import is_transient
+from recall_shared.listening import keep_listening
 from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
@@ -97,6 +99,7 @@ _DUE = """
     WITH due AS (
         SELECT notice_id, status FROM notices
         WHERE status IN ('pending', 'sending') AND next_attempt_at <= now() AND channel = 'email'
+          AND notice_id <> ALL(CAST(:held AS text[]))
         ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED),
 """
 _CLAIMED_ROWS = """
@@ -177,6 +180,8 @@ _RECORD_MAX = 500
 _RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
 _RECORD_ATTEMPT_TIMEOUT_S = 30.0
 _RECORD_BACKOFF_MAX_S = 5.0
+_CLAIM_ATTEMPT_TIMEOUT_S = 30.0
+_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -227,10 +232,15 @@ class _Flow:
         self.done: asyncio.Queue[_Outcome | None] = asyncio.Queue()
         self.unsent = 0
         self._changed = asyncio.Event()
+        self._senders_left = self.workers
+        # Claimed here and not yet recorded: never claimed again by this flow, even once its lease
+        # ran out (a database outage held the record back), as the mail may be out already.
+        self.held: set[str] = set()
 
     def feed(self, jobs: list[_Job]) -> None:
         for job in jobs:
             self.todo.put_nowait(job)
+            self.held.add(job.notice_id)
         self.unsent += len(jobs)
 
     def close(self) -> None:
@@ -249,17 +259,37 @@ class _Flow:
 
     async def run(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
         """Run the stages while ``claim`` feeds them; return once all it claimed is recorded. If
-        any part fails, the rest is cancelled (what was claimed, not recorded, awaits its lease)."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._record())
-            stages = [tg.create_task(self._prepare())]
-            stages += [tg.create_task(self._send()) for _ in range(self.workers)]
-            try:
-                await claim(self)
-            finally:
-                self.close()
-            await asyncio.gather(*stages)
-            self.done.put_nowait(None)
+        any part fails, the rest is stopped (what was claimed, not recorded, awaits its lease) and
+        the failure raised.
+
+        Supervised by hand, not by a TaskGroup: a group stops its body by cancelling it, and a
+        cancellation swallowed anywhere in the claim's await chain (database driver, pool) left
+        the claimer waiting for stages that were gone, sending nothing again (CI, after a
+        database outage). Here every part is a task of its own, and a part that does not stop
+        when told is abandoned, logged with its stack."""
+        tasks = [asyncio.create_task(self._claiming(claim), name="notices: claim")]
+        tasks.append(asyncio.create_task(self._prepare(), name="notices: prepare"))
+        tasks += [
+            asyncio.create_task(self._send(), name=f"notices: send {i}")
+            for i in range(self.workers)
+        ]
+        tasks.append(asyncio.create_task(self._record(), name="notices: record"))
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            await _stop(tasks)
+            raise
+        if pending:
+            await _stop(pending)
+        for task in tasks:
+            if task in done and not task.cancelled() and (failure := task.exception()):
+                raise failure
+
+    async def _claiming(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
+        try:
+            await claim(self)
+        finally:
+            self.close()
 
     async def _prepare(self) -> None:
         states: dict[tuple[str, int, str], ev.AlertState] = {}
@@ -278,6 +308,9 @@ class _Flow:
     async def _send(self) -> None:
         while (item := await self.ready.get()) is not None:
             self._through(await self.sender._send(item))
+        self._senders_left -= 1
+        if self._senders_left == 0:
+            self.done.put_nowait(None)  # all is through: the recorder records the rest, then ends
 
     async def _record(self) -> None:
         ended = False
@@ -297,6 +330,21 @@ class _Flow:
                     break
                 batch.append(item)
             await self.sender._record_retrying(batch)
+            self.held.difference_update(o.job.notice_id for o in batch)
+
+
+async def _stop(tasks: Collection[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait a while for them to end; one that does not is logged and left."""
+    for task in tasks:
+        task.cancel()
+    _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT_S)
+    for task in stuck:
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.error(
+            "a notice sender stage did not stop when cancelled; left behind",
+            extra={"task": task.get_name(), "stack": out.getvalue()},
+        )
 
 
 class NoticeSender:
@@ -333,27 +381,19 @@ class NoticeSender:
         self._wake.set()
 
     async def run(self, _runtime: object = None) -> None:
-        conn: asyncpg.Connection | None = None
         try:
-            while not self._stopping.is_set():
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                        await conn.add_listener(SENDER_CHANNEL, lambda *_: self._wake.set())
-                    await self._flow_until_stopped(conn)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("notice sender failed; retrying")
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close(timeout=2)
-                    conn = None
-                    await asyncio.sleep(1.0)
+            await keep_listening(
+                asyncpg_dsn(self.settings.database_url),
+                SENDER_CHANNEL,
+                self._flow_until_stopped,
+                on_notify=self._wake.set,
+                stopping=self._stopping,
+                name="notice sender",
+                logger=log,
+                retry_initial_s=1.0,
+                retry_max_s=2.0,
+            )
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
             close = getattr(self.transport, "close", None)
             if close is not None and self._stopping.is_set():
                 with contextlib.suppress(Exception):
@@ -371,7 +411,8 @@ class NoticeSender:
                 if self._stopping.is_set():
                     break
                 self._wake.clear()
-                if await self._claim_into(flow, batch):
+                claimed = await self._claim_waiting_out_outages(flow, batch, listener)
+                if claimed:
                     continue
                 await wait_set(self._wake, self.settings.sender_poll_s)
 
@@ -389,6 +430,30 @@ class NoticeSender:
         await _Flow(self).run(claim)
         return claimed
 
+    async def _claim_waiting_out_outages(
+        self, flow: _Flow, limit: int, listener: asyncpg.Connection
+    ) -> int:
+        """Claim, waiting out a database outage while the flow goes on: the mails in flight are
+        still sent and their outcomes recorded (the recorder waits too). Ending the flow instead
+        would leave them unrecorded, to be sent again when their lease ends. An attempt that
+        hangs is cut off and tried again; an error that is not the database's is raised."""
+        delay = 0.2
+        while not self._stopping.is_set() and not listener.is_closed():
+            try:
+                async with asyncio.timeout(_CLAIM_ATTEMPT_TIMEOUT_S):
+                    return await self._claim_into(flow, limit)
+            except Exception as exc:
+                if not (is_transient(exc) or isinstance(exc, TimeoutError)):
+                    raise
+                log.warning(
+                    "claiming notices failed; retrying",
+                    exc_info=True,
+                    extra={"retry_in_s": delay, "unsent": flow.unsent},
+                )
+                await wait_set(self._stopping, delay)
+                delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)
+        return 0
+
     async def _claim_into(self, flow: _Flow, limit: int) -> int:
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         lease = self.settings.send_lease_s
@@ -397,7 +462,7 @@ class NoticeSender:
             rows = (
                 await session.execute(
                     _CLAIM_AT_MOST_ONCE if at_most_once else _CLAIM_AT_LEAST_ONCE,
-                    {"lease": lease, "n": limit},
+                    {"lease": lease, "n": limit, "held": list(flow.held)},
                 )
             ).all()
         # A notice without its alert (never the case: both come with it) is left to its lease.

@@ -11,6 +11,9 @@ object (``code``, ``message``). Twilio then POSTs the message's status changes (
 
 In development and tests the adapter talks to the local sandbox, :mod:`notifier.sms_sandbox`,
 which implements the same contract.
+
+The adapter describes its HTTP request on the current span (the SMS sender's ``sms send`` client
+span, in the notice's trace), under the OpenTelemetry HTTP client attribute names.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
+from opentelemetry import trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +76,26 @@ class TwilioSms:
         self.from_ = from_
         self._auth = httpx.BasicAuth(account_sid, auth_token)
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        url = httpx.URL(self._url)
+        self._request_attributes: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "url.full": self._url,
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        }
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._own_client = client is None
 
     async def send(self, *, to: str, body: str, status_callback: str) -> SmsAccepted:
         data = {"To": to, "From": self.from_, "Body": body, "StatusCallback": status_callback}
+        span = trace.get_current_span()  # a no-op span when tracing is off
+        span.set_attributes(self._request_attributes)
         try:
             r = await self._client.post(self._url, data=data, auth=self._auth)
         except httpx.HTTPError as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
             raise SmsError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+        span.set_attribute("http.response.status_code", r.status_code)
         if r.status_code in (200, 201):
             msg = r.json()
             return SmsAccepted(str(msg["sid"]), str(msg.get("status") or "queued"))
@@ -89,6 +104,7 @@ class TwilioSms:
         except ValueError:
             err = {}
         code = str(err.get("code") or "")
+        span.set_attribute("error.type", str(r.status_code))
         message = f"Twilio {r.status_code} {code}: {err.get('message') or r.text[:200]}"
         # 429 and 5xx pass; a 4xx (bad number, unreachable, refused) stays refused. A 401 is our
         # configuration, not the number: retried, so fixing the credentials lets it go out.

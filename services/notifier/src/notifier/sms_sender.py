@@ -13,6 +13,10 @@ or undelivered/failed (a hard bounce). An SMS API, like SMTP, takes no idempoten
 between the provider's answer and our commit sends the text again, the lesser harm for a safety
 notice.
 
+Each send is an ``sms send`` client span of the trace the notice keeps (its alert event's, copied
+onto the fallback: notifier.notice_traces), as the email's ``smtp send``; the adapter adds the HTTP
+request's attributes to it.
+
 **As the email sender does** (:mod:`notifier.group_commit`): ``sms_concurrency`` requests are in
 flight at once, the next batch is claimed while half of the current one is still unsent, and the
 outcomes of everything that finished meanwhile are committed in one transaction (one UPDATE for the
@@ -33,6 +37,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,12 +46,14 @@ from notifier.clock import Clock, SystemClock
 from notifier.domain import ClaimedNotice, Hold, decide_sms, reported_role, retry_delay_s
 from notifier.fallback import SMS_SENDER_CHANNEL, Unreached, queue_fallback
 from notifier.group_commit import GroupCommitFlow
+from notifier.notice_traces import send_parent
 from notifier.render import catalogs, localized
 from notifier.settings import Settings
 from notifier.sms import SmsError, SmsProvider
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.i18n import pick_locale
+from recall_shared.listening import keep_listening
 from recall_shared.outbox import Outbox
 from recall_shared.validation import strip_bidi_controls
 from recall_shared.waits import wait_set
@@ -65,7 +73,7 @@ _CLAIM = text(
         FROM due WHERE n.notice_id = due.notice_id
         RETURNING n.*)
     SELECT c.notice_id, c.attempts, c.alert_id, c.customer_id, c.recipient_role, c.kind,
-           c.alert_version, c.recipient_customer_id, c.reminder_no,
+           c.alert_version, c.recipient_customer_id, c.reminder_no, c.traceparent, c.tracestate,
            a.status AS alert_status, a.state, ct.phone, ct.sms_opt_out, ct.locale,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
@@ -154,8 +162,10 @@ class SmsSender:
         outbox: Outbox,
         provider: SmsProvider,
         clock: Clock | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
+        self.tracer = tracer or trace.NoOpTracer()
         self.session_factory = session_factory
         self.outbox = outbox
         self.provider = provider
@@ -168,27 +178,19 @@ class SmsSender:
         self._wake.set()
 
     async def run(self, _runtime: object = None) -> None:
-        conn: asyncpg.Connection | None = None
         try:
-            while not self._stopping.is_set():
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                        await conn.add_listener(SMS_SENDER_CHANNEL, lambda *_: self._wake.set())
-                    await self._flow_until_stopped(conn)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("SMS sender failed; retrying")
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close(timeout=2)
-                    conn = None
-                    await asyncio.sleep(1.0)
+            await keep_listening(
+                asyncpg_dsn(self.settings.database_url),
+                SMS_SENDER_CHANNEL,
+                self._flow_until_stopped,
+                on_notify=self._wake.set,
+                stopping=self._stopping,
+                name="SMS sender",
+                logger=log,
+                retry_initial_s=1.0,
+                retry_max_s=2.0,
+            )
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
             close = getattr(self.provider, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):
@@ -266,7 +268,15 @@ class SmsSender:
         )
         body = sms_text(state, row.kind, self.settings.customer_portal_url, row.locale)
         try:
-            accepted = await self.provider.send(to=decision.to, body=body, status_callback=callback)
+            with self.tracer.start_as_current_span(
+                "sms send",
+                context=send_parent(row),  # the recall's trace (notifier.notice_traces)
+                kind=SpanKind.CLIENT,
+                attributes={"notice.id": row.notice_id},
+            ):
+                accepted = await self.provider.send(
+                    to=decision.to, body=body, status_callback=callback
+                )
         except SmsError as exc:
             return self._after_error(job, state, exc)
         return _Outcome(

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier import handlers
+from notifier import sender as sender_module
 from notifier.clock import FakeClock
 from notifier.render import OutgoingMail
 from notifier.sender import FaultHook, NoticeSender
@@ -29,7 +30,7 @@ from recall_shared.envelope import wrap
 from recall_shared.logging import JsonFormatter
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
-from recall_shared.testing import migrated_database
+from recall_shared.testing import eventually, migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +171,117 @@ async def test_a_database_blip_while_recording_does_not_make_sent_notices_in_dou
             )
         assert events == 1
         assert len(await kit.wait_for_mails(addr, 1)) == 1
+
+
+class DownFor:
+    """The real session factory, failing every call for ``seconds`` once started (a DB outage)."""
+
+    def __init__(self, real: async_sessionmaker[AsyncSession], seconds: float) -> None:
+        self.real = real
+        self.seconds = seconds
+        self.until = 0.0
+        self.refused = 0
+
+    def start(self) -> None:
+        self.until = asyncio.get_running_loop().time() + self.seconds
+
+    def __call__(self) -> AsyncSession:
+        if asyncio.get_running_loop().time() < self.until:
+            self.refused += 1
+            raise ConnectionRefusedError("connect to the database: connection refused")
+        return self.real()
+
+
+async def test_a_database_outage_while_claiming_lets_the_mails_in_flight_finish(kit) -> None:
+    """The outage begins as the next batch is claimed (half of the current one still unsent). Old
+    behaviour caught: the failed claim ended the flow, so the mails in flight were abandoned and
+    what was sent went unrecorded; their leases ran out and they were sent again (CI: a sender
+    that then stopped for good)."""
+    async with environment(
+        kit, smtp_concurrency=1, send_batch_size=4, send_lease_s=3, sender_poll_s=0.2
+    ) as env:
+        alerts = await env.queue(kit, 6)
+        sessions = DownFor(env.sessions, seconds=1.5)
+        sent: list[str] = []
+
+        async def outage_at_the_second_send(step: str, notice_id: str) -> None:
+            if step == "sent":
+                sent.append(notice_id)
+                if len(sent) == 2:
+                    sessions.start()  # the claim of the next batch comes right after this
+
+        relay = SlowRelay(0.2)
+        factory = cast(async_sessionmaker[AsyncSession], sessions)
+        sender = env.sender(relay, factory, fault=outage_at_the_second_send)
+        running = asyncio.create_task(sender.run())
+        try:
+
+            async def all_sent() -> bool:
+                return all([(await env.notice(a))["status"] == "sent" for a in alerts])
+
+            await eventually(all_sent, timeout=30)
+        finally:
+            sender.stop()
+            await asyncio.wait_for(running, 15)
+        assert sessions.refused > 0, "the outage was met"
+        notices = [await env.notice(a) for a in alerts]
+        assert [(n["attempts"], n["resent_in_doubt"]) for n in notices] == [(1, 0)] * 6
+        assert sorted(relay.delivered) == sorted(n["notice_id"] for n in notices), "once each"
+
+
+class StubbornRelay:
+    """A relay whose first send hangs and ignores being cancelled (as a driver swallowing a
+    cancellation did), whose second fails with an error no stage expects, and which then works."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.delivered: list[str] = []
+        self.let_go = asyncio.Event()
+
+    async def send(self, message: OutgoingMail) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            while not self.let_go.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.let_go.wait()
+            raise ConnectionResetError("let go")
+        if self.calls == 2:
+            await asyncio.sleep(0.2)
+            raise RuntimeError("a bug in the relay's adapter")
+        self.delivered.append(str(message["X-Recall-Notice-Id"]))
+
+
+async def test_a_stage_that_ignores_cancellation_is_left_behind_and_sending_goes_on(
+    kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old behaviour caught: the flow's task group waited for every part to end once one failed,
+    so a part that swallowed its cancellation held the sender still for good, logging nothing."""
+    monkeypatch.setattr(sender_module, "_STOP_TIMEOUT_S", 0.5)
+    async with environment(kit, smtp_concurrency=2, send_lease_s=2, sender_poll_s=0.2) as env:
+        alerts = await env.queue(kit, 2)
+        relay = StubbornRelay()
+        capture = JsonLines()
+        sender_log = logging.getLogger("notifier.sender")
+        sender_log.addHandler(capture)
+        sender = env.sender(relay)
+        running = asyncio.create_task(sender.run())
+        try:
+
+            async def all_sent() -> bool:
+                return all([(await env.notice(a))["status"] == "sent" for a in alerts])
+
+            await eventually(all_sent, timeout=30)
+        finally:
+            sender.stop()
+            relay.let_go.set()
+            await asyncio.wait_for(running, 15)
+            sender_log.removeHandler(capture)
+        left = [line for line in capture.lines if "did not stop" in line["msg"]]
+        assert [line["task"] for line in left] == [left[0]["task"]]
+        assert left[0]["task"].startswith("notices: send"), left
+        assert sorted(relay.delivered) == sorted(
+            [(await env.notice(a))["notice_id"] for a in alerts]
+        )
 
 
 class JsonLines(logging.Handler):

@@ -66,6 +66,7 @@ _CLAIM = text(
     WITH due AS (
         SELECT notice_id FROM notices
         WHERE channel = 'sms' AND status IN ('pending', 'sending') AND next_attempt_at <= now()
+          AND notice_id <> ALL(CAST(:held AS text[]))
         ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED),
     claimed AS (
         UPDATE notices n SET attempts = n.attempts + 1, status = 'sending', sending_at = now(),
@@ -172,6 +173,9 @@ class SmsSender:
         self.clock = clock or SystemClock()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Claimed by this sender's flow and not yet recorded: never claimed again by it, even when
+        # the lease ran out meanwhile (a slow provider), so one flow sends a notice once.
+        self._held: set[str] = set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -205,6 +209,7 @@ class SmsSender:
         """Claim whenever no more than half a batch is left unsent; on stop, what is claimed is
         still sent and recorded."""
         batch = self.settings.sms_batch_size
+        self._held.clear()  # a new flow: what the last one held is left to its lease
 
         async def claim(flow: GroupCommitFlow[_Job, _Outcome]) -> None:
             while not self._stopping.is_set() and not listener.is_closed():
@@ -222,6 +227,7 @@ class SmsSender:
         """Claim a batch of due SMS notices, send them and record the outcomes; how many were
         claimed."""
         claimed = 0
+        self._held.clear()
 
         async def claim(flow: GroupCommitFlow[_Job, _Outcome]) -> None:
             nonlocal claimed
@@ -234,9 +240,15 @@ class SmsSender:
         lease = self.settings.send_lease_s
         async with self.session_factory() as session, session.begin():
             lease_ends = time.monotonic() + lease
-            rows = (await session.execute(_CLAIM, {"n": limit, "lease": lease})).all()
+            rows = (
+                await session.execute(
+                    _CLAIM, {"n": limit, "lease": lease, "held": list(self._held)}
+                )
+            ).all()
         # A notice without its alert (never the case: both come with it) is left to its lease.
-        flow.feed([_Job(r, lease_ends) for r in rows if r.state is not None])
+        jobs = [_Job(r, lease_ends) for r in rows if r.state is not None]
+        self._held.update(j.row.notice_id for j in jobs)
+        flow.feed(jobs)
         return len(rows)
 
     # ------------------------------------------------------------------ sending
@@ -320,6 +332,7 @@ class SmsSender:
             for o in outcomes:
                 if o.status != "sent":
                     await self._record_other(session, o)
+        self._held.difference_update(o.job.row.notice_id for o in outcomes)
         for o in sent:
             log.info("SMS notice sent", extra={"notice_id": o.job.row.notice_id, "sid": o.sid})
 

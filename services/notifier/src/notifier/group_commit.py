@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from notifier.stages import run_stages
 from recall_shared.failures import is_transient
 from recall_shared.waits import wait_set
 
@@ -40,8 +41,11 @@ class GroupCommitFlow(Generic[J, R]):
         workers: int,
         work: Callable[[J], Awaitable[R]],
         record: Callable[[list[R]], Awaitable[None]],
+        name: str = "flow",
     ) -> None:
+        self.name = name
         self.workers = workers
+        self._live = workers
         self._work = work
         self._record = record
         self._todo: asyncio.Queue[J | None] = asyncio.Queue()
@@ -62,18 +66,24 @@ class GroupCommitFlow(Generic[J, R]):
 
     async def run(self, claim: Callable[[GroupCommitFlow[J, R]], Awaitable[object]]) -> None:
         """Run the workers and the recorder while ``claim`` feeds them; return once all it fed is
-        recorded. If any part fails, the rest is cancelled (what was claimed and not recorded
-        awaits its lease)."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._recorder())
-            workers = [tg.create_task(self._worker()) for _ in range(self.workers)]
+        recorded. If any part fails, the rest is stopped (what was claimed and not recorded awaits
+        its lease). The stages are supervised by :func:`notifier.stages.run_stages`."""
+        self._live = self.workers
+
+        async def claimer() -> None:
             try:
                 await claim(self)
             finally:
-                for _ in workers:
+                for _ in range(self.workers):
                     self._todo.put_nowait(None)
-            await asyncio.gather(*workers)
-            self._done.put_nowait(None)
+
+        await run_stages(
+            [
+                (f"{self.name} recorder", self._recorder()),
+                (f"{self.name} claimer", claimer()),
+                *[(f"{self.name} worker {i}", self._worker()) for i in range(self.workers)],
+            ]
+        )
 
     async def _worker(self) -> None:
         while (job := await self._todo.get()) is not None:
@@ -81,6 +91,9 @@ class GroupCommitFlow(Generic[J, R]):
             self.unfinished -= 1
             self._changed.set()
             self._done.put_nowait(outcome)
+        self._live -= 1
+        if self._live == 0:
+            self._done.put_nowait(None)  # the last worker done: the recorder ends after the rest
 
     async def _recorder(self) -> None:
         ended = False

@@ -202,7 +202,10 @@ class SmsSender:
 
     def _flow(self) -> GroupCommitFlow[_Job, _Outcome]:
         return GroupCommitFlow(
-            workers=self.settings.sms_concurrency, work=self._send, record=self._record
+            workers=self.settings.sms_concurrency,
+            work=self._send,
+            record=self._record,
+            name="SMS sender",
         )
 
     async def _flow_until_stopped(self, listener: asyncpg.Connection) -> None:

@@ -94,3 +94,19 @@ async def test_a_database_outage_while_committing_is_waited_out(
     record = Recorder(fail_first=7)  # more than the attempts other errors get
     await GroupCommitFlow(workers=2, work=work, record=record).run(claim)
     assert sorted(o for b in record.batches for o in b) == [1, 2]
+
+
+async def test_a_failing_worker_stops_the_flow_with_its_error() -> None:
+    async def work(job: int) -> int:
+        if job == 3:
+            raise ValueError("provider adapter bug")
+        await asyncio.sleep(0.01)
+        return job
+
+    async def claim(flow: GroupCommitFlow[int, int]) -> None:
+        flow.feed(list(range(10)))
+        await asyncio.Event().wait()  # a claimer that would go on for ever
+
+    with pytest.raises(ValueError, match="provider adapter bug"):
+        async with asyncio.timeout(5):
+            await GroupCommitFlow(workers=2, work=work, record=Recorder()).run(claim)

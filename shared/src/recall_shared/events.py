@@ -514,6 +514,11 @@ class GiftRecipient(Model):
     email: Email | None = None
     phone: Phone | None = None
     locale: Locale = "en"
+    # Added in orders.v1 without a version change (optional): without an email or a phone, the
+    # recipient of a critical or high recall is sent a letter (notifier letter batch).
+    postal_address: PostalAddress | None = Field(
+        default=None, description="The recipient's postal address, if the purchaser gave it"
+    )
 
 
 class OrderPlaced(Event):
@@ -872,8 +877,39 @@ class NoticeLetterSent(Event):
     alert_version: Int32
     channel: Literal["letter"] = "letter"
     recipient_role: Literal["purchaser", "safety_contact", "account_admin"]
+    gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf (recipient_role is then purchaser)",
+    )
     batch_id: Code = Field(description="The letter batch (and manifest) it went out in")
     sent_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
+class NoticeLetterReturned(Event):
+    """A letter came back undeliverable: the mail house's return file named it. A bounce of the
+    post, as final as a hard one: the notice did not reach the recipient, and the address is not
+    written to again until it changes. Its own type (notification.bounced.v1's ``channel`` is email
+    or SMS by contract)."""
+
+    event_type: ClassVar[str] = "notification.letter_returned.v1"
+    topic: ClassVar[str] = "notifications.v1"
+    notice_id: MintedId
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    kind: NoticeKind
+    alert_version: Int32
+    channel: Literal["letter"] = "letter"
+    letter_id: Code = Field(description="The letter's id in its batch's manifest")
+    reason: Text = Field(default="", description="As the mail house gave it, e.g. moved away")
+    returned_at: datetime
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -1387,6 +1423,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NoticeFailed,
     NoticeSmsSent,
     NoticeLetterSent,
+    NoticeLetterReturned,
     NoticeDelivered,
     NoticeBounced,
     NoticeComplained,

@@ -106,6 +106,7 @@ NOTIFICATIONS = TopicSpec(
         ev.NoticeFailed,
         ev.NoticeSmsSent,
         ev.NoticeLetterSent,
+        ev.NoticeLetterReturned,
         ev.NoticeDelivered,
         ev.NoticeBounced,
         ev.NoticeComplained,

@@ -70,16 +70,24 @@ GIFT_NAMESPACE = uuid.UUID("5d8e3b7a-1f2c-4e6d-9a0b-7c4f2e1d3b59")
 
 
 def gift_recipients(state: ev.AlertState) -> dict[str, ev.GiftRecipient]:
-    """The gift recipients of an alert's lines who can be told (an email or a phone), by their
-    recipient id: ``gift-`` and a uuid of the purchaser and the contact, so the same person is told
-    once however many gifts they had, and keeps their id across alert versions."""
+    """The gift recipients of an alert's lines who can be told (an email, a phone or a postal
+    address), by their recipient id: ``gift-`` and a uuid of the purchaser and the contact, so the
+    same person is told once however many gifts they had, and keeps their id across alert
+    versions (the address counts only for a recipient with neither email nor phone)."""
     out: dict[str, ev.GiftRecipient] = {}
     for line in state.lines:
         r = line.gift_recipient
-        if line.is_gift and r is not None and (r.email or r.phone):
+        if line.is_gift and r is not None and (r.email or r.phone or r.postal_address):
             key = f"{state.customer_id}\x1f{(r.email or '').lower()}\x1f{r.phone or ''}"
+            if not (r.email or r.phone) and r.postal_address is not None:
+                key += f"\x1f{_address_key(r.postal_address)}"
             out.setdefault(f"gift-{uuid.uuid5(GIFT_NAMESPACE, key)}", r)
     return out
+
+
+def _address_key(address: ev.PostalAddress) -> str:
+    parts = [*address.lines, address.postal_code, address.city, address.region, address.country]
+    return "\x1e".join(" ".join(p.casefold().split()) for p in parts)
 
 
 def reported_role(role: str) -> dict[str, Any]:

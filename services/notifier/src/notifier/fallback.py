@@ -23,7 +23,8 @@ SMS_SENDER_CHANNEL = "notices_notifier_sms"
 # Queued letters wait for the daily batch (letter_batch.py); nothing to wake.
 _WAKE = {"sms": SMS_SENDER_CHANNEL, "letter": ""}
 _POSTAL = text(
-    "SELECT postal_address IS NOT NULL AS postal, letter_opt_out FROM contacts "
+    "SELECT postal_address IS NOT NULL AND postal_undeliverable_at IS NULL AS postal, "
+    "letter_opt_out FROM contacts "
     "WHERE customer_id = :id"
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from notifier.domain import (
     plan_alert_events,
     recipients,
 )
+from notifier.letter_returns import undeliverable_unless_moved
 from notifier.models import AlertResponse, Contact, KnownAlert, Notice, Reminder
 from notifier.notice_traces import remember_trace, remember_traces
 from recall_shared import events as ev
@@ -177,14 +178,21 @@ async def store_gift_contacts(session: AsyncSession, states: Sequence[ev.AlertSt
                 "email": r.email,
                 "phone": r.phone,
                 "locale": r.locale,
+                "postal_address": (
+                    r.postal_address.model_dump(mode="json") if r.postal_address else None
+                ),
             }
     if not values:
         return
     stmt = insert(Contact).values(list(values.values()))
+    kept = ("name", "email", "phone", "locale", "postal_address")
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["customer_id"],
-            set_={k: stmt.excluded[k] for k in ("name", "email", "phone", "locale")},
+            set_={
+                **{k: stmt.excluded[k] for k in kept},
+                "postal_undeliverable_at": undeliverable_unless_moved(stmt.excluded),
+            },
         )
     )
 
@@ -531,7 +539,12 @@ async def on_customer_updated(
     stmt = insert(Contact).values(**values)
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["customer_id"], set_={k: stmt.excluded[k] for k in values}
+            index_elements=["customer_id"],
+            set_={
+                **{k: stmt.excluded[k] for k in values},
+                # A letter came back: not written to again until the address changes.
+                "postal_undeliverable_at": undeliverable_unless_moved(stmt.excluded),
+            },
         )
     )
     if event.safety_email or event.email or event.phone or event.postal_address:
@@ -541,7 +554,8 @@ async def on_customer_updated(
                 Notice.recipient_customer_id == event.customer_id,
                 Notice.status == "waiting_contact",
             )
-            .values(status="pending")
+            # Due now: a notice claimed before it was held keeps the claim's lease otherwise.
+            .values(status="pending", next_attempt_at=func.now())
             .returning(Notice.notice_id)
         )
         if result.first() is not None:

@@ -24,6 +24,7 @@ letters, and a ``letter write`` span per letter in the trace its (first) notice 
 from __future__ import annotations
 
 import asyncio
+import csv
 import logging
 import os
 import secrets
@@ -32,7 +33,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, Tracer
@@ -40,7 +41,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
-from notifier.domain import ClaimedNotice, Hold, decide_letter
+from notifier.domain import ClaimedNotice, Hold, decide_letter, reported_role
 from notifier.letters import Letter, LetterNotice, LetterRenderer, manifest_csv, manifest_row
 from notifier.notice_traces import send_parent
 from notifier.settings import Settings
@@ -50,7 +51,6 @@ from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
 
-Role = Literal["purchaser", "safety_contact", "account_admin"]
 MANIFEST = "manifest.csv"
 # A batch holds its letters this long; a run that died is taken up once it has passed.
 BATCH_LEASE_S = 3600
@@ -70,7 +70,9 @@ _CLAIM = text(
     SELECT c.notice_id, c.message_id AS batch_id, c.alert_id, c.customer_id,
            c.recipient_customer_id, c.recipient_role, c.kind, c.alert_version, c.reminder_no,
            c.traceparent, c.tracestate,
-           a.status AS alert_status, a.state, ct.name, ct.locale, ct.postal_address,
+           a.status AS alert_status, a.state, ct.name, ct.locale,
+           CASE WHEN ct.postal_undeliverable_at IS NULL THEN ct.postal_address END
+               AS postal_address,
            coalesce(ct.letter_opt_out, false) AS letter_opt_out,
            EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = c.alert_id) AS responded
     FROM claimed c
@@ -86,7 +88,7 @@ _HOLD = text(
 _SENT = text(
     """
     UPDATE notices SET status = 'sent', sent_at = :at, sent_to = :to, message_id = :batch,
-        last_error = NULL
+        letter_id = :letter, last_error = NULL
     WHERE notice_id = :id AND status = 'sending' RETURNING notice_id
     """
 )
@@ -100,6 +102,16 @@ class BatchResult:
     held: int = 0
     folder: Path | None = None
     files: list[str] = field(default_factory=list)
+
+
+def _letter_ids_in(manifest: Path) -> dict[str, str]:
+    """notice id -> letter id, as a batch's manifest lists them."""
+    with manifest.open(encoding="utf-8", newline="") as f:
+        return {
+            notice_id: row["letter_id"]
+            for row in csv.DictReader(f)
+            for notice_id in row["notice_ids"].split(";")
+        }
 
 
 def batch_id_for(at: datetime) -> str:
@@ -188,7 +200,10 @@ class LetterBatcher:
         stale = [r for r in rows if r.batch_id != batch]
         done_elsewhere = [r for r in stale if (self.root / r.batch_id / MANIFEST).exists()]
         if done_elsewhere:
-            await self._record_sent(done_elsewhere, at)
+            letter_ids: dict[str, str] = {}
+            for old in {r.batch_id for r in done_elsewhere}:
+                letter_ids |= await asyncio.to_thread(_letter_ids_in, self.root / old / MANIFEST)
+            await self._record_sent(done_elsewhere, at, letter_ids=letter_ids)
         taken = {r.notice_id for r in done_elsewhere}
         letters, held = self._letters(batch, [r for r in rows if r.notice_id not in taken])
         result.held = len(held)
@@ -214,7 +229,8 @@ class LetterBatcher:
                 progress(i, len(letters))
         await asyncio.to_thread(_write_atomically, folder / MANIFEST, manifest_csv(manifest))
         sent_rows = [r for _letter, rs in letters for r in rs]
-        await self._record_sent(sent_rows, at, batch=batch)
+        letter_ids = {r.notice_id: letter.letter_id for letter, rs in letters for r in rs}
+        await self._record_sent(sent_rows, at, batch=batch, letter_ids=letter_ids)
         result.letters, result.notices, result.folder = len(letters), len(sent_rows), folder
         log.info(
             "letter batch written",
@@ -292,12 +308,26 @@ class LetterBatcher:
             )
         return letters, held
 
-    async def _record_sent(self, rows: list[Any], at: datetime, batch: str | None = None) -> None:
+    async def _record_sent(
+        self,
+        rows: list[Any],
+        at: datetime,
+        batch: str | None = None,
+        *,
+        letter_ids: dict[str, str],
+    ) -> None:
         async with self.session_factory() as session, session.begin():
             for row in rows:
                 batch_id = batch or row.batch_id
                 done = await session.execute(
-                    _SENT, {"id": row.notice_id, "at": at, "to": "postal", "batch": batch_id}
+                    _SENT,
+                    {
+                        "id": row.notice_id,
+                        "at": at,
+                        "to": "postal",
+                        "batch": batch_id,
+                        "letter": letter_ids.get(row.notice_id),
+                    },
                 )
                 if done.first() is None or row.state is None:
                     continue
@@ -311,7 +341,7 @@ class LetterBatcher:
                         recall_id=state.recall_id,
                         kind=row.kind,
                         alert_version=row.alert_version,
-                        recipient_role=cast(Role, row.recipient_role),
+                        **reported_role(row.recipient_role),  # a gift's: on the buyer's behalf
                         batch_id=batch_id,
                         sent_at=at,
                     ),

@@ -39,6 +39,11 @@ class Contact(Base):
     # customers.v1's postal address (recall_shared.events.PostalAddress), for letters
     postal_address: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), nullable=True)
     letter_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # A letter to postal_address came back undeliverable (notifier.letter_returns): no more
+    # letters there until the address changes.
+    postal_undeliverable_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     locale: Mapped[str] = mapped_column(String(10), default="en")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -109,6 +114,9 @@ class Notice(Base):
     # case's). NULL without one (tracing off upstream).
     traceparent: Mapped[str | None] = mapped_column(Text, nullable=True)
     tracestate: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A letter's id in its batch's manifest (letter notices), which a mail house's return file
+    # names (notifier.letter_returns).
+    letter_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     __table_args__ = (
         UniqueConstraint(
@@ -129,6 +137,11 @@ class Notice(Base):
             "ix_notices_waiting",
             "recipient_customer_id",
             postgresql_where=text("status = 'waiting_contact'"),
+        ),
+        Index(
+            "ix_notices_letter_id",
+            "letter_id",
+            postgresql_where=text("letter_id IS NOT NULL"),
         ),
         Index(
             "ix_notices_letters_queued",

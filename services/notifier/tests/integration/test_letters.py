@@ -18,8 +18,9 @@ import pytest_asyncio
 import zxingcpp
 from pypdf import PdfReader
 
-from notifier.cli import letter_batch
+from notifier.cli import letter_batch, letter_returns
 from notifier.clock import FakeClock
+from notifier.domain import gift_recipients
 from recall_shared import events as ev
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
@@ -200,6 +201,121 @@ async def test_a_withdrawn_alert_takes_its_letter_out_of_the_batch(post: Any, ki
     await post.app.state.letters.run_batch()
     assert by_channel(await post.notices(alert.alert_id))["letter"]["status"] == "cancelled"
     assert cid not in {r["customer_id"] for r in manifest(post.folder)}
+
+
+async def test_a_gift_recipient_with_only_a_postal_address_gets_a_letter(
+    post: Any, kit: Any
+) -> None:
+    buyer = kit.new_customer()
+    await post.publish(kit.customer(buyer, email_=kit.new_email()))
+    alert = kit.alert(buyer)
+    gil = ev.GiftRecipient(name="Gil Graf", locale="de", postal_address=ADDRESS)
+    gift = alert.lines[0].model_copy(update={"is_gift": True, "gift_recipient": gil})
+    alert = alert.model_copy(update={"lines": [gift]})
+    await post.publish(kit.raised(alert))
+
+    def gil_letter(ns: list[dict]) -> dict | None:
+        return next(
+            (n for n in ns if n["recipient_role"] == "gift_recipient" and n["channel"] == "letter"),
+            None,
+        )
+
+    notices = await post.wait_for_notices(
+        alert.alert_id, lambda ns: (gil_letter(ns) or {}).get("status") == "pending"
+    )
+    letter = gil_letter(notices)
+    assert letter is not None
+    assert {(n["recipient_role"], n["channel"]) for n in notices} == {
+        ("purchaser", "email"),
+        ("gift_recipient", "email"),
+        ("gift_recipient", "letter"),
+    }, "no SMS without a phone: the letter follows the email at once"
+    await post.app.state.letters.run_batch()
+    notices = await post.wait_for_notices(
+        alert.alert_id, lambda ns: (gil_letter(ns) or {}).get("status") == "sent"
+    )
+    letter = gil_letter(notices)
+    assert letter is not None
+    (row,) = [r for r in manifest(post.folder) if r["notice_ids"] == letter["notice_id"]]
+    (gil_id,) = gift_recipients(alert)
+    assert row["customer_id"] == gil_id, "the letter is the recipient's, not the buyer's"
+    assert (row["recipient"], row["address_lines"], row["city"]) == (
+        "Gil Graf",
+        "Hauptstraße 5",
+        "Berlin",
+    )
+    text, _ = read_pdf(post.folder / letter["message_id"] / row["file"])
+    assert "geschenkt bekommen" in text, "told as a gift's recipient, in their language"
+
+
+async def test_a_returned_letter_is_a_bounce_and_its_address_is_not_written_to_again(
+    post: Any, kit: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = await postal_customer(post, kit)
+    alert = kit.alert(cid)
+    await post.publish(kit.raised(alert))
+    await post.wait_for_notices(
+        alert.alert_id, lambda ns: by_channel(ns).get("letter", {}).get("status") == "pending"
+    )
+    await post.app.state.letters.run_batch()
+    letter = by_channel(
+        await post.wait_for_notices(
+            alert.alert_id, lambda ns: by_channel(ns)["letter"]["status"] == "sent"
+        )
+    )["letter"]
+    (row,) = [r for r in manifest(post.folder) if r["notice_ids"] == letter["notice_id"]]
+    returns = tmp_path / "returns.csv"
+    returns.write_text(
+        f"letter_id,returned_on,reason\r\n{row['letter_id']},2026-12-04,moved away\r\n"
+        "letters-19990101T000000Z-000000-000001,,\r\n",
+        encoding="utf-8",
+    )
+    args = argparse.Namespace(file=str(returns), keep_progress=False)
+    assert await letter_returns(post.settings, args) == 0
+    out = capsys.readouterr().out
+    assert "1 letter(s) returned (1 notice(s)), 0 already recorded, 1 unknown" in out
+    returned = by_channel(await post.notices(alert.alert_id))["letter"]
+    assert (returned["delivery"], returned["bounce_type"], returned["delivery_status"]) == (
+        "bounced",
+        "hard",
+        "returned",
+    )
+    assert returned["delivery_detail"] == "moved away"
+
+    async def returned_events() -> list[dict] | None:
+        found = [
+            body
+            for _, env, body in await kit.read_all(post.topic(NOTIFICATIONS))
+            if env.type == "notification.letter_returned.v1"
+            and body["notice_id"] == letter["notice_id"]
+        ]
+        return found or None
+
+    (body,) = await eventually(returned_events, timeout=15)
+    assert (body["letter_id"], body["reason"]) == (row["letter_id"], "moved away")
+    queue = (await post.client.get("/v1/unreachable")).json()
+    assert cid in {i["customer_id"] for i in queue["items"]}, "nothing reaches them now"
+
+    assert await letter_returns(post.settings, args) == 0, "the same file again"
+    assert "0 letter(s) returned (0 notice(s)), 1 already recorded" in capsys.readouterr().out
+    assert len(await returned_events() or []) == 1, "no second event"
+
+    again = kit.alert(cid)
+    await post.publish(kit.raised(again))
+    (only,) = await post.wait_for_notices(
+        again.alert_id, lambda ns: len(ns) == 1 and ns[0]["status"] == "waiting_contact"
+    )
+    assert only["channel"] == "email", "no letter to an address that came back"
+
+    moved = ADDRESS.model_copy(update={"lines": ["Neue Straße 1"]})
+    update = kit.customer(cid, name="Zofia Żółć", locale="pl").model_copy(
+        update={"postal_address": moved}
+    )
+    await post.publish(update)
+    await post.wait_for_notices(
+        again.alert_id,
+        lambda ns: by_channel(ns).get("letter", {}).get("status") == "pending",
+    )
 
 
 async def test_the_batch_runs_once_a_day(post: Any) -> None:

@@ -47,6 +47,27 @@ def test_a_gift_recipient_with_a_contact_is_a_recipient_once() -> None:
     assert [(n.role, n.recipient_customer_id) for n in plan.notices] == recipients(alert)
 
 
+def test_a_gift_recipient_with_only_a_postal_address_is_one_by_that_address() -> None:
+    home = ev.PostalAddress(
+        lines=["Hauptstraße 5"], postal_code="10115", city="Berlin", country="DE"
+    )
+    by_post = ev.GiftRecipient(name="Gil", postal_address=home)
+    same_home = by_post.model_copy(
+        update={"postal_address": home.model_copy(update={"lines": ["HAUPTSTRASSE  5"]})}
+    )
+    elsewhere = by_post.model_copy(
+        update={"postal_address": home.model_copy(update={"city": "Potsdam"})}
+    )
+    alert = with_lines(gift_line("g1", by_post), gift_line("g2", same_home))
+    assert len(gift_recipients(alert)) == 1, "the same address, however it is spelt in case"
+    two = with_lines(gift_line("g1", by_post), gift_line("g2", elsewhere))
+    assert len(gift_recipients(two)) == 2, "two homes, two letters"
+    with_email = with_lines(gift_line("g1", GIL.model_copy(update={"postal_address": home})))
+    assert (
+        gift_recipients(with_email).keys() == gift_recipients(with_lines(gift_line("g1"))).keys()
+    ), "an address beside an email leaves the recipient's id as it was"
+
+
 def test_the_purchaser_is_asked_to_pass_it_on_and_the_recipient_told_of_the_gift() -> None:
     kept = full_alert().lines[0].model_copy(update={"title": "The kettle they kept"})
     alert = with_lines(kept, gift_line("g1"))

@@ -168,6 +168,7 @@ class Cases:
             ev.NoticeFailed: notices,
             ev.NoticeDelivered: read.on_notice_reported,
             ev.NoticeBounced: read.on_notice_reported,
+            ev.NoticeLetterReturned: read.on_notice_reported,
             ev.NoticeComplained: read.on_notice_reported,
             ev.RemedyRequested: self.lifecycle.on_remedy_requested,
             ev.NotAffectedDeclared: read.on_not_affected,

@@ -27,6 +27,8 @@ AnyNotice: TypeAlias = ev.NoticeSent | ev.NoticeSmsSent | ev.NoticeLetterSent | 
 REPORTED: dict[type[ev.Event], str] = {
     ev.NoticeDelivered: "delivered",
     ev.NoticeBounced: "bounced",
+    # A letter the mail house returned undeliverable: the post's bounce.
+    ev.NoticeLetterReturned: "bounced",
     ev.NoticeComplained: "complained",
 }
 

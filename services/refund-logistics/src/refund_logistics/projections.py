@@ -361,7 +361,10 @@ class ReadModels:
     async def on_notice_reported(
         self,
         session: AsyncSession,
-        event: ev.NoticeDelivered | ev.NoticeBounced | ev.NoticeComplained,
+        event: ev.NoticeDelivered
+        | ev.NoticeBounced
+        | ev.NoticeComplained
+        | ev.NoticeLetterReturned,
         env: Envelope,
     ) -> None:
         """What became of a sent notice (notice_states.REPORTED_AFTER): delivered, bounced,
@@ -374,6 +377,8 @@ class ReadModels:
             if isinstance(event, ev.NoticeDelivered)
             else event.bounced_at
             if isinstance(event, ev.NoticeBounced)
+            else event.returned_at
+            if isinstance(event, ev.NoticeLetterReturned)
             else event.complained_at
         )
         stmt = insert(NoticeRecord).values(

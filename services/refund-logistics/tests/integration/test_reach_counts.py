@@ -176,3 +176,48 @@ async def test_a_letter_counts_as_notified_on_its_own_channel(rls: Any, kit: Any
         "customers_bounced": 0,
         "customers_failed_only": 0,
     }
+
+
+async def test_a_returned_letter_is_not_counted_as_notified(rls: Any, kit: Any) -> None:
+    """The mail house sent the letter back (notification.letter_returned.v1): a bounce by post."""
+    rc = kit.recall()
+    await rls.publish(kit.published(rc))
+    now = datetime.now(UTC)
+    moved = kit.new_customer()
+    alert = kit.alert(rc, moved, lines=[(1, "19.99")])
+    await rls.publish(kit.raised(alert))
+    common = {
+        "notice_id": str(uuid.uuid4()),
+        "alert_id": alert.alert_id,
+        "customer_id": moved,
+        "recall_id": rc.recall_id,
+        "kind": "initial",
+        "alert_version": 1,
+    }
+    await rls.publish(
+        ev.NoticeLetterSent(
+            **common, recipient_role="purchaser", batch_id="letters-20261201T050000Z", sent_at=now
+        )
+    )
+    await rls.publish(
+        ev.NoticeLetterReturned(
+            **common,
+            letter_id="letters-20261201T050000Z-000001",
+            reason="moved away",
+            returned_at=now,
+        )
+    )
+    key, _ = await rls.issue_key("seller", rc.seller_id)
+    period = f"{now.year:04d}-{now.month:02d}"
+
+    async def settled() -> dict:
+        rep = (
+            await rls.client.get(
+                f"/v1/recalls/{rc.recall_id}/report?period={period}", headers={"X-Api-Key": key}
+            )
+        ).json()
+        return rep if rep["notices_by_channel"].get("letter", {}).get("customers_bounced") else {}
+
+    rep = await eventually(settled, timeout=15, interval=0.2)
+    assert rep["customers_notified"] == 0
+    assert rep["notices_by_channel"]["letter"]["customers_notified"] == 0

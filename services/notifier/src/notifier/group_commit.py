@@ -1,0 +1,149 @@
+"""Claimed work flowing through concurrent workers, its outcomes group-committed: the pattern of the
+email sender's ``_Flow`` (``sender.py``), generic, for a sender whose work is one call per job (the
+SMS sender). ``workers`` jobs are in flight at once; one recorder commits the outcomes of everything
+that finished meanwhile in one call of ``record`` (one transaction) while the next jobs go out, and
+the claimer tops the queue up whenever fewer than a watermark are left unfinished (``below``), so no
+request waits on a claim or a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from notifier.stages import run_stages
+from recall_shared.failures import is_transient
+from recall_shared.waits import wait_set
+
+log = logging.getLogger(__name__)
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+# The recorder waits up to this long after the first outcome for more to join (fewer, larger
+# transactions), unless nothing is left in flight (then it commits at once: no tail of waiting at
+# the end of a burst), and takes at most this many in one.
+RECORD_LINGER_S = 0.1
+RECORD_MAX = 500
+_RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
+_RECORD_ATTEMPT_TIMEOUT_S = 30.0
+RECORD_BACKOFF_INITIAL_S = 0.2
+_RECORD_BACKOFF_MAX_S = 5.0
+
+
+class GroupCommitFlow(Generic[J, R]):
+    def __init__(
+        self,
+        *,
+        workers: int,
+        work: Callable[[J], Awaitable[R]],
+        record: Callable[[list[R]], Awaitable[None]],
+        name: str = "flow",
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self._live = workers
+        self._work = work
+        self._record = record
+        self._todo: asyncio.Queue[J | None] = asyncio.Queue()
+        self._done: asyncio.Queue[R | None] = asyncio.Queue()
+        self.unfinished = 0  # fed and not yet through ``work``
+        self._changed = asyncio.Event()
+
+    def feed(self, jobs: list[J]) -> None:
+        for job in jobs:
+            self._todo.put_nowait(job)
+        self.unfinished += len(jobs)
+
+    async def below(self, watermark: int) -> None:
+        """Return once no more than ``watermark`` jobs are unfinished."""
+        while self.unfinished > watermark:
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def run(self, claim: Callable[[GroupCommitFlow[J, R]], Awaitable[object]]) -> None:
+        """Run the workers and the recorder while ``claim`` feeds them; return once all it fed is
+        recorded. If any part fails, the rest is stopped (what was claimed and not recorded awaits
+        its lease). The stages are supervised by :func:`notifier.stages.run_stages`."""
+        self._live = self.workers
+
+        async def claimer() -> None:
+            try:
+                await claim(self)
+            finally:
+                for _ in range(self.workers):
+                    self._todo.put_nowait(None)
+
+        await run_stages(
+            [
+                (f"{self.name} recorder", self._recorder()),
+                (f"{self.name} claimer", claimer()),
+                *[(f"{self.name} worker {i}", self._worker()) for i in range(self.workers)],
+            ]
+        )
+
+    async def _worker(self) -> None:
+        while (job := await self._todo.get()) is not None:
+            outcome = await self._work(job)
+            self.unfinished -= 1
+            self._changed.set()
+            self._done.put_nowait(outcome)
+        self._live -= 1
+        if self._live == 0:
+            self._done.put_nowait(None)  # the last worker done: the recorder ends after the rest
+
+    async def _recorder(self) -> None:
+        ended = False
+        while not ended:
+            first = await self._done.get()
+            if first is None:
+                return
+            batch = [first]
+            await self._linger()
+            while len(batch) < RECORD_MAX:
+                try:
+                    item = self._done.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    ended = True
+                    break
+                batch.append(item)
+            await self._record_retrying(batch)
+
+    async def _linger(self) -> None:
+        """Wait for more outcomes: until the linger is over, the batch is full, or none is left in
+        flight."""
+        deadline = asyncio.get_running_loop().time() + RECORD_LINGER_S
+        while self.unfinished > 0 and self._done.qsize() < RECORD_MAX:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            self._changed.clear()
+            await wait_set(self._changed, left)
+
+    async def _record_retrying(self, outcomes: list[R]) -> None:
+        """Record, waiting out a database outage for as long as it lasts: the work is done, so
+        giving up would do it again. An attempt that hangs is cut off and tried again; other
+        errors are given up after a few attempts."""
+        delay = RECORD_BACKOFF_INITIAL_S
+        for attempt in itertools.count(1):
+            try:
+                async with asyncio.timeout(_RECORD_ATTEMPT_TIMEOUT_S):
+                    await self._record(outcomes)
+                return
+            except Exception as exc:
+                if attempt >= _RECORD_ATTEMPTS and not (
+                    is_transient(exc) or isinstance(exc, TimeoutError)
+                ):
+                    raise
+                log.warning(
+                    "recording outcomes failed; retrying",
+                    exc_info=True,
+                    extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)

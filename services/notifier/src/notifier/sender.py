@@ -45,12 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,10 +80,12 @@ from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
 from notifier.smtp_pool import MailError, MailTransport, SmtpPool
+from notifier.stages import run_stages
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
 from recall_shared.failures import is_transient
+from recall_shared.listening import keep_listening
 from recall_shared.logging import current_correlation_id, log_context
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox
@@ -180,7 +181,6 @@ _RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited
 _RECORD_ATTEMPT_TIMEOUT_S = 30.0
 _RECORD_BACKOFF_MAX_S = 5.0
 _CLAIM_ATTEMPT_TIMEOUT_S = 30.0
-_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -259,30 +259,12 @@ class _Flow:
     async def run(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
         """Run the stages while ``claim`` feeds them; return once all it claimed is recorded. If
         any part fails, the rest is stopped (what was claimed, not recorded, awaits its lease) and
-        the failure raised.
-
-        Supervised by hand, not by a TaskGroup: a group stops its body by cancelling it, and a
-        cancellation swallowed anywhere in the claim's await chain (database driver, pool) left
-        the claimer waiting for stages that were gone, sending nothing again (CI, after a
-        database outage). Here every part is a task of its own, and a part that does not stop
-        when told is abandoned, logged with its stack."""
-        tasks = [asyncio.create_task(self._claiming(claim), name="notices: claim")]
-        tasks.append(asyncio.create_task(self._prepare(), name="notices: prepare"))
-        tasks += [
-            asyncio.create_task(self._send(), name=f"notices: send {i}")
-            for i in range(self.workers)
-        ]
-        tasks.append(asyncio.create_task(self._record(), name="notices: record"))
-        try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        except asyncio.CancelledError:
-            await _stop(tasks)
-            raise
-        if pending:
-            await _stop(pending)
-        for task in tasks:
-            if task in done and not task.cancelled() and (failure := task.exception()):
-                raise failure
+        the failure raised (``notifier.stages``: a part that ignores its cancellation is left
+        behind, logged)."""
+        stages = [("notices: claim", self._claiming(claim)), ("notices: prepare", self._prepare())]
+        stages += [(f"notices: send {i}", self._send()) for i in range(self.workers)]
+        stages.append(("notices: record", self._record()))
+        await run_stages(stages)
 
     async def _claiming(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
         try:
@@ -332,20 +314,6 @@ class _Flow:
             self.held.difference_update(o.job.notice_id for o in batch)
 
 
-async def _stop(tasks: Collection[asyncio.Task[None]]) -> None:
-    """Cancel the tasks and wait a while for them to end; one that does not is logged and left."""
-    for task in tasks:
-        task.cancel()
-    _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT_S)
-    for task in stuck:
-        out = io.StringIO()
-        task.print_stack(file=out)
-        log.error(
-            "a notice sender stage did not stop when cancelled; left behind",
-            extra={"task": task.get_name(), "stack": out.getvalue()},
-        )
-
-
 class NoticeSender:
     def __init__(
         self,
@@ -380,27 +348,19 @@ class NoticeSender:
         self._wake.set()
 
     async def run(self, _runtime: object = None) -> None:
-        conn: asyncpg.Connection | None = None
         try:
-            while not self._stopping.is_set():
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                        await conn.add_listener(SENDER_CHANNEL, lambda *_: self._wake.set())
-                    await self._flow_until_stopped(conn)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("notice sender failed; retrying")
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close(timeout=2)
-                    conn = None
-                    await asyncio.sleep(1.0)
+            await keep_listening(
+                asyncpg_dsn(self.settings.database_url),
+                SENDER_CHANNEL,
+                self._flow_until_stopped,
+                on_notify=self._wake.set,
+                stopping=self._stopping,
+                name="notice sender",
+                logger=log,
+                retry_initial_s=1.0,
+                retry_max_s=2.0,
+            )
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
             close = getattr(self.transport, "close", None)
             if close is not None and self._stopping.is_set():
                 with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,8 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier import handlers
-from notifier import sender as sender_module
+from notifier import handlers, stages
 from notifier.clock import FakeClock
 from notifier.render import OutgoingMail
 from notifier.sender import FaultHook, NoticeSender
@@ -67,6 +66,26 @@ class Env:
                     await handlers.HANDLERS[type(event)](session, event, wrap(event, source="/t"))
                 ids.append(alert.alert_id)
         return ids
+
+    async def run_until_sent(
+        self,
+        sender: NoticeSender,
+        alert_ids: list[str],
+        before_stop: Callable[[], object] | None = None,
+    ) -> None:
+        """Run the sender as the service does until every alert's notice is sent, then stop it."""
+        running = asyncio.create_task(sender.run())
+
+        async def all_sent() -> bool:
+            return all([(await self.notice(a))["status"] == "sent" for a in alert_ids])
+
+        try:
+            await eventually(all_sent, timeout=30)
+        finally:
+            sender.stop()
+            if before_stop is not None:
+                before_stop()
+            await asyncio.wait_for(running, 15)
 
     async def notice(self, alert_id: str) -> dict:
         async with self.sessions() as session:
@@ -212,17 +231,9 @@ async def test_a_database_outage_while_claiming_lets_the_mails_in_flight_finish(
 
         relay = SlowRelay(0.2)
         factory = cast(async_sessionmaker[AsyncSession], sessions)
-        sender = env.sender(relay, factory, fault=outage_at_the_second_send)
-        running = asyncio.create_task(sender.run())
-        try:
-
-            async def all_sent() -> bool:
-                return all([(await env.notice(a))["status"] == "sent" for a in alerts])
-
-            await eventually(all_sent, timeout=30)
-        finally:
-            sender.stop()
-            await asyncio.wait_for(running, 15)
+        await env.run_until_sent(
+            env.sender(relay, factory, fault=outage_at_the_second_send), alerts
+        )
         assert sessions.refused > 0, "the outage was met"
         notices = [await env.notice(a) for a in alerts]
         assert [(n["attempts"], n["resent_in_doubt"]) for n in notices] == [(1, 0)] * 6
@@ -256,25 +267,16 @@ async def test_a_stage_that_ignores_cancellation_is_left_behind_and_sending_goes
 ) -> None:
     """Old behaviour caught: the flow's task group waited for every part to end once one failed,
     so a part that swallowed its cancellation held the sender still for good, logging nothing."""
-    monkeypatch.setattr(sender_module, "_STOP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(stages, "STOP_TIMEOUT_S", 0.5)
     async with environment(kit, smtp_concurrency=2, send_lease_s=2, sender_poll_s=0.2) as env:
         alerts = await env.queue(kit, 2)
         relay = StubbornRelay()
         capture = JsonLines()
-        sender_log = logging.getLogger("notifier.sender")
+        sender_log = logging.getLogger("notifier")
         sender_log.addHandler(capture)
-        sender = env.sender(relay)
-        running = asyncio.create_task(sender.run())
         try:
-
-            async def all_sent() -> bool:
-                return all([(await env.notice(a))["status"] == "sent" for a in alerts])
-
-            await eventually(all_sent, timeout=30)
+            await env.run_until_sent(env.sender(relay), alerts, before_stop=relay.let_go.set)
         finally:
-            sender.stop()
-            relay.let_go.set()
-            await asyncio.wait_for(running, 15)
             sender_log.removeHandler(capture)
         left = [line for line in capture.lines if "did not stop" in line["msg"]]
         assert [line["task"] for line in left] == [left[0]["task"]]

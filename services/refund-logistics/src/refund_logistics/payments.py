@@ -31,9 +31,12 @@ class RefundResult:
 
 
 class PaymentError(Exception):
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(
+        self, message: str, *, transient: bool, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after_s = retry_after_s  # the provider's Retry-After, when it said
 
 
 class PaymentProvider(Protocol):
@@ -87,7 +90,9 @@ class HttpPaymentProvider(IdempotentHttpParty):
                 idempotency_key=idempotency_key,
             )
         except PartyError as exc:
-            raise PaymentError(str(exc), transient=exc.transient) from exc
+            raise PaymentError(
+                str(exc), transient=exc.transient, retry_after_s=exc.retry_after_s
+            ) from exc
         if body.get("method", ORIGINAL_PAYMENT_METHOD) != ORIGINAL_PAYMENT_METHOD:
             raise PaymentError(
                 f"provider refunded to {body.get('method')!r}, not the original method",

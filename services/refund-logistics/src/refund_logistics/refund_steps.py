@@ -141,6 +141,7 @@ class RefundSteps:
         await self.fault("before_provider_call", case_id)
         paid: dict[str, tuple[str, Decimal, str, str]] = {}
         failed: dict[str, str] = {}
+        later: dict[str, float] = {}  # a provider that asked to be called again only after a while
         for refund_id, key, amount, currency, line_id, order_id in claimed:
             try:
                 result = await self.payments.refund(
@@ -158,13 +159,29 @@ class RefundSteps:
                 )
                 if not exc.transient:
                     failed[refund_id] = str(exc)[:2000]
-                # Transient: the lease runs out and the recovery loop tries again with the same key.
+                elif exc.retry_after_s is not None and exc.retry_after_s > self.refund_lease_s:
+                    later[refund_id] = exc.retry_after_s
+                # Transient: the lease runs out (or the provider's Retry-After, when longer) and the
+                # recovery loop tries again with the same key.
                 continue
             paid[refund_id] = (result.provider_ref, result.amount, result.currency, result.method)
         await self.fault("after_provider_call", case_id)
+        if later:
+            await self._call_again_after(later)
         await self._record(case_id, paid, failed)
         await self.fault("after_commit", case_id)
         return bool(paid)
+
+    async def _call_again_after(self, later: dict[str, float]) -> None:
+        """Hold the intents until the provider's Retry-After: the recovery loop leaves them alone
+        until then instead of calling a provider that asked for time at every lease's end."""
+        async with self._sf()() as session, session.begin():
+            for refund_id, seconds in later.items():
+                await session.execute(
+                    update(Refund)
+                    .where(Refund.refund_id == refund_id, Refund.status == "pending")
+                    .values(claimed_until=func.now() + timedelta(seconds=seconds))
+                )
 
     async def _record(
         self, case_id: str, paid: dict[str, tuple[str, Decimal, str, str]], failed: dict[str, str]

@@ -177,6 +177,40 @@ async def test_a_transient_provider_failure_is_retried_by_the_recovery_loop_with
         cases.refund_lease_s = rls.settings.refund_lease_s
 
 
+async def test_a_provider_asking_to_retry_later_is_not_called_again_before_then(rls, kit) -> None:
+    """A 429 with ``Retry-After: 2`` (longer than the 0.3 s lease): the recovery loop, which runs
+    every 0.2 s here, calls again only after the 2 s. Old behaviour caught: it called again as
+    soon as the lease ran out."""
+    _, a, case_id = await _proof_case(rls, kit)
+    real = rls.payments
+    calls: list[float] = []
+
+    class RateLimitedOnce:
+        async def refund(self, **kw: object) -> RefundResult:
+            if kw["reference"] == case_id:
+                calls.append(asyncio.get_running_loop().time())
+                if len(calls) == 1:
+                    raise PaymentError(
+                        "payment provider answered 429: rate limited",
+                        transient=True,
+                        retry_after_s=2.0,
+                    )
+            return await real.refund(**kw)
+
+    cases = rls.app.state.cases
+    cases.payments = RateLimitedOnce()
+    cases.refund_lease_s = 0.3
+    try:
+        r = await rls.submit_proof(case_id, a.customer_id)
+        assert r.status_code == 202 and r.json()["waiting_for"] == "payment"
+        await _assert_paid_once(rls, case_id, Decimal("59.90"))
+        assert len(calls) == 2, calls
+        assert calls[1] - calls[0] >= 1.9, f"called again after {calls[1] - calls[0]:.2f} s"
+    finally:
+        cases.payments = real
+        cases.refund_lease_s = rls.settings.refund_lease_s
+
+
 async def test_two_cases_for_one_alert_never_refund_a_line_twice(rls, kit) -> None:
     rc = kit.recall()
     a = kit.alert(rc, kit.new_customer(), lines=[(1, "30.00")])

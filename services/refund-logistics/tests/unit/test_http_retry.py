@@ -4,6 +4,7 @@ honoured, and no wait longer than a request may take."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 
 import httpx
@@ -16,6 +17,7 @@ from refund_logistics.http_retry import (
     post_idempotent,
     retry_after_seconds,
 )
+from refund_logistics.payments import HttpPaymentProvider, PaymentError
 
 
 def test_backoff_grows_exponentially_with_jitter_between_half_and_all_of_it() -> None:
@@ -121,3 +123,14 @@ async def test_jitter_spreads_the_waits() -> None:
 def test_an_adapter_refuses_to_start_without_a_usable_key(key: str) -> None:
     with pytest.raises(ValueError, match="needs an API key"):
         IdempotentHttpParty("https://pay.example", key)
+
+
+async def test_the_payment_adapter_passes_on_how_long_the_provider_asked_to_wait() -> None:
+    """The recovery loop holds the refund until then (refund_steps), so it must reach it."""
+    client, _ = _client([httpx.Response(429, headers={"Retry-After": "600"}, text="slow down")])
+    provider = HttpPaymentProvider("http://p", "sk_test", client=client)
+    with pytest.raises(PaymentError) as err:
+        await provider.refund(
+            idempotency_key="k", amount=Decimal("1.00"), currency="EUR", reference="case-1"
+        )
+    assert err.value.transient and err.value.retry_after_s == 600

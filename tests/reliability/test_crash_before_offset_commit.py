@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from system import SERVICE_NAMES, System
 
-from recall_shared.testing import eventually
+from recall_shared.envelope import read_headers
+from recall_shared.testing import eventually, read_to_end
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -21,12 +25,12 @@ FROZEN_S = 2.0
 
 async def committed_offsets_once_settled(
     system: System, steady_reads: int = 4, interval_s: float = 1.0, within_s: float = 60.0
-) -> int:
-    """customer-api's committed offsets (as :func:`committed_alert_offsets`) once the same sum was
-    read ``steady_reads`` times in a row, ``interval_s`` apart."""
+) -> dict[int, int]:
+    """customer-api's committed offsets (as :func:`committed_alert_offsets`) once the same offsets
+    were read ``steady_reads`` times in a row, ``interval_s`` apart."""
     deadline = time.monotonic() + within_s
     reads = [await committed_alert_offsets(system)]
-    while len(reads) < steady_reads or len(set(reads[-steady_reads:])) > 1:
+    while len(reads) < steady_reads or any(r != reads[-1] for r in reads[-steady_reads:]):
         if time.monotonic() > deadline:
             raise AssertionError(f"committed offsets kept changing: {reads}")
         await asyncio.sleep(interval_s)
@@ -34,8 +38,8 @@ async def committed_offsets_once_settled(
     return reads[-1]
 
 
-async def committed_alert_offsets(system: System) -> int:
-    """customer-api's committed offsets on alerts.v1, summed over the partitions."""
+async def committed_alert_offsets(system: System) -> dict[int, int]:
+    """customer-api's committed offsets on alerts.v1 by partition (none committed: absent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka.bootstrap)
     await admin.start()
     try:
@@ -43,7 +47,67 @@ async def committed_alert_offsets(system: System) -> int:
     finally:
         await admin.close()
     topic = system.prefix + "alerts.v1"
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    return {
+        tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0
+    }
+
+
+def starting_positions(log_file: Path, since: int, group: str) -> list[dict]:
+    """The runner's "starting positions" lines for ``group`` written to ``log_file`` after byte
+    ``since`` (recall_shared.consumer), in order."""
+    with log_file.open("rb") as f:
+        f.seek(since)
+        lines = [orjson.loads(line) for line in f if line.startswith(b"{")]
+    return [x for x in lines if x.get("msg") == "starting positions" and x.get("group") == group]
+
+
+def by_partition(offsets: dict[str, int | None], topic: str) -> dict[int, int | None]:
+    """A "starting positions" field, ``{"<topic>[p]": offset}``, as ``{p: offset}`` on ``topic``."""
+    return {
+        int(key[len(topic) + 1 : -1]): offset
+        for key, offset in offsets.items()
+        if key.startswith(topic + "[")
+    }
+
+
+@dataclass(frozen=True)
+class Rereads:
+    """What the restarted consumer meets again from its starting positions to the topic's end."""
+
+    applied: dict[int, int]  # per partition: records applied before the kill, read again
+    repeats: dict[int, int]  # per partition: other copies of an event id read earlier on it
+
+    @property
+    def total(self) -> int:
+        return sum(self.applied.values()) + sum(self.repeats.values())
+
+
+def rereads(records: list, positions: dict[int, int], applied_ids: set[str]) -> Rereads:
+    """Replay the inbox over the records each partition reads from its position: a record whose
+    event id was applied before the kill, or met earlier on the way, is a duplicate (one key, one
+    partition: copies of an event meet on the same partition, in offset order)."""
+    applied: dict[int, int] = dict.fromkeys(positions, 0)
+    repeats: dict[int, int] = dict.fromkeys(positions, 0)
+    seen: dict[int, set[str]] = {p: set() for p in positions}
+    for r in records:
+        if r.partition not in positions or r.offset < positions[r.partition]:
+            continue
+        event_id = read_headers(r.headers, r.value).id
+        if event_id in applied_ids:
+            applied[r.partition] += 1
+        elif event_id in seen[r.partition]:
+            repeats[r.partition] += 1
+        seen[r.partition].add(event_id)
+    return Rereads(applied, repeats)
+
+
+def applied_ends(records: list, applied_ids: set[str]) -> dict[int, int]:
+    """Per partition, the offset after the last record whose event id was applied at the kill."""
+    ends: dict[int, int] = {}
+    for r in records:
+        if read_headers(r.headers, r.value).id in applied_ids:
+            ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+    return ends
 
 
 async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_twice(
@@ -59,7 +123,9 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
     every time (random kills during ingest only hit it now and then); the test checks it did: fewer
     offsets were committed than alerts applied. After the restart those alerts are redelivered and
     every one must be dropped by the inbox (``events_duplicate_total`` counts them), and
-    every service must end with each effect once.
+    every service must end with each effect once. The duplicates are counted exactly: the records
+    from each partition's starting position (the runner's "starting positions" log line) whose
+    event id was in the inbox at the kill, plus any second copy of an event on the topic.
 
     Old behaviour: the per-record runner deduplicated redeliveries the same way; this guards the
     batch runner's order of commits (one that committed offsets before its transaction would lose
@@ -111,10 +177,19 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
     # Nobody commits for the group now: what it has committed is final once it stops changing.
     committed_at_kill = await committed_offsets_once_settled(system)
     applied_at_kill = await applied()
-    uncommitted = applied_at_kill - (committed_at_kill - offsets_before)
+    group = system.prefix + "customer-api"
+    applied_ids = {
+        r[0]
+        for r in await system.query(
+            "customer-api", "SELECT event_id FROM inbox WHERE consumer_group = $1", group
+        )
+    }
+    uncommitted = applied_at_kill - (sum(committed_at_kill.values()) - sum(offsets_before.values()))
     assert 0 < applied_at_kill < CUSTOMERS, applied_at_kill
     assert uncommitted > 0, "the kill did not land between a batch commit and its offset commit"
 
+    log_file = system.stack.log_dir / "customer-api.log"
+    log_start = log_file.stat().st_size
     started = time.monotonic()
     await asyncio.to_thread(system.stack.restart_service, "customer-api")
     got = await system.applied_once(cohort, within=150)
@@ -122,24 +197,54 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
 
     # Every alert being in does not mean every redelivery was read: a partition whose alerts were
     # all applied before the kill holds only repeats, and may still be on its way. Its offsets are
-    # committed once it is through.
+    # committed once it is through, to the last record on the topic (repeats included).
+    topic = system.prefix + "alerts.v1"
+    records = await read_to_end(topic, bootstrap=system.kafka.bootstrap, timeout=30)
+    last: dict[int, int] = {}
+    for r in records:
+        last[r.partition] = max(last.get(r.partition, 0), r.offset + 1)
+
     async def all_committed() -> bool:
-        return await committed_alert_offsets(system) - offsets_before >= CUSTOMERS
+        committed = await committed_alert_offsets(system)
+        return all(committed.get(p, 0) >= end for p, end in last.items())
 
     await eventually(all_committed, timeout=60, interval=0.5)
 
     duplicates = await system.metric(
         "customer-api", "events_duplicate_total", topic=system.prefix + "alerts.v1"
     )
-    # The restarted service dropped repeats through its inbox, and never more than the alerts
-    # applied but not committed at the kill (more would be repeats of committed records). Not
-    # asserted equal: in one run the restarted service met fewer (359 of 974), though no
-    # commit can land late now; perhaps the restarted broker's coordinator, still loading the
-    # group, answered the offsets of some partitions only (issue 12's note).
-    assert 0 < duplicates <= uncommitted, (
-        f"{uncommitted} alerts were applied but not committed at the kill; the restarted "
-        f"customer-api dropped {duplicates} redeliveries ({time.monotonic() - started:.0f}s)"
+    # Every record the restarted service reads again that was applied before the kill is dropped
+    # by its inbox, and nothing else is (but a second copy of one event on the topic, if the
+    # matcher's producer sent one twice across the broker's kill). It reads each partition again
+    # from where its runner logged it starts: the figure is what lies there between that position
+    # and the end of what was applied, sum(max(0, applied_end[p] - positions[p])).
+    lines = starting_positions(log_file, log_start, group)
+    assert lines, f"no 'starting positions' line for {group} in {log_file} after the restart"
+    positions = by_partition(lines[0]["positions"], topic)
+    ends = applied_ends(records, applied_ids)
+    known = {p: pos for p, pos in positions.items() if pos is not None}
+    met = rereads(records, known, applied_ids)
+    formula = sum(max(0, ends.get(p, 0) - pos) for p, pos in known.items())
+    rows = "\n".join(
+        f"  [{p}] before={offsets_before.get(p)} committed_at_kill={committed_at_kill.get(p)} "
+        f"applied_end={ends.get(p)} logged_position={positions.get(p)} "
+        f"logged_committed={by_partition(lines[0]['committed'], topic).get(p)} "
+        f"reread_applied={met.applied.get(p)} topic_repeats={met.repeats.get(p)}"
+        for p in sorted(set(positions) | set(committed_at_kill) | set(ends))
     )
+    report = (
+        f"the restarted customer-api dropped {duplicates} redeliveries "
+        f"({time.monotonic() - started:.0f}s); from its logged starting positions it re-read "
+        f"{sum(met.applied.values())} records applied before the kill "
+        f"(sum of max(0, applied_end - position): {formula}) and {sum(met.repeats.values())} "
+        f"repeats on the topic; {uncommitted} alerts were applied but not committed at the kill "
+        f"({applied_at_kill} applied). Per partition:\n{rows}\n"
+        f"all 'starting positions' lines after the restart: {lines}"
+    )
+    # Kept with the run's logs (test-artifacts/reliability-*/): a passing run's figures too.
+    (system.stack.log_dir / "crash-before-offset-commit.txt").write_text(report + "\n")
+    assert duplicates == met.total and None not in positions.values(), report
+    assert sum(met.applied.values()) > 0, report  # the kill left applied records to read again
     letters = await system.new_dead_letters(letters_before)
     assert {name: len(recs) for name, recs in letters.items()} == dict.fromkeys(SERVICE_NAMES, 0)
     await system.all_ready()

@@ -251,7 +251,7 @@ async def _prepare(
                 headers={"Retry-After": str(exc.retry_after)},
             ) from None
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, detail={"error": exc.error, "message": str(exc)}
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail={"error": exc.error, "message": str(exc)}
         ) from None
 
 
@@ -445,7 +445,7 @@ async def publish(session: AsyncSession, runtime: RuntimeDep, recall: Recall) ->
         raise _conflict(exc) from None
     if not recall.rules:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={
                 "error": "scope_missing",
                 "message": "rules: an imported draft needs at least one rule before "

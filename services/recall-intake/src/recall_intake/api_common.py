@@ -80,7 +80,7 @@ async def created_once(
                 raise
     if not same(prior):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={
                 "error": "idempotency_key_reused",
                 "message": f"Idempotency-Key was used with a different {differs}",

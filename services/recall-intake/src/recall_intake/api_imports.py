@@ -63,7 +63,7 @@ async def import_one(
         imported = parse_record(format, raw)
     except RecordError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={"error": "unusable_record", "message": str(exc)},
         ) from None
     outcome = await import_record(session, imported)

@@ -138,9 +138,10 @@ async def test_a_crash_between_batch_commit_and_offset_commit_applies_nothing_tw
     every time (random kills during ingest only hit it now and then); the test checks it did: fewer
     offsets were committed than alerts applied. After the restart those alerts are redelivered and
     every one must be dropped by the inbox (the runner logs each as a "duplicate" and counts it in
-    ``events_duplicate_total``), and every service must end with each effect once. The duplicates are counted exactly: the records
-    from each partition's starting position (the runner's "starting positions" log line) whose
-    event id was in the inbox at the kill, plus any second copy of an event on the topic.
+    ``events_duplicate_total``), and every service must end with each effect once. The duplicates
+    are counted exactly: the records from each partition's starting position (the runner's
+    "starting positions" log line) whose event id was in the inbox at the kill, plus any second
+    copy of an event on the topic.
 
     Old behaviour: the per-record runner deduplicated redeliveries the same way; this guards the
     batch runner's order of commits (one that committed offsets before its transaction would lose

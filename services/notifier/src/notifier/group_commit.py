@@ -126,24 +126,31 @@ class GroupCommitFlow(Generic[J, R]):
             await wait_set(self._changed, left)
 
     async def _record_retrying(self, outcomes: list[R]) -> None:
-        """Record, waiting out a database outage for as long as it lasts: the work is done, so
-        giving up would do it again. An attempt that hangs is cut off and tried again; other
-        errors are given up after a few attempts."""
-        delay = RECORD_BACKOFF_INITIAL_S
-        for attempt in itertools.count(1):
-            try:
-                async with asyncio.timeout(_RECORD_ATTEMPT_TIMEOUT_S):
-                    await self._record(outcomes)
-                return
-            except Exception as exc:
-                if attempt >= _RECORD_ATTEMPTS and not (
-                    is_transient(exc) or isinstance(exc, TimeoutError)
-                ):
-                    raise
-                log.warning(
-                    "recording outcomes failed; retrying",
-                    exc_info=True,
-                    extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)
+        await record_retrying(self._record, outcomes)
+
+
+async def record_retrying(
+    record: Callable[[list[R]], Awaitable[None]], outcomes: list[R], *, what: str = "outcomes"
+) -> None:
+    """Record, waiting out a database outage for as long as it lasts: the work is done, so giving
+    up would do it again (a mail or an SMS sent twice). An attempt that hangs (seen once while
+    PostgreSQL was shutting down: no error, no answer) is cut off and tried again; other errors
+    are given up after a few attempts."""
+    delay = RECORD_BACKOFF_INITIAL_S
+    for attempt in itertools.count(1):
+        try:
+            async with asyncio.timeout(_RECORD_ATTEMPT_TIMEOUT_S):
+                await record(outcomes)
+            return
+        except Exception as exc:
+            if attempt >= _RECORD_ATTEMPTS and not (
+                is_transient(exc) or isinstance(exc, TimeoutError)
+            ):
+                raise
+            log.warning(
+                f"recording {what} failed; retrying",
+                exc_info=True,
+                extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
@@ -73,6 +72,7 @@ from notifier.domain import (
     retry_delay_s,
 )
 from notifier.fallback import Unreached, queue_fallback
+from notifier.group_commit import record_retrying
 from notifier.handlers import SENDER_CHANNEL, message_id_for
 from notifier.notice_traces import send_parent
 from notifier.remedy_notices import REMEDY_NOTICE_KINDS
@@ -177,8 +177,6 @@ FaultHook = Callable[[str, str], Awaitable[None]]
 # (fewer, larger transactions; sending goes on meanwhile), and takes at most this many in one.
 _RECORD_LINGER_S = 0.05
 _RECORD_MAX = 500
-_RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
-_RECORD_ATTEMPT_TIMEOUT_S = 30.0
 _RECORD_BACKOFF_MAX_S = 5.0
 _CLAIM_ATTEMPT_TIMEOUT_S = 30.0
 
@@ -603,28 +601,9 @@ class NoticeSender:
     # ------------------------------------------------------------------ recording
 
     async def _record_retrying(self, outcomes: list[_Outcome]) -> None:
-        """Record, waiting out a database outage for as long as it lasts: the mails are out, so
-        giving up here would make them "in doubt" (and, under at-least-once, sent twice). An
-        attempt that hangs (seen once while PostgreSQL was shutting down: no error, no answer) is
-        cut off and tried again. Other errors are given up after a few attempts."""
-        delay = 0.2
-        for attempt in itertools.count(1):
-            try:
-                async with asyncio.timeout(_RECORD_ATTEMPT_TIMEOUT_S):
-                    await self._record(outcomes)
-                return
-            except Exception as exc:
-                if attempt >= _RECORD_ATTEMPTS and not (
-                    is_transient(exc) or isinstance(exc, TimeoutError)
-                ):
-                    raise
-                log.warning(
-                    "recording notice outcomes failed; retrying",
-                    exc_info=True,
-                    extra={"attempt": attempt, "retry_in_s": delay, "outcomes": len(outcomes)},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)
+        """Record the batch, waiting a database outage out (the mails are out: giving up would
+        make them "in doubt" and, under at-least-once, sent twice)."""
+        await record_retrying(self._record, outcomes, what="notice outcomes")
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """All outcomes of a batch in one transaction (a group commit)."""

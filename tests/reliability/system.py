@@ -237,7 +237,21 @@ class System:
                 assert status == 200, f"{name}: {body}"
             return True
 
-        await eventually(ready, timeout=within, interval=0.5)
+        try:
+            await eventually(ready, timeout=within, interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast errors logged:\n{self.logged_errors()}") from exc
+
+    def logged_errors(self, last: int = 3) -> str:
+        """The last ERROR lines of each service's log (tracebacks included): why a part stopped."""
+        out = []
+        for name in SERVICE_NAMES:
+            log_file = self.stack.log_dir / f"{name}.log"
+            lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
+            ours = [line for line in lines if '"logger":"aiokafka' not in line]
+            errors = [line for line in ours if '"level":"error"' in line][-last:]
+            out += [f"{name}: {line[:3000]}" for line in errors]
+        return "\n".join(out) or "(none)"
 
     async def alert_ids(self, cohort: Cohort) -> list[str]:
         rows = await self.query(

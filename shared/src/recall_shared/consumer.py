@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recall_shared import inbox
 from recall_shared.batch import Settler, WaitItOut, backoff_delay
+from recall_shared.cancellation import is_failure, suppressed_failures
 from recall_shared.db import ping
 from recall_shared.dead_letters import DLQ_PREFIX, DeadLetters, Record, redrive
 from recall_shared.envelope import Envelope, EnvelopeError, InvalidEvent, parse, read_headers
@@ -254,9 +255,9 @@ class ConsumerRunner:
             try:
                 await self._consume()
                 attempt = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_failure(exc):
+                    raise
                 attempt += 1
                 delay = backoff_delay(attempt, initial=0.5, cap=10.0)
                 self._connect_error = describe(exc)
@@ -327,13 +328,17 @@ class ConsumerRunner:
                 # Always leave the group, even when a worker's crash ends the runner: a member
                 # that never leaves holds its partitions until its session times out.
                 self.consumer = None
-                with contextlib.suppress(Exception):
+                with suppressed_failures():
                     await consumer.stop()
 
     def _raise_if_a_worker_died(self) -> None:
         for slot, worker in list(self._workers.items()):
-            if worker.task.done() and not worker.task.cancelled():
+            if worker.task.done():
                 del self._workers[slot]
+                if worker.task.cancelled():
+                    # Only release() cancels a worker, and it drops the worker first: this one
+                    # met a stray CancelledError. Restarting the consumer rewinds its partitions.
+                    raise RuntimeError(f"the worker of slot {slot} ended cancelled")
                 exc = worker.task.exception()
                 if exc is not None:
                     raise exc

@@ -11,12 +11,12 @@ returns when it is stopped or wants a new connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from recall_shared.cancellation import is_failure, suppressed_failures
 from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,12 @@ async def keep_listening(
                 await conn.add_listener(channel, lambda *_: on_notify())
                 await work(conn)
             finally:
-                with contextlib.suppress(Exception):
+                with suppressed_failures():
                     await conn.close(timeout=2)
             delay = retry_initial_s
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except BaseException as exc:
+            if not is_failure(exc):
+                raise
             (logger or log).exception(f"{name} failed; retrying", extra={"retry_in_s": delay})
             await wait_set(stopping, delay)
             delay = min(delay * 2, retry_max_s)

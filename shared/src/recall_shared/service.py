@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from recall_shared import inbox, task_dump
+from recall_shared.cancellation import is_failure, suppressed_failures
 from recall_shared.consumer import ConsumerRunner
 from recall_shared.db import create_engine, create_session_factory, ping
 from recall_shared.dead_letters import PendingLetters
@@ -108,17 +109,13 @@ class ServiceRuntime:
                 "Kafka unreachable at start; serving without it and retrying",
                 extra={"error": repr(exc)},
             )
-            self._tasks["kafka-connect"] = asyncio.create_task(
-                self._connect_kafka_later(), name="kafka-connect"
-            )
+            self._spawn("kafka-connect", self._connect_kafka_later())
         else:
             self._start_kafka_tasks()
         if self._consumer_specs:
-            self._tasks["inbox-retention"] = asyncio.create_task(
-                self._purge_inbox_periodically(), name="inbox-retention"
-            )
+            self._spawn("inbox-retention", self._purge_inbox_periodically())
         for name, task in self._background:
-            self._tasks[name] = asyncio.create_task(task(self), name=name)
+            self._spawn(name, task(self))
         log.info("service started", extra={"tasks": sorted(self._tasks)})
 
     async def _started_producer(self) -> AIOKafkaProducer:
@@ -166,14 +163,29 @@ class ServiceRuntime:
                 fallback_poll_s=self.settings.outbox_fallback_poll_s,
                 telemetry=self.telemetry,
             )
-            self._tasks["outbox-relay"] = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            self._spawn("outbox-relay", self.relay.run())
         self.consumers = self._build_runners(self.producer)
         for i, runner in enumerate(self.consumers):
-            self._tasks[f"consumer-{i}"] = asyncio.create_task(runner.run(), name=f"consumer-{i}")
+            self._spawn(f"consumer-{i}", runner.run())
         if self.consumers:
-            self._tasks["dead-letter-watch"] = asyncio.create_task(
-                self._watch_dead_letters(), name="dead-letter-watch"
-            )
+            self._spawn("dead-letter-watch", self._watch_dead_letters())
+
+    def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(self._log_if_ended_early)
+        self._tasks[name] = task
+
+    def _log_if_ended_early(self, task: asyncio.Task[None]) -> None:
+        """A background task that ends while the service runs is a bug (readiness then says
+        ``stopped: <name>``): say how it ended, with the stack that ended it."""
+        if self._stopping.is_set() or (task.get_name() == "kafka-connect" and self.producer):
+            return
+        failure = None if task.cancelled() else task.exception()
+        log.error(
+            "a background task ended while the service runs",
+            extra={"task": task.get_name(), "how": "cancelled" if task.cancelled() else "ended"},
+            exc_info=failure,
+        )
 
     def _build_runners(self, producer: AIOKafkaProducer) -> list[ConsumerRunner]:
         return [
@@ -239,15 +251,17 @@ class ServiceRuntime:
                                 counts.get(topic, 0)
                             )
                         self._pending_topics[runner.group] = set(counts)
-                except Exception as exc:
+                except BaseException as exc:
+                    if not is_failure(exc):
+                        raise
                     log.warning(
                         "counting dead letters failed; retrying", extra={"error": repr(exc)}
                     )
                 await wait_set(self._stopping, self.settings.dead_letter_scan_interval_s)
         finally:
-            with contextlib.suppress(Exception):
+            with suppressed_failures():
                 await reader.stop()
-            with contextlib.suppress(Exception):
+            with suppressed_failures():
                 await admin.close()
 
     async def purge_inbox(self) -> int:

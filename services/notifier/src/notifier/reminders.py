@@ -25,6 +25,7 @@ from notifier.clock import Clock, SystemClock
 from notifier.handlers import queue_notice
 from notifier.notice_traces import continue_alert_traces
 from notifier.settings import Settings
+from recall_shared.cancellation import is_failure
 from recall_shared.waits import wait_set
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,9 @@ class ReminderScheduler:
         while not self._stopping.is_set():
             try:
                 await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except BaseException as exc:
+                if not is_failure(exc):
+                    raise
                 log.exception("reminder scheduler failed; retrying")
             await wait_set(self._wake, self.settings.reminder_poll_s)
             self._wake.clear()

@@ -8,7 +8,7 @@ from customer_api.templating import TEMPLATES
 
 def test_templates_load_once_and_escape() -> None:
     assert TEMPLATES.auto_reload is False
-    names = [n for n in TEMPLATES.list_templates() if n.endswith(".html")]
+    names = [n for n in TEMPLATES.list_templates() if n.endswith(".html.j2")]
     assert names
     assert TEMPLATES.get_template(names[0]) is TEMPLATES.get_template(names[0])
     assert TEMPLATES.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"

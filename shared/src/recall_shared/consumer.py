@@ -51,7 +51,7 @@ from recall_shared.envelope import Envelope, EnvelopeError, InvalidEvent, parse,
 from recall_shared.events import EVENTS_BY_TYPE, Event
 from recall_shared.failures import cause_label, describe, is_transient
 from recall_shared.handlers import BatchHandler, Delivery, Handler, HandlerMap, PermanentError
-from recall_shared.kafka import create_consumer
+from recall_shared.kafka import create_consumer, create_group_consumer
 from recall_shared.logging import log_context, new_correlation_id
 from recall_shared.metrics import Metrics
 from recall_shared.settings import ServiceSettings
@@ -283,7 +283,7 @@ class ConsumerRunner:
         return "ok"
 
     async def _consume(self) -> None:
-        consumer = create_consumer(
+        consumer = create_group_consumer(
             self.settings, self.group, [], max_poll_records=self.settings.consumer_max_poll_records
         )
         consumer.subscribe(self.topics, listener=_Rebalance(self))

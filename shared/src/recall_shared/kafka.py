@@ -11,12 +11,14 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Iterable
+from typing import cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from recall_shared.kafka_cooperative import CooperativeConsumer
 from recall_shared.settings import ServiceSettings
 from recall_shared.topics import TopicSpec, all_topics
 
@@ -173,6 +175,40 @@ def create_consumer(
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+def create_group_consumer(
+    settings: ServiceSettings, group_id: str, topics: Iterable[str], *, max_poll_records: int
+) -> AIOKafkaConsumer:
+    """The consumer of a runner's group, on the protocol the settings choose
+    (``kafka_consumer_protocol``, docs/decisions/0013): aiokafka on the classic protocol, or
+    :class:`~recall_shared.kafka_cooperative.CooperativeConsumer` on the KIP-848 consumer
+    protocol. Typed as aiokafka's: the adapter has every method the runner calls of it."""
+    if settings.kafka_consumer_protocol == "classic":
+        return create_consumer(settings, group_id, topics, max_poll_records=max_poll_records)
+    return cast(AIOKafkaConsumer, create_cooperative_consumer(settings, group_id, topics))
+
+
+def create_cooperative_consumer(
+    settings: ServiceSettings, group_id: str, topics: Iterable[str]
+) -> CooperativeConsumer:
+    """A KIP-848 group member with the same safe settings as :func:`create_consumer`: no
+    auto-commit (nor automatic offset store), earliest on a group's first start, committed
+    transactions only. The broker's range assignor keeps the same partition numbers of topics
+    with equal partition counts on one member, as the classic range assignor did."""
+    return CooperativeConsumer(
+        topics,
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "client.id": f"{settings.service_name}-consumer",
+            "group.id": group_id,
+            "group.remote.assignor": "range",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        },
+    )
 
 
 async def create_topics(

@@ -5,8 +5,8 @@ few infrastructure addresses are the same for the whole system and may be given 
 ``KAFKA_BOOTSTRAP_SERVERS``, ``RECALL_ALERTS_TOPIC_PREFIX``, ``RECALL_ALERTS_ENV``,
 ``RECALL_ALERTS_JWT_SECRET``, ``RECALL_ALERTS_API_KEY_PEPPER``, ``SMTP_HOST``, ``SMTP_PORT``,
 ``RECALL_ALERTS_TRACING``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
-``RECALL_ALERTS_TOPIC_REPLICATION_FACTOR``, ``RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS``. A prefixed
-variable wins over the unprefixed one.
+``RECALL_ALERTS_TOPIC_REPLICATION_FACTOR``, ``RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS``,
+``KAFKA_CONSUMER_PROTOCOL``. A prefixed variable wins over the unprefixed one.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _SYSTEM_WIDE = {
     "otlp_traces_endpoint": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "topic_replication_factor": "RECALL_ALERTS_TOPIC_REPLICATION_FACTOR",
     "topic_min_insync_replicas": "RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS",
+    "kafka_consumer_protocol": "KAFKA_CONSUMER_PROTOCOL",
 }
 
 INSECURE_DEFAULT = "insecure-development-secret-change-me"
@@ -91,6 +92,12 @@ class ServiceSettings(BaseSettings):
     )
     consumer_revoke_timeout_s: float = Field(
         default=15.0, gt=0, description="How long a revoked partition may take to finish its batch."
+    )
+    # The consumer groups' rebalance protocol (docs/decisions/0013): classic (aiokafka, eager) or
+    # consumer (KIP-848 through confluent-kafka: incremental, the broker assigns).
+    kafka_consumer_protocol: Literal["classic", "consumer"] = Field(
+        default="classic",
+        description="Consumer group protocol: classic (eager rebalances) or consumer (KIP-848).",
     )
     dead_letter_scan_interval_s: float = Field(
         default=30.0, gt=0, description="How often pending dead letters are counted."

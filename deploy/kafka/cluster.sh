@@ -109,6 +109,13 @@ share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 
 group.initial.rebalance.delay.ms=0
+# Groups on the KIP-848 consumer protocol (KAFKA_CONSUMER_PROTOCOL=consumer): a member lost
+# without leaving is dropped after 10 s, like the classic groups' session, not the 45 s default;
+# a heartbeat every 2 s (default 5 s) is how soon a member learns of partitions to take or give.
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=10000
+group.consumer.min.heartbeat.interval.ms=1000
+group.consumer.heartbeat.interval.ms=2000
 # A restarted node is refused until its previous session expires (see kafka.sh).
 broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000

@@ -1,5 +1,6 @@
-"""Two instances of every service on a three-broker cluster: during a recall's fan-out one broker
-and one instance of each service are killed (SIGKILL), and still every affected customer gets
+"""Two instances of every service on a three-broker cluster, their consumer groups on the KIP-848
+consumer protocol: during a recall's fan-out one broker and one instance of each service are killed
+(SIGKILL), and still every affected customer gets
 exactly one alert and one notice (one Message-ID; an in-doubt re-send repeats the same one), and
 nobody else gets any. Meanwhile 12 of them ask for a refund on proof of destruction through
 either instance (a client falls back to the other when one is gone); b's refund-logistics is
@@ -74,6 +75,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
             "KAFKA_BOOTSTRAP_SERVERS": cluster("bootstrap"),
             "RECALL_ALERTS_TOPIC_REPLICATION_FACTOR": "3",
             "RECALL_ALERTS_TOPIC_MIN_INSYNC_REPLICAS": "2",
+            # Incremental rebalances (KIP-848, docs/decisions/0013): the surviving instance goes
+            # on applying its partitions while the killed one's move to it.
+            "KAFKA_CONSUMER_PROTOCOL": "consumer",
             "NOTIFIER_CUSTOMER_PORTAL_URL": f"http://127.0.0.1:{PORTS_A + 5}",
             "NOTIFIER_SENDER_POLL_S": "0.5",
             # The notices the killed instance had claimed (a lease, in batches) go out again once

@@ -61,9 +61,11 @@ class Observed:
 async def producing(infra, producer, sent: list[str]) -> AsyncIterator[None]:
     """Publish an AlertClosed every 15 ms, alternating between the two topics, for the block."""
 
+    stop = asyncio.Event()
+
     async def loop() -> None:
         i = 0
-        while True:
+        while not stop.is_set():  # never cancelled mid-send: a record sent is a record counted
             spec = ALERTS if i % 2 else ORDERS
             event = ev.AlertClosed(
                 alert_id=f"al-{i}",
@@ -79,9 +81,8 @@ async def producing(infra, producer, sent: list[str]) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        await task
 
 
 def partition_numbers(parts: set[TopicPartition], topic: str) -> set[int]:

@@ -1,0 +1,41 @@
+"""The runner's consumer follows ``kafka_consumer_protocol``: aiokafka on the classic protocol (the
+default), the KIP-848 adapter on the consumer protocol, with the same safe settings."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from recall_shared.kafka import create_group_consumer
+from recall_shared.kafka_cooperative import CooperativeConsumer
+
+
+async def test_the_classic_protocol_is_the_default_and_stays_on_aiokafka(settings_factory) -> None:
+    settings = settings_factory()
+    assert settings.kafka_consumer_protocol == "classic"
+    consumer = create_group_consumer(settings, "g", [], max_poll_records=10)
+    assert isinstance(consumer, AIOKafkaConsumer)
+
+
+def test_the_consumer_protocol_gets_the_adapter_with_safe_settings(settings_factory) -> None:
+    settings = settings_factory(kafka_consumer_protocol="consumer")
+    consumer = create_group_consumer(settings, "g", [], max_poll_records=10)
+    assert isinstance(consumer, CooperativeConsumer)
+    assert consumer.config["group.protocol"] == "consumer"
+    assert consumer.config["group.remote.assignor"] == "range"
+    assert consumer.config["enable.auto.commit"] is False
+    assert consumer.config["enable.auto.offset.store"] is False
+    assert consumer.config["isolation.level"] == "read_committed"
+
+
+def test_the_unprefixed_variable_chooses_the_protocol(settings_factory, monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_CONSUMER_PROTOCOL", "consumer")
+    assert settings_factory().kafka_consumer_protocol == "consumer"
+
+
+@pytest.mark.parametrize(
+    "name", ["session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"]
+)
+def test_settings_the_consumer_protocol_refuses_are_refused_up_front(name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        CooperativeConsumer(["t"], {"group.id": "g", name: "1"})

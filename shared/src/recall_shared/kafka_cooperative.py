@@ -128,7 +128,12 @@ class CooperativeConsumer:
             target=self._serve, name=f"kafka-{self.config.get('group.id')}", daemon=True
         )
         self._thread.start()
-        await self._call(self._open)
+        try:
+            await self._call(self._open)
+        except BaseException:
+            self._commands.put(None)
+            self._thread = None
+            raise
 
     async def stop(self) -> None:
         if self._thread is None:
@@ -205,6 +210,9 @@ class CooperativeConsumer:
         callback = getattr(self._listener, method)
         future = asyncio.run_coroutine_threadsafe(callback(parts), self._loop)
         self._serve_until(future)  # the rebalance waits for the runner, whose calls run here
+        # What the listener queued before it returned (seeks of the partitions kept) is done
+        # before the poll goes on, so no record fetched before a seek reaches the runner.
+        self._serve_pending()
         try:
             future.result()
         except concurrent.futures.CancelledError:

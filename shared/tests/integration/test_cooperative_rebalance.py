@@ -29,16 +29,16 @@ PARTITIONS = 6  # ALERTS and ORDERS: both keyed by customer id, six partitions e
 class Observed:
     """What one runner did, with monotonic timestamps."""
 
-    def __init__(self, infra, producer) -> None:
+    def __init__(self, infra, producer, handler=None, **settings: object) -> None:
         self.applied: list[tuple[float, TopicPartition]] = []
         self.revoked: list[tuple[float, float, set[TopicPartition]]] = []  # (began, ended, parts)
         self.runner = runner = infra.runner(
-            {ev.AlertClosed: infra.inserting_handler},
+            {ev.AlertClosed: handler or infra.inserting_handler},
             [ALERTS, ORDERS],
             producer=producer,
             on_applied=self.on_applied,
             kafka_consumer_protocol="consumer",
-            consumer_batch_max_records=10,
+            **({"consumer_batch_max_records": 10} | settings),
         )
         release = runner.release
 
@@ -150,6 +150,57 @@ async def test_a_join_and_a_leave_move_only_some_partitions_and_apply_each_recor
         f"join: partitions split {settled_at - joined_at:.1f}s after the second started; "
         f"leave: all back {back_at - left_at:.1f}s after it stopped; "
         f"{len(sent)} records, {len(first.applied)} + {len(second.applied)} applied"
+    )
+
+
+async def test_a_moving_partition_s_batch_in_hand_is_applied_and_committed_before_it_moves(
+    infra, run_task, metric_total, group_offsets, topic_end_offsets
+) -> None:
+    await infra.create_topics(ALERTS, ORDERS, dead_letter_topic("recall-intake"))
+    producer = await infra.producer()
+    sent = [
+        (
+            await infra.send(
+                producer,
+                ALERTS if i % 2 else ORDERS,
+                ev.AlertClosed(
+                    alert_id=f"al-{i}",
+                    customer_id=f"cust-{i % 60}",
+                    recall_id="rc-1",
+                    closed_at=datetime.now(UTC),
+                ),
+            )
+        )[0]
+        for i in range(720)
+    ]
+
+    async def slow(session, event, env) -> None:
+        await asyncio.sleep(0.05)  # a backlog on every slot: each has a batch in hand
+        await infra.inserting_handler(session, event, env)
+
+    settings = {"consumer_batch_max_records": 5, "consumer_max_parallel_partitions": 6}
+    first = Observed(infra, producer, slow, **settings)
+    second = Observed(infra, producer, slow, **settings)
+    async with run_task(first.runner):
+        await eventually(lambda: _some(first.applied), timeout=20)
+        joined_at = time.monotonic()
+        async with run_task(second.runner):
+            await eventually(lambda: _some(first.revoked), timeout=30)
+            began, ended, moved = first.revoked[0]
+            assert began >= joined_at and moved
+            # Inside the revoke callback the first finished the batches of what moves.
+            finished = [tp for t, tp in first.applied if began <= t <= ended and tp in moved]
+            assert finished, "no batch of a moving partition was finished in the callback"
+            await eventually(lambda: _applied(infra, len(sent)), timeout=40)
+    assert Counter(await infra.applied_ids()) == {i: 1 for i in sent}
+    assert sum(metric_total(o.runner.metrics, "events_duplicate") for o in (first, second)) == 0
+    committed = await group_offsets(first.runner.group)
+    for topic in (infra.topic(ALERTS), infra.topic(ORDERS)):
+        for partition, end in (await topic_end_offsets(topic)).items():
+            assert committed[(topic, partition)] == end
+    print(
+        f"revoke of {len(moved)} partitions took {ended - began:.2f}s "
+        f"({len(finished)} records of them applied meanwhile)"
     )
 
 

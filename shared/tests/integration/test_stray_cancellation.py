@@ -25,7 +25,7 @@ async def test_a_stray_cancelled_error_from_kafka_restarts_the_consumer(
 ) -> None:
     await infra.create_topics(ALERTS)
     producer = await infra.producer()
-    real_create = consumer_module.create_consumer
+    real_create = consumer_module.create_group_consumer
     made: list[Any] = []
 
     def create_consumer(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +47,7 @@ async def test_a_stray_cancelled_error_from_kafka_restarts_the_consumer(
             kafka.getmany, kafka.stop = getmany, stop
         return kafka
 
-    monkeypatch.setattr(consumer_module, "create_consumer", create_consumer)
+    monkeypatch.setattr(consumer_module, "create_group_consumer", create_consumer)
     caplog.set_level(logging.INFO, logger="recall_shared.consumer")
     for i in range(6):
         await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i}"))

@@ -34,6 +34,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as NativePartition
 
 log = logging.getLogger(__name__)
+librdkafka_log = logging.getLogger("recall_shared.librdkafka")
 
 # Settings the consumer protocol refuses (the broker owns the session, heartbeat and assignment).
 REFUSED_UNDER_CONSUMER_PROTOCOL = frozenset(
@@ -52,6 +53,15 @@ _COMMIT_TRANSIENT = {
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError.NETWORK_EXCEPTION,
 }
+
+
+# consume() runs in slices this long, so a command of the loop waits at most that for the thread.
+_SLICE_S = 0.05
+# How long start() waits for a broker to answer (aiokafka's start() fails likewise).
+_CONNECT_TIMEOUT_S = 10.0
+# A request made on the consumer thread outside a rebalance (a start position): short, since the
+# runner's commits wait behind it.
+_LOOKUP_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +108,20 @@ class CooperativeConsumer:
     queued in order; ``assignment()`` and ``highwater()`` read what the thread last saw.
     """
 
-    def __init__(self, topics: Iterable[str], config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        topics: Iterable[str],
+        config: dict[str, Any],
+        *,
+        connect_timeout_s: float = _CONNECT_TIMEOUT_S,
+    ) -> None:
         refused = REFUSED_UNDER_CONSUMER_PROTOCOL & config.keys()
         if refused:
             raise ValueError(f"not settable under group.protocol=consumer: {sorted(refused)}")
-        self.config = {**config, "group.protocol": "consumer"}
+        # librdkafka's own log lines go through logging (JSON like the rest), not to stderr.
+        self.config = {"logger": librdkafka_log, **config, "group.protocol": "consumer"}
         self.topics = list(topics)
+        self.connect_timeout_s = connect_timeout_s
         self._listener: ConsumerRebalanceListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None  # touched on the consumer thread only
@@ -113,6 +131,8 @@ class CooperativeConsumer:
         # last high watermarks: written by the consumer thread, each replaced whole.
         self._owned: frozenset[TopicPartition] = frozenset()
         self._highwater: dict[TopicPartition, int] = {}
+        # Where a partition starts, until a record of it is fetched (consumer thread only).
+        self._starts: dict[TopicPartition, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -191,6 +211,13 @@ class CooperativeConsumer:
 
     def _open(self) -> None:
         consumer = Consumer(self.config)
+        try:
+            # librdkafka connects in the background; like aiokafka's start(), fail while no broker
+            # answers, so the runner retries and /readyz says why.
+            consumer.list_topics(timeout=self.connect_timeout_s)
+        except KafkaException as exc:
+            consumer.close()
+            raise KafkaConnectionError(f"no broker answers: {exc}") from exc
         consumer.subscribe(
             self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
@@ -224,6 +251,8 @@ class CooperativeConsumer:
             return  # the empty assignment that follows a revocation
         consumer.incremental_assign(parts)
         self._owned = self._owned | added
+        for tp in added:
+            self._starts.pop(tp, None)
         self._call_listener("on_partitions_assigned", added)
 
     def _revoked(self, consumer: Consumer, parts: list[NativePartition]) -> None:
@@ -238,6 +267,8 @@ class CooperativeConsumer:
     def _give_up(self, consumer: Consumer, parts: list[NativePartition]) -> None:
         revoked = _ours(parts)
         self._owned = self._owned - revoked
+        for tp in revoked:
+            self._starts.pop(tp, None)
         try:
             if revoked:
                 self._call_listener("on_partitions_revoked", revoked)
@@ -305,7 +336,11 @@ class CooperativeConsumer:
         self._queue(lambda: self.native.resume([_native(tp) for tp in partitions]))
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
-        self._queue(lambda: self.native.seek(_native(partition, offset)))
+        self._queue(self._seek, partition, offset)
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        self.native.seek(_native(tp, offset))
+        self._starts[tp] = offset
 
     # ------------------------------------------------------------------ offsets
 
@@ -328,15 +363,29 @@ class CooperativeConsumer:
         return offset if offset >= 0 else None
 
     async def position(self, partition: TopicPartition) -> int:
-        """The next offset to fetch; ``IllegalStateError`` while not known yet (just assigned)."""
-        parts = await self._call(lambda: self.native.position([_native(partition)]))
-        offset: int = parts[0].offset
-        if offset < 0:
-            raise IllegalStateError(f"no position yet for {partition}")
-        return offset
+        """The offset of the next record to apply, as aiokafka's: before any record of the
+        partition is fetched, where it starts (its committed offset, or its first one without a
+        commit). ``IllegalStateError`` when that cannot be learnt now."""
+        position: int = await self._call(self._position, partition)
+        return position
 
-
-_SLICE_S = 0.05
+    def _position(self, tp: TopicPartition) -> int:
+        consumer = self.native
+        try:
+            offset: int = consumer.position([_native(tp)])[0].offset
+            if offset >= 0:
+                return offset
+            start = self._starts.get(tp)
+            if start is None:
+                start = consumer.committed([_native(tp)], _LOOKUP_TIMEOUT_S)[0].offset
+                if start < 0:  # no commit yet: auto.offset.reset=earliest
+                    start, _ = consumer.get_watermark_offsets(
+                        _native(tp), _LOOKUP_TIMEOUT_S, cached=False
+                    )
+                self._starts[tp] = start
+            return start
+        except KafkaException as exc:
+            raise IllegalStateError(f"no position for {tp}: {exc}") from exc
 
 
 class _Command:

@@ -143,6 +143,13 @@ async def test_a_join_and_a_leave_move_only_some_partitions_and_apply_each_recor
             await asyncio.sleep(0.5)
         # Every record applied exactly once across the join and the leave, none even redelivered.
         await eventually(lambda: _applied(infra, len(sent)), timeout=30)
+
+        async def caught_up() -> bool:  # the lag gauge works on this protocol too
+            lags = _lags(first)
+            assert len(lags) == len(everything) and not any(lags.values()), lags
+            return True
+
+        await eventually(caught_up, timeout=10)
     assert Counter(await infra.applied_ids()) == {i: 1 for i in sent}
     duplicates = sum(metric_total(o.runner.metrics, "events_duplicate") for o in (first, second))
     assert duplicates == 0
@@ -202,6 +209,15 @@ async def test_a_moving_partition_s_batch_in_hand_is_applied_and_committed_befor
         f"revoke of {len(moved)} partitions took {ended - began:.2f}s "
         f"({len(finished)} records of them applied meanwhile)"
     )
+
+
+def _lags(observed: Observed) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["topic"], sample.labels["partition"]): sample.value
+        for family in observed.runner.metrics.registry.collect()
+        if family.name == "consumer_lag"
+        for sample in family.samples
+    }
 
 
 async def _some(items: list) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
 
+from recall_shared.failures import is_transient
 from recall_shared.kafka import create_group_consumer
 from recall_shared.kafka_cooperative import CooperativeConsumer
 
@@ -39,3 +41,13 @@ def test_the_unprefixed_variable_chooses_the_protocol(settings_factory, monkeypa
 def test_settings_the_consumer_protocol_refuses_are_refused_up_front(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         CooperativeConsumer(["t"], {"group.id": "g", name: "1"})
+
+
+async def test_start_fails_while_no_broker_answers_so_the_runner_retries() -> None:
+    consumer = CooperativeConsumer(
+        ["t"], {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}, connect_timeout_s=0.5
+    )
+    with pytest.raises(KafkaConnectionError, match="no broker answers"):
+        await consumer.start()
+    assert is_transient(KafkaConnectionError("x"))
+    await consumer.stop()  # nothing left to stop: no thread, no error

@@ -196,6 +196,8 @@ class CooperativeConsumer:
             command.run()
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        if self._thread is None:  # nobody would ever run it
+            raise IllegalStateError("consumer not started")
         command = _Command(fn, args)
         self._commands.put(command)
         return asyncio.wrap_future(command.future)
@@ -224,9 +226,11 @@ class CooperativeConsumer:
         self._consumer = consumer
 
     def _close(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            consumer.close()
+        if self._consumer is not None:
+            try:
+                self._consumer.close()  # its revoke callback may still commit: keep it usable
+            finally:
+                self._consumer = None
 
     # ------------------------------------------------------------------ rebalance callbacks
     # They run on the consumer thread, inside consume() (or close()).

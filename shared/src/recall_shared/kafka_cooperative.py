@@ -36,6 +36,20 @@ from confluent_kafka import TopicPartition as NativePartition
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger("recall_shared.librdkafka")
 
+
+class LibrdkafkaLog:
+    """Where confluent-kafka sends librdkafka's log lines (its ``logger`` setting): into
+    ``recall_shared.librdkafka``, one message per facility (``librdkafka FAIL``...) with the text
+    as ``detail``, so the repeat filter (``recall_shared.quiet_logs``) counts an outage's
+    reconnect errors instead of printing each."""
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        facility, client, text = (*map(str, args), "", "", "")[:3]
+        librdkafka_log.log(
+            level, f"librdkafka {facility}", extra={"client": client, "detail": text}
+        )
+
+
 # Settings the consumer protocol refuses (the broker owns the session, heartbeat and assignment).
 REFUSED_UNDER_CONSUMER_PROTOCOL = frozenset(
     {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}
@@ -119,7 +133,7 @@ class CooperativeConsumer:
         if refused:
             raise ValueError(f"not settable under group.protocol=consumer: {sorted(refused)}")
         # librdkafka's own log lines go through logging (JSON like the rest), not to stderr.
-        self.config = {"logger": librdkafka_log, **config, "group.protocol": "consumer"}
+        self.config = {"logger": LibrdkafkaLog(), **config, "group.protocol": "consumer"}
         self.topics = list(topics)
         self.connect_timeout_s = connect_timeout_s
         self._listener: ConsumerRebalanceListener | None = None

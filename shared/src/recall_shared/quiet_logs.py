@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-NOISY_LOGGERS = ("aiokafka", "kafka")
+NOISY_LOGGERS = ("aiokafka", "kafka", "recall_shared.librdkafka")
 
 
 class RepeatFilter(logging.Filter):

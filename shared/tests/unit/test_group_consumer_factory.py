@@ -3,13 +3,16 @@ default), the KIP-848 adapter on the consumer protocol, with the same safe setti
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 
 from recall_shared.failures import is_transient
 from recall_shared.kafka import create_group_consumer
-from recall_shared.kafka_cooperative import CooperativeConsumer
+from recall_shared.kafka_cooperative import CooperativeConsumer, LibrdkafkaLog
+from recall_shared.quiet_logs import RepeatFilter
 
 
 async def test_the_classic_protocol_is_the_default_and_stays_on_aiokafka(settings_factory) -> None:
@@ -51,3 +54,15 @@ async def test_start_fails_while_no_broker_answers_so_the_runner_retries() -> No
         await consumer.start()
     assert is_transient(KafkaConnectionError("x"))
     await consumer.stop()  # nothing left to stop: no thread, no error
+
+
+def test_librdkafka_lines_are_one_kind_per_facility_for_the_repeat_filter(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="recall_shared.librdkafka")
+    sink = LibrdkafkaLog()
+    sink.log(logging.ERROR, "%s [%s] %s", "FAIL", "c#consumer-1", "Connect to 127.0.0.1:1 failed")
+    sink.log(logging.ERROR, "%s [%s] %s", "FAIL", "c#consumer-1", "Connect to 127.0.0.1:2 failed")
+    first, second = caplog.records
+    assert first.msg == second.msg == "librdkafka FAIL"
+    assert first.__dict__["detail"] == "Connect to 127.0.0.1:1 failed"
+    quiet = RepeatFilter()
+    assert quiet.filter(first) and not quiet.filter(second)

@@ -80,6 +80,11 @@ def next_state(
             recalls[recall_id] = held
         elif snapshot is not None:
             recalls[recall_id] = ev.RecallSnapshot.model_validate_json(snapshot)
+    if recalls.keys() == previous.recalls.keys() and all(
+        recalls[r] is previous.recalls[r] for r in recalls
+    ):
+        # nothing changed (the usual refresh): the previous index, without recomputing it
+        return IndexState(previous.recalls, previous.naming, frozenset(operator_keys), as_of)
     naming: dict[tuple[str, str], list[str]] = {}
     for recall_id, snap in recalls.items():
         for kind, values in recall_identifiers(snap).items():

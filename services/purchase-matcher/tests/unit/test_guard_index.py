@@ -61,6 +61,12 @@ def test_a_held_version_is_kept_a_new_one_replaces_it_and_a_missing_recall_leave
     # rc-2 unchanged (no snapshot sent: the index's own object is kept)
     kept = next_state(first, [row(v1), ("rc-2", other.version, None)], [], as_of=2.0)
     assert kept.recalls["rc-2"] is first.recalls["rc-2"]
+    # nothing changed: the same index, not rebuilt; the keys and the time are the new ones
+    same = next_state(
+        kept, [("rc-1", v1.version, None), ("rc-2", other.version, None)], ["h"], as_of=2.5
+    )
+    assert same.naming is kept.naming
+    assert (same.operator_keys, same.as_of) == (frozenset({"h"}), 2.5)
     # an amendment names another product: the old identifier no longer finds it
     v3 = v1.model_copy(update={"version": 3, "rules": [ev.ScopeRule(product_ids=["p-new"])]})
     amended = next_state(kept, [row(v3), ("rc-2", other.version, None)], [], as_of=3.0)

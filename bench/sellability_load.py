@@ -50,7 +50,7 @@ from recall_shared.testing import (
     kafka_bootstrap,
     unique_name,
 )
-from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
+from recall_shared.topics import all_topics
 
 PEPPER = "bench-pepper-" + "p" * 32
 PRODUCTS = 20_000
@@ -197,8 +197,8 @@ async def main() -> None:
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url)
         key = await seed(dsn, args.recalls)
-        topics = [RECALLS, ORDERS, SELLERS, ALERTS, dead_letter_topic("purchase-matcher")]
-        await create_topics(kafka_bootstrap(), prefix, topics)
+        # every topic, so that each of the service's consumers runs as it does in production
+        await create_topics(kafka_bootstrap(), prefix, list(all_topics()))
         bodies = baskets(10_000, args.lines, args.recalls)
         ports = {"guard": free_port(), "bare": free_port()}
         env = {

@@ -77,7 +77,18 @@ class CheckLine(BaseModel):
     expires_on: date | None = None
 
     def sale_line(self) -> SaleLine:
-        return SaleLine(**self.model_dump(exclude={"ref"}))
+        # field by field: model_dump per line was a measurable part of a check
+        return SaleLine(
+            product_id=self.product_id,
+            seller_id=self.seller_id,
+            gtin=self.gtin,
+            model_number=self.model_number,
+            lot=self.lot,
+            serial=self.serial,
+            manufactured_on=self.manufactured_on,
+            best_before=self.best_before,
+            expires_on=self.expires_on,
+        )
 
 
 class SellabilityRequest(BaseModel):

@@ -2,9 +2,10 @@
 use: v12.13.0 built from the Go module proxy into .cache/tools/ once (`go install`, as
 deploy/helm.py builds helm; needs Go on PATH or at /usr/local/go/bin), then reused.
 
-A Python client at 1,000 requests/s takes most of a core on this two-core machine, away from the
-server it measures; vegeta sends on schedule (open loop: a new worker when all are busy, so a slow
-answer does not delay the next request) for a few percent of one, and reports percentiles."""
+A load generator shares the machine's two cores with the server it measures: vegeta sends on
+schedule (open loop: a new worker when all are busy, so a slow answer does not delay the next
+request), in a process of its own whose CPU the bench reports (0.3-0.4 of a core at 1,000
+requests/s here), and reports percentiles."""
 
 from __future__ import annotations
 

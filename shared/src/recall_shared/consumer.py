@@ -585,14 +585,15 @@ class ConsumerRunner:
         topic = chunk[0].record.topic
         self.metrics.handle_seconds.labels(topic).observe(elapsed)
         self.metrics.batch_size.labels(topic).observe(len(chunk))
-        duplicates = len(chunk) - len(todo)
-        if duplicates:
-            self.metrics.events_duplicate.labels(topic).inc(duplicates)
-            outcomes["duplicate"] += duplicates
+        if len(todo) < len(chunk):
             applied = {id(item) for item in todo}
-            for item in chunk:
-                if id(item) not in applied:
-                    _log_event(item, "duplicate", 0.0, 1)
+            dropped = [item for item in chunk if id(item) not in applied]
+            # Per record's own topic: a slot's chunk mixes the topics keyed alike.
+            for dropped_topic, n in Counter(item.record.topic for item in dropped).items():
+                self.metrics.events_duplicate.labels(dropped_topic).inc(n)
+            outcomes["duplicate"] += len(dropped)
+            for item in dropped:
+                _log_event(item, "duplicate", 0.0, 1)
         consumed: Counter[tuple[str, str]] = Counter()
         for item, took, batch in timings:
             consumed[(item.record.topic, item.envelope.type)] += 1

@@ -50,7 +50,7 @@ class Observed:
             await release(partitions)
             self.revoked.append((began, time.monotonic(), set(partitions)))
 
-        runner.release = spy  # type: ignore[method-assign]
+        runner.release = spy
 
     async def on_applied(self, rec: Record) -> None:
         self.applied.append((time.monotonic(), TopicPartition(rec.topic, rec.partition)))

@@ -78,6 +78,11 @@ def log_context(
             var.reset(token)
 
 
+# A fields record (fields_record) holds LogRecord's own attributes, its fields and ``_fields``.
+_RECORD_ATTRIBUTES = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -93,9 +98,10 @@ class JsonFormatter(logging.Formatter):
                 second,
                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
             )
-        return f"{self._stamp}.{int(msecs):03d}Z"
+        return self._stamp + _MILLIS[int(msecs)]
 
     def format(self, record: logging.LogRecord) -> str:
+        attributes = record.__dict__
         entry: dict[str, object] = {
             "ts": self._timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
@@ -103,20 +109,62 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if (cid := correlation_id_var.get()) is not None:
+        # A fields record that nothing added to since: its fields are its extras, taken at once.
+        fields: dict[str, object] | None = attributes.get("_fields")
+        if fields is not None and len(attributes) != _RECORD_ATTRIBUTES + 1 + len(fields):
+            fields = None
+        if fields is None:
+            fields = {
+                key: value
+                for key, value in attributes.items()
+                if key not in _RESERVED and key[0] != "_"
+            }
+        # What the work in hand says, unless the line says it itself.
+        if "correlation_id" not in fields and (cid := correlation_id_var.get()) is not None:
             entry["correlation_id"] = cid
-        if (eid := event_id_var.get()) is not None:
+        if "event_id" not in fields and (eid := event_id_var.get()) is not None:
             entry["event_id"] = eid
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            entry["trace_id"] = format(span.trace_id, "032x")
-            entry["span_id"] = format(span.span_id, "016x")
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and key[0] != "_":
-                entry[key] = value
+        if "trace_id" not in fields:
+            span = trace.get_current_span().get_span_context()
+            if span.is_valid:
+                entry["trace_id"] = format(span.trace_id, "032x")
+                entry["span_id"] = format(span.span_id, "016x")
+        entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+_templates: dict[tuple[str, int, str], dict[str, object]] = {}
+_new_record = logging.LogRecord.__new__
+
+
+def fields_record(
+    logger: logging.Logger, level: int, msg: str, fields: dict[str, object]
+) -> logging.LogRecord:
+    """A record of ``msg`` whose extra attributes are ``fields``, as ``logger.makeRecord(...,
+    extra=fields)`` makes it at a fifth of the cost (the runner writes one line per event it
+    applies): a copy of a template record of its kind with the time and the fields set. The
+    thread and process attributes are the template's (the consumer runs on one thread)."""
+    if not _RESERVED.isdisjoint(fields):
+        raise KeyError(
+            f"attempt to overwrite a LogRecord attribute: {sorted(_RESERVED & fields.keys())}"
+        )
+    key = (logger.name, level, msg)
+    template = _templates.get(key)
+    if template is None:
+        made = logging.LogRecord(logger.name, level, "", 0, msg, (), None)
+        template = _templates[key] = dict(made.__dict__)
+    record = _new_record(logging.LogRecord)
+    attributes = record.__dict__
+    attributes.update(template)
+    now = time.time()
+    attributes["created"] = now
+    attributes["msecs"] = int((now - int(now)) * 1000) + 0.0
+    attributes["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
+    attributes.update(fields)
+    attributes["_fields"] = fields
+    return record
 
 
 def configure_logging(

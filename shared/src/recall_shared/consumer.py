@@ -52,7 +52,12 @@ from recall_shared.events import EVENTS_BY_TYPE, Event
 from recall_shared.failures import cause_label, describe, is_transient
 from recall_shared.handlers import BatchHandler, Delivery, Handler, HandlerMap, PermanentError
 from recall_shared.kafka import create_consumer
-from recall_shared.logging import fields_record, log_context, new_correlation_id
+from recall_shared.logging import (
+    fields_record,
+    lines_together,
+    log_context,
+    new_correlation_id,
+)
 from recall_shared.metrics import Metrics
 from recall_shared.settings import ServiceSettings
 from recall_shared.telemetry import Telemetry, context_of, within
@@ -586,17 +591,18 @@ class ConsumerRunner:
         self.metrics.handle_seconds.labels(topic).observe(elapsed)
         self.metrics.batch_size.labels(topic).observe(len(chunk))
         duplicates = len(chunk) - len(todo)
-        if duplicates:
-            self.metrics.events_duplicate.labels(topic).inc(duplicates)
-            outcomes["duplicate"] += duplicates
-            applied = {id(item) for item in todo}
-            for item in chunk:
-                if id(item) not in applied:
-                    _log_event(item, "duplicate", 0.0, 1)
         consumed: Counter[tuple[str, str]] = Counter()
-        for item, took, batch in timings:
-            consumed[(item.record.topic, item.envelope.type)] += 1
-            _log_event(item, "applied", took, batch, spans.get(id(item)))
+        with lines_together():  # the batch's event lines in one write
+            if duplicates:
+                self.metrics.events_duplicate.labels(topic).inc(duplicates)
+                outcomes["duplicate"] += duplicates
+                applied = {id(item) for item in todo}
+                for item in chunk:
+                    if id(item) not in applied:
+                        _log_event(item, "duplicate", 0.0, 1)
+            for item, took, batch in timings:
+                consumed[(item.record.topic, item.envelope.type)] += 1
+                _log_event(item, "applied", took, batch, spans.get(id(item)))
         for (topic_name, event_type), n in consumed.items():
             self.metrics.events_consumed.labels(topic_name, event_type).inc(n)
         outcomes["applied"] += len(todo)

@@ -8,9 +8,11 @@ there is one (recall_shared.telemetry).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -136,6 +138,7 @@ class JsonFormatter(logging.Formatter):
 
 
 _templates: dict[tuple[str, int, str], dict[str, object]] = {}
+_NO_FILE, _NO_FUNCTION = "(unknown file)", "(unknown function)"  # Logger._log's without a source
 _new_record = logging.LogRecord.__new__
 
 
@@ -145,7 +148,8 @@ def fields_record(
     """A record of ``msg`` whose extra attributes are ``fields``, as ``logger.makeRecord(...,
     extra=fields)`` makes it at a fifth of the cost (the runner writes one line per event it
     applies): a copy of a template record of its kind with the time and the fields set. The
-    thread and process attributes are the template's (the consumer runs on one thread)."""
+    thread and process attributes are the template's (the consumer runs on one thread); file and
+    function unknown, as with ``logging._srcfile`` off (configure_logging)."""
     if not _RESERVED.isdisjoint(fields):
         raise KeyError(
             f"attempt to overwrite a LogRecord attribute: {sorted(_RESERVED & fields.keys())}"
@@ -153,7 +157,7 @@ def fields_record(
     key = (logger.name, level, msg)
     template = _templates.get(key)
     if template is None:
-        made = logging.LogRecord(logger.name, level, "", 0, msg, (), None)
+        made = logging.LogRecord(logger.name, level, _NO_FILE, 0, msg, (), None, _NO_FUNCTION)
         template = _templates[key] = dict(made.__dict__)
     record = _new_record(logging.LogRecord)
     attributes = record.__dict__
@@ -165,6 +169,74 @@ def fields_record(
     attributes.update(fields)
     attributes["_fields"] = fields
     return record
+
+
+class _Held:
+    """The lines a ``lines_together`` block holds, per handler. Tasks and threads started within
+    inherit the context variable, not the holding: only the block's own task and thread hold."""
+
+    def __init__(self) -> None:
+        self.owner = _owner()
+        self.open = True
+        self.lines: dict[LineHandler, list[str]] = {}
+
+    def holds(self) -> bool:
+        return self.open and self.owner == _owner()
+
+
+def _owner() -> tuple[int, object]:
+    try:
+        task: object = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        task = None
+    return threading.get_ident(), task
+
+
+_held_lines: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
+    "held_lines", default=None
+)
+
+
+class LineHandler(logging.StreamHandler):
+    """A stream handler that writes the lines of a ``lines_together`` block at once, at its end
+    (one write for a batch's event lines instead of one each), and every other line as it comes."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        held = _held_lines.get()
+        if held is None or not held.holds():
+            super().emit(record)
+            return
+        try:
+            held.lines.setdefault(self, []).append(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def write_lines(self, lines: list[str]) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} held lines"}))
+
+
+@contextmanager
+def lines_together() -> Iterator[None]:
+    """Lines logged within (by this task) go out together at the end, also when it raises. For a
+    short block without awaits, such as the lines of a batch just applied."""
+    held = _Held()
+    token = _held_lines.set(held)
+    try:
+        yield
+    finally:
+        held.open = False
+        _held_lines.reset(token)
+        for handler, lines in held.lines.items():
+            handler.write_lines(lines)
 
 
 def configure_logging(
@@ -180,7 +252,7 @@ def configure_logging(
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     # While a broker is down its client repeats the same error thousands of times a second.
     handler.addFilter(RepeatFilter())
     if json:

@@ -134,7 +134,7 @@ def test_read_headers_reads_any_header_list_as_the_straight_reading(
     read = read_headers(given_headers, value)
     if expected.time is None:  # no ce_time: the time of reading
         assert abs((read.time - datetime.now(UTC)).total_seconds()) < 60
-        read = dataclasses.replace(read, time=None)  # type: ignore[arg-type]
+        read = dataclasses.replace(read, time=None)
     assert read == expected
 
 

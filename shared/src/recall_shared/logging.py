@@ -8,7 +8,6 @@ there is one (recall_shared.telemetry).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import sys
@@ -172,24 +171,17 @@ def fields_record(
 
 
 class _Held:
-    """The lines a ``lines_together`` block holds, per handler. Tasks and threads started within
-    inherit the context variable, not the holding: only the block's own task and thread hold."""
+    """The lines a ``lines_together`` block holds, per handler, while it is open and only those of
+    its own thread (a thread started within inherits the context variable, not the holding). A task
+    started within and logging while the block is open adds its lines to the block's."""
 
     def __init__(self) -> None:
-        self.owner = _owner()
+        self.thread = threading.get_ident()
         self.open = True
         self.lines: dict[LineHandler, list[str]] = {}
 
     def holds(self) -> bool:
-        return self.open and self.owner == _owner()
-
-
-def _owner() -> tuple[int, object]:
-    try:
-        task: object = asyncio.current_task()
-    except RuntimeError:  # no event loop in this thread
-        task = None
-    return threading.get_ident(), task
+        return self.open and self.thread == threading.get_ident()
 
 
 _held_lines: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
@@ -201,17 +193,20 @@ class LineHandler(logging.StreamHandler):
     """A stream handler that writes the lines of a ``lines_together`` block at once, at its end
     (one write for a batch's event lines instead of one each), and every other line as it comes."""
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def handle(self, record: logging.LogRecord) -> bool:
         held = _held_lines.get()
         if held is None or not held.holds():
-            super().emit(record)
-            return
+            return super().handle(record)
+        if not self.filter(record):
+            return False
+        # Only the block's own thread appends to its lines: no lock until they are written.
         try:
             held.lines.setdefault(self, []).append(self.format(record) + self.terminator)
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+        return True
 
     def write_lines(self, lines: list[str]) -> None:
         with self.lock:  # type: ignore[union-attr]

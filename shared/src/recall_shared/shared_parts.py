@@ -25,7 +25,8 @@ SHARED_PARTS: dict[type[ev.Event], tuple[tuple[str, ...], type[ev.Model]]] = {
 """Event type -> (where the part is in its JSON, its model)."""
 
 MAX_PARTS = 32
-"""Distinct parts kept (the oldest goes first): a fan-out is one recall at a time."""
+"""Distinct parts kept; when full, all are dropped (one atomic step, whatever thread decodes): a
+fan-out is one recall at a time."""
 MAX_PART_BYTES = 64 * 1024
 """A part longer than this as JSON is validated with its event, never kept."""
 
@@ -59,7 +60,7 @@ def reuse_shared_part(cls: type[ev.Event], payload: Any, context: dict[str, Any]
         except ValidationError:
             return
         if len(_parts) >= MAX_PARTS:
-            del _parts[next(iter(_parts))]
+            _parts.clear()
         _parts[key] = found
     parent[path[-1]] = found
 

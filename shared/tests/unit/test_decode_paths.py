@@ -273,7 +273,7 @@ def test_the_parts_kept_are_bounded() -> None:
     for i in range(shared_parts.MAX_PARTS + 5):
         alert = make_alert("c-1", title=f"Kettle {i}")
         parse(wrap(ev.AlertRaised(alert=alert), source="/s"))
-    assert len(shared_parts._parts) == shared_parts.MAX_PARTS
+    assert 0 < len(shared_parts._parts) <= shared_parts.MAX_PARTS
     long_text = "h" * ev.TEXT_MAX
     huge = make_alert("c-1").recall.model_copy(
         update=dict.fromkeys(

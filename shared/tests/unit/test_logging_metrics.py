@@ -187,22 +187,24 @@ async def test_lines_logged_together_go_out_in_one_write_at_the_end() -> None:
     logger = logging.getLogger("recall.test.together")
     logger.addHandler(handler)
     logger.propagate = False
-    other_task_wrote = asyncio.Event()
+    block_done = asyncio.Event()
 
-    async def other_task() -> None:
-        logger.warning("other")  # not held: its context is its own
-        other_task_wrote.set()
+    async def later() -> None:  # started within, logs after: the context, not the holding
+        await block_done.wait()
+        logger.warning("later")
 
     try:
         with pytest.raises(RuntimeError), lines_together():
             logger.warning("one")
             logger.handle(fields_record(logger, logging.WARNING, "two", {"n": 2}))
-            await asyncio.create_task(other_task())
-            assert stream.writes == ["other\n"]  # the block's lines still held
+            task = asyncio.create_task(later())
+            await asyncio.to_thread(logger.warning, "from a thread")  # not held
+            assert stream.writes == ["from a thread\n"]  # the block's lines still held
             raise RuntimeError("the block fails: its lines still go out")
         logger.warning("after")
+        block_done.set()
+        await task
     finally:
         logger.removeHandler(handler)
         logger.propagate = True
-    assert other_task_wrote.is_set()
-    assert stream.writes == ["other\n", "one\ntwo\n", "after\n"]
+    assert stream.writes == ["from a thread\n", "one\ntwo\n", "after\n", "later\n"]

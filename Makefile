@@ -52,8 +52,9 @@ infra-status:
 run: deps install
 	$(PY) deploy/devstack.py run
 
+# The slowest tests are listed at the end: CI's time budget is watched from them.
 test: deps-containers infra-up
-	$(PYTEST)
+	$(PYTEST) --durations=30
 
 test-unit: install
 	$(PYTEST) -m "not integration and not e2e"

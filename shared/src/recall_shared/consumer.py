@@ -107,7 +107,7 @@ def _log_event(
     """The line of one event, after its transaction committed: what it was and what became of it.
     ``duration_ms`` is the time in its handler (a batch handler's whole call, of ``batch``
     deliveries); the trace is its process span's. One per applied event, so made as a fields record
-    (a fifth of ``Logger.info``'s cost for the same line)."""
+    (about half of ``Logger.info``'s cost for the same line)."""
     if not event_log.isEnabledFor(logging.INFO):
         return
     env, rec = item.envelope, item.record
@@ -590,16 +590,17 @@ class ConsumerRunner:
         topic = chunk[0].record.topic
         self.metrics.handle_seconds.labels(topic).observe(elapsed)
         self.metrics.batch_size.labels(topic).observe(len(chunk))
-        duplicates = len(chunk) - len(todo)
         consumed: Counter[tuple[str, str]] = Counter()
         with lines_together():  # the batch's event lines in one write
-            if duplicates:
-                self.metrics.events_duplicate.labels(topic).inc(duplicates)
-                outcomes["duplicate"] += duplicates
+            if len(todo) < len(chunk):
                 applied = {id(item) for item in todo}
-                for item in chunk:
-                    if id(item) not in applied:
-                        _log_event(item, "duplicate", 0.0, 1)
+                dropped = [item for item in chunk if id(item) not in applied]
+                # Per record's own topic: a slot's chunk mixes the topics keyed alike.
+                for dropped_topic, n in Counter(item.record.topic for item in dropped).items():
+                    self.metrics.events_duplicate.labels(dropped_topic).inc(n)
+                outcomes["duplicate"] += len(dropped)
+                for item in dropped:
+                    _log_event(item, "duplicate", 0.0, 1)
             for item, took, batch in timings:
                 consumed[(item.record.topic, item.envelope.type)] += 1
                 _log_event(item, "applied", took, batch, spans.get(id(item)))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,6 +66,21 @@ def new_metadata() -> MetaData:
     return md
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_TLS_OPTIONS = frozenset({"ssl", "sslmode"})
+
+
+def connect_url(database_url: str) -> URL:
+    """The SQLAlchemy URL to connect with: on loopback without TLS unless the URL asks for it.
+    TLS between two processes of one host protects nothing, and asyncio's TLS layer about doubles
+    the client's CPU for a small query (0.07-0.10 ms against 0.04-0.05 ms, measured here): the
+    asyncpg default ``prefer`` would use it against a server with ``ssl = on``, as Debian's is."""
+    url = make_url(database_url)
+    if url.host in _LOOPBACK_HOSTS and not _TLS_OPTIONS & set(url.query):
+        url = url.update_query_dict({"ssl": "disable"})  # passed to asyncpg.connect(ssl=...)
+    return url
+
+
 def create_engine(settings: ServiceSettings, **overrides: object) -> AsyncEngine:
     options: dict[str, object] = {
         "pool_size": settings.db_pool_size,
@@ -72,7 +88,7 @@ def create_engine(settings: ServiceSettings, **overrides: object) -> AsyncEngine
         "pool_pre_ping": True,
     }
     options.update(overrides)
-    return create_async_engine(settings.database_url, **options)
+    return create_async_engine(connect_url(settings.database_url), **options)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -80,8 +96,14 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    """The plain libpq-style DSN asyncpg wants, from a SQLAlchemy URL."""
-    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    """The plain libpq-style DSN asyncpg wants, from a SQLAlchemy URL (TLS as :func:`connect_url`
+    decides, spelled ``sslmode``)."""
+    url = connect_url(sqlalchemy_url)
+    query = dict(url.query)
+    if "ssl" in query:
+        query["sslmode"] = query.pop("ssl")
+    plain = url.set(drivername="postgresql", query=query)
+    return plain.render_as_string(hide_password=False)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -824,6 +824,12 @@ class NoticeFailed(Event):
     channel: Literal["email"] = "email"
     reason: Text
     permanent: bool
+    # Added in notifications.v1 without a version change (optional), as on notification.sent.v1.
+    gift_recipient: bool = Field(
+        default=False,
+        description="Meant for the recipient of a gift the purchaser bought, on the purchaser's "
+        "behalf",
+    )
     failed_at: datetime
 
     def partition_key(self) -> str:

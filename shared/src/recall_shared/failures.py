@@ -20,7 +20,17 @@ from sqlalchemy import exc as sa_exc
 # (serialization failure, deadlock), insufficient resources, operator intervention (admin shutdown,
 # cannot connect now, query cancelled), system error.
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
-_TRANSIENT_SQLSTATES = frozenset({"55P03"})  # lock not available
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        "55P03",  # lock not available
+        # The schema is behind the code (a migration not run yet, as in a rolling upgrade): no
+        # record can change a table's, column's or function's name, so every record would fail
+        # alike and be dead-lettered. Waited out, visibly (readiness, the runner's waits).
+        "42P01",  # undefined table
+        "42703",  # undefined column
+        "42883",  # undefined function
+    }
+)
 
 _SQLALCHEMY_TRANSIENT = (
     sa_exc.OperationalError,

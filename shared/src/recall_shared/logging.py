@@ -145,7 +145,7 @@ def fields_record(
     logger: logging.Logger, level: int, msg: str, fields: dict[str, object]
 ) -> logging.LogRecord:
     """A record of ``msg`` whose extra attributes are ``fields``, as ``logger.makeRecord(...,
-    extra=fields)`` makes it at a fifth of the cost (the runner writes one line per event it
+    extra=fields)`` makes it at about half the cost (the runner writes one line per event it
     applies): a copy of a template record of its kind with the time and the fields set. The
     thread and process attributes are the template's (the consumer runs on one thread); file and
     function unknown, as with ``logging._srcfile`` off (configure_logging)."""

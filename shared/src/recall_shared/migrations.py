@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from recall_shared.db import connect_url
+
 MIGRATION_LOCK = text(
     "SELECT pg_advisory_xact_lock(hashtextextended('recall_alerts.migrations', 0))"
 )
@@ -35,7 +37,7 @@ def run_env(metadata: MetaData) -> None:
             context.run_migrations()
 
     async def online() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine = create_async_engine(connect_url(url), poolclass=pool.NullPool)
         async with engine.connect() as conn:
             await conn.run_sync(migrate)
             await conn.commit()

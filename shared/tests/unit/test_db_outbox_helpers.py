@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from recall_shared.consumer import Record
-from recall_shared.db import asyncpg_dsn, new_metadata
+from recall_shared.db import asyncpg_dsn, connect_url, new_metadata
 from recall_shared.outbox import notify_channel
 from recall_shared.testing import eventually
 
@@ -13,6 +13,21 @@ from recall_shared.testing import eventually
 def test_asyncpg_dsn_strips_the_driver() -> None:
     assert asyncpg_dsn("postgresql+asyncpg://u:p@h:5432/db") == "postgresql://u:p@h:5432/db"
     assert asyncpg_dsn("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert asyncpg_dsn("postgresql+asyncpg://u:p%40x@h/db") == "postgresql://u:p%40x@h/db"
+
+
+def test_loopback_connects_without_tls_unless_the_url_asks_for_it() -> None:
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        url = f"postgresql+asyncpg://u:p@{host}:5432/db"
+        assert connect_url(url).query == {"ssl": "disable"}
+        assert asyncpg_dsn(url).endswith("/db?sslmode=disable")
+    asked = "postgresql+asyncpg://u:p@127.0.0.1/db?ssl=require"
+    assert connect_url(asked).query == {"ssl": "require"}
+    assert asyncpg_dsn(asked).endswith("?sslmode=require")
+    assert asyncpg_dsn("postgresql://u@127.0.0.1/db?sslmode=verify-full").endswith(
+        "?sslmode=verify-full"
+    )
+    assert connect_url("postgresql+asyncpg://u:p@db.example.net/db").query == {}
 
 
 def test_new_metadata_holds_outbox_and_inbox_and_is_fresh_each_time() -> None:

@@ -54,6 +54,9 @@ def pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
         pg(asyncpg.TooManyConnectionsError),  # 53300
         pg(asyncpg.QueryCanceledError),  # 57014: statement timeout
         pg(asyncpg.LockNotAvailableError),  # 55P03
+        pg(asyncpg.UndefinedTableError),  # 42P01: the schema is behind the code
+        pg(asyncpg.UndefinedColumnError),  # 42703
+        pg(asyncpg.UndefinedFunctionError),  # 42883
         wrapped(pg(asyncpg.AdminShutdownError)),
         wrapped(ConnectionRefusedError(111, "refused")),
         sa_exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
@@ -74,6 +77,7 @@ def test_infrastructure_failures_are_transient(exc: BaseException) -> None:
         RuntimeError("a bug"),
         PermanentError("declared rejection"),
         pg(asyncpg.UniqueViolationError),  # 23505
+        pg(asyncpg.SyntaxOrAccessError),  # 42000: other errors of the class are the code's
         pg(asyncpg.CharacterNotInRepertoireError),  # 22021: a NUL in text
         pg(asyncpg.NumericValueOutOfRangeError),  # 22003
         wrapped(pg(asyncpg.ForeignKeyViolationError)),

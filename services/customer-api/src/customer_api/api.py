@@ -95,6 +95,10 @@ class NoticeOut(BaseModel):
     kind: str
     status: str
     at: datetime
+    to_gift_recipient: bool = Field(
+        default=False,
+        description="Sent to the recipient of a gift you bought, on your behalf: not to you",
+    )
 
 
 class AlertSummary(BaseModel):
@@ -272,7 +276,14 @@ async def get_alert(alert_id: PathId, customer_id: CustomerDep, session: Session
         consumer_contact=st.recall.consumer_contact,
         lines=list(st.lines),
         notices=[
-            NoticeOut(notice_id=n.notice_id, kind=n.kind, status=n.status, at=n.at) for n in notices
+            NoticeOut(
+                notice_id=n.notice_id,
+                kind=n.kind,
+                status=n.status,
+                at=n.at,
+                to_gift_recipient=n.gift_recipient,
+            )
+            for n in notices
         ],
         remedy=_remedy_status(remedy) if remedy else None,
     )

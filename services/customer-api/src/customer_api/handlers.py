@@ -15,6 +15,7 @@ from typing import cast as cast_type
 
 import orjson
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Integer,
     Numeric,
@@ -412,6 +413,7 @@ def _notice_row(event: ev.NoticeSent | ev.NoticeFailed) -> dict[str, Any]:
         "kind": event.kind,
         "status": status,
         "at": at,
+        "gift_recipient": event.gift_recipient,
     }
 
 
@@ -423,6 +425,7 @@ _NOTICE_COLUMNS = (
     column("kind", String),
     column("status", String),
     column("at", DateTime(timezone=True)),
+    column("gift_recipient", Boolean),
 )
 _NOTICE_ARRAYS = (
     func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _NOTICE_COLUMNS))

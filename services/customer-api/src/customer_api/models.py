@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    Boolean,
     Date,
     DateTime,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -85,6 +87,8 @@ class SentNotice(Base):
     kind: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(10))  # sent | failed
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Sent to the recipient of a gift on the purchaser's behalf, not to the purchaser.
+    gift_recipient: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 metadata = Base.metadata

@@ -28,10 +28,10 @@ from urllib.parse import parse_qs, quote, urlencode
 import jwt
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from customer_api import case_progress, i18n, label_checks, logic
 from customer_api.models import CustomerAlert, RemedyRequest
+from customer_api.templating import TEMPLATES
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken, issue_customer_token
 from recall_shared.http import SessionDep
@@ -66,14 +66,6 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 CSS_PATH = Path(__file__).parent / "templates" / "pages.css"
-
-_env = Environment(
-    loader=PackageLoader("customer_api", "templates"),
-    autoescape=True,  # every seller-written value is escaped; nothing is marked |safe
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 # ------------------------------------------------------------------ request context
@@ -148,7 +140,7 @@ def _finish(request: Request, response: Response) -> Response:
 
 def _render(request: Request, template: str, status_code: int = 200, **ctx: Any) -> Response:
     lang = _lang(request)
-    html = _env.get_template(template).render(
+    html = TEMPLATES.get_template(template).render(
         lang=lang,
         s=i18n.strings(lang),
         languages=i18n.LANGUAGE_NAMES,

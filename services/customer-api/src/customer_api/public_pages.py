@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import select
 
 from customer_api import i18n
@@ -28,6 +27,7 @@ from customer_api.public_view import (
     matches,
     recall_view,
 )
+from customer_api.templating import TEMPLATES
 from recall_shared import events as ev
 from recall_shared.http import SessionDep
 
@@ -43,14 +43,6 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-
-_env = Environment(
-    loader=PackageLoader("customer_api", "templates"),
-    autoescape=True,  # every seller-written value is escaped; the JSON-LD is escaped for <script>
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def _lang(request: Request) -> str:
@@ -92,7 +84,7 @@ def _answer(
 
 def _page(request: Request, template: str, lang: str, **ctx: Any) -> bytes:
     return (
-        _env.get_template(template)
+        TEMPLATES.get_template(template)
         .render(
             lang=lang,
             s=i18n.strings(lang),

@@ -154,6 +154,55 @@ async def test_sent_and_failed_notices_show_on_the_alert(api, events, customer_i
     by_id = {n["notice_id"]: n for n in body["notices"]}
     assert by_id[sent_id]["kind"] == "initial" and by_id[sent_id]["status"] == "sent"
     assert by_id[failed_id]["kind"] == "update" and by_id[failed_id]["status"] == "failed"
+    assert not by_id[sent_id]["to_gift_recipient"] and not by_id[failed_id]["to_gift_recipient"]
+
+
+async def test_a_notice_to_a_gifts_recipient_shows_as_such_on_the_purchasers_alert(
+    api, events, customer_id
+) -> None:
+    """The purchaser sees that the gift's recipient was told (sent, then failed for good), not
+    a mail or a failure of their own."""
+    alert = events.alert(customer_id)
+    await api.raise_alert(alert)
+    mine, theirs, bounced = (str(uuid.uuid4()) for _ in range(3))
+    now = datetime.now(UTC)
+    common = {
+        "alert_id": alert.alert_id,
+        "customer_id": customer_id,
+        "recall_id": alert.recall_id,
+        "kind": "initial",
+        "alert_version": 1,
+    }
+    await api.publish(
+        ev.NoticeSent(notice_id=mine, recipient_role="purchaser", sent_at=now, **common)
+    )
+    await api.publish(
+        ev.NoticeSent(
+            notice_id=theirs,
+            recipient_role="purchaser",
+            gift_recipient=True,
+            sent_at=now,
+            **common,
+        )
+    )
+    await api.publish(
+        ev.NoticeFailed(
+            notice_id=bounced,
+            reason="550 mailbox unavailable",
+            permanent=True,
+            gift_recipient=True,
+            failed_at=now,
+            **common,
+        )
+    )
+
+    async def all_three() -> dict | None:
+        body = (await api.get_alert(customer_id, alert.alert_id)).json()
+        return body if len(body["notices"]) == 3 else None
+
+    body = await eventually(all_three, timeout=15)
+    gift = {n["notice_id"]: n["to_gift_recipient"] for n in body["notices"]}
+    assert gift == {mine: False, theirs: True, bounced: True}
 
 
 async def test_acknowledge_is_recorded_and_repeatable(api, events, customer_id) -> None:

@@ -90,10 +90,14 @@ def _address_key(address: ev.PostalAddress) -> str:
     return "\x1e".join(" ".join(p.casefold().split()) for p in parts)
 
 
+def is_gift_recipient(role: str) -> bool:
+    return role == "gift_recipient"
+
+
 def reported_role(role: str) -> dict[str, Any]:
     """The recipient fields of a sent event: a gift recipient is told on the purchaser's behalf
     (the sent events' ``recipient_role`` has no value for them; ``gift_recipient`` says so)."""
-    if role == "gift_recipient":
+    if is_gift_recipient(role):
         return {"recipient_role": "purchaser", "gift_recipient": True}
     return {"recipient_role": role}
 

@@ -68,6 +68,7 @@ from notifier.domain import (
     after_send_error,
     contract_kind,
     decide_send,
+    is_gift_recipient,
     reported_role,
     retry_delay_s,
 )
@@ -550,6 +551,7 @@ class NoticeSender:
                 job,
                 next_state,
                 self.clock.now(),
+                role=ready.role,
                 reason=reason,
                 permanent=exc.permanent or next_state == "in_doubt",
                 state=state,
@@ -755,6 +757,7 @@ class NoticeSender:
                 alert_version=row.alert_version,
                 reason=o.reason[:2000],
                 permanent=o.permanent,
+                gift_recipient=is_gift_recipient(o.role),
                 failed_at=o.at,
             ),
             event_id=event_id("notice", nid, "failed"),

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from notifier.smtp_pool import MailError
+from recall_shared import events as ev
 from recall_shared.testing import eventually
 from recall_shared.topics import NOTIFICATIONS
 
@@ -93,3 +94,45 @@ async def test_transient_failure_is_retried_with_the_same_message_id(start_notif
         assert notice["attempts"] == 2
         assert len(relay.delivered) == 1
         assert relay.attempts[0]["Message-ID"] == relay.attempts[1]["Message-ID"]
+
+
+class RefusingOne:
+    """Accepts every message but those to ``address``, which it refuses for good (5xx)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def send(self, message: EmailMessage) -> None:
+        if message["To"] and self.address in message["To"]:
+            raise MailError("SMTP 550: mailbox unavailable", permanent=True)
+
+
+async def test_a_refused_mail_to_a_gifts_recipient_is_reported_as_theirs(
+    start_notifier, kit
+) -> None:
+    """The failure is published on the purchaser's behalf and says it was the gift recipient's
+    (customer-api shows it so on the purchaser's alert, not as a mail of theirs that bounced)."""
+
+    buyer, gil_email = kit.new_customer(), kit.new_email("gil")
+    async with start_notifier(transport=RefusingOne(gil_email)) as svc:
+        await svc.publish(kit.customer(buyer, email_=kit.new_email()))
+        alert = kit.alert(buyer)
+        recipient = ev.GiftRecipient(name="Gil", email=gil_email)
+        gift = alert.lines[0].model_copy(update={"is_gift": True, "gift_recipient": recipient})
+        alert = alert.model_copy(update={"lines": [gift]})
+        await svc.publish(kit.raised(alert))
+        await svc.wait_for_notices(
+            alert.alert_id, lambda ns: sorted(n["status"] for n in ns) == ["failed", "sent"]
+        )
+
+        async def outcomes() -> dict | None:
+            got = {
+                env.type: body
+                for key, env, body in await kit.read_all(svc.topic(NOTIFICATIONS))
+                if key == buyer.encode()
+            }
+            return got if len(got) == 2 else None
+
+        got = await eventually(outcomes, timeout=15)
+        assert got["notification.failed.v1"]["gift_recipient"] is True
+        assert got["notification.sent.v1"]["gift_recipient"] is False

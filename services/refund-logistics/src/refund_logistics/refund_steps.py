@@ -166,28 +166,28 @@ class RefundSteps:
                 continue
             paid[refund_id] = (result.provider_ref, result.amount, result.currency, result.method)
         await self.fault("after_provider_call", case_id)
-        if later:
-            await self._call_again_after(later)
-        await self._record(case_id, paid, failed)
+        await self._record(case_id, paid, failed, later)
         await self.fault("after_commit", case_id)
         return bool(paid)
 
-    async def _call_again_after(self, later: dict[str, float]) -> None:
-        """Hold the intents until the provider's Retry-After: the recovery loop leaves them alone
-        until then instead of calling a provider that asked for time at every lease's end."""
+    async def _record(
+        self,
+        case_id: str,
+        paid: dict[str, tuple[str, Decimal, str, str]],
+        failed: dict[str, str],
+        later: dict[str, float],
+    ) -> None:
+        """The provider's answers, in one transaction: paid and failed intents, the case settled
+        when all are; an intent the provider asked to call again later (Retry-After) is held
+        until then, so the recovery loop does not call it again at every lease's end."""
         async with self._sf()() as session, session.begin():
+            case = await locked_case(session, case_id)
             for refund_id, seconds in later.items():
                 await session.execute(
                     update(Refund)
                     .where(Refund.refund_id == refund_id, Refund.status == "pending")
                     .values(claimed_until=func.now() + timedelta(seconds=seconds))
                 )
-
-    async def _record(
-        self, case_id: str, paid: dict[str, tuple[str, Decimal, str, str]], failed: dict[str, str]
-    ) -> None:
-        async with self._sf()() as session, session.begin():
-            case = await locked_case(session, case_id)
             for refund_id, (ref, amount, paid_currency, method) in paid.items():
                 await session.execute(
                     update(Refund)

@@ -60,6 +60,8 @@ async def test_the_alert_page_asks_for_the_best_before_date_and_answers_from_it(
     assert f'<label for="best_before-{alert.alert_id}">Best before date</label>' in page
     assert f'<input type="date" {field} name="best_before"' in page
     assert 'name="manufactured_on"' not in page and 'name="expires_on"' not in page
+    listed = await api.client.get("/recalls", headers=api.page_cookie(customer_id))
+    assert f'<input type="date" {field} name="best_before"' in listed.text  # the list's form too
 
     r = await post(best_before="2027-03-15")
     assert r.status_code == 303 and "done=label_confirmed" in r.headers["location"]

@@ -1,57 +1,51 @@
-"""The limit for bench/sellability_load.py: the checkout guard's lookup on raw asyncpg in the
-smallest ASGI app (plain Starlette, no ORM, no validation model, no dependencies, no middleware).
+"""The limit for bench/sellability_load.py: the checkout guard's lookup in the smallest ASGI app
+(plain Starlette, no FastAPI, no validation model, no dependencies, no middleware).
 
-It does the same database work as purchase-matcher's route and no more: the API key's hash looked up
-in ``seller_keys`` (one query), the recalls naming the lines' identifiers with the service's own SQL
-(``purchase_matcher.guard.RECALLS_NAMING``, snapshots validated once per version), and the same
-verdict (``purchase_matcher.sellability.judge``, ``guard.answer_of``) written by orjson. It skips
-the validation of the request (GTIN spellings, bounds, unknown fields): the bench sends only
-GTIN-14s.
+It does the same work per check as purchase-matcher's route and no more: the API key's hash looked
+up in the guard's own index (``purchase_matcher.guard_index.GuardIndex``, refreshed from the same
+tables on a ``ReadPool`` at the same interval), the recalls naming the lines' identifiers from that
+index, and the same verdict (``purchase_matcher.sellability.judge``, ``guard.answer_of``) written by
+orjson. It skips what the service adds around it: the validation of the request (GTIN spellings,
+bounds, unknown fields: the bench sends only GTIN-14s), the input guard, rate limits, correlation
+ids, metrics and the access log, and the fall-back to the tables while the index is not current
+(it answers 503 then; the bench warms up first).
 
     BARE_DSN=postgresql://... BARE_PEPPER=... uvicorn bench.bare_guard:app --port 18907
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-import asyncpg
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from purchase_matcher.guard import RECALLS_NAMING, SNAPSHOTS, answer_of
-from purchase_matcher.sellability import SaleLine, judge, sale_identifiers
-from recall_shared import events as ev
+from purchase_matcher.guard import answer_of
+from purchase_matcher.guard_index import GuardIndex
+from purchase_matcher.sellability import SaleLine, judge
+from purchase_matcher.settings import Settings
 from recall_shared.auth import hash_api_key
+from recall_shared.read_pool import ReadPool
 
-KEY = "SELECT role FROM seller_keys WHERE key_hash = $1 AND revoked_at IS NULL"
-_snapshots: dict[str, ev.RecallSnapshot] = {}
+PEPPER = os.environ.get("BARE_PEPPER", "")
 
 
 async def check(request: Request) -> Response:
-    key = request.headers.get("x-api-key", "")
+    state = request.app.state.index.fresh_state()
+    if state is None:
+        return Response(status_code=503)
+    if hash_api_key(request.headers.get("x-api-key", ""), PEPPER) not in state.operator_keys:
+        return Response(status_code=401)
     body = orjson.loads(await request.body())
     lines = [SaleLine(**{k: v for k, v in line.items() if k != "ref"}) for line in body["lines"]]
-    ids = sale_identifiers(lines)
-    async with request.app.state.pool.acquire() as conn:
-        role = await conn.fetchval(KEY, hash_api_key(key, os.environ["BARE_PEPPER"]))
-        if role != "operator":
-            return Response(status_code=401)
-        found = await conn.fetch(RECALLS_NAMING, ids["product"], ids["gtin"], ids["model"])
-        stale = [
-            r["recall_id"]
-            for r in found
-            if (s := _snapshots.get(r["recall_id"])) is None or s.version != r["version"]
-        ]
-        if stale:
-            for row in await conn.fetch(SNAPSHOTS, stale):
-                _snapshots[row["recall_id"]] = ev.RecallSnapshot.model_validate_json(row[2])
-    recalls = [_snapshots[r["recall_id"]] for r in found]
+    recalls = state.recalls_naming(lines)
     now = datetime.now(UTC)
     out = [
         answer_of(i, line.get("ref"), judge(sale, recalls, now))
@@ -61,17 +55,21 @@ async def check(request: Request) -> Response:
     return Response(payload, media_type="application/json")
 
 
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    pass
-
-
 @asynccontextmanager
 async def lifespan(app: Starlette):
-    app.state.pool = await asyncpg.create_pool(
-        os.environ["BARE_DSN"], min_size=5, max_size=10, reset=_no_reset
+    defaults = Settings.model_fields
+    pool = ReadPool(os.environ["BARE_DSN"], "bench-bare-guard")
+    app.state.index = index = GuardIndex(
+        pool,
+        refresh_s=defaults["guard_index_refresh_s"].default,
+        max_age_s=defaults["guard_index_max_age_s"].default,
     )
+    no_runtime: Any = None  # the pool's task takes the service's runtime and does not use it
+    tasks = [asyncio.create_task(pool.run(no_runtime)), asyncio.create_task(index.run(None))]
     yield
-    await app.state.pool.close()
+    index.stop()
+    pool.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 app = Starlette(

@@ -30,6 +30,12 @@ def machine_busy_s() -> float:
     return (user + nice + system + irq + softirq) / _TICKS
 
 
+def machine_steal_s() -> float:
+    """CPU seconds the hypervisor gave to other machines since boot (all cores): time this one
+    wanted and did not get, which a latency figure feels and ``machine_busy_s`` does not show."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / _TICKS
+
+
 class CpuMeter:
     """Snapshots of the processes' and the machine's CPU seconds, relative to :meth:`start`."""
 

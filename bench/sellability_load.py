@@ -1,6 +1,6 @@
 """Benchmark: purchase-matcher's checkout guard (POST /v1/sellability-checks) at a fixed
-request rate, against a bare endpoint running the same lookup on raw asyncpg (bench/bare_guard.py),
-in the same run.
+request rate, against a bare endpoint running the same lookup (bench/bare_guard.py: the guard's
+in-process index, plain Starlette, nothing around it), in the same run.
 
     flock /tmp/recall-stack.lock .venv/bin/python bench/sellability_load.py --rate 1000 --seconds 10
 
@@ -8,11 +8,16 @@ A fresh purchase-matcher database holds ``--recalls`` active recalls (2,000: a h
 id, a quarter by GTIN with a lot constraint, a quarter by model number) and one operator key. Each
 request is a basket of ``--lines`` lines (3) drawn from 20,000 products, about one line in ten named
 by a recall, so answers mix allowed, blocked and needs_check. The baskets are drawn once (seeded)
-and both sides get the same sequence. The load is open-loop: request i is due at t0 + i/rate
-whatever happened before, and its latency counts from when it was due (no coordinated omission).
-Each side runs as its own uvicorn process, one worker; a warm-up of 2 s each first (it also
-validates every recall version once, on both sides). Prints one JSON line, with the load average
-before and after (the machine is shared).
+and both sides get the same sequence. The load is vegeta (bench/vegeta.py, built on first use):
+open loop at a constant rate, its own CPU measured (0.3-0.4 of a core at 1,000/s here). Each side
+runs as its own uvicorn process, one worker, log level WARNING (no access log line). Both are
+warmed up alike (``--warmup`` s each at the rate), then ``--rounds`` rounds measure each side for
+``--seconds``, the side that goes first alternating. Prints one JSON
+line: per measurement vegeta's p50/p99/max and success, the server's CPU per check, vegeta's own
+CPU, and how busy the machine was meanwhile (``machine_cores``: every process, ``others_cores``:
+less the two servers and vegeta: PostgreSQL and whatever else ran; ``steal_cores``: CPU the
+hypervisor gave other machines); then the medians, the p99 ratio guard / bare, and whether the
+guard's p99 met 5 ms in every round.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import json
 import os
 import random
 import statistics
-import time
+import subprocess
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import orjson
+from cpu_meter import CpuMeter, machine_steal_s
 from customer_api_load import free_port, start, wait_ready
+from vegeta import attack, targets, vegeta_binary
 
 from purchase_matcher.cli import MIGRATIONS
 from recall_shared import events as ev
@@ -44,7 +51,7 @@ from recall_shared.testing import (
     kafka_bootstrap,
     unique_name,
 )
-from recall_shared.topics import ALERTS, ORDERS, RECALLS, SELLERS, dead_letter_topic
+from recall_shared.topics import all_topics
 
 PEPPER = "bench-pepper-" + "p" * 32
 PRODUCTS = 20_000
@@ -138,67 +145,32 @@ def baskets(count: int, lines: int, recalls: int) -> list[bytes]:
     return out
 
 
-async def _post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str, body: bytes
-) -> int:
-    writer.write(
-        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    if length:
-        await reader.readexactly(length)
-    return status
+SIDES = ("guard", "bare")
+TARGET_P99_MS = 5.0
 
 
-async def load(
-    port: int, key: str, bodies: list[bytes], rate: float, seconds: float, connections: int = 64
+def _ms(ns: float) -> float:
+    return round(ns / 1e6, 2)
+
+
+def measurement(
+    side: str, report: dict, generator_cpu_s: float, spent: dict[str, float], seconds: float
 ) -> dict:
-    """Open-loop load; request i sends ``bodies[i % len(bodies)]``."""
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-    t0 = time.perf_counter() + 0.5
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while (item := await queue.get()) is not None:
-            due, body = item
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                if await _post(reader, writer, key, body) != 200:
-                    errors += 1
-            except (OSError, asyncio.IncompleteReadError):
-                errors += 1
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            latencies.append(time.perf_counter() - due)
-        writer.close()
-
-    for i in range(total):
-        queue.put_nowait((t0 + i / rate, bodies[i % len(bodies)]))
-    for _ in range(connections):
-        queue.put_nowait(None)
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - max(started, t0)
-    latencies.sort()
+    """One side's run: vegeta's report, the CPU meter's figures over it."""
+    lat, requests = report["latencies"], report["requests"]
     return {
-        "requests": total,
-        "errors": errors,
-        "rps": round(total / elapsed),
-        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
-        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 2),
-        "mean_ms": round(1000 * statistics.fmean(latencies), 2),
+        "side": side,
+        "requests": requests,
+        "rate": round(report["rate"]),
+        "success": round(report["success"], 4),
+        "status_codes": report["status_codes"],
+        "p50_ms": _ms(lat["50th"]),
+        "p99_ms": _ms(lat["99th"]),
+        "max_ms": _ms(lat["max"]),
+        "server_cpu_ms_per_check": round(1000 * spent[side] / max(requests, 1), 3),
+        "generator_cpu_cores": round(generator_cpu_s / seconds, 3),
+        "machine_cores": round(spent["machine"] / seconds, 2),
+        "others_cores": round((spent["others"] - generator_cpu_s) / seconds, 2),
     }
 
 
@@ -210,27 +182,30 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--recalls", type=int, default=2000)
     ap.add_argument("--lines", type=int, default=3)
     args = ap.parse_args()
+    vegeta_binary()  # built before anything starts, if missing
     db = unique_name("bench_guard")
     url = await create_database(db)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    procs = []
-    results: dict[str, dict] = {}
+    procs: dict[str, subprocess.Popen] = {}
+    runs: list[dict] = []
     load_before = load_average()
     try:
         await asyncio.to_thread(upgrade, MIGRATIONS, url)
         key = await seed(dsn, args.recalls)
-        topics = [RECALLS, ORDERS, SELLERS, ALERTS, dead_letter_topic("purchase-matcher")]
-        await create_topics(kafka_bootstrap(), prefix, topics)
-        bodies = baskets(int(args.rate * args.seconds), args.lines, args.recalls)
-        api_port, bare_port = free_port(), free_port()
+        # every topic, so that each of the service's consumers runs as it does in production
+        await create_topics(kafka_bootstrap(), prefix, list(all_topics()))
+        bodies = baskets(10_000, args.lines, args.recalls)
+        ports = {"guard": free_port(), "bare": free_port()}
         env = {
             **os.environ,
             "PURCHASE_MATCHER_DATABASE_URL": url,
-            "PURCHASE_MATCHER_HTTP_PORT": str(api_port),
+            "PURCHASE_MATCHER_HTTP_PORT": str(ports["guard"]),
             "PURCHASE_MATCHER_LOG_LEVEL": "WARNING",
             "RECALL_ALERTS_TOPIC_PREFIX": prefix,
             "RECALL_ALERTS_ENV": "test",
@@ -239,36 +214,64 @@ async def main() -> None:
             "BARE_DSN": dsn,
             "BARE_PEPPER": PEPPER,
         }
-        procs.append(start(["purchase_matcher", "serve"], env))
-        bare_args = ["--port", str(bare_port), "--log-level", "warning", "--no-access-log"]
-        procs.append(start(["uvicorn", "bench.bare_guard:app", *bare_args], env))
-        wait_ready(api_port)
-        wait_ready(bare_port)
-        await load(api_port, key, bodies, args.rate, 2)  # warm-up, both sides
-        await load(bare_port, key, bodies, args.rate, 2)
-        results["guard"] = await load(api_port, key, bodies, args.rate, args.seconds)
-        results["bare"] = await load(bare_port, key, bodies, args.rate, args.seconds)
+        procs["guard"] = start(["purchase_matcher", "serve"], env)
+        bare_args = ["--port", str(ports["bare"]), "--log-level", "warning", "--no-access-log"]
+        procs["bare"] = start(["uvicorn", "bench.bare_guard:app", *bare_args], env)
+        for port in ports.values():
+            wait_ready(port)
+        headers = {"X-Api-Key": key, "Content-Type": "application/json"}
+        load = {
+            side: targets(f"http://127.0.0.1:{ports[side]}{PATH}", headers, bodies)
+            for side in SIDES
+        }
+        for side in SIDES:  # warm-up, both alike
+            await asyncio.to_thread(attack, load[side], args.rate, args.warmup)
+        meter = CpuMeter({side: procs[side].pid for side in SIDES})
+        for i in range(args.rounds):
+            for side in SIDES if i % 2 == 0 else SIDES[::-1]:
+                meter.start()
+                steal = machine_steal_s()
+                report, generator_cpu_s = await asyncio.to_thread(
+                    attack, load[side], args.rate, args.seconds
+                )
+                spent = meter.snapshot()
+                stolen = round((machine_steal_s() - steal) / args.seconds, 2)
+                runs.append(
+                    {
+                        "round": i,
+                        **measurement(side, report, generator_cpu_s, spent, args.seconds),
+                        "steal_cores": stolen,
+                    }
+                )
     finally:
-        for p in procs:
+        for p in procs.values():
             p.terminate()
             p.wait(30)
         await drop_database(db)
         await delete_topics(prefix)
-    guard, bare = results["guard"], results["bare"]
+    p99 = {side: [r["p99_ms"] for r in runs if r["side"] == side] for side in SIDES}
+    p50 = {side: [r["p50_ms"] for r in runs if r["side"] == side] for side in SIDES}
+    ratios = [round(g / b, 2) for g, b in zip(p99["guard"], p99["bare"], strict=True)]
     print(
         json.dumps(
             {
                 "rate": args.rate,
                 "seconds": args.seconds,
+                "rounds": args.rounds,
                 "recalls": args.recalls,
                 "lines_per_check": args.lines,
                 "load_average_before": load_before,
                 "load_average_after": load_average(),
-                **results,
-                "ratio": {
-                    "rps": round(guard["rps"] / bare["rps"], 2),
-                    "p99": round(guard["p99_ms"] / bare["p99_ms"], 2),
+                "runs": runs,
+                "median": {
+                    side: {
+                        "p50_ms": statistics.median(p50[side]),
+                        "p99_ms": statistics.median(p99[side]),
+                    }
+                    for side in SIDES
                 },
+                "p99_ratio_guard_to_bare": ratios,
+                "guard_p99_met_5ms_every_round": all(x <= TARGET_P99_MS for x in p99["guard"]),
             }
         )
     )

@@ -208,6 +208,7 @@ class MatcherService:
             return not await self.key_works(plaintext)
 
         await eventually(refused, timeout=15, interval=0.1)
+        await self.guard_caught_up()
 
     async def operator(self) -> dict[str, str]:
         """Headers with an operator key (issued on first use)."""
@@ -219,9 +220,14 @@ class MatcherService:
         async with self.app.state.runtime.session_factory() as session:
             return (await session.execute(text(sql), params)).scalar()
 
+    async def guard_caught_up(self) -> None:
+        """The checkout guard's index (purchase_matcher.guard_index) holds what the tables hold
+        now: at most one refresh interval after a change, which a test should not guess."""
+        await self.app.state.sellability_guard.index.caught_up()
+
     async def settled(self, within_s: float = 30.0) -> None:
-        """Every record on orders.v1 and recalls.v1 is consumed and committed, and the outbox is
-        published."""
+        """Every record on orders.v1 and recalls.v1 is consumed and committed, the outbox is
+        published, and the checkout guard's index has read the result."""
 
         async def check() -> bool:
             ends = await end_offsets([self.topic(ORDERS), self.topic(RECALLS)])
@@ -241,6 +247,7 @@ class MatcherService:
             return await self.scalar("SELECT count(*) FROM outbox") == 0
 
         await eventually(check, timeout=within_s, interval=0.1)
+        await self.guard_caught_up()
 
     async def keys_settled(self, within_s: float = 30.0) -> None:
         """Every record on sellers.v1 is consumed and committed by the matcher's key consumer

@@ -8,6 +8,7 @@ from purchase_matcher.api import router
 from purchase_matcher.guard import SellabilityGuard
 from purchase_matcher.guard import router as guard_router
 from purchase_matcher.guard_hot_path import GuardHotPath
+from purchase_matcher.guard_index import GuardIndex
 from purchase_matcher.handlers import Matcher
 from purchase_matcher.holds import ShipmentHolds
 from purchase_matcher.metrics import MatcherMetrics
@@ -73,6 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The checkout guard's own read pool (recall_shared.read_pool), closed when the runtime stops.
     guard_pool = ReadPool(settings.database_url, "purchase-matcher-guard")
     runtime.add_background("guard-read-pool", guard_pool.run, stop=guard_pool.stop)
-    app.state.sellability_guard = SellabilityGuard(guard_pool)
+    # Its index of the active recalls and operator keys (purchase_matcher.guard_index), refreshed
+    # on that pool.
+    guard_index = GuardIndex(
+        guard_pool,
+        refresh_s=settings.guard_index_refresh_s,
+        max_age_s=settings.guard_index_max_age_s,
+    )
+    runtime.add_background("guard-index", guard_index.run, stop=guard_index.stop)
+    app.state.sellability_guard = SellabilityGuard(guard_pool, guard_index)
     app.include_router(guard_router)
     return app

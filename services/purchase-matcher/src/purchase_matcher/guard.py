@@ -6,8 +6,11 @@ Who may call: an operator key (the platform's checkout and warehouse services ho
 not call it). It changes nothing, so it is a read in POST form: purchase-matcher has no write rate
 limit by default (Settings.write_rate_limit), since checkout calls it for every basket.
 
-The recalls are found as order events find them, through ``recall_identifiers`` (active recalls
-only), and each recall version is validated once per process (versions never change).
+The recalls are found in the process's index of the active recalls (purchase_matcher.guard_index,
+refreshed from the tables every ``guard_index_refresh_s``, never older than
+``guard_index_max_age_s``); while it is not current, as order events find them, through
+``recall_identifiers`` (active recalls only). Each recall version is validated once per process
+(versions never change).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from purchase_matcher.api import keys
+from purchase_matcher.guard_index import GuardIndex
 from purchase_matcher.sellability import LineVerdict, SaleLine, judge, sale_identifiers
 from recall_shared import events as ev
 from recall_shared.api_keys import Principal
@@ -73,7 +77,18 @@ class CheckLine(BaseModel):
     expires_on: date | None = None
 
     def sale_line(self) -> SaleLine:
-        return SaleLine(**self.model_dump(exclude={"ref"}))
+        # field by field: model_dump per line was a measurable part of a check
+        return SaleLine(
+            product_id=self.product_id,
+            seller_id=self.seller_id,
+            gtin=self.gtin,
+            model_number=self.model_number,
+            lot=self.lot,
+            serial=self.serial,
+            manufactured_on=self.manufactured_on,
+            best_before=self.best_before,
+            expires_on=self.expires_on,
+        )
 
 
 class SellabilityRequest(BaseModel):
@@ -112,15 +127,19 @@ class SellabilityAnswer(BaseModel):
 
 
 class SellabilityGuard:
-    """The lookup behind the route: on a read pool of its own (recall_shared.read_pool: one round
-    trip per statement, no session around it), with the process's cache of validated recall
-    versions."""
+    """The lookup behind the route: the index (``index``) while it is current, else the tables on
+    a read pool of its own (recall_shared.read_pool: one round trip per statement, no session
+    around it), with the process's cache of validated recall versions."""
 
-    def __init__(self, pool: ReadPool) -> None:
+    def __init__(self, pool: ReadPool, index: GuardIndex) -> None:
         self.pool = pool
+        self.index = index
         self._snapshots: dict[str, ev.RecallSnapshot] = {}
 
     async def recalls_naming(self, lines: list[SaleLine]) -> list[ev.RecallSnapshot]:
+        state = self.index.fresh_state()
+        if state is not None:
+            return state.recalls_naming(lines)
         ids = sale_identifiers(lines)
         found = await self.pool.fetch(RECALLS_NAMING, ids["product"], ids["gtin"], ids["model"])
         stale = [

@@ -4,7 +4,9 @@ why."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +14,8 @@ import pytest
 from purchase_matcher.guard import SellabilityAnswer, SellabilityRequest, check_sellability
 from recall_shared import events as ev
 from recall_shared.api_keys import Principal
-from recall_shared.auth import generate_api_key
+from recall_shared.auth import generate_api_key, hash_api_key
+from recall_shared.testing import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +131,84 @@ async def test_the_hot_path_answers_as_the_route(matcher, build) -> None:
     assert hot.pop("checked_at") and route.pop("checked_at")
     assert hot == route
     assert [line["verdict"] for line in hot["lines"]] == ["needs_check", "blocked"]
+
+
+async def _verdict_changes(matcher, body: dict, headers: dict, wanted: tuple[int, str]) -> float:
+    """Ask every 20 ms until the first line's (status, verdict or error) is ``wanted``; the time."""
+
+    async def answer() -> tuple[int, str]:
+        r = await matcher.client.post(PATH, json=body, headers=headers)
+        return r.status_code, r.json()["lines"][0]["verdict"] if r.is_success else r.json()["error"]
+
+    async with asyncio.timeout(15):
+        while (got := await answer()) != wanted:
+            assert got[0] in (200, 401), got
+            await asyncio.sleep(0.02)
+    return time.monotonic()
+
+
+async def test_the_index_blocks_a_published_recall_and_allows_a_closed_one_within_its_bound(
+    matcher, build
+) -> None:
+    """No waiting for the index here: the guard's answer follows the tables within
+    guard_index_max_age_s, answered from the index (it holds the recall)."""
+    product, recall_id = build.new_id("p"), build.new_id("rc")
+    headers = await matcher.operator()
+    body = {"lines": [{"product_id": product, "seller_id": "s-1"}]}
+    guard = matcher.app.state.sellability_guard
+    bound = matcher.settings.guard_index_max_age_s
+    snap = build.snapshot(recall_id, ev.ScopeRule(product_ids=[product]), seller_id=None)
+    status = "SELECT status FROM recalls WHERE recall_id = :r"
+
+    await matcher.send(ev.RecallPublished(recall=snap))
+    await eventually(lambda: _equals(matcher.scalar(status, r=recall_id), "active"), interval=0.02)
+    applied = time.monotonic()
+    assert await _verdict_changes(matcher, body, headers, (200, "blocked")) - applied <= bound
+    assert recall_id in guard.index.state.recalls
+
+    await matcher.send(ev.RecallClosed(recall=snap, closed_at=datetime.now(UTC)))
+    await eventually(lambda: _equals(matcher.scalar(status, r=recall_id), "closed"), interval=0.02)
+    closed = time.monotonic()
+    assert await _verdict_changes(matcher, body, headers, (200, "allowed")) - closed <= bound
+    assert recall_id not in guard.index.state.recalls
+
+
+async def test_a_revoked_operator_key_is_refused_within_the_bound(matcher, build) -> None:
+    key, key_id = await matcher.issue_key("operator")
+    await matcher.guard_caught_up()
+    guard = matcher.app.state.sellability_guard
+    assert hash_api_key(key, matcher.settings.api_key_pepper) in guard.index.state.operator_keys
+    headers = {"X-Api-Key": key}
+    body = {"lines": [{"product_id": "p-1", "seller_id": "s-1"}]}
+    r = await matcher.client.post(PATH, json=body, headers=headers)
+    assert r.status_code == 200, r.text
+
+    await matcher.send(ev.ApiKeyRevoked(key_id=key_id, revoked_at=datetime.now(UTC)))
+    revoked = "SELECT revoked_at IS NOT NULL FROM seller_keys WHERE key_id = :k"
+    await eventually(lambda: _equals(matcher.scalar(revoked, k=key_id), True), interval=0.02)
+    applied = time.monotonic()
+    refused = await _verdict_changes(matcher, body, headers, (401, "unauthorized"))
+    assert refused - applied <= matcher.settings.guard_index_max_age_s
+
+
+async def test_while_the_index_is_not_current_the_tables_answer(matcher, build) -> None:
+    """An index too old to answer from (refreshes failing) is not used: the same answers from
+    the tables, at once."""
+    guard = matcher.app.state.sellability_guard
+    guard.index.stop()  # it learns nothing more...
+    await asyncio.sleep(0.2)  # (a refresh under way ends)
+    guard.index.max_age_s = -1.0  # ...and is too old
+    product = build.new_id("p")
+    headers = await matcher.operator()
+    snap = build.snapshot(build.new_id("rc"), ev.ScopeRule(product_ids=[product]), seller_id=None)
+    await matcher.send(ev.RecallPublished(recall=snap))
+    status = "SELECT status FROM recalls WHERE recall_id = :r"
+    await eventually(lambda: _equals(matcher.scalar(status, r=snap.recall_id), "active"))
+    body = {"lines": [{"product_id": product, "seller_id": "s-1"}]}
+    r = await matcher.client.post(PATH, json=body, headers=headers)
+    assert r.json()["lines"][0]["verdict"] == "blocked"
+    assert snap.recall_id not in guard.index.state.recalls
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected

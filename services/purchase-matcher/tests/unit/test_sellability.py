@@ -3,8 +3,10 @@ rules."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime
 
+from purchase_matcher.guard import CheckLine
 from purchase_matcher.sellability import SaleLine, judge, sale_identifiers
 from recall_shared import events as ev
 
@@ -92,3 +94,23 @@ def test_a_confirming_recall_outweighs_a_possible_one_and_both_are_named() -> No
 def test_the_identifiers_that_find_recalls_are_the_order_lines_ones() -> None:
     ids = sale_identifiers([sale(gtin=GTIN, model_number="KX-1"), sale(product_id="p-2")])
     assert ids == {"product": ["p-2", "p-kettle"], "gtin": [GTIN], "model": ["KX1"]}
+
+
+def test_a_checked_line_carries_every_attribute_into_the_sale_line() -> None:
+    """CheckLine.sale_line copies field by field: one added to both and not copied fails here."""
+    asked = CheckLine(
+        ref="r",
+        product_id="p",
+        seller_id="s",
+        gtin="12345670",
+        model_number="M",
+        lot="L",
+        serial="S",
+        manufactured_on=date(2026, 1, 1),
+        best_before=date(2026, 1, 2),
+        expires_on=date(2026, 1, 3),
+    )
+    line = asked.sale_line()
+    assert {f.name for f in fields(SaleLine)} == set(CheckLine.model_fields) - {"ref"}
+    assert all(getattr(line, f.name) == getattr(asked, f.name) for f in fields(SaleLine))
+    assert all(getattr(line, f.name) is not None for f in fields(SaleLine))

@@ -23,26 +23,36 @@ SMS_SENDER_CHANNEL = "notices_notifier_sms"
 # Queued letters wait for the daily batch (letter_batch.py); nothing to wake.
 _WAKE = {"sms": SMS_SENDER_CHANNEL, "letter": ""}
 _POSTAL = text(
-    "SELECT postal_address IS NOT NULL AND postal_undeliverable_at IS NULL AS postal, "
+    "SELECT customer_id, postal_address IS NOT NULL AND postal_undeliverable_at IS NULL AS postal, "
     "letter_opt_out FROM contacts "
-    "WHERE customer_id = :id"
+    "WHERE customer_id = ANY(CAST(:ids AS text[]))"
 )
 
+# Every fallback of a batch in one statement (the email sender holds a whole claim of notices
+# without an address in one group commit): one round trip, not one per notice.
 _QUEUE = text(
     """
-    WITH queued AS (
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:unreached AS text[]),
+                             CAST(:alert_ids AS text[]), CAST(:customers AS text[]),
+                             CAST(:recipients AS text[]), CAST(:roles AS text[]),
+                             CAST(:kinds AS text[]), CAST(:versions AS int[]),
+                             CAST(:reminder_nos AS int[]), CAST(:channels AS text[]))
+            AS v(notice_id, unreached, alert_id, customer_id, recipient, role, kind, version,
+                 reminder_no, channel)),
+    queued AS (
         INSERT INTO notices (notice_id, alert_id, customer_id, recipient_customer_id,
                              recipient_role, kind, alert_version, reminder_no, channel, status,
                              attempts, traceparent, tracestate)
-        VALUES (:id, :alert_id, :customer_id, :recipient, :role, :kind, :version, :reminder_no,
-                :channel, 'pending', 0,
-                (SELECT traceparent FROM notices WHERE notice_id = :unreached),
-                (SELECT tracestate FROM notices WHERE notice_id = :unreached))
+        SELECT v.notice_id, v.alert_id, v.customer_id, v.recipient, v.role, v.kind, v.version,
+               v.reminder_no, v.channel, 'pending', 0, u.traceparent, u.tracestate
+        FROM v LEFT JOIN notices u ON u.notice_id = v.unreached
         ON CONFLICT DO NOTHING
-        RETURNING notice_id)
-    SELECT pg_notify(:wake, '') FROM queued WHERE :wake <> ''
+        RETURNING notice_id, channel)
+    SELECT notice_id, channel FROM queued
     """
 )
+_NOTIFY = text("SELECT pg_notify(:wake, '')")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,39 +86,64 @@ async def queue_fallback(
     letters_available: bool = False,
 ) -> str | None:
     """Queue the next channel's notice if the policy allows one; its id, or None."""
-    postal, letter_opt_out = False, False
-    if letters_available:
-        row = (await session.execute(_POSTAL, {"id": notice.recipient_customer_id})).first()
-        if row is not None:
-            postal, letter_opt_out = bool(row.postal), bool(row.letter_opt_out)
-    channel = fallback_channel(
-        channel=notice.channel,
-        severity=notice.severity,
-        kind=notice.kind,
-        phone=notice.phone,
-        sms_opt_out=notice.sms_opt_out,
-        sms_available=sms_available,
-        postal=postal,
-        letter_opt_out=letter_opt_out,
-        letters_available=letters_available,
+    queued = await queue_fallbacks(
+        session, [notice], sms_available=sms_available, letters_available=letters_available
     )
-    if channel is None:
-        return None
-    fallback_id = fallback_notice_id(notice.notice_id, channel)
-    await session.execute(
+    return queued[0]
+
+
+async def queue_fallbacks(
+    session: AsyncSession,
+    notices: list[Unreached],
+    *,
+    sms_available: bool,
+    letters_available: bool = False,
+) -> list[str | None]:
+    """Queue, for each notice, the next channel's notice if the policy allows one, all in one
+    statement (and one wake-up per channel); their ids in the same order (None: no fallback)."""
+    postal: dict[str, tuple[bool, bool]] = {}
+    if letters_available and notices:
+        ids = sorted({n.recipient_customer_id for n in notices})
+        rows = (await session.execute(_POSTAL, {"ids": ids})).all()
+        postal = {r.customer_id: (bool(r.postal), bool(r.letter_opt_out)) for r in rows}
+    chosen: list[tuple[Unreached, str, str]] = []
+    ids_out: list[str | None] = []
+    for notice in notices:
+        has_postal, letter_opt_out = postal.get(notice.recipient_customer_id, (False, False))
+        channel = fallback_channel(
+            channel=notice.channel,
+            severity=notice.severity,
+            kind=notice.kind,
+            phone=notice.phone,
+            sms_opt_out=notice.sms_opt_out,
+            sms_available=sms_available,
+            postal=has_postal,
+            letter_opt_out=letter_opt_out,
+            letters_available=letters_available,
+        )
+        if channel is None:
+            ids_out.append(None)
+            continue
+        fallback_id = fallback_notice_id(notice.notice_id, channel)
+        chosen.append((notice, channel, fallback_id))
+        ids_out.append(fallback_id)
+    if not chosen:
+        return ids_out
+    queued = await session.execute(
         _QUEUE,
         {
-            "id": fallback_id,
-            "unreached": notice.notice_id,
-            "alert_id": notice.alert_id,
-            "customer_id": notice.customer_id,
-            "recipient": notice.recipient_customer_id,
-            "role": notice.recipient_role,
-            "kind": notice.kind,
-            "version": notice.alert_version,
-            "reminder_no": notice.reminder_no,
-            "channel": channel,
-            "wake": _WAKE[channel],
+            "ids": [f for _, _, f in chosen],
+            "unreached": [n.notice_id for n, _, _ in chosen],
+            "alert_ids": [n.alert_id for n, _, _ in chosen],
+            "customers": [n.customer_id for n, _, _ in chosen],
+            "recipients": [n.recipient_customer_id for n, _, _ in chosen],
+            "roles": [n.recipient_role for n, _, _ in chosen],
+            "kinds": [n.kind for n, _, _ in chosen],
+            "versions": [n.alert_version for n, _, _ in chosen],
+            "reminder_nos": [n.reminder_no for n, _, _ in chosen],
+            "channels": [c for _, c, _ in chosen],
         },
     )
-    return fallback_id
+    for wake in sorted({_WAKE[r.channel] for r in queued} - {""}):
+        await session.execute(_NOTIFY, {"wake": wake})
+    return ids_out

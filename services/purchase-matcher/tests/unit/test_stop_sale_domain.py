@@ -4,6 +4,7 @@ so consumers hold exactly what is true now."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from purchase_matcher.domain import (
     CONFIRMED,
@@ -21,16 +22,14 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 GTIN = "00012345678905"
 
 
-def listing(**kw: object) -> ListingFacts:
-    values: dict[str, object] = {
-        "product_id": "p-1",
-        "parent_product_id": None,
-        "gtins": (),
-        "model_keys": (),
-        "seller_ids": ("s-1", "s-2"),
-    }
-    values.update(kw)
-    return ListingFacts(**values)  # type: ignore[arg-type]
+def listing(**kw: Any) -> ListingFacts:
+    return ListingFacts(
+        product_id="p-1",
+        parent_product_id=None,
+        gtins=(),
+        model_keys=(),
+        seller_ids=("s-1", "s-2"),
+    )._replace(**kw)
 
 
 def recall(*rules: ev.ScopeRule) -> ev.RecallSnapshot:

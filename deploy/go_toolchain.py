@@ -29,6 +29,7 @@ TOOLCHAIN_SUMS = {
     "linux-amd64": "h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM=",
     "linux-arm64": "h1:sYL/O6MqS68ML0kjsQ36WoYIpJqkw60TxizWUYUKQMc=",
 }
+INSTALLER_BIN = "/usr/local/go/bin"
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 GoVersion = tuple[int, int, int]
@@ -51,13 +52,18 @@ def parse_go_version(output: str) -> GoVersion | None:
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
+def installed_go() -> str | None:
+    """The `go` on PATH, else the one where Go's own installer puts it (not always on PATH)."""
+    return shutil.which("go") or shutil.which("go", path=INSTALLER_BIN)
+
+
 def path_go_if_new_enough(
     minimum: GoVersion,
-    which: Callable[[str], str | None] = shutil.which,
+    find: Callable[[], str | None] = installed_go,
     version_of: Callable[[str], str] | None = None,
 ) -> Path | None:
-    """The `go` on PATH if it is at least `minimum`, else None (the pinned toolchain is used)."""
-    go = which("go")
+    """The installed `go` if it is at least `minimum`, else None (the pinned toolchain is used)."""
+    go = find()
     if go is None:
         return None
     output = (version_of or _go_version_output)(go)

@@ -1,5 +1,5 @@
 """The helm the project checks its chart with: v3.22.0 built from the Go module proxy into
-.cache/tools once (`go install`, with the go on PATH if it is new enough, else a Go toolchain
+.cache/tools once (`go install`, with the installed go if it is new enough, else a Go toolchain
 fetched from the proxy: deploy/go_toolchain.py), then reused."""
 
 from __future__ import annotations

@@ -55,16 +55,16 @@ def test_go_version_is_read_from_go_version_output(
 )
 def test_the_go_on_path_is_used_only_when_new_enough(output: str, chosen: bool) -> None:
     found = path_go_if_new_enough(
-        (1, 26, 0), which=lambda _: "/opt/go/bin/go", version_of=lambda _: output
+        (1, 26, 0), find=lambda: "/opt/go/bin/go", version_of=lambda _: output
     )
     assert found == (Path("/opt/go/bin/go") if chosen else None)
 
 
-def test_no_go_on_path_means_the_pinned_toolchain() -> None:
+def test_no_installed_go_means_the_pinned_toolchain() -> None:
     def never_asked(_: str) -> str:
         raise AssertionError("no go to ask")
 
-    assert path_go_if_new_enough((1, 26, 0), which=lambda _: None, version_of=never_asked) is None
+    assert path_go_if_new_enough((1, 26, 0), find=lambda: None, version_of=never_asked) is None
 
 
 def test_helm_needs_no_newer_go_than_the_pinned_toolchain() -> None:
@@ -142,3 +142,17 @@ def test_a_zip_path_leaving_the_target_is_refused(tmp_path: Path) -> None:
     zip_path = _module_zip(tmp_path / "bad.zip", "p/", {"../escape": ("x", 0o644)})
     with pytest.raises(RuntimeError, match="unexpected path"):
         go_toolchain.unpack(zip_path, "p/", tmp_path / "out")
+
+
+def test_a_go_off_path_where_the_go_installer_puts_it_is_found(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    installer_bin = tmp_path / "usr-local-go-bin"
+    installer_bin.mkdir()
+    (installer_bin / "go").write_text("#!/bin/sh\n")
+    (installer_bin / "go").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(go_toolchain, "INSTALLER_BIN", str(installer_bin))
+    assert go_toolchain.installed_go() == str(installer_bin / "go")
+    monkeypatch.setattr(go_toolchain, "INSTALLER_BIN", str(tmp_path / "none"))
+    assert go_toolchain.installed_go() is None

@@ -72,6 +72,7 @@ class KeyColumns(Protocol):
     recall-intake's own ``api_keys`` table, the source it is copied from. Class attributes (the
     mapped columns), as the queries read them."""
 
+    __tablename__: str
     key_id: ClassVar[Mapped[str]]
     key_hash: ClassVar[Mapped[str]]
     role: ClassVar[Mapped[str]]
@@ -275,7 +276,7 @@ class ApiKeyAuth:
         """``require_operator`` for a hot route: the key's row read on the route's own read pool
         (``pool_of(request)``), the same answers."""
         query = (
-            f"SELECT key_id, role, seller_id, revoked_at FROM {self.model.__tablename__} "  # type: ignore[attr-defined]
+            f"SELECT key_id, role, seller_id, revoked_at FROM {self.model.__tablename__} "
             "WHERE key_hash = $1"
         )
 

@@ -11,7 +11,6 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -83,16 +82,6 @@ def murmur2(key: bytes) -> int:
     return h ^ (h >> 15)
 
 
-class _Batch(Protocol):
-    """What is used of aiokafka's BatchBuilder (``producer.create_batch()``; aiokafka has no type
-    hints): None from append means the batch is full."""
-
-    def append(
-        self, *, key: bytes | None, value: bytes | None, timestamp: int | None, headers: list
-    ) -> object | None: ...
-    def record_count(self) -> int: ...
-
-
 class KeyedBatchSender:
     """Streams many keyed records to one topic through aiokafka's batch API (``create_batch`` /
     ``send_batch``), a fraction of the per-record cost of ``send()``.
@@ -110,7 +99,7 @@ class KeyedBatchSender:
         self.max_inflight = max_inflight
         self.sent = 0
         self._partitions: list[int] = []
-        self._batches: dict[int, _Batch] = {}
+        self._batches: dict[int, object] = {}
         self._inflight: deque[asyncio.Future] = deque()
 
     async def start(self) -> KeyedBatchSender:
@@ -125,7 +114,7 @@ class KeyedBatchSender:
         batch = self._batches.get(partition)
         if batch is None:
             batch = self._batches[partition] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
             await self._send(partition, batch)
             batch = self._batches[partition] = self.producer.create_batch()
             # An empty batch takes any record, even one over max_batch_size (the broker's limit
@@ -134,7 +123,7 @@ class KeyedBatchSender:
                 raise ValueError(f"record for key {key!r} does not fit an empty batch")
         self.sent += 1
 
-    async def _send(self, partition: int, batch: _Batch) -> None:
+    async def _send(self, partition: int, batch: object) -> None:
         self._inflight.append(
             await self.producer.send_batch(batch, self.topic, partition=partition)
         )
@@ -145,7 +134,7 @@ class KeyedBatchSender:
         """Send what is buffered and wait for every acknowledgement; returns how many records were
         sent. Raises the first failure, after every batch in flight has settled."""
         for partition, batch in list(self._batches.items()):
-            if batch.record_count():
+            if batch.record_count():  # type: ignore[attr-defined]
                 await self._send(partition, batch)
         self._batches.clear()
         inflight, self._inflight = list(self._inflight), deque()

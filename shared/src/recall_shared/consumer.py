@@ -47,12 +47,17 @@ from recall_shared.batch import Settler, WaitItOut, backoff_delay
 from recall_shared.cancellation import is_failure, suppressed_failures
 from recall_shared.db import ping
 from recall_shared.dead_letters import DLQ_PREFIX, DeadLetters, Record, redrive
-from recall_shared.envelope import Envelope, EnvelopeError, InvalidEvent, parse, read_headers
+from recall_shared.envelope import Envelope, EnvelopeError, InvalidEvent, parse_as, read_headers
 from recall_shared.events import EVENTS_BY_TYPE, Event
 from recall_shared.failures import cause_label, describe, is_transient
 from recall_shared.handlers import BatchHandler, Delivery, Handler, HandlerMap, PermanentError
 from recall_shared.kafka import create_consumer
-from recall_shared.logging import log_context, new_correlation_id
+from recall_shared.logging import (
+    fields_record,
+    lines_together,
+    log_context,
+    new_correlation_id,
+)
 from recall_shared.metrics import Metrics
 from recall_shared.settings import ServiceSettings
 from recall_shared.telemetry import Telemetry, context_of, within
@@ -101,27 +106,27 @@ def _log_event(
 ) -> None:
     """The line of one event, after its transaction committed: what it was and what became of it.
     ``duration_ms`` is the time in its handler (a batch handler's whole call, of ``batch``
-    deliveries); the trace is its process span's."""
-    env = item.envelope
-    traced: dict[str, str] = {}
+    deliveries); the trace is its process span's. One per applied event, so made as a fields record
+    (about half of ``Logger.info``'s cost for the same line)."""
+    if not event_log.isEnabledFor(logging.INFO):
+        return
+    env, rec = item.envelope, item.record
+    fields: dict[str, object] = {
+        "event_id": env.id,
+        "correlation_id": env.correlation_id,
+        "event_type": env.type,
+        "topic": rec.topic,
+        "partition": rec.partition,
+        "offset": rec.offset,
+        "outcome": outcome,
+        "duration_ms": round(seconds * 1000, 3),
+        "batch": batch,
+    }
     if span is not None:
         ctx = span.get_span_context()
-        traced = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-    event_log.info(
-        "event handled",
-        extra={
-            **traced,
-            "event_id": env.id,
-            "correlation_id": env.correlation_id,
-            "event_type": env.type,
-            "topic": item.record.topic,
-            "partition": item.record.partition,
-            "offset": item.record.offset,
-            "outcome": outcome,
-            "duration_ms": round(seconds * 1000, 3),
-            "batch": batch,
-        },
-    )
+        fields["trace_id"] = format(ctx.trace_id, "032x")
+        fields["span_id"] = format(ctx.span_id, "016x")
+    event_log.handle(fields_record(event_log, logging.INFO, "event handled", fields))
 
 
 class _PartitionWorker:
@@ -529,7 +534,7 @@ class ConsumerRunner:
                 continue
             cls, handler = entry
             try:
-                event = parse(env, {env.type: cls})
+                event = parse_as(env, cls)
             except (InvalidEvent, EnvelopeError) as exc:
                 bad.append((rec, "invalid", exc))
                 continue
@@ -585,19 +590,20 @@ class ConsumerRunner:
         topic = chunk[0].record.topic
         self.metrics.handle_seconds.labels(topic).observe(elapsed)
         self.metrics.batch_size.labels(topic).observe(len(chunk))
-        if len(todo) < len(chunk):
-            applied = {id(item) for item in todo}
-            dropped = [item for item in chunk if id(item) not in applied]
-            # Per record's own topic: a slot's chunk mixes the topics keyed alike.
-            for dropped_topic, n in Counter(item.record.topic for item in dropped).items():
-                self.metrics.events_duplicate.labels(dropped_topic).inc(n)
-            outcomes["duplicate"] += len(dropped)
-            for item in dropped:
-                _log_event(item, "duplicate", 0.0, 1)
         consumed: Counter[tuple[str, str]] = Counter()
-        for item, took, batch in timings:
-            consumed[(item.record.topic, item.envelope.type)] += 1
-            _log_event(item, "applied", took, batch, spans.get(id(item)))
+        with lines_together():  # the batch's event lines in one write
+            if len(todo) < len(chunk):
+                applied = {id(item) for item in todo}
+                dropped = [item for item in chunk if id(item) not in applied]
+                # Per record's own topic: a slot's chunk mixes the topics keyed alike.
+                for dropped_topic, n in Counter(item.record.topic for item in dropped).items():
+                    self.metrics.events_duplicate.labels(dropped_topic).inc(n)
+                outcomes["duplicate"] += len(dropped)
+                for item in dropped:
+                    _log_event(item, "duplicate", 0.0, 1)
+            for item, took, batch in timings:
+                consumed[(item.record.topic, item.envelope.type)] += 1
+                _log_event(item, "applied", took, batch, spans.get(id(item)))
         for (topic_name, event_type), n in consumed.items():
             self.metrics.events_consumed.labels(topic_name, event_type).inc(n)
         outcomes["applied"] += len(todo)

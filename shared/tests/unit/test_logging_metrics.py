@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import sys
 
 import orjson
+import pytest
 
 from recall_shared.logging import (
     JsonFormatter,
+    LineHandler,
     correlation_id_var,
     current_correlation_id,
     event_id_var,
+    fields_record,
+    lines_together,
     log_context,
 )
 from recall_shared.metrics import Metrics
@@ -127,3 +133,78 @@ def test_per_logger_levels_silence_one_logger_and_refuse_typos(settings_factory)
         events.setLevel(saved[2])
     with pytest.raises(ValueError, match="LOUD"):
         settings_factory(log_levels="recall_shared.events=LOUD")
+
+
+def test_a_fields_record_is_the_record_make_record_makes_and_formats_alike() -> None:
+    logger = logging.getLogger("recall.test.fields")
+    fields: dict[str, object] = {"event_id": "e-1", "correlation_id": None, "offset": 7}
+    fast = fields_record(logger, logging.INFO, "event handled", fields)
+    slow = logger.makeRecord(
+        *(logger.name, logging.INFO, "(unknown file)", 0, "event handled", (), None),
+        *("(unknown function)", fields),
+    )
+    own = {k: v for k, v in fast.__dict__.items() if k != "_fields"}
+    assert own.keys() == slow.__dict__.keys()
+    times = ("created", "msecs", "relativeCreated")
+    assert {k: v for k, v in own.items() if k not in times} == {
+        k: v for k, v in slow.__dict__.items() if k not in times
+    }
+    assert abs(fast.created - slow.created) < 1 and fast.getMessage() == "event handled"
+    formatter = JsonFormatter("svc")
+    slow.created, slow.msecs = fast.created, fast.msecs
+    with log_context(correlation_id="outer", event_id="outer-event"):  # the line's own win
+        assert orjson.loads(formatter.format(fast)) == orjson.loads(formatter.format(slow))
+        entry = orjson.loads(formatter.format(fast))
+    assert entry["event_id"] == "e-1" and entry["correlation_id"] is None and entry["offset"] == 7
+
+
+def test_a_fields_record_that_something_added_to_formats_what_was_added() -> None:
+    record = fields_record(logging.getLogger("x"), logging.WARNING, "m", {"a": 1})
+    record.repeated = 3  # as RepeatFilter does
+    entry = orjson.loads(JsonFormatter("svc").format(record))
+    assert entry["a"] == 1 and entry["repeated"] == 3 and "_fields" not in entry
+
+
+def test_a_fields_record_refuses_to_overwrite_a_record_attribute() -> None:
+    with pytest.raises(KeyError, match="levelno"):
+        fields_record(logging.getLogger("x"), logging.INFO, "m", {"levelno": 1})
+
+
+class _Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+async def test_lines_logged_together_go_out_in_one_write_at_the_end() -> None:
+    stream = _Writes()
+    handler = LineHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("recall.test.together")
+    logger.addHandler(handler)
+    logger.propagate = False
+    block_done = asyncio.Event()
+
+    async def later() -> None:  # started within, logs after: the context, not the holding
+        await block_done.wait()
+        logger.warning("later")
+
+    try:
+        with pytest.raises(RuntimeError), lines_together():
+            logger.warning("one")
+            logger.handle(fields_record(logger, logging.WARNING, "two", {"n": 2}))
+            task = asyncio.create_task(later())
+            await asyncio.to_thread(logger.warning, "from a thread")  # not held
+            assert stream.writes == ["from a thread\n"]  # the block's lines still held
+            raise RuntimeError("the block fails: its lines still go out")
+        logger.warning("after")
+        block_done.set()
+        await task
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert stream.writes == ["from a thread\n", "one\ntwo\n", "after\n", "later\n"]

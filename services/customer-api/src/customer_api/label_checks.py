@@ -9,12 +9,15 @@ the new tier once that update arrives. Cannot tell: nothing changes."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_api import logic
+from customer_api.label_form import DateField, dates_asked
 from customer_api.models import CustomerAlert, LabelCheck, PublicRecall
 from recall_shared import events as ev
 from recall_shared.event_ids import event_id
@@ -45,6 +48,24 @@ class Typed:
             if value
         ]
         return "label check: " + ", ".join(parts)
+
+
+async def dates_asked_of(
+    session: AsyncSession, recall_ids: Sequence[str]
+) -> dict[str, tuple[DateField, ...]]:
+    """For the pages' forms: which label dates each recall's scope asks for (a recall whose scope
+    has not arrived from recalls.v1 is missing: its check cannot tell yet whatever is typed)."""
+    if not recall_ids:
+        return {}
+    rows = await session.execute(
+        select(PublicRecall.recall_id, PublicRecall.snapshot).where(
+            PublicRecall.recall_id.in_(set(recall_ids))
+        )
+    )
+    return {
+        recall_id: dates_asked(ev.RecallSnapshot.model_validate(snapshot).rules)
+        for recall_id, snapshot in rows
+    }
 
 
 def answer_for(state: ev.AlertState, rules: list[ev.ScopeRule], typed: Typed) -> LabelAnswer:

@@ -203,6 +203,13 @@ SOURCE = source(
     msg("check.gtin", "Barcode number (GTIN, EAN or UPC)"),
     msg("check.lot", "Lot or batch number"),
     msg("check.serial", "Serial number"),
+    msg("check.manufactured_on", "Date of manufacture"),
+    msg("check.best_before", "Best before date"),
+    msg("check.expires_on", "Expiry date (use by)"),
+    msg(
+        "check.bad_date",
+        "This is not a date. Please give it as year-month-day, for example 2026-10-22.",
+    ),
     msg("check.submit", "Check"),
     msg(
         "check.confirmed",
@@ -217,8 +224,9 @@ SOURCE = source(
     # "Am I affected?" on the alert page (label_checks).
     msg(
         "label_check.intro",
-        "Type the lot or serial number from your product's label: we check it against this recall.",
+        "Type what your product's label says: we check it against this recall.",
     ),
+    msg("error.label_date", "One of the dates you typed is not a date. Please correct it below."),
     msg(
         "done.label_confirmed",
         "Your unit is affected by this recall. Stop using it and choose your remedy below.",

@@ -18,18 +18,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs, quote, urlencode
 
 import jwt
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from customer_api import case_progress, i18n, label_checks, logic
+from customer_api import case_progress, i18n, label_checks, label_form, logic
+from customer_api.label_form import DateField, LabelForm
 from customer_api.models import CustomerAlert, RemedyRequest
 from customer_api.templating import TEMPLATES
 from recall_shared import events as ev
@@ -144,7 +146,7 @@ def _render(request: Request, template: str, status_code: int = 200, **ctx: Any)
         lang=lang,
         s=i18n.strings(lang),
         languages=i18n.LANGUAGE_NAMES,
-        path=request.url.path,
+        path=ctx.pop("path", request.url.path),  # a form re-rendered: the page's own address
         session=ctx.pop("session", None),
         **ctx,
     )
@@ -296,10 +298,18 @@ def _case_details(remedy: RemedyRequest, s: Mapping[str, str], lang: str) -> dic
 
 
 def alert_view(
-    a: CustomerAlert, remedy: RemedyRequest | None, lang: str, *, recall_withdrawn: bool = False
+    a: CustomerAlert,
+    remedy: RemedyRequest | None,
+    lang: str,
+    *,
+    recall_withdrawn: bool = False,
+    dates: Sequence[DateField] = (),
+    form: LabelForm | None = None,
 ) -> dict[str, Any]:
     """Everything a template shows of one alert, in the customer's language; values are plain
-    text. ``recall_withdrawn``: the alert closed because its recall was withdrawn."""
+    text. ``recall_withdrawn``: the alert closed because its recall was withdrawn. ``dates``: the
+    label dates the recall's scope asks for; ``form``: the label check as typed, shown again when
+    it was refused (a bad date)."""
     s = i18n.strings(lang)
     st = ev.AlertState.model_validate(a.state)
     rc = st.recall
@@ -374,6 +384,11 @@ def alert_view(
         "can_choose": unresolved,
         "can_declare": unresolved and st.tier == "possibly_affected",
         "can_check": unresolved,  # am I affected? (label_checks)
+        "label_form": {
+            "lot": form.typed["lot"] if form else "",
+            "serial": form.typed["serial"] if form else "",
+            "dates": label_form.date_inputs(dates, form, s),
+        },
         "can_acknowledge": is_open and a.acknowledged_at is None,
         "progress": _progress(remedy, s, lang) if remedy else None,
         **_notice_items(rc, lang),
@@ -488,8 +503,15 @@ async def recalls_page(request: Request, db: SessionDep, cursor: str | None = No
     withdrawn = await logic.withdrawn_recalls(
         db, [a.recall_id for a in alerts if a.status == "closed"]
     )
+    dates = await label_checks.dates_asked_of(db, [a.recall_id for a in alerts])
     views = [
-        alert_view(a, remedies.get(a.alert_id), lang, recall_withdrawn=a.recall_id in withdrawn)
+        alert_view(
+            a,
+            remedies.get(a.alert_id),
+            lang,
+            recall_withdrawn=a.recall_id in withdrawn,
+            dates=dates.get(a.recall_id, ()),
+        )
         for a in alerts
     ]
     return _render(
@@ -507,22 +529,57 @@ async def recalls_page(request: Request, db: SessionDep, cursor: str | None = No
 @router.get("/recalls/{alert_id}", response_class=HTMLResponse)
 async def alert_page(alert_id: str, request: Request, db: SessionDep) -> Response:
     session = _session(request)
+    return await _alert_page(
+        request,
+        db,
+        session,
+        alert_id,
+        done=request.query_params.get("done"),
+        error=request.query_params.get("error"),
+    )
+
+
+async def _alert_page(
+    request: Request,
+    db: AsyncSession,
+    session: PageSession,
+    alert_id: str,
+    *,
+    status_code: int = 200,
+    form: LabelForm | None = None,
+    done: str | None = None,
+    error: str | None = None,
+) -> Response:
+    """One alert in full; with ``form``, its label check as typed (refused: a bad date)."""
     try:
         a = await logic.own_alert(db, session.customer_id, alert_id)
     except logic.AlertNotFound:
         return _not_found(request, session)
     withdrawn = a.status == "closed" and bool(await logic.withdrawn_recalls(db, [a.recall_id]))
+    dates = await label_checks.dates_asked_of(db, [a.recall_id])
     view = alert_view(
-        a, await logic.remedy_of(db, alert_id), _lang(request), recall_withdrawn=withdrawn
+        a,
+        await logic.remedy_of(db, alert_id),
+        _lang(request),
+        recall_withdrawn=withdrawn,
+        dates=dates.get(a.recall_id, ()),
+        form=form,
     )
     return _render(
         request,
         "alert.html.j2",
+        status_code,
         session=session,
+        path=view["url"],
         alert=view,
-        done=request.query_params.get("done"),
-        error=request.query_params.get("error"),
+        done=done,
+        error=error,
     )
+
+
+def _offered(remedy: str) -> TypeGuard[ev.RemedyType]:
+    """Whether the form's remedy is one this page knows (REMEDY_STEPS has every RemedyType)."""
+    return remedy in REMEDY_STEPS
 
 
 # ------------------------------------------------------------------ forms
@@ -556,15 +613,23 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
                 return _redirect(
                     request, f"{back}?{urlencode({**extra, 'error': 'choose'})}{anchor}"
                 )
-            if remedy not in REMEDY_STEPS:
+            if not _offered(remedy):
                 raise logic.RemedyNotOffered(remedy)
-            await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)  # type: ignore[arg-type]
+            await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)
         elif action == "acknowledge":
             await logic.acknowledge(db, session.customer_id, alert_id)
         elif action == "label_check":
+            label = label_form.read(form)
+            if label.bad_dates:  # the form again, as typed, the bad date named at its field
+                return await _alert_page(
+                    request, db, session, alert_id, status_code=422, form=label, error="label_date"
+                )
             typed = label_checks.Typed(
-                lot=form.get("lot", "").strip()[:200] or None,
-                serial=form.get("serial", "").strip()[:200] or None,
+                lot=label.text("lot"),
+                serial=label.text("serial"),
+                manufactured_on=label.day("manufactured_on"),
+                best_before=label.day("best_before"),
+                expires_on=label.day("expires_on"),
             )
             answer, _ = await label_checks.check_label(
                 db, runtime, session.customer_id, alert_id, typed

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from customer_api import i18n
+from customer_api import i18n, label_form
 from customer_api.models import PublicRecall as Row
 from customer_api.public_view import (
     PublicRecall,
@@ -133,14 +133,14 @@ async def public_recall(request: Request, recall_id: str, session: SessionDep) -
         body = _page(request, "public_missing.html.j2", lang)
         return _answer(request, "", body, "text/html; charset=utf-8", status_code=404)
     recall = _row(row)
-    typed = {k: request.query_params.get(k, "").strip()[:200] for k in ("gtin", "lot", "serial")}
-    checked = (
-        label_check_view(recall, typed, lang)
-        if any(typed.values()) and recall.status != "withdrawn"  # nothing to check any more
-        else None
-    )
+    typed = label_form.read(request.query_params)
+    # an answer to what someone typed (nothing to check once withdrawn); a bad date: none, the
+    # form again with the date named at its field (422)
+    answering = typed.anything and recall.status != "withdrawn"
+    refused = answering and bool(typed.bad_dates)
+    checked = label_check_view(recall, typed, lang) if answering and not refused else None
     tag = etag("recall", lang, _base_url(request), recall.recall_id, recall.version, recall.status)
-    if checked is None and matches(request.headers.get("if-none-match"), tag):
+    if not answering and matches(request.headers.get("if-none-match"), tag):
         return _answer(request, tag, None, "text/html")
     body = _page(
         request,
@@ -148,11 +148,18 @@ async def public_recall(request: Request, recall_id: str, session: SessionDep) -
         lang,
         r=recall_view(recall, lang),
         json_ld=json_ld(recall, _base_url(request)),
-        typed=typed,
+        typed=typed.typed,
+        dates=label_form.date_inputs(
+            label_form.dates_asked(recall.snapshot.rules), typed, i18n.strings(lang)
+        ),
         checked=checked,
+        refused=refused,
     )
-    response = _answer(request, tag, body, "text/html; charset=utf-8")
-    if checked is not None:  # an answer to what someone typed: neither cached nor validated
+    response = _answer(
+        request, tag, body, "text/html; charset=utf-8", status_code=422 if refused else 200
+    )
+    if answering:  # an answer to what someone typed: neither cached nor validated
         response.headers["Cache-Control"] = "no-store"
-        del response.headers["ETag"]
+        if "etag" in response.headers:
+            del response.headers["ETag"]
     return response

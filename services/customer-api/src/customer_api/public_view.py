@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 import orjson
 
 from customer_api import i18n
+from customer_api.label_form import LabelForm
 from recall_shared import events as ev
 from recall_shared.label_check import Label, check
 from recall_shared.notice_view import (
@@ -24,7 +25,7 @@ from recall_shared.notice_view import (
 )
 
 ATOM = "http://www.w3.org/2005/Atom"
-VIEW_VERSION = "2"
+VIEW_VERSION = "3"
 """Part of every ETag: bump it when the pages' markup changes, so caches drop the old pages."""
 
 
@@ -210,17 +211,20 @@ def _named(name: str) -> ET.Element:
     return element
 
 
-def label_check_view(row: PublicRecall, typed: dict[str, str], lang: str) -> dict[str, str]:
-    """The anonymous "am I affected?": a barcode and a lot or serial from the label against the
-    recall's scope (``recall_shared.label_check``, as matching compares them). Nobody's purchase is
-    known here, so a rule limited to a seller or a purchase window cannot be told."""
+def label_check_view(row: PublicRecall, typed: LabelForm, lang: str) -> dict[str, str]:
+    """The anonymous "am I affected?": a barcode, a lot or serial and the dates from the label
+    against the recall's scope (``recall_shared.label_check``, as matching compares them). Nobody's
+    purchase is known here, so a rule limited to a seller or a purchase window cannot be told."""
     s = i18n.strings(lang)
     answer = check(
         row.snapshot.rules,
         Label(
-            gtin=typed.get("gtin") or None,
-            lot=typed.get("lot") or None,
-            serial=typed.get("serial") or None,
+            gtin=typed.text("gtin"),
+            lot=typed.text("lot"),
+            serial=typed.text("serial"),
+            manufactured_on=typed.day("manufactured_on"),
+            best_before=typed.day("best_before"),
+            expires_on=typed.day("expires_on"),
         ),
     )
     if answer.answer != "cannot_tell":

@@ -116,6 +116,19 @@ def with_content(alert: ev.AlertState, **update: object) -> ev.AlertState:
     return alert.model_copy(update={"recall": alert.recall.model_copy(update=update)})
 
 
+async def expected_422_logged(console_errors: list[str]) -> None:
+    """Chromium logs a 4xx document as a console error: wait for that one, and only it, to go."""
+    logged = (
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    )
+
+    async def seen():
+        return logged in console_errors or None
+
+    await eventually(seen, timeout=5, interval=0.05)
+    console_errors.remove(logged)
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -341,3 +354,48 @@ async def test_another_customers_alert_url_is_a_404_page(
     # Chromium logs the document's own 404 status; that one is expected here.
     expected = "the server responded with a status of 404"
     browser.console_errors[:] = [e for e in browser.console_errors if expected not in e]
+
+
+async def test_the_alert_pages_label_check_by_best_before_date(
+    served_api, events, browser: Browser, page: Page
+) -> None:
+    """The date the recall's scope limits, picked in the alert page's date input: the unit is
+    confirmed affected; a malformed date (no date input) is the form again, the field named."""
+    from datetime import UTC, date, datetime
+
+    api = served_api
+    customer = events.new_customer()
+    alert = events.alert(customer, title="Acme kettle KX-1", tier="confirmed")
+    window = ev.DateWindow(start=date(2027, 3, 1), end=date(2027, 3, 31))
+    recall = ev.RecallSnapshot(
+        recall_id=alert.recall_id,
+        version=1,
+        seller_id="seller-1",
+        published_at=datetime(2026, 11, 20, tzinfo=UTC),
+        rules=[ev.ScopeRule(product_ids=["prod-kettle"], best_before=window)],
+        content=alert.recall,
+    )
+    await api.publish(ev.RecallPublished(recall=recall))
+
+    async def public():
+        return (await api.client.get(f"/public/recalls/{recall.recall_id}")).is_success or None
+
+    await eventually(public, timeout=15, interval=0.1)
+    await api.raise_alert(alert)
+    await sign_in(page, api, customer, f"/recalls/{alert.alert_id}")
+    await page.get_by_label("Best before date").fill("2027-03-15")
+    await page.get_by_role("button", name="Check").click()
+    await page.wait_for_url(re.compile(r"done=label_confirmed"))
+    await expect(page.get_by_role("status")).to_contain_text("Your unit is affected")
+    await shot(page, "10-label-check-by-date")
+
+    # A browser without a date input sends what was typed: the form comes back, the field named.
+    await page.get_by_label("Best before date").evaluate("e => { e.type = 'text'; }")
+    await page.get_by_label("Best before date").fill("15.03.2027")
+    await page.get_by_role("button", name="Check").click()
+    await expect(page.get_by_role("alert")).to_contain_text("One of the dates you typed")
+    await expect(page.get_by_label("Best before date")).to_have_accessible_description(
+        re.compile("This is not a date")
+    )
+    await expected_422_logged(browser.console_errors)
+    await shot(page, "11-label-check-bad-date")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -21,7 +22,13 @@ from playwright.async_api import BrowserContext, Page, async_playwright, expect
 from recall_shared import events as ev
 from recall_shared.testing import eventually
 
-from .test_pages_in_chromium import CHROMIUM, CHROMIUM_ARGS, KETTLE_SVG, SCREENSHOTS
+from .test_pages_in_chromium import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KETTLE_SVG,
+    SCREENSHOTS,
+    expected_422_logged,
+)
 
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -175,3 +182,54 @@ async def test_a_withdrawn_recall_page_says_so_and_passes_axe(served_api, page: 
     await expect(page.get_by_role("heading", name="Am I affected?")).to_have_count(0)
     assert await axe_violations(page) == []
     await page.screenshot(path=str(SCREENSHOTS / "public-recall-withdrawn.png"), full_page=True)
+
+
+async def test_the_check_by_best_before_date_in_chromium_passes_axe(
+    served_api, context: tuple[BrowserContext, list[str]], page: Page
+) -> None:
+    """The date the scope asks for, picked in Chromium's date input: answered; a malformed one
+    (from a browser without a date input) named at its field, which describes itself by it."""
+    api = served_api
+    dated = recall().model_copy(
+        update={
+            "rules": [
+                ev.ScopeRule(
+                    product_ids=["prod-kettle"],
+                    gtins=["00012345678905"],
+                    best_before=ev.DateWindow(start=date(2027, 3, 1), end=date(2027, 3, 31)),
+                )
+            ]
+        }
+    )
+    await api.publish(ev.RecallPublished(recall=dated))
+    path = f"/public/recalls/{dated.recall_id}"
+
+    async def shown():
+        return (await api.client.get(path)).status_code == 200 or None
+
+    await eventually(shown, timeout=15, interval=0.1)
+    await page.goto(f"{api.base_url}{path}")
+    date_input = page.get_by_label("Best before date")
+    await expect(date_input).to_have_attribute("type", "date")
+    await expect(page.get_by_label("Expiry date (use by)")).to_have_count(0)
+    await page.get_by_label("Barcode number (GTIN, EAN or UPC)").fill("00012345678905")
+    await date_input.fill("2027-03-15")
+    await page.get_by_role("button", name="Check").click()
+    await expect(page.get_by_role("status")).to_have_text(re.compile("is affected by this recall"))
+    await expect(page.get_by_label("Best before date")).to_have_value("2027-03-15")
+    assert await axe_violations(page) == []
+    await page.screenshot(path=str(SCREENSHOTS / "public-recall-checked.png"), full_page=True)
+
+    response = await page.goto(
+        f"{api.base_url}{path}?gtin=00012345678905&best_before=31%2F03%2F2027#check"
+    )
+    assert response is not None and response.status == 422
+    _, errors = context
+    await expected_422_logged(errors)
+    await expect(page.get_by_role("alert")).to_contain_text("One of the dates you typed")
+    await expect(page.get_by_label("Best before date")).to_have_accessible_description(
+        re.compile("This is not a date")
+    )
+    await expect(page.get_by_label("Best before date")).to_have_attribute("aria-invalid", "true")
+    assert await axe_violations(page) == []
+    await page.screenshot(path=str(SCREENSHOTS / "public-recall-bad-date.png"), full_page=True)

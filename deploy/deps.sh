@@ -10,6 +10,8 @@
 #                    debootstrap
 #   uv               the one on PATH if there is one; otherwise uv from PyPI in a private virtualenv,
 #                    .cache/uv-venv/ (never pip into the system Python: Debian refuses that, PEP 668)
+#   (not here)       Go: deploy/helm.py builds helm with the go on PATH if it is new enough, else with
+#                    a Go toolchain it fetches from the Go module proxy into .cache/tools (deploy/go_toolchain.py)
 #
 # Environment:
 #   RECALL_ALERTS_EXTERNAL_POSTGRES=1    no local PostgreSQL is needed, so none is installed

@@ -12,7 +12,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -73,38 +72,6 @@ def make_settings(**overrides: object) -> SharedTestSettings:
 @pytest.fixture
 def settings_factory() -> Callable[..., SharedTestSettings]:
     return make_settings
-
-
-# --------------------------------------------------------------------------- events used by the
-# tests
-
-
-def alert_closed(alert_id: str, customer_id: str = "cust-1") -> ev.AlertClosed:
-    return ev.AlertClosed(
-        alert_id=alert_id, customer_id=customer_id, recall_id="rc-1", closed_at=datetime.now(UTC)
-    )
-
-
-def alert_withdrawn(customer_id: str, seq: int) -> ev.AlertWithdrawn:
-    """``alert_version`` carries a per-key sequence number in the ordering tests."""
-    return ev.AlertWithdrawn(
-        alert_id=f"al-{customer_id}",
-        alert_version=seq,
-        customer_id=customer_id,
-        recall_id="rc-1",
-        recall_version=1,
-        reason="test",
-    )
-
-
-@pytest.fixture
-def make_alert_closed() -> Callable[..., ev.AlertClosed]:
-    return alert_closed
-
-
-@pytest.fixture
-def make_alert_withdrawn() -> Callable[..., ev.AlertWithdrawn]:
-    return alert_withdrawn
 
 
 # --------------------------------------------------------------------------- integration

@@ -33,7 +33,7 @@ from schemathesis.schemas import BaseSchema
 from recall_shared.auth import issue_customer_token
 from recall_shared.identifiers import check_digit, normalise_gtin
 from recall_shared.openapi import CUSTOM_FORMATS, GTIN_FORMAT, IMAGE_BASE64_FORMAT
-from recall_shared.scope import collation_key
+from recall_shared.scope import collation_key, key_order
 from recall_shared.validation import INT64_MAX, INT64_MIN
 from refund_logistics.api import IMAGE_TYPES
 from refund_logistics.proof_checks import inspect_image
@@ -130,7 +130,7 @@ def _code_rule_in_order(code: dict[str, Any]) -> None:
         try:
             if lo is None or hi is None:
                 raise TypeError
-            in_order = lo <= hi  # type: ignore[operator]
+            in_order = key_order(lo, hi) <= 0
             ranges.append(r if in_order else {"first": r["last"], "last": r["first"]})
         except TypeError:  # unreadable in the collation, or of two shapes
             ranges.append({"first": "1", "last": "9"})  # readable and in order in every collation

@@ -24,7 +24,7 @@ confirmed to exist.
 # and those of the closures in ApiKeyAuth name a local function (a string annotation could not be
 # resolved).
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Protocol
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from recall_shared import events as ev
 from recall_shared.auth import has_api_key_shape, hash_api_key
 from recall_shared.envelope import Envelope
+from recall_shared.handlers import HandlerMap
 from recall_shared.http import RuntimeDep, SessionDep
 from recall_shared.logging import note_principal
 from recall_shared.openapi import raises
@@ -71,6 +72,7 @@ class KeyColumns(Protocol):
     recall-intake's own ``api_keys`` table, the source it is copied from. Class attributes (the
     mapped columns), as the queries read them."""
 
+    __tablename__: str
     key_id: ClassVar[Mapped[str]]
     key_hash: ClassVar[Mapped[str]]
     role: ClassVar[Mapped[str]]
@@ -107,10 +109,7 @@ async def record_key_revoked(
     )
 
 
-KeyHandler = Callable[[AsyncSession, ev.Event, Envelope], Awaitable[None]]
-
-
-def key_handlers(model: KeyModel) -> Mapping[type[ev.Event], KeyHandler]:
+def key_handlers(model: KeyModel) -> HandlerMap:
     """The sellers.v1 handlers for ``runtime.add_consumer`` (one transaction each, like any
     handler)."""
 
@@ -120,7 +119,7 @@ def key_handlers(model: KeyModel) -> Mapping[type[ev.Event], KeyHandler]:
     async def on_key_revoked(session: AsyncSession, event: ev.ApiKeyRevoked, env: Envelope) -> None:
         await record_key_revoked(session, model, event)
 
-    return {ev.ApiKeyIssued: on_key_issued, ev.ApiKeyRevoked: on_key_revoked}  # type: ignore[dict-item]
+    return {ev.ApiKeyIssued: on_key_issued, ev.ApiKeyRevoked: on_key_revoked}
 
 
 # --------------------------------------------------------------------------- who is calling
@@ -277,7 +276,7 @@ class ApiKeyAuth:
         """``require_operator`` for a hot route: the key's row read on the route's own read pool
         (``pool_of(request)``), the same answers."""
         query = (
-            f"SELECT key_id, role, seller_id, revoked_at FROM {self.model.__tablename__} "  # type: ignore[attr-defined]
+            f"SELECT key_id, role, seller_id, revoked_at FROM {self.model.__tablename__} "
             "WHERE key_hash = $1"
         )
 

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -32,6 +33,23 @@ log = logging.getLogger(__name__)
 
 DLQ_PREFIX = "dlq_"
 REASONS = ("undecodable", "invalid", "rejected", "failed")
+
+
+class KafkaRecord(Protocol):
+    """What is read of a consumed record: aiokafka's ConsumerRecord (aiokafka has no type hints)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
 
 
 @dataclass
@@ -47,14 +65,9 @@ class Record:
     prior_attempts: int = 0  # attempts already spent on it before a redrive
 
     @classmethod
-    def of(cls, rec: object) -> Record:
+    def of(cls, rec: KafkaRecord) -> Record:
         return cls(
-            rec.topic,  # type: ignore[attr-defined]
-            rec.partition,  # type: ignore[attr-defined]
-            rec.offset,  # type: ignore[attr-defined]
-            rec.key,  # type: ignore[attr-defined]
-            rec.value,  # type: ignore[attr-defined]
-            list(rec.headers or ()),  # type: ignore[attr-defined]
+            rec.topic, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers or ())
         )
 
     def header(self, name: str) -> str | None:
@@ -73,8 +86,8 @@ class Letter:
     reason: str
 
     @classmethod
-    def of(cls, rec: object) -> Letter:
-        hs = {k: v for k, v in rec.headers or ()}  # type: ignore[attr-defined]
+    def of(cls, rec: KafkaRecord) -> Letter:
+        hs = dict(rec.headers or ())
 
         def text(name: str, default: str) -> str:
             return hs.get(name, default.encode()).decode("utf-8", "replace")
@@ -89,9 +102,9 @@ class Letter:
             topic=text("dlq_original_topic", "?"),
             partition=number("dlq_original_partition", -1),
             offset=number("dlq_original_offset", -1),
-            key=rec.key,  # type: ignore[attr-defined]
-            value=rec.value,  # type: ignore[attr-defined]
-            headers=[(k, v) for k, v in rec.headers or () if not k.startswith(DLQ_PREFIX)],  # type: ignore[attr-defined]
+            key=rec.key,
+            value=rec.value,
+            headers=[(k, v) for k, v in rec.headers or () if not k.startswith(DLQ_PREFIX)],
             prior_attempts=number("dlq_attempts", 1),
         )
         return cls(text("dlq_consumer_group", "?"), original, text("dlq_reason", "?"))

@@ -35,6 +35,7 @@ from recall_shared.scope import (
     Verdict,
     collation_key,
     combine,
+    key_order,
     prefix_verdict,
     range_verdict,
     value_verdict,
@@ -176,7 +177,7 @@ class CodeRule(Model):
                     f"ranges[{i}]: {bad!r} cannot be read with collation {self.collation!r}"
                 )
             try:
-                inverted = lo > hi  # type: ignore[operator]
+                inverted = key_order(lo, hi) > 0
             except TypeError:
                 raise ValueError(
                     f"ranges[{i}]: {r.first!r} and {r.last!r} have different shapes for collation "

@@ -29,7 +29,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -176,9 +176,9 @@ class StateGauges:
         }
         self._seen: dict[str, set[tuple[str, ...]]] = {q.name: set() for q in self.queries}
 
-    async def refresh(self, conn: object) -> None:
+    async def refresh(self, conn: AsyncConnection) -> None:
         for q in self.queries:
-            rows = (await conn.execute(text(q.sql))).all()  # type: ignore[attr-defined]
+            rows = (await conn.execute(text(q.sql))).all()
             gauge, seen = self.gauges[q.name], set()
             for row in rows:
                 *labels, value = row

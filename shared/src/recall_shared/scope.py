@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 Collation = Literal["numeric", "natural", "exact"]
 COLLATIONS: tuple[str, ...] = ("numeric", "natural", "exact")
@@ -46,7 +46,12 @@ def natural_key(code: str) -> SortKey:
     return tuple(_token(t) for t in _TOKENS.findall(code.upper()))
 
 
-def collation_key(code: str, collation: Collation) -> int | str | SortKey | None:
+CodeKey = int | str | SortKey
+"""A code's comparable form in one collation: its number (numeric), its key (natural), its text
+(exact)."""
+
+
+def collation_key(code: str, collation: Collation) -> CodeKey | None:
     """The comparable form of a code, or None when the code cannot be read in that collation."""
     if collation == "numeric":
         digits = normalise_code(code)
@@ -58,8 +63,19 @@ def collation_key(code: str, collation: Collation) -> int | str | SortKey | None
     return normalise_code(code) or None
 
 
-def _sign(a: object, b: object) -> int:
-    return (a > b) - (a < b)  # type: ignore[operator]
+class _Ordered(Protocol):
+    def __lt__(self, other: Any, /) -> bool: ...
+    def __gt__(self, other: Any, /) -> bool: ...
+
+
+def _sign(a: _Ordered, b: _Ordered) -> int:
+    return (a > b) - (a < b)
+
+
+def key_order(a: CodeKey, b: CodeKey) -> int:
+    """-1, 0 or 1 as key ``a`` sorts before, with or after key ``b`` (two keys of one collation,
+    from :func:`collation_key`)."""
+    return _sign(a, b)
 
 
 def _runs(tokens: list[str]) -> list[list[str]]:

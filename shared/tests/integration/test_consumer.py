@@ -13,6 +13,7 @@ from sqlalchemy import text
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.consumer import PermanentError, redrive_dead_letters
+from recall_shared.sample_events import alert_closed, alert_withdrawn
 from recall_shared.testing import envelope_of, eventually, read_topic
 from recall_shared.topics import ALERTS, dead_letter_topic
 
@@ -35,11 +36,11 @@ def _outcomes(runner, metric_total) -> float:
 
 
 async def test_each_event_applied_once_and_offsets_committed(
-    infra, topics, make_alert_closed, run_task, metric_total, group_offsets, topic_end_offsets
+    infra, topics, run_task, metric_total, group_offsets, topic_end_offsets
 ) -> None:
     producer = await infra.producer()
     ids = [
-        (await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 4}")))[0]
+        (await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i % 4}")))[0]
         for i in range(20)
     ]
     seen_context: list[tuple[str | None, str | None]] = []
@@ -85,11 +86,11 @@ class ProcessDied(BaseException):
 
 
 async def test_crash_after_commit_before_offset_commit_applies_every_event_once(
-    infra, topics, make_alert_closed, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     ids = [
-        (await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 3}")))[0]
+        (await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i % 3}")))[0]
         for i in range(20)
     ]
 
@@ -133,19 +134,19 @@ def _dlq_headers(raw) -> dict[str, str]:
 
 
 async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partition_moves_on(
-    infra, topics, make_alert_closed, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     topic = infra.topic(ALERTS)
     key = b"cust-1"  # one key: all on one partition, behind each other
     garbage = await producer.send_and_wait(topic, value=b"\x00\x01 not an event", key=key)
-    good_env = envelope.wrap(make_alert_closed("al-bad", "cust-1"), source="/tests")
+    good_env = envelope.wrap(alert_closed("al-bad", "cust-1"), source="/tests")
     body = orjson.loads(good_env.data)
     body["closed_at"] = "not a timestamp"
     invalid = await producer.send_and_wait(
         topic, value=orjson.dumps(body), key=key, headers=good_env.headers()
     )
-    valid_id, valid = await infra.send(producer, ALERTS, make_alert_closed("al-good", "cust-1"))
+    valid_id, valid = await infra.send(producer, ALERTS, alert_closed("al-good", "cust-1"))
     assert garbage.partition == invalid.partition == valid.partition
 
     runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
@@ -187,7 +188,7 @@ async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partit
 
 
 async def test_retries_then_dead_letters_failed_and_rejected(
-    infra, topics, make_alert_closed, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     attempts: Counter[str] = Counter()
@@ -204,9 +205,7 @@ async def test_retries_then_dead_letters_failed_and_rejected(
 
     sent = {}
     for alert_id in ("flaky", "always", "reject", "after"):
-        sent[alert_id], _ = await infra.send(
-            producer, ALERTS, make_alert_closed(alert_id, "cust-1")
-        )
+        sent[alert_id], _ = await infra.send(producer, ALERTS, alert_closed(alert_id, "cust-1"))
 
     runner = infra.runner(
         {ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=3
@@ -247,7 +246,7 @@ async def _rows(infra, sql: str) -> list:
 
 
 async def test_redrive_puts_dead_letters_back_through_the_handler(
-    infra, topics, make_alert_closed, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     fixed = False
@@ -257,7 +256,7 @@ async def test_redrive_puts_dead_letters_back_through_the_handler(
             raise RuntimeError("dependency down")
         await infra.inserting_handler(session, event, env)
 
-    event_id, _ = await infra.send(producer, ALERTS, make_alert_closed("al-1"))
+    event_id, _ = await infra.send(producer, ALERTS, alert_closed("al-1"))
     runner = infra.runner(
         {ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=2
     )
@@ -292,8 +291,6 @@ async def _dead_lettered(runner, metric_total, n: int) -> bool:
 async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
     infra,
     topics,
-    make_alert_closed,
-    make_alert_withdrawn,
     run_task,
     metric_total,
     group_offsets,
@@ -301,17 +298,15 @@ async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
 ) -> None:
     producer = await infra.producer()
     topic = infra.topic(ALERTS)
-    future = envelope.wrap(make_alert_closed("al-x", "cust-1"), source="/tests")
+    future = envelope.wrap(alert_closed("al-x", "cust-1"), source="/tests")
     future_headers = [
         (k, b"alert.from_the_future.v9" if k == "ce_type" else v) for k, v in future.headers()
     ]
     await producer.send_and_wait(
         topic, value=b'{"whatever": 1}', key=b"cust-1", headers=future_headers
     )
-    await infra.send(
-        producer, ALERTS, make_alert_withdrawn("cust-1", 0)
-    )  # known type, not handled here
-    last_id, last = await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))
+    await infra.send(producer, ALERTS, alert_withdrawn("cust-1", 0))  # known type, not handled here
+    last_id, last = await infra.send(producer, ALERTS, alert_closed("al-1", "cust-1"))
 
     runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
     async with run_task(runner):
@@ -333,16 +328,14 @@ async def test_unknown_and_unhandled_types_are_skipped_and_offsets_move_on(
     )  # skipped, not dead-lettered
 
 
-async def test_a_line_per_settled_event_with_its_outcome(
-    infra, topics, make_alert_closed, caplog
-) -> None:
+async def test_a_line_per_settled_event_with_its_outcome(infra, topics, caplog) -> None:
     import logging
 
     from recall_shared.dead_letters import Record
 
     producer = await infra.producer()
     runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
-    env = envelope.wrap(make_alert_closed("al-line"), source="/tests", correlation_id="corr-line")
+    env = envelope.wrap(alert_closed("al-line"), source="/tests", correlation_id="corr-line")
     good = Record(infra.topic(ALERTS), 0, 7, b"k", env.data, env.headers())
     bad = Record(infra.topic(ALERTS), 0, 8, b"k", b"{}", [("ce_id", b"x")])
     caplog.set_level(logging.INFO, logger="recall_shared")

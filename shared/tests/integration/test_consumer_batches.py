@@ -16,6 +16,7 @@ from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.handlers import PermanentError, batched
 from recall_shared.kafka import murmur2
+from recall_shared.sample_events import alert_closed, alert_withdrawn
 from recall_shared.testing import eventually, read_topic
 from recall_shared.topics import ALERTS, dead_letter_topic
 
@@ -40,7 +41,7 @@ def keys_on_distinct_partitions(n: int, partitions: int) -> list[str]:
 
 
 async def test_a_batch_handler_gets_runs_of_consecutive_deliveries_in_order(
-    infra, topics, make_alert_closed, make_alert_withdrawn, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     calls: list[int] = []
@@ -54,9 +55,7 @@ async def test_a_batch_handler_gets_runs_of_consecutive_deliveries_in_order(
     sent: list[str] = []
     # One key, one partition: 40 closes, one withdrawal handled one by one, 40 closes.
     for i in range(81):
-        event = (
-            make_alert_withdrawn("cust-1", 1) if i == 40 else make_alert_closed(f"al-{i}", "cust-1")
-        )
+        event = alert_withdrawn("cust-1", 1) if i == 40 else alert_closed(f"al-{i}", "cust-1")
         sent.append((await infra.send(producer, ALERTS, event))[0])
     runner = infra.runner(
         {ev.AlertClosed: closed, ev.AlertWithdrawn: infra.inserting_handler},
@@ -70,9 +69,7 @@ async def test_a_batch_handler_gets_runs_of_consecutive_deliveries_in_order(
     assert metric_total(runner.metrics, "events_consumed") == 81
 
 
-async def test_a_slow_partition_does_not_hold_the_others(
-    infra, topics, make_alert_closed, run_task
-) -> None:
+async def test_a_slow_partition_does_not_hold_the_others(infra, topics, run_task) -> None:
     producer = await infra.producer()
     partitions = len(await producer.partitions_for(infra.topic(ALERTS)))
     slow_key, fast_key = keys_on_distinct_partitions(2, partitions)
@@ -85,9 +82,9 @@ async def test_a_slow_partition_does_not_hold_the_others(
         await infra.inserting_handler(session, event, env)
         applied_at[event.alert_id] = time.monotonic()
 
-    await infra.send(producer, ALERTS, make_alert_closed("slow-1", slow_key))
+    await infra.send(producer, ALERTS, alert_closed("slow-1", slow_key))
     fast = [
-        (await infra.send(producer, ALERTS, make_alert_closed(f"fast-{i}", fast_key)))[0]
+        (await infra.send(producer, ALERTS, alert_closed(f"fast-{i}", fast_key)))[0]
         for i in range(20)
     ]
     runner = infra.runner({ev.AlertClosed: handler}, [ALERTS], producer=producer)
@@ -99,11 +96,11 @@ async def test_a_slow_partition_does_not_hold_the_others(
 
 
 async def test_a_second_member_joining_mid_stream_loses_and_doubles_nothing(
-    infra, topics, make_alert_closed, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     ids = [
-        (await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 16}")))[0]
+        (await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i % 16}")))[0]
         for i in range(400)
     ]
 
@@ -129,7 +126,7 @@ async def test_a_second_member_joining_mid_stream_loses_and_doubles_nothing(
 
 
 async def test_redrive_is_per_runner_stops_at_the_end_and_counts_true(
-    infra, topics, make_alert_closed, run_task, metric_total
+    infra, topics, run_task, metric_total
 ) -> None:
     producer = await infra.producer()
     topic = infra.topic(ALERTS)
@@ -144,12 +141,12 @@ async def test_redrive_is_per_runner_stops_at_the_end_and_counts_true(
         await infra.inserting_handler(session, event, env)
 
     await producer.send_and_wait(topic, value=b"not an event", key=key)  # undecodable
-    bad = envelope.wrap(make_alert_closed("al-invalid"), source="/tests")
+    bad = envelope.wrap(alert_closed("al-invalid"), source="/tests")
     body = orjson.loads(bad.data)
     body["closed_at"] = "not a time"
     await producer.send_and_wait(topic, value=orjson.dumps(body), key=key, headers=bad.headers())
-    await infra.send(producer, ALERTS, make_alert_closed("reject"))
-    broken_id, _ = await infra.send(producer, ALERTS, make_alert_closed("broken"))
+    await infra.send(producer, ALERTS, alert_closed("reject"))
+    broken_id, _ = await infra.send(producer, ALERTS, alert_closed("broken"))
 
     # Two runners of one service (two groups) read the same topic and share its dead-letter topic.
     a = infra.runner(
@@ -211,7 +208,7 @@ async def _letters(infra) -> int:
 
 
 async def test_a_handler_never_reads_a_copy_another_handler_made_stale(
-    infra, topics, make_alert_closed, make_alert_withdrawn, run_task
+    infra, topics, run_task
 ) -> None:
     """One batch, one session: a handler loads a row as an ORM object, the next changes that row
     with plain SQL, the third loads it again and must see the change, not the session's copy."""
@@ -237,9 +234,9 @@ async def test_a_handler_never_reads_a_copy_another_handler_made_stale(
         await session.execute(text("UPDATE applied SET subject = 'new' WHERE id = 1"))
 
     # One key, one partition, one batch: load, change, load.
-    await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))
-    await infra.send(producer, ALERTS, make_alert_withdrawn("cust-1", 1))
-    await infra.send(producer, ALERTS, make_alert_closed("al-2", "cust-1"))
+    await infra.send(producer, ALERTS, alert_closed("al-1", "cust-1"))
+    await infra.send(producer, ALERTS, alert_withdrawn("cust-1", 1))
+    await infra.send(producer, ALERTS, alert_closed("al-2", "cust-1"))
     runner = infra.runner(
         {ev.AlertClosed: load, ev.AlertWithdrawn: change}, [ALERTS], producer=producer
     )
@@ -253,7 +250,7 @@ async def _seen(seen: list[str], n: int) -> bool:
 
 
 async def test_a_handlers_unflushed_changes_survive_the_next_handler(
-    infra, topics, make_alert_closed, make_alert_withdrawn, run_task
+    infra, topics, run_task
 ) -> None:
     """A handler that changes an ORM object and leaves the flush to the commit keeps its change
     when the runner refreshes the session for the next handler of the batch."""
@@ -275,8 +272,8 @@ async def test_a_handlers_unflushed_changes_survive_the_next_handler(
     async def other(session, event, env) -> None:
         done.append(env.id)
 
-    await infra.send(producer, ALERTS, make_alert_closed("al-1", "cust-1"))
-    await infra.send(producer, ALERTS, make_alert_withdrawn("cust-1", 1))
+    await infra.send(producer, ALERTS, alert_closed("al-1", "cust-1"))
+    await infra.send(producer, ALERTS, alert_withdrawn("cust-1", 1))
     runner = infra.runner(
         {ev.AlertClosed: change, ev.AlertWithdrawn: other}, [ALERTS], producer=producer
     )

@@ -11,6 +11,7 @@ import logging
 import pytest
 
 from recall_shared import events as ev
+from recall_shared.sample_events import alert_closed
 from recall_shared.testing import eventually
 from recall_shared.topics import ALERTS
 
@@ -18,13 +19,13 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_restarted_runner_logs_each_partitions_committed_starting_offset(
-    infra, make_alert_closed, run_task, group_offsets, topic_end_offsets, caplog
+    infra, run_task, group_offsets, topic_end_offsets, caplog
 ) -> None:
     await infra.create_topics(ALERTS)
     topic = infra.topic(ALERTS)
     producer = await infra.producer()
     for i in range(12):  # a few partitions get records, the others none
-        await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 3}"))
+        await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i % 3}"))
     handlers = {ev.AlertClosed: infra.inserting_handler}
     first = infra.runner(handlers, [ALERTS], producer=producer)
     ends = await topic_end_offsets(topic)
@@ -36,7 +37,7 @@ async def test_a_restarted_runner_logs_each_partitions_committed_starting_offset
 
         await eventually(committed_to_end, timeout=25)
     for i in range(12, 15):  # more after the first stopped: the next one starts before them
-        await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i % 3}"))
+        await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i % 3}"))
 
     caplog.set_level(logging.INFO, logger="recall_shared.consumer")
     caplog.clear()

@@ -11,6 +11,7 @@ import pytest
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.dead_letters import Record
+from recall_shared.sample_events import alert_closed
 from recall_shared.topics import ALERTS, CUSTOMERS
 
 pytestmark = pytest.mark.integration
@@ -21,20 +22,18 @@ def _record(topic: str, offset: int, event: ev.Event, event_id: str) -> Record:
     return Record(topic, 0, offset, event.partition_key().encode(), env.data, env.headers())
 
 
-async def test_each_dropped_redelivery_counts_under_its_own_topic(
-    infra, make_alert_closed, metric_total
-) -> None:
+async def test_each_dropped_redelivery_counts_under_its_own_topic(infra, metric_total) -> None:
     alerts, customers = infra.topic(ALERTS), infra.topic(CUSTOMERS)
     runner = infra.runner(
         {ev.AlertClosed: infra.inserting_handler}, [CUSTOMERS, ALERTS], producer=None
     )
-    first = [_record(alerts, i, make_alert_closed(f"al-{i}", "c-1"), f"ev-{i}") for i in range(3)]
+    first = [_record(alerts, i, alert_closed(f"al-{i}", "c-1"), f"ev-{i}") for i in range(3)]
     assert (await runner.process_batch(first))["applied"] == 3
 
     # Redelivered behind a record of the other topic: it leads the batch.
-    leader = _record(customers, 7, make_alert_closed("al-x", "c-1"), "ev-x")
+    leader = _record(customers, 7, alert_closed("al-x", "c-1"), "ev-x")
     again = [leader] + [
-        _record(alerts, 10 + i, make_alert_closed(f"al-{i}", "c-1"), f"ev-{i}") for i in range(3)
+        _record(alerts, 10 + i, alert_closed(f"al-{i}", "c-1"), f"ev-{i}") for i in range(3)
     ]
     outcomes = await runner.process_batch(again)
     assert outcomes == {"applied": 1, "duplicate": 3}

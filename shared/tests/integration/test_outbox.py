@@ -11,6 +11,7 @@ import pytest
 from recall_shared import events as ev
 from recall_shared.metrics import Metrics
 from recall_shared.outbox import Outbox, OutboxRelay
+from recall_shared.sample_events import alert_withdrawn
 from recall_shared.testing import envelope_of, eventually, read_topic
 from recall_shared.topics import ALERTS
 
@@ -45,7 +46,7 @@ def _check_order_and_uniqueness(records, expected_ids: set[str]) -> None:
 
 
 async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
-    infra, make_alert_withdrawn, topic_end_offsets, run_task
+    infra, topic_end_offsets, run_task
 ) -> None:
     await infra.create_topics(ALERTS)
     outbox = _outbox(infra)
@@ -58,7 +59,7 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
     with pytest.raises(Abort):
         async with infra.session_factory() as session, session.begin():
             rolled_back = await outbox.add_many(
-                session, [(make_alert_withdrawn("cust-z", i), None) for i in range(5)]
+                session, [(alert_withdrawn("cust-z", i), None) for i in range(5)]
             )
             raise Abort
     assert await _outbox_rows(infra) == 0
@@ -71,7 +72,7 @@ async def test_rolled_back_rows_are_never_published_committed_ones_are_in_order(
             items = []
             for i in range(10):
                 key = KEYS[(batch * 10 + i) % 3]
-                items.append((make_alert_withdrawn(key, seq[key]), None))
+                items.append((alert_withdrawn(key, seq[key]), None))
                 seq[key] += 1
             committed += await outbox.add_many(session, items, correlation_id="corr-outbox")
     assert await _outbox_rows(infra) == 50
@@ -100,34 +101,30 @@ async def _empty(infra) -> bool:
     return await _outbox_rows(infra) == 0
 
 
-async def test_same_event_id_twice_is_one_row(infra, make_alert_withdrawn) -> None:
+async def test_same_event_id_twice_is_one_row(infra) -> None:
     outbox = _outbox(infra)
     async with infra.session_factory() as session, session.begin():
-        await outbox.add(session, make_alert_withdrawn("cust-a", 0), event_id="deterministic-1")
+        await outbox.add(session, alert_withdrawn("cust-a", 0), event_id="deterministic-1")
     async with infra.session_factory() as session, session.begin():
-        eid = await outbox.add(
-            session, make_alert_withdrawn("cust-a", 1), event_id="deterministic-1"
-        )
+        eid = await outbox.add(session, alert_withdrawn("cust-a", 1), event_id="deterministic-1")
     assert eid == "deterministic-1"
     assert await _outbox_rows(infra) == 1
 
 
-async def test_relay_wakes_on_notify_not_on_the_slow_poll(
-    infra, make_alert_withdrawn, run_task
-) -> None:
+async def test_relay_wakes_on_notify_not_on_the_slow_poll(infra, run_task) -> None:
     await infra.create_topics(ALERTS)
     outbox = _outbox(infra)
     producer = await infra.producer()
     relay = infra.relay(producer, fallback_poll_s=30)
     async with infra.session_factory() as session, session.begin():
-        await outbox.add(session, make_alert_withdrawn("cust-a", 0))
+        await outbox.add(session, alert_withdrawn("cust-a", 0))
     async with run_task(relay):
         # The backlog at start is published at once; after that the relay is listening.
         await eventually(lambda: _empty(infra), timeout=10, interval=0.05)
         await asyncio.sleep(0.3)
         started = time.monotonic()
         async with infra.session_factory() as session, session.begin():
-            eid = await outbox.add(session, make_alert_withdrawn("cust-a", 1))
+            eid = await outbox.add(session, alert_withdrawn("cust-a", 1))
         await eventually(lambda: _empty(infra), timeout=5, interval=0.02)
         elapsed = time.monotonic() - started
         assert relay.published_total == 2
@@ -163,7 +160,7 @@ class CrashingRelay(OutboxRelay):
 
 
 async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_dedupes(
-    infra, make_alert_withdrawn, topic_end_offsets, run_task, metric_total
+    infra, topic_end_offsets, run_task, metric_total
 ) -> None:
     from recall_shared.topics import dead_letter_topic
 
@@ -175,7 +172,7 @@ async def test_relay_crash_after_publish_republishes_with_same_ids_and_inbox_ded
         items = []
         for i in range(12):
             key = KEYS[i % 3]
-            items.append((make_alert_withdrawn(key, seq[key]), None))
+            items.append((alert_withdrawn(key, seq[key]), None))
             seq[key] += 1
         ids = await outbox.add_many(session, items)
 
@@ -209,9 +206,7 @@ async def _consumed(runner, metric_total, n: int) -> bool:
     return metric_total(m, "events_consumed") + metric_total(m, "events_duplicate") >= n
 
 
-async def test_rows_written_while_no_relay_runs_survive_a_cancelled_relay(
-    infra, make_alert_withdrawn, run_task
-) -> None:
+async def test_rows_written_while_no_relay_runs_survive_a_cancelled_relay(infra, run_task) -> None:
     await infra.create_topics(ALERTS)
     outbox = _outbox(infra)
     producer = await infra.producer()
@@ -222,7 +217,7 @@ async def test_rows_written_while_no_relay_runs_survive_a_cancelled_relay(
         task = asyncio.create_task(waiting.run())
         async with infra.session_factory() as session, session.begin():
             ids = await outbox.add_many(
-                session, [(make_alert_withdrawn("cust-a", i), None) for i in range(10)]
+                session, [(alert_withdrawn("cust-a", i), None) for i in range(10)]
             )
         await asyncio.sleep(0.5)
         task.cancel()
@@ -251,7 +246,7 @@ async def _hold_relay_lock(infra):
 
 
 async def test_two_relays_only_one_publishes_and_the_other_takes_over(
-    infra, make_alert_withdrawn, topic_end_offsets, run_task
+    infra, topic_end_offsets, run_task
 ) -> None:
     await infra.create_topics(ALERTS)
     outbox = _outbox(infra)
@@ -265,9 +260,7 @@ async def test_two_relays_only_one_publishes_and_the_other_takes_over(
         for i in range(n):
             async with infra.session_factory() as session, session.begin():
                 key = KEYS[i % 3]
-                ids.extend(
-                    await outbox.add_many(session, [(make_alert_withdrawn(key, seq[key]), None)])
-                )
+                ids.extend(await outbox.add_many(session, [(alert_withdrawn(key, seq[key]), None)]))
                 seq[key] += 1
 
     tasks = {

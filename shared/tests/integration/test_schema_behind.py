@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from recall_shared import events as ev
+from recall_shared.sample_events import alert_closed
 from recall_shared.testing import eventually
 from recall_shared.topics import ALERTS, dead_letter_topic
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_missing_table_is_waited_out_until_the_migration_ran(
-    infra, make_alert_closed, run_task, metric_total, topic_end_offsets
+    infra, run_task, metric_total, topic_end_offsets
 ) -> None:
     dlq = dead_letter_topic("recall-intake")
     await infra.create_topics(ALERTS, dlq)
@@ -28,7 +29,7 @@ async def test_a_missing_table_is_waited_out_until_the_migration_ran(
         )
 
     for i in range(5):
-        await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i}"))
+        await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i}"))
     runner = infra.runner(
         {ev.AlertClosed: handler}, [ALERTS], producer=producer, consumer_max_attempts=2
     )

@@ -14,6 +14,7 @@ import pytest
 
 from recall_shared import consumer as consumer_module
 from recall_shared import events as ev
+from recall_shared.sample_events import alert_closed
 from recall_shared.testing import eventually
 from recall_shared.topics import ALERTS
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_stray_cancelled_error_from_kafka_restarts_the_consumer(
-    infra, make_alert_closed, run_task, monkeypatch, caplog
+    infra, run_task, monkeypatch, caplog
 ) -> None:
     await infra.create_topics(ALERTS)
     producer = await infra.producer()
@@ -50,7 +51,7 @@ async def test_a_stray_cancelled_error_from_kafka_restarts_the_consumer(
     monkeypatch.setattr(consumer_module, "create_group_consumer", create_consumer)
     caplog.set_level(logging.INFO, logger="recall_shared.consumer")
     for i in range(6):
-        await infra.send(producer, ALERTS, make_alert_closed(f"al-{i}", f"cust-{i}"))
+        await infra.send(producer, ALERTS, alert_closed(f"al-{i}", f"cust-{i}"))
     runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)
     async with run_task(runner) as task:
 
@@ -64,9 +65,7 @@ async def test_a_stray_cancelled_error_from_kafka_restarts_the_consumer(
     assert restarts and restarts[0].exc_info and restarts[0].exc_info[0] is asyncio.CancelledError
 
 
-async def test_the_runners_own_cancellation_still_ends_it(
-    infra, make_alert_closed, run_task
-) -> None:
+async def test_the_runners_own_cancellation_still_ends_it(infra, run_task) -> None:
     await infra.create_topics(ALERTS)
     producer = await infra.producer()
     runner = infra.runner({ev.AlertClosed: infra.inserting_handler}, [ALERTS], producer=producer)

@@ -389,7 +389,7 @@ async def apply_case_events(
     run: list[Delivery[ev.RemedyCaseTransitioned]] = []
     for d in deliveries:
         if isinstance(d.event, ev.RemedyCaseTransitioned):
-            run.append(d)  # type: ignore[arg-type]
+            run.append(Delivery(d.event, d.envelope))  # typed by the narrowed event
             continue
         if run:
             await apply_case_transitions(session, run)

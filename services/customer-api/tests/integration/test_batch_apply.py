@@ -27,9 +27,10 @@ import customer_api
 from customer_api import handlers
 from customer_api.handlers import HANDLERS
 from recall_shared import db as recall_db
-from recall_shared import envelope
 from recall_shared import events as ev
+from recall_shared import sample_events
 from recall_shared.handlers import BatchHandler, Delivery
+from recall_shared.sample_events import NumberedAlerts
 from recall_shared.testing import migrated_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -53,6 +54,8 @@ RECALL_ID = "rc-batch"
 REQUEST_OF = {a: str(uuid.UUID(int=100 + i)) for i, a in enumerate(ALERT_IDS)}
 NOTICE_IDS = [str(uuid.UUID(int=200 + i)) for i in range(3)]
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+ALERTS = NumberedAlerts(ALERT_IDS, CUSTOMER_OF, dict.fromkeys(ALERT_IDS, RECALL_ID), NOTICE_IDS, T0)
+withdrawn, closed, notice = ALERTS.withdrawn, ALERTS.closed, ALERTS.notice
 
 
 @dataclass
@@ -79,7 +82,7 @@ async def twins() -> AsyncIterator[Twins]:
 
 
 def delivered(events: Sequence[ev.Event]) -> list[Delivery[Any]]:
-    return [Delivery(e, envelope.wrap(e, source="/tests/customer-api/batch")) for e in events]
+    return sample_events.delivered(events, source="/tests/customer-api/batch")
 
 
 async def apply_as_batch(sf: async_sessionmaker[AsyncSession], batch: Sequence[ev.Event]) -> None:
@@ -189,41 +192,6 @@ def raised(alert: int, version: int = 1, **kw: Any) -> ev.AlertRaised:
 
 def updated(alert: int, version: int, **kw: Any) -> ev.AlertUpdated:
     return ev.AlertUpdated(alert=state(alert, version, **kw))
-
-
-def withdrawn(alert: int, version: int) -> ev.AlertWithdrawn:
-    alert_id = ALERT_IDS[alert]
-    return ev.AlertWithdrawn(
-        alert_id=alert_id,
-        alert_version=version,
-        customer_id=CUSTOMER_OF[alert_id],
-        recall_id=RECALL_ID,
-        recall_version=2,
-        reason="scope corrected",
-    )
-
-
-def closed(alert: int) -> ev.AlertClosed:
-    alert_id = ALERT_IDS[alert]
-    return ev.AlertClosed(
-        alert_id=alert_id, customer_id=CUSTOMER_OF[alert_id], recall_id=RECALL_ID, closed_at=T0
-    )
-
-
-def notice(number: int, alert: int, *, sent: bool, minute: int = 0) -> ev.Event:
-    alert_id = ALERT_IDS[alert]
-    common: dict[str, Any] = {
-        "notice_id": NOTICE_IDS[number],
-        "alert_id": alert_id,
-        "customer_id": CUSTOMER_OF[alert_id],
-        "recall_id": RECALL_ID,
-        "kind": "initial",
-        "alert_version": 1,
-    }
-    at = T0 + timedelta(minutes=minute)
-    if sent:
-        return ev.NoticeSent(**common, recipient_role="purchaser", sent_at=at)
-    return ev.NoticeFailed(**common, reason="451 try later", permanent=False, failed_at=at)
 
 
 def transitioned(alert: int, case_state: ev.CaseState, minute: int = 0) -> ev.Event:

@@ -4,6 +4,7 @@ order."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
@@ -32,11 +33,11 @@ def test_not_affected_reason_is_bounded() -> None:
 def test_severity_rank_puts_critical_first() -> None:
     ordered = sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__)
     assert ordered == ["critical", "high", "medium", "low"]
-    assert set(SEVERITY_RANK) == set(ev.Severity.__args__)  # type: ignore[attr-defined]
+    assert set(SEVERITY_RANK) == set(get_args(ev.Severity))
 
 
 def test_final_case_states_are_real_states_and_exclude_in_progress_ones() -> None:
-    assert set(ev.CaseState.__args__) >= FINAL_CASE_STATES  # type: ignore[attr-defined]
+    assert set(get_args(ev.CaseState)) >= FINAL_CASE_STATES
     assert {"requested", "label_issued", "item_received", "referred_to_seller"}.isdisjoint(
         FINAL_CASE_STATES
     )

@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple, TypeVar
 import orjson
 
 from recall_shared import events as ev
+from recall_shared.event_ids import event_id, hashed_event_id
 from recall_shared.identifiers import model_key
 from recall_shared.scope import range_verdict
 
@@ -702,4 +703,4 @@ def settle(
 def transition_id(kind: str, parts: tuple[str, ...], transitions: int) -> str:
     """Deterministic event id of the n-th announcement about a stop-sale or hold (at most 64
     characters whatever the upstream ids)."""
-    return f"{kind}:{uuid.uuid5(ALERT_NAMESPACE, chr(0x1F).join(parts))}:{transitions}"
+    return event_id(hashed_event_id(kind, ALERT_NAMESPACE, "\x1f".join(parts)), transitions)

@@ -260,7 +260,7 @@ def _engine_of(session: AsyncSession) -> AsyncEngine:
 
 async def _read_on_own_connection(
     session: AsyncSession, sql: str, params: list, work_mem: str | None
-) -> AsyncIterator[list]:
+) -> AsyncGenerator[list, None]:
     async with _engine_of(session).connect() as reader:
         await reader.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         if work_mem:
@@ -271,34 +271,33 @@ async def _read_on_own_connection(
                 yield rows
 
 
-_END = object()
-
-
 @contextlib.asynccontextmanager
-async def _ahead(chunks: AsyncIterator[list], depth: int = 2) -> AsyncIterator[AsyncIterator[list]]:
+async def _ahead(
+    chunks: AsyncGenerator[list, None], depth: int = 2
+) -> AsyncIterator[AsyncIterator[list]]:
     """Read ``chunks`` in a task up to ``depth`` chunks ahead of the consumer (bounded memory).
 
     A reader failure reaches the consumer as that exception; leaving early closes the reader (and
     gives its connection back) before returning."""
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
+    queue: asyncio.Queue[list | Exception | None] = asyncio.Queue(maxsize=depth)  # None: the end
 
     async def pump() -> None:
         try:
-            async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+            async with contextlib.aclosing(chunks):
                 async for rows in chunks:
                     await queue.put(rows)
         except Exception as exc:
             await queue.put(exc)
         else:
-            await queue.put(_END)
+            await queue.put(None)
 
     task = asyncio.ensure_future(pump())
 
     async def drain() -> AsyncIterator[list]:
-        while (item := await queue.get()) is not _END:
+        while (item := await queue.get()) is not None:
             if isinstance(item, Exception):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item
 
     try:
         yield drain()

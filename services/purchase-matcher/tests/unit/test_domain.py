@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -36,27 +37,25 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 GTIN = "00012345678905"
 
 
-def line(line_id: str = "l-1", **kw: object) -> Line:
-    values: dict[str, object] = {
-        "line_id": line_id,
-        "order_id": "o-1",
-        "customer_id": "c-1",
-        "product_id": "p-kettle",
-        "title": "Kettle",
-        "gtin": GTIN,
-        "model_number": "KX-1",
-        "seller_id": "s-1",
-        "quantity": 1,
-        "returned_quantity": 0,
-        "cancelled": False,
-        "unit_price": Decimal("19.99"),
-        "currency": "EUR",
-        "lot": None,
-        "serial": None,
-        "placed_at": T0,
-    }
-    values.update(kw)
-    return Line(**values)  # type: ignore[arg-type]
+def line(line_id: str = "l-1", **kw: Any) -> Line:
+    return Line(
+        line_id=line_id,
+        order_id="o-1",
+        customer_id="c-1",
+        product_id="p-kettle",
+        title="Kettle",
+        gtin=GTIN,
+        model_number="KX-1",
+        seller_id="s-1",
+        quantity=1,
+        returned_quantity=0,
+        cancelled=False,
+        unit_price=Decimal("19.99"),
+        currency="EUR",
+        lot=None,
+        serial=None,
+        placed_at=T0,
+    )._replace(**kw)
 
 
 def content(title: str = "Kettle recall") -> ev.RecallContent:

@@ -3,6 +3,7 @@ basket, and when it is too old to answer from."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +31,8 @@ def recall(recall_id: str, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
     )
 
 
-def sale(**kw: object) -> SaleLine:
-    values: dict[str, object] = {"product_id": "p-none", "seller_id": "s-1"}
-    values.update(kw)
-    return SaleLine(**values)  # type: ignore[arg-type]
+def sale(**kw: Any) -> SaleLine:
+    return replace(SaleLine(product_id="p-none", seller_id="s-1"), **kw)
 
 
 def row(snap: ev.RecallSnapshot) -> tuple[str, int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from purchase_matcher.domain import (
     LabelFacts,
@@ -18,27 +19,25 @@ from recall_shared import events as ev
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def line(line_id: str = "l-1", **kw: object) -> Line:
-    values: dict[str, object] = {
-        "line_id": line_id,
-        "order_id": "o-1",
-        "customer_id": "c-1",
-        "product_id": "p-kettle",
-        "title": "Kettle",
-        "gtin": None,
-        "model_number": None,
-        "seller_id": "s-1",
-        "quantity": 1,
-        "returned_quantity": 0,
-        "cancelled": False,
-        "unit_price": Decimal("19.99"),
-        "currency": "EUR",
-        "lot": None,
-        "serial": None,
-        "placed_at": T0,
-    }
-    values.update(kw)
-    return Line(**values)  # type: ignore[arg-type]
+def line(line_id: str = "l-1", **kw: Any) -> Line:
+    return Line(
+        line_id=line_id,
+        order_id="o-1",
+        customer_id="c-1",
+        product_id="p-kettle",
+        title="Kettle",
+        gtin=None,
+        model_number=None,
+        seller_id="s-1",
+        quantity=1,
+        returned_quantity=0,
+        cancelled=False,
+        unit_price=Decimal("19.99"),
+        currency="EUR",
+        lot=None,
+        serial=None,
+        placed_at=T0,
+    )._replace(**kw)
 
 
 def recall(*rules: ev.ScopeRule) -> ev.RecallSnapshot:

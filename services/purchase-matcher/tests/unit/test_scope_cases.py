@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from purchase_matcher.domain import Line, Reach, build_alert, line_reach, rule_reach
 from recall_shared import events as ev
 
 
-def line(**kw: object) -> Line:
-    base: dict[str, object] = dict(
+def line(**kw: Any) -> Line:
+    return Line(
         line_id="l1",
         order_id="o1",
         customer_id="c1",
@@ -27,9 +28,7 @@ def line(**kw: object) -> Line:
         lot=None,
         serial=None,
         placed_at=datetime(2024, 9, 1, tzinfo=UTC),
-    )
-    base.update(kw)
-    return Line(**base)  # type: ignore[arg-type]
+    )._replace(**kw)
 
 
 def codes(first: str, last: str, collation: str = "natural") -> ev.CodeRule:

@@ -3,8 +3,9 @@ rules."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from purchase_matcher.guard import CheckLine
 from purchase_matcher.sellability import SaleLine, judge, sale_identifiers
@@ -31,10 +32,8 @@ def recall(recall_id: str, *rules: ev.ScopeRule, title: str = "Kettle recall") -
     )
 
 
-def sale(**kw: object) -> SaleLine:
-    values: dict[str, object] = {"product_id": "p-kettle", "seller_id": "s-1"}
-    values.update(kw)
-    return SaleLine(**values)  # type: ignore[arg-type]
+def sale(**kw: Any) -> SaleLine:
+    return replace(SaleLine(product_id="p-kettle", seller_id="s-1"), **kw)
 
 
 def test_a_confirming_recall_blocks_the_line_and_says_which() -> None:

@@ -4,6 +4,9 @@ so consumers hold exactly what is true now."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
 
 from purchase_matcher.domain import (
     CONFIRMED,
@@ -21,16 +24,14 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 GTIN = "00012345678905"
 
 
-def listing(**kw: object) -> ListingFacts:
-    values: dict[str, object] = {
-        "product_id": "p-1",
-        "parent_product_id": None,
-        "gtins": (),
-        "model_keys": (),
-        "seller_ids": ("s-1", "s-2"),
-    }
-    values.update(kw)
-    return ListingFacts(**values)  # type: ignore[arg-type]
+def listing(**kw: Any) -> ListingFacts:
+    return ListingFacts(
+        product_id="p-1",
+        parent_product_id=None,
+        gtins=(),
+        model_keys=(),
+        seller_ids=("s-1", "s-2"),
+    )._replace(**kw)
 
 
 def recall(*rules: ev.ScopeRule) -> ev.RecallSnapshot:
@@ -107,3 +108,25 @@ def test_transition_ids_are_deterministic_and_fit_the_outbox() -> None:
     assert transition_id("stop-sale", long, 12) == transition_id("stop-sale", long, 12)
     assert transition_id("stop-sale", long, 12) != transition_id("stop-sale", long, 13)
     assert len(transition_id("stop-sale", long, 2**31 - 1)) <= 64
+
+
+@pytest.mark.parametrize(
+    ("kind", "parts", "transitions", "expected"),
+    [
+        ("stop-sale", ("r-1", "p-1"), 1, "stop-sale:4419e32e-8a76-5f5d-bfb7-51272e3b262a:1"),
+        ("hold", ("r-1", "s-1", "p:9"), 3, "hold:6cd4531d-d4f0-5b69-ae29-86f649f90bc5:3"),
+        (
+            "stop-sale",
+            ("x" * 200, "ü/é"),
+            2**31 - 1,
+            "stop-sale:72a1065a-9eb1-5223-a44d-d193fc90402b:2147483647",
+        ),
+        ("hold", (), 0, "hold:c86617e8-df5f-54fe-9e9f-5ab9aabd7fdb:0"),
+    ],
+)
+def test_transition_ids_are_the_ones_already_in_outboxes(
+    kind: str, parts: tuple[str, ...], transitions: int, expected: str
+) -> None:
+    """The ids the hand-written recipe gave before transition_id used recall_shared.event_ids: a
+    re-announcement after an upgrade must still be deduplicated by the inbox."""
+    assert transition_id(kind, parts, transitions) == expected

@@ -405,9 +405,12 @@ async def get_recall(recall_id: PathId, principal: PrincipalDep, session: Sessio
 
 
 async def _record_version(
-    session: AsyncSession, runtime: RuntimeDep, recall: Recall, event: ev.Event
+    session: AsyncSession,
+    runtime: RuntimeDep,
+    recall: Recall,
+    event: ev.RecallPublished | ev.RecallAmended,
 ) -> None:
-    snapshot = event.recall  # type: ignore[attr-defined]
+    snapshot = event.recall
     session.add(
         RecallVersion(
             recall_id=recall.recall_id,

@@ -14,7 +14,7 @@ import orjson
 Status = Literal["draft", "published", "closed"]
 Action = Literal["publish", "amend", "close", "edit"]
 
-_ALLOWED: dict[tuple[str, str], str] = {
+_ALLOWED: dict[tuple[str, Action], Status] = {
     ("draft", "publish"): "published",
     ("draft", "edit"): "draft",
     ("published", "amend"): "published",
@@ -31,7 +31,7 @@ class IllegalTransition(Exception):
 
 def transition(status: str, action: Action) -> Status:
     try:
-        return _ALLOWED[(status, action)]  # type: ignore[return-value]
+        return _ALLOWED[(status, action)]
     except KeyError:
         raise IllegalTransition(status, action) from None
 

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from recall_shared import events as ev
 from recall_shared.remedy_states import COMPLETED_CASE_STATES
@@ -60,7 +60,7 @@ WaitingFor = Literal[
     "seller",  # the seller's replacement shipment or repair
     "operator",  # an operator: the payment provider refused a refund
 ]
-WAITING_FOR_VALUES: frozenset[str] = frozenset(WaitingFor.__args__)  # type: ignore[attr-defined]
+WAITING_FOR_VALUES: frozenset[str] = frozenset(get_args(WaitingFor))
 
 # A case waiting for a read model goes on as soon as its recall and alert are both known.
 WAITING_FOR_READ_MODEL: tuple[WaitingFor, ...] = ("alert", "recall")

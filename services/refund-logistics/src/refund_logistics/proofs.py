@@ -78,9 +78,8 @@ class Proofs:
         if proof is not None and proof.sha256 == digest and proof.status != "rejected":
             if case.waiting_for == "payment":
                 await self.refunds.settle(case_id)
-                seen = await self._case_and_proof(case_id)
-                assert seen is not None
-            return seen  # type: ignore[return-value]
+                return await self._case_with_proof(case_id)
+            return case, proof
         if proof is not None:
             check_new_proof(proof.status, proof.rejection_reason, proof.sha256 == digest)
         async with self._sf()() as session, session.begin():
@@ -96,9 +95,7 @@ class Proofs:
                 check_proof_accepted(case.remedy, case.state, case.waiting_for)
                 await self._take(session, case, existing, image, digest, facts)
         await self.refunds.settle(case_id)
-        after = await self._case_and_proof(case_id)
-        assert after is not None and after[1] is not None
-        return after  # type: ignore[return-value]
+        return await self._case_with_proof(case_id)
 
     async def _take(
         self,
@@ -207,6 +204,12 @@ class Proofs:
                 )
             ).first()
         return (row[0], row[1]) if row is not None else None
+
+    async def _case_with_proof(self, case_id: str) -> tuple[Case, CaseProof]:
+        """The case and its proof, re-read once one was taken (a proof is never removed)."""
+        seen = await self._case_and_proof(case_id)
+        assert seen is not None and seen[1] is not None, f"case {case_id} lost its proof"
+        return seen[0], seen[1]
 
     # ------------------------------------------------------------------ the operator's review
 

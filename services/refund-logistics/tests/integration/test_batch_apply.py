@@ -26,10 +26,11 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import refund_logistics
-from recall_shared import envelope
 from recall_shared import events as ev
+from recall_shared import sample_events
 from recall_shared.handlers import BatchHandler, Delivery, HandlerMap
 from recall_shared.outbox import Outbox
+from recall_shared.sample_events import NumberedAlerts
 from recall_shared.testing import migrated_database
 from refund_logistics.carrier import SandboxCarrier
 from refund_logistics.handlers import Cases, case_id_for
@@ -47,6 +48,8 @@ RECALL_OF = {ALERT_IDS[0]: ENROLLED, ALERT_IDS[1]: ENROLLED, ALERT_IDS[2]: NOT_E
 REQUEST_IDS = [str(uuid.UUID(int=100 + i)) for i in range(4)]
 NOTICE_IDS = [str(uuid.UUID(int=200 + i)) for i in range(3)]
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+ALERTS = NumberedAlerts(ALERT_IDS, CUSTOMER_OF, RECALL_OF, NOTICE_IDS, T0)
+withdrawn, closed, notice = ALERTS.withdrawn, ALERTS.closed, ALERTS.notice
 
 
 @dataclass
@@ -164,7 +167,7 @@ async def both_ways(twins: Twins, *batches: Sequence[ev.Event]) -> dict[str, lis
 
 
 def delivered(events: Sequence[ev.Event]) -> list[Delivery[Any]]:
-    return [Delivery(e, envelope.wrap(e, source="/tests/refund-logistics/batch")) for e in events]
+    return sample_events.delivered(events, source="/tests/refund-logistics/batch")
 
 
 # --------------------------------------------------------------------------- event builders
@@ -225,55 +228,8 @@ def updated(alert: int, version: int, *, units: int = 1) -> ev.AlertUpdated:
     return ev.AlertUpdated(alert=state(alert, version, units=units))
 
 
-def withdrawn(alert: int, version: int) -> ev.AlertWithdrawn:
-    alert_id = ALERT_IDS[alert]
-    return ev.AlertWithdrawn(
-        alert_id=alert_id,
-        alert_version=version,
-        customer_id=CUSTOMER_OF[alert_id],
-        recall_id=RECALL_OF[alert_id],
-        recall_version=2,
-        reason="scope corrected",
-    )
-
-
-def closed(alert: int) -> ev.AlertClosed:
-    alert_id = ALERT_IDS[alert]
-    return ev.AlertClosed(
-        alert_id=alert_id,
-        customer_id=CUSTOMER_OF[alert_id],
-        recall_id=RECALL_OF[alert_id],
-        closed_at=T0,
-    )
-
-
-def notice(number: int, alert: int, *, sent: bool, minute: int = 0) -> ev.Event:
-    alert_id = ALERT_IDS[alert]
-    common: dict[str, Any] = {
-        "notice_id": NOTICE_IDS[number],
-        "alert_id": alert_id,
-        "customer_id": CUSTOMER_OF[alert_id],
-        "recall_id": RECALL_OF[alert_id],
-        "kind": "initial",
-        "alert_version": 1,
-    }
-    at = T0 + timedelta(minutes=minute)
-    if sent:
-        return ev.NoticeSent(**common, recipient_role="purchaser", sent_at=at)
-    return ev.NoticeFailed(**common, reason="451 try later", permanent=False, failed_at=at)
-
-
 def reported(number: int, alert: int, *, bounced: bool, minute: int = 0) -> ev.Event:
-    alert_id = ALERT_IDS[alert]
-    common: dict[str, Any] = {
-        "notice_id": NOTICE_IDS[number],
-        "alert_id": alert_id,
-        "customer_id": CUSTOMER_OF[alert_id],
-        "recall_id": RECALL_OF[alert_id],
-        "kind": "initial",
-        "alert_version": 1,
-        "source": "dsn",
-    }
+    common = {**ALERTS.notice_fields(number, alert), "source": "dsn"}
     at = T0 + timedelta(minutes=minute)
     if bounced:
         return ev.NoticeBounced(**common, bounce_type="hard", bounced_at=at)

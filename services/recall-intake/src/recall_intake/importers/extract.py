@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from recall_shared.identifiers import check_digit, model_key, normalise_gtin
-from recall_shared.scope import collation_key
+from recall_shared.scope import Collation, collation_key, key_order
 
 
 @dataclass(frozen=True)
@@ -364,15 +364,17 @@ def _is_code(token: str) -> bool:
     return bool(_CODE_RE.match(token)) and any(c.isdigit() for c in token)
 
 
-def _collation(first: str, last: str) -> str:
+def _collation(first: str, last: str) -> Collation:
     a, b = re.sub(r"[\s-]", "", first), re.sub(r"[\s-]", "", last)
     return "numeric" if a.isdigit() and b.isdigit() else "natural"
 
 
-def _range_ok(first: str, last: str, collation: str) -> bool:
-    lo, hi = collation_key(first, collation), collation_key(last, collation)  # type: ignore[arg-type]
+def _range_ok(first: str, last: str, collation: Collation) -> bool:
+    lo, hi = collation_key(first, collation), collation_key(last, collation)
+    if lo is None or hi is None:
+        return False
     try:
-        return lo is not None and hi is not None and lo <= hi  # type: ignore[operator]
+        return key_order(lo, hi) <= 0
     except TypeError:
         return False
 

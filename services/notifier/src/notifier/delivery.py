@@ -134,20 +134,7 @@ class DeliveryRecorder:
         if change.emit == "bounced" and row.channel in ("email", "sms"):
             await queue_fallback(  # it did not reach them: the next channel, if any
                 session,
-                Unreached(
-                    notice_id=row.notice_id,
-                    alert_id=row.alert_id,
-                    customer_id=row.customer_id,
-                    recipient_customer_id=row.recipient_customer_id,
-                    recipient_role=row.recipient_role,
-                    kind=row.kind,
-                    alert_version=row.alert_version,
-                    reminder_no=row.reminder_no,
-                    severity=row.severity,
-                    phone=row.phone,
-                    sms_opt_out=bool(row.sms_opt_out),
-                    channel=row.channel,
-                ),
+                Unreached.of(row),
                 sms_available=self.sms_available,
                 letters_available=self.settings.letters_available,
             )

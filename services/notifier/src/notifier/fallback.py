@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,6 +72,25 @@ class Unreached:
     phone: str | None
     sms_opt_out: bool
     channel: str = "email"  # the channel that did not reach them
+
+    @classmethod
+    def of(cls, row: Any, *, notice_id: str | None = None) -> Unreached:
+        """From a notice row with these columns (the senders', the delivery reports' and the
+        unconfirmed scan's); ``channel`` is the row's when it has one, else email."""
+        return cls(
+            notice_id=notice_id or row.notice_id,
+            alert_id=row.alert_id,
+            customer_id=row.customer_id,
+            recipient_customer_id=row.recipient_customer_id,
+            recipient_role=row.recipient_role,
+            kind=row.kind,
+            alert_version=row.alert_version,
+            reminder_no=row.reminder_no,
+            severity=row.severity,
+            phone=row.phone,
+            sms_opt_out=bool(row.sms_opt_out),
+            channel=getattr(row, "channel", None) or "email",
+        )
 
 
 def fallback_notice_id(notice_id: str, channel: str) -> str:

@@ -811,20 +811,7 @@ class NoticeSender:
 
 
 def _unreached(o: _Outcome) -> Unreached:
-    row = o.job.row
-    return Unreached(
-        notice_id=o.job.notice_id,
-        alert_id=row.alert_id,
-        customer_id=row.customer_id,
-        recipient_customer_id=row.recipient_customer_id,
-        recipient_role=row.recipient_role,
-        kind=row.kind,
-        alert_version=row.alert_version,
-        reminder_no=row.reminder_no,
-        severity=row.severity,
-        phone=row.phone,
-        sms_opt_out=bool(row.sms_opt_out),
-    )
+    return Unreached.of(o.job.row, notice_id=o.job.notice_id)
 
 
 class _Superseded(Exception):

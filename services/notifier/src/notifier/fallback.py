@@ -11,7 +11,7 @@ reaches them. It keeps the first notice's trace context, so its send joins the r
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import text
@@ -74,23 +74,19 @@ class Unreached:
     channel: str = "email"  # the channel that did not reach them
 
     @classmethod
-    def of(cls, row: Any, *, notice_id: str | None = None) -> Unreached:
-        """From a notice row with these columns (the senders', the delivery reports' and the
-        unconfirmed scan's); ``channel`` is the row's when it has one, else email."""
-        return cls(
-            notice_id=notice_id or row.notice_id,
-            alert_id=row.alert_id,
-            customer_id=row.customer_id,
-            recipient_customer_id=row.recipient_customer_id,
-            recipient_role=row.recipient_role,
-            kind=row.kind,
-            alert_version=row.alert_version,
-            reminder_no=row.reminder_no,
-            severity=row.severity,
-            phone=row.phone,
-            sms_opt_out=bool(row.sms_opt_out),
-            channel=getattr(row, "channel", None) or "email",
-        )
+    def of(cls, row: Any, **given: Any) -> Unreached:
+        """From a notice row with these columns (the senders', the delivery reports', the
+        unconfirmed scan's); ``given`` for what the row does not say. No channel: email."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in given:
+                values[f.name] = given[f.name]
+            elif f.name == "channel":
+                values[f.name] = getattr(row, "channel", None) or "email"
+            else:
+                values[f.name] = getattr(row, f.name)
+        values["sms_opt_out"] = bool(values["sms_opt_out"])
+        return cls(**values)
 
 
 def fallback_notice_id(notice_id: str, channel: str) -> str:

@@ -407,20 +407,7 @@ class SmsSender:
         """The SMS did not reach them: the channel after SMS (a letter), if the policy allows."""
         await queue_fallback(
             session,
-            Unreached(
-                notice_id=row.notice_id,
-                alert_id=row.alert_id,
-                customer_id=row.customer_id,
-                recipient_customer_id=row.recipient_customer_id,
-                recipient_role=row.recipient_role,
-                kind=row.kind,
-                alert_version=row.alert_version,
-                reminder_no=row.reminder_no,
-                severity=state.recall.severity,
-                phone=row.phone,
-                sms_opt_out=bool(row.sms_opt_out),
-                channel="sms",
-            ),
+            Unreached.of(row, severity=state.recall.severity, channel="sms"),
             sms_available=True,
             letters_available=self.settings.letters_available,
         )

@@ -21,6 +21,7 @@ import pytest
 import yaml  # PyYAML ships no types (uvicorn[standard] brings it)
 
 from recall_shared.testing import create_database, delete_topics, drop_database, kafka_bootstrap
+from recall_shared.trace_sink import TraceSink
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy"))
@@ -100,7 +101,18 @@ def _wait_ready(stack: Stack, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlayedStack]:
+def trace_sink() -> Iterator[TraceSink]:
+    """The OTLP receiver the pods export their spans to (host network: 127.0.0.1 is the host's),
+    for the walking skeleton's one-recall-one-trace check."""
+    sink = TraceSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, trace_sink: TraceSink) -> Iterator[PlayedStack]:
     build_image()
     run = uuid.uuid4().hex[:8]
     release, work = f"kp{run}", tmp_path_factory.mktemp("kube-play")
@@ -127,6 +139,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlayedStack]:
                 "config": {
                     "RECALL_ALERTS_TOPIC_PREFIX": prefix,
                     "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": trace_sink.endpoint,
+                    "OTEL_BSP_SCHEDULE_DELAY": "200",  # export every 0.2 s, not 5 s
                 },
                 "services": {
                     **{name: {"port": port} for name, port in ports.items()},

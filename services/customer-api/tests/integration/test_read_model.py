@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -123,34 +124,21 @@ async def test_sent_and_failed_notices_show_on_the_alert(api, events, customer_i
     await api.publish(
         ev.NoticeSent(
             notice_id=sent_id,
-            alert_id=alert.alert_id,
-            customer_id=customer_id,
-            recall_id=alert.recall_id,
-            kind="initial",
-            alert_version=1,
             recipient_role="purchaser",
             sent_at=now,
+            **_about(alert, "initial", 1),
         )
     )
     await api.publish(
         ev.NoticeFailed(
             notice_id=failed_id,
-            alert_id=alert.alert_id,
-            customer_id=customer_id,
-            recall_id=alert.recall_id,
-            kind="update",
-            alert_version=2,
             reason="550 mailbox unavailable",
             permanent=True,
             failed_at=now,
+            **_about(alert, "update", 2),
         )
     )
-
-    async def both() -> dict | None:
-        body = (await api.get_alert(customer_id, alert.alert_id)).json()
-        return body if len(body["notices"]) == 2 else None
-
-    body = await eventually(both, timeout=15)
+    body = await _with_notices(api, customer_id, alert.alert_id, 2)
     by_id = {n["notice_id"]: n for n in body["notices"]}
     assert by_id[sent_id]["kind"] == "initial" and by_id[sent_id]["status"] == "sent"
     assert by_id[failed_id]["kind"] == "update" and by_id[failed_id]["status"] == "failed"
@@ -166,13 +154,7 @@ async def test_a_notice_to_a_gifts_recipient_shows_as_such_on_the_purchasers_ale
     await api.raise_alert(alert)
     mine, theirs, bounced = (str(uuid.uuid4()) for _ in range(3))
     now = datetime.now(UTC)
-    common = {
-        "alert_id": alert.alert_id,
-        "customer_id": customer_id,
-        "recall_id": alert.recall_id,
-        "kind": "initial",
-        "alert_version": 1,
-    }
+    common = _about(alert, "initial", 1)
     await api.publish(
         ev.NoticeSent(notice_id=mine, recipient_role="purchaser", sent_at=now, **common)
     )
@@ -195,12 +177,7 @@ async def test_a_notice_to_a_gifts_recipient_shows_as_such_on_the_purchasers_ale
             **common,
         )
     )
-
-    async def all_three() -> dict | None:
-        body = (await api.get_alert(customer_id, alert.alert_id)).json()
-        return body if len(body["notices"]) == 3 else None
-
-    body = await eventually(all_three, timeout=15)
+    body = await _with_notices(api, customer_id, alert.alert_id, 3)
     gift = {n["notice_id"]: n["to_gift_recipient"] for n in body["notices"]}
     assert gift == {mine: False, theirs: True, bounced: True}
 
@@ -222,3 +199,24 @@ async def test_acknowledge_is_recorded_and_repeatable(api, events, customer_id) 
     assert body["resolution"] is None
     banner = (await api.client.get("/v1/me/banner", headers=api.auth(customer_id))).json()
     assert banner["open_alerts"] == 1
+
+
+def _about(alert: ev.AlertState, kind: str, version: int) -> dict[str, Any]:
+    """The fields a notice event takes from its alert."""
+    return {
+        "alert_id": alert.alert_id,
+        "customer_id": alert.customer_id,
+        "recall_id": alert.recall_id,
+        "kind": kind,
+        "alert_version": version,
+    }
+
+
+async def _with_notices(api, customer_id: str, alert_id: str, n: int) -> dict:
+    """The alert, once customer-api shows ``n`` notices on it."""
+
+    async def shown() -> dict | None:
+        body = (await api.get_alert(customer_id, alert_id)).json()
+        return body if len(body["notices"]) == n else None
+
+    return await eventually(shown, timeout=15)

@@ -24,6 +24,23 @@ from recall_shared.settings import ServiceSettings
 S = TypeVar("S", bound=ServiceSettings)
 
 
+GC_THRESHOLDS = (20_000, 20, 10)
+"""The collector's thresholds while serving (Python's default: 700, 10, 10). A consumer holds a
+batch of hundreds of decoded events, thousands of young containers, while it applies it; at the
+default they were scanned again and again, promoted, and set off full collections: 9-16% of a
+consumer's CPU while it took alerts in, 2-6% with these (bench/ingest_cpu.py, docs/benchmarks.md).
+Cycles are rare in this code (refcounting frees the rest), so waiting longer costs little memory."""
+
+
+def settle_heap() -> None:
+    """Before serving: what exists now (modules, models, schemas, the app) lives as long as the
+    process, so it is kept out of the collector's scans (which otherwise walk it on every full
+    collection), and the collector runs at :data:`GC_THRESHOLDS`."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 class ServiceCli(Generic[S]):
     def __init__(
         self,
@@ -88,11 +105,7 @@ class ServiceCli(Generic[S]):
         if args.migrate:
             upgrade(self.migrations_dir, settings.database_url)
         app = self.create_app(settings)
-        # What exists now (modules, models, schemas, the app) lives as long as the process: once per
-        # process, keep it out of the collector's scans, which otherwise walk it on every full
-        # collection.
-        gc.collect()
-        gc.freeze()
+        settle_heap()
         uvicorn.run(
             app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
         )

@@ -89,13 +89,14 @@ class Metrics:
         )
         self.handle_seconds = Histogram(
             "event_handle_seconds",
-            "Time to apply one batch of events, transaction included.",
+            "Time to apply one batch of events, transaction included; observed under each topic"
+            " the batch holds records of.",
             ["topic"],
             registry=r,
         )
         self.batch_size = Histogram(
             "consumer_batch_records",
-            "Records applied in one consumer transaction.",
+            "Records of the topic in one consumer transaction.",
             ["topic"],
             buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
             registry=r,

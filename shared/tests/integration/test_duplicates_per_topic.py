@@ -40,3 +40,41 @@ async def test_each_dropped_redelivery_counts_under_its_own_topic(infra, metric_
     assert metric_total(runner.metrics, "events_duplicate", topic=alerts) == 3
     assert metric_total(runner.metrics, "events_duplicate", topic=customers) == 0
     assert await infra.applied_count() == 4
+
+
+def _histogram_count(metrics, name: str, topic: str) -> float:
+    return sum(
+        s.value
+        for family in metrics.registry.collect()
+        if family.name == name
+        for s in family.samples
+        if s.name == f"{name}_count" and s.labels.get("topic") == topic
+    )
+
+
+def _histogram_sum(metrics, name: str, topic: str) -> float:
+    return sum(
+        s.value
+        for family in metrics.registry.collect()
+        if family.name == name
+        for s in family.samples
+        if s.name == f"{name}_sum" and s.labels.get("topic") == topic
+    )
+
+
+async def test_batch_metrics_count_each_topic_of_a_mixed_batch(infra) -> None:
+    """``consumer_batch_records`` and ``event_handle_seconds`` under each topic the batch holds,
+    with that topic's records, not all under the first record's topic."""
+    alerts, customers = infra.topic(ALERTS), infra.topic(CUSTOMERS)
+    runner = infra.runner(
+        {ev.AlertClosed: infra.inserting_handler}, [CUSTOMERS, ALERTS], producer=None
+    )
+    batch = [_record(customers, 0, alert_closed("al-c", "c-1"), "ev-c")] + [
+        _record(alerts, i, alert_closed(f"al-{i}", "c-1"), f"ev-{i}") for i in range(3)
+    ]
+    assert (await runner.process_batch(batch))["applied"] == 4
+    m = runner.metrics
+    assert _histogram_sum(m, "consumer_batch_records", customers) == 1
+    assert _histogram_sum(m, "consumer_batch_records", alerts) == 3
+    assert _histogram_count(m, "event_handle_seconds", customers) == 1
+    assert _histogram_count(m, "event_handle_seconds", alerts) == 1

@@ -285,3 +285,17 @@ def test_the_parts_kept_are_bounded() -> None:
     shared_parts.forget_shared_parts()
     assert parse(wrap(ev.AlertRaised(alert=alert), source="/s")) == ev.AlertRaised(alert=alert)
     assert shared_parts._parts == {}  # too long to keep
+
+
+# --------------------------------------------------------------------------- a state's JSON
+
+
+def test_an_alert_states_json_is_its_dump_with_the_shared_recall_dumped_once() -> None:
+    shared_parts.forget_shared_parts()
+    one, other = make_alert("c-1", title="Kettle A"), make_alert("c-2", title="Kettle B")
+    sharing = make_alert("c-3").model_copy(update={"recall": one.recall})
+    for state in (one, other, sharing, one):
+        assert orjson.loads(shared_parts.alert_state_json(state)) == orjson.loads(
+            state.model_dump_json()
+        )
+    assert len(shared_parts._RECALL_JSON) == 2  # one dump per recall content instance

@@ -41,6 +41,7 @@ from recall_shared.db import statement_chunks
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
 from recall_shared.remedy_states import COMPLETED_CASE_STATES
+from recall_shared.shared_parts import alert_state_json
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 FINAL_CASE_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_shared.remedy_states)
@@ -55,7 +56,7 @@ def _alert_row(state: ev.AlertState) -> dict[str, Any]:
         "recall_id": state.recall_id,
         "alert_version": state.alert_version,
         "severity_rank": SEVERITY_RANK[state.recall.severity],
-        "state": state.model_dump_json(),
+        "state": alert_state_json(state),
     }
 
 

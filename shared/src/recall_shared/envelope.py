@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from recall_shared.events import EVENTS_BY_TYPE, SCREENED_JSON, Event
-from recall_shared.shared_parts import reuse_shared_part
+from recall_shared.shared_parts import loads_sharing
 from recall_shared.telemetry import trace_headers as current_trace_context
 
 SPECVERSION = "1.0"
@@ -269,12 +269,13 @@ def parse(envelope: Envelope, known: dict[str, type[Event]] = EVENTS_BY_TYPE) ->
 def parse_as(envelope: Envelope, cls: type[Event]) -> Event:
     """The envelope's body as a ``cls`` (its type already looked up); raises EnvelopeError (not
     JSON) or InvalidEvent."""
+    screened = _NUL_ESCAPE not in envelope.data
+    context = _SCREENED if screened else None
     try:
-        payload = orjson.loads(envelope.data)
+        # A fan-out's recall content validated once, and not even decoded again.
+        payload = loads_sharing(cls, envelope.data, screened)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError(f"body is not JSON: {exc}") from exc
-    context = _SCREENED if _NUL_ESCAPE not in envelope.data else None
-    reuse_shared_part(cls, payload, context)  # a fan-out's recall content, validated once
     try:
         return cls.model_validate(payload, context=context)
     except ValidationError as exc:

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from recall_shared import events as ev
 
+_SCREENED = {ev.SCREENED_JSON: True}
+
 SHARED_PARTS: dict[type[ev.Event], tuple[tuple[str, ...], type[ev.Model]]] = {
     ev.AlertRaised: (("alert", "recall"), ev.RecallContent),
     ev.AlertUpdated: (("alert", "recall"), ev.RecallContent),
@@ -31,6 +33,43 @@ MAX_PART_BYTES = 64 * 1024
 """A part longer than this as JSON is validated with its event, never kept."""
 
 _parts: dict[tuple[type[ev.Model], bytes], ev.Model] = {}
+_last: tuple[type[ev.Model], bytes, bytes, ev.Model] | None = None
+"""The part reused last, for :func:`loads_sharing`: (its model, its JSON text, the text's first
+bytes, its instance)."""
+# In place of the last part's text: a JSON string no body screened for \u0000 escapes can hold.
+_STAND_IN, _STAND_IN_JSON = "\x00", b'"\\u0000"'
+_LEAD = 48
+
+
+def loads_sharing(cls: type[ev.Event], data: bytes, screened: bool) -> Any:
+    """``data`` decoded as JSON (``orjson.loads``, raising its error), ``cls``'s shared part
+    replaced by its validated model as :func:`reuse_shared_part` does. When ``data`` holds the
+    last part's JSON text, that text is not decoded again: it is swapped for a stand-in first
+    and the stand-in, found in the part's place, for the instance. Only for ``screened`` bytes
+    (no ``\\u0000`` escape): then a string holding NUL can only be the stand-in, so finding it
+    there proves that the text was exactly the part's value (JSON is context-free: a value's text
+    in a value's place); anywhere else, or a body that does not decode so, is decoded as usual."""
+    where = SHARED_PARTS.get(cls)
+    last = _last
+    if where is not None and screened and last is not None and last[0] is where[1]:
+        text = last[1]
+        # Found by its first bytes, then compared whole: a search for the whole text costs as
+        # much as decoding it.
+        at = data.find(last[2])
+        if at >= 0 and data.startswith(text, at):
+            try:
+                payload = orjson.loads(data[:at] + _STAND_IN_JSON + data[at + len(text) :])
+            except orjson.JSONDecodeError:
+                payload = None  # decoded as usual below, for the body's own error
+            parent = payload
+            for step in where[0][:-1]:
+                parent = parent.get(step) if isinstance(parent, dict) else None
+            if isinstance(parent, dict) and parent.get(where[0][-1]) == _STAND_IN:
+                parent[where[0][-1]] = last[3]
+                return payload
+    payload = orjson.loads(data)
+    reuse_shared_part(cls, payload, None if not screened else _SCREENED)
+    return payload
 
 
 def reuse_shared_part(cls: type[ev.Event], payload: Any, context: dict[str, Any] | None) -> None:
@@ -62,13 +101,17 @@ def reuse_shared_part(cls: type[ev.Event], payload: Any, context: dict[str, Any]
         if len(_parts) >= MAX_PARTS:
             _parts.clear()
         _parts[key] = found
+    global _last
+    _last = (model, text, text[:_LEAD], found)
     parent[path[-1]] = found
 
 
 def forget_shared_parts() -> None:
     """Drop every part kept (tests)."""
+    global _last
     _parts.clear()
     _RECALL_JSON.clear()
+    _last = None
 
 
 _RECALL = {"recall"}

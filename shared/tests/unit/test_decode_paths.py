@@ -287,6 +287,70 @@ def test_the_parts_kept_are_bounded() -> None:
     assert shared_parts._parts == {}  # too long to keep
 
 
+def _primed_body() -> tuple[dict, bytes]:
+    """An alert's JSON (as a dict) whose recall content is the part decoded last, and that text."""
+    shared_parts.forget_shared_parts()
+    event = ev.AlertRaised(alert=make_alert("c-1"))
+    parse(wrap(event, source="/s"))
+    assert shared_parts._last is not None
+    return orjson.loads(orjson.dumps(event.model_dump(mode="json"))), shared_parts._last[1]
+
+
+def test_the_last_parts_text_is_swapped_not_decoded_again() -> None:
+    body, text = _primed_body()
+    data = orjson.dumps(body)
+    assert text in data
+    shared_parts._parts.clear()  # what the swap gives must not come from the kept parts
+    decoded = parse(
+        dataclasses.replace(wrap(ev.AlertRaised(alert=make_alert("c-0")), source="/s"), data=data)
+    )
+    assert decoded == _full_validation("alert.raised.v1", data)
+    assert decoded.alert.recall is shared_parts._last[3]  # type: ignore[attr-defined, index]
+    assert shared_parts._parts == {}  # nothing decoded, validated or kept anew
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "recall null, its text in another field",
+        "its text inside a string",
+        "its text twice, the recall's the second",
+        "recall given twice, the last one other",
+        "its text cut short",
+        "a NUL escape elsewhere",
+        "not JSON after it",
+    ],
+)
+def test_the_swap_gives_what_full_validation_gives(variant: str) -> None:
+    body, text = _primed_body()
+    recall = text.decode()
+    alert = body["alert"]
+    if variant == "recall null, its text in another field":
+        alert["recall"] = None
+        data = orjson.dumps(body).replace(
+            b'"business_account_admin_id":null', b'"business_account_admin_id":' + text
+        )
+    elif variant == "its text inside a string":
+        alert["recall"] = None
+        alert["lines"][0]["title"] = recall
+        data = orjson.dumps(body)
+    elif variant == "its text twice, the recall's the second":
+        data = orjson.dumps(body).replace(b'"alert":{', b'"extra":' + text + b',"alert":{')
+    elif variant == "recall given twice, the last one other":
+        data = orjson.dumps(body).replace(
+            b'"recall":' + text, b'"recall":' + text + b',"recall":{}'
+        )
+    elif variant == "its text cut short":
+        data = orjson.dumps(body).replace(text, text[:-2] + b"}")
+    elif variant == "a NUL escape elsewhere":
+        alert["lines"][0]["title"] = "Kettle\u0000"  # written as a \u0000 escape
+        data = orjson.dumps(body)
+        assert b"\\u0000" in data
+    else:
+        data = orjson.dumps(body)[:-1] + b",]"
+    assert _decoded("alert.raised.v1", data) == _expected("alert.raised.v1", data), variant
+
+
 # --------------------------------------------------------------------------- a state's JSON
 
 

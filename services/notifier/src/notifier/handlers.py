@@ -31,6 +31,7 @@ from notifier.notice_traces import remember_trace, remember_traces
 from recall_shared import events as ev
 from recall_shared.envelope import Envelope
 from recall_shared.handlers import Delivery, HandlerMap, batched
+from recall_shared.shared_parts import alert_state_json
 
 NOTICE_NAMESPACE = uuid.UUID("0b8f7d2e-9c4a-4f51-8e0e-5a3c1d9b7e21")
 SENDER_CHANNEL = "notices_notifier"
@@ -319,7 +320,7 @@ async def apply_alert_events(
                 "ids": [s.alert_id for s in states],
                 "customers": [s.customer_id for s in states],
                 "versions": [s.alert_version for s in states],
-                "states": [s.model_dump_json() for s in states],
+                "states": [alert_state_json(s) for s in states],
             },
         )
     if plan.notices:

@@ -126,7 +126,10 @@ def _log_event(
         ctx = span.get_span_context()
         fields["trace_id"] = format(ctx.trace_id, "032x")
         fields["span_id"] = format(ctx.span_id, "016x")
-    event_log.handle(fields_record(event_log, logging.INFO, "event handled", fields))
+    # Its own context: the event's ids, and its span's trace or none (the worker runs in no span).
+    event_log.handle(
+        fields_record(event_log, logging.INFO, "event handled", fields, own_context=True)
+    )
 
 
 class _PartitionWorker:

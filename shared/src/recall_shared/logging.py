@@ -112,7 +112,10 @@ class JsonFormatter(logging.Formatter):
         }
         # A fields record that nothing added to since: its fields are its extras, taken at once.
         fields: dict[str, object] | None = attributes.get("_fields")
-        if fields is not None and len(attributes) != _RECORD_ATTRIBUTES + 1 + len(fields):
+        own_context = "_own_context" in attributes
+        if fields is not None and len(attributes) != _RECORD_ATTRIBUTES + 1 + own_context + len(
+            fields
+        ):
             fields = None
         if fields is None:
             fields = {
@@ -121,15 +124,16 @@ class JsonFormatter(logging.Formatter):
                 if key not in _RESERVED and key[0] != "_"
             }
         # What the work in hand says, unless the line says it itself.
-        if "correlation_id" not in fields and (cid := correlation_id_var.get()) is not None:
-            entry["correlation_id"] = cid
-        if "event_id" not in fields and (eid := event_id_var.get()) is not None:
-            entry["event_id"] = eid
-        if "trace_id" not in fields:
-            span = trace.get_current_span().get_span_context()
-            if span.is_valid:
-                entry["trace_id"] = format(span.trace_id, "032x")
-                entry["span_id"] = format(span.span_id, "016x")
+        if not own_context:
+            if "correlation_id" not in fields and (cid := correlation_id_var.get()) is not None:
+                entry["correlation_id"] = cid
+            if "event_id" not in fields and (eid := event_id_var.get()) is not None:
+                entry["event_id"] = eid
+            if "trace_id" not in fields:
+                span = trace.get_current_span().get_span_context()
+                if span.is_valid:
+                    entry["trace_id"] = format(span.trace_id, "032x")
+                    entry["span_id"] = format(span.span_id, "016x")
         entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
@@ -142,13 +146,20 @@ _new_record = logging.LogRecord.__new__
 
 
 def fields_record(
-    logger: logging.Logger, level: int, msg: str, fields: dict[str, object]
+    logger: logging.Logger,
+    level: int,
+    msg: str,
+    fields: dict[str, object],
+    *,
+    own_context: bool = False,
 ) -> logging.LogRecord:
     """A record of ``msg`` whose extra attributes are ``fields``, as ``logger.makeRecord(...,
     extra=fields)`` makes it at about half the cost (the runner writes one line per event it
     applies): a copy of a template record of its kind with the time and the fields set. The
     thread and process attributes are the template's (the consumer runs on one thread); file and
-    function unknown, as with ``logging._srcfile`` off (configure_logging)."""
+    function unknown, as with ``logging._srcfile`` off (configure_logging). ``own_context``: the
+    fields are the line's whole context (its ids, its trace or none), so the formatter does not
+    add the work's context variables and current span (three lookups per line)."""
     if not _RESERVED.isdisjoint(fields):
         raise KeyError(
             f"attempt to overwrite a LogRecord attribute: {sorted(_RESERVED & fields.keys())}"
@@ -167,6 +178,8 @@ def fields_record(
     attributes["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
     attributes.update(fields)
     attributes["_fields"] = fields
+    if own_context:
+        attributes["_own_context"] = True
     return record
 
 

@@ -7,6 +7,8 @@ import sys
 
 import orjson
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from recall_shared.logging import (
     JsonFormatter,
@@ -88,8 +90,6 @@ def test_metrics_registry_is_per_instance() -> None:
 
 
 def test_json_log_carries_the_current_trace_and_span() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-
     tracer = TracerProvider().get_tracer("test")
     formatter = JsonFormatter("svc")
     with tracer.start_as_current_span("work") as span:
@@ -208,3 +208,20 @@ async def test_lines_logged_together_go_out_in_one_write_at_the_end() -> None:
         logger.removeHandler(handler)
         logger.propagate = True
     assert stream.writes == ["from a thread\n", "one\ntwo\n", "after\n", "later\n"]
+
+
+def test_a_fields_record_with_its_own_context_formats_without_the_works() -> None:
+    """The runner's event line says its ids and trace itself: the formatter adds nothing of the
+    context it is formatted in (an outer correlation id, event id or span)."""
+    formatter = JsonFormatter("svc")
+    logger = logging.getLogger("recall.test.own")
+    span = TracerProvider().get_tracer("t").start_span("outer")
+    with trace.use_span(span), log_context(correlation_id="outer", event_id="outer-event"):
+        own = orjson.loads(
+            formatter.format(fields_record(logger, logging.INFO, "m", {"n": 1}, own_context=True))
+        )
+        plain = orjson.loads(formatter.format(fields_record(logger, logging.INFO, "m", {"n": 1})))
+    span.end()
+    assert own["n"] == 1 and not {"correlation_id", "event_id", "trace_id", "span_id"} & own.keys()
+    assert plain["correlation_id"] == "outer" and plain["event_id"] == "outer-event"
+    assert plain["trace_id"] == format(span.get_span_context().trace_id, "032x")

@@ -192,18 +192,21 @@ def read_headers(
     """Read the envelope of a Kafka record; raise EnvelopeError when it is not a readable
     CloudEvent."""
     # Once per consumed record, so in one pass over the headers (a repeated header: the last one
-    # counts), and only the ``ce_*`` ones decoded.
-    raw: dict[str, bytes | None] = {}
+    # counts), only the ``ce_*`` ones decoded, as they come.
+    if not isinstance(headers, list | tuple):  # read twice when a ce_* header is not UTF-8
+        headers = list(headers or ())
+    attrs: dict[str, str] = {}
     extra: dict[str, bytes] = {}
-    for k, v in headers or ():
+    for k, v in headers:
         if k[:3] == "ce_":
-            raw[k] = v
+            try:
+                attrs[k] = v.decode() if v is not None else ""
+            except UnicodeDecodeError:
+                # A later repeat may replace it: whether it counts, read in two steps.
+                attrs, extra = _two_steps(headers)
+                break
         else:
             extra[k] = v if v is not None else b""
-    try:
-        attrs = {k: v.decode() if v is not None else "" for k, v in raw.items()}
-    except UnicodeDecodeError as exc:
-        raise EnvelopeError(f"ce_* header is not UTF-8: {exc}") from exc
     get = attrs.get
     if not (get("ce_id") and get("ce_type") and get("ce_source") and get("ce_specversion")):
         missing = [a for a in _REQUIRED if not get(a)]
@@ -239,6 +242,24 @@ def read_headers(
         tracestate=tracestate,
     )
     return envelope
+
+
+def _two_steps(
+    headers: Iterable[tuple[str, bytes | None]],
+) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The ``ce_*`` headers decoded (the last of a repeated one counts; EnvelopeError when that
+    one is not UTF-8) and the others, as read_headers' one pass reads them."""
+    raw: dict[str, bytes | None] = {}
+    extra: dict[str, bytes] = {}
+    for k, v in headers:
+        if k[:3] == "ce_":
+            raw[k] = v
+        else:
+            extra[k] = v if v is not None else b""
+    try:
+        return {k: v.decode() if v is not None else "" for k, v in raw.items()}, extra
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(f"ce_* header is not UTF-8: {exc}") from exc
 
 
 def _plain(headers: dict[str, bytes], name: str) -> str | None:

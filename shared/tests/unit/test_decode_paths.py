@@ -138,6 +138,17 @@ def test_read_headers_reads_any_header_list_as_the_straight_reading(
     assert read == expected
 
 
+@pytest.mark.parametrize("as_given", [list, tuple, iter])
+def test_a_header_not_utf8_counts_only_when_no_repeat_replaces_it(as_given) -> None:
+    bad, good = ("ce_subject", b"\xff"), ("ce_subject", b"s-1")
+    assert read_headers(as_given([*_VALID, bad, good, ("x", b"1")]), b"{}").subject == "s-1"
+    assert read_headers(as_given([*_VALID, bad, good, ("x", b"1")]), b"{}").extra_headers == {
+        "x": b"1"
+    }
+    with pytest.raises(EnvelopeError, match="not UTF-8"):
+        read_headers(as_given([*_VALID, good, bad]), b"{}")
+
+
 def test_read_headers_sets_every_field_of_the_envelope() -> None:
     env = wrap(ev.AlertRaised(alert=make_alert("c-1")), source="/s", correlation_id="k")
     read = read_headers(env.headers(), env.data)

@@ -49,17 +49,6 @@ FINAL_CASE_STATES = COMPLETED_CASE_STATES  # the remedy was delivered (recall_sh
 # --------------------------------------------------------------------------- alert states
 
 
-def _alert_row(state: ev.AlertState) -> dict[str, Any]:
-    return {
-        "alert_id": state.alert_id,
-        "customer_id": state.customer_id,
-        "recall_id": state.recall_id,
-        "alert_version": state.alert_version,
-        "severity_rank": SEVERITY_RANK[state.recall.severity],
-        "state": alert_state_json(state),
-    }
-
-
 # The alerts' columns as arrays, one element per row: a statement of constant shape (compiled once,
 # two orders of magnitude fewer bind parameters than a multi-row VALUES), whatever the run's length.
 _ALERT_ARRAYS = (
@@ -123,16 +112,18 @@ UPSERT_ALERTS = _ALERT_INSERT.on_conflict_do_update(
 )
 
 
-async def _upsert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        params: dict[str, Any] = {name: [r[name] for r in rows] for name in rows[0]}
-        await session.execute(UPSERT_ALERTS, {**params, "now": datetime.now(UTC)})
+async def _upsert_alerts(session: AsyncSession, states: Sequence[ev.AlertState]) -> None:
+    """The guarded upserts of ``states`` in order, in one statement (see newest_alert_columns)."""
+    if states:
+        columns = newest_alert_columns(states)
+        await session.execute(UPSERT_ALERTS, {**columns, "now": datetime.now(UTC)})
 
 
-def newest_alert_rows(states: Sequence[ev.AlertState]) -> list[dict[str, Any]]:
-    """One row per alert, as the guarded upserts of ``states`` in order would leave it: the highest
-    version's state (on a tie the later one: ``<=`` lets it win), with the customer the alert was
-    first seen with (a row keeps its customer; a new row is inserted by the first event)."""
+def newest_alert_columns(states: Sequence[ev.AlertState]) -> dict[str, list[Any]]:
+    """One row per alert, as the guarded upserts of ``states`` in order would leave it, as a list
+    per column: the highest version's state (on a tie the later one: ``<=`` lets it win), with the
+    customer the alert was first seen with (a row keeps its customer; a new row is inserted by the
+    first event)."""
     newest: dict[str, ev.AlertState] = {}
     first_customer: dict[str, str] = {}
     for state in states:
@@ -140,25 +131,30 @@ def newest_alert_rows(states: Sequence[ev.AlertState]) -> list[dict[str, Any]]:
         kept = newest.get(state.alert_id)
         if kept is None or state.alert_version >= kept.alert_version:
             newest[state.alert_id] = state
-    return [
-        {**_alert_row(state), "customer_id": first_customer[alert_id]}
-        for alert_id, state in newest.items()
-    ]
+    rows = newest.values()
+    return {
+        "alert_id": list(newest),
+        "customer_id": [first_customer[alert_id] for alert_id in newest],
+        "recall_id": [s.recall_id for s in rows],
+        "alert_version": [s.alert_version for s in rows],
+        "severity_rank": [SEVERITY_RANK[s.recall.severity] for s in rows],
+        "state": [alert_state_json(s) for s in rows],
+    }
 
 
 async def on_alert_raised(session: AsyncSession, event: ev.AlertRaised, env: Envelope) -> None:
-    await _upsert_alerts(session, [_alert_row(event.alert)])
+    await _upsert_alerts(session, [event.alert])
 
 
 async def on_alert_updated(session: AsyncSession, event: ev.AlertUpdated, env: Envelope) -> None:
-    await _upsert_alerts(session, [_alert_row(event.alert)])
+    await _upsert_alerts(session, [event.alert])
 
 
 async def apply_alert_states(
     session: AsyncSession, deliveries: Sequence[Delivery[ev.AlertRaised | ev.AlertUpdated]]
 ) -> None:
     """alert.raised.v1 and alert.updated.v1 (the same upsert): one statement for the run."""
-    await _upsert_alerts(session, newest_alert_rows([d.event.alert for d in deliveries]))
+    await _upsert_alerts(session, [d.event.alert for d in deliveries])
 
 
 # --------------------------------------------------------------------------- withdrawals, closures

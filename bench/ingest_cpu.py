@@ -13,8 +13,14 @@ per event: what fanout_e2e.py's ``cpu_s_to`` shows for the whole system, for the
 alone and without the notifier's and the matcher's work competing. The services' idle CPU (their
 background loops, measured over ``--idle-s`` before the first phase) is reported beside it.
 ``--profile DIR`` records each service with py-spy (``py-spy`` on PATH or ``--py-spy``) over each
-phase, as collapsed stacks (``DIR/<service>-<phase>.txt``) for a flame graph or a grep. One JSON
-line on stdout; databases and topics are removed at the end.
+phase, as collapsed stacks (``DIR/<service>-<phase>.txt``) for a flame graph or a grep.
+``--against DIR`` runs the same services of another source tree beside them (DIR holding its
+``shared/src`` and ``services/<name>/src``, e.g. unpacked from ``git archive <commit>``, first on
+their ``PYTHONPATH``), on databases and consumer groups of their own (service name
+``<name>-against``) and ports ``--port-base`` + 20 on: both take the same records at the same time,
+on a machine in the same state, so ``against_ratio`` (this tree's CPU per event over the other's)
+compares the two without the drift between runs that other work on a shared machine causes. One
+JSON line on stdout; databases and topics are removed at the end.
 """
 
 from __future__ import annotations
@@ -137,13 +143,28 @@ def stop_profilers(profilers: list[subprocess.Popen]) -> None:
         p.wait(timeout=30)
 
 
+AGAINST = "-against"  # the service name (and consumer group) suffix of the --against side
+
+
+def against_path(tree: Path) -> str:
+    """PYTHONPATH putting another source tree's packages before this one's."""
+    parts = [tree / "shared" / "src", *(tree / "services" / s.name / "src" for s in SERVICES)]
+    return os.pathsep.join(str(p) for p in parts if p.is_dir())
+
+
 async def run(args: argparse.Namespace) -> dict:
     n = args.events
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ingest-{run_id}."
     names = args.services
-    db_names = {name: f"ingest_{run_id}_{SERVICE[name].package}" for name in names}
-    urls = {name: await create_database(db) for name, db in db_names.items()}
+    sides = ["", AGAINST] if args.against else [""]
+    keys = [name + side for side in sides for name in names]  # a service of a side
+    db_names = {
+        name + side: f"ingest_{run_id}_{SERVICE[name].package}{side.replace('-', '_')}"
+        for side in sides
+        for name in names
+    }
+    urls = {key: await create_database(db) for key, db in db_names.items()}
     dsn = {k: u.replace("postgresql+asyncpg://", "postgresql://") for k, u in urls.items()}
     env = {
         **os.environ,
@@ -152,38 +173,54 @@ async def run(args: argparse.Namespace) -> dict:
         "RECALL_ALERTS_JWT_SECRET": "bench-ingest-" + "i" * 40,
         "RECALL_ALERTS_API_KEY_PEPPER": "bench-pepper-" + "p" * 32,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
-        **{f"{SERVICE[name].env_prefix}DATABASE_URL": urls[name] for name in names},
     }
-    stack = Stack(
-        env=env,
-        ports={svc.name: args.port_base + i + 1 for i, svc in enumerate(SERVICES)},
-        log_dir=ROOT / "test-artifacts" / f"ingest-{run_id}",
-    )
-    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = ROOT / "test-artifacts" / f"ingest-{run_id}"
+    stacks: dict[str, Stack] = {}
+    for offset, side in zip((0, 20), sides, strict=False):
+        side_env = {
+            **env,
+            **{f"{SERVICE[name].env_prefix}DATABASE_URL": urls[name + side] for name in names},
+        }
+        if side:
+            side_env["PYTHONPATH"] = against_path(Path(args.against))
+            for name in names:
+                side_env[f"{SERVICE[name].env_prefix}SERVICE_NAME"] = name + side
+        stacks[side] = Stack(
+            env=side_env,
+            ports={svc.name: args.port_base + offset + i + 1 for i, svc in enumerate(SERVICES)},
+            log_dir=log_dir / side.strip("-") if side else log_dir,
+        )
+        stacks[side].log_dir.mkdir(parents=True, exist_ok=True)
     out: dict = {"events": n, "run": run_id, "nproc": os.cpu_count()}
+    if args.against:
+        out["against"] = args.against
     profilers: list[subprocess.Popen] = []
     try:
         progress(f"ingest {run_id}: migrating, creating topics; building {n:,} events of each")
-        for name in names:
-            await asyncio.to_thread(stack.run_cli, SERVICE[name], "migrate")
-        await asyncio.to_thread(stack.run_cli, SERVICE[names[0]], "create-topics")
+        for stack in stacks.values():
+            for name in names:
+                await asyncio.to_thread(stack.run_cli, SERVICE[name], "migrate")
+        await asyncio.to_thread(stacks[""].run_cli, SERVICE[names[0]], "create-topics")
         states = alerts(n, str(uuid.uuid4()))
         raised: list[ev.Event] = [ev.AlertRaised(alert=a) for a in states]
         sent: list[ev.Event] = list(notices(states))
-        for name in names:
-            await asyncio.to_thread(stack.restart_service, name)
-        for name in names:
-            await wait_for_group(prefix + name, within_s=60)
-        meter = CpuMeter({name: p.pid for name, p in stack.processes.items()})
+        for stack in stacks.values():
+            for name in names:
+                await asyncio.to_thread(stack.restart_service, name)
+        for key in keys:
+            await wait_for_group(prefix + key, within_s=60)
+        pids = {
+            name + side: p.pid
+            for side, stack in stacks.items()
+            for name, p in stack.processes.items()
+        }
+        meter = CpuMeter(pids)
         meter.start()
         await asyncio.sleep(args.idle_s)
         idle = meter.snapshot()
-        out["idle_cpu_ms_per_s"] = {
-            name: round(1000 * idle[name] / args.idle_s, 1) for name in names
-        }
+        out["idle_cpu_ms_per_s"] = {key: round(1000 * idle[key] / args.idle_s, 1) for key in keys}
         out["loadavg_before"] = [round(x, 2) for x in os.getloadavg()]
         py_spy = args.py_spy or shutil.which("py-spy") or "py-spy"
-        pids = {name: p.pid for name, p in stack.processes.items()}
         for phase, topic, events, table in (
             ("alert", ALERTS, raised, "alerts"),
             ("notice", NOTIFICATIONS, sent, "notices"),
@@ -200,15 +237,21 @@ async def run(args: argparse.Namespace) -> dict:
             stop_profilers(profilers)
             profilers = []
             out[f"{phase}_s"] = round(wall, 2)
-            out[f"cpu_us_per_{phase}"] = {name: round(1e6 * spent[name] / n, 1) for name in names}
+            cpu = {key: round(1e6 * spent[key] / n, 1) for key in keys}
+            out[f"cpu_us_per_{phase}"] = cpu
             out[f"machine_busy_cores_{phase}"] = round(spent["machine"] / wall, 2)
+            if args.against:
+                out[f"against_ratio_{phase}"] = {
+                    name: round(cpu[name] / cpu[name + AGAINST], 3) for name in names
+                }
         out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         return out
     finally:
         if profilers:
             stop_profilers(profilers)
-        if stack.processes:
-            await asyncio.to_thread(stack.stop)
+        for stack in stacks.values():
+            if stack.processes:
+                await asyncio.to_thread(stack.stop)
         for db in db_names.values():
             await drop_database(db)
         await delete_topics(prefix)
@@ -224,6 +267,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--profile", help="a directory for py-spy's collapsed stacks per service")
     ap.add_argument("--py-spy", help="the py-spy binary (default: on PATH)")
+    ap.add_argument(
+        "--against", help="another source tree's services to run beside these (see above)"
+    )
     args = ap.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

@@ -214,6 +214,7 @@ async def run(args: argparse.Namespace) -> dict:
             for side, stack in stacks.items()
             for name, p in stack.processes.items()
         }
+        await asyncio.sleep(args.settle_s)  # start-up's tail (joins, first passes of loops)
         meter = CpuMeter(pids)
         meter.start()
         await asyncio.sleep(args.idle_s)
@@ -264,6 +265,7 @@ def main() -> None:
     ap.add_argument("--services", nargs="+", choices=BENCHED, default=list(BENCHED))
     ap.add_argument("--port-base", type=int, default=17100, help="services on base+1 .. base+5")
     ap.add_argument("--idle-s", type=float, default=3.0)
+    ap.add_argument("--settle-s", type=float, default=5.0, help="before the idle measurement")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--profile", help="a directory for py-spy's collapsed stacks per service")
     ap.add_argument("--py-spy", help="the py-spy binary (default: on PATH)")

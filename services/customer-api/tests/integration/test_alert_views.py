@@ -1,0 +1,115 @@
+"""The customer's first view of each version of an alert page: one alert.viewed.v1 through the
+outbox to alert_views.v1, however many views; none for another customer's alert (still the 404
+page); and a failed write never fails the page, the next view records it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import orjson
+import pytest
+
+from recall_shared.db import asyncpg_dsn
+from recall_shared.testing import eventually
+from recall_shared.topics import ALERT_VIEWS
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+VIEWED = "alert.viewed.v1"
+
+
+async def views_of(api, events, alert_id: str) -> list[dict]:
+    records = await events.read_all(api.topic(ALERT_VIEWS))
+    return [
+        {**orjson.loads(env.data), "key": key}
+        for key, env in records
+        if env.type == VIEWED and env.subject == alert_id
+    ]
+
+
+async def wait_for_views(api, events, alert_id: str, n: int) -> list[dict]:
+    async def published() -> list[dict] | None:
+        found = await views_of(api, events, alert_id)
+        assert len(found) <= n, found
+        return found if len(found) == n else None
+
+    return await eventually(published, timeout=15)
+
+
+async def test_the_first_view_of_each_version_is_published_once(api, events, customer_id) -> None:
+    alert = events.alert(customer_id, title="Viewed kettle", tier="possibly_affected")
+    await api.raise_alert(alert)
+    cookie = api.page_cookie(customer_id)
+    for _ in range(3):
+        r = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
+        assert r.status_code == 200 and "Viewed kettle" in r.text
+    (view,) = await wait_for_views(api, events, alert.alert_id, 1)
+    assert view["key"] == customer_id.encode()
+    assert (view["customer_id"], view["recall_id"], view["alert_version"]) == (
+        customer_id,
+        alert.recall_id,
+        1,
+    )
+    # The JSON API's read does not count (a client may fetch without anyone reading).
+    assert (await api.get_alert(customer_id, alert.alert_id)).status_code == 200
+
+    amended = alert.model_copy(update={"alert_version": 2, "tier": "confirmed"})
+    await api.publish(events.updated(amended))
+    await api.wait_for_alert(customer_id, alert.alert_id, tier="confirmed")
+    for _ in range(2):
+        assert (await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)).is_success
+    found = await wait_for_views(api, events, alert.alert_id, 2)
+    assert sorted(v["alert_version"] for v in found) == [1, 2]
+    await asyncio.sleep(0.5)  # the relay publishes within milliseconds: nothing more comes
+    assert len(await views_of(api, events, alert.alert_id)) == 2
+
+
+async def test_another_customers_alert_is_not_found_and_not_viewed(api, events) -> None:
+    owner, other = events.new_customer(), events.new_customer()
+    theirs, mine = events.alert(owner), events.alert(other)
+    await api.raise_alert(theirs)
+    await api.raise_alert(mine)
+    r = await api.client.get(f"/recalls/{theirs.alert_id}", headers=api.page_cookie(other))
+    assert r.status_code == 404 and "Alert not found" in r.text
+    # The other customer's own view is published after the refused one would have been.
+    await api.client.get(f"/recalls/{mine.alert_id}", headers=api.page_cookie(other))
+    await wait_for_views(api, events, mine.alert_id, 1)
+    assert await views_of(api, events, theirs.alert_id) == []
+
+
+async def test_a_failed_write_shows_the_page_and_the_next_view_records_it(
+    api, events, customer_id
+) -> None:
+    alert = events.alert(customer_id, title="Kettle seen while the write fails")
+    await api.raise_alert(alert)
+    cookie = api.page_cookie(customer_id)
+    admin = await asyncpg.connect(asyncpg_dsn(api.settings.database_url))
+    try:
+        await admin.execute(
+            """
+            CREATE FUNCTION refuse_views() RETURNS trigger LANGUAGE plpgsql AS
+              $$ BEGIN RAISE EXCEPTION 'views refused by the test'; END $$;
+            CREATE TRIGGER refuse_views BEFORE INSERT ON alert_views
+              FOR EACH ROW EXECUTE FUNCTION refuse_views();
+            """
+        )
+        try:
+            r = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
+            assert r.status_code == 200 and "Kettle seen while the write fails" in r.text
+        finally:
+            await admin.execute(
+                "DROP TRIGGER refuse_views ON alert_views; DROP FUNCTION refuse_views()"
+            )
+        assert (
+            await admin.fetchval(
+                "SELECT count(*) FROM alert_views WHERE alert_id = $1", alert.alert_id
+            )
+            == 0
+        )
+    finally:
+        await admin.close()
+    r = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
+    assert r.status_code == 200
+    (view,) = await wait_for_views(api, events, alert.alert_id, 1)
+    assert view["alert_version"] == 1

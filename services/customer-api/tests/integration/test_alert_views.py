@@ -51,8 +51,6 @@ async def test_the_first_view_of_each_version_is_published_once(api, events, cus
         alert.recall_id,
         1,
     )
-    # The JSON API's read does not count (a client may fetch without anyone reading).
-    assert (await api.get_alert(customer_id, alert.alert_id)).status_code == 200
 
     amended = alert.model_copy(update={"alert_version": 2, "tier": "confirmed"})
     await api.publish(events.updated(amended))
@@ -67,15 +65,18 @@ async def test_the_first_view_of_each_version_is_published_once(api, events, cus
 
 async def test_another_customers_alert_is_not_found_and_not_viewed(api, events) -> None:
     owner, other = events.new_customer(), events.new_customer()
-    theirs, mine = events.alert(owner), events.alert(other)
-    await api.raise_alert(theirs)
-    await api.raise_alert(mine)
+    theirs, mine, read_by_app = events.alert(owner), events.alert(other), events.alert(other)
+    for alert in (theirs, mine, read_by_app):
+        await api.raise_alert(alert)
     r = await api.client.get(f"/recalls/{theirs.alert_id}", headers=api.page_cookie(other))
     assert r.status_code == 404 and "Alert not found" in r.text
+    # The JSON API's read does not count (a client may fetch without anyone reading).
+    assert (await api.get_alert(other, read_by_app.alert_id)).status_code == 200
     # The other customer's own view is published after the refused one would have been.
     await api.client.get(f"/recalls/{mine.alert_id}", headers=api.page_cookie(other))
     await wait_for_views(api, events, mine.alert_id, 1)
     assert await views_of(api, events, theirs.alert_id) == []
+    assert await views_of(api, events, read_by_app.alert_id) == []
 
 
 async def test_a_failed_write_shows_the_page_and_the_next_view_records_it(

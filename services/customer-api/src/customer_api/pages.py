@@ -624,7 +624,9 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
                 raise logic.RemedyNotOffered(remedy)
             await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)
         elif action == "acknowledge":
-            await logic.acknowledge(db, session.customer_id, alert_id)
+            acknowledged = await logic.acknowledge(db, session.customer_id, alert_id)
+            # "I have read this notice" on the list counts as opening the alert (views.py).
+            await views.record_view_or_log(db, runtime, acknowledged)
         elif action == "label_check":
             label = label_form.read(form)
             if label.bad_dates:  # the form again, as typed, the bad date named at its field

@@ -2,10 +2,12 @@
 alert_views.v1, which the notifier counts like an answer in its "not opened after N days" fall
 back (issue 15).
 
-First-party only: the page the signed-in customer opens (``GET /recalls/{alert_id}``). The link in
-every message is the same and carries no per-message token, and nothing is learnt from a message
-being displayed (no tracking pixel). The JSON API's ``GET /v1/me/alerts/{id}`` does not count: a
-client may fetch it without anyone reading (a prefetch, a sync), and the messages link the page.
+First-party only: the page the signed-in customer opens (``GET /recalls/{alert_id}``), and "I have
+read this" (the acknowledge form, ``POST /v1/me/alerts/{id}/acknowledge``: how an app on the JSON
+API says so). The link in every message is the same and carries no per-message token, and nothing
+is learnt from a message being displayed (no tracking pixel). The JSON API's
+``GET /v1/me/alerts/{id}`` does not count: a client may fetch it without anyone reading (a
+prefetch, a sync); nor does the list page, where scrolling past an alert is not opening it.
 
 Once per (alert, version): the row is inserted only where none is (a repeat view writes nothing,
 so its commit is a read-only one), and only the insert that wrote it queues the event, in the same

@@ -1,10 +1,12 @@
 """The customer's first view of each version of an alert page: one alert.viewed.v1 through the
 outbox to alert_views.v1, however many views; none for another customer's alert (still the 404
-page); and a failed write never fails the page, the next view records it."""
+page) nor for a JSON API read, one for the JSON API's "I have read this alert"; and a failed
+write never fails the page, the next view records it."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import asyncpg
 import orjson
@@ -77,6 +79,12 @@ async def test_another_customers_alert_is_not_found_and_not_viewed(api, events) 
     await wait_for_views(api, events, mine.alert_id, 1)
     assert await views_of(api, events, theirs.alert_id) == []
     assert await views_of(api, events, read_by_app.alert_id) == []
+    # An app says it was read with "I have read this alert": that counts.
+    r = await api.client.post(
+        f"/v1/me/alerts/{read_by_app.alert_id}/acknowledge", headers=api.auth(other)
+    )
+    assert r.status_code == 200 and r.json()["acknowledged"] is True
+    await wait_for_views(api, events, read_by_app.alert_id, 1)
 
 
 async def test_a_failed_write_shows_the_page_and_the_next_view_records_it(
@@ -114,3 +122,19 @@ async def test_a_failed_write_shows_the_page_and_the_next_view_records_it(
     assert r.status_code == 200
     (view,) = await wait_for_views(api, events, alert.alert_id, 1)
     assert view["alert_version"] == 1
+
+
+async def test_i_have_read_this_on_the_list_counts_as_a_view(api, events, customer_id) -> None:
+    alert = events.alert(customer_id)
+    await api.raise_alert(alert)
+    cookie = api.page_cookie(customer_id)
+    listing = await api.client.get("/recalls", headers=cookie)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', listing.text)
+    assert token, "the list has its forms"
+    r = await api.client.post(
+        f"/recalls/{alert.alert_id}/acknowledge",
+        data={"csrf_token": token.group(1), "return_to": "list"},
+        headers={**cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 303 and "done=acknowledge" in r.headers["location"]
+    await wait_for_views(api, events, alert.alert_id, 1)

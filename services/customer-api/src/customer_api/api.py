@@ -296,7 +296,7 @@ async def get_alert(alert_id: PathId, customer_id: CustomerDep, session: Session
     responses=error_responses(404, 409),
 )
 async def acknowledge(
-    alert_id: PathId, customer_id: CustomerDep, session: SessionDep, runtime: RuntimeDep
+    alert_id: PathId, customer_id: CustomerDep, session: SessionDep, request: Request
 ) -> AlertSummary:
     try:
         a = await logic.acknowledge(session, customer_id, alert_id)
@@ -304,7 +304,7 @@ async def acknowledge(
         raise _http_error(exc) from None
     summary = _summary(a)  # before the view: a failed write's rollback expires the entity
     # "I have read this alert" is a JSON API client's first-party view (views.py); a GET is not.
-    await views.record_view_or_log(session, runtime, a)
+    await views.recorder(request).record_or_log(session, a)
     return summary
 
 

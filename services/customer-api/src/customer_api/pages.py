@@ -571,7 +571,7 @@ async def _alert_page(
         form=form,
     )
     if viewed:
-        await views.record_view_or_log(db, request.app.state.runtime, a)
+        await views.recorder(request).record_or_log(db, a)
     return _render(
         request,
         "alert.html.j2",
@@ -626,7 +626,7 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
         elif action == "acknowledge":
             acknowledged = await logic.acknowledge(db, session.customer_id, alert_id)
             # "I have read this notice" on the list counts as opening the alert (views.py).
-            await views.record_view_or_log(db, runtime, acknowledged)
+            await views.recorder(request).record_or_log(db, acknowledged)
         elif action == "label_check":
             label = label_form.read(form)
             if label.bad_dates:  # the form again, as typed, the bad date named at its field

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import asyncpg
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from recall_shared.db import asyncpg_dsn
 from recall_shared.testing import eventually
@@ -19,6 +21,18 @@ from recall_shared.topics import ALERT_VIEWS
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 VIEWED = "alert.viewed.v1"
+FAILED_WRITES = "customer_api_view_writes_failed"
+
+
+async def failed_writes(api, cause: str) -> float:
+    """customer_api_view_writes_failed_total{cause} as /metrics shows it."""
+    text = (await api.client.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        if family.name == FAILED_WRITES:
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels == {"cause": cause}:
+                    return sample.value
+    raise AssertionError(f"no {FAILED_WRITES}_total{{cause={cause!r}}} on /metrics")
 
 
 async def views_of(api, events, alert_id: str) -> list[dict]:
@@ -100,6 +114,7 @@ async def test_a_failed_write_shows_the_page_and_the_next_view_records_it(
     alert = events.alert(customer_id, title="Kettle seen while the write fails")
     await api.raise_alert(alert)
     cookie = api.page_cookie(customer_id)
+    errors_before = await failed_writes(api, "error")
     admin = await asyncpg.connect(asyncpg_dsn(api.settings.database_url))
     try:
         await admin.execute(
@@ -114,6 +129,7 @@ async def test_a_failed_write_shows_the_page_and_the_next_view_records_it(
             r = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
             assert r.status_code == 200 and "Kettle seen while the write fails" in r.text
             assert "recording an alert view failed" in caplog.text
+            assert await failed_writes(api, "error") == errors_before + 1
         finally:
             await admin.execute(
                 "DROP TRIGGER refuse_views ON alert_views; DROP FUNCTION refuse_views()"
@@ -146,3 +162,61 @@ async def test_i_have_read_this_on_the_list_counts_as_a_view(api, events, custom
     )
     assert r.status_code == 303 and "done=acknowledge" in r.headers["location"]
     await wait_for_views(api, events, alert.alert_id, 1)
+
+
+async def test_a_stuck_write_is_given_up_after_the_timeout_and_the_page_shown(
+    api, events, customer_id, caplog
+) -> None:
+    alert = events.alert(customer_id, title="Kettle seen while alert_views is locked")
+    await api.raise_alert(alert)
+    cookie = api.page_cookie(customer_id)
+    timeouts_before = await failed_writes(api, "timeout")
+    errors_before = await failed_writes(api, "error")
+    limit = api.settings.view_write_timeout_ms / 1000
+    admin = await asyncpg.connect(asyncpg_dsn(api.settings.database_url))
+    try:
+        # Another transaction holds the table: without the timeout the insert would wait for it.
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE alert_views IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            r = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
+            took = time.monotonic() - started
+        assert r.status_code == 200 and "Kettle seen while alert_views is locked" in r.text
+        assert limit <= took < limit + 2, f"the page took {took:.2f} s"
+        assert "recording an alert view failed" in caplog.text
+        assert await failed_writes(api, "timeout") == timeouts_before + 1
+        assert await failed_writes(api, "error") == errors_before
+        assert (
+            await admin.fetchval(
+                "SELECT count(*) FROM alert_views WHERE alert_id = $1", alert.alert_id
+            )
+            == 0
+        )
+    finally:
+        await admin.close()
+    # The lock released, the next view records it, within the same bound.
+    assert (await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)).status_code == 200
+    await wait_for_views(api, events, alert.alert_id, 1)
+    assert await failed_writes(api, "timeout") == timeouts_before + 1
+
+
+async def test_the_alert_page_says_that_opening_it_is_noted(api, events, customer_id) -> None:
+    alert = events.alert(customer_id)
+    await api.raise_alert(alert)
+    cookie = api.page_cookie(customer_id)
+    en = await api.client.get(f"/recalls/{alert.alert_id}", headers=cookie)
+    assert en.status_code == 200
+    assert (
+        "Opening this page tells us that our notice reached you, so we do not send it to you "
+        "again another way, such as by text message or letter." in en.text
+    )
+    de = await api.client.get(
+        f"/recalls/{alert.alert_id}", headers={**cookie, "Accept-Language": "de"}
+    )
+    assert '<html lang="de">' in de.text
+    assert (
+        "Wenn Sie diese Seite öffnen, wissen wir, dass unser Hinweis Sie erreicht hat." in de.text
+    )
+    # The list is not an opening of each alert (views.py): it says nothing of the kind.
+    listing = await api.client.get("/recalls", headers=cookie)
+    assert listing.status_code == 200 and "Opening this page" not in listing.text

@@ -13,7 +13,8 @@ Body, StatusCallback) with ``--concurrency`` requests in flight, timed to the la
 sandbox runs in its own process (``python -m notifier.sms_sandbox``); its status callbacks go to a
 port nobody listens on, for both sides alike. Rounds alternate which side runs first. One JSON line,
 with this process's CPU per notice on each side (``notifier_cpu_ms``, ``plain_cpu_ms``: the notifier
-runs in it, idle during plain rounds; the sandbox's is not counted).
+runs in it, idle during plain rounds), the sandbox's (``sandbox_cpu_ms``, per side), each round's
+ratio and the machine's load average before and after.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -38,6 +40,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 sys.path.insert(0, str(ROOT / "services" / "notifier" / "src"))
+
+from cpu_meter import process_cpu_s  # noqa: E402
 
 import notifier  # noqa: E402
 from notifier.app import create_app  # noqa: E402
@@ -252,19 +256,36 @@ async def main() -> None:
                 await plain_round(plain, bodies[:w], c)
                 times: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
                 cpu: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
+                sandbox_cpu: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
+                rounds: list[dict[str, object]] = []
+                load_before = os.getloadavg()[0]
                 for r in range(args.rounds):
                     lo = w + r * per_round
                     chunk = slice(lo, lo + per_round)
                     sides = ["notifier", "plain"] if r % 2 == 0 else ["plain", "notifier"]
+                    took: dict[str, float] = {}
                     for side in sides:
                         cpu_before = time.process_time()
+                        sandbox_before = process_cpu_s(sandbox.pid)
                         if side == "notifier":
-                            times[side] += await notifier_round(
+                            took[side] = await notifier_round(
                                 settings, observer, alerts[chunk], producer
                             )
                         else:
-                            times[side] += await plain_round(plain, bodies[chunk], c)
+                            took[side] = await plain_round(plain, bodies[chunk], c)
+                        times[side] += took[side]
                         cpu[side] += time.process_time() - cpu_before
+                        # Its status callbacks end within a second of the last answer (measured):
+                        # counted with the side that caused them.
+                        await asyncio.sleep(1.0)
+                        sandbox_cpu[side] += process_cpu_s(sandbox.pid) - sandbox_before
+                    rounds.append(
+                        {
+                            "first": sides[0],
+                            "ratio": round(took["plain"] / took["notifier"], 3),
+                            "load": round(os.getloadavg()[0], 2),
+                        }
+                    )
             await observer.close()
             await engine.dispose()
             timed = per_round * args.rounds
@@ -281,6 +302,11 @@ async def main() -> None:
                         # steadier than the rates when other work shares the machine.
                         "notifier_cpu_ms": round(1000 * cpu["notifier"] / timed, 2),
                         "plain_cpu_ms": round(1000 * cpu["plain"] / timed, 2),
+                        "sandbox_cpu_ms": {
+                            k: round(1000 * v / timed, 2) for k, v in sandbox_cpu.items()
+                        },
+                        "per_round": rounds,
+                        "load_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     }
                 )
             )

@@ -1,9 +1,11 @@
-"""Claimed work flowing through concurrent workers, its outcomes group-committed: the pattern of the
-email sender's ``_Flow`` (``sender.py``), generic, for a sender whose work is one call per job (the
-SMS sender). ``workers`` jobs are in flight at once; one recorder commits the outcomes of everything
-that finished meanwhile in one call of ``record`` (one transaction) while the next jobs go out, and
-the claimer tops the queue up whenever fewer than a watermark are left unfinished (``below``), so no
-request waits on a claim or a commit.
+"""Claimed work flowing through concurrent workers, its outcomes group-committed: the pipeline both
+senders run on (the email sender over its SMTP connections, the SMS sender over its requests in
+flight). ``workers`` jobs are in flight at once; an optional preparer (``prepare``: deciding and
+rendering, CPU) works just ahead of them, a few jobs per worker, so no worker waits on it and it
+never runs far ahead of a lease; one recorder commits the outcomes of everything that finished
+meanwhile in one call of ``record`` (one transaction) while the next jobs go out, and the claimer
+tops the queue up whenever fewer than a watermark are left unfinished (``below``), so no worker
+waits on a claim or a commit.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ R = TypeVar("R")
 
 # The recorder waits up to this long after the first outcome for more to join (fewer, larger
 # transactions), unless nothing is left in flight (then it commits at once: no tail of waiting at
-# the end of a burst), and takes at most this many in one.
+# the end of a burst, and a claim that needed no work, such as notices held for want of an
+# address, is committed as soon as it is prepared), and takes at most this many in one.
 RECORD_LINGER_S = 0.1
 RECORD_MAX = 500
 _RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
@@ -41,14 +44,26 @@ class GroupCommitFlow(Generic[J, R]):
         workers: int,
         work: Callable[[J], Awaitable[R]],
         record: Callable[[list[R]], Awaitable[None]],
-        name: str = "flow",
+        prepare: Callable[[J], Awaitable[R | None]] | None = None,
+        name: str = "flow",  # its stages are named "<name>: send 1" and so on
+        linger_s: float | None = None,
+        what: str = "outcomes",
     ) -> None:
+        """``prepare``, if given, runs on each job in order before a worker takes it: it returns
+        an outcome when the job needs no work (recorded as it is), None to pass the job on."""
         self.name = name
         self.workers = workers
         self._live = workers
         self._work = work
         self._record = record
+        self._prepare = prepare
+        self._linger_s = RECORD_LINGER_S if linger_s is None else linger_s
+        self._what = what
         self._todo: asyncio.Queue[J | None] = asyncio.Queue()
+        # What the workers take: the preparer's output, a few per worker, or the jobs as fed.
+        self._ready: asyncio.Queue[J | None] = (
+            asyncio.Queue(maxsize=2 * workers) if prepare is not None else self._todo
+        )
         self._done: asyncio.Queue[R | None] = asyncio.Queue()
         self.unfinished = 0  # fed and not yet through ``work``
         self._changed = asyncio.Event()
@@ -74,23 +89,37 @@ class GroupCommitFlow(Generic[J, R]):
             try:
                 await claim(self)
             finally:
-                for _ in range(self.workers):
+                for _ in range(1 if self._prepare is not None else self.workers):
                     self._todo.put_nowait(None)
 
-        await run_stages(
-            [
-                (f"{self.name} recorder", self._recorder()),
-                (f"{self.name} claimer", claimer()),
-                *[(f"{self.name} worker {i}", self._worker()) for i in range(self.workers)],
-            ]
-        )
+        stages = [
+            (f"{self.name}: record", self._recorder()),
+            (f"{self.name}: claim", claimer()),
+            *[(f"{self.name}: send {i}", self._worker()) for i in range(self.workers)],
+        ]
+        if self._prepare is not None:
+            stages.append((f"{self.name}: prepare", self._preparer(self._prepare)))
+        await run_stages(stages)
+
+    def _through(self, outcome: R) -> None:
+        self.unfinished -= 1
+        self._changed.set()
+        self._done.put_nowait(outcome)
+
+    async def _preparer(self, prepare: Callable[[J], Awaitable[R | None]]) -> None:
+        while (job := await self._todo.get()) is not None:
+            outcome = await prepare(job)
+            if outcome is not None:
+                self._through(outcome)
+            else:
+                await self._ready.put(job)
+            await asyncio.sleep(0)  # preparing is CPU: let the workers read their replies
+        for _ in range(self.workers):
+            await self._ready.put(None)
 
     async def _worker(self) -> None:
-        while (job := await self._todo.get()) is not None:
-            outcome = await self._work(job)
-            self.unfinished -= 1
-            self._changed.set()
-            self._done.put_nowait(outcome)
+        while (job := await self._ready.get()) is not None:
+            self._through(await self._work(job))
         self._live -= 1
         if self._live == 0:
             self._done.put_nowait(None)  # the last worker done: the recorder ends after the rest
@@ -117,7 +146,7 @@ class GroupCommitFlow(Generic[J, R]):
     async def _linger(self) -> None:
         """Wait for more outcomes: until the linger is over, the batch is full, or none is left in
         flight."""
-        deadline = asyncio.get_running_loop().time() + RECORD_LINGER_S
+        deadline = asyncio.get_running_loop().time() + self._linger_s
         while self.unfinished > 0 and self._done.qsize() < RECORD_MAX:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
@@ -126,7 +155,7 @@ class GroupCommitFlow(Generic[J, R]):
             await wait_set(self._changed, left)
 
     async def _record_retrying(self, outcomes: list[R]) -> None:
-        await record_retrying(self._record, outcomes)
+        await record_retrying(self._record, outcomes, what=self._what)
 
 
 async def record_retrying(

@@ -251,6 +251,9 @@ class NoticeSender:
         # Fault injection for tests: awaited at "claimed", "marked" and "sent" per notice.
         self.fault = fault
         self.renderer = NoticeRenderer(settings.customer_portal_url)
+        # Derived from the settings once (an HMAC and an address parse), not per message.
+        self._bounce_mailbox = settings.bounce_mailbox
+        self._verp_key = settings.verp_key
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         # Claimed by this sender's flow and not yet recorded: never claimed again by it, even once
@@ -451,9 +454,7 @@ class NoticeSender:
                 job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
             )
         # Its own return path (VERP): a bounce names the notice whatever it quotes of it.
-        message.sender = verp_address(
-            self.settings.bounce_mailbox, job.notice_id, self.settings.verp_key
-        )
+        message.sender = verp_address(self._bounce_mailbox, job.notice_id, self._verp_key)
         job.prepared = _Prepared(message, to, decision.role, state)
         return None
 

@@ -26,9 +26,10 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 # The recorder waits up to this long after the first outcome for more to join (fewer, larger
-# transactions), unless nothing is left in flight (then it commits at once: no tail of waiting at
-# the end of a burst, and a claim that needed no work, such as notices held for want of an
-# address, is committed as soon as it is prepared), and takes at most this many in one.
+# transactions) while workers are at work, and takes at most this many in one. With no job at work
+# it commits at once: no tail of waiting at the end of a burst, and outcomes the preparer settles
+# (notices held for want of an address) are committed as they come, a group of what settled while
+# the previous commit ran, so the SMS they fall back to is not held back by a linger.
 RECORD_LINGER_S = 0.1
 RECORD_MAX = 500
 _RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
@@ -65,13 +66,16 @@ class GroupCommitFlow(Generic[J, R]):
             asyncio.Queue(maxsize=2 * workers) if prepare is not None else self._todo
         )
         self._done: asyncio.Queue[R | None] = asyncio.Queue()
-        self.unfinished = 0  # fed and not yet through ``work``
+        self.unfinished = 0  # fed and not yet through ``work`` (or settled by ``prepare``)
+        self.at_work = 0  # handed to the workers and not yet through ``work``
         self._changed = asyncio.Event()
 
     def feed(self, jobs: list[J]) -> None:
         for job in jobs:
             self._todo.put_nowait(job)
         self.unfinished += len(jobs)
+        if self._prepare is None:
+            self.at_work += len(jobs)
 
     async def below(self, watermark: int) -> None:
         """Return once no more than ``watermark`` jobs are unfinished."""
@@ -112,6 +116,7 @@ class GroupCommitFlow(Generic[J, R]):
             if outcome is not None:
                 self._through(outcome)
             else:
+                self.at_work += 1
                 await self._ready.put(job)
             await asyncio.sleep(0)  # preparing is CPU: let the workers read their replies
         for _ in range(self.workers):
@@ -119,7 +124,9 @@ class GroupCommitFlow(Generic[J, R]):
 
     async def _worker(self) -> None:
         while (job := await self._ready.get()) is not None:
-            self._through(await self._work(job))
+            outcome = await self._work(job)
+            self.at_work -= 1
+            self._through(outcome)
         self._live -= 1
         if self._live == 0:
             self._done.put_nowait(None)  # the last worker done: the recorder ends after the rest
@@ -144,10 +151,10 @@ class GroupCommitFlow(Generic[J, R]):
             await self._record_retrying(batch)
 
     async def _linger(self) -> None:
-        """Wait for more outcomes: until the linger is over, the batch is full, or none is left in
-        flight."""
+        """Wait for more outcomes: until the linger is over, the batch is full, or no job is left at
+        work."""
         deadline = asyncio.get_running_loop().time() + self._linger_s
-        while self.unfinished > 0 and self._done.qsize() < RECORD_MAX:
+        while self.at_work > 0 and self._done.qsize() < RECORD_MAX:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return

@@ -159,23 +159,26 @@ async def test_the_preparer_stays_a_few_jobs_per_worker_ahead() -> None:
     assert max(ahead) <= 2 * 2 + 2 + 1, ahead  # the ready queue, the workers' jobs, the one in hand
 
 
-async def test_a_claim_settled_by_the_preparer_is_committed_without_lingering() -> None:
-    """Notices held for want of an address need no work: their claim is committed as soon as it
-    is prepared, not after the linger (the SMS they fall back to waits on that commit)."""
+async def test_outcomes_the_preparer_settles_are_committed_without_lingering() -> None:
+    """Notices held for want of an address need no work: with nothing at work, each group of them
+    is committed as it settles, not after the linger (the SMS they fall back to waits on it)."""
+    committed_at: list[float] = []
+    started = time.monotonic()
 
     async def prepare(job: int) -> int | None:
+        await asyncio.sleep(0.01)  # the claim still being settled, job by job
         return job
 
     async def work(job: int) -> int:
         raise AssertionError("no work for a settled job")
 
-    async def claim(flow: GroupCommitFlow[int, int]) -> None:
-        flow.feed(list(range(100)))
-        await asyncio.sleep(1.0)  # the claimer goes on (as a sender's does), nothing more comes
+    async def record(outcomes: list[int]) -> None:
+        committed_at.append(time.monotonic() - started)
 
-    record = Recorder()
-    flow = GroupCommitFlow(workers=2, work=work, record=record, prepare=prepare, linger_s=0.5)
-    task = asyncio.create_task(flow.run(claim))
-    await asyncio.sleep(0.2)
-    assert sorted(o for b in record.batches for o in b) == list(range(100)), "committed at once"
-    await task
+    async def claim(flow: GroupCommitFlow[int, int]) -> None:
+        flow.feed(list(range(30)))
+
+    flow = GroupCommitFlow(workers=2, work=work, record=record, prepare=prepare, linger_s=1.0)
+    await flow.run(claim)
+    assert committed_at[0] < 0.15, "the first settled outcomes committed at once, not lingered on"
+    assert len(committed_at) > 1, "later ones in groups as they settle"

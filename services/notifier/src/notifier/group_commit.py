@@ -32,6 +32,7 @@ R = TypeVar("R")
 # the previous commit ran, so the SMS they fall back to is not held back by a linger.
 RECORD_LINGER_S = 0.1
 RECORD_MAX = 500
+_SETTLED_RUN = 100  # outcomes the preparer settles in a row before it lets the other stages run
 _RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
 _RECORD_ATTEMPT_TIMEOUT_S = 30.0
 RECORD_BACKOFF_INITIAL_S = 0.2
@@ -111,10 +112,14 @@ class GroupCommitFlow(Generic[J, R]):
         self._done.put_nowait(outcome)
 
     async def _preparer(self, prepare: Callable[[J], Awaitable[R | None]]) -> None:
+        settled = 0
         while (job := await self._todo.get()) is not None:
             outcome = await prepare(job)
             if outcome is not None:
                 self._through(outcome)
+                settled += 1
+                if settled % _SETTLED_RUN:
+                    continue  # settling is quick: a claim's run of them goes to one commit
             else:
                 self.at_work += 1
                 await self._ready.put(job)

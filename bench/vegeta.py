@@ -1,6 +1,7 @@
 """vegeta (github.com/tsenart/vegeta), the constant-rate HTTP load generator the fixed-rate benches
-use: v12.13.0 built from the Go module proxy into .cache/tools/ once (`go install`, as
-deploy/helm.py builds helm; needs Go on PATH or at /usr/local/go/bin), then reused.
+use: v12.13.0 built from the Go module proxy into .cache/tools/ once (`go install`, with the Go
+deploy/helm.py builds helm with: `deploy/go_toolchain.py`, the one on PATH if new enough, else the
+pinned toolchain from the Go module proxy), then reused.
 
 A load generator shares the machine's two cores with the server it measures: vegeta sends on
 schedule (open loop: a new worker when all are busy, so a slow answer does not delay the next
@@ -12,12 +13,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+
+from go_toolchain import go_binary, go_env  # noqa: E402
+
+VEGETA_MIN_GO = (1, 22, 0)  # vegeta v12.13.0's go.mod
 VEGETA_VERSION = "v12.13.0"
 VEGETA_DIR = ROOT / ".cache" / "tools" / f"vegeta-{VEGETA_VERSION}"
 
@@ -27,15 +33,10 @@ def vegeta_binary() -> Path:
     vegeta = VEGETA_DIR / "vegeta"
     if vegeta.exists():
         return vegeta
-    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
-    if go is None:
-        raise RuntimeError(
-            f"vegeta {VEGETA_VERSION} is built from the Go module proxy, and `go` is not on PATH "
-            "(install Go 1.22 or later)"
-        )
+    go = go_binary(ROOT / ".cache" / "tools", VEGETA_MIN_GO)
     subprocess.run(
-        [go, "install", f"github.com/tsenart/vegeta/v12@{VEGETA_VERSION}"],
-        env={**os.environ, "GOBIN": str(VEGETA_DIR)},
+        [str(go), "install", f"github.com/tsenart/vegeta/v12@{VEGETA_VERSION}"],
+        env={**go_env(go), "GOBIN": str(VEGETA_DIR)},
         check=True,
         timeout=1800,
     )

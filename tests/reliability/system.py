@@ -178,6 +178,31 @@ class System:
         cohort.recall_id = recall_id
         return recall_id
 
+    async def alerts_flowing(
+        self, cohort: Cohort, *, share: int = 3, alerts: int = 50
+    ) -> list[ev.Event]:
+        """The cohort's contacts known and its recall live, the first 1/``share`` of its orders
+        published and at least ``alerts`` of their alerts in customer-api: the moment a fault is
+        injected mid-stream. Returns the orders still to publish."""
+        await self.contacts_known(cohort)
+        recall_id = await self.publish_recall(cohort)
+
+        async def matcher_knows_recall() -> bool:
+            sql = "SELECT count(*) FROM recalls WHERE recall_id = $1"
+            return bool(await self.scalar("purchase-matcher", sql, recall_id))
+
+        await eventually(matcher_knows_recall, timeout=30)
+        orders = cohort.orders()
+        first = len(orders) // share
+        await self.publish(orders[:first])
+
+        async def flowing() -> bool:
+            sql = "SELECT count(*) FROM alerts WHERE recall_id = $1"
+            return await self.scalar("customer-api", sql, recall_id) >= alerts
+
+        await eventually(flowing, timeout=60, interval=0.1)
+        return orders[first:]
+
     # ------------------------------------------------------------------ reading it
 
     async def query(self, service: str, sql: str, *args: object) -> list[asyncpg.Record]:

@@ -10,8 +10,6 @@ import time
 import pytest
 from system import SERVICE_NAMES, System
 
-from recall_shared.testing import eventually
-
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 CUSTOMERS = 1500
@@ -41,30 +39,7 @@ async def test_a_broker_restart_is_waited_out(system: System) -> None:
     """
     cohort = system.cohort(CUSTOMERS)
     letters_before = await system.dead_letters()
-    await system.contacts_known(cohort)
-    recall_id = await system.publish_recall(cohort)
-
-    async def matcher_knows_recall() -> bool:
-        return bool(
-            await system.scalar(
-                "purchase-matcher", "SELECT count(*) FROM recalls WHERE recall_id = $1", recall_id
-            )
-        )
-
-    await eventually(matcher_knows_recall, timeout=30)
-    orders = cohort.orders()
-    first = len(orders) // 3
-    await system.publish(orders[:first])
-
-    async def alerts_flowing() -> bool:
-        return (
-            await system.scalar(
-                "customer-api", "SELECT count(*) FROM alerts WHERE recall_id = $1", recall_id
-            )
-            >= 50
-        )
-
-    await eventually(alerts_flowing, timeout=60, interval=0.1)
+    rest = await system.alerts_flowing(cohort)
 
     logs = {name: system.stack.log_dir / f"{name}.log" for name in SERVICE_NAMES}
     sizes = {name: path.stat().st_size for name, path in logs.items()}
@@ -81,7 +56,7 @@ async def test_a_broker_restart_is_waited_out(system: System) -> None:
         name: warnings_and_errors(path.read_bytes()[sizes[name] :]) for name, path in logs.items()
     }
     await asyncio.to_thread(system.kafka.start)
-    await system.publish(orders[first:])
+    await system.publish(rest)
 
     for name, (status, body) in during.items():
         assert status == 503, f"{name}: {body}"

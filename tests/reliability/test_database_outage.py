@@ -9,8 +9,6 @@ import time
 import pytest
 from system import SERVICE_NAMES, System
 
-from recall_shared.testing import eventually
-
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 CUSTOMERS = 1500
@@ -32,34 +30,11 @@ async def test_a_database_outage_is_waited_out(system: System) -> None:
     waits_before = await system.metric(
         "purchase-matcher", "consumer_infrastructure_waits_total", cause="database"
     )
-    await system.contacts_known(cohort)
-    recall_id = await system.publish_recall(cohort)
-
-    async def matcher_knows_recall() -> bool:
-        return bool(
-            await system.scalar(
-                "purchase-matcher", "SELECT count(*) FROM recalls WHERE recall_id = $1", recall_id
-            )
-        )
-
-    await eventually(matcher_knows_recall, timeout=30)
-    orders = cohort.orders()
-    first = len(orders) // 3
-    await system.publish(orders[:first])
-
-    async def alerts_flowing() -> bool:
-        return (
-            await system.scalar(
-                "customer-api", "SELECT count(*) FROM alerts WHERE recall_id = $1", recall_id
-            )
-            >= 50
-        )
-
-    await eventually(alerts_flowing, timeout=60, interval=0.1)
+    rest = await system.alerts_flowing(cohort)
 
     await asyncio.to_thread(system.postgres.stop)
     down_at = time.monotonic()
-    rest = asyncio.create_task(system.publish(orders[first:], per_second=100))
+    publishing = asyncio.create_task(system.publish(rest, per_second=100))
     during: dict[str, tuple[int, dict]] = {}
     while time.monotonic() - down_at < OUTAGE_S:
         for name in SERVICE_NAMES:
@@ -67,7 +42,7 @@ async def test_a_database_outage_is_waited_out(system: System) -> None:
             if name not in during or "waiting out" in body["checks"].get("consumers", ""):
                 during[name] = (status, body)
         await asyncio.sleep(1)
-    await rest
+    await publishing
     await asyncio.to_thread(system.postgres.start)
     outage = time.monotonic() - down_at
 

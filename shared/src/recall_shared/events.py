@@ -1108,6 +1108,31 @@ class LabelConfirmed(Event):
         return self.alert_id
 
 
+# --------------------------------------------------------------------------- alert_views.v1
+
+
+class AlertViewed(Event):
+    """The signed-in customer opened one of their alert pages, first time for this alert version
+    (customer-api, once per alert and version, whatever the number of views). First-party: the
+    link in a message is the same for every message and carries no tracking token, and nothing is
+    learnt from a message being displayed (no pixel). The notifier counts it like an answer: an
+    alert opened is not followed up on the next channel."""
+
+    event_type: ClassVar[str] = "alert.viewed.v1"
+    topic: ClassVar[str] = "alert_views.v1"
+    alert_id: MintedId
+    customer_id: Id
+    recall_id: MintedId
+    alert_version: Version = Field(description="The alert version the page showed.")
+    viewed_at: datetime
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+    def subject(self) -> str:
+        return self.alert_id
+
+
 CaseState = Literal[
     "requested",
     "referred_to_seller",
@@ -1440,6 +1465,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RemedyCaseTransitioned,
     RemedyCaseProgressed,
     LabelConfirmed,
+    AlertViewed,
     ApiKeyIssued,
     ApiKeyRevoked,
     StopSaleDeclared,

@@ -1,6 +1,7 @@
-"""Events the tests build, imported where they are used (no fixture hands them out): a closed or a
-withdrawn alert for the shared runner's and outbox's tests, and the events about a few alerts known
-by number that the services' batch tests apply both in batches and one by one."""
+"""Events the tests build, imported where they are used (no fixture hands them out): a recall's
+snapshot with the rules a test gives, a closed or a withdrawn alert for the shared runner's and
+outbox's tests, and the events about a few alerts known by number that the services' batch tests
+apply both in batches and one by one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,31 @@ from typing import Any
 from recall_shared import envelope
 from recall_shared import events as ev
 from recall_shared.handlers import Delivery
+
+
+def recall_snapshot(
+    *rules: ev.ScopeRule,
+    recall_id: str = "rc-1",
+    version: int = 1,
+    seller_id: str | None = None,
+    title: str = "Kettle recall",
+    published_at: datetime = datetime(2025, 1, 1, tzinfo=UTC),
+) -> ev.RecallSnapshot:
+    """A published high-severity recall (a refund on destruction) reaching what ``rules`` reach."""
+    return ev.RecallSnapshot(
+        recall_id=recall_id,
+        version=version,
+        seller_id=seller_id,
+        content=ev.RecallContent(
+            title=title,
+            hazard="Burns.",
+            severity="high",
+            stop_using="Stop using it.",
+            remedies=[ev.Remedy(type="refund_on_destruction")],
+        ),
+        rules=list(rules),
+        published_at=published_at,
+    )
 
 
 def alert_closed(alert_id: str, customer_id: str = "cust-1") -> ev.AlertClosed:

@@ -130,6 +130,17 @@ REMEDIES = TopicSpec(
     ),
     retention_ms=-1,
 )
+ALERT_VIEWS = TopicSpec(
+    "alert_views.v1",
+    "customer id",
+    3,
+    "customer-api",
+    "A customer's first view of each version of their alert page (first-party, no tracking "
+    "pixel), for the notifier's 'not opened after N days' fall back. Not a response to the "
+    "alert, so not on remedies.v1; kept 30 days, as long as the fall back needs it.",
+    (ev.AlertViewed,),
+    retention_ms=30 * DAY_MS,
+)
 
 SELLERS = TopicSpec(
     "sellers.v1",
@@ -181,6 +192,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     ALERTS,
     NOTIFICATIONS,
     REMEDIES,
+    ALERT_VIEWS,
     SELLERS,
     STOP_SALES,
     SHIPMENT_HOLDS,

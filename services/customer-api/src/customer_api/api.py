@@ -14,7 +14,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import State
 
-from customer_api import label_checks, logic, reads
+from customer_api import label_checks, logic, reads, views
 from customer_api.models import CustomerAlert, RemedyRequest
 from recall_shared import events as ev
 from recall_shared.auth import CustomerTokenVerifier, InvalidToken
@@ -296,12 +296,16 @@ async def get_alert(alert_id: PathId, customer_id: CustomerDep, session: Session
     responses=error_responses(404, 409),
 )
 async def acknowledge(
-    alert_id: PathId, customer_id: CustomerDep, session: SessionDep
+    alert_id: PathId, customer_id: CustomerDep, session: SessionDep, request: Request
 ) -> AlertSummary:
     try:
-        return _summary(await logic.acknowledge(session, customer_id, alert_id))
+        a = await logic.acknowledge(session, customer_id, alert_id)
     except logic.AlertError as exc:
         raise _http_error(exc) from None
+    summary = _summary(a)  # before the view: a failed write's rollback expires the entity
+    # "I have read this alert" is a JSON API client's first-party view (views.py); a GET is not.
+    await views.recorder(request).record_or_log(session, a)
+    return summary
 
 
 @router.post(

@@ -15,6 +15,7 @@ from customer_api.public_pages import router as public_router
 from customer_api.reads import APPLICATION_NAME, ReadPool
 from customer_api.rls_client import RefundLogisticsClient
 from customer_api.settings import Settings
+from customer_api.views import ViewRecorder
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     read_pool = ReadPool(settings.database_url, APPLICATION_NAME)
     runtime.add_background("read-pool", read_pool.run, stop=read_pool.stop)
     app.state.read_pool = read_pool
+    app.state.view_recorder = ViewRecorder(runtime, settings.view_write_timeout_ms)
     app.state.banner_cache_control = f"private, max-age={settings.banner_max_age_s}"
     app.add_middleware(
         BannerHotPath

@@ -72,6 +72,11 @@ SOURCE = source(
     msg("not_affected.done", "You told us your unit is not affected. Thank you."),
     msg("ack.button", "I have read this notice"),
     msg("ack.done", "You confirmed that you have read this notice."),
+    msg(
+        "viewed.note",
+        "Opening this page tells us that our notice reached you, so we do not send it to you "
+        "again another way, such as by text message or letter.",
+    ),
     msg("remedy.heading", "What you can choose"),
     msg("remedy.legend", "Choose your remedy"),
     msg("remedy.submit", "Confirm my choice"),

@@ -129,3 +129,14 @@ class LabelCheck(Base):
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_label_checks_alert_id", "alert_id", "checked_at"),)
+
+
+class AlertView(Base):
+    """The customer's first view of one version of their alert page (views.py): one row per
+    (alert, version), written with its alert.viewed.v1 in the outbox."""
+
+    __tablename__ = "alert_views"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

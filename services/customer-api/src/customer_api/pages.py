@@ -11,6 +11,8 @@ choose a remedy.
   from the service's secret) that is checked on POST, on top of the SameSite=Lax cookie.
 - Escaping: Jinja autoescape is on for every template; seller-written text is never marked safe.
 - Language: ``?lang=en|de`` (remembered in a cookie), else Accept-Language, else English.
+- Views: the first opening of each version of an alert page is recorded (views.py,
+  ``alert.viewed.v1``), for the notifier's "not opened after N days" fall back.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from customer_api import case_progress, i18n, label_checks, label_form, logic
+from customer_api import case_progress, i18n, label_checks, label_form, logic, views
 from customer_api.label_form import DateField, LabelForm
 from customer_api.models import CustomerAlert, RemedyRequest
 from customer_api.templating import TEMPLATES
@@ -536,6 +538,7 @@ async def alert_page(alert_id: str, request: Request, db: SessionDep) -> Respons
         alert_id,
         done=request.query_params.get("done"),
         error=request.query_params.get("error"),
+        viewed=True,
     )
 
 
@@ -549,8 +552,10 @@ async def _alert_page(
     form: LabelForm | None = None,
     done: str | None = None,
     error: str | None = None,
+    viewed: bool = False,
 ) -> Response:
-    """One alert in full; with ``form``, its label check as typed (refused: a bad date)."""
+    """One alert in full; with ``form``, its label check as typed (refused: a bad date). With
+    ``viewed`` (the page opened), its first view is recorded (views.py), never failing the page."""
     try:
         a = await logic.own_alert(db, session.customer_id, alert_id)
     except logic.AlertNotFound:
@@ -565,6 +570,8 @@ async def _alert_page(
         dates=dates.get(a.recall_id, ()),
         form=form,
     )
+    if viewed:
+        await views.recorder(request).record_or_log(db, a)
     return _render(
         request,
         "alert.html.j2",
@@ -617,7 +624,9 @@ async def _act(request: Request, alert_id: str, action: str, db: Any) -> Respons
                 raise logic.RemedyNotOffered(remedy)
             await logic.choose_remedy(db, runtime, session.customer_id, alert_id, remedy)
         elif action == "acknowledge":
-            await logic.acknowledge(db, session.customer_id, alert_id)
+            acknowledged = await logic.acknowledge(db, session.customer_id, alert_id)
+            # "I have read this notice" on the list counts as opening the alert (views.py).
+            await views.recorder(request).record_or_log(db, acknowledged)
         elif action == "label_check":
             label = label_form.read(form)
             if label.bad_dates:  # the form again, as typed, the bad date named at its field

@@ -28,6 +28,9 @@ class Settings(HttpServiceSettings):
     refund_logistics_url: str = "http://127.0.0.1:8004"
     refund_logistics_timeout_s: float = Field(default=30.0, gt=0)
     proof_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Recording an alert view (views.py) is given up after this long, so a stuck database delays
+    # the alert page by this much at most; the view is recorded on the customer's next one.
+    view_write_timeout_ms: int = Field(default=500, gt=0, le=10_000)
 
     @model_validator(mode="after")
     def _usable_token_key(self) -> Self:

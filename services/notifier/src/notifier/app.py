@@ -21,11 +21,12 @@ from notifier.smtp_pool import MailTransport, SmtpTransport
 from notifier.unconfirmed import UnconfirmedFollowUp
 from notifier.unreachable import UnreachableGauge
 from notifier.unreachable import router as unreachable_router
+from notifier.views import VIEW_HANDLERS
 from notifier.webhook import router as webhook_router
 from recall_shared.api_keys import key_handlers
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ALERTS, CUSTOMERS, REMEDIES, SELLERS
+from recall_shared.topics import ALERT_VIEWS, ALERTS, CUSTOMERS, REMEDIES, SELLERS
 
 
 def create_app(
@@ -47,7 +48,7 @@ def create_app(
         )
     runtime = ServiceRuntime(settings)
     runtime.metrics.add_state_gauges(STATE_GAUGES)
-    runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES], HANDLERS)
+    runtime.add_consumer([CUSTOMERS, ALERTS, REMEDIES, ALERT_VIEWS], {**HANDLERS, **VIEW_HANDLERS})
     # Operator keys (hashes) for the read API, on their own consumer group: a new or revoked key
     # takes effect without waiting behind an alert backlog.
     runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")

@@ -472,17 +472,27 @@ def unconfirmed_fallback_due(
     delivery: str | None,
     responded: bool,
     now: datetime,
+    opened: bool = False,
 ) -> bool:
     """Whether a sent notice, never confirmed delivered, has waited long enough to be followed on
     the next channel: the severity's ``UNCONFIRMED_FALLBACK_DAYS`` after it was sent, and only
-    while nothing says it arrived (a delivery report, a complaint, the customer's answer) or
-    failed (a bounce falls back at once)."""
+    while nothing says it arrived (a delivery report, a complaint, the customer's answer, the
+    alert page opened: :func:`opened_since`) or failed (a bounce falls back at once)."""
     days = UNCONFIRMED_FALLBACK_DAYS.get(severity or "", UNCONFIRMED_FALLBACK_DAYS["critical"])
     if days is None or channel == "letter" or kind not in FALLBACK_KINDS:
         return False
-    if delivery is not None or responded:
+    if delivery is not None or responded or opened:
         return False
     return now - sent_at >= timedelta(days=days)
+
+
+def opened_since(alert_version: int, viewed_version: int | None) -> bool:
+    """Whether the notice's recipient opened the alert page (first-party: ``alert.viewed.v1``,
+    the newest version they opened) at the notice's alert version or a later one: what the notice
+    told was on the page they saw. A view of an earlier version says nothing of an update sent
+    since. When does not matter: a view after the days passed, before the fall back looked,
+    counts as well (the versions compare, not two services' clocks)."""
+    return viewed_version is not None and viewed_version >= alert_version
 
 
 def decide_sms(notice: ClaimedNotice, phone: str | None) -> Send | Hold:

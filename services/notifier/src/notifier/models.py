@@ -201,6 +201,18 @@ class AlertResponse(Base):
     responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AlertView(Base):
+    """The recipient opened the alert page at this version (alert.viewed.v1 from customer-api,
+    views.py): in the "not opened after N days" fall back it counts like an answer. Kept apart
+    from ``alerts``, like the answers, because alert_views.v1 and alerts.v1 are not ordered."""
+
+    __tablename__ = "alert_views"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alert_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CaseReminder(Base):
     """The remedy reminder schedule of one case (remedy_reminders.py): what the case waits for from
     the customer (proof | item) since when; ``next_due_at`` is NULL while paused or once stopped

@@ -1,6 +1,7 @@
 """The fall back after N days: a sent email or SMS that nothing confirmed (no delivery report, no
-complaint, no answer from the customer) within the days the channel policy gives its recall's
-severity (``domain.UNCONFIRMED_FALLBACK_DAYS``) is followed by a notice on the next channel
+complaint, no answer from the customer, the alert page not opened at the notice's version or
+later: views.py) within the days the channel policy gives its recall's severity
+(``domain.UNCONFIRMED_FALLBACK_DAYS``) is followed by a notice on the next channel
 (``fallback.queue_fallback``: the same one a bounce would queue, so never a second of a channel).
 
 Business time: the notice's ``sent_at`` against the injected clock, so tests move days with
@@ -18,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.clock import Clock, SystemClock
-from notifier.domain import UNCONFIRMED_FALLBACK_DAYS, unconfirmed_fallback_due
+from notifier.domain import UNCONFIRMED_FALLBACK_DAYS, opened_since, unconfirmed_fallback_due
 from notifier.fallback import Unreached, queue_fallback
 from notifier.settings import Settings
 from recall_shared.waits import wait_set
@@ -34,7 +35,10 @@ _DUE = text(
            n.kind, n.alert_version, n.reminder_no, n.channel, n.sent_at, n.delivery,
            a.status AS alert_status, a.state -> 'recall' ->> 'severity' AS severity,
            ct.phone, coalesce(ct.sms_opt_out, false) AS sms_opt_out,
-           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = n.alert_id) AS responded
+           EXISTS (SELECT 1 FROM alert_responses r WHERE r.alert_id = n.alert_id) AS responded,
+           (SELECT max(v.alert_version) FROM alert_views v
+            WHERE v.alert_id = n.alert_id AND v.customer_id = n.recipient_customer_id)
+             AS viewed_version
     FROM notices n
     LEFT JOIN alerts a ON a.alert_id = n.alert_id
     LEFT JOIN contacts ct ON ct.customer_id = n.recipient_customer_id
@@ -101,6 +105,7 @@ class UnconfirmedFollowUp:
                     delivery=row.delivery,
                     responded=bool(row.responded),
                     now=now,
+                    opened=opened_since(row.alert_version, row.viewed_version),
                 )
                 if due and await queue_fallback(
                     session,

@@ -1,6 +1,6 @@
 """The fall back after N days, on the service's clock: an email nothing confirmed is followed by an
 SMS once the severity's days have passed (high: three), not before, and only once; a delivered
-email or a customer who answered is not followed up."""
+email, a customer who answered or one who opened the alert page is not followed up."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
 from notifier.clock import FakeClock
 from notifier.webhook import mailgun_signature
 from recall_shared import events as ev
+from recall_shared.db import asyncpg_dsn
 from recall_shared.testing import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -125,3 +127,51 @@ async def test_an_unconfirmed_email_is_followed_by_an_sms_after_the_policys_days
     assert channels(await later.notices(unconfirmed.alert_id)) == ["email", "sms"], (
         "never more than the policy allows: the SMS was delivered, and one per channel"
     )
+
+
+def viewed(alert: ev.AlertState) -> ev.AlertViewed:
+    """The customer opened the alert page, as customer-api tells it."""
+    return ev.AlertViewed(
+        alert_id=alert.alert_id,
+        customer_id=alert.customer_id,
+        recall_id=alert.recall_id,
+        alert_version=alert.alert_version,
+        viewed_at=datetime.now(UTC),
+    )
+
+
+async def views_recorded(later: Any, alerts: list[ev.AlertState]) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(later.settings.database_url))
+    try:
+
+        async def all_there() -> bool:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM alert_views WHERE alert_id = ANY($1::text[])",
+                [a.alert_id for a in alerts],
+            )
+            return n == len(alerts)
+
+        await eventually(all_there, timeout=15)
+    finally:
+        await conn.close()
+
+
+async def test_an_opened_alert_is_not_followed_up_while_an_unopened_one_is(
+    later: Any, kit: Any
+) -> None:
+    follow_up = later.app.state.unconfirmed.follow_up
+    opened, _ = await sent_email(later, kit)
+    opened_late, _ = await sent_email(later, kit)
+    unopened, _ = await sent_email(later, kit)
+    await later.publish(viewed(opened))
+
+    later.clock.advance(days=3, hours=1)  # high severity: three days, passed
+    await later.publish(viewed(opened_late))  # after the days, before the fall back looked
+    await views_recorded(later, [opened, opened_late])
+    await follow_up()
+    notices = await later.wait_for_notices(
+        unopened.alert_id, lambda ns: any(n["channel"] == "sms" for n in ns)
+    )
+    assert channels(notices) == ["email", "sms"]
+    for alert in (opened, opened_late):
+        assert channels(await later.notices(alert.alert_id)) == ["email"], alert.customer_id

@@ -12,6 +12,7 @@ from notifier.domain import (
     Send,
     decide_letter,
     fallback_channel,
+    opened_since,
     unconfirmed_fallback_due,
 )
 
@@ -100,3 +101,17 @@ def test_a_queued_letter_goes_out_unless_something_stopped_it() -> None:
     assert decide_letter(withdrawn, has_address=True, letter_opt_out=False) == Hold(
         "cancelled", "alert withdrawn"
     )
+
+
+def test_an_opened_alert_is_not_followed_up() -> None:
+    assert not due(30, opened=True), "the customer opened the alert page: they were reached"
+    assert due(3, opened=False), "not opened after the days: the next channel"
+    assert not due(3.5, opened=True), (
+        "opened after the days had passed, before the fall back looked: still reached"
+    )
+
+
+def test_a_view_counts_for_the_version_it_showed_and_earlier_ones() -> None:
+    assert opened_since(1, 1) and opened_since(1, 3), "the page showed what the notice told"
+    assert not opened_since(2, 1), "a view before an update says nothing of the update's notice"
+    assert not opened_since(1, None), "never opened"

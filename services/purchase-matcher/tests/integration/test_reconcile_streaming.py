@@ -28,6 +28,7 @@ from recall_shared.db import asyncpg_dsn, create_engine, create_session_factory
 from recall_shared.envelope import read_headers, wrap
 from recall_shared.kafka import create_client_producer, create_topics
 from recall_shared.outbox import Outbox, OutboxRelay
+from recall_shared.sample_events import recall_snapshot
 from recall_shared.testing import (
     delete_topics,
     kafka_bootstrap,
@@ -42,20 +43,7 @@ MIGRATIONS = Path(purchase_matcher.__file__).parent / "migrations"
 
 
 def _recall(version: int, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
-        recall_id="r-stream",
-        version=version,
-        seller_id=None,
-        published_at=datetime(2025, 1, 1, tzinfo=UTC),
-        content=ev.RecallContent(
-            title="Heater",
-            hazard="Fire.",
-            severity="high",
-            stop_using="Stop.",
-            remedies=[ev.Remedy(type="refund_on_destruction")],
-        ),
-        rules=list(rules),
-    )
+    return recall_snapshot(*rules, recall_id="r-stream", version=version, title="Heater")
 
 
 def _line(

@@ -10,24 +10,14 @@ from typing import Any
 from purchase_matcher.guard_index import GuardIndex, IndexState, next_state
 from purchase_matcher.sellability import SaleLine
 from recall_shared import events as ev
+from recall_shared.sample_events import recall_snapshot
 
 GTIN = "00012345678905"
 
 
 def recall(recall_id: str, *rules: ev.ScopeRule) -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
-        recall_id=recall_id,
-        version=2,
-        seller_id=None,
-        content=ev.RecallContent(
-            title="Kettle recall",
-            hazard="Burns.",
-            severity="high",
-            stop_using="Stop.",
-            remedies=[ev.Remedy(type="refund_on_destruction")],
-        ),
-        rules=list(rules),
-        published_at=datetime(2026, 3, 1, tzinfo=UTC),
+    return recall_snapshot(
+        *rules, recall_id=recall_id, version=2, published_at=datetime(2026, 3, 1, tzinfo=UTC)
     )
 
 

@@ -15,6 +15,7 @@ from purchase_matcher.domain import (
     label_mismatch,
 )
 from recall_shared import events as ev
+from recall_shared.sample_events import recall_snapshot
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -41,20 +42,7 @@ def line(line_id: str = "l-1", **kw: Any) -> Line:
 
 
 def recall(*rules: ev.ScopeRule) -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
-        recall_id="rc-1",
-        version=1,
-        seller_id="s-1",
-        content=ev.RecallContent(
-            title="Kettle",
-            hazard="Burns.",
-            severity="high",
-            stop_using="Unplug it.",
-            remedies=[ev.Remedy(type="refund_on_destruction")],
-        ),
-        rules=list(rules),
-        published_at=T0,
-    )
+    return recall_snapshot(*rules, seller_id="s-1", published_at=T0)
 
 
 LOTS = recall(

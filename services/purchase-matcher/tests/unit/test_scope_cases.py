@@ -8,6 +8,7 @@ from typing import Any
 
 from purchase_matcher.domain import Line, Reach, build_alert, line_reach, rule_reach
 from recall_shared import events as ev
+from recall_shared.sample_events import recall_snapshot
 
 
 def line(**kw: Any) -> Line:
@@ -111,20 +112,7 @@ def test_rules_combine_with_or_and_a_confirming_rule_wins() -> None:
 
 
 def _recall(*rules: ev.ScopeRule) -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
-        recall_id="r1",
-        version=1,
-        seller_id=None,
-        rules=list(rules),
-        published_at=datetime(2024, 10, 1, tzinfo=UTC),
-        content=ev.RecallContent(
-            title="Kettle",
-            hazard="Burns.",
-            severity="high",
-            stop_using="Stop.",
-            remedies=[ev.Remedy(type="refund_on_destruction")],
-        ),
-    )
+    return recall_snapshot(*rules, recall_id="r1", published_at=datetime(2024, 10, 1, tzinfo=UTC))
 
 
 def test_lot_unknown_makes_the_alert_possibly_affected_and_says_what_to_check() -> None:

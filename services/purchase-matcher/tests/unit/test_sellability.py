@@ -10,26 +10,14 @@ from typing import Any
 from purchase_matcher.guard import CheckLine
 from purchase_matcher.sellability import SaleLine, judge, sale_identifiers
 from recall_shared import events as ev
+from recall_shared.sample_events import recall_snapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GTIN = "00012345678905"
 
 
 def recall(recall_id: str, *rules: ev.ScopeRule, title: str = "Kettle recall") -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
-        recall_id=recall_id,
-        version=2,
-        seller_id=None,
-        content=ev.RecallContent(
-            title=title,
-            hazard="Burns.",
-            severity="high",
-            stop_using="Stop.",
-            remedies=[ev.Remedy(type="refund_on_destruction")],
-        ),
-        rules=list(rules),
-        published_at=NOW,
-    )
+    return recall_snapshot(*rules, recall_id=recall_id, version=2, title=title, published_at=NOW)
 
 
 def sale(**kw: Any) -> SaleLine:

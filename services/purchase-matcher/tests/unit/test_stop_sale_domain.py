@@ -19,6 +19,7 @@ from purchase_matcher.domain import (
     transition_id,
 )
 from recall_shared import events as ev
+from recall_shared.sample_events import recall_snapshot
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 GTIN = "00012345678905"
@@ -35,16 +36,7 @@ def listing(**kw: Any) -> ListingFacts:
 
 
 def recall(*rules: ev.ScopeRule) -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
-        recall_id="rc-1",
-        version=1,
-        seller_id=None,
-        content=ev.RecallContent(
-            title="T", hazard="H", severity="high", stop_using="S", remedies=[]
-        ),
-        rules=list(rules),
-        published_at=NOW,
-    )
+    return recall_snapshot(*rules, published_at=NOW)
 
 
 def test_any_identifier_the_listing_carries_reaches_it() -> None:

@@ -214,6 +214,18 @@ async def _visible_case(session: AsyncSession, principal: Principal, case_id: st
     return case
 
 
+async def _visible_case_out(session: AsyncSession, principal: Principal, case_id: str) -> CaseOut:
+    return await _case_out(session, await _visible_case(session, principal, case_id))
+
+
+def _accepted_while_waiting(out: CaseOut | ProofReceipt, *waiting_for: str) -> JSONResponse:
+    """200 with the case, or 202 while the step it started is still under way (a refund paid)."""
+    return JSONResponse(
+        status_code=202 if out.waiting_for in waiting_for else 200,
+        content=out.model_dump(mode="json"),
+    )
+
+
 async def _case_out(session: AsyncSession, case: Case) -> CaseOut:
     await session.refresh(case)
     out = CaseOut.model_validate(case, from_attributes=True)
@@ -309,7 +321,7 @@ async def list_cases(
     responses=error_responses(404),
 )
 async def get_case(case_id: PathId, principal: PrincipalDep, session: SessionDep) -> CaseOut:
-    return await _case_out(session, await _visible_case(session, principal, case_id))
+    return await _visible_case_out(session, principal, case_id)
 
 
 @router.post(
@@ -337,7 +349,7 @@ async def fulfil(
         key_id=principal.key_id,
         may_act=may_act,
     )
-    return await _case_out(session, await _visible_case(session, principal, case_id))
+    return await _visible_case_out(session, principal, case_id)
 
 
 @router.post(
@@ -354,7 +366,7 @@ async def close_case(
         return principal.is_operator or principal.owns(await tx.get(KnownRecall, case.recall_id))
 
     await cases_of(request).lifecycle.close(case_id, may_act)
-    return await _case_out(session, await _visible_case(session, principal, case_id))
+    return await _visible_case_out(session, principal, case_id)
 
 
 @router.post(
@@ -368,7 +380,7 @@ async def reject_case(
     case_id: PathId, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
 ) -> CaseOut:
     await cases_of(request).lifecycle.reject(case_id, body.reason)
-    return await _case_out(session, await _visible_case(session, principal, case_id))
+    return await _visible_case_out(session, principal, case_id)
 
 
 @router.post(
@@ -386,11 +398,7 @@ async def item_received(
     case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
 ) -> Response:
     await cases_of(request).lifecycle.item_received(case_id)
-    out = await _case_out(session, await _visible_case(session, principal, case_id))
-    return JSONResponse(
-        status_code=202 if out.waiting_for == "payment" else 200,
-        content=out.model_dump(mode="json"),
-    )
+    return _accepted_while_waiting(await _visible_case_out(session, principal, case_id), "payment")
 
 
 # ------------------------------------------------------------------ the customer's side
@@ -521,10 +529,7 @@ async def submit_proof(case_id: PathId, customer_id: CustomerDep, request: Reque
         reason=case.reason,
         proof=ProofOut.model_validate(proof, from_attributes=True),
     )
-    return JSONResponse(
-        status_code=202 if out.waiting_for in ("payment", "review") else 200,
-        content=out.model_dump(mode="json"),
-    )
+    return _accepted_while_waiting(out, "payment", "review")
 
 
 @router.get(
@@ -618,11 +623,7 @@ async def accept_proof(
     case_id: PathId, principal: OperatorDep, session: SessionDep, request: Request
 ) -> Response:
     await cases_of(request).proofs.accept(case_id, principal.key_id)
-    out = await _case_out(session, await _visible_case(session, principal, case_id))
-    return JSONResponse(
-        status_code=202 if out.waiting_for == "payment" else 200,
-        content=out.model_dump(mode="json"),
-    )
+    return _accepted_while_waiting(await _visible_case_out(session, principal, case_id), "payment")
 
 
 @router.post(
@@ -636,7 +637,7 @@ async def reject_proof(
     case_id: PathId, body: RejectIn, principal: OperatorDep, session: SessionDep, request: Request
 ) -> CaseOut:
     await cases_of(request).proofs.reject(case_id, principal.key_id, body.reason)
-    return await _case_out(session, await _visible_case(session, principal, case_id))
+    return await _visible_case_out(session, principal, case_id)
 
 
 # ------------------------------------------------------------------ enrolment and reports

@@ -10,7 +10,7 @@ from recall_shared.api_keys import key_handlers
 from recall_shared.auth import CustomerTokenVerifier
 from recall_shared.http import install_common
 from recall_shared.service import ServiceRuntime
-from recall_shared.topics import ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLERS
+from recall_shared.topics import ALERT_VIEWS, ALERTS, NOTIFICATIONS, RECALLS, REMEDIES, SELLERS
 from refund_logistics.api import PROOF_PATH, install_errors, proof_body_limit, router
 from refund_logistics.carrier import Carrier, HttpCarrier, SandboxCarrier
 from refund_logistics.handlers import Cases
@@ -19,6 +19,7 @@ from refund_logistics.metrics import STATE_GAUGES
 from refund_logistics.models import SellerKey
 from refund_logistics.payments import HttpPaymentProvider, PaymentProvider, SandboxPaymentProvider
 from refund_logistics.settings import Settings
+from refund_logistics.viewed import VIEW_HANDLERS
 
 
 def create_app(
@@ -54,7 +55,10 @@ def create_app(
         return_warehouse=settings.return_warehouse,
         pay_without_review_up_to=settings.proof_pay_without_review_up_to,
     )
-    runtime.add_consumer([RECALLS, ALERTS, REMEDIES, NOTIFICATIONS], cases.handlers())
+    runtime.add_consumer(
+        [RECALLS, ALERTS, REMEDIES, NOTIFICATIONS, ALERT_VIEWS],
+        {**cases.handlers(), **VIEW_HANDLERS},
+    )
     # Keys on their own consumer group, so a new key works without waiting behind an alert backlog.
     runtime.add_consumer([SELLERS], key_handlers(SellerKey), group_suffix=".sellers")
     stopping = asyncio.Event()

@@ -192,6 +192,19 @@ class NotAffected(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class AlertViewRecord(Base):
+    """The customer first opened their alert page (alert.viewed.v1, any version), for the
+    effectiveness report's "viewed" (viewed.py)."""
+
+    __tablename__ = "alert_views"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    recall_id: Mapped[str] = mapped_column(String(64))
+    viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_alert_views_recall_customer", "recall_id", "customer_id"),)
+
+
 class NoticeRecord(Base):
     """Read model of notifications.v1: a notice sent or failed for good, and what became of it."""
 

@@ -80,6 +80,13 @@ _NOTICE_OUTCOMES = """
            count(*) FILTER (WHERE status = ANY(:confirmed) AND at >= :start AND at < :end),
            count(*) FILTER (WHERE status = 'bounced' AND at >= :start AND at < :end)
     FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'"""
+# Customers of the recall's alerts (not withdrawn) who opened their alert page (alert.viewed.v1,
+# first-party: no pixel), to date and first in the period.
+_VIEWED = """
+    SELECT count(DISTINCT v.customer_id),
+           count(DISTINCT v.customer_id) FILTER (WHERE v.viewed_at >= :start AND v.viewed_at < :end)
+    FROM alert_views v JOIN alerts a ON a.alert_id = v.alert_id
+    WHERE v.recall_id = :r AND a.status <> 'withdrawn'"""
 _NOTICE_FAILED = """
     SELECT count(*) FROM (
         SELECT 1 FROM notices WHERE recall_id = :r AND kind <> 'withdrawal'
@@ -123,6 +130,7 @@ async def effectiveness(
     ) = await _one(session, _REACH, **p, **reach)
     (not_reached,) = await _one(session, _NOT_REACHED, **p, **reach)
     (notice_failed,) = await _one(session, _NOTICE_FAILED, **p)
+    viewed, viewed_period = await _one(session, _VIEWED, **p)
     delivered_n, bounced_n, delivered_n_period, bounced_n_period = await _one(
         session, _NOTICE_OUTCOMES, **p, **reach
     )
@@ -246,6 +254,8 @@ async def effectiveness(
         "injuries": incidents_before_and_after(
             recall.injuries_at_publication, recall.injuries_reported
         ),
+        "customers_viewed": int(viewed),
+        "customers_viewed_period": int(viewed_period),
         "customers_responded": int(responded),
         "customers_responded_period": int(responded_period),
         "customers_requested_remedy": int(requested),
@@ -317,6 +327,9 @@ CPSC_COLUMNS = (
     "incidents_since_recall",
     "injuries_before_recall",
     "injuries_since_recall",
+    # Added for issue 15: customers who opened their alert page (first-party, no pixel).
+    "customers_viewed_period",
+    "customers_viewed_to_date",
 )
 
 
@@ -379,6 +392,8 @@ def cpsc_row(report: dict[str, Any]) -> dict[str, Any]:
         "incidents_since_recall": _known(report["incidents"]["since_recall"]),
         "injuries_before_recall": _known(report["injuries"]["before_recall"]),
         "injuries_since_recall": _known(report["injuries"]["since_recall"]),
+        "customers_viewed_period": report["customers_viewed_period"],
+        "customers_viewed_to_date": report["customers_viewed"],
     }
 
 

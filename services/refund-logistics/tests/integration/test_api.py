@@ -366,6 +366,16 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
             alert_id=a2.alert_id, customer_id=c2, recall_id=rc.recall_id, declared_at=now
         )
     )
+    for a in (a1, a1, a3):  # a3's alert was withdrawn: its view does not count
+        await rls.publish(
+            ev.AlertViewed(
+                alert_id=a.alert_id,
+                customer_id=a.customer_id,
+                recall_id=rc.recall_id,
+                alert_version=1,
+                viewed_at=now,
+            )
+        )
     req = kit.remedy_request(a1)
     await rls.publish(req)
     case_id = case_id_for(req.request_id)
@@ -386,6 +396,7 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
             if rep["customers_attempted"] == 3
             and rep["customers_not_affected"] == 1
             and rep["alerts_withdrawn"] == 1
+            and rep["customers_viewed"] >= 1
             else None
         )
 
@@ -406,6 +417,7 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
         }
     }
     assert rep["customers_responded"] == 2 and rep["customers_requested_remedy"] == 1
+    assert (rep["customers_viewed"], rep["customers_viewed_period"]) == (1, 1)
     assert (
         rep["remedies"]["refund_on_destruction"]["chosen"] == 1
         and rep["remedies"]["refund_on_destruction"]["completed"] == 1
@@ -455,6 +467,7 @@ async def test_the_effectiveness_report_and_the_cpsc_export(rls, kit) -> None:
     )
     assert row["customers_notice_failed_to_date"] == "1"
     assert row["customers_contacted_by_channel"] == "email=2"
+    assert (row["customers_viewed_period"], row["customers_viewed_to_date"]) == ("1", "1")
     assert (
         row["refunds_paid_to_date"] == "39.98"
         and row["currency"] == "EUR"

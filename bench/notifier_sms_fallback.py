@@ -13,7 +13,8 @@ Body, StatusCallback) with ``--concurrency`` requests in flight, timed to the la
 sandbox runs in its own process (``python -m notifier.sms_sandbox``); its status callbacks go to a
 port nobody listens on, for both sides alike. Rounds alternate which side runs first. One JSON line,
 with this process's CPU per notice on each side (``notifier_cpu_ms``, ``plain_cpu_ms``: the notifier
-runs in it, idle during plain rounds; the sandbox's is not counted).
+runs in it, idle during plain rounds), the sandbox's (``sandbox_cpu_ms``, per side), each round's
+ratio and the machine's load average before and after.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -38,6 +40,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 sys.path.insert(0, str(ROOT / "services" / "notifier" / "src"))
+
+from cpu_meter import process_cpu_s  # noqa: E402
 
 import notifier  # noqa: E402
 from notifier.app import create_app  # noqa: E402
@@ -132,12 +136,15 @@ async def notifier_round(
     observer: asyncpg.Connection,
     alerts: list[ev.AlertState],
     producer: AIOKafkaProducer,
-) -> float:
-    """Publish the round's alerts; time to the last of their SMS recorded sent. The observer polls
-    on a connection of its own, one statement per poll (no transaction around it), so watching
-    costs the notifier, which runs in this process, as little as it can."""
+) -> tuple[float, dict[str, float]]:
+    """Publish the round's alerts; time to the last of their SMS recorded sent, and when each
+    stage of the hand-over first happened (the first email notice created by the consumer, first
+    claimed by the email sender, the first SMS queued by its hold, first claimed). The observer
+    polls on a connection of its own, one statement per poll (no transaction around it), so
+    watching costs the notifier, which runs in this process, as little as it can."""
     ids = [a.alert_id for a in alerts]
     start = time.perf_counter()
+    started_at = time.time()
     deadline = time.monotonic() + ROUND_LIMIT_S
     for a in alerts:
         env = envelope.wrap(ev.AlertRaised(alert=a), source="/bench")
@@ -155,7 +162,20 @@ async def notifier_round(
             ids,
         )
         if (done or 0) >= len(alerts):
-            return time.perf_counter() - start
+            took = time.perf_counter() - start
+            firsts = await observer.fetch(
+                "SELECT channel, extract(epoch FROM min(created_at)) AS created, "
+                "extract(epoch FROM min(sending_at)) AS claimed FROM notices "
+                "WHERE alert_id = ANY($1::text[]) GROUP BY channel",
+                ids,
+            )
+            stages = {
+                f"{r['channel']}_{stage}": round(float(r[stage]) - started_at, 3)
+                for r in firsts
+                for stage in ("created", "claimed")
+                if r[stage] is not None
+            }
+            return took, stages
         if time.monotonic() > deadline:
             raise RuntimeError(f"{done} of {len(alerts)} SMS sent in {ROUND_LIMIT_S} s")
         await asyncio.sleep(0.02)
@@ -250,21 +270,42 @@ async def main() -> None:
                 w = args.warmup
                 await notifier_round(settings, observer, alerts[:w], producer)
                 await plain_round(plain, bodies[:w], c)
+                # The warm-up's status callbacks end before the first timed round (which, without
+                # this, shared the sandbox with them: the notifier's, as round 1 runs it first).
+                await asyncio.sleep(1.0)
                 times: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
                 cpu: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
+                sandbox_cpu: dict[str, float] = {"notifier": 0.0, "plain": 0.0}
+                rounds: list[dict[str, object]] = []
+                load_before = os.getloadavg()[0]
                 for r in range(args.rounds):
                     lo = w + r * per_round
                     chunk = slice(lo, lo + per_round)
                     sides = ["notifier", "plain"] if r % 2 == 0 else ["plain", "notifier"]
+                    took: dict[str, float] = {}
                     for side in sides:
                         cpu_before = time.process_time()
+                        sandbox_before = process_cpu_s(sandbox.pid)
                         if side == "notifier":
-                            times[side] += await notifier_round(
+                            took[side], handover = await notifier_round(
                                 settings, observer, alerts[chunk], producer
                             )
                         else:
-                            times[side] += await plain_round(plain, bodies[chunk], c)
+                            took[side] = await plain_round(plain, bodies[chunk], c)
+                        times[side] += took[side]
                         cpu[side] += time.process_time() - cpu_before
+                        # Its status callbacks end within a second of the last answer (measured):
+                        # counted with the side that caused them.
+                        await asyncio.sleep(1.0)
+                        sandbox_cpu[side] += process_cpu_s(sandbox.pid) - sandbox_before
+                    rounds.append(
+                        {
+                            "first": sides[0],
+                            "ratio": round(took["plain"] / took["notifier"], 3),
+                            "first_s": handover,
+                            "load": round(os.getloadavg()[0], 2),
+                        }
+                    )
             await observer.close()
             await engine.dispose()
             timed = per_round * args.rounds
@@ -281,6 +322,11 @@ async def main() -> None:
                         # steadier than the rates when other work shares the machine.
                         "notifier_cpu_ms": round(1000 * cpu["notifier"] / timed, 2),
                         "plain_cpu_ms": round(1000 * cpu["plain"] / timed, 2),
+                        "sandbox_cpu_ms": {
+                            k: round(1000 * v / timed, 2) for k, v in sandbox_cpu.items()
+                        },
+                        "per_round": rounds,
+                        "load_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     }
                 )
             )

@@ -17,7 +17,10 @@ Timed, plain side: from its start to its last message written, measured the same
 aiosmtplib connections send pre-rendered messages from a shared queue. Both sides are warmed alike
 (untimed rounds each: connections open, code paths and the sink warm), then the timed rounds
 alternate which side runs first, so neither always gets the warmer sink (its Maildir grows) or the
-quieter machine. The ratio is of the totals. Prints one JSON line.
+quieter machine. The ratio is of the totals. Prints one JSON line, with the CPU per message of
+each side (``cpu_ms_per_message``): this process (the notifier runs in it; the plain side's client
+too), the sink, and the PostgreSQL backends of the bench's database (those open when a round starts:
+the notifier's pooled connections), and the machine's load average per round.
 
 ``--start-at notices`` times the sender stage alone, in the same running service: the notices are
 created beforehand (untimed, as waiting for a contact); a round starts by making its notices due
@@ -36,11 +39,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import aiosmtplib
+from cpu_meter import process_cpu_s
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -72,6 +78,7 @@ from recall_shared.topics import ALERTS  # noqa: E402
 
 MIGRATIONS = Path(notifier.__file__).parent / "migrations"
 MAIL_FROM = "recalls@recall-alerts.invalid"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -255,6 +262,41 @@ def plain_messages(settings: Settings, alerts: list[ev.AlertState], run: str) ->
     return out
 
 
+async def backend_pids(sessions: async_sessionmaker[AsyncSession], db: str) -> list[int]:
+    async with sessions() as session:
+        rows = await session.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = :db"), {"db": db}
+        )
+        return [int(pid) for (pid,) in rows]
+
+
+class SideCpu:
+    """CPU seconds per side: this process, the sink, the database's backends."""
+
+    def __init__(self, sink_pid: int) -> None:
+        self.sink_pid = sink_pid
+        self.spent: dict[str, dict[str, float]] = {
+            side: {"process": 0.0, "sink": 0.0, "postgres": 0.0} for side in ("notifier", "plain")
+        }
+
+    def now(self, pids: list[int]) -> dict[str, float]:
+        return {
+            "process": time.process_time(),
+            "sink": process_cpu_s(self.sink_pid),
+            "postgres": sum(process_cpu_s(p) for p in pids),
+        }
+
+    def add(self, side: str, before: dict[str, float], after: dict[str, float]) -> None:
+        for k in before:
+            self.spent[side][k] += after[k] - before[k]
+
+    def per_message_ms(self, n: int) -> dict[str, dict[str, float]]:
+        return {
+            side: {k: round(1000 * v / n, 2) for k, v in parts.items()}
+            for side, parts in self.spent.items()
+        }
+
+
 async def _outbox_empty(session: AsyncSession) -> bool:
     return not await session.scalar(text("SELECT count(*) FROM outbox"))
 
@@ -391,16 +433,26 @@ async def main() -> None:
 
                 system_s = plain_s = 0.0
                 per_round = []
+                cpu = SideCpu(sink_proc.pid)
+                load_before = os.getloadavg()[0]
+
+                async def measured(side: str, run: Awaitable[T]) -> T:
+                    pids = await backend_pids(sessions, db)
+                    before = cpu.now(pids)
+                    result = await run
+                    cpu.add(side, before, cpu.now(pids))
+                    return result
+
                 chunk = -(-n // args.rounds)
                 for r in range(args.rounds):
                     part = slice(w + r * chunk, w + min((r + 1) * chunk, n))
                     k = part.stop - part.start
                     if r % 2 == 0:
-                        p = await plain_side(part)
-                        s, notices = await system(part)
+                        p = await measured("plain", plain_side(part))
+                        s, notices = await measured("notifier", system(part))
                     else:
-                        s, notices = await system(part)
-                        p = await plain_side(part)
+                        s, notices = await measured("notifier", system(part))
+                        p = await measured("plain", plain_side(part))
                     system_s += s
                     plain_s += p
                     per_round.append(
@@ -412,6 +464,8 @@ async def main() -> None:
                             if args.start_at == "alerts"
                             else None,
                             "notifier_s": round(s, 2),
+                            "ratio": round(p / s, 3),
+                            "load": round(os.getloadavg()[0], 2),
                         }
                     )
                 await plain.close()
@@ -446,6 +500,8 @@ async def main() -> None:
                 "ratio": round(rate / plain_rate, 3),
                 "target_ratio": 0.9,
                 "per_round": per_round,
+                "cpu_ms_per_message": cpu.per_message_ms(n),
+                "load_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                 # The alert -> notice step in bulk (handle_many over every alert in one
                 # transaction, parsing excluded): what the batched consumer can feed the sender.
                 "bulk_alert_to_notice_per_s": round((n + w) / bulk_s) if bulk_s else None,

@@ -1,9 +1,11 @@
-"""Claimed work flowing through concurrent workers, its outcomes group-committed: the pattern of the
-email sender's ``_Flow`` (``sender.py``), generic, for a sender whose work is one call per job (the
-SMS sender). ``workers`` jobs are in flight at once; one recorder commits the outcomes of everything
-that finished meanwhile in one call of ``record`` (one transaction) while the next jobs go out, and
-the claimer tops the queue up whenever fewer than a watermark are left unfinished (``below``), so no
-request waits on a claim or a commit.
+"""Claimed work flowing through concurrent workers, its outcomes group-committed: the pipeline both
+senders run on (the email sender over its SMTP connections, the SMS sender over its requests in
+flight). ``workers`` jobs are in flight at once; an optional preparer (``prepare``: deciding and
+rendering, CPU) works just ahead of them, a few jobs per worker, so no worker waits on it and it
+never runs far ahead of a lease; one recorder commits the outcomes of everything that finished
+meanwhile in one call of ``record`` (one transaction) while the next jobs go out, and the claimer
+tops the queue up whenever fewer than a watermark are left unfinished (``below``), so no worker
+waits on a claim or a commit.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 # The recorder waits up to this long after the first outcome for more to join (fewer, larger
-# transactions), unless nothing is left in flight (then it commits at once: no tail of waiting at
-# the end of a burst), and takes at most this many in one.
+# transactions) while workers are at work, and takes at most this many in one. With no job at work
+# it commits at once: no tail of waiting at the end of a burst, and outcomes the preparer settles
+# (notices held for want of an address) are committed as they come, a group of what settled while
+# the previous commit ran, so the SMS they fall back to is not held back by a linger.
 RECORD_LINGER_S = 0.1
 RECORD_MAX = 500
+_SETTLED_RUN = 100  # outcomes the preparer settles in a row before it lets the other stages run
 _RECORD_ATTEMPTS = 5  # for errors that are not the database's (those are waited out)
 _RECORD_ATTEMPT_TIMEOUT_S = 30.0
 RECORD_BACKOFF_INITIAL_S = 0.2
@@ -41,22 +46,37 @@ class GroupCommitFlow(Generic[J, R]):
         workers: int,
         work: Callable[[J], Awaitable[R]],
         record: Callable[[list[R]], Awaitable[None]],
-        name: str = "flow",
+        prepare: Callable[[J], Awaitable[R | None]] | None = None,
+        name: str = "flow",  # its stages are named "<name>: send 1" and so on
+        linger_s: float | None = None,
+        what: str = "outcomes",
     ) -> None:
+        """``prepare``, if given, runs on each job in order before a worker takes it: it returns
+        an outcome when the job needs no work (recorded as it is), None to pass the job on."""
         self.name = name
         self.workers = workers
         self._live = workers
         self._work = work
         self._record = record
+        self._prepare = prepare
+        self._linger_s = RECORD_LINGER_S if linger_s is None else linger_s
+        self._what = what
         self._todo: asyncio.Queue[J | None] = asyncio.Queue()
+        # What the workers take: the preparer's output, a few per worker, or the jobs as fed.
+        self._ready: asyncio.Queue[J | None] = (
+            asyncio.Queue(maxsize=2 * workers) if prepare is not None else self._todo
+        )
         self._done: asyncio.Queue[R | None] = asyncio.Queue()
-        self.unfinished = 0  # fed and not yet through ``work``
+        self.unfinished = 0  # fed and not yet through ``work`` (or settled by ``prepare``)
+        self.at_work = 0  # handed to the workers and not yet through ``work``
         self._changed = asyncio.Event()
 
     def feed(self, jobs: list[J]) -> None:
         for job in jobs:
             self._todo.put_nowait(job)
         self.unfinished += len(jobs)
+        if self._prepare is None:
+            self.at_work += len(jobs)
 
     async def below(self, watermark: int) -> None:
         """Return once no more than ``watermark`` jobs are unfinished."""
@@ -74,23 +94,44 @@ class GroupCommitFlow(Generic[J, R]):
             try:
                 await claim(self)
             finally:
-                for _ in range(self.workers):
+                for _ in range(1 if self._prepare is not None else self.workers):
                     self._todo.put_nowait(None)
 
-        await run_stages(
-            [
-                (f"{self.name} recorder", self._recorder()),
-                (f"{self.name} claimer", claimer()),
-                *[(f"{self.name} worker {i}", self._worker()) for i in range(self.workers)],
-            ]
-        )
+        stages = [
+            (f"{self.name}: record", self._recorder()),
+            (f"{self.name}: claim", claimer()),
+            *[(f"{self.name}: send {i}", self._worker()) for i in range(self.workers)],
+        ]
+        if self._prepare is not None:
+            stages.append((f"{self.name}: prepare", self._preparer(self._prepare)))
+        await run_stages(stages)
+
+    def _through(self, outcome: R) -> None:
+        self.unfinished -= 1
+        self._changed.set()
+        self._done.put_nowait(outcome)
+
+    async def _preparer(self, prepare: Callable[[J], Awaitable[R | None]]) -> None:
+        settled = 0
+        while (job := await self._todo.get()) is not None:
+            outcome = await prepare(job)
+            if outcome is not None:
+                self._through(outcome)
+                settled += 1
+                if settled % _SETTLED_RUN:
+                    continue  # settling is quick: a claim's run of them goes to one commit
+            else:
+                self.at_work += 1
+                await self._ready.put(job)
+            await asyncio.sleep(0)  # preparing is CPU: let the workers read their replies
+        for _ in range(self.workers):
+            await self._ready.put(None)
 
     async def _worker(self) -> None:
-        while (job := await self._todo.get()) is not None:
+        while (job := await self._ready.get()) is not None:
             outcome = await self._work(job)
-            self.unfinished -= 1
-            self._changed.set()
-            self._done.put_nowait(outcome)
+            self.at_work -= 1
+            self._through(outcome)
         self._live -= 1
         if self._live == 0:
             self._done.put_nowait(None)  # the last worker done: the recorder ends after the rest
@@ -115,10 +156,10 @@ class GroupCommitFlow(Generic[J, R]):
             await self._record_retrying(batch)
 
     async def _linger(self) -> None:
-        """Wait for more outcomes: until the linger is over, the batch is full, or none is left in
-        flight."""
-        deadline = asyncio.get_running_loop().time() + RECORD_LINGER_S
-        while self.unfinished > 0 and self._done.qsize() < RECORD_MAX:
+        """Wait for more outcomes: until the linger is over, the batch is full, or no job is left at
+        work."""
+        deadline = asyncio.get_running_loop().time() + self._linger_s
+        while self.at_work > 0 and self._done.qsize() < RECORD_MAX:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return
@@ -126,7 +167,7 @@ class GroupCommitFlow(Generic[J, R]):
             await wait_set(self._changed, left)
 
     async def _record_retrying(self, outcomes: list[R]) -> None:
-        await record_retrying(self._record, outcomes)
+        await record_retrying(self._record, outcomes, what=self._what)
 
 
 async def record_retrying(

@@ -115,6 +115,23 @@ def _notice_items(recall: ev.RecallContent, lang: str) -> dict[str, object]:
 
 
 @dataclass(frozen=True)
+class _RecallParts:
+    """What a notice shows of its recall in one language: the same for every customer it reaches,
+    so made once per recall and language (:meth:`NoticeRenderer._recall_parts`)."""
+
+    recall: ev.RecallContent  # what they were made from: a cached entry is used only for its equal
+    texts: LocalTexts
+    images: list[str]
+    remedies: list[dict[str, str]]
+    withdrawal: str
+    image_alt: str
+    items: dict[str, object]
+
+
+_RECALL_PARTS_CACHED = 256  # recall × language entries, then forgotten
+
+
+@dataclass(frozen=True)
 class RenderedNotice:
     subject: str
     text: str
@@ -140,6 +157,39 @@ class NoticeRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._parts: dict[tuple[str, int, str, str], _RecallParts] = {}
+
+    def _recall_parts(
+        self, alert: ev.AlertState, locale: str, loc: str, s: Mapping[str, str]
+    ) -> _RecallParts:
+        """The recall's parts of a notice, kept per recall version and language: a recall reaches
+        thousands of customers, and these cost most of a notice's rendering. An entry is used only
+        for a recall equal to the one it was made from."""
+        key = (alert.recall_id, alert.recall_version, locale, loc)
+        recall = alert.recall
+        parts = self._parts.get(key)
+        if parts is not None and (parts.recall is recall or parts.recall == recall):
+            return parts
+        texts = localized(recall, locale)
+        parts = _RecallParts(
+            recall=recall,
+            texts=texts,
+            images=[u for u in recall.images if _SAFE_IMAGE_URL.match(u)],
+            remedies=[
+                {
+                    "label": s[f"remedy.{r.type}"],
+                    "instructions": texts.remedy_instructions.get(r.type, ""),
+                }
+                for r in recall.remedies
+            ],
+            withdrawal=s["withdrawal"].format(title=texts.title),
+            image_alt=s["image_alt"].format(title=texts.title),
+            items=_notice_items(recall, loc),
+        )
+        if len(self._parts) >= _RECALL_PARTS_CACHED:
+            self._parts.clear()
+        self._parts[key] = parts
+        return parts
 
     def subject(
         self, recall: ev.RecallContent, kind: str, locale: str, title: str | None = None
@@ -170,7 +220,8 @@ class NoticeRenderer:
         if remedy_reason:  # a remedy that waits for the customer (remedy_reminders.py)
             s = {**s, "action": s["remedy_reminder.action"]}
         recall = alert.recall
-        texts = localized(recall, locale or loc)
+        parts = self._recall_parts(alert, locale or loc, loc, s)
+        texts = parts.texts
         if kind == "withdrawal":
             intro = ""
         elif kind == "update":
@@ -228,28 +279,22 @@ class NoticeRenderer:
             if recipient_name
             else s["greeting.anonymous"],
             "intro": intro,
-            "withdrawal": s["withdrawal"].format(title=texts.title),
+            "withdrawal": parts.withdrawal,
             "recall": texts,
-            "images": [u for u in recall.images if _SAFE_IMAGE_URL.match(u)],
-            "image_alt": s["image_alt"].format(title=texts.title),
+            "images": parts.images,
+            "image_alt": parts.image_alt,
             "product_ids": product_ids,
             "lines": lines,
             "possibly": alert.tier == "possibly_affected"
             or any(line.tier == "possibly_affected" for line in alert.lines),
-            "remedies": [
-                {
-                    "label": s[f"remedy.{r.type}"],
-                    "instructions": texts.remedy_instructions.get(r.type, ""),
-                }
-                for r in recall.remedies
-            ],
+            "remedies": parts.remedies,
             "link": f"{self.portal_url}/recalls/{alert.alert_id}",
             # The purchaser of a gift is asked to pass the notice on (issue 15).
             "gift_pass_on": s["gift.pass_on"]
             if recipient_role != "gift_recipient" and any(x.is_gift for x in alert.lines)
             else "",
             "lang": loc,
-            **_notice_items(recall, loc),
+            **parts.items,
         }
         return RenderedNotice(
             subject=self.subject(recall, kind, loc, texts.title),
@@ -258,23 +303,31 @@ class NoticeRenderer:
         )
 
 
+# An encoded word is "=?utf-8?q?" + the encoded bytes + "?=": 12 characters around them.
+_WORD_OVERHEAD = len(email.quoprimime.header_encode(b"a", "utf-8")) - 1
+_WORD_MAX = 75
+
+
 def _encoded_words(value: str) -> str:
     """An unstructured header value: ASCII as is; otherwise RFC 2047 encoded words of at most 75
     characters, on one line (decoders join adjacent encoded words), folded only if the line would
-    break SMTP's limit."""
+    break SMTP's limit. Each word is as long as the limit allows; a character's encoded length is
+    added to its word's, not the word encoded again per character."""
     if value.isascii():
         return value
-    words: list[str] = []
-    chunk = ""
+    chunks: list[str] = []
+    chunk: list[str] = []
+    length = _WORD_OVERHEAD
     for ch in value:
-        candidate = chunk + ch
-        if len(email.quoprimime.header_encode(candidate.encode(), "utf-8")) > 75:
-            words.append(email.quoprimime.header_encode(chunk.encode(), "utf-8"))
-            chunk = ch
-        else:
-            chunk = candidate
+        size = email.quoprimime.header_length(ch.encode())
+        if chunk and length + size > _WORD_MAX:
+            chunks.append("".join(chunk))
+            chunk, length = [], _WORD_OVERHEAD
+        chunk.append(ch)
+        length += size
     if chunk:
-        words.append(email.quoprimime.header_encode(chunk.encode(), "utf-8"))
+        chunks.append("".join(chunk))
+    words = [email.quoprimime.header_encode(c.encode(), "utf-8") for c in chunks]
     line = " ".join(words)
     return line if len(line) < 900 else "\r\n ".join(words)
 
@@ -302,6 +355,12 @@ def _qp(body: str) -> bytes:
     ).replace(b"\n", b"\r\n")
 
 
+@functools.lru_cache(maxsize=16)
+def _mailbox(value: str) -> tuple[str, str]:
+    """The sender's name and address (one per configuration: parsed once, not per message)."""
+    return parseaddr(value)
+
+
 def wire_message(
     rendered: RenderedNotice,
     *,
@@ -315,7 +374,7 @@ def wire_message(
     """The notice as sent, written directly (the stdlib email package costs milliseconds per
     message): CRLF line ends, one-line headers, a multipart/alternative of quoted-printable text and
     HTML. The boundary starts with "=_", which quoted-printable content can never contain."""
-    from_name, from_addr = parseaddr(mail_from)
+    from_name, from_addr = _mailbox(mail_from)
     boundary = "=_recall_" + re.sub(r"[^0-9A-Za-z]", "", notice_id)[:60]
     headers = [
         ("From", _address(from_name, from_addr)),
@@ -372,7 +431,7 @@ def outgoing(
     data = wire_message(
         rendered, to=to, name=name, mail_from=mail_from, message_id=message_id, notice_id=notice_id
     )
-    return OutgoingMail(parseaddr(mail_from)[1], [to], data)
+    return OutgoingMail(_mailbox(mail_from)[1], [to], data)
 
 
 def build_message(

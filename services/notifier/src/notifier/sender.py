@@ -9,11 +9,12 @@ State machine of a notice (all transitions are committed rows):
                          '----lease expired (the sender died)--> in doubt, see below
 
 **A pipeline that keeps every connection busy.** Claimed notices flow through concurrent stages
-(:class:`_Flow`): the claim and the load of what rendering needs are one statement, and the next
-batch is claimed while half of the current one is still unsent; one preparer renders a few messages
-per connection ahead of the senders; one worker per pooled connection sends; one recorder
-group-commits the outcomes of everything that finished meanwhile, while the next messages go out. No
-commit waits on the path from one SMTP transaction to the next (under at-least-once).
+(:class:`notifier.group_commit.GroupCommitFlow`, which the SMS sender runs on too): the claim and
+the load of what rendering needs are one statement, and the next batch is claimed while half of the
+current one is still unsent; one preparer renders a few messages per connection ahead of the
+senders; one worker per pooled connection sends; one recorder group-commits the outcomes of
+everything that finished meanwhile, while the next messages go out. No commit waits on the path
+from one SMTP transaction to the next (under at-least-once).
 
 **Exactly once, as far as SMTP allows.** SMTP has no idempotency key and a relay cannot be asked
 whether it already took a message, so after a crash between the relay's "250" and our commit of
@@ -73,7 +74,7 @@ from notifier.domain import (
     retry_delay_s,
 )
 from notifier.fallback import Unreached, queue_fallback, queue_fallbacks
-from notifier.group_commit import record_retrying
+from notifier.group_commit import GroupCommitFlow
 from notifier.handlers import SENDER_CHANNEL, message_id_for
 from notifier.notice_traces import send_parent
 from notifier.remedy_notices import REMEDY_NOTICE_KINDS
@@ -81,7 +82,6 @@ from notifier.remedy_reminders import REMEDY_REMINDER_FIRST
 from notifier.render import NoticeRenderer, OutgoingMail, outgoing
 from notifier.settings import Settings
 from notifier.smtp_pool import MailError, MailTransport, SmtpPool
-from notifier.stages import run_stages
 from recall_shared import events as ev
 from recall_shared.db import asyncpg_dsn
 from recall_shared.event_ids import event_id
@@ -184,10 +184,10 @@ _START_REMINDERS = text(
 
 FaultHook = Callable[[str, str], Awaitable[None]]
 
-# Group commit of outcomes: the recorder waits this long after the first outcome for more to join
-# (fewer, larger transactions; sending goes on meanwhile), and takes at most this many in one.
+# Group commit of outcomes: the recorder waits up to this long after the first outcome for more to
+# join (fewer, larger transactions; sending goes on meanwhile), less once nothing is in flight.
 _RECORD_LINGER_S = 0.05
-_RECORD_MAX = 500
+_STATES_CACHED = 1000  # alert states parsed per flow, then forgotten
 _RECORD_BACKOFF_MAX_S = 5.0
 _CLAIM_ATTEMPT_TIMEOUT_S = 30.0
 
@@ -199,13 +199,13 @@ class _Job:
     in_doubt: bool  # the previous attempt was interrupted after 'sending' was recorded
     row: Any
     lease_ends: float  # monotonic: after this another sender may hold the notice
+    prepared: _Prepared | None = None  # set by the preparer when the notice is to be sent
 
 
 @dataclass
-class _Ready:
+class _Prepared:
     """A notice rendered and addressed, waiting for a connection."""
 
-    job: _Job
     message: OutgoingMail
     to: str
     role: str
@@ -223,104 +223,6 @@ class _Outcome:
     reason: str = ""
     permanent: bool = False
     state: ev.AlertState | None = None
-
-
-class _Flow:
-    """Claimed notices flowing through concurrent stages, so the SMTP connections never wait on
-    rendering or the database: one preparer renders just ahead of the senders (``ready`` holds a few
-    messages per connection), one worker per connection sends, one recorder group-commits the
-    outcomes while the next messages go out. ``unsent`` counts notices claimed and not yet through
-    their SMTP transaction; the claimer tops it up (``NoticeSender._flow_until_stopped``)."""
-
-    def __init__(self, sender: NoticeSender) -> None:
-        self.sender = sender
-        self.workers = sender.settings.smtp_concurrency
-        self.todo: asyncio.Queue[_Job | None] = asyncio.Queue()
-        self.ready: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=2 * self.workers)
-        self.done: asyncio.Queue[_Outcome | None] = asyncio.Queue()
-        self.unsent = 0
-        self._changed = asyncio.Event()
-        self._senders_left = self.workers
-        # Claimed here and not yet recorded: never claimed again by this flow, even once its lease
-        # ran out (a database outage held the record back), as the mail may be out already.
-        self.held: set[str] = set()
-
-    def feed(self, jobs: list[_Job]) -> None:
-        for job in jobs:
-            self.todo.put_nowait(job)
-            self.held.add(job.notice_id)
-        self.unsent += len(jobs)
-
-    def close(self) -> None:
-        """No more jobs: the stages finish what they hold, then end."""
-        self.todo.put_nowait(None)
-
-    async def below(self, watermark: int) -> None:
-        while self.unsent > watermark:
-            self._changed.clear()
-            await self._changed.wait()
-
-    def _through(self, outcome: _Outcome) -> None:
-        self.unsent -= 1
-        self._changed.set()
-        self.done.put_nowait(outcome)
-
-    async def run(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
-        """Run the stages while ``claim`` feeds them; return once all it claimed is recorded. If
-        any part fails, the rest is stopped (what was claimed, not recorded, awaits its lease) and
-        the failure raised (``notifier.stages``: a part that ignores its cancellation is left
-        behind, logged)."""
-        stages = [("notices: claim", self._claiming(claim)), ("notices: prepare", self._prepare())]
-        stages += [(f"notices: send {i}", self._send()) for i in range(self.workers)]
-        stages.append(("notices: record", self._record()))
-        await run_stages(stages)
-
-    async def _claiming(self, claim: Callable[[_Flow], Awaitable[object]]) -> None:
-        try:
-            await claim(self)
-        finally:
-            self.close()
-
-    async def _prepare(self) -> None:
-        states: dict[tuple[str, int, str], ev.AlertState] = {}
-        while (job := await self.todo.get()) is not None:
-            if len(states) > 1000:
-                states.clear()
-            item = await self.sender._prepare(job, states)
-            if isinstance(item, _Outcome):
-                self._through(item)
-            else:
-                await self.ready.put(item)
-            await asyncio.sleep(0)  # rendering is CPU: let the connections read their replies
-        for _ in range(self.workers):
-            await self.ready.put(None)
-
-    async def _send(self) -> None:
-        while (item := await self.ready.get()) is not None:
-            self._through(await self.sender._send(item))
-        self._senders_left -= 1
-        if self._senders_left == 0:
-            self.done.put_nowait(None)  # all is through: the recorder records the rest, then ends
-
-    async def _record(self) -> None:
-        ended = False
-        while not ended:
-            first = await self.done.get()
-            if first is None:
-                return
-            batch = [first]
-            await asyncio.sleep(_RECORD_LINGER_S)
-            while len(batch) < _RECORD_MAX:
-                try:
-                    item = self.done.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    ended = True
-                    break
-                batch.append(item)
-            await self.sender._record_retrying(batch)
-            self.held.difference_update(o.job.notice_id for o in batch)
 
 
 class NoticeSender:
@@ -349,12 +251,41 @@ class NoticeSender:
         # Fault injection for tests: awaited at "claimed", "marked" and "sent" per notice.
         self.fault = fault
         self.renderer = NoticeRenderer(settings.customer_portal_url)
+        # Derived from the settings once (an HMAC and an address parse), not per message.
+        self._bounce_mailbox = settings.bounce_mailbox
+        self._verp_key = settings.verp_key
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Claimed by this sender's flow and not yet recorded: never claimed again by it, even once
+        # its lease ran out (a database outage held the record back), as the mail may be out.
+        self._held: set[str] = set()
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+
+    def _flow(self) -> GroupCommitFlow[_Job, _Outcome]:
+        """Claimed notices through the pipeline (:class:`notifier.group_commit.GroupCommitFlow`):
+        one preparer decides and renders just ahead of the connections, one worker per pooled
+        connection sends, one recorder group-commits the outcomes while the next messages go
+        out. What it held before is left to its lease."""
+        self._held.clear()
+        states: dict[tuple[str, int, str], ev.AlertState] = {}
+
+        async def prepare(job: _Job) -> _Outcome | None:
+            if len(states) > _STATES_CACHED:
+                states.clear()
+            return await self._prepare(job, states)
+
+        return GroupCommitFlow(
+            workers=self.settings.smtp_concurrency,
+            prepare=prepare,
+            work=self._send,
+            record=self._record_then_release,
+            name="notices",
+            linger_s=_RECORD_LINGER_S,
+            what="notice outcomes",
+        )
 
     async def run(self, _runtime: object = None) -> None:
         try:
@@ -381,7 +312,7 @@ class NoticeSender:
         is still sent and recorded."""
         batch = self.settings.send_batch_size
 
-        async def claim(flow: _Flow) -> None:
+        async def claim(flow: GroupCommitFlow[_Job, _Outcome]) -> None:
             while not self._stopping.is_set() and not listener.is_closed():
                 await flow.below(batch // 2)
                 if self._stopping.is_set():
@@ -392,22 +323,22 @@ class NoticeSender:
                     continue
                 await wait_set(self._wake, self.settings.sender_poll_s)
 
-        await _Flow(self).run(claim)
+        await self._flow().run(claim)
 
     async def send_due(self, limit: int | None = None) -> int:
         """Claim up to ``limit`` due notices, send them, record the results; returns how many were
         claimed."""
         claimed = 0
 
-        async def claim(flow: _Flow) -> None:
+        async def claim(flow: GroupCommitFlow[_Job, _Outcome]) -> None:
             nonlocal claimed
             claimed = await self._claim_into(flow, limit or self.settings.send_batch_size)
 
-        await _Flow(self).run(claim)
+        await self._flow().run(claim)
         return claimed
 
     async def _claim_waiting_out_outages(
-        self, flow: _Flow, limit: int, listener: asyncpg.Connection
+        self, flow: GroupCommitFlow[_Job, _Outcome], limit: int, listener: asyncpg.Connection
     ) -> int:
         """Claim, waiting out a database outage while the flow goes on: the mails in flight are
         still sent and their outcomes recorded (the recorder waits too). Ending the flow instead
@@ -424,13 +355,13 @@ class NoticeSender:
                 log.warning(
                     "claiming notices failed; retrying",
                     exc_info=True,
-                    extra={"retry_in_s": delay, "unsent": flow.unsent},
+                    extra={"retry_in_s": delay, "unsent": flow.unfinished},
                 )
                 await wait_set(self._stopping, delay)
                 delay = min(delay * 2, _RECORD_BACKOFF_MAX_S)
         return 0
 
-    async def _claim_into(self, flow: _Flow, limit: int) -> int:
+    async def _claim_into(self, flow: GroupCommitFlow[_Job, _Outcome], limit: int) -> int:
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         lease = self.settings.send_lease_s
         async with self.session_factory() as session, session.begin():
@@ -438,24 +369,24 @@ class NoticeSender:
             rows = (
                 await session.execute(
                     _CLAIM_AT_MOST_ONCE if at_most_once else _CLAIM_AT_LEAST_ONCE,
-                    {"lease": lease, "n": limit, "held": list(flow.held)},
+                    {"lease": lease, "n": limit, "held": list(self._held)},
                 )
             ).all()
         # A notice without its alert (never the case: both come with it) is left to its lease.
-        flow.feed(
-            [
-                _Job(r.notice_id, r.attempts, r.was == "sending", r, lease_ends)
-                for r in rows
-                if r.state is not None
-            ]
-        )
+        jobs = [
+            _Job(r.notice_id, r.attempts, r.was == "sending", r, lease_ends)
+            for r in rows
+            if r.state is not None
+        ]
+        self._held.update(j.notice_id for j in jobs)
+        flow.feed(jobs)
         return len(rows)
 
     async def _prepare(
         self, job: _Job, states: dict[tuple[str, int, str], ev.AlertState]
-    ) -> _Ready | _Outcome:
+    ) -> _Outcome | None:
         """Decide whether the notice is still to be sent, and render it (off the connections'
-        path)."""
+        path): its outcome if it is not to be sent, else None (``job.prepared`` is set)."""
         row = job.row
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         if self.fault is not None:
@@ -523,14 +454,15 @@ class NoticeSender:
                 job, "failed", self.clock.now(), reason=str(exc), permanent=True, state=state
             )
         # Its own return path (VERP): a bounce names the notice whatever it quotes of it.
-        message.sender = verp_address(
-            self.settings.bounce_mailbox, job.notice_id, self.settings.verp_key
-        )
-        return _Ready(job, message, to, decision.role, state)
+        message.sender = verp_address(self._bounce_mailbox, job.notice_id, self._verp_key)
+        job.prepared = _Prepared(message, to, decision.role, state)
+        return None
 
-    async def _send(self, ready: _Ready) -> _Outcome:
+    async def _send(self, job: _Job) -> _Outcome:
         """One SMTP transaction (on the connection this worker holds) and what came of it."""
-        job, state = ready.job, ready.state
+        ready = job.prepared
+        assert ready is not None, "sent before it was prepared"
+        state = ready.state
         at_most_once = self.settings.delivery_guarantee == "at_most_once"
         if time.monotonic() >= job.lease_ends:
             # Waited past its lease (a very slow relay): another sender may hold it by now, so it
@@ -612,10 +544,12 @@ class NoticeSender:
 
     # ------------------------------------------------------------------ recording
 
-    async def _record_retrying(self, outcomes: list[_Outcome]) -> None:
-        """Record the batch, waiting a database outage out (the mails are out: giving up would
-        make them "in doubt" and, under at-least-once, sent twice)."""
-        await record_retrying(self._record, outcomes, what="notice outcomes")
+    async def _record_then_release(self, outcomes: list[_Outcome]) -> None:
+        """Record the batch (the flow waits a database outage out: the mails are out, giving up
+        would make them "in doubt" and, under at-least-once, sent twice); once committed, its
+        notices may be claimed again."""
+        await self._record(outcomes)
+        self._held.difference_update(o.job.notice_id for o in outcomes)
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """All outcomes of a batch in one transaction (a group commit)."""

@@ -110,3 +110,75 @@ async def test_a_failing_worker_stops_the_flow_with_its_error() -> None:
     with pytest.raises(ValueError, match="provider adapter bug"):
         async with asyncio.timeout(5):
             await GroupCommitFlow(workers=2, work=work, record=Recorder()).run(claim)
+
+
+async def test_a_job_the_preparer_settles_is_recorded_without_work() -> None:
+    worked: list[int] = []
+
+    async def prepare(job: int) -> int | None:
+        return -job if job % 2 else None  # odd jobs need no work: their outcome is known
+
+    async def work(job: int) -> int:
+        worked.append(job)
+        return job
+
+    async def claim(flow: GroupCommitFlow[int, int]) -> None:
+        flow.feed(list(range(10)))
+
+    record = Recorder()
+    await GroupCommitFlow(workers=2, work=work, record=record, prepare=prepare).run(claim)
+    assert sorted(worked) == [0, 2, 4, 6, 8]
+    assert sorted(o for b in record.batches for o in b) == [-9, -7, -5, -3, -1, 0, 2, 4, 6, 8]
+
+
+async def test_the_preparer_stays_a_few_jobs_per_worker_ahead() -> None:
+    """Preparing is CPU and a prepared job waits for a worker: it runs just ahead of them (so a
+    job does not wait out its lease prepared), not through the whole claim at once."""
+    prepared = 0
+    ahead: list[int] = []
+    started = 0
+
+    async def prepare(job: int) -> int | None:
+        nonlocal prepared
+        prepared += 1
+        ahead.append(prepared - started)
+        return None
+
+    async def work(job: int) -> int:
+        nonlocal started
+        started += 1
+        await asyncio.sleep(0.005)
+        return job
+
+    async def claim(flow: GroupCommitFlow[int, int]) -> None:
+        flow.feed(list(range(40)))
+
+    record = Recorder()
+    await GroupCommitFlow(workers=2, work=work, record=record, prepare=prepare).run(claim)
+    assert sorted(o for b in record.batches for o in b) == list(range(40))
+    assert max(ahead) <= 2 * 2 + 2 + 1, ahead  # the ready queue, the workers' jobs, the one in hand
+
+
+async def test_outcomes_the_preparer_settles_are_committed_without_lingering() -> None:
+    """Notices held for want of an address need no work: with nothing at work, each group of them
+    is committed as it settles, not after the linger (the SMS they fall back to waits on it)."""
+    committed_at: list[float] = []
+    started = time.monotonic()
+
+    async def prepare(job: int) -> int | None:
+        await asyncio.sleep(0.01)  # the claim still being settled, job by job
+        return job
+
+    async def work(job: int) -> int:
+        raise AssertionError("no work for a settled job")
+
+    async def record(outcomes: list[int]) -> None:
+        committed_at.append(time.monotonic() - started)
+
+    async def claim(flow: GroupCommitFlow[int, int]) -> None:
+        flow.feed(list(range(30)))
+
+    flow = GroupCommitFlow(workers=2, work=work, record=record, prepare=prepare, linger_s=1.0)
+    await flow.run(claim)
+    assert committed_at[0] < 0.15, "the first settled outcomes committed at once, not lingered on"
+    assert len(committed_at) > 1, "later ones in groups as they settle"

@@ -111,9 +111,11 @@ class Cases:
     # ------------------------------------------------------------------ recovery
 
     async def recover(self) -> int:
-        """Settle refund intents whose lease ran out (a crash, a transient failure) and retry return
-        labels the carrier could not issue. Returns how many cases were looked at."""
+        """Settle refund intents whose lease ran out (a crash, a transient failure), retry return
+        labels the carrier could not issue and resume cases that missed their alert's arrival.
+        Returns how many cases were looked at."""
         case_ids = await self.refunds.due_for_recovery()
+        stalled = await self.lifecycle.stalled_cases()
         assert self.session_factory is not None
         async with self.session_factory() as session:
             label_ids = list(
@@ -138,7 +140,15 @@ class Cases:
                 await self.lifecycle.retry_label(case_id)
             except Exception:
                 log.exception("label recovery failed", extra={"case_id": case_id})
-        return len(case_ids) + len(label_ids)
+        for case_id in stalled:
+            log.warning(
+                "resuming a case that missed its alert's arrival", extra={"case_id": case_id}
+            )
+            try:
+                await self.lifecycle.resume_stalled(case_id)
+            except Exception:
+                log.exception("resuming a stalled case failed", extra={"case_id": case_id})
+        return len(case_ids) + len(label_ids) + len(stalled)
 
     async def recovery_loop(self, interval_s: float, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

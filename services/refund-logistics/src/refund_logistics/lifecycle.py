@@ -243,6 +243,27 @@ class CaseLifecycle:
             ),
         )
 
+    async def stalled_cases(self, limit: int = 200) -> list[str]:
+        """Cases still waiting for their alert or recall though both are known: a remedy request
+        whose transaction read the alert as missing while the alert's own committed, each
+        unseen by the other (read committed, two partitions). The recovery loop resumes them."""
+        async with self._sf()() as session:
+            found = await session.execute(
+                select(Case.case_id)
+                .join(KnownAlert, KnownAlert.alert_id == Case.alert_id)
+                .join(KnownRecall, KnownRecall.recall_id == Case.recall_id)
+                .where(Case.waiting_for.in_(WAITING_FOR_READ_MODEL))
+                .limit(limit)
+            )
+            return list(found.scalars())
+
+    async def resume_stalled(self, case_id: str) -> None:
+        """The recovery loop: a stalled case goes on as the alert's arrival would have taken it."""
+        async with self._sf()() as session, session.begin():
+            case = await locked_case(session, case_id)
+            if case.waiting_for in WAITING_FOR_READ_MODEL:
+                await self.advance(session, case, None)
+
     async def retry_label(self, case_id: str) -> None:
         """The recovery loop: ask the carrier again for a label it could not issue."""
         async with self._sf()() as session, session.begin():

@@ -5,9 +5,12 @@ A refund on destruction waits for the customer's photo (POST /v1/cases/{id}/proo
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from refund_logistics.handlers import case_id_for
 
@@ -147,6 +150,41 @@ async def test_request_before_the_alert_waits_and_completes_when_the_alert_arriv
     events = await rls.wait_for_transitions(case_id, 2)
     assert [b["transition"] for _, _, b in events] == ["open", "issue_refund"]
     assert len(rls.payments.refunds_for(case_id)) == 1
+
+
+async def test_a_case_that_missed_its_alerts_arrival_is_resumed_by_the_recovery_loop(
+    rls, kit
+) -> None:
+    """Two partitions' race: the request's transaction read the alert as missing while the alert's
+    own committed, each unseen by the other, so the case waits for an alert that is known. Played
+    by writing the alert's row behind the consumer's back: only the recovery loop resumes it."""
+    rc = kit.recall()
+    a = kit.alert(rc, kit.new_customer(), lines=[(1, "49.00")])
+    await rls.publish(kit.published(rc))
+    req = kit.remedy_request(a)
+    await rls.publish(req)
+    case_id = case_id_for(req.request_id)
+    await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "alert")
+
+    engine = create_async_engine(rls.settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO alerts (alert_id, customer_id, recall_id, alert_version, status,"
+                    " lines, units) VALUES (:a, :c, :r, 1, 'open', CAST(:lines AS jsonb), 1)"
+                ),
+                {
+                    "a": a.alert_id,
+                    "c": a.customer_id,
+                    "r": a.recall_id,
+                    "lines": json.dumps([line.model_dump(mode="json") for line in a.lines]),
+                },
+            )
+    finally:
+        await engine.dispose()
+    case = await rls.wait_for_case(case_id, lambda c: c["waiting_for"] == "proof")
+    assert case["state"] == "requested"
 
 
 async def test_request_before_the_recall_waits_for_the_recall(rls, kit) -> None:

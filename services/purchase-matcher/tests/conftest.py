@@ -28,7 +28,7 @@ from sqlalchemy import text
 import purchase_matcher
 from purchase_matcher.app import create_app
 from purchase_matcher.settings import Settings
-from recall_shared import envelope
+from recall_shared import envelope, sample_events
 from recall_shared import events as ev
 from recall_shared.auth import generate_api_key, hash_api_key
 from recall_shared.envelope import parse, read_headers
@@ -70,18 +70,13 @@ def recall_snapshot(
     title: str = "Acme kettle KX-1 recall",
     seller_id: str | None = "seller-1",
 ) -> ev.RecallSnapshot:
-    return ev.RecallSnapshot(
+    """The shared test recall, a seller's, published now unless told."""
+    return sample_events.recall_snapshot(
+        *rules,
         recall_id=recall_id,
         version=version,
         seller_id=seller_id,
-        content=ev.RecallContent(
-            title=title,
-            hazard="The base can overheat and cause burns.",
-            severity="high",
-            stop_using="Unplug the kettle and stop using it.",
-            remedies=[ev.Remedy(type="refund_on_destruction")],
-        ),
-        rules=list(rules),
+        title=title,
         published_at=published_at or datetime.now(UTC),
     )
 
